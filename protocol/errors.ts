@@ -1,0 +1,112 @@
+/**
+ * Every error the product raises on purpose carries one of these codes.
+ * A technician reads the code on a display or in a log and looks it up in the
+ * README's table. Codes are grouped by area; a code is never renamed, reused or
+ * removed once released (add new ones at the end of their group).
+ *
+ * The `context` of an RcError must never hold a PAN: only tokens, masked PANs,
+ * lengths, status words, file paths and the like.
+ */
+export const ErrorCode = {
+  // card: what the card answered (or did not)
+  CardNotMir: 'card.not-mir',
+  CardRemoved: 'card.removed',
+  CardTimeout: 'card.timeout',
+  CardStatus: 'card.status-word',
+  CardNoApplication: 'card.no-application',
+  CardBadResponse: 'card.bad-response',
+  CardMissingData: 'card.missing-data',
+  CardBadPan: 'card.bad-pan',
+  CardBadExpiry: 'card.bad-expiry',
+  CardTooManyApdus: 'card.too-many-apdus',
+  TlvMalformed: 'card.tlv-malformed',
+  TlvTooDeep: 'card.tlv-too-deep',
+
+  // reader: the PC/SC stack
+  PcscUnavailable: 'reader.pcsc-unavailable',
+  ReaderNotFound: 'reader.not-found',
+  ReaderTimeout: 'reader.timeout',
+  ReaderTransmit: 'reader.transmit-failed',
+  ReaderBindingMissing: 'reader.binding-missing',
+
+  // token: card-number tokenisation
+  TokenKeyInvalid: 'token.key-invalid',
+
+  // config: device and server configuration files
+  ConfigInvalid: 'config.invalid',
+  ConfigTooNew: 'config.too-new',
+  ConfigNotFound: 'config.not-found',
+  TariffInvalid: 'config.tariff-invalid',
+
+  // store: the device's SQLite store and its lists
+  StoreSchemaTooNew: 'store.schema-too-new',
+  StoreOpenFailed: 'store.open-failed',
+  ListRollback: 'store.list-rollback',
+  ListInvalid: 'store.list-invalid',
+  ListUnknownScope: 'store.list-unknown-scope',
+  ListVersionGap: 'store.list-version-gap',
+  JournalAckInvalid: 'store.journal-ack-invalid',
+
+  // input files (replay taps, lists, CSV imports)
+  InputInvalid: 'input.invalid',
+
+  // sync: the MQTT wire contract
+  SyncBadSignature: 'sync.bad-signature',
+  SyncRollback: 'sync.list-rollback',
+  SyncWrongScope: 'sync.wrong-scope',
+  SyncExpired: 'sync.list-expired',
+  SyncListFrozen: 'sync.list-frozen',
+  SyncBadChunk: 'sync.bad-chunk',
+  SyncPayloadInvalid: 'sync.payload-invalid',
+  SyncPayloadTooLarge: 'sync.payload-too-large',
+  SyncDeviceMismatch: 'sync.device-mismatch',
+  SyncBrokerUnavailable: 'sync.broker-unavailable',
+
+  // server: the operator's sync-server
+  ServerImportInvalid: 'server.import-invalid',
+  ServerNotRunning: 'server.not-running',
+  ServerBadRequest: 'server.bad-request',
+  ServerNotFound: 'server.not-found',
+
+  // io: serial peripherals
+  IoPortUnavailable: 'io.port-unavailable',
+  IoNoAck: 'io.no-ack',
+  IoBadFrame: 'io.bad-frame',
+  IoNack: 'io.nack',
+  IoTimeout: 'io.timeout',
+
+  // runtime: the device's tap loop
+  RuntimeAlreadyRunning: 'runtime.already-running',
+  RuntimeNotRunning: 'runtime.not-running',
+
+  // provision: technicians' set-up
+  ProvisionTokenInvalid: 'provision.token-invalid',
+  ProvisionTokenUsed: 'provision.token-used',
+  ProvisionTokenExpired: 'provision.token-expired',
+  ProvisionTokenWrongKind: 'provision.token-wrong-kind',
+  ProvisionServerUnreachable: 'provision.server-unreachable',
+  ProvisionDeviceRevoked: 'provision.device-revoked',
+  ProvisionAlreadyDone: 'provision.already-provisioned',
+  ProvisionNotDone: 'provision.not-provisioned',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export class RcError extends Error {
+  override readonly name = 'RcError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly context?: Record<string, unknown>,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+
+  toJSON(): { code: ErrorCode; message: string; context?: Record<string, unknown> } {
+    return this.context ? { code: this.code, message: this.message, context: this.context } : { code: this.code, message: this.message };
+  }
+}
+
+export function isRcError(e: unknown, code?: ErrorCode): e is RcError {
+  return e instanceof RcError && (code === undefined || e.code === code);
+}

@@ -1,0 +1,62 @@
+import { createHmac } from 'node:crypto';
+import { ErrorCode, RcError } from './errors.js';
+
+/**
+ * Card tokenisation, shared by the device (on read) and the server (on import).
+ *
+ * token = HMAC-SHA256(key of version v, PAN ‖ PSN) truncated to 16 bytes.
+ * PAN is the ASCII digits; PSN is the two-digit decimal/hex string as read
+ * (tag 5F34, one byte shown as 2 hex digits) or "" when the card has none.
+ * The token is stored together with v so keys can rotate.
+ */
+export interface TokenKey {
+  version: number;
+  key: Buffer; // at least 16 bytes
+}
+
+export const TOKEN_BYTES = 16;
+
+/** Development key: used only when no key is configured, always with a warning. */
+export const DEV_TOKEN_KEY: TokenKey = {
+  version: 0,
+  key: Buffer.from('5265736964656e74436172642d4445562d6b65792d6e6f742d666f722d757365', 'hex'),
+};
+
+export function parseTokenKey(hex: string, version: number | string): TokenKey {
+  const v = typeof version === 'string' ? Number(version) : version;
+  if (!Number.isInteger(v) || v < 0 || v > 0xffff) {
+    throw new RcError(ErrorCode.TokenKeyInvalid, 'token key version must be an integer 0..65535', { version: String(version) });
+  }
+  if (!/^(?:[0-9a-fA-F]{2}){16,64}$/.test(hex)) {
+    throw new RcError(ErrorCode.TokenKeyInvalid, 'token key must be 32 to 128 hex digits (16 to 64 bytes)', { length: hex.length });
+  }
+  return { version: v, key: Buffer.from(hex, 'hex') };
+}
+
+/**
+ * Key from the environment (RC_TOKEN_KEY hex, RC_TOKEN_KEY_VERSION), else null.
+ */
+export function tokenKeyFromEnv(env: NodeJS.ProcessEnv = process.env): TokenKey | null {
+  const hex = env.RC_TOKEN_KEY;
+  if (!hex) return null;
+  return parseTokenKey(hex, env.RC_TOKEN_KEY_VERSION ?? '1');
+}
+
+/**
+ * Derive the token. `pan` is a Buffer of ASCII digits so the caller can wipe it
+ * (`pan.fill(0)`) right after; this function never copies it into a string.
+ */
+export function deriveToken(pan: Uint8Array, psn: string | null, key: TokenKey): string {
+  const mac = createHmac('sha256', key.key);
+  mac.update(pan);
+  if (psn) mac.update(psn, 'ascii');
+  return mac.digest().subarray(0, TOKEN_BYTES).toString('hex');
+}
+
+/** Masked PAN: first 6 digits, one '*' per hidden digit, last 4. `pan` is ASCII digits. */
+export function maskPan(pan: Uint8Array): string {
+  const n = pan.length;
+  let out = '';
+  for (let i = 0; i < n; i++) out += i < 6 || i >= n - 4 ? String.fromCharCode(pan[i]!) : '*';
+  return out;
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The README's second quick-start line: install everything the tests need
+# (Debian packages included) and run the whole suite. .ci/run runs this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+export npm_config_nodedir=/usr   # build native addons against the system's Node headers (no download)
+
+if [ "$(id -u)" = 0 ]; then
+  apt-get update -qq
+  # pcscd + vpcd: the real PC/SC stack; libpcsclite-dev: headers for the smartcard binding;
+  # mosquitto: the external broker; socat: pty pairs; udev: serialport's port listing;
+  # gcc: the TCP_NODELAY shim for pcscd.
+  apt-get install -y -qq --no-install-recommends \
+    pcscd vsmartcard-vpcd libpcsclite-dev mosquitto socat udev \
+    gcc libc6-dev make g++ python3 >/dev/null
+else
+  echo "not root: assuming the Debian packages are installed already" >&2
+fi
+
+npm ci --no-audit --no-fund
+npm run build
+npm run typecheck
+npx vitest run

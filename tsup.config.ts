@@ -1,0 +1,20 @@
+import { defineConfig } from 'tsup';
+
+// Three programs, one package. Runtime packages stay external (they are in
+// "dependencies"), so native modules (better-sqlite3, smartcard, serialport)
+// load from node_modules.
+export default defineConfig({
+  entry: {
+    'rc-device': 'device/cli.ts',
+    'rc-sync-server': 'sync-server/cli.ts',
+    'rc-provision': 'provisioning/cli.ts',
+  },
+  format: ['esm'],
+  platform: 'node',
+  target: 'node20',
+  outDir: 'dist',
+  clean: true,
+  sourcemap: true,
+  splitting: true,
+  banner: { js: '#!/usr/bin/env node' },
+});

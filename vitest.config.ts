@@ -1,0 +1,30 @@
+import { defineConfig } from 'vitest/config';
+
+// Two projects:
+//  - unit: pure logic and in-process transports, fully parallel.
+//  - integration: the real stack (pcscd + vpcd, MQTT brokers, SQLite files,
+//    socat ptys, child processes). Each file owns its rig (private pcscd,
+//    free ports), runs in its own process, and stops what it started.
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: ['test/unit/**/*.test.ts'],
+          testTimeout: 20_000,
+        },
+      },
+      {
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts', 'test/e2e/**/*.test.ts'],
+          pool: 'forks',
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+          maxWorkers: 2,
+        },
+      },
+    ],
+  },
+});
