@@ -12,6 +12,6 @@ export interface CardRig {
   teardown(): Promise<void>;
   /** present a card described by spec and return a channel to it (the card is powered) */
   present(spec: VCardSpec): Promise<CardChannel>;
-  /** take the card away; resolves when the reader has noticed */
+  /** take the card away; resolves when the reader has noticed (a no-op when no card is present) */
   remove(): Promise<void>;
 }
