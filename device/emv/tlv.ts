@@ -8,7 +8,7 @@ import { ErrorCode, RcError } from '../../protocol/errors.js';
  * - bit 6 of the first tag byte marks a constructed object, whose value is parsed as TLVs;
  * - '00' and 'FF' bytes before, between or after data objects are padding and skipped
  *   (Annex B1); they are never accepted inside a tag or a length;
- * - nesting deeper than MAX_TLV_DEPTH is refused;
+ * - objects nested deeper than MAX_TLV_DEPTH levels are refused (top level = 1);
  * - values are views (subarray) into the parsed buffer, never bytes outside it.
  *
  * Errors: only RcError card.tlv-malformed and card.tlv-too-deep, whose context
@@ -42,7 +42,7 @@ export function parseTlv(buf: Uint8Array): Tlv[] {
 }
 
 function parseLevel(buf: Uint8Array, start: number, end: number, depth: number): Tlv[] {
-  if (depth > MAX_TLV_DEPTH) {
+  if (depth > MAX_TLV_DEPTH && start < end) {
     throw new RcError(ErrorCode.TlvTooDeep, `TLV nested deeper than ${MAX_TLV_DEPTH} levels`, { offset: start, maxDepth: MAX_TLV_DEPTH });
   }
   const out: Tlv[] = [];
