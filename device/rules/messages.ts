@@ -1,0 +1,46 @@
+import type { Reason } from './types.js';
+import { rub } from './time.js';
+
+/** Short texts for the passenger's display, Russian first. */
+export function display(reason: Reason, fareKopecks: number, result: 'allow' | 'deny', extra?: { meal?: string }): { ru: string; en: string } {
+  const paid = fareKopecks > 0 ? { ru: `Оплата ${rub(fareKopecks, ',')} ₽`, en: `Fare ${rub(fareKopecks, '.')} RUB` } : null;
+  switch (reason) {
+    case 'ok':
+      return result === 'allow' ? { ru: 'Проходите', en: 'Go ahead' } : { ru: 'Отказ', en: 'Refused' };
+    case 'benefit':
+      return paid ? { ru: `Льгота. ${paid.ru}`, en: `Benefit. ${paid.en}` } : { ru: 'Льгота. Проезд бесплатный', en: 'Benefit. Free ride' };
+    case 'full-fare':
+      return paid ?? { ru: 'Проходите', en: 'Go ahead' };
+    case 'stop-list':
+      return { ru: 'Карта заблокирована', en: 'Card blocked' };
+    case 'card-expired':
+      return { ru: 'Срок действия карты истёк', en: 'Card expired' };
+    case 'quota-exhausted':
+      return result === 'deny'
+        ? { ru: 'Лимит льготных поездок исчерпан', en: 'Benefit trips used up' }
+        : { ru: `Лимит льгот исчерпан. ${paid?.ru ?? ''}`.trim(), en: `Benefit trips used up. ${paid?.en ?? ''}`.trim() };
+    case 'repeat-tap':
+      return { ru: 'Уже оплачено', en: 'Already paid' };
+    case 'transfer':
+      return paid ? { ru: `Пересадка. ${paid.ru}`, en: `Transfer. ${paid.en}` } : { ru: 'Пересадка бесплатно', en: 'Free transfer' };
+    case 'capped':
+      return paid ? { ru: `Дневной лимит. ${paid.ru}`, en: `Daily cap. ${paid.en}` } : { ru: 'Дневной лимит достигнут. Бесплатно', en: 'Daily cap reached. Free' };
+    case 'not-enrolled':
+      return { ru: 'Нет в списке', en: 'Not enrolled' };
+    case 'outside-hours':
+      return { ru: 'Вне расписания', en: 'Outside hours' };
+    case 'anti-passback':
+      return result === 'deny' ? { ru: 'Повторный проход', en: 'Already passed' } : { ru: 'Проходите (повторный проход)', en: 'Go ahead (repeated pass)' };
+    case 'meal-already-taken':
+      return { ru: 'Питание уже получено', en: 'Meal already taken' };
+    case 'paid-meal':
+      return { ru: `Платное питание. ${paid?.ru ?? ''}`.trim(), en: `Paid meal. ${paid?.en ?? ''}`.trim() };
+    case 'not-entitled':
+      return { ru: 'Нет льготы на питание', en: 'No meal entitlement' };
+    case 'free-passage':
+      return { ru: 'Свободный проход', en: 'Free passage' };
+    case 'unknown-route':
+      return { ru: 'Маршрут не настроен', en: 'Route not configured' };
+  }
+  return extra?.meal ? { ru: extra.meal, en: extra.meal } : { ru: '', en: '' };
+}

@@ -1,0 +1,121 @@
+import type { SchoolEntry, StopEntry, TransitEntry } from '../../protocol/lists.js';
+
+/**
+ * The decision core's inputs and output. Plain data: `decide` has no clock, no
+ * database and no logger (see device/rules/index.ts).
+ */
+
+export type DeviceKind = 'bus' | 'turnstile' | 'canteen';
+export type Direction = 'entry' | 'exit';
+
+/** One tap, as the runtime (or replay) saw it. */
+export interface Tap {
+  /** Wall-clock time of the tap, epoch ms (may be wrong: set back or forward). */
+  wallTime: number;
+  /** Monotonic clock, ms; comparable only between taps with the same bootId. */
+  monotonicMs: number;
+  /** Identifies one run of the monotonic clock (the kernel boot id; "replay" in replays). */
+  bootId: string;
+  /** Reader direction (turnstiles); null when the reader has none. */
+  direction: Direction | null;
+  /** Reader name, for the journal. */
+  reader?: string;
+  card: {
+    token: string; // 32 hex digits
+    /** Expiry read from the card (YYYY-MM); null when unknown (then the list's is used). */
+    expiry: string | null;
+  };
+  /** bus: override the configured route / vehicle (replay of a fleet's taps). */
+  route?: string;
+  vehicle?: string;
+}
+
+/** Where and when an event happened, for window and clock-guard arithmetic. */
+export interface ClockMark {
+  effMs: number; // guarded wall time (never goes backwards for a token)
+  monoMs: number;
+  bootId: string;
+}
+
+/**
+ * Per-token state that is not a simple counter: the clock anchor and the last
+ * events the windows and anti-passback need. Stored as one JSON row per token.
+ */
+export interface TokenMarks {
+  /** Last tap of this token on this device (any result): the clock-guard anchor. */
+  anchor?: ClockMark;
+  /** bus: last tap that started a repeat window (allowed, not itself a repeat). */
+  lastRide?: ClockMark & { route: string; vehicle: string };
+  /** bus: last paid tap that opens a transfer window, and transfers used since. */
+  lastPaid?: ClockMark & { route: string; transfers: number };
+  /** turnstile: last allowed passage. */
+  passage?: ClockMark & { direction: Direction; day: string };
+}
+
+/** What the store read for this token before deciding. */
+export interface View {
+  transit: TransitEntry | null;
+  stop: StopEntry | null;
+  /** Entries of this token per school scope ("school:<id>" → entry). */
+  schools: Record<string, SchoolEntry>;
+  /** Counter values by `${name}@${period}`, e.g. "quota:pensioner@2026-11", "fare@2026-11-24", "meal:lunch@2026-11-24". */
+  counters: Record<string, number>;
+  marks: TokenMarks;
+  /** The versions of the lists this view was read from. */
+  listVersions: Record<string, number>;
+}
+
+export interface CounterAdd {
+  name: string;
+  period: string;
+  by: number;
+}
+
+/** What the store must write with the journal entry. */
+export interface CounterDelta {
+  add: CounterAdd[];
+  /** The token's marks after this tap (replaces the stored ones). */
+  marks: TokenMarks;
+}
+
+export const REASONS = [
+  'ok', // allowed, nothing special (turnstile pass, full fare not applicable)
+  'benefit', // a benefit applied (free / discounted / free meal)
+  'full-fare',
+  'stop-list',
+  'card-expired',
+  'quota-exhausted',
+  'repeat-tap',
+  'transfer',
+  'capped',
+  'not-enrolled',
+  'outside-hours',
+  'anti-passback',
+  'meal-already-taken',
+  'paid-meal',
+  'not-entitled',
+  'free-passage',
+  'unknown-route',
+] as const;
+export type Reason = (typeof REASONS)[number];
+
+export interface Decision {
+  kind: DeviceKind;
+  result: 'allow' | 'deny';
+  reason: Reason;
+  fareKopecks: number;
+  /** The benefit or meal category applied, or null. */
+  benefit: string | null;
+  display: { ru: string; en: string };
+  counterDelta: CounterDelta;
+  /** The guarded wall time the calendar rules used (epoch ms). */
+  effectiveTime: number;
+  /** Extra facts for the journal: 'deferred-charge', 'anti-passback-soft', 'clock-behind', … */
+  flags: string[];
+  route?: string;
+  vehicle?: string;
+  direction?: Direction;
+  meal?: string;
+}
+
+export const counterKey = (name: string, period: string): string => `${name}@${period}`;

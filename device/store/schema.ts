@@ -1,0 +1,35 @@
+import type Database from 'better-sqlite3';
+
+/**
+ * Schema migrations of the device store, by PRAGMA user_version:
+ * `MIGRATIONS[i]` upgrades a database at version i to i+1, in place, inside one
+ * transaction. Append only. A database newer than the code is refused
+ * (store.schema-too-new).
+ */
+export const MIGRATIONS: Array<(db: Database.Database) => void> = [
+  // 0 → 1
+  (db) => {
+    db.exec(`
+      CREATE TABLE meta (key TEXT PRIMARY KEY, value) ;
+      -- one row per scope: its version and the generation of entries that is visible
+      CREATE TABLE scopes (scope TEXT PRIMARY KEY, version INTEGER NOT NULL, gen INTEGER NOT NULL, applied_ms INTEGER NOT NULL);
+      -- generations of entries: 'staging' (being written, invisible), 'active', 'garbage' (to delete)
+      CREATE TABLE gens (gen INTEGER PRIMARY KEY, scope TEXT NOT NULL, version INTEGER NOT NULL, state TEXT NOT NULL);
+      -- list entries: token as 16 bytes, the rest of the entry as JSON
+      CREATE TABLE entries (gen INTEGER NOT NULL, token BLOB NOT NULL, data TEXT NOT NULL, PRIMARY KEY (gen, token)) WITHOUT ROWID;
+      -- counters per token per period (quota trips this month, fares today, meals today)
+      CREATE TABLE counters (token BLOB NOT NULL, name TEXT NOT NULL, period TEXT NOT NULL, value INTEGER NOT NULL,
+                             PRIMARY KEY (token, name, period)) WITHOUT ROWID;
+      -- per token: clock anchor and last events (repeat, transfer, anti-passback)
+      CREATE TABLE marks (token BLOB PRIMARY KEY, data TEXT NOT NULL) WITHOUT ROWID;
+      -- the journal: one row per decision, seq without gaps
+      CREATE TABLE journal (
+        seq INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, eff_ms INTEGER NOT NULL, device TEXT NOT NULL,
+        token BLOB NOT NULL, kind TEXT NOT NULL, direction TEXT, reader TEXT, result TEXT NOT NULL, reason TEXT NOT NULL,
+        fare INTEGER NOT NULL, benefit TEXT, lists TEXT NOT NULL, extra TEXT NOT NULL);
+      INSERT INTO meta (key, value) VALUES ('journal_seq', 0), ('acked_seq', 0), ('next_gen', 1);
+    `);
+  },
+];
+
+export const CURRENT_STORE_SCHEMA = MIGRATIONS.length;
