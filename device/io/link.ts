@@ -1,0 +1,147 @@
+import { SerialPortStream, type OpenOptions } from '@serialport/stream';
+import { SerialPort } from 'serialport';
+import { ErrorCode, RcError } from '../../protocol/errors.js';
+import type { Logger } from '../../protocol/log.js';
+
+/** A serialport binding (the platform's, or the mock in tests). */
+export type SerialBinding = OpenOptions['binding'];
+
+export interface SerialLinkOptions {
+  path: string;
+  baudRate: number;
+  /** serialport binding; the platform's real one unless a test passes a mock. */
+  binding?: SerialBinding;
+  reconnectMinMs: number;
+  reconnectMaxMs: number;
+  log: Logger;
+}
+
+export interface LinkListeners {
+  data(chunk: Buffer): void;
+  /** The port opened (first time or after a reconnect). */
+  open(reconnect: boolean): void;
+  /** The port closed by itself (unplugged, pty gone) or failed to open; the link keeps retrying. */
+  down(err: RcError): void;
+  /** Every open attempt, successful or not. */
+  attempt(): void;
+}
+
+/**
+ * One serial port that stays open: it opens in the background, and when the
+ * port disappears (USB adapter pulled, pty removed) it re-opens it with an
+ * exponential backoff (reconnectMinMs doubling to reconnectMaxMs, ±20 % jitter),
+ * so a missing port costs a few wake-ups per second at most, never a spin.
+ * Nothing here throws to the caller except write() on a closed port.
+ */
+export class SerialLink {
+  private port: SerialPortStream | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private delay: number;
+  private stopped = true;
+  private everOpened = false;
+  private downReported = false;
+
+  constructor(
+    private readonly opts: SerialLinkOptions,
+    private readonly on: LinkListeners,
+  ) {
+    this.delay = opts.reconnectMinMs;
+  }
+
+  get isOpen(): boolean {
+    return this.port?.isOpen === true;
+  }
+
+  get path(): string {
+    return this.opts.path;
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.connect();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const port = this.port;
+    this.port = undefined;
+    if (port?.isOpen) {
+      await new Promise<void>((resolve) => port.close(() => resolve()));
+    }
+  }
+
+  /** Writes bytes; resolves when the binding accepted them. RcError io.port-unavailable when the port is not open. */
+  write(bytes: Uint8Array): Promise<void> {
+    const port = this.port;
+    if (!port?.isOpen) {
+      return Promise.reject(new RcError(ErrorCode.IoPortUnavailable, `serial port ${this.opts.path} is not open`, { port: this.opts.path }));
+    }
+    return new Promise((resolve, reject) => {
+      port.write(Buffer.from(bytes), (err) => {
+        if (err) reject(new RcError(ErrorCode.IoPortUnavailable, `write to ${this.opts.path} failed: ${err.message}`, { port: this.opts.path }, { cause: err }));
+        else resolve();
+      });
+    });
+  }
+
+  private connect(): void {
+    this.timer = undefined;
+    if (this.stopped) return;
+    this.on.attempt();
+    let port: SerialPortStream;
+    try {
+      port = new SerialPortStream({
+        binding: this.opts.binding ?? SerialPort.binding,
+        path: this.opts.path,
+        baudRate: this.opts.baudRate,
+        autoOpen: false,
+      });
+    } catch (e) {
+      this.failed(e);
+      return;
+    }
+    port.open((err) => {
+      if (err) {
+        this.failed(err);
+        return;
+      }
+      if (this.stopped) {
+        port.close();
+        return;
+      }
+      this.port = port;
+      this.delay = this.opts.reconnectMinMs;
+      const reconnect = this.everOpened;
+      this.everOpened = true;
+      this.downReported = false;
+      port.on('data', (chunk: Buffer) => this.on.data(chunk));
+      port.on('error', (e: Error) => this.opts.log.debug({ err: { message: e.message }, port: this.opts.path }, 'serial port error'));
+      port.on('close', (closeErr: Error | null) => {
+        if (this.port !== port) return;
+        this.port = undefined;
+        if (this.stopped) return;
+        this.failed(closeErr ?? new Error('port closed'));
+      });
+      this.opts.log.info({ port: this.opts.path, reconnect }, reconnect ? 'serial port re-opened' : 'serial port opened');
+      this.on.open(reconnect);
+    });
+  }
+
+  private failed(cause: unknown): void {
+    const message = cause instanceof Error ? cause.message : String(cause);
+    const err = new RcError(ErrorCode.IoPortUnavailable, `serial port ${this.opts.path} unavailable: ${message}`, { port: this.opts.path }, { cause });
+    if (!this.downReported) {
+      this.downReported = true;
+      this.opts.log.warn({ err: err.toJSON() }, `${err.message}; retrying with backoff`);
+    }
+    this.on.down(err);
+    if (this.stopped) return;
+    const jitter = 0.8 + Math.random() * 0.4;
+    const wait = Math.max(1, Math.round(this.delay * jitter));
+    this.delay = Math.min(this.delay * 2, this.opts.reconnectMaxMs);
+    this.timer = setTimeout(() => this.connect(), wait);
+  }
+}
