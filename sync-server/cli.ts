@@ -1,6 +1,18 @@
 import { Command } from 'commander';
+import { register as registerStart } from './commands/start.js';
+import { register as registerImport } from './commands/import.js';
+import { register as registerStatus } from './commands/status.js';
+import { register as registerJournal } from './commands/journal.js';
+import { register as registerConfig } from './commands/config.js';
+import { register as registerCharging } from './commands/charging.js';
 
 // rc-sync-server: the operator's server. Commands live in sync-server/commands/.
 const program = new Command('rc-sync-server').description('Resident Card sync-server').showHelpAfterError();
+registerStart(program);
+registerImport(program);
+registerStatus(program);
+registerJournal(program);
+registerConfig(program);
+registerCharging(program);
 
 await program.parseAsync(process.argv);

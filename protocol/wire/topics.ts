@@ -20,7 +20,7 @@ import { ScopeName, type Scope } from '../lists.js';
  */
 export const ROOT = 'rc/v1';
 
-export const DEVICE_ID_RE = /^[A-Za-z0-9_.-]{1,64}$/;
+export const DEVICE_ID_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 export const topics = {
   manifest: (scope: Scope) => `${ROOT}/lists/${scope}/manifest`,

@@ -1,0 +1,89 @@
+import { Aedes, type Client } from 'aedes';
+import { createServer, type Server } from 'node:net';
+import { parseTopic } from '../protocol/wire/topics.js';
+import type { Logger } from '../protocol/log.js';
+
+/**
+ * The embedded MQTT broker (aedes, MQTT 3.1.1) with a pluggable policy.
+ * Provisioning replaces `openPolicy` with per-device credentials and ACLs.
+ */
+export interface AuthPolicy {
+  authenticate(clientId: string, username: string | undefined, password: Buffer | undefined): boolean | Promise<boolean>;
+  canPublish(clientId: string, topic: string): boolean;
+  canSubscribe(clientId: string, topic: string): boolean;
+}
+
+/**
+ * Default policy until provisioning lands: anyone may connect and subscribe;
+ * only the server's own client (user `serverUser` with its one-time password)
+ * publishes lists, configs and acks; any other client publishes only on
+ * rc/v1/device/<its own client id>/{journal,status,request}.
+ */
+export function openPolicy(serverUser: string, serverPassword: string): AuthPolicy {
+  const servers = new Set<string>();
+  return {
+    authenticate(clientId, username, password) {
+      if (username === serverUser) {
+        const ok = password?.toString() === serverPassword;
+        if (ok) servers.add(clientId);
+        return ok;
+      }
+      servers.delete(clientId);
+      return true;
+    },
+    canPublish(clientId, topic) {
+      if (servers.has(clientId)) return true;
+      const t = parseTopic(topic);
+      return t !== null && (t.kind === 'journal' || t.kind === 'status' || t.kind === 'request') && t.device === clientId;
+    },
+    canSubscribe() {
+      return true;
+    },
+  };
+}
+
+export interface EmbeddedBroker {
+  port: number;
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startEmbeddedBroker(opts: { port: number; host?: string; policy: AuthPolicy; log: Logger }): Promise<EmbeddedBroker> {
+  const { policy, log } = opts;
+  const aedes = await Aedes.createBroker({
+    authenticate: (client: Client, username, password, done) => {
+      Promise.resolve(policy.authenticate(client.id, username ?? undefined, password ?? undefined)).then(
+        (ok) => done(ok ? null : Object.assign(new Error('not authorised'), { returnCode: 5 as const }), ok),
+        () => done(Object.assign(new Error('auth failed'), { returnCode: 3 as const }), false),
+      );
+    },
+    authorizePublish: (client, packet, cb) => {
+      if (client && !policy.canPublish(client.id, packet.topic)) {
+        log.warn({ client: client.id, topic: packet.topic }, 'publish refused by broker policy');
+        return cb(new Error('publish not allowed'));
+      }
+      cb(null);
+    },
+    authorizeSubscribe: (client, sub, cb) => {
+      if (!policy.canSubscribe(client.id, sub.topic)) return cb(new Error('subscribe not allowed'), null);
+      cb(null, sub);
+    },
+  });
+  const server: Server = createServer(aedes.handle);
+  await new Promise<void>((res, rej) => {
+    server.once('error', rej);
+    server.listen(opts.port, opts.host ?? '127.0.0.1', () => res());
+  });
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : opts.port;
+  return {
+    port,
+    url: `mqtt://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((res) => {
+        aedes.close(() => server.close(() => res()));
+        // close() waits for clients; make sure sockets go
+        setTimeout(res, 2000).unref();
+      }),
+  };
+}

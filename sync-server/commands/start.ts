@@ -1,0 +1,47 @@
+import type { Command } from 'commander';
+import { ErrorCode, RcError } from '../../protocol/errors.js';
+import { rootLogger } from '../../protocol/log.js';
+import { DEV_TOKEN_KEY, tokenKeyFromEnv } from '../../protocol/token.js';
+import { startServer } from '../server.js';
+import { fail } from './client.js';
+
+function port(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new RcError(ErrorCode.ServerBadRequest, `not a port: ${v}`);
+  return n;
+}
+
+export function register(program: Command): void {
+  program
+    .command('start')
+    .description('run the sync-server: registry, embedded (or external) MQTT broker, HTTP API on loopback')
+    .option('--data <dir>', 'data directory (registry, signing key)', './rc-sync-data')
+    .option('--mqtt-port <n>', 'embedded broker port', '1883')
+    .option('--broker <url>', 'use an external broker instead, e.g. mqtt://127.0.0.1:1883')
+    .option('--http-port <n>', 'HTTP API port (127.0.0.1)', '7300')
+    .action(async (opts: { data: string; mqttPort: string; broker?: string; httpPort: string }) => {
+      const log = rootLogger().child({ component: 'sync-server' });
+      try {
+        let tokenKey = tokenKeyFromEnv();
+        if (!tokenKey) {
+          log.warn('RC_TOKEN_KEY not set: using the development token key');
+          tokenKey = DEV_TOKEN_KEY;
+        }
+        const s = await startServer({
+          dataDir: opts.data,
+          mqttPort: port(opts.mqttPort),
+          brokerUrl: opts.broker,
+          httpPort: port(opts.httpPort),
+          tokenKey,
+          log,
+        });
+        process.stdout.write(`rc-sync-server: MQTT ${s.mqttUrl}${opts.broker ? ' (external)' : ' (embedded)'}, HTTP ${s.httpUrl}, data ${opts.data}\n`);
+        const stop = () => void s.close().then(() => process.exit(0));
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      } catch (e) {
+        fail(e, false);
+        process.exit(1);
+      }
+    });
+}

@@ -1,0 +1,240 @@
+import { z } from 'zod';
+import { ErrorCode, RcError } from '../protocol/errors.js';
+import { BENEFIT_CATEGORIES, IsoDate, MEAL_CATEGORIES, SCHOOL_ROLES, STOP_REASONS, SchoolId, TokenHex, YearMonth } from '../protocol/lists.js';
+import { deriveToken, type TokenKey } from '../protocol/token.js';
+import { splitCsvLine } from './csv.js';
+import { markDirty, type Dirty } from './materialize.js';
+import type { Db } from './registry.js';
+
+/**
+ * CSV imports (UTF-8, header row, any column order):
+ *  cards:      person_id,pan,psn,expiry        PAN tokenised here, never kept; one card per person
+ *  benefits:   person_id,category,valid_from,valid_to        replaces the benefits of each person named
+ *  enrolments: person_id,school_id,role,grade,meal_category,valid_from,valid_to   replaces each person's enrolments
+ *  stoplist:   pan (with optional psn) or token, reason
+ * A file with any bad row is rejected whole (server.import-invalid, with a report)
+ * unless skipInvalid; then the good rows are applied and the bad ones reported.
+ */
+export const IMPORT_KINDS = ['cards', 'benefits', 'enrolments', 'stoplist'] as const;
+export type ImportKind = (typeof IMPORT_KINDS)[number];
+
+export interface RowError {
+  line: number;
+  column: string;
+  reason: string;
+}
+export interface ImportReport {
+  kind: ImportKind;
+  rows: number;
+  applied: number;
+  rejected: number;
+  errors: RowError[]; // the first 100
+}
+
+const PersonId = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'person id: 1-64 of A-Z a-z 0-9 _ . -');
+const Pan = z
+  .string()
+  .regex(/^\d{12,19}$/, 'card number must be 12-19 digits')
+  .refine(luhnOk, 'card number fails the Luhn check');
+const Psn = z.string().regex(/^([0-9A-Fa-f]{2})?$/, 'psn must be empty or 2 hex digits');
+const validRange = (r: { valid_from: string; valid_to: string }) => r.valid_from <= r.valid_to;
+
+const rowSchemas = {
+  cards: z.object({ person_id: PersonId, pan: Pan, psn: Psn.default(''), expiry: YearMonth }),
+  benefits: z.object({ person_id: PersonId, category: z.enum(BENEFIT_CATEGORIES), valid_from: IsoDate, valid_to: IsoDate }).refine(validRange, { message: 'valid_to is before valid_from', path: ['valid_to'] }),
+  enrolments: z
+    .object({
+      person_id: PersonId,
+      school_id: SchoolId,
+      role: z.enum(SCHOOL_ROLES),
+      grade: z.union([z.literal('').transform(() => null), z.string().regex(/^(\d|1[0-2])$/, 'grade 0-12 or empty').transform(Number)]),
+      meal_category: z.union([z.literal('').transform(() => null), z.enum(MEAL_CATEGORIES)]),
+      valid_from: IsoDate,
+      valid_to: IsoDate,
+    })
+    .refine(validRange, { message: 'valid_to is before valid_from', path: ['valid_to'] }),
+  stoplist: z
+    .object({ pan: Pan.optional(), psn: Psn.optional(), token: TokenHex.optional(), reason: z.enum(STOP_REASONS) })
+    .refine((r) => (r.pan === undefined) !== (r.token === undefined), { message: 'give exactly one of pan or token', path: ['token'] }),
+};
+
+const REQUIRED: Record<ImportKind, string[][]> = {
+  cards: [['person_id', 'pan', 'psn', 'expiry']],
+  benefits: [['person_id', 'category', 'valid_from', 'valid_to']],
+  enrolments: [['person_id', 'school_id', 'role', 'grade', 'meal_category', 'valid_from', 'valid_to']],
+  stoplist: [
+    ['pan', 'reason'],
+    ['token', 'reason'],
+  ],
+};
+
+export function luhnOk(digits: string): boolean {
+  let sum = 0;
+  let dbl = false;
+  for (let i = digits.length - 1; i >= 0; i--) {
+    let d = digits.charCodeAt(i) - 48;
+    if (dbl) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+    dbl = !dbl;
+  }
+  return sum % 10 === 0;
+}
+
+type Parsed =
+  | { kind: 'cards'; person: string; token: string; keyVersion: number; expiry: string }
+  | { kind: 'benefits'; person: string; category: string; from: string; to: string }
+  | { kind: 'enrolments'; person: string; school: string; role: string; grade: number | null; meal: string | null; from: string; to: string }
+  | { kind: 'stoplist'; token: string; reason: string };
+
+function tokenOf(pan: string, psn: string | undefined, key: TokenKey): string {
+  const b = Buffer.from(pan, 'ascii');
+  try {
+    return deriveToken(b, psn ? psn.toUpperCase() : null, key);
+  } finally {
+    b.fill(0);
+  }
+}
+
+export interface ImportOptions {
+  skipInvalid: boolean;
+  tokenKey: TokenKey;
+  today: string; // YYYY-MM-DD, for stop-list "since"
+  onRows?: (rows: number) => void;
+}
+
+/** Parse and validate every row; nothing is written. */
+export async function parseImport(kind: ImportKind, lines: AsyncIterable<string>, opts: ImportOptions): Promise<{ rows: Parsed[]; report: ImportReport }> {
+  const schema = rowSchemas[kind] as z.ZodType<Record<string, unknown>>;
+  const errors: RowError[] = [];
+  let errorCount = 0;
+  const rows: Parsed[] = [];
+  let header: string[] | null = null;
+  let lineNo = 0;
+  let total = 0;
+  for await (let line of lines) {
+    lineNo++;
+    if (lineNo === 1 && line.charCodeAt(0) === 0xfeff) line = line.slice(1);
+    if (line.endsWith('\r')) line = line.slice(0, -1);
+    if (line.trim() === '') continue;
+    if (!header) {
+      header = splitCsvLine(line).map((h) => h.trim().toLowerCase());
+      const ok = REQUIRED[kind].some((set) => set.every((c) => header!.includes(c)));
+      if (!ok) {
+        throw new RcError(ErrorCode.ServerImportInvalid, `${kind}: header must name the columns ${REQUIRED[kind].map((s) => s.join(',')).join(' or ')}`, {
+          report: { kind, rows: 0, applied: 0, rejected: 0, errors: [{ line: 1, column: '', reason: 'missing columns' }] },
+        });
+      }
+      continue;
+    }
+    total++;
+    if (total % 50_000 === 0) opts.onRows?.(total);
+    const cells = splitCsvLine(line);
+    const obj: Record<string, string> = {};
+    for (let i = 0; i < header.length; i++) {
+      const v = cells[i]?.trim();
+      if (v !== undefined && !(v === '' && (header[i] === 'pan' || header[i] === 'token' || header[i] === 'psn') && kind === 'stoplist')) obj[header[i]!] = v;
+    }
+    const r = schema.safeParse(obj);
+    if (!r.success) {
+      errorCount++;
+      if (errors.length < 100) {
+        const iss = r.error.issues[0]!;
+        errors.push({ line: lineNo, column: String(iss.path[0] ?? ''), reason: iss.message });
+      }
+      continue;
+    }
+    const d = r.data;
+    switch (kind) {
+      case 'cards':
+        rows.push({ kind, person: d.person_id as string, token: tokenOf(d.pan as string, d.psn as string, opts.tokenKey), keyVersion: opts.tokenKey.version, expiry: d.expiry as string });
+        break;
+      case 'benefits':
+        rows.push({ kind, person: d.person_id as string, category: d.category as string, from: d.valid_from as string, to: d.valid_to as string });
+        break;
+      case 'enrolments':
+        rows.push({ kind, person: d.person_id as string, school: d.school_id as string, role: d.role as string, grade: d.grade as number | null, meal: d.meal_category as string | null, from: d.valid_from as string, to: d.valid_to as string });
+        break;
+      case 'stoplist':
+        rows.push({ kind, token: (d.token as string | undefined) ?? tokenOf(d.pan as string, d.psn as string | undefined, opts.tokenKey), reason: d.reason as string });
+        break;
+    }
+  }
+  opts.onRows?.(total);
+  const report: ImportReport = { kind, rows: total, applied: 0, rejected: errorCount, errors };
+  if (errorCount > 0 && !opts.skipInvalid) {
+    throw new RcError(ErrorCode.ServerImportInvalid, `${kind}: ${errorCount} of ${total} rows are invalid; nothing imported`, { report });
+  }
+  report.applied = rows.length;
+  return { rows, report };
+}
+
+/** Write validated rows in one transaction; returns the (scope, token) pairs whose entries may have changed. */
+export function applyImport(db: Db, kind: ImportKind, rows: Parsed[], today: string): Dirty {
+  const dirty: Dirty = new Map();
+  const now = new Date().toISOString();
+  const tokenOfPerson = db.prepare('SELECT token FROM cards WHERE person_id = ?').pluck();
+  const personOfToken = db.prepare('SELECT person_id FROM cards WHERE token = ?').pluck();
+  const schoolsOf = db.prepare('SELECT DISTINCT school_id FROM enrolments WHERE person_id = ?').pluck();
+  const markPerson = (person: string, token: string) => {
+    markDirty(dirty, 'transit', token);
+    for (const s of schoolsOf.all(person) as string[]) markDirty(dirty, `school:${s}`, token);
+  };
+  db.transaction(() => {
+    if (kind === 'cards') {
+      const delByToken = db.prepare('DELETE FROM cards WHERE token = ? AND person_id <> ?');
+      const upsert = db.prepare('INSERT INTO cards(person_id, token, key_version, expiry, updated_at) VALUES (?,?,?,?,?) ON CONFLICT(person_id) DO UPDATE SET token=excluded.token, key_version=excluded.key_version, expiry=excluded.expiry, updated_at=excluded.updated_at');
+      for (const r of rows) {
+        if (r.kind !== 'cards') continue;
+        const old = tokenOfPerson.get(r.person) as string | undefined;
+        if (old) markPerson(r.person, old);
+        const other = personOfToken.get(r.token) as string | undefined;
+        if (other !== undefined && other !== r.person) {
+          markPerson(other, r.token);
+          delByToken.run(r.token, r.person);
+        }
+        upsert.run(r.person, r.token, r.keyVersion, r.expiry, now);
+        markPerson(r.person, r.token);
+      }
+    } else if (kind === 'benefits') {
+      const del = db.prepare('DELETE FROM benefits WHERE person_id = ?');
+      const ins = db.prepare('INSERT INTO benefits(person_id, category, valid_from, valid_to) VALUES (?,?,?,?)');
+      const seen = new Set<string>();
+      for (const r of rows) {
+        if (r.kind !== 'benefits') continue;
+        if (!seen.has(r.person)) {
+          seen.add(r.person);
+          del.run(r.person);
+          const t = tokenOfPerson.get(r.person) as string | undefined;
+          if (t) markDirty(dirty, 'transit', t);
+        }
+        ins.run(r.person, r.category, r.from, r.to);
+      }
+    } else if (kind === 'enrolments') {
+      const del = db.prepare('DELETE FROM enrolments WHERE person_id = ?');
+      const ins = db.prepare('INSERT INTO enrolments(person_id, school_id, role, grade, meal_category, valid_from, valid_to) VALUES (?,?,?,?,?,?,?)');
+      const seen = new Set<string>();
+      for (const r of rows) {
+        if (r.kind !== 'enrolments') continue;
+        const t = tokenOfPerson.get(r.person) as string | undefined;
+        if (!seen.has(r.person)) {
+          seen.add(r.person);
+          if (t) for (const s of schoolsOf.all(r.person) as string[]) markDirty(dirty, `school:${s}`, t);
+          del.run(r.person);
+        }
+        ins.run(r.person, r.school, r.role, r.grade, r.meal, r.from, r.to);
+        if (t) markDirty(dirty, `school:${r.school}`, t);
+      }
+    } else {
+      const up = db.prepare('INSERT INTO stoplist(token, reason, since) VALUES (?,?,?) ON CONFLICT(token) DO UPDATE SET reason=excluded.reason');
+      for (const r of rows) {
+        if (r.kind !== 'stoplist') continue;
+        up.run(r.token, r.reason, today);
+        markDirty(dirty, 'stoplist', r.token);
+      }
+    }
+  })();
+  return dirty;
+}

@@ -1,0 +1,78 @@
+import type { MealCategory, SchoolEntry, StopEntry, TransitEntry, BenefitCategory, StopReason, SchoolRole } from '../protocol/lists.js';
+import { encodeRecords } from '../protocol/wire/codec.js';
+import type { Db } from './registry.js';
+
+/**
+ * Turn the registry's source tables into list entries, one token at a time:
+ *  - transit:     every connected card (one per person) with the person's benefits
+ *  - school:<id>: every person enrolled in the school who has a card
+ *  - stoplist:    the stop-list rows
+ * Returns the encoded records, or null when the token has no entry in the scope.
+ */
+export type Dirty = Map<string, Set<string>>; // scope -> tokens
+
+export function markDirty(d: Dirty, scope: string, token: string): void {
+  let s = d.get(scope);
+  if (!s) d.set(scope, (s = new Set()));
+  s.add(token);
+}
+
+interface CardRow {
+  person_id: string;
+  expiry: string;
+}
+interface BenefitRow {
+  category: string;
+  valid_from: string;
+  valid_to: string;
+}
+interface EnrolRow {
+  role: string;
+  grade: number | null;
+  meal_category: string | null;
+  valid_from: string;
+  valid_to: string;
+}
+
+export class Materializer {
+  private readonly card;
+  private readonly benefits;
+  private readonly enrol;
+  private readonly stop;
+  constructor(db: Db) {
+    this.card = db.prepare('SELECT person_id, expiry FROM cards WHERE token = ?');
+    this.benefits = db.prepare('SELECT category, valid_from, valid_to FROM benefits WHERE person_id = ? ORDER BY category, valid_from, valid_to');
+    this.enrol = db.prepare('SELECT role, grade, meal_category, valid_from, valid_to FROM enrolments WHERE person_id = ? AND school_id = ? ORDER BY valid_to DESC LIMIT 1');
+    this.stop = db.prepare('SELECT reason, since FROM stoplist WHERE token = ?');
+  }
+
+  entry(scope: string, token: string): TransitEntry | SchoolEntry | StopEntry | null {
+    if (scope === 'stoplist') {
+      const s = this.stop.get(token) as { reason: string; since: string } | undefined;
+      return s ? { token, reason: s.reason as StopReason, since: s.since } : null;
+    }
+    const c = this.card.get(token) as CardRow | undefined;
+    if (!c) return null;
+    if (scope === 'transit') {
+      const bs = this.benefits.all(c.person_id) as BenefitRow[];
+      return { token, cardExpiry: c.expiry, benefits: bs.slice(0, 8).map((b) => ({ category: b.category as BenefitCategory, validFrom: b.valid_from, validTo: b.valid_to })) };
+    }
+    const school = scope.slice('school:'.length);
+    const e = this.enrol.get(c.person_id, school) as EnrolRow | undefined;
+    if (!e) return null;
+    return {
+      token,
+      cardExpiry: c.expiry,
+      role: e.role as SchoolRole,
+      grade: e.grade,
+      mealCategory: e.meal_category as MealCategory | null,
+      validFrom: e.valid_from,
+      validTo: e.valid_to,
+    };
+  }
+
+  records(scope: string, token: string): Buffer | null {
+    const e = this.entry(scope, token);
+    return e ? encodeRecords(scope, [e]) : null;
+  }
+}

@@ -1,0 +1,224 @@
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import mqtt, { type MqttClient } from 'mqtt';
+import { ErrorCode, RcError, isRcError } from '../protocol/errors.js';
+import type { Logger } from '../protocol/log.js';
+import type { Scope } from '../protocol/lists.js';
+import type { TokenKey } from '../protocol/token.js';
+import { DeviceStatus, JournalBatch, MAX_CONTROL_MESSAGE, SyncRequest } from '../protocol/wire/messages.js';
+import { parseTopic, topics } from '../protocol/wire/topics.js';
+import { parseControl } from '../protocol/wire/verify.js';
+import { openPolicy, startEmbeddedBroker, type AuthPolicy, type EmbeddedBroker } from './broker.js';
+import { ChargingQueue, SimulatedCharger, type Charger } from './charging.js';
+import { createHttpApi, type Api } from './http.js';
+import { applyImport, parseImport, type ImportKind } from './import.js';
+import { Ingest } from './ingest.js';
+import { loadOrCreateSigningKey } from './keys.js';
+import { Publisher, DEFAULT_PUBLISHER_OPTIONS, type PublisherOptions } from './publisher.js';
+import { currentVersions, openRegistry, type Db } from './registry.js';
+import type { Dirty } from './materialize.js';
+
+export interface ServerOptions {
+  dataDir: string;
+  /** Embedded broker port (0 = any free port); ignored when brokerUrl is set. */
+  mqttPort?: number;
+  /** External broker, e.g. mqtt://127.0.0.1:1883. */
+  brokerUrl?: string;
+  brokerUsername?: string;
+  brokerPassword?: string;
+  httpPort: number;
+  tokenKey: TokenKey;
+  log: Logger;
+  charger?: Charger;
+  /** Broker policy for the embedded broker (provisioning plugs its own in). */
+  policy?: (serverUser: string, serverPassword: string) => AuthPolicy;
+  publisher?: Partial<PublisherOptions>;
+  chargingIntervalMs?: number;
+}
+
+export interface RunningServer {
+  mqttUrl: string;
+  httpUrl: string;
+  publicKeyPem: string;
+  db: Db;
+  publisher: Publisher;
+  charging: ChargingQueue;
+  api: Api;
+  close(): Promise<void>;
+}
+
+export async function startServer(o: ServerOptions): Promise<RunningServer> {
+  const log = o.log;
+  const db = openRegistry(o.dataDir);
+  const key = loadOrCreateSigningKey(o.dataDir);
+  if (key.created) log.info({ dataDir: o.dataDir }, 'signing key created (0600)');
+  const publisher = new Publisher(db, key.privateKey, log.child({ part: 'publisher' }), { ...DEFAULT_PUBLISHER_OPTIONS, ...o.publisher });
+  const ingest = new Ingest(db);
+
+  // serialise everything that changes lists
+  let chain: Promise<unknown> = Promise.resolve();
+  const serial = <T>(f: () => Promise<T>): Promise<T> => {
+    const p = chain.then(f, f);
+    chain = p.catch(() => undefined);
+    return p;
+  };
+  const commitAndPublish = (dirty: Dirty): Promise<Scope[]> =>
+    serial(async () => {
+      const changed = publisher.commit(dirty);
+      await publisher.publish(changed);
+      return changed;
+    });
+
+  const charging = new ChargingQueue(db, o.charger ?? new SimulatedCharger(db), async (d) => void (await commitAndPublish(d)), log.child({ part: 'charging' }));
+
+  // broker
+  let embedded: EmbeddedBroker | null = null;
+  const serverUser = 'rc-sync-server';
+  const serverPassword = o.brokerPassword ?? randomBytes(18).toString('base64url');
+  let mqttUrl = o.brokerUrl;
+  if (!mqttUrl) {
+    embedded = await startEmbeddedBroker({ port: o.mqttPort ?? 1883, policy: (o.policy ?? openPolicy)(serverUser, serverPassword), log: log.child({ part: 'broker' }) });
+    mqttUrl = embedded.url;
+  }
+
+  const client: MqttClient = mqtt.connect(mqttUrl, {
+    protocolVersion: 4,
+    clientId: `rc-sync-server-${randomBytes(4).toString('hex')}`,
+    username: o.brokerUrl ? o.brokerUsername : serverUser,
+    password: o.brokerUrl ? o.brokerPassword : serverPassword,
+    clean: true,
+    reconnectPeriod: 1000,
+    connectTimeout: 5000,
+  });
+  publisher.setTransport({
+    publish: async (topic, payload, retain) => {
+      await client.publishAsync(topic, payload, { qos: 1, retain });
+    },
+  });
+  const requested = new Map<string, number>();
+  client.on('connect', () => {
+    log.info({ broker: mqttUrl }, 'connected to broker');
+    void serial(async () => {
+      await client.subscribeAsync([topics.allJournals(), topics.allStatus(), topics.allRequests()], { qos: 1 });
+      await publisher.republishAll();
+    }).catch((e) => log.error({ err: String(e) }, 'republish failed'));
+  });
+  client.on('error', (e) => log.warn({ err: e.message, code: ErrorCode.SyncBrokerUnavailable }, 'broker connection error'));
+  client.on('message', (topic, payload) => {
+    const t = parseTopic(topic);
+    if (!t || !('device' in t)) return;
+    try {
+      if (t.kind === 'journal') {
+        const batch = parseControl(payload, JournalBatch, MAX_CONTROL_MESSAGE);
+        const r = ingest.store(t.device, null, batch);
+        void client.publishAsync(topics.journalAck(t.device), Buffer.from(JSON.stringify({ device: t.device, upTo: r.upTo })), { qos: 1, retain: true }).catch(() => undefined);
+        if (r.charges > 0) void charging.runOnce().catch((e) => log.warn({ err: String(e) }, 'charging failed'));
+      } else if (t.kind === 'status') {
+        if (payload.length === 0) return;
+        const s = parseControl(payload, DeviceStatus, MAX_CONTROL_MESSAGE);
+        if (s.device !== t.device) throw new RcError(ErrorCode.SyncDeviceMismatch, 'status device id does not match its topic', { topic: t.device });
+        ingest.status(s);
+      } else if (t.kind === 'request') {
+        const r = parseControl(payload, SyncRequest, MAX_CONTROL_MESSAGE);
+        const now = Date.now();
+        const scopes = r.scopes.filter((s) => now - (requested.get(s) ?? 0) > 5000);
+        scopes.forEach((s) => requested.set(s, now));
+        if (scopes.length) void serial(() => publisher.publish(scopes as Scope[], true)).catch(() => undefined);
+      }
+    } catch (e) {
+      if (isRcError(e)) log.warn({ code: e.code, topic, err: e.message }, 'message refused');
+      else log.error({ err: String(e), topic }, 'message handling failed');
+    }
+  });
+
+  const chargeTimer = setInterval(() => void charging.runOnce().catch(() => undefined), o.chargingIntervalMs ?? 5000);
+  chargeTimer.unref();
+  const resealTimer = setInterval(() => void serial(() => publisher.reseal()).catch(() => undefined), Math.max(60_000, publisher['opts'].manifestTtlMs / 4));
+  resealTimer.unref();
+
+  const today = () => new Date().toISOString().slice(0, 10);
+  const api: Api = {
+    publicKeyPem: key.publicKeyPem,
+    importCsv: async (kind: ImportKind, lines, skipInvalid) => {
+      const { rows, report } = await parseImport(kind, lines, { skipInvalid, tokenKey: o.tokenKey, today: today() });
+      return serial(async () => {
+        const dirty = applyImport(db, kind, rows, today());
+        const changed = publisher.commit(dirty);
+        await publisher.publish(changed);
+        log.info({ kind, rows: report.rows, applied: report.applied, rejected: report.rejected, changed }, 'import applied');
+        return { report, versions: currentVersions(db) };
+      });
+    },
+    status: () => {
+      const current = currentVersions(db);
+      const rows = db.prepare('SELECT id, online, last_seen, lists, backlog, reader FROM devices ORDER BY id').all() as {
+        id: string;
+        online: number;
+        last_seen: string | null;
+        lists: string;
+        backlog: number;
+        reader: string | null;
+      }[];
+      return {
+        current,
+        devices: rows.map((r) => {
+          const held = JSON.parse(r.lists) as Record<string, number>;
+          const lists: Record<string, { device: number; current: number }> = {};
+          for (const [s, v] of Object.entries(held)) lists[s] = { device: v, current: current[s] ?? 0 };
+          return { id: r.id, online: r.online === 1, lastSeen: r.last_seen, lists, backlog: r.backlog, reader: r.reader };
+        }),
+      };
+    },
+    journal: (device, limit) => ({
+      entries: (
+        device
+          ? db.prepare('SELECT time, device, seq, token, kind, result, reason, fare, benefit FROM journal WHERE device = ? ORDER BY seq LIMIT ?').all(device, limit)
+          : db.prepare('SELECT time, device, seq, token, kind, result, reason, fare, benefit FROM journal ORDER BY received_at, device, seq LIMIT ?').all(limit)
+      ) as unknown[],
+    }),
+    setConfig: (name, rules) =>
+      serial(async () => {
+        const version = publisher.setConfig(name, rules);
+        await publisher.publishConfigs(name);
+        return { name, version };
+      }),
+    chargingRun: async () => ({ declined: await charging.runOnce() }),
+    chargingDecline: (tokens) => charging.setDeclined(tokens),
+    repay: (token) => charging.repay(token),
+    info: () => ({ ok: true, mqtt: mqttUrl, embedded: embedded !== null, versions: currentVersions(db) }),
+  };
+
+  const http = createHttpApi(api, log.child({ part: 'http' }));
+  await new Promise<void>((res, rej) => {
+    http.once('error', (e: NodeJS.ErrnoException) => rej(new RcError(ErrorCode.ServerBadRequest, `cannot listen on 127.0.0.1:${o.httpPort}: ${e.code ?? e.message}`)));
+    http.listen(o.httpPort, '127.0.0.1', () => res());
+  });
+  const httpUrl = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+
+  await new Promise<void>((res) => {
+    if (client.connected) return res();
+    client.once('connect', () => res());
+    setTimeout(res, 5000).unref();
+  });
+
+  return {
+    mqttUrl,
+    httpUrl,
+    publicKeyPem: key.publicKeyPem,
+    db,
+    publisher,
+    charging,
+    api,
+    close: async () => {
+      clearInterval(chargeTimer);
+      clearInterval(resealTimer);
+      const closed = new Promise<void>((r) => http.close(() => r()));
+      http.closeAllConnections();
+      await closed;
+      await chain.catch(() => undefined);
+      await client.endAsync(true).catch(() => undefined);
+      if (embedded) await embedded.close();
+      db.close();
+    },
+  };
+}
