@@ -23,7 +23,8 @@ export const DEV_TOKEN_KEY: TokenKey = {
 };
 
 export function parseTokenKey(hex: string, version: number | string): TokenKey {
-  const v = typeof version === 'string' ? Number(version) : version;
+  // a string must be plain decimal digits: Number('') is 0 (the development key's version), Number(' 1') is 1
+  const v = typeof version === 'string' ? (/^\d{1,5}$/.test(version) ? Number(version) : NaN) : version;
   if (!Number.isInteger(v) || v < 0 || v > 0xffff) {
     throw new RcError(ErrorCode.TokenKeyInvalid, 'token key version must be an integer 0..65535', { version: String(version) });
   }
