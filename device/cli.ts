@@ -1,7 +1,9 @@
 import { Command } from 'commander';
+import { register as registerDemo } from './commands/demo.js';
 
 // rc-device: the runtime on validators, turnstiles and canteen terminals.
 // Each command lives in device/commands/<name>.ts and registers itself here.
 const program = new Command('rc-device').description('Resident Card device runtime').showHelpAfterError();
 
+registerDemo(program);
 await program.parseAsync(process.argv);
