@@ -5,8 +5,11 @@ import { ErrorCode, RcError } from './errors.js';
  * Card tokenisation, shared by the device (on read) and the server (on import).
  *
  * token = HMAC-SHA256(key of version v, PAN ‖ PSN) truncated to 16 bytes.
- * PAN is the ASCII digits; PSN is the two-digit decimal/hex string as read
- * (tag 5F34, one byte shown as 2 hex digits) or "" when the card has none.
+ * PAN is the ASCII digits; PSN is the two-digit string as read (tag 5F34, one
+ * byte shown as 2 hex digits), and "00" when the card has none (EMV treats an
+ * absent PSN as 00). The PSN part is therefore always exactly two characters,
+ * so the input's length fixes the PAN's length: a 16-digit PAN with PSN "01"
+ * and an 18-digit PAN ending in "01" can never collide.
  * The token is stored together with v so keys can rotate.
  */
 export interface TokenKey {
@@ -50,7 +53,9 @@ export function tokenKeyFromEnv(env: NodeJS.ProcessEnv = process.env): TokenKey 
 export function deriveToken(pan: Uint8Array, psn: string | null, key: TokenKey): string {
   const mac = createHmac('sha256', key.key);
   mac.update(pan);
-  if (psn) mac.update(psn, 'ascii');
+  const p = psn ?? '00';
+  if (!/^[0-9A-Fa-f]{2}$/.test(p)) throw new RcError(ErrorCode.CardMissingData, 'PSN must be two hex digits', { psnLength: p.length });
+  mac.update(p.toUpperCase(), 'ascii');
   return mac.digest().subarray(0, TOKEN_BYTES).toString('hex');
 }
 

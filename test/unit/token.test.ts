@@ -30,9 +30,19 @@ describe('deriveToken', () => {
     expect(expected).toMatch(/^[0-9a-f]{32}$/);
   });
 
-  it('a card without PSN is tokenised over the PAN alone', () => {
-    const expected = createHmac('sha256', KEY.key).update(PAN, 'ascii').digest().subarray(0, 16).toString('hex');
+  it('a card without PSN is tokenised as PSN 00 (the same card, read with or without its PSN, keeps its token)', () => {
+    const expected = createHmac('sha256', KEY.key).update(`${PAN}00`, 'ascii').digest().subarray(0, 16).toString('hex');
     expect(deriveToken(Buffer.from(PAN), null, KEY)).toBe(expected);
+    expect(deriveToken(Buffer.from(PAN), '00', KEY)).toBe(expected);
+  });
+
+  it('a longer PAN without PSN never collides with a shorter PAN plus PSN (PAN ‖ PSN is length-unambiguous)', () => {
+    // 16-digit PAN + PSN "01" vs the 18-digit PAN made of the same digits and no PSN.
+    expect(deriveToken(Buffer.from(`${PAN}01`), null, KEY)).not.toBe(deriveToken(Buffer.from(PAN), '01', KEY));
+  });
+
+  it('a PSN that is not two hex digits is refused with a coded error', () => {
+    expect(() => deriveToken(Buffer.from(PAN), '1', KEY)).toThrow(expect.objectContaining({ code: 'card.missing-data' }));
   });
 
   it('another PSN, another PAN or another key gives another token', () => {
