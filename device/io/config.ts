@@ -19,6 +19,8 @@ export const TimingSchema = z.object({
   /** First wait before re-opening a port that went away; doubles up to reconnectMaxMs. */
   reconnectMinMs: z.number().int().min(1).max(60_000).default(250),
   reconnectMaxMs: z.number().int().min(1).max(600_000).default(5000),
+  /** How often an open port's path is checked for having vanished (pty removed, USB adapter pulled); 0 disables. */
+  portCheckMs: z.number().int().min(0).max(60_000).default(1000),
   /** PING the peripheral this often when idle, so health is known between taps; 0 disables. */
   keepaliveMs: z.number().int().min(0).max(3_600_000).default(5000),
   /** Consecutive failed commands after which the peripheral counts as down rather than degraded. */

@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import { SerialPortStream, type OpenOptions } from '@serialport/stream';
 import { SerialPort } from 'serialport';
 import { ErrorCode, RcError } from '../../protocol/errors.js';
@@ -13,6 +14,13 @@ export interface SerialLinkOptions {
   binding?: SerialBinding;
   reconnectMinMs: number;
   reconnectMaxMs: number;
+  /**
+   * While open, stat the path this often and re-open when it vanished or now
+   * names another device (0: never). A pty slave does not always see its
+   * master go away, so this is how a removed pty is noticed. Only for the
+   * real binding: a mock's paths are not files.
+   */
+  portCheckMs: number;
   log: Logger;
 }
 
@@ -40,6 +48,7 @@ export class SerialLink {
   private stopped = true;
   private everOpened = false;
   private downReported = false;
+  private checkTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly opts: SerialLinkOptions,
@@ -66,6 +75,7 @@ export class SerialLink {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    this.stopCheck();
     const port = this.port;
     this.port = undefined;
     if (port?.isOpen) {
@@ -119,15 +129,51 @@ export class SerialLink {
       this.downReported = false;
       port.on('data', (chunk: Buffer) => this.on.data(chunk));
       port.on('error', (e: Error) => this.opts.log.debug({ err: { message: e.message }, port: this.opts.path }, 'serial port error'));
+      // A read of 0 bytes (a pty whose other side vanished) ends the stream without closing it: close it, so we reconnect.
+      port.on('end', () => {
+        if (this.port === port && port.isOpen) port.close();
+      });
       port.on('close', (closeErr: Error | null) => {
         if (this.port !== port) return;
         this.port = undefined;
+        this.stopCheck();
         if (this.stopped) return;
         this.failed(closeErr ?? new Error('port closed'));
       });
       this.opts.log.info({ port: this.opts.path, reconnect }, reconnect ? 'serial port re-opened' : 'serial port opened');
       this.on.open(reconnect);
+      this.startCheck(port);
     });
+  }
+
+  private startCheck(port: SerialPortStream): void {
+    this.stopCheck();
+    if (this.opts.binding || this.opts.portCheckMs <= 0) return;
+    let rdev: number | undefined;
+    let busy = false;
+    const check = async (): Promise<void> => {
+      if (busy || this.port !== port) return;
+      busy = true;
+      try {
+        const st = await stat(this.opts.path);
+        rdev ??= st.rdev;
+        if (st.rdev !== rdev) throw new Error('path now names another device');
+      } catch (e) {
+        if (this.port === port && port.isOpen) {
+          this.opts.log.info({ port: this.opts.path, reason: e instanceof Error ? e.message : String(e) }, 'serial port path went away; closing it to re-open');
+          port.close();
+        }
+      } finally {
+        busy = false;
+      }
+    };
+    void check();
+    this.checkTimer = setInterval(() => void check(), this.opts.portCheckMs);
+  }
+
+  private stopCheck(): void {
+    if (this.checkTimer) clearInterval(this.checkTimer);
+    this.checkTimer = undefined;
   }
 
   private failed(cause: unknown): void {

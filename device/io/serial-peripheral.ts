@@ -49,6 +49,7 @@ export abstract class SerialPeripheral {
         ...(ctx.binding ? { binding: ctx.binding } : {}),
         reconnectMinMs: ctx.timing.reconnectMinMs,
         reconnectMaxMs: ctx.timing.reconnectMaxMs,
+        portCheckMs: ctx.timing.portCheckMs,
         log: ctx.log,
       },
       {

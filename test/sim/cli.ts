@@ -83,7 +83,10 @@ export async function runSimCli(kind: string, make: (endpoint: SimEndpoint, args
       ready = true;
       emit({ type: 'ready', kind, port: a.port });
     }
-    if (open) handle.peer.reboot();
+    if (open) {
+      handle.peer.reboot();
+      void handle.peer.sendEvent({ type: 'boot' });
+    }
   });
   const handle = make(endpoint, { port: a.port, baudRate: a.baud, behaviour, passDelayMs: a['pass-delay-ms'] });
   handle.peer.onTrace = (t) => emit(t);

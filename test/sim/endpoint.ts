@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { SerialPortStream } from '@serialport/stream';
 import { SerialPort } from 'serialport';
 
@@ -19,6 +20,7 @@ export class SerialEndpoint implements SimEndpoint {
   private closed = false;
   private timer: NodeJS.Timeout | undefined;
   private readonly openWaiters: Array<() => void> = [];
+  private check: NodeJS.Timeout | undefined;
 
   constructor(
     readonly path: string,
@@ -51,6 +53,7 @@ export class SerialEndpoint implements SimEndpoint {
   async close(): Promise<void> {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.check) clearInterval(this.check);
     const p = this.port;
     this.port = undefined;
     if (p?.isOpen) await new Promise<void>((r) => p.close(() => r()));
@@ -71,9 +74,18 @@ export class SerialEndpoint implements SimEndpoint {
         for (const l of this.listeners) l(chunk);
       });
       p.on('error', () => undefined);
+      p.on('end', () => {
+        if (this.port === p && p.isOpen) p.close();
+      });
+      // a pty slave does not always notice its master going away: watch the path
+      const rdev = rdevOf(this.path);
+      this.check = setInterval(() => {
+        if (this.port === p && p.isOpen && rdevOf(this.path) !== rdev) p.close();
+      }, this.retryMs);
       p.on('close', () => {
         if (this.port !== p) return;
         this.port = undefined;
+        if (this.check) clearInterval(this.check);
         this.onOpenChange(false);
         this.retry();
       });
@@ -85,5 +97,13 @@ export class SerialEndpoint implements SimEndpoint {
   private retry(): void {
     if (this.closed) return;
     this.timer = setTimeout(() => this.connect(), this.retryMs);
+  }
+}
+
+function rdevOf(path: string): number | undefined {
+  try {
+    return statSync(path).rdev;
+  } catch {
+    return undefined;
   }
 }

@@ -160,6 +160,7 @@ const eventArb: fc.Arbitrary<PeripheralEvent> = fc.oneof(
   fc.record({ type: fc.constant('passed' as const), direction: fc.constantFrom('entry' as const, 'exit' as const) }),
   fc.record({ type: fc.constant('open-timeout' as const), direction: fc.constantFrom('entry' as const, 'exit' as const) }),
   fc.record({ type: fc.constant('tamper' as const), detail: fc.integer({ min: 0, max: 255 }) }),
+  fc.constant<PeripheralEvent>({ type: 'boot' }),
 );
 
 describe('rcp1 commands and events', () => {

@@ -47,7 +47,11 @@ export const Cmd = {
   EVT_PASSED: 0x80,
   EVT_OPEN_TIMEOUT: 0x81,
   EVT_TAMPER: 0x82,
+  EVT_BOOT: 0x83,
 } as const;
+
+/** A repeated event sequence number counts as a retransmission only within this window (see §4.3). */
+export const EVENT_DEDUP_MS = 2000;
 
 export const NakReason = {
   BUSY: 0x01,
@@ -182,7 +186,8 @@ export type HostCommand =
 export type PeripheralEvent =
   | { type: 'passed'; direction: Direction }
   | { type: 'open-timeout'; direction: Direction }
-  | { type: 'tamper'; detail: number };
+  | { type: 'tamper'; detail: number }
+  | { type: 'boot' };
 
 const DIRECTIONS: Record<Direction, number> = { entry: 1, exit: 2 };
 const LIGHTS: Record<Light, number> = { off: 0, green: 1, red: 2 };
@@ -276,6 +281,8 @@ export function encodeEvent(e: PeripheralEvent): { cmd: number; payload: Uint8Ar
       return { cmd: Cmd.EVT_OPEN_TIMEOUT, payload: Uint8Array.of(DIRECTIONS[e.direction]) };
     case 'tamper':
       return { cmd: Cmd.EVT_TAMPER, payload: Uint8Array.of(e.detail & 0xff) };
+    case 'boot':
+      return { cmd: Cmd.EVT_BOOT, payload: new Uint8Array(0) };
   }
 }
 
@@ -290,6 +297,8 @@ export function decodeEvent(f: Frame): PeripheralEvent | undefined {
     }
     case Cmd.EVT_TAMPER:
       return p.length === 1 ? { type: 'tamper', detail: p[0] ?? 0 } : undefined;
+    case Cmd.EVT_BOOT:
+      return p.length === 0 ? { type: 'boot' } : undefined;
     default:
       return undefined;
   }
@@ -314,7 +323,7 @@ abstract class Rcp1Peripheral extends SerialPeripheral {
   private seq = 0;
   private queue: Promise<unknown> = Promise.resolve();
   private waiting: { seq: number; settle(r: Reply): void } | undefined;
-  private lastEventSeq = -1;
+  private lastEvent = { seq: -1, at: 0 };
 
   protected onBytes(chunk: Buffer): void {
     this.touch();
@@ -345,7 +354,7 @@ abstract class Rcp1Peripheral extends SerialPeripheral {
 
   protected override onPortOpen(): void {
     this.parser.reset();
-    this.lastEventSeq = -1;
+    this.lastEvent = { seq: -1, at: 0 };
   }
 
   protected override onPortDown(): void {
@@ -372,8 +381,18 @@ abstract class Rcp1Peripheral extends SerialPeripheral {
         return;
       }
       this.sendRaw({ seq: f.seq, cmd: Cmd.ACK, payload: new Uint8Array(0) });
-      if (f.seq === this.lastEventSeq) return; // a repeat: our ACK was lost
-      this.lastEventSeq = f.seq;
+      const now = Date.now();
+      const repeat = f.seq === this.lastEvent.seq && now - this.lastEvent.at < EVENT_DEDUP_MS;
+      if (ev.type === 'boot') {
+        if (repeat) return;
+        // the peripheral (re)started: its sequence numbers start afresh from this one
+        this.lastEvent = { seq: f.seq, at: now };
+        this.log.info({ port: this.port }, `${this.name} reports it (re)started`);
+        this.onPeripheralEvent(ev);
+        return;
+      }
+      if (repeat) return; // our ACK was lost and the peripheral sent it again
+      this.lastEvent = { seq: f.seq, at: now };
       this.onPeripheralEvent(ev);
       return;
     }
@@ -540,6 +559,12 @@ export class Rcp1Turnstile extends Rcp1Peripheral implements Turnstile {
     if (e.type === 'tamper') {
       this.log.warn({ port: this.port, detail: e.detail }, `${this.name} reports tamper (detail ${e.detail})`);
       this.emit({ type: 'tamper', detail: e.detail, at });
+      return;
+    }
+    if (e.type === 'boot') {
+      // an open in progress is lost with the controller's memory
+      this.passWaiter?.resolve('not-passed');
+      this.setState('unknown');
       return;
     }
     this.emit({ type: e.type, direction: e.direction, at });
