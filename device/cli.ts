@@ -1,9 +1,12 @@
 import { Command } from 'commander';
+import { register as registerReplay } from './commands/replay.js';
 import { register as registerDemo } from './commands/demo.js';
 
 // rc-device: the runtime on validators, turnstiles and canteen terminals.
 // Each command lives in device/commands/<name>.ts and registers itself here.
 const program = new Command('rc-device').description('Resident Card device runtime').showHelpAfterError();
 
+registerReplay(program);
 registerDemo(program);
+
 await program.parseAsync(process.argv);

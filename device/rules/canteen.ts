@@ -27,7 +27,7 @@ export function decideCanteen(tap: Tap, view: View, cfg: Config): Decision {
     reason,
     fareKopecks: fare,
     benefit,
-    display: display(reason, fare, result),
+    display: display(reason, fare, result, 'canteen'),
     counterDelta: { add, marks },
     effectiveTime: eff,
     flags,

@@ -2,12 +2,13 @@ import type { Reason } from './types.js';
 import { rub } from './time.js';
 
 /** Short texts for the passenger's display, Russian first. */
-export function display(reason: Reason, fareKopecks: number, result: 'allow' | 'deny', extra?: { meal?: string }): { ru: string; en: string } {
+export function display(reason: Reason, fareKopecks: number, result: 'allow' | 'deny', kind: 'bus' | 'turnstile' | 'canteen' = 'bus'): { ru: string; en: string } {
   const paid = fareKopecks > 0 ? { ru: `Оплата ${rub(fareKopecks, ',')} ₽`, en: `Fare ${rub(fareKopecks, '.')} RUB` } : null;
   switch (reason) {
     case 'ok':
       return result === 'allow' ? { ru: 'Проходите', en: 'Go ahead' } : { ru: 'Отказ', en: 'Refused' };
     case 'benefit':
+      if (kind === 'canteen') return { ru: 'Бесплатное питание', en: 'Free meal' };
       return paid ? { ru: `Льгота. ${paid.ru}`, en: `Benefit. ${paid.en}` } : { ru: 'Льгота. Проезд бесплатный', en: 'Benefit. Free ride' };
     case 'full-fare':
       return paid ?? { ru: 'Проходите', en: 'Go ahead' };
@@ -42,5 +43,5 @@ export function display(reason: Reason, fareKopecks: number, result: 'allow' | '
     case 'unknown-route':
       return { ru: 'Маршрут не настроен', en: 'Route not configured' };
   }
-  return extra?.meal ? { ru: extra.meal, en: extra.meal } : { ru: '', en: '' };
+  return { ru: String(reason), en: String(reason) };
 }

@@ -50,7 +50,7 @@ export function decideTurnstile(tap: Tap, view: View, cfg: Config): Decision {
     reason,
     fareKopecks: 0,
     benefit: null,
-    display: display(reason, 0, result),
+    display: display(reason, 0, result, 'turnstile'),
     counterDelta: { add, marks },
     effectiveTime: eff,
     flags,

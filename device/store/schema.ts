@@ -13,10 +13,10 @@ export const MIGRATIONS: Array<(db: Database.Database) => void> = [
       CREATE TABLE meta (key TEXT PRIMARY KEY, value) ;
       -- one row per scope: its version and the generation of entries that is visible
       CREATE TABLE scopes (scope TEXT PRIMARY KEY, version INTEGER NOT NULL, gen INTEGER NOT NULL, applied_ms INTEGER NOT NULL);
-      -- generations of entries: 'staging' (being written, invisible), 'active', 'garbage' (to delete)
+      -- generations of a scope's entries, each in its own table list_<gen> (token BLOB 16 bytes,
+      -- data TEXT: the rest of the entry, compact (codec.ts); unique index on token):
+      -- 'staging' (being written, invisible), 'active' (the one scopes points to), 'garbage' (to drop)
       CREATE TABLE gens (gen INTEGER PRIMARY KEY, scope TEXT NOT NULL, version INTEGER NOT NULL, state TEXT NOT NULL);
-      -- list entries: token as 16 bytes, the rest of the entry as JSON
-      CREATE TABLE entries (gen INTEGER NOT NULL, token BLOB NOT NULL, data TEXT NOT NULL, PRIMARY KEY (gen, token)) WITHOUT ROWID;
       -- counters per token per period (quota trips this month, fares today, meals today)
       CREATE TABLE counters (token BLOB NOT NULL, name TEXT NOT NULL, period TEXT NOT NULL, value INTEGER NOT NULL,
                              PRIMARY KEY (token, name, period)) WITHOUT ROWID;

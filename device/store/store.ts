@@ -4,6 +4,7 @@ import {
   ScopeName,
   TokenHex,
   entrySchemaFor,
+  scopeKind,
   type AnyEntry,
   type ListDelta,
   type ListSnapshot,
@@ -12,6 +13,7 @@ import {
   type TransitEntry,
 } from '../../protocol/lists.js';
 import type { Decision, Direction, Tap, TokenMarks, View } from '../rules/types.js';
+import { decodeEntry, encodeEntry } from './codec.js';
 import { CURRENT_STORE_SCHEMA, MIGRATIONS } from './schema.js';
 
 /**
@@ -47,6 +49,8 @@ export interface StoreOptions {
   deviceId: string;
   /** 'FULL' (default: durable before green). 'NORMAL' only for throwaway stores (replay without --db). */
   synchronous?: 'FULL' | 'NORMAL' | 'OFF';
+  /** SQLite page cache in KiB (default 8192: lookups hit the OS page cache anyway; keeps RSS low on small devices). */
+  cacheKb?: number;
 }
 
 export interface ApplyResult {
@@ -107,6 +111,7 @@ interface JournalRow {
 }
 
 const tokenBlob = (hex: string): Buffer => Buffer.from(hex, 'hex');
+const listTable = (gen: number): string => `list_${Math.trunc(gen)}`;
 const TOKEN_RE = /^[0-9a-f]{32}$/;
 
 function checkToken(token: string): Buffer {
@@ -146,11 +151,6 @@ export function validateEntries(scope: string, entries: readonly unknown[], labe
   return out;
 }
 
-/** The entry without its token, as stored. */
-function entryData(e: AnyEntry): string {
-  const { token: _t, ...rest } = e;
-  return JSON.stringify(rest);
-}
 
 export class Store {
   readonly db: Database.Database;
@@ -159,6 +159,7 @@ export class Store {
   private seq: number;
   private versions = new Map<string, number>();
   private versionsObj: Record<string, number> = {};
+  private lookups: Array<{ scope: string; get: Database.Statement }> = [];
   private closed = false;
   private readonly st: ReturnType<Store['prepare']>;
 
@@ -194,6 +195,7 @@ export class Store {
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${opts.synchronous ?? 'FULL'}`);
     db.pragma('journal_size_limit = 67108864');
+    db.pragma(`cache_size = -${Math.max(512, Math.trunc(opts.cacheKb ?? 8192))}`);
     for (let v = uv; v < CURRENT_STORE_SCHEMA; v++) {
       db.transaction(() => {
         MIGRATIONS[v]!(db);
@@ -222,11 +224,6 @@ export class Store {
       setGenState: db.prepare('UPDATE gens SET state = ? WHERE gen = ?'),
       garbageGens: db.prepare(`SELECT gen FROM gens WHERE state = 'garbage'`),
       dropGen: db.prepare('DELETE FROM gens WHERE gen = ?'),
-      deleteSome: db.prepare('DELETE FROM entries WHERE gen = ? AND token IN (SELECT token FROM entries WHERE gen = ? LIMIT ?)'),
-      putEntry: db.prepare('INSERT OR REPLACE INTO entries (gen, token, data) VALUES (?, ?, ?)'),
-      delEntry: db.prepare('DELETE FROM entries WHERE gen = ? AND token = ?'),
-      countEntries: db.prepare('SELECT count(*) AS n FROM entries WHERE gen = ?'),
-      viewEntries: db.prepare('SELECT s.scope AS scope, e.data AS data FROM scopes s JOIN entries e ON e.gen = s.gen AND e.token = ?'),
       viewCounters: db.prepare('SELECT name, period, value FROM counters WHERE token = ?'),
       viewMarks: db.prepare('SELECT data FROM marks WHERE token = ?'),
       addCounter: db.prepare(
@@ -244,7 +241,11 @@ export class Store {
 
   private reloadVersions(): void {
     this.versions.clear();
-    for (const r of this.st.scopes.all() as { scope: string; version: number }[]) this.versions.set(r.scope, r.version);
+    this.lookups = [];
+    for (const r of this.st.scopes.all() as { scope: string; version: number; gen: number }[]) {
+      this.versions.set(r.scope, r.version);
+      this.lookups.push({ scope: r.scope, get: this.db.prepare(`SELECT data FROM ${listTable(r.gen)} WHERE token = ?`).pluck() });
+    }
     this.versionsObj = Object.fromEntries(this.versions);
   }
 
@@ -266,7 +267,7 @@ export class Store {
   /** Number of entries visible in a scope. */
   entryCount(scope: string): number {
     const row = this.st.scopeRow.get(scope) as { gen: number } | undefined;
-    return row ? (this.st.countEntries.get(row.gen) as { n: number }).n : 0;
+    return row ? (this.db.prepare(`SELECT count(*) FROM ${listTable(row.gen)}`).pluck().get() as number) : 0;
   }
 
   /** Refuse an older version; tell whether this one is already held. */
@@ -278,16 +279,35 @@ export class Store {
     return version === cur;
   }
 
+  /** A new generation: its table without index (bulk inserts append in rowid order). */
   private allocGen(scope: string, version: number): number {
     const gen = Number((this.st.getMeta.get('next_gen') as { value: number }).value);
     this.st.setMeta.run(gen + 1, 'next_gen');
     this.st.newGen.run(gen, scope, version);
+    this.db.exec(`CREATE TABLE ${listTable(gen)} (token BLOB NOT NULL, data TEXT NOT NULL)`);
     return gen;
   }
 
-  private insertEntries(gen: number, entries: readonly AnyEntry[]): void {
-    const put = this.st.putEntry;
-    for (const e of entries) put.run(gen, tokenBlob(e.token), entryData(e));
+  /** The unique token index, built once after a bulk load (a sort, not 1M random B-tree inserts). */
+  private indexGen(gen: number, scope: string): void {
+    try {
+      this.db.exec(`CREATE UNIQUE INDEX ${listTable(gen)}_token ON ${listTable(gen)} (token)`);
+    } catch (e) {
+      if ((e as { code?: string }).code?.startsWith('SQLITE_CONSTRAINT')) {
+        throw new RcError(ErrorCode.ListInvalid, `${scope}: the list holds the same token twice; nothing applied`, { scope });
+      }
+      throw e;
+    }
+  }
+
+  private insertEntries(gen: number, scope: string, entries: readonly AnyEntry[], upsert = false): void {
+    const kind = scopeKind(scope);
+    const put = this.db.prepare(
+      upsert
+        ? `INSERT INTO ${listTable(gen)} (token, data) VALUES (?, ?) ON CONFLICT(token) DO UPDATE SET data = excluded.data`
+        : `INSERT INTO ${listTable(gen)} (token, data) VALUES (?, ?)`,
+    );
+    for (const e of entries) put.run(tokenBlob(e.token), encodeEntry(kind, e));
   }
 
   /** Make `gen` the visible generation of `scope` (inside a transaction). */
@@ -315,12 +335,14 @@ export class Store {
       .transaction(() => {
         if (this.checkForward(scope, version)) return;
         const gen = this.allocGen(scope, version);
-        this.insertEntries(gen, entries);
+        this.insertEntries(gen, scope, entries);
+        this.indexGen(gen, scope);
         this.swapIn(scope, version, gen);
       })
       .immediate();
     this.reloadVersions();
     this.collectGarbage();
+    this.checkpoint();
     return { scope, applied: true, fromVersion: from, version, entries: entries.length };
   }
 
@@ -342,7 +364,7 @@ export class Store {
   /** @internal used by SnapshotWriter */
   _writeChunk(gen: number, scope: string, entries: readonly unknown[], offset: number): number {
     const valid = validateEntries(scope, entries, `entries[${offset}+]`);
-    this.db.transaction(() => this.insertEntries(gen, valid))();
+    this.db.transaction(() => this.insertEntries(gen, scope, valid))();
     return valid.length;
   }
 
@@ -351,11 +373,13 @@ export class Store {
     this.db
       .transaction(() => {
         if (this.checkForward(scope, version)) throw new RcError(ErrorCode.ListRollback, `${scope}: version ${version} was applied meanwhile`, { scope, version });
+        this.indexGen(gen, scope);
         this.swapIn(scope, version, gen);
       })
       .immediate();
     this.reloadVersions();
     this.collectGarbage();
+    this.checkpoint();
   }
 
   /** @internal used by SnapshotWriter */
@@ -400,10 +424,12 @@ export class Store {
         let gen = row?.gen;
         if (gen === undefined) {
           gen = this.allocGen(scope, to);
+          this.indexGen(gen, scope);
           this.st.setGenState.run('active', gen);
         }
-        for (const t of removes) this.st.delEntry.run(gen, t);
-        this.insertEntries(gen, upserts);
+        const del = this.db.prepare(`DELETE FROM ${listTable(gen)} WHERE token = ?`);
+        for (const t of removes) del.run(t);
+        this.insertEntries(gen, scope, upserts, true);
         this.st.upsertScope.run(scope, to, gen, Date.now());
       })
       .immediate();
@@ -411,18 +437,21 @@ export class Store {
     return { scope, applied: true, fromVersion: cur, version: to, entries: n };
   }
 
-  /** Delete entries of replaced or aborted generations, `chunk` rows per transaction. */
-  collectGarbage(chunk = 50_000): number {
-    let deleted = 0;
-    for (const { gen } of this.st.garbageGens.all() as { gen: number }[]) {
-      for (;;) {
-        const n = this.db.transaction(() => this.st.deleteSome.run(gen, gen, chunk).changes)();
-        deleted += n;
-        if (n < chunk) break;
-      }
-      this.st.dropGen.run(gen);
+  /** Drop the tables of replaced or aborted generations; returns how many. */
+  collectGarbage(): number {
+    const gens = this.st.garbageGens.all() as { gen: number }[];
+    for (const { gen } of gens) {
+      this.db.transaction(() => {
+        this.db.exec(`DROP TABLE IF EXISTS ${listTable(gen)}`);
+        this.st.dropGen.run(gen);
+      })();
     }
-    return deleted;
+    return gens.length;
+  }
+
+  /** Fold the WAL back into the database file (after a big list apply; keeps the WAL small). */
+  checkpoint(): void {
+    this.db.pragma('wal_checkpoint(TRUNCATE)');
   }
 
   // ---- taps ----------------------------------------------------------------
@@ -432,11 +461,12 @@ export class Store {
     this.alive();
     const t = checkToken(token);
     const view: View = { transit: null, stop: null, schools: {}, counters: {}, marks: {}, listVersions: this.versionsObj };
-    for (const r of this.st.viewEntries.all(t) as { scope: string; data: string }[]) {
-      const e = { token, ...(JSON.parse(r.data) as object) };
-      if (r.scope === 'transit') view.transit = e as TransitEntry;
-      else if (r.scope === 'stoplist') view.stop = e as StopEntry;
-      else view.schools[r.scope] = e as SchoolEntry;
+    for (const { scope, get } of this.lookups) {
+      const data = get.get(t) as string | undefined;
+      if (data === undefined) continue;
+      if (scope === 'transit') view.transit = decodeEntry('transit', token, data) as TransitEntry;
+      else if (scope === 'stoplist') view.stop = decodeEntry('stoplist', token, data) as StopEntry;
+      else view.schools[scope] = decodeEntry('school', token, data) as SchoolEntry;
     }
     for (const r of this.st.viewCounters.all(t) as { name: string; period: string; value: number }[]) view.counters[`${r.name}@${r.period}`] = r.value;
     const m = this.st.viewMarks.get(t) as { data: string } | undefined;
