@@ -66,4 +66,13 @@ export const ERROR_HELP: Partial<Record<ErrorCode, { meaning: string; action: st
   'provision.device-revoked': { meaning: 'The operator revoked this device.', action: 'Ask the operator; re-provision with a new token.' },
   'provision.already-provisioned': { meaning: 'The device is already provisioned.', action: 'Use rc-provision show, or rc-provision reset first.' },
   'provision.not-provisioned': { meaning: 'The device has no identity yet.', action: 'Run rc-provision init.' },
+  'provision.seal-invalid': { meaning: 'The secrets the server sealed to this device do not open with its key (tampered or meant for another device).', action: 'Run rc-provision init again with a new token; if it repeats, check for a proxy altering traffic.' },
+  'provision.broker-refused': { meaning: 'The MQTT broker refused this device\'s credentials.', action: 'Run rc-provision rotate; if the device was revoked, ask the operator for a new token and re-provision.' },
+  'provision.first-sync-timeout': { meaning: 'The first list sync did not complete in time.', action: 'Check the network to the broker and that the server publishes lists (rc-sync-server status), then run rc-provision check again.' },
+  'provision.disk-low': { meaning: 'The device\'s data directory has too little free space.', action: 'Free disk space (old logs) or use a larger card; lists need room to grow.' },
+  'provision.clock-skew': { meaning: 'The device clock differs too much from the server\'s, or is not plausible.', action: 'Set the clock (enable NTP: timedatectl set-ntp true); lists and journals depend on it.' },
+  'provision.not-confirmed': { meaning: 'A factory reset was not confirmed; nothing was deleted.', action: 'Answer yes at the prompt, or pass --yes.' },
+  'provision.no-rules': { meaning: 'The server has no tariff or school/canteen rules this device needs (or not for its route).', action: 'Ask the operator to publish them (rc-sync-server config set FILE), then run init again.' },
+  'provision.broker-files': { meaning: 'The server could not write the Mosquitto password/ACL files or signal Mosquitto to reload.', action: 'Check the paths and permissions given to rc-sync-server start (--mosquitto-*), and that Mosquitto runs.' },
+  'provision.bad-proof': { meaning: 'A device request was not signed by the device\'s enrolled key.', action: 'Re-provision the device (rc-provision reset, then init with a new token).' },
 };

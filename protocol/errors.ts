@@ -88,6 +88,15 @@ export const ErrorCode = {
   ProvisionDeviceRevoked: 'provision.device-revoked',
   ProvisionAlreadyDone: 'provision.already-provisioned',
   ProvisionNotDone: 'provision.not-provisioned',
+  ProvisionSealInvalid: 'provision.seal-invalid',
+  ProvisionBrokerRefused: 'provision.broker-refused',
+  ProvisionSyncTimeout: 'provision.first-sync-timeout',
+  ProvisionDiskLow: 'provision.disk-low',
+  ProvisionClockSkew: 'provision.clock-skew',
+  ProvisionNotConfirmed: 'provision.not-confirmed',
+  ProvisionNoRules: 'provision.no-rules',
+  ProvisionBrokerFiles: 'provision.broker-files',
+  ProvisionBadProof: 'provision.bad-proof',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
