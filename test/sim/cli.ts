@@ -9,7 +9,7 @@ import type { Behaviour, Rcp1Peer } from './rcp1-peer.js';
  * Process mode shared by the simulators, for end-to-end tests that need the
  * controller as a separate process:
  *   node --import tsx test/sim/turnstile-sim.ts --port /path [--baud 19200]
- *        [--behaviour normal|never-passes|silent|garbage|noisy|nak-first] [--nak-first N]
+ *        [--behaviour normal|never-passes|silent|garbage|noisy|nak-first|ack-lost] [--nak-first N]
  *        [--pass-delay-ms 50] [--exit-on-stdin-close]
  * stdout: one JSON object per line: {"type":"ready"}, {"type":"port","open":bool},
  *   {"type":"command",...} for every command frame, {"type":"event",...} for every event sent.
@@ -17,7 +17,7 @@ import type { Behaviour, Rcp1Peer } from './rcp1-peer.js';
  * SIGTERM/SIGINT: closes the port and exits 0.
  */
 
-const BehaviourName = z.enum(['normal', 'never-passes', 'silent', 'garbage', 'noisy', 'nak-first']);
+const BehaviourName = z.enum(['normal', 'never-passes', 'silent', 'garbage', 'noisy', 'nak-first', 'ack-lost']);
 const Control = z.union([
   z.object({ behaviour: BehaviourName, n: z.number().int().min(0).max(1000).optional() }).strict(),
   z.object({ tamper: z.number().int().min(0).max(255) }).strict(),
@@ -42,7 +42,8 @@ export function isMain(metaUrl: string): boolean {
 }
 
 function toBehaviour(name: z.infer<typeof BehaviourName>, n: number | undefined): Behaviour {
-  return name === 'nak-first' ? { mode: 'nak-first', n: n ?? 1 } : { mode: name };
+  if (name === 'nak-first' || name === 'ack-lost') return { mode: name, n: n ?? 1 };
+  return { mode: name };
 }
 
 function emit(o: unknown): void {

@@ -20,7 +20,8 @@ import type { SimEndpoint } from './endpoint.js';
  *  - silent: stops answering altogether;
  *  - garbage: answers every frame with random bytes instead of an ACK;
  *  - noisy: answers correctly but sprays random bytes (STX included) before each frame;
- *  - nak-first: NAKs (busy) the next n command frames, then behaves normally.
+ *  - nak-first: NAKs (busy) the next n command frames, then behaves normally;
+ *  - ack-lost: executes the next n commands but their ACKs are lost on the line.
  */
 export type Behaviour =
   | { mode: 'normal' }
@@ -28,7 +29,8 @@ export type Behaviour =
   | { mode: 'silent' }
   | { mode: 'garbage' }
   | { mode: 'noisy' }
-  | { mode: 'nak-first'; n: number };
+  | { mode: 'nak-first'; n: number }
+  | { mode: 'ack-lost'; n: number };
 
 export interface ReceivedCommand {
   seq: number;
@@ -63,6 +65,7 @@ export class Rcp1Peer {
   private readonly parser = new FrameParser();
   private behaviour_: Behaviour = { mode: 'normal' };
   private nakLeft = 0;
+  private ackLoseLeft = 0;
   private lastSeq = -1;
   private eventSeq = 0;
   private eventWaiter: { seq: number; done(): void } | undefined;
@@ -91,6 +94,7 @@ export class Rcp1Peer {
   setBehaviour(b: Behaviour): void {
     this.behaviour_ = b;
     this.nakLeft = b.mode === 'nak-first' ? b.n : 0;
+    this.ackLoseLeft = b.mode === 'ack-lost' ? b.n : 0;
   }
 
   /** Forget sequence state, as a rebooted controller would (e.g. after its port came back). */
@@ -221,7 +225,8 @@ export class Rcp1Peer {
     this.lastSeq = f.seq;
     this.received.push({ seq: f.seq, command, executed: !repeat, at: Date.now() });
     this.onTrace({ type: 'command', seq: f.seq, command, executed: !repeat });
-    this.send(encodeFrame({ seq: f.seq, cmd: Cmd.ACK, payload: new Uint8Array(0) }));
+    if (this.ackLoseLeft > 0) this.ackLoseLeft--;
+    else this.send(encodeFrame({ seq: f.seq, cmd: Cmd.ACK, payload: new Uint8Array(0) }));
     if (!repeat) this.onCommand(command);
   }
 }

@@ -187,6 +187,16 @@ export function ioPeripheralsSuite(rig: IoRig): void {
     expect(sim.peer.executed('open')).toHaveLength(1);
   });
 
+  it('a retry after a lost ACK does not open the gate twice (the controller recognises the sequence number)', async () => {
+    const { sim, t } = await turnstileRig();
+    sim.setBehaviour({ mode: 'ack-lost', n: 1 });
+    expect(await t.openForEntry()).toBe('passed');
+    const opens = sim.peer.received.filter((r) => r.command.type === 'open');
+    expect(opens.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(opens.map((r) => r.seq)).size).toBe(1);
+    expect(opens.filter((r) => r.executed)).toHaveLength(1);
+  });
+
   it('NAK on every attempt fails with io.nack', async () => {
     const { sim, t } = await turnstileRig();
     sim.setBehaviour({ mode: 'nak-first', n: 10 });
