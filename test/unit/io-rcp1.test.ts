@@ -164,6 +164,21 @@ const eventArb: fc.Arbitrary<PeripheralEvent> = fc.oneof(
 );
 
 describe('rcp1 commands and events', () => {
+  it('produces the example frames of docs/serial-protocol.md §8 byte for byte', () => {
+    const hex = (b: Uint8Array) => Buffer.from(b).toString('hex').toUpperCase().match(/../g)?.join(' ');
+    const cmd = (seq: number, c: HostCommand) => hex(encodeFrame({ seq, ...encodeCommand(c) }));
+    const ev = (seq: number, e: PeripheralEvent) => hex(encodeFrame({ seq, ...encodeEvent(e) }));
+    expect(cmd(1, { type: 'ping' })).toBe('02 00 01 01 EF 8C 03');
+    expect(hex(encodeFrame({ seq: 1, cmd: Cmd.ACK, payload: new Uint8Array(0) }))).toBe('02 00 01 06 9F 6B 03');
+    expect(cmd(17, { type: 'open', direction: 'entry', windowMs: 8000 })).toBe('02 03 11 20 01 1F 40 35 0C 03');
+    expect(cmd(18, { type: 'show', light: 'green', beep: 'short', text: 'Проезд' })).toBe(
+      '02 0E 12 30 01 01 D0 9F D1 80 D0 BE D0 B5 D0 B7 D0 B4 17 C5 03',
+    );
+    expect(ev(4, { type: 'passed', direction: 'entry' })).toBe('02 01 04 80 01 25 0D 03');
+    expect(hex(encodeFrame({ seq: 17, cmd: Cmd.NAK, payload: Uint8Array.of(1) }))).toBe('02 01 11 15 01 6A 80 03');
+    expect(ev(1, { type: 'boot' })).toBe('02 00 01 83 5E 46 03');
+  });
+
   it('every host command round-trips through its frame', () => {
     fc.assert(
       fc.property(commandArb, fc.integer({ min: 0, max: 255 }), (c, seq) => {
