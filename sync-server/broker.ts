@@ -46,6 +46,8 @@ export interface EmbeddedBroker {
   port: number;
   url: string;
   close(): Promise<void>;
+  /** Drop a connected client at once (provisioning: a revoked device). */
+  disconnect(clientId: string): void;
 }
 
 export async function startEmbeddedBroker(opts: { port: number; host?: string; policy: AuthPolicy; log: Logger }): Promise<EmbeddedBroker> {
@@ -79,6 +81,7 @@ export async function startEmbeddedBroker(opts: { port: number; host?: string; p
   return {
     port,
     url: `mqtt://127.0.0.1:${port}`,
+    disconnect: (clientId) => (aedes as unknown as { clients: Record<string, Client | undefined> }).clients[clientId]?.close(),
     close: () =>
       new Promise<void>((res) => {
         aedes.close(() => server.close(() => res()));

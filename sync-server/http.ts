@@ -51,7 +51,10 @@ function send(res: ServerResponse, status: number, body: unknown): void {
   res.end(s);
 }
 
-export function createHttpApi(api: Api, log: Logger): Server {
+/** Extra routes (provisioning): answer a request, or undefined when the path is not theirs. */
+export type ExtraRoutes = (method: string, path: string, body: () => Promise<unknown>) => Promise<unknown> | undefined;
+
+export function createHttpApi(api: Api, log: Logger, extra?: ExtraRoutes): Server {
   return createServer((req, res) => {
     void (async () => {
       const url = new URL(req.url ?? '/', 'http://localhost');
@@ -83,6 +86,8 @@ export function createHttpApi(api: Api, log: Logger): Server {
           return send(res, 200, { ok: true });
         }
         if (req.method === 'POST' && p === '/v1/charging/repay') return send(res, 200, await api.repay(parse(RepayBody, await readJson(req)).token));
+        const ex = extra?.(req.method ?? 'GET', p, () => readJson(req));
+        if (ex) return send(res, 200, await ex);
         throw new RcError(ErrorCode.ServerNotFound, `no such endpoint: ${req.method} ${p}`);
       } catch (e) {
         if (isRcError(e)) {

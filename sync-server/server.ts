@@ -17,6 +17,8 @@ import { loadOrCreateSigningKey } from './keys.js';
 import { Publisher, DEFAULT_PUBLISHER_OPTIONS, type PublisherOptions } from './publisher.js';
 import { currentVersions, openRegistry, type Db } from './registry.js';
 import type { Dirty } from './materialize.js';
+import { Provisioning } from './enrol.js';
+import type { MosquittoFiles } from './mosquitto-auth.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -34,6 +36,12 @@ export interface ServerOptions {
   policy?: (serverUser: string, serverPassword: string) => AuthPolicy;
   publisher?: Partial<PublisherOptions>;
   chargingIntervalMs?: number;
+  /** Provisioning: the embedded broker enforces per-device credentials and ACLs (allowAnonymous: development only). */
+  deviceAuth?: { allowAnonymous?: boolean };
+  /** Provisioning with an external Mosquitto: password and ACL files the server writes (and SIGHUPs Mosquitto). */
+  mosquitto?: MosquittoFiles;
+  /** Broker URL handed to enrolled devices, when it differs from the one the server uses. */
+  publicBrokerUrl?: string;
 }
 
 export interface RunningServer {
@@ -44,6 +52,7 @@ export interface RunningServer {
   publisher: Publisher;
   charging: ChargingQueue;
   api: Api;
+  provisioning: Provisioning;
   close(): Promise<void>;
 }
 
@@ -76,22 +85,28 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const serverUser = 'rc-sync-server';
   const serverPassword = o.brokerPassword ?? randomBytes(18).toString('base64url');
   let mqttUrl = o.brokerUrl;
+  const provisioning = new Provisioning({ db, publicKeyPem: key.publicKeyPem, tokenKey: o.tokenKey, serverUser: o.brokerUrl ? (o.brokerUsername ?? serverUser) : serverUser, serverPassword, log: log.child({ part: 'provisioning' }), ...(o.mosquitto ? { mosquitto: o.mosquitto } : {}), ...(o.publicBrokerUrl ? { publicBrokerUrl: o.publicBrokerUrl } : {}) });
   if (!mqttUrl) {
-    embedded = await startEmbeddedBroker({ port: o.mqttPort ?? 1883, policy: (o.policy ?? openPolicy)(serverUser, serverPassword), log: log.child({ part: 'broker' }) });
+    const policy = o.policy ? o.policy(serverUser, serverPassword) : o.deviceAuth ? provisioning.policy(o.deviceAuth) : openPolicy(serverUser, serverPassword);
+    embedded = await startEmbeddedBroker({ port: o.mqttPort ?? 1883, policy, log: log.child({ part: 'broker' }) });
     mqttUrl = embedded.url;
   }
+  provisioning.attach(mqttUrl, embedded ? embedded.disconnect : null);
+  provisioning.writeBrokerFiles();
 
   const client: MqttClient = mqtt.connect(mqttUrl, {
     protocolVersion: 4,
     clientId: `rc-sync-server-${randomBytes(4).toString('hex')}`,
-    username: o.brokerUrl ? o.brokerUsername : serverUser,
-    password: o.brokerUrl ? o.brokerPassword : serverPassword,
+    // MQTT 3.1.1: no password without a user name
+    ...(o.brokerUrl ? (o.brokerUsername ? { username: o.brokerUsername, password: o.brokerPassword } : {}) : { username: serverUser, password: serverPassword }),
     clean: true,
     reconnectPeriod: 1000,
     connectTimeout: 5000,
   });
   publisher.setTransport({
     publish: async (topic, payload, retain) => {
+      // while the broker is away, skip: everything is republished on reconnection
+      if (!client.connected) return;
       await client.publishAsync(topic, payload, { qos: 1, retain });
     },
   });
@@ -188,7 +203,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     info: () => ({ ok: true, mqtt: mqttUrl, embedded: embedded !== null, versions: currentVersions(db) }),
   };
 
-  const http = createHttpApi(api, log.child({ part: 'http' }));
+  const http = createHttpApi(api, log.child({ part: 'http' }), provisioning.routes);
   await new Promise<void>((res, rej) => {
     http.once('error', (e: NodeJS.ErrnoException) => rej(new RcError(ErrorCode.ServerBadRequest, `cannot listen on 127.0.0.1:${o.httpPort}: ${e.code ?? e.message}`)));
     http.listen(o.httpPort, '127.0.0.1', () => res());
@@ -209,6 +224,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     publisher,
     charging,
     api,
+    provisioning,
     close: async () => {
       clearInterval(chargeTimer);
       clearInterval(resealTimer);

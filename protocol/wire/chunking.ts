@@ -20,13 +20,16 @@ export function encodeChunk(version: number, n: number, records: Buffer): Buffer
   return Buffer.concat([h, records]);
 }
 
-/** Split snapshot records into chunk payloads (never inside a record). */
+/** Split snapshot records into chunk payloads (never inside a record, never inside one card's records). */
 export function splitChunks(version: number, records: Buffer, chunkRecords = CHUNK_RECORDS): { refs: ChunkRef[]; payloads: Buffer[] } {
   const refs: ChunkRef[] = [];
   const payloads: Buffer[] = [];
   const step = chunkRecords * RECORD_SIZE;
-  for (let off = 0, n = 0; off < records.length; off += step, n++) {
-    const part = records.subarray(off, Math.min(records.length, off + step));
+  for (let off = 0, n = 0, end = 0; off < records.length; off = end, n++) {
+    end = Math.min(records.length, off + step);
+    // never split one card's records (a transit card with several benefits) across chunks
+    while (end < records.length && records.compare(records, end - RECORD_SIZE, end - RECORD_SIZE + 16, end, end + 16) === 0) end += RECORD_SIZE;
+    const part = records.subarray(off, end);
     refs.push({ n, records: part.length / RECORD_SIZE, sha256: sha256Hex(part) });
     payloads.push(encodeChunk(version, n, part));
   }

@@ -63,7 +63,7 @@ export const WireJournalEntry = z.object({
   time: IsoTime,
   token: TokenHex.nullable(),
   kind: z.string().min(1).max(32),
-  result: z.enum(['allow', 'deny']),
+  result: z.enum(['allow', 'deny', 'event']),
   reason: z.string().min(1).max(64),
   fareKopecks: z.number().int().min(0).max(10_000_000),
   benefit: z.string().max(64).nullable(),

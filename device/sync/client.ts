@@ -1,0 +1,430 @@
+import { EventEmitter } from 'node:events';
+import type { KeyObject } from 'node:crypto';
+import { setImmediate as yieldLoop } from 'node:timers/promises';
+import mqtt, { type MqttClient } from 'mqtt';
+import { ErrorCode, RcError, isRcError } from '../../protocol/errors.js';
+import type { Logger } from '../../protocol/log.js';
+import type { ListDelta, Scope } from '../../protocol/lists.js';
+import { decodeRecords } from '../../protocol/wire/codec.js';
+import { loadPublicKey } from '../../protocol/wire/envelope.js';
+import { JournalAck, MAX_CONTROL_MESSAGE, MAX_LIST_MESSAGE, type DeltaRef, type ManifestHeader, type WireJournalEntry } from '../../protocol/wire/messages.js';
+import { parseTopic, topics } from '../../protocol/wire/topics.js';
+import { parseControl, verifyChunk, verifyConfig, verifyDelta, verifyManifest } from '../../protocol/wire/verify.js';
+import type { JournalEntry, Store } from '../store/index.js';
+import { ChunkStaging } from './staging.js';
+
+/** What the sync client needs from the device store. */
+export type SyncStore = Pick<Store, 'listVersion' | 'listVersions' | 'applyDelta' | 'beginSnapshot' | 'journalRange' | 'ackUpTo' | 'ackedSeq' | 'lastSeq' | 'journalBacklog'>;
+
+export interface SyncClientOptions {
+  store: SyncStore;
+  deviceId: string;
+  brokerUrl: string;
+  scopes: Scope[];
+  serverPublicKey: string; // PEM or base64 raw
+  username?: string;
+  password?: string;
+  stagingDir: string;
+  log: Logger;
+  now?: () => Date;
+  batchSize?: number; // journal entries per batch (default 500)
+  windowSize?: number; // entries sent ahead of the ack (default 5000)
+  ackTimeoutMs?: number; // resend when no ack comes (default 10 s)
+  reconnectMinMs?: number;
+  reconnectMaxMs?: number;
+  statusIntervalMs?: number;
+  /** Ask the server to republish when no manifest came this long after connecting. */
+  requestAfterMs?: number;
+  readerState?: () => string;
+  onConfig?: (name: string, version: number, doc: unknown) => void;
+}
+
+interface Download {
+  manifest: ManifestHeader;
+  have: Set<number>;
+  applying: boolean;
+}
+
+interface ScopeState {
+  manifest: ManifestHeader | null;
+  deltas: Map<number, ListDelta>; // verified, keyed by fromVersion
+  download: Download | null;
+  waitTimer: NodeJS.Timeout | null;
+}
+
+/**
+ * The device's sync client (MQTT 3.1.1). Keeps lists current (delta or chunked
+ * snapshot, verified, applied through the store in one transaction), uploads
+ * the journal (QoS 1, kept until acknowledged), publishes a retained status
+ * with a last will, reconnects with backoff. It never holds the store for
+ * long: a snapshot is written chunk by chunk between event-loop turns, so taps
+ * keep being decided.
+ *
+ * Events: 'applied' {scope, version, via}, 'refused' {code, topic, message},
+ * 'acked' {upTo}, 'connected', 'offline', 'config' {name, version}.
+ */
+export class SyncClient extends EventEmitter {
+  private client: MqttClient | null = null;
+  private readonly key: KeyObject;
+  private readonly staging: ChunkStaging;
+  private readonly state = new Map<Scope, ScopeState>();
+  private readonly now: () => Date;
+  private sentUpTo = 0;
+  private lastAckAt = Date.now();
+  private backoff: number;
+  private stopped = false;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private timers: NodeJS.Timeout[] = [];
+  private pumping = false;
+  private statusDirty = false;
+  private readonly log: Logger;
+
+  constructor(private readonly o: SyncClientOptions) {
+    super();
+    this.key = loadPublicKey(o.serverPublicKey);
+    this.staging = new ChunkStaging(o.stagingDir);
+    this.now = o.now ?? (() => new Date());
+    this.backoff = o.reconnectMinMs ?? 500;
+    this.log = o.log.child({ part: 'sync', device: o.deviceId });
+    for (const s of o.scopes) this.state.set(s, { manifest: null, deltas: new Map(), download: null, waitTimer: null });
+  }
+
+  get connected(): boolean {
+    return this.client?.connected ?? false;
+  }
+
+  start(): void {
+    const o = this.o;
+    const will = { topic: topics.status(o.deviceId), payload: Buffer.from(JSON.stringify(this.statusPayload(false))), qos: 1 as const, retain: true };
+    const c = mqtt.connect(o.brokerUrl, {
+      protocolVersion: 4,
+      clientId: o.deviceId,
+      clean: true,
+      keepalive: 30,
+      reconnectPeriod: 0, // our own backoff
+      connectTimeout: 5000,
+      username: o.username,
+      password: o.password,
+      will,
+    });
+    this.client = c;
+    c.on('connect', () => this.onConnect());
+    c.on('message', (topic, payload, packet) => this.onMessage(topic, payload, packet.retain));
+    c.on('close', () => this.onClose());
+    c.on('error', (e) => this.log.warn({ code: ErrorCode.SyncBrokerUnavailable, err: e.message }, 'broker connection error'));
+    this.timers.push(setInterval(() => this.pump(), 1000));
+    this.timers.push(setInterval(() => this.publishStatus(), o.statusIntervalMs ?? 30_000));
+    for (const t of this.timers) t.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    for (const s of this.state.values()) if (s.waitTimer) clearTimeout(s.waitTimer);
+    const c = this.client;
+    if (c?.connected) {
+      await c.publishAsync(topics.status(this.o.deviceId), Buffer.from(JSON.stringify(this.statusPayload(false))), { qos: 1, retain: true }).catch(() => undefined);
+    }
+    await c?.endAsync(true).catch(() => undefined);
+  }
+
+  /** Call after a tap was journaled: uploads soon, without waiting for the timer. */
+  notify(): void {
+    setImmediate(() => this.pump());
+  }
+
+  private onClose(): void {
+    this.emit('offline');
+    if (this.stopped) return;
+    const delay = this.backoff;
+    this.backoff = Math.min(this.o.reconnectMaxMs ?? 30_000, this.backoff * 2);
+    if (this.reconnectTimer) return;
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      if (!this.stopped && this.client && !this.client.connected) this.client.reconnect();
+    }, delay);
+    this.reconnectTimer.unref();
+  }
+
+  private onConnect(): void {
+    const c = this.client!;
+    this.backoff = this.o.reconnectMinMs ?? 500;
+    this.sentUpTo = this.o.store.ackedSeq(); // resend what is not acknowledged (the server dedups)
+    this.lastAckAt = Date.now();
+    this.log.info({ broker: this.o.brokerUrl }, 'connected');
+    const subs: string[] = [topics.journalAck(this.o.deviceId), topics.configAll()];
+    for (const s of this.o.scopes) subs.push(topics.manifest(s), topics.deltaAll(s));
+    void c
+      .subscribeAsync(subs, { qos: 1 })
+      .then(() => {
+        // resume interrupted downloads
+        for (const [scope, st] of this.state) if (st.download) void this.subscribeMissing(scope, st.download);
+        this.publishStatus();
+        this.pump();
+        this.emit('connected');
+      })
+      .catch((e) => this.log.warn({ err: String(e) }, 'subscribe failed'));
+    const after = this.o.requestAfterMs ?? 3000;
+    const t = setTimeout(() => {
+      const missing = this.o.scopes.filter((s) => !this.state.get(s)!.manifest);
+      if (missing.length && c.connected) {
+        void c.publishAsync(topics.request(this.o.deviceId), Buffer.from(JSON.stringify({ device: this.o.deviceId, scopes: missing })), { qos: 1 }).catch(() => undefined);
+      }
+    }, after);
+    t.unref();
+  }
+
+  private refuse(e: unknown, topic: string): void {
+    if (isRcError(e)) {
+      this.log.warn({ code: e.code, topic, err: e.message, context: e.context }, 'message refused; lists unchanged');
+      this.emit('refused', { code: e.code, topic, message: e.message });
+    } else {
+      this.log.error({ topic, err: String(e) }, 'message handling failed; lists unchanged');
+      this.emit('refused', { code: 'internal', topic, message: String(e) });
+    }
+  }
+
+  private onMessage(topic: string, payload: Buffer, retained: boolean): void {
+    const t = parseTopic(topic);
+    if (!t) return;
+    if (payload.length === 0) return; // a cleared retained topic
+    try {
+      if (t.kind === 'journal-ack') return this.onAck(payload);
+      if (t.kind === 'config') {
+        const { header, doc } = verifyConfig(payload, this.key, this.now());
+        if (header.name !== t.name) throw new RcError(ErrorCode.SyncWrongScope, 'config document name does not match its topic', { topic: t.name });
+        this.emit('config', { name: header.name, version: header.version });
+        this.o.onConfig?.(header.name, header.version, doc);
+        return;
+      }
+      if (t.kind !== 'manifest' && t.kind !== 'delta' && t.kind !== 'chunk') return;
+      const st = this.state.get(t.scope);
+      if (!st) throw new RcError(ErrorCode.SyncWrongScope, 'message for a scope this device does not hold', { scope: t.scope });
+      const held = this.o.store.listVersion(t.scope);
+      const ctx = { key: this.key, scope: t.scope, held, now: this.now() };
+      if (t.kind === 'manifest') {
+        const m = verifyManifest(payload, ctx);
+        if (!st.manifest || m.version >= st.manifest.version) st.manifest = m;
+        this.plan(t.scope);
+      } else if (t.kind === 'delta') {
+        if (t.to <= held && retained) return; // an older retained delta: already applied
+        const { header, delta } = verifyDelta(payload, ctx);
+        if (header.from !== t.from || header.to !== t.to) throw new RcError(ErrorCode.SyncPayloadInvalid, 'delta versions do not match its topic');
+        st.deltas.set(delta.fromVersion, delta);
+        if (st.deltas.size > 1000) st.deltas.delete(st.deltas.keys().next().value!);
+        this.plan(t.scope);
+      } else {
+        const d = st.download;
+        if (!d || d.manifest.version !== t.version || d.have.has(t.n)) return;
+        if (payload.length > MAX_LIST_MESSAGE) throw new RcError(ErrorCode.SyncPayloadTooLarge, 'chunk too large', { bytes: payload.length });
+        verifyChunk(payload, d.manifest, t.n);
+        this.staging.put(t.scope, t.version, t.n, payload);
+        d.have.add(t.n);
+        this.client?.unsubscribe(topics.chunk(t.scope, t.version, t.n));
+        if (d.have.size === d.manifest.chunks.length) void this.applySnapshot(t.scope, d);
+      }
+    } catch (e) {
+      this.refuse(e, topic);
+    }
+  }
+
+  /** Bring a scope to its manifest's version: buffered deltas first, else a snapshot. */
+  private plan(scope: Scope): void {
+    const st = this.state.get(scope)!;
+    const store = this.o.store;
+    let held = store.listVersion(scope);
+    for (;;) {
+      const d = st.deltas.get(held);
+      if (!d) break;
+      st.deltas.delete(held);
+      try {
+        const r = store.applyDelta(d);
+        if (r.applied) {
+          this.log.info({ scope, from: r.fromVersion, version: r.version, changes: r.entries }, 'delta applied');
+          this.emit('applied', { scope, version: r.version, via: 'delta' });
+          this.statusDirty = true;
+        }
+      } catch (e) {
+        this.refuse(e, topics.delta(scope, d.fromVersion, d.toVersion));
+        break;
+      }
+      held = store.listVersion(scope);
+    }
+    for (const k of [...st.deltas.keys()]) if (st.deltas.get(k)!.toVersion <= held) st.deltas.delete(k);
+    if (this.statusDirty) this.publishStatus();
+    const m = st.manifest;
+    if (!m || m.version <= held) {
+      if (st.waitTimer) clearTimeout(st.waitTimer);
+      st.waitTimer = null;
+      return;
+    }
+    if (st.download && !st.download.applying) {
+      if (st.download.manifest.version === m.version) return;
+      if (chainExists(m.deltas, st.download.manifest.version, m.version)) return; // finish it, then deltas
+    }
+    if (!st.download && chainExists(m.deltas, held, m.version)) {
+      // the deltas are retained and on their way; fall back to a snapshot if they do not come
+      if (!st.waitTimer) {
+        st.waitTimer = setTimeout(() => {
+          st.waitTimer = null;
+          if (this.o.store.listVersion(scope) < (st.manifest?.version ?? 0)) this.startDownload(scope, st.manifest!);
+        }, 5000);
+        st.waitTimer.unref();
+      }
+      return;
+    }
+    if (st.download?.applying) return;
+    this.startDownload(scope, m);
+  }
+
+  private startDownload(scope: Scope, m: ManifestHeader): void {
+    const st = this.state.get(scope)!;
+    if (st.download?.applying) return;
+    if (st.download && st.download.manifest.version === m.version) return;
+    if (st.download) this.unsubscribeChunks(scope, st.download);
+    this.staging.dropOthers(scope, m.version);
+    const have = new Set<number>();
+    for (const n of this.staging.have(scope, m.version)) {
+      try {
+        verifyChunk(this.staging.get(scope, m.version, n), m, n);
+        have.add(n);
+      } catch {
+        /* a torn file: fetch again */
+      }
+    }
+    const d: Download = { manifest: m, have, applying: false };
+    st.download = d;
+    this.log.info({ scope, version: m.version, chunks: m.chunks.length, resumed: have.size }, 'snapshot download');
+    if (have.size === m.chunks.length) void this.applySnapshot(scope, d);
+    else void this.subscribeMissing(scope, d);
+  }
+
+  private async subscribeMissing(scope: Scope, d: Download): Promise<void> {
+    const c = this.client;
+    if (!c?.connected) return;
+    const missing = d.manifest.chunks.filter((x) => !d.have.has(x.n)).map((x) => topics.chunk(scope, d.manifest.version, x.n));
+    for (let i = 0; i < missing.length; i += 100) await c.subscribeAsync(missing.slice(i, i + 100), { qos: 1 }).catch(() => undefined);
+  }
+
+  private unsubscribeChunks(scope: Scope, d: Download): void {
+    const missing = d.manifest.chunks.filter((x) => !d.have.has(x.n)).map((x) => topics.chunk(scope, d.manifest.version, x.n));
+    if (missing.length && this.client?.connected) this.client.unsubscribe(missing);
+  }
+
+  /** Write the staged chunks through the store's snapshot writer, one chunk per event-loop turn; swap in at once. */
+  private async applySnapshot(scope: Scope, d: Download): Promise<void> {
+    if (d.applying) return;
+    d.applying = true;
+    const st = this.state.get(scope)!;
+    const v = d.manifest.version;
+    const writer = this.o.store.beginSnapshot(scope, v);
+    try {
+      for (const ref of d.manifest.chunks) {
+        const records = verifyChunk(this.staging.get(scope, v, ref.n), d.manifest, ref.n);
+        writer.add(decodeRecords(scope, records, false).entries);
+        await yieldLoop();
+      }
+      const r = writer.commit();
+      this.log.info({ scope, version: v, entries: r.entries }, 'snapshot applied');
+      this.staging.drop(scope, v);
+      if (r.applied) this.emit('applied', { scope, version: v, via: 'snapshot' });
+      this.statusDirty = true;
+    } catch (e) {
+      writer.abort();
+      this.staging.drop(scope, v);
+      this.refuse(e, topics.chunk(scope, v, 0));
+    } finally {
+      if (st.download === d) st.download = null;
+      this.plan(scope);
+    }
+  }
+
+  // ---- journal ----
+
+  private onAck(payload: Buffer): void {
+    const a = parseControl(payload, JournalAck, MAX_CONTROL_MESSAGE);
+    if (a.device !== this.o.deviceId) throw new RcError(ErrorCode.SyncDeviceMismatch, 'journal ack for another device', { device: a.device });
+    const store = this.o.store;
+    const upTo = Math.min(a.upTo, store.lastSeq());
+    if (upTo > store.ackedSeq()) {
+      store.ackUpTo(upTo);
+      this.lastAckAt = Date.now();
+      this.statusDirty = true;
+      this.emit('acked', { upTo });
+    }
+    if (this.sentUpTo < upTo) this.sentUpTo = upTo;
+    this.pump();
+  }
+
+  private pump(): void {
+    const c = this.client;
+    if (this.pumping || !c?.connected) return;
+    const store = this.o.store;
+    const acked = store.ackedSeq();
+    if (this.sentUpTo > acked && Date.now() - this.lastAckAt > (this.o.ackTimeoutMs ?? 10_000)) {
+      this.sentUpTo = acked; // no ack for too long: send again
+      this.lastAckAt = Date.now();
+    }
+    if (this.sentUpTo < acked) this.sentUpTo = acked;
+    const batch = this.o.batchSize ?? 500;
+    const window = this.o.windowSize ?? 5000;
+    if (this.sentUpTo >= store.lastSeq() || this.sentUpTo - acked >= window) {
+      if (this.statusDirty) this.publishStatus();
+      return;
+    }
+    const entries = store.journalRange(this.sentUpTo + 1, batch);
+    if (entries.length === 0) return;
+    if (this.sentUpTo === acked) this.lastAckAt = Date.now();
+    const last = entries[entries.length - 1]!.seq;
+    this.sentUpTo = last;
+    this.pumping = true;
+    const body = Buffer.from(JSON.stringify({ device: this.o.deviceId, entries: entries.map(toWire) }));
+    c.publishAsync(topics.journal(this.o.deviceId), body, { qos: 1 })
+      .catch(() => {
+        this.sentUpTo = Math.min(this.sentUpTo, this.o.store.ackedSeq());
+      })
+      .finally(() => {
+        this.pumping = false;
+        setImmediate(() => this.pump());
+      });
+  }
+
+  // ---- status ----
+
+  private statusPayload(online: boolean): unknown {
+    const store = this.o.store;
+    const lists: Record<string, number> = {};
+    for (const s of this.o.scopes) lists[s] = store.listVersion(s);
+    return { device: this.o.deviceId, online, at: this.now().toISOString(), lists, backlog: store.journalBacklog(), ...(this.o.readerState ? { reader: this.o.readerState() } : {}) };
+  }
+
+  private publishStatus(): void {
+    const c = this.client;
+    if (!c?.connected) return;
+    this.statusDirty = false;
+    c.publish(topics.status(this.o.deviceId), Buffer.from(JSON.stringify(this.statusPayload(true))), { qos: 1, retain: true });
+  }
+}
+
+function chainExists(deltas: readonly DeltaRef[], from: number, to: number): boolean {
+  let v = from;
+  const byFrom = new Map(deltas.map((d) => [d.from, d.to]));
+  while (v < to) {
+    const n = byFrom.get(v);
+    if (n === undefined) return false;
+    v = n;
+  }
+  return v === to;
+}
+
+function toWire(e: JournalEntry): WireJournalEntry {
+  const data: Record<string, unknown> = { effectiveTime: e.effectiveTime };
+  if (e.direction) data.direction = e.direction;
+  if (e.reader) data.reader = e.reader;
+  if (e.route !== undefined) data.route = e.route;
+  if (e.vehicle !== undefined) data.vehicle = e.vehicle;
+  if (e.meal !== undefined) data.meal = e.meal;
+  if (e.flags.length) data.flags = e.flags;
+  return { seq: e.seq, time: e.time, token: e.token, kind: e.kind, result: e.result, reason: e.reason, fareKopecks: e.fareKopecks, benefit: e.benefit, lists: e.listVersions, data };
+}

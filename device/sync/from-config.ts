@@ -1,0 +1,30 @@
+import { join } from 'node:path';
+import { ErrorCode, RcError } from '../../protocol/errors.js';
+import type { Logger } from '../../protocol/log.js';
+import type { Scope } from '../../protocol/lists.js';
+import type { Config } from '../config/schema.js';
+import type { SyncClientOptions, SyncStore } from './client.js';
+
+/** The scopes a device holds when its config does not list them. */
+export function defaultScopes(cfg: Config): Scope[] {
+  if (cfg.device.kind === 'bus') return ['transit', 'stoplist'];
+  return [`school:${cfg.device.schoolId ?? ''}`, 'stoplist'];
+}
+
+/** Sync client options from the device config's `sync` section (config.invalid when it cannot sync). */
+export function syncOptionsFromConfig(cfg: Config, store: SyncStore, dataDir: string, log: Logger): SyncClientOptions {
+  const s = cfg.sync;
+  if (!s) throw new RcError(ErrorCode.ConfigInvalid, 'config has no sync section: the device cannot sync', { path: 'sync' });
+  if (!s.serverPublicKey) throw new RcError(ErrorCode.ConfigInvalid, 'sync.serverPublicKey is missing: lists cannot be verified', { path: 'sync.serverPublicKey' });
+  return {
+    store,
+    deviceId: s.deviceId ?? cfg.device.id,
+    brokerUrl: s.brokerUrl,
+    scopes: (s.scopes as Scope[] | undefined) ?? defaultScopes(cfg),
+    serverPublicKey: s.serverPublicKey,
+    ...(s.username !== undefined ? { username: s.username } : {}),
+    ...(s.password !== undefined ? { password: s.password } : {}),
+    stagingDir: join(dataDir, 'sync-staging'),
+    log,
+  };
+}

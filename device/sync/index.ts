@@ -1,0 +1,2 @@
+export { SyncClient, type SyncClientOptions, type SyncStore } from './client.js';
+export { syncOptionsFromConfig, defaultScopes } from './from-config.js';

@@ -1,0 +1,108 @@
+import { pbkdf2Sync, randomBytes } from 'node:crypto';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { ErrorCode, RcError } from '../protocol/errors.js';
+import { ROOT, topics } from '../protocol/wire/topics.js';
+
+/**
+ * Per-device credentials and ACLs for an external Mosquitto (2.0.x):
+ * the server writes a `password_file` and an `acl_file` that Mosquitto is
+ * started with (`allow_anonymous false`), and sends Mosquitto SIGHUP to reload
+ * them whenever a device is enrolled, rotated or revoked.
+ *
+ * Passwords are Mosquitto's own `$7$` format (PBKDF2-SHA512, 101 iterations,
+ * 12-byte salt, 64-byte hash — byte-identical to what `mosquitto_passwd`
+ * writes), computed when the server still holds the clear password (enrol,
+ * rotate) and kept in the registry; the clear password is never stored.
+ */
+
+export const MOSQ_ITERATIONS = 101;
+
+export function mosquittoHash(password: string, salt: Buffer = randomBytes(12), iterations = MOSQ_ITERATIONS): string {
+  const h = pbkdf2Sync(password, salt, iterations, 64, 'sha512');
+  return `$7$${iterations}$${salt.toString('base64')}$${h.toString('base64')}`;
+}
+
+export function verifyMosquittoHash(password: string, stored: string): boolean {
+  const m = /^\$7\$(\d+)\$([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+)$/.exec(stored);
+  if (!m) return false;
+  return mosquittoHash(password, Buffer.from(m[2]!, 'base64'), Number(m[1])) === stored;
+}
+
+export interface BrokerUser {
+  id: string;
+  mosqHash: string;
+  scopes: readonly string[];
+}
+
+export interface MosquittoFiles {
+  passwordFile: string;
+  aclFile: string;
+  /** Mosquitto's pid file (its `pid_file` option) or a pid, for the SIGHUP reload. */
+  pidFile?: string;
+  pid?: number;
+}
+
+export function passwordFileText(server: { user: string; mosqHash: string }, devices: readonly BrokerUser[]): string {
+  return [`${server.user}:${server.mosqHash}`, ...devices.map((d) => `${d.id}:${d.mosqHash}`)].join('\n') + '\n';
+}
+
+/** The ACL: the server reads and writes everything under rc/v1; each device only its own topics and scopes. */
+export function aclFileText(serverUser: string, devices: readonly BrokerUser[]): string {
+  const out = [
+    '# Written by rc-sync-server; changes are overwritten. Reloaded with SIGHUP.',
+    `user ${serverUser}`,
+    `topic readwrite ${ROOT}/#`,
+    '',
+  ];
+  for (const d of devices) {
+    out.push(
+      `user ${d.id}`,
+      `topic write ${topics.journal(d.id)}`,
+      `topic write ${topics.status(d.id)}`,
+      `topic write ${topics.request(d.id)}`,
+      `topic read ${topics.journalAck(d.id)}`,
+      `topic read ${ROOT}/config/+`,
+      ...d.scopes.map((s) => `topic read ${ROOT}/lists/${s}/#`),
+      '',
+    );
+  }
+  return out.join('\n');
+}
+
+function writeAtomic(file: string, text: string): void {
+  const tmp = `${file}.tmp-${process.pid}-${randomBytes(3).toString('hex')}`;
+  writeFileSync(tmp, text, { mode: 0o600 });
+  renameSync(tmp, file);
+}
+
+/** Write both files (atomically, 0600) and signal Mosquitto to reload them. provision.broker-files on failure. */
+export function applyMosquittoFiles(files: MosquittoFiles, server: { user: string; mosqHash: string }, devices: readonly BrokerUser[]): void {
+  try {
+    writeAtomic(files.passwordFile, passwordFileText(server, devices));
+    writeAtomic(files.aclFile, aclFileText(server.user, devices));
+  } catch (e) {
+    throw new RcError(ErrorCode.ProvisionBrokerFiles, `cannot write the Mosquitto password/ACL files: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, {
+      passwordFile: files.passwordFile,
+      aclFile: files.aclFile,
+    });
+  }
+  reloadMosquitto(files);
+}
+
+export function reloadMosquitto(files: MosquittoFiles): void {
+  let pid = files.pid;
+  if (pid === undefined && files.pidFile) {
+    try {
+      pid = Number(readFileSync(files.pidFile, 'utf8').trim());
+    } catch {
+      pid = undefined; // Mosquitto not started yet: it reads the files when it starts
+    }
+  }
+  if (pid === undefined || !Number.isInteger(pid) || pid <= 0) return;
+  try {
+    process.kill(pid, 'SIGHUP');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ESRCH') return; // not running: it reads the files when it starts
+    throw new RcError(ErrorCode.ProvisionBrokerFiles, `cannot signal Mosquitto (pid ${pid}) to reload: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, { pid });
+  }
+}
