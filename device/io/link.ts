@@ -1,6 +1,5 @@
 import { stat } from 'node:fs/promises';
 import { SerialPortStream, type OpenOptions } from '@serialport/stream';
-import { SerialPort } from 'serialport';
 import { ErrorCode, RcError } from '../../protocol/errors.js';
 import type { Logger } from '../../protocol/log.js';
 
@@ -68,7 +67,7 @@ export class SerialLink {
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
-    this.connect();
+    void this.connect();
   }
 
   async stop(): Promise<void> {
@@ -97,14 +96,14 @@ export class SerialLink {
     });
   }
 
-  private connect(): void {
+  private async connect(): Promise<void> {
     this.timer = undefined;
     if (this.stopped) return;
     this.on.attempt();
     let port: SerialPortStream;
     try {
       port = new SerialPortStream({
-        binding: this.opts.binding ?? SerialPort.binding,
+        binding: this.opts.binding ?? (await platformBinding()),
         path: this.opts.path,
         baudRate: this.opts.baudRate,
         autoOpen: false,
@@ -188,6 +187,14 @@ export class SerialLink {
     const jitter = 0.8 + Math.random() * 0.4;
     const wait = Math.max(1, Math.round(this.delay * jitter));
     this.delay = Math.min(this.delay * 2, this.opts.reconnectMaxMs);
-    this.timer = setTimeout(() => this.connect(), wait);
+    this.timer = setTimeout(() => void this.connect(), wait);
   }
+}
+
+let platform: Promise<SerialBinding> | undefined;
+
+/** The OS binding (native, from serialport), loaded on first use so a console-only device never loads it. */
+function platformBinding(): Promise<SerialBinding> {
+  platform ??= import('serialport').then((m) => m.SerialPort.binding);
+  return platform;
 }
