@@ -58,6 +58,8 @@ export const ERROR_HELP: Partial<Record<ErrorCode, { meaning: string; action: st
   'io.timeout': { meaning: 'A peripheral did not report in time.', action: 'Check the peripheral.' },
   'runtime.already-running': { meaning: 'Another rc-device run holds this device\'s database.', action: 'Stop the other instance (systemctl stop rc-device).' },
   'runtime.not-running': { meaning: 'No running device answers on the status socket.', action: 'Start it (rc-device run --config FILE).' },
+  'runtime.journal-failed': { meaning: 'A tap could not be written to the journal (disk full, store closed or damaged); the passenger was refused.', action: 'Check free disk space and the store file (rc-device status); restart the device; replace the storage if it repeats.' },
+  'runtime.tap-failed': { meaning: 'An unexpected fault in the tap loop; the tap was dropped, the device kept running.', action: 'Send the log lines around it to the developers; the device needs no action.' },
   'provision.token-invalid': { meaning: 'The enrolment token is not known to the server.', action: 'Ask the operator for a new token (rc-sync-server enrol-token create).' },
   'provision.token-used': { meaning: 'The enrolment token was already used.', action: 'Ask the operator for a new token.' },
   'provision.token-expired': { meaning: 'The enrolment token has expired.', action: 'Ask the operator for a new token.' },

@@ -78,6 +78,8 @@ export const ErrorCode = {
   // runtime: the device's tap loop
   RuntimeAlreadyRunning: 'runtime.already-running',
   RuntimeNotRunning: 'runtime.not-running',
+  RuntimeJournalFailed: 'runtime.journal-failed',
+  RuntimeTapFailed: 'runtime.tap-failed',
 
   // provision: technicians' set-up
   ProvisionTokenInvalid: 'provision.token-invalid',

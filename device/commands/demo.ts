@@ -6,11 +6,16 @@ import { openInProcessCard } from '../vcard/inprocess.js';
 import type { VCardSpec } from '../vcard/spec.js';
 import { isRcError } from '../../protocol/errors.js';
 import { rootLogger } from '../../protocol/log.js';
+import { runScriptedDemo } from '../demo/demo.js';
+import { runInteractiveDemo } from '../demo/interactive.js';
 
 /**
- * `rc-device demo [--json]`: the interim demo behind `npm start`. No hardware,
- * no services: a few virtual cards (synthetic numbers, and one real trace)
- * are read in process by the very EMV code the device runs, one line each.
+ * `rc-device demo`: the demo behind `npm start` (device/demo/): a sync-server
+ * with its embedded broker, a bus validator and a school turnstile in one
+ * process, scripted taps. `--interactive`: tap cards by key.
+ * `rc-device demo --cards [--json]`: the EMV engineer's card-read demo: a few
+ * virtual cards (synthetic numbers, and one real trace) read in process by the
+ * very EMV code the device runs, one line each.
  */
 
 /** Real card (CB + Visa co-badge), anonymised: see test/fixtures/emv-traces/visa-cb-cobadge.json. */
@@ -54,30 +59,46 @@ export const DEMO_CARDS: readonly { label: string; spec: VCardSpec }[] = [
 export function register(program: Command): void {
   program
     .command('demo')
-    .description('read a few virtual cards (Mir, Visa, co-badged, a real trace) in process and print one line each')
-    .option('--json', 'one JSON object per card')
-    .action(async (opts: { json?: boolean }) => {
-      const log = rootLogger().child({ component: 'demo' });
-      const tokenKey = resolveTokenKey(undefined, undefined, log);
-      const width = Math.max(...DEMO_CARDS.map((c) => c.label.length));
-      for (const { label, spec } of DEMO_CARDS) {
-        const t0 = performance.now();
-        try {
-          const r = await readMirCard(openInProcessCard(spec), { now: new Date(), tokenKey });
-          if (opts.json) process.stdout.write(`${JSON.stringify({ card: label, ...r })}\n`);
-          else
-            process.stdout.write(
-              `${label.padEnd(width)}  ${r.scheme}  ${r.maskedPan.padEnd(19)}  exp ${r.expiry}  psn ${r.psn ?? '--'}  token ${r.token.slice(0, 8)}… (key v${r.keyVersion})  ${r.apdus} APDUs  ${r.ms.toFixed(2)} ms\n`,
-            );
-        } catch (e) {
-          if (!isRcError(e)) throw e;
-          const ms = Math.round((performance.now() - t0) * 1000) / 1000;
-          if (opts.json) process.stdout.write(`${JSON.stringify({ card: label, error: e.code, ...e.context, ms })}\n`);
-          else {
-            const ctx = e.context && 'scheme' in e.context ? ` (${String(e.context.scheme)} ${String(e.context.aid)})` : '';
-            process.stdout.write(`${label.padEnd(width)}  refused: ${e.code}${ctx}  ${ms.toFixed(2)} ms\n`);
-          }
-        }
+    .description('the demo (npm start): a sync-server, a bus validator and a school turnstile in one process, scripted taps of virtual cards')
+    .option('--json', 'one JSON object per tap (with --cards: per card)')
+    .option('--interactive', 'tap demo cards by key instead of the script')
+    .option('--cards', 'only read the demo cards (Mir, Visa, co-badged, a real trace) through the EMV code, one line each')
+    .option('--verbose', 'show the device and server logs (stderr)')
+    .action(async (opts: { json?: boolean; interactive?: boolean; cards?: boolean; verbose?: boolean }) => {
+      if (opts.cards) return readCards(opts.json === true);
+      const out = { line: (s: string) => void process.stdout.write(`${s}\n`) };
+      const logLevel = opts.verbose ? 'info' : 'silent';
+      try {
+        if (opts.interactive) await runInteractiveDemo({ out, logLevel });
+        else await runScriptedDemo({ out, json: opts.json === true, logLevel });
+      } catch (e) {
+        process.stderr.write(`demo failed: ${isRcError(e) ? `${e.code}: ${e.message}` : e instanceof Error ? e.message : String(e)}\n`);
+        process.exitCode = 1;
       }
     });
+}
+
+async function readCards(json: boolean): Promise<void> {
+  const log = rootLogger().child({ component: 'demo' });
+  const tokenKey = resolveTokenKey(undefined, undefined, log);
+  const width = Math.max(...DEMO_CARDS.map((c) => c.label.length));
+  for (const { label, spec } of DEMO_CARDS) {
+    const t0 = performance.now();
+    try {
+      const r = await readMirCard(openInProcessCard(spec), { now: new Date(), tokenKey });
+      if (json) process.stdout.write(`${JSON.stringify({ card: label, ...r })}\n`);
+      else
+        process.stdout.write(
+          `${label.padEnd(width)}  ${r.scheme}  ${r.maskedPan.padEnd(19)}  exp ${r.expiry}  psn ${r.psn ?? '--'}  token ${r.token.slice(0, 8)}… (key v${r.keyVersion})  ${r.apdus} APDUs  ${r.ms.toFixed(2)} ms\n`,
+        );
+    } catch (e) {
+      if (!isRcError(e)) throw e;
+      const ms = Math.round((performance.now() - t0) * 1000) / 1000;
+      if (json) process.stdout.write(`${JSON.stringify({ card: label, error: e.code, ...e.context, ms })}\n`);
+      else {
+        const ctx = e.context && 'scheme' in e.context ? ` (${String(e.context.scheme)} ${String(e.context.aid)})` : '';
+        process.stdout.write(`${label.padEnd(width)}  refused: ${e.code}${ctx}  ${ms.toFixed(2)} ms\n`);
+      }
+    }
+  }
 }

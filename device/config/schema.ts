@@ -178,6 +178,8 @@ export const ConfigV1 = z
     tokenKey: TokenKeyConfig.optional(),
     /** Path of the SQLite store; the runtime picks a default when absent. */
     store: z.object({ path: z.string().min(1) }).strict().optional(),
+    /** Runtime files (rc-device run): the data dir (store, sync staging; default: the config file's dir) and the status socket (default <dataDir>/rc-device.sock). */
+    runtime: z.object({ dataDir: z.string().min(1).optional(), statusSocket: z.string().min(1).optional() }).strict().optional(),
   })
   .strict()
   .superRefine((c, ctx) => {

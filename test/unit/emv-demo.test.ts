@@ -18,7 +18,7 @@ describe('rc-device demo', () => {
     });
     const program = new Command('rc-device').exitOverride();
     register(program);
-    await program.parseAsync(['node', 'rc-device', 'demo', '--json']);
+    await program.parseAsync(['node', 'rc-device', 'demo', '--cards', '--json']);
     vi.restoreAllMocks();
     const lines = out.join('').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines).toHaveLength(DEMO_CARDS.length);

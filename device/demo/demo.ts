@@ -1,0 +1,347 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { createLogger, type Logger } from '../../protocol/log.js';
+import { DEV_TOKEN_KEY } from '../../protocol/token.js';
+import { startServer, type RunningServer } from '../../sync-server/server.js';
+import { loadConfig } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { VirtualReaderSource } from '../reader/virtual.js';
+import { startDevice, type RunningDevice } from '../runtime/device.js';
+import type { Clock, OutcomeReport, TapReport } from '../runtime/runtime.js';
+import type { VCardSpec } from '../vcard/spec.js';
+
+/**
+ * The demo behind `npm start`: everything in one process, no hardware, no
+ * external services. A sync-server with its embedded MQTT broker and a seeded
+ * registry (imported by the server's own CSV import), a bus validator and a
+ * school turnstile, each with an in-process virtual card reader and console
+ * peripherals, syncing their lists from the server; then scripted taps, and
+ * at the end the journal reaching the server.
+ */
+
+/** Append the Luhn check digit: demo card numbers are synthetic but well-formed. */
+export function withLuhn(body: string): string {
+  let sum = 0;
+  for (let i = 0; i < body.length; i++) {
+    let d = Number(body[body.length - 1 - i]);
+    if (i % 2 === 0) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+  }
+  return body + String((10 - (sum % 10)) % 10);
+}
+
+export interface DemoCard {
+  key: string;
+  label: { ru: string; en: string };
+  spec: VCardSpec;
+}
+
+const mir = (body: string, psn: string, expiry = '2029-06'): VCardSpec => ({ kind: 'emv', pan: withLuhn(body), expiry, psn });
+
+/** The demo's cards (synthetic numbers). Keys are what `demo:interactive` asks for. */
+export const CARDS = {
+  pensioner: { key: '1', label: { ru: 'пенсионерка Анна (льгота)', en: 'Anna, pensioner (benefit)' }, spec: mir('220070000000001', '01') },
+  unknown: { key: '2', label: { ru: 'незнакомая карта «Мир»', en: 'an unknown Mir card' }, spec: mir('220070000000002', '01') },
+  stopped: { key: '3', label: { ru: 'заблокированная карта', en: 'a stop-listed card' }, spec: mir('220070000000003', '02') },
+  student: { key: '4', label: { ru: 'школьник Тимур, 5 класс', en: 'Timur, 5th-grade student' }, spec: mir('220070000000004', '01') },
+  visa: { key: '6', label: { ru: 'карта Visa', en: 'a Visa card' }, spec: { kind: 'emv', scheme: 'visa', pan: withLuhn('411111111111111'), expiry: '2029-01', psn: '00' } },
+} satisfies Record<string, DemoCard>;
+
+function pan(c: DemoCard): string {
+  if (c.spec.kind !== 'emv') throw new Error('demo cards are synthetic EMV cards');
+  return c.spec.pan;
+}
+
+/** The registry as the agencies would send it (CSV, imported by the server's own import code). */
+export function registryCsv(): Record<'cards' | 'benefits' | 'enrolments' | 'stoplist', string> {
+  const psn = (c: DemoCard) => (c.spec.kind === 'emv' ? (c.spec.psn ?? '') : '');
+  return {
+    cards: [
+      'person_id,pan,psn,expiry',
+      `P-ANNA,${pan(CARDS.pensioner)},${psn(CARDS.pensioner)},2029-06`,
+      `P-TIMUR,${pan(CARDS.student)},${psn(CARDS.student)},2029-06`,
+      `P-LOST,${pan(CARDS.stopped)},${psn(CARDS.stopped)},2029-06`,
+    ].join('\n'),
+    benefits: ['person_id,category,valid_from,valid_to', 'P-ANNA,pensioner,2020-01-01,2030-12-31'].join('\n'),
+    enrolments: ['person_id,school_id,role,grade,meal_category,valid_from,valid_to', 'P-TIMUR,7,student,5,free-breakfast,2026-09-01,2027-05-31'].join('\n'),
+    stoplist: ['pan,psn,reason', `${pan(CARDS.stopped)},${psn(CARDS.stopped)},lost`].join('\n'),
+  };
+}
+
+export function busConfig(brokerUrl: string, serverPublicKey: string, dataDir: string): Config {
+  return loadConfig({
+    schema: 1,
+    device: { id: 'bus-7-demo', kind: 'bus', timeZone: 'Europe/Moscow', route: '7', vehicle: 'A777AA08' },
+    tariff: {
+      version: 1,
+      routes: { '7': { fullFareKopecks: 3500 } },
+      benefits: { pensioner: { kind: 'free', quota: { trips: 40, per: 'month' } }, schoolchild: { kind: 'percent', percentOff: 50 } },
+      repeatWindowSec: 420,
+      dailyCapKopecks: 10000,
+    },
+    peripherals: [{ kind: 'console', options: { name: 'bus-display' } }],
+    sync: { brokerUrl, serverPublicKey },
+    runtime: { dataDir },
+  });
+}
+
+export function turnstileConfig(brokerUrl: string, serverPublicKey: string, dataDir: string): Config {
+  return loadConfig({
+    schema: 1,
+    device: { id: 'school-7-gate-demo', kind: 'turnstile', timeZone: 'Europe/Moscow', schoolId: '7' },
+    school: {
+      schedules: {
+        student: [{ days: ['mon', 'tue', 'wed', 'thu', 'fri'], from: '07:30', to: '15:00' }],
+        staff: [{ days: ['mon', 'tue', 'wed', 'thu', 'fri', 'sat'], from: '06:30', to: '20:00' }],
+      },
+      antiPassback: 'hard',
+    },
+    readers: [
+      { name: 'Gate entry', direction: 'entry' },
+      { name: 'Gate exit', direction: 'exit' },
+    ],
+    peripherals: [{ kind: 'console', options: { name: 'gate', passAfterMs: 200 } }],
+    sync: { brokerUrl, serverPublicKey },
+    runtime: { dataDir },
+  });
+}
+
+/** A clock the script sets: wall time jumps to each scripted moment; the monotonic clock follows forward. */
+export class ScriptedClock implements Clock {
+  readonly bootId = 'demo';
+  private wall: number;
+  private mono = 1_000_000;
+  constructor(startIso: string) {
+    this.wall = Date.parse(startIso);
+  }
+  set(iso: string): void {
+    this.advance(Date.parse(iso) - this.wall);
+  }
+  advance(ms: number): void {
+    if (ms > 0) this.mono += ms;
+    this.wall += ms;
+  }
+  wallMs(): number {
+    return this.wall;
+  }
+  monoMs(): number {
+    return this.mono;
+  }
+}
+
+export interface DemoWorld {
+  server: RunningServer;
+  bus: RunningDevice;
+  gate: RunningDevice;
+  busReaders: VirtualReaderSource;
+  gateReaders: VirtualReaderSource;
+  clock: Clock & { set?(iso: string): void };
+  /** What the console peripherals printed since the last take. */
+  takeConsole(): string[];
+  close(): Promise<void>;
+}
+
+export interface DemoOutput {
+  line(s: string): void;
+}
+
+const quietLogger = (level: string): Logger =>
+  level === 'silent' ? createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, cb) => cb() }) }) : createLogger({ level });
+
+/** Server + two devices, lists synced. */
+export async function startDemoWorld(o: { clock: Clock; out: DemoOutput; logLevel?: string; syncTimeoutMs?: number }): Promise<DemoWorld> {
+  const log = quietLogger(o.logLevel ?? 'silent');
+  const dir = mkdtempSync(join(tmpdir(), 'rc-demo-'));
+  const cleanups: (() => Promise<void>)[] = [];
+  const close = async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const server = await startServer({ dataDir: join(dir, 'server'), mqttPort: 0, httpPort: 0, tokenKey: DEV_TOKEN_KEY, log: log.child({ component: 'sync-server' }) });
+    cleanups.push(() => server.close());
+    const csv = registryCsv();
+    for (const kind of ['cards', 'benefits', 'enrolments', 'stoplist'] as const) {
+      await server.api.importCsv(kind, lines(csv[kind]), false);
+    }
+    const busReaders = new VirtualReaderSource(['Bus reader']);
+    const gateReaders = new VirtualReaderSource(['Gate entry', 'Gate exit']);
+    const consoleLines: string[] = [];
+    const consoleOut = (prefix: string) => ({ write: (l: string) => void consoleLines.push(`${prefix}${l}`) });
+    const common = { log, clock: o.clock, tokenKey: DEV_TOKEN_KEY, statusSocket: false, syncOverrides: { reconnectMinMs: 200, requestAfterMs: 500 } } as const;
+    const bus = await startDevice({
+      ...common,
+      config: busConfig(server.mqttUrl, server.publicKeyPem, join(dir, 'bus')),
+      source: busReaders,
+      peripheralDeps: { consoleOut: consoleOut('      табло / display:     ') },
+    });
+    cleanups.push(() => bus.stop());
+    const gate = await startDevice({
+      ...common,
+      config: turnstileConfig(server.mqttUrl, server.publicKeyPem, join(dir, 'gate')),
+      source: gateReaders,
+      peripheralDeps: { consoleOut: consoleOut('      турникет / turnstile: ') },
+    });
+    cleanups.push(() => gate.stop());
+    const ready = () =>
+      bus.store.listVersion('transit') > 0 && bus.store.listVersion('stoplist') > 0 && gate.store.listVersion('school:7') > 0 && gate.store.listVersion('stoplist') > 0;
+    await waitUntil(ready, o.syncTimeoutMs ?? 20_000, 'the devices did not receive their lists from the server');
+    return { server, bus, gate, busReaders, gateReaders, clock: o.clock, takeConsole: () => consoleLines.splice(0), close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+async function* lines(text: string): AsyncIterable<string> {
+  for (const l of text.split('\n')) yield l;
+}
+
+export async function waitUntil(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > timeoutMs) throw new Error(`${what} (waited ${timeoutMs} ms)`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Put a card on a reader and wait until the device has decided, journaled and signalled (and the gate's outcome, if it opened). */
+export async function tapCard(dev: RunningDevice, readers: VirtualReaderSource, reader: string, card: DemoCard): Promise<{ tap: TapReport; outcome: OutcomeReport | null }> {
+  const rt = dev.runtime;
+  const tapP = new Promise<TapReport>((res) => {
+    const on = (r: TapReport) => {
+      if (r.reader !== reader) return;
+      rt.off('tap', on);
+      res(r);
+    };
+    rt.on('tap', on);
+  });
+  readers.present(reader, card.spec);
+  const tap = await tapP;
+  readers.remove(reader);
+  let outcome: OutcomeReport | null = null;
+  if (tap.gate) {
+    outcome = await new Promise<OutcomeReport>((res) => {
+      const on = (r: OutcomeReport) => {
+        if (r.tapSeq !== tap.seq) return;
+        rt.off('outcome', on);
+        res(r);
+      };
+      rt.on('outcome', on);
+    });
+  }
+  return { tap, outcome };
+}
+
+export function rubles(kopecks: number): string {
+  return `${Math.trunc(kopecks / 100)},${String(kopecks % 100).padStart(2, '0')} ₽`;
+}
+
+const REASON_TEXT: Record<string, { ru: string; en: string }> = {
+  benefit: { ru: 'льгота', en: 'benefit applied' },
+  'full-fare': { ru: 'полный тариф, спишется с карты позже', en: 'full fare, charged to the card later' },
+  'stop-list': { ru: 'карта в стоп-листе', en: 'card is stop-listed' },
+  'repeat-tap': { ru: 'повторное касание, не списано', en: 'repeat tap, not charged' },
+  ok: { ru: 'в списке школы', en: 'enrolled in this school' },
+  'outside-hours': { ru: 'вне расписания', en: 'outside school hours' },
+  'not-enrolled': { ru: 'нет в списке школы', en: 'not enrolled' },
+  'anti-passback': { ru: 'повторный проход', en: 'anti-passback' },
+  'card.not-mir': { ru: 'не карта «Мир»', en: 'not a Mir card' },
+};
+
+/** How a person reads one tap. */
+export function describeTap(where: string, card: DemoCard, t: TapReport, outcome: OutcomeReport | null, consoleLines: string[] = [], timeZone = 'Europe/Moscow'): string[] {
+  const time = new Intl.DateTimeFormat('ru-RU', { timeZone, hour: '2-digit', minute: '2-digit' }).format(new Date(t.time));
+  const ok = t.result === 'allow';
+  const r = REASON_TEXT[t.reason] ?? { ru: t.reason, en: t.reason };
+  const fare = `${rubles(t.fareKopecks)}`;
+  const benefit = t.benefit ? `, ${t.benefit}` : '';
+  return [
+    `${time}  ${where}: ${card.label.ru} / ${card.label.en}`,
+    ...consoleLines,
+    `      карта / card ${t.maskedPan ?? '(не прочитана / not read)'}${t.tokenPrefix ? `  token ${t.tokenPrefix}…` : ''}`,
+    `      ${ok ? '✅ РАЗРЕШЕНО / ALLOWED' : '⛔ ОТКАЗ / DENIED'}  ${fare}  — ${r.ru} / ${r.en}${benefit}  (reason ${t.reason}, journal #${t.seq})`,
+    ...(outcome ? [`      ${outcome.outcome === 'passed' ? 'проход зафиксирован / passage recorded' : 'проход не состоялся / nobody passed'} (journal #${outcome.seq})`] : []),
+  ];
+}
+
+export interface ScriptStep {
+  at: string; // ISO with offset
+  device: 'bus' | 'gate';
+  reader: string;
+  card: DemoCard;
+  where: string;
+}
+
+export const SCRIPT: readonly ScriptStep[] = [
+  { at: '2026-11-24T08:02:00+03:00', device: 'bus', reader: 'Bus reader', card: CARDS.pensioner, where: 'Автобус 7 / Bus 7' },
+  { at: '2026-11-24T08:05:00+03:00', device: 'bus', reader: 'Bus reader', card: CARDS.unknown, where: 'Автобус 7 / Bus 7' },
+  { at: '2026-11-24T08:07:00+03:00', device: 'bus', reader: 'Bus reader', card: CARDS.stopped, where: 'Автобус 7 / Bus 7' },
+  { at: '2026-11-24T08:08:00+03:00', device: 'bus', reader: 'Bus reader', card: CARDS.unknown, where: 'Автобус 7 / Bus 7' },
+  { at: '2026-11-24T08:11:00+03:00', device: 'bus', reader: 'Bus reader', card: CARDS.visa, where: 'Автобус 7 / Bus 7' },
+  { at: '2026-11-24T08:20:00+03:00', device: 'gate', reader: 'Gate entry', card: CARDS.student, where: 'Школа 7, вход / School 7, entry' },
+  { at: '2026-11-24T14:35:00+03:00', device: 'gate', reader: 'Gate exit', card: CARDS.student, where: 'Школа 7, выход / School 7, exit' },
+  { at: '2026-11-24T19:40:00+03:00', device: 'gate', reader: 'Gate entry', card: CARDS.student, where: 'Школа 7, вход / School 7, entry' },
+];
+
+export interface DemoResult {
+  taps: { device: string; at: string; card: string; tap: TapReport; outcome: OutcomeReport | null }[];
+  serverJournal: Record<string, number>;
+  deviceJournal: Record<string, number>;
+}
+
+/** The scripted demo. Prints for people (or one JSON object per tap with json). */
+export async function runScriptedDemo(o: { out: DemoOutput; json?: boolean; logLevel?: string }): Promise<DemoResult> {
+  const out = o.json ? { line: () => undefined } : o.out;
+  const clock = new ScriptedClock(SCRIPT[0]!.at);
+  out.line('Resident Card demo: a sync-server with its embedded MQTT broker, a bus validator and a school turnstile, all in this process.');
+  out.line('Демо «Карта жителя»: сервер синхронизации со встроенным MQTT-брокером, валидатор в автобусе и турникет в школе.');
+  const world = await startDemoWorld({ clock, out, ...(o.logLevel ? { logLevel: o.logLevel } : {}) });
+  const result: DemoResult = { taps: [], serverJournal: {}, deviceJournal: {} };
+  try {
+    out.line(
+      `Registry imported on the server (cards, benefits, enrolments, stop-list); devices synced lists over MQTT: bus ${fmtVersions(world.bus.store.listVersions())}, turnstile ${fmtVersions(world.gate.store.listVersions())}.`,
+    );
+    out.line('');
+    for (const step of SCRIPT) {
+      clock.set(step.at);
+      const dev = step.device === 'bus' ? world.bus : world.gate;
+      const readers = step.device === 'bus' ? world.busReaders : world.gateReaders;
+      const { tap, outcome } = await tapCard(dev, readers, step.reader, step.card);
+      result.taps.push({ device: dev.runtime.config.device.id, at: step.at, card: step.card.label.en, tap, outcome });
+      if (o.json) o.out.line(JSON.stringify({ device: dev.runtime.config.device.id, card: step.card.label.en, ...tap, outcome: outcome?.outcome ?? null }));
+      else for (const l of describeTap(step.where, step.card, tap, outcome, world.takeConsole())) out.line(l);
+      out.line('');
+    }
+    // the journal goes up to the server
+    for (const d of [world.bus, world.gate]) result.deviceJournal[d.runtime.config.device.id] = d.store.lastSeq();
+    const count = (id: string) => (world.server.db.prepare('SELECT count(DISTINCT seq) AS n FROM journal WHERE device = ?').get(id) as { n: number }).n;
+    await waitUntil(
+      () => Object.entries(result.deviceJournal).every(([id, n]) => count(id) >= n) && world.bus.store.journalBacklog() === 0 && world.gate.store.journalBacklog() === 0,
+      20_000,
+      'the journal did not reach the server',
+    );
+    for (const id of Object.keys(result.deviceJournal)) result.serverJournal[id] = count(id);
+    out.line('Журнал на сервере / journal on the server:');
+    for (const [id, n] of Object.entries(result.serverJournal)) out.line(`  ${id}: ${n} entries received (device wrote ${result.deviceJournal[id]}), acknowledged`);
+    const charged = world.server.db.prepare(`SELECT count(*) AS n FROM journal WHERE reason = 'full-fare'`).get() as { n: number };
+    out.line(`  full fares queued for deferred charging: ${charged.n}`);
+    if (o.json) o.out.line(JSON.stringify({ serverJournal: result.serverJournal, deviceJournal: result.deviceJournal }));
+    out.line('');
+    out.line('Демо завершено / demo finished.');
+  } finally {
+    await world.close();
+  }
+  return result;
+}
+
+function fmtVersions(v: Record<string, number>): string {
+  return Object.entries(v)
+    .map(([s, n]) => `${s} v${n}`)
+    .join(', ');
+}
