@@ -1,0 +1,31 @@
+import { describe, expect, it } from 'vitest';
+import { CARDS, runScriptedDemo } from '../../device/demo/demo.js';
+
+describe('npm start: the scripted demo', () => {
+  it('runs the whole story in process: benefit, full fare, stop-list, repeat tap, not-Mir, student in and out, after hours; the journal reaches the server', async () => {
+    const lines: string[] = [];
+    const r = await runScriptedDemo({ out: { line: (s) => lines.push(s) } });
+    expect(r.taps.map((t) => [t.device, t.tap.result, t.tap.reason, t.tap.fareKopecks])).toEqual([
+      ['bus-7-demo', 'allow', 'benefit', 0],
+      ['bus-7-demo', 'allow', 'full-fare', 3500],
+      ['bus-7-demo', 'deny', 'stop-list', 0],
+      ['bus-7-demo', 'allow', 'repeat-tap', 0],
+      ['bus-7-demo', 'deny', 'card.not-mir', 0],
+      ['school-7-gate-demo', 'allow', 'ok', 0],
+      ['school-7-gate-demo', 'allow', 'ok', 0],
+      ['school-7-gate-demo', 'deny', 'outside-hours', 0],
+    ]);
+    expect(r.taps.filter((t) => t.outcome).map((t) => [t.tap.gate, t.outcome!.outcome])).toEqual([
+      ['open-entry', 'passed'],
+      ['open-exit', 'passed'],
+    ]);
+    // every journal entry (decisions and gate events) reached the server
+    expect(r.serverJournal).toEqual(r.deviceJournal);
+    expect(r.deviceJournal).toEqual({ 'bus-7-demo': 5, 'school-7-gate-demo': 5 });
+    const text = lines.join('\n');
+    expect(text).toContain('35,00 ₽');
+    expect(text).toContain('Карта заблокирована / Card blocked');
+    expect(text).toContain('220070******0017');
+    for (const c of Object.values(CARDS)) if (c.spec.kind === 'emv') expect(text).not.toContain(c.spec.pan);
+  }, 60_000);
+});
