@@ -1,6 +1,8 @@
 import { Command } from 'commander';
 import { register as registerReplay } from './commands/replay.js';
 import { register as registerDemo } from './commands/demo.js';
+import { register as registerRun } from './commands/run.js';
+import { register as registerStatus } from './commands/status.js';
 
 // rc-device: the runtime on validators, turnstiles and canteen terminals.
 // Each command lives in device/commands/<name>.ts and registers itself here.
@@ -8,5 +10,7 @@ const program = new Command('rc-device').description('Resident Card device runti
 
 registerReplay(program);
 registerDemo(program);
+registerRun(program);
+registerStatus(program);
 
 await program.parseAsync(process.argv);

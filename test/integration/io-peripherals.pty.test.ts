@@ -34,6 +34,35 @@ const ptyRig: IoRig = {
 
 describe(`peripherals over rcp1 (${ptyRig.name})`, () => ioPeripheralsSuite(ptyRig));
 
+describe('a pty removed while nobody holds its other end', () => {
+  let pty: PtyPair | undefined;
+  let gate: Turnstile | undefined;
+  afterAll(async () => {
+    await gate?.stop();
+    await pty?.close();
+  });
+
+  // Seen here: a pty slave opened with nothing on the other side and no traffic got no EIO when
+  // socat went away. The driver notices by its read error or, failing that, by watching the path.
+  it('the driver still notices, reports down, and re-opens the recreated pty', async () => {
+    pty = await createPtyPair();
+    const p = createPeripheral(
+      { kind: 'turnstile', port: pty.a, timing: { ackTimeoutMs: 50, retries: 0, reconnectMinMs: 20, reconnectMaxMs: 100, portCheckMs: 50, keepaliveMs: 0 } },
+      { log },
+    );
+    if (!isTurnstile(p)) throw new Error('not a turnstile');
+    gate = p;
+    await gate.start();
+    await until(() => gate?.health().portOpen === true, 5000, 'port open');
+    await pty.remove();
+    await until(() => gate?.health().portOpen === false, 2000, 'port noticed gone');
+    expect(gate.health()).toMatchObject({ status: 'down', lastError: { code: 'io.port-unavailable' } });
+    await pty.recreate();
+    await until(() => gate?.health().portOpen === true, 5000, 'port re-opened');
+    expect(gate.health().counters.reconnects).toBe(1);
+  });
+});
+
 describe('turnstile simulator as a separate process (as the end-to-end tests run it)', () => {
   let pty: PtyPair | undefined;
   let sim: SimProcess | undefined;
