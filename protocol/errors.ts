@@ -74,6 +74,7 @@ export const ErrorCode = {
   IoBadFrame: 'io.bad-frame',
   IoNack: 'io.nack',
   IoTimeout: 'io.timeout',
+  IoTamper: 'io.tamper',
 
   // runtime: the device's tap loop
   RuntimeAlreadyRunning: 'runtime.already-running',

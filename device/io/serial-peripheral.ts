@@ -106,6 +106,10 @@ export abstract class SerialPeripheral {
     return this.tracker.onHealth(listener);
   }
 
+  get logger(): Logger {
+    return this.log;
+  }
+
   /** Marks traffic so the keepalive stays quiet while commands flow. */
   protected touch(): void {
     this.lastActivity = Date.now();

@@ -9,6 +9,7 @@
  * A vendor protocol is another file like this one, registered in the factory.
  */
 import { ErrorCode, RcError } from '../../../protocol/errors.js';
+import type { Logger } from '../../../protocol/log.js';
 import type { ProtocolDefinition } from '../protocol.js';
 import { SerialPeripheral, type SerialPeripheralContext } from '../serial-peripheral.js';
 import type {
@@ -557,7 +558,7 @@ export class Rcp1Turnstile extends Rcp1Peripheral implements Turnstile {
   protected onPeripheralEvent(e: PeripheralEvent): void {
     const at = new Date().toISOString();
     if (e.type === 'tamper') {
-      this.log.warn({ port: this.port, detail: e.detail }, `${this.name} reports tamper (detail ${e.detail})`);
+      logTamper(this, e.detail);
       this.emit({ type: 'tamper', detail: e.detail, at });
       return;
     }
@@ -617,8 +618,13 @@ export class Rcp1Display extends Rcp1Peripheral implements Display {
   }
 
   protected onPeripheralEvent(e: PeripheralEvent): void {
-    if (e.type === 'tamper') this.log.warn({ port: this.port, detail: e.detail }, `${this.name} reports tamper (detail ${e.detail})`);
+    if (e.type === 'tamper') logTamper(this, e.detail);
   }
+}
+
+function logTamper(p: { readonly name: string; readonly port: string; readonly logger: Logger }, detail: number): void {
+  const err = new RcError(ErrorCode.IoTamper, `${p.name} reports tampering (detail ${detail})`, { port: p.port, detail });
+  p.logger.warn({ err: err.toJSON() }, err.message);
 }
 
 export const rcp1: ProtocolDefinition = {
