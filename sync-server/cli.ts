@@ -5,6 +5,8 @@ import { register as registerStatus } from './commands/status.js';
 import { register as registerJournal } from './commands/journal.js';
 import { register as registerConfig } from './commands/config.js';
 import { register as registerCharging } from './commands/charging.js';
+import { register as registerEnrolToken } from './commands/enrol-token.js';
+import { register as registerDevice } from './commands/device.js';
 
 // rc-sync-server: the operator's server. Commands live in sync-server/commands/.
 const program = new Command('rc-sync-server').description('Resident Card sync-server').showHelpAfterError();
@@ -14,5 +16,7 @@ registerStatus(program);
 registerJournal(program);
 registerConfig(program);
 registerCharging(program);
+registerEnrolToken(program);
+registerDevice(program);
 
 await program.parseAsync(process.argv);

@@ -19,7 +19,12 @@ export function register(program: Command): void {
     .option('--mqtt-port <n>', 'embedded broker port', '1883')
     .option('--broker <url>', 'use an external broker instead, e.g. mqtt://127.0.0.1:1883')
     .option('--http-port <n>', 'HTTP API port (127.0.0.1)', '7300')
-    .action(async (opts: { data: string; mqttPort: string; broker?: string; httpPort: string }) => {
+    .option('--allow-anonymous-devices', 'embedded broker: also let clients without credentials connect (development only)')
+    .option('--mosquitto-passwd <file>', 'external Mosquitto: password_file the server writes (per-device credentials)')
+    .option('--mosquitto-acl <file>', 'external Mosquitto: acl_file the server writes (per-device topic rights)')
+    .option('--mosquitto-pid-file <file>', 'external Mosquitto: its pid_file, to SIGHUP it after a change')
+    .option('--public-broker-url <url>', 'broker URL handed to enrolled devices (default: the one the server uses)')
+    .action(async (opts: { data: string; mqttPort: string; broker?: string; httpPort: string; allowAnonymousDevices?: boolean; mosquittoPasswd?: string; mosquittoAcl?: string; mosquittoPidFile?: string; publicBrokerUrl?: string }) => {
       const log = rootLogger().child({ component: 'sync-server' });
       try {
         let tokenKey = tokenKeyFromEnv();
@@ -32,6 +37,19 @@ export function register(program: Command): void {
           mqttPort: port(opts.mqttPort),
           brokerUrl: opts.broker,
           httpPort: port(opts.httpPort),
+          deviceAuth: { allowAnonymous: opts.allowAnonymousDevices === true },
+          ...(opts.mosquittoPasswd || opts.mosquittoAcl
+            ? {
+                mosquitto: {
+                  passwordFile: opts.mosquittoPasswd ?? fail2('--mosquitto-passwd'),
+                  aclFile: opts.mosquittoAcl ?? fail2('--mosquitto-acl'),
+                  ...(opts.mosquittoPidFile ? { pidFile: opts.mosquittoPidFile } : {}),
+                },
+                brokerUsername: 'rc-sync-server',
+                ...(process.env.RC_BROKER_PASSWORD ? { brokerPassword: process.env.RC_BROKER_PASSWORD } : {}),
+              }
+            : {}),
+          ...(opts.publicBrokerUrl ? { publicBrokerUrl: opts.publicBrokerUrl } : {}),
           tokenKey,
           log,
         });
@@ -44,4 +62,8 @@ export function register(program: Command): void {
         process.exit(1);
       }
     });
+}
+
+function fail2(opt: string): never {
+  throw new RcError(ErrorCode.ServerBadRequest, `${opt} is needed too: Mosquitto gets both a password file and an ACL file`);
 }

@@ -1,0 +1,56 @@
+import type { Command } from 'commander';
+import { DEFAULT_DIR } from '../device-dir.js';
+import { initDevice } from '../ops.js';
+import { DeviceKind, GateDirection } from '../wire.js';
+import { fail } from './common.js';
+import { ErrorCode, RcError } from '../../protocol/errors.js';
+
+export function register(program: Command): void {
+  program
+    .command('init')
+    .description('give this device its identity: keys made here, one-time token, config for rc-device run')
+    .requiredOption('--server <url>', 'the sync-server, e.g. http://10.0.0.5:7300')
+    .requiredOption('--enrol-token <token>', 'one-time token from the operator (rc-sync-server enrol-token create)')
+    .requiredOption('--kind <kind>', 'bus | turnstile | canteen')
+    .option('--route <r>', 'bus: the route it serves')
+    .option('--vehicle <v>', 'bus: the vehicle id')
+    .option('--school <id>', 'turnstile / canteen: the school')
+    .option('--direction <d>', 'turnstile: in | out | both')
+    .option('--reader <name>', 'PC/SC reader name (prefix); all readers when absent')
+    .option('--turnstile-port <path>', 'serial port of the turnstile controller (rcp1)')
+    .option('--display-port <path>', 'serial port of the validator display (rcp1)')
+    .option('--console', 'a console peripheral (prints to the terminal) instead of serial hardware')
+    .option('--time-zone <tz>', 'IANA time zone', 'Europe/Moscow')
+    .option('--dir <dir>', 'device directory', DEFAULT_DIR)
+    .option('--json', 'machine-readable output')
+    .action(async (o: { server: string; enrolToken: string; kind: string; route?: string; vehicle?: string; school?: string; direction?: string; reader?: string; turnstilePort?: string; displayPort?: string; console?: boolean; timeZone: string; dir: string; json?: boolean }) => {
+      try {
+        const kind = DeviceKind.safeParse(o.kind);
+        if (!kind.success) throw new RcError(ErrorCode.InputInvalid, `--kind must be bus, turnstile or canteen, not "${o.kind}"`);
+        const direction = o.direction === undefined ? undefined : GateDirection.safeParse(o.direction);
+        if (direction && !direction.success) throw new RcError(ErrorCode.InputInvalid, `--direction must be in, out or both, not "${o.direction}"`);
+        const r = await initDevice({
+          server: o.server,
+          token: o.enrolToken,
+          kind: kind.data,
+          dir: o.dir,
+          timeZone: o.timeZone,
+          ...(o.route ? { route: o.route } : {}),
+          ...(o.vehicle ? { vehicle: o.vehicle } : {}),
+          ...(o.school ? { school: o.school } : {}),
+          ...(direction?.success ? { direction: direction.data } : {}),
+          ...(o.reader ? { reader: o.reader } : {}),
+          ...(o.turnstilePort ? { turnstilePort: o.turnstilePort } : {}),
+          ...(o.displayPort ? { displayPort: o.displayPort } : {}),
+          ...(o.console ? { console: true } : {}),
+        });
+        if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
+        else
+          process.stdout.write(
+            `device ${r.deviceId} provisioned in ${r.dir}\n  broker ${r.brokerUrl}, lists ${r.scopes.join(', ')}\n  next: rc-provision check --dir ${r.dir}; then rc-device run --config ${r.configFile}\n`,
+          );
+      } catch (e) {
+        fail(e, o.json === true);
+      }
+    });
+}

@@ -1,0 +1,236 @@
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { ErrorCode, RcError } from '../protocol/errors.js';
+import { loadConfig, type Config } from '../device/config/index.js';
+import { generateDeviceKeys, open, privatePem, rawPublic, requestProof } from './crypto.js';
+import { DEFAULT_DIR, ProvisionRecord, files, fingerprint, isProvisioned, loadDevice, writeAllOrNothing, type DeviceState } from './device-dir.js';
+import { call } from './http.js';
+import { EnrolAnswer, RotateAnswer, Secrets, WhoAmI, type DeviceKind, type GateDirection } from './wire.js';
+
+export interface InitOptions {
+  server: string;
+  token: string;
+  kind: DeviceKind;
+  route?: string;
+  vehicle?: string;
+  school?: string;
+  direction?: GateDirection;
+  dir?: string;
+  /** PC/SC reader name (prefix) for a one-way turnstile; all readers when absent. */
+  reader?: string;
+  /** Serial peripherals (protocol rcp1). */
+  turnstilePort?: string;
+  displayPort?: string;
+  /** A console peripheral (prints to the terminal): for demos and bench set-ups without hardware. */
+  console?: boolean;
+  timeZone?: string;
+}
+
+function bad(message: string, context?: Record<string, unknown>): never {
+  throw new RcError(ErrorCode.InputInvalid, message, context);
+}
+
+/** Check the technician's arguments before anything is generated or sent. */
+function checkArgs(o: InitOptions): void {
+  if (o.kind === 'bus') {
+    if (!o.route) bad('a bus needs --route R (and --vehicle V)');
+    if (o.school || o.direction) bad('--school and --direction are for turnstiles and canteens, not buses');
+  } else {
+    if (!o.school) bad(`a ${o.kind} needs --school ID`);
+    if (o.route || o.vehicle) bad('--route and --vehicle are for buses');
+    if (o.kind === 'canteen' && o.direction) bad('--direction is for turnstiles');
+  }
+}
+
+/** The runtime's config for this device, from the server's answer. */
+export function buildConfig(o: InitOptions, dir: string, a: EnrolAnswer, secrets: Secrets): Record<string, unknown> {
+  const rules = (a.rules ?? {}) as { tariff?: unknown; school?: unknown; canteen?: unknown };
+  const dirn = o.direction === 'in' ? 'entry' : o.direction === 'out' ? 'exit' : undefined;
+  const peripherals: Record<string, unknown>[] = [];
+  if (o.turnstilePort) peripherals.push({ kind: 'turnstile', port: o.turnstilePort, protocol: 'rcp1' });
+  if (o.displayPort) peripherals.push({ kind: 'display', port: o.displayPort, protocol: 'rcp1' });
+  if (o.console) peripherals.push({ kind: 'console' });
+  return {
+    schema: 1,
+    device: {
+      id: a.deviceId,
+      kind: a.kind,
+      timeZone: o.timeZone ?? 'Europe/Moscow',
+      ...(a.kind === 'bus' ? { route: a.route ?? o.route, ...(o.vehicle ? { vehicle: o.vehicle } : {}) } : { schoolId: a.school ?? o.school }),
+    },
+    ...(a.kind === 'bus' && rules.tariff ? { tariff: rules.tariff } : {}),
+    ...(a.kind === 'turnstile' && rules.school ? { school: rules.school } : {}),
+    ...(a.kind === 'canteen' && rules.canteen ? { canteen: rules.canteen } : {}),
+    ...(o.reader ? { readers: [{ name: o.reader, ...(dirn ? { direction: dirn } : {}) }] } : {}),
+    ...(peripherals.length ? { peripherals } : {}),
+    sync: {
+      brokerUrl: a.brokerUrl,
+      deviceId: a.deviceId,
+      scopes: a.scopes,
+      serverPublicKey: a.serverPublicKey,
+      username: a.username,
+      password: secrets.password,
+    },
+    tokenKey: { version: secrets.tokenKey.version, hex: secrets.tokenKey.hex },
+    store: { path: files(dir).store },
+  };
+}
+
+export interface InitResult {
+  deviceId: string;
+  dir: string;
+  configFile: string;
+  brokerUrl: string;
+  scopes: string[];
+}
+
+/**
+ * rc-provision init: keys made here (the private keys never leave the device),
+ * one-time token spent at the server, secrets opened with the device's key,
+ * the config validated with the runtime's own loader, then every file written
+ * at once (device.json last). Any failure leaves the directory as it was.
+ */
+export async function initDevice(o: InitOptions): Promise<InitResult> {
+  const dir = o.dir ?? DEFAULT_DIR;
+  if (isProvisioned(dir)) throw new RcError(ErrorCode.ProvisionAlreadyDone, `${dir} already holds a provisioned device; rc-provision show, or rc-provision reset first`, { dir });
+  checkArgs(o);
+  const keys = generateDeviceKeys();
+  const identityKey = rawPublic(keys.identity);
+  const boxKey = rawPublic(keys.box);
+  const a = await call(o.server, 'POST', '/v1/enrol', EnrolAnswer, {
+    token: o.token,
+    kind: o.kind,
+    ...(o.school ? { school: o.school } : {}),
+    ...(o.route ? { route: o.route } : {}),
+    ...(o.vehicle ? { vehicle: o.vehicle } : {}),
+    ...(o.direction ? { direction: o.direction } : {}),
+    identityKey,
+    boxKey,
+  });
+  const opened = Secrets.safeParse(open(a.sealed, keys.box));
+  if (!opened.success) throw new RcError(ErrorCode.ProvisionSealInvalid, 'the sealed secrets do not match the protocol');
+  const secrets = opened.data;
+  const f = files(dir);
+  const raw = buildConfig(o, dir, a, secrets);
+  // the runtime's own loader: what it would refuse, init refuses before writing anything
+  const config: Config = loadConfig(raw, f.config);
+  const record: ProvisionRecord = {
+    deviceId: a.deviceId,
+    kind: a.kind,
+    server: o.server,
+    school: a.school,
+    route: a.route,
+    vehicle: o.vehicle ?? null,
+    direction: o.direction ?? null,
+    brokerUrl: a.brokerUrl,
+    scopes: a.scopes,
+    enrolledAt: new Date().toISOString(),
+    rotatedAt: null,
+    identityKey,
+    boxKey,
+    serverKeyFingerprint: fingerprint(a.serverPublicKey),
+    tokenKeyVersion: secrets.tokenKey.version,
+  };
+  writeAllOrNothing(dir, [
+    { file: f.identity, text: privatePem(keys.identity) },
+    { file: f.box, text: privatePem(keys.box) },
+    { file: f.provision, text: JSON.stringify(record, null, 2) + '\n' },
+    { file: f.config, text: JSON.stringify(raw, null, 2) + '\n' },
+  ]);
+  return { deviceId: config.device.id, dir, configFile: f.config, brokerUrl: a.brokerUrl, scopes: a.scopes };
+}
+
+/** rc-provision rotate: new broker credentials from the server (request signed with the identity key). */
+export async function rotateDevice(dir: string = DEFAULT_DIR): Promise<{ deviceId: string; rotatedAt: string }> {
+  const d = loadDevice(dir);
+  const id = d.record.deviceId;
+  const a = await call(d.record.server, 'POST', `/v1/devices/${encodeURIComponent(id)}/rotate`, RotateAnswer, requestProof('rotate', id, d.keys.identity));
+  const opened = Secrets.safeParse(open(a.sealed, d.keys.box));
+  if (!opened.success) throw new RcError(ErrorCode.ProvisionSealInvalid, 'the sealed secrets do not match the protocol');
+  const f = files(dir);
+  const raw = JSON.parse(JSON.stringify(d.config)) as Config;
+  raw.sync = { ...raw.sync!, username: a.username, password: opened.data.password };
+  raw.tokenKey = { version: opened.data.tokenKey.version, hex: opened.data.tokenKey.hex };
+  loadConfig(raw, f.config);
+  const rotatedAt = new Date().toISOString();
+  const record: ProvisionRecord = { ...d.record, rotatedAt, tokenKeyVersion: opened.data.tokenKey.version };
+  writeAllOrNothing(dir, [
+    { file: f.provision, text: JSON.stringify(record, null, 2) + '\n' },
+    { file: f.config, text: JSON.stringify(raw, null, 2) + '\n' },
+  ]);
+  return { deviceId: id, rotatedAt };
+}
+
+/** Ask the server whether this identity is still valid (signed); provision.device-revoked when not. */
+export function whoAmI(d: DeviceState): Promise<WhoAmI> {
+  const id = d.record.deviceId;
+  return call(d.record.server, 'POST', `/v1/devices/${encodeURIComponent(id)}/whoami`, WhoAmI, requestProof('whoami', id, d.keys.identity), 10_000);
+}
+
+export interface ShowInfo {
+  deviceId: string;
+  kind: string;
+  school: string | null;
+  route: string | null;
+  vehicle: string | null;
+  direction: string | null;
+  server: string;
+  brokerUrl: string;
+  username: string | null;
+  scopes: string[];
+  enrolledAt: string;
+  rotatedAt: string | null;
+  identityKey: string;
+  serverKeyFingerprint: string;
+  tokenKeyVersion: number;
+  peripherals: string[];
+  readers: string[];
+  configFile: string;
+}
+
+/** rc-provision show: who this device is. Never prints the password or the token key. */
+export function showDevice(dir: string = DEFAULT_DIR): ShowInfo {
+  const d = loadDevice(dir);
+  const r = d.record;
+  return {
+    deviceId: r.deviceId,
+    kind: r.kind,
+    school: r.school,
+    route: r.route,
+    vehicle: r.vehicle,
+    direction: r.direction,
+    server: r.server,
+    brokerUrl: d.config.sync?.brokerUrl ?? r.brokerUrl,
+    username: d.config.sync?.username ?? null,
+    scopes: r.scopes,
+    enrolledAt: r.enrolledAt,
+    rotatedAt: r.rotatedAt,
+    identityKey: r.identityKey,
+    serverKeyFingerprint: r.serverKeyFingerprint,
+    tokenKeyVersion: r.tokenKeyVersion,
+    peripherals: (d.config.peripherals ?? []).map((p) => `${p.kind}${p.port ? `@${p.port}` : ''}`),
+    readers: (d.config.readers ?? []).map((x) => x.name),
+    configFile: files(dir).config,
+  };
+}
+
+/** rc-provision reset: keys, store, config, staging wiped. Returns what was removed. */
+export function resetDevice(dir: string = DEFAULT_DIR): string[] {
+  const f = files(dir);
+  if (!existsSync(dir)) return [];
+  const removed: string[] = [];
+  // device.json first: from here on the device counts as not provisioned, even if the rest fails
+  for (const file of [f.config, f.identity, f.box, f.provision, f.store, `${f.store}-wal`, `${f.store}-shm`, f.staging]) {
+    if (existsSync(file)) {
+      rmSync(file, { recursive: true, force: true });
+      removed.push(file);
+    }
+  }
+  for (const name of readdirSync(dir)) {
+    if (/\.tmp-\d+-[0-9a-f]+$/.test(name)) {
+      rmSync(join(dir, name), { force: true });
+      removed.push(join(dir, name));
+    }
+  }
+  return removed;
+}

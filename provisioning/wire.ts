@@ -1,0 +1,109 @@
+import { z } from 'zod';
+import { SchoolId } from '../protocol/lists.js';
+import { DEVICE_ID_RE } from '../protocol/wire/topics.js';
+import { RawKeyB64, Sealed } from './crypto.js';
+
+/**
+ * The provisioning HTTP contract between rc-provision (device), the operator's
+ * CLI and the sync-server. Declared once; both ends validate with these.
+ *
+ *   POST /v1/enrol-tokens          operator: create a one-time enrolment token
+ *   POST /v1/enrol                 device: public keys + token → identity, sealed secrets
+ *   POST /v1/devices/<id>/rotate   device (signed): new broker password, sealed
+ *   POST /v1/devices/<id>/whoami   device (signed): is this identity still valid?
+ *   GET  /v1/devices               operator: enrolled devices
+ *   POST /v1/devices/<id>/revoke   operator: cut a device off at once
+ */
+
+export const DEVICE_KINDS = ['bus', 'turnstile', 'canteen'] as const;
+export const DeviceKind = z.enum(DEVICE_KINDS);
+export type DeviceKind = z.infer<typeof DeviceKind>;
+export const RouteId = z.string().regex(/^[A-Za-z0-9_.-]{1,32}$/, 'route id: 1-32 of A-Z a-z 0-9 _ . -');
+export const VehicleId = z.string().regex(/^[A-Za-z0-9_.-]{1,32}$/, 'vehicle id: 1-32 of A-Z a-z 0-9 _ . -');
+export const GateDirection = z.enum(['in', 'out', 'both']);
+export type GateDirection = z.infer<typeof GateDirection>;
+export const DeviceId = z.string().regex(DEVICE_ID_RE, 'device id');
+export const EnrolToken = z.string().regex(/^rce_[A-Za-z0-9_-]{32}$/, 'enrolment token: rce_ and 32 characters');
+
+export const TokenCreateBody = z
+  .object({
+    kind: DeviceKind,
+    school: SchoolId.optional(),
+    route: RouteId.optional(),
+    ttlSec: z.number().int().min(60).max(30 * 86_400),
+  })
+  .strict()
+  .refine((b) => !(b.school && b.route), 'a token names a school or a route, not both')
+  .refine((b) => !(b.kind === 'bus' && b.school), 'a bus token names a route, not a school')
+  .refine((b) => !(b.kind !== 'bus' && b.route), 'a turnstile/canteen token names a school, not a route');
+export type TokenCreateBody = z.infer<typeof TokenCreateBody>;
+
+export const TokenCreated = z.object({ token: EnrolToken, id: z.string(), kind: DeviceKind, school: z.string().nullable(), route: z.string().nullable(), expiresAt: z.string() }).strict();
+export type TokenCreated = z.infer<typeof TokenCreated>;
+
+export const EnrolBody = z
+  .object({
+    token: EnrolToken,
+    kind: DeviceKind,
+    school: SchoolId.optional(),
+    route: RouteId.optional(),
+    vehicle: VehicleId.optional(),
+    direction: GateDirection.optional(),
+    identityKey: RawKeyB64,
+    boxKey: RawKeyB64,
+  })
+  .strict();
+export type EnrolBody = z.infer<typeof EnrolBody>;
+
+/** What the server seals to the device's box key. */
+export const Secrets = z
+  .object({
+    password: z.string().min(16).max(128),
+    tokenKey: z.object({ version: z.number().int().min(0).max(0xffff), hex: z.string().regex(/^(?:[0-9a-fA-F]{2}){16,64}$/) }).strict(),
+  })
+  .strict();
+export type Secrets = z.infer<typeof Secrets>;
+
+export const EnrolAnswer = z
+  .object({
+    deviceId: DeviceId,
+    kind: DeviceKind,
+    school: z.string().nullable(),
+    route: z.string().nullable(),
+    brokerUrl: z.string().regex(/^(mqtts?|tcp|wss?):\/\/.+/),
+    username: z.string(),
+    scopes: z.array(z.string()),
+    serverPublicKey: z.string().min(1),
+    /** The published rules document (tariff / school / canteen) when the server has one. */
+    rules: z.unknown().nullable(),
+    sealed: Sealed,
+  })
+  .strict();
+export type EnrolAnswer = z.infer<typeof EnrolAnswer>;
+
+export const Proof = z.object({ at: z.number().int(), nonce: z.string().min(8).max(64), sig: z.string().min(1).max(200) }).strict();
+export type Proof = z.infer<typeof Proof>;
+
+export const RotateAnswer = z.object({ deviceId: DeviceId, username: z.string(), sealed: Sealed }).strict();
+export type RotateAnswer = z.infer<typeof RotateAnswer>;
+
+export const WhoAmI = z.object({ deviceId: DeviceId, revoked: z.boolean(), brokerUrl: z.string(), serverTime: z.string() }).strict();
+export type WhoAmI = z.infer<typeof WhoAmI>;
+
+export const DeviceRow = z
+  .object({
+    id: DeviceId,
+    kind: DeviceKind,
+    school: z.string().nullable(),
+    route: z.string().nullable(),
+    vehicle: z.string().nullable(),
+    direction: z.string().nullable(),
+    enrolledAt: z.string(),
+    rotatedAt: z.string().nullable(),
+    revokedAt: z.string().nullable(),
+    online: z.boolean(),
+    lastSeen: z.string().nullable(),
+  })
+  .strict();
+export type DeviceRow = z.infer<typeof DeviceRow>;
+export const DeviceList = z.object({ devices: z.array(DeviceRow) }).strict();

@@ -1,0 +1,108 @@
+/**
+ * Provisioning test rig: a sync-server in this process with device auth on its
+ * embedded broker, or with a real Mosquitto that runs on the password/ACL
+ * files the server writes (allow_anonymous false, reloaded by SIGHUP).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqtt, { type MqttClient } from 'mqtt';
+import { DEV_TOKEN_KEY } from '../../protocol/token.js';
+import { startServer, type RunningServer, type ServerOptions } from '../../sync-server/server.js';
+import type { TokenCreated } from '../../provisioning/wire.js';
+import { freePort, waitPort } from '../rig/broker.js';
+import { testLogger } from '../fixtures/sync/harness.js';
+
+export const RULES = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'fixtures', 'provision', 'rules.json'), 'utf8')) as unknown;
+
+export type ProvMode = 'embedded' | 'mosquitto';
+
+export interface ProvStack {
+  mode: ProvMode;
+  server: RunningServer;
+  dataDir: string;
+  brokerUrl: string;
+  serverUser: string;
+  serverPassword: string;
+  /** Mosquitto's pid (mosquitto mode). */
+  mosquittoPid: number | null;
+  token(kind: 'bus' | 'turnstile' | 'canteen', extra?: { school?: string; route?: string; ttlSec?: number }): TokenCreated;
+  close(): Promise<void>;
+}
+
+export async function startProvStack(mode: ProvMode, extra: Partial<ServerOptions> = {}): Promise<ProvStack> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'rc-prov-srv-'));
+  const serverPassword = 'prov-test-server-secret';
+  const serverUser = 'rc-sync-server';
+  let mosq: ChildProcess | null = null;
+  let brokerUrl: string | undefined;
+  const passwordFile = join(dataDir, 'mosquitto.passwd');
+  const aclFile = join(dataDir, 'mosquitto.acl');
+  if (mode === 'mosquitto') {
+    const port = await freePort();
+    brokerUrl = `mqtt://127.0.0.1:${port}`;
+    // the server writes both files before Mosquitto starts; Mosquitto needs them to exist at start
+    writeFileSync(passwordFile, '', { mode: 0o600 });
+    writeFileSync(aclFile, '', { mode: 0o600 });
+    const conf = join(dataDir, 'mosquitto.conf');
+    writeFileSync(
+      conf,
+      [`listener ${port} 127.0.0.1`, 'allow_anonymous false', `password_file ${passwordFile}`, `acl_file ${aclFile}`, 'persistence false', 'max_queued_messages 100000', ...(process.getuid?.() === 0 ? ['user root'] : []), ''].join('\n'),
+    );
+    mosq = spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'ignore'] });
+    await waitPort(port);
+  }
+  const server = await startServer({
+    dataDir,
+    mqttPort: 0,
+    httpPort: 0,
+    tokenKey: DEV_TOKEN_KEY,
+    log: testLogger(),
+    brokerPassword: serverPassword,
+    deviceAuth: {},
+    ...(mode === 'mosquitto' ? { brokerUrl: brokerUrl!, brokerUsername: serverUser, mosquitto: { passwordFile, aclFile, pid: mosq!.pid! } } : {}),
+    ...extra,
+  });
+  await server.api.setConfig('rules', RULES);
+  return {
+    mode,
+    server,
+    dataDir,
+    brokerUrl: server.mqttUrl,
+    serverUser,
+    serverPassword,
+    mosquittoPid: mosq?.pid ?? null,
+    token: (kind, x = {}) => server.provisioning.createToken({ kind, ttlSec: x.ttlSec ?? 3600, ...(x.school ? { school: x.school } : {}), ...(x.route ? { route: x.route } : {}) }),
+    async close() {
+      await server.close().catch(() => undefined);
+      if (mosq && mosq.exitCode === null) {
+        const m = mosq;
+        await new Promise<void>((res) => {
+          m.once('exit', () => res());
+          m.kill('SIGKILL');
+        });
+      }
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Connect with MQTT 3.1.1; resolves the client or rejects with the broker's refusal. */
+export function connectAs(url: string, clientId: string, username?: string, password?: string): Promise<MqttClient> {
+  return mqtt.connectAsync(url, { protocolVersion: 4, clientId, reconnectPeriod: 0, connectTimeout: 5000, ...(username !== undefined ? { username } : {}), ...(password !== undefined ? { password } : {}) });
+}
+
+/** Resolves true when the client is disconnected within `ms`. */
+export function closedWithin(c: MqttClient, ms: number): Promise<boolean> {
+  if (!c.connected) return Promise.resolve(true);
+  return new Promise((res) => {
+    const t = setTimeout(() => res(false), ms);
+    c.once('close', () => {
+      clearTimeout(t);
+      res(true);
+    });
+  });
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
