@@ -67,7 +67,11 @@ export async function startEmbeddedBroker(opts: { port: number; host?: string; p
       cb(null);
     },
     authorizeSubscribe: (client, sub, cb) => {
-      if (!policy.canSubscribe(client.id, sub.topic)) return cb(new Error('subscribe not allowed'), null);
+      // refused: SUBACK 0x80 for this filter (MQTT 3.1.1 §3.9.3), the connection stays up
+      if (!policy.canSubscribe(client.id, sub.topic)) {
+        log.warn({ client: client.id, topic: sub.topic }, 'subscribe refused by broker policy');
+        return cb(null, null);
+      }
       cb(null, sub);
     },
   });
