@@ -1,5 +1,5 @@
 // Child of test/integration/crash.test.ts (not a test itself).
-//   node --import tsx test/integration/crash-child.ts DB SEED
+//   node --import tsx test/integration/crash-child.ts DB SEED [snapshot-first]
 // Prints "L" when loaded, waits for "go" on stdin, opens the store, prints
 // "R <lastSeq>", then loops forever: taps (prints "C <seq> <token>" AFTER the
 // commit returned), transit snapshots of a sizeable list ("S v" before, "A v"
@@ -10,7 +10,7 @@ import { Store } from '../../device/store/store.js';
 import { processTap } from '../../device/store/tap.js';
 import type { TransitEntry } from '../../protocol/lists.js';
 
-const [dbPath, seedArg] = process.argv.slice(2);
+const [dbPath, seedArg, mode] = process.argv.slice(2);
 let seed = Number(seedArg) >>> 0 || 1;
 const rnd = (): number => {
   seed = (seed + 0x6d2b79f5) >>> 0;
@@ -21,7 +21,7 @@ const rnd = (): number => {
 };
 
 /** The transit list of version v: its size and a marker date in every entry, so a mix of versions shows. */
-export const listSize = (v: number): number => 20_000 + ((v * 7919) % 5000);
+export const listSize = (v: number): number => 12_000 + ((v * 7919) % 3000);
 export const marker = (v: number): string => new Date(Date.UTC(2030, 0, 1) + v * 86_400_000).toISOString().slice(0, 10);
 const token = (v: number, i: number): string => createHash('sha256').update(`${v}:${i}`).digest('hex').slice(0, 32);
 function list(v: number): TransitEntry[] {
@@ -42,8 +42,10 @@ function run(): never {
   const store = Store.open(dbPath!, { deviceId: 'crash-dev' });
   out(`R ${store.lastSeq()}`);
   let wall = Date.parse('2026-11-24T06:00:00Z') + store.lastSeq() * 1000;
+  let first = mode === 'snapshot-first';
   for (;;) {
-    const r = rnd();
+    const r = first ? 0 : rnd();
+    first = false;
     if (r < 0.04) {
       const v = store.listVersion('transit') + 1;
       const entries = list(v);
