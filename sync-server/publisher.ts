@@ -17,9 +17,10 @@ export interface PublisherOptions {
   manifestTtlMs: number; // how long a manifest stays valid (re-sealed well before)
   deltaRetentionMs: number; // deltas older than this are dropped; devices take a snapshot
   chunkRecords: number;
+  maxDeltaRecords: number; // a bigger change is published as a snapshot only
 }
 
-export const DEFAULT_PUBLISHER_OPTIONS: PublisherOptions = { manifestTtlMs: 7 * 86_400_000, deltaRetentionMs: 7 * 86_400_000, chunkRecords: CHUNK_RECORDS };
+export const DEFAULT_PUBLISHER_OPTIONS: PublisherOptions = { manifestTtlMs: 7 * 86_400_000, deltaRetentionMs: 7 * 86_400_000, chunkRecords: CHUNK_RECORDS, maxDeltaRecords: MAX_DELTA_RECORDS };
 
 /**
  * Makes a new version of every scope an import changed: applies the changed
@@ -98,7 +99,7 @@ export class Publisher {
       return r;
     });
     const body = Buffer.concat([...ups, ...removeRecs]);
-    if (body.length / RECORD_SIZE <= MAX_DELTA_RECORDS) {
+    if (body.length / RECORD_SIZE <= this.opts.maxDeltaRecords) {
       const { payload, ref } = sealDelta(scope, from, to, body, now, this.opts.deltaRetentionMs, this.key);
       db.prepare('INSERT OR REPLACE INTO deltas(scope, from_v, to_v, sha256, records, created_ms, payload) VALUES (?,?,?,?,?,?,?)').run(scope, from, to, ref.sha256, ref.records, now.getTime(), payload);
     }

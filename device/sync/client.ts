@@ -61,7 +61,8 @@ interface ScopeState {
  * keep being decided.
  *
  * Events: 'applied' {scope, version, via}, 'refused' {code, topic, message},
- * 'acked' {upTo}, 'connected', 'offline', 'config' {name, version}.
+ * 'acked' {upTo}, 'connected', 'offline', 'config' {name, version},
+ * 'progress' {scope, version, have, total} (snapshot chunks), 'applying' {scope, version}.
  */
 export class SyncClient extends EventEmitter {
   private client: MqttClient | null = null;
@@ -151,6 +152,7 @@ export class SyncClient extends EventEmitter {
     const c = this.client!;
     this.backoff = this.o.reconnectMinMs ?? 500;
     this.sentUpTo = this.o.store.ackedSeq(); // resend what is not acknowledged (the server dedups)
+    this.pumping = false; // a publish of the previous connection may never settle
     this.lastAckAt = Date.now();
     this.log.info({ broker: this.o.brokerUrl }, 'connected');
     const subs: string[] = [topics.journalAck(this.o.deviceId), topics.configAll()];
@@ -186,6 +188,7 @@ export class SyncClient extends EventEmitter {
   }
 
   private onMessage(topic: string, payload: Buffer, retained: boolean): void {
+    if (this.stopped) return;
     const t = parseTopic(topic);
     if (!t) return;
     if (payload.length === 0) return; // a cleared retained topic
@@ -221,6 +224,7 @@ export class SyncClient extends EventEmitter {
         verifyChunk(payload, d.manifest, t.n);
         this.staging.put(t.scope, t.version, t.n, payload);
         d.have.add(t.n);
+        this.emit('progress', { scope: t.scope, version: t.version, have: d.have.size, total: d.manifest.chunks.length });
         this.client?.unsubscribe(topics.chunk(t.scope, t.version, t.n));
         if (d.have.size === d.manifest.chunks.length) void this.applySnapshot(t.scope, d);
       }
@@ -318,6 +322,7 @@ export class SyncClient extends EventEmitter {
     d.applying = true;
     const st = this.state.get(scope)!;
     const v = d.manifest.version;
+    this.emit('applying', { scope, version: v });
     const writer = this.o.store.beginSnapshot(scope, v);
     try {
       for (const ref of d.manifest.chunks) {
@@ -359,7 +364,7 @@ export class SyncClient extends EventEmitter {
 
   private pump(): void {
     const c = this.client;
-    if (this.pumping || !c?.connected) return;
+    if (this.stopped || this.pumping || !c?.connected) return;
     const store = this.o.store;
     const acked = store.ackedSeq();
     if (this.sentUpTo > acked && Date.now() - this.lastAckAt > (this.o.ackTimeoutMs ?? 10_000)) {
@@ -401,7 +406,7 @@ export class SyncClient extends EventEmitter {
 
   private publishStatus(): void {
     const c = this.client;
-    if (!c?.connected) return;
+    if (this.stopped || !c?.connected) return;
     this.statusDirty = false;
     c.publish(topics.status(this.o.deviceId), Buffer.from(JSON.stringify(this.statusPayload(true))), { qos: 1, retain: true });
   }
