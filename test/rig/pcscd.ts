@@ -14,8 +14,12 @@ import { buildNodelayShim } from './shim.js';
  * PCSCLITE_CSOCK_NAME (read once, at the first PC/SC call: call useAsClient()
  * before anything touches the smartcard binding). Its readers come from a
  * project-owned config dir (`pcscd -c DIR`): vpcd entries on free ports we
- * chose, so test files run in parallel, each with its own pcscd. Each vpcd
+ * chose, so test files run in parallel, each with its own pcscd. The vpcd
  * entry gives two readers ("<name> 00 00" on port P, "<name> 00 01" on P+1).
+ * Only ONE vpcd entry per pcscd works: the driver keeps its sockets in a
+ * global table indexed by slot number, so a second entry silently takes over
+ * the first one's slots (its cards are never accepted; measured). A test that
+ * needs more than two readers starts a second rig.
  *
  * The TCP_NODELAY shim (test/rig/nodelay-shim.c) is preloaded into pcscd: an
  * APDU then costs well under 1 ms instead of ~45 ms. The shim also makes
@@ -24,8 +28,6 @@ import { buildNodelayShim } from './shim.js';
  */
 
 export interface PcscdRigOptions {
-  /** vpcd entries; each gives two readers (slots). Default 1. */
-  entries?: number;
   /** TCP_NODELAY on pcscd's accepted sockets. Default true. */
   nodelay?: boolean;
   /** Reader friendly name. Default "RC Virtual PCD". */
@@ -196,7 +198,7 @@ export class PcscdRig {
   private shimPath: string | null = null;
 
   private constructor(opts: PcscdRigOptions) {
-    this.opts = { entries: opts.entries ?? 1, nodelay: opts.nodelay ?? true, friendlyName: opts.friendlyName ?? 'RC Virtual PCD', debug: opts.debug ?? false };
+    this.opts = { nodelay: opts.nodelay ?? true, friendlyName: opts.friendlyName ?? 'RC Virtual PCD', debug: opts.debug ?? false };
     this.dir = mkdtempSync(join(tmpdir(), RIG_PREFIX));
     writeFileSync(join(this.dir, 'owner.pid'), String(process.pid));
     this.runDir = join(this.dir, 'run');
@@ -215,20 +217,13 @@ export class PcscdRig {
     rig.shimPath = buildNodelayShim();
     let lastErr: unknown;
     for (let attempt = 0; attempt < 3; attempt++) {
-      const base = await pickPorts(rig.opts.entries * 2);
-      rig.slots = [];
+      const base = await pickPorts(2);
       const conf: string[] = [];
-      for (let e = 0; e < rig.opts.entries; e++) {
-        const port = base + 2 * e;
-        const hex = `0x${port.toString(16).toUpperCase()}`;
-        // pcscd names readers "<FRIENDLYNAME> 00 <slot 2 digits>"; with the same
-        // FRIENDLYNAME twice it gives duplicate names, so each entry gets its own.
-        const fn = e === 0 ? rig.opts.friendlyName : `${rig.opts.friendlyName} ${e + 1}`;
-        conf.push(`FRIENDLYNAME "${fn}"\nDEVICENAME   /dev/null:${hex}\nLIBPATH      ${VPCD_DRIVER}\nCHANNELID    ${hex}\n`);
-        for (let s = 0; s < 2; s++) {
-          rig.slots.push({ port: port + s, readerName: `${fn} 00 ${String(s).padStart(2, '0')}` });
-        }
-      }
+      const hex = `0x${base.toString(16).toUpperCase()}`;
+      const fn = rig.opts.friendlyName;
+      conf.push(`FRIENDLYNAME "${fn}"\nDEVICENAME   /dev/null:${hex}\nLIBPATH      ${VPCD_DRIVER}\nCHANNELID    ${hex}\n`);
+      // pcscd names the slots "<FRIENDLYNAME> 00 00" and "<FRIENDLYNAME> 00 01"
+      rig.slots = [0, 1].map((s) => ({ port: base + s, readerName: `${fn} 00 0${s}` }));
       rmSync(rig.confDir, { recursive: true, force: true });
       mkdirSync(rig.confDir);
       conf.forEach((c, i) => writeFileSync(join(rig.confDir, `vpcd-${i}`), c));
