@@ -396,8 +396,6 @@ export class Runtime extends EventEmitter {
       return;
     }
     const commitMs = performance.now() - t0;
-    slot.taps++;
-    this.taps++;
     try {
       this.sync?.notify();
     } catch {
@@ -426,6 +424,8 @@ export class Runtime extends EventEmitter {
       gate: sig.gate,
     };
     this.lastTap_ = report;
+    slot.taps++;
+    this.taps++;
     if (read) {
       this.log.info(
         { reader: slot.name, seq: entry.seq, maskedPan: read.maskedPan, token: report.tokenPrefix, result: decision.result, reason: decision.reason, fareKopecks: decision.fareKopecks, benefit: decision.benefit, ms: report.signalMs },
