@@ -26,6 +26,7 @@ import { CURRENT_STORE_SCHEMA, MIGRATIONS } from './schema.js';
  *
  * API used by the sync client (issue 4) and the runtime (issue 5):
  *   listVersions()                      → { transit: 12, stoplist: 40, 'school:7': 3 }
+ *   listStatus()                        → [{ scope, version, appliedMs }] (list age for status)
  *   applySnapshot(snapshot)             → replaces a scope's list, one transaction
  *   beginSnapshot(scope, version)       → SnapshotWriter: add(chunk)… commit() for chunked
  *                                         downloads; invisible until commit() swaps it in
@@ -36,6 +37,7 @@ import { CURRENT_STORE_SCHEMA, MIGRATIONS } from './schema.js';
  *   journalRange(fromSeq, limit)        → entries with seq ≥ fromSeq, ascending
  *   ackUpTo(seq) / ackedSeq() / lastSeq() / journalBacklog()
  *   pruneAcked(olderThanMs)             → deletes acknowledged entries older than that
+ *   maintenance()                       → call when idle: WAL checkpoint off the tap path
  *   close()
  *
  * List rules: entries are validated with protocol/lists.ts before anything
@@ -260,6 +262,11 @@ export class Store {
     return { ...this.versionsObj };
   }
 
+  /** Per scope: version and when it was applied (epoch ms), for status reports (list age). */
+  listStatus(): Array<{ scope: string; version: number; appliedMs: number }> {
+    return (this.db.prepare('SELECT scope, version, applied_ms AS appliedMs FROM scopes ORDER BY scope').all() as Array<{ scope: string; version: number; appliedMs: number }>).map((r) => ({ ...r }));
+  }
+
   listVersion(scope: string): number {
     return this.versions.get(scope) ?? 0;
   }
@@ -452,6 +459,17 @@ export class Store {
   /** Fold the WAL back into the database file (after a big list apply; keeps the WAL small). */
   checkpoint(): void {
     this.db.pragma('wal_checkpoint(TRUNCATE)');
+  }
+
+  /**
+   * Call when idle (no tap for a moment, e.g. 200 ms): checkpoints the WAL so
+   * SQLite's automatic checkpoint (every 1000 pages) never lands on a tap's
+   * commit. Cheap when there is nothing to do. Returns the WAL pages copied.
+   */
+  maintenance(): number {
+    if (this.closed) return 0;
+    const r = this.db.pragma('wal_checkpoint(PASSIVE)') as { busy: number; log: number; checkpointed: number }[];
+    return r[0]?.checkpointed ?? 0;
   }
 
   // ---- taps ----------------------------------------------------------------

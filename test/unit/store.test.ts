@@ -168,6 +168,15 @@ describe('lists', () => {
     expect(t.readView(tok(2)).transit).toBeNull();
   });
 
+  it('list status tells version and when it was applied', () => {
+    const s = newStore();
+    const before = Date.now();
+    s.applySnapshot(snap(4, [1]));
+    const [st] = s.listStatus();
+    expect(st).toMatchObject({ scope: 'transit', version: 4 });
+    expect(st!.appliedMs).toBeGreaterThanOrEqual(before);
+  });
+
   it('tokens are stored as 16-byte BLOBs', () => {
     const s = newStore();
     s.applySnapshot(snap(1, [1]));
@@ -205,6 +214,14 @@ describe('store file', () => {
     const s = newStore(path);
     expect(s.db.pragma('user_version', { simple: true })).toBe(CURRENT_STORE_SCHEMA);
     expect(s.lastSeq()).toBe(0);
+  });
+
+  it('idle maintenance folds the WAL into the database', () => {
+    const s = newStore();
+    s.applySnapshot(snap(1, [1, 2, 3]));
+    s.applyDelta({ scope: 'transit', fromVersion: 1, toVersion: 2, upserts: [transit(4)], removes: [] });
+    expect(s.maintenance()).toBeGreaterThan(0);
+    expect(s.readView(tok(4)).transit).not.toBeNull();
   });
 
   it('a path that cannot be opened is store.open-failed', () => {
