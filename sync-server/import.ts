@@ -178,9 +178,10 @@ export function applyImport(db: Db, kind: ImportKind, rows: Parsed[], today: str
   const tokenOfPerson = db.prepare('SELECT token FROM cards WHERE person_id = ?').pluck();
   const personOfToken = db.prepare('SELECT person_id FROM cards WHERE token = ?').pluck();
   const schoolsOf = db.prepare('SELECT DISTINCT school_id FROM enrolments WHERE person_id = ?').pluck();
+  const anyEnrolment = db.prepare('SELECT 1 FROM enrolments LIMIT 1').get() !== undefined;
   const markPerson = (person: string, token: string) => {
     markDirty(dirty, 'transit', token);
-    for (const s of schoolsOf.all(person) as string[]) markDirty(dirty, `school:${s}`, token);
+    if (anyEnrolment) for (const s of schoolsOf.all(person) as string[]) markDirty(dirty, `school:${s}`, token);
   };
   db.transaction(() => {
     if (kind === 'cards') {

@@ -39,7 +39,7 @@ export class Materializer {
   private readonly benefits;
   private readonly enrol;
   private readonly stop;
-  constructor(db: Db) {
+  constructor(private readonly db: Db) {
     this.card = db.prepare('SELECT person_id, expiry FROM cards WHERE token = ?');
     this.benefits = db.prepare('SELECT category, valid_from, valid_to FROM benefits WHERE person_id = ? ORDER BY category, valid_from, valid_to');
     this.enrol = db.prepare('SELECT role, grade, meal_category, valid_from, valid_to FROM enrolments WHERE person_id = ? AND school_id = ? ORDER BY valid_to DESC LIMIT 1');
@@ -69,6 +69,42 @@ export class Materializer {
       validFrom: e.valid_from,
       validTo: e.valid_to,
     };
+  }
+
+  /**
+   * Every entry of a scope in token order, as encoded records (for a full
+   * recomputation when an import touched many tokens).
+   */
+  *scan(scope: string): Generator<{ token: string; rec: Buffer }> {
+    if (scope === 'stoplist') {
+      for (const r of this.db.prepare('SELECT token, reason, since FROM stoplist ORDER BY token').iterate() as Iterable<{ token: string; reason: string; since: string }>) {
+        yield { token: r.token, rec: encodeRecords(scope, [{ token: r.token, reason: r.reason as StopReason, since: r.since }]) };
+      }
+      return;
+    }
+    if (scope === 'transit') {
+      let cur: TransitEntry | null = null;
+      const rows = this.db
+        .prepare('SELECT c.token AS token, c.expiry AS expiry, b.category AS category, b.valid_from AS valid_from, b.valid_to AS valid_to FROM cards c LEFT JOIN benefits b ON b.person_id = c.person_id ORDER BY c.token, b.category, b.valid_from, b.valid_to')
+        .iterate() as Iterable<{ token: string; expiry: string; category: string | null; valid_from: string; valid_to: string }>;
+      for (const r of rows) {
+        if (!cur || cur.token !== r.token) {
+          if (cur) yield { token: cur.token, rec: encodeRecords(scope, [cur]) };
+          cur = { token: r.token, cardExpiry: r.expiry, benefits: [] };
+        }
+        if (r.category !== null && cur.benefits.length < 8) cur.benefits.push({ category: r.category as BenefitCategory, validFrom: r.valid_from, validTo: r.valid_to });
+      }
+      if (cur) yield { token: cur.token, rec: encodeRecords(scope, [cur]) };
+      return;
+    }
+    const tokens = this.db
+      .prepare('SELECT DISTINCT c.token FROM enrolments e JOIN cards c ON c.person_id = e.person_id WHERE e.school_id = ? ORDER BY c.token')
+      .pluck()
+      .all(scope.slice('school:'.length)) as string[];
+    for (const token of tokens) {
+      const rec = this.records(scope, token);
+      if (rec) yield { token, rec };
+    }
   }
 
   records(scope: string, token: string): Buffer | null {

@@ -20,6 +20,9 @@ export interface PublisherOptions {
   maxDeltaRecords: number; // a bigger change is published as a snapshot only
 }
 
+/** Above this many changed tokens a scope is recomputed in one ordered pass. */
+const FULL_SCAN = 20_000;
+
 export const DEFAULT_PUBLISHER_OPTIONS: PublisherOptions = { manifestTtlMs: 7 * 86_400_000, deltaRetentionMs: 7 * 86_400_000, chunkRecords: CHUNK_RECORDS, maxDeltaRecords: MAX_DELTA_RECORDS };
 
 /**
@@ -57,6 +60,25 @@ export class Publisher {
     for (const [scope, tokens] of dirty) {
       const ups: Buffer[] = [];
       const rms: string[] = [];
+      if (tokens.size > FULL_SCAN) {
+        // many tokens: one ordered pass over the new and the current entries (merge join)
+        const changes = this.diffAll(scope);
+        this.db.transaction(() => {
+          for (const c of changes) {
+            if (c.rec === null) {
+              del.run(scope, c.token);
+              rms.push(c.token);
+            } else {
+              put.run(scope, c.token, c.rec);
+              ups.push(c.rec);
+            }
+          }
+          if (ups.length === 0 && rms.length === 0) return;
+          this.newVersion(scope as Scope, ups, rms, now);
+          changed.push(scope as Scope);
+        })();
+        continue;
+      }
       this.db.transaction(() => {
         for (const token of tokens) {
           const cur = getRec.get(scope, token) as Buffer | undefined;
@@ -77,6 +99,21 @@ export class Publisher {
       })();
     }
     return changed;
+  }
+
+  private diffAll(scope: string): { token: string; rec: Buffer | null }[] {
+    const cur = this.db.prepare('SELECT token, rec FROM entries WHERE scope = ? ORDER BY token').all(scope) as { token: string; rec: Buffer }[];
+    const out: { token: string; rec: Buffer | null }[] = [];
+    let i = 0;
+    for (const n of this.mat.scan(scope)) {
+      while (i < cur.length && cur[i]!.token < n.token) out.push({ token: cur[i++]!.token, rec: null });
+      if (i < cur.length && cur[i]!.token === n.token) {
+        if (!cur[i]!.rec.equals(n.rec)) out.push(n);
+        i++;
+      } else out.push(n);
+    }
+    while (i < cur.length) out.push({ token: cur[i++]!.token, rec: null });
+    return out;
   }
 
   private newVersion(scope: Scope, ups: Buffer[], rms: string[], now: Date): void {

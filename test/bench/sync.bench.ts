@@ -1,0 +1,157 @@
+/**
+ * npm run bench:sync [-- --broker embedded|mosquitto] [--entries N]
+ *
+ * snapshot:  1,000,000-entry transit list imported (CSV rows tokenised), then a
+ *            fresh device downloads the chunked snapshot, verifies and applies it
+ *            (from the publish being on the broker to applied in the device store)
+ * delta:     10,000 changed entries published; time until applied on that device
+ * fan-out:   one stop-list delta to 1,000 connected lightweight clients (verify signature)
+ * ingest:    journal entries stored per second (batches of 500 over MQTT from 10 devices)
+ * The last line is one JSON object.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqtt, { type MqttClient } from 'mqtt';
+import { Store } from '../../device/store/index.js';
+import { SyncClient } from '../../device/sync/index.js';
+import { createLogger } from '../../protocol/log.js';
+import { DEV_TOKEN_KEY } from '../../protocol/token.js';
+import { loadPublicKey } from '../../protocol/wire/envelope.js';
+import { topics } from '../../protocol/wire/topics.js';
+import { verifyDelta } from '../../protocol/wire/verify.js';
+import { startServer } from '../../sync-server/server.js';
+import { applyImport, parseImport } from '../../sync-server/import.js';
+import { syntheticPan, syntheticPsn, tokenOf } from '../fixtures/sync/gen.js';
+import { mosquittoRig, type RunningBroker } from '../rig/broker.js';
+
+const args = process.argv.slice(2);
+const arg = (name: string, def: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] ? args[i + 1]! : def;
+};
+const brokerKind = arg('broker', 'embedded');
+const N = Number(arg('entries', '1000000'));
+const FANOUT = Number(arg('fanout', '1000'));
+const log = createLogger({ level: 'warn' });
+
+async function* cardLines(n: number): AsyncIterable<string> {
+  yield 'person_id,pan,psn,expiry';
+  for (let i = 0; i < n; i++) yield `p${i},${syntheticPan(i)},${syntheticPsn(i)},2031-06`;
+}
+async function* benefitLines(from: number, n: number): AsyncIterable<string> {
+  yield 'person_id,category,valid_from,valid_to';
+  for (let i = from; i < from + n; i++) yield `p${i},pensioner,2026-01-01,2027-12-31`;
+}
+const waitFor = async (cond: () => boolean, ms: number, what: string) => {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > ms) throw new Error(`timeout: ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+};
+
+const dir = mkdtempSync(join(tmpdir(), 'rc-bench-sync-'));
+let broker: RunningBroker | null = null;
+if (brokerKind === 'mosquitto') broker = await mosquittoRig.start();
+const server = await startServer({ dataDir: join(dir, 'srv'), mqttPort: 0, ...(broker ? { brokerUrl: broker.url } : {}), httpPort: 0, tokenKey: DEV_TOKEN_KEY, log });
+console.log(`broker: ${brokerKind} ${server.mqttUrl}`);
+const clients: MqttClient[] = [];
+try {
+  // --- import + snapshot ---
+  let t = Date.now();
+  const { rows, report } = await parseImport('cards', cardLines(N), { skipInvalid: false, tokenKey: DEV_TOKEN_KEY, today: '2026-11-24' });
+  const dirty = applyImport(server.db, 'cards', rows, '2026-11-24');
+  const changed = server.publisher.commit(dirty);
+  const importMs = Date.now() - t;
+  console.log(`import ${report.rows} card rows (validate, tokenise, store, new version): ${importMs} ms`);
+  t = Date.now();
+  await server.publisher.publish(changed);
+  console.log(`publish snapshot: ${Date.now() - t} ms`);
+  const chunkBytes = (server.db.prepare("SELECT sum(length(payload)) FROM chunks WHERE scope = 'transit' AND version = ?").pluck().get(server.publisher.version('transit')) as number);
+  const bytesPerEntry = chunkBytes / N;
+
+  const ddir = join(dir, 'dev');
+  const store = Store.open(join(dir, 'device.sqlite'), { deviceId: 'bench-dev' });
+  const dev = new SyncClient({ store, deviceId: 'bench-dev', brokerUrl: server.mqttUrl, scopes: ['transit', 'stoplist'], serverPublicKey: server.publicKeyPem, stagingDir: ddir, log });
+  const want = server.publisher.version('transit');
+  t = Date.now();
+  dev.start();
+  await waitFor(() => store.listVersion('transit') === want, 300_000, 'snapshot applied');
+  const snapshotMs = Date.now() - t;
+  console.log(`snapshot of ${store.entryCount('transit')} entries to a device: ${snapshotMs} ms, ${bytesPerEntry.toFixed(2)} B/entry on the wire`);
+
+  // --- delta of 10,000 ---
+  const b = await parseImport('benefits', benefitLines(1000, 10_000), { skipInvalid: false, tokenKey: DEV_TOKEN_KEY, today: '2026-11-24' });
+  const ch2 = server.publisher.commit(applyImport(server.db, 'benefits', b.rows, '2026-11-24'));
+  const want2 = server.publisher.version('transit');
+  t = Date.now();
+  const pub = server.publisher.publish(ch2);
+  await waitFor(() => store.listVersion('transit') === want2, 60_000, 'delta applied');
+  const delta10kMs = Date.now() - t;
+  await pub;
+  console.log(`delta of 10,000 entries to the device: ${delta10kMs} ms (view of p1000: ${JSON.stringify(store.readView(tokenOf(1000)).transit?.benefits)})`);
+  await dev.stop();
+  store.close();
+
+  // --- fan-out to 1,000 lightweight clients ---
+  const key = loadPublicKey(server.publicKeyPem);
+  const held = server.publisher.version('stoplist');
+  let got = 0;
+  for (let i = 0; i < FANOUT; i++) {
+    const c = mqtt.connect(server.mqttUrl, { protocolVersion: 4, clientId: `fan-${i}`, reconnectPeriod: 0 });
+    clients.push(c);
+    c.on('message', (_topic, payload, packet) => {
+      if (packet.retain || payload.length === 0) return;
+      verifyDelta(payload, { key, scope: 'stoplist', held, now: new Date() });
+      got++;
+    });
+  }
+  await Promise.all(clients.map((c) => new Promise<void>((res) => (c.connected ? res() : c.once('connect', () => res())))));
+  await Promise.all(clients.map((c) => c.subscribeAsync(topics.deltaAll('stoplist'), { qos: 1 })));
+  const s = await parseImport('stoplist', (async function* () {
+    yield 'token,reason';
+    yield `${tokenOf(5)},lost`;
+  })(), { skipInvalid: false, tokenKey: DEV_TOKEN_KEY, today: '2026-11-24' });
+  const ch3 = server.publisher.commit(applyImport(server.db, 'stoplist', s.rows, '2026-11-24'));
+  t = Date.now();
+  await server.publisher.publish(ch3);
+  await waitFor(() => got >= FANOUT, 60_000, 'fan-out');
+  const fanoutMs = Date.now() - t;
+  console.log(`fan-out of one delta to ${FANOUT} clients: ${fanoutMs} ms`);
+  await Promise.all(clients.map((c) => c.endAsync(true)));
+  clients.length = 0;
+
+  // --- ingest ---
+  const DEVICES = 10;
+  const PER = 20_000;
+  const ingestClients = await Promise.all(Array.from({ length: DEVICES }, (_, d) => mqtt.connectAsync(server.mqttUrl, { protocolVersion: 4, clientId: `ing-${d}` })));
+  clients.push(...ingestClients);
+  const batches: { c: MqttClient; topic: string; body: Buffer }[][] = ingestClients.map((c, d) => {
+    const out = [];
+    for (let s0 = 1; s0 <= PER; s0 += 500) {
+      const entries = [];
+      for (let q = s0; q < s0 + 500; q++) entries.push({ seq: q, time: '2026-11-24T10:00:00.000Z', token: tokenOf(q % 1000), kind: 'bus', result: 'allow', reason: 'benefit', fareKopecks: 0, benefit: 'pensioner', lists: { transit: 2 } });
+      out.push({ c, topic: topics.journal(`ing-${d}`), body: Buffer.from(JSON.stringify({ device: `ing-${d}`, entries })) });
+    }
+    return out;
+  });
+  const count = server.db.prepare('SELECT count(*) FROM journal').pluck();
+  const before = count.get() as number;
+  t = Date.now();
+  await Promise.all(batches.map(async (bs) => {
+    for (const x of bs) await x.c.publishAsync(x.topic, x.body, { qos: 1 });
+  }));
+  await waitFor(() => (count.get() as number) - before >= DEVICES * PER, 120_000, 'ingest');
+  const ingestMs = Date.now() - t;
+  const ingestPerSec = Math.round((DEVICES * PER) / (ingestMs / 1000));
+  console.log(`ingest of ${DEVICES * PER} journal entries: ${ingestMs} ms = ${ingestPerSec}/s`);
+
+  const out = { snapshotEntries: N, snapshotMs, bytesPerEntry: Math.round(bytesPerEntry * 100) / 100, delta10kMs, fanoutDevices: FANOUT, fanoutMs, ingestPerSec, importMs, broker: brokerKind };
+  console.log(JSON.stringify(out));
+} finally {
+  await Promise.all(clients.map((c) => c.endAsync(true).catch(() => undefined)));
+  await server.close();
+  await broker?.close();
+  rmSync(dir, { recursive: true, force: true });
+}
