@@ -196,6 +196,9 @@ export async function runCheck(o: CheckOptions): Promise<CheckReport> {
       }
       await p.start();
       try {
+        // start() opens in the background: give the port a moment
+        for (const end = Date.now() + 3000; !p.health().portOpen && Date.now() < end; ) await sleep(50);
+        if (!p.health().portOpen) throw new RcError(p.health().lastError?.code ?? ErrorCode.IoPortUnavailable, `${p.name}: the serial port ${p.port} does not open (${p.health().lastError?.message ?? 'no answer'})`, { peripheral: p.name });
         const parts: string[] = [];
         if (isDisplay(p)) {
           const shown = await p.show({ text: 'Проверка связи\nSelf-test', light: 'green', beep: 'short' });
