@@ -66,8 +66,10 @@ export async function runInteractiveDemo(o: { out: DemoOutput; logLevel?: string
     const onKey = (k: string): void => {
       if (k === 'q' || k === '\u0003') return finish();
       if (k === 'h') {
-        clock.advance(3_600_000);
-        o.out.line(`  time now ${new Date(clock.wallMs()).toLocaleString('ru-RU', { timeZone: 'Europe/Moscow' })}`);
+        chain = chain.then(() => {
+          clock.advance(3_600_000);
+          o.out.line(`  time now ${new Date(clock.wallMs()).toLocaleString('ru-RU', { timeZone: 'Europe/Moscow' })}`);
+        });
         return;
       }
       const key = KEYS.find((x) => x.key === k);
