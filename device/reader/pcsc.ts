@@ -38,7 +38,9 @@ const PNP = '\\\\?PnP?\\Notification';
 /** Load the PC/SC binding; missing or unbuilt → RcError reader.binding-missing. */
 export async function loadPcscBinding(): Promise<Binding> {
   try {
-    const m = (await import('smartcard')) as Binding & { default?: Binding };
+    // a computed specifier: the bundler (tsup) leaves the native binding external
+    const specifier = process.env.RC_PCSC_BINDING ?? 'smartcard';
+    const m = (await import(specifier)) as Binding & { default?: Binding };
     const b = m.default ?? m;
     if (typeof b.Context !== 'function') throw new Error('smartcard binding has no Context');
     return b;
