@@ -254,7 +254,11 @@ export function ioPeripheralsSuite(rig: IoRig): void {
     expect(t.health().counters.reconnects).toBe(1);
     expect(await t.openForEntry()).toBe('passed');
     expect(sim.peer.executed('open')).toHaveLength(1);
-    expect(statuses).toEqual(['ok', 'down', 'ok']);
+    // A write caught in flight when the port vanished fails with EIO first and
+    // shows 'degraded' for a moment before the port watch reports 'down'; which
+    // comes first is a race the machine's load decides. Either way: ok, down, ok.
+    expect(statuses.filter((s) => s !== 'degraded')).toEqual(['ok', 'down', 'ok']);
+    expect(statuses.indexOf('degraded')).not.toBe(statuses.length - 1);
   });
 
   it('a port absent at start: start() does not throw, the driver reports down, and comes up when the port appears', async () => {
