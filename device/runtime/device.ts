@@ -26,15 +26,25 @@ export interface DevicePaths {
   statusSocket: string;
 }
 
-/** Where a device keeps its files: config `runtime.dataDir`, else the config file's dir (else the cwd). */
-export function devicePaths(cfg: Config, configFile?: string): DevicePaths {
+/** The status socket systemd's RuntimeDirectory=rc-device gives (deploy/rc-device.service). */
+export const SYSTEM_STATUS_SOCKET = '/run/rc-device/rc-device.sock';
+
+/**
+ * Where a device keeps its files. Data dir: config `runtime.dataDir`, else
+ * $RC_DATA_DIR, else systemd's $STATE_DIRECTORY, else the config file's dir.
+ * Status socket: config `runtime.statusSocket`, else $RC_STATUS_SOCKET, else
+ * systemd's $RUNTIME_DIRECTORY/rc-device.sock, else <dataDir>/rc-device.sock.
+ */
+export function devicePaths(cfg: Config, configFile?: string, env: NodeJS.ProcessEnv = process.env): DevicePaths {
   const base = configFile ? dirname(resolve(configFile)) : process.cwd();
   const abs = (p: string, rel: string) => (isAbsolute(p) ? p : resolve(rel, p));
-  const dataDir = abs(cfg.runtime?.dataDir ?? '.', base);
+  const firstDir = (v: string | undefined) => v?.split(':')[0] || undefined; // systemd may list several
+  const dataDir = abs(cfg.runtime?.dataDir ?? env.RC_DATA_DIR ?? firstDir(env.STATE_DIRECTORY) ?? '.', base);
+  const runDir = firstDir(env.RUNTIME_DIRECTORY);
   return {
     dataDir,
     storePath: abs(cfg.store?.path ?? 'device.sqlite', dataDir),
-    statusSocket: abs(cfg.runtime?.statusSocket ?? 'rc-device.sock', dataDir),
+    statusSocket: abs(cfg.runtime?.statusSocket ?? env.RC_STATUS_SOCKET ?? (runDir ? resolve(runDir, 'rc-device.sock') : 'rc-device.sock'), dataDir),
   };
 }
 
@@ -78,7 +88,7 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
   const env = o.env ?? process.env;
   let cfg = o.config;
   const log = o.log;
-  const paths = devicePaths(cfg, o.configFile);
+  const paths = devicePaths(cfg, o.configFile, env);
   mkdirSync(paths.dataDir, { recursive: true });
   const tokenKey = o.tokenKey ?? resolveTokenKey(cfg.tokenKey?.hex, cfg.tokenKey?.version, log.child({ component: 'token' }), env);
   if (cfg.sync && env.RC_SYNC_PASSWORD) cfg = { ...cfg, sync: { ...cfg.sync, password: env.RC_SYNC_PASSWORD } };

@@ -97,6 +97,8 @@ export interface TapReport {
   display: { ru: string; en: string };
   /** Set when the card could not be read (the reason is then this code). */
   error: string | null;
+  /** Card present → card read (token derived), ms. */
+  readMs: number;
   /** Card present → journal committed, ms. */
   commitMs: number;
   /** Card present → every peripheral command sent, ms. */
@@ -355,6 +357,7 @@ export class Runtime extends EventEmitter {
     } catch (e) {
       readErr = isRcError(e) ? e : new RcError(ErrorCode.CardBadResponse, 'card read failed unexpectedly', { err: e instanceof Error ? e.name : 'unknown' });
     }
+    const readMs = performance.now() - t0;
     const tap: Tap = {
       wallTime: wall,
       monotonicMs: mono,
@@ -419,6 +422,7 @@ export class Runtime extends EventEmitter {
       benefit: decision.benefit,
       display: decision.display,
       error: readErr ? readErr.code : null,
+      readMs: Math.round(readMs * 1000) / 1000,
       commitMs: Math.round(commitMs * 1000) / 1000,
       signalMs: Math.round(signalMs * 1000) / 1000,
       gate: sig.gate,

@@ -112,6 +112,7 @@ async function main(): Promise<void> {
   const sent: number[] = [];
   const acked: number[] = [];
   const commit: number[] = [];
+  const read: number[] = [];
   const total = TAPS + 5; // 5 warm-up taps
   try {
     for (let i = 0; i < total; i++) {
@@ -126,6 +127,7 @@ async function main(): Promise<void> {
         sent.push(sentAt - insertedAt);
         acked.push(ackMs);
         commit.push(t.commitMs);
+        read.push(t.readMs);
       }
       const gone = new Promise<void>((r) => removedWaiters.push(r));
       await host.remove(slot.port);
@@ -143,12 +145,14 @@ async function main(): Promise<void> {
   const s = [...sent].sort((a, b) => a - b);
   const a = [...acked].sort((x, y) => x - y);
   const c = [...commit].sort((x, y) => x - y);
+  const rd = [...read].sort((x, y) => x - y);
   console.log('tap: card present (PC/SC event) → Mir read via pcscd+vpcd (TCP_NODELAY shim on) → decide → journal commit (WAL, synchronous=FULL) → display command on a pty');
   console.log(`taps ${s.length}`);
+  console.log(`card present → card read (token):  p50 ${r3(q(rd, 0.5))} ms, p99 ${r3(q(rd, 0.99))} ms`);
   console.log(`card present → journal committed: p50 ${r3(q(c, 0.5))} ms, p99 ${r3(q(c, 0.99))} ms`);
   console.log(`card present → signal sent:       p50 ${r3(q(s, 0.5))} ms, p99 ${r3(q(s, 0.99))} ms, max ${r3(s.at(-1)!)} ms`);
   console.log(`card present → display ACK:       p50 ${r3(q(a, 0.5))} ms, p99 ${r3(q(a, 0.99))} ms`);
-  console.log(JSON.stringify({ taps: s.length, p50Ms: r3(q(s, 0.5)), p99Ms: r3(q(s, 0.99)), ackP50Ms: r3(q(a, 0.5)), ackP99Ms: r3(q(a, 0.99)), commitP50Ms: r3(q(c, 0.5)), nodelayShim: true }));
+  console.log(JSON.stringify({ taps: s.length, p50Ms: r3(q(s, 0.5)), p99Ms: r3(q(s, 0.99)), ackP50Ms: r3(q(a, 0.5)), ackP99Ms: r3(q(a, 0.99)), readP50Ms: r3(q(rd, 0.5)), readP99Ms: r3(q(rd, 0.99)), commitP50Ms: r3(q(c, 0.5)), commitP99Ms: r3(q(c, 0.99)), nodelayShim: true }));
 }
 
 main().then(
