@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deriveToken, parseTokenKey } from '../../protocol/token.js';
-import { runDevice, startVcardProcess } from '../rig/cli.js';
+import { runDevice, spawnDevice, startVcardProcess } from '../rig/cli.js';
 import { PcscdRig } from '../rig/pcscd.js';
 import { cardSpec, fixturePan } from '../suites/card-fixtures.js';
 
@@ -98,5 +98,35 @@ describe('rc-device read (real process, real pcscd)', () => {
     expect(dev.stderr).toMatch(/development key/);
     expect(unknown.code).toBe(2);
     expect(JSON.parse(unknown.stdout)).toMatchObject({ error: 'reader.not-found' });
+  }, 180_000);
+
+  it('pcscd stopped and restarted while `rc-device read` waits: it recovers and reads the card that comes afterwards', async () => {
+    const env = { ...rigB.clientEnv(), RC_LOG_LEVEL: 'info' };
+    const child = spawnDevice(['read', '--reader', rigB.slots[1]!.readerName, '--json', '--timeout-ms', '120000'], env);
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((r) => child.once('close', (c) => r(c)));
+    const until = async (re: RegExp) => {
+      const deadline = Date.now() + 90_000;
+      while (!re.test(stderr)) {
+        if (Date.now() > deadline) throw new Error(`waited for ${re}: ${stderr}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    try {
+      await until(/PC\/SC service up/);
+      await rigB.stop();
+      await until(/PC\/SC service unavailable/);
+      await rigB.start();
+      await until(/PC\/SC service is back/);
+      const card = await startVcardProcess(rigB.slots[1]!.port, cardSpec('mir-gpo2'), rigB.clientEnv());
+      cards.push(card);
+      expect(await exited, stderr).toBe(0);
+      expect(JSON.parse(stdout)).toMatchObject({ scheme: 'mir', maskedPan: '220012******9019' });
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
   }, 180_000);
 });

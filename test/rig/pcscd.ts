@@ -46,6 +46,7 @@ export interface VpcdSlot {
 const RIG_PREFIX = 'rc-pcscd-';
 const VPCD_DRIVER = '/usr/lib/pcsc/drivers/serial/libifdvpcd.so';
 const live = new Set<number>();
+let clientOf: string | null = null;
 let exitHookInstalled = false;
 
 function installExitHook(): void {
@@ -249,6 +250,11 @@ export class PcscdRig {
 
   /** Point this process's libpcsclite at this rig. Call before the first PC/SC call of the process. */
   useAsClient(): void {
+    // libpcsclite reads the variable once per process: a second rig cannot take over
+    if (clientOf !== null && clientOf !== this.socketPath) {
+      throw new Error('this process already talks to another pcscd rig (libpcsclite caches the socket path): use one rig per process, or clientEnv() for a child');
+    }
+    clientOf = this.socketPath;
     process.env.PCSCLITE_CSOCK_NAME = this.socketPath;
   }
 
