@@ -217,7 +217,10 @@ describe('rc-device run, as processes: pcscd + virtual cards, pty turnstile cont
     }
   });
 
-  it('SIGTERM: the device stops cleanly (exit 0, socket gone) and never logged a PAN', async () => {
+  it('SIGTERM: the device closes the gate, stops cleanly (exit 0, socket gone) and never logged a PAN', async () => {
+    const closesBefore = sim!.lines.filter((m) => m.type === 'command' && m.command?.type === 'close').length;
+    expect(await gate.terminate()).toBe(0);
+    await sim!.waitFor((m) => m.type === 'command' && m.command?.type === 'close' && sim!.lines.filter((x) => x.type === 'command' && x.command?.type === 'close').length > closesBefore, 'CLOSE on SIGTERM');
     for (const dev of [gate, bus]) {
       expect(await dev.terminate()).toBe(0);
       await expect(dev.status()).rejects.toMatchObject({ code: 'runtime.not-running' });
