@@ -85,7 +85,7 @@ describe('PC/SC reader source over a private pcscd', () => {
     times.sort((a, b) => a - b);
     const median = times[50]!;
     console.log(`pcscd APDU round trip: median ${median.toFixed(3)} ms, p95 ${times[95]!.toFixed(3)} ms`);
-    expect(median).toBeLessThan(2); // without the shim it is ~45 ms
+    expect(median).toBeLessThan(5); // without the shim it is ~45 ms per APDU
     await removeCard(0);
   });
 

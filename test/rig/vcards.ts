@@ -37,7 +37,7 @@ export class VcardHost {
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
     const ready = new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`vcard host did not start: ${stderr}`)), 20_000);
+      const t = setTimeout(() => reject(new Error(`vcard host did not start: ${stderr}`)), 60_000);
       child.once('exit', (code) => {
         clearTimeout(t);
         reject(new Error(`vcard host exited (${code}): ${stderr}`));
