@@ -62,7 +62,7 @@ export class Publisher {
       const rms: string[] = [];
       if (tokens.size > FULL_SCAN) {
         // many tokens: one ordered pass over the new and the current entries (merge join)
-        const changes = this.diffAll(scope);
+        const { changes, all } = this.diffAll(scope);
         this.db.transaction(() => {
           for (const c of changes) {
             if (c.rec === null) {
@@ -74,7 +74,7 @@ export class Publisher {
             }
           }
           if (ups.length === 0 && rms.length === 0) return;
-          this.newVersion(scope as Scope, ups, rms, now);
+          this.newVersion(scope as Scope, ups, rms, now, all);
           changed.push(scope as Scope);
         })();
         continue;
@@ -101,11 +101,14 @@ export class Publisher {
     return changed;
   }
 
-  private diffAll(scope: string): { token: string; rec: Buffer | null }[] {
+  /** Changes between the registry and the materialised entries, plus every new record in token order. */
+  private diffAll(scope: string): { changes: { token: string; rec: Buffer | null }[]; all: Buffer[] } {
     const cur = this.db.prepare('SELECT token, rec FROM entries WHERE scope = ? ORDER BY token').all(scope) as { token: string; rec: Buffer }[];
     const out: { token: string; rec: Buffer | null }[] = [];
+    const all: Buffer[] = [];
     let i = 0;
     for (const n of this.mat.scan(scope)) {
+      all.push(n.rec);
       while (i < cur.length && cur[i]!.token < n.token) out.push({ token: cur[i++]!.token, rec: null });
       if (i < cur.length && cur[i]!.token === n.token) {
         if (!cur[i]!.rec.equals(n.rec)) out.push(n);
@@ -113,14 +116,17 @@ export class Publisher {
       } else out.push(n);
     }
     while (i < cur.length) out.push({ token: cur[i++]!.token, rec: null });
-    return out;
+    return { changes: out, all };
   }
 
-  private newVersion(scope: Scope, ups: Buffer[], rms: string[], now: Date): void {
+  /** `all`: every record of the new version in token order, when the caller has it (saves a scan). */
+  private newVersion(scope: Scope, ups: Buffer[], rms: string[], now: Date, all?: Buffer[]): void {
     const db = this.db;
     const from = this.version(scope);
     const to = from + 1;
-    const counts = db.prepare('SELECT count(*) AS n, coalesce(sum(length(rec)), 0) AS b FROM entries WHERE scope = ?').get(scope) as { n: number; b: number };
+    const counts = all
+      ? { n: all.length, b: all.reduce((a, r) => a + r.length, 0) }
+      : (db.prepare('SELECT count(*) AS n, coalesce(sum(length(rec)), 0) AS b FROM entries WHERE scope = ?').get(scope) as { n: number; b: number });
     db.prepare('INSERT INTO scopes(scope, version, entries, records, updated_at) VALUES (?,?,?,?,?) ON CONFLICT(scope) DO UPDATE SET version=excluded.version, entries=excluded.entries, records=excluded.records, updated_at=excluded.updated_at').run(
       scope,
       to,
@@ -144,7 +150,7 @@ export class Publisher {
     for (const d of old) this.clears.push(topics.delta(scope, d.from_v, d.to_v));
     db.prepare('DELETE FROM deltas WHERE scope = ? AND created_ms < ?').run(scope, now.getTime() - this.opts.deltaRetentionMs);
     // snapshot: all records in token order, chunked
-    const recs = db.prepare('SELECT rec FROM entries WHERE scope = ? ORDER BY token').pluck().all(scope) as Buffer[];
+    const recs = all ?? (db.prepare('SELECT rec FROM entries WHERE scope = ? ORDER BY token').pluck().all(scope) as Buffer[]);
     const { refs, payloads } = splitChunks(to, Buffer.concat(recs), this.opts.chunkRecords);
     const ins = db.prepare('INSERT OR REPLACE INTO chunks(scope, version, n, records, sha256, payload) VALUES (?,?,?,?,?,?)');
     refs.forEach((r, i) => ins.run(scope, to, r.n, r.records, r.sha256, payloads[i]!));

@@ -81,6 +81,14 @@ describe.each<Mode>(['embedded', 'mosquitto'])('sync over %s broker', (mode) => 
     expect(tap(dev, cfg, token, T0 + 7_200_000 * 22).decision.result).toBe('allow');
   });
 
+  it('a tariff published with config set reaches the device, signed', async () => {
+    const got: { name: string; version: number; doc: unknown }[] = [];
+    dev.client.on('config', (c: { name: string; version: number }) => got.push({ ...c, doc: null }));
+    const r = await stack.server.api.setConfig('rules', { schema: 1, tariff: cfg.tariff });
+    await waitFor(() => got.some((g) => g.version === r.version), 5000, 'config on the device');
+    expect(got.at(-1)).toMatchObject({ name: 'rules', version: r.version });
+  });
+
   it('forged, replayed, misdirected, truncated and garbage messages are refused and change nothing', async () => {
     const attacker = await mqtt.connectAsync(stack.brokerUrl, { protocolVersion: 4, clientId: 'attacker', username: 'rc-sync-server', password: stack.serverPassword });
     try {
