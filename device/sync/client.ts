@@ -62,7 +62,8 @@ interface ScopeState {
  *
  * Events: 'applied' {scope, version, via}, 'refused' {code, topic, message},
  * 'acked' {upTo}, 'connected', 'offline', 'config' {name, version},
- * 'progress' {scope, version, have, total} (snapshot chunks), 'applying' {scope, version}.
+ * 'progress' {scope, version, have, total} (snapshot chunks), 'applying' {scope, version},
+ * 'frozen' {scopes} (the newest manifest seen has expired: no fresh list for too long).
  */
 export class SyncClient extends EventEmitter {
   private client: MqttClient | null = null;
@@ -114,7 +115,12 @@ export class SyncClient extends EventEmitter {
     c.on('close', () => this.onClose());
     c.on('error', (e) => this.log.warn({ code: ErrorCode.SyncBrokerUnavailable, err: e.message }, 'broker connection error'));
     this.timers.push(setInterval(() => this.pump(), 1000));
-    this.timers.push(setInterval(() => this.publishStatus(), o.statusIntervalMs ?? 30_000));
+    this.timers.push(
+      setInterval(() => {
+        this.publishStatus();
+        this.checkFrozen();
+      }, o.statusIntervalMs ?? 30_000),
+    );
     for (const t of this.timers) t.unref();
   }
 
@@ -343,6 +349,20 @@ export class SyncClient extends EventEmitter {
       if (st.download === d) st.download = null;
       this.plan(scope);
     }
+  }
+
+  /** Warn (sync.list-frozen) when the newest manifest seen has expired: no fresh list for too long. The device keeps deciding. */
+  checkFrozen(): Scope[] {
+    const now = this.now().getTime();
+    const frozen: Scope[] = [];
+    for (const [scope, st] of this.state) {
+      if (st.manifest && Date.parse(st.manifest.expiresAt) <= now) frozen.push(scope);
+    }
+    if (frozen.length) {
+      this.log.warn({ code: ErrorCode.SyncListFrozen, scopes: frozen }, 'lists are older than policy allows; still deciding on them');
+      this.emit('frozen', { scopes: frozen });
+    }
+    return frozen;
   }
 
   // ---- journal ----

@@ -89,6 +89,20 @@ describe.each<Mode>(['embedded', 'mosquitto'])('sync over %s broker', (mode) => 
     expect(got.at(-1)).toMatchObject({ name: 'rules', version: r.version });
   });
 
+  it('a device without fresh lists for longer than the manifest expiry warns sync.list-frozen and keeps deciding', async () => {
+    let clock = Date.now();
+    const d2 = openDevice(stack, 'bus-it-frozen', ['transit'], { now: () => new Date(clock) });
+    try {
+      await waitFor(() => d2.store.listVersion('transit') === stack.server.publisher.version('transit'), 10_000, 'synced');
+      expect(d2.client.checkFrozen()).toEqual([]);
+      clock += 8 * 86_400_000; // manifests are valid 7 days
+      expect(d2.client.checkFrozen()).toEqual(['transit']);
+      expect(tap(d2, { ...cfg, device: { ...cfg.device, id: 'bus-it-frozen' } }, tokenOf(9), T0).decision).toMatchObject({ result: 'allow', benefit: 'pensioner' });
+    } finally {
+      await d2.close();
+    }
+  });
+
   it('forged, replayed, misdirected, truncated and garbage messages are refused and change nothing', async () => {
     const attacker = await mqtt.connectAsync(stack.brokerUrl, { protocolVersion: 4, clientId: 'attacker', username: 'rc-sync-server', password: stack.serverPassword });
     try {
