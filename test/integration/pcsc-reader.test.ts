@@ -2,13 +2,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readMirCard } from '../../device/emv/read.js';
 import { PcscReaderSource } from '../../device/reader/pcsc.js';
 import type { CardChannel } from '../../device/reader/types.js';
 import { isRcError } from '../../protocol/errors.js';
 import { createLogger } from '../../protocol/log.js';
+import { DEV_TOKEN_KEY } from '../../protocol/token.js';
 import { nextEvent } from '../rig/events.js';
 import { PcscdRig } from '../rig/pcscd.js';
-import { VcardHost } from '../rig/vcards.js';
+import { VcardHost, type HostCardSpec } from '../rig/vcards.js';
 
 // The reader layer against the real pcscd + vpcd, with echo cards served by a
 // child process (test/rig/vcard-host.ts).
@@ -20,10 +22,10 @@ let dir: string;
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
-async function insertAndConnect(slot: number): Promise<CardChannel> {
+async function insertAndConnect(slot: number, spec: HostCardSpec = { kind: 'rig-echo' }): Promise<CardChannel> {
   const s = rig.slots[slot]!;
   const inserted = nextEvent(source, 'card-inserted', (e) => e.reader === s.readerName);
-  await host.insert(s.port, { kind: 'rig-echo' });
+  await host.insert(s.port, spec);
   return (await inserted).channel;
 }
 
@@ -95,6 +97,18 @@ describe('PC/SC reader source over a private pcscd', () => {
     expect(hex(ra)).toBe('00a4040001aa9000');
     expect(hex(rb)).toBe('00a4040001bb9000');
     expect(source.readers().every((r) => r.cardPresent)).toBe(true);
+    await Promise.all([removeCard(0), removeCard(1)]);
+  });
+
+  it('two readers, a Mir card on each, read at the same time', async () => {
+    const [a, b] = await Promise.all([
+      insertAndConnect(0, { kind: 'emv', pan: '2200123456789019', expiry: '2028-12', psn: '01' }),
+      insertAndConnect(1, { kind: 'emv', pan: '2200554433221108', expiry: '2029-01', psn: '02', gpoFormat: 1 }),
+    ]);
+    const opts = { now: new Date(), tokenKey: DEV_TOKEN_KEY };
+    const [ra, rb] = await Promise.all([readMirCard(a, opts), readMirCard(b, opts)]);
+    expect([ra.maskedPan, ra.expiry, ra.psn]).toEqual(['220012******9019', '2028-12', '01']);
+    expect([rb.maskedPan, rb.expiry, rb.psn]).toEqual(['220055******1108', '2029-01', '02']);
     await Promise.all([removeCard(0), removeCard(1)]);
   });
 
