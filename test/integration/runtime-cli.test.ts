@@ -12,7 +12,7 @@ import { ROOT, startDeviceProc, type DeviceProc } from '../e2e/runtime-rig.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rc-rt-cli-'));
 // a PC/SC socket that does not exist: never talk to a system pcscd
-const env = { ...process.env, PCSCLITE_CSOCK_NAME: join(dir, 'no-pcscd.comm') };
+const env: NodeJS.ProcessEnv = { ...process.env, PCSCLITE_CSOCK_NAME: join(dir, 'no-pcscd.comm') };
 delete env.RC_TOKEN_KEY;
 delete env.RC_TOKEN_KEY_VERSION;
 let dev: DeviceProc | null = null;
