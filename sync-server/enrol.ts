@@ -1,3 +1,5 @@
+import { createServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { ErrorCode, RcError } from '../protocol/errors.js';
 import type { Logger } from '../protocol/log.js';
@@ -8,7 +10,7 @@ import { EnrolBody, Proof, TokenCreateBody, type EnrolAnswer, type RotateAnswer,
 import { devicePolicy, type DevicePolicy } from './broker-auth.js';
 import { DeviceRegistry, hashPassword, newPassword, type Identity } from './devices.js';
 import { applyMosquittoFiles, mosquittoHash, type MosquittoFiles } from './mosquitto-auth.js';
-import type { Db } from './registry.js';
+import { currentVersions, type Db } from './registry.js';
 
 /**
  * Provisioning on the server: one-time enrolment tokens, device identities,
@@ -160,6 +162,56 @@ export class Provisioning {
     return { id, revokedAt: d.revokedAt! };
   }
 
+  /**
+   * The device-facing routes alone (enrol, rotate, whoami, list versions), on a
+   * listener of their own that may face the depot/school network, while the
+   * operator's API (tokens, revoke, imports) stays on loopback.
+   */
+  async listen(host: string, port: number): Promise<{ url: string; close(): Promise<void> }> {
+    const srv = createServer((req, res) => {
+      const reply = (status: number, body: unknown) => {
+        const text = JSON.stringify(body);
+        res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+        res.end(text);
+      };
+      const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+      const method = req.method ?? 'GET';
+      const body = () => readBody(req);
+      let p: Promise<unknown> | undefined;
+      try {
+        if (method === 'GET' && path === '/v1/health') p = Promise.resolve({ ok: true, versions: currentVersions(this.o.db) });
+        else if (method === 'POST' && path === '/v1/enrol') p = body().then((b) => this.enrol(b));
+        else {
+          const m = /^\/v1\/devices\/([A-Za-z0-9_.:-]{1,64})\/(rotate|whoami)$/.exec(path);
+          if (method === 'POST' && m) p = body().then((b): Promise<unknown> | unknown => (m[2] === 'rotate' ? this.rotate(m[1]!, b) : this.whoami(m[1]!, b)));
+        }
+      } catch (e) {
+        p = Promise.reject(e);
+      }
+      (p ?? Promise.reject(new RcError(ErrorCode.ServerNotFound, `no such endpoint: ${method} ${path}`))).then(
+        (r) => reply(200, r),
+        (e: unknown) => {
+          if (e instanceof RcError) return reply(e.code === ErrorCode.ServerNotFound ? 404 : 400, { error: e.toJSON() });
+          this.o.log.error({ err: String(e) }, 'enrol endpoint failed');
+          reply(500, { error: { code: 'server.internal', message: 'internal error' } });
+        },
+      );
+    });
+    await new Promise<void>((res, rej) => {
+      srv.once('error', (e: NodeJS.ErrnoException) => rej(new RcError(ErrorCode.ServerBadRequest, `cannot listen on ${host}:${port}: ${e.code ?? e.message}`)));
+      srv.listen(port, host, () => res());
+    });
+    const a = srv.address() as AddressInfo;
+    return {
+      url: `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`,
+      close: () =>
+        new Promise<void>((r) => {
+          srv.close(() => r());
+          srv.closeAllConnections();
+        }),
+    };
+  }
+
   /** HTTP routes (see provisioning/wire.ts); undefined when the path is not ours. */
   readonly routes: ExtraRoute = (method, path, body) => {
     if (method === 'POST' && path === '/v1/enrol-tokens') return body().then((b) => this.createToken(b));
@@ -174,4 +226,19 @@ export class Provisioning {
     }
     return undefined;
   };
+}
+
+async function readBody(req: IncomingMessage, max = 64 * 1024): Promise<unknown> {
+  let size = 0;
+  const parts: Buffer[] = [];
+  for await (const c of req as AsyncIterable<Buffer>) {
+    size += c.length;
+    if (size > max) throw new RcError(ErrorCode.ServerBadRequest, 'request body too large', { max });
+    parts.push(c);
+  }
+  try {
+    return JSON.parse(Buffer.concat(parts).toString('utf8')) as unknown;
+  } catch {
+    throw new RcError(ErrorCode.ServerBadRequest, 'request body is not JSON');
+  }
 }

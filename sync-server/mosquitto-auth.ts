@@ -71,11 +71,12 @@ export function aclFileText(serverUser: string, devices: readonly BrokerUser[]):
 
 function writeAtomic(file: string, text: string): void {
   const tmp = `${file}.tmp-${process.pid}-${randomBytes(3).toString('hex')}`;
-  writeFileSync(tmp, text, { mode: 0o600 });
+  // 0640: Mosquitto reads them after dropping to its own user; give the directory group mosquitto (setgid), see docs/provisioning.md
+  writeFileSync(tmp, text, { mode: 0o640 });
   renameSync(tmp, file);
 }
 
-/** Write both files (atomically, 0600) and signal Mosquitto to reload them. provision.broker-files on failure. */
+/** Write both files (atomically, 0640; hashes only, no clear password) and signal Mosquitto to reload them. provision.broker-files on failure. */
 export function applyMosquittoFiles(files: MosquittoFiles, server: { user: string; mosqHash: string }, devices: readonly BrokerUser[]): void {
   try {
     writeAtomic(files.passwordFile, passwordFileText(server, devices));

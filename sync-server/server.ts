@@ -42,6 +42,8 @@ export interface ServerOptions {
   mosquitto?: MosquittoFiles;
   /** Broker URL handed to enrolled devices, when it differs from the one the server uses. */
   publicBrokerUrl?: string;
+  /** Provisioning: a listener for the device-facing routes only (enrol, rotate, whoami), e.g. 0.0.0.0:7301. */
+  enrolListen?: { host: string; port: number };
 }
 
 export interface RunningServer {
@@ -53,6 +55,8 @@ export interface RunningServer {
   charging: ChargingQueue;
   api: Api;
   provisioning: Provisioning;
+  /** URL of the device-facing enrolment listener, when enrolListen was given. */
+  enrolUrl: string | null;
   close(): Promise<void>;
 }
 
@@ -209,6 +213,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     http.listen(o.httpPort, '127.0.0.1', () => res());
   });
   const httpUrl = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+  const enrolListener = o.enrolListen ? await provisioning.listen(o.enrolListen.host, o.enrolListen.port) : null;
 
   await new Promise<void>((res) => {
     if (client.connected) return res();
@@ -225,7 +230,9 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     charging,
     api,
     provisioning,
+    enrolUrl: enrolListener?.url ?? null,
     close: async () => {
+      await enrolListener?.close();
       clearInterval(chargeTimer);
       clearInterval(resealTimer);
       const closed = new Promise<void>((r) => http.close(() => r()));

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { ErrorCode, RcError } from '../../protocol/errors.js';
 import { rootLogger } from '../../protocol/log.js';
@@ -24,7 +25,8 @@ export function register(program: Command): void {
     .option('--mosquitto-acl <file>', 'external Mosquitto: acl_file the server writes (per-device topic rights)')
     .option('--mosquitto-pid-file <file>', 'external Mosquitto: its pid_file, to SIGHUP it after a change')
     .option('--public-broker-url <url>', 'broker URL handed to enrolled devices (default: the one the server uses)')
-    .action(async (opts: { data: string; mqttPort: string; broker?: string; httpPort: string; allowAnonymousDevices?: boolean; mosquittoPasswd?: string; mosquittoAcl?: string; mosquittoPidFile?: string; publicBrokerUrl?: string }) => {
+    .option('--enrol-listen <host:port>', 'device-facing enrolment endpoint (enrol, rotate, whoami only), e.g. 0.0.0.0:7301')
+    .action(async (opts: { data: string; mqttPort: string; broker?: string; httpPort: string; allowAnonymousDevices?: boolean; mosquittoPasswd?: string; mosquittoAcl?: string; mosquittoPidFile?: string; publicBrokerUrl?: string; enrolListen?: string }) => {
       const log = rootLogger().child({ component: 'sync-server' });
       try {
         let tokenKey = tokenKeyFromEnv();
@@ -46,14 +48,17 @@ export function register(program: Command): void {
                   ...(opts.mosquittoPidFile ? { pidFile: opts.mosquittoPidFile } : {}),
                 },
                 brokerUsername: 'rc-sync-server',
-                ...(process.env.RC_BROKER_PASSWORD ? { brokerPassword: process.env.RC_BROKER_PASSWORD } : {}),
+                // the server's own Mosquitto password: from the environment, else a fresh one each start (its hash goes into the password file)
+                brokerPassword: process.env.RC_BROKER_PASSWORD ?? randomBytes(18).toString('base64url'),
               }
             : {}),
           ...(opts.publicBrokerUrl ? { publicBrokerUrl: opts.publicBrokerUrl } : {}),
+          ...(opts.enrolListen ? { enrolListen: hostPort(opts.enrolListen) } : {}),
           tokenKey,
           log,
         });
         process.stdout.write(`rc-sync-server: MQTT ${s.mqttUrl}${opts.broker ? ' (external)' : ' (embedded)'}, HTTP ${s.httpUrl}, data ${opts.data}\n`);
+        if (s.enrolUrl) process.stdout.write(`rc-sync-server: device enrolment on ${s.enrolUrl}\n`);
         const stop = () => void s.close().then(() => process.exit(0));
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
@@ -66,4 +71,10 @@ export function register(program: Command): void {
 
 function fail2(opt: string): never {
   throw new RcError(ErrorCode.ServerBadRequest, `${opt} is needed too: Mosquitto gets both a password file and an ACL file`);
+}
+
+function hostPort(v: string): { host: string; port: number } {
+  const m = /^(.+):(\d{1,5})$/.exec(v);
+  if (!m) throw new RcError(ErrorCode.ServerBadRequest, `--enrol-listen wants host:port, not ${v}`);
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port: port(m[2]!) };
 }
