@@ -7,6 +7,7 @@
 // store.maintenance() every 50 taps, as the runtime does when idle (a WAL
 // checkpoint is not part of a tap; --no-idle-maintenance to leave it to SQLite's
 // auto-checkpoint). Last line: one JSON object.
+import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -64,6 +65,16 @@ process.stderr.write(`commit (index + swap + checkpoint) ${((performance.now() -
 const loadMs = performance.now() - t0;
 console.log(`whitelist: ${ENTRIES} entries loaded in ${(loadMs / 1000).toFixed(2)} s; db ${(statSync(dbPath).size / 1e6).toFixed(0)} MB`);
 
+// Baseline, measured at the same moments: a bare one-row durable commit on the
+// same disk with the same settings. A tap cannot be faster than this fsync; the
+// difference is what the decision and the store add.
+const base = new Database(join(dir, 'baseline.db'));
+base.pragma('journal_mode = WAL');
+base.pragma('synchronous = FULL');
+base.exec('CREATE TABLE IF NOT EXISTS t (x INTEGER)');
+const baseIns = base.prepare('INSERT INTO t (x) VALUES (?)');
+const baseLat: number[] = [];
+
 const lat: number[] = [];
 let wall = Date.parse('2026-11-24T06:00:00+03:00');
 for (let i = 0; i < TAPS; i++) {
@@ -73,13 +84,19 @@ for (let i = 0; i < TAPS; i++) {
   const s = performance.now();
   processTap(store, tap, cfg);
   lat.push(performance.now() - s);
+  const b = performance.now();
+  baseIns.run(i);
+  baseLat.push(performance.now() - b);
   // the runtime checkpoints while idle between taps (store.maintenance()); not part of a tap
   if (idleMaintenance && i % 50 === 49) store.maintenance();
 }
 lat.sort((a, b) => a - b);
-const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))]!;
+baseLat.sort((a, b) => a - b);
+const q = (p: number, arr = lat) => arr[Math.min(arr.length - 1, Math.floor(p * arr.length))]!;
+base.close();
 const rssMb = Math.round(process.resourceUsage().maxRSS / 1024);
 console.log(`sqlite: ${JSON.stringify({ journal_mode: store.db.pragma('journal_mode', { simple: true }), synchronous: store.db.pragma('synchronous', { simple: true }) })} (synchronous 2 = FULL)`);
+console.log(`baseline (bare 1-row commit, WAL + synchronous=FULL, same disk, interleaved): p50 ${q(0.5, baseLat).toFixed(3)} ms, p99 ${q(0.99, baseLat).toFixed(3)} ms`);
 console.log(`taps: ${TAPS}, decide + durable commit: p50 ${q(0.5).toFixed(3)} ms, p99 ${q(0.99).toFixed(3)} ms, max ${lat[lat.length - 1]!.toFixed(3)} ms; peak RSS ${rssMb} MB`);
 store.close();
 if (dirArg < 0) rmSync(dir, { recursive: true, force: true });
