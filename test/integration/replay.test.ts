@@ -47,6 +47,11 @@ describe('rc-device replay', () => {
     expect(r.stderr).toContain('DEVELOPMENT key');
   });
 
+  it('the same taps from the same state give the same output, run after run', () => {
+    const args = ['--config', `${F}/bus.config.json`, '--lists', `${F}/lists.json`, '--taps', `${F}/bus.taps.jsonl`];
+    expect(replay(args).stdout).toBe(replay(args).stdout);
+  });
+
   it('turnstile: entry, anti-passback, exit, after hours, staff, not enrolled', () => {
     const r = replay(['--config', `${F}/turnstile.config.json`, '--lists', `${F}/lists.json`, '--taps', `${F}/school.taps.jsonl`]);
     expect(r.status).toBe(0);
