@@ -3,7 +3,7 @@ import { ErrorCode, RcError } from '../protocol/errors.js';
 import { BENEFIT_CATEGORIES, IsoDate, MEAL_CATEGORIES, SCHOOL_ROLES, STOP_REASONS, SchoolId, TokenHex, YearMonth } from '../protocol/lists.js';
 import { deriveToken, type TokenKey } from '../protocol/token.js';
 import { splitCsvLine } from './csv.js';
-import { markDirty, type Dirty } from './materialize.js';
+import { markAll, markDirty, type Dirty } from './materialize.js';
 import type { Db } from './registry.js';
 
 /**
@@ -183,6 +183,8 @@ export function applyImport(db: Db, kind: ImportKind, rows: Parsed[], today: str
     markDirty(dirty, 'transit', token);
     if (anyEnrolment) for (const s of schoolsOf.all(person) as string[]) markDirty(dirty, `school:${s}`, token);
   };
+  // a big file: recompute whole scopes instead of tracking each token
+  if (rows.length > 20_000 && kind !== 'enrolments') markAll(dirty, kind === 'stoplist' ? 'stoplist' : 'transit');
   db.transaction(() => {
     if (kind === 'cards') {
       const delByToken = db.prepare('DELETE FROM cards WHERE token = ? AND person_id <> ?');

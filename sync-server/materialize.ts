@@ -11,8 +11,16 @@ import type { Db } from './registry.js';
  */
 export type Dirty = Map<string, Set<string>>; // scope -> tokens
 
+/** Marker set: every token of the scope may have changed (recompute it in one ordered pass). */
+export const ALL_TOKENS: ReadonlySet<string> = new Set<string>();
+
+export function markAll(d: Dirty, scope: string): void {
+  d.set(scope, ALL_TOKENS as Set<string>);
+}
+
 export function markDirty(d: Dirty, scope: string, token: string): void {
   let s = d.get(scope);
+  if (s === ALL_TOKENS) return;
   if (!s) d.set(scope, (s = new Set()));
   s.add(token);
 }

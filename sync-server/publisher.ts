@@ -5,7 +5,7 @@ import { RECORD_SIZE } from '../protocol/wire/codec.js';
 import { sealConfig, sealDelta, sealManifest, splitChunks } from '../protocol/wire/chunking.js';
 import { CHUNK_RECORDS, MAX_DELTA_RECORDS, type ChunkRef, type DeltaRef } from '../protocol/wire/messages.js';
 import { topics } from '../protocol/wire/topics.js';
-import { Materializer, type Dirty } from './materialize.js';
+import { ALL_TOKENS, Materializer, type Dirty } from './materialize.js';
 import type { Db } from './registry.js';
 
 /** Where the publisher sends messages (an MQTT client in production, a recorder in tests). */
@@ -60,7 +60,7 @@ export class Publisher {
     for (const [scope, tokens] of dirty) {
       const ups: Buffer[] = [];
       const rms: string[] = [];
-      if (tokens.size > FULL_SCAN) {
+      if (tokens === ALL_TOKENS || tokens.size > FULL_SCAN) {
         // many tokens: one ordered pass over the new and the current entries (merge join)
         const { changes, all } = this.diffAll(scope);
         this.db.transaction(() => {
