@@ -9,7 +9,8 @@ import { readMirCard } from '../device/emv/read.js';
 import { createPeripheral } from '../device/io/factory.js';
 import { isDisplay, isTurnstile, type Peripheral } from '../device/io/types.js';
 import type { ReaderEvent, ReaderSource } from '../device/reader/types.js';
-import { devicePaths, ioPeripheralConfig } from '../device/runtime/device.js';
+import { SYSTEM_STATUS_SOCKET, devicePaths, ioPeripheralConfig } from '../device/runtime/device.js';
+import { queryStatus } from '../device/runtime/status.js';
 import { Store } from '../device/store/index.js';
 import { SyncClient, syncOptionsFromConfig } from '../device/sync/index.js';
 import { loadDevice, type DeviceState } from './device-dir.js';
@@ -88,7 +89,15 @@ export async function runCheck(o: CheckOptions): Promise<CheckReport> {
 
   let dev: DeviceState | null = null;
   await run('config', 'device config and keys', async () => {
-    dev = loadDevice(o.dir);
+    const loaded = loadDevice(o.dir);
+    // the check needs the reader, the peripherals, the store and the broker identity to itself
+    const sockets = new Set([devicePaths(loaded.config, `${o.dir}/device.json`).statusSocket, SYSTEM_STATUS_SOCKET]);
+    for (const sock of sockets) {
+      if (await queryStatus(sock, 500).then(() => true, () => false)) {
+        throw new RcError(ErrorCode.RuntimeAlreadyRunning, `rc-device is running (it answers on ${sock}): stop it first (systemctl stop rc-device), then check again`, { socket: sock });
+      }
+    }
+    dev = loaded;
     return `${dev.record.deviceId} (${dev.record.kind}), config validates`;
   });
   const d = dev as DeviceState | null;

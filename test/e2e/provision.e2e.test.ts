@@ -194,6 +194,11 @@ describe('provisioning end to end, as processes', () => {
       return j.entries.some((e) => e.result === 'allow') ? j.entries : null;
     }, 15_000, 'the tap in the server journal');
     expect(JSON.stringify(journal)).not.toContain(PAN.student);
+    // check refuses to run beside a running device (it would take its reader and broker identity)
+    const c = await cli('provisioning', ['check', '--dir', devDir, '--json']);
+    expect(c.code).toBe(1);
+    expect(JSON.parse(c.stdout)).toMatchObject({ ok: false, items: [{ id: 'config', ok: false, code: 'runtime.already-running' }] });
+    expect((await queryStatus(sock, 2000)).sync.connected).toBe(true);
   }, 90_000);
 
   it('the operator revokes the device: it is disconnected at once, and check then fails with coded errors', async () => {
