@@ -180,7 +180,6 @@ export class Publisher {
     if (!t) return;
     const clears = this.clears;
     this.clears = [];
-    for (const c of clears) await t.publish(c, Buffer.alloc(0), true);
     for (const scope of scopes) {
       const v = this.version(scope);
       const deltas = this.db.prepare(`SELECT from_v, to_v, payload FROM deltas WHERE scope = ? ${full ? '' : 'AND to_v = ?'} ORDER BY to_v`).all(...(full ? [scope] : [scope, v])) as { from_v: number; to_v: number; payload: Buffer }[];
@@ -190,6 +189,8 @@ export class Publisher {
       await t.publish(topics.manifest(scope), this.manifest(scope), true);
       this.log.info({ scope, version: v, deltas: deltas.length, chunks: chunks.length }, 'list published');
     }
+    // last: clear retained topics of dropped deltas and snapshots (not on the path of a fresh delta)
+    for (const c of clears) await t.publish(c, Buffer.alloc(0), true);
   }
 
   /** After a (re)connection to the broker: everything again (a restarted broker forgets retained messages). */

@@ -104,6 +104,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     // MQTT 3.1.1: no password without a user name
     ...(o.brokerUrl ? (o.brokerUsername ? { username: o.brokerUsername, password: o.brokerPassword } : {}) : { username: serverUser, password: serverPassword }),
     clean: true,
+    keepalive: 300, // a million-row import holds the event loop for a while
     reconnectPeriod: 1000,
     connectTimeout: 5000,
   });
