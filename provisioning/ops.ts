@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCode, RcError } from '../protocol/errors.js';
-import { loadConfig, type Config } from '../device/config/index.js';
+import { isTimeZone, loadConfig, type Config } from '../device/config/index.js';
 import { generateDeviceKeys, open, privatePem, rawPublic, requestProof } from './crypto.js';
 import { DEFAULT_DIR, ProvisionRecord, files, fingerprint, isProvisioned, loadDevice, writeAllOrNothing, type DeviceState } from './device-dir.js';
 import { call } from './http.js';
@@ -40,6 +40,9 @@ function checkArgs(o: InitOptions): void {
     if (o.route || o.vehicle) bad('--route and --vehicle are for buses');
     if (o.kind === 'canteen' && o.direction) bad('--direction is for turnstiles');
   }
+  // what can be checked here is checked before the token is spent
+  if (o.timeZone !== undefined && !isTimeZone(o.timeZone)) bad(`unknown time zone "${o.timeZone}" (an IANA name, e.g. Europe/Moscow)`);
+  for (const [opt, v] of [['--turnstile-port', o.turnstilePort], ['--display-port', o.displayPort], ['--reader', o.reader]] as const) if (v !== undefined && v.trim() === '') bad(`${opt} must not be empty`);
 }
 
 /** The runtime's config for this device, from the server's answer. */
@@ -131,12 +134,18 @@ export async function initDevice(o: InitOptions): Promise<InitResult> {
     serverKeyFingerprint: fingerprint(a.serverPublicKey),
     tokenKeyVersion: secrets.tokenKey.version,
   };
-  writeAllOrNothing(dir, [
-    { file: f.identity, text: privatePem(keys.identity) },
-    { file: f.box, text: privatePem(keys.box) },
-    { file: f.provision, text: JSON.stringify(record, null, 2) + '\n' },
-    { file: f.config, text: JSON.stringify(raw, null, 2) + '\n' },
-  ]);
+  try {
+    writeAllOrNothing(dir, [
+      { file: f.identity, text: privatePem(keys.identity) },
+      { file: f.box, text: privatePem(keys.box) },
+      { file: f.provision, text: JSON.stringify(record, null, 2) + '\n' },
+      { file: f.config, text: JSON.stringify(raw, null, 2) + '\n' },
+    ]);
+  } catch (e) {
+    // the server already enrolled this identity: the operator should revoke it and hand out a new token
+    if (e instanceof RcError) throw new RcError(e.code, `${e.message}; the token is spent (device ${a.deviceId} was enrolled): ask the operator to revoke it and for a new token`, { ...e.context, deviceId: a.deviceId });
+    throw e;
+  }
   return { deviceId: config.device.id, dir, configFile: f.config, brokerUrl: a.brokerUrl, scopes: a.scopes };
 }
 

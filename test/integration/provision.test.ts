@@ -116,12 +116,12 @@ describe('provisioning a device against a running sync-server (embedded broker)'
     expect(readFileSync(join(dir, 'device.json'), 'utf8')).toBe(before);
   });
 
-  it('a config the runtime would refuse is refused before anything is written (bad time zone)', async () => {
+  it('a bad time zone is refused before the token is spent and before anything is written', async () => {
     const dir = newDir();
     const t = stack.token('bus');
-    expect(await codeOf(initDevice(busInit(t.token, dir, { timeZone: 'Mars/Olympus' })))).toBe(ErrorCode.ConfigInvalid);
-    expect(existsSync(join(dir, 'device.json'))).toBe(false);
+    expect(await codeOf(initDevice(busInit(t.token, dir, { timeZone: 'Mars/Olympus' })))).toBe(ErrorCode.InputInvalid);
     expect(existsSync(dir) ? readdirSync(dir) : []).toEqual([]);
+    expect((await initDevice(busInit(t.token, dir))).deviceId).toMatch(/^bus-/);
   });
 
   it('a hand-edited device.json with a wrong field gives config.invalid naming the field', async () => {
