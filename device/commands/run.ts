@@ -33,7 +33,8 @@ export function register(program: Command): void {
       process.on('uncaughtException', (e) => log.error({ code: ErrorCode.RuntimeTapFailed, err: e.message }, 'uncaught exception; continuing'));
       let device;
       try {
-        device = await startDevice({ config: cfg, configFile: opts.config, log });
+        // the PC/SC context is released by the process exit (closing it can block on a card stuck in pcscd)
+        device = await startDevice({ config: cfg, configFile: opts.config, log, closeSource: false });
       } catch (e) {
         fail(e, isRcError(e, ErrorCode.RuntimeAlreadyRunning) ? 3 : 2);
         return;
@@ -49,7 +50,10 @@ export function register(program: Command): void {
         stopping = true;
         log.info({ signal }, 'signal received: stopping');
         void dev.stop().then(
-          () => process.exit(0),
+          () => {
+            log.info({}, 'stopped; exiting');
+            process.exit(0);
+          },
           (e: unknown) => {
             log.error({ err: String(e) }, 'stop failed');
             process.exit(1);

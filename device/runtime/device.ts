@@ -71,6 +71,8 @@ export interface StartDeviceOptions {
   tokenKey?: TokenKey;
   /** Serve the status socket (default true). */
   statusSocket?: boolean;
+  /** Close the reader source on stop (default true; see RuntimeOptions.closeSource). */
+  closeSource?: boolean;
   /** Extra sync client options (tests: short backoffs). */
   syncOverrides?: Partial<SyncClientOptions>;
   env?: NodeJS.ProcessEnv;
@@ -135,7 +137,7 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
       });
     }
     const source = o.source ?? (await PcscReaderSource.create({ log: log.child({ component: 'reader' }) }));
-    runtime = new Runtime({ config: cfg, store, source, peripherals, tokenKey, log, ...(o.clock ? { clock: o.clock } : {}), sync });
+    runtime = new Runtime({ config: cfg, store, source, peripherals, tokenKey, log, ...(o.clock ? { clock: o.clock } : {}), sync, closeSource: o.closeSource ?? true });
     const rt = runtime;
     // a rules document published by the server ("rules-<device kind>" or "rules-school-<id>") replaces the rules
     const applyPublishedRules = (name: string, version: number, doc: unknown) => {

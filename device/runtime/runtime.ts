@@ -68,6 +68,13 @@ export interface RuntimeOptions {
   readTimeoutMs?: number;
   /** Close the store in stop() (default true). */
   closeStore?: boolean;
+  /**
+   * Close the reader source in stop(), last (default true). `rc-device run` says
+   * false: releasing a PC/SC card whose transmit is stuck in pcscd blocks the
+   * event loop (the binding's disconnect is synchronous), and process exit
+   * releases the PC/SC context anyway.
+   */
+  closeSource?: boolean;
 }
 
 export type ReaderState = 'idle' | 'reading' | 'removed';
@@ -164,6 +171,7 @@ export class Runtime extends EventEmitter {
   private readonly sync: RuntimeSync | null;
   private readonly readTimeoutMs: number;
   private readonly closeStore: boolean;
+  private readonly closeSource: boolean;
   private readonly slots = new Map<string, ReaderSlot>();
   private readonly pending = new Set<Promise<void>>();
   private readonly unsubs: (() => void)[] = [];
@@ -187,6 +195,7 @@ export class Runtime extends EventEmitter {
     this.sync = o.sync ?? null;
     this.readTimeoutMs = o.readTimeoutMs ?? 1000;
     this.closeStore = o.closeStore ?? true;
+    this.closeSource = o.closeSource ?? true;
   }
 
   get config(): Config {
@@ -228,7 +237,7 @@ export class Runtime extends EventEmitter {
         this.log.info({}, 'sync connected');
       });
       s.on('offline', () => {
-        if (this.syncState.connected) this.log.warn({ code: ErrorCode.SyncBrokerUnavailable }, 'sync offline; decisions continue, the journal waits');
+        if (this.syncState.connected && this.state === 'running') this.log.warn({ code: ErrorCode.SyncBrokerUnavailable }, 'sync offline; decisions continue, the journal waits');
         this.syncState.connected = false;
         this.syncState.since = new Date().toISOString();
       });
@@ -564,7 +573,6 @@ export class Runtime extends EventEmitter {
     for (const u of this.unsubs.splice(0)) u();
     // taps already started finish (their card channels are still open)
     await Promise.allSettled([...this.slots.values()].map((s) => s.chain));
-    await this.source.close().catch((e: unknown) => this.log.warn({ err: String(e) }, 'reader source close failed'));
     for (const { peripheral: p } of this.periph) {
       await p.stop().catch((e: unknown) => this.log.warn({ peripheral: p.name, err: String(e) }, 'peripheral stop failed'));
     }
@@ -576,6 +584,13 @@ export class Runtime extends EventEmitter {
       } catch (e) {
         this.log.warn({ err: String(e) }, 'store close failed');
       }
+    }
+    // the reader source last: everything that matters is closed already
+    if (this.closeSource) {
+      await Promise.race([
+        this.source.close().catch((e: unknown) => this.log.warn({ err: String(e) }, 'reader source close failed')),
+        new Promise<void>((r) => setTimeout(r, 3000).unref()),
+      ]);
     }
     this.state = 'stopped';
     this.log.info({ taps: this.taps }, 'stopped');

@@ -186,6 +186,10 @@ export interface DeviceProc {
   waitStatus(pred: (s: StatusReply) => boolean, what: string, timeoutMs?: number): Promise<StatusReply>;
   /** SIGTERM; resolves with the exit code. */
   terminate(): Promise<number | null>;
+  /** Send a signal, no waiting. */
+  signal(sig: NodeJS.Signals): void;
+  /** Wait for the exit (SIGKILL after timeoutMs); resolves with the exit code. */
+  exited(timeoutMs?: number): Promise<number | null>;
   kill(): Promise<void>;
   exitCode(): number | null;
 }
@@ -227,6 +231,15 @@ export async function startDeviceProc(config: Record<string, unknown>, dir: stri
     async kill() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await exited;
+    },
+    signal(sig) {
+      if (child.exitCode === null && child.signalCode === null) child.kill(sig);
+    },
+    async exited(timeoutMs = 10_000) {
+      const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      await exited;
+      clearTimeout(t);
+      return code;
     },
     exitCode: () => code,
   };

@@ -10,6 +10,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StatusReply } from '../../device/runtime/status.js';
 import { PcscdRig, type VpcdSlot } from '../rig/pcscd.js';
@@ -31,6 +32,7 @@ let entry: VpcdSlot;
 let exit: VpcdSlot;
 let busSlot: VpcdSlot;
 const dirs: string[] = [];
+let busDir = '';
 
 function tmp(prefix: string): string {
   const d = mkdtempSync(join(tmpdir(), prefix));
@@ -87,7 +89,7 @@ describe('rc-device run, as processes: pcscd + virtual cards, pty turnstile cont
           readers: [{ name: busSlot.readerName }],
           sync,
         },
-        tmp('rc-rt-e2e-bus-'),
+        (busDir = tmp('rc-rt-e2e-bus-')),
         busEnv,
       ),
     ]);
@@ -217,10 +219,25 @@ describe('rc-device run, as processes: pcscd + virtual cards, pty turnstile cont
     }
   });
 
-  it('SIGTERM: the device closes the gate, stops cleanly (exit 0, socket gone) and never logged a PAN', async () => {
+  it('SIGTERM: the tap in progress is finished and journaled, the gate closes, the device stops cleanly (exit 0, socket gone) and never logged a PAN', async () => {
     const closesBefore = sim!.lines.filter((m) => m.type === 'command' && m.command?.type === 'close').length;
     expect(await gate.terminate()).toBe(0);
     await sim!.waitFor((m) => m.type === 'command' && m.command?.type === 'close' && sim!.lines.filter((x) => x.type === 'command' && x.command?.type === 'close').length > closesBefore, 'CLOSE on SIGTERM');
+    // the bus gets SIGTERM in the middle of a tap (a card that stops answering): the tap is finished and journaled first.
+    // (vpcd waits for the silent card forever, and pcscd with it: the PC/SC binding's clean-up at process exit
+    // blocks until the card leaves the field — the passenger takes it away; the journal and the store are closed before.)
+    await host.insert(busSlot.port, { ...mirSpec(PAN.pensioner), faults: { silentAt: 3 } });
+    await bus.waitStatus((s) => s.readers[0]?.state === 'reading', 'a tap in progress', 10_000);
+    bus.signal('SIGTERM');
+    await until(() => bus.logs.some((l) => l.includes('stopped; exiting')), 10_000, 'the bus stopped');
+    await host.remove(busSlot.port);
+    expect(await bus.exited()).toBe(0);
+    const db = new Database(join(busDir, 'device.sqlite'), { readonly: true });
+    try {
+      expect(db.prepare('SELECT result, reason FROM journal ORDER BY seq DESC LIMIT 1').get()).toEqual({ result: 'deny', reason: 'card.timeout' });
+    } finally {
+      db.close();
+    }
     for (const dev of [gate, bus]) {
       expect(await dev.terminate()).toBe(0);
       await expect(dev.status()).rejects.toMatchObject({ code: 'runtime.not-running' });
