@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { ErrorCode, RcError } from '../protocol/errors.js';
 import { BENEFIT_CATEGORIES, IsoDate, MEAL_CATEGORIES, SCHOOL_ROLES, STOP_REASONS, SchoolId, TokenHex, YearMonth } from '../protocol/lists.js';
-import { deriveToken, type TokenKey } from '../protocol/token.js';
+import type { TokenKey } from '../protocol/token.js';
+import { bulkTokenizer } from './tokenize.js';
 import { splitCsvLine } from './csv.js';
 import { markAll, markDirty, type Dirty } from './materialize.js';
 import type { Db } from './registry.js';
@@ -89,10 +90,10 @@ type Parsed =
   | { kind: 'enrolments'; person: string; school: string; role: string; grade: number | null; meal: string | null; from: string; to: string }
   | { kind: 'stoplist'; token: string; reason: string };
 
-function tokenOf(pan: string, psn: string | undefined, key: TokenKey): string {
+function tokenOf(pan: string, psn: string | undefined, derive: (pan: Uint8Array, psn: string | null) => string): string {
   const b = Buffer.from(pan, 'ascii');
   try {
-    return deriveToken(b, psn ? psn.toUpperCase() : null, key);
+    return derive(b, psn ? psn.toUpperCase() : null);
   } finally {
     b.fill(0);
   }
@@ -114,6 +115,7 @@ export async function parseImport(kind: ImportKind, lines: AsyncIterable<string>
   let header: string[] | null = null;
   let lineNo = 0;
   let total = 0;
+  const derive = bulkTokenizer(opts.tokenKey);
   for await (let line of lines) {
     lineNo++;
     if (lineNo === 1 && line.charCodeAt(0) === 0xfeff) line = line.slice(1);
@@ -149,7 +151,7 @@ export async function parseImport(kind: ImportKind, lines: AsyncIterable<string>
     const d = r.data;
     switch (kind) {
       case 'cards':
-        rows.push({ kind, person: d.person_id as string, token: tokenOf(d.pan as string, d.psn as string, opts.tokenKey), keyVersion: opts.tokenKey.version, expiry: d.expiry as string });
+        rows.push({ kind, person: d.person_id as string, token: tokenOf(d.pan as string, d.psn as string, derive), keyVersion: opts.tokenKey.version, expiry: d.expiry as string });
         break;
       case 'benefits':
         rows.push({ kind, person: d.person_id as string, category: d.category as string, from: d.valid_from as string, to: d.valid_to as string });
@@ -158,7 +160,7 @@ export async function parseImport(kind: ImportKind, lines: AsyncIterable<string>
         rows.push({ kind, person: d.person_id as string, school: d.school_id as string, role: d.role as string, grade: d.grade as number | null, meal: d.meal_category as string | null, from: d.valid_from as string, to: d.valid_to as string });
         break;
       case 'stoplist':
-        rows.push({ kind, token: (d.token as string | undefined) ?? tokenOf(d.pan as string, d.psn as string | undefined, opts.tokenKey), reason: d.reason as string });
+        rows.push({ kind, token: (d.token as string | undefined) ?? tokenOf(d.pan as string, d.psn as string | undefined, derive), reason: d.reason as string });
         break;
     }
   }

@@ -16,6 +16,9 @@ import { Publisher } from '../../sync-server/publisher.js';
 import { openRegistry, type Db } from '../../sync-server/registry.js';
 import { benefitsCsv, cardsCsv, syntheticPan, syntheticPsn, tokenOf } from '../fixtures/sync/gen.js';
 import { createPublicKey } from 'node:crypto';
+import fc from 'fast-check';
+import { deriveToken } from '../../protocol/token.js';
+import { bulkTokenizer } from '../../sync-server/tokenize.js';
 
 const log = createLogger({ level: 'silent' });
 async function* lines(text: string) {
@@ -54,6 +57,17 @@ describe('signing key', () => {
     const again = loadOrCreateSigningKey(dir);
     expect(again.created).toBe(false);
     expect(again.publicKeyPem).toBe(createPublicKey(key().privateKey).export({ type: 'spki', format: 'pem' }).toString());
+  });
+});
+
+describe('bulk tokeniser', () => {
+  it('gives exactly deriveToken for any key, PAN and PSN', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 16, maxLength: 100 }), fc.stringMatching(/^\d{12,19}$/), fc.option(fc.stringMatching(/^[0-9A-Fa-f]{2}$/), { nil: null }), (key, pan, psn) => {
+        const k = { version: 1, key: Buffer.from(key) };
+        expect(bulkTokenizer(k)(Buffer.from(pan), psn)).toBe(deriveToken(Buffer.from(pan), psn, k));
+      }),
+    );
   });
 });
 
