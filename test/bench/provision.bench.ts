@@ -1,8 +1,9 @@
 /**
- * npm run bench:provision [-- --entries N] [--no-hardware]
+ * npm run bench:provision [-- --entries N] [--no-hardware] [--broker embedded|mosquitto]
  *
  * Provisioning one bus validator end to end against a sync-server (embedded
- * broker with per-device credentials) that already holds an N-entry transit
+ * broker with per-device credentials, or a real Mosquitto on the password/ACL
+ * files the server writes) that already holds an N-entry transit
  * list (default 100,000 cards, 10,000 of them with a benefit):
  *   initMs       rc-provision init: keys, enrolment over HTTP (one-time token,
  *                scrypt, sealed secrets), config validated, files written
@@ -22,12 +23,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../../protocol/log.js';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
-import { startServer } from '../../sync-server/server.js';
 import { applyImport, parseImport } from '../../sync-server/import.js';
 import { runCheck, type CheckId } from '../../provisioning/check.js';
 import { initDevice } from '../../provisioning/ops.js';
 import { syntheticPan, syntheticPsn } from '../fixtures/sync/gen.js';
-import { RULES } from '../integration/provision-rig.js';
+import { startProvStack, type ProvMode } from '../integration/provision-rig.js';
 
 const args = process.argv.slice(2);
 const arg = (name: string, def: string) => {
@@ -36,6 +36,7 @@ const arg = (name: string, def: string) => {
 };
 const N = Number(arg('entries', '100000'));
 const hardware = !args.includes('--no-hardware');
+const brokerKind = arg('broker', 'embedded') as ProvMode;
 const log = createLogger({ level: 'warn' });
 
 async function* cardLines(n: number): AsyncIterable<string> {
@@ -92,9 +93,9 @@ try {
   }
 
   // ---- the operator's server with an N-entry transit list (not timed) ----
-  const server = await startServer({ dataDir: join(dir, 'srv'), mqttPort: 0, httpPort: 0, tokenKey: DEV_TOKEN_KEY, log, deviceAuth: {} });
-  cleanups.unshift(() => server.close());
-  await server.api.setConfig('rules', RULES);
+  const stack = await startProvStack(brokerKind);
+  cleanups.unshift(() => stack.close());
+  const server = stack.server;
   let t = Date.now();
   for (const [kind, lines] of [['cards', cardLines(N)], ['benefits', benefitLines(Math.floor(N / 10))]] as const) {
     const { rows } = await parseImport(kind, lines, { skipInvalid: false, tokenKey: DEV_TOKEN_KEY, today: '2026-11-24' });
@@ -132,7 +133,7 @@ try {
   const totalMs = Date.now() - t0;
   if (!report.ok) exitCode = 1;
   console.log(`check: ${report.ok ? 'all passed' : 'FAILED'} in ${checkMs} ms; total ${totalMs} ms (target ≤ 60000)`);
-  console.log(JSON.stringify({ entries, initMs, checkMs, firstSyncMs, totalMs, checkOk: report.ok, hardware, broker: 'embedded' }));
+  console.log(JSON.stringify({ entries, initMs, checkMs, firstSyncMs, totalMs, checkOk: report.ok, hardware, broker: brokerKind }));
 } catch (e) {
   console.error(e);
   exitCode = 1;
