@@ -81,6 +81,25 @@ describe.each<Mode>(['embedded', 'mosquitto'])('sync over %s broker', (mode) => 
     expect(tap(dev, cfg, token, T0 + 7_200_000 * 22).decision.result).toBe('allow');
   });
 
+  it('a journal batch claiming another device id is refused; nothing is stored for either id', async () => {
+    const rogue = await mqtt.connectAsync(stack.brokerUrl, { protocolVersion: 4, clientId: 'bus-rogue' });
+    try {
+      const entry = { seq: 1, time: new Date().toISOString(), token: tokenOf(1), kind: 'bus', result: 'allow', reason: 'ok', fareKopecks: 0, benefit: null, lists: {} };
+      // its own topic, another id in the payload: the server refuses it
+      await rogue.publishAsync(topics.journal('bus-rogue'), Buffer.from(JSON.stringify({ device: 'bus-victim', entries: [entry] })), { qos: 1 });
+      // another device's topic: the embedded broker refuses it (client id ≠ topic id); on Mosquitto the ACL does (provisioning)
+      if (mode === 'embedded') {
+        const p = rogue.publishAsync(topics.journal('bus-victim'), Buffer.from(JSON.stringify({ device: 'bus-victim', entries: [entry] })), { qos: 1 }).catch(() => undefined);
+        await Promise.race([p, new Promise((r) => setTimeout(r, 1000))]); // aedes drops a client that publishes where it may not
+      }
+      await new Promise((r) => setTimeout(r, 500));
+      expect(serverJournalCount(stack, 'bus-victim').n).toBe(0);
+      expect(serverJournalCount(stack, 'bus-rogue').n).toBe(0);
+    } finally {
+      await rogue.endAsync(true);
+    }
+  });
+
   it('a tariff published with config set reaches the device, signed', async () => {
     const got: { name: string; version: number; doc: unknown }[] = [];
     dev.client.on('config', (c: { name: string; version: number }) => got.push({ ...c, doc: null }));
