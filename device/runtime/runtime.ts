@@ -77,7 +77,8 @@ export interface RuntimeOptions {
   closeSource?: boolean;
 }
 
-export type ReaderState = 'idle' | 'reading' | 'removed';
+/** absent: named in the config but never seen (check the cable / the name). */
+export type ReaderState = 'idle' | 'reading' | 'removed' | 'absent';
 
 export interface ReaderStatus {
   name: string;
@@ -531,14 +532,19 @@ export class Runtime extends EventEmitter {
       uptimeSec: Math.round((now - this.startedAt.getTime()) / 1000),
       state: this.state === 'running' ? 'running' : 'stopping',
       pcsc: this.pcsc,
-      readers: [...this.slots.values()].map((s) => ({
-        name: s.name,
-        direction: s.direction,
-        state: s.state,
-        cardPresent: srcReaders.get(s.name) ?? s.cardPresent,
-        taps: s.taps,
-        lastError: s.lastError,
-      })),
+      readers: [
+        ...[...this.slots.values()].map((s) => ({
+          name: s.name,
+          direction: s.direction,
+          state: s.state,
+          cardPresent: srcReaders.get(s.name) ?? s.cardPresent,
+          taps: s.taps,
+          lastError: s.lastError,
+        })),
+        ...(this.cfg.readers ?? [])
+          .filter((rc) => ![...this.slots.keys()].some((n) => matchesReader(rc.name, n)))
+          .map((rc) => ({ name: rc.name, direction: rc.direction ?? null, state: 'absent' as const, cardPresent: false, taps: 0, lastError: null })),
+      ],
       peripherals: this.periph.map(({ peripheral: p, reader }) => ({
         name: p.name,
         kind: p.kind,

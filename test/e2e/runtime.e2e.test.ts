@@ -93,8 +93,8 @@ describe('rc-device run, as processes: pcscd + virtual cards, pty turnstile cont
         busEnv,
       ),
     ]);
-    await gate.waitStatus((s) => s.sync.connected && s.lists.some((l) => l.scope === 'school:7') && s.readers.length === 2 && periph(s).health.status === 'ok', 'gate ready');
-    await bus.waitStatus((s) => s.sync.connected && s.lists.some((l) => l.scope === 'transit') && s.lists.some((l) => l.scope === 'stoplist') && s.readers.length === 1, 'bus ready');
+    await gate.waitStatus((s) => s.sync.connected && s.lists.some((l) => l.scope === 'school:7') && s.readers.filter((r) => r.state === 'idle').length === 2 && periph(s).health.status === 'ok', 'gate ready');
+    await bus.waitStatus((s) => s.sync.connected && s.lists.some((l) => l.scope === 'transit') && s.lists.some((l) => l.scope === 'stoplist') && s.readers.filter((r) => r.state === 'idle').length === 1, 'bus ready');
   }, 120_000);
 
   afterAll(async () => {
@@ -196,7 +196,7 @@ describe('rc-device run, as processes: pcscd + virtual cards, pty turnstile cont
     await pcscd.stop();
     await gate.waitStatus((s) => s.pcsc === 'down', 'PC/SC down in status');
     await pcscd.start();
-    await gate.waitStatus((s) => s.pcsc === 'up' && s.readers.every((r) => r.state !== 'removed'), 'PC/SC back', 20_000);
+    await gate.waitStatus((s) => s.pcsc === 'up' && s.readers.every((r) => r.state === 'idle'), 'PC/SC back', 20_000);
     const t = await tap(gate, entry, mirSpec(PAN.student));
     expect(t).toMatchObject({ result: 'allow', reason: 'ok' });
   });

@@ -141,7 +141,10 @@ describe('runtime: the tap loop', () => {
 
   it('with configured reader names, other readers are ignored; a reader that appears later is used', async () => {
     rig = await makeRig(turnstileConfig(), ['Entry', 'Cashier desk']);
-    expect(rig.runtime.status().readers.map((r) => r.name)).toEqual(['Entry']);
+    expect(rig.runtime.status().readers.map((r) => [r.name, r.state])).toEqual([
+      ['Entry', 'idle'],
+      ['Exit', 'absent'], // named in the config, not connected: the technician sees it
+    ]);
     rig.source.addReader('Exit 2');
     expect(rig.runtime.status().readers.map((r) => [r.name, r.direction])).toEqual([
       ['Entry', 'entry'],
