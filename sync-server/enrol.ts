@@ -158,6 +158,8 @@ export class Provisioning {
     this.policyRef?.forget(id);
     this.disconnectFn?.(id);
     this.writeBrokerFiles();
+    // its last will may be refused now: the status shows it offline at once
+    this.o.db.prepare('UPDATE devices SET online = 0 WHERE id = ?').run(id);
     this.o.log.warn({ device: id }, 'device revoked: credentials cancelled, disconnected');
     return { id, revokedAt: d.revokedAt! };
   }

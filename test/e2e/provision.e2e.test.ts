@@ -206,6 +206,8 @@ describe('provisioning end to end, as processes', () => {
     const r = await cli('sync-server', ['device', 'revoke', deviceId, '--server', serverUrl]);
     expect(r.code, r.stderr).toBe(0);
     await until(async () => !(await queryStatus(sock, 2000)).sync.connected, 5000, 'device disconnected');
+    const st = (await (await fetch(`${serverUrl}/v1/status`)).json()) as { devices: { id: string; online: boolean }[] };
+    expect(st.devices.find((d) => d.id === deviceId)?.online).toBe(false);
     await stopChild(device);
     device = null;
     const c = await cli('provisioning', ['check', '--dir', devDir, '--json', '--skip', 'reader,card,peripherals', '--sync-timeout', '5']);
