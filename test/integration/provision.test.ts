@@ -194,6 +194,20 @@ describe('provisioning a device against a running sync-server (embedded broker)'
     expect(code).toBe(ErrorCode.ProvisionNotDone);
   });
 
+  it('malformed enrol and token requests are server.bad-request and change nothing', async () => {
+    const post = async (path: string, body: unknown) => {
+      const r = await fetch(`${stack.server.httpUrl}${path}`, { method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body) });
+      return { status: r.status, code: ((await r.json()) as { error?: { code: string } }).error?.code };
+    };
+    const before = stack.server.db.prepare('SELECT count(*) FROM device_identities').pluck().get();
+    expect(await post('/v1/enrol', 'not json')).toEqual({ status: 400, code: ErrorCode.ServerBadRequest });
+    expect(await post('/v1/enrol', { token: stack.token('bus').token, kind: 'bus', route: '7', identityKey: 'short', boxKey: 'short' })).toEqual({ status: 400, code: ErrorCode.ServerBadRequest });
+    expect(await post('/v1/enrol-tokens', { kind: 'bus', school: '7', ttlSec: 3600 })).toEqual({ status: 400, code: ErrorCode.ServerBadRequest });
+    expect(await post('/v1/enrol-tokens', { kind: 'bus', ttlSec: 1 })).toEqual({ status: 400, code: ErrorCode.ServerBadRequest });
+    expect(await post('/v1/devices/nobody-1/revoke', {})).toEqual({ status: 404, code: ErrorCode.ServerNotFound });
+    expect(stack.server.db.prepare('SELECT count(*) FROM device_identities').pluck().get()).toBe(before);
+  });
+
   it('a signed request replayed, or signed by another key, is provision.bad-proof', async () => {
     const dir = newDir();
     const r = await initDevice(busInit(stack.token('bus').token, dir));
