@@ -29,3 +29,16 @@ describe('npm start: the scripted demo', () => {
     for (const c of Object.values(CARDS)) if (c.spec.kind === 'emv') expect(text).not.toContain(c.spec.pan);
   }, 60_000);
 });
+
+describe('npm run demo:interactive', () => {
+  it('taps the demo cards a person chooses by key, in order, and quits on q', async () => {
+    const { Readable } = await import('node:stream');
+    const { runInteractiveDemo } = await import('../../device/demo/interactive.js');
+    const lines: string[] = [];
+    await runInteractiveDemo({ out: { line: (s) => lines.push(s) }, input: Readable.from(['1\n', '3\n', '4\n', 'hhhhhhhh\n', '4\n', 'q\n']) });
+    const verdicts = lines.filter((l) => l.includes('РАЗРЕШЕНО') || l.includes('ОТКАЗ')).map((l) => /\(reason ([^,]+),/.exec(l)?.[1]);
+    // pensioner free; stop-listed refused; student in at 08:00; eight hours later (16:00) the student's second entry is outside hours
+    expect(verdicts).toEqual(['benefit', 'stop-list', 'ok', 'outside-hours']);
+    expect(lines.at(-1)).toContain('bye');
+  }, 60_000);
+});
