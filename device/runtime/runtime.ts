@@ -75,7 +75,14 @@ export interface RuntimeOptions {
    * releases the PC/SC context anyway.
    */
   closeSource?: boolean;
+  /** How often idle housekeeping runs (WAL checkpoint off the tap path, pruning): default 5000 ms; 0 disables. */
+  housekeepingMs?: number;
+  /** Acknowledged journal entries older than this are deleted (default 30 days). */
+  journalRetentionMs?: number;
 }
+
+/** Default retention of acknowledged journal entries on the device. */
+export const JOURNAL_RETENTION_MS = 30 * 86_400_000;
 
 /** absent: named in the config but never seen (check the cable / the name). */
 export type ReaderState = 'idle' | 'reading' | 'removed' | 'absent';
@@ -173,6 +180,11 @@ export class Runtime extends EventEmitter {
   private readonly readTimeoutMs: number;
   private readonly closeStore: boolean;
   private readonly closeSource: boolean;
+  private readonly housekeepingMs: number;
+  private readonly retentionMs: number;
+  private housekeepingTimer: NodeJS.Timeout | null = null;
+  private lastTapAt = 0;
+  private lastPruneAt = 0;
   private readonly slots = new Map<string, ReaderSlot>();
   private readonly pending = new Set<Promise<void>>();
   private readonly unsubs: (() => void)[] = [];
@@ -197,6 +209,8 @@ export class Runtime extends EventEmitter {
     this.readTimeoutMs = o.readTimeoutMs ?? 1000;
     this.closeStore = o.closeStore ?? true;
     this.closeSource = o.closeSource ?? true;
+    this.housekeepingMs = o.housekeepingMs ?? 5000;
+    this.retentionMs = o.journalRetentionMs ?? JOURNAL_RETENTION_MS;
   }
 
   get config(): Config {
@@ -253,6 +267,10 @@ export class Runtime extends EventEmitter {
       } catch (e) {
         this.log.error({ err: String(e) }, 'sync client failed to start; decisions continue offline');
       }
+    }
+    if (this.housekeepingMs > 0) {
+      this.housekeepingTimer = setInterval(() => this.housekeeping(), this.housekeepingMs);
+      this.housekeepingTimer.unref();
     }
     this.unsubs.push(this.source.on((e) => this.onReaderEvent(e)));
     this.source.start();
@@ -326,6 +344,29 @@ export class Runtime extends EventEmitter {
         this.track(run);
         return;
       }
+    }
+  }
+
+  /**
+   * Between taps only: SQLite's WAL checkpoint (so it never lands on a tap),
+   * and once an hour the acknowledged journal past retention and old counters.
+   */
+  housekeeping(now = Date.now()): void {
+    if (this.state !== 'running') return;
+    if ([...this.slots.values()].some((s) => s.state === 'reading') || performance.now() - this.lastTapAt < 1000) return;
+    try {
+      this.store.maintenance();
+      if (now - this.lastPruneAt >= 3_600_000) {
+        this.lastPruneAt = now;
+        const pruned = this.store.pruneAcked(now - this.retentionMs);
+        // counters of the previous month and later stay (quotas are per month, caps per day)
+        const d = new Date(now);
+        const prev = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() - 1, 1)).toISOString().slice(0, 7);
+        const counters = this.store.pruneCounters(prev);
+        if (pruned || counters) this.log.info({ journalPruned: pruned, countersPruned: counters }, 'housekeeping: pruned acknowledged journal and old counters');
+      }
+    } catch (e) {
+      this.log.warn({ err: e instanceof Error ? e.message : String(e) }, 'housekeeping failed; will retry');
     }
   }
 
@@ -438,6 +479,7 @@ export class Runtime extends EventEmitter {
       gate: sig.gate,
     };
     this.lastTap_ = report;
+    this.lastTapAt = performance.now();
     slot.taps++;
     this.taps++;
     if (read) {
@@ -577,6 +619,7 @@ export class Runtime extends EventEmitter {
     this.state = 'stopping';
     this.log.info({ inProgress: this.pending.size }, 'stopping: finishing the tap in progress');
     for (const u of this.unsubs.splice(0)) u();
+    if (this.housekeepingTimer) clearInterval(this.housekeepingTimer);
     // taps already started finish (their card channels are still open)
     await Promise.allSettled([...this.slots.values()].map((s) => s.chain));
     for (const { peripheral: p } of this.periph) {

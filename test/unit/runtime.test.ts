@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCode } from '../../protocol/errors.js';
 import { NO_TOKEN } from '../../device/runtime/runtime.js';
 import { busConfig, makeRig, mirSpec, MockPeripheral, PAN, tokenOf, turnstileConfig, type Rig } from './runtime-helpers.js';
@@ -209,6 +209,21 @@ describe('runtime: the tap loop', () => {
       expect(rig.periph.commands.map((c) => c.msg?.text ?? '').join()).not.toContain(p);
     }
     expect(rig.logs.lines.some((l) => l.includes('tap decided'))).toBe(true);
+  });
+
+  it('housekeeping between taps: WAL checkpoint, acknowledged journal past retention pruned, unacknowledged kept', async () => {
+    rig = await makeRig(busConfig(), ['Bus']);
+    await rig.tap('Bus', mirSpec(PAN.unknown));
+    rig.clock.set('2026-11-24T09:00:00+03:00');
+    await rig.tap('Bus', mirSpec(PAN.pensioner));
+    rig.store.ackUpTo(1);
+    const maint = vi.spyOn(rig.store, 'maintenance');
+    rig.runtime.housekeeping(Date.parse('2027-01-01T00:00:00Z'));
+    expect(maint).not.toHaveBeenCalled(); // a tap just ended: not now
+    await new Promise((r) => setTimeout(r, 1100));
+    rig.runtime.housekeeping(Date.parse('2027-01-01T00:00:00Z'));
+    expect(maint).toHaveBeenCalledTimes(1);
+    expect(rig.store.journalRange(1, 10).map((e) => e.seq)).toEqual([2]); // seq 1: acknowledged and 30+ days old
   });
 
   it('a second peripheral bound to another reader gets only that reader\'s signals', async () => {
