@@ -10,6 +10,7 @@ export const MIGRATIONS: Array<(db: Database.Database) => void> = [
   // 0 → 1
   (db) => {
     db.exec(`
+      -- journal_seq: the last seq as of the last prune (the journal's own max(seq) is newer); acked_seq; next_gen
       CREATE TABLE meta (key TEXT PRIMARY KEY, value) ;
       -- one row per scope: its version and the generation of entries that is visible
       CREATE TABLE scopes (scope TEXT PRIMARY KEY, version INTEGER NOT NULL, gen INTEGER NOT NULL, applied_ms INTEGER NOT NULL);

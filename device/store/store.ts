@@ -205,7 +205,9 @@ export class Store {
       }).immediate();
     }
     this.st = this.prepare();
-    this.seq = Number((this.st.getMeta.get('journal_seq') as { value: number }).value);
+    // the last seq is the journal's highest, or (everything pruned) the one saved by pruneAcked
+    const floor = Number((this.st.getMeta.get('journal_seq') as { value: number }).value);
+    this.seq = Math.max(floor, (db.prepare('SELECT max(seq) FROM journal').pluck().get() as number | null) ?? 0);
     // generations left 'staging' by a process that died mid-download are garbage now
     db.prepare(`UPDATE gens SET state = 'garbage' WHERE state = 'staging'`).run();
     this.reloadVersions();
@@ -526,7 +528,6 @@ export class Store {
       );
       for (const a of decision.counterDelta.add) this.st.addCounter.run(t, a.name, a.period, a.by);
       this.st.putMarks.run(t, JSON.stringify(decision.counterDelta.marks));
-      this.st.setMeta.run(seq, 'journal_seq');
     })();
     this.seq = seq;
     return {
@@ -557,7 +558,6 @@ export class Store {
     const seq = this.seq + 1;
     this.db.transaction(() => {
       this.st.insJournal.run(seq, Math.trunc(ev.wallTime), Math.trunc(ev.wallTime), this.deviceId, t, ev.kind, ev.direction ?? null, ev.reader ?? null, 'event', ev.reason, 0, null, JSON.stringify(this.versionsObj), JSON.stringify({ flags: ev.flags ?? [] }));
-      this.st.setMeta.run(seq, 'journal_seq');
     })();
     this.seq = seq;
     return this.journalRange(seq, 1)[0]!;
@@ -603,7 +603,11 @@ export class Store {
   pruneAcked(olderThanMs: number | Date): number {
     this.alive();
     const ms = olderThanMs instanceof Date ? olderThanMs.getTime() : olderThanMs;
-    return this.st.pruneJournal.run(this.ackedSeq(), ms).changes;
+    return this.db.transaction(() => {
+      // remember the last seq in case this empties the journal (seq numbers are never reused)
+      this.st.setMeta.run(this.seq, 'journal_seq');
+      return this.st.pruneJournal.run(this.ackedSeq(), ms).changes;
+    })();
   }
 
   /** Delete counters of periods before `period` ('YYYY-MM' keeps that month's and later). */

@@ -130,7 +130,7 @@ describe('crash safety (SIGKILL)', () => {
         expect(db.pragma('integrity_check', { simple: true }), `integrity after kill ${k}`).toBe('ok');
         const j = db.prepare('SELECT count(*) AS n, min(seq) AS lo, max(seq) AS hi FROM journal').get() as { n: number; lo: number; hi: number };
         const metaSeq = db.prepare(`SELECT value FROM meta WHERE key = 'journal_seq'`).pluck().get() as number;
-        expect(j.hi ?? 0).toBe(metaSeq);
+        expect(j.hi ?? 0).toBeGreaterThanOrEqual(metaSeq);
         expect(j.n, `no gap after kill ${k}`).toBe(j.n === 0 ? 0 : j.hi - j.lo + 1);
         const maxReported = Math.max(0, ...committed.keys());
         expect(j.hi ?? 0, `reported seq ${maxReported} is durable`).toBeGreaterThanOrEqual(maxReported);

@@ -68,6 +68,18 @@ describe('journal', () => {
     s.close();
   });
 
+  it('after everything is acknowledged and pruned, a reopened store continues the sequence (never reuses a seq)', () => {
+    const { s, path } = fresh();
+    for (let i = 0; i < 3; i++) processTap(s, tap(i), cfg);
+    s.ackUpTo(3);
+    expect(s.pruneAcked(T0 + 1e12)).toBe(3);
+    s.close();
+    const r = Store.open(path, { deviceId: 'bus-9', synchronous: 'OFF' });
+    expect(r.lastSeq()).toBe(3);
+    expect(processTap(r, tap(10), cfg).entry.seq).toBe(4);
+    r.close();
+  });
+
   it('an ack beyond the last entry is store.journal-ack-invalid and changes nothing', () => {
     const { s } = fresh();
     processTap(s, tap(0), cfg);
