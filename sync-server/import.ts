@@ -4,7 +4,7 @@ import { BENEFIT_CATEGORIES, IsoDate, MEAL_CATEGORIES, SCHOOL_ROLES, STOP_REASON
 import type { TokenKey } from '../protocol/token.js';
 import { bulkTokenizer } from './tokenize.js';
 import { splitCsvLine } from './csv.js';
-import { markAll, markDirty, type Dirty } from './materialize.js';
+import { ALL_TOKENS, markAll, markDirty, type Dirty } from './materialize.js';
 import type { Db } from './registry.js';
 
 /**
@@ -190,9 +190,16 @@ export function applyImport(db: Db, kind: ImportKind, rows: Parsed[], today: str
   db.transaction(() => {
     if (kind === 'cards') {
       const delByToken = db.prepare('DELETE FROM cards WHERE token = ? AND person_id <> ?');
+      // a big file with the whole scope marked and no school lists: no per-token bookkeeping needed
+      const bulk = dirty.get('transit') === ALL_TOKENS && !anyEnrolment;
       const upsert = db.prepare('INSERT INTO cards(person_id, token, key_version, expiry, updated_at) VALUES (?,?,?,?,?) ON CONFLICT(person_id) DO UPDATE SET token=excluded.token, key_version=excluded.key_version, expiry=excluded.expiry, updated_at=excluded.updated_at');
       for (const r of rows) {
         if (r.kind !== 'cards') continue;
+        if (bulk) {
+          delByToken.run(r.token, r.person); // the card moved from another person
+          upsert.run(r.person, r.token, r.keyVersion, r.expiry, now);
+          continue;
+        }
         const old = tokenOfPerson.get(r.person) as string | undefined;
         if (old) markPerson(r.person, old);
         const other = personOfToken.get(r.token) as string | undefined;

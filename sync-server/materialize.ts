@@ -42,6 +42,11 @@ interface EnrolRow {
   valid_to: string;
 }
 
+/** Benefits in a stable order (as the per-token query returns them), at most 8 kept. */
+function byBenefit(a: { category: string; validFrom: string; validTo: string }, b: { category: string; validFrom: string; validTo: string }): number {
+  return a.category < b.category ? -1 : a.category > b.category ? 1 : a.validFrom < b.validFrom ? -1 : a.validFrom > b.validFrom ? 1 : a.validTo < b.validTo ? -1 : a.validTo > b.validTo ? 1 : 0;
+}
+
 export class Materializer {
   private readonly card;
   private readonly benefits;
@@ -93,16 +98,21 @@ export class Materializer {
     if (scope === 'transit') {
       let cur: TransitEntry | null = null;
       const rows = this.db
-        .prepare('SELECT c.token AS token, c.expiry AS expiry, b.category AS category, b.valid_from AS valid_from, b.valid_to AS valid_to FROM cards c LEFT JOIN benefits b ON b.person_id = c.person_id ORDER BY c.token, b.category, b.valid_from, b.valid_to')
+        // ordered by token only (the token index gives that order without a sort); benefits sorted per card below
+        .prepare('SELECT c.token AS token, c.expiry AS expiry, b.category AS category, b.valid_from AS valid_from, b.valid_to AS valid_to FROM cards c LEFT JOIN benefits b ON b.person_id = c.person_id ORDER BY c.token')
         .iterate() as Iterable<{ token: string; expiry: string; category: string | null; valid_from: string; valid_to: string }>;
+      const done = (e: TransitEntry) => {
+        if (e.benefits.length > 1) e.benefits = e.benefits.sort(byBenefit).slice(0, 8);
+        return { token: e.token, rec: encodeRecords(scope, [e]) };
+      };
       for (const r of rows) {
         if (!cur || cur.token !== r.token) {
-          if (cur) yield { token: cur.token, rec: encodeRecords(scope, [cur]) };
+          if (cur) yield done(cur);
           cur = { token: r.token, cardExpiry: r.expiry, benefits: [] };
         }
-        if (r.category !== null && cur.benefits.length < 8) cur.benefits.push({ category: r.category as BenefitCategory, validFrom: r.valid_from, validTo: r.valid_to });
+        if (r.category !== null) cur.benefits.push({ category: r.category as BenefitCategory, validFrom: r.valid_from, validTo: r.valid_to });
       }
-      if (cur) yield { token: cur.token, rec: encodeRecords(scope, [cur]) };
+      if (cur) yield done(cur);
       return;
     }
     const tokens = this.db

@@ -39,6 +39,9 @@ export interface SyncClientOptions {
   onConfig?: (name: string, version: number, doc: unknown) => void;
 }
 
+/** Entries written per store call while applying a snapshot (a tap waits at most this long). */
+const APPLY_SLICE = 4096;
+
 interface Download {
   manifest: ManifestHeader;
   have: Set<number>;
@@ -333,8 +336,12 @@ export class SyncClient extends EventEmitter {
     try {
       for (const ref of d.manifest.chunks) {
         const records = verifyChunk(this.staging.get(scope, v, ref.n), d.manifest, ref.n);
-        writer.add(decodeRecords(scope, records, false).entries);
-        await yieldLoop();
+        const entries = decodeRecords(scope, records, false).entries;
+        // small slices, each its own short write, so a tap waits at most one slice
+        for (let i = 0; i < entries.length; i += APPLY_SLICE) {
+          writer.add(entries.slice(i, i + APPLY_SLICE));
+          await yieldLoop();
+        }
       }
       const r = writer.commit();
       this.log.info({ scope, version: v, entries: r.entries }, 'snapshot applied');

@@ -153,12 +153,14 @@ describe('publisher', () => {
     const man = verifyManifest(sent[sent.length - 1]!.payload, { key: createPublicKey(key().privateKey), scope: 'transit', held: 0, now: new Date() });
     expect(man.chunks).toHaveLength(3);
     expect(man.deltas).toEqual([expect.objectContaining({ from: 0, to: 1, records: 25 })]);
+    await imp('benefits', 'person_id,category,valid_from,valid_to\np1,veteran,2026-01-01,2026-12-31\np1,disabled,2026-02-01,2026-12-31\np1,disabled,2026-01-01,2026-12-31\np3,student,2026-01-01,2026-06-30\n');
     // a large import recomputes the whole scope: same entries
     const before = db.prepare("SELECT token, rec FROM entries WHERE scope = 'transit' ORDER BY token").all();
     const bigDirty = new Map([['transit', new Set(Array.from({ length: 20_001 }, (_, i) => i.toString(16).padStart(32, '0')))]]);
     expect(pub.commit(bigDirty)).toEqual([]); // nothing really changed: no new version
     expect(db.prepare("SELECT token, rec FROM entries WHERE scope = 'transit' ORDER BY token").all()).toEqual(before);
     expect(decodeRecords('transit', Buffer.concat(before.map((r) => (r as { rec: Buffer }).rec))).entries).toHaveLength(25);
+    expect(before.length).toBe(25);
   });
 
   it('the header of each signed message parses', async () => {
