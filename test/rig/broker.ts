@@ -102,6 +102,9 @@ export const mosquittoRig: BrokerRig = {
     const conf = join(dir, 'mosquitto.conf');
     writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\nmax_inflight_messages 100\n`);
     let child: ChildProcess | null = null;
+    // safety net: never leave a mosquitto behind, even when a test times out before its afterAll could close it
+    const onExit = () => child?.kill('SIGKILL');
+    process.once('exit', onExit);
     const up = async () => {
       const c = spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
       let err = '';
@@ -132,6 +135,7 @@ export const mosquittoRig: BrokerRig = {
       restart: up,
       close: async () => {
         await down();
+        process.removeListener('exit', onExit);
         rmSync(dir, { recursive: true, force: true });
       },
     };
