@@ -72,7 +72,12 @@ export function createHttpApi(api: Api, log: Logger, extra?: ExtraRoutes): Serve
           const kind = im[1] as ImportKind;
           if (!IMPORT_KINDS.includes(kind)) throw new RcError(ErrorCode.ServerNotFound, `unknown import kind ${kind}`, { kinds: IMPORT_KINDS });
           req.setEncoding('utf8');
-          const lines = createInterface({ input: req, crlfDelay: Infinity });
+          const rl = createInterface({ input: req, crlfDelay: Infinity });
+          // an upload cut short must not import the part that arrived
+          const lines = (async function* () {
+            for await (const l of rl) yield l;
+            if (!req.complete) throw new RcError(ErrorCode.ServerBadRequest, 'upload interrupted: nothing imported');
+          })();
           const skip = url.searchParams.get('skipInvalid') === 'true';
           return send(res, 200, await api.importCsv(kind, lines, skip));
         }
