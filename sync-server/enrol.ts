@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { ErrorCode, RcError } from '../protocol/errors.js';
@@ -11,6 +11,7 @@ import { devicePolicy, type DevicePolicy } from './broker-auth.js';
 import { DeviceRegistry, hashPassword, newPassword, type Identity } from './devices.js';
 import { applyMosquittoFiles, mosquittoHash, type MosquittoFiles } from './mosquitto-auth.js';
 import { currentVersions, type Db } from './registry.js';
+import { readJson } from './http.js';
 
 /**
  * Provisioning on the server: one-time enrolment tokens, device identities,
@@ -178,7 +179,7 @@ export class Provisioning {
       };
       const path = new URL(req.url ?? '/', 'http://localhost').pathname;
       const method = req.method ?? 'GET';
-      const body = () => readBody(req);
+      const body = () => readJson(req, 64 * 1024);
       let p: Promise<unknown> | undefined;
       try {
         if (method === 'GET' && path === '/v1/health') p = Promise.resolve({ ok: true, versions: currentVersions(this.o.db) });
@@ -230,17 +231,3 @@ export class Provisioning {
   };
 }
 
-async function readBody(req: IncomingMessage, max = 64 * 1024): Promise<unknown> {
-  let size = 0;
-  const parts: Buffer[] = [];
-  for await (const c of req as AsyncIterable<Buffer>) {
-    size += c.length;
-    if (size > max) throw new RcError(ErrorCode.ServerBadRequest, 'request body too large', { max });
-    parts.push(c);
-  }
-  try {
-    return JSON.parse(Buffer.concat(parts).toString('utf8')) as unknown;
-  } catch {
-    throw new RcError(ErrorCode.ServerBadRequest, 'request body is not JSON');
-  }
-}

@@ -24,7 +24,8 @@ const ConfigBody = z.object({ name: z.string().regex(/^[a-z0-9_-]{1,64}$/).defau
 const DeclineBody = z.object({ tokens: z.array(TokenHex).max(100_000) });
 const RepayBody = z.object({ token: TokenHex });
 
-async function readJson(req: IncomingMessage, max = 1 << 20): Promise<unknown> {
+/** Read a request body as JSON, refusing more than `max` bytes (server.bad-request). */
+export async function readJson(req: IncomingMessage, max = 1 << 20): Promise<unknown> {
   let size = 0;
   const parts: Buffer[] = [];
   for await (const c of req as AsyncIterable<Buffer>) {

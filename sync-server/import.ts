@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ErrorCode, RcError } from '../protocol/errors.js';
 import { BENEFIT_CATEGORIES, IsoDate, MEAL_CATEGORIES, SCHOOL_ROLES, STOP_REASONS, SchoolId, TokenHex, YearMonth } from '../protocol/lists.js';
 import type { TokenKey } from '../protocol/token.js';
+import { luhnOk } from '../protocol/pan.js';
 import { bulkTokenizer } from './tokenize.js';
 import { splitCsvLine } from './csv.js';
 import { ALL_TOKENS, markAll, markDirty, type Dirty } from './materialize.js';
@@ -68,21 +69,6 @@ const REQUIRED: Record<ImportKind, string[][]> = {
     ['token', 'reason'],
   ],
 };
-
-export function luhnOk(digits: string): boolean {
-  let sum = 0;
-  let dbl = false;
-  for (let i = digits.length - 1; i >= 0; i--) {
-    let d = digits.charCodeAt(i) - 48;
-    if (dbl) {
-      d *= 2;
-      if (d > 9) d -= 9;
-    }
-    sum += d;
-    dbl = !dbl;
-  }
-  return sum % 10 === 0;
-}
 
 type Parsed =
   | { kind: 'cards'; person: string; token: string; keyVersion: number; expiry: string }

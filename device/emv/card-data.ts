@@ -1,4 +1,5 @@
 import { ErrorCode, RcError } from '../../protocol/errors.js';
+import { luhnOk } from '../../protocol/pan.js';
 
 /**
  * Decoding of the card data elements the read needs. PAN digits go into a
@@ -7,20 +8,7 @@ import { ErrorCode, RcError } from '../../protocol/errors.js';
  */
 
 /** Luhn check over ASCII digits. */
-export function luhnOk(digits: Uint8Array): boolean {
-  let sum = 0;
-  let dbl = false;
-  for (let i = digits.length - 1; i >= 0; i--) {
-    let d = digits[i]! - 0x30;
-    if (dbl) {
-      d *= 2;
-      if (d > 9) d -= 9;
-    }
-    sum += d;
-    dbl = !dbl;
-  }
-  return sum % 10 === 0;
-}
+export { luhnOk };
 
 function badPan(message: string, context: Record<string, unknown>): RcError {
   return new RcError(ErrorCode.CardBadPan, message, context);
