@@ -19,3 +19,9 @@ export function luhnOk(digits: string | Uint8Array): boolean {
   }
   return sum % 10 === 0;
 }
+
+/** `body` followed by its Luhn check digit: synthetic card numbers (demo, tests) that pass luhnOk. */
+export function withLuhnDigit(body: string): string {
+  for (let d = 0; d <= 9; d++) if (luhnOk(body + d)) return body + d;
+  throw new Error(`not a string of digits: length ${body.length}`);
+}

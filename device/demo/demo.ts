@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { createLogger, type Logger } from '../../protocol/log.js';
+import { withLuhnDigit } from '../../protocol/pan.js';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
 import { startServer, type RunningServer } from '../../sync-server/server.js';
 import { loadConfig } from '../config/load.js';
@@ -21,27 +22,13 @@ import type { VCardSpec } from '../vcard/spec.js';
  * at the end the journal reaching the server.
  */
 
-/** Append the Luhn check digit: demo card numbers are synthetic but well-formed. */
-export function withLuhn(body: string): string {
-  let sum = 0;
-  for (let i = 0; i < body.length; i++) {
-    let d = Number(body[body.length - 1 - i]);
-    if (i % 2 === 0) {
-      d *= 2;
-      if (d > 9) d -= 9;
-    }
-    sum += d;
-  }
-  return body + String((10 - (sum % 10)) % 10);
-}
-
 export interface DemoCard {
   key: string;
   label: { ru: string; en: string };
   spec: VCardSpec;
 }
 
-const mir = (body: string, psn: string, expiry = '2029-06'): VCardSpec => ({ kind: 'emv', pan: withLuhn(body), expiry, psn });
+const mir = (body: string, psn: string, expiry = '2029-06'): VCardSpec => ({ kind: 'emv', pan: withLuhnDigit(body), expiry, psn });
 
 /** The demo's cards (synthetic numbers). Keys are what `demo:interactive` asks for. */
 export const CARDS = {
@@ -49,7 +36,7 @@ export const CARDS = {
   unknown: { key: '2', label: { ru: 'незнакомая карта «Мир»', en: 'an unknown Mir card' }, spec: mir('220070000000002', '01') },
   stopped: { key: '3', label: { ru: 'заблокированная карта', en: 'a stop-listed card' }, spec: mir('220070000000003', '02') },
   student: { key: '4', label: { ru: 'школьник Тимур, 5 класс', en: 'Timur, 5th-grade student' }, spec: mir('220070000000004', '01') },
-  visa: { key: '6', label: { ru: 'карта Visa', en: 'a Visa card' }, spec: { kind: 'emv', scheme: 'visa', pan: withLuhn('411111111111111'), expiry: '2029-01', psn: '00' } },
+  visa: { key: '6', label: { ru: 'карта Visa', en: 'a Visa card' }, spec: { kind: 'emv', scheme: 'visa', pan: withLuhnDigit('411111111111111'), expiry: '2029-01', psn: '00' } },
 } satisfies Record<string, DemoCard>;
 
 function pan(c: DemoCard): string {

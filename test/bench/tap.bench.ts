@@ -23,25 +23,13 @@ import { PcscReaderSource } from '../../device/reader/pcsc.js';
 import { Runtime, type TapReport } from '../../device/runtime/runtime.js';
 import { Store } from '../../device/store/index.js';
 import { createLogger } from '../../protocol/log.js';
+import { withLuhnDigit } from '../../protocol/pan.js';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
 import { PcscdRig } from '../rig/pcscd.js';
 import { createPtyPair } from '../rig/pty.js';
 import { VcardHost, PROJECT_ROOT } from '../rig/vcards.js';
 
 const TAPS = Number(process.env.BENCH_TAPS ?? 100);
-
-function withLuhn(body: string): string {
-  let sum = 0;
-  for (let i = 0; i < body.length; i++) {
-    let d = Number(body[body.length - 1 - i]);
-    if (i % 2 === 0) {
-      d *= 2;
-      if (d > 9) d -= 9;
-    }
-    sum += d;
-  }
-  return body + String((10 - (sum % 10)) % 10);
-}
 
 const q = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!;
 const r3 = (x: number) => Math.round(x * 1000) / 1000;
@@ -116,7 +104,7 @@ async function main(): Promise<void> {
   const total = TAPS + 5; // 5 warm-up taps
   try {
     for (let i = 0; i < total; i++) {
-      const pan = withLuhn(`2200710${String(i).padStart(8, '0')}`);
+      const pan = withLuhnDigit(`2200710${String(i).padStart(8, '0')}`);
       const done = new Promise<TapReport>((res) => runtime.once('tap', res));
       await host.insert(slot.port, { kind: 'emv', pan, expiry: '2029-06', psn: '01' });
       const t = await done;

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { luhnOk } from '../../protocol/pan.js';
+import { luhnOk, withLuhnDigit } from '../../protocol/pan.js';
 
 describe('luhnOk (shared by the EMV read and the server import)', () => {
   it('accepts valid and refuses altered card numbers', () => {
@@ -13,6 +13,17 @@ describe('luhnOk (shared by the EMV read and the server import)', () => {
     fc.assert(
       fc.property(fc.stringMatching(/^\d{12,19}$/), (digits) => {
         expect(luhnOk(Buffer.from(digits, 'ascii'))).toBe(luhnOk(digits));
+      }),
+    );
+  });
+
+  it('withLuhnDigit appends the one check digit that makes a number pass', () => {
+    expect(withLuhnDigit('220012345678901')).toBe('2200123456789019');
+    fc.assert(
+      fc.property(fc.stringMatching(/^\d{11,18}$/), (body) => {
+        const pan = withLuhnDigit(body);
+        expect(pan.slice(0, -1)).toBe(body);
+        expect(luhnOk(pan)).toBe(true);
       }),
     );
   });
