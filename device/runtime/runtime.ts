@@ -146,13 +146,8 @@ export interface RuntimeStatus {
   sync: { configured: boolean; connected: boolean; since: string | null; lastAppliedAt: string | null; refused: number };
 }
 
-interface ReaderSlot {
-  name: string;
-  direction: Direction | null;
-  state: ReaderState;
-  cardPresent: boolean;
-  taps: number;
-  lastError: { code: string; at: string } | null;
+/** A reader's reported status plus the chain that keeps its taps one at a time. */
+interface ReaderSlot extends ReaderStatus {
   chain: Promise<void>;
 }
 

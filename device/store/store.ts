@@ -349,9 +349,7 @@ export class Store {
         this.swapIn(scope, version, gen);
       })
       .immediate();
-    this.reloadVersions();
-    this.collectGarbage();
-    this.checkpoint();
+    this.afterSwap();
     return { scope, applied: true, fromVersion: from, version, entries: entries.length };
   }
 
@@ -378,6 +376,13 @@ export class Store {
   }
 
   /** @internal used by SnapshotWriter */
+  /** After a generation was swapped in: refresh the cached versions, drop the old generation's tables, checkpoint the WAL. */
+  private afterSwap(): void {
+    this.reloadVersions();
+    this.collectGarbage();
+    this.checkpoint();
+  }
+
   _commitGen(gen: number, scope: string, version: number): void {
     this.db
       .transaction(() => {
@@ -386,9 +391,7 @@ export class Store {
         this.swapIn(scope, version, gen);
       })
       .immediate();
-    this.reloadVersions();
-    this.collectGarbage();
-    this.checkpoint();
+    this.afterSwap();
   }
 
   /** @internal used by SnapshotWriter */
