@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { ErrorCode, RcError } from '../protocol/errors.js';
 import { loadConfigFile, type Config } from '../device/config/index.js';
-import { loadPrivatePem, rawPublic, type DeviceKeys } from './crypto.js';
-import { DeviceKind, GateDirection } from './wire.js';
+import { loadPrivatePem, rawPublic, type DeviceKeys } from '../protocol/sealing.js';
+import { DeviceKind, GateDirection } from '../protocol/enrol.js';
 
 /**
  * What rc-provision keeps in the device directory (default /var/lib/rc-device):

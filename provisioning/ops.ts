@@ -2,10 +2,10 @@ import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCode, RcError } from '../protocol/errors.js';
 import { isTimeZone, loadConfig, type Config } from '../device/config/index.js';
-import { generateDeviceKeys, open, privatePem, rawPublic, requestProof } from './crypto.js';
+import { generateDeviceKeys, open, privatePem, rawPublic, requestProof } from '../protocol/sealing.js';
 import { DEFAULT_DIR, ProvisionRecord, files, fingerprint, isProvisioned, loadDevice, writeAllOrNothing, type DeviceState } from './device-dir.js';
 import { call } from './http.js';
-import { EnrolAnswer, RotateAnswer, Secrets, WhoAmI, type DeviceKind, type GateDirection } from './wire.js';
+import { EnrolAnswer, RotateAnswer, Secrets, WhoAmI, type DeviceKind, type GateDirection } from '../protocol/enrol.js';
 
 export interface InitOptions {
   server: string;

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { ErrorCode, RcError, isRcError } from '../protocol/errors.js';
 import type { Logger } from '../protocol/log.js';
 import { TokenHex } from '../protocol/lists.js';
-import { RulesFile } from '../device/config/schema.js';
+import { RulesFile } from '../protocol/rules-schema.js';
 import { IMPORT_KINDS, type ImportKind, type ImportReport } from './import.js';
 
 /** What the HTTP API needs from the running server. */

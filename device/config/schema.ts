@@ -1,111 +1,16 @@
 import { z } from 'zod';
-import { BENEFIT_CATEGORIES, IsoDate, MEAL_CATEGORIES, SchoolId, ScopeName, SCHOOL_ROLES } from '../../protocol/lists.js';
+import { ScopeName, SchoolId } from '../../protocol/lists.js';
+import { CanteenRules, Direction, isTimeZone, RouteId, SchoolRules, Tariff } from '../../protocol/rules-schema.js';
+
+export { BenefitRule, CanteenRules, Direction, isTimeZone, RulesFile, SchoolRules, Tariff, TimeWindow, type Weekday } from '../../protocol/rules-schema.js';
 
 /**
- * The device configuration, its tariff and schedules, as zod schemas.
+ * The device configuration as zod schemas. The rules it embeds (tariff, school,
+ * canteen) are the published rules of protocol/rules-schema.ts.
  * docs/config.md describes every field with examples (test/fixtures/decide/).
- *
- * The rules config (tariff, school, canteen) can also stand alone in a file of
- * its own (`RulesFile`): that is what `rc-sync-server config set FILE` takes and
- * publishes to devices.
  */
 
 export const CURRENT_CONFIG_SCHEMA = 1;
-
-const Kopecks = z.number().int().min(0).max(100_000_000);
-const HhMm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$|^24:00$/, 'expected HH:MM (00:00..24:00)');
-const Weekday = z.enum(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun']);
-export type Weekday = z.infer<typeof Weekday>;
-
-const RouteId = z.string().regex(/^[A-Za-z0-9_.-]{1,32}$/, 'route id: 1-32 of A-Z a-z 0-9 _ . -');
-
-/** How a benefit category pays. */
-const Quota = z
-  .object({
-    trips: z.number().int().min(1).max(10_000),
-    per: z.enum(['month', 'day']),
-    onExhausted: z.enum(['full-fare', 'deny']).default('full-fare'),
-  })
-  .strict();
-
-/** How a benefit category pays; `quota`: N benefit trips per calendar month or day (local time), unlimited when absent. */
-export const BenefitRule = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('free'), quota: Quota.optional() }).strict(),
-  z.object({ kind: z.literal('percent'), percentOff: z.number().int().min(1).max(100), quota: Quota.optional() }).strict(),
-  z.object({ kind: z.literal('fixed'), fareKopecks: Kopecks, quota: Quota.optional() }).strict(),
-]);
-export type BenefitRule = z.infer<typeof BenefitRule>;
-
-export const Tariff = z
-  .object({
-    /** Tariff version, for the operator's records and the journal. */
-    version: z.number().int().min(0).default(1),
-    /** Per route: the full fare. */
-    routes: z.record(RouteId, z.object({ fullFareKopecks: Kopecks }).strict()).refine((r) => Object.keys(r).length > 0, 'at least one route'),
-    /** Per benefit category; a category not listed here gives no benefit. */
-    benefits: z.partialRecord(z.enum(BENEFIT_CATEGORIES), BenefitRule).default({}),
-    /** Same card on the same vehicle within this many seconds: allowed, not charged, no quota used. */
-    repeatWindowSec: z.number().int().min(0).max(86_400).default(420),
-    /** A tap on another route within the window after a paid tap pays the transfer fare. */
-    transfer: z
-      .object({
-        windowSec: z.number().int().min(1).max(86_400),
-        fareKopecks: Kopecks,
-        maxTransfers: z.number().int().min(1).max(10),
-      })
-      .strict()
-      .optional(),
-    /** Fares charged to one card in one local day never exceed this. */
-    dailyCapKopecks: Kopecks.optional(),
-  })
-  .strict();
-export type Tariff = z.infer<typeof Tariff>;
-
-export const TimeWindow = z
-  .object({
-    days: z.array(Weekday).min(1),
-    from: HhMm,
-    to: HhMm, // exclusive
-  })
-  .strict()
-  .refine((w) => w.from < w.to, { message: '"from" must be before "to"', path: ['to'] });
-export type TimeWindow = z.infer<typeof TimeWindow>;
-
-export const SchoolRules = z
-  .object({
-    /** Windows in which each role may enter (exits are always allowed). A role without windows may never enter. */
-    schedules: z.partialRecord(z.enum(SCHOOL_ROLES), z.array(TimeWindow)),
-    /** Local dates on which the school is closed (students and staff alike, unless staffOnHolidays). */
-    holidays: z.array(IsoDate).default([]),
-    staffOnHolidays: z.boolean().default(false),
-    /** hard: a second entry (or exit) in a row is refused; soft: allowed and flagged; off: not checked. */
-    antiPassback: z.enum(['hard', 'soft', 'off']).default('hard'),
-    /** Emergency: the gate is open for everyone; taps are still journaled. */
-    freePassage: z.boolean().default(false),
-  })
-  .strict();
-export type SchoolRules = z.infer<typeof SchoolRules>;
-
-const MealKind = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'meal kind: lower-case word, e.g. breakfast');
-
-export const CanteenRules = z
-  .object({
-    meals: z.array(z.object({ kind: MealKind, from: HhMm, to: HhMm }).strict()).min(1),
-    /** Which meal kinds each meal category gets free, once per kind per day. */
-    categories: z.partialRecord(z.enum(MEAL_CATEGORIES), z.array(MealKind)).default({
-      'free-breakfast': ['breakfast'],
-      'free-lunch': ['lunch'],
-      'free-breakfast-lunch': ['breakfast', 'lunch'],
-    }),
-    /** Price of a paid meal per kind; without it a second meal (or a meal without entitlement) is refused. */
-    paidPriceKopecks: z.record(MealKind, Kopecks).optional(),
-    holidays: z.array(IsoDate).default([]),
-  })
-  .strict();
-export type CanteenRules = z.infer<typeof CanteenRules>;
-
-export const Direction = z.enum(['entry', 'exit']);
-export type Direction = z.infer<typeof Direction>;
 
 /** A card reader the device uses. Without `readers`, every PC/SC reader present is used. */
 export const ReaderConfig = z
@@ -203,29 +108,3 @@ export type ConfigV1 = z.infer<typeof ConfigV1>;
 /** The current config shape. */
 export const Config = ConfigV1;
 export type Config = ConfigV1;
-
-/** The rules alone (a file the server publishes): any of tariff, school, canteen. */
-export const RulesFile = z
-  .object({
-    schema: z.literal(1),
-    tariff: Tariff.optional(),
-    school: SchoolRules.optional(),
-    canteen: CanteenRules.optional(),
-  })
-  .strict();
-export type RulesFile = z.infer<typeof RulesFile>;
-
-const tzCache = new Map<string, boolean>();
-export function isTimeZone(tz: string): boolean {
-  let ok = tzCache.get(tz);
-  if (ok === undefined) {
-    try {
-      new Intl.DateTimeFormat('en-US', { timeZone: tz });
-      ok = true;
-    } catch {
-      ok = false;
-    }
-    tzCache.set(tz, ok);
-  }
-  return ok;
-}

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { DEFAULT_DIR } from '../device-dir.js';
 import { initDevice } from '../ops.js';
-import { DeviceKind, GateDirection } from '../wire.js';
+import { DeviceKind, GateDirection } from '../../protocol/enrol.js';
 import { fail } from './common.js';
 import { ErrorCode, RcError } from '../../protocol/errors.js';
 

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { DeviceList } from '../../provisioning/wire.js';
+import { DeviceList } from '../../protocol/enrol.js';
 import { DEFAULT_SERVER, callApi, fail } from './client.js';
 
 export function register(program: Command): void {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { ErrorCode, RcError } from '../../protocol/errors.js';
-import { TokenCreateBody, TokenCreated } from '../../provisioning/wire.js';
+import { TokenCreateBody, TokenCreated } from '../../protocol/enrol.js';
 import { DEFAULT_SERVER, callApi, fail } from './client.js';
 
 /** "90s", "15m", "1h", "7d" → seconds. */

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
 import { startServer, type RunningServer, type ServerOptions } from '../../sync-server/server.js';
-import type { TokenCreated } from '../../provisioning/wire.js';
+import type { TokenCreated } from '../../protocol/enrol.js';
 import { freePort, waitPort } from '../rig/broker.js';
 import { testLogger } from '../fixtures/sync/harness.js';
 

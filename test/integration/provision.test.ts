@@ -57,7 +57,7 @@ describe('provisioning a device against a running sync-server (embedded broker)'
 
   it('the enrol answer carries the secrets sealed, never the password or token key in clear', async () => {
     const t = stack.token('canteen', { school: '7' });
-    const { generateDeviceKeys, rawPublic } = await import('../../provisioning/crypto.js');
+    const { generateDeviceKeys, rawPublic } = await import('../../protocol/sealing.js');
     const k = generateDeviceKeys();
     const res = await fetch(`${stack.server.httpUrl}/v1/enrol`, {
       method: 'POST',
@@ -211,7 +211,7 @@ describe('provisioning a device against a running sync-server (embedded broker)'
   it('a signed request replayed, or signed by another key, is provision.bad-proof', async () => {
     const dir = newDir();
     const r = await initDevice(busInit(stack.token('bus').token, dir));
-    const { requestProof, generateDeviceKeys } = await import('../../provisioning/crypto.js');
+    const { requestProof, generateDeviceKeys } = await import('../../protocol/sealing.js');
     const proof = requestProof('whoami', r.deviceId, loadDevice(dir).keys.identity);
     const post = (p: unknown) => fetch(`${stack.server.httpUrl}/v1/devices/${r.deviceId}/whoami`, { method: 'POST', body: JSON.stringify(p) }).then(async (x) => ({ status: x.status, body: (await x.json()) as { error?: { code: string } } }));
     expect((await post(proof)).status).toBe(200);

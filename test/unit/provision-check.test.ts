@@ -13,7 +13,7 @@ import { openInProcessCard } from '../../device/vcard/inprocess.js';
 import { createLogger } from '../../protocol/log.js';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
 import { runCheck, type CheckReport } from '../../provisioning/check.js';
-import { generateDeviceKeys, privatePem, rawPublic } from '../../provisioning/crypto.js';
+import { generateDeviceKeys, privatePem, rawPublic } from '../../protocol/sealing.js';
 import { files, writeAllOrNothing, type ProvisionRecord } from '../../provisioning/device-dir.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'rc-prov-check-'));

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ErrorCode, type RcError } from '../../protocol/errors.js';
-import { generateDeviceKeys, open, rawPublic, requestProof, seal, verifyProof } from '../../provisioning/crypto.js';
+import { generateDeviceKeys, open, rawPublic, requestProof, seal, verifyProof } from '../../protocol/sealing.js';
 import { writeAllOrNothing } from '../../provisioning/device-dir.js';
 import { devicePolicy } from '../../sync-server/broker-auth.js';
 import { DeviceRegistry, hashPassword, verifyPassword } from '../../sync-server/devices.js';

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { SchoolId } from '../protocol/lists.js';
 import { DEVICE_ID_RE } from '../protocol/wire/topics.js';
-import { RawKeyB64, Sealed } from './crypto.js';
+import { RawKeyB64, Sealed } from './sealing.js';
 
 /**
  * The provisioning HTTP contract between rc-provision (device), the operator's

@@ -12,7 +12,7 @@ import {
   type KeyObject,
 } from 'node:crypto';
 import { z } from 'zod';
-import { ErrorCode, RcError } from '../protocol/errors.js';
+import { ErrorCode, RcError } from './errors.js';
 
 /**
  * Device identity crypto, shared by rc-provision (device side) and the
