@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { ScopeName, SchoolId } from '../../protocol/lists.js';
-import { CanteenRules, Direction, isTimeZone, RouteId, SchoolRules, Tariff } from '../../protocol/rules-schema.js';
+import { DeviceId, DeviceKind, Direction, RouteId, SchoolId, VehicleId } from '../../protocol/ids.js';
+import { ScopeName } from '../../protocol/lists.js';
+import { CanteenRules, isTimeZone, SchoolRules, Tariff } from '../../protocol/rules-schema.js';
 
 export { BenefitRule, CanteenRules, Direction, isTimeZone, RulesFile, SchoolRules, Tariff, TimeWindow, type Weekday } from '../../protocol/rules-schema.js';
 
@@ -54,17 +55,15 @@ export const TokenKeyConfig = z
   })
   .strict();
 
-const DeviceId = z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'device id: 1-64 of A-Z a-z 0-9 _ . : -');
-
 const DeviceSection = z
   .object({
     id: DeviceId,
-    kind: z.enum(['bus', 'turnstile', 'canteen']),
+    kind: DeviceKind,
     /** IANA time zone for calendar rules (months, days, schedules). */
     timeZone: z.string().default('Europe/Moscow'),
     /** bus: the route it serves now and its vehicle id. */
     route: RouteId.optional(),
-    vehicle: z.string().min(1).max(32).optional(),
+    vehicle: VehicleId.optional(),
     /** turnstile and canteen: the school (its list is scope school:<schoolId>). */
     schoolId: SchoolId.optional(),
   })
