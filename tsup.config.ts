@@ -1,6 +1,6 @@
 import { defineConfig } from 'tsup';
 
-// Three programs, one package. Runtime packages stay external (they are in
+// Three programs and the demo (npm start), one package. Runtime packages stay external (they are in
 // "dependencies"), so native modules (better-sqlite3, smartcard, serialport)
 // load from node_modules.
 export default defineConfig({
@@ -8,6 +8,7 @@ export default defineConfig({
     'rc-device': 'device/cli.ts',
     'rc-sync-server': 'sync-server/cli.ts',
     'rc-provision': 'provisioning/cli.ts',
+    'rc-demo': 'demo/cli.ts',
   },
   format: ['esm'],
   platform: 'node',

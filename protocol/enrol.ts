@@ -1,6 +1,5 @@
 import { z } from 'zod';
-import { SchoolId } from '../protocol/lists.js';
-import { DEVICE_ID_RE } from '../protocol/wire/topics.js';
+import { DeviceId, DeviceKind, GateDirection, RouteId, SchoolId, VehicleId } from './ids.js';
 import { RawKeyB64, Sealed } from './sealing.js';
 
 /**
@@ -15,14 +14,9 @@ import { RawKeyB64, Sealed } from './sealing.js';
  *   POST /v1/devices/<id>/revoke   operator: cut a device off at once
  */
 
-export const DEVICE_KINDS = ['bus', 'turnstile', 'canteen'] as const;
-export const DeviceKind = z.enum(DEVICE_KINDS);
-export type DeviceKind = z.infer<typeof DeviceKind>;
-export const RouteId = z.string().regex(/^[A-Za-z0-9_.-]{1,32}$/, 'route id: 1-32 of A-Z a-z 0-9 _ . -');
-export const VehicleId = z.string().regex(/^[A-Za-z0-9_.-]{1,32}$/, 'vehicle id: 1-32 of A-Z a-z 0-9 _ . -');
-export const GateDirection = z.enum(['in', 'out', 'both']);
-export type GateDirection = z.infer<typeof GateDirection>;
-export const DeviceId = z.string().regex(DEVICE_ID_RE, 'device id');
+/** The shared ids and kinds live in protocol/ids.ts; re-exported for the enrolment contract's users. */
+export { DEVICE_KINDS, DeviceId, DeviceKind, GateDirection, RouteId, SchoolId, VehicleId } from './ids.js';
+
 export const EnrolToken = z.string().regex(/^rce_[A-Za-z0-9_-]{32}$/, 'enrolment token: rce_ and 32 characters');
 
 export const TokenCreateBody = z
@@ -97,7 +91,7 @@ export const DeviceRow = z
     school: z.string().nullable(),
     route: z.string().nullable(),
     vehicle: z.string().nullable(),
-    direction: z.string().nullable(),
+    direction: GateDirection.nullable(),
     enrolledAt: z.string(),
     rotatedAt: z.string().nullable(),
     revokedAt: z.string().nullable(),

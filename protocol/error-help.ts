@@ -2,11 +2,11 @@ import type { ErrorCode } from './errors.js';
 
 /**
  * What each error code means and what a technician or operator should do.
- * The README's error table is generated from this (npm run docs:errors) and a
- * unit test checks that every code in protocol/errors.ts is described here and
- * listed in the README.
+ * The README's error table is generated from this (npm run docs:errors). Every
+ * code in protocol/errors.ts must be described here (the type says so), and a
+ * unit test checks that the README lists them.
  */
-export const ERROR_HELP: Partial<Record<ErrorCode, { meaning: string; action: string }>> = {
+export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> = {
   'card.not-mir': { meaning: 'The card is a payment card of another scheme (Visa, Mastercard, …); only Mir cards are Resident Cards.', action: 'Ask the holder for their Mir card.' },
   'card.removed': { meaning: 'The card left the field before the read finished.', action: 'Ask the holder to tap again and hold the card still.' },
   'card.timeout': { meaning: 'The card did not answer in time.', action: 'Tap again; if it repeats with many cards, check the reader (rc-provision check).' },
@@ -47,10 +47,18 @@ export const ERROR_HELP: Partial<Record<ErrorCode, { meaning: string; action: st
   'sync.payload-too-large': { meaning: 'A message is larger than the protocol allows; refused.', action: 'If it repeats, check who publishes on the broker.' },
   'sync.device-mismatch': { meaning: 'A journal batch claims another device id than its sender; refused.', action: 'Check device identities and broker ACLs.' },
   'sync.broker-unavailable': { meaning: 'The MQTT broker cannot be reached.', action: 'Check the network; the device keeps deciding and retries by itself.' },
+  'sync.handler-failed': {
+    meaning: 'An unexpected fault while the device handled a message from the server; the message was refused, the lists are unchanged.',
+    action: 'Nothing on site: the device asks again later. Send the log lines around it to the developers if it repeats.',
+  },
   'server.import-invalid': { meaning: 'An import file has invalid rows; nothing was applied (the report lists line, column and reason).', action: 'Fix the rows, or import with --skip-invalid.' },
   'server.not-running': { meaning: 'The sync-server is not reachable at the given URL.', action: 'Start it (rc-sync-server start) or pass --server URL.' },
   'server.bad-request': { meaning: 'The server refused a request as malformed.', action: 'Check the command\'s arguments.' },
   'server.not-found': { meaning: 'The server does not know the named object (device, person, token).', action: 'Check the id.' },
+  'server.internal': {
+    meaning: 'An unexpected fault on the server while it answered a request (HTTP 500); nothing was changed by the failed request.',
+    action: 'Retry; if it repeats, send the server log lines around it to the developers.',
+  },
   'io.port-unavailable': { meaning: 'A serial port cannot be opened or went away.', action: 'Check the cable and the port path in the config; the device reconnects by itself.' },
   'io.no-ack': { meaning: 'A peripheral did not acknowledge a command after all retries.', action: 'Check the peripheral\'s power and cable.' },
   'io.bad-frame': { meaning: 'Bytes from a peripheral were not a valid frame (bad checksum or framing).', action: 'Check the cable and baud rate; occasional ones are retried.' },
@@ -78,4 +86,8 @@ export const ERROR_HELP: Partial<Record<ErrorCode, { meaning: string; action: st
   'provision.no-rules': { meaning: 'The server has no tariff or school/canteen rules this device needs (or not for its route).', action: 'Ask the operator to publish them (rc-sync-server config set FILE), then run init again.' },
   'provision.broker-files': { meaning: 'The server could not write the Mosquitto password/ACL files or signal Mosquitto to reload.', action: 'Check the paths and permissions given to rc-sync-server start (--mosquitto-*), and that Mosquitto runs.' },
   'provision.bad-proof': { meaning: 'A device request was not signed by the device\'s enrolled key.', action: 'Re-provision the device (rc-provision reset, then init with a new token).' },
+  'provision.check-failed': {
+    meaning: 'A self-test item (rc-provision check) failed with an unexpected fault rather than a known one; the detail says what.',
+    action: 'Run rc-provision check again; if it repeats, send its output (--json) to the developers.',
+  },
 };

@@ -61,12 +61,14 @@ export const ErrorCode = {
   SyncPayloadTooLarge: 'sync.payload-too-large',
   SyncDeviceMismatch: 'sync.device-mismatch',
   SyncBrokerUnavailable: 'sync.broker-unavailable',
+  SyncHandlerFailed: 'sync.handler-failed',
 
   // server: the operator's sync-server
   ServerImportInvalid: 'server.import-invalid',
   ServerNotRunning: 'server.not-running',
   ServerBadRequest: 'server.bad-request',
   ServerNotFound: 'server.not-found',
+  ServerInternal: 'server.internal',
 
   // io: serial peripherals
   IoPortUnavailable: 'io.port-unavailable',
@@ -100,6 +102,7 @@ export const ErrorCode = {
   ProvisionNoRules: 'provision.no-rules',
   ProvisionBrokerFiles: 'provision.broker-files',
   ProvisionBadProof: 'provision.bad-proof',
+  ProvisionCheckFailed: 'provision.check-failed',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -48,7 +48,7 @@ export type SchoolRole = (typeof SCHOOL_ROLES)[number];
 export const TokenHex = z.string().regex(/^[0-9a-f]{32}$/, 'token must be 32 lower-case hex digits');
 export const YearMonth = z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'expected YYYY-MM');
 export const IsoDate = z.string().regex(/^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/, 'expected YYYY-MM-DD');
-export const SchoolId = z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'school id: 1-32 of A-Z a-z 0-9 _ -');
+export { SchoolId } from './ids.js';
 export const ScopeName = z.union([
   z.literal('transit'),
   z.literal('stoplist'),

@@ -1,5 +1,8 @@
 import { z } from 'zod';
+import { RouteId } from './ids.js';
 import { BENEFIT_CATEGORIES, IsoDate, MEAL_CATEGORIES, SCHOOL_ROLES } from './lists.js';
+
+export { Direction } from './ids.js';
 
 /**
  * The rules the server publishes and devices decide by: tariff, school
@@ -13,7 +16,6 @@ export const HhMm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$|^24:00$/, 'expec
 export const Weekday = z.enum(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun']);
 export type Weekday = z.infer<typeof Weekday>;
 
-export const RouteId = z.string().regex(/^[A-Za-z0-9_.-]{1,32}$/, 'route id: 1-32 of A-Z a-z 0-9 _ . -');
 
 /** How a benefit category pays. */
 const Quota = z
@@ -99,9 +101,6 @@ export const CanteenRules = z
   })
   .strict();
 export type CanteenRules = z.infer<typeof CanteenRules>;
-
-export const Direction = z.enum(['entry', 'exit']);
-export type Direction = z.infer<typeof Direction>;
 
 
 /** The rules alone (a file the server publishes): any of tariff, school, canteen. */

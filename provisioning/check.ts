@@ -66,7 +66,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function failure(e: unknown): { code: string; detail: string } {
   if (isRcError(e)) return { code: e.code, detail: e.message };
-  return { code: 'internal', detail: e instanceof Error ? e.message : String(e) };
+  return { code: ErrorCode.ProvisionCheckFailed, detail: e instanceof Error ? e.message : String(e) };
 }
 
 export async function runCheck(o: CheckOptions): Promise<CheckReport> {

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { ErrorCode, RcError } from '../protocol/errors.js';
 import { loadConfigFile, type Config } from '../device/config/index.js';
 import { loadPrivatePem, rawPublic, type DeviceKeys } from '../protocol/sealing.js';
-import { DeviceKind, GateDirection } from '../protocol/enrol.js';
+import { DeviceKind, GateDirection } from '../protocol/ids.js';
 
 /**
  * What rc-provision keeps in the device directory (default /var/lib/rc-device):
@@ -35,7 +35,8 @@ export const ProvisionRecord = z
     school: z.string().nullable(),
     route: z.string().nullable(),
     vehicle: z.string().nullable(),
-    direction: GateDirection.nullable(),
+    // records written before the one direction vocabulary hold `in` / `out`: read them as entry / exit
+    direction: z.preprocess((d) => (d === 'in' ? 'entry' : d === 'out' ? 'exit' : d), GateDirection.nullable()),
     brokerUrl: z.string(),
     scopes: z.array(z.string()),
     enrolledAt: z.string(),

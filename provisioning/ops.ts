@@ -5,7 +5,8 @@ import { isTimeZone, loadConfig, type Config } from '../device/config/index.js';
 import { generateDeviceKeys, open, privatePem, rawPublic, requestProof } from '../protocol/sealing.js';
 import { DEFAULT_DIR, ProvisionRecord, files, fingerprint, isProvisioned, loadDevice, writeAllOrNothing, type DeviceState } from './device-dir.js';
 import { call } from './http.js';
-import { EnrolAnswer, RotateAnswer, Secrets, WhoAmI, type DeviceKind, type GateDirection } from '../protocol/enrol.js';
+import { EnrolAnswer, RotateAnswer, Secrets, WhoAmI } from '../protocol/enrol.js';
+import type { DeviceKind, GateDirection } from '../protocol/ids.js';
 
 export interface InitOptions {
   server: string;
@@ -48,7 +49,8 @@ function checkArgs(o: InitOptions): void {
 /** The runtime's config for this device, from the server's answer. */
 export function buildConfig(o: InitOptions, dir: string, a: EnrolAnswer, secrets: Secrets): Record<string, unknown> {
   const rules = (a.rules ?? {}) as { tariff?: unknown; school?: unknown; canteen?: unknown };
-  const dirn = o.direction === 'in' ? 'entry' : o.direction === 'out' ? 'exit' : undefined;
+  // a one-way gate's reader has the gate's direction; a gate that reads both ways leaves it unset
+  const dirn = o.direction === 'both' ? undefined : o.direction;
   const peripherals: Record<string, unknown>[] = [];
   if (o.turnstilePort) peripherals.push({ kind: 'turnstile', port: o.turnstilePort, protocol: 'rcp1' });
   if (o.displayPort) peripherals.push({ kind: 'display', port: o.displayPort, protocol: 'rcp1' });

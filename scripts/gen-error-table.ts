@@ -8,7 +8,7 @@ export function errorTable(): string {
   const rows = Object.values(ErrorCode).map((code) => {
     const h = ERROR_HELP[code];
     const esc = (s: string) => s.replace(/\|/g, '\\|');
-    return `| \`${code}\` | ${esc(h?.meaning ?? 'TODO')} | ${esc(h?.action ?? 'TODO')} |`;
+    return `| \`${code}\` | ${esc(h.meaning)} | ${esc(h.action)} |`;
   });
   return ['| code | meaning | what to do |', '|---|---|---|', ...rows].join('\n');
 }

@@ -1,7 +1,8 @@
 import { createHash, randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import { ErrorCode, RcError } from '../protocol/errors.js';
 import type { Scope } from '../protocol/lists.js';
-import type { DeviceKind, DeviceRow, GateDirection, TokenCreateBody, TokenCreated } from '../protocol/enrol.js';
+import type { DeviceRow, TokenCreateBody, TokenCreated } from '../protocol/enrol.js';
+import type { DeviceKind, GateDirection } from '../protocol/ids.js';
 import type { Db } from './registry.js';
 
 /**

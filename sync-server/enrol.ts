@@ -196,7 +196,7 @@ export class Provisioning {
         (e: unknown) => {
           if (e instanceof RcError) return reply(e.code === ErrorCode.ServerNotFound ? 404 : 400, { error: e.toJSON() });
           this.o.log.error({ err: String(e) }, 'enrol endpoint failed');
-          reply(500, { error: { code: 'server.internal', message: 'internal error' } });
+          reply(500, { error: { code: ErrorCode.ServerInternal, message: 'internal error' } });
         },
       );
     });

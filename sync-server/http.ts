@@ -102,7 +102,7 @@ export function createHttpApi(api: Api, log: Logger, extra?: ExtraRoutes): Serve
           return send(res, status, { error: e.toJSON() });
         }
         log.error({ err: String(e) }, 'http handler failed');
-        return send(res, 500, { error: { code: 'server.internal', message: 'internal error' } });
+        return send(res, 500, { error: { code: ErrorCode.ServerInternal, message: 'internal error' } });
       }
     })();
   });

@@ -39,7 +39,19 @@ export function openRegistry(dataDir: string): Db {
   db.pragma('cache_size = -262144'); // 256 MiB: million-row imports stay in memory
   db.pragma('temp_store = MEMORY');
   db.exec(SCHEMA);
+  migrateRegistry(db);
   return db;
+}
+
+/**
+ * Bring stored values of an older registry up to date; each step is idempotent, so it runs on every open.
+ *  - gate directions: enrolments before the one direction vocabulary stored `in` / `out`; now `entry` / `exit` (`both` stays).
+ */
+export function migrateRegistry(db: Db): void {
+  const has = (table: string) => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table) !== undefined;
+  if (has('device_identities')) {
+    db.prepare("UPDATE device_identities SET direction = CASE direction WHEN 'in' THEN 'entry' ELSE 'exit' END WHERE direction IN ('in', 'out')").run();
+  }
 }
 
 export interface ScopeRow {

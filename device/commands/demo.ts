@@ -6,16 +6,13 @@ import { openInProcessCard } from '../vcard/inprocess.js';
 import type { VCardSpec } from '../vcard/spec.js';
 import { isRcError } from '../../protocol/errors.js';
 import { rootLogger } from '../../protocol/log.js';
-import { runScriptedDemo } from '../demo/demo.js';
-import { runInteractiveDemo } from '../demo/interactive.js';
 
 /**
- * `rc-device demo`: the demo behind `npm start` (device/demo/): a sync-server
- * with its embedded broker, a bus validator and a school turnstile in one
- * process, scripted taps. `--interactive`: tap cards by key.
  * `rc-device demo --cards [--json]`: the EMV engineer's card-read demo: a few
  * virtual cards (synthetic numbers, and one real trace) read in process by the
- * very EMV code the device runs, one line each.
+ * very EMV code the device runs, one line each. The demo behind `npm start`
+ * (a sync-server and devices in one process) is `rc-demo` (demo/), outside
+ * device/: the device never imports the server.
  */
 
 /** Real card (CB + Visa co-badge), anonymised: see test/fixtures/emv-traces/visa-cb-cobadge.json. */
@@ -59,23 +56,10 @@ export const DEMO_CARDS: readonly { label: string; spec: VCardSpec }[] = [
 export function register(program: Command): void {
   program
     .command('demo')
-    .description('the demo (npm start): a sync-server, a bus validator and a school turnstile in one process, scripted taps of virtual cards')
-    .option('--json', 'one JSON object per tap (with --cards: per card)')
-    .option('--interactive', 'tap demo cards by key instead of the script')
-    .option('--cards', 'only read the demo cards (Mir, Visa, co-badged, a real trace) through the EMV code, one line each')
-    .option('--verbose', 'show the device and server logs (stderr)')
-    .action(async (opts: { json?: boolean; interactive?: boolean; cards?: boolean; verbose?: boolean }) => {
-      if (opts.cards) return readCards(opts.json === true);
-      const out = { line: (s: string) => void process.stdout.write(`${s}\n`) };
-      const logLevel = opts.verbose ? 'info' : 'silent';
-      try {
-        if (opts.interactive) await runInteractiveDemo({ out, logLevel });
-        else await runScriptedDemo({ out, json: opts.json === true, logLevel });
-      } catch (e) {
-        process.stderr.write(`demo failed: ${isRcError(e) ? `${e.code}: ${e.message}` : e instanceof Error ? e.message : String(e)}\n`);
-        process.exitCode = 1;
-      }
-    });
+    .description('read the demo cards (Mir, Visa, co-badged, a real trace) through the EMV code, one line each; the full demo is rc-demo (npm start)')
+    .option('--cards', 'read the demo cards (what this command does; kept for scripts that pass it)')
+    .option('--json', 'one JSON object per card')
+    .action(async (opts: { cards?: boolean; json?: boolean }) => readCards(opts.json === true));
 }
 
 async function readCards(json: boolean): Promise<void> {

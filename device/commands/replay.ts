@@ -8,7 +8,7 @@ import { DEV_TOKEN_KEY, deriveToken, maskPan, tokenKeyFromEnv, type TokenKey } f
 import { loadConfigFile } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { formatProblem } from '../config/validate.js';
-import type { Tap } from '../rules/types.js';
+import type { Tap } from '../../protocol/rules/types.js';
 import { readListsFile } from '../store/lists-file.js';
 import { Store } from '../store/store.js';
 import { processTap } from '../store/tap.js';

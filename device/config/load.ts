@@ -2,13 +2,6 @@ import { ErrorCode, RcError } from '../../protocol/errors.js';
 import { Config, CURRENT_CONFIG_SCHEMA, RulesFile } from './schema.js';
 import { invalid, parseJsonText, readTextFile, validateOrThrow } from './validate.js';
 
-/**
- * Config migrations: `migrations[n]` turns a schema-n config into schema n+1.
- * Only schema 1 exists today; when schema 2 comes, add `1: (c) => ({ ...c, schema: 2, … })`
- * and the loader upgrades old files in memory (the file on disk is left alone).
- */
-export const migrations: Record<number, (c: Record<string, unknown>) => Record<string, unknown>> = {};
-
 function schemaVersionOf(raw: unknown, file: string, text?: string): number {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     invalid(ErrorCode.ConfigInvalid, file, [{ path: '', message: 'expected a JSON object', line: 1, column: 1 }]);
@@ -20,9 +13,14 @@ function schemaVersionOf(raw: unknown, file: string, text?: string): number {
   return v;
 }
 
-/** Bring a raw config up to the current schema (pure; throws config.too-new for a newer one). */
-export function migrateConfig(raw: unknown, file = '<config>', text?: string): unknown {
-  let v = schemaVersionOf(raw, file, text);
+/**
+ * Validate a parsed config. Throws RcError config.invalid naming the file, the
+ * path (and line, when `text` is the file's JSON) and what is wrong;
+ * config.too-new when the config's schema is newer than the code. Only schema 1
+ * exists: when schema 2 comes, the loader upgrades older files in memory here.
+ */
+export function loadConfig(raw: unknown, file = '<config>', text?: string): Config {
+  const v = schemaVersionOf(raw, file, text);
   if (v > CURRENT_CONFIG_SCHEMA) {
     throw new RcError(ErrorCode.ConfigTooNew, `${file}: config schema ${v} is newer than this software understands (${CURRENT_CONFIG_SCHEMA})`, {
       file,
@@ -30,29 +28,10 @@ export function migrateConfig(raw: unknown, file = '<config>', text?: string): u
       supported: CURRENT_CONFIG_SCHEMA,
     });
   }
-  let c = raw as Record<string, unknown>;
-  while (v < CURRENT_CONFIG_SCHEMA) {
-    const m = migrations[v];
-    if (!m) throw new RcError(ErrorCode.ConfigInvalid, `${file}: no migration from config schema ${v}`, { file, schema: v });
-    c = m(c);
-    v++;
-  }
-  return c;
+  return validateOrThrow(Config, raw, file, ErrorCode.ConfigInvalid, text);
 }
 
-/**
- * Migrate and validate a parsed config. Throws RcError config.invalid naming the
- * file, the path (and line, when `text` is the file's JSON) and what is wrong;
- * config.too-new when the config is newer than the code.
- */
-export function loadConfig(raw: unknown, file = '<config>', text?: string): Config {
-  const migrated = migrateConfig(raw, file, text);
-  // line numbers only make sense if nothing was migrated
-  const sameShape = migrated === raw;
-  return validateOrThrow(Config, migrated, file, ErrorCode.ConfigInvalid, sameShape ? text : undefined);
-}
-
-/** Read, parse, migrate and validate a config file (JSON). */
+/** Read, parse and validate a config file (JSON). */
 export function loadConfigFile(file: string): Config {
   const text = readTextFile(file, ErrorCode.ConfigNotFound);
   return loadConfig(parseJsonText(text, file, ErrorCode.ConfigInvalid), file, text);
@@ -72,4 +51,13 @@ export function loadRulesFile(file: string): RulesFile {
 export function withRules(cfg: Config, rules: RulesFile, file = '<rules>'): Config {
   const next = { ...cfg, ...(rules.tariff ? { tariff: rules.tariff } : {}), ...(rules.school ? { school: rules.school } : {}), ...(rules.canteen ? { canteen: rules.canteen } : {}) };
   return validateOrThrow(Config, next, file, ErrorCode.TariffInvalid);
+}
+
+/**
+ * The same config with some device fields replaced, kind kept (a fixture config given
+ * another device id). A spread `{ ...cfg, device: { ...cfg.device, id } }` of the
+ * kind-discriminated union loses which kind goes with which rules; this keeps it.
+ */
+export function withDevice<C extends Config>(cfg: C, patch: { id?: string; timeZone?: string }): C {
+  return { ...cfg, device: { ...cfg.device, ...patch } } as C;
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { ScopeName, SchoolId } from '../../protocol/lists.js';
-import { CanteenRules, Direction, isTimeZone, RouteId, SchoolRules, Tariff } from '../../protocol/rules-schema.js';
+import { DeviceId, DeviceKind, Direction, RouteId, SchoolId, VehicleId } from '../../protocol/ids.js';
+import { ScopeName } from '../../protocol/lists.js';
+import { CanteenRules, isTimeZone, SchoolRules, Tariff } from '../../protocol/rules-schema.js';
 
 export { BenefitRule, CanteenRules, Direction, isTimeZone, RulesFile, SchoolRules, Tariff, TimeWindow, type Weekday } from '../../protocol/rules-schema.js';
 
@@ -54,56 +55,111 @@ export const TokenKeyConfig = z
   })
   .strict();
 
-const DeviceId = z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'device id: 1-64 of A-Z a-z 0-9 _ . : -');
+/** The device section's fields; each kind makes the ones it needs required. */
+const deviceFields = {
+  id: DeviceId,
+  kind: DeviceKind,
+  /** IANA time zone for calendar rules (months, days, schedules). */
+  timeZone: z
+    .string()
+    .default('Europe/Moscow')
+    .refine(isTimeZone, { error: (iss) => `unknown time zone "${String(iss.input)}"` }),
+  /** bus: the route it serves now and its vehicle id. */
+  route: RouteId.optional(),
+  vehicle: VehicleId.optional(),
+  /** turnstile and canteen: the school (its list is scope school:<schoolId>). */
+  schoolId: SchoolId.optional(),
+};
 
-const DeviceSection = z
-  .object({
-    id: DeviceId,
-    kind: z.enum(['bus', 'turnstile', 'canteen']),
-    /** IANA time zone for calendar rules (months, days, schedules). */
-    timeZone: z.string().default('Europe/Moscow'),
-    /** bus: the route it serves now and its vehicle id. */
-    route: RouteId.optional(),
-    vehicle: z.string().min(1).max(32).optional(),
-    /** turnstile and canteen: the school (its list is scope school:<schoolId>). */
-    schoolId: SchoolId.optional(),
-  })
-  .strict();
+/** The sections every kind of device may have. */
+const common = {
+  readers: z.array(ReaderConfig).optional(),
+  peripherals: z.array(PeripheralConfig).optional(),
+  sync: SyncConfig.optional(),
+  tokenKey: TokenKeyConfig.optional(),
+  /** Path of the SQLite store; the runtime picks a default when absent. */
+  store: z.object({ path: z.string().min(1) }).strict().optional(),
+  /** Runtime files (rc-device run): the data dir (store, sync staging; default: the config file's dir) and the status socket (default <dataDir>/rc-device.sock). */
+  runtime: z.object({ dataDir: z.string().min(1).optional(), statusSocket: z.string().min(1).optional() }).strict().optional(),
+};
 
-export const ConfigV1 = z
+/** A bus validator: its route, and a tariff that knows the route. */
+export const BusConfigV1 = z
   .object({
     schema: z.literal(1),
-    device: DeviceSection,
-    tariff: Tariff.optional(),
+    device: z.object({ ...deviceFields, kind: z.literal('bus'), route: RouteId }).strict(),
+    tariff: Tariff,
     school: SchoolRules.optional(),
     canteen: CanteenRules.optional(),
-    readers: z.array(ReaderConfig).optional(),
-    peripherals: z.array(PeripheralConfig).optional(),
-    sync: SyncConfig.optional(),
-    tokenKey: TokenKeyConfig.optional(),
-    /** Path of the SQLite store; the runtime picks a default when absent. */
-    store: z.object({ path: z.string().min(1) }).strict().optional(),
-    /** Runtime files (rc-device run): the data dir (store, sync staging; default: the config file's dir) and the status socket (default <dataDir>/rc-device.sock). */
-    runtime: z.object({ dataDir: z.string().min(1).optional(), statusSocket: z.string().min(1).optional() }).strict().optional(),
+    ...common,
   })
   .strict()
   .superRefine((c, ctx) => {
-    const need = (cond: boolean, path: (string | number)[], message: string) => {
-      if (!cond) ctx.addIssue({ code: 'custom', path, message });
-    };
-    if (!isTimeZone(c.device.timeZone)) ctx.addIssue({ code: 'custom', path: ['device', 'timeZone'], message: `unknown time zone "${c.device.timeZone}"` });
-    if (c.device.kind === 'bus') {
-      need(c.tariff !== undefined, ['tariff'], 'a bus needs a tariff');
-      need(c.device.route !== undefined, ['device', 'route'], 'a bus needs its route');
-      if (c.tariff && c.device.route !== undefined)
-        need(c.device.route in c.tariff.routes, ['device', 'route'], `route "${c.device.route}" is not in tariff.routes`);
-    } else {
-      need(c.device.schoolId !== undefined, ['device', 'schoolId'], `a ${c.device.kind} needs its schoolId`);
-      if (c.device.kind === 'turnstile') need(c.school !== undefined, ['school'], 'a turnstile needs school rules');
-      if (c.device.kind === 'canteen') need(c.canteen !== undefined, ['canteen'], 'a canteen needs canteen rules');
-    }
+    if (!(c.device.route in c.tariff.routes)) ctx.addIssue({ code: 'custom', path: ['device', 'route'], message: `route "${c.device.route}" is not in tariff.routes` });
   });
-export type ConfigV1 = z.infer<typeof ConfigV1>;
+
+/** A school turnstile: its school and the school's rules. */
+export const TurnstileConfigV1 = z
+  .object({
+    schema: z.literal(1),
+    device: z.object({ ...deviceFields, kind: z.literal('turnstile'), schoolId: SchoolId }).strict(),
+    tariff: Tariff.optional(),
+    school: SchoolRules,
+    canteen: CanteenRules.optional(),
+    ...common,
+  })
+  .strict();
+
+/** A canteen terminal: its school and the canteen rules. */
+export const CanteenConfigV1 = z
+  .object({
+    schema: z.literal(1),
+    device: z.object({ ...deviceFields, kind: z.literal('canteen'), schoolId: SchoolId }).strict(),
+    tariff: Tariff.optional(),
+    school: SchoolRules.optional(),
+    canteen: CanteenRules,
+    ...common,
+  })
+  .strict();
+
+export type BusConfigV1 = z.infer<typeof BusConfigV1>;
+export type TurnstileConfigV1 = z.infer<typeof TurnstileConfigV1>;
+export type CanteenConfigV1 = z.infer<typeof CanteenConfigV1>;
+
+const BY_KIND = { bus: BusConfigV1, turnstile: TurnstileConfigV1, canteen: CanteenConfigV1 } as const;
+
+/** What a technician reads when a kind's required part is missing (instead of zod's "expected object, received undefined"). */
+const MISSING: Record<DeviceKind, Record<string, string>> = {
+  bus: { tariff: 'a bus needs a tariff', 'device.route': 'a bus needs its route' },
+  turnstile: { school: 'a turnstile needs school rules', 'device.schoolId': 'a turnstile needs its schoolId' },
+  canteen: { canteen: 'a canteen needs canteen rules', 'device.schoolId': 'a canteen needs its schoolId' },
+};
+
+/** Any kind, for reporting what is wrong when the kind itself is missing or unknown. */
+const AnyKindV1 = z.object({ schema: z.literal(1), device: z.object(deviceFields).strict(), tariff: Tariff.optional(), school: SchoolRules.optional(), canteen: CanteenRules.optional(), ...common }).strict();
+
+/**
+ * The config: a union discriminated by `device.kind` (bus / turnstile / canteen),
+ * each variant requiring what its kind needs. zod's discriminatedUnion only looks
+ * at a top-level key, so this picks the variant by `device.kind` itself; the
+ * problems it reports are the variant's, at their own paths.
+ */
+export const ConfigV1 = z.unknown().transform((raw, ctx): BusConfigV1 | TurnstileConfigV1 | CanteenConfigV1 => {
+  const kind = DeviceKind.safeParse((raw as { device?: { kind?: unknown } } | null)?.device?.kind);
+  if (kind.success) {
+    const missing = MISSING[kind.data];
+    const r = BY_KIND[kind.data].safeParse(raw, {
+      error: (iss) => (iss.code === 'invalid_type' && iss.input === undefined ? missing[(iss.path ?? []).join('.')] : undefined),
+    });
+    if (r.success) return r.data;
+    for (const iss of r.error.issues) ctx.addIssue({ code: 'custom', path: iss.path, message: iss.message });
+  } else {
+    const r = AnyKindV1.safeParse(raw);
+    for (const iss of r.error?.issues ?? [{ path: ['device', 'kind'], message: 'unknown device kind' }]) ctx.addIssue({ code: 'custom', path: iss.path, message: iss.message });
+  }
+  return z.NEVER;
+});
+export type ConfigV1 = z.output<typeof ConfigV1>;
 
 /** The current config shape. */
 export const Config = ConfigV1;

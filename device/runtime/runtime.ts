@@ -7,7 +7,7 @@ import type { Config } from '../config/schema.js';
 import { readMirCard } from '../emv/read.js';
 import { isDisplay, isTurnstile, type DisplayMessage, type PassOutcome, type Peripheral, type PeripheralHealth } from '../io/types.js';
 import type { CardChannel, CardRead, ReaderEvent, ReaderSource } from '../reader/types.js';
-import type { Decision, Direction, Reason, Tap } from '../rules/types.js';
+import type { Decision, Direction, Reason, Tap } from '../../protocol/rules/types.js';
 import { currentBootId, processTap, type JournalEntry, type Store } from '../store/index.js';
 
 /**

@@ -12,7 +12,7 @@ import {
   type StopEntry,
   type TransitEntry,
 } from '../../protocol/lists.js';
-import type { Decision, Direction, Tap, TokenMarks, View } from '../rules/types.js';
+import type { Decision, Direction, Tap, TokenMarks, View } from '../../protocol/rules/types.js';
 import { decodeEntry, encodeEntry } from './codec.js';
 import { CURRENT_STORE_SCHEMA, MIGRATIONS } from './schema.js';
 

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Config } from '../config/schema.js';
-import { decide } from '../rules/index.js';
-import type { Decision, Direction, Tap } from '../rules/types.js';
+import { decide } from '../../protocol/rules/index.js';
+import type { Decision, Direction, Tap } from '../../protocol/rules/types.js';
 import type { JournalEntry, Store } from './store.js';
 
 /**

@@ -192,7 +192,7 @@ export class SyncClient extends EventEmitter {
       this.emit('refused', { code: e.code, topic, message: e.message });
     } else {
       this.log.error({ topic, err: String(e) }, 'message handling failed; lists unchanged');
-      this.emit('refused', { code: 'internal', topic, message: String(e) });
+      this.emit('refused', { code: ErrorCode.SyncHandlerFailed, topic, message: String(e) });
     }
   }
 

@@ -1,10 +1,10 @@
 import { z } from 'zod';
 import { ScopeName, TokenHex } from '../lists.js';
-import { DEVICE_ID_RE } from './topics.js';
+import { DeviceId } from '../ids.js';
 
 /** zod schemas of every JSON message and signed header on the wire. */
 
-export const DeviceId = z.string().regex(DEVICE_ID_RE, 'device id: 1-64 of A-Z a-z 0-9 _ . : -');
+export { DeviceId };
 const IsoTime = z.iso.datetime({ offset: true });
 const Version = z.number().int().min(0).max(0xffffffff);
 const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/);

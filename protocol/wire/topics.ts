@@ -1,3 +1,4 @@
+import { DEVICE_ID_RE } from '../ids.js';
 import { ScopeName, type Scope } from '../lists.js';
 
 /**
@@ -20,7 +21,7 @@ import { ScopeName, type Scope } from '../lists.js';
  */
 export const ROOT = 'rc/v1';
 
-export const DEVICE_ID_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
+export { DEVICE_ID_RE };
 
 export const topics = {
   manifest: (scope: Scope) => `${ROOT}/lists/${scope}/manifest`,

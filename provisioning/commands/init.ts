@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { DEFAULT_DIR } from '../device-dir.js';
 import { initDevice } from '../ops.js';
-import { DeviceKind, GateDirection } from '../../protocol/enrol.js';
+import { DEVICE_KINDS, DeviceKind, GATE_DIRECTIONS, GateDirection } from '../../protocol/ids.js';
 import { fail } from './common.js';
 import { ErrorCode, RcError } from '../../protocol/errors.js';
 
@@ -11,11 +11,11 @@ export function register(program: Command): void {
     .description('give this device its identity: keys made here, one-time token, config for rc-device run')
     .requiredOption('--server <url>', 'the sync-server, e.g. http://10.0.0.5:7300')
     .requiredOption('--enrol-token <token>', 'one-time token from the operator (rc-sync-server enrol-token create)')
-    .requiredOption('--kind <kind>', 'bus | turnstile | canteen')
+    .requiredOption('--kind <kind>', DEVICE_KINDS.join(' | '))
     .option('--route <r>', 'bus: the route it serves')
     .option('--vehicle <v>', 'bus: the vehicle id')
     .option('--school <id>', 'turnstile / canteen: the school')
-    .option('--direction <d>', 'turnstile: in | out | both')
+    .option('--direction <d>', `turnstile: ${GATE_DIRECTIONS.join(' | ')}`)
     .option('--reader <name>', 'PC/SC reader name (prefix); all readers when absent')
     .option('--turnstile-port <path>', 'serial port of the turnstile controller (rcp1)')
     .option('--display-port <path>', 'serial port of the validator display (rcp1)')
@@ -28,7 +28,7 @@ export function register(program: Command): void {
         const kind = DeviceKind.safeParse(o.kind);
         if (!kind.success) throw new RcError(ErrorCode.InputInvalid, `--kind must be bus, turnstile or canteen, not "${o.kind}"`);
         const direction = o.direction === undefined ? undefined : GateDirection.safeParse(o.direction);
-        if (direction && !direction.success) throw new RcError(ErrorCode.InputInvalid, `--direction must be in, out or both, not "${o.direction}"`);
+        if (direction && !direction.success) throw new RcError(ErrorCode.InputInvalid, `--direction must be one of ${GATE_DIRECTIONS.join(', ')}, not "${o.direction}"`);
         const r = await initDevice({
           server: o.server,
           token: o.enrolToken,

@@ -130,7 +130,7 @@ describe('provisioning end to end, as processes', () => {
     const plain = await cli('sync-server', ['enrol-token', 'create', '--kind', 'bus', '--route', '7', '--server', serverUrl]);
     expect(plain.stdout).toMatch(/^rce_[A-Za-z0-9_-]{32}\n$/);
 
-    const initArgs = ['init', '--server', serverUrl, '--enrol-token', token, '--kind', 'turnstile', '--school', '7', '--direction', 'in', '--reader', slot.readerName, '--turnstile-port', pty.a, '--dir', devDir, '--json'];
+    const initArgs = ['init', '--server', serverUrl, '--enrol-token', token, '--kind', 'turnstile', '--school', '7', '--direction', 'entry', '--reader', slot.readerName, '--turnstile-port', pty.a, '--dir', devDir, '--json'];
     const r = await cli('provisioning', initArgs);
     expect(r.code, r.stderr + r.stdout).toBe(0);
     deviceId = (JSON.parse(r.stdout) as { deviceId: string }).deviceId;
@@ -141,7 +141,7 @@ describe('provisioning end to end, as processes', () => {
     expect(JSON.parse(again.stdout)).toMatchObject({ error: { code: 'provision.token-used' } });
 
     const list = await cli('sync-server', ['device', 'list', '--json', '--server', serverUrl]);
-    expect(JSON.parse(list.stdout)).toMatchObject({ devices: [{ id: deviceId, kind: 'turnstile', school: '7', direction: 'in', revokedAt: null }] });
+    expect(JSON.parse(list.stdout)).toMatchObject({ devices: [{ id: deviceId, kind: 'turnstile', school: '7', direction: 'entry', revokedAt: null }] });
   }, 90_000);
 
   it('check passes: reader, a tapped virtual card (scheme + masked PAN), the gate opens and closes, broker, first sync, disk, clock', async () => {

@@ -28,7 +28,7 @@ describe.each<ProvMode>(['embedded', 'mosquitto'])('device rights on the %s brok
 
   const enrol = async (school: string): Promise<Dev> => {
     const dir = join(base, `dev-${school}-${Math.random().toString(36).slice(2)}`);
-    const r = await initDevice({ server: stack.server.httpUrl, token: stack.token('turnstile', { school }).token, kind: 'turnstile', school, direction: 'in', dir });
+    const r = await initDevice({ server: stack.server.httpUrl, token: stack.token('turnstile', { school }).token, kind: 'turnstile', school, direction: 'entry', dir });
     return { id: r.deviceId, password: loadDevice(dir).config.sync!.password! };
   };
   const connect = async (d: Dev, clientId = d.id, password = d.password) => {

@@ -11,6 +11,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
 import { startServer, type RunningServer, type ServerOptions } from '../../sync-server/server.js';
 import type { TokenCreated } from '../../protocol/enrol.js';
+import type { DeviceKind } from '../../protocol/ids.js';
 import { freePort, waitPort } from '../rig/broker.js';
 import { testLogger } from '../fixtures/sync/harness.js';
 
@@ -27,7 +28,7 @@ export interface ProvStack {
   serverPassword: string;
   /** Mosquitto's pid (mosquitto mode). */
   mosquittoPid: number | null;
-  token(kind: 'bus' | 'turnstile' | 'canteen', extra?: { school?: string; route?: string; ttlSec?: number }): TokenCreated;
+  token(kind: DeviceKind, extra?: { school?: string; route?: string; ttlSec?: number }): TokenCreated;
   close(): Promise<void>;
 }
 

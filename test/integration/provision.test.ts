@@ -87,10 +87,10 @@ describe('provisioning a device against a running sync-server (embedded broker)'
   it('a token for another kind, school or route fails with provision.token-wrong-kind and stays usable', async () => {
     const t = stack.token('turnstile', { school: '7' });
     expect(await codeOf(initDevice(busInit(t.token, newDir())))).toBe(ErrorCode.ProvisionTokenWrongKind);
-    expect(await codeOf(initDevice({ server: stack.server.httpUrl, token: t.token, kind: 'turnstile', school: '8', direction: 'in', dir: newDir() }))).toBe(ErrorCode.ProvisionTokenWrongKind);
+    expect(await codeOf(initDevice({ server: stack.server.httpUrl, token: t.token, kind: 'turnstile', school: '8', direction: 'entry', dir: newDir() }))).toBe(ErrorCode.ProvisionTokenWrongKind);
     const r = stack.token('bus', { route: '12' });
     expect(await codeOf(initDevice(busInit(r.token, newDir())))).toBe(ErrorCode.ProvisionTokenWrongKind);
-    const ok = await initDevice({ server: stack.server.httpUrl, token: t.token, kind: 'turnstile', school: '7', direction: 'in', dir: newDir() });
+    const ok = await initDevice({ server: stack.server.httpUrl, token: t.token, kind: 'turnstile', school: '7', direction: 'entry', dir: newDir() });
     expect(ok.scopes).toEqual(['school:7', 'stoplist']);
   });
 

@@ -1,3 +1,4 @@
+import { withDevice } from '../../device/config/index.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -56,7 +57,7 @@ describe.each<Mode>(['aedes', 'mosquitto'])('sync faults over %s', (mode) => {
     const dev = openDevice(stack, 'bus-f2', ['transit'], { batchSize: 100, windowSize: 300 });
     try {
       await dev.client.stop(); // taps first, offline
-      for (let i = 0; i < 3000; i++) tap(dev, { ...cfg, device: { ...cfg.device, id: 'bus-f2' } }, tokenOf(i), T0 + i * 20_000);
+      for (let i = 0; i < 3000; i++) tap(dev, withDevice(cfg, { id: 'bus-f2' }), tokenOf(i), T0 + i * 20_000);
       const client = new SyncClient({ ...(dev.client as unknown as { o: ConstructorParameters<typeof SyncClient>[0] }).o });
       let killed = false;
       client.on('acked', () => {
@@ -77,7 +78,7 @@ describe.each<Mode>(['aedes', 'mosquitto'])('sync faults over %s', (mode) => {
 
   it('server restarted: the device carries on, taps and lists continue', async () => {
     const dev = openDevice(stack, 'bus-f3', ['transit', 'stoplist']);
-    const c3 = { ...cfg, device: { ...cfg.device, id: 'bus-f3' } };
+    const c3 = withDevice(cfg, { id: 'bus-f3' });
     try {
       await waitFor(() => dev.store.listVersion('transit') === stack.server.publisher.version('transit'), 40_000, 'initial sync');
       for (let i = 0; i < 100; i++) tap(dev, c3, tokenOf(i), T0 + i * 60_000);
@@ -97,7 +98,7 @@ describe.each<Mode>(['aedes', 'mosquitto'])('sync faults over %s', (mode) => {
   it('a device offline for a day of taps uploads them all once when it comes back', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'rc-sync-dev-'));
     const store = Store.open(join(dir, 'device.sqlite'), { deviceId: 'bus-f4', synchronous: 'OFF' });
-    const c4 = { ...cfg, device: { ...cfg.device, id: 'bus-f4' } };
+    const c4 = withDevice(cfg, { id: 'bus-f4' });
     const fake = { store } as Parameters<typeof tap>[0];
     for (let i = 0; i < 2880; i++) tap(fake, c4, tokenOf(i % 500), T0 + i * 30_000); // one tap every 30 s for 24 h
     store.close();

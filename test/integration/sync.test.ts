@@ -1,3 +1,4 @@
+import { withDevice } from '../../device/config/index.js';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../protocol/errors.js';
@@ -116,7 +117,7 @@ describe.each<Mode>(['embedded', 'mosquitto'])('sync over %s broker', (mode) => 
       expect(d2.client.checkFrozen()).toEqual([]);
       clock += 8 * 86_400_000; // manifests are valid 7 days
       expect(d2.client.checkFrozen()).toEqual(['transit']);
-      expect(tap(d2, { ...cfg, device: { ...cfg.device, id: 'bus-it-frozen' } }, tokenOf(9), T0).decision).toMatchObject({ result: 'allow', benefit: 'pensioner' });
+      expect(tap(d2, withDevice(cfg, { id: 'bus-it-frozen' }), tokenOf(9), T0).decision).toMatchObject({ result: 'allow', benefit: 'pensioner' });
     } finally {
       await d2.close();
     }

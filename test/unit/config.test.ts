@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig, loadConfigFile, loadRules, withRules } from '../../device/config/index.js';
 import { RcError } from '../../protocol/errors.js';
+import { DEVICE_KINDS } from '../../protocol/ids.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rc-config-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -36,7 +37,7 @@ const busText = `{
 `;
 
 describe('device config', () => {
-  it.each(['bus', 'turnstile', 'canteen'])('the %s example in test/fixtures/decide validates', (k) => {
+  it.each(DEVICE_KINDS)('the %s example in test/fixtures/decide validates', (k) => {
     const c = loadConfigFile(`test/fixtures/decide/${k}.config.json`);
     expect(c.device.kind).toBe(k === 'bus' ? 'bus' : k);
     expect(c.device.timeZone).toBe('Europe/Moscow');

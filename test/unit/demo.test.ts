@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CARDS, runScriptedDemo } from '../../device/demo/demo.js';
+import { CARDS, runScriptedDemo } from '../../demo/demo.js';
 
 describe('npm start: the scripted demo', () => {
   it('runs the whole story in process: benefit, full fare, stop-list, repeat tap, not-Mir, student in and out, after hours; the journal reaches the server', async () => {
@@ -33,7 +33,7 @@ describe('npm start: the scripted demo', () => {
 describe('npm run demo:interactive', () => {
   it('taps the demo cards a person chooses by key, in order, and quits on q', async () => {
     const { Readable } = await import('node:stream');
-    const { runInteractiveDemo } = await import('../../device/demo/interactive.js');
+    const { runInteractiveDemo } = await import('../../demo/interactive.js');
     const lines: string[] = [];
     await runInteractiveDemo({ out: { line: (s) => lines.push(s) }, input: Readable.from(['1\n', '3\n', '4\n', 'hhhhhhhh\n', '4\n', 'q\n']) });
     const verdicts = lines.filter((l) => l.includes('РАЗРЕШЕНО') || l.includes('ОТКАЗ')).map((l) => /\(reason ([^,]+),/.exec(l)?.[1]);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfigFile } from '../../device/config/load.js';
-import type { Tap } from '../../device/rules/types.js';
+import type { Tap } from '../../protocol/rules/types.js';
 import { Store, processTap } from '../../device/store/index.js';
 import { RcError } from '../../protocol/errors.js';
 

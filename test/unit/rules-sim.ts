@@ -5,8 +5,8 @@ import { readFileSync } from 'node:fs';
 import type { SchoolEntry, StopEntry, TransitEntry } from '../../protocol/lists.js';
 import { loadConfigFile } from '../../device/config/load.js';
 import type { Config } from '../../device/config/schema.js';
-import { decide } from '../../device/rules/index.js';
-import type { Decision, Direction, Tap, TokenMarks, View } from '../../device/rules/types.js';
+import { decide } from '../../protocol/rules/index.js';
+import type { Decision, Direction, Tap, TokenMarks, View } from '../../protocol/rules/types.js';
 import { parseListsFile } from '../../device/store/lists-file.js';
 
 export const FIX = 'test/fixtures/decide';

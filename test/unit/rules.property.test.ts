@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Config } from '../../device/config/schema.js';
-import type { Tap } from '../../device/rules/types.js';
+import type { Tap } from '../../protocol/rules/types.js';
 import { Sim, T, fixtureConfig, mkTap, msk } from './rules-sim.js';
 
 // Random tap sequences: wall clock jumps forward and BACK, monotonic clock

@@ -1,12 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import type { Config } from '../../device/config/schema.js';
-import { localTime } from '../../device/rules/time.js';
+import type { DeviceKind } from '../../protocol/ids.js';
+import { localTime } from '../../protocol/rules/time.js';
 import { Sim, T, brief, fixtureConfig, mkTap, msk, type TapOpts } from './rules-sim.js';
 
 type Step = [when: number, token: string, opts: TapOpts, expected: string];
 interface Case {
   name: string;
-  cfg: 'bus' | 'turnstile' | 'canteen';
+  cfg: DeviceKind;
   patch?: (c: Config) => void;
   setup?: (s: Sim) => void;
   steps: Step[];

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { loadConfigFile } from '../../device/config/load.js';
+import { loadConfigFile, withDevice } from '../../device/config/load.js';
 import { CURRENT_STORE_SCHEMA, Store, loadListsFile, processTap, readListsFile } from '../../device/store/index.js';
 import { RcError } from '../../protocol/errors.js';
 import type { TransitEntry } from '../../protocol/lists.js';
@@ -240,7 +240,7 @@ describe('store file', () => {
     const r = newStore(path);
     expect(r.readView('11111111111111111111111111111111').counters).toEqual({ 'quota:pensioner@2026-11': 1 });
     // repeat window remembered across the restart
-    const cfg2 = { ...cfg, device: { ...cfg.device, id: 'bus-1' } };
+    const cfg2 = withDevice(cfg, { id: 'bus-1' });
     const again = processTap(r, tap(t0 + 60_000), cfg2);
     expect(again.decision.reason).toBe('repeat-tap');
     expect(again.entry.seq).toBe(2);

@@ -1,13 +1,13 @@
-import type { Config, SchoolRules } from '../config/schema.js';
-import type { SchoolEntry, StopEntry } from '../../protocol/lists.js';
+import type { SchoolEntry, StopEntry } from '../lists.js';
+import type { SchoolRules } from '../rules-schema.js';
 import { display } from './messages.js';
 import { effectiveTime, isExpired, localTime, mark, type LocalTime } from './time.js';
-import type { CounterAdd, Decision, Direction, Reason, Tap, TokenMarks, View } from './types.js';
+import type { CounterAdd, Decision, Direction, Reason, Tap, TokenMarks, TurnstileContext, View } from './types.js';
 
 /** Stop-list reasons that also close schools and canteens (a failed bus charge does not). */
 export const SCHOOL_STOP_REASONS: ReadonlySet<string> = new Set(['lost', 'stolen', 'fraud']);
 
-export function schoolScope(cfg: Config): string {
+export function schoolScope(cfg: { device: { schoolId?: string | undefined } }): string {
   return `school:${cfg.device.schoolId ?? ''}`;
 }
 
@@ -34,8 +34,8 @@ function inSchedule(rules: SchoolRules, entry: SchoolEntry, lt: LocalTime): bool
  * always allowed: nobody is locked in); the same direction twice in a row on the
  * same local day → `anti-passback` (hard: deny; soft: allow, flagged).
  */
-export function decideTurnstile(tap: Tap, view: View, cfg: Config): Decision {
-  const rules = cfg.school!;
+export function decideTurnstile(tap: Tap, view: View, cfg: TurnstileContext): Decision {
+  const rules = cfg.school;
   const eff = effectiveTime(tap, view.marks);
   const lt = localTime(eff, cfg.device.timeZone);
   const direction: Direction = tap.direction ?? 'entry';

@@ -1,7 +1,6 @@
-import type { Config } from '../config/schema.js';
 import { display } from './messages.js';
 import { effectiveTime, elapsedMs, isExpired, localTime, mark } from './time.js';
-import { counterKey, type CounterAdd, type Decision, type Reason, type Tap, type TokenMarks, type View } from './types.js';
+import { counterKey, type BusContext, type CounterAdd, type Decision, type Reason, type Tap, type TokenMarks, type View } from './types.js';
 
 interface Candidate {
   fare: number;
@@ -22,9 +21,9 @@ interface Candidate {
  *     (`full-fare`; an unknown card is charged later: flag `deferred-charge`)
  *  6. the daily cap: fares charged today never exceed it; the excess is cut (`capped`).
  */
-export function decideBus(tap: Tap, view: View, cfg: Config): Decision {
-  const tariff = cfg.tariff!;
-  const route = tap.route ?? cfg.device.route ?? '';
+export function decideBus(tap: Tap, view: View, cfg: BusContext): Decision {
+  const tariff = cfg.tariff;
+  const route = tap.route ?? cfg.device.route;
   const vehicle = tap.vehicle ?? cfg.device.vehicle ?? cfg.device.id;
   const eff = effectiveTime(tap, view.marks);
   const lt = localTime(eff, cfg.device.timeZone);

@@ -1,8 +1,7 @@
-import type { Config } from '../config/schema.js';
 import { display } from './messages.js';
 import { enrolled, schoolScope, schoolStopped } from './school.js';
 import { effectiveTime, isExpired, localTime, mark } from './time.js';
-import { counterKey, type CounterAdd, type Decision, type Reason, type Tap, type TokenMarks, type View } from './types.js';
+import { counterKey, type CanteenContext, type CounterAdd, type Decision, type Reason, type Tap, type TokenMarks, type View } from './types.js';
 
 /**
  * Canteen terminal. The meal is the one whose window holds the local time (none,
@@ -12,8 +11,8 @@ import { counterKey, type CounterAdd, type Decision, type Reason, type Tap, type
  * (`paid-meal`), else refused (`meal-already-taken`). Without a covering category:
  * paid meal if priced, else `not-entitled`.
  */
-export function decideCanteen(tap: Tap, view: View, cfg: Config): Decision {
-  const rules = cfg.canteen!;
+export function decideCanteen(tap: Tap, view: View, cfg: CanteenContext): Decision {
+  const rules = cfg.canteen;
   const eff = effectiveTime(tap, view.marks);
   const lt = localTime(eff, cfg.device.timeZone);
   const flags: string[] = [];

@@ -2,16 +2,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { createLogger, type Logger } from '../../protocol/log.js';
-import { withLuhnDigit } from '../../protocol/pan.js';
-import { DEV_TOKEN_KEY } from '../../protocol/token.js';
-import { startServer, type RunningServer } from '../../sync-server/server.js';
-import { loadConfig } from '../config/load.js';
-import type { Config } from '../config/schema.js';
-import { VirtualReaderSource } from '../reader/virtual.js';
-import { startDevice, type RunningDevice } from '../runtime/device.js';
-import type { Clock, OutcomeReport, TapReport } from '../runtime/runtime.js';
-import type { VCardSpec } from '../vcard/spec.js';
+import { createLogger, type Logger } from '../protocol/log.js';
+import { withLuhnDigit } from '../protocol/pan.js';
+import { DEV_TOKEN_KEY } from '../protocol/token.js';
+import { startServer, type RunningServer } from '../sync-server/server.js';
+import { loadConfig } from '../device/config/load.js';
+import type { Config } from '../device/config/schema.js';
+import { VirtualReaderSource } from '../device/reader/virtual.js';
+import { startDevice, type RunningDevice } from '../device/runtime/device.js';
+import type { Clock, OutcomeReport, TapReport } from '../device/runtime/runtime.js';
+import type { VCardSpec } from '../device/vcard/spec.js';
 
 /**
  * The demo behind `npm start`: everything in one process, no hardware, no

@@ -1,8 +1,8 @@
-import type { Reason } from './types.js';
+import type { DeviceKind, Reason } from './types.js';
 import { rub } from './time.js';
 
 /** Short texts for the passenger's display, Russian first. */
-export function display(reason: Reason, fareKopecks: number, result: 'allow' | 'deny', kind: 'bus' | 'turnstile' | 'canteen' = 'bus'): { ru: string; en: string } {
+export function display(reason: Reason, fareKopecks: number, result: 'allow' | 'deny', kind: DeviceKind = 'bus'): { ru: string; en: string } {
   const paid = fareKopecks > 0 ? { ru: `Оплата ${rub(fareKopecks, ',')} ₽`, en: `Fare ${rub(fareKopecks, '.')} RUB` } : null;
   switch (reason) {
     case 'ok':

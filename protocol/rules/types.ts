@@ -1,12 +1,42 @@
-import type { SchoolEntry, StopEntry, TransitEntry } from '../../protocol/lists.js';
+import type { DeviceKind, Direction } from '../ids.js';
+import type { SchoolEntry, StopEntry, TransitEntry } from '../lists.js';
+import type { CanteenRules, SchoolRules, Tariff } from '../rules-schema.js';
 
 /**
  * The decision core's inputs and output. Plain data: `decide` has no clock, no
- * database and no logger (see device/rules/index.ts).
+ * database and no logger (see protocol/rules/index.ts).
  */
 
-export type DeviceKind = 'bus' | 'turnstile' | 'canteen';
-export type Direction = 'entry' | 'exit';
+export type { DeviceKind, Direction };
+
+/** What the rules read about the device that decides; a device config (device/config) is one as it is. */
+interface DeviceFacts {
+  /** Device id: a bus without a vehicle id counts repeat taps per device. */
+  id: string;
+  /** IANA time zone of the calendar rules (months, days, schedules). */
+  timeZone: string;
+}
+
+/** A bus validator: its route (and vehicle) and the tariff. */
+export interface BusContext {
+  device: DeviceFacts & { kind: 'bus'; route: string; vehicle?: string | undefined };
+  tariff: Tariff;
+}
+
+/** A school turnstile: its school and the school's rules. */
+export interface TurnstileContext {
+  device: DeviceFacts & { kind: 'turnstile'; schoolId: string };
+  school: SchoolRules;
+}
+
+/** A canteen terminal: its school and the canteen rules. */
+export interface CanteenContext {
+  device: DeviceFacts & { kind: 'canteen'; schoolId: string };
+  canteen: CanteenRules;
+}
+
+/** The input of `decide` besides the tap and the view, by device kind. */
+export type RulesContext = BusContext | TurnstileContext | CanteenContext;
 
 /** One tap, as the runtime (or replay) saw it. */
 export interface Tap {
