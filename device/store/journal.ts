@@ -222,7 +222,8 @@ function prepare(db: Database.Database) {
   return {
     maxSeq: db.prepare('SELECT max(seq) FROM journal').pluck(),
     insert: db.prepare(
-      'INSERT INTO journal (seq, time_ms, eff_ms, device, token, kind, direction, reader, result, reason, fare, benefit, lists, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      'INSERT INTO journal (seq, time_ms, eff_ms, device, token, kind, direction, reader, result, reason, fare, benefit, lists, extra) ' +
+        'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     ),
     from: db.prepare('SELECT * FROM journal WHERE seq >= ? ORDER BY seq LIMIT ?'),
     prune: db.prepare('DELETE FROM journal WHERE seq <= ? AND time_ms < ?'),

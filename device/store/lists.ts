@@ -1,6 +1,15 @@
 import type Database from 'better-sqlite3';
 import { ErrorCode, RcError } from '../../protocol/errors.js';
-import { TokenHex, scopeKind, type AnyEntry, type ListDelta, type ListSnapshot, type SchoolEntry, type StopEntry, type TransitEntry } from '../../protocol/lists.js';
+import {
+  TokenHex,
+  scopeKind,
+  type AnyEntry,
+  type ListDelta,
+  type ListSnapshot,
+  type SchoolEntry,
+  type StopEntry,
+  type TransitEntry,
+} from '../../protocol/lists.js';
 import type { View } from '../rules/types.js';
 import { decodeEntry, encodeEntry } from './codec.js';
 import type { Meta } from './schema.js';
@@ -107,7 +116,9 @@ export class Lists {
     const version = checkVersion(snapshot.version, 'version', scope);
     if (!Array.isArray(snapshot.entries)) throw new RcError(ErrorCode.ListInvalid, `${scope}: entries must be an array`, { scope });
     const from = this.version(scope);
-    if (this.checkForward(scope, version)) return { apply: false, result: { scope, applied: false, fromVersion: from, version, entries: snapshot.entries.length } };
+    if (this.checkForward(scope, version)) {
+      return { apply: false, result: { scope, applied: false, fromVersion: from, version, entries: snapshot.entries.length } };
+    }
     const entries = validateEntries(scope, snapshot.entries);
     return { apply: true, result: { scope, applied: true, fromVersion: from, version, entries: entries.length }, scope, version, entries };
   }
@@ -184,7 +195,11 @@ export class Lists {
     const to = checkVersion(delta.toVersion, 'toVersion', scope);
     const fromV = delta.fromVersion;
     if (typeof fromV !== 'number' || !Number.isSafeInteger(fromV) || fromV < 0 || fromV >= to) {
-      throw new RcError(ErrorCode.ListInvalid, `${scope}: fromVersion must be an integer below toVersion`, { scope, fromVersion: String(fromV), toVersion: to });
+      throw new RcError(ErrorCode.ListInvalid, `${scope}: fromVersion must be an integer below toVersion`, {
+        scope,
+        fromVersion: String(fromV),
+        toVersion: to,
+      });
     }
     const cur = this.version(scope);
     const n = (delta.upserts?.length ?? 0) + (delta.removes?.length ?? 0);
@@ -197,10 +212,14 @@ export class Lists {
         held: cur,
       });
     }
-    if (!Array.isArray(delta.upserts) || !Array.isArray(delta.removes)) throw new RcError(ErrorCode.ListInvalid, `${scope}: upserts and removes must be arrays`, { scope });
+    if (!Array.isArray(delta.upserts) || !Array.isArray(delta.removes)) {
+      throw new RcError(ErrorCode.ListInvalid, `${scope}: upserts and removes must be arrays`, { scope });
+    }
     const upserts = validateEntries(scope, delta.upserts, 'upserts');
     const removes = delta.removes.map((t, i) => {
-      if (!TokenHex.safeParse(t).success) throw new RcError(ErrorCode.ListInvalid, `${scope}: removes.${i}: token must be 32 lower-case hex digits; nothing applied`, { scope, index: i });
+      if (!TokenHex.safeParse(t).success) {
+        throw new RcError(ErrorCode.ListInvalid, `${scope}: removes.${i}: token must be 32 lower-case hex digits; nothing applied`, { scope, index: i });
+      }
       return tokenBlob(t);
     });
     return { apply: true, result: { ...result, applied: true }, scope, held: cur, version: to, upserts, removes };
@@ -252,7 +271,8 @@ function prepare(db: Database.Database) {
     status: db.prepare('SELECT scope, version, applied_ms AS appliedMs FROM scopes ORDER BY scope'),
     scopeRow: db.prepare('SELECT scope, version, gen FROM scopes WHERE scope = ?'),
     upsertScope: db.prepare(
-      'INSERT INTO scopes (scope, version, gen, applied_ms) VALUES (?, ?, ?, ?) ON CONFLICT(scope) DO UPDATE SET version = excluded.version, gen = excluded.gen, applied_ms = excluded.applied_ms',
+      'INSERT INTO scopes (scope, version, gen, applied_ms) VALUES (?, ?, ?, ?) ' +
+        'ON CONFLICT(scope) DO UPDATE SET version = excluded.version, gen = excluded.gen, applied_ms = excluded.applied_ms',
     ),
     newGen: db.prepare(`INSERT INTO gens (gen, scope, version, state) VALUES (?, ?, ?, 'staging')`),
     setGenState: db.prepare('UPDATE gens SET state = ? WHERE gen = ?'),

@@ -165,7 +165,8 @@ describe('lists', () => {
     s.close(); // never committed
     const t = newStore(path);
     expect(t.listVersion('transit')).toBe(1);
-    expect(readRaw(t.path, (db) => db.prepare(`SELECT count(*) FROM sqlite_master WHERE name LIKE 'list\\_%' ESCAPE '\\' AND type = 'table'`).pluck().get())).toBe(1);
+    const listTables = readRaw(t.path, (db) => db.prepare(`SELECT count(*) FROM sqlite_master WHERE name LIKE 'list\\_%' ESCAPE '\\' AND type = 'table'`).pluck().get());
+    expect(listTables).toBe(1);
     expect(t.readView(tok(2)).transit).toBeNull();
   });
 
