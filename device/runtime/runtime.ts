@@ -549,8 +549,7 @@ export class Runtime extends EventEmitter {
     let lists: RuntimeStatus['lists'] = [];
     let journal = { lastSeq: 0, ackedSeq: 0, backlog: 0 };
     try {
-      const rows = this.store.db.prepare('SELECT scope, version, applied_ms FROM scopes ORDER BY scope').all() as { scope: string; version: number; applied_ms: number }[];
-      lists = rows.map((r) => ({ scope: r.scope, version: r.version, appliedAt: new Date(r.applied_ms).toISOString(), ageSec: Math.max(0, Math.round((now - r.applied_ms) / 1000)) }));
+      lists = this.store.listStatus().map((r) => ({ scope: r.scope, version: r.version, appliedAt: new Date(r.appliedMs).toISOString(), ageSec: Math.max(0, Math.round((now - r.appliedMs) / 1000)) }));
       journal = { lastSeq: this.store.lastSeq(), ackedSeq: this.store.ackedSeq(), backlog: this.store.journalBacklog() };
     } catch {
       // store closed (stopping): report what we have

@@ -34,3 +34,21 @@ export const MIGRATIONS: Array<(db: Database.Database) => void> = [
 ];
 
 export const CURRENT_STORE_SCHEMA = MIGRATIONS.length;
+
+/** The store's own counters in table meta (numbers by key). */
+export type MetaKey = 'journal_seq' | 'acked_seq' | 'next_gen';
+
+export class Meta {
+  private readonly getSt: Database.Statement;
+  private readonly setSt: Database.Statement;
+  constructor(db: Database.Database) {
+    this.getSt = db.prepare('SELECT value FROM meta WHERE key = ?');
+    this.setSt = db.prepare('UPDATE meta SET value = ? WHERE key = ?');
+  }
+  get(key: MetaKey): number {
+    return Number((this.getSt.get(key) as { value: number }).value);
+  }
+  set(key: MetaKey, value: number): void {
+    this.setSt.run(value, key);
+  }
+}

@@ -1,24 +1,20 @@
 import Database from 'better-sqlite3';
 import { ErrorCode, RcError, isRcError } from '../../protocol/errors.js';
-import {
-  ScopeName,
-  TokenHex,
-  entrySchemaFor,
-  scopeKind,
-  type AnyEntry,
-  type ListDelta,
-  type ListSnapshot,
-  type SchoolEntry,
-  type StopEntry,
-  type TransitEntry,
-} from '../../protocol/lists.js';
-import type { Decision, Direction, Tap, TokenMarks, View } from '../../protocol/rules/types.js';
-import { decodeEntry, encodeEntry } from './codec.js';
-import { CURRENT_STORE_SCHEMA, MIGRATIONS } from './schema.js';
+import type { ListDelta, ListSnapshot } from '../../protocol/lists.js';
+import type { Decision, Tap, View } from '../../protocol/rules/types.js';
+import { Counters } from './counters.js';
+import { Journal, journalEntry, type JournalEntry, type JournalEvent } from './journal.js';
+import { Lists, SnapshotWriter, type ApplyResult } from './lists.js';
+import { CURRENT_STORE_SCHEMA, MIGRATIONS, Meta } from './schema.js';
+import { checkScope, checkToken, checkVersion, validateEntries } from './validate.js';
+
+export { SnapshotWriter, validateEntries, type ApplyResult, type JournalEntry, type JournalEvent };
 
 /**
  * The device's local store (SQLite through better-sqlite3): lists per scope
- * with versions, counters and marks per token, and the tap journal.
+ * with versions (lists.ts), counters and marks per token (counters.ts), and the
+ * tap journal (journal.ts). This class opens the database and owns every
+ * transaction boundary; the modules behind it only run statements.
  *
  * Durability: journal_mode=WAL, synchronous=FULL: every commit fsyncs the WAL
  * before it returns, so a committed tap survives a power cut. All methods are
@@ -33,7 +29,7 @@ import { CURRENT_STORE_SCHEMA, MIGRATIONS } from './schema.js';
  *   applyDelta(delta)                   → upserts/removes, one transaction
  *   readView(token)                     → entries, stop-list hit, counters, marks
  *   commitTap(tap, decision, view)      → JournalEntry (durable before it returns)
- *   processTap(tap, cfg) in ./tap.ts    → readView + decide + commitTap
+ *   decideAndCommit(tap, decide)        → readView + decide (given by the caller) + commitTap, one transaction
  *   journalRange(fromSeq, limit)        → entries with seq ≥ fromSeq, ascending
  *   ackUpTo(seq) / ackedSeq() / lastSeq() / journalBacklog()
  *   pruneAcked(olderThanMs)             → deletes acknowledged entries older than that
@@ -55,115 +51,23 @@ export interface StoreOptions {
   cacheKb?: number;
 }
 
-export interface ApplyResult {
-  scope: string;
-  applied: boolean; // false: the store already held this version
-  fromVersion: number;
-  version: number;
-  entries: number; // entries in the snapshot / changes in the delta
+/** The SQLite settings this connection runs with (durability checks, the bench). */
+export interface StoreSettings {
+  journalMode: string;
+  /** 0 OFF, 1 NORMAL, 2 FULL */
+  synchronous: number;
+  /** PRAGMA user_version: the store schema (schema.ts) */
+  schema: number;
 }
-
-/** One decision in the journal, as the sync client uploads it. Never holds a PAN. */
-export interface JournalEntry {
-  seq: number;
-  time: string; // ISO-8601 UTC, the wall time of the tap
-  effectiveTime: string; // ISO-8601 UTC, the guarded time the rules used
-  device: string;
-  token: string; // 32 hex
-  kind: string; // bus | turnstile | canteen
-  direction: Direction | null;
-  reader: string | null;
-  result: 'allow' | 'deny' | 'event';
-  reason: string;
-  fareKopecks: number;
-  benefit: string | null;
-  listVersions: Record<string, number>;
-  route?: string;
-  vehicle?: string;
-  meal?: string;
-  flags: string[];
-}
-
-/** An event for the journal that is not a decision (e.g. turnstile "not-passed"). */
-export interface JournalEvent {
-  wallTime: number;
-  token: string;
-  kind: string;
-  reason: string;
-  direction?: Direction | null;
-  reader?: string | null;
-  flags?: string[];
-}
-
-interface JournalRow {
-  seq: number;
-  time_ms: number;
-  eff_ms: number;
-  device: string;
-  token: Buffer;
-  kind: string;
-  direction: string | null;
-  reader: string | null;
-  result: string;
-  reason: string;
-  fare: number;
-  benefit: string | null;
-  lists: string;
-  extra: string;
-}
-
-const tokenBlob = (hex: string): Buffer => Buffer.from(hex, 'hex');
-const listTable = (gen: number): string => `list_${Math.trunc(gen)}`;
-const TOKEN_RE = /^[0-9a-f]{32}$/;
-
-function checkToken(token: string): Buffer {
-  if (!TOKEN_RE.test(token)) throw new RcError(ErrorCode.InputInvalid, 'token must be 32 lower-case hex digits', { length: token.length });
-  return tokenBlob(token);
-}
-
-function checkScope(scope: unknown): string {
-  const r = ScopeName.safeParse(scope);
-  if (!r.success) throw new RcError(ErrorCode.ListUnknownScope, `unknown list scope "${String(scope).slice(0, 64)}"`, { scope: String(scope).slice(0, 64) });
-  return r.data;
-}
-
-function checkVersion(v: unknown, what: string, scope: string): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) {
-    throw new RcError(ErrorCode.ListInvalid, `${scope}: ${what} must be a positive integer`, { scope, [what]: String(v) });
-  }
-  return v;
-}
-
-/**
- * Validate entries of a scope with the protocol schemas; throw store.list-invalid
- * naming the first bad entry (index, token prefix, field path, message).
- */
-export function validateEntries(scope: string, entries: readonly unknown[], label = 'entries'): AnyEntry[] {
-  const schema = entrySchemaFor(scope);
-  const out: AnyEntry[] = new Array<AnyEntry>(entries.length);
-  for (let i = 0; i < entries.length; i++) {
-    const r = schema.safeParse(entries[i]);
-    if (!r.success) {
-      const iss = r.error.issues[0];
-      const path = [label, i, ...(iss?.path ?? [])].map(String).join('.');
-      throw new RcError(ErrorCode.ListInvalid, `${scope}: ${path}: ${iss?.message ?? 'invalid'}; nothing applied`, { scope, index: i, path });
-    }
-    out[i] = r.data;
-  }
-  return out;
-}
-
 
 export class Store {
-  readonly db: Database.Database;
   readonly deviceId: string;
   readonly path: string;
-  private seq: number;
-  private versions = new Map<string, number>();
-  private versionsObj: Record<string, number> = {};
-  private lookups: Array<{ scope: string; get: Database.Statement }> = [];
+  private readonly db: Database.Database;
+  private readonly lists: Lists;
+  private readonly counters: Counters;
+  private readonly journal: Journal;
   private closed = false;
-  private readonly st: ReturnType<Store['prepare']>;
 
   static open(path: string, opts: StoreOptions): Store {
     let db: Database.Database;
@@ -204,53 +108,14 @@ export class Store {
         db.pragma(`user_version = ${v + 1}`);
       }).immediate();
     }
-    this.st = this.prepare();
-    // the last seq is the journal's highest, or (everything pruned) the one saved by pruneAcked
-    const floor = Number((this.st.getMeta.get('journal_seq') as { value: number }).value);
-    this.seq = Math.max(floor, (db.prepare('SELECT max(seq) FROM journal').pluck().get() as number | null) ?? 0);
+    const meta = new Meta(db);
+    this.lists = new Lists(db, meta);
+    this.counters = new Counters(db);
+    this.journal = new Journal(db, meta, opts.deviceId);
     // generations left 'staging' by a process that died mid-download are garbage now
-    db.prepare(`UPDATE gens SET state = 'garbage' WHERE state = 'staging'`).run();
-    this.reloadVersions();
+    this.lists.abandonStaging();
+    this.lists.reload();
     this.collectGarbage();
-  }
-
-  private prepare() {
-    const db = this.db;
-    return {
-      getMeta: db.prepare('SELECT value FROM meta WHERE key = ?'),
-      setMeta: db.prepare('UPDATE meta SET value = ? WHERE key = ?'),
-      scopes: db.prepare('SELECT scope, version, gen FROM scopes'),
-      scopeRow: db.prepare('SELECT scope, version, gen FROM scopes WHERE scope = ?'),
-      upsertScope: db.prepare(
-        'INSERT INTO scopes (scope, version, gen, applied_ms) VALUES (?, ?, ?, ?) ON CONFLICT(scope) DO UPDATE SET version = excluded.version, gen = excluded.gen, applied_ms = excluded.applied_ms',
-      ),
-      newGen: db.prepare(`INSERT INTO gens (gen, scope, version, state) VALUES (?, ?, ?, 'staging')`),
-      setGenState: db.prepare('UPDATE gens SET state = ? WHERE gen = ?'),
-      garbageGens: db.prepare(`SELECT gen FROM gens WHERE state = 'garbage'`),
-      dropGen: db.prepare('DELETE FROM gens WHERE gen = ?'),
-      viewCounters: db.prepare('SELECT name, period, value FROM counters WHERE token = ?'),
-      viewMarks: db.prepare('SELECT data FROM marks WHERE token = ?'),
-      addCounter: db.prepare(
-        'INSERT INTO counters (token, name, period, value) VALUES (?, ?, ?, ?) ON CONFLICT(token, name, period) DO UPDATE SET value = value + excluded.value',
-      ),
-      putMarks: db.prepare('INSERT OR REPLACE INTO marks (token, data) VALUES (?, ?)'),
-      insJournal: db.prepare(
-        'INSERT INTO journal (seq, time_ms, eff_ms, device, token, kind, direction, reader, result, reason, fare, benefit, lists, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-      ),
-      journalFrom: db.prepare('SELECT * FROM journal WHERE seq >= ? ORDER BY seq LIMIT ?'),
-      pruneJournal: db.prepare('DELETE FROM journal WHERE seq <= ? AND time_ms < ?'),
-      pruneCounters: db.prepare('DELETE FROM counters WHERE period < ?'),
-    };
-  }
-
-  private reloadVersions(): void {
-    this.versions.clear();
-    this.lookups = [];
-    for (const r of this.st.scopes.all() as { scope: string; version: number; gen: number }[]) {
-      this.versions.set(r.scope, r.version);
-      this.lookups.push({ scope: r.scope, get: this.db.prepare(`SELECT data FROM ${listTable(r.gen)} WHERE token = ?`).pluck() });
-    }
-    this.versionsObj = Object.fromEntries(this.versions);
   }
 
   private alive(): void {
@@ -261,70 +126,22 @@ export class Store {
 
   /** Version held per scope (scopes never applied are absent, i.e. version 0). */
   listVersions(): Record<string, number> {
-    return { ...this.versionsObj };
+    return { ...this.lists.versions() };
   }
 
   /** Per scope: version and when it was applied (epoch ms), for status reports (list age). */
   listStatus(): Array<{ scope: string; version: number; appliedMs: number }> {
-    return (this.db.prepare('SELECT scope, version, applied_ms AS appliedMs FROM scopes ORDER BY scope').all() as Array<{ scope: string; version: number; appliedMs: number }>).map((r) => ({ ...r }));
+    this.alive();
+    return this.lists.status();
   }
 
   listVersion(scope: string): number {
-    return this.versions.get(scope) ?? 0;
+    return this.lists.version(scope);
   }
 
   /** Number of entries visible in a scope. */
   entryCount(scope: string): number {
-    const row = this.st.scopeRow.get(scope) as { gen: number } | undefined;
-    return row ? (this.db.prepare(`SELECT count(*) FROM ${listTable(row.gen)}`).pluck().get() as number) : 0;
-  }
-
-  /** Refuse an older version; tell whether this one is already held. */
-  private checkForward(scope: string, version: number): boolean {
-    const cur = this.listVersion(scope);
-    if (version < cur) {
-      throw new RcError(ErrorCode.ListRollback, `${scope}: version ${version} is older than the version held (${cur}); refused`, { scope, version, held: cur });
-    }
-    return version === cur;
-  }
-
-  /** A new generation: its table without index (bulk inserts append in rowid order). */
-  private allocGen(scope: string, version: number): number {
-    const gen = Number((this.st.getMeta.get('next_gen') as { value: number }).value);
-    this.st.setMeta.run(gen + 1, 'next_gen');
-    this.st.newGen.run(gen, scope, version);
-    this.db.exec(`CREATE TABLE ${listTable(gen)} (token BLOB NOT NULL, data TEXT NOT NULL)`);
-    return gen;
-  }
-
-  /** The unique token index, built once after a bulk load (a sort, not 1M random B-tree inserts). */
-  private indexGen(gen: number, scope: string): void {
-    try {
-      this.db.exec(`CREATE UNIQUE INDEX ${listTable(gen)}_token ON ${listTable(gen)} (token)`);
-    } catch (e) {
-      if ((e as { code?: string }).code?.startsWith('SQLITE_CONSTRAINT')) {
-        throw new RcError(ErrorCode.ListInvalid, `${scope}: the list holds the same token twice; nothing applied`, { scope });
-      }
-      throw e;
-    }
-  }
-
-  private insertEntries(gen: number, scope: string, entries: readonly AnyEntry[], upsert = false): void {
-    const kind = scopeKind(scope);
-    const put = this.db.prepare(
-      upsert
-        ? `INSERT INTO ${listTable(gen)} (token, data) VALUES (?, ?) ON CONFLICT(token) DO UPDATE SET data = excluded.data`
-        : `INSERT INTO ${listTable(gen)} (token, data) VALUES (?, ?)`,
-    );
-    for (const e of entries) put.run(tokenBlob(e.token), encodeEntry(kind, e));
-  }
-
-  /** Make `gen` the visible generation of `scope` (inside a transaction). */
-  private swapIn(scope: string, version: number, gen: number): void {
-    const old = this.st.scopeRow.get(scope) as { gen: number } | undefined;
-    this.st.upsertScope.run(scope, version, gen, Date.now());
-    this.st.setGenState.run('active', gen);
-    if (old) this.st.setGenState.run('garbage', old.gen);
+    return this.lists.entryCount(scope);
   }
 
   /**
@@ -334,23 +151,11 @@ export class Store {
    */
   applySnapshot(snapshot: ListSnapshot): ApplyResult {
     this.alive();
-    const scope = checkScope(snapshot.scope);
-    const version = checkVersion(snapshot.version, 'version', scope);
-    if (!Array.isArray(snapshot.entries)) throw new RcError(ErrorCode.ListInvalid, `${scope}: entries must be an array`, { scope });
-    const from = this.listVersion(scope);
-    if (this.checkForward(scope, version)) return { scope, applied: false, fromVersion: from, version, entries: snapshot.entries.length };
-    const entries = validateEntries(scope, snapshot.entries);
-    this.db
-      .transaction(() => {
-        if (this.checkForward(scope, version)) return;
-        const gen = this.allocGen(scope, version);
-        this.insertEntries(gen, scope, entries);
-        this.indexGen(gen, scope);
-        this.swapIn(scope, version, gen);
-      })
-      .immediate();
+    const plan = this.lists.planSnapshot(snapshot);
+    if (!plan.apply) return plan.result;
+    this.db.transaction(() => this.lists.writeSnapshot(plan)).immediate();
     this.afterSwap();
-    return { scope, applied: true, fromVersion: from, version, entries: entries.length };
+    return plan.result;
   }
 
   /**
@@ -362,42 +167,25 @@ export class Store {
     this.alive();
     const scope = checkScope(scopeIn);
     const version = checkVersion(versionIn, 'version', scope);
-    const from = this.listVersion(scope);
-    if (this.checkForward(scope, version)) return new SnapshotWriter(this, scope, version, from, null);
-    const gen = this.db.transaction(() => this.allocGen(scope, version)).immediate();
-    return new SnapshotWriter(this, scope, version, from, gen);
-  }
-
-  /** @internal used by SnapshotWriter */
-  _writeChunk(gen: number, scope: string, entries: readonly unknown[], offset: number): number {
-    const valid = validateEntries(scope, entries, `entries[${offset}+]`);
-    this.db.transaction(() => this.insertEntries(gen, scope, valid))();
-    return valid.length;
-  }
-
-  /** @internal used by SnapshotWriter */
-  /** After a generation was swapped in: refresh the cached versions, drop the old generation's tables, checkpoint the WAL. */
-  private afterSwap(): void {
-    this.reloadVersions();
-    this.collectGarbage();
-    this.checkpoint();
-  }
-
-  _commitGen(gen: number, scope: string, version: number): void {
-    this.db
-      .transaction(() => {
-        if (this.checkForward(scope, version)) throw new RcError(ErrorCode.ListRollback, `${scope}: version ${version} was applied meanwhile`, { scope, version });
-        this.indexGen(gen, scope);
-        this.swapIn(scope, version, gen);
-      })
-      .immediate();
-    this.afterSwap();
-  }
-
-  /** @internal used by SnapshotWriter */
-  _abortGen(gen: number): void {
-    this.st.setGenState.run('garbage', gen);
-    this.collectGarbage();
+    const from = this.lists.version(scope);
+    if (this.lists.checkForward(scope, version)) return new SnapshotWriter(null, scope, version, from);
+    const gen = this.db.transaction(() => this.lists.allocGen(scope, version)).immediate();
+    const sink = {
+      write: (entries: readonly unknown[], offset: number): number => {
+        const valid = validateEntries(scope, entries, `entries[${offset}+]`);
+        this.db.transaction(() => this.lists.insertEntries(gen, scope, valid))();
+        return valid.length;
+      },
+      commit: (): void => {
+        this.db.transaction(() => this.lists.commitGen(gen, scope, version)).immediate();
+        this.afterSwap();
+      },
+      abort: (): void => {
+        this.lists.abandonGen(gen);
+        this.collectGarbage();
+      },
+    };
+    return new SnapshotWriter(sink, scope, version, from);
   }
 
   /**
@@ -407,57 +195,24 @@ export class Store {
    */
   applyDelta(delta: ListDelta): ApplyResult {
     this.alive();
-    const scope = checkScope(delta.scope);
-    const to = checkVersion(delta.toVersion, 'toVersion', scope);
-    const fromV = delta.fromVersion;
-    if (typeof fromV !== 'number' || !Number.isSafeInteger(fromV) || fromV < 0 || fromV >= to) {
-      throw new RcError(ErrorCode.ListInvalid, `${scope}: fromVersion must be an integer below toVersion`, { scope, fromVersion: String(fromV), toVersion: to });
-    }
-    const cur = this.listVersion(scope);
-    const n = (delta.upserts?.length ?? 0) + (delta.removes?.length ?? 0);
-    if (this.checkForward(scope, to)) return { scope, applied: false, fromVersion: cur, version: to, entries: n };
-    if (fromV !== cur) {
-      throw new RcError(ErrorCode.ListVersionGap, `${scope}: delta starts at version ${fromV} but the store holds ${cur}; a snapshot is needed`, {
-        scope,
-        fromVersion: fromV,
-        held: cur,
-      });
-    }
-    if (!Array.isArray(delta.upserts) || !Array.isArray(delta.removes)) throw new RcError(ErrorCode.ListInvalid, `${scope}: upserts and removes must be arrays`, { scope });
-    const upserts = validateEntries(scope, delta.upserts, 'upserts');
-    const removes = delta.removes.map((t, i) => {
-      if (!TokenHex.safeParse(t).success) throw new RcError(ErrorCode.ListInvalid, `${scope}: removes.${i}: token must be 32 lower-case hex digits; nothing applied`, { scope, index: i });
-      return tokenBlob(t);
-    });
-    this.db
-      .transaction(() => {
-        const row = this.st.scopeRow.get(scope) as { gen: number; version: number } | undefined;
-        if ((row?.version ?? 0) !== cur) throw new RcError(ErrorCode.ListVersionGap, `${scope}: version changed meanwhile`, { scope });
-        let gen = row?.gen;
-        if (gen === undefined) {
-          gen = this.allocGen(scope, to);
-          this.indexGen(gen, scope);
-          this.st.setGenState.run('active', gen);
-        }
-        const del = this.db.prepare(`DELETE FROM ${listTable(gen)} WHERE token = ?`);
-        for (const t of removes) del.run(t);
-        this.insertEntries(gen, scope, upserts, true);
-        this.st.upsertScope.run(scope, to, gen, Date.now());
-      })
-      .immediate();
-    this.reloadVersions();
-    return { scope, applied: true, fromVersion: cur, version: to, entries: n };
+    const plan = this.lists.planDelta(delta);
+    if (!plan.apply) return plan.result;
+    this.db.transaction(() => this.lists.writeDelta(plan)).immediate();
+    this.lists.reload();
+    return plan.result;
   }
 
-  /** Drop the tables of replaced or aborted generations; returns how many. */
+  /** After a generation was swapped in: refresh the cached versions, drop the old generation's tables, checkpoint the WAL. */
+  private afterSwap(): void {
+    this.lists.reload();
+    this.collectGarbage();
+    this.checkpoint();
+  }
+
+  /** Drop the tables of replaced or aborted generations (one transaction each); returns how many. */
   collectGarbage(): number {
-    const gens = this.st.garbageGens.all() as { gen: number }[];
-    for (const { gen } of gens) {
-      this.db.transaction(() => {
-        this.db.exec(`DROP TABLE IF EXISTS ${listTable(gen)}`);
-        this.st.dropGen.run(gen);
-      })();
-    }
+    const gens = this.lists.garbageGens();
+    for (const gen of gens) this.db.transaction(() => this.lists.dropGen(gen))();
     return gens.length;
   }
 
@@ -483,17 +238,9 @@ export class Store {
   readView(token: string): View {
     this.alive();
     const t = checkToken(token);
-    const view: View = { transit: null, stop: null, schools: {}, counters: {}, marks: {}, listVersions: this.versionsObj };
-    for (const { scope, get } of this.lookups) {
-      const data = get.get(t) as string | undefined;
-      if (data === undefined) continue;
-      if (scope === 'transit') view.transit = decodeEntry('transit', token, data) as TransitEntry;
-      else if (scope === 'stoplist') view.stop = decodeEntry('stoplist', token, data) as StopEntry;
-      else view.schools[scope] = decodeEntry('school', token, data) as SchoolEntry;
-    }
-    for (const r of this.st.viewCounters.all(t) as { name: string; period: string; value: number }[]) view.counters[`${r.name}@${r.period}`] = r.value;
-    const m = this.st.viewMarks.get(t) as { data: string } | undefined;
-    if (m) view.marks = JSON.parse(m.data) as TokenMarks;
+    const view: View = { transit: null, stop: null, schools: {}, counters: {}, marks: {}, listVersions: this.lists.versions() };
+    this.lists.lookup(t, token, view);
+    this.counters.read(t, view);
     return view;
   }
 
@@ -504,89 +251,62 @@ export class Store {
    */
   commitTap(tap: Tap, decision: Decision, view: Pick<View, 'listVersions'>): JournalEntry {
     this.alive();
-    const t = checkToken(tap.card.token);
-    const seq = this.seq + 1;
-    const extra: Record<string, unknown> = { flags: decision.flags };
-    if (decision.route !== undefined) extra.route = decision.route;
-    if (decision.vehicle !== undefined) extra.vehicle = decision.vehicle;
-    if (decision.meal !== undefined) extra.meal = decision.meal;
-    const lists = JSON.stringify(view.listVersions);
-    const direction = decision.direction ?? tap.direction ?? null;
+    const row = this.journal.tapRow(checkToken(tap.card.token), tap, decision, view.listVersions);
     this.db.transaction(() => {
-      this.st.insJournal.run(
-        seq,
-        Math.trunc(tap.wallTime),
-        Math.trunc(decision.effectiveTime),
-        this.deviceId,
-        t,
-        decision.kind,
-        direction,
-        tap.reader ?? null,
-        decision.result,
-        decision.reason,
-        decision.fareKopecks,
-        decision.benefit,
-        lists,
-        JSON.stringify(extra),
-      );
-      for (const a of decision.counterDelta.add) this.st.addCounter.run(t, a.name, a.period, a.by);
-      this.st.putMarks.run(t, JSON.stringify(decision.counterDelta.marks));
+      this.journal.insert(row);
+      this.counters.apply(row.token, decision.counterDelta);
     })();
-    this.seq = seq;
-    return {
-      seq,
-      time: new Date(tap.wallTime).toISOString(),
-      effectiveTime: new Date(decision.effectiveTime).toISOString(),
-      device: this.deviceId,
-      token: tap.card.token,
-      kind: decision.kind,
-      direction,
-      reader: tap.reader ?? null,
-      result: decision.result,
-      reason: decision.reason,
-      fareKopecks: decision.fareKopecks,
-      benefit: decision.benefit,
-      listVersions: { ...view.listVersions },
-      ...(decision.route !== undefined ? { route: decision.route } : {}),
-      ...(decision.vehicle !== undefined ? { vehicle: decision.vehicle } : {}),
-      ...(decision.meal !== undefined ? { meal: decision.meal } : {}),
-      flags: [...decision.flags],
-    };
+    this.journal.committed(row.seq);
+    return journalEntry(row);
+  }
+
+  /**
+   * One tap end to end in ONE immediate transaction: read the token's view, let
+   * `decide` (pure; the caller's rules, the store does not know them) decide,
+   * commit the journal entry with its counters and marks. Durable before it
+   * returns; signal the passenger only after.
+   */
+  decideAndCommit<D extends Decision>(tap: Tap, decide: (view: View) => D): { decision: D; entry: JournalEntry } {
+    return this.db
+      .transaction(() => {
+        const view = this.readView(tap.card.token);
+        const decision = decide(view);
+        const entry = this.commitTap(tap, decision, view);
+        return { decision, entry };
+      })
+      .immediate();
   }
 
   /** Journal an event that is not a decision (result 'event'), e.g. a turnstile's "not-passed". */
   appendEvent(ev: JournalEvent): JournalEntry {
     this.alive();
-    const t = checkToken(ev.token);
-    const seq = this.seq + 1;
-    this.db.transaction(() => {
-      this.st.insJournal.run(seq, Math.trunc(ev.wallTime), Math.trunc(ev.wallTime), this.deviceId, t, ev.kind, ev.direction ?? null, ev.reader ?? null, 'event', ev.reason, 0, null, JSON.stringify(this.versionsObj), JSON.stringify({ flags: ev.flags ?? [] }));
-    })();
-    this.seq = seq;
-    return this.journalRange(seq, 1)[0]!;
+    const row = this.journal.eventRow(checkToken(ev.token), ev, this.lists.versions());
+    this.db.transaction(() => this.journal.insert(row))();
+    this.journal.committed(row.seq);
+    return journalEntry(row);
   }
 
   // ---- journal -------------------------------------------------------------
 
   /** Highest sequence number written (0 when empty). */
   lastSeq(): number {
-    return this.seq;
+    return this.journal.lastSeq();
   }
 
   /** Highest sequence number the server acknowledged. */
   ackedSeq(): number {
-    return Number((this.st.getMeta.get('acked_seq') as { value: number }).value);
+    return this.journal.ackedSeq();
   }
 
   /** Entries not yet acknowledged. */
   journalBacklog(): number {
-    return this.seq - this.ackedSeq();
+    return this.journal.lastSeq() - this.journal.ackedSeq();
   }
 
   /** Up to `limit` entries with seq ≥ fromSeq, ascending (pruned ones are gone). */
   journalRange(fromSeq: number, limit = 500): JournalEntry[] {
     this.alive();
-    return (this.st.journalFrom.all(fromSeq, limit) as JournalRow[]).map(rowToEntry);
+    return this.journal.range(fromSeq, limit);
   }
 
   /**
@@ -596,27 +316,22 @@ export class Store {
    */
   ackUpTo(seq: number): void {
     this.alive();
-    if (!Number.isSafeInteger(seq) || seq < 0 || seq > this.seq) {
-      throw new RcError(ErrorCode.JournalAckInvalid, `ack of seq ${String(seq)} but the journal ends at ${this.seq}`, { seq: String(seq), lastSeq: this.seq });
-    }
-    if (seq > this.ackedSeq()) this.st.setMeta.run(seq, 'acked_seq');
+    this.journal.ack(seq);
   }
 
   /** Delete acknowledged entries whose tap time is before `olderThanMs` (epoch ms); returns how many. */
   pruneAcked(olderThanMs: number | Date): number {
     this.alive();
     const ms = olderThanMs instanceof Date ? olderThanMs.getTime() : olderThanMs;
-    return this.db.transaction(() => {
-      // remember the last seq in case this empties the journal (seq numbers are never reused)
-      this.st.setMeta.run(this.seq, 'journal_seq');
-      return this.st.pruneJournal.run(this.ackedSeq(), ms).changes;
-    })();
+    return this.db.transaction(() => this.journal.prune(ms))();
   }
 
   /** Delete counters of periods before `period` ('YYYY-MM' keeps that month's and later). */
   pruneCounters(period: string): number {
-    return this.st.pruneCounters.run(period).changes;
+    return this.counters.prune(period);
   }
+
+  // ---- the file --------------------------------------------------------------
 
   /** PRAGMA integrity_check: 'ok' or the first problems. */
   integrityCheck(): string {
@@ -624,77 +339,19 @@ export class Store {
     return rows.map((r) => r.integrity_check).join('; ');
   }
 
+  /** The durability settings of this connection (journal mode, synchronous) and the schema version. */
+  settings(): StoreSettings {
+    this.alive();
+    return {
+      journalMode: this.db.pragma('journal_mode', { simple: true }) as string,
+      synchronous: this.db.pragma('synchronous', { simple: true }) as number,
+      schema: this.db.pragma('user_version', { simple: true }) as number,
+    };
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
     this.db.close();
-  }
-}
-
-function rowToEntry(r: JournalRow): JournalEntry {
-  const extra = JSON.parse(r.extra) as { flags?: string[]; route?: string; vehicle?: string; meal?: string };
-  return {
-    seq: r.seq,
-    time: new Date(r.time_ms).toISOString(),
-    effectiveTime: new Date(r.eff_ms).toISOString(),
-    device: r.device,
-    token: r.token.toString('hex'),
-    kind: r.kind,
-    direction: r.direction as Direction | null,
-    reader: r.reader,
-    result: r.result as JournalEntry['result'],
-    reason: r.reason,
-    fareKopecks: r.fare,
-    benefit: r.benefit,
-    listVersions: JSON.parse(r.lists) as Record<string, number>,
-    ...(extra.route !== undefined ? { route: extra.route } : {}),
-    ...(extra.vehicle !== undefined ? { vehicle: extra.vehicle } : {}),
-    ...(extra.meal !== undefined ? { meal: extra.meal } : {}),
-    flags: extra.flags ?? [],
-  };
-}
-
-/** A snapshot being written chunk by chunk (see Store.beginSnapshot). */
-export class SnapshotWriter {
-  private count = 0;
-  private done = false;
-  constructor(
-    private readonly store: Store,
-    readonly scope: string,
-    readonly version: number,
-    readonly fromVersion: number,
-    private readonly gen: number | null, // null: version already held, everything is a no-op
-  ) {}
-
-  /** Validate and write a chunk (its own small transaction, invisible to readers). Invalid → store.list-invalid and the writer is aborted. */
-  add(entries: readonly unknown[]): void {
-    if (this.done) throw new RcError(ErrorCode.ListInvalid, `${this.scope}: snapshot writer already finished`, { scope: this.scope });
-    if (this.gen === null) return;
-    try {
-      this.count += this.store._writeChunk(this.gen, this.scope, entries, this.count);
-    } catch (e) {
-      this.abort();
-      throw e;
-    }
-  }
-
-  /** Swap the new list in (one transaction). */
-  commit(): ApplyResult {
-    if (this.done) throw new RcError(ErrorCode.ListInvalid, `${this.scope}: snapshot writer already finished`, { scope: this.scope });
-    this.done = true;
-    if (this.gen === null) return { scope: this.scope, applied: false, fromVersion: this.fromVersion, version: this.version, entries: this.count };
-    try {
-      this.store._commitGen(this.gen, this.scope, this.version);
-    } catch (e) {
-      this.store._abortGen(this.gen);
-      throw e;
-    }
-    return { scope: this.scope, applied: true, fromVersion: this.fromVersion, version: this.version, entries: this.count };
-  }
-
-  abort(): void {
-    if (this.done) return;
-    this.done = true;
-    if (this.gen !== null) this.store._abortGen(this.gen);
   }
 }

@@ -10,14 +10,7 @@ import type { JournalEntry, Store } from './store.js';
  * only after this returns.
  */
 export function processTap(store: Store, tap: Tap, cfg: Config): { decision: Decision; entry: JournalEntry } {
-  return store.db
-    .transaction(() => {
-      const view = store.readView(tap.card.token);
-      const decision = decide(tap, view, cfg);
-      const entry = store.commitTap(tap, decision, view);
-      return { decision, entry };
-    })
-    .immediate();
+  return store.decideAndCommit(tap, (view) => decide(tap, view, cfg));
 }
 
 let bootId: string | undefined;

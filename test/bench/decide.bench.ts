@@ -95,7 +95,7 @@ baseLat.sort((a, b) => a - b);
 const q = (p: number, arr = lat) => arr[Math.min(arr.length - 1, Math.floor(p * arr.length))]!;
 base.close();
 const rssMb = Math.round(process.resourceUsage().maxRSS / 1024);
-console.log(`sqlite: ${JSON.stringify({ journal_mode: store.db.pragma('journal_mode', { simple: true }), synchronous: store.db.pragma('synchronous', { simple: true }) })} (synchronous 2 = FULL)`);
+console.log(`sqlite: ${JSON.stringify({ journal_mode: store.settings().journalMode, synchronous: store.settings().synchronous })} (synchronous 2 = FULL)`);
 console.log(`baseline (bare 1-row commit, WAL + synchronous=FULL, same disk, interleaved): p50 ${q(0.5, baseLat).toFixed(3)} ms, p99 ${q(0.99, baseLat).toFixed(3)} ms`);
 console.log(`taps: ${TAPS}, decide + durable commit: p50 ${q(0.5).toFixed(3)} ms, p99 ${q(0.99).toFixed(3)} ms, max ${lat[lat.length - 1]!.toFixed(3)} ms; peak RSS ${rssMb} MB`);
 store.close();

@@ -7,6 +7,7 @@ import { loadConfigFile, withDevice } from '../../device/config/load.js';
 import { CURRENT_STORE_SCHEMA, Store, loadListsFile, processTap, readListsFile } from '../../device/store/index.js';
 import { RcError } from '../../protocol/errors.js';
 import type { TransitEntry } from '../../protocol/lists.js';
+import { readRaw } from './store-raw.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rc-store-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -153,7 +154,7 @@ describe('lists', () => {
     expect(() => w.commit()).toThrow();
     expect(s.listVersion('transit')).toBe(1);
     expect(s.readView(tok(1)).transit).not.toBeNull();
-    expect(s.db.prepare(`SELECT count(*) FROM gens WHERE state != 'active'`).pluck().get()).toBe(0);
+    expect(readRaw(s.path, (db) => db.prepare(`SELECT count(*) FROM gens WHERE state != 'active'`).pluck().get())).toBe(0);
   });
 
   it('a download interrupted by a crash is dropped at the next open', () => {
@@ -164,7 +165,8 @@ describe('lists', () => {
     s.close(); // never committed
     const t = newStore(path);
     expect(t.listVersion('transit')).toBe(1);
-    expect(t.db.prepare(`SELECT count(*) FROM sqlite_master WHERE name LIKE 'list\\_%' ESCAPE '\\' AND type = 'table'`).pluck().get()).toBe(1);
+    const listTables = readRaw(t.path, (db) => db.prepare(`SELECT count(*) FROM sqlite_master WHERE name LIKE 'list\\_%' ESCAPE '\\' AND type = 'table'`).pluck().get());
+    expect(listTables).toBe(1);
     expect(t.readView(tok(2)).transit).toBeNull();
   });
 
@@ -180,17 +182,20 @@ describe('lists', () => {
   it('tokens are stored as 16-byte BLOBs', () => {
     const s = newStore();
     s.applySnapshot(snap(1, [1]));
-    const gen = s.db.prepare(`SELECT gen FROM scopes WHERE scope = 'transit'`).pluck().get() as number;
-    expect(s.db.prepare(`SELECT typeof(token) AS t, length(token) AS n FROM list_${gen}`).get()).toEqual({ t: 'blob', n: 16 });
+    const row = readRaw(s.path, (db) => {
+      const gen = db.prepare(`SELECT gen FROM scopes WHERE scope = 'transit'`).pluck().get() as number;
+      return db.prepare(`SELECT typeof(token) AS t, length(token) AS n FROM list_${gen}`).get();
+    });
+    expect(row).toEqual({ t: 'blob', n: 16 });
   });
 });
 
 describe('store file', () => {
   it('is durable before green: WAL with synchronous=FULL', () => {
     const s = newStore();
-    expect(s.db.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(s.db.pragma('synchronous', { simple: true })).toBe(2);
-    expect(s.db.pragma('user_version', { simple: true })).toBe(CURRENT_STORE_SCHEMA);
+    expect(s.settings().journalMode).toBe('wal');
+    expect(s.settings().synchronous).toBe(2);
+    expect(s.settings().schema).toBe(CURRENT_STORE_SCHEMA);
   });
 
   it('a database from newer software is refused (store.schema-too-new) and left untouched', () => {
@@ -212,7 +217,7 @@ describe('store file', () => {
     db.exec('CREATE TABLE unrelated (x)'); // user_version 0
     db.close();
     const s = newStore(path);
-    expect(s.db.pragma('user_version', { simple: true })).toBe(CURRENT_STORE_SCHEMA);
+    expect(s.settings().schema).toBe(CURRENT_STORE_SCHEMA);
     expect(s.lastSeq()).toBe(0);
   });
 
