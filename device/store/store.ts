@@ -33,7 +33,8 @@ import { CURRENT_STORE_SCHEMA, MIGRATIONS } from './schema.js';
  *   applyDelta(delta)                   → upserts/removes, one transaction
  *   readView(token)                     → entries, stop-list hit, counters, marks
  *   commitTap(tap, decision, view)      → JournalEntry (durable before it returns)
- *   processTap(tap, cfg) in ./tap.ts    → readView + decide + commitTap
+ *   inTransaction(fn)                   → fn in one immediate transaction (device/runtime/process-tap.ts:
+ *                                         readView + decide + commitTap)
  *   journalRange(fromSeq, limit)        → entries with seq ≥ fromSeq, ascending
  *   ackUpTo(seq) / ackedSeq() / lastSeq() / journalBacklog()
  *   pruneAcked(olderThanMs)             → deletes acknowledged entries older than that
@@ -495,6 +496,16 @@ export class Store {
     const m = this.st.viewMarks.get(t) as { data: string } | undefined;
     if (m) view.marks = JSON.parse(m.data) as TokenMarks;
     return view;
+  }
+
+  /**
+   * Run `fn` in one IMMEDIATE transaction (the write lock taken up front): the
+   * runtime reads the view, decides and commits a tap inside it, so nothing
+   * changes the token's counters between the read and the commit.
+   */
+  inTransaction<T>(fn: () => T): T {
+    this.alive();
+    return this.db.transaction(fn).immediate();
   }
 
   /**
