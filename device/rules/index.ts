@@ -14,7 +14,7 @@ import type { Decision, Tap, View } from './types.js';
  *   const decision = decide(tap, view, cfg);
  *   const entry = store.commitTap(tap, decision, view);   // durable; only now signal
  *
- * (`processTap` in device/store does exactly this in one call.)
+ * (`processTap` in device/runtime/process-tap.ts does exactly this in one call.)
  */
 export function decide(tap: Tap, view: View, cfg: Config): Decision {
   switch (cfg.device.kind) {

@@ -7,8 +7,11 @@ import type { Config } from '../config/schema.js';
 import { readMirCard } from '../emv/read.js';
 import { isDisplay, isTurnstile, type DisplayMessage, type PassOutcome, type Peripheral, type PeripheralHealth } from '../io/types.js';
 import type { CardChannel, CardRead, ReaderEvent, ReaderSource } from '../reader/types.js';
-import type { Decision, Direction, Reason, Tap } from '../rules/types.js';
-import { currentBootId, processTap, type JournalEntry, type Store } from '../store/index.js';
+import type { Decision, Direction, Tap } from '../rules/types.js';
+import { decideUnreadable } from '../rules/messages.js';
+import type { JournalEntry, Store } from '../store/index.js';
+import { systemClock, type Clock } from './clock.js';
+import { processTap } from './process-tap.js';
 
 /**
  * The tap loop: reader events → (per reader, one tap at a time) read the Mir
@@ -22,21 +25,7 @@ import { currentBootId, processTap, type JournalEntry, type Store } from '../sto
  * reconnects on its own while decisions go on.
  */
 
-/** The clocks a tap is stamped with (injected: the demo and tests script them). */
-export interface Clock {
-  /** Wall-clock time, epoch ms. */
-  wallMs(): number;
-  /** Monotonic time, ms (comparable only within one bootId). */
-  monoMs(): number;
-  bootId: string;
-}
-
-export const systemClock: Clock = {
-  wallMs: () => Date.now(),
-  // CLOCK_MONOTONIC since boot: comparable across process restarts within one boot
-  monoMs: () => Number(process.hrtime.bigint() / 1_000_000n),
-  bootId: currentBootId(),
-};
+export type { Clock };
 
 /** The journal's token for a tap whose card gave no token (unreadable, or not Mir). */
 export const NO_TOKEN = '0'.repeat(32);
@@ -151,12 +140,6 @@ interface ReaderSlot extends ReaderStatus {
   chain: Promise<void>;
 }
 
-const READ_ERROR_TEXT: Record<string, { ru: string; en: string }> = {
-  [ErrorCode.CardNotMir]: { ru: 'Принимаются только карты «Мир»', en: 'Mir cards only' },
-  [ErrorCode.CardRemoved]: { ru: 'Приложите карту ещё раз', en: 'Tap the card again' },
-  [ErrorCode.CardTimeout]: { ru: 'Приложите карту ещё раз', en: 'Tap the card again' },
-};
-const UNREADABLE = { ru: 'Карта не читается', en: 'Card cannot be read' };
 const DEVICE_FAULT = { ru: 'Ошибка устройства. Обратитесь к персоналу', en: 'Device error. Ask the staff' };
 
 function matchesReader(pattern: string, reader: string): boolean {
@@ -419,18 +402,7 @@ export class Runtime extends EventEmitter {
         ({ decision, entry } = processTap(this.store, tap, cfg));
       } else {
         const err = readErr!;
-        decision = {
-          kind: cfg.device.kind,
-          result: 'deny',
-          // the journal's reason for an unreadable card is its error code (a string column; the server takes any short reason)
-          reason: err.code as unknown as Reason,
-          fareKopecks: 0,
-          benefit: null,
-          display: READ_ERROR_TEXT[err.code] ?? UNREADABLE,
-          counterDelta: { add: [], marks: {} },
-          effectiveTime: wall,
-          flags: ['card-unreadable'],
-        };
+        decision = decideUnreadable(cfg.device.kind, err.code, wall);
         entry = this.store.commitTap(tap, decision, { listVersions: this.store.listVersions() });
         slot.lastError = { code: err.code, at: new Date(wall).toISOString() };
         const scheme = err.context && typeof err.context.scheme === 'string' ? err.context.scheme : undefined;

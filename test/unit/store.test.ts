@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { loadConfigFile } from '../../device/config/load.js';
-import { CURRENT_STORE_SCHEMA, Store, loadListsFile, processTap, readListsFile } from '../../device/store/index.js';
+import { processTap } from '../../device/runtime/process-tap.js';
+import { CURRENT_STORE_SCHEMA, Store, loadListsFile, readListsFile } from '../../device/store/index.js';
 import { RcError } from '../../protocol/errors.js';
 import type { TransitEntry } from '../../protocol/lists.js';
 
