@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCode } from '../../protocol/errors.js';
-import { NO_TOKEN } from '../../device/runtime/runtime.js';
+import { NO_TOKEN } from '../../device/runtime/tap-pipeline.js';
 import { busConfig, makeRig, mirSpec, MockPeripheral, PAN, tokenOf, turnstileConfig, type Rig } from './runtime-helpers.js';
 
 let rig: Rig | null = null;
@@ -165,7 +165,7 @@ describe('runtime: the tap loop', () => {
     const r = rig;
     r.periph.showDelayMs = 150;
     const done = r.tap('Entry', mirSpec(PAN.student));
-    await new Promise((res) => setTimeout(res, 20)); // the tap is in its signal now
+    await vi.waitFor(() => expect(r.periph.commands.map((c) => c.kind)).toContain('show')); // the tap is in its signal now
     const stopping = r.runtime.stop();
     const t = await done;
     await stopping;
@@ -220,7 +220,7 @@ describe('runtime: the tap loop', () => {
     const maint = vi.spyOn(rig.store, 'maintenance');
     rig.runtime.housekeeping(Date.parse('2027-01-01T00:00:00Z'));
     expect(maint).not.toHaveBeenCalled(); // a tap just ended: not now
-    await new Promise((r) => setTimeout(r, 1100));
+    rig.clock.mono += 1100; // a quiet second on the runtime's (injected) monotonic clock
     rig.runtime.housekeeping(Date.parse('2027-01-01T00:00:00Z'));
     expect(maint).toHaveBeenCalledTimes(1);
     expect(rig.store.journalRange(1, 10).map((e) => e.seq)).toEqual([2]); // seq 1: acknowledged and 30+ days old
