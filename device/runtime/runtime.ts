@@ -99,7 +99,13 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     this.closeSource = o.closeSource ?? true;
     this.housekeepingMs = o.housekeepingMs ?? 5000;
     this.readers = new ReaderSlots(() => this.cfg, this.log);
-    this.keeper = new Housekeeping({ store: this.store, log: this.log, clock, retentionMs: o.journalRetentionMs ?? JOURNAL_RETENTION_MS, busy: () => this.readers.busy() });
+    this.keeper = new Housekeeping({
+      store: this.store,
+      log: this.log,
+      clock,
+      retentionMs: o.journalRetentionMs ?? JOURNAL_RETENTION_MS,
+      busy: () => this.readers.busy(),
+    });
     this.pipeline = new TapPipeline({
       store: this.store,
       router: this.router,
@@ -140,7 +146,8 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
     this.unsubs.push(this.source.on((e) => this.onReaderEvent(e)));
     this.source.start();
     for (const r of this.source.readers()) this.readers.add(r.name);
-    this.log.info({ device: this.cfg.device.id, kind: this.cfg.device.kind, readers: this.readers.names(), peripherals: this.router.names() }, 'device running');
+    const running = { device: this.cfg.device.id, kind: this.cfg.device.kind, readers: this.readers.names(), peripherals: this.router.names() };
+    this.log.info(running, 'device running');
   }
 
   private startSync(s: RuntimeSync): void {
@@ -150,7 +157,9 @@ export class Runtime extends EventEmitter<RuntimeEvents> {
       this.log.info({}, 'sync connected');
     });
     s.on('offline', () => {
-      if (this.syncState.connected && this.state === 'running') this.log.warn({ code: ErrorCode.SyncBrokerUnavailable }, 'sync offline; decisions continue, the journal waits');
+      if (this.syncState.connected && this.state === 'running') {
+        this.log.warn({ code: ErrorCode.SyncBrokerUnavailable }, 'sync offline; decisions continue, the journal waits');
+      }
       this.syncState.connected = false;
       this.syncState.since = new Date().toISOString();
     });

@@ -191,7 +191,13 @@ function age(sec: number | null): string {
 export function formatStatus(s: StatusReply): string {
   const L: string[] = [];
   const d = s.device;
-  const where = [d.route !== undefined ? `route ${d.route}` : '', d.vehicle !== undefined ? `vehicle ${d.vehicle}` : '', d.schoolId !== undefined ? `school ${d.schoolId}` : ''].filter(Boolean).join(', ');
+  const where = [
+    d.route !== undefined ? `route ${d.route}` : '',
+    d.vehicle !== undefined ? `vehicle ${d.vehicle}` : '',
+    d.schoolId !== undefined ? `school ${d.schoolId}` : '',
+  ]
+    .filter(Boolean)
+    .join(', ');
   L.push(`device   ${s.device.id} (${s.device.kind}${where ? `, ${where}` : ''}) — ${s.state}, pid ${s.pid}, up ${age(s.uptimeSec)}, ${s.taps} taps`);
   L.push(`readers  PC/SC service: ${s.pcsc}`);
   if (s.readers.length === 0) L.push('         (no reader)');

@@ -71,7 +71,9 @@ export class TapPipeline {
     try {
       return { read: await readMirCard(channel, { now: new Date(wall), tokenKey: this.o.tokenKey, timeoutMs: this.o.readTimeoutMs }), error: null };
     } catch (e) {
-      return { read: null, error: isRcError(e) ? e : new RcError(ErrorCode.CardBadResponse, 'card read failed unexpectedly', { err: e instanceof Error ? e.name : 'unknown' }) };
+      const context = { err: e instanceof Error ? e.name : 'unknown' };
+      const error = isRcError(e) ? e : new RcError(ErrorCode.CardBadResponse, 'card read failed unexpectedly', context);
+      return { read: null, error };
     }
   }
 
@@ -106,7 +108,8 @@ export class TapPipeline {
       // the journal could not be written: the passenger must not pass on an unrecorded decision
       const code = isRcError(e) ? e.code : ErrorCode.RuntimeJournalFailed;
       slot.lastError = { code: ErrorCode.RuntimeJournalFailed, at: new Date().toISOString() };
-      log.error({ reader: slot.name, code: ErrorCode.RuntimeJournalFailed, cause: code, err: e instanceof Error ? e.message : String(e) }, 'journal commit failed: tap refused');
+      const err = e instanceof Error ? e.message : String(e);
+      log.error({ reader: slot.name, code: ErrorCode.RuntimeJournalFailed, cause: code, err }, 'journal commit failed: tap refused');
       await this.o.router.show(slot.name, { text: `${DEVICE_FAULT.ru}\n${DEVICE_FAULT.en}`, light: 'red', beep: 'error' });
       return null;
     }
@@ -141,10 +144,9 @@ export class TapPipeline {
     };
     slot.taps++;
     if (read) {
-      log.info(
-        { reader: slot.name, seq: entry.seq, maskedPan: read.maskedPan, token: report.tokenPrefix, result: decision.result, reason: decision.reason, fareKopecks: decision.fareKopecks, benefit: decision.benefit, ms: report.signalMs },
-        'tap decided',
-      );
+      const { result, reason, fareKopecks, benefit } = decision;
+      const fields = { reader: slot.name, seq: entry.seq, maskedPan: read.maskedPan, token: report.tokenPrefix, result, reason, fareKopecks, benefit };
+      log.info({ ...fields, ms: report.signalMs }, 'tap decided');
     }
     return report;
   }
@@ -177,7 +179,8 @@ export class TapPipeline {
   private journalOutcome(slot: ReaderSlot, entry: JournalEntry, direction: Direction, outcome: PassOutcome): void {
     const { store, log, clock } = this.o;
     try {
-      const ev = store.appendEvent({ wallTime: clock.wallMs(), token: entry.token, kind: entry.kind, reason: outcome, direction, reader: slot.name, flags: [`tap:${entry.seq}`] });
+      const flags = [`tap:${entry.seq}`];
+      const ev = store.appendEvent({ wallTime: clock.wallMs(), token: entry.token, kind: entry.kind, reason: outcome, direction, reader: slot.name, flags });
       log.info({ reader: slot.name, tapSeq: entry.seq, seq: ev.seq, outcome }, outcome === 'passed' ? 'person passed' : 'gate opened, nobody passed');
       this.o.outcome({ reader: slot.name, seq: ev.seq, tapSeq: entry.seq, outcome, direction });
       this.o.notify();

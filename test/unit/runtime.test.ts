@@ -2,7 +2,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCode } from '../../protocol/errors.js';
+import { StatusSchema } from '../../device/runtime/status.js';
 import { NO_TOKEN } from '../../device/runtime/tap-pipeline.js';
+import { decideUnreadable } from '../../device/rules/messages.js';
 import { busConfig, makeRig, mirSpec, MockPeripheral, PAN, tokenOf, turnstileConfig, type Rig } from './runtime-helpers.js';
 
 let rig: Rig | null = null;
@@ -233,5 +235,26 @@ describe('runtime: the tap loop', () => {
     await rig.tap('R1', mirSpec(PAN.unknown));
     expect(a.commands).toEqual([]);
     expect(b.commands.map((c) => c.kind)).toEqual(['show']);
+  });
+
+  it('the status the runtime builds is exactly what `rc-device status` accepts: one schema', async () => {
+    rig = await makeRig(turnstileConfig(), ['Entry', 'Exit']);
+    const t = await rig.tap('Entry', mirSpec(PAN.student));
+    await rig.outcome(t.seq);
+    const s = rig.runtime.status();
+    expect(StatusSchema.parse(JSON.parse(JSON.stringify(s)))).toEqual(JSON.parse(JSON.stringify(s)));
+  });
+
+  it('nextTap() without a reader resolves with the next tap on any reader', async () => {
+    rig = await makeRig(busConfig(), ['R0', 'R1']);
+    const next = rig.runtime.nextTap();
+    const t = await rig.tap('R1', mirSpec(PAN.unknown));
+    expect(await next).toBe(t);
+  });
+
+  it('an unreadable card is denied by the rules with its error code as the reason; an unexpected code counts as card.bad-response', () => {
+    expect(decideUnreadable('bus', ErrorCode.CardRemoved, 0)).toMatchObject({ result: 'deny', reason: 'card.removed', display: { en: 'Tap the card again' } });
+    expect(decideUnreadable('canteen', ErrorCode.ReaderTransmit, 0)).toMatchObject({ reason: 'reader.transmit-failed', display: { en: 'Card cannot be read' } });
+    expect(decideUnreadable('turnstile', ErrorCode.ConfigInvalid, 0)).toMatchObject({ reason: ErrorCode.CardBadResponse, flags: ['card-unreadable'] });
   });
 });
