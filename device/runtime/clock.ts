@@ -12,7 +12,7 @@ export interface Clock {
 let bootId: string | undefined;
 
 /** The kernel's boot id: the monotonic clock is comparable only within one boot. */
-export function currentBootId(): string {
+function currentBootId(): string {
   if (bootId === undefined) {
     try {
       bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();

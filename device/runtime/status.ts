@@ -69,7 +69,7 @@ function answers(path: string): Promise<boolean> {
 const Direction = z.enum(['entry', 'exit']);
 
 /** absent: named in the config but never seen (check the cable / the name). */
-export const ReaderStatusSchema = z.object({
+const ReaderStatusSchema = z.object({
   name: z.string(),
   direction: Direction.nullable(),
   state: z.enum(['idle', 'reading', 'removed', 'absent']),
@@ -78,10 +78,9 @@ export const ReaderStatusSchema = z.object({
   lastError: z.object({ code: z.string(), at: z.string() }).nullable(),
 });
 export type ReaderStatus = z.infer<typeof ReaderStatusSchema>;
-export type ReaderState = ReaderStatus['state'];
 
 /** One tap as the runtime reports it (status, demo, logs). Never holds a PAN. */
-export const TapReportSchema = z.object({
+const TapReportSchema = z.object({
   reader: z.string(),
   direction: Direction.nullable(),
   seq: z.number(),
