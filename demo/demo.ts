@@ -10,7 +10,9 @@ import { loadConfig } from '../device/config/load.js';
 import type { Config } from '../device/config/schema.js';
 import { VirtualReaderSource } from '../device/reader/virtual.js';
 import { startDevice, type RunningDevice } from '../device/runtime/device.js';
-import type { Clock, OutcomeReport, TapReport } from '../device/runtime/runtime.js';
+import type { Clock } from '../device/runtime/clock.js';
+import type { OutcomeReport } from '../device/runtime/events.js';
+import type { TapReport } from '../device/runtime/status.js';
 import type { VCardSpec } from '../device/vcard/spec.js';
 
 /**
@@ -200,28 +202,11 @@ export async function waitUntil(cond: () => boolean, timeoutMs: number, what: st
 /** Put a card on a reader and wait until the device has decided, journaled and signalled (and the gate's outcome, if it opened). */
 export async function tapCard(dev: RunningDevice, readers: VirtualReaderSource, reader: string, card: DemoCard): Promise<{ tap: TapReport; outcome: OutcomeReport | null }> {
   const rt = dev.runtime;
-  const tapP = new Promise<TapReport>((res) => {
-    const on = (r: TapReport) => {
-      if (r.reader !== reader) return;
-      rt.off('tap', on);
-      res(r);
-    };
-    rt.on('tap', on);
-  });
+  const tapP = rt.nextTap(reader);
   readers.present(reader, card.spec);
   const tap = await tapP;
   readers.remove(reader);
-  let outcome: OutcomeReport | null = null;
-  if (tap.gate) {
-    outcome = await new Promise<OutcomeReport>((res) => {
-      const on = (r: OutcomeReport) => {
-        if (r.tapSeq !== tap.seq) return;
-        rt.off('outcome', on);
-        res(r);
-      };
-      rt.on('outcome', on);
-    });
-  }
+  const outcome = tap.gate ? await rt.nextOutcome(tap.seq) : null;
   return { tap, outcome };
 }
 

@@ -11,7 +11,7 @@ import { formatProblem } from '../config/validate.js';
 import type { Tap } from '../../protocol/rules/types.js';
 import { readListsFile } from '../store/lists-file.js';
 import { Store } from '../store/store.js';
-import { processTap } from '../store/tap.js';
+import { processTap } from '../runtime/process-tap.js';
 
 /**
  * `rc-device replay --config FILE --lists FILE --taps FILE [--db FILE]`

@@ -11,7 +11,9 @@ import { PcscReaderSource } from '../reader/pcsc.js';
 import type { ReaderSource } from '../reader/types.js';
 import { Store } from '../store/index.js';
 import { SyncClient, syncOptionsFromConfig, type SyncClientOptions } from '../sync/index.js';
-import { Runtime, type Clock, type RuntimePeripheral } from './runtime.js';
+import type { Clock } from './clock.js';
+import type { RuntimePeripheral } from './peripherals.js';
+import { Runtime } from './runtime.js';
 import { serveStatus } from './status.js';
 
 /**

@@ -2,7 +2,6 @@ import { existsSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
 import { z } from 'zod';
 import { ErrorCode, RcError } from '../../protocol/errors.js';
-import type { RuntimeStatus } from './runtime.js';
 
 /**
  * The local status socket: a unix socket the running device serves. A client
@@ -67,68 +66,83 @@ function answers(path: string): Promise<boolean> {
   });
 }
 
+const Direction = z.enum(['entry', 'exit']);
+
+/** absent: named in the config but never seen (check the cable / the name). */
 const ReaderStatusSchema = z.object({
   name: z.string(),
-  direction: z.enum(['entry', 'exit']).nullable(),
-  state: z.string(),
+  direction: Direction.nullable(),
+  state: z.enum(['idle', 'reading', 'removed', 'absent']),
   cardPresent: z.boolean(),
   taps: z.number(),
   lastError: z.object({ code: z.string(), at: z.string() }).nullable(),
 });
+export type ReaderStatus = z.infer<typeof ReaderStatusSchema>;
 
-/** What `rc-device status` accepts from the socket (zod at the boundary). */
-export const StatusSchema = z
-  .object({
-    device: z.object({ id: z.string(), kind: z.string() }).passthrough(),
-    pid: z.number(),
-    startedAt: z.string(),
-    uptimeSec: z.number(),
-    state: z.string(),
-    pcsc: z.string(),
-    readers: z.array(ReaderStatusSchema),
-    peripherals: z.array(
-      z
-        .object({
-          name: z.string(),
-          kind: z.string(),
-          protocol: z.string(),
-          port: z.string(),
-          reader: z.string().nullable(),
-          state: z.string().optional(),
-          health: z
-            .object({
-              status: z.string(),
-              since: z.string(),
-              portOpen: z.boolean(),
-              lastError: z.object({ code: z.string(), message: z.string(), at: z.string() }).optional(),
-              counters: z.record(z.string(), z.number()),
-            })
-            .passthrough(),
-        })
-        .passthrough(),
-    ),
-    lastTap: z
-      .object({
-        reader: z.string(),
-        seq: z.number(),
-        time: z.string(),
-        tokenPrefix: z.string().nullable(),
-        maskedPan: z.string().nullable(),
-        result: z.string(),
-        reason: z.string(),
-        fareKopecks: z.number(),
-        benefit: z.string().nullable(),
-        error: z.string().nullable(),
-      })
-      .passthrough()
-      .nullable(),
-    taps: z.number(),
-    lists: z.array(z.object({ scope: z.string(), version: z.number(), appliedAt: z.string().nullable(), ageSec: z.number().nullable() })),
-    journal: z.object({ lastSeq: z.number(), ackedSeq: z.number(), backlog: z.number() }),
-    sync: z.object({ configured: z.boolean(), connected: z.boolean(), since: z.string().nullable(), lastAppliedAt: z.string().nullable(), refused: z.number() }),
-  })
-  .passthrough();
-export type StatusReply = z.infer<typeof StatusSchema>;
+/** One tap as the runtime reports it (status, demo, logs). Never holds a PAN. */
+const TapReportSchema = z.object({
+  reader: z.string(),
+  direction: Direction.nullable(),
+  seq: z.number(),
+  /** ISO-8601, the tap's wall time. */
+  time: z.string(),
+  /** First 8 hex digits of the token. */
+  tokenPrefix: z.string().nullable(),
+  maskedPan: z.string().nullable(),
+  scheme: z.string().nullable(),
+  result: z.enum(['allow', 'deny']),
+  reason: z.string(),
+  fareKopecks: z.number(),
+  benefit: z.string().nullable(),
+  display: z.object({ ru: z.string(), en: z.string() }),
+  /** Set when the card could not be read (the reason is then this code). */
+  error: z.string().nullable(),
+  /** Card present → card read (token derived), ms. */
+  readMs: z.number(),
+  /** Card present → journal committed, ms. */
+  commitMs: z.number(),
+  /** Card present → every peripheral command sent, ms. */
+  signalMs: z.number(),
+  /** Gate commands sent for this tap. */
+  gate: z.enum(['open-entry', 'open-exit']).nullable(),
+});
+export type TapReport = z.infer<typeof TapReportSchema>;
+
+const PeripheralStatusSchema = z.object({
+  name: z.string(),
+  kind: z.string(),
+  protocol: z.string(),
+  port: z.string(),
+  reader: z.string().nullable(),
+  state: z.string().optional(),
+  health: z.object({
+    status: z.enum(['ok', 'degraded', 'down']),
+    since: z.string(),
+    portOpen: z.boolean(),
+    lastError: z.object({ code: z.string(), message: z.string(), at: z.string() }).optional(),
+    counters: z.record(z.string(), z.number()),
+  }),
+});
+
+/** The one status shape: what the runtime builds, the socket serves and `rc-device status` accepts (zod at the boundary). */
+export const StatusSchema = z.object({
+  device: z.object({ id: z.string(), kind: z.string(), route: z.string().optional(), vehicle: z.string().optional(), schoolId: z.string().optional() }),
+  pid: z.number(),
+  startedAt: z.string(),
+  uptimeSec: z.number(),
+  state: z.enum(['running', 'stopping']),
+  pcsc: z.enum(['up', 'down', 'unknown']),
+  readers: z.array(ReaderStatusSchema),
+  peripherals: z.array(PeripheralStatusSchema),
+  lastTap: TapReportSchema.nullable(),
+  taps: z.number(),
+  lists: z.array(z.object({ scope: z.string(), version: z.number(), appliedAt: z.string().nullable(), ageSec: z.number().nullable() })),
+  journal: z.object({ lastSeq: z.number(), ackedSeq: z.number(), backlog: z.number() }),
+  sync: z.object({ configured: z.boolean(), connected: z.boolean(), since: z.string().nullable(), lastAppliedAt: z.string().nullable(), refused: z.number() }),
+});
+export type RuntimeStatus = z.infer<typeof StatusSchema>;
+/** What `queryStatus` returns: the same shape. */
+export type StatusReply = RuntimeStatus;
 
 /** Ask a running device for its status; RcError runtime.not-running when nothing answers. */
 export function queryStatus(path: string, timeoutMs = 3000): Promise<StatusReply> {
@@ -175,8 +189,14 @@ function age(sec: number | null): string {
 /** The human-readable status a technician reads. */
 export function formatStatus(s: StatusReply): string {
   const L: string[] = [];
-  const d = s.device as Record<string, unknown>;
-  const where = [d.route !== undefined ? `route ${String(d.route)}` : '', d.vehicle !== undefined ? `vehicle ${String(d.vehicle)}` : '', d.schoolId !== undefined ? `school ${String(d.schoolId)}` : ''].filter(Boolean).join(', ');
+  const d = s.device;
+  const where = [
+    d.route !== undefined ? `route ${d.route}` : '',
+    d.vehicle !== undefined ? `vehicle ${d.vehicle}` : '',
+    d.schoolId !== undefined ? `school ${d.schoolId}` : '',
+  ]
+    .filter(Boolean)
+    .join(', ');
   L.push(`device   ${s.device.id} (${s.device.kind}${where ? `, ${where}` : ''}) — ${s.state}, pid ${s.pid}, up ${age(s.uptimeSec)}, ${s.taps} taps`);
   L.push(`readers  PC/SC service: ${s.pcsc}`);
   if (s.readers.length === 0) L.push('         (no reader)');

@@ -1,4 +1,5 @@
-import type { DeviceKind, Reason } from './types.js';
+import { ErrorCode } from '../errors.js';
+import { isUnreadableReason, type Decision, type DeviceKind, type Reason, type UnreadableReason } from './types.js';
 import { rub } from './time.js';
 
 /** Short texts for the passenger's display, Russian first. */
@@ -42,6 +43,32 @@ export function display(reason: Reason, fareKopecks: number, result: 'allow' | '
       return { ru: 'Свободный проход', en: 'Free passage' };
     case 'unknown-route':
       return { ru: 'Маршрут не настроен', en: 'Route not configured' };
+    case ErrorCode.CardNotMir:
+      return { ru: 'Принимаются только карты «Мир»', en: 'Mir cards only' };
+    case ErrorCode.CardRemoved:
+    case ErrorCode.CardTimeout:
+      return { ru: 'Приложите карту ещё раз', en: 'Tap the card again' };
   }
+  if (isUnreadableReason(reason)) return { ru: 'Карта не читается', en: 'Card cannot be read' };
   return { ru: String(reason), en: String(reason) };
+}
+
+/**
+ * The decision for a card that could not be read: a deny whose reason is the
+ * read's error code (any other code counts as card.bad-response), no fare, no
+ * counters. Journaled like any tap, under the runtime's NO_TOKEN.
+ */
+export function decideUnreadable(kind: DeviceKind, code: string, wallTime: number): Decision {
+  const reason: UnreadableReason = isUnreadableReason(code) ? code : ErrorCode.CardBadResponse;
+  return {
+    kind,
+    result: 'deny',
+    reason,
+    fareKopecks: 0,
+    benefit: null,
+    display: display(reason, 0, 'deny', kind),
+    counterDelta: { add: [], marks: {} },
+    effectiveTime: wallTime,
+    flags: ['card-unreadable'],
+  };
 }

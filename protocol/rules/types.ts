@@ -1,3 +1,4 @@
+import { ErrorCode } from '../errors.js';
 import type { DeviceKind, Direction } from '../ids.js';
 import type { SchoolEntry, StopEntry, TransitEntry } from '../lists.js';
 import type { CanteenRules, SchoolRules, Tariff } from '../rules-schema.js';
@@ -127,7 +128,39 @@ export const REASONS = [
   'free-passage',
   'unknown-route',
 ] as const;
-export type Reason = (typeof REASONS)[number];
+
+/**
+ * A card that could not be read (or is not Mir) is denied with its error code
+ * as the reason: the journal, the status and the server see `card.not-mir`,
+ * `card.removed`, … (the codes of protocol/errors.ts, explained in the README).
+ */
+export const UNREADABLE_REASONS = [
+  ErrorCode.CardNotMir,
+  ErrorCode.CardRemoved,
+  ErrorCode.CardTimeout,
+  ErrorCode.CardStatus,
+  ErrorCode.CardNoApplication,
+  ErrorCode.CardBadResponse,
+  ErrorCode.CardMissingData,
+  ErrorCode.CardBadPan,
+  ErrorCode.CardBadExpiry,
+  ErrorCode.CardTooManyApdus,
+  ErrorCode.TlvMalformed,
+  ErrorCode.TlvTooDeep,
+  // the reader failed during the read (the card channel's transmit)
+  ErrorCode.PcscUnavailable,
+  ErrorCode.ReaderNotFound,
+  ErrorCode.ReaderTimeout,
+  ErrorCode.ReaderTransmit,
+  ErrorCode.ReaderBindingMissing,
+] as const;
+export type UnreadableReason = (typeof UNREADABLE_REASONS)[number];
+
+export type Reason = (typeof REASONS)[number] | UnreadableReason;
+
+export function isUnreadableReason(code: string): code is UnreadableReason {
+  return (UNREADABLE_REASONS as readonly string[]).includes(code);
+}
 
 export interface Decision {
   kind: DeviceKind;

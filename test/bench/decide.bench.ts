@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../device/config/load.js';
 import { Store } from '../../device/store/store.js';
-import { processTap } from '../../device/store/tap.js';
+import { processTap } from '../../device/runtime/process-tap.js';
 
 function arg(name: string, def: number): number {
   const i = process.argv.indexOf(`--${name}`);

@@ -20,7 +20,8 @@ import { loadConfig } from '../../device/config/load.js';
 import { createPeripheral } from '../../device/io/factory.js';
 import type { Display, DisplayMessage } from '../../device/io/types.js';
 import { PcscReaderSource } from '../../device/reader/pcsc.js';
-import { Runtime, type TapReport } from '../../device/runtime/runtime.js';
+import { Runtime } from '../../device/runtime/runtime.js';
+import type { TapReport } from '../../device/runtime/status.js';
 import { Store } from '../../device/store/index.js';
 import { createLogger } from '../../protocol/log.js';
 import { withLuhnDigit } from '../../protocol/pan.js';
@@ -105,7 +106,7 @@ async function main(): Promise<void> {
   try {
     for (let i = 0; i < total; i++) {
       const pan = withLuhnDigit(`2200710${String(i).padStart(8, '0')}`);
-      const done = new Promise<TapReport>((res) => runtime.once('tap', res));
+      const done = runtime.nextTap();
       await host.insert(slot.port, { kind: 'emv', pan, expiry: '2029-06', psn: '01' });
       const t = await done;
       const ackMs = t.signalMs;

@@ -129,11 +129,12 @@ describe('rc-device run, as processes: pcscd + virtual cards, pty turnstile cont
     const opens = sim!.opens().length;
     const u = await tap(gate, entry, mirSpec(PAN.unknown));
     expect(u).toMatchObject({ result: 'deny', reason: 'not-enrolled', gate: null });
-    await new Promise((r) => setTimeout(r, 300));
     expect(sim!.opens().length).toBe(opens);
     const x = await tap(gate, exit, mirSpec(PAN.student));
     expect(x).toMatchObject({ result: 'allow', gate: 'open-exit' });
     await sim!.waitFor((m) => m.type === 'command' && m.command?.type === 'open' && m.command.direction === 'exit', 'OPEN exit');
+    // one serial line, commands in order: an OPEN for the denied card would have come before this one
+    expect(sim!.opens().length).toBe(opens + 1);
   });
 
   it('a bus config applies benefits and full fares, refuses a stop-listed card, and the taps reach the server', async () => {

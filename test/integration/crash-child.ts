@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { loadConfig } from '../../device/config/load.js';
 import { Store } from '../../device/store/store.js';
-import { processTap } from '../../device/store/tap.js';
+import { processTap } from '../../device/runtime/process-tap.js';
 import type { TransitEntry } from '../../protocol/lists.js';
 
 const [dbPath, seedArg, mode] = process.argv.slice(2);

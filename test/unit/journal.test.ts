@@ -5,7 +5,8 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfigFile } from '../../device/config/load.js';
 import type { Tap } from '../../protocol/rules/types.js';
-import { Store, processTap } from '../../device/store/index.js';
+import { processTap } from '../../device/runtime/process-tap.js';
+import { Store } from '../../device/store/index.js';
 import { RcError } from '../../protocol/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rc-journal-test-'));

@@ -6,11 +6,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../device/config/load.js';
 import { VirtualReaderSource } from '../../device/reader/virtual.js';
 import { devicePaths, startDevice, type RunningDevice } from '../../device/runtime/device.js';
-import type { TapReport } from '../../device/runtime/runtime.js';
 import { queryStatus } from '../../device/runtime/status.js';
 import { ErrorCode } from '../../protocol/errors.js';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
@@ -21,21 +20,23 @@ const dir = mkdtempSync(join(tmpdir(), 'rc-rt-dev-'));
 let server: RunningServer;
 let dev: RunningDevice;
 let source: VirtualReaderSource;
+let logLines: string[] = [];
 
 async function* linesOf(t: string): AsyncIterable<string> {
   for (const l of t.split('\n')) yield l;
 }
 
 async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await vi.waitFor(
+    () => {
+      if (!cond()) throw new Error(`timed out waiting for ${what}`);
+    },
+    { timeout: ms, interval: 20 },
+  );
 }
 
-function tap(reader: string, spec: ReturnType<typeof mirSpec>): Promise<TapReport> {
-  const p = new Promise<TapReport>((res) => dev.runtime.once('tap', res));
+function tap(reader: string, spec: ReturnType<typeof mirSpec>) {
+  const p = dev.runtime.nextTap();
   source.present(reader, spec);
   return p.finally(() => source.remove(reader));
 }
@@ -49,7 +50,8 @@ const cfgRaw = (sync: { brokerUrl: string; serverPublicKey: string }) => ({
 });
 
 beforeAll(async () => {
-  const { log } = logSink();
+  const { log, lines } = logSink();
+  logLines = lines;
   server = await startServer({ dataDir: join(dir, 'server'), mqttPort: 0, httpPort: 0, tokenKey: DEV_TOKEN_KEY, log });
   await server.api.importCsv('stoplist', linesOf(`pan,psn,reason\n${PAN.stopped},01,lost`), false);
   source = new VirtualReaderSource(['R']);
@@ -93,7 +95,7 @@ describe('startDevice: a device from its config', () => {
 
   it('a published rules document that does not validate is refused and the rules stay', async () => {
     await server.api.setConfig('rules-bus', { schema: 1, tariff: { routes: {} } }).catch(() => undefined);
-    await new Promise((r) => setTimeout(r, 500));
+    await until(() => logLines.some((l) => l.includes('published rules refused')), 15_000, 'the device refusing the published rules');
     expect(dev.runtime.config.tariff?.routes['7']?.fullFareKopecks).toBe(4000);
   });
 

@@ -15,7 +15,11 @@ import type {
   Display,
 } from '../../device/io/types.js';
 import { VirtualReaderSource } from '../../device/reader/virtual.js';
-import { Runtime, type Clock, type OutcomeReport, type RuntimePeripheral, type TapReport } from '../../device/runtime/runtime.js';
+import type { Clock } from '../../device/runtime/clock.js';
+import type { OutcomeReport } from '../../device/runtime/events.js';
+import type { RuntimePeripheral } from '../../device/runtime/peripherals.js';
+import { Runtime } from '../../device/runtime/runtime.js';
+import type { TapReport } from '../../device/runtime/status.js';
 import { Store } from '../../device/store/index.js';
 import { createLogger, type Logger } from '../../protocol/log.js';
 import { DEV_TOKEN_KEY, deriveToken } from '../../protocol/token.js';
@@ -221,27 +225,11 @@ export async function makeRig(cfg: Config, readers: string[], o: { peripherals?:
     clock,
     logs,
     tap(reader, spec) {
-      const p = new Promise<TapReport>((res) => {
-        const on = (r: TapReport) => {
-          if (r.reader !== reader) return;
-          runtime.off('tap', on);
-          res(r);
-        };
-        runtime.on('tap', on);
-      });
+      const p = runtime.nextTap(reader);
       source.present(reader, spec);
       return p.finally(() => source.remove(reader));
     },
-    outcome(tapSeq) {
-      return new Promise<OutcomeReport>((res) => {
-        const on = (r: OutcomeReport) => {
-          if (r.tapSeq !== tapSeq) return;
-          runtime.off('outcome', on);
-          res(r);
-        };
-        runtime.on('outcome', on);
-      });
-    },
+    outcome: (tapSeq) => runtime.nextOutcome(tapSeq),
     async close() {
       await runtime.stop();
       rmSync(dir, { recursive: true, force: true });

@@ -2,7 +2,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ErrorCode } from '../../protocol/errors.js';
-import { NO_TOKEN } from '../../device/runtime/runtime.js';
+import { StatusSchema } from '../../device/runtime/status.js';
+import { NO_TOKEN } from '../../device/runtime/tap-pipeline.js';
+import { decideUnreadable } from '../../protocol/rules/messages.js';
 import { busConfig, makeRig, mirSpec, MockPeripheral, PAN, tokenOf, turnstileConfig, type Rig } from './runtime-helpers.js';
 
 let rig: Rig | null = null;
@@ -165,7 +167,7 @@ describe('runtime: the tap loop', () => {
     const r = rig;
     r.periph.showDelayMs = 150;
     const done = r.tap('Entry', mirSpec(PAN.student));
-    await new Promise((res) => setTimeout(res, 20)); // the tap is in its signal now
+    await vi.waitFor(() => expect(r.periph.commands.map((c) => c.kind)).toContain('show')); // the tap is in its signal now
     const stopping = r.runtime.stop();
     const t = await done;
     await stopping;
@@ -220,7 +222,7 @@ describe('runtime: the tap loop', () => {
     const maint = vi.spyOn(rig.store, 'maintenance');
     rig.runtime.housekeeping(Date.parse('2027-01-01T00:00:00Z'));
     expect(maint).not.toHaveBeenCalled(); // a tap just ended: not now
-    await new Promise((r) => setTimeout(r, 1100));
+    rig.clock.mono += 1100; // a quiet second on the runtime's (injected) monotonic clock
     rig.runtime.housekeeping(Date.parse('2027-01-01T00:00:00Z'));
     expect(maint).toHaveBeenCalledTimes(1);
     expect(rig.store.journalRange(1, 10).map((e) => e.seq)).toEqual([2]); // seq 1: acknowledged and 30+ days old
@@ -233,5 +235,26 @@ describe('runtime: the tap loop', () => {
     await rig.tap('R1', mirSpec(PAN.unknown));
     expect(a.commands).toEqual([]);
     expect(b.commands.map((c) => c.kind)).toEqual(['show']);
+  });
+
+  it('the status the runtime builds is exactly what `rc-device status` accepts: one schema', async () => {
+    rig = await makeRig(turnstileConfig(), ['Entry', 'Exit']);
+    const t = await rig.tap('Entry', mirSpec(PAN.student));
+    await rig.outcome(t.seq);
+    const s = rig.runtime.status();
+    expect(StatusSchema.parse(JSON.parse(JSON.stringify(s)))).toEqual(JSON.parse(JSON.stringify(s)));
+  });
+
+  it('nextTap() without a reader resolves with the next tap on any reader', async () => {
+    rig = await makeRig(busConfig(), ['R0', 'R1']);
+    const next = rig.runtime.nextTap();
+    const t = await rig.tap('R1', mirSpec(PAN.unknown));
+    expect(await next).toBe(t);
+  });
+
+  it('an unreadable card is denied by the rules with its error code as the reason; an unexpected code counts as card.bad-response', () => {
+    expect(decideUnreadable('bus', ErrorCode.CardRemoved, 0)).toMatchObject({ result: 'deny', reason: 'card.removed', display: { en: 'Tap the card again' } });
+    expect(decideUnreadable('canteen', ErrorCode.ReaderTransmit, 0)).toMatchObject({ reason: 'reader.transmit-failed', display: { en: 'Card cannot be read' } });
+    expect(decideUnreadable('turnstile', ErrorCode.ConfigInvalid, 0)).toMatchObject({ reason: ErrorCode.CardBadResponse, flags: ['card-unreadable'] });
   });
 });
