@@ -111,7 +111,13 @@ export class SyncClient extends EventEmitter {
   start(): void {
     const o = this.o;
     const will = { topic: topics.status(o.deviceId), payload: Buffer.from(JSON.stringify(this.statusPayload(false))) };
-    const params = { brokerUrl: o.brokerUrl, clientId: o.deviceId, will, ...(o.username !== undefined ? { username: o.username } : {}), ...(o.password !== undefined ? { password: o.password } : {}) };
+    const params = {
+      brokerUrl: o.brokerUrl,
+      clientId: o.deviceId,
+      will,
+      ...(o.username !== undefined ? { username: o.username } : {}),
+      ...(o.password !== undefined ? { password: o.password } : {}),
+    };
     this.client = (o.transport ?? createMqttTransport)(params, {
       connect: () => this.onConnect(),
       message: (topic, payload, retained) => this.onMessage(topic, payload, retained),
@@ -181,7 +187,8 @@ export class SyncClient extends EventEmitter {
     const t = setTimeout(() => {
       const missing = this.o.scopes.filter((s) => !this.state.get(s)!.manifest);
       if (missing.length && c.connected) {
-        void c.publish(topics.request(this.o.deviceId), Buffer.from(JSON.stringify({ device: this.o.deviceId, scopes: missing })), false).catch(() => undefined);
+        const body = Buffer.from(JSON.stringify({ device: this.o.deviceId, scopes: missing }));
+        void c.publish(topics.request(this.o.deviceId), body, false).catch(() => undefined);
       }
     }, after);
     t.unref();

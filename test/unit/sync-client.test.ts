@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -5,14 +6,15 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Store } from '../../device/store/index.js';
-import { SyncClient, type SyncClientOptions, type SyncTransport, type SyncTransportFactory, type TransportHandlers, type TransportParams } from '../../device/sync/index.js';
+import { SyncClient, type SyncClientOptions } from '../../device/sync/index.js';
+import type { SyncTransport, SyncTransportFactory, TransportHandlers, TransportParams } from '../../device/sync/index.js';
 import { ErrorCode } from '../../protocol/errors.js';
-import type { StopEntry, TransitEntry } from '../../protocol/lists.js';
+import type { Scope, StopEntry, TransitEntry } from '../../protocol/lists.js';
 import { createLogger } from '../../protocol/log.js';
 import { encodeRecords } from '../../protocol/wire/codec.js';
 import { sealDelta, sealManifest, splitChunks } from '../../protocol/wire/chunking.js';
 import { generateSigningKey, publicKeyPem } from '../../protocol/wire/envelope.js';
-import { JournalBatch } from '../../protocol/wire/messages.js';
+import { JournalBatch, type ChunkRef, type DeltaRef } from '../../protocol/wire/messages.js';
 import { topics } from '../../protocol/wire/topics.js';
 
 /** MQTT topic filter match (`+` one level, `#` the rest). */
@@ -122,8 +124,15 @@ function nextEvent<T>(em: EventEmitter, name: string, pred: (v: T) => boolean = 
 const T0 = new Date('2026-11-24T09:00:00Z');
 const DAY = 86_400_000;
 const token = (i: number) => i.toString(16).padStart(32, '0');
-const transit = (from: number, n: number): TransitEntry[] => Array.from({ length: n }, (_, i) => ({ token: token(from + i), cardExpiry: '2030-12', benefits: [] }));
+const transit = (from: number, n: number): TransitEntry[] =>
+  Array.from({ length: n }, (_, i) => ({ token: token(from + i), cardExpiry: '2030-12', benefits: [] }));
 const stops = (from: number, n: number): StopEntry[] => Array.from({ length: n }, (_, i) => ({ token: token(from + i), reason: 'lost', since: '2026-11-01' }));
+
+/** The server's signed manifest of `scope` at `version`, retained (one record per entry in these tests). */
+function publishManifest(broker: MemoryBroker, key: KeyObject, scope: Scope, version: number, chunks: ChunkRef[], deltas: DeltaRef[] = []): void {
+  const records = chunks.reduce((a, c) => a + c.records, 0);
+  broker.publish(topics.manifest(scope), sealManifest({ scope, version, entries: records, records, chunks, deltas, now: T0, ttlMs: DAY }, key), true);
+}
 
 describe('sync client over an in-memory transport (no broker)', () => {
   const cleanup: (() => Promise<void> | void)[] = [];
@@ -160,12 +169,12 @@ describe('sync client over an in-memory transport (no broker)', () => {
     // the server's retained state before the device connects
     const { refs, payloads } = splitChunks(3, encodeRecords('transit', transit(0, 130)), 50);
     payloads.forEach((p, n) => broker.publish(topics.chunk('transit', 3, n), p, true));
-    broker.publish(topics.manifest('transit'), sealManifest({ scope: 'transit', version: 3, entries: 130, records: 130, chunks: refs, deltas: [], now: T0, ttlMs: DAY }, key), true);
+    publishManifest(broker, key, 'transit', 3, refs);
     const sd = sealDelta('stoplist', 0, 1, encodeRecords('stoplist', stops(1000, 2)), T0, DAY, key);
     broker.publish(topics.delta('stoplist', 0, 1), sd.payload, true);
     const s1 = splitChunks(1, encodeRecords('stoplist', stops(1000, 2)), 50);
     s1.payloads.forEach((p, n) => broker.publish(topics.chunk('stoplist', 1, n), p, true));
-    broker.publish(topics.manifest('stoplist'), sealManifest({ scope: 'stoplist', version: 1, entries: 2, records: 2, chunks: s1.refs, deltas: [sd.ref], now: T0, ttlMs: DAY }, key), true);
+    publishManifest(broker, key, 'stoplist', 1, s1.refs, [sd.ref]);
 
     const applied: { scope: string; version: number; via: string }[] = [];
     const progress: number[] = [];
@@ -173,7 +182,8 @@ describe('sync client over an in-memory transport (no broker)', () => {
     client.on('progress', (p: { have: number }) => progress.push(p.have));
     const refused: unknown[] = [];
     client.on('refused', (r) => refused.push(r));
-    const both = Promise.all([nextEvent(client, 'applied', (a: { scope: string }) => a.scope === 'transit'), nextEvent(client, 'applied', (a: { scope: string }) => a.scope === 'stoplist')]);
+    const appliedTo = (scope: string) => nextEvent(client, 'applied', (a: { scope: string }) => a.scope === scope);
+    const both = Promise.all([appliedTo('transit'), appliedTo('stoplist')]);
     client.start();
     await both;
     expect(applied.sort((a, b) => a.scope.localeCompare(b.scope))).toEqual([
@@ -190,7 +200,7 @@ describe('sync client over an in-memory transport (no broker)', () => {
     const live = nextEvent(client, 'applied', (a: { version: number }) => a.version === 4);
     broker.publish(topics.delta('transit', 3, 4), d4.payload, true);
     const v4 = splitChunks(4, encodeRecords('transit', [...transit(1, 129), ...transit(500, 1)]), 50);
-    broker.publish(topics.manifest('transit'), sealManifest({ scope: 'transit', version: 4, entries: 130, records: 130, chunks: v4.refs, deltas: [d4.ref], now: T0, ttlMs: DAY }, key), true);
+    publishManifest(broker, key, 'transit', 4, v4.refs, [d4.ref]);
     expect(await live).toEqual({ scope: 'transit', version: 4, via: 'delta' });
     expect(store.entryCount('transit')).toBe(130);
     expect(store.readView(token(500)).transit).not.toBeNull();
@@ -198,7 +208,8 @@ describe('sync client over an in-memory transport (no broker)', () => {
     expect(refused).toEqual([]);
     await client.stop();
     // the last status says offline with the versions held
-    expect(JSON.parse(broker.retained.get(topics.status('bus-mem'))!.toString())).toMatchObject({ device: 'bus-mem', online: false, lists: { transit: 4, stoplist: 1 } });
+    const status: unknown = JSON.parse(broker.retained.get(topics.status('bus-mem'))!.toString());
+    expect(status).toMatchObject({ device: 'bus-mem', online: false, lists: { transit: 4, stoplist: 1 } });
   });
 
   it('a manifest that expired by the injected clock is refused and nothing is fetched', async () => {
@@ -206,7 +217,7 @@ describe('sync client over an in-memory transport (no broker)', () => {
     const { store, client, key, advance } = device(broker, { scopes: ['transit'] });
     const { refs, payloads } = splitChunks(2, encodeRecords('transit', transit(0, 10)), 50);
     payloads.forEach((p, n) => broker.publish(topics.chunk('transit', 2, n), p, true));
-    broker.publish(topics.manifest('transit'), sealManifest({ scope: 'transit', version: 2, entries: 10, records: 10, chunks: refs, deltas: [], now: T0, ttlMs: DAY }, key), true);
+    publishManifest(broker, key, 'transit', 2, refs);
     advance(2 * DAY);
     const refused = nextEvent<{ code: string }>(client, 'refused');
     client.start();

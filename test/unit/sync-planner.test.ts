@@ -50,7 +50,8 @@ describe('sync list planner', () => {
   });
 
   it('buffered deltas are applied in version order from the held one, whatever order they came in', () => {
-    const p = planScope(view({ held: 4, manifest: manifest(7, [[4, 5], [5, 6], [6, 7]]), buffered: [{ from: 6, to: 7 }, { from: 4, to: 5 }, { from: 5, to: 6 }] }), NOW);
+    const buffered = [{ from: 6, to: 7 }, { from: 4, to: 5 }, { from: 5, to: 6 }];
+    const p = planScope(view({ held: 4, manifest: manifest(7, [[4, 5], [5, 6], [6, 7]]), buffered }), NOW);
     expect(p.apply).toEqual([{ from: 4, to: 5 }, { from: 5, to: 6 }, { from: 6, to: 7 }]);
     expect(p.reaches).toBe(7);
     expect(p.next).toEqual({ kind: 'idle', reason: 'up-to-date' });
@@ -77,13 +78,15 @@ describe('sync list planner', () => {
   });
 
   it('a download under way is finished when it leads to the manifest; one that does not is replaced', () => {
-    expect(planScope(view({ held: 0, manifest: manifest(5), download: { version: 5, applying: false } }), NOW).next).toEqual({ kind: 'idle', reason: 'downloading' });
+    const fetching5 = { version: 5, applying: false };
+    const next = (v: Partial<ScopeView>) => planScope(view({ held: 0, ...v }), NOW).next;
+    expect(next({ manifest: manifest(5), download: fetching5 })).toEqual({ kind: 'idle', reason: 'downloading' });
     // the manifest moved on, and a delta continues from the snapshot being fetched: finish it, then the delta
-    expect(planScope(view({ held: 0, manifest: manifest(6, [[5, 6]]), download: { version: 5, applying: false } }), NOW).next).toEqual({ kind: 'idle', reason: 'downloading' });
+    expect(next({ manifest: manifest(6, [[5, 6]]), download: fetching5 })).toEqual({ kind: 'idle', reason: 'downloading' });
     // no delta from the snapshot being fetched: fetch the newer one instead
-    expect(planScope(view({ held: 0, manifest: manifest(8, [[7, 8]]), download: { version: 5, applying: false } }), NOW).next).toEqual({ kind: 'snapshot', version: 8 });
+    expect(next({ manifest: manifest(8, [[7, 8]]), download: fetching5 })).toEqual({ kind: 'snapshot', version: 8 });
     // a snapshot being written to the store is never interrupted
-    expect(planScope(view({ held: 0, manifest: manifest(8), download: { version: 5, applying: true } }), NOW).next).toEqual({ kind: 'idle', reason: 'applying' });
+    expect(next({ manifest: manifest(8), download: { version: 5, applying: true } })).toEqual({ kind: 'idle', reason: 'applying' });
   });
 
   it('several scopes are planned each on their own, in the order given', () => {
