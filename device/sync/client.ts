@@ -1,17 +1,19 @@
 import { EventEmitter } from 'node:events';
 import type { KeyObject } from 'node:crypto';
 import { setImmediate as yieldLoop } from 'node:timers/promises';
-import mqtt, { type MqttClient } from 'mqtt';
 import { ErrorCode, RcError, isRcError } from '../../protocol/errors.js';
 import type { Logger } from '../../protocol/log.js';
 import type { ListDelta, Scope } from '../../protocol/lists.js';
 import { decodeRecords } from '../../protocol/wire/codec.js';
 import { loadPublicKey } from '../../protocol/wire/envelope.js';
-import { JournalAck, MAX_CONTROL_MESSAGE, MAX_LIST_MESSAGE, type DeltaRef, type ManifestHeader, type WireJournalEntry } from '../../protocol/wire/messages.js';
+import { JournalAck, MAX_CONTROL_MESSAGE, MAX_LIST_MESSAGE, type ManifestHeader, type WireJournalEntry } from '../../protocol/wire/messages.js';
 import { parseTopic, topics } from '../../protocol/wire/topics.js';
 import { parseControl, verifyChunk, verifyConfig, verifyDelta, verifyManifest } from '../../protocol/wire/verify.js';
 import type { JournalEntry, Store } from '../store/index.js';
+import { createMqttTransport } from './mqtt-transport.js';
+import { missingChunks, planScope, type ScopePlan, type ScopeView } from './planner.js';
 import { ChunkStaging } from './staging.js';
+import type { SyncTransport, SyncTransportFactory } from './transport.js';
 
 /** What the sync client needs from the device store. */
 export type SyncStore = Pick<Store, 'listVersion' | 'listVersions' | 'applyDelta' | 'beginSnapshot' | 'journalRange' | 'ackUpTo' | 'ackedSeq' | 'lastSeq' | 'journalBacklog'>;
@@ -37,6 +39,8 @@ export interface SyncClientOptions {
   requestAfterMs?: number;
   readerState?: () => string;
   onConfig?: (name: string, version: number, doc: unknown) => void;
+  /** How messages travel (default: MQTT to `brokerUrl`). */
+  transport?: SyncTransportFactory;
 }
 
 /** Entries written per store call while applying a snapshot (a tap waits at most this long). */
@@ -53,10 +57,15 @@ interface ScopeState {
   deltas: Map<number, ListDelta>; // verified, keyed by fromVersion
   download: Download | null;
   waitTimer: NodeJS.Timeout | null;
+  deltasOverdue: boolean; // the awaited deltas did not come in time: the planner picks the snapshot
 }
 
+/** How long the deltas a manifest lists are awaited before the snapshot is fetched instead. */
+const DELTA_WAIT_MS = 5000;
+
 /**
- * The device's sync client (MQTT 3.1.1). Keeps lists current (delta or chunked
+ * The device's sync client, over a `SyncTransport` (MQTT 3.1.1 unless another
+ * is given; `planner.ts` decides what to fetch). Keeps lists current (delta or chunked
  * snapshot, verified, applied through the store in one transaction), uploads
  * the journal (QoS 1, kept until acknowledged), publishes a retained status
  * with a last will, reconnects with backoff. It never holds the store for
@@ -69,13 +78,13 @@ interface ScopeState {
  * 'frozen' {scopes} (the newest manifest seen has expired: no fresh list for too long).
  */
 export class SyncClient extends EventEmitter {
-  private client: MqttClient | null = null;
+  private client: SyncTransport | null = null;
   private readonly key: KeyObject;
   private readonly staging: ChunkStaging;
   private readonly state = new Map<Scope, ScopeState>();
   private readonly now: () => Date;
   private sentUpTo = 0;
-  private lastAckAt = Date.now();
+  private lastAckAt: number;
   private backoff: number;
   private stopped = false;
   private reconnectTimer: NodeJS.Timeout | null = null;
@@ -89,9 +98,10 @@ export class SyncClient extends EventEmitter {
     this.key = loadPublicKey(o.serverPublicKey);
     this.staging = new ChunkStaging(o.stagingDir);
     this.now = o.now ?? (() => new Date());
+    this.lastAckAt = this.now().getTime();
     this.backoff = o.reconnectMinMs ?? 500;
     this.log = o.log.child({ part: 'sync', device: o.deviceId });
-    for (const s of o.scopes) this.state.set(s, { manifest: null, deltas: new Map(), download: null, waitTimer: null });
+    for (const s of o.scopes) this.state.set(s, { manifest: null, deltas: new Map(), download: null, waitTimer: null, deltasOverdue: false });
   }
 
   get connected(): boolean {
@@ -100,23 +110,20 @@ export class SyncClient extends EventEmitter {
 
   start(): void {
     const o = this.o;
-    const will = { topic: topics.status(o.deviceId), payload: Buffer.from(JSON.stringify(this.statusPayload(false))), qos: 1 as const, retain: true };
-    const c = mqtt.connect(o.brokerUrl, {
-      protocolVersion: 4,
+    const will = { topic: topics.status(o.deviceId), payload: Buffer.from(JSON.stringify(this.statusPayload(false))) };
+    const params = {
+      brokerUrl: o.brokerUrl,
       clientId: o.deviceId,
-      clean: true,
-      keepalive: 30,
-      reconnectPeriod: 0, // our own backoff
-      connectTimeout: 5000,
-      username: o.username,
-      password: o.password,
       will,
+      ...(o.username !== undefined ? { username: o.username } : {}),
+      ...(o.password !== undefined ? { password: o.password } : {}),
+    };
+    this.client = (o.transport ?? createMqttTransport)(params, {
+      connect: () => this.onConnect(),
+      message: (topic, payload, retained) => this.onMessage(topic, payload, retained),
+      close: () => this.onClose(),
+      error: (e) => this.log.warn({ code: ErrorCode.SyncBrokerUnavailable, err: e.message }, 'broker connection error'),
     });
-    this.client = c;
-    c.on('connect', () => this.onConnect());
-    c.on('message', (topic, payload, packet) => this.onMessage(topic, payload, packet.retain));
-    c.on('close', () => this.onClose());
-    c.on('error', (e) => this.log.warn({ code: ErrorCode.SyncBrokerUnavailable, err: e.message }, 'broker connection error'));
     this.timers.push(setInterval(() => this.pump(), 1000));
     this.timers.push(
       setInterval(() => {
@@ -134,9 +141,9 @@ export class SyncClient extends EventEmitter {
     for (const s of this.state.values()) if (s.waitTimer) clearTimeout(s.waitTimer);
     const c = this.client;
     if (c?.connected) {
-      await c.publishAsync(topics.status(this.o.deviceId), Buffer.from(JSON.stringify(this.statusPayload(false))), { qos: 1, retain: true }).catch(() => undefined);
+      await c.publish(topics.status(this.o.deviceId), Buffer.from(JSON.stringify(this.statusPayload(false))), true).catch(() => undefined);
     }
-    await c?.endAsync(true).catch(() => undefined);
+    await c?.close().catch(() => undefined);
   }
 
   /** Call after a tap was journaled: uploads soon, without waiting for the timer. */
@@ -162,12 +169,12 @@ export class SyncClient extends EventEmitter {
     this.backoff = this.o.reconnectMinMs ?? 500;
     this.sentUpTo = this.o.store.ackedSeq(); // resend what is not acknowledged (the server dedups)
     this.pumping = false; // a publish of the previous connection may never settle
-    this.lastAckAt = Date.now();
+    this.lastAckAt = this.now().getTime();
     this.log.info({ broker: this.o.brokerUrl }, 'connected');
     const subs: string[] = [topics.journalAck(this.o.deviceId), topics.configAll()];
     for (const s of this.o.scopes) subs.push(topics.manifest(s), topics.deltaAll(s));
     void c
-      .subscribeAsync(subs, { qos: 1 })
+      .subscribe(subs)
       .then(() => {
         // resume interrupted downloads
         for (const [scope, st] of this.state) if (st.download) void this.subscribeMissing(scope, st.download);
@@ -180,7 +187,8 @@ export class SyncClient extends EventEmitter {
     const t = setTimeout(() => {
       const missing = this.o.scopes.filter((s) => !this.state.get(s)!.manifest);
       if (missing.length && c.connected) {
-        void c.publishAsync(topics.request(this.o.deviceId), Buffer.from(JSON.stringify({ device: this.o.deviceId, scopes: missing })), { qos: 1 }).catch(() => undefined);
+        const body = Buffer.from(JSON.stringify({ device: this.o.deviceId, scopes: missing }));
+        void c.publish(topics.request(this.o.deviceId), body, false).catch(() => undefined);
       }
     }, after);
     t.unref();
@@ -234,7 +242,7 @@ export class SyncClient extends EventEmitter {
         this.staging.put(t.scope, t.version, t.n, payload);
         d.have.add(t.n);
         this.emit('progress', { scope: t.scope, version: t.version, have: d.have.size, total: d.manifest.chunks.length });
-        this.client?.unsubscribe(topics.chunk(t.scope, t.version, t.n));
+        this.client?.unsubscribe([topics.chunk(t.scope, t.version, t.n)]);
         if (d.have.size === d.manifest.chunks.length) void this.applySnapshot(t.scope, d);
       }
     } catch (e) {
@@ -242,59 +250,78 @@ export class SyncClient extends EventEmitter {
     }
   }
 
-  /** Bring a scope to its manifest's version: buffered deltas first, else a snapshot. */
+  /** Bring a scope to its manifest's version: the planner decides (buffered deltas first, else await deltas, else a snapshot). */
   private plan(scope: Scope): void {
     const st = this.state.get(scope)!;
     const store = this.o.store;
-    let held = store.listVersion(scope);
-    for (;;) {
-      const d = st.deltas.get(held);
-      if (!d) break;
-      st.deltas.delete(held);
-      try {
-        const r = store.applyDelta(d);
-        if (r.applied) {
-          this.log.info({ scope, from: r.fromVersion, version: r.version, changes: r.entries }, 'delta applied');
-          this.emit('applied', { scope, version: r.version, via: 'delta' });
-          this.statusDirty = true;
+    const overdue = st.deltasOverdue;
+    st.deltasOverdue = false;
+    let p = planScope(this.view(scope, overdue), this.now());
+    if (p.apply.length) {
+      for (const step of p.apply) {
+        if (store.listVersion(scope) !== step.from) break;
+        const d = st.deltas.get(step.from)!;
+        st.deltas.delete(step.from);
+        try {
+          const r = store.applyDelta(d);
+          if (r.applied) {
+            this.log.info({ scope, from: r.fromVersion, version: r.version, changes: r.entries }, 'delta applied');
+            this.emit('applied', { scope, version: r.version, via: 'delta' });
+            this.statusDirty = true;
+          }
+        } catch (e) {
+          this.refuse(e, topics.delta(scope, d.fromVersion, d.toVersion));
+          break;
         }
-      } catch (e) {
-        this.refuse(e, topics.delta(scope, d.fromVersion, d.toVersion));
-        break;
       }
-      held = store.listVersion(scope);
+      // a delta was refused: decide again from what is held
+      if (store.listVersion(scope) !== p.reaches) p = planScope(this.view(scope, overdue), this.now());
     }
-    for (const k of [...st.deltas.keys()]) if (st.deltas.get(k)!.toVersion <= held) st.deltas.delete(k);
+    for (const k of p.discard) st.deltas.delete(k);
     if (this.statusDirty) this.publishStatus();
-    const m = st.manifest;
-    if (!m || m.version <= held) {
-      if (st.waitTimer) clearTimeout(st.waitTimer);
-      st.waitTimer = null;
+    this.act(scope, p);
+  }
+
+  private view(scope: Scope, deltasOverdue: boolean): ScopeView {
+    const st = this.state.get(scope)!;
+    const d = st.download;
+    return {
+      scope,
+      held: this.o.store.listVersion(scope),
+      manifest: st.manifest,
+      buffered: [...st.deltas.values()].map((x) => ({ from: x.fromVersion, to: x.toVersion })),
+      download: d ? { version: d.manifest.version, applying: d.applying } : null,
+      deltasOverdue,
+    };
+  }
+
+  private act(scope: Scope, p: ScopePlan): void {
+    const st = this.state.get(scope)!;
+    const next = p.next;
+    if (next.kind === 'idle') {
+      if (next.reason === 'no-manifest' || next.reason === 'up-to-date' || next.reason === 'rollback') {
+        if (st.waitTimer) clearTimeout(st.waitTimer);
+        st.waitTimer = null;
+      }
       return;
     }
-    if (st.download && !st.download.applying) {
-      if (st.download.manifest.version === m.version) return;
-      if (chainExists(m.deltas, st.download.manifest.version, m.version)) return; // finish it, then deltas
-    }
-    if (!st.download && chainExists(m.deltas, held, m.version)) {
+    if (next.kind === 'await-deltas') {
       // the deltas are retained and on their way; fall back to a snapshot if they do not come
       if (!st.waitTimer) {
         st.waitTimer = setTimeout(() => {
           st.waitTimer = null;
-          if (this.o.store.listVersion(scope) < (st.manifest?.version ?? 0)) this.startDownload(scope, st.manifest!);
-        }, 5000);
+          st.deltasOverdue = true;
+          this.plan(scope);
+        }, DELTA_WAIT_MS);
         st.waitTimer.unref();
       }
       return;
     }
-    if (st.download?.applying) return;
-    this.startDownload(scope, m);
+    this.startDownload(scope, st.manifest!);
   }
 
   private startDownload(scope: Scope, m: ManifestHeader): void {
     const st = this.state.get(scope)!;
-    if (st.download?.applying) return;
-    if (st.download && st.download.manifest.version === m.version) return;
     if (st.download) this.unsubscribeChunks(scope, st.download);
     this.staging.dropOthers(scope, m.version);
     const have = new Set<number>();
@@ -316,12 +343,12 @@ export class SyncClient extends EventEmitter {
   private async subscribeMissing(scope: Scope, d: Download): Promise<void> {
     const c = this.client;
     if (!c?.connected) return;
-    const missing = d.manifest.chunks.filter((x) => !d.have.has(x.n)).map((x) => topics.chunk(scope, d.manifest.version, x.n));
-    for (let i = 0; i < missing.length; i += 100) await c.subscribeAsync(missing.slice(i, i + 100), { qos: 1 }).catch(() => undefined);
+    const missing = missingChunks(d.manifest, d.have).map((n) => topics.chunk(scope, d.manifest.version, n));
+    for (let i = 0; i < missing.length; i += 100) await c.subscribe(missing.slice(i, i + 100)).catch(() => undefined);
   }
 
   private unsubscribeChunks(scope: Scope, d: Download): void {
-    const missing = d.manifest.chunks.filter((x) => !d.have.has(x.n)).map((x) => topics.chunk(scope, d.manifest.version, x.n));
+    const missing = missingChunks(d.manifest, d.have).map((n) => topics.chunk(scope, d.manifest.version, n));
     if (missing.length && this.client?.connected) this.client.unsubscribe(missing);
   }
 
@@ -381,7 +408,7 @@ export class SyncClient extends EventEmitter {
     const upTo = Math.min(a.upTo, store.lastSeq());
     if (upTo > store.ackedSeq()) {
       store.ackUpTo(upTo);
-      this.lastAckAt = Date.now();
+      this.lastAckAt = this.now().getTime();
       this.statusDirty = true;
       this.emit('acked', { upTo });
     }
@@ -394,9 +421,10 @@ export class SyncClient extends EventEmitter {
     if (this.stopped || this.pumping || !c?.connected) return;
     const store = this.o.store;
     const acked = store.ackedSeq();
-    if (this.sentUpTo > acked && Date.now() - this.lastAckAt > (this.o.ackTimeoutMs ?? 10_000)) {
+    const now = this.now().getTime();
+    if (this.sentUpTo > acked && now - this.lastAckAt > (this.o.ackTimeoutMs ?? 10_000)) {
       this.sentUpTo = acked; // no ack for too long: send again
-      this.lastAckAt = Date.now();
+      this.lastAckAt = now;
     }
     if (this.sentUpTo < acked) this.sentUpTo = acked;
     const batch = this.o.batchSize ?? 500;
@@ -407,12 +435,12 @@ export class SyncClient extends EventEmitter {
     }
     const entries = store.journalRange(this.sentUpTo + 1, batch);
     if (entries.length === 0) return;
-    if (this.sentUpTo === acked) this.lastAckAt = Date.now();
+    if (this.sentUpTo === acked) this.lastAckAt = now;
     const last = entries[entries.length - 1]!.seq;
     this.sentUpTo = last;
     this.pumping = true;
     const body = Buffer.from(JSON.stringify({ device: this.o.deviceId, entries: entries.map(toWire) }));
-    c.publishAsync(topics.journal(this.o.deviceId), body, { qos: 1 })
+    c.publish(topics.journal(this.o.deviceId), body, false)
       .catch(() => {
         this.sentUpTo = Math.min(this.sentUpTo, this.o.store.ackedSeq());
       })
@@ -435,19 +463,8 @@ export class SyncClient extends EventEmitter {
     const c = this.client;
     if (this.stopped || !c?.connected) return;
     this.statusDirty = false;
-    c.publish(topics.status(this.o.deviceId), Buffer.from(JSON.stringify(this.statusPayload(true))), { qos: 1, retain: true });
+    void c.publish(topics.status(this.o.deviceId), Buffer.from(JSON.stringify(this.statusPayload(true))), true).catch(() => undefined);
   }
-}
-
-function chainExists(deltas: readonly DeltaRef[], from: number, to: number): boolean {
-  let v = from;
-  const byFrom = new Map(deltas.map((d) => [d.from, d.to]));
-  while (v < to) {
-    const n = byFrom.get(v);
-    if (n === undefined) return false;
-    v = n;
-  }
-  return v === to;
 }
 
 function toWire(e: JournalEntry): WireJournalEntry {

@@ -1,0 +1,39 @@
+/**
+ * What the sync client needs from a message transport, nothing more: the seam
+ * between the client's logic and MQTT (like the server's `Publisher.setTransport`).
+ * Every subscription and publish is at-least-once (MQTT QoS 1); the client
+ * tolerates duplicates. Production uses `createMqttTransport`; tests can pass
+ * an in-memory one.
+ */
+export interface SyncTransport {
+  readonly connected: boolean;
+  /** Try to connect again after a close (the client owns the backoff). */
+  reconnect(): void;
+  subscribe(topics: readonly string[]): Promise<void>;
+  /** Fire and forget: a chunk no longer needed, or a download abandoned. */
+  unsubscribe(topics: readonly string[]): void;
+  publish(topic: string, payload: Buffer, retain: boolean): Promise<void>;
+  /** Disconnect at once and stay disconnected. */
+  close(): Promise<void>;
+}
+
+/** Connection parameters the client passes to a transport factory. */
+export interface TransportParams {
+  brokerUrl: string;
+  clientId: string;
+  username?: string;
+  password?: string;
+  /** Retained message the broker publishes for the device if its connection drops (the offline status). */
+  will: { topic: string; payload: Buffer };
+}
+
+/** Callbacks a transport calls; `connect` on every (re)connection, `close` on every loss of it. */
+export interface TransportHandlers {
+  connect(): void;
+  message(topic: string, payload: Buffer, retained: boolean): void;
+  close(): void;
+  error(e: Error): void;
+}
+
+/** Makes a transport and starts its first connection attempt. */
+export type SyncTransportFactory = (params: TransportParams, on: TransportHandlers) => SyncTransport;
