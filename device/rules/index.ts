@@ -31,8 +31,3 @@ export { decideBus, decideCanteen, decideTurnstile };
 export * from './types.js';
 export { effectiveTime, elapsedMs, localTime, type LocalTime } from './time.js';
 export { schoolScope, SCHOOL_STOP_REASONS } from './school.js';
-
-/** An empty view: a token the store knows nothing about. */
-export function emptyView(): View {
-  return { transit: null, stop: null, schools: {}, counters: {}, marks: {}, listVersions: {} };
-}

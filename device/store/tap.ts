@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Config } from '../config/schema.js';
 import { decide } from '../rules/index.js';
-import type { Decision, Direction, Tap } from '../rules/types.js';
+import type { Decision, Tap } from '../rules/types.js';
 import type { JournalEntry, Store } from './store.js';
 
 /**
@@ -32,17 +32,4 @@ export function currentBootId(): string {
     }
   }
   return bootId;
-}
-
-/** Build a Tap from the system clocks now (the runtime's side; the rules never read clocks). */
-export function tapNow(card: Tap['card'], direction: Direction | null = null, reader?: string): Tap {
-  return {
-    wallTime: Date.now(),
-    // CLOCK_MONOTONIC (system-wide, since boot): comparable across process restarts in one boot
-    monotonicMs: Number(process.hrtime.bigint() / 1_000_000n),
-    bootId: currentBootId(),
-    direction,
-    ...(reader !== undefined ? { reader } : {}),
-    card,
-  };
 }
