@@ -1,3 +1,2 @@
 export * from './schema.js';
-export { loadConfig, loadConfigFile, loadRules, migrateConfig, migrations, withRules } from './load.js';
-export { formatProblem, type Problem } from './validate.js';
+export { loadConfig, loadConfigFile, loadRules, withRules } from './load.js';

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { ScopeName, SchoolId } from '../../protocol/lists.js';
 import { CanteenRules, Direction, isTimeZone, RouteId, SchoolRules, Tariff } from '../../protocol/rules-schema.js';
 
-export { BenefitRule, CanteenRules, Direction, isTimeZone, RulesFile, SchoolRules, Tariff, TimeWindow, type Weekday } from '../../protocol/rules-schema.js';
+export { isTimeZone, RulesFile, SchoolRules } from '../../protocol/rules-schema.js';
 
 /**
  * The device configuration as zod schemas. The rules it embeds (tariff, school,
@@ -105,6 +105,10 @@ export const ConfigV1 = z
   });
 export type ConfigV1 = z.infer<typeof ConfigV1>;
 
-/** The current config shape. */
+/**
+ * The current config shape.
+ * @alias
+ */
 export const Config = ConfigV1;
+/** @alias */
 export type Config = ConfigV1;

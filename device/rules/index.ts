@@ -29,5 +29,3 @@ export function decide(tap: Tap, view: View, cfg: Config): Decision {
 
 export { decideBus, decideCanteen, decideTurnstile };
 export * from './types.js';
-export { effectiveTime, elapsedMs, localTime, type LocalTime } from './time.js';
-export { schoolScope, SCHOOL_STOP_REASONS } from './school.js';
