@@ -67,7 +67,9 @@ export function createDevicePeripherals(entries: NonNullable<Config['peripherals
       const peripheral = createPeripheral(ioPeripheralConfig(p), deps);
       return { peripheral, ...(p.reader !== undefined ? { reader: p.reader } : {}) };
     } catch (e) {
-      if (isRcError(e, ErrorCode.ConfigInvalid)) throw new RcError(e.code, e.message, { ...e.context, path: `peripherals.${i}.${String(e.context?.path ?? '')}` });
+      if (isRcError(e, ErrorCode.ConfigInvalid)) {
+        throw new RcError(e.code, e.message, { ...e.context, path: `peripherals.${i}.${String(e.context?.path ?? '')}` });
+      }
       throw e;
     }
   });
