@@ -88,8 +88,6 @@ export const StopEntry = z.object({
 });
 export type StopEntry = z.infer<typeof StopEntry>;
 
-/** Entry type by scope. */
-export type EntryOf<S extends Scope> = S extends 'transit' ? TransitEntry : S extends 'stoplist' ? StopEntry : SchoolEntry;
 export type AnyEntry = TransitEntry | SchoolEntry | StopEntry;
 
 /** A whole list at one version. */

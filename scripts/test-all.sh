@@ -21,4 +21,5 @@ fi
 npm ci --no-audit --no-fund
 npm run build
 npm run typecheck
+npm run check   # eslint (with the import boundaries), prettier --check, knip: fail fast, before the long suite
 npx vitest run

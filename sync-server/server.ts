@@ -65,7 +65,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const db = openRegistry(o.dataDir);
   const key = loadOrCreateSigningKey(o.dataDir);
   if (key.created) log.info({ dataDir: o.dataDir }, 'signing key created (0600)');
-  const publisher = new Publisher(db, key.privateKey, log.child({ part: 'publisher' }), { ...DEFAULT_PUBLISHER_OPTIONS, ...o.publisher });
+  const publisher = new Publisher(db, key.privateKey, log.child({ component: 'publisher' }), { ...DEFAULT_PUBLISHER_OPTIONS, ...o.publisher });
   const ingest = new Ingest(db);
 
   // serialise everything that changes lists
@@ -82,17 +82,17 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       return changed;
     });
 
-  const charging = new ChargingQueue(db, o.charger ?? new SimulatedCharger(db), async (d) => void (await commitAndPublish(d)), log.child({ part: 'charging' }));
+  const charging = new ChargingQueue(db, o.charger ?? new SimulatedCharger(db), async (d) => void (await commitAndPublish(d)), log.child({ component: 'charging' }));
 
   // broker
   let embedded: EmbeddedBroker | null = null;
   const serverUser = 'rc-sync-server';
   const serverPassword = o.brokerPassword ?? randomBytes(18).toString('base64url');
   let mqttUrl = o.brokerUrl;
-  const provisioning = new Provisioning({ db, publicKeyPem: key.publicKeyPem, tokenKey: o.tokenKey, serverUser: o.brokerUrl ? (o.brokerUsername ?? serverUser) : serverUser, serverPassword, log: log.child({ part: 'provisioning' }), ...(o.mosquitto ? { mosquitto: o.mosquitto } : {}), ...(o.publicBrokerUrl ? { publicBrokerUrl: o.publicBrokerUrl } : {}) });
+  const provisioning = new Provisioning({ db, publicKeyPem: key.publicKeyPem, tokenKey: o.tokenKey, serverUser: o.brokerUrl ? (o.brokerUsername ?? serverUser) : serverUser, serverPassword, log: log.child({ component: 'provisioning' }), ...(o.mosquitto ? { mosquitto: o.mosquitto } : {}), ...(o.publicBrokerUrl ? { publicBrokerUrl: o.publicBrokerUrl } : {}) });
   if (!mqttUrl) {
     const policy = o.policy ? o.policy(serverUser, serverPassword) : o.deviceAuth ? provisioning.policy(o.deviceAuth) : openPolicy(serverUser, serverPassword);
-    embedded = await startEmbeddedBroker({ port: o.mqttPort ?? 1883, policy, log: log.child({ part: 'broker' }) });
+    embedded = await startEmbeddedBroker({ port: o.mqttPort ?? 1883, policy, log: log.child({ component: 'broker' }) });
     mqttUrl = embedded.url;
   }
   provisioning.attach(mqttUrl, embedded ? embedded.disconnect : null);
@@ -208,7 +208,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     info: () => ({ ok: true, mqtt: mqttUrl, embedded: embedded !== null, versions: currentVersions(db) }),
   };
 
-  const http = createHttpApi(api, log.child({ part: 'http' }), provisioning.routes);
+  const http = createHttpApi(api, log.child({ component: 'http' }), provisioning.routes);
   await new Promise<void>((res, rej) => {
     http.once('error', (e: NodeJS.ErrnoException) => rej(new RcError(ErrorCode.ServerBadRequest, `cannot listen on 127.0.0.1:${o.httpPort}: ${e.code ?? e.message}`)));
     http.listen(o.httpPort, '127.0.0.1', () => res());

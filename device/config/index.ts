@@ -1,3 +1,3 @@
 export * from './schema.js';
-export { loadConfig, loadConfigFile, loadRules, loadRulesFile, withDevice, withRules } from './load.js';
+export { loadConfig, loadConfigFile, loadRules, withDevice, withRules } from './load.js';
 export { formatProblem, type Problem } from './validate.js';

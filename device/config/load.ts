@@ -42,11 +42,6 @@ export function loadRules(raw: unknown, file = '<rules>', text?: string): RulesF
   return validateOrThrow(RulesFile, raw, file, ErrorCode.TariffInvalid, text);
 }
 
-export function loadRulesFile(file: string): RulesFile {
-  const text = readTextFile(file, ErrorCode.ConfigNotFound);
-  return loadRules(parseJsonText(text, file, ErrorCode.TariffInvalid), file, text);
-}
-
 /** Replace the rules of a config with published ones (what the sync client does on a rules update). */
 export function withRules(cfg: Config, rules: RulesFile, file = '<rules>'): Config {
   const next = { ...cfg, ...(rules.tariff ? { tariff: rules.tariff } : {}), ...(rules.school ? { school: rules.school } : {}), ...(rules.canteen ? { canteen: rules.canteen } : {}) };

@@ -3,7 +3,7 @@ import { DeviceId, DeviceKind, Direction, RouteId, SchoolId, VehicleId } from '.
 import { ScopeName } from '../../protocol/lists.js';
 import { CanteenRules, isTimeZone, SchoolRules, Tariff } from '../../protocol/rules-schema.js';
 
-export { BenefitRule, CanteenRules, Direction, isTimeZone, RulesFile, SchoolRules, Tariff, TimeWindow, type Weekday } from '../../protocol/rules-schema.js';
+export { isTimeZone, RulesFile, SchoolRules } from '../../protocol/rules-schema.js';
 
 /**
  * The device configuration as zod schemas. The rules it embeds (tariff, school,
@@ -161,6 +161,10 @@ export const ConfigV1 = z.unknown().transform((raw, ctx): BusConfigV1 | Turnstil
 });
 export type ConfigV1 = z.output<typeof ConfigV1>;
 
-/** The current config shape. */
+/**
+ * The current config shape.
+ * @alias
+ */
 export const Config = ConfigV1;
+/** @alias */
 export type Config = ConfigV1;

@@ -180,10 +180,6 @@ export function tagBytes(tag: string): Buffer {
   return b;
 }
 
-export function isConstructedTag(tag: string): boolean {
-  return (tagBytes(tag)[0]! & 0x20) !== 0;
-}
-
 export function encodeLength(len: number): Buffer {
   if (!Number.isInteger(len) || len < 0 || len > 0xffffffff) throw malformed('TLV length out of range', { length: len });
   if (len < 0x80) return Buffer.from([len]);

@@ -54,7 +54,6 @@ export const PeripheralConfigSchema = z.discriminatedUnion('kind', [
     .strict(),
 ]);
 export type PeripheralConfig = z.infer<typeof PeripheralConfigSchema>;
-export type PeripheralConfigInput = z.input<typeof PeripheralConfigSchema>;
 
 export function resolveTiming(partial: Partial<Timing> | undefined): Timing {
   return TimingSchema.parse(partial ?? {});

@@ -5,7 +5,7 @@ import { ConsolePeripheral, type ConsoleOutput } from './console.js';
 import type { SerialBinding } from './link.js';
 import type { ProtocolDefinition } from './protocol.js';
 import { rcp1 } from './protocols/rcp1.js';
-import { isDisplay, isTurnstile, type Display, type Peripheral, type Turnstile } from './types.js';
+import type { Peripheral } from './types.js';
 
 /** Serial protocols by name. A vendor protocol: one file in ./protocols/ and one line here. */
 export const PROTOCOLS: Readonly<Record<string, ProtocolDefinition>> = {
@@ -57,30 +57,4 @@ export function createPeripheral(raw: unknown, deps: PeripheralDeps = {}): Perip
     throw new RcError(ErrorCode.ConfigInvalid, `protocol "${cfg.protocol}" has no ${cfg.kind} driver`, { path: 'kind' });
   }
   return make(ctx);
-}
-
-export interface PeripheralSet {
-  all: Peripheral[];
-  turnstiles: Turnstile[];
-  displays: Display[];
-}
-
-/** Builds every configured peripheral; a console peripheral counts as both a turnstile and a display. */
-export function createPeripherals(raws: readonly unknown[], deps: PeripheralDeps = {}): PeripheralSet {
-  const set: PeripheralSet = { all: [], turnstiles: [], displays: [] };
-  raws.forEach((raw, i) => {
-    let p: Peripheral;
-    try {
-      p = createPeripheral(raw, deps);
-    } catch (e) {
-      if (e instanceof RcError && e.code === ErrorCode.ConfigInvalid) {
-        throw new RcError(e.code, e.message, { ...e.context, path: `peripherals.${i}.${String(e.context?.path ?? '')}` });
-      }
-      throw e;
-    }
-    set.all.push(p);
-    if (isTurnstile(p)) set.turnstiles.push(p);
-    if (isDisplay(p)) set.displays.push(p);
-  });
-  return set;
 }

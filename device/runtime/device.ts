@@ -62,6 +62,21 @@ export function ioPeripheralConfig(p: NonNullable<Config['peripherals']>[number]
   };
 }
 
+/** Builds (validates) the config's peripherals without opening any; a bad entry is config.invalid with `peripherals.<i>.` in its path. */
+export function createDevicePeripherals(entries: NonNullable<Config['peripherals']>, deps: PeripheralDeps = {}): RuntimePeripheral[] {
+  return entries.map((p, i) => {
+    try {
+      const peripheral = createPeripheral(ioPeripheralConfig(p), deps);
+      return { peripheral, ...(p.reader !== undefined ? { reader: p.reader } : {}) };
+    } catch (e) {
+      if (isRcError(e, ErrorCode.ConfigInvalid)) {
+        throw new RcError(e.code, e.message, { ...e.context, path: `peripherals.${i}.${String(e.context?.path ?? '')}` });
+      }
+      throw e;
+    }
+  });
+}
+
 export interface StartDeviceOptions {
   config: Config;
   configFile?: string;
@@ -98,15 +113,7 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
   if (cfg.sync && env.RC_SYNC_PASSWORD) cfg = { ...cfg, sync: { ...cfg.sync, password: env.RC_SYNC_PASSWORD } };
 
   // the peripherals are built (validated) before anything is opened
-  const peripherals: RuntimePeripheral[] = (cfg.peripherals ?? []).map((p, i) => {
-    try {
-      const peripheral = createPeripheral(ioPeripheralConfig(p), { log, ...o.peripheralDeps });
-      return { peripheral, ...(p.reader !== undefined ? { reader: p.reader } : {}) };
-    } catch (e) {
-      if (isRcError(e, ErrorCode.ConfigInvalid)) throw new RcError(e.code, e.message, { ...e.context, path: `peripherals.${i}.${String(e.context?.path ?? '')}` });
-      throw e;
-    }
-  });
+  const peripherals = createDevicePeripherals(cfg.peripherals ?? [], { log, ...o.peripheralDeps });
 
   let runtime: Runtime | null = null;
   // first the status socket: a second instance stops here (runtime.already-running) before touching the store

@@ -100,7 +100,7 @@ export class SyncClient extends EventEmitter {
     this.now = o.now ?? (() => new Date());
     this.lastAckAt = this.now().getTime();
     this.backoff = o.reconnectMinMs ?? 500;
-    this.log = o.log.child({ part: 'sync', device: o.deviceId });
+    this.log = o.log.child({ component: 'sync', device: o.deviceId });
     for (const s of o.scopes) this.state.set(s, { manifest: null, deltas: new Map(), download: null, waitTimer: null, deltasOverdue: false });
   }
 

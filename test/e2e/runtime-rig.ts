@@ -14,12 +14,11 @@ import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { queryStatus, type StatusReply } from '../../device/runtime/status.js';
 import { createLogger } from '../../protocol/log.js';
-import { DEV_TOKEN_KEY, deriveToken } from '../../protocol/token.js';
+import { DEV_TOKEN_KEY } from '../../protocol/token.js';
 import { startServer, type RunningServer } from '../../sync-server/server.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-export const tokenOf = (pan: string, psn = '01'): string => deriveToken(Buffer.from(pan, 'ascii'), psn, DEV_TOKEN_KEY);
 export const mirSpec = (pan: string, psn = '01') => ({ kind: 'emv' as const, pan, expiry: '2029-06', psn });
 
 /** Synthetic, Luhn-valid PANs. */

@@ -141,5 +141,3 @@ export const mosquittoRig: BrokerRig = {
     };
   },
 };
-
-export const brokerRigs: BrokerRig[] = [aedesRig, mosquittoRig];

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { parsePeripheralConfig } from '../../device/io/config.js';
 import { ConsolePeripheral, formatDisplayLine } from '../../device/io/console.js';
-import { PROTOCOLS, createPeripheral, createPeripherals } from '../../device/io/factory.js';
+import { PROTOCOLS, createPeripheral } from '../../device/io/factory.js';
 import { isDisplay, isTurnstile } from '../../device/io/types.js';
+import { createDevicePeripherals } from '../../device/runtime/device.js';
 import { RcError } from '../../protocol/errors.js';
 import { createLogger } from '../../protocol/log.js';
 
@@ -54,20 +55,21 @@ describe('peripheral config and factory', () => {
   });
 
   it('builds a set: a console counts as turnstile and display; a bad entry is reported with its index', () => {
-    const set = createPeripherals(
+    const all = createDevicePeripherals(
       [
         { kind: 'turnstile', port: '/dev/rc-none-1' },
         { kind: 'display', port: '/dev/rc-none-2' },
-        { kind: 'console', name: 'demo' },
+        { kind: 'console', options: { name: 'demo' } },
       ],
       { log, consoleOut: printed().out },
-    );
+    ).map((p) => p.peripheral);
+    const set = { all, turnstiles: all.filter(isTurnstile), displays: all.filter(isDisplay) };
     expect(set.all).toHaveLength(3);
     expect(set.turnstiles.map((p) => p.kind)).toEqual(['turnstile', 'console']);
     expect(set.displays.map((p) => p.kind)).toEqual(['display', 'console']);
     // nothing is opened before start(): health says down, port closed
     expect(set.all[0]?.health()).toMatchObject({ status: 'down', portOpen: false });
-    const e = rcErrorOf(() => createPeripherals([{ kind: 'console' }, { kind: 'turnstile' }], { log }));
+    const e = rcErrorOf(() => createDevicePeripherals([{ kind: 'console' }, { kind: 'turnstile' }], { log }));
     expect(e.context?.path).toBe('peripherals.1.port');
   });
 });
