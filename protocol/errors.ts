@@ -31,6 +31,8 @@ export const ErrorCode = {
 
   // token: card-number tokenisation
   TokenKeyInvalid: 'token.key-invalid',
+  TokenHsmUnavailable: 'token.hsm-unavailable',
+  TokenHsmKeyMissing: 'token.hsm-key-missing',
 
   // config: device and server configuration files
   ConfigInvalid: 'config.invalid',
