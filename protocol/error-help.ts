@@ -56,6 +56,10 @@ export const ERROR_HELP: Partial<Record<ErrorCode, { meaning: string; action: st
   'sync.device-mismatch': { meaning: 'A journal batch claims another device id than its sender; refused.', action: 'Check device identities and broker ACLs.' },
   'sync.broker-unavailable': { meaning: 'The MQTT broker cannot be reached.', action: 'Check the network; the device keeps deciding and retries by itself.' },
   'server.import-invalid': { meaning: 'An import file has invalid rows; nothing was applied (the report lists line, column and reason).', action: 'Fix the rows, or import with --skip-invalid.' },
+  'server.import-too-large': {
+    meaning: 'The import file breaks a size limit: a line longer than 16 KiB, more than 32 columns, or a file over 2 GiB. Nothing was imported.',
+    action: 'Check the file is the right CSV (one record per line, the documented columns); split a file over 2 GiB.',
+  },
   'server.not-running': { meaning: 'The sync-server is not reachable at the given URL.', action: 'Start it (rc-sync-server start) or pass --server URL.' },
   'server.bad-request': { meaning: 'The server refused a request as malformed.', action: 'Check the command\'s arguments.' },
   'server.not-found': { meaning: 'The server does not know the named object (device, person, token).', action: 'Check the id.' },

@@ -66,6 +66,7 @@ export const ErrorCode = {
 
   // server: the operator's sync-server
   ServerImportInvalid: 'server.import-invalid',
+  ServerImportTooLarge: 'server.import-too-large',
   ServerNotRunning: 'server.not-running',
   ServerBadRequest: 'server.bad-request',
   ServerNotFound: 'server.not-found',
