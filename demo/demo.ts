@@ -188,7 +188,7 @@ export async function startDemoWorld(o: { clock: Clock; out: DemoOutput; logLeve
 }
 
 async function* lines(text: string): AsyncIterable<string> {
-  for (const l of text.split('\n')) yield l;
+  yield text; // the CSV text in one chunk (the parser streams any chunking)
 }
 
 export async function waitUntil(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {

@@ -25,6 +25,14 @@ export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> 
   'reader.transmit-failed': { meaning: 'The reader could not exchange a command with the card.', action: 'Tap again; if it repeats, replug the reader.' },
   'reader.binding-missing': { meaning: 'The PC/SC binding (smartcard package) is not installed or did not build.', action: 'Install libpcsclite-dev and reinstall the package (npm ci).' },
   'token.key-invalid': { meaning: 'The card-token key or its version is malformed.', action: 'Set RC_TOKEN_KEY to 32–128 hex digits and RC_TOKEN_KEY_VERSION to an integer, or re-provision.' },
+  'token.hsm-unavailable': {
+    meaning: 'The PKCS#11 token that holds the card-token key cannot be used: library missing, token not found, or the PIN refused.',
+    action: 'Check tokenKey.pkcs11 (library path, token label) and the PIN file; with SoftHSM2 check SOFTHSM2_CONF; see docs/token-key.md.',
+  },
+  'token.hsm-key-missing': {
+    meaning: 'The PKCS#11 token has no card-token key of that label and version.',
+    action: 'Enrol the device again (the key arrives wrapped for its token), or import the key on the server with rc-sync-server key import; see docs/token-key.md.',
+  },
   'config.invalid': { meaning: 'A configuration file does not validate; the message names the file and the field.', action: 'Fix the named field (docs/config.md describes every field).' },
   'config.too-new': { meaning: 'The configuration was written for a newer version of the software.', action: 'Update the software, or use a config of this version.' },
   'config.not-found': { meaning: 'The configuration file does not exist or cannot be read.', action: 'Check the path; provision the device (rc-provision init) if it has no config.' },
@@ -52,6 +60,10 @@ export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> 
     action: 'Nothing on site: the device asks again later. Send the log lines around it to the developers if it repeats.',
   },
   'server.import-invalid': { meaning: 'An import file has invalid rows; nothing was applied (the report lists line, column and reason).', action: 'Fix the rows, or import with --skip-invalid.' },
+  'server.import-too-large': {
+    meaning: 'The import file breaks a size limit: a line longer than 16 KiB, more than 32 columns, or a file over 2 GiB. Nothing was imported.',
+    action: 'Check the file is the right CSV (one record per line, the documented columns); split a file over 2 GiB.',
+  },
   'server.not-running': { meaning: 'The sync-server is not reachable at the given URL.', action: 'Start it (rc-sync-server start) or pass --server URL.' },
   'server.bad-request': { meaning: 'The server refused a request as malformed.', action: 'Check the command\'s arguments.' },
   'server.not-found': { meaning: 'The server does not know the named object (device, person, token).', action: 'Check the id.' },

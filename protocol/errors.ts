@@ -31,6 +31,8 @@ export const ErrorCode = {
 
   // token: card-number tokenisation
   TokenKeyInvalid: 'token.key-invalid',
+  TokenHsmUnavailable: 'token.hsm-unavailable',
+  TokenHsmKeyMissing: 'token.hsm-key-missing',
 
   // config: device and server configuration files
   ConfigInvalid: 'config.invalid',
@@ -65,6 +67,7 @@ export const ErrorCode = {
 
   // server: the operator's sync-server
   ServerImportInvalid: 'server.import-invalid',
+  ServerImportTooLarge: 'server.import-too-large',
   ServerNotRunning: 'server.not-running',
   ServerBadRequest: 'server.bad-request',
   ServerNotFound: 'server.not-found',

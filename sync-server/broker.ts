@@ -1,6 +1,7 @@
 import { Aedes, type Client } from 'aedes';
 import { createServer, type Server } from 'node:net';
 import { parseTopic } from '../protocol/wire/topics.js';
+import { GuardedStream, MAX_CONNECT_PACKET, MAX_MQTT_PACKET } from '../protocol/wire/mqtt-guard.js';
 import type { Logger } from '../protocol/log.js';
 
 /**
@@ -55,7 +56,11 @@ export async function startEmbeddedBroker(opts: { port: number; host?: string; p
   const aedes = await Aedes.createBroker({
     authenticate: (client: Client, username, password, done) => {
       Promise.resolve(policy.authenticate(client.id, username ?? undefined, password ?? undefined)).then(
-        (ok) => done(ok ? null : Object.assign(new Error('not authorised'), { returnCode: 5 as const }), ok),
+        (ok) => {
+          // only an authenticated client may send packets larger than a CONNECT
+          if (ok) (client.conn as unknown as GuardedStream).authenticated?.();
+          done(ok ? null : Object.assign(new Error('not authorised'), { returnCode: 5 as const }), ok);
+        },
         () => done(Object.assign(new Error('auth failed'), { returnCode: 3 as const }), false),
       );
     },
@@ -75,7 +80,13 @@ export async function startEmbeddedBroker(opts: { port: number; host?: string; p
       cb(null, sub);
     },
   });
-  const server: Server = createServer(aedes.handle);
+  // Packet sizes are checked on the bytes, before aedes buffers what a header announces (aedes has no limit of its own).
+  const server: Server = createServer((socket) => {
+    const guarded = new GuardedStream(socket, { connect: MAX_CONNECT_PACKET, packet: MAX_MQTT_PACKET }, (r) =>
+      log.warn({ remote: socket.remoteAddress, ...r }, 'mqtt connection dropped: packet over the size limit'),
+    );
+    aedes.handle(guarded);
+  });
   await new Promise<void>((res, rej) => {
     server.once('error', rej);
     server.listen(opts.port, opts.host ?? '127.0.0.1', () => res());

@@ -1,15 +1,15 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createInterface } from 'node:readline';
 import { z } from 'zod';
 import { ErrorCode, RcError, isRcError } from '../protocol/errors.js';
 import type { Logger } from '../protocol/log.js';
 import { TokenHex } from '../protocol/lists.js';
+import type { CsvSource } from './csv.js';
 import { RulesFile } from '../protocol/rules-schema.js';
 import { IMPORT_KINDS, type ImportKind, type ImportReport } from './import.js';
 
 /** What the HTTP API needs from the running server. */
 export interface Api {
-  importCsv(kind: ImportKind, lines: AsyncIterable<string>, skipInvalid: boolean): Promise<{ report: ImportReport; versions: Record<string, number> }>;
+  importCsv(kind: ImportKind, csv: CsvSource, skipInvalid: boolean): Promise<{ report: ImportReport; versions: Record<string, number> }>;
   status(): unknown;
   journal(device: string | undefined, limit: number): unknown;
   setConfig(name: string, rules: unknown): Promise<{ name: string; version: number }>;
@@ -72,11 +72,10 @@ export function createHttpApi(api: Api, log: Logger, extra?: ExtraRoutes): Serve
         if (req.method === 'POST' && im) {
           const kind = im[1] as ImportKind;
           if (!IMPORT_KINDS.includes(kind)) throw new RcError(ErrorCode.ServerNotFound, `unknown import kind ${kind}`, { kinds: IMPORT_KINDS });
-          req.setEncoding('utf8');
-          const rl = createInterface({ input: req, crlfDelay: Infinity });
+          // the raw body, streamed to the CSV parser (its limits apply before anything big is built);
           // an upload cut short must not import the part that arrived
           const lines = (async function* () {
-            for await (const l of rl) yield l;
+            for await (const chunk of req) yield chunk as Buffer;
             if (!req.complete) throw new RcError(ErrorCode.ServerBadRequest, 'upload interrupted: nothing imported');
           })();
           const skip = url.searchParams.get('skipInvalid') === 'true';
@@ -97,7 +96,7 @@ export function createHttpApi(api: Api, log: Logger, extra?: ExtraRoutes): Serve
         throw new RcError(ErrorCode.ServerNotFound, `no such endpoint: ${req.method} ${p}`);
       } catch (e) {
         if (isRcError(e)) {
-          const status = e.code === ErrorCode.ServerNotFound ? 404 : e.code === ErrorCode.ServerImportInvalid ? 422 : 400;
+          const status = e.code === ErrorCode.ServerNotFound ? 404 : e.code === ErrorCode.ServerImportInvalid ? 422 : e.code === ErrorCode.ServerImportTooLarge ? 413 : 400;
           if (!req.readableEnded) req.resume();
           return send(res, status, { error: e.toJSON() });
         }

@@ -4,7 +4,7 @@ import { BENEFIT_CATEGORIES, IsoDate, MEAL_CATEGORIES, SCHOOL_ROLES, STOP_REASON
 import type { TokenKey } from '../protocol/token.js';
 import { luhnOk } from '../protocol/pan.js';
 import { bulkTokenizer } from './tokenize.js';
-import { splitCsvLine } from './csv.js';
+import { csvRecords, type CsvLimits, type CsvSource } from './csv.js';
 import { ALL_TOKENS, markAll, markDirty, type Dirty } from './materialize.js';
 import type { Db } from './registry.js';
 
@@ -90,25 +90,23 @@ export interface ImportOptions {
   tokenKey: TokenKey;
   today: string; // YYYY-MM-DD, for stop-list "since"
   onRows?: (rows: number) => void;
+  /** Size limits of the file (defaults: DEFAULT_CSV_LIMITS). */
+  limits?: CsvLimits;
 }
 
-/** Parse and validate every row; nothing is written. */
-export async function parseImport(kind: ImportKind, lines: AsyncIterable<string>, opts: ImportOptions): Promise<{ rows: Parsed[]; report: ImportReport }> {
+/** Parse and validate every row; nothing is written. `source` is the file's text in chunks of any size. */
+export async function parseImport(kind: ImportKind, source: CsvSource, opts: ImportOptions): Promise<{ rows: Parsed[]; report: ImportReport }> {
   const schema = rowSchemas[kind] as z.ZodType<Record<string, unknown>>;
   const errors: RowError[] = [];
   let errorCount = 0;
   const rows: Parsed[] = [];
   let header: string[] | null = null;
-  let lineNo = 0;
   let total = 0;
   const derive = bulkTokenizer(opts.tokenKey);
-  for await (let line of lines) {
-    lineNo++;
-    if (lineNo === 1 && line.charCodeAt(0) === 0xfeff) line = line.slice(1);
-    if (line.endsWith('\r')) line = line.slice(0, -1);
-    if (line.trim() === '') continue;
+  for await (const { line: lineNo, cells } of csvRecords(source, opts.limits)) {
+    if (cells.every((c) => c.trim() === '')) continue;
     if (!header) {
-      header = splitCsvLine(line).map((h) => h.trim().toLowerCase());
+      header = cells.map((h) => h.trim().toLowerCase());
       const ok = REQUIRED[kind].some((set) => set.every((c) => header!.includes(c)));
       if (!ok) {
         throw new RcError(ErrorCode.ServerImportInvalid, `${kind}: header must name the columns ${REQUIRED[kind].map((s) => s.join(',')).join(' or ')}`, {
@@ -119,7 +117,6 @@ export async function parseImport(kind: ImportKind, lines: AsyncIterable<string>
     }
     total++;
     if (total % 50_000 === 0) opts.onRows?.(total);
-    const cells = splitCsvLine(line);
     const obj: Record<string, string> = {};
     for (let i = 0; i < header.length; i++) {
       const v = cells[i]?.trim();

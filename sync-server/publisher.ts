@@ -199,6 +199,13 @@ export class Publisher {
     await this.publishConfigs();
   }
 
+  /** The current signed manifest of these scopes, retained (the answer to a device's request). */
+  async publishManifests(scopes: readonly Scope[]): Promise<void> {
+    const t = this.transport;
+    if (!t) return;
+    for (const scope of scopes) await t.publish(topics.manifest(scope), this.manifest(scope), true);
+  }
+
   /** Fresh manifests (new expiry) for every scope. */
   async reseal(): Promise<void> {
     const t = this.transport;

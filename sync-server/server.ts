@@ -18,6 +18,7 @@ import { Publisher, DEFAULT_PUBLISHER_OPTIONS, type PublisherOptions } from './p
 import { currentVersions, openRegistry, type Db } from './registry.js';
 import type { Dirty } from './materialize.js';
 import { Provisioning } from './enrol.js';
+import { RequestPolicy } from './requests.js';
 import type { MosquittoFiles } from './mosquitto-auth.js';
 
 export interface ServerOptions {
@@ -115,7 +116,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       await client.publishAsync(topic, payload, { qos: 1, retain });
     },
   });
-  const requested = new Map<string, number>();
+  const requests = new RequestPolicy((id) => provisioning.registry.get(id)?.scopes ?? null, () => publisher.scopes());
   client.on('connect', () => {
     log.info({ broker: mqttUrl }, 'connected to broker');
     void serial(async () => {
@@ -140,10 +141,10 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
         ingest.status(s);
       } else if (t.kind === 'request') {
         const r = parseControl(payload, SyncRequest, MAX_CONTROL_MESSAGE);
-        const now = Date.now();
-        const scopes = r.scopes.filter((s) => now - (requested.get(s) ?? 0) > 5000);
-        scopes.forEach((s) => requested.set(s, now));
-        if (scopes.length) void serial(() => publisher.publish(scopes as Scope[], true)).catch(() => undefined);
+        if (r.device !== t.device) throw new RcError(ErrorCode.SyncDeviceMismatch, 'request device id does not match its topic', { topic: t.device });
+        const { scopes, refused } = requests.admit(t.device, r.scopes, Date.now());
+        if (refused) log.debug({ device: t.device, scopes: r.scopes, refused }, 'list request not answered');
+        if (scopes.length) void serial(() => publisher.publishManifests(scopes)).catch(() => undefined);
       }
     } catch (e) {
       if (isRcError(e)) log.warn({ code: e.code, topic, err: e.message }, 'message refused');

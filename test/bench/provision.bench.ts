@@ -40,12 +40,12 @@ const brokerKind = arg('broker', 'embedded') as ProvMode;
 const log = createLogger({ level: 'warn' });
 
 async function* cardLines(n: number): AsyncIterable<string> {
-  yield 'person_id,pan,psn,expiry';
-  for (let i = 0; i < n; i++) yield `p${i},${syntheticPan(i)},${syntheticPsn(i)},2031-06`;
+  yield 'person_id,pan,psn,expiry\n';
+  for (let i = 0; i < n; i++) yield `p${i},${syntheticPan(i)},${syntheticPsn(i)},2031-06\n`;
 }
 async function* benefitLines(n: number): AsyncIterable<string> {
-  yield 'person_id,category,valid_from,valid_to';
-  for (let i = 0; i < n; i++) yield `p${i * 10},pensioner,2026-01-01,2027-12-31`;
+  yield 'person_id,category,valid_from,valid_to\n';
+  for (let i = 0; i < n; i++) yield `p${i * 10},pensioner,2026-01-01,2027-12-31\n`;
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'rc-bench-prov-'));

@@ -36,12 +36,12 @@ const FANOUT = Number(arg('fanout', '1000'));
 const log = createLogger({ level: 'warn' });
 
 async function* cardLines(n: number): AsyncIterable<string> {
-  yield 'person_id,pan,psn,expiry';
-  for (let i = 0; i < n; i++) yield `p${i},${syntheticPan(i)},${syntheticPsn(i)},2031-06`;
+  yield 'person_id,pan,psn,expiry\n';
+  for (let i = 0; i < n; i++) yield `p${i},${syntheticPan(i)},${syntheticPsn(i)},2031-06\n`;
 }
 async function* benefitLines(from: number, n: number): AsyncIterable<string> {
-  yield 'person_id,category,valid_from,valid_to';
-  for (let i = from; i < from + n; i++) yield `p${i},pensioner,2026-01-01,2027-12-31`;
+  yield 'person_id,category,valid_from,valid_to\n';
+  for (let i = from; i < from + n; i++) yield `p${i},pensioner,2026-01-01,2027-12-31\n`;
 }
 const waitFor = async (cond: () => boolean, ms: number, what: string) => {
   const t0 = Date.now();
@@ -110,8 +110,8 @@ try {
   await Promise.all(clients.map((c) => new Promise<void>((res) => (c.connected ? res() : c.once('connect', () => res())))));
   await Promise.all(clients.map((c) => c.subscribeAsync(topics.deltaAll('stoplist'), { qos: 1 })));
   const s = await parseImport('stoplist', (async function* () {
-    yield 'token,reason';
-    yield `${tokenOf(5)},lost`;
+    yield 'token,reason\n';
+    yield `${tokenOf(5)},lost\n`;
   })(), { skipInvalid: false, tokenKey: DEV_TOKEN_KEY, today: '2026-11-24' });
   const ch3 = server.publisher.commit(applyImport(server.db, 'stoplist', s.rows, '2026-11-24'));
   t = Date.now();

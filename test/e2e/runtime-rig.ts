@@ -96,7 +96,7 @@ export async function startServerRig(): Promise<ServerRig> {
 }
 
 export async function* linesOf(text: string): AsyncIterable<string> {
-  for (const l of text.split('\n')) yield l;
+  yield text; // the CSV text in one chunk (the parser streams any chunking)
 }
 
 export async function seedRegistry(s: ServerRig): Promise<void> {

@@ -23,7 +23,7 @@ let source: VirtualReaderSource;
 let logLines: string[] = [];
 
 async function* linesOf(t: string): AsyncIterable<string> {
-  for (const l of t.split('\n')) yield l;
+  yield t; // the CSV text in one chunk (the parser streams any chunking)
 }
 
 async function until(cond: () => boolean, ms: number, what: string): Promise<void> {

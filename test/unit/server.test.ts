@@ -22,7 +22,7 @@ import { bulkTokenizer } from '../../sync-server/tokenize.js';
 
 const log = createLogger({ level: 'silent' });
 async function* lines(text: string) {
-  for (const l of text.split('\n')) yield l;
+  yield text; // the CSV text in one chunk (the parser streams any chunking)
 }
 
 let dir: string;

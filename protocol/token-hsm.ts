@@ -1,0 +1,257 @@
+import { constants as cryptoConstants, createPublicKey, publicEncrypt, randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
+import type * as Pkcs11Types from 'pkcs11js';
+import { ErrorCode, RcError } from './errors.js';
+import { TOKEN_BYTES, deriveToken, type TokenKey } from './token.js';
+
+/**
+ * Where the card-token key lives and where the HMAC is computed.
+ *
+ * A stolen validator must yield no PAN: with the token key and a BIN, every
+ * token of a published list can be brute-forced back to its card number in
+ * seconds. So in service the key sits in a PKCS#11 token (the validator's SAM
+ * or secure element; the server's HSM) as a non-extractable, sensitive secret
+ * key, and the HMAC is computed inside it: the key never enters this process.
+ * Tests use SoftHSM2 through the same code.
+ *
+ * `TokenDeriver` is the one seam: `softDeriver` (a key in memory: the demo and
+ * unit tests) and `Pkcs11Token.deriver` (the key in a token) give the same
+ * tokens for the same key (pinned by test/integration/token-hsm.test.ts).
+ */
+export interface TokenDeriver {
+  /** Key version, stored with every token so keys can rotate. */
+  readonly version: number;
+  /** token = HMAC-SHA256(key, PAN ‖ PSN) truncated to 16 bytes, hex. `pan` is ASCII digits; the caller wipes it. */
+  derive(pan: Uint8Array, psn: string | null): string;
+  close(): void;
+}
+
+export function softDeriver(key: TokenKey): TokenDeriver {
+  return { version: key.version, derive: (pan, psn) => deriveToken(pan, psn, key), close: () => {} };
+}
+
+export interface Pkcs11Config {
+  /** Path of the PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so. */
+  library: string;
+  /** Label of the token (slot) that holds the keys. */
+  tokenLabel: string;
+  /** User PIN. */
+  pin: string;
+}
+
+/** Label of the card-token key of a version inside the token. */
+export const tokenKeyLabel = (version: number) => `rc-token-key-v${version}`;
+/** Label of the device's RSA key pair the server wraps the token key for at enrolment. */
+export const WRAPPING_KEY_LABEL = 'rc-wrap';
+
+type Pkcs11Module = typeof Pkcs11Types;
+
+let loaded: Pkcs11Module | null = null;
+function pkcs11js(): Pkcs11Module {
+  if (loaded) return loaded;
+  try {
+    // optional dependency (native): loaded only where a token is configured
+    loaded = createRequire(import.meta.url)('pkcs11js') as Pkcs11Module;
+    return loaded;
+  } catch (e) {
+    throw new RcError(ErrorCode.TokenHsmUnavailable, 'the pkcs11js module is not installed or did not build', { err: String(e) });
+  }
+}
+
+const hsmError = (what: string, e: unknown, context: Record<string, unknown> = {}) =>
+  new RcError(ErrorCode.TokenHsmUnavailable, `PKCS#11: ${what}`, { ...context, err: e instanceof Error ? e.message : String(e) });
+
+const PSN_RE = /^[0-9A-Fa-f]{2}$/;
+
+/**
+ * One logged-in session on one token. All calls are synchronous and take
+ * microseconds (SoftHSM: measured in test/bench/tap.bench.ts --hsm).
+ */
+export class Pkcs11Token {
+  private constructor(
+    private readonly p: Pkcs11Types.PKCS11,
+    private readonly session: Buffer,
+    private readonly m: Pkcs11Module,
+  ) {}
+
+  static open(cfg: Pkcs11Config): Pkcs11Token {
+    const m = pkcs11js();
+    const p = new m.PKCS11();
+    try {
+      p.load(cfg.library);
+    } catch (e) {
+      throw hsmError('cannot load the module', e, { library: cfg.library });
+    }
+    try {
+      p.C_Initialize();
+    } catch (e) {
+      // CKR_CRYPTOKI_ALREADY_INITIALIZED: another Pkcs11Token in this process
+      if (!String(e).includes('CKR_CRYPTOKI_ALREADY_INITIALIZED')) throw hsmError('C_Initialize failed', e);
+    }
+    const slot = p.C_GetSlotList(true).find((s) => p.C_GetTokenInfo(s).label.trim() === cfg.tokenLabel);
+    if (!slot) throw hsmError('no token with this label', null, { tokenLabel: cfg.tokenLabel });
+    const session = p.C_OpenSession(slot, m.CKF_SERIAL_SESSION | m.CKF_RW_SESSION);
+    try {
+      p.C_Login(session, m.CKU_USER, cfg.pin);
+    } catch (e) {
+      if (!String(e).includes('CKR_USER_ALREADY_LOGGED_IN')) {
+        p.C_CloseSession(session);
+        throw hsmError('login refused', e, { tokenLabel: cfg.tokenLabel });
+      }
+    }
+    return new Pkcs11Token(p, session, m);
+  }
+
+  private find(template: Pkcs11Types.Template): Buffer | null {
+    this.p.C_FindObjectsInit(this.session, template);
+    try {
+      return this.p.C_FindObjects(this.session, 1)[0] ?? null;
+    } finally {
+      this.p.C_FindObjectsFinal(this.session);
+    }
+  }
+
+  private secret(label: string): Buffer | null {
+    const m = this.m;
+    return this.find([
+      { type: m.CKA_CLASS, value: m.CKO_SECRET_KEY },
+      { type: m.CKA_LABEL, value: label },
+    ]);
+  }
+
+  hasKey(version: number): boolean {
+    return this.secret(tokenKeyLabel(version)) !== null;
+  }
+
+  /** Attributes of every card-token key we create: it signs (HMAC), never leaves the token. */
+  private secretTemplate(version: number): Pkcs11Types.Template {
+    const m = this.m;
+    return [
+      { type: m.CKA_CLASS, value: m.CKO_SECRET_KEY },
+      { type: m.CKA_KEY_TYPE, value: m.CKK_GENERIC_SECRET },
+      { type: m.CKA_LABEL, value: tokenKeyLabel(version) },
+      { type: m.CKA_TOKEN, value: true },
+      { type: m.CKA_PRIVATE, value: true },
+      { type: m.CKA_SENSITIVE, value: true },
+      { type: m.CKA_EXTRACTABLE, value: false },
+      { type: m.CKA_SIGN, value: true },
+      { type: m.CKA_VERIFY, value: true },
+    ];
+  }
+
+  /**
+   * Put a key given in clear into the token (the server's migration from
+   * RC_TOKEN_KEY, and tests). The caller wipes `key` afterwards.
+   */
+  importKey(key: TokenKey): void {
+    if (this.hasKey(key.version)) throw new RcError(ErrorCode.TokenKeyInvalid, `the token already holds key version ${key.version}`, { version: key.version });
+    this.p.C_CreateObject(this.session, [...this.secretTemplate(key.version), { type: this.m.CKA_VALUE, value: Buffer.from(key.key) }]);
+  }
+
+  /**
+   * The device's side of enrolment: an RSA key pair made inside the token
+   * (private key non-extractable); the server wraps the token key for its
+   * public key (`wrapForToken`), and `unwrapKey` puts it into the token.
+   * Returns the public key as SPKI PEM.
+   */
+  wrappingPublicKey(): string {
+    const m = this.m;
+    const pub = this.find([
+      { type: m.CKA_CLASS, value: m.CKO_PUBLIC_KEY },
+      { type: m.CKA_LABEL, value: WRAPPING_KEY_LABEL },
+    ]);
+    const handle =
+      pub ??
+      this.p.C_GenerateKeyPair(
+        this.session,
+        { mechanism: m.CKM_RSA_PKCS_KEY_PAIR_GEN },
+        [
+          { type: m.CKA_LABEL, value: WRAPPING_KEY_LABEL },
+          { type: m.CKA_TOKEN, value: true },
+          { type: m.CKA_MODULUS_BITS, value: 2048 },
+          { type: m.CKA_PUBLIC_EXPONENT, value: Buffer.from([1, 0, 1]) },
+          { type: m.CKA_WRAP, value: true },
+          { type: m.CKA_ENCRYPT, value: true },
+        ],
+        [
+          { type: m.CKA_LABEL, value: WRAPPING_KEY_LABEL },
+          { type: m.CKA_TOKEN, value: true },
+          { type: m.CKA_PRIVATE, value: true },
+          { type: m.CKA_SENSITIVE, value: true },
+          { type: m.CKA_EXTRACTABLE, value: false },
+          { type: m.CKA_UNWRAP, value: true },
+          { type: m.CKA_DECRYPT, value: true },
+        ],
+      ).publicKey;
+    const [mod, exp] = this.p.C_GetAttributeValue(this.session, handle, [{ type: m.CKA_MODULUS }, { type: m.CKA_PUBLIC_EXPONENT }]);
+    const jwk = { kty: 'RSA', n: (mod!.value as Buffer).toString('base64url'), e: (exp!.value as Buffer).toString('base64url') };
+    return createPublicKey({ key: jwk, format: 'jwk' }).export({ type: 'spki', format: 'pem' }).toString();
+  }
+
+  /** Unwrap a token key the server sealed for this token's wrapping key (RSA-OAEP, see wrapForToken). */
+  unwrapKey(version: number, wrapped: Buffer): void {
+    const m = this.m;
+    const priv = this.find([
+      { type: m.CKA_CLASS, value: m.CKO_PRIVATE_KEY },
+      { type: m.CKA_LABEL, value: WRAPPING_KEY_LABEL },
+    ]);
+    if (!priv) throw new RcError(ErrorCode.TokenHsmKeyMissing, 'the token has no wrapping key: run the enrolment again', {});
+    const old = this.secret(tokenKeyLabel(version));
+    if (old) this.p.C_DestroyObject(this.session, old); // re-enrolment replaces the key of that version
+    const oaep = { mechanism: m.CKM_RSA_PKCS_OAEP, parameter: { type: m.CK_PARAMS_RSA_OAEP, hashAlg: m.CKM_SHA_1, mgf: m.CKG_MGF1_SHA1, source: 1 /* CKZ_DATA_SPECIFIED */ } };
+    try {
+      this.p.C_UnwrapKey(this.session, oaep, priv, wrapped, this.secretTemplate(version));
+    } catch (e) {
+      throw new RcError(ErrorCode.TokenKeyInvalid, 'the wrapped token key does not open with this token', { err: String(e) });
+    }
+  }
+
+  /** A deriver computing the HMAC inside the token with the key of this version. */
+  deriver(version: number): TokenDeriver {
+    const key = this.secret(tokenKeyLabel(version));
+    if (!key) throw new RcError(ErrorCode.TokenHsmKeyMissing, `the token has no card-token key version ${version}`, { version });
+    const mech = { mechanism: this.m.CKM_SHA256_HMAC };
+    const out = Buffer.alloc(32);
+    return {
+      version,
+      derive: (pan, psn) => {
+        const p = psn ?? '00';
+        if (!PSN_RE.test(p)) throw new RcError(ErrorCode.CardMissingData, 'PSN must be two hex digits', { psnLength: p.length });
+        const input = Buffer.alloc(pan.length + 2);
+        try {
+          input.set(pan, 0);
+          input.write(p.toUpperCase(), pan.length, 'ascii');
+          this.p.C_SignInit(this.session, mech, key);
+          const mac = this.p.C_Sign(this.session, input, out);
+          return mac.subarray(0, TOKEN_BYTES).toString('hex');
+        } finally {
+          input.fill(0);
+        }
+      },
+      close: () => this.close(),
+    };
+  }
+
+  close(): void {
+    try {
+      this.p.C_Logout(this.session);
+    } catch {
+      /* not logged in */
+    }
+    try {
+      this.p.C_CloseSession(this.session);
+    } catch {
+      /* closed */
+    }
+  }
+}
+
+/** The server's side of enrolment: the token key sealed for a device token's RSA-2048 public key (OAEP; SHA-1 is what SoftHSM2 2.6 unwraps with, and OAEP-SHA-1 is sound for key transport). */
+export function wrapForToken(publicKeyPem: string, key: TokenKey): Buffer {
+  return publicEncrypt({ key: createPublicKey(publicKeyPem), padding: cryptoConstants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha1' }, key.key);
+}
+
+/** A fresh random token key (32 bytes) for a new installation or a rotation. */
+export function newTokenKey(version: number): TokenKey {
+  return { version, key: randomBytes(32) };
+}
