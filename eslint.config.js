@@ -104,10 +104,4 @@ export default defineConfig(
     },
   },
   ...boundaryConfigs(),
-  {
-    // TODO(merge): the protocol engineer moves the demo to demo/ (which may import anything); remove this block then.
-    name: 'boundaries/device-demo-until-moved',
-    files: ['device/demo/**/*.ts'],
-    rules: { 'no-restricted-imports': 'off', 'no-restricted-syntax': 'off' },
-  },
 );

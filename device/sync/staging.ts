@@ -52,7 +52,7 @@ export class ChunkStaging {
 
   /** Remove every staged version of the scope except `keep`. */
   dropOthers(scope: string, keep: number): void {
-    let vs: string[] = [];
+    let vs: string[];
     try {
       vs = readdirSync(this.scopeDir(scope));
     } catch {

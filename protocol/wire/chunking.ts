@@ -25,7 +25,7 @@ export function splitChunks(version: number, records: Buffer, chunkRecords = CHU
   const refs: ChunkRef[] = [];
   const payloads: Buffer[] = [];
   const step = chunkRecords * RECORD_SIZE;
-  for (let off = 0, n = 0, end = 0; off < records.length; off = end, n++) {
+  for (let off = 0, n = 0, end: number; off < records.length; off = end, n++) {
     end = Math.min(records.length, off + step);
     // never split one card's records (a transit card with several benefits) across chunks
     while (end < records.length && records.compare(records, end - RECORD_SIZE, end - RECORD_SIZE + 16, end, end + 16) === 0) end += RECORD_SIZE;

@@ -68,7 +68,7 @@ export function openEnvelope(payload: Uint8Array, key: KeyObject, maxBytes = MAX
   if (8 + hlen + SIG > p.length) throw new RcError(ErrorCode.SyncPayloadInvalid, 'signed message header length out of range', { bytes: p.length });
   const signed = p.subarray(0, p.length - SIG);
   const sig = p.subarray(p.length - SIG);
-  let ok = false;
+  let ok: boolean;
   try {
     ok = verify(null, signed, key, sig);
   } catch {

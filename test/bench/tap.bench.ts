@@ -21,7 +21,6 @@ import { createPeripheral } from '../../device/io/factory.js';
 import type { Display, DisplayMessage } from '../../device/io/types.js';
 import { PcscReaderSource } from '../../device/reader/pcsc.js';
 import { Runtime } from '../../device/runtime/runtime.js';
-import type { TapReport } from '../../device/runtime/status.js';
 import { Store } from '../../device/store/index.js';
 import { createLogger } from '../../protocol/log.js';
 import { withLuhnDigit } from '../../protocol/pan.js';

@@ -90,7 +90,7 @@ export function cleanStaleRigs(): void {
   }
   for (const n of names) {
     const dir = join(tmpdir(), n);
-    let owner = 0;
+    let owner: number;
     try {
       owner = Number(readFileSync(join(dir, 'owner.pid'), 'utf8'));
     } catch {
@@ -155,7 +155,7 @@ function listeningPorts(pid: number): Set<number> {
   }
   const ports = new Set<number>();
   for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text = '';
+    let text: string;
     try {
       text = readFileSync(f, 'utf8');
     } catch {
