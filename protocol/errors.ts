@@ -68,6 +68,10 @@ export const ErrorCode = {
   ServerBadRequest: 'server.bad-request',
   ServerNotFound: 'server.not-found',
 
+  // settlement: the back office's fare engine (a journal entry left out of settlement; never dropped)
+  SettlementUnknownRoute: 'settlement.unknown-route',
+  SettlementTimeOutOfRange: 'settlement.time-out-of-range',
+
   // io: serial peripherals
   IoPortUnavailable: 'io.port-unavailable',
   IoNoAck: 'io.no-ack',
