@@ -30,9 +30,20 @@ function offsetMs(o: SettlementOptions): number {
   return (h * 60 + m) * 60_000;
 }
 
+const dayCache = new Map<string, string>();
+const BUCKET = 15 * 60_000; // zone offsets change on quarter hours at most
+
 /** The service day (YYYY-MM-DD) an instant belongs to. */
 export function serviceDay(ms: number, o: SettlementOptions): string {
-  return localTime(ms - offsetMs(o), o.timeZone).date;
+  const t = ms - offsetMs(o);
+  const key = `${o.timeZone} ${Math.floor(t / BUCKET)}`;
+  let d = dayCache.get(key);
+  if (d === undefined) {
+    d = localTime(t, o.timeZone).date;
+    if (dayCache.size > 100_000) dayCache.clear();
+    dayCache.set(key, d);
+  }
+  return d;
 }
 
 /** The day before a YYYY-MM-DD date. */

@@ -114,7 +114,8 @@ export function settleCard(
       route: r.route,
       vehicle,
     };
-    const view: View = { transit, stop: stopFromFlags(token, JSON.parse(r.flags) as string[]), schools: {}, counters, marks, listVersions: {} };
+    const stop = r.flags.includes('stop:') ? stopFromFlags(token, JSON.parse(r.flags) as string[]) : null;
+    const view: View = { transit, stop, schools: {}, counters, marks, listVersions: {} };
     const d = decide(tap, view, busConfig(r.device, r.route, vehicle, tariff, o.timeZone));
     for (const a of d.counterDelta.add) counters[`${a.name}@${a.period}`] = (counters[`${a.name}@${a.period}`] ?? 0) + a.by;
     marks = d.counterDelta.marks;
@@ -233,6 +234,7 @@ export class Settlement {
   private putDay(token: string, day: string, amount: number, taps: number, first: SettledTap & { ms: number }, at: string, rep: SettleReport): void {
     const before = this.st.total.get(token, day) as { amount: number; closed: number } | undefined;
     this.st.putTotal.run(token, day, amount, taps, first.ms, first.device, first.seq);
+    if (before?.closed !== 1) return; // charges are created when the day closes
     const c = this.st.charge.get(token, day) as { seq: number; amount: number; status: string } | undefined;
     if (!c && before?.closed === 1 && amount > 0) {
       // a closed day that had nothing to charge: its first charge, late
