@@ -47,7 +47,7 @@ export class ChargingQueue {
     if (this.running) return 0;
     this.running = true;
     try {
-      const s = this.settlement.settleDirty(now);
+      const s = this.settlement.settleDirty(now, 50_000); // a huge backlog settles over several runs; its days close once settled
       const created = this.settlement.closeDays(now);
       if (s.cards > 0 || created > 0) this.log.debug({ cards: s.cards, taps: s.taps, adjustments: s.adjustments, charges: created }, 'settled');
       const pending = this.db.prepare("SELECT seq, token, service_day, amount FROM charges WHERE status = 'pending' ORDER BY seq LIMIT 10000").all() as {

@@ -16,7 +16,7 @@ export const DEFAULT_SETTLEMENT: SettlementOptions = {
   timeZone: 'Europe/Moscow',
   dayEndsAt: '00:00',
   maxFutureMs: 86_400_000,
-  maxPastMs: 60 * 86_400_000,
+  maxPastMs: 400 * 86_400_000, // a bus may come back after weeks in the depot; a year and more is a wrong clock
 };
 
 export function settlementOptions(o: Partial<SettlementOptions> = {}): SettlementOptions {

@@ -83,6 +83,18 @@ export function settleCard(
   o: SettlementOptions,
   writeFrom = '',
 ): SettledTap[] {
+  return replayCard(token, rows, transit, tariff, o, writeFrom).settled;
+}
+
+/** `settleCard`, also returning the card's view after its last tap (counters and marks, as a device would hold them). */
+export function replayCard(
+  token: string,
+  rows: readonly JournalRow[],
+  transit: TransitEntry | null,
+  tariff: Tariff | null,
+  o: SettlementOptions,
+  writeFrom = '',
+): { settled: SettledTap[]; counters: Record<string, number>; marks: TokenMarks } {
   const sorted = [...rows].sort((a, b) => a.eff_ms - b.eff_ms || (a.device < b.device ? -1 : a.device > b.device ? 1 : a.seq - b.seq));
   const counters: Record<string, number> = {};
   let marks: TokenMarks = {};
@@ -121,7 +133,7 @@ export function settleCard(
     marks = d.counterDelta.marks;
     put(d.result, d.fareKopecks, d.reason, null);
   }
-  return out;
+  return { settled: out, counters, marks };
 }
 
 export interface SettleReport {
