@@ -92,7 +92,9 @@ export class ChargingQueue {
     const res = this.db.transaction(() => {
       const at = now.toISOString();
       let settled = this.db.prepare("UPDATE charges SET status = 'repaid', updated_at = ? WHERE token = ? AND status = 'declined'").run(at, token).changes;
-      if (this.hasV1) settled += this.db.prepare("UPDATE charges_v1 SET status = 'repaid', updated_at = ? WHERE token = ? AND status = 'declined'").run(at, token).changes;
+      if (this.hasV1) {
+        settled += this.db.prepare("UPDATE charges_v1 SET status = 'repaid', updated_at = ? WHERE token = ? AND status = 'declined'").run(at, token).changes;
+      }
       const unblocked = this.db.prepare("DELETE FROM stoplist WHERE token = ? AND reason = 'charge-declined'").run(token).changes > 0;
       return { settled, unblocked };
     })();

@@ -67,7 +67,8 @@ export class Ingest {
       this.touch.run(batch.device, at);
       for (const e of batch.entries) {
         const row = this.row(e, now.getTime());
-        const r = this.insert.run(batch.device, e.seq, e.time, e.token, e.kind, e.result, e.reason, e.fareKopecks, e.benefit, JSON.stringify(e.lists), at, ...row.extra);
+        const lists = JSON.stringify(e.lists);
+        const r = this.insert.run(batch.device, e.seq, e.time, e.token, e.kind, e.result, e.reason, e.fareKopecks, e.benefit, lists, at, ...row.extra);
         if (r.changes === 1) {
           stored++;
           if (e.token && row.code === null) {

@@ -95,7 +95,8 @@ CREATE TABLE IF NOT EXISTS adjustments(token TEXT NOT NULL, service_day TEXT NOT
   device_fare INTEGER NOT NULL, device_reason TEXT, settled_fare INTEGER NOT NULL, settled_reason TEXT, created_at TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS adjustments_day ON adjustments(token, service_day);
 CREATE TABLE IF NOT EXISTS day_totals(token TEXT NOT NULL, service_day TEXT NOT NULL, amount INTEGER NOT NULL, taps INTEGER NOT NULL,
-  first_ms INTEGER NOT NULL, first_device TEXT NOT NULL, first_seq INTEGER NOT NULL, closed INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(token, service_day)) WITHOUT ROWID;
+  first_ms INTEGER NOT NULL, first_device TEXT NOT NULL, first_seq INTEGER NOT NULL, closed INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY(token, service_day)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS day_totals_open ON day_totals(closed, service_day);
 `;
 const CHARGES_V2 = `
@@ -118,7 +119,9 @@ function migrate1to2(db: Db): void {
   const now = new Date().toISOString();
   db.prepare(
     `INSERT OR IGNORE INTO charges(token, service_day, amount, taps, status, reason, created_at, updated_at)
-     SELECT j.token, j.service_day, CASE WHEN sum(c.status = 'pending') > 0 THEN sum(CASE WHEN c.status = 'pending' THEN c.amount ELSE 0 END) ELSE sum(c.amount) END, count(*), CASE WHEN sum(c.status = 'pending') > 0 THEN 'pending' ELSE 'v1' END, NULL, ?, ?
+     SELECT j.token, j.service_day,
+       CASE WHEN sum(c.status = 'pending') > 0 THEN sum(CASE WHEN c.status = 'pending' THEN c.amount ELSE 0 END) ELSE sum(c.amount) END,
+       count(*), CASE WHEN sum(c.status = 'pending') > 0 THEN 'pending' ELSE 'v1' END, NULL, ?, ?
      FROM charges_v1 c JOIN journal j ON j.device = c.device AND j.seq = c.seq GROUP BY j.token, j.service_day ORDER BY min(j.eff_ms)`,
   ).run(now, now);
   db.exec("UPDATE charges_v1 SET status = 'aggregated' WHERE status = 'pending'");

@@ -16,7 +16,8 @@ export function register(program: Command): void {
         };
         if (o.json) {
           for (const c of r.charges) {
-            process.stdout.write(JSON.stringify({ token: c.token, serviceDay: c.serviceDay, amountKopecks: c.amountKopecks, taps: c.taps, status: c.status }) + '\n');
+            const row = { token: c.token, serviceDay: c.serviceDay, amountKopecks: c.amountKopecks, taps: c.taps, status: c.status };
+            process.stdout.write(JSON.stringify(row) + '\n');
           }
           return;
         }
@@ -25,7 +26,7 @@ export function register(program: Command): void {
         fail(e, o.json === true);
       }
     });
-  common(ch.command('run').description('settle the journal, close ended service days and charge pending charges now')).action(async (o: { server: string; json?: boolean }) => {
+  common(ch.command('run').description('settle the journal, close ended days, charge')).action(async (o: { server: string; json?: boolean }) => {
     try {
       const r = await callApi(o.server, 'POST', '/v1/charging/run');
       process.stdout.write(JSON.stringify(r) + '\n');

@@ -35,7 +35,8 @@ export function register(program: Command): void {
         for (const e of r.entries) {
           const settled = e.settled ? `settled ${e.settled.reason} ${(e.settled.fareKopecks / 100).toFixed(2)}` : (e.flagged ?? 'unsettled');
           const where = `${e.route ?? '-'}/${e.vehicle ?? '-'}`;
-          process.stdout.write(`${e.time} ${e.device}#${e.seq} ${e.token ?? '-'} ${where} ${e.result} ${e.reason} ${(e.fare / 100).toFixed(2)} ${e.benefit ?? ''} ${settled}\n`);
+          const device = `${e.result} ${e.reason} ${(e.fare / 100).toFixed(2)} ${e.benefit ?? ''}`;
+          process.stdout.write(`${e.time} ${e.device}#${e.seq} ${e.token ?? '-'} ${where} ${device} ${settled}\n`);
         }
       } catch (e) {
         fail(e, opts.json === true);

@@ -161,7 +161,8 @@ export class Settlement {
       set: db.prepare('UPDATE journal SET settled_fare = ?, settled_reason = ?, settle_code = ? WHERE device = ? AND seq = ?'),
       delAdj: db.prepare("DELETE FROM adjustments WHERE token = ? AND service_day >= ? AND kind = 'tap'"),
       addAdj: db.prepare(
-        'INSERT INTO adjustments(token, service_day, device, seq, kind, device_fare, device_reason, settled_fare, settled_reason, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)',
+        `INSERT INTO adjustments(token, service_day, device, seq, kind, device_fare, device_reason, settled_fare, settled_reason, created_at)
+         VALUES (?,?,?,?,?,?,?,?,?,?)`,
       ),
       total: db.prepare('SELECT amount, closed FROM day_totals WHERE token = ? AND service_day = ?'),
       putTotal: db.prepare(
@@ -170,8 +171,12 @@ export class Settlement {
            first_device = excluded.first_device, first_seq = excluded.first_seq`,
       ),
       charge: db.prepare('SELECT seq, amount, status FROM charges WHERE token = ? AND service_day = ?'),
-      chargeFix: db.prepare("SELECT coalesce(sum(settled_fare - device_fare), 0) FROM adjustments WHERE token = ? AND service_day = ? AND kind = 'charge'").pluck(),
-      newCharge: db.prepare("INSERT OR IGNORE INTO charges(token, service_day, amount, taps, status, created_at, updated_at) VALUES (?,?,?,?, 'pending', ?, ?)"),
+      chargeFix: db
+        .prepare("SELECT coalesce(sum(settled_fare - device_fare), 0) FROM adjustments WHERE token = ? AND service_day = ? AND kind = 'charge'")
+        .pluck(),
+      newCharge: db.prepare(
+        "INSERT OR IGNORE INTO charges(token, service_day, amount, taps, status, created_at, updated_at) VALUES (?,?,?,?, 'pending', ?, ?)",
+      ),
       updCharge: db.prepare('UPDATE charges SET amount = ?, taps = ?, updated_at = ? WHERE seq = ?'),
     };
   }
@@ -216,7 +221,9 @@ export class Settlement {
     const days = new Map<string, { amount: number; taps: number; first: SettledTap & { ms: number } }>();
     for (const s of settled) {
       const r = byKey.get(`${s.device}#${s.seq}`)!;
-      if (r.settled_fare !== s.fareKopecks || r.settled_reason !== s.reason || r.settle_code !== s.code) this.st.set.run(s.fareKopecks, s.reason, s.code, s.device, s.seq);
+      if (r.settled_fare !== s.fareKopecks || r.settled_reason !== s.reason || r.settle_code !== s.code) {
+        this.st.set.run(s.fareKopecks, s.reason, s.code, s.device, s.seq);
+      }
       rep.taps++;
       if (s.fareKopecks === null) continue;
       if (s.fareKopecks !== r.fare || s.reason !== r.reason) {

@@ -58,7 +58,8 @@ interface Row {
 }
 
 const COLS =
-  'time, eff_ms, service_day, device, seq, token, kind, result, reason, fare, benefit, route, vehicle, direction, reader, meal, flags, lists, settled_fare, settled_reason, settle_code';
+  'time, eff_ms, service_day, device, seq, token, kind, result, reason, fare, benefit, route, vehicle, direction, reader, meal, flags, lists, ' +
+  'settled_fare, settled_reason, settle_code';
 
 export interface JournalQuery {
   device?: string | undefined;

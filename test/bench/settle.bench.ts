@@ -57,7 +57,8 @@ db.prepare("INSERT INTO configs(name, version, doc, updated_at) VALUES ('rules',
 const putEntry = db.prepare("INSERT INTO entries(scope, token, rec) VALUES ('transit', ?, ?)");
 db.transaction(() => {
   for (let c = 0; c < CARDS; c++) {
-    const e: TransitEntry = { token: token(c), cardExpiry: '2030-12', benefits: c % 5 === 0 ? [{ category: 'pensioner', validFrom: '2020-01-01', validTo: '2099-12-31' }] : [] };
+    const benefits: TransitEntry['benefits'] = c % 5 === 0 ? [{ category: 'pensioner', validFrom: '2020-01-01', validTo: '2099-12-31' }] : [];
+    const e: TransitEntry = { token: token(c), cardExpiry: '2030-12', benefits };
     putEntry.run(e.token, encodeRecords('transit', [e]));
   }
 })();

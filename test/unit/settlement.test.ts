@@ -40,7 +40,8 @@ async function registry(opts: { rules?: boolean; dayEndsAt?: string } = {}): Pro
   const dir = mkdtempSync(join(tmpdir(), 'rc-settle-'));
   dirs.push(dir);
   const db = openRegistry(dir);
-  const pub = new Publisher(db, loadOrCreateSigningKey(dir).privateKey, log, { manifestTtlMs: 86_400_000, deltaRetentionMs: 86_400_000, chunkRecords: 100, maxDeltaRecords: 1000 });
+  const popts = { manifestTtlMs: 86_400_000, deltaRetentionMs: 86_400_000, chunkRecords: 100, maxDeltaRecords: 1000 };
+  const pub = new Publisher(db, loadOrCreateSigningKey(dir).privateKey, log, popts);
   pub.setTransport({ publish: async () => undefined });
   const s = { dayEndsAt: opts.dayEndsAt ?? '00:00' };
   const reg: Reg = { db, pub, ingest: new Ingest(db, s), settlement: new Settlement(db, s), seq: new Map() };
@@ -109,7 +110,8 @@ function upload(r: Reg, taps: TapSpec[], now = NOW): void {
   for (const [device, entries] of byDevice) r.ingest.store(device, null, { device, entries }, now);
 }
 function settled(r: Reg, device: string, seq: number): { fare: number | null; reason: string | null; code: string | null } {
-  return r.db.prepare('SELECT settled_fare AS fare, settled_reason AS reason, settle_code AS code FROM journal WHERE device = ? AND seq = ?').get(device, seq) as never;
+  const q = 'SELECT settled_fare AS fare, settled_reason AS reason, settle_code AS code FROM journal WHERE device = ? AND seq = ?';
+  return r.db.prepare(q).get(device, seq) as never;
 }
 function queue(r: Reg): ChargingQueue {
   return new ChargingQueue(r.db, new SimulatedCharger(r.db), async (d) => void (await r.pub.publish(r.pub.commit(d))), log, r.settlement);
@@ -185,21 +187,33 @@ describe('settlement: late taps, determinism, flagged entries', () => {
     upload(r, [{ device: 'bus-a', at: '2026-11-10T10:00:00', card: 3, route: '1' }]);
     const q = queue(r);
     await q.runOnce(new Date('2026-11-11T12:00:00+03:00')); // the day closes and is charged: 35 ₽
-    expect(queryCharges(r.db, { limit: 10 }).charges).toEqual([{ token: tokenOf(3), serviceDay: '2026-11-10', amountKopecks: 3500, taps: 1, status: 'charged', reason: null }]);
+    expect(queryCharges(r.db, { limit: 10 }).charges).toEqual([
+      { token: tokenOf(3), serviceDay: '2026-11-10', amountKopecks: 3500, taps: 1, status: 'charged', reason: null },
+    ]);
     // bus-b was offline for three days: its tap came first, on another route, so bus-a's became a free transfer
     upload(r, [{ device: 'bus-b', at: '2026-11-10T09:40:00', card: 3, route: '2' }], new Date('2026-11-13T12:00:00+03:00'));
     r.settlement.settleDirty(NOW);
     expect(settled(r, 'bus-b', 1)).toMatchObject({ fare: 3500, reason: 'full-fare' });
     expect(settled(r, 'bus-a', 1)).toMatchObject({ fare: 0, reason: 'transfer' });
     expect(queryAdjustments(r.db, { token: tokenOf(3), limit: 10 }).adjustments).toEqual([
-      expect.objectContaining({ device: 'bus-a', seq: 1, kind: 'tap', deviceDecision: { fareKopecks: 3500, reason: 'full-fare' }, settled: { fareKopecks: 0, reason: 'transfer' } }),
+      expect.objectContaining({
+        device: 'bus-a',
+        seq: 1,
+        kind: 'tap',
+        deviceDecision: { fareKopecks: 3500, reason: 'full-fare' },
+        settled: { fareKopecks: 0, reason: 'transfer' },
+      }),
     ]);
     // a late tap that changes an already charged day's total: a charge adjustment, never a second charge
     upload(r, [{ device: 'bus-c', at: '2026-11-10T18:00:00', card: 3, route: '1' }], new Date('2026-11-13T12:00:00+03:00'));
     await q.runOnce(new Date('2026-11-13T12:00:00+03:00'));
     expect(queryCharges(r.db, { token: tokenOf(3), limit: 10 }).charges).toHaveLength(1);
     expect(queryAdjustments(r.db, { token: tokenOf(3), limit: 10 }).adjustments).toContainEqual(
-      expect.objectContaining({ kind: 'charge', deviceDecision: { fareKopecks: 3500, reason: 'charged' }, settled: { fareKopecks: 7000, reason: 're-settled' } }),
+      expect.objectContaining({
+        kind: 'charge',
+        deviceDecision: { fareKopecks: 3500, reason: 'charged' },
+        settled: { fareKopecks: 7000, reason: 're-settled' },
+      }),
     );
   });
 
@@ -272,7 +286,8 @@ describe('settlement: late taps, determinism, flagged entries', () => {
     ]);
     r.settlement.settleDirty(NOW);
     const e = queryJournal(r.db, { device: 'bus-b', limit: 10 }).entries[0]!;
-    expect(e).toMatchObject({ route: '2', vehicle: 'B456', reason: 'full-fare', fareKopecks: 3500, settled: { fareKopecks: 0, reason: 'transfer' }, flagged: null });
+    expect(e).toMatchObject({ route: '2', vehicle: 'B456', reason: 'full-fare', fareKopecks: 3500, flagged: null });
+    expect(e.settled).toEqual({ fareKopecks: 0, reason: 'transfer' });
     expect(e).toMatchObject({ effectiveTime: '2026-11-10T06:20:00.000Z', serviceDay: '2026-11-10', flags: ['deferred-charge'], lists: { transit: 1 } });
   });
 });
@@ -341,7 +356,8 @@ describe('registry schema 1 → 2', () => {
     dirs.push(dir);
     const old = new Database(join(dir, 'registry.sqlite'));
     old.exec(`CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-      CREATE TABLE journal(device TEXT NOT NULL, seq INTEGER NOT NULL, time TEXT NOT NULL, token TEXT, kind TEXT NOT NULL, result TEXT NOT NULL, reason TEXT NOT NULL,
+      CREATE TABLE journal(device TEXT NOT NULL, seq INTEGER NOT NULL, time TEXT NOT NULL, token TEXT, kind TEXT NOT NULL,
+        result TEXT NOT NULL, reason TEXT NOT NULL,
         fare INTEGER NOT NULL, benefit TEXT, lists TEXT NOT NULL, received_at TEXT NOT NULL, PRIMARY KEY(device, seq)) WITHOUT ROWID;
       CREATE TABLE charges(device TEXT NOT NULL, seq INTEGER NOT NULL, token TEXT NOT NULL, amount INTEGER NOT NULL, status TEXT NOT NULL, reason TEXT,
         updated_at TEXT NOT NULL, PRIMARY KEY(device, seq));`);
