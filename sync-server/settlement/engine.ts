@@ -217,7 +217,9 @@ export class Settlement {
     const rows = this.st.rows.all(token, dayLowerBoundMs(dayBefore(monthStart))) as JournalRow[];
     const byKey = new Map(rows.map((r) => [`${r.device}#${r.seq}`, r]));
     const settled = settleCard(token, rows, this.transit(token), tariff, this.opts, fromDay);
-    this.st.delAdj.run(token, fromDay);
+    // a card none of whose taps from that day on was settled before has no adjustments or day totals yet
+    const fresh = rows.every((r) => r.service_day < fromDay || (r.settled_reason === null && r.settle_code === null));
+    if (!fresh) this.st.delAdj.run(token, fromDay);
     const days = new Map<string, { amount: number; taps: number; first: SettledTap & { ms: number } }>();
     for (const s of settled) {
       const r = byKey.get(`${s.device}#${s.seq}`)!;
@@ -238,10 +240,10 @@ export class Settlement {
         d.taps++;
       }
     }
-    for (const [day, d] of [...days]) this.putDay(token, day, d.amount, d.taps, d.first, at, rep);
+    for (const [day, d] of [...days]) this.putDay(token, day, d.amount, d.taps, d.first, at, rep, fresh);
     // days that no longer have any settled tap (e.g. now flagged) keep a zero total
     for (const s of settled) {
-      if (!days.has(s.serviceDay) && this.st.total.get(token, s.serviceDay)) {
+      if (!fresh && !days.has(s.serviceDay) && this.st.total.get(token, s.serviceDay)) {
         days.set(s.serviceDay, { amount: 0, taps: 0, first: { ...s, ms: 0 } });
         this.putDay(token, s.serviceDay, 0, 0, { ...s, ms: 0 }, at, rep);
       }
@@ -250,8 +252,17 @@ export class Settlement {
   }
 
   /** The day's total; for a day already charged, a change is recorded as a charge adjustment (or folded into a pending charge). */
-  private putDay(token: string, day: string, amount: number, taps: number, first: SettledTap & { ms: number }, at: string, rep: SettleReport): void {
-    const before = this.st.total.get(token, day) as { amount: number; closed: number } | undefined;
+  private putDay(
+    token: string,
+    day: string,
+    amount: number,
+    taps: number,
+    first: SettledTap & { ms: number },
+    at: string,
+    rep: SettleReport,
+    fresh = false,
+  ): void {
+    const before = fresh ? undefined : (this.st.total.get(token, day) as { amount: number; closed: number } | undefined);
     this.st.putTotal.run(token, day, amount, taps, first.ms, first.device, first.seq);
     if (before?.closed !== 1) return; // charges are created when the day closes
     const c = this.st.charge.get(token, day) as { seq: number; amount: number; status: string } | undefined;
