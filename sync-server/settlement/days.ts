@@ -1,3 +1,5 @@
+import { ErrorCode, RcError } from '../../protocol/errors.js';
+import { isTimeZone } from '../../protocol/rules-schema.js';
 import { localTime } from './core.js';
 
 /** How the back office cuts time into service days and which entry times it believes. */
@@ -21,7 +23,10 @@ export const DEFAULT_SETTLEMENT: SettlementOptions = {
 
 export function settlementOptions(o: Partial<SettlementOptions> = {}): SettlementOptions {
   const r = { ...DEFAULT_SETTLEMENT, ...o };
-  if (!/^([01]\d|2[0-3]):[0-5]\d$/.test(r.dayEndsAt)) throw new Error(`dayEndsAt: expected HH:MM, got "${r.dayEndsAt}"`);
+  if (!/^([01]\d|2[0-3]):[0-5]\d$/.test(r.dayEndsAt)) {
+    throw new RcError(ErrorCode.ConfigInvalid, `service day end: expected HH:MM, got "${r.dayEndsAt}"`, { field: 'dayEndsAt' });
+  }
+  if (!isTimeZone(r.timeZone)) throw new RcError(ErrorCode.ConfigInvalid, `unknown time zone "${r.timeZone}"`, { field: 'timeZone' });
   return r;
 }
 
