@@ -71,6 +71,14 @@ export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> 
     meaning: 'An unexpected fault on the server while it answered a request (HTTP 500); nothing was changed by the failed request.',
     action: 'Retry; if it repeats, send the server log lines around it to the developers.',
   },
+  'settlement.unknown-route': {
+    meaning: 'A bus journal entry names a route the published tariff lacks (or none); stored, left out of settlement.',
+    action: 'Publish a tariff with the route or fix the device config; rc-sync-server journal --flagged lists them.',
+  },
+  'settlement.time-out-of-range': {
+    meaning: 'A journal entry is timed far in the future or past of its arrival (a wrong device clock); stored, left out of settlement.',
+    action: 'Check the device clock (NTP); rc-sync-server journal --flagged lists such entries.',
+  },
   'io.port-unavailable': { meaning: 'A serial port cannot be opened or went away.', action: 'Check the cable and the port path in the config; the device reconnects by itself.' },
   'io.no-ack': { meaning: 'A peripheral did not acknowledge a command after all retries.', action: 'Check the peripheral\'s power and cable.' },
   'io.bad-frame': { meaning: 'Bytes from a peripheral were not a valid frame (bad checksum or framing).', action: 'Check the cable and baud rate; occasional ones are retried.' },

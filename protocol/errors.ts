@@ -73,6 +73,10 @@ export const ErrorCode = {
   ServerNotFound: 'server.not-found',
   ServerInternal: 'server.internal',
 
+  // settlement: the back office's fare engine (a journal entry left out of settlement; never dropped)
+  SettlementUnknownRoute: 'settlement.unknown-route',
+  SettlementTimeOutOfRange: 'settlement.time-out-of-range',
+
   // io: serial peripherals
   IoPortUnavailable: 'io.port-unavailable',
   IoNoAck: 'io.no-ack',

@@ -1,16 +1,21 @@
 import type { Logger } from '../protocol/log.js';
 import { markDirty, type Dirty } from './materialize.js';
 import type { Db } from './registry.js';
+import { Settlement } from './settlement/engine.js';
 
 /**
- * Deferred charging of full fares. The journal's paid taps wait in `charges`
- * (status pending); a Charger settles them. A declined charge puts the card on
- * the stop-list (reason charge-declined); a recorded repayment takes it off.
+ * Aggregated charging. The back office settles each card's taps (settlement/),
+ * and when a service day closes the card's settled fares of that day become one
+ * charge (`charges`, status pending); a Charger settles it. The amount is always
+ * the back office's, never a device's. A declined charge puts the card on the
+ * stop-list (reason charge-declined); a recorded repayment takes it off.
  */
 export interface ChargeRequest {
   token: string;
   amountKopecks: number;
-  ref: string; // device:seq
+  /** The service day charged (YYYY-MM-DD). */
+  serviceDay: string;
+  ref: string; // charge:<seq>
 }
 export type ChargeResult = { ok: true } | { ok: false; reason: string };
 
@@ -34,40 +39,44 @@ export class ChargingQueue {
     private readonly charger: Charger,
     private readonly onStopListChanged: (dirty: Dirty) => Promise<void>,
     private readonly log: Logger,
+    readonly settlement: Settlement = new Settlement(db),
   ) {}
 
-  /** Settle every pending charge; returns how many were declined. */
+  /** Settle the journal's dirty days, close the service days that ended, then charge every pending charge; returns how many were declined. */
   async runOnce(now = new Date()): Promise<number> {
     if (this.running) return 0;
     this.running = true;
     try {
-      const pending = this.db.prepare("SELECT device, seq, token, amount FROM charges WHERE status = 'pending' ORDER BY rowid LIMIT 10000").all() as {
-        device: string;
+      const s = this.settlement.settleDirty(now, 50_000); // a huge backlog settles over several runs; its days close once settled
+      const created = this.settlement.closeDays(now);
+      if (s.cards > 0 || created > 0) this.log.debug({ cards: s.cards, taps: s.taps, adjustments: s.adjustments, charges: created }, 'settled');
+      const pending = this.db.prepare("SELECT seq, token, service_day, amount FROM charges WHERE status = 'pending' ORDER BY seq LIMIT 10000").all() as {
         seq: number;
         token: string;
+        service_day: string;
         amount: number;
       }[];
       const dirty: Dirty = new Map();
-      const set = this.db.prepare('UPDATE charges SET status = ?, reason = ?, updated_at = ? WHERE device = ? AND seq = ?');
+      const set = this.db.prepare('UPDATE charges SET status = ?, reason = ?, updated_at = ? WHERE seq = ?');
       const stop = this.db.prepare("INSERT INTO stoplist(token, reason, since) VALUES (?, 'charge-declined', ?) ON CONFLICT(token) DO NOTHING");
       let declined = 0;
       for (const p of pending) {
         let r: ChargeResult;
         try {
-          r = await this.charger.charge({ token: p.token, amountKopecks: p.amount, ref: `${p.device}:${p.seq}` });
+          r = await this.charger.charge({ token: p.token, amountKopecks: p.amount, serviceDay: p.service_day, ref: `charge:${p.seq}` });
         } catch (e) {
           this.log.warn({ err: String(e), token: p.token }, 'charger failed; will retry');
           continue;
         }
-        if (r.ok) set.run('charged', null, now.toISOString(), p.device, p.seq);
+        if (r.ok) set.run('charged', null, now.toISOString(), p.seq);
         else {
           declined++;
           this.db.transaction(() => {
-            set.run('declined', r.reason, now.toISOString(), p.device, p.seq);
+            set.run('declined', r.reason, now.toISOString(), p.seq);
             stop.run(p.token, now.toISOString().slice(0, 10));
           })();
           markDirty(dirty, 'stoplist', p.token);
-          this.log.info({ token: p.token, amount: p.amount }, 'charge declined: card goes on the stop-list');
+          this.log.info({ token: p.token, serviceDay: p.service_day, amount: p.amount }, 'charge declined: card goes on the stop-list');
         }
       }
       if (dirty.size > 0) await this.onStopListChanged(dirty);
@@ -81,7 +90,11 @@ export class ChargingQueue {
   async repay(token: string, now = new Date()): Promise<{ settled: number; unblocked: boolean }> {
     const dirty: Dirty = new Map();
     const res = this.db.transaction(() => {
-      const settled = this.db.prepare("UPDATE charges SET status = 'repaid', updated_at = ? WHERE token = ? AND status = 'declined'").run(now.toISOString(), token).changes;
+      const at = now.toISOString();
+      let settled = this.db.prepare("UPDATE charges SET status = 'repaid', updated_at = ? WHERE token = ? AND status = 'declined'").run(at, token).changes;
+      if (this.hasV1) {
+        settled += this.db.prepare("UPDATE charges_v1 SET status = 'repaid', updated_at = ? WHERE token = ? AND status = 'declined'").run(at, token).changes;
+      }
       const unblocked = this.db.prepare("DELETE FROM stoplist WHERE token = ? AND reason = 'charge-declined'").run(token).changes > 0;
       return { settled, unblocked };
     })();
@@ -90,6 +103,11 @@ export class ChargingQueue {
       await this.onStopListChanged(dirty);
     }
     return res;
+  }
+
+  /** Per-tap charges of a registry migrated from schema 1 (their declines are repaid too). */
+  private get hasV1(): boolean {
+    return this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'charges_v1'").get() !== undefined;
   }
 
   setDeclined(tokens: string[]): void {

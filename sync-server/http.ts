@@ -11,7 +11,10 @@ import { IMPORT_KINDS, type ImportKind, type ImportReport } from './import.js';
 export interface Api {
   importCsv(kind: ImportKind, csv: CsvSource, skipInvalid: boolean): Promise<{ report: ImportReport; versions: Record<string, number> }>;
   status(): unknown;
-  journal(device: string | undefined, limit: number): unknown;
+  /** Whole entries with both decisions (settlement/queries.ts JournalView); `flagged`: only those left out of settlement. */
+  journal(device: string | undefined, limit: number, flagged?: boolean): unknown;
+  /** Aggregated charges, one per card and service day (settlement/queries.ts ChargeView). */
+  charges(status: string | undefined, limit: number): unknown;
   setConfig(name: string, rules: unknown): Promise<{ name: string; version: number }>;
   chargingRun(): Promise<{ declined: number }>;
   chargingDecline(tokens: string[]): void;
@@ -66,7 +69,11 @@ export function createHttpApi(api: Api, log: Logger, extra?: ExtraRoutes): Serve
         if (req.method === 'GET' && p === '/v1/status') return send(res, 200, api.status());
         if (req.method === 'GET' && p === '/v1/journal') {
           const limit = Math.min(100_000, Math.max(1, Number(url.searchParams.get('limit') ?? 1000) || 1000));
-          return send(res, 200, api.journal(url.searchParams.get('device') ?? undefined, limit));
+          return send(res, 200, api.journal(url.searchParams.get('device') ?? undefined, limit, url.searchParams.get('flagged') === '1'));
+        }
+        if (req.method === 'GET' && p === '/v1/charging') {
+          const limit = Math.min(100_000, Math.max(1, Number(url.searchParams.get('limit') ?? 1000) || 1000));
+          return send(res, 200, api.charges(url.searchParams.get('status') ?? undefined, limit));
         }
         const im = /^\/v1\/import\/([a-z]+)$/.exec(p);
         if (req.method === 'POST' && im) {

@@ -6,7 +6,8 @@ import { join } from 'node:path';
  * The operator's registry: one SQLite file under the data dir.
  * Holds the source data (cards by person, benefits, enrolments, stop-list),
  * the materialised lists as encoded records per (scope, token), the published
- * versions (deltas, snapshot chunks, manifests), devices and the journal.
+ * versions (deltas, snapshot chunks, manifests), devices, the journal (whole
+ * entries with the back office's settlement of each) and the aggregated charges.
  * PANs are never stored: cards hold the token only.
  */
 const SCHEMA = `
@@ -24,8 +25,6 @@ CREATE TABLE IF NOT EXISTS chunks(scope TEXT NOT NULL, version INTEGER NOT NULL,
 CREATE TABLE IF NOT EXISTS configs(name TEXT PRIMARY KEY, version INTEGER NOT NULL, doc TEXT NOT NULL, updated_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS devices(id TEXT PRIMARY KEY, online INTEGER NOT NULL DEFAULT 0, last_seen TEXT, lists TEXT NOT NULL DEFAULT '{}', backlog INTEGER NOT NULL DEFAULT 0, reader TEXT, acked INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS journal(device TEXT NOT NULL, seq INTEGER NOT NULL, time TEXT NOT NULL, token TEXT, kind TEXT NOT NULL, result TEXT NOT NULL, reason TEXT NOT NULL, fare INTEGER NOT NULL, benefit TEXT, lists TEXT NOT NULL, received_at TEXT NOT NULL, PRIMARY KEY(device, seq)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS charges(device TEXT NOT NULL, seq INTEGER NOT NULL, token TEXT NOT NULL, amount INTEGER NOT NULL, status TEXT NOT NULL, reason TEXT, updated_at TEXT NOT NULL, PRIMARY KEY(device, seq));
-CREATE INDEX IF NOT EXISTS charges_status ON charges(status);
 CREATE TABLE IF NOT EXISTS decline_tokens(token TEXT PRIMARY KEY) WITHOUT ROWID;
 `;
 
@@ -39,6 +38,7 @@ export function openRegistry(dataDir: string): Db {
   db.pragma('cache_size = -262144'); // 256 MiB: million-row imports stay in memory
   db.pragma('temp_store = MEMORY');
   db.exec(SCHEMA);
+  migrate(db);
   migrateRegistry(db);
   return db;
 }
@@ -52,6 +52,91 @@ export function migrateRegistry(db: Db): void {
   if (has('device_identities')) {
     db.prepare("UPDATE device_identities SET direction = CASE direction WHEN 'in' THEN 'entry' ELSE 'exit' END WHERE direction IN ('in', 'out')").run();
   }
+}
+
+/** The registry's schema version, kept in meta('schema'); a registry without it is version 1. */
+export const REGISTRY_SCHEMA = 2;
+
+/**
+ * Migrations by meta('schema'), each in one transaction:
+ *  1 → 2  the journal keeps the whole entry (route, vehicle, direction, reader, meal, flags,
+ *         effective time, service day) and the back office's settlement of it; charging becomes
+ *         one aggregated charge per card and service day (`charges`), the per-tap charges of
+ *         version 1 stay in `charges_v1` (their declines are still repaid). Days charged tap by
+ *         tap under version 1 are marked as such and never charged again.
+ */
+function migrate(db: Db): void {
+  const row = db.prepare("SELECT value FROM meta WHERE key = 'schema'").pluck().get() as string | undefined;
+  const hasV1Charges = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'charges'").get() !== undefined;
+  let v = row !== undefined ? Number(row) : hasV1Charges ? 1 : 0;
+  if (v > REGISTRY_SCHEMA) throw new Error(`registry schema ${v} is newer than this server (${REGISTRY_SCHEMA})`);
+  db.transaction(() => {
+    if (v === 0) {
+      db.exec(JOURNAL_V2 + CHARGES_V2);
+      v = REGISTRY_SCHEMA;
+    }
+    if (v === 1) {
+      migrate1to2(db);
+      v = 2;
+    }
+    db.prepare("INSERT INTO meta(key, value) VALUES ('schema', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(String(v));
+  })();
+}
+
+/** Journal columns and tables of schema 2 (on a new registry, and added to a version-1 one). */
+const JOURNAL_COLUMNS = [
+  'route TEXT',
+  'vehicle TEXT',
+  'direction TEXT',
+  'reader TEXT',
+  'meal TEXT',
+  "flags TEXT NOT NULL DEFAULT '[]'",
+  'eff_ms INTEGER NOT NULL DEFAULT 0',
+  "service_day TEXT NOT NULL DEFAULT ''",
+  'settled_fare INTEGER',
+  'settled_reason TEXT',
+  'settle_code TEXT',
+];
+const JOURNAL_V2 = `
+${JOURNAL_COLUMNS.map((c) => `ALTER TABLE journal ADD COLUMN ${c};`).join('\n')}
+CREATE INDEX IF NOT EXISTS journal_token ON journal(token, eff_ms);
+CREATE INDEX IF NOT EXISTS journal_time ON journal(eff_ms);
+CREATE INDEX IF NOT EXISTS journal_flagged ON journal(settle_code) WHERE settle_code IS NOT NULL;
+CREATE TABLE IF NOT EXISTS settle_dirty(token TEXT NOT NULL, day TEXT NOT NULL, PRIMARY KEY(token, day)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS adjustments(token TEXT NOT NULL, service_day TEXT NOT NULL, device TEXT, seq INTEGER, kind TEXT NOT NULL,
+  device_fare INTEGER NOT NULL, device_reason TEXT, settled_fare INTEGER NOT NULL, settled_reason TEXT, created_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS adjustments_day ON adjustments(token, service_day);
+CREATE TABLE IF NOT EXISTS day_totals(token TEXT NOT NULL, service_day TEXT NOT NULL, amount INTEGER NOT NULL, taps INTEGER NOT NULL,
+  first_ms INTEGER NOT NULL, first_device TEXT NOT NULL, first_seq INTEGER NOT NULL, closed INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY(token, service_day)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS day_totals_open ON day_totals(closed, service_day);
+`;
+const CHARGES_V2 = `
+CREATE TABLE IF NOT EXISTS charges(seq INTEGER PRIMARY KEY, token TEXT NOT NULL, service_day TEXT NOT NULL, amount INTEGER NOT NULL, taps INTEGER NOT NULL,
+  status TEXT NOT NULL, reason TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, UNIQUE(token, service_day));
+CREATE INDEX IF NOT EXISTS charges_status ON charges(status);
+`;
+
+function migrate1to2(db: Db): void {
+  db.exec('ALTER TABLE charges RENAME TO charges_v1; DROP INDEX IF EXISTS charges_status;');
+  db.exec(JOURNAL_V2 + CHARGES_V2);
+  // entries of version 1 lost their route and vehicle: they keep the device's decision as settled,
+  // and their (token, UTC day) is charged as it was, tap by tap (status 'v1' is never charged again)
+  const rows = db.prepare('SELECT device, seq, time FROM journal').all() as { device: string; seq: number; time: string }[];
+  const set = db.prepare('UPDATE journal SET eff_ms = ?, service_day = ?, settled_fare = fare, settled_reason = reason WHERE device = ? AND seq = ?');
+  for (const r of rows) {
+    const ms = Date.parse(r.time);
+    set.run(ms, new Date(ms).toISOString().slice(0, 10), r.device, r.seq);
+  }
+  const now = new Date().toISOString();
+  db.prepare(
+    `INSERT OR IGNORE INTO charges(token, service_day, amount, taps, status, reason, created_at, updated_at)
+     SELECT j.token, j.service_day,
+       CASE WHEN sum(c.status = 'pending') > 0 THEN sum(CASE WHEN c.status = 'pending' THEN c.amount ELSE 0 END) ELSE sum(c.amount) END,
+       count(*), CASE WHEN sum(c.status = 'pending') > 0 THEN 'pending' ELSE 'v1' END, NULL, ?, ?
+     FROM charges_v1 c JOIN journal j ON j.device = c.device AND j.seq = c.seq GROUP BY j.token, j.service_day ORDER BY min(j.eff_ms)`,
+  ).run(now, now);
+  db.exec("UPDATE charges_v1 SET status = 'aggregated' WHERE status = 'pending'");
 }
 
 export interface ScopeRow {

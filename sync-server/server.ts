@@ -19,6 +19,7 @@ import { currentVersions, openRegistry, type Db } from './registry.js';
 import type { Dirty } from './materialize.js';
 import { Provisioning } from './enrol.js';
 import { RequestPolicy } from './requests.js';
+import { Settlement, queryCharges, queryJournal, type SettlementOptions } from './settlement/index.js';
 import type { MosquittoFiles } from './mosquitto-auth.js';
 
 export interface ServerOptions {
@@ -43,6 +44,8 @@ export interface ServerOptions {
   mosquitto?: MosquittoFiles;
   /** Broker URL handed to enrolled devices, when it differs from the one the server uses. */
   publicBrokerUrl?: string;
+  /** Back-office settlement: the operator's time zone and the end of a service day (default Europe/Moscow, midnight). */
+  settlement?: Partial<SettlementOptions>;
   /** Provisioning: a listener for the device-facing routes only (enrol, rotate, whoami), e.g. 0.0.0.0:7301. */
   enrolListen?: { host: string; port: number };
 }
@@ -67,7 +70,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const key = loadOrCreateSigningKey(o.dataDir);
   if (key.created) log.info({ dataDir: o.dataDir }, 'signing key created (0600)');
   const publisher = new Publisher(db, key.privateKey, log.child({ component: 'publisher' }), { ...DEFAULT_PUBLISHER_OPTIONS, ...o.publisher });
-  const ingest = new Ingest(db);
+  const ingest = new Ingest(db, o.settlement);
+  const settlement = new Settlement(db, o.settlement);
 
   // serialise everything that changes lists
   let chain: Promise<unknown> = Promise.resolve();
@@ -83,7 +87,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       return changed;
     });
 
-  const charging = new ChargingQueue(db, o.charger ?? new SimulatedCharger(db), async (d) => void (await commitAndPublish(d)), log.child({ component: 'charging' }));
+  const charging = new ChargingQueue(db, o.charger ?? new SimulatedCharger(db), async (d) => void (await commitAndPublish(d)), log.child({ component: 'charging' }), settlement);
 
   // broker
   let embedded: EmbeddedBroker | null = null;
@@ -133,7 +137,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
         const batch = parseControl(payload, JournalBatch, MAX_CONTROL_MESSAGE);
         const r = ingest.store(t.device, null, batch);
         void client.publishAsync(topics.journalAck(t.device), Buffer.from(JSON.stringify({ device: t.device, upTo: r.upTo })), { qos: 1, retain: true }).catch(() => undefined);
-        if (r.charges > 0) void charging.runOnce().catch((e) => log.warn({ err: String(e) }, 'charging failed'));
+        if (r.settle > 0) void charging.runOnce().catch((e) => log.warn({ err: String(e) }, 'charging failed'));
       } else if (t.kind === 'status') {
         if (payload.length === 0) return;
         const s = parseControl(payload, DeviceStatus, MAX_CONTROL_MESSAGE);
@@ -190,13 +194,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
         }),
       };
     },
-    journal: (device, limit) => ({
-      entries: (
-        device
-          ? db.prepare('SELECT time, device, seq, token, kind, result, reason, fare, benefit FROM journal WHERE device = ? ORDER BY seq LIMIT ?').all(device, limit)
-          : db.prepare('SELECT time, device, seq, token, kind, result, reason, fare, benefit FROM journal ORDER BY received_at, device, seq LIMIT ?').all(limit)
-      ) as unknown[],
-    }),
+    journal: (device, limit, flagged) => queryJournal(db, { device, limit, flagged }),
+    charges: (status, limit) => queryCharges(db, { status, limit }),
     setConfig: (name, rules) =>
       serial(async () => {
         const version = publisher.setConfig(name, rules);

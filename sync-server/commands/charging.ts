@@ -2,9 +2,31 @@ import type { Command } from 'commander';
 import { DEFAULT_SERVER, callApi, fail } from './client.js';
 
 export function register(program: Command): void {
-  const ch = program.command('charging').description('deferred charging of full fares');
+  const ch = program.command('charging').description('aggregated charging: one charge per card per closed service day');
   const common = (c: Command) => c.option('--server <url>', 'sync-server HTTP API', DEFAULT_SERVER).option('--json', 'machine-readable output');
-  common(ch.command('run').description('settle pending charges now')).action(async (o: { server: string; json?: boolean }) => {
+  common(ch.command('list').description('aggregated charges: token, serviceDay, amountKopecks, taps, status'))
+    .option('--status <status>', 'only charges in this status (pending, charged, declined, repaid)')
+    .option('--limit <n>', 'at most this many charges', '1000')
+    .action(async (o: { server: string; json?: boolean; status?: string; limit: string }) => {
+      try {
+        const q = new URLSearchParams({ limit: o.limit });
+        if (o.status) q.set('status', o.status);
+        const r = (await callApi(o.server, 'GET', `/v1/charging?${q}`)) as {
+          charges: { token: string; serviceDay: string; amountKopecks: number; taps: number; status: string }[];
+        };
+        if (o.json) {
+          for (const c of r.charges) {
+            const row = { token: c.token, serviceDay: c.serviceDay, amountKopecks: c.amountKopecks, taps: c.taps, status: c.status };
+            process.stdout.write(JSON.stringify(row) + '\n');
+          }
+          return;
+        }
+        for (const c of r.charges) process.stdout.write(`${c.serviceDay} ${c.token} ${(c.amountKopecks / 100).toFixed(2)} ${c.taps} ${c.status}\n`);
+      } catch (e) {
+        fail(e, o.json === true);
+      }
+    });
+  common(ch.command('run').description('settle the journal, close ended days, charge')).action(async (o: { server: string; json?: boolean }) => {
     try {
       const r = await callApi(o.server, 'POST', '/v1/charging/run');
       process.stdout.write(JSON.stringify(r) + '\n');

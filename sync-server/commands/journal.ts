@@ -10,24 +10,33 @@ interface Row {
   reason: string;
   fare: number;
   benefit: string | null;
+  route: string | null;
+  vehicle: string | null;
+  settled: { fareKopecks: number; reason: string } | null;
+  flagged: string | null;
 }
 
 export function register(program: Command): void {
   program
     .command('journal')
-    .description('taps received from devices (time, device, token, result, reason, fare, benefit)')
+    .description("taps received from devices: the device's decision and the back office's settled one, route, vehicle")
     .option('--device <id>', 'only this device')
+    .option('--flagged', 'only entries left out of settlement (unknown route, time out of range)')
     .option('--limit <n>', 'at most this many entries', '1000')
     .option('--server <url>', 'sync-server HTTP API', DEFAULT_SERVER)
     .option('--json', 'machine-readable output')
-    .action(async (opts: { device?: string; limit: string; server: string; json?: boolean }) => {
+    .action(async (opts: { device?: string; flagged?: boolean; limit: string; server: string; json?: boolean }) => {
       try {
         const q = new URLSearchParams({ limit: opts.limit });
         if (opts.device) q.set('device', opts.device);
+        if (opts.flagged) q.set('flagged', '1');
         const r = (await callApi(opts.server, 'GET', `/v1/journal?${q}`)) as { entries: Row[] };
         if (opts.json) return void process.stdout.write(JSON.stringify(r) + '\n');
         for (const e of r.entries) {
-          process.stdout.write(`${e.time} ${e.device}#${e.seq} ${e.token ?? '-'} ${e.result} ${e.reason} ${(e.fare / 100).toFixed(2)} ${e.benefit ?? ''}\n`);
+          const settled = e.settled ? `settled ${e.settled.reason} ${(e.settled.fareKopecks / 100).toFixed(2)}` : (e.flagged ?? 'unsettled');
+          const where = `${e.route ?? '-'}/${e.vehicle ?? '-'}`;
+          const device = `${e.result} ${e.reason} ${(e.fare / 100).toFixed(2)} ${e.benefit ?? ''}`;
+          process.stdout.write(`${e.time} ${e.device}#${e.seq} ${e.token ?? '-'} ${where} ${device} ${settled}\n`);
         }
       } catch (e) {
         fail(e, opts.json === true);

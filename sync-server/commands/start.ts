@@ -26,7 +26,9 @@ export function register(program: Command): void {
     .option('--mosquitto-pid-file <file>', 'external Mosquitto: its pid_file, to SIGHUP it after a change')
     .option('--public-broker-url <url>', 'broker URL handed to enrolled devices (default: the one the server uses)')
     .option('--enrol-listen <host:port>', 'device-facing enrolment endpoint (enrol, rotate, whoami only), e.g. 0.0.0.0:7301')
-    .action(async (opts: { data: string; mqttPort: string; broker?: string; httpPort: string; allowAnonymousDevices?: boolean; mosquittoPasswd?: string; mosquittoAcl?: string; mosquittoPidFile?: string; publicBrokerUrl?: string; enrolListen?: string }) => {
+    .option('--day-ends-at <HH:MM>', 'settlement: local time at which a service day ends (transit often uses 04:00)', '00:00')
+    .option('--time-zone <tz>', 'settlement: IANA time zone of service days and quota months', 'Europe/Moscow')
+    .action(async (opts: { dayEndsAt: string; timeZone: string; data: string; mqttPort: string; broker?: string; httpPort: string; allowAnonymousDevices?: boolean; mosquittoPasswd?: string; mosquittoAcl?: string; mosquittoPidFile?: string; publicBrokerUrl?: string; enrolListen?: string }) => {
       const log = rootLogger().child({ component: 'sync-server' });
       try {
         let tokenKey = tokenKeyFromEnv();
@@ -54,6 +56,7 @@ export function register(program: Command): void {
             : {}),
           ...(opts.publicBrokerUrl ? { publicBrokerUrl: opts.publicBrokerUrl } : {}),
           ...(opts.enrolListen ? { enrolListen: hostPort(opts.enrolListen) } : {}),
+          settlement: { dayEndsAt: opts.dayEndsAt, timeZone: opts.timeZone },
           tokenKey,
           log,
         });
