@@ -1,0 +1,30 @@
+import { createInterface } from 'node:readline';
+import { z } from 'zod';
+import { ImportAnswer, ImportKind, ImportQuery } from '../../../protocol/api.js';
+import { ErrorCode, RcError } from '../../../protocol/errors.js';
+import { route } from '../route.js';
+
+export const importRoutes = [
+  route({
+    method: 'POST',
+    url: '/v1/import/:kind',
+    listeners: ['operator'],
+    summary: 'import a CSV file (the request body, UTF-8, header row) and publish new list versions',
+    description:
+      'The body is streamed. A file with a bad row is refused whole (server.import-invalid, 422, with the report) unless skipInvalid=true; ' +
+      'an upload cut short imports nothing.',
+    csv: true,
+    schema: { params: z.object({ kind: ImportKind }), querystring: ImportQuery, response: { 200: ImportAnswer } },
+    handler: (req, { api }) => {
+      const raw = req.raw;
+      raw.setEncoding('utf8');
+      const rl = createInterface({ input: raw, crlfDelay: Infinity });
+      // an upload cut short must not import the part that arrived
+      const lines = (async function* () {
+        for await (const l of rl) yield l;
+        if (!raw.complete) throw new RcError(ErrorCode.ServerBadRequest, 'upload interrupted: nothing imported');
+      })();
+      return api.importCsv(req.params.kind, lines, req.query.skipInvalid === 'true');
+    },
+  }),
+];
