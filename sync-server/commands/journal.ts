@@ -1,16 +1,6 @@
 import type { Command } from 'commander';
+import { JournalAnswer } from '../../protocol/api.js';
 import { DEFAULT_SERVER, callApi, fail } from './client.js';
-
-interface Row {
-  time: string;
-  device: string;
-  seq: number;
-  token: string | null;
-  result: string;
-  reason: string;
-  fare: number;
-  benefit: string | null;
-}
 
 export function register(program: Command): void {
   program
@@ -24,7 +14,7 @@ export function register(program: Command): void {
       try {
         const q = new URLSearchParams({ limit: opts.limit });
         if (opts.device) q.set('device', opts.device);
-        const r = (await callApi(opts.server, 'GET', `/v1/journal?${q}`)) as { entries: Row[] };
+        const r = await callApi(opts.server, 'GET', `/v1/journal?${q}`, JournalAnswer);
         if (opts.json) return void process.stdout.write(JSON.stringify(r) + '\n');
         for (const e of r.entries) {
           process.stdout.write(`${e.time} ${e.device}#${e.seq} ${e.token ?? '-'} ${e.result} ${e.reason} ${(e.fare / 100).toFixed(2)} ${e.benefit ?? ''}\n`);
