@@ -19,7 +19,9 @@ import { RulesFile } from './rules-schema.js';
  */
 
 /** Every error answer: `{ error: { code, message, context? } }`, the code one of protocol/errors.ts (or `server.internal`). */
-export const ErrorAnswer = z.object({ error: z.object({ code: z.string(), message: z.string(), context: z.record(z.string(), z.unknown()).optional() }) });
+export const ErrorAnswer = z
+  .object({ error: z.object({ code: z.string(), message: z.string(), context: z.record(z.string(), z.unknown()).optional() }) })
+  .meta({ id: 'ErrorAnswer', description: 'a coded error: the code is in the README error table' });
 export type ErrorAnswer = z.infer<typeof ErrorAnswer>;
 
 /** List scope → current version. */

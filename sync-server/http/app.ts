@@ -1,10 +1,10 @@
 import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import fastifySwagger from '@fastify/swagger';
-import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { ErrorAnswer } from '../../protocol/api.js';
 import { ErrorCode, RcError } from '../../protocol/errors.js';
-import type { Logger } from '../../protocol/log.js';
+import { createLogger, type Logger } from '../../protocol/log.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import type { HttpContext, Listener, Route } from './route.js';
 
@@ -30,7 +30,7 @@ function parseJson(req: { routeOptions: { schema?: { body?: unknown } } }, body:
 }
 
 /** A Fastify instance serving the routes of one listener, with the zod type provider and the one error mapping. */
-export async function buildApp(routes: readonly Route[], ctx: HttpContext, o: AppOptions): Promise<FastifyInstance> {
+export async function buildApp(routes: readonly Route[], ctx: HttpContext | null, o: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({ bodyLimit: o.bodyLimit, exposeHeadRoutes: false, forceCloseConnections: true, logger: false });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -47,6 +47,7 @@ export async function buildApp(routes: readonly Route[], ctx: HttpContext, o: Ap
         ],
       },
       transform: jsonSchemaTransform,
+      transformObject: jsonSchemaTransformObject,
     });
   }
   const mine = routes.filter((r) => o.listener === 'all' || r.listeners.includes(o.listener));
@@ -63,8 +64,10 @@ export async function buildApp(routes: readonly Route[], ctx: HttpContext, o: Ap
         tags: [...r.listeners],
         ...(r.csv ? { consumes: ['text/csv'] } : {}),
       },
-      handler: async (req) =>
-        r.handler({ body: req.body as undefined, query: req.query as undefined, params: req.params as undefined, raw: req.raw }, { ...ctx, listener }),
+      handler: async (req) => {
+        if (!ctx) throw new Error('this instance only describes the API');
+        return r.handler({ body: req.body as undefined, query: req.query as undefined, params: req.params as undefined, raw: req.raw }, { ...ctx, listener });
+      },
     });
   };
   // JSON routes: every content type is parsed as JSON, within the body limit
@@ -106,4 +109,14 @@ export async function startListener(routes: readonly Route[], ctx: HttpContext, 
   }
   const a = app.server.address() as AddressInfo;
   return { url: `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`, close: () => app.close() };
+}
+
+/** The OpenAPI document of the whole route table (both listeners; each operation tagged with its listeners), as YAML. */
+export async function openApiYaml(routes: readonly Route[]): Promise<string> {
+  const app = await buildApp(routes, null, { listener: 'all', bodyLimit: 1 << 20, log: createLogger({ level: 'silent' }), openapi: true });
+  try {
+    return app.swagger({ yaml: true });
+  } finally {
+    await app.close();
+  }
 }
