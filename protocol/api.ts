@@ -60,8 +60,8 @@ export const JournalQuery = z.object({
   /** 1…100000, default 1000 (anything else counts as the default). */
   limit: z.string().optional(),
 });
-export const JOURNAL_DEFAULT_LIMIT = 1000;
-export const JOURNAL_MAX_LIMIT = 100_000;
+const JOURNAL_DEFAULT_LIMIT = 1000;
+const JOURNAL_MAX_LIMIT = 100_000;
 /** The journal's `limit` parameter as the server reads it. */
 export function journalLimit(v: string | undefined): number {
   return Math.min(JOURNAL_MAX_LIMIT, Math.max(1, Number(v ?? JOURNAL_DEFAULT_LIMIT) || JOURNAL_DEFAULT_LIMIT));

@@ -4,7 +4,7 @@
  * test/unit/openapi.test.ts fails when the committed document is stale.
  */
 import { writeFileSync } from 'node:fs';
-import { openApiYaml } from '../sync-server/http/app.js';
+import { openApiYaml } from '../sync-server/http/openapi.js';
 import { ROUTES } from '../sync-server/http/routes/index.js';
 
 const out = new URL('../docs/openapi.yaml', import.meta.url);

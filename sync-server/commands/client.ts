@@ -7,7 +7,7 @@ import { ErrorCode, RcError } from '../../protocol/errors.js';
 export const DEFAULT_SERVER = 'http://127.0.0.1:7300';
 
 /** A CSV file streamed as the request body. */
-export interface FileBody {
+interface FileBody {
   file: string;
   onBytes?: (n: number) => void;
 }

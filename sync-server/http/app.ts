@@ -1,10 +1,9 @@
 import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
-import fastifySwagger from '@fastify/swagger';
-import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { ErrorAnswer } from '../../protocol/api.js';
 import { ErrorCode, RcError } from '../../protocol/errors.js';
-import { createLogger, type Logger } from '../../protocol/log.js';
+import type { Logger } from '../../protocol/log.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import type { HttpContext, Listener, Route } from './route.js';
 
@@ -14,8 +13,8 @@ export interface AppOptions {
   /** Largest JSON body, in bytes (CSV uploads are streamed, without a limit). */
   bodyLimit: number;
   log: Logger;
-  /** Register @fastify/swagger first, for the OpenAPI document. */
-  openapi?: boolean;
+  /** Called before the routes are added (the OpenAPI generator registers @fastify/swagger there). */
+  before?: (app: FastifyInstance) => Promise<void>;
 }
 
 /** The request body of a JSON route: whatever the content type says, it is JSON (as it always was). */
@@ -36,20 +35,7 @@ export async function buildApp(routes: readonly Route[], ctx: HttpContext | null
   app.setSerializerCompiler(serializerCompiler);
   app.setErrorHandler(errorHandler(o.log));
   app.setNotFoundHandler(notFoundHandler);
-  if (o.openapi) {
-    await app.register(fastifySwagger, {
-      openapi: {
-        openapi: '3.0.3',
-        info: { title: 'Resident Card sync-server HTTP API', version: '1' },
-        tags: [
-          { name: 'operator', description: 'operator API, on loopback (--http-port, default 7300)' },
-          { name: 'enrol', description: 'device-facing enrolment listener (--enrol-listen, e.g. 0.0.0.0:7301)' },
-        ],
-      },
-      transform: jsonSchemaTransform,
-      transformObject: jsonSchemaTransformObject,
-    });
-  }
+  if (o.before) await o.before(app);
   const mine = routes.filter((r) => o.listener === 'all' || r.listeners.includes(o.listener));
   const add = (scope: FastifyInstance, r: Route) => {
     const listener: Listener = o.listener === 'all' ? r.listeners[0]! : o.listener;
@@ -111,12 +97,3 @@ export async function startListener(routes: readonly Route[], ctx: HttpContext, 
   return { url: `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`, close: () => app.close() };
 }
 
-/** The OpenAPI document of the whole route table (both listeners; each operation tagged with its listeners), as YAML. */
-export async function openApiYaml(routes: readonly Route[]): Promise<string> {
-  const app = await buildApp(routes, null, { listener: 'all', bodyLimit: 1 << 20, log: createLogger({ level: 'silent' }), openapi: true });
-  try {
-    return app.swagger({ yaml: true });
-  } finally {
-    await app.close();
-  }
-}

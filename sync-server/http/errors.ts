@@ -8,7 +8,7 @@ import type { Logger } from '../../protocol/log.js';
  * The one mapping of errors to HTTP answers, for both listeners. Every error
  * answer is `{ error: { code, message, context? } }` (protocol/api.ts ErrorAnswer).
  */
-export function httpStatus(code: ErrorCode): number {
+function httpStatus(code: ErrorCode): number {
   if (code === ErrorCode.ServerNotFound) return 404;
   if (code === ErrorCode.ServerImportInvalid) return 422;
   return 400;

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { openApiYaml } from '../../sync-server/http/app.js';
+import { openApiYaml } from '../../sync-server/http/openapi.js';
 import { ROUTES } from '../../sync-server/http/routes/index.js';
 
 describe('docs/openapi.yaml', () => {
