@@ -1,5 +1,3 @@
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { ErrorCode, RcError } from '../protocol/errors.js';
 import type { Logger } from '../protocol/log.js';
@@ -10,14 +8,13 @@ import { EnrolBody, Proof, TokenCreateBody, type EnrolAnswer, type RotateAnswer,
 import { devicePolicy, type DevicePolicy } from './broker-auth.js';
 import { DeviceRegistry, hashPassword, newPassword, type Identity } from './devices.js';
 import { applyMosquittoFiles, mosquittoHash, type MosquittoFiles } from './mosquitto-auth.js';
-import { currentVersions, type Db } from './registry.js';
-import { readJson } from './http.js';
+import type { Db } from './registry.js';
 
 /**
  * Provisioning on the server: one-time enrolment tokens, device identities,
  * sealed secrets, broker credentials (embedded aedes policy, or Mosquitto's
  * password + ACL files), revocation. Plugged into the sync-server by
- * server.ts (`new Provisioning(…)`) and http.ts (`routes`).
+ * server.ts (`new Provisioning(…)`); its HTTP routes are in http/routes/enrol.ts.
  */
 export interface ProvisioningOptions {
   db: Db;
@@ -32,8 +29,6 @@ export interface ProvisioningOptions {
   publicBrokerUrl?: string;
   now?: () => number;
 }
-
-export type ExtraRoute = (method: string, path: string, body: () => Promise<unknown>) => Promise<unknown> | undefined;
 
 const PROOF_WINDOW_MS = 5 * 60_000;
 
@@ -164,70 +159,4 @@ export class Provisioning {
     this.o.log.warn({ device: id }, 'device revoked: credentials cancelled, disconnected');
     return { id, revokedAt: d.revokedAt! };
   }
-
-  /**
-   * The device-facing routes alone (enrol, rotate, whoami, list versions), on a
-   * listener of their own that may face the depot/school network, while the
-   * operator's API (tokens, revoke, imports) stays on loopback.
-   */
-  async listen(host: string, port: number): Promise<{ url: string; close(): Promise<void> }> {
-    const srv = createServer((req, res) => {
-      const reply = (status: number, body: unknown) => {
-        const text = JSON.stringify(body);
-        res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-        res.end(text);
-      };
-      const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-      const method = req.method ?? 'GET';
-      const body = () => readJson(req, 64 * 1024);
-      let p: Promise<unknown> | undefined;
-      try {
-        if (method === 'GET' && path === '/v1/health') p = Promise.resolve({ ok: true, versions: currentVersions(this.o.db) });
-        else if (method === 'POST' && path === '/v1/enrol') p = body().then((b) => this.enrol(b));
-        else {
-          const m = /^\/v1\/devices\/([A-Za-z0-9_.:-]{1,64})\/(rotate|whoami)$/.exec(path);
-          if (method === 'POST' && m) p = body().then((b): Promise<unknown> | unknown => (m[2] === 'rotate' ? this.rotate(m[1]!, b) : this.whoami(m[1]!, b)));
-        }
-      } catch (e) {
-        p = Promise.reject(e);
-      }
-      (p ?? Promise.reject(new RcError(ErrorCode.ServerNotFound, `no such endpoint: ${method} ${path}`))).then(
-        (r) => reply(200, r),
-        (e: unknown) => {
-          if (e instanceof RcError) return reply(e.code === ErrorCode.ServerNotFound ? 404 : 400, { error: e.toJSON() });
-          this.o.log.error({ err: String(e) }, 'enrol endpoint failed');
-          reply(500, { error: { code: ErrorCode.ServerInternal, message: 'internal error' } });
-        },
-      );
-    });
-    await new Promise<void>((res, rej) => {
-      srv.once('error', (e: NodeJS.ErrnoException) => rej(new RcError(ErrorCode.ServerBadRequest, `cannot listen on ${host}:${port}: ${e.code ?? e.message}`)));
-      srv.listen(port, host, () => res());
-    });
-    const a = srv.address() as AddressInfo;
-    return {
-      url: `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`,
-      close: () =>
-        new Promise<void>((r) => {
-          srv.close(() => r());
-          srv.closeAllConnections();
-        }),
-    };
-  }
-
-  /** HTTP routes (see provisioning/wire.ts); undefined when the path is not ours. */
-  readonly routes: ExtraRoute = (method, path, body) => {
-    if (method === 'POST' && path === '/v1/enrol-tokens') return body().then((b) => this.createToken(b));
-    if (method === 'POST' && path === '/v1/enrol') return body().then((b) => this.enrol(b));
-    if (method === 'GET' && path === '/v1/devices') return Promise.resolve({ devices: this.registry.list() });
-    const m = /^\/v1\/devices\/([A-Za-z0-9_.:-]{1,64})\/(rotate|whoami|revoke)$/.exec(path);
-    if (method === 'POST' && m) {
-      const id = m[1]!;
-      if (m[2] === 'revoke') return Promise.resolve(this.revoke(id));
-      if (m[2] === 'rotate') return body().then((b) => this.rotate(id, b));
-      return body().then((b) => this.whoami(id, b));
-    }
-    return undefined;
-  };
 }
-

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ErrorCode, RcError } from '../protocol/errors.js';
+import { IMPORT_KINDS, type ImportKind, type ImportReport, type RowError } from '../protocol/api.js';
 import { BENEFIT_CATEGORIES, IsoDate, MEAL_CATEGORIES, SCHOOL_ROLES, STOP_REASONS, SchoolId, TokenHex, YearMonth } from '../protocol/lists.js';
 import type { TokenKey } from '../protocol/token.js';
 import { luhnOk } from '../protocol/pan.js';
@@ -17,21 +18,8 @@ import type { Db } from './registry.js';
  * A file with any bad row is rejected whole (server.import-invalid, with a report)
  * unless skipInvalid; then the good rows are applied and the bad ones reported.
  */
-export const IMPORT_KINDS = ['cards', 'benefits', 'enrolments', 'stoplist'] as const;
-export type ImportKind = (typeof IMPORT_KINDS)[number];
-
-export interface RowError {
-  line: number;
-  column: string;
-  reason: string;
-}
-export interface ImportReport {
-  kind: ImportKind;
-  rows: number;
-  applied: number;
-  rejected: number;
-  errors: RowError[]; // the first 100
-}
+// the kinds and the report are part of the HTTP API (protocol/api.ts)
+export { IMPORT_KINDS, type ImportKind, type ImportReport, type RowError };
 
 const PersonId = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'person id: 1-64 of A-Z a-z 0-9 _ . -');
 const Pan = z

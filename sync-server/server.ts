@@ -1,16 +1,18 @@
 import { randomBytes } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
 import mqtt, { type MqttClient } from 'mqtt';
 import { ErrorCode, RcError, isRcError } from '../protocol/errors.js';
 import type { Logger } from '../protocol/log.js';
 import type { Scope } from '../protocol/lists.js';
+import type { JournalRow } from '../protocol/api.js';
 import type { TokenKey } from '../protocol/token.js';
 import { DeviceStatus, JournalBatch, MAX_CONTROL_MESSAGE, SyncRequest } from '../protocol/wire/messages.js';
 import { parseTopic, topics } from '../protocol/wire/topics.js';
 import { parseControl } from '../protocol/wire/verify.js';
 import { openPolicy, startEmbeddedBroker, type AuthPolicy, type EmbeddedBroker } from './broker.js';
 import { ChargingQueue, SimulatedCharger, type Charger } from './charging.js';
-import { createHttpApi, type Api } from './http.js';
+import { startListener } from './http/app.js';
+import { ROUTES } from './http/routes/index.js';
+import type { Api } from './http/route.js';
 import { applyImport, parseImport, type ImportKind } from './import.js';
 import { Ingest } from './ingest.js';
 import { loadOrCreateSigningKey } from './keys.js';
@@ -205,16 +207,18 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     chargingRun: async () => ({ declined: await charging.runOnce() }),
     chargingDecline: (tokens) => charging.setDeclined(tokens),
     repay: (token) => charging.repay(token),
-    info: () => ({ ok: true, mqtt: mqttUrl, embedded: embedded !== null, versions: currentVersions(db) }),
+    info: () => ({ ok: true as const, mqtt: mqttUrl, embedded: embedded !== null, versions: currentVersions(db) }),
   };
 
-  const http = createHttpApi(api, log.child({ component: 'http' }), provisioning.routes);
-  await new Promise<void>((res, rej) => {
-    http.once('error', (e: NodeJS.ErrnoException) => rej(new RcError(ErrorCode.ServerBadRequest, `cannot listen on 127.0.0.1:${o.httpPort}: ${e.code ?? e.message}`)));
-    http.listen(o.httpPort, '127.0.0.1', () => res());
-  });
-  const httpUrl = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
-  const enrolListener = o.enrolListen ? await provisioning.listen(o.enrolListen.host, o.enrolListen.port) : null;
+  // one route table, two listeners: the operator's API on loopback, the device-facing enrolment routes where devices reach them
+  const httpCtx = { api, provisioning };
+  const httpLog = log.child({ component: 'http' });
+  const http = await startListener(ROUTES, httpCtx, { listener: 'operator', host: '127.0.0.1', port: o.httpPort, bodyLimit: 1 << 20, log: httpLog });
+  const httpUrl = http.url;
+  const enrolListener = o.enrolListen ? await startListener(ROUTES, httpCtx, { listener: 'enrol', ...o.enrolListen, bodyLimit: 64 * 1024, log: httpLog }).catch(async (e: unknown) => {
+    await http.close();
+    throw e;
+  }) : null;
 
   await new Promise<void>((res) => {
     if (client.connected) return res();
@@ -236,9 +240,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       await enrolListener?.close();
       clearInterval(chargeTimer);
       clearInterval(resealTimer);
-      const closed = new Promise<void>((r) => http.close(() => r()));
-      http.closeAllConnections();
-      await closed;
+      await http.close();
       await chain.catch(() => undefined);
       await client.endAsync(true).catch(() => undefined);
       if (embedded) await embedded.close();

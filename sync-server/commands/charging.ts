@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { ChargesAnswer, ChargingRunAnswer, OkAnswer, RepayAnswer } from '../../protocol/api.js';
 import { DEFAULT_SERVER, callApi, fail } from './client.js';
 
 export function register(program: Command): void {
@@ -11,9 +12,7 @@ export function register(program: Command): void {
       try {
         const q = new URLSearchParams({ limit: o.limit });
         if (o.status) q.set('status', o.status);
-        const r = (await callApi(o.server, 'GET', `/v1/charging?${q}`)) as {
-          charges: { token: string; serviceDay: string; amountKopecks: number; taps: number; status: string }[];
-        };
+        const r = await callApi(o.server, 'GET', `/v1/charging?${q}`, ChargesAnswer);
         if (o.json) {
           for (const c of r.charges) {
             const row = { token: c.token, serviceDay: c.serviceDay, amountKopecks: c.amountKopecks, taps: c.taps, status: c.status };
@@ -28,7 +27,7 @@ export function register(program: Command): void {
     });
   common(ch.command('run').description('settle the journal, close ended days, charge')).action(async (o: { server: string; json?: boolean }) => {
     try {
-      const r = await callApi(o.server, 'POST', '/v1/charging/run');
+      const r = await callApi(o.server, 'POST', '/v1/charging/run', ChargingRunAnswer);
       process.stdout.write(JSON.stringify(r) + '\n');
     } catch (e) {
       fail(e, o.json === true);
@@ -37,7 +36,7 @@ export function register(program: Command): void {
   common(ch.command('repay').description('record a repayment: the card leaves the stop-list').argument('<token>', 'card token (32 hex)')).action(
     async (token: string, o: { server: string; json?: boolean }) => {
       try {
-        const r = await callApi(o.server, 'POST', '/v1/charging/repay', { token });
+        const r = await callApi(o.server, 'POST', '/v1/charging/repay', RepayAnswer, { token });
         process.stdout.write(JSON.stringify(r) + '\n');
       } catch (e) {
         fail(e, o.json === true);
@@ -47,7 +46,7 @@ export function register(program: Command): void {
   common(ch.command('decline').description('simulator: decline charges of these tokens').argument('<tokens...>', 'card tokens')).action(
     async (tokens: string[], o: { server: string; json?: boolean }) => {
       try {
-        const r = await callApi(o.server, 'POST', '/v1/charging/decline', { tokens });
+        const r = await callApi(o.server, 'POST', '/v1/charging/decline', OkAnswer, { tokens });
         process.stdout.write(JSON.stringify(r) + '\n');
       } catch (e) {
         fail(e, o.json === true);

@@ -1,39 +1,48 @@
 import { createReadStream, statSync } from 'node:fs';
 import { request } from 'node:http';
+import type { z } from 'zod';
+import { ErrorAnswer } from '../../protocol/api.js';
 import { ErrorCode, RcError } from '../../protocol/errors.js';
 
 export const DEFAULT_SERVER = 'http://127.0.0.1:7300';
 
-/** Call the running server's HTTP API; an error answer becomes its RcError. */
-export async function callApi(server: string, method: string, path: string, body?: unknown | { file: string; onBytes?: (n: number) => void }): Promise<unknown> {
+/** A CSV file streamed as the request body. */
+interface FileBody {
+  file: string;
+  onBytes?: (n: number) => void;
+}
+
+const KNOWN_CODES = new Set<string>(Object.values(ErrorCode));
+const isErrorCode = (c: string): c is ErrorCode => KNOWN_CODES.has(c);
+
+/**
+ * Call the running server's HTTP API (protocol/api.ts). An error answer
+ * becomes its RcError; an answer that does not match `schema` is
+ * server.bad-request (the CLI and the server differ in version).
+ */
+export async function callApi<T>(server: string, method: 'GET' | 'POST', path: string, schema: z.ZodType<T>, body?: unknown): Promise<T> {
   const url = new URL(path, server);
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method, headers: body && !('file' in (body as object)) ? { 'content-type': 'application/json' } : { 'content-type': 'text/csv' } }, (res) => {
+  const file = isFileBody(body) ? body : null;
+  const { status, json } = await new Promise<{ status: number; json: unknown }>((resolve, reject) => {
+    const req = request(url, { method, headers: { 'content-type': file ? 'text/csv' : 'application/json' } }, (res) => {
       const parts: Buffer[] = [];
       res.on('data', (c: Buffer) => parts.push(c));
       res.on('end', () => {
-        let json: unknown;
         try {
-          json = JSON.parse(Buffer.concat(parts).toString('utf8'));
+          resolve({ status: res.statusCode ?? 500, json: JSON.parse(Buffer.concat(parts).toString('utf8')) });
         } catch {
-          return reject(new RcError(ErrorCode.ServerBadRequest, `server answered ${res.statusCode} without JSON`));
+          reject(new RcError(ErrorCode.ServerBadRequest, `server answered ${res.statusCode} without JSON`));
         }
-        if ((res.statusCode ?? 500) >= 400) {
-          const e = (json as { error?: { code?: string; message?: string; context?: Record<string, unknown> } }).error;
-          return reject(new RcError((e?.code ?? ErrorCode.ServerBadRequest) as ErrorCode, e?.message ?? `HTTP ${res.statusCode}`, e?.context));
-        }
-        resolve(json);
       });
     });
     req.on('error', (e: NodeJS.ErrnoException) => reject(new RcError(ErrorCode.ServerNotRunning, `no sync-server at ${server} (${e.code ?? e.message}); start it with rc-sync-server start`, { server })));
-    if (body && typeof body === 'object' && 'file' in body) {
-      const b = body as { file: string; onBytes?: (n: number) => void };
-      const s = createReadStream(b.file);
-      s.on('error', (e) => req.destroy(new RcError(ErrorCode.InputInvalid, `cannot read ${b.file}: ${e.message}`, { file: b.file })));
+    if (file) {
+      const s = createReadStream(file.file);
+      s.on('error', (e) => req.destroy(new RcError(ErrorCode.InputInvalid, `cannot read ${file.file}: ${e.message}`, { file: file.file })));
       let n = 0;
       s.on('data', (c) => {
         n += c.length;
-        b.onBytes?.(n);
+        file.onBytes?.(n);
       });
       s.pipe(req);
     } else {
@@ -41,6 +50,19 @@ export async function callApi(server: string, method: string, path: string, body
       req.end();
     }
   });
+  if (status >= 400) {
+    const e = ErrorAnswer.safeParse(json);
+    if (!e.success) throw new RcError(ErrorCode.ServerBadRequest, `HTTP ${status}`);
+    const { code, message, context } = e.data.error;
+    throw new RcError(isErrorCode(code) ? code : ErrorCode.ServerBadRequest, message, context);
+  }
+  const p = schema.safeParse(json);
+  if (!p.success) throw new RcError(ErrorCode.ServerBadRequest, `the server's answer to ${method} ${url.pathname} does not match the API (versions differ?)`, { issues: p.error.issues.slice(0, 3).map((i) => `${i.path.join('.')}: ${i.message}`) });
+  return p.data;
+}
+
+function isFileBody(b: unknown): b is FileBody {
+  return typeof b === 'object' && b !== null && 'file' in b && typeof b.file === 'string';
 }
 
 export function fileSize(file: string): number {

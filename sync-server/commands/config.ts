@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ErrorCode, RcError } from '../../protocol/errors.js';
+import { ConfigAnswer } from '../../protocol/api.js';
 import { DEFAULT_SERVER, callApi, fail } from './client.js';
 
 export function register(program: Command): void {
@@ -20,7 +21,7 @@ export function register(program: Command): void {
         } catch (e) {
           throw new RcError(ErrorCode.InputInvalid, `${file}: not readable JSON (${(e as Error).message})`, { file });
         }
-        const r = (await callApi(opts.server, 'POST', '/v1/config', { name: opts.name, rules })) as { name: string; version: number };
+        const r = await callApi(opts.server, 'POST', '/v1/config', ConfigAnswer, { name: opts.name, rules });
         process.stdout.write(opts.json ? JSON.stringify(r) + '\n' : `config ${r.name} version ${r.version} published\n`);
       } catch (e) {
         fail(e, opts.json === true);

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { RevokeAnswer } from '../../protocol/api.js';
 import { DeviceList } from '../../protocol/enrol.js';
 import { DEFAULT_SERVER, callApi, fail } from './client.js';
 
@@ -11,7 +12,7 @@ export function register(program: Command): void {
     .option('--json', 'machine-readable output')
     .action(async (opts: { server: string; json?: boolean }) => {
       try {
-        const l = DeviceList.parse(await callApi(opts.server, 'GET', '/v1/devices'));
+        const l = await callApi(opts.server, 'GET', '/v1/devices', DeviceList);
         if (opts.json) return void process.stdout.write(JSON.stringify(l) + '\n');
         if (l.devices.length === 0) process.stdout.write('no devices enrolled\n');
         for (const d of l.devices) {
@@ -30,7 +31,7 @@ export function register(program: Command): void {
     .option('--json', 'machine-readable output')
     .action(async (id: string, opts: { server: string; json?: boolean }) => {
       try {
-        const r = (await callApi(opts.server, 'POST', `/v1/devices/${encodeURIComponent(id)}/revoke`)) as { id: string; revokedAt: string };
+        const r = await callApi(opts.server, 'POST', `/v1/devices/${encodeURIComponent(id)}/revoke`, RevokeAnswer);
         if (opts.json) process.stdout.write(JSON.stringify(r) + '\n');
         else process.stdout.write(`device ${r.id} revoked at ${r.revokedAt}\n`);
       } catch (e) {

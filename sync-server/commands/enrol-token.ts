@@ -25,7 +25,7 @@ export function register(program: Command): void {
       try {
         const body = TokenCreateBody.safeParse({ kind: opts.kind, school: opts.school, route: opts.route, ttlSec: parseTtl(opts.ttl) });
         if (!body.success) throw new RcError(ErrorCode.ServerBadRequest, body.error.issues.map((i) => `${i.path.join('.') || 'arguments'}: ${i.message}`).join('; '));
-        const t = TokenCreated.parse(await callApi(opts.server, 'POST', '/v1/enrol-tokens', body.data));
+        const t = await callApi(opts.server, 'POST', '/v1/enrol-tokens', TokenCreated, body.data);
         if (opts.json) process.stdout.write(JSON.stringify(t) + '\n');
         else {
           process.stdout.write(`${t.token}\n`);

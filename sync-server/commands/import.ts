@@ -1,7 +1,7 @@
 import { SingleBar, Presets } from 'cli-progress';
 import type { Command } from 'commander';
 import { ErrorCode, RcError } from '../../protocol/errors.js';
-import { IMPORT_KINDS, type ImportReport } from '../import.js';
+import { IMPORT_KINDS, ImportAnswer, ImportKind, ImportReport } from '../../protocol/api.js';
 import { DEFAULT_SERVER, callApi, fail, fileSize } from './client.js';
 
 export function register(program: Command): void {
@@ -16,14 +16,14 @@ export function register(program: Command): void {
     .action(async (kind: string, file: string, opts: { skipInvalid?: boolean; server: string; json?: boolean }) => {
       const json = opts.json === true;
       try {
-        if (!(IMPORT_KINDS as readonly string[]).includes(kind)) throw new RcError(ErrorCode.InputInvalid, `unknown import kind "${kind}"; expected ${IMPORT_KINDS.join(', ')}`);
+        if (!ImportKind.safeParse(kind).success) throw new RcError(ErrorCode.InputInvalid, `unknown import kind "${kind}"; expected ${IMPORT_KINDS.join(', ')}`);
         const size = fileSize(file);
         const bar = !json && size > 1_000_000 && process.stderr.isTTY ? new SingleBar({ format: 'importing {bar} {percentage}% | {value}/{total} bytes', stream: process.stderr }, Presets.shades_classic) : null;
         bar?.start(size, 0);
-        const r = (await callApi(opts.server, 'POST', `/v1/import/${kind}?skipInvalid=${opts.skipInvalid === true}`, {
+        const r = await callApi(opts.server, 'POST', `/v1/import/${kind}?skipInvalid=${opts.skipInvalid === true}`, ImportAnswer, {
           file,
           onBytes: (n: number) => bar?.update(n),
-        }).finally(() => bar?.stop())) as { report: ImportReport; versions: Record<string, number> };
+        }).finally(() => bar?.stop());
         if (json) process.stdout.write(JSON.stringify(r) + '\n');
         else {
           const rep = r.report;
@@ -32,10 +32,11 @@ export function register(program: Command): void {
           process.stdout.write(`list versions: ${Object.entries(r.versions).map(([s, v]) => `${s}=${v}`).join(' ') || '(none)'}\n`);
         }
       } catch (e) {
-        if (!json && e instanceof RcError && e.context && 'report' in e.context) {
-          const rep = e.context.report as ImportReport;
+        // server.import-invalid carries the report: name every bad row
+        const rep = !json && e instanceof RcError ? ImportReport.safeParse(e.context?.report) : null;
+        if (e instanceof RcError && rep?.success) {
           process.stderr.write(`${e.code}: ${e.message}\n`);
-          for (const x of rep.errors) process.stderr.write(`  line ${x.line}, column ${x.column}: ${x.reason}\n`);
+          for (const x of rep.data.errors) process.stderr.write(`  line ${x.line}, column ${x.column}: ${x.reason}\n`);
           process.exitCode = 1;
         } else fail(e, json);
       }

@@ -1,20 +1,6 @@
 import type { Command } from 'commander';
+import { JournalAnswer } from '../../protocol/api.js';
 import { DEFAULT_SERVER, callApi, fail } from './client.js';
-
-interface Row {
-  time: string;
-  device: string;
-  seq: number;
-  token: string | null;
-  result: string;
-  reason: string;
-  fare: number;
-  benefit: string | null;
-  route: string | null;
-  vehicle: string | null;
-  settled: { fareKopecks: number; reason: string } | null;
-  flagged: string | null;
-}
 
 export function register(program: Command): void {
   program
@@ -30,7 +16,7 @@ export function register(program: Command): void {
         const q = new URLSearchParams({ limit: opts.limit });
         if (opts.device) q.set('device', opts.device);
         if (opts.flagged) q.set('flagged', '1');
-        const r = (await callApi(opts.server, 'GET', `/v1/journal?${q}`)) as { entries: Row[] };
+        const r = await callApi(opts.server, 'GET', `/v1/journal?${q}`, JournalAnswer);
         if (opts.json) return void process.stdout.write(JSON.stringify(r) + '\n');
         for (const e of r.entries) {
           const settled = e.settled ? `settled ${e.settled.reason} ${(e.settled.fareKopecks / 100).toFixed(2)}` : (e.flagged ?? 'unsettled');

@@ -1,10 +1,6 @@
 import type { Command } from 'commander';
+import { StatusAnswer } from '../../protocol/api.js';
 import { DEFAULT_SERVER, callApi, fail } from './client.js';
-
-interface StatusOut {
-  current: Record<string, number>;
-  devices: { id: string; online: boolean; lastSeen: string | null; lists: Record<string, { device: number; current: number }>; backlog: number }[];
-}
 
 export function register(program: Command): void {
   program
@@ -14,7 +10,7 @@ export function register(program: Command): void {
     .option('--json', 'machine-readable output')
     .action(async (opts: { server: string; json?: boolean }) => {
       try {
-        const s = (await callApi(opts.server, 'GET', '/v1/status')) as StatusOut;
+        const s = await callApi(opts.server, 'GET', '/v1/status', StatusAnswer);
         if (opts.json) return void process.stdout.write(JSON.stringify(s) + '\n');
         process.stdout.write(`current lists: ${Object.entries(s.current).map(([k, v]) => `${k}=${v}`).join(' ') || '(none)'}\n`);
         for (const d of s.devices) {

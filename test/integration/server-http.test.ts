@@ -2,23 +2,26 @@ import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cardsCsv } from '../fixtures/sync/gen.js';
 import { startStack, type Stack } from '../fixtures/sync/harness.js';
+import { JournalAnswer, StatusAnswer } from '../../protocol/api.js';
+import { ErrorCode } from '../../protocol/errors.js';
+import { callApi } from '../../sync-server/commands/client.js';
 
 /** The operator's HTTP API refuses bad requests with coded errors and changes nothing. */
 describe('sync-server HTTP API', () => {
   let stack: Stack;
   beforeAll(async () => {
-    stack = await startStack('embedded');
+    stack = await startStack('embedded', { enrolListen: { host: '127.0.0.1', port: 0 } });
   });
   afterAll(async () => {
     await stack?.close();
   });
 
-  const call = (method: string, path: string, body?: string) =>
-    new Promise<{ status: number; json: { error?: { code: string } } & Record<string, unknown> }>((resolve, reject) => {
-      const req = request(stack.server.httpUrl + path, { method }, (res) => {
+  const call = (method: string, path: string, body?: string, base = stack.server.httpUrl) =>
+    new Promise<{ status: number; json: { error?: { code: string; message: string } } & Record<string, unknown> }>((resolve, reject) => {
+      const req = request(base + path, { method }, (res) => {
         let t = '';
         res.on('data', (c: Buffer) => (t += c.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(t) as { error?: { code: string } } }));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(t) as { error?: { code: string; message: string } } }));
       });
       req.on('error', reject);
       req.end(body);
@@ -53,5 +56,33 @@ describe('sync-server HTTP API', () => {
     expect(await call('GET', '/v1/journal?limit=5')).toMatchObject({ status: 200, json: { entries: [] } });
     const pk = await call('GET', '/v1/public-key');
     expect(String(pk.json.pem)).toContain('BEGIN PUBLIC KEY');
+  });
+
+  it('answers refusals by the framework itself with the same codes: body too large, empty, not JSON, wrong media type', async () => {
+    const big = JSON.stringify({ name: 'rules', rules: { schema: 1, pad: 'x'.repeat(1.1 * (1 << 20)) } });
+    expect(await call('POST', '/v1/config', big)).toMatchObject({ status: 400, json: { error: { code: 'server.bad-request', message: 'request body too large' } } });
+    expect(await call('POST', '/v1/config', '')).toMatchObject({ status: 400, json: { error: { code: 'server.bad-request' } } });
+    expect(await call('POST', '/v1/charging/decline', '[1,')).toMatchObject({ status: 400, json: { error: { code: 'server.bad-request', message: 'request body is not JSON' } } });
+    expect(await call('GET', '/v1/devices/not%20an%20id/revoke')).toMatchObject({ status: 404, json: { error: { code: 'server.not-found' } } });
+    expect(await call('POST', '/v1/devices/not%20an%20id/revoke')).toMatchObject({ status: 404, json: { error: { code: 'server.not-found' } } });
+    expect(stack.server.db.prepare('SELECT count(*) FROM configs').pluck().get()).toBe(0);
+  });
+
+  it('the enrolment listener serves enrol, rotate, whoami and health only, with a 64 KiB body limit', async () => {
+    const enrol = stack.server.enrolUrl!;
+    const health = await call('GET', '/v1/health', undefined, enrol);
+    expect(health).toMatchObject({ status: 200, json: { ok: true, versions: {} } });
+    expect(health.json).not.toHaveProperty('mqtt');
+    for (const [m, p] of [['GET', '/v1/status'], ['GET', '/v1/journal'], ['GET', '/v1/public-key'], ['POST', '/v1/enrol-tokens'], ['POST', '/v1/import/cards'], ['GET', '/v1/devices']] as const) {
+      expect(await call(m, p, m === 'POST' ? '{}' : undefined, enrol)).toMatchObject({ status: 404, json: { error: { code: 'server.not-found' } } });
+    }
+    expect(await call('POST', '/v1/enrol', JSON.stringify({ pad: 'x'.repeat(70 * 1024) }), enrol)).toMatchObject({ status: 400, json: { error: { code: 'server.bad-request', message: 'request body too large' } } });
+    expect(await call('POST', '/v1/enrol', '{}', enrol)).toMatchObject({ status: 400, json: { error: { code: 'server.bad-request' } } });
+  });
+
+  it('the CLI parses every answer with its schema: an answer of another shape is server.bad-request', async () => {
+    await expect(callApi(stack.server.httpUrl, 'GET', '/v1/status', StatusAnswer)).resolves.toMatchObject({ devices: [] });
+    await expect(callApi(stack.server.httpUrl, 'GET', '/v1/status', JournalAnswer)).rejects.toMatchObject({ code: ErrorCode.ServerBadRequest });
+    await expect(callApi(stack.server.httpUrl, 'GET', '/v1/nothing', StatusAnswer)).rejects.toMatchObject({ code: ErrorCode.ServerNotFound });
   });
 });

@@ -1,0 +1,161 @@
+import { z } from 'zod';
+import { TokenHex } from './lists.js';
+import { RulesFile } from './rules-schema.js';
+
+/**
+ * The sync-server's HTTP API: request bodies and answers, declared once. The
+ * server's routes (sync-server/http/routes/) validate with these and the
+ * operator's CLI (sync-server/commands/) parses every answer with them. The
+ * enrolment routes use protocol/enrol.ts. docs/openapi.yaml is generated from
+ * the routes (npm run docs:openapi).
+ *
+ *   GET  /v1/health                 both listeners: list versions (operator: also the broker)
+ *   GET  /v1/public-key             the list-signing public key (PEM)
+ *   GET  /v1/status                 devices: online, last seen, list versions, backlog
+ *   GET  /v1/journal?device=&limit= taps received from devices
+ *   POST /v1/import/<kind>          body: the CSV (streamed), ?skipInvalid=true
+ *   POST /v1/config                 publish a rules document
+ *   POST /v1/charging/run|decline|repay
+ */
+
+/** Every error answer: `{ error: { code, message, context? } }`, the code one of protocol/errors.ts (or `server.internal`). */
+export const ErrorAnswer = z
+  .object({ error: z.object({ code: z.string(), message: z.string(), context: z.record(z.string(), z.unknown()).optional() }) })
+  .meta({ id: 'ErrorAnswer', description: 'a coded error: the code is in the README error table' });
+export type ErrorAnswer = z.infer<typeof ErrorAnswer>;
+
+/** List scope → current version. */
+export const Versions = z.record(z.string(), z.number().int());
+export type Versions = z.infer<typeof Versions>;
+
+export const Health = z
+  .object({
+    ok: z.literal(true),
+    versions: Versions,
+    /** Operator listener only: the broker the server uses, and whether it is the embedded one. */
+    mqtt: z.string().optional(),
+    embedded: z.boolean().optional(),
+  })
+  .strict();
+export type Health = z.infer<typeof Health>;
+
+export const PublicKey = z.object({ pem: z.string() }).strict();
+export type PublicKey = z.infer<typeof PublicKey>;
+
+export const DeviceSyncStatus = z
+  .object({
+    id: z.string(),
+    online: z.boolean(),
+    lastSeen: z.string().nullable(),
+    lists: z.record(z.string(), z.object({ device: z.number().int(), current: z.number().int() }).strict()),
+    backlog: z.number().int(),
+    reader: z.string().nullable(),
+  })
+  .strict();
+export const StatusAnswer = z.object({ current: Versions, devices: z.array(DeviceSyncStatus) }).strict();
+export type StatusAnswer = z.infer<typeof StatusAnswer>;
+
+export const JournalQuery = z.object({
+  device: z.string().optional(),
+  /** 1…100000, default 1000 (anything else counts as the default). */
+  limit: z.string().optional(),
+  /** `1`: only the entries left out of settlement (unknown route, time far off). */
+  flagged: z.enum(['0', '1']).optional(),
+});
+const JOURNAL_DEFAULT_LIMIT = 1000;
+const JOURNAL_MAX_LIMIT = 100_000;
+/** The journal's `limit` parameter as the server reads it. */
+export function journalLimit(v: string | undefined): number {
+  return Math.min(JOURNAL_MAX_LIMIT, Math.max(1, Number(v ?? JOURNAL_DEFAULT_LIMIT) || JOURNAL_DEFAULT_LIMIT));
+}
+
+/** One journal entry as the server lists it: the device's decision (`reason`, `fareKopecks`) and the back office's (`settled`). */
+export const JournalRow = z
+  .object({
+    time: z.string(),
+    effectiveTime: z.string(),
+    serviceDay: z.string(),
+    device: z.string(),
+    seq: z.number().int(),
+    token: z.string().nullable(),
+    kind: z.string(),
+    result: z.string(),
+    reason: z.string(),
+    fareKopecks: z.number().int(),
+    /** Same as fareKopecks (the name of earlier versions). */
+    fare: z.number().int(),
+    benefit: z.string().nullable(),
+    route: z.string().nullable(),
+    vehicle: z.string().nullable(),
+    direction: z.string().nullable(),
+    reader: z.string().nullable(),
+    meal: z.string().nullable(),
+    flags: z.array(z.string()),
+    lists: z.record(z.string(), z.number().int()),
+    /** The back office's decision; null while not settled yet, or when left out (see `flagged`). */
+    settled: z.object({ fareKopecks: z.number().int(), reason: z.string() }).strict().nullable(),
+    /** Why the entry is left out of settlement (settlement.unknown-route, settlement.time-out-of-range), else null. */
+    flagged: z.string().nullable(),
+  })
+  .strict();
+export type JournalRow = z.infer<typeof JournalRow>;
+export const JournalAnswer = z.object({ entries: z.array(JournalRow) }).strict();
+export type JournalAnswer = z.infer<typeof JournalAnswer>;
+
+export const IMPORT_KINDS = ['cards', 'benefits', 'enrolments', 'stoplist'] as const;
+export const ImportKind = z.enum(IMPORT_KINDS);
+export type ImportKind = z.infer<typeof ImportKind>;
+export const ImportQuery = z.object({ skipInvalid: z.string().optional() });
+
+export const RowError = z.object({ line: z.number().int(), column: z.string(), reason: z.string() }).strict();
+export type RowError = z.infer<typeof RowError>;
+export const ImportReport = z
+  .object({
+    kind: ImportKind,
+    rows: z.number().int(),
+    applied: z.number().int(),
+    rejected: z.number().int(),
+    /** The first 100. */
+    errors: z.array(RowError),
+  })
+  .strict();
+export type ImportReport = z.infer<typeof ImportReport>;
+export const ImportAnswer = z.object({ report: ImportReport, versions: Versions }).strict();
+export type ImportAnswer = z.infer<typeof ImportAnswer>;
+
+export const ConfigName = z.string().regex(/^[a-z0-9_-]{1,64}$/);
+export const ConfigBody = z.object({ name: ConfigName.default('rules'), rules: RulesFile });
+export type ConfigBody = z.infer<typeof ConfigBody>;
+export const ConfigAnswer = z.object({ name: z.string(), version: z.number().int() }).strict();
+export type ConfigAnswer = z.infer<typeof ConfigAnswer>;
+
+export const ChargesQuery = z.object({
+  status: z.enum(['pending', 'charged', 'declined', 'repaid', 'v1']).optional(),
+  limit: z.string().optional(),
+});
+/** One aggregated charge: one card, one closed service day, the back office's settled amount. */
+export const ChargeRow = z
+  .object({
+    token: z.string(),
+    serviceDay: z.string(),
+    amountKopecks: z.number().int(),
+    taps: z.number().int(),
+    /** pending | charged | declined | repaid | v1 (charged tap by tap before aggregation) */
+    status: z.string(),
+    reason: z.string().nullable(),
+  })
+  .strict();
+export type ChargeRow = z.infer<typeof ChargeRow>;
+export const ChargesAnswer = z.object({ charges: z.array(ChargeRow) }).strict();
+export type ChargesAnswer = z.infer<typeof ChargesAnswer>;
+
+export const ChargingRunAnswer = z.object({ declined: z.number().int() }).strict();
+export type ChargingRunAnswer = z.infer<typeof ChargingRunAnswer>;
+export const DeclineBody = z.object({ tokens: z.array(TokenHex).max(100_000) });
+export const OkAnswer = z.object({ ok: z.literal(true) }).strict();
+export const RepayBody = z.object({ token: TokenHex });
+export const RepayAnswer = z.object({ settled: z.number().int(), unblocked: z.boolean() }).strict();
+export type RepayAnswer = z.infer<typeof RepayAnswer>;
+
+export const RevokeAnswer = z.object({ id: z.string(), revokedAt: z.string() }).strict();
+export type RevokeAnswer = z.infer<typeof RevokeAnswer>;

@@ -1,0 +1,13 @@
+import { ConfigAnswer, ConfigBody } from '../../../protocol/api.js';
+import { route } from '../route.js';
+
+export const configRoutes = [
+  route({
+    method: 'POST',
+    url: '/v1/config',
+    listeners: ['operator'],
+    summary: 'publish a rules document (tariff / school / canteen) to devices as rc/v1/config/<name>',
+    schema: { body: ConfigBody, response: { 200: ConfigAnswer } },
+    handler: (req, { api }) => api.setConfig(req.body.name, req.body.rules),
+  }),
+];

@@ -1,0 +1,29 @@
+import { z } from 'zod';
+import { ImportAnswer, ImportKind, ImportQuery } from '../../../protocol/api.js';
+import { ErrorCode, RcError } from '../../../protocol/errors.js';
+import { route } from '../route.js';
+
+export const importRoutes = [
+  route({
+    method: 'POST',
+    url: '/v1/import/:kind',
+    listeners: ['operator'],
+    summary: 'import a CSV file (the request body, UTF-8, header row) and publish new list versions',
+    description:
+      'The body is streamed. A file with a bad row is refused whole (server.import-invalid, 422, with the report) unless skipInvalid=true; a line over 16 KiB, more than 32 columns ' +
+      'or a file over 2 GiB is server.import-too-large (413); ' +
+      'an upload cut short imports nothing.',
+    csv: true,
+    schema: { params: z.object({ kind: ImportKind }), querystring: ImportQuery, response: { 200: ImportAnswer } },
+    handler: (req, { api }) => {
+      const raw = req.raw;
+      // the raw body, streamed to the CSV parser (its size limits apply before anything big is built);
+      // an upload cut short must not import the part that arrived
+      const body = (async function* () {
+        for await (const chunk of raw) yield chunk as Buffer;
+        if (!raw.complete) throw new RcError(ErrorCode.ServerBadRequest, 'upload interrupted: nothing imported');
+      })();
+      return api.importCsv(req.params.kind, body, req.query.skipInvalid === 'true');
+    },
+  }),
+];
