@@ -27,7 +27,7 @@ import { applyImport, parseImport } from '../../sync-server/import.js';
 import { runCheck, type CheckId } from '../../provisioning/check.js';
 import { initDevice } from '../../provisioning/ops.js';
 import { syntheticPan, syntheticPsn } from '../fixtures/sync/gen.js';
-import { startProvStack, type ProvMode } from '../integration/provision-rig.js';
+import { startProvStack, type ProvMode } from '../support/provision-rig.js';
 
 const args = process.argv.slice(2);
 const arg = (name: string, def: string) => {
@@ -57,9 +57,9 @@ try {
   let displayPort: string | null = null;
   let insertCard: (() => void) | null = null;
   if (hardware) {
-    const { PcscdRig } = await import('../rig/pcscd.js');
-    const { VcardHost } = await import('../rig/vcards.js');
-    const { createPtyPair } = await import('../rig/pty.js');
+    const { PcscdRig } = await import('../support/rig/pcscd.js');
+    const { VcardHost } = await import('../support/rig/vcards.js');
+    const { createPtyPair } = await import('../support/rig/pty.js');
     const { spawn } = await import('node:child_process');
     const pcscd = await PcscdRig.create({ friendlyName: 'RC Bench PCD' });
     cleanups.push(() => pcscd.dispose());

@@ -23,7 +23,7 @@ import { verifyDelta } from '../../protocol/wire/verify.js';
 import { startServer } from '../../sync-server/server.js';
 import { applyImport, parseImport } from '../../sync-server/import.js';
 import { syntheticPan, syntheticPsn, tokenOf } from '../fixtures/sync/gen.js';
-import { mosquittoRig, type RunningBroker } from '../rig/broker.js';
+import { mosquittoRig, type RunningBroker } from '../support/rig/broker.js';
 
 const args = process.argv.slice(2);
 const arg = (name: string, def: string) => {

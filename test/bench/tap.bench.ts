@@ -25,9 +25,9 @@ import { Store } from '../../device/store/index.js';
 import { createLogger } from '../../protocol/log.js';
 import { withLuhnDigit } from '../../protocol/pan.js';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
-import { PcscdRig } from '../rig/pcscd.js';
-import { createPtyPair } from '../rig/pty.js';
-import { VcardHost, PROJECT_ROOT } from '../rig/vcards.js';
+import { PcscdRig } from '../support/rig/pcscd.js';
+import { createPtyPair } from '../support/rig/pty.js';
+import { VcardHost, PROJECT_ROOT } from '../support/rig/vcards.js';
 
 const TAPS = Number(process.env.BENCH_TAPS ?? 100);
 

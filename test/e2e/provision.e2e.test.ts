@@ -15,9 +15,9 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryStatus, type StatusReply } from '../../device/runtime/status.js';
-import { PcscdRig, type VpcdSlot } from '../rig/pcscd.js';
-import { createPtyPair, type PtyPair } from '../rig/pty.js';
-import { VcardHost } from '../rig/vcards.js';
+import { PcscdRig, type VpcdSlot } from '../support/rig/pcscd.js';
+import { createPtyPair, type PtyPair } from '../support/rig/pty.js';
+import { VcardHost } from '../support/rig/vcards.js';
 import { PAN, ROOT, mirSpec, startSim, until, type SimProc } from './runtime-rig.js';
 
 const ALL_DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];

@@ -6,8 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Store } from '../../device/store/index.js';
 import { SyncClient } from '../../device/sync/index.js';
 import { benefitsCsv, cardsCsv, syntheticPan, syntheticPsn, tokenOf } from '../fixtures/sync/gen.js';
-import { busConfig, tap, testLogger, waitFor, type Device } from '../fixtures/sync/harness.js';
-import { freePort, waitPort } from '../rig/broker.js';
+import { busConfig, tap, testLogger, waitFor, type Device } from '../support/sync-harness.js';
+import { freePort, waitPort } from '../support/rig/broker.js';
 
 /**
  * End to end through the real programs: `rc-sync-server start` as a child,

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topics } from '../../protocol/wire/topics.js';
 import { loadDevice } from '../../provisioning/device-dir.js';
 import { initDevice } from '../../provisioning/ops.js';
-import { closedWithin, connectAs, sleep, startProvStack, type ProvMode, type ProvStack } from './provision-rig.js';
+import { closedWithin, connectAs, sleep, startProvStack, type ProvMode, type ProvStack } from '../support/provision-rig.js';
 
 interface Dev {
   id: string;

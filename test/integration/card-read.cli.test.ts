@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deriveToken, parseTokenKey } from '../../protocol/token.js';
-import { runDevice, spawnDevice, startVcardProcess } from '../rig/cli.js';
-import { PcscdRig } from '../rig/pcscd.js';
+import { runDevice, spawnDevice, startVcardProcess } from '../support/rig/cli.js';
+import { PcscdRig } from '../support/rig/pcscd.js';
 import { cardSpec, fixturePan } from '../suites/card-fixtures.js';
 
 // `rc-device read --json` as a real process against a real pcscd + vpcd, with

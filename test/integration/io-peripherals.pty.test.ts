@@ -2,9 +2,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createPeripheral } from '../../device/io/factory.js';
 import { isTurnstile, type Turnstile } from '../../device/io/types.js';
 import { createLogger } from '../../protocol/log.js';
-import { createPtyPair, type PtyPair } from '../rig/pty.js';
-import { SerialEndpoint } from '../sim/endpoint.js';
-import { startSimProcess, type SimProcess } from '../sim/process.js';
+import { createPtyPair, type PtyPair } from '../support/rig/pty.js';
+import { SerialEndpoint } from '../support/sim/endpoint.js';
+import { startSimProcess, type SimProcess } from '../support/sim/process.js';
 import { ioPeripheralsSuite, type IoRig } from '../suites/io-peripherals.suite.js';
 
 const log = createLogger({ level: process.env.RC_TEST_LOG ?? 'silent' });

@@ -7,8 +7,8 @@ import { readMirCard } from '../../device/emv/read.js';
 import type { VCardSpec } from '../../device/vcard/spec.js';
 import { createLogger } from '../../protocol/log.js';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
-import { runDevice, startVcardProcess } from '../rig/cli.js';
-import { pcscdCardRig } from '../rig/pcscd-card-rig.js';
+import { runDevice, startVcardProcess } from '../support/rig/cli.js';
+import { pcscdCardRig } from '../support/rig/pcscd-card-rig.js';
 
 /**
  * A canary card number is tapped through the real stack (pcscd with its debug

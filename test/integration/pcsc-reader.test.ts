@@ -8,12 +8,12 @@ import type { CardChannel } from '../../device/reader/types.js';
 import { isRcError } from '../../protocol/errors.js';
 import { createLogger } from '../../protocol/log.js';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
-import { nextEvent } from '../rig/events.js';
-import { PcscdRig } from '../rig/pcscd.js';
-import { VcardHost, type HostCardSpec } from '../rig/vcards.js';
+import { nextEvent } from '../support/rig/events.js';
+import { PcscdRig } from '../support/rig/pcscd.js';
+import { VcardHost, type HostCardSpec } from '../support/rig/vcards.js';
 
 // The reader layer against the real pcscd + vpcd, with echo cards served by a
-// child process (test/rig/vcard-host.ts).
+// child process (test/support/rig/vcard-host.ts).
 
 let rig: PcscdRig;
 let host: VcardHost;

@@ -7,7 +7,7 @@ import { ErrorCode, type RcError } from '../../protocol/errors.js';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
 import { files, loadDevice } from '../../provisioning/device-dir.js';
 import { initDevice, resetDevice, rotateDevice, showDevice, whoAmI, type InitOptions } from '../../provisioning/ops.js';
-import { connectAs, startProvStack, type ProvStack } from './provision-rig.js';
+import { connectAs, startProvStack, type ProvStack } from '../support/provision-rig.js';
 
 async function codeOf(p: Promise<unknown>): Promise<string> {
   try {

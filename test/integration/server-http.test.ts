@@ -1,7 +1,7 @@
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cardsCsv } from '../fixtures/sync/gen.js';
-import { startStack, type Stack } from '../fixtures/sync/harness.js';
+import { startStack, type Stack } from '../support/sync-harness.js';
 
 /** The operator's HTTP API refuses bad requests with coded errors and changes nothing. */
 describe('sync-server HTTP API', () => {

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Store } from '../../device/store/index.js';
 import { SyncClient } from '../../device/sync/index.js';
 import { cardsCsv, tokenOf } from '../fixtures/sync/gen.js';
-import { busConfig, importText, openDevice, serverJournalCount, startStack, tap, testLogger, waitFor, type Mode, type Stack } from '../fixtures/sync/harness.js';
+import { busConfig, importText, openDevice, serverJournalCount, startStack, tap, testLogger, waitFor, type Mode, type Stack } from '../support/sync-harness.js';
 
 /**
  * Faults, on a standalone aedes (the engine the server embeds) and on a real

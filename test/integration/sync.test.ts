@@ -6,7 +6,7 @@ import { encodeChunk, sealDelta, sealManifest, splitChunks } from '../../protoco
 import { generateSigningKey, sha256Hex } from '../../protocol/wire/envelope.js';
 import { topics } from '../../protocol/wire/topics.js';
 import { benefitsCsv, cardsCsv, tokenOf } from '../fixtures/sync/gen.js';
-import { busConfig, importText, openDevice, serverJournalCount, startStack, tap, waitFor, type Device, type Mode, type Stack } from '../fixtures/sync/harness.js';
+import { busConfig, importText, openDevice, serverJournalCount, startStack, tap, waitFor, type Device, type Mode, type Stack } from '../support/sync-harness.js';
 
 /** The same suite against the server's embedded aedes broker and a real Mosquitto. */
 describe.each<Mode>(['embedded', 'mosquitto'])('sync over %s broker', (mode) => {

@@ -4,11 +4,11 @@ import { createPeripheral } from '../../device/io/factory.js';
 import type { SerialBinding } from '../../device/io/link.js';
 import { isDisplay, isTurnstile, type Display, type HealthStatus, type Turnstile } from '../../device/io/types.js';
 import { createLogger } from '../../protocol/log.js';
-import { DisplaySim } from '../sim/display-sim.js';
-import type { SimEndpoint } from '../sim/endpoint.js';
-import { garbageBytes } from '../sim/rcp1-peer.js';
+import { DisplaySim } from '../support/sim/display-sim.js';
+import type { SimEndpoint } from '../support/sim/endpoint.js';
+import { garbageBytes } from '../support/sim/rcp1-peer.js';
 import { Cmd, encodeFrame } from '../../device/io/protocols/rcp1.js';
-import { TurnstileSim } from '../sim/turnstile-sim.js';
+import { TurnstileSim } from '../support/sim/turnstile-sim.js';
 
 /** One line between a driver and a simulator: serialport's mock binding, or a socat pty pair. */
 export interface IoLine {

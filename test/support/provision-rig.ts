@@ -11,8 +11,8 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
 import { startServer, type RunningServer, type ServerOptions } from '../../sync-server/server.js';
 import type { TokenCreated } from '../../protocol/enrol.js';
-import { freePort, waitPort } from '../rig/broker.js';
-import { testLogger } from '../fixtures/sync/harness.js';
+import { freePort, waitPort } from './rig/broker.js';
+import { testLogger } from './sync-harness.js';
 
 export const RULES = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'fixtures', 'provision', 'rules.json'), 'utf8')) as unknown;
 

@@ -21,7 +21,7 @@ import { buildNodelayShim } from './shim.js';
  * the first one's slots (its cards are never accepted; measured). A test that
  * needs more than two readers starts a second rig.
  *
- * The TCP_NODELAY shim (test/rig/nodelay-shim.c) is preloaded into pcscd: an
+ * The TCP_NODELAY shim (test/support/rig/nodelay-shim.c) is preloaded into pcscd: an
  * APDU then costs well under 1 ms instead of ~45 ms. The shim also makes
  * pcscd die with this process (PR_SET_PDEATHSIG), and stale rigs of dead test
  * processes are cleaned up at the next start.
