@@ -26,7 +26,7 @@ import { DEV_TOKEN_KEY } from '../../protocol/token.js';
 import { applyImport, parseImport } from '../../sync-server/import.js';
 import { runCheck, type CheckId } from '../../provisioning/check.js';
 import { initDevice } from '../../provisioning/ops.js';
-import { syntheticPan, syntheticPsn } from '../fixtures/sync/gen.js';
+import { syntheticPan, syntheticPsn } from '../support/pans.js';
 import { startProvStack, type ProvMode } from '../support/provision-rig.js';
 
 const args = process.argv.slice(2);
