@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfigFile } from '../../device/config/load.js';
 import type { Tap } from '../../device/rules/types.js';
 import { Store, processTap } from '../../device/store/index.js';
-import { RcError } from '../../protocol/errors.js';
+import { expectRcError } from '../support/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rc-journal-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -83,12 +83,7 @@ describe('journal', () => {
   it('an ack beyond the last entry is store.journal-ack-invalid and changes nothing', () => {
     const { s } = fresh();
     processTap(s, tap(0), cfg);
-    try {
-      s.ackUpTo(5);
-      throw new Error('no error');
-    } catch (e) {
-      expect((e as RcError).code).toBe('store.journal-ack-invalid');
-    }
+    expectRcError(() => s.ackUpTo(5), 'store.journal-ack-invalid');
     expect(s.ackedSeq()).toBe(0);
     s.close();
   });

@@ -2,7 +2,8 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ErrorCode, isRcError } from '../../protocol/errors.js';
+import { ErrorCode } from '../../protocol/errors.js';
+import { expectRcError } from '../support/errors.js';
 import { createLogger } from '../../protocol/log.js';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
 import { decodeRecords } from '../../protocol/wire/codec.js';
@@ -75,14 +76,8 @@ describe('bulk tokeniser', () => {
 describe('imports', () => {
   it('a file with bad rows is rejected whole, naming line, column and reason; nothing changes', async () => {
     const bad = `person_id,pan,psn,expiry\np1,${syntheticPan(1)},01,2030-01\np2,${syntheticPan(2).slice(0, -1)}0,01,2030-01\np3,${syntheticPan(3)},01,2030-13\n`;
-    let err: unknown;
-    try {
-      await imp('cards', bad);
-    } catch (e) {
-      err = e;
-    }
-    expect(isRcError(err, ErrorCode.ServerImportInvalid)).toBe(true);
-    const ctx = JSON.stringify((err as { context: unknown }).context);
+    const err = await expectRcError(imp('cards', bad), ErrorCode.ServerImportInvalid);
+    const ctx = JSON.stringify(err.context);
     expect(ctx).toContain('"line":3');
     expect(ctx).toContain('"column":"pan"');
     expect(ctx).toContain('"line":4');
