@@ -11,6 +11,7 @@ import { DEV_TOKEN_KEY } from '../../protocol/token.js';
 import { nextEvent } from '../support/rig/events.js';
 import { PcscdRig } from '../support/rig/pcscd.js';
 import { VcardHost, type HostCardSpec } from '../support/rig/vcards.js';
+import { MIR_PAN } from '../support/pans.js';
 
 // The reader layer against the real pcscd + vpcd, with echo cards served by a
 // child process (test/support/rig/vcard-host.ts).
@@ -102,7 +103,7 @@ describe('PC/SC reader source over a private pcscd', () => {
 
   it('two readers, a Mir card on each, read at the same time', async () => {
     const [a, b] = await Promise.all([
-      insertAndConnect(0, { kind: 'emv', pan: '2200123456789019', expiry: '2028-12', psn: '01' }),
+      insertAndConnect(0, { kind: 'emv', pan: MIR_PAN, expiry: '2028-12', psn: '01' }),
       insertAndConnect(1, { kind: 'emv', pan: '2200554433221108', expiry: '2029-01', psn: '02', gpoFormat: 1 }),
     ]);
     const opts = { now: new Date(), tokenKey: DEV_TOKEN_KEY };

@@ -11,10 +11,11 @@ import type { VirtualCard } from '../../device/vcard/types.js';
 import { RcError } from '../../protocol/errors.js';
 import { expectRcError } from '../support/errors.js';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
+import { MIR_PAN, MIR_PAN_BAD_LUHN, VISA_PAN } from '../support/pans.js';
 
 const NOW = new Date('2026-11-24T12:00:00Z');
 const OPTS = { now: NOW, tokenKey: DEV_TOKEN_KEY };
-const MIR = { kind: 'emv', pan: '2200123456789019', expiry: '2028-12', psn: '01' } as const satisfies VCardSpec;
+const MIR = { kind: 'emv', pan: MIR_PAN, expiry: '2028-12', psn: '01' } as const satisfies VCardSpec;
 const h = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
 /** A channel that records every command and keeps every response it handed out. */
@@ -183,7 +184,7 @@ describe('readMirCard: the APDU conversation', () => {
   });
 
   it('a card with neither PPSE nor a Mir application gives card.no-application', async () => {
-    const e = await expectRcError(readMirCard(openInProcessCard({ ...MIR, scheme: 'visa', pan: '4111111111111111', ppse: false }), OPTS));
+    const e = await expectRcError(readMirCard(openInProcessCard({ ...MIR, scheme: 'visa', pan: VISA_PAN, ppse: false }), OPTS));
     expect(e.code).toBe('card.no-application');
     expect(e.context).toMatchObject({ ppseSw: '6A82', lastSw: '6A82' });
   });
@@ -211,7 +212,7 @@ describe('readMirCard: the APDU conversation', () => {
     };
     const e = await expectRcError(readMirCard(new InProcessChannel(odd), OPTS));
     expect(e.code).toBe('card.bad-response');
-    expect(JSON.stringify(e)).not.toContain('2200123456789019');
+    expect(JSON.stringify(e)).not.toContain(MIR_PAN);
   });
 
   it('a card without any card number gives card.missing-data', async () => {
@@ -225,7 +226,7 @@ describe('readMirCard: the APDU conversation', () => {
     await readMirCard(ok, OPTS);
     expect(ok.responses.length).toBe(5);
     for (const r of ok.responses) expect(r.every((b) => b === 0)).toBe(true);
-    const bad = recording({ ...MIR, pan: '2200123456789018' });
+    const bad = recording({ ...MIR, pan: MIR_PAN_BAD_LUHN });
     await expectRcError(readMirCard(bad, OPTS));
     for (const r of bad.responses) expect(r.every((b) => b === 0)).toBe(true);
   });

@@ -5,6 +5,7 @@ import type { VCardSpec } from '../../device/vcard/spec.js';
 import { createLogger } from '../../protocol/log.js';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
 import { inProcessRig } from '../suites/inprocess-rig.js';
+import { CANARY_PAN, CANARY_PAN_19 } from '../support/pans.js';
 
 /**
  * A canary card number goes through the in-process rig with debug logging on;
@@ -12,8 +13,8 @@ import { inProcessRig } from '../suites/inprocess-rig.js';
  * and every result are scanned: the PAN, its hidden middle digits and its
  * BCD form appear nowhere.
  */
-const CANARY = '2200731948620574';
-const CANARY_19 = '2200731948620571232';
+const CANARY = CANARY_PAN;
+const CANARY_19 = CANARY_PAN_19;
 
 function forms(pan: string): string[] {
   const middle = pan.slice(6, pan.length - 4);

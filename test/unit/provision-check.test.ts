@@ -15,11 +15,12 @@ import { DEV_TOKEN_KEY } from '../../protocol/token.js';
 import { runCheck, type CheckReport } from '../../provisioning/check.js';
 import { generateDeviceKeys, privatePem, rawPublic } from '../../protocol/sealing.js';
 import { files, writeAllOrNothing, type ProvisionRecord } from '../../provisioning/device-dir.js';
+import { PAN as PANS } from '../support/pans.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'rc-prov-check-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const log = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
-const PAN = '2200700000000017';
+const PAN = PANS.pensioner;
 
 /** A provisioned directory whose server and broker are nowhere (port 1). */
 function provisionedDir(name: string, extra: Record<string, unknown> = {}): string {

@@ -3,10 +3,11 @@ import { describe, expect, it } from 'vitest';
 import { resolveTokenKey } from '../../device/emv/token-key.js';
 import { expectRcError } from '../support/errors.js';
 import { DEV_TOKEN_KEY, TOKEN_BYTES, deriveToken, maskPan, parseTokenKey, tokenKeyFromEnv, type TokenKey } from '../../protocol/token.js';
+import { MIR_PAN, MIR_PAN_2 } from '../support/pans.js';
 
 const KEY_HEX = '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff';
 const KEY: TokenKey = { version: 3, key: Buffer.from(KEY_HEX, 'hex') };
-const PAN = '2200123456789019';
+const PAN = MIR_PAN;
 
 function captureLog(): { lines: { level: string; obj: object; msg: string }[]; warn(o: object, m: string): void; info(o: object, m: string): void } {
   const lines: { level: string; obj: object; msg: string }[] = [];
@@ -39,7 +40,7 @@ describe('deriveToken', () => {
   it('another PSN, another PAN or another key gives another token', () => {
     const base = deriveToken(Buffer.from(PAN), '01', KEY);
     expect(deriveToken(Buffer.from(PAN), '02', KEY)).not.toBe(base);
-    expect(deriveToken(Buffer.from('2200123456789027'), '01', KEY)).not.toBe(base);
+    expect(deriveToken(Buffer.from(MIR_PAN_2), '01', KEY)).not.toBe(base);
     expect(deriveToken(Buffer.from(PAN), '01', DEV_TOKEN_KEY)).not.toBe(base);
   });
 
