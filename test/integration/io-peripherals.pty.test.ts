@@ -1,14 +1,14 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { createPeripheral } from '../../device/io/factory.js';
 import { isTurnstile, type Turnstile } from '../../device/io/types.js';
-import { createLogger } from '../../protocol/log.js';
+import { quietLogger } from '../support/log.js';
 import { createPtyPair, type PtyPair } from '../support/rig/pty.js';
 import { SerialEndpoint } from '../support/sim/endpoint.js';
 import { startSimProcess, type SimProcess } from '../support/sim/process.js';
 import { ioPeripheralsSuite, type IoRig } from '../suites/io-peripherals.suite.js';
 import { waitFor } from '../support/wait.js';
 
-const log = createLogger({ level: process.env.RC_TEST_LOG ?? 'silent' });
+const log = quietLogger();
 
 /** A real pty pair from socat: the driver on one end, the simulator (real serialport) on the other. */
 const ptyRig: IoRig = {

@@ -3,7 +3,7 @@ import type { Timing } from '../../device/io/config.js';
 import { createPeripheral } from '../../device/io/factory.js';
 import type { SerialBinding } from '../../device/io/link.js';
 import { isDisplay, isTurnstile, type Display, type HealthStatus, type Turnstile } from '../../device/io/types.js';
-import { createLogger } from '../../protocol/log.js';
+import { quietLogger } from '../support/log.js';
 import { DisplaySim } from '../support/sim/display-sim.js';
 import type { SimEndpoint } from '../support/sim/endpoint.js';
 import { garbageBytes } from '../support/sim/rcp1-peer.js';
@@ -34,7 +34,7 @@ export interface IoRig {
   timing: Partial<Timing>;
 }
 
-const log = createLogger({ level: process.env.RC_TEST_LOG ?? 'silent' });
+const log = quietLogger();
 
 export function ioPeripheralsSuite(rig: IoRig): void {
   const cleanups: Array<() => Promise<void> | void> = [];

@@ -4,9 +4,9 @@ import { ConsolePeripheral, formatDisplayLine } from '../../device/io/console.js
 import { PROTOCOLS, createPeripheral, createPeripherals } from '../../device/io/factory.js';
 import { isDisplay, isTurnstile } from '../../device/io/types.js';
 import { expectRcError } from '../support/errors.js';
-import { createLogger } from '../../protocol/log.js';
+import { quietLogger } from '../support/log.js';
 
-const log = createLogger({ level: 'silent' });
+const log = quietLogger();
 
 function printed(): { lines: string[]; out: { write(l: string): void } } {
   const lines: string[] = [];

@@ -6,11 +6,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ReaderEvent, ReaderInfo, ReaderSource } from '../../device/reader/types.js';
 import { openInProcessCard } from '../../device/vcard/inprocess.js';
-import { createLogger } from '../../protocol/log.js';
+import { quietLogger } from '../support/log.js';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
 import { runCheck, type CheckReport } from '../../provisioning/check.js';
 import { generateDeviceKeys, privatePem, rawPublic } from '../../protocol/sealing.js';
@@ -19,7 +18,7 @@ import { PAN as PANS } from '../support/pans.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'rc-prov-check-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-const log = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
+const log = quietLogger();
 const PAN = PANS.pensioner;
 
 /** A provisioned directory whose server and broker are nowhere (port 1). */

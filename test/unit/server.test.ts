@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../protocol/errors.js';
 import { expectRcError } from '../support/errors.js';
-import { createLogger } from '../../protocol/log.js';
+import { quietLogger } from '../support/log.js';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
 import { decodeRecords } from '../../protocol/wire/codec.js';
 import { openEnvelope } from '../../protocol/wire/envelope.js';
@@ -22,7 +22,7 @@ import fc from 'fast-check';
 import { deriveToken } from '../../protocol/token.js';
 import { bulkTokenizer } from '../../sync-server/tokenize.js';
 
-const log = createLogger({ level: 'silent' });
+const log = quietLogger();
 async function* lines(text: string) {
   for (const l of text.split('\n')) yield l;
 }
