@@ -236,6 +236,7 @@ export function ioPeripheralsSuite(rig: IoRig): void {
     expect(Date.now() - t0).toBeLessThan(1000);
     expect(t.health().counters.retries).toBe(retriesBefore);
     const attempts0 = t.health().counters.openAttempts;
+    // not a wait but an observation window: the rate of reconnect attempts over 600 ms
     await new Promise((r) => setTimeout(r, 600));
     const attempts = t.health().counters.openAttempts - attempts0;
     // backoff 20 → 160 ms: a handful of attempts in 600 ms, not thousands
@@ -258,7 +259,7 @@ export function ioPeripheralsSuite(rig: IoRig): void {
     const { line, t } = await turnstileRig({ start: false });
     await line.unplug();
     await t.start();
-    await new Promise((r) => setTimeout(r, 100));
+    await waitFor(() => t.health().status === 'down' && t.health().lastError !== undefined, { timeoutMs: 3000, what: 'the driver to report the absent port' });
     expect(t.health().status).toBe('down');
     expect(t.health().lastError?.code).toBe('io.port-unavailable');
     await line.replug();
