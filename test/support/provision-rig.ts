@@ -105,4 +105,3 @@ export function closedWithin(c: MqttClient, ms: number): Promise<boolean> {
   });
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
