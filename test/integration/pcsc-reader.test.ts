@@ -149,7 +149,7 @@ describe('PC/SC reader source over a private pcscd', () => {
     const lateBack = nextEvent(late, 'reader-added', (e) => e.reader === rig.slots[0]!.readerName, 15_000);
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
-    await new Promise((r) => setTimeout(r, 3000));
+    await new Promise((r) => setTimeout(r, 3000)); // not a wait but a measuring window: CPU use while pcscd is absent
     const cpu = process.cpuUsage(cpu0);
     const share = (cpu.user + cpu.system) / 1000 / (performance.now() - t0);
     console.log(`CPU while pcscd is absent: ${(share * 100).toFixed(1)} % of one core`);
