@@ -88,12 +88,15 @@ describe.each<Mode>(['embedded', 'mosquitto'])('sync over %s broker', (mode) => 
       const entry = { seq: 1, time: new Date().toISOString(), token: tokenOf(1), kind: 'bus', result: 'allow', reason: 'ok', fareKopecks: 0, benefit: null, lists: {} };
       // its own topic, another id in the payload: the server refuses it
       await rogue.publishAsync(topics.journal('bus-rogue'), Buffer.from(JSON.stringify({ device: 'bus-victim', entries: [entry] })), { qos: 1 });
+      const handled = (topic: string) => stack.logs.records().some((r) => r.topic === topic);
+      await waitFor(() => handled(topics.journal('bus-rogue')), { timeoutMs: 5000, what: "the server's verdict on the rogue batch" });
       // another device's topic: the embedded broker refuses it (client id ≠ topic id); on Mosquitto the ACL does (provisioning)
       if (mode === 'embedded') {
         const p = rogue.publishAsync(topics.journal('bus-victim'), Buffer.from(JSON.stringify({ device: 'bus-victim', entries: [entry] })), { qos: 1 }).catch(() => undefined);
-        await Promise.race([p, new Promise((r) => setTimeout(r, 1000))]); // aedes drops a client that publishes where it may not
+        const dropped = new Promise<void>((r) => rogue.once('close', () => r())); // aedes drops a client that publishes where it may not
+        await Promise.race([p, dropped]);
+        await waitFor(() => handled(topics.journal('bus-victim')), { timeoutMs: 5000, what: "the broker's verdict on the forged topic" });
       }
-      await new Promise((r) => setTimeout(r, 500));
       expect(serverJournalCount(stack, 'bus-victim').n).toBe(0);
       expect(serverJournalCount(stack, 'bus-rogue').n).toBe(0);
     } finally {
