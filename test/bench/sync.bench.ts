@@ -22,7 +22,7 @@ import { topics } from '../../protocol/wire/topics.js';
 import { verifyDelta } from '../../protocol/wire/verify.js';
 import { startServer } from '../../sync-server/server.js';
 import { applyImport, parseImport } from '../../sync-server/import.js';
-import { tokenOf } from '../fixtures/sync/gen.js';
+import { tokenOf } from '../support/registry-csv.js';
 import { syntheticPan, syntheticPsn } from '../support/pans.js';
 import { mosquittoRig, type RunningBroker } from '../support/rig/broker.js';
 import { waitFor } from '../support/wait.js';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Store } from '../../device/store/index.js';
 import { SyncClient } from '../../device/sync/index.js';
-import { benefitsCsv, cardsCsv, tokenOf } from '../fixtures/sync/gen.js';
+import { benefitsCsv, cardsCsv, tokenOf } from '../support/registry-csv.js';
 import { syntheticPan, syntheticPsn } from '../support/pans.js';
 import { busConfig, tap, testLogger, type Device } from '../support/sync-harness.js';
 import { timeWaitFor, waitFor } from '../support/wait.js';

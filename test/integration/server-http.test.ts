@@ -1,6 +1,6 @@
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cardsCsv } from '../fixtures/sync/gen.js';
+import { cardsCsv } from '../support/registry-csv.js';
 import { startStack, type Stack } from '../support/sync-harness.js';
 
 /** The operator's HTTP API refuses bad requests with coded errors and changes nothing. */

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Store } from '../../device/store/index.js';
 import { SyncClient } from '../../device/sync/index.js';
-import { cardsCsv, tokenOf } from '../fixtures/sync/gen.js';
+import { cardsCsv, tokenOf } from '../support/registry-csv.js';
 import { busConfig, importText, openDevice, serverJournalCount, startStack, tap, testLogger, type Mode, type Stack } from '../support/sync-harness.js';
 import { waitFor } from '../support/wait.js';
 
@@ -116,7 +116,7 @@ describe.each<Mode>(['aedes', 'mosquitto'])('sync faults over %s', (mode) => {
     const storePath = join(dir, 'device.sqlite');
     const want = stack.server.publisher.version('transit');
     const pub = join(stack.dataDir, 'signing-key.pub.pem');
-    const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'fixtures', 'sync', 'device-child.ts'), storePath, join(dir, 'staging'), stack.brokerUrl, pub, 'bus-f5'], {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'support', 'sync-device-child.ts'), storePath, join(dir, 'staging'), stack.brokerUrl, pub, 'bus-f5'], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     children.push(child);

@@ -5,7 +5,7 @@ import { encodeRecords } from '../../protocol/wire/codec.js';
 import { encodeChunk, sealDelta, sealManifest, splitChunks } from '../../protocol/wire/chunking.js';
 import { generateSigningKey, sha256Hex } from '../../protocol/wire/envelope.js';
 import { topics } from '../../protocol/wire/topics.js';
-import { benefitsCsv, cardsCsv, tokenOf } from '../fixtures/sync/gen.js';
+import { benefitsCsv, cardsCsv, tokenOf } from '../support/registry-csv.js';
 import { busConfig, importText, openDevice, serverJournalCount, startStack, tap, type Device, type Mode, type Stack } from '../support/sync-harness.js';
 import { waitFor } from '../support/wait.js';
 

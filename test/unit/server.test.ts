@@ -15,7 +15,7 @@ import { Ingest } from '../../sync-server/ingest.js';
 import { loadOrCreateSigningKey } from '../../sync-server/keys.js';
 import { Publisher } from '../../sync-server/publisher.js';
 import { openRegistry, type Db } from '../../sync-server/registry.js';
-import { benefitsCsv, cardsCsv, tokenOf } from '../fixtures/sync/gen.js';
+import { benefitsCsv, cardsCsv, tokenOf } from '../support/registry-csv.js';
 import { syntheticPan, syntheticPsn } from '../support/pans.js';
 import { createPublicKey } from 'node:crypto';
 import fc from 'fast-check';
