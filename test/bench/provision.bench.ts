@@ -71,7 +71,7 @@ try {
     insertCard = () => void host.insert(slot.port, { kind: 'emv', pan: '2200700000000017', expiry: '2029-06', psn: '01' });
     const pty = await createPtyPair();
     cleanups.push(() => pty.close());
-    const sim = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'sim', 'display-sim.ts'), '--port', pty.b], { stdio: ['pipe', 'pipe', 'ignore'] });
+    const sim = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'support', 'sim', 'display-sim.ts'), '--port', pty.b], { stdio: ['pipe', 'pipe', 'ignore'] });
     cleanups.push(
       () =>
         new Promise<void>((r) => {

@@ -40,7 +40,7 @@ async function main(): Promise<void> {
   rig.useAsClient();
   const host = await VcardHost.start();
   const pty = await createPtyPair();
-  const sim = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'test', 'sim', 'display-sim.ts'), '--port', pty.b], { stdio: ['pipe', 'pipe', 'ignore'] });
+  const sim = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'test', 'support', 'sim', 'display-sim.ts'), '--port', pty.b], { stdio: ['pipe', 'pipe', 'ignore'] });
   const simExited = new Promise<void>((r) => sim.once('exit', () => r()));
   await new Promise<void>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error('display simulator did not start')), 20_000);
