@@ -4,6 +4,9 @@ import { RcError, type ErrorCode } from '../../protocol/errors.js';
 /** The code a test expects: one code, one of several, or a pattern (`/^card\./`). */
 export type ExpectedCode = ErrorCode | readonly ErrorCode[] | RegExp;
 
+/** A function that always throws (returns never) is synchronous; one returning a promise gives a promise. */
+type RcErrorOf<R> = [R] extends [never] ? RcError : R extends PromiseLike<unknown> ? Promise<RcError> : RcError;
+
 function check(e: unknown, code: ExpectedCode | undefined): RcError {
   if (!(e instanceof RcError)) throw new Error(`expected an RcError${code ? ` (${String(code)})` : ''}, got: ${e instanceof Error ? e.stack : String(e)}`);
   if (code instanceof RegExp) expect(e.code).toMatch(code);
@@ -21,8 +24,8 @@ function notThrown(code: ExpectedCode | undefined): Error {
  * returns it for further assertions (context, message, no PAN in it).
  * A promise, or a function returning one, gives a promise: `await` it.
  */
-export function expectRcError(p: PromiseLike<unknown> | (() => PromiseLike<unknown>), code?: ExpectedCode): Promise<RcError>;
-export function expectRcError(f: () => unknown, code?: ExpectedCode): RcError;
+export function expectRcError(p: PromiseLike<unknown>, code?: ExpectedCode): Promise<RcError>;
+export function expectRcError<R>(f: () => R, code?: ExpectedCode): RcErrorOf<R>;
 export function expectRcError(x: PromiseLike<unknown> | (() => unknown), code?: ExpectedCode): RcError | Promise<RcError> {
   let p: PromiseLike<unknown>;
   if (typeof x === 'function') {
