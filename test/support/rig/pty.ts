@@ -52,7 +52,8 @@ export async function createPtyPair(opts: { dir?: string } = {}): Promise<PtyPai
       if (stderr.length < 10_000) stderr += d.toString();
     });
     try {
-      await waitFor(() => gone || (existsSync(a) && existsSync(b) && stderr.includes('starting data transfer loop')), { timeoutMs: 5000, what: 'socat pty links' });
+      const linked = () => gone || (existsSync(a) && existsSync(b) && stderr.includes('starting data transfer loop'));
+      await waitFor(linked, { timeoutMs: 5000, what: 'socat pty links' });
     } catch (e) {
       await stop();
       throw e;
