@@ -26,7 +26,7 @@ import type { CardChannel, ReaderEvent, ReaderInfo, ReaderSource } from './types
  * Note: the binding's new Context(), listReaders() and card.disconnect() are
  * synchronous. They only talk to pcscd, but a virtual card served on this
  * same event loop could not answer meanwhile: run virtual cards in another
- * process (test/rig/vcard-host.ts, `rc-device vcard`).
+ * process (test/support/rig/vcard-host.ts, `rc-device vcard`).
  */
 
 type Binding = typeof Smartcard;

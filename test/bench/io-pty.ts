@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { createPeripheral } from '../../device/io/factory.js';
 import { isDisplay, isTurnstile } from '../../device/io/types.js';
 import { createLogger } from '../../protocol/log.js';
-import { createPtyPair } from '../rig/pty.js';
+import { createPtyPair } from '../support/rig/pty.js';
 
 const N = Number(process.env.BENCH_N ?? 300);
 const log = createLogger({ level: 'silent' });
@@ -44,7 +44,7 @@ async function startSim(script: string, port: string): Promise<{ stop(): Promise
   };
 }
 
-const simDir = fileURLToPath(new URL('../sim/', import.meta.url));
+const simDir = fileURLToPath(new URL('../support/sim/', import.meta.url));
 const gatePty = await createPtyPair();
 const displayPty = await createPtyPair();
 const stops: Array<() => Promise<void>> = [() => gatePty.close(), () => displayPty.close()];

@@ -26,8 +26,8 @@ import { DEV_TOKEN_KEY } from '../../protocol/token.js';
 import { applyImport, parseImport } from '../../sync-server/import.js';
 import { runCheck, type CheckId } from '../../provisioning/check.js';
 import { initDevice } from '../../provisioning/ops.js';
-import { syntheticPan, syntheticPsn } from '../fixtures/sync/gen.js';
-import { startProvStack, type ProvMode } from '../integration/provision-rig.js';
+import { syntheticPan, syntheticPsn } from '../support/pans.js';
+import { startProvStack, type ProvMode } from '../support/provision-rig.js';
 
 const args = process.argv.slice(2);
 const arg = (name: string, def: string) => {
@@ -57,9 +57,9 @@ try {
   let displayPort: string | null = null;
   let insertCard: (() => void) | null = null;
   if (hardware) {
-    const { PcscdRig } = await import('../rig/pcscd.js');
-    const { VcardHost } = await import('../rig/vcards.js');
-    const { createPtyPair } = await import('../rig/pty.js');
+    const { PcscdRig } = await import('../support/rig/pcscd.js');
+    const { VcardHost } = await import('../support/rig/vcards.js');
+    const { createPtyPair } = await import('../support/rig/pty.js');
     const { spawn } = await import('node:child_process');
     const pcscd = await PcscdRig.create({ friendlyName: 'RC Bench PCD' });
     cleanups.push(() => pcscd.dispose());
@@ -71,7 +71,7 @@ try {
     insertCard = () => void host.insert(slot.port, { kind: 'emv', pan: '2200700000000017', expiry: '2029-06', psn: '01' });
     const pty = await createPtyPair();
     cleanups.push(() => pty.close());
-    const sim = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'sim', 'display-sim.ts'), '--port', pty.b], { stdio: ['pipe', 'pipe', 'ignore'] });
+    const sim = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'support', 'sim', 'display-sim.ts'), '--port', pty.b], { stdio: ['pipe', 'pipe', 'ignore'] });
     cleanups.push(
       () =>
         new Promise<void>((r) => {

@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { readMirCard } from '../../device/emv/read.js';
 import { createLogger } from '../../protocol/log.js';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
-import { pcscdCardRig } from '../rig/pcscd-card-rig.js';
+import { pcscdCardRig } from '../support/rig/pcscd-card-rig.js';
 
 const N = Number(process.argv[2] ?? process.env.BENCH_READS ?? 200);
 const N_NAGLE = Number(process.env.BENCH_READS_NO_SHIM ?? 10);

@@ -22,8 +22,10 @@ import { topics } from '../../protocol/wire/topics.js';
 import { verifyDelta } from '../../protocol/wire/verify.js';
 import { startServer } from '../../sync-server/server.js';
 import { applyImport, parseImport } from '../../sync-server/import.js';
-import { syntheticPan, syntheticPsn, tokenOf } from '../fixtures/sync/gen.js';
-import { mosquittoRig, type RunningBroker } from '../rig/broker.js';
+import { tokenOf } from '../support/registry-csv.js';
+import { syntheticPan, syntheticPsn } from '../support/pans.js';
+import { mosquittoRig, type RunningBroker } from '../support/rig/broker.js';
+import { waitFor } from '../support/wait.js';
 
 const args = process.argv.slice(2);
 const arg = (name: string, def: string) => {
@@ -43,13 +45,6 @@ async function* benefitLines(from: number, n: number): AsyncIterable<string> {
   yield 'person_id,category,valid_from,valid_to\n';
   for (let i = from; i < from + n; i++) yield `p${i},pensioner,2026-01-01,2027-12-31\n`;
 }
-const waitFor = async (cond: () => boolean, ms: number, what: string) => {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) throw new Error(`timeout: ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-};
 
 const dir = mkdtempSync(join(tmpdir(), 'rc-bench-sync-'));
 let broker: RunningBroker | null = null;
@@ -77,7 +72,7 @@ try {
   const want = server.publisher.version('transit');
   t = Date.now();
   dev.start();
-  await waitFor(() => store.listVersion('transit') === want, 300_000, 'snapshot applied');
+  await waitFor(() => store.listVersion('transit') === want, { timeoutMs: 300_000, what: 'snapshot applied', everyMs: 2 });
   const snapshotMs = Date.now() - t;
   console.log(`snapshot of ${store.entryCount('transit')} entries to a device: ${snapshotMs} ms, ${bytesPerEntry.toFixed(2)} B/entry on the wire`);
 
@@ -87,7 +82,7 @@ try {
   const want2 = server.publisher.version('transit');
   t = Date.now();
   const pub = server.publisher.publish(ch2);
-  await waitFor(() => store.listVersion('transit') === want2, 60_000, 'delta applied');
+  await waitFor(() => store.listVersion('transit') === want2, { timeoutMs: 60_000, what: 'delta applied', everyMs: 2 });
   const delta10kMs = Date.now() - t;
   await pub;
   console.log(`delta of 10,000 entries to the device: ${delta10kMs} ms (view of p1000: ${JSON.stringify(store.readView(tokenOf(1000)).transit?.benefits)})`);
@@ -116,7 +111,7 @@ try {
   const ch3 = server.publisher.commit(applyImport(server.db, 'stoplist', s.rows, '2026-11-24'));
   t = Date.now();
   await server.publisher.publish(ch3);
-  await waitFor(() => got >= FANOUT, 60_000, 'fan-out');
+  await waitFor(() => got >= FANOUT, { timeoutMs: 60_000, what: 'fan-out', everyMs: 2 });
   const fanoutMs = Date.now() - t;
   console.log(`fan-out of one delta to ${FANOUT} clients: ${fanoutMs} ms`);
   await Promise.all(clients.map((c) => c.endAsync(true)));
@@ -142,7 +137,7 @@ try {
   await Promise.all(batches.map(async (bs) => {
     for (const x of bs) await x.c.publishAsync(x.topic, x.body, { qos: 1 });
   }));
-  await waitFor(() => (count.get() as number) - before >= DEVICES * PER, 120_000, 'ingest');
+  await waitFor(() => (count.get() as number) - before >= DEVICES * PER, { timeoutMs: 120_000, what: 'ingest', everyMs: 2 });
   const ingestMs = Date.now() - t;
   const ingestPerSec = Math.round((DEVICES * PER) / (ingestMs / 1000));
   console.log(`ingest of ${DEVICES * PER} journal entries: ${ingestMs} ms = ${ingestPerSec}/s`);

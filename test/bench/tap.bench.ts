@@ -25,9 +25,9 @@ import { Store } from '../../device/store/index.js';
 import { createLogger } from '../../protocol/log.js';
 import { withLuhnDigit } from '../../protocol/pan.js';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
-import { PcscdRig } from '../rig/pcscd.js';
-import { createPtyPair } from '../rig/pty.js';
-import { VcardHost, PROJECT_ROOT } from '../rig/vcards.js';
+import { PcscdRig } from '../support/rig/pcscd.js';
+import { createPtyPair } from '../support/rig/pty.js';
+import { VcardHost, PROJECT_ROOT } from '../support/rig/vcards.js';
 
 const TAPS = Number(process.env.BENCH_TAPS ?? 100);
 
@@ -40,7 +40,7 @@ async function main(): Promise<void> {
   rig.useAsClient();
   const host = await VcardHost.start();
   const pty = await createPtyPair();
-  const sim = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'test', 'sim', 'display-sim.ts'), '--port', pty.b], { stdio: ['pipe', 'pipe', 'ignore'] });
+  const sim = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'test', 'support', 'sim', 'display-sim.ts'), '--port', pty.b], { stdio: ['pipe', 'pipe', 'ignore'] });
   const simExited = new Promise<void>((r) => sim.once('exit', () => r()));
   await new Promise<void>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error('display simulator did not start')), 20_000);

@@ -15,10 +15,12 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryStatus, type StatusReply } from '../../device/runtime/status.js';
-import { PcscdRig, type VpcdSlot } from '../rig/pcscd.js';
-import { createPtyPair, type PtyPair } from '../rig/pty.js';
-import { VcardHost } from '../rig/vcards.js';
-import { PAN, ROOT, mirSpec, startSim, until, type SimProc } from './runtime-rig.js';
+import { PcscdRig, type VpcdSlot } from '../support/rig/pcscd.js';
+import { createPtyPair, type PtyPair } from '../support/rig/pty.js';
+import { VcardHost } from '../support/rig/vcards.js';
+import { ROOT, startSim, type SimProc } from './runtime-rig.js';
+import { PAN, mirSpec } from '../support/pans.js';
+import { waitFor } from '../support/wait.js';
 
 const ALL_DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
 const RULES = {
@@ -171,28 +173,28 @@ describe('provisioning end to end, as processes', () => {
     device = child;
     createInterface({ input: child.stderr! }).on('line', (l) => deviceLog.push(l));
     const sock = join(devDir, 'rc-device.sock');
-    const ready = await until(async () => {
+    const ready = await waitFor(async () => {
       const s = await queryStatus(sock, 2000);
       return s.sync.connected && s.readers.some((x) => x.name === slot.readerName) ? s : null;
-    }, 40_000, 'device running and connected').catch((e: unknown) => {
+    }, { timeoutMs: 40_000, what: 'device running and connected', everyMs: 50 }).catch((e: unknown) => {
       throw new Error(`${String(e)}\n${deviceLog.slice(-15).join('\n')}`);
     });
     expect(ready.lists.find((l) => l.scope === 'school:7')?.version).toBeGreaterThan(0);
     const before = ready.taps;
     const opens = sim!.opens().length;
     await host.insert(slot.port, mirSpec(PAN.student));
-    const s = await until(async () => {
+    const s = await waitFor(async () => {
       const x: StatusReply = await queryStatus(sock, 2000);
       return x.taps > before ? x : null;
-    }, 20_000, 'a tap');
+    }, { timeoutMs: 20_000, what: 'a tap', everyMs: 50 });
     await host.remove(slot.port);
     expect(s.lastTap).toMatchObject({ result: 'allow', gate: 'open-entry', maskedPan: '220070******0041' });
     await sim!.waitFor(() => sim!.opens().length > opens, 'OPEN from the device');
-    const journal = await until(async () => {
+    const journal = await waitFor(async () => {
       const r = await fetch(`${serverUrl}/v1/journal?device=${deviceId}`);
       const j = (await r.json()) as { entries: { result: string; token: string }[] };
       return j.entries.some((e) => e.result === 'allow') ? j.entries : null;
-    }, 15_000, 'the tap in the server journal');
+    }, { timeoutMs: 15_000, what: 'the tap in the server journal', everyMs: 50 });
     expect(JSON.stringify(journal)).not.toContain(PAN.student);
     // check refuses to run beside a running device (it would take its reader and broker identity)
     const c = await cli('provisioning', ['check', '--dir', devDir, '--json']);
@@ -205,7 +207,7 @@ describe('provisioning end to end, as processes', () => {
     const sock = join(devDir, 'rc-device.sock');
     const r = await cli('sync-server', ['device', 'revoke', deviceId, '--server', serverUrl]);
     expect(r.code, r.stderr).toBe(0);
-    await until(async () => !(await queryStatus(sock, 2000)).sync.connected, 5000, 'device disconnected');
+    await waitFor(async () => !(await queryStatus(sock, 2000)).sync.connected, { timeoutMs: 5000, what: 'device disconnected', everyMs: 50 });
     const st = (await (await fetch(`${serverUrl}/v1/status`)).json()) as { devices: { id: string; online: boolean }[] };
     expect(st.devices.find((d) => d.id === deviceId)?.online).toBe(false);
     await stopChild(device);

@@ -126,7 +126,7 @@ export interface SimProc {
 }
 
 export async function startSim(port: string, extra: string[] = []): Promise<SimProc> {
-  const script = join(ROOT, 'test', 'sim', 'turnstile-sim.ts');
+  const script = join(ROOT, 'test', 'support', 'sim', 'turnstile-sim.ts');
   const child = spawn(process.execPath, ['--import', 'tsx', script, '--port', port, '--pass-delay-ms', '30', ...extra], { cwd: ROOT, stdio: ['pipe', 'pipe', 'ignore'] });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const lines: SimLine[] = [];

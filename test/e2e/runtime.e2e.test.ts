@@ -1,6 +1,6 @@
 /**
  * The device end to end, as processes: `rc-device run --config FILE` as a
- * child process, a private pcscd + vpcd with virtual cards (test/rig/pcscd.ts),
+ * child process, a private pcscd + vpcd with virtual cards (test/support/rig/pcscd.ts),
  * a turnstile controller simulator as a process on a socat pty, and a
  * sync-server with its embedded broker. Then faults while running: the
  * controller killed mid-command, the pty removed and recreated, pcscd
@@ -13,9 +13,9 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StatusReply } from '../../device/runtime/status.js';
-import { PcscdRig, type VpcdSlot } from '../rig/pcscd.js';
-import { createPtyPair, type PtyPair } from '../rig/pty.js';
-import { VcardHost } from '../rig/vcards.js';
+import { PcscdRig, type VpcdSlot } from '../support/rig/pcscd.js';
+import { createPtyPair, type PtyPair } from '../support/rig/pty.js';
+import { VcardHost } from '../support/rig/vcards.js';
 import { FAST_TIMING, PAN, mirSpec, seedRegistry, startDeviceProc, startServerRig, startSim, until, type DeviceProc, type ServerRig, type SimProc } from './runtime-rig.js';
 
 const ALL_DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];

@@ -5,9 +5,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Store } from '../../device/store/index.js';
 import { SyncClient } from '../../device/sync/index.js';
-import { benefitsCsv, cardsCsv, syntheticPan, syntheticPsn, tokenOf } from '../fixtures/sync/gen.js';
-import { busConfig, tap, testLogger, waitFor, type Device } from '../fixtures/sync/harness.js';
-import { freePort, waitPort } from '../rig/broker.js';
+import { benefitsCsv, cardsCsv, tokenOf } from '../support/registry-csv.js';
+import { syntheticPan, syntheticPsn } from '../support/pans.js';
+import { busConfig, tap, testLogger, type Device } from '../support/sync-harness.js';
+import { timeWaitFor, waitFor } from '../support/wait.js';
+import { freePort, waitPort } from '../support/rig/broker.js';
 
 /**
  * End to end through the real programs: `rc-sync-server start` as a child,
@@ -86,7 +88,7 @@ describe('sync end to end through rc-sync-server', () => {
     const client = new SyncClient({ store, deviceId: 'bus-e2e', brokerUrl: `mqtt://127.0.0.1:${mqttPort}`, scopes: ['transit', 'stoplist'], serverPublicKey: pub, stagingDir: join(ddir, 'st'), log: testLogger() });
     client.start();
     dev = { id: 'bus-e2e', dir: ddir, store, client, refused: [], close: async () => undefined };
-    await waitFor(() => store.listVersion('transit') === 2, 15_000, 'lists synced');
+    await waitFor(() => store.listVersion('transit') === 2, { timeoutMs: 15_000, what: 'lists synced' });
     expect(store.entryCount('transit')).toBe(1000);
     const results = [];
     for (let i = 0; i < 1000; i += 10) results.push({ i, d: tap(dev, cfg, tokenOf(i), T0 + i * 60_000).decision });
@@ -96,7 +98,7 @@ describe('sync end to end through rc-sync-server', () => {
       else expect(d).toMatchObject({ result: 'allow', fareKopecks: 3500, benefit: null });
     }
     client.notify();
-    await waitFor(() => store.ackedSeq() === 100, 10_000, 'journal acknowledged');
+    await waitFor(() => store.ackedSeq() === 100, { timeoutMs: 10_000, what: 'journal acknowledged' });
     const j = JSON.parse(cli(['journal', '--device', 'bus-e2e', '--json', '--server', url]).out) as { entries: { seq: number; benefit: string | null }[] };
     expect(j.entries.map((e) => e.seq)).toEqual(Array.from({ length: 100 }, (_, k) => k + 1));
     expect(j.entries.filter((e) => e.benefit === 'pensioner')).toHaveLength(50);
@@ -110,7 +112,7 @@ describe('sync end to end through rc-sync-server', () => {
     const r = cli(['import', 'stoplist', f, '--server', url, '--json']);
     expect(r.code, r.err).toBe(0);
     // measured from the moment the import command returned (the server has committed and published)
-    const ms = await waitFor(() => dev.store.listVersion('stoplist') === 1, 1000, 'stop-list on the device within 1 s');
+    const ms = await timeWaitFor(() => dev.store.listVersion('stoplist') === 1, { timeoutMs: 1000, what: 'stop-list on the device within 1 s' });
     expect(ms).toBeLessThan(1000);
     expect(tap(dev, cfg, tokenOf(3), T0 + 86_400_000).decision).toMatchObject({ result: 'deny', reason: 'stop-list' });
   });

@@ -6,11 +6,38 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topics } from '../../protocol/wire/topics.js';
 import { loadDevice } from '../../provisioning/device-dir.js';
 import { initDevice } from '../../provisioning/ops.js';
-import { closedWithin, connectAs, sleep, startProvStack, type ProvMode, type ProvStack } from './provision-rig.js';
+import { closedWithin, connectAs, startProvStack, type ProvMode, type ProvStack } from '../support/provision-rig.js';
+import { waitFor } from '../support/wait.js';
 
 interface Dev {
   id: string;
   password: string;
+}
+
+/** Resolves once the broker has handled everything `c` sent so far: it dropped `c`, or acknowledged a QoS 1 publish sent after it. */
+async function handled(c: MqttClient, own: Dev): Promise<void> {
+  if (!c.connected) return;
+  const closed = new Promise<void>((res) => c.once('close', () => res()));
+  const acked = c.publishAsync(topics.journal(own.id), Buffer.from(JSON.stringify({ device: own.id, entries: [] })), { qos: 1 }).then(
+    () => undefined,
+    () => undefined,
+  );
+  await Promise.race([closed, acked]);
+}
+
+/** Resolves once `c` received a marker it published itself on `topic` (which it subscribes): everything routed to it before has arrived. */
+async function roundTrip(c: MqttClient, topic: string): Promise<void> {
+  const marker = `barrier-${Math.random().toString(36).slice(2)}`;
+  const got = new Promise<void>((res) => {
+    const on = (_t: string, p: Buffer) => {
+      if (p.toString() !== marker) return;
+      c.off('message', on);
+      res();
+    };
+    c.on('message', on);
+  });
+  await c.publishAsync(topic, Buffer.from(marker), { qos: 1 });
+  await got;
 }
 
 /**
@@ -42,7 +69,15 @@ describe.each<ProvMode>(['embedded', 'mosquitto'])('device rights on the %s brok
     stack = await startProvStack(mode);
     a = await enrol('7');
     b = await enrol('8');
-    await sleep(mode === 'mosquitto' ? 300 : 0); // SIGHUP reload
+    // Mosquitto reloads its password file on SIGHUP: wait until the last enrolled device may connect
+    await waitFor(
+      () =>
+        connectAs(stack.brokerUrl, b.id, b.id, b.password).then((c) => {
+          c.end(true);
+          return true;
+        }),
+      { timeoutMs: 10_000, what: 'the broker to accept the enrolled devices', everyMs: 50 },
+    );
     spy = await connectAs(stack.brokerUrl, 'acl-spy', stack.serverUser, stack.serverPassword);
     spy.on('message', (t) => seen.push(t));
     await spy.subscribeAsync(['rc/v1/device/+/journal', 'rc/v1/device/+/status'], { qos: 1 });
@@ -67,7 +102,10 @@ describe.each<ProvMode>(['embedded', 'mosquitto'])('device rights on the %s brok
     await spy.publishAsync('rc/v1/lists/school:8/manifest', Buffer.from('other school'), { qos: 1 });
     await spy.publishAsync('rc/v1/lists/school:7/manifest', Buffer.from('own school'), { qos: 1 });
     await spy.publishAsync(topics.journalAck(b.id), Buffer.from('{}'), { qos: 1 });
-    await sleep(500);
+    // a last message for the device, delivered after the others: once it is in, any forbidden one would be too
+    const last = new Promise<void>((res) => c.on('message', (_t, p) => p.toString() === 'last' && res()));
+    await spy.publishAsync('rc/v1/lists/school:7/manifest', Buffer.from('last'), { qos: 1 });
+    await last;
     expect(got).toContain('rc/v1/lists/school:7/manifest');
     expect(got.filter((t) => t.includes('school:8'))).toEqual([]);
     expect(got).not.toContain(topics.journalAck(b.id));
@@ -78,10 +116,10 @@ describe.each<ProvMode>(['embedded', 'mosquitto'])('device rights on the %s brok
     seen.length = 0;
     await c.publishAsync(topics.journal(b.id), Buffer.from('{"device":"forged","entries":[]}'), { qos: 0 }).catch(() => undefined);
     await c.publishAsync(topics.status(b.id), Buffer.from('{}'), { qos: 0 }).catch(() => undefined);
-    await sleep(300);
+    await handled(c, a);
     const c2 = c.connected ? c : await connect(a); // aedes drops a client that publishes where it may not
     await c2.publishAsync(topics.journal(a.id), Buffer.from(JSON.stringify({ device: a.id, entries: [] })), { qos: 1 });
-    await sleep(400);
+    await waitFor(() => seen.includes(topics.journal(a.id)), { timeoutMs: 5000, what: "the device's own journal at the server" });
     expect(seen).toContain(topics.journal(a.id));
     expect(seen.filter((t) => t.includes(b.id))).toEqual([]);
   });
@@ -96,7 +134,8 @@ describe.each<ProvMode>(['embedded', 'mosquitto'])('device rights on the %s brok
     await s.subscribeAsync('rc/v1/lists/#', { qos: 1 });
     await c.publishAsync('rc/v1/lists/school:7/manifest', Buffer.from('forged list'), { qos: 0 }).catch(() => undefined);
     await c.publishAsync('rc/v1/config/rules', Buffer.from('forged rules'), { qos: 0 }).catch(() => undefined);
-    await sleep(400);
+    await handled(c, a);
+    await roundTrip(s, 'rc/v1/lists/acl-barrier/manifest');
     expect(got.filter((p) => p.startsWith('forged'))).toEqual([]);
   });
 
@@ -106,7 +145,18 @@ describe.each<ProvMode>(['embedded', 'mosquitto'])('device rights on the %s brok
     stack.server.provisioning.revoke(b.id);
     expect(await closed).toBe(true);
     c.end(true);
-    await sleep(mode === 'mosquitto' ? 200 : 0);
+    // Mosquitto learns of the revocation by a reload: wait until it refuses the device, then hold it to that
+    await waitFor(
+      () =>
+        connectAs(stack.brokerUrl, b.id, b.id, b.password).then(
+          (again) => {
+            again.end(true);
+            return false;
+          },
+          () => true,
+        ),
+      { timeoutMs: 10_000, what: 'the broker to refuse the revoked device', everyMs: 50 },
+    );
     await expect(connectAs(stack.brokerUrl, b.id, b.id, b.password)).rejects.toThrow(/Not authorized|Bad username/i);
   });
 });

@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deriveToken, parseTokenKey } from '../../protocol/token.js';
-import { runDevice, spawnDevice, startVcardProcess } from '../rig/cli.js';
-import { PcscdRig } from '../rig/pcscd.js';
+import { runDevice, spawnDevice, startVcardProcess } from '../support/rig/cli.js';
+import { PcscdRig } from '../support/rig/pcscd.js';
 import { cardSpec, fixturePan } from '../suites/card-fixtures.js';
+import { waitFor } from '../support/wait.js';
 
 // `rc-device read --json` as a real process against a real pcscd + vpcd, with
 // the cards served by `rc-device vcard` processes: the JSON line and each exit
@@ -108,13 +109,7 @@ describe('rc-device read (real process, real pcscd)', () => {
     child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((r) => child.once('close', (c) => r(c)));
-    const until = async (re: RegExp) => {
-      const deadline = Date.now() + 90_000;
-      while (!re.test(stderr)) {
-        if (Date.now() > deadline) throw new Error(`waited for ${re}: ${stderr}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    };
+    const until = (re: RegExp) => waitFor(() => re.test(stderr), { timeoutMs: 90_000, what: () => `${re} in the device's log: ${stderr}`, everyMs: 50 });
     try {
       await until(/PC\/SC service up/);
       await rigB.stop();

@@ -1,5 +1,5 @@
 import { describe } from 'vitest';
-import { pcscdCardRig } from '../rig/pcscd-card-rig.js';
+import { pcscdCardRig } from '../support/rig/pcscd-card-rig.js';
 import { cardReadSuite } from '../suites/card-read.suite.js';
 
 // The shared EMV read suite through the real stack: private pcscd + vpcd,

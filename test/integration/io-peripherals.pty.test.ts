@@ -1,13 +1,14 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { createPeripheral } from '../../device/io/factory.js';
 import { isTurnstile, type Turnstile } from '../../device/io/types.js';
-import { createLogger } from '../../protocol/log.js';
-import { createPtyPair, type PtyPair } from '../rig/pty.js';
-import { SerialEndpoint } from '../sim/endpoint.js';
-import { startSimProcess, type SimProcess } from '../sim/process.js';
+import { quietLogger } from '../support/log.js';
+import { createPtyPair, type PtyPair } from '../support/rig/pty.js';
+import { SerialEndpoint } from '../support/sim/endpoint.js';
+import { startSimProcess, type SimProcess } from '../support/sim/process.js';
 import { ioPeripheralsSuite, type IoRig } from '../suites/io-peripherals.suite.js';
+import { waitFor } from '../support/wait.js';
 
-const log = createLogger({ level: process.env.RC_TEST_LOG ?? 'silent' });
+const log = quietLogger();
 
 /** A real pty pair from socat: the driver on one end, the simulator (real serialport) on the other. */
 const ptyRig: IoRig = {
@@ -51,12 +52,12 @@ describe('a pty removed while nobody holds its other end', () => {
     if (!isTurnstile(p)) throw new Error('not a turnstile');
     gate = p;
     await gate.start();
-    await until(() => gate?.health().portOpen === true, 5000, 'port open');
+    await waitFor(() => gate?.health().portOpen === true, { timeoutMs: 5000, what: 'port open' });
     await pty.remove();
-    await until(() => gate?.health().portOpen === false, 2000, 'port noticed gone');
+    await waitFor(() => gate?.health().portOpen === false, { timeoutMs: 2000, what: 'port noticed gone' });
     expect(gate.health()).toMatchObject({ status: 'down', lastError: { code: 'io.port-unavailable' } });
     await pty.recreate();
-    await until(() => gate?.health().portOpen === true, 5000, 'port re-opened');
+    await waitFor(() => gate?.health().portOpen === true, { timeoutMs: 5000, what: 'port re-opened' });
     expect(gate.health().counters.reconnects).toBe(1);
   });
 });
@@ -87,7 +88,7 @@ describe('turnstile simulator as a separate process (as the end-to-end tests run
     if (!isTurnstile(p)) throw new Error('not a turnstile');
     gate = p;
     await gate.start();
-    await until(() => gate?.health().status === 'ok', 5000, 'gate ok');
+    await waitFor(() => gate?.health().status === 'ok', { timeoutMs: 5000, what: 'gate ok' });
     // the simulator announces its start (BOOT) and retransmits it until our driver acknowledges
     await sim.waitFor((m) => m.type === 'event' && m.event?.type === 'boot' && m.acked === true, 'acknowledged BOOT');
 
@@ -118,11 +119,3 @@ describe('turnstile simulator as a separate process (as the end-to-end tests run
     expect(gate.health().status).toBe('ok');
   });
 });
-
-async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

@@ -7,8 +7,9 @@ import { readMirCard } from '../../device/emv/read.js';
 import type { VCardSpec } from '../../device/vcard/spec.js';
 import { createLogger } from '../../protocol/log.js';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
-import { runDevice, startVcardProcess } from '../rig/cli.js';
-import { pcscdCardRig } from '../rig/pcscd-card-rig.js';
+import { runDevice, startVcardProcess } from '../support/rig/cli.js';
+import { pcscdCardRig } from '../support/rig/pcscd-card-rig.js';
+import { CANARY_PAN } from '../support/pans.js';
 
 /**
  * A canary card number is tapped through the real stack (pcscd with its debug
@@ -18,7 +19,7 @@ import { pcscdCardRig } from '../rig/pcscd-card-rig.js';
  * under the test's temp dirs (pcscd's rig dir included) and all captured
  * stdout/stderr/logs are scanned: the PAN appears nowhere, in any form.
  */
-const CANARY = '2200731948620574';
+const CANARY = CANARY_PAN;
 
 function forms(pan: string): string[] {
   const ascii = Buffer.from(pan, 'ascii');

@@ -8,12 +8,13 @@ import type { CardChannel } from '../../device/reader/types.js';
 import { isRcError } from '../../protocol/errors.js';
 import { createLogger } from '../../protocol/log.js';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
-import { nextEvent } from '../rig/events.js';
-import { PcscdRig } from '../rig/pcscd.js';
-import { VcardHost, type HostCardSpec } from '../rig/vcards.js';
+import { nextEvent } from '../support/rig/events.js';
+import { PcscdRig } from '../support/rig/pcscd.js';
+import { VcardHost, type HostCardSpec } from '../support/rig/vcards.js';
+import { MIR_PAN } from '../support/pans.js';
 
 // The reader layer against the real pcscd + vpcd, with echo cards served by a
-// child process (test/rig/vcard-host.ts).
+// child process (test/support/rig/vcard-host.ts).
 
 let rig: PcscdRig;
 let host: VcardHost;
@@ -102,7 +103,7 @@ describe('PC/SC reader source over a private pcscd', () => {
 
   it('two readers, a Mir card on each, read at the same time', async () => {
     const [a, b] = await Promise.all([
-      insertAndConnect(0, { kind: 'emv', pan: '2200123456789019', expiry: '2028-12', psn: '01' }),
+      insertAndConnect(0, { kind: 'emv', pan: MIR_PAN, expiry: '2028-12', psn: '01' }),
       insertAndConnect(1, { kind: 'emv', pan: '2200554433221108', expiry: '2029-01', psn: '02', gpoFormat: 1 }),
     ]);
     const opts = { now: new Date(), tokenKey: DEV_TOKEN_KEY };
@@ -148,7 +149,7 @@ describe('PC/SC reader source over a private pcscd', () => {
     const lateBack = nextEvent(late, 'reader-added', (e) => e.reader === rig.slots[0]!.readerName, 15_000);
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
-    await new Promise((r) => setTimeout(r, 3000));
+    await new Promise((r) => setTimeout(r, 3000)); // not a wait but a measuring window: CPU use while pcscd is absent
     const cpu = process.cpuUsage(cpu0);
     const share = (cpu.user + cpu.system) / 1000 / (performance.now() - t0);
     console.log(`CPU while pcscd is absent: ${(share * 100).toFixed(1)} % of one core`);

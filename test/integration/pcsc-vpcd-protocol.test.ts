@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { VirtualCard } from '../../device/vcard/types.js';
 import { connectVpcd } from '../../device/vcard/vpcd.js';
 import { isRcError } from '../../protocol/errors.js';
-import { echoCard } from '../rig/echo-card.js';
+import { echoCard } from '../support/rig/echo-card.js';
 
 // The vpcd connector against a stand-in for vpcd's side of the socket (a
 // real TCP server speaking vpcd's framing, sending each frame in two writes

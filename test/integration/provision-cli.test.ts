@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initDevice } from '../../provisioning/ops.js';
-import { startProvStack, type ProvStack } from './provision-rig.js';
+import { startProvStack, type ProvStack } from '../support/provision-rig.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const env: NodeJS.ProcessEnv = { ...process.env, RC_LOG_LEVEL: 'warn' };

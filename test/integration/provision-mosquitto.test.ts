@@ -13,8 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, waitPort } from '../rig/broker.js';
-import { RULES } from './provision-rig.js';
+import { freePort, waitPort } from '../support/rig/broker.js';
+import { RULES } from '../support/provision-rig.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const children = new Set<ChildProcess>();

@@ -3,20 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfigFile } from '../../device/config/index.js';
-import { ErrorCode, type RcError } from '../../protocol/errors.js';
+import { ErrorCode } from '../../protocol/errors.js';
+import { expectRcError } from '../support/errors.js';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
 import { files, loadDevice } from '../../provisioning/device-dir.js';
 import { initDevice, resetDevice, rotateDevice, showDevice, whoAmI, type InitOptions } from '../../provisioning/ops.js';
-import { connectAs, startProvStack, type ProvStack } from './provision-rig.js';
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    return (e as RcError).code ?? String(e);
-  }
-  return 'no error';
-}
+import { connectAs, startProvStack, type ProvStack } from '../support/provision-rig.js';
 
 describe('provisioning a device against a running sync-server (embedded broker)', () => {
   let stack: ProvStack;
@@ -74,36 +66,36 @@ describe('provisioning a device against a running sync-server (embedded broker)'
     const t = stack.token('bus', { route: '7' }).token;
     await initDevice(busInit(t, newDir()));
     const dir = newDir();
-    expect(await codeOf(initDevice(busInit(t, dir)))).toBe(ErrorCode.ProvisionTokenUsed);
+    await expectRcError(initDevice(busInit(t, dir)), ErrorCode.ProvisionTokenUsed);
     expect(existsSync(dir)).toBe(false);
   });
 
   it('an expired token fails with provision.token-expired', async () => {
     const t = stack.token('bus');
     stack.server.db.prepare('UPDATE enrol_tokens SET expires_ms = ? WHERE id = ?').run(Date.now() - 1000, t.id);
-    expect(await codeOf(initDevice(busInit(t.token, newDir())))).toBe(ErrorCode.ProvisionTokenExpired);
+    await expectRcError(initDevice(busInit(t.token, newDir())), ErrorCode.ProvisionTokenExpired);
   });
 
   it('a token for another kind, school or route fails with provision.token-wrong-kind and stays usable', async () => {
     const t = stack.token('turnstile', { school: '7' });
-    expect(await codeOf(initDevice(busInit(t.token, newDir())))).toBe(ErrorCode.ProvisionTokenWrongKind);
-    expect(await codeOf(initDevice({ server: stack.server.httpUrl, token: t.token, kind: 'turnstile', school: '8', direction: 'entry', dir: newDir() }))).toBe(ErrorCode.ProvisionTokenWrongKind);
+    await expectRcError(initDevice(busInit(t.token, newDir())), ErrorCode.ProvisionTokenWrongKind);
+    await expectRcError(initDevice({ server: stack.server.httpUrl, token: t.token, kind: 'turnstile', school: '8', direction: 'entry', dir: newDir() }), ErrorCode.ProvisionTokenWrongKind);
     const r = stack.token('bus', { route: '12' });
-    expect(await codeOf(initDevice(busInit(r.token, newDir())))).toBe(ErrorCode.ProvisionTokenWrongKind);
+    await expectRcError(initDevice(busInit(r.token, newDir())), ErrorCode.ProvisionTokenWrongKind);
     const ok = await initDevice({ server: stack.server.httpUrl, token: t.token, kind: 'turnstile', school: '7', direction: 'entry', dir: newDir() });
     expect(ok.scopes).toEqual(['school:7', 'stoplist']);
   });
 
   it('an unknown token is provision.token-invalid; an unreachable server is provision.server-unreachable; nothing written', async () => {
     const dir = newDir();
-    expect(await codeOf(initDevice(busInit('rce_' + 'A'.repeat(32), dir)))).toBe(ErrorCode.ProvisionTokenInvalid);
-    expect(await codeOf(initDevice(busInit(stack.token('bus').token, dir, { server: 'http://127.0.0.1:1' })))).toBe(ErrorCode.ProvisionServerUnreachable);
+    await expectRcError(initDevice(busInit('rce_' + 'A'.repeat(32), dir)), ErrorCode.ProvisionTokenInvalid);
+    await expectRcError(initDevice(busInit(stack.token('bus').token, dir, { server: 'http://127.0.0.1:1' })), ErrorCode.ProvisionServerUnreachable);
     expect(existsSync(dir)).toBe(false);
   });
 
   it('a route the tariff does not know is provision.no-rules before the token is spent', async () => {
     const t = stack.token('bus');
-    expect(await codeOf(initDevice(busInit(t.token, newDir(), { route: '999' })))).toBe(ErrorCode.ProvisionNoRules);
+    await expectRcError(initDevice(busInit(t.token, newDir(), { route: '999' })), ErrorCode.ProvisionNoRules);
     const r = await initDevice(busInit(t.token, newDir()));
     expect(r.deviceId).toMatch(/^bus-/);
   });
@@ -112,14 +104,14 @@ describe('provisioning a device against a running sync-server (embedded broker)'
     const dir = newDir();
     await initDevice(busInit(stack.token('bus').token, dir));
     const before = readFileSync(join(dir, 'device.json'), 'utf8');
-    expect(await codeOf(initDevice(busInit(stack.token('bus').token, dir)))).toBe(ErrorCode.ProvisionAlreadyDone);
+    await expectRcError(initDevice(busInit(stack.token('bus').token, dir)), ErrorCode.ProvisionAlreadyDone);
     expect(readFileSync(join(dir, 'device.json'), 'utf8')).toBe(before);
   });
 
   it('a bad time zone is refused before the token is spent and before anything is written', async () => {
     const dir = newDir();
     const t = stack.token('bus');
-    expect(await codeOf(initDevice(busInit(t.token, dir, { timeZone: 'Mars/Olympus' })))).toBe(ErrorCode.InputInvalid);
+    await expectRcError(initDevice(busInit(t.token, dir, { timeZone: 'Mars/Olympus' })), ErrorCode.InputInvalid);
     expect(existsSync(dir) ? readdirSync(dir) : []).toEqual([]);
     expect((await initDevice(busInit(t.token, dir))).deviceId).toMatch(/^bus-/);
   });
@@ -131,14 +123,8 @@ describe('provisioning a device against a running sync-server (embedded broker)'
     const cfg = JSON.parse(readFileSync(f, 'utf8')) as { device: { kind: string } };
     cfg.device.kind = 'tram';
     writeFileSync(f, JSON.stringify(cfg, null, 2));
-    let err: RcError | null = null;
-    try {
-      showDevice(dir);
-    } catch (e) {
-      err = e as RcError;
-    }
-    expect(err?.code).toBe(ErrorCode.ConfigInvalid);
-    expect(err?.message).toContain('device.kind');
+    const err = expectRcError(() => showDevice(dir), ErrorCode.ConfigInvalid);
+    expect(err.message).toContain('device.kind');
   });
 
   it('rotate gives new credentials: the old password stops working, the new one works', async () => {
@@ -166,8 +152,8 @@ describe('provisioning a device against a running sync-server (embedded broker)'
     expect((await closed) - t0).toBeLessThan(1000);
     c.end(true);
     await expect(connectAs(stack.brokerUrl, r.deviceId, r.deviceId, cfg.sync!.password!)).rejects.toThrow(/Not authorized/i);
-    expect(await codeOf(rotateDevice(dir))).toBe(ErrorCode.ProvisionDeviceRevoked);
-    expect(await codeOf(whoAmI(loadDevice(dir)))).toBe(ErrorCode.ProvisionDeviceRevoked);
+    await expectRcError(rotateDevice(dir), ErrorCode.ProvisionDeviceRevoked);
+    await expectRcError(whoAmI(loadDevice(dir)), ErrorCode.ProvisionDeviceRevoked);
     const list = (await (await fetch(`${stack.server.httpUrl}/v1/devices`)).json()) as { devices: { id: string; revokedAt: string | null }[] };
     expect(list.devices.find((d) => d.id === r.deviceId)?.revokedAt).toBeTruthy();
   });
@@ -185,13 +171,7 @@ describe('provisioning a device against a running sync-server (embedded broker)'
     const removed = resetDevice(dir);
     expect(removed.length).toBeGreaterThanOrEqual(5);
     expect(readdirSync(dir)).toEqual([]);
-    let code = '';
-    try {
-      showDevice(dir);
-    } catch (e) {
-      code = (e as RcError).code;
-    }
-    expect(code).toBe(ErrorCode.ProvisionNotDone);
+    expectRcError(() => showDevice(dir), ErrorCode.ProvisionNotDone);
   });
 
   it('malformed enrol and token requests are server.bad-request and change nothing', async () => {

@@ -1,7 +1,7 @@
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cardsCsv } from '../fixtures/sync/gen.js';
-import { startStack, type Stack } from '../fixtures/sync/harness.js';
+import { cardsCsv } from '../support/registry-csv.js';
+import { startStack, type Stack } from '../support/sync-harness.js';
 import { JournalAnswer, StatusAnswer } from '../../protocol/api.js';
 import { ErrorCode } from '../../protocol/errors.js';
 import { callApi } from '../../sync-server/commands/client.js';

@@ -6,8 +6,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Store } from '../../device/store/index.js';
 import { SyncClient } from '../../device/sync/index.js';
-import { cardsCsv, tokenOf } from '../fixtures/sync/gen.js';
-import { busConfig, importText, openDevice, serverJournalCount, startStack, tap, testLogger, waitFor, type Mode, type Stack } from '../fixtures/sync/harness.js';
+import { cardsCsv, tokenOf } from '../support/registry-csv.js';
+import { busConfig, importText, openDevice, serverJournalCount, startStack, tap, testLogger, type Mode, type Stack } from '../support/sync-harness.js';
+import { waitFor } from '../support/wait.js';
 
 /**
  * Faults, on a standalone aedes (the engine the server embeds) and on a real
@@ -43,7 +44,7 @@ describe.each<Mode>(['aedes', 'mosquitto'])('sync faults over %s', (mode) => {
       });
       const seen: number[] = [];
       const probe = setInterval(() => seen.push(dev.store.entryCount('transit')), 5);
-      await waitFor(() => dev.store.listVersion('transit') === want, 40_000, 'snapshot applied after broker restart');
+      await waitFor(() => dev.store.listVersion('transit') === want, { timeoutMs: 40_000, what: 'snapshot applied after broker restart' });
       clearInterval(probe);
       expect(killed).toBe(true);
       expect(dev.store.entryCount('transit')).toBe(30_000);
@@ -67,7 +68,7 @@ describe.each<Mode>(['aedes', 'mosquitto'])('sync faults over %s', (mode) => {
         }
       });
       client.start();
-      await waitFor(() => dev.store.ackedSeq() === 3000, 40_000, 'all taps acknowledged after broker restart');
+      await waitFor(() => dev.store.ackedSeq() === 3000, { timeoutMs: 40_000, what: 'all taps acknowledged after broker restart' });
       await client.stop();
       expect(killed).toBe(true);
       expect(serverJournalCount(stack, 'bus-f2')).toEqual({ n: 3000, distinct: 3000, max: 3000 });
@@ -80,14 +81,14 @@ describe.each<Mode>(['aedes', 'mosquitto'])('sync faults over %s', (mode) => {
     const dev = openDevice(stack, 'bus-f3', ['transit', 'stoplist']);
     const c3 = withDevice(cfg, { id: 'bus-f3' });
     try {
-      await waitFor(() => dev.store.listVersion('transit') === stack.server.publisher.version('transit'), 40_000, 'initial sync');
+      await waitFor(() => dev.store.listVersion('transit') === stack.server.publisher.version('transit'), { timeoutMs: 40_000, what: 'initial sync' });
       for (let i = 0; i < 100; i++) tap(dev, c3, tokenOf(i), T0 + i * 60_000);
       await stack.restartServer();
       for (let i = 100; i < 200; i++) tap(dev, c3, tokenOf(i), T0 + i * 60_000);
       dev.client.notify();
       const r = await importText(stack, 'stoplist', `token,reason\n${tokenOf(42)},lost\n`);
-      await waitFor(() => dev.store.listVersion('stoplist') === r.versions.stoplist, 10_000, 'stop-list after server restart');
-      await waitFor(() => dev.store.ackedSeq() === 200, 10_000, 'journal acknowledged after server restart');
+      await waitFor(() => dev.store.listVersion('stoplist') === r.versions.stoplist, { timeoutMs: 10_000, what: 'stop-list after server restart' });
+      await waitFor(() => dev.store.ackedSeq() === 200, { timeoutMs: 10_000, what: 'journal acknowledged after server restart' });
       expect(serverJournalCount(stack, 'bus-f3')).toEqual({ n: 200, distinct: 200, max: 200 });
       expect(tap(dev, c3, tokenOf(42), T0 + 86_400_000).decision.reason).toBe('stop-list');
     } finally {
@@ -104,7 +105,7 @@ describe.each<Mode>(['aedes', 'mosquitto'])('sync faults over %s', (mode) => {
     store.close();
     const dev = openDevice(stack, 'bus-f4', ['transit'], {}, dir);
     try {
-      await waitFor(() => dev.store.ackedSeq() === 2880, 30_000, 'day of taps acknowledged');
+      await waitFor(() => dev.store.ackedSeq() === 2880, { timeoutMs: 30_000, what: 'day of taps acknowledged' });
       expect(serverJournalCount(stack, 'bus-f4')).toEqual({ n: 2880, distinct: 2880, max: 2880 });
     } finally {
       await dev.close();
@@ -116,7 +117,7 @@ describe.each<Mode>(['aedes', 'mosquitto'])('sync faults over %s', (mode) => {
     const storePath = join(dir, 'device.sqlite');
     const want = stack.server.publisher.version('transit');
     const pub = join(stack.dataDir, 'signing-key.pub.pem');
-    const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'fixtures', 'sync', 'device-child.ts'), storePath, join(dir, 'staging'), stack.brokerUrl, pub, 'bus-f5'], {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'support', 'sync-device-child.ts'), storePath, join(dir, 'staging'), stack.brokerUrl, pub, 'bus-f5'], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     children.push(child);
@@ -143,7 +144,7 @@ describe.each<Mode>(['aedes', 'mosquitto'])('sync faults over %s', (mode) => {
       expect(store.entryCount('transit')).toBe(v === 0 ? 0 : 30_000);
       const client = new SyncClient({ store, deviceId: 'bus-f5', brokerUrl: stack.brokerUrl, scopes: ['transit'], serverPublicKey: stack.server.publicKeyPem, stagingDir: join(dir, 'staging'), log: testLogger() });
       client.start();
-      await waitFor(() => store.listVersion('transit') === want, 40_000, 'caught up after the kill');
+      await waitFor(() => store.listVersion('transit') === want, { timeoutMs: 40_000, what: 'caught up after the kill' });
       await client.stop();
       expect(store.entryCount('transit')).toBe(30_000);
     } finally {

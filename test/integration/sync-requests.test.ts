@@ -2,8 +2,9 @@ import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topics } from '../../protocol/wire/topics.js';
 import { RequestPolicy } from '../../sync-server/requests.js';
-import { cardsCsv } from '../fixtures/sync/gen.js';
-import { importText, startStack, waitFor, type Stack } from '../fixtures/sync/harness.js';
+import { cardsCsv } from '../support/registry-csv.js';
+import { importText, startStack, type Stack } from '../support/sync-harness.js';
+import { waitFor } from '../support/wait.js';
 
 describe('request policy (pure)', () => {
   const own = new Map([['bus-1', ['transit', 'stoplist'] as const]]);
@@ -52,7 +53,7 @@ describe('a device request on the embedded broker', () => {
       });
       for (let i = 0; i < 20; i++)
         await asker.publishAsync(topics.request('asker'), Buffer.from(JSON.stringify({ device: 'asker', scopes: ['transit', 'school:zz'] })), { qos: 1 });
-      await waitFor(() => got.some((t) => t === topics.manifest('transit')), 5_000, 'the transit manifest after a request');
+      await waitFor(() => got.some((t) => t === topics.manifest('transit')), { timeoutMs: 5_000, what: 'the transit manifest after a request' });
       await new Promise((r) => setTimeout(r, 500));
       expect(got.filter((t) => !t.includes('/device/'))).toEqual([topics.manifest('transit')]); // once, manifest only
       expect(bytes).toBeLessThan(64 * 1024);

@@ -7,8 +7,9 @@ import { encodeChunk, sealDelta, sealManifest, splitChunks } from '../../protoco
 import { generateSigningKey, sha256Hex } from '../../protocol/wire/envelope.js';
 import { topics } from '../../protocol/wire/topics.js';
 import { MAX_LIST_MESSAGE } from '../../protocol/wire/messages.js';
-import { benefitsCsv, cardsCsv, tokenOf } from '../fixtures/sync/gen.js';
-import { busConfig, importText, openDevice, serverJournalCount, startStack, tap, waitFor, type Device, type Mode, type Stack } from '../fixtures/sync/harness.js';
+import { benefitsCsv, cardsCsv, tokenOf } from '../support/registry-csv.js';
+import { busConfig, importText, openDevice, serverJournalCount, startStack, tap, type Device, type Mode, type Stack } from '../support/sync-harness.js';
+import { waitFor } from '../support/wait.js';
 
 /** The same suite against the server's embedded aedes broker and a real Mosquitto. */
 describe.each<Mode>(['embedded', 'mosquitto'])('sync over %s broker', (mode) => {
@@ -30,14 +31,14 @@ describe.each<Mode>(['embedded', 'mosquitto'])('sync over %s broker', (mode) => 
 
   it('a new device catches up to the current transit list and holds every entry', async () => {
     const want = stack.server.publisher.version('transit');
-    await waitFor(() => dev.store.listVersion('transit') === want, 15_000, 'transit list applied');
+    await waitFor(() => dev.store.listVersion('transit') === want, { timeoutMs: 15_000, what: 'transit list applied' });
     expect(dev.store.entryCount('transit')).toBe(300);
     expect(dev.store.readView(tokenOf(5)).transit).toMatchObject({ benefits: [expect.objectContaining({ category: 'pensioner' })] });
   });
 
   it('a later import arrives as a delta and its taps get the benefit', async () => {
     const r = await importText(stack, 'benefits', benefitsCsv(200, 10, 'disabled'));
-    await waitFor(() => dev.store.listVersion('transit') === r.versions.transit, 5000, 'delta applied');
+    await waitFor(() => dev.store.listVersion('transit') === r.versions.transit, { timeoutMs: 5000, what: 'delta applied' });
     const d = tap(dev, cfg, tokenOf(201), T0);
     expect(d.decision).toMatchObject({ result: 'allow', fareKopecks: 0, benefit: 'disabled' });
   });
@@ -47,7 +48,7 @@ describe.each<Mode>(['embedded', 'mosquitto'])('sync over %s broker', (mode) => 
     expect(tap(dev, cfg, token, T0 + 60_000).decision.result).toBe('allow');
     const t0 = Date.now();
     const r = await importText(stack, 'stoplist', `token,reason\n${token},stolen\n`);
-    await waitFor(() => dev.store.listVersion('stoplist') === r.versions.stoplist, 1000, 'stop-list applied within 1 s');
+    await waitFor(() => dev.store.listVersion('stoplist') === r.versions.stoplist, { timeoutMs: 1000, what: 'stop-list applied within 1 s' });
     expect(Date.now() - t0).toBeLessThan(1000);
     expect(tap(dev, cfg, token, T0 + 120_000).decision).toMatchObject({ result: 'deny', reason: 'stop-list' });
   });
@@ -56,7 +57,7 @@ describe.each<Mode>(['embedded', 'mosquitto'])('sync over %s broker', (mode) => 
     for (let i = 0; i < 120; i++) tap(dev, cfg, tokenOf(i % 300), T0 + 3_600_000 + i * 600_000);
     dev.client.notify();
     const last = dev.store.lastSeq();
-    await waitFor(() => dev.store.ackedSeq() === last, 10_000, 'journal acknowledged');
+    await waitFor(() => dev.store.ackedSeq() === last, { timeoutMs: 10_000, what: 'journal acknowledged' });
     expect(serverJournalCount(stack, 'bus-it-1')).toEqual({ n: last, distinct: last, max: last });
     expect(dev.store.journalBacklog()).toBe(0);
   });
@@ -66,7 +67,7 @@ describe.each<Mode>(['embedded', 'mosquitto'])('sync over %s broker', (mode) => 
       const s = stack.server.api.status() as { devices: { id: string; online: boolean; backlog: number; lists: Record<string, { device: number; current: number }> }[] };
       const d = s.devices.find((x) => x.id === 'bus-it-1');
       return !!d && d.online && d.backlog === 0 && d.lists.transit?.device === d.lists.transit?.current;
-    }, 5000, 'status online and current');
+    }, { timeoutMs: 5000, what: 'status online and current' });
   });
 
   it('a declined full-fare charge puts the card on the stop-list; a repayment takes it off', async () => {
@@ -75,11 +76,11 @@ describe.each<Mode>(['embedded', 'mosquitto'])('sync over %s broker', (mode) => 
     const before = dev.store.listVersion('stoplist');
     expect(tap(dev, cfg, token, T0 + 7_200_000 * 20).decision).toMatchObject({ result: 'allow', fareKopecks: 3500 });
     dev.client.notify();
-    await waitFor(() => dev.store.listVersion('stoplist') > before, 10_000, 'stop-list after declined charge');
+    await waitFor(() => dev.store.listVersion('stoplist') > before, { timeoutMs: 10_000, what: 'stop-list after declined charge' });
     expect(tap(dev, cfg, token, T0 + 7_200_000 * 21).decision).toMatchObject({ result: 'deny', reason: 'stop-list' });
     const v = dev.store.listVersion('stoplist');
     expect(await stack.server.api.repay(token)).toMatchObject({ unblocked: true });
-    await waitFor(() => dev.store.listVersion('stoplist') > v, 5000, 'stop-list after repayment');
+    await waitFor(() => dev.store.listVersion('stoplist') > v, { timeoutMs: 5000, what: 'stop-list after repayment' });
     expect(tap(dev, cfg, token, T0 + 7_200_000 * 22).decision.result).toBe('allow');
   });
 
@@ -89,12 +90,15 @@ describe.each<Mode>(['embedded', 'mosquitto'])('sync over %s broker', (mode) => 
       const entry = { seq: 1, time: new Date().toISOString(), token: tokenOf(1), kind: 'bus', result: 'allow', reason: 'ok', fareKopecks: 0, benefit: null, lists: {} };
       // its own topic, another id in the payload: the server refuses it
       await rogue.publishAsync(topics.journal('bus-rogue'), Buffer.from(JSON.stringify({ device: 'bus-victim', entries: [entry] })), { qos: 1 });
+      const handled = (topic: string) => stack.logs.records().some((r) => r.topic === topic);
+      await waitFor(() => handled(topics.journal('bus-rogue')), { timeoutMs: 5000, what: "the server's verdict on the rogue batch" });
       // another device's topic: the embedded broker refuses it (client id ≠ topic id); on Mosquitto the ACL does (provisioning)
       if (mode === 'embedded') {
         const p = rogue.publishAsync(topics.journal('bus-victim'), Buffer.from(JSON.stringify({ device: 'bus-victim', entries: [entry] })), { qos: 1 }).catch(() => undefined);
-        await Promise.race([p, new Promise((r) => setTimeout(r, 1000))]); // aedes drops a client that publishes where it may not
+        const dropped = new Promise<void>((r) => rogue.once('close', () => r())); // aedes drops a client that publishes where it may not
+        await Promise.race([p, dropped]);
+        await waitFor(() => handled(topics.journal('bus-victim')), { timeoutMs: 5000, what: "the broker's verdict on the forged topic" });
       }
-      await new Promise((r) => setTimeout(r, 500));
       expect(serverJournalCount(stack, 'bus-victim').n).toBe(0);
       expect(serverJournalCount(stack, 'bus-rogue').n).toBe(0);
     } finally {
@@ -106,7 +110,7 @@ describe.each<Mode>(['embedded', 'mosquitto'])('sync over %s broker', (mode) => 
     const got: { name: string; version: number; doc: unknown }[] = [];
     dev.client.on('config', (c: { name: string; version: number }) => got.push({ ...c, doc: null }));
     const r = await stack.server.api.setConfig('rules', { schema: 1, tariff: cfg.tariff });
-    await waitFor(() => got.some((g) => g.version === r.version), 5000, 'config on the device');
+    await waitFor(() => got.some((g) => g.version === r.version), { timeoutMs: 5000, what: 'config on the device' });
     expect(got.at(-1)).toMatchObject({ name: 'rules', version: r.version });
   });
 
@@ -114,7 +118,7 @@ describe.each<Mode>(['embedded', 'mosquitto'])('sync over %s broker', (mode) => 
     let clock = Date.now();
     const d2 = openDevice(stack, 'bus-it-frozen', ['transit'], { now: () => new Date(clock) });
     try {
-      await waitFor(() => d2.store.listVersion('transit') === stack.server.publisher.version('transit'), 10_000, 'synced');
+      await waitFor(() => d2.store.listVersion('transit') === stack.server.publisher.version('transit'), { timeoutMs: 10_000, what: 'synced' });
       expect(d2.client.checkFrozen()).toEqual([]);
       clock += 8 * 86_400_000; // manifests are valid 7 days
       expect(d2.client.checkFrozen()).toEqual(['transit']);
@@ -134,7 +138,7 @@ describe.each<Mode>(['embedded', 'mosquitto'])('sync over %s broker', (mode) => 
       const expectRefused = async (code: string, publish: () => Promise<unknown>) => {
         const n = dev.refused.length;
         await publish();
-        await waitFor(() => dev.refused.slice(n).some((r) => r.code === code), 5000, `refusal ${code}`);
+        await waitFor(() => dev.refused.slice(n).some((r) => r.code === code), { timeoutMs: 5000, what: `refusal ${code}` });
         expect(dev.store.listVersion('transit')).toBe(held);
       };
       const empty = { entries: 0, records: 0, chunks: [], deltas: [], now, ttlMs: 3_600_000 };

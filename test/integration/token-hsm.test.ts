@@ -6,7 +6,7 @@ import { ErrorCode, isRcError } from '../../protocol/errors.js';
 import { withLuhnDigit } from '../../protocol/pan.js';
 import { deriveToken } from '../../protocol/token.js';
 import { Pkcs11Token, newTokenKey, softDeriver, tokenKeyLabel, wrapForToken } from '../../protocol/token-hsm.js';
-import { softhsmAvailable, startSoftHsm, type SoftHsmRig } from '../rig/softhsm.js';
+import { softhsmAvailable, startSoftHsm, type SoftHsmRig } from '../support/rig/softhsm.js';
 
 const pans = (n: number) => Array.from({ length: n }, () => Buffer.from(withLuhnDigit(`220${String(randomInt(0, 1e12)).padStart(12, '0')}`), 'ascii'));
 

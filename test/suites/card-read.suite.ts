@@ -2,6 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readMirCard } from '../../device/emv/read.js';
 import type { CardChannel, CardRead } from '../../device/reader/types.js';
 import { RcError } from '../../protocol/errors.js';
+import { expectRcError } from '../support/errors.js';
 import { deriveToken, type TokenKey } from '../../protocol/token.js';
 import { cardSpec, fixturePan, traceSpec, TRACE_NAMES, type TraceName } from './card-fixtures.js';
 import type { CardRig } from './card-rig.js';
@@ -36,14 +37,7 @@ export function cardReadSuite(rig: CardRig): void {
   }
 
   async function refusal(present: () => Promise<CardChannel>): Promise<RcError> {
-    const ch = await present();
-    try {
-      await readMirCard(ch, opts);
-    } catch (e) {
-      expect(e).toBeInstanceOf(RcError);
-      return e as RcError;
-    }
-    throw new Error('the read succeeded but should have been refused');
+    return expectRcError(readMirCard(await present(), opts));
   }
 
   beforeAll(() => rig.setup());

@@ -3,12 +3,13 @@ import type { Timing } from '../../device/io/config.js';
 import { createPeripheral } from '../../device/io/factory.js';
 import type { SerialBinding } from '../../device/io/link.js';
 import { isDisplay, isTurnstile, type Display, type HealthStatus, type Turnstile } from '../../device/io/types.js';
-import { createLogger } from '../../protocol/log.js';
-import { DisplaySim } from '../sim/display-sim.js';
-import type { SimEndpoint } from '../sim/endpoint.js';
-import { garbageBytes } from '../sim/rcp1-peer.js';
+import { quietLogger } from '../support/log.js';
+import { DisplaySim } from '../support/sim/display-sim.js';
+import type { SimEndpoint } from '../support/sim/endpoint.js';
+import { garbageBytes } from '../support/sim/rcp1-peer.js';
 import { Cmd, encodeFrame } from '../../device/io/protocols/rcp1.js';
-import { TurnstileSim } from '../sim/turnstile-sim.js';
+import { TurnstileSim } from '../support/sim/turnstile-sim.js';
+import { waitFor } from '../support/wait.js';
 
 /** One line between a driver and a simulator: serialport's mock binding, or a socat pty pair. */
 export interface IoLine {
@@ -33,15 +34,7 @@ export interface IoRig {
   timing: Partial<Timing>;
 }
 
-const log = createLogger({ level: process.env.RC_TEST_LOG ?? 'silent' });
-
-async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+const log = quietLogger();
 
 export function ioPeripheralsSuite(rig: IoRig): void {
   const cleanups: Array<() => Promise<void> | void> = [];
@@ -80,7 +73,7 @@ export function ioPeripheralsSuite(rig: IoRig): void {
     if (opts.start !== false) {
       await line.simReady();
       await t.start();
-      await until(() => t.health().status === 'ok' && sim.peer.executed('ping').length > 0, 3000, 'turnstile ok');
+      await waitFor(() => t.health().status === 'ok' && sim.peer.executed('ping').length > 0, { timeoutMs: 3000, what: 'turnstile ok' });
     }
     return { line, sim, t, statuses };
   }
@@ -99,7 +92,7 @@ export function ioPeripheralsSuite(rig: IoRig): void {
     cleanups.push(() => d.stop());
     await line.simReady();
     await d.start();
-    await until(() => d.health().status === 'ok' && sim.peer.executed('ping').length > 0, 3000, 'display ok');
+    await waitFor(() => d.health().status === 'ok' && sim.peer.executed('ping').length > 0, { timeoutMs: 3000, what: 'display ok' });
     return { line, sim, d };
   }
 
@@ -212,7 +205,7 @@ export function ioPeripheralsSuite(rig: IoRig): void {
       if (e.type === 'tamper') tampers.push(e.detail);
     });
     expect(await sim.tamper(3)).toBe(true);
-    await until(() => tampers.length > 0, 1000, 'tamper event');
+    await waitFor(() => tampers.length > 0, { timeoutMs: 1000, what: 'tamper event' });
     expect(tampers).toEqual([3]);
   });
 
@@ -226,14 +219,14 @@ export function ioPeripheralsSuite(rig: IoRig): void {
     line.endpoint.write(tamper(200, 5)); // the retransmission
     line.endpoint.write(encodeFrame({ seq: 1, cmd: Cmd.EVT_BOOT, payload: new Uint8Array(0) }));
     line.endpoint.write(tamper(200, 6)); // a restarted controller reusing the number
-    await until(() => seen.includes('tamper:6'), 2000, 'second tamper');
+    await waitFor(() => seen.includes('tamper:6'), { timeoutMs: 2000, what: 'second tamper' });
     expect(seen).toEqual(['tamper:5', 'state:unknown', 'tamper:6']);
   });
 
   it('the port disappears and comes back: down, reconnect by itself with backoff (no spin), ok, and the gate works again', async () => {
     const { line, sim, t, statuses } = await turnstileRig();
     await line.unplug();
-    await until(() => t.health().status === 'down', 3000, 'status down');
+    await waitFor(() => t.health().status === 'down', { timeoutMs: 3000, what: 'status down' });
     expect(t.health().portOpen).toBe(false);
     expect(t.health().lastError?.code).toBe('io.port-unavailable');
     // while it is gone, a tap gets a prompt answer: no waiting for ACKs, no retries
@@ -243,6 +236,7 @@ export function ioPeripheralsSuite(rig: IoRig): void {
     expect(Date.now() - t0).toBeLessThan(1000);
     expect(t.health().counters.retries).toBe(retriesBefore);
     const attempts0 = t.health().counters.openAttempts;
+    // not a wait but an observation window: the rate of reconnect attempts over 600 ms
     await new Promise((r) => setTimeout(r, 600));
     const attempts = t.health().counters.openAttempts - attempts0;
     // backoff 20 → 160 ms: a handful of attempts in 600 ms, not thousands
@@ -250,7 +244,7 @@ export function ioPeripheralsSuite(rig: IoRig): void {
     expect(attempts).toBeLessThanOrEqual(12);
     await line.replug();
     await line.simReady();
-    await until(() => t.health().status === 'ok', 3000, 'status ok after replug');
+    await waitFor(() => t.health().status === 'ok', { timeoutMs: 3000, what: 'status ok after replug' });
     expect(t.health().counters.reconnects).toBe(1);
     expect(await t.openForEntry()).toBe('passed');
     expect(sim.peer.executed('open')).toHaveLength(1);
@@ -265,12 +259,12 @@ export function ioPeripheralsSuite(rig: IoRig): void {
     const { line, t } = await turnstileRig({ start: false });
     await line.unplug();
     await t.start();
-    await new Promise((r) => setTimeout(r, 100));
+    await waitFor(() => t.health().status === 'down' && t.health().lastError !== undefined, { timeoutMs: 3000, what: 'the driver to report the absent port' });
     expect(t.health().status).toBe('down');
     expect(t.health().lastError?.code).toBe('io.port-unavailable');
     await line.replug();
     await line.simReady();
-    await until(() => t.health().status === 'ok', 3000, 'status ok');
+    await waitFor(() => t.health().status === 'ok', { timeoutMs: 3000, what: 'status ok' });
     expect(await t.openForEntry()).toBe('passed');
   });
 

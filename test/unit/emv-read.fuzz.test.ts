@@ -6,13 +6,14 @@ import { createVirtualCard, type VCardSpec } from '../../device/vcard/spec.js';
 import type { VirtualCard } from '../../device/vcard/types.js';
 import { RcError } from '../../protocol/errors.js';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
+import { MIR_PAN } from '../support/pans.js';
 
 /**
  * A card that answers garbage, too little, too much or goes away: the read
  * ends with a coded error (or a valid read), never a crash, never more APDUs
  * than the bound, never the PAN in an error.
  */
-const PAN = '2200123456789019';
+const PAN = MIR_PAN;
 const SPECS: VCardSpec[] = [
   { kind: 'emv', pan: PAN, expiry: '2028-12', psn: '01', gpoFormat: 1 },
   { kind: 'emv', pan: PAN, expiry: '2028-12', gpoFormat: 2, panLocation: 'track2-only' },

@@ -9,22 +9,14 @@ import { InProcessChannel, openInProcessCard } from '../../device/vcard/inproces
 import { createVirtualCard, type VCardSpec } from '../../device/vcard/spec.js';
 import type { VirtualCard } from '../../device/vcard/types.js';
 import { RcError } from '../../protocol/errors.js';
+import { expectRcError } from '../support/errors.js';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
+import { MIR_PAN, MIR_PAN_BAD_LUHN, VISA_PAN } from '../support/pans.js';
 
 const NOW = new Date('2026-11-24T12:00:00Z');
 const OPTS = { now: NOW, tokenKey: DEV_TOKEN_KEY };
-const MIR = { kind: 'emv', pan: '2200123456789019', expiry: '2028-12', psn: '01' } as const satisfies VCardSpec;
+const MIR = { kind: 'emv', pan: MIR_PAN, expiry: '2028-12', psn: '01' } as const satisfies VCardSpec;
 const h = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
-
-async function failure(p: Promise<unknown>): Promise<RcError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(RcError);
-    return e as RcError;
-  }
-  throw new Error('expected a coded error');
-}
 
 /** A channel that records every command and keeps every response it handed out. */
 class Recording implements CardChannel {
@@ -134,27 +126,27 @@ describe('readMirCard: the APDU conversation', () => {
   });
 
   it('refuses the card when its answers need more than maxApdus exchanges', async () => {
-    const e = await failure(readMirCard(recording({ ...MIR, faults: { needGetResponse: true } }), { ...OPTS, maxApdus: 6 }));
+    const e = await expectRcError(readMirCard(recording({ ...MIR, faults: { needGetResponse: true } }), { ...OPTS, maxApdus: 6 }));
     expect(e.code).toBe('card.too-many-apdus');
   });
 
   it('a card answering 61xx forever stops at maxApdus, not in a loop', async () => {
     const endless: VirtualCard = { atr: () => h('3B80800101'), powerOn() {}, transmit: () => ({ kind: 'response', data: h('6110') }) };
-    const e = await failure(readMirCard(new InProcessChannel(endless), OPTS));
+    const e = await expectRcError(readMirCard(new InProcessChannel(endless), OPTS));
     expect(e.code).toBe('card.too-many-apdus');
     expect(e.context).toEqual({ maxApdus: 16 });
   });
 
   it('an empty response means the card went away: card.removed', async () => {
     const empty: CardChannel = { transmit: async () => new Uint8Array(0) };
-    expect((await failure(readMirCard(empty, OPTS))).code).toBe('card.removed');
+    expect((await expectRcError(readMirCard(empty, OPTS))).code).toBe('card.removed');
     const oneByte: CardChannel = { transmit: async () => new Uint8Array([0x90]) };
-    expect((await failure(readMirCard(oneByte, OPTS))).code).toBe('card.removed');
+    expect((await expectRcError(readMirCard(oneByte, OPTS))).code).toBe('card.removed');
   });
 
   it('a card that stops answering gives card.timeout after the timeout', async () => {
     const t0 = Date.now();
-    const e = await failure(readMirCard(openInProcessCard({ ...MIR, faults: { silentAt: 3 } }), { ...OPTS, timeoutMs: 30 }));
+    const e = await expectRcError(readMirCard(openInProcessCard({ ...MIR, faults: { silentAt: 3 } }), { ...OPTS, timeoutMs: 30 }));
     expect(e.code).toBe('card.timeout');
     expect(Date.now() - t0).toBeGreaterThanOrEqual(25);
   });
@@ -165,34 +157,34 @@ describe('readMirCard: the APDU conversation', () => {
         throw new Error('SCardTransmit: 0x80100016');
       },
     };
-    expect((await failure(readMirCard(broken, OPTS))).code).toBe('reader.transmit-failed');
+    expect((await expectRcError(readMirCard(broken, OPTS))).code).toBe('reader.transmit-failed');
   });
 
   it('an error status word on SELECT or GPO gives card.status-word with the SW', async () => {
-    const sel = await failure(readMirCard(openInProcessCard({ ...MIR, faults: { statusWordAt: { apdu: 2, sw: '6985' } } }), OPTS));
+    const sel = await expectRcError(readMirCard(openInProcessCard({ ...MIR, faults: { statusWordAt: { apdu: 2, sw: '6985' } } }), OPTS));
     expect(sel.code).toBe('card.status-word');
     expect(sel.context).toMatchObject({ command: 'SELECT', sw: '6985' });
-    const gpo = await failure(readMirCard(openInProcessCard({ ...MIR, faults: { statusWordAt: { apdu: 3, sw: '6984' } } }), OPTS));
+    const gpo = await expectRcError(readMirCard(openInProcessCard({ ...MIR, faults: { statusWordAt: { apdu: 3, sw: '6984' } } }), OPTS));
     expect(gpo.context).toMatchObject({ command: 'GET PROCESSING OPTIONS', sw: '6984' });
-    const rec = await failure(readMirCard(openInProcessCard({ ...MIR, faults: { statusWordAt: { apdu: 4, sw: '6A83' } } }), OPTS));
+    const rec = await expectRcError(readMirCard(openInProcessCard({ ...MIR, faults: { statusWordAt: { apdu: 4, sw: '6A83' } } }), OPTS));
     expect(rec.context).toMatchObject({ command: 'READ RECORD', sw: '6A83', sfi: 1, record: 1 });
   });
 
   it('a PPSE listing only an unknown RID is refused as not-mir (unknown)', async () => {
-    const e = await failure(readMirCard(openInProcessCard({ ...MIR, applications: [{ aid: 'A0000009990101', priority: 1 }] }), OPTS));
+    const e = await expectRcError(readMirCard(openInProcessCard({ ...MIR, applications: [{ aid: 'A0000009990101', priority: 1 }] }), OPTS));
     expect(e.code).toBe('card.not-mir');
     expect(e.context).toEqual({ scheme: 'unknown', aid: 'A0000009990101' });
   });
 
   it('a not-Mir card costs one APDU: only the PPSE is read', async () => {
     const ch = recording({ ...MIR, scheme: 'mastercard', pan: '5500000000000004' });
-    const e = await failure(readMirCard(ch, OPTS));
+    const e = await expectRcError(readMirCard(ch, OPTS));
     expect(e.context).toEqual({ scheme: 'mastercard', aid: 'A0000000041010' });
     expect(ch.commands).toHaveLength(1);
   });
 
   it('a card with neither PPSE nor a Mir application gives card.no-application', async () => {
-    const e = await failure(readMirCard(openInProcessCard({ ...MIR, scheme: 'visa', pan: '4111111111111111', ppse: false }), OPTS));
+    const e = await expectRcError(readMirCard(openInProcessCard({ ...MIR, scheme: 'visa', pan: VISA_PAN, ppse: false }), OPTS));
     expect(e.code).toBe('card.no-application');
     expect(e.context).toMatchObject({ ppseSw: '6A82', lastSw: '6A82' });
   });
@@ -218,13 +210,13 @@ describe('readMirCard: the APDU conversation', () => {
       ...card,
       transmit: (a) => (a[1] === 0xb2 ? { kind: 'response', data: h('5A0822001234567890199000') } : card.transmit(a)),
     };
-    const e = await failure(readMirCard(new InProcessChannel(odd), OPTS));
+    const e = await expectRcError(readMirCard(new InProcessChannel(odd), OPTS));
     expect(e.code).toBe('card.bad-response');
-    expect(JSON.stringify(e)).not.toContain('2200123456789019');
+    expect(JSON.stringify(e)).not.toContain(MIR_PAN);
   });
 
   it('a card without any card number gives card.missing-data', async () => {
-    const e = await failure(readMirCard(openInProcessCard({ ...MIR, records: [{ sfi: 1, record: 1, tags: ['5F24', '5F34'] }] }), OPTS));
+    const e = await expectRcError(readMirCard(openInProcessCard({ ...MIR, records: [{ sfi: 1, record: 1, tags: ['5F24', '5F34'] }] }), OPTS));
     expect(e.code).toBe('card.missing-data');
     expect(e.context).toMatchObject({ missing: 'pan' });
   });
@@ -234,8 +226,8 @@ describe('readMirCard: the APDU conversation', () => {
     await readMirCard(ok, OPTS);
     expect(ok.responses.length).toBe(5);
     for (const r of ok.responses) expect(r.every((b) => b === 0)).toBe(true);
-    const bad = recording({ ...MIR, pan: '2200123456789018' });
-    await failure(readMirCard(bad, OPTS));
+    const bad = recording({ ...MIR, pan: MIR_PAN_BAD_LUHN });
+    await expectRcError(readMirCard(bad, OPTS));
     for (const r of bad.responses) expect(r.every((b) => b === 0)).toBe(true);
   });
 });

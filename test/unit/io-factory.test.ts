@@ -4,24 +4,14 @@ import { ConsolePeripheral, formatDisplayLine } from '../../device/io/console.js
 import { PROTOCOLS, createPeripheral } from '../../device/io/factory.js';
 import { isDisplay, isTurnstile } from '../../device/io/types.js';
 import { createDevicePeripherals } from '../../device/runtime/device.js';
-import { RcError } from '../../protocol/errors.js';
-import { createLogger } from '../../protocol/log.js';
+import { expectRcError } from '../support/errors.js';
+import { quietLogger } from '../support/log.js';
 
-const log = createLogger({ level: 'silent' });
+const log = quietLogger();
 
 function printed(): { lines: string[]; out: { write(l: string): void } } {
   const lines: string[] = [];
   return { lines, out: { write: (l) => lines.push(l) } };
-}
-
-function rcErrorOf(f: () => unknown): RcError {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof RcError) return e;
-    throw e;
-  }
-  throw new Error('did not throw');
 }
 
 describe('peripheral config and factory', () => {
@@ -31,21 +21,21 @@ describe('peripheral config and factory', () => {
   });
 
   it('refuses a config without a port with config.invalid naming the field', () => {
-    const e = rcErrorOf(() => createPeripheral({ kind: 'display', protocol: 'rcp1' }, { log }));
+    const e = expectRcError(() => createPeripheral({ kind: 'display', protocol: 'rcp1' }, { log }));
     expect(e.code).toBe('config.invalid');
     expect(e.context?.path).toBe('port');
   });
 
   it('refuses an unknown protocol with config.invalid, listing the known ones', () => {
-    const e = rcErrorOf(() => createPeripheral({ kind: 'turnstile', protocol: 'acme9', port: '/dev/ttyS0' }, { log }));
+    const e = expectRcError(() => createPeripheral({ kind: 'turnstile', protocol: 'acme9', port: '/dev/ttyS0' }, { log }));
     expect(e.code).toBe('config.invalid');
     expect(e.message).toContain('rcp1');
     expect(e.context?.path).toBe('protocol');
   });
 
   it('refuses unknown fields and a backoff ceiling below its floor', () => {
-    expect(rcErrorOf(() => parsePeripheralConfig({ kind: 'turnstile', port: '/x', colour: 'red' })).code).toBe('config.invalid');
-    const e = rcErrorOf(() => parsePeripheralConfig({ kind: 'turnstile', port: '/x', timing: { reconnectMinMs: 500, reconnectMaxMs: 100 } }));
+    expect(expectRcError(() => parsePeripheralConfig({ kind: 'turnstile', port: '/x', colour: 'red' })).code).toBe('config.invalid');
+    const e = expectRcError(() => parsePeripheralConfig({ kind: 'turnstile', port: '/x', timing: { reconnectMinMs: 500, reconnectMaxMs: 100 } }));
     expect(e.context?.path).toBe('timing.reconnectMaxMs');
   });
 
@@ -69,7 +59,7 @@ describe('peripheral config and factory', () => {
     expect(set.displays.map((p) => p.kind)).toEqual(['display', 'console']);
     // nothing is opened before start(): health says down, port closed
     expect(set.all[0]?.health()).toMatchObject({ status: 'down', portOpen: false });
-    const e = rcErrorOf(() => createDevicePeripherals([{ kind: 'console' }, { kind: 'turnstile' }], { log }));
+    const e = expectRcError(() => createDevicePeripherals([{ kind: 'console' }, { kind: 'turnstile' }], { log }));
     expect(e.context?.path).toBe('peripherals.1.port');
   });
 });

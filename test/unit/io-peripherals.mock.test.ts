@@ -1,5 +1,5 @@
 import { describe } from 'vitest';
-import { createMockLine } from '../sim/mock-line.js';
+import { createMockLine } from '../support/sim/mock-line.js';
 import { ioPeripheralsSuite, type IoRig } from '../suites/io-peripherals.suite.js';
 
 let n = 0;

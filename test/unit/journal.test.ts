@@ -7,7 +7,7 @@ import { loadConfigFile } from '../../device/config/load.js';
 import type { Tap } from '../../protocol/rules/types.js';
 import { processTap } from '../../device/runtime/process-tap.js';
 import { Store } from '../../device/store/index.js';
-import { RcError } from '../../protocol/errors.js';
+import { expectRcError } from '../support/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rc-journal-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -84,12 +84,7 @@ describe('journal', () => {
   it('an ack beyond the last entry is store.journal-ack-invalid and changes nothing', () => {
     const { s } = fresh();
     processTap(s, tap(0), cfg);
-    try {
-      s.ackUpTo(5);
-      throw new Error('no error');
-    } catch (e) {
-      expect((e as RcError).code).toBe('store.journal-ack-invalid');
-    }
+    expectRcError(() => s.ackUpTo(5), 'store.journal-ack-invalid');
     expect(s.ackedSeq()).toBe(0);
     s.close();
   });

@@ -1,10 +1,10 @@
-import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { readMirCard } from '../../device/emv/read.js';
 import type { VCardSpec } from '../../device/vcard/spec.js';
-import { createLogger } from '../../protocol/log.js';
+import { logSink } from '../support/log.js';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
 import { inProcessRig } from '../suites/inprocess-rig.js';
+import { CANARY_PAN, CANARY_PAN_19 } from '../support/pans.js';
 
 /**
  * A canary card number goes through the in-process rig with debug logging on;
@@ -12,8 +12,8 @@ import { inProcessRig } from '../suites/inprocess-rig.js';
  * and every result are scanned: the PAN, its hidden middle digits and its
  * BCD form appear nowhere.
  */
-const CANARY = '2200731948620574';
-const CANARY_19 = '2200731948620571232';
+const CANARY = CANARY_PAN;
+const CANARY_19 = CANARY_PAN_19;
 
 function forms(pan: string): string[] {
   const middle = pan.slice(6, pan.length - 4);
@@ -22,14 +22,8 @@ function forms(pan: string): string[] {
 
 describe('the PAN leaves no trace', () => {
   it('a canary PAN read (and refused) with debug logging appears in no log, error or result', async () => {
-    const captured: string[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        captured.push(chunk.toString());
-        cb();
-      },
-    });
-    const log = createLogger({ level: 'trace', destination: sink }).child({ component: 'emv' });
+    const sink = logSink({ level: 'trace' });
+    const log = sink.log.child({ component: 'emv' });
     const rig = inProcessRig();
     const outputs: string[] = [];
     const base = { kind: 'emv', expiry: '2031-07', psn: '01' } as const;
@@ -64,7 +58,7 @@ describe('the PAN leaves no trace', () => {
     await new Promise((r) => setImmediate(r));
     expect(reads).toBe(3);
     expect(refusals).toBe(6);
-    const logText = captured.join('');
+    const logText = sink.text();
     expect(logText).toContain('"msg":"apdu"'); // debug logging really ran
     expect(logText).toContain('220073******0574');
     const haystack = logText + outputs.join('\n');

@@ -6,20 +6,20 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ReaderEvent, ReaderInfo, ReaderSource } from '../../device/reader/types.js';
 import { openInProcessCard } from '../../device/vcard/inprocess.js';
-import { createLogger } from '../../protocol/log.js';
+import { quietLogger } from '../support/log.js';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
 import { runCheck, type CheckReport } from '../../provisioning/check.js';
 import { generateDeviceKeys, privatePem, rawPublic } from '../../protocol/sealing.js';
 import { files, writeAllOrNothing, type ProvisionRecord } from '../../provisioning/device-dir.js';
+import { PAN as PANS } from '../support/pans.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'rc-prov-check-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-const log = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
-const PAN = '2200700000000017';
+const log = quietLogger();
+const PAN = PANS.pensioner;
 
 /** A provisioned directory whose server and broker are nowhere (port 1). */
 function provisionedDir(name: string, extra: Record<string, unknown> = {}): string {
@@ -62,7 +62,7 @@ function provisionedDir(name: string, extra: Record<string, unknown> = {}): stri
   return dir;
 }
 
-/** A reader source with scripted events. */
+/** A reader source with scripted events, played as soon as the check starts the source (no timers). */
 function fakeSource(script: (emit: (e: ReaderEvent) => void, readers: ReaderInfo[]) => void): () => Promise<ReaderSource> {
   return async () => {
     const listeners = new Set<(e: ReaderEvent) => void>();
@@ -72,7 +72,7 @@ function fakeSource(script: (emit: (e: ReaderEvent) => void, readers: ReaderInfo
       for (const l of listeners) l(e);
     };
     return {
-      start: () => setTimeout(() => script(emit, readers), 10),
+      start: () => setImmediate(() => script(emit, readers)),
       on: (l) => {
         listeners.add(l);
         return () => listeners.delete(l);
@@ -88,15 +88,20 @@ const item = (r: CheckReport, id: string) => r.items.find((i) => i.id === id);
 describe('rc-provision check', () => {
   it('a tapped Mir card shows its scheme and masked PAN; unreachable server and broker fail with their codes', async () => {
     const prompts: string[] = [];
+    let tapCard = (): void => undefined;
     const r = await runCheck({
       dir: provisionedDir('a'),
       log,
       readerTimeoutMs: 1000,
       cardTimeoutMs: 2000,
-      onPrompt: (t) => prompts.push(t),
+      onPrompt: (t) => {
+        prompts.push(t);
+        tapCard(); // the card is tapped when the check asks for it
+      },
       source: fakeSource((emit) => {
         emit({ type: 'reader-added', reader: 'Test PCD 00 00' });
-        setTimeout(() => emit({ type: 'card-inserted', reader: 'Test PCD 00 00', atr: new Uint8Array([0x3b]), channel: openInProcessCard({ kind: 'emv', pan: PAN, expiry: '2029-06', psn: '01' }) }), 50);
+        const channel = openInProcessCard({ kind: 'emv', pan: PAN, expiry: '2029-06', psn: '01' });
+        tapCard = () => emit({ type: 'card-inserted', reader: 'Test PCD 00 00', atr: new Uint8Array([0x3b]), channel });
       }),
     });
     expect(r.ok).toBe(false);

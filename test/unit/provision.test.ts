@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ErrorCode, type RcError } from '../../protocol/errors.js';
+import { ErrorCode } from '../../protocol/errors.js';
+import { expectRcError } from '../support/errors.js';
 import { generateDeviceKeys, open, rawPublic, requestProof, seal, verifyProof } from '../../protocol/sealing.js';
 import { writeAllOrNothing } from '../../provisioning/device-dir.js';
 import { devicePolicy } from '../../sync-server/broker-auth.js';
@@ -13,15 +14,6 @@ import { parseTtl } from '../../sync-server/commands/enrol-token.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'rc-prov-unit-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-function codeOf(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    return (e as RcError).code;
-  }
-  return 'no error';
-}
 
 describe('sealed secrets (X25519 + HKDF + AES-256-GCM)', () => {
   it('open() with the device key gives back what the server sealed', () => {
@@ -34,10 +26,10 @@ describe('sealed secrets (X25519 + HKDF + AES-256-GCM)', () => {
   it('another device key, or a flipped byte, is provision.seal-invalid', () => {
     const k = generateDeviceKeys();
     const s = seal({ secret: 'x' }, rawPublic(k.box));
-    expect(codeOf(() => open(s, generateDeviceKeys().box))).toBe(ErrorCode.ProvisionSealInvalid);
+    expectRcError(() => open(s, generateDeviceKeys().box), ErrorCode.ProvisionSealInvalid);
     const ct = Buffer.from(s.ct, 'base64');
     ct[0] = ct[0]! ^ 1;
-    expect(codeOf(() => open({ ...s, ct: ct.toString('base64') }, k.box))).toBe(ErrorCode.ProvisionSealInvalid);
+    expectRcError(() => open({ ...s, ct: ct.toString('base64') }, k.box), ErrorCode.ProvisionSealInvalid);
   });
 
   it('a request proof verifies only for its purpose, device and key', () => {
@@ -91,14 +83,14 @@ describe('enrolment tokens and the embedded broker policy', () => {
     expect(JSON.stringify(db.prepare('SELECT * FROM enrol_tokens').all())).not.toContain(t.token);
     const d = reg.enrol({ token: t.token, kind: 'bus', ...keys() }, { pwHash: 'h', mosqHash: 'm' });
     expect(d).toMatchObject({ kind: 'bus', route: '7', scopes: ['transit', 'stoplist'] });
-    expect(codeOf(() => reg.enrol({ token: t.token, kind: 'bus', ...keys() }, { pwHash: 'h', mosqHash: 'm' }))).toBe(ErrorCode.ProvisionTokenUsed);
+    expectRcError(() => reg.enrol({ token: t.token, kind: 'bus', ...keys() }, { pwHash: 'h', mosqHash: 'm' }), ErrorCode.ProvisionTokenUsed);
   });
 
   it('expired and wrong-kind tokens are refused, and a refusal spends nothing', () => {
     const now = Date.now();
     const t = reg.createToken({ kind: 'canteen', school: '5', ttlSec: 60 }, now);
-    expect(codeOf(() => reg.enrol({ token: t.token, kind: 'canteen', school: '5', ...keys() }, { pwHash: 'h', mosqHash: 'm' }, now + 61_000))).toBe(ErrorCode.ProvisionTokenExpired);
-    expect(codeOf(() => reg.enrol({ token: t.token, kind: 'turnstile', school: '5', ...keys() }, { pwHash: 'h', mosqHash: 'm' }, now))).toBe(ErrorCode.ProvisionTokenWrongKind);
+    expectRcError(() => reg.enrol({ token: t.token, kind: 'canteen', school: '5', ...keys() }, { pwHash: 'h', mosqHash: 'm' }, now + 61_000), ErrorCode.ProvisionTokenExpired);
+    expectRcError(() => reg.enrol({ token: t.token, kind: 'turnstile', school: '5', ...keys() }, { pwHash: 'h', mosqHash: 'm' }, now), ErrorCode.ProvisionTokenWrongKind);
     expect(reg.enrol({ token: t.token, kind: 'canteen', ...keys() }, { pwHash: 'h', mosqHash: 'm' }, now).school).toBe('5');
   });
 
@@ -134,7 +126,7 @@ describe('device directory writes', () => {
     mkdirSync(dir);
     mkdirSync(join(dir, 'device.json')); // renaming a file onto a directory fails
     writeFileSync(join(dir, 'keep.txt'), 'x');
-    expect(codeOf(() => writeAllOrNothing(dir, [{ file: join(dir, 'a.pem'), text: 'a' }, { file: join(dir, 'device.json'), text: '{}' }]))).toBe(ErrorCode.StoreOpenFailed);
+    expectRcError(() => writeAllOrNothing(dir, [{ file: join(dir, 'a.pem'), text: 'a' }, { file: join(dir, 'device.json'), text: '{}' }]), ErrorCode.StoreOpenFailed);
     expect(existsSync(join(dir, 'a.pem'))).toBe(false);
     expect(readdirSync(dir).sort()).toEqual(['device.json', 'keep.txt']);
   });
@@ -143,6 +135,6 @@ describe('device directory writes', () => {
     expect(parseTtl('30m')).toBe(1800);
     expect(parseTtl('1h')).toBe(3600);
     expect(parseTtl('2d')).toBe(172_800);
-    expect(codeOf(() => parseTtl('1 week'))).toBe(ErrorCode.ServerBadRequest);
+    expectRcError(() => parseTtl('1 week'), ErrorCode.ServerBadRequest);
   });
 });

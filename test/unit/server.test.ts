@@ -2,8 +2,9 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ErrorCode, isRcError } from '../../protocol/errors.js';
-import { createLogger } from '../../protocol/log.js';
+import { ErrorCode } from '../../protocol/errors.js';
+import { expectRcError } from '../support/errors.js';
+import { quietLogger } from '../support/log.js';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
 import { decodeRecords } from '../../protocol/wire/codec.js';
 import { openEnvelope } from '../../protocol/wire/envelope.js';
@@ -14,13 +15,14 @@ import { Ingest } from '../../sync-server/ingest.js';
 import { loadOrCreateSigningKey } from '../../sync-server/keys.js';
 import { Publisher } from '../../sync-server/publisher.js';
 import { openRegistry, type Db } from '../../sync-server/registry.js';
-import { benefitsCsv, cardsCsv, syntheticPan, syntheticPsn, tokenOf } from '../fixtures/sync/gen.js';
+import { benefitsCsv, cardsCsv, tokenOf } from '../support/registry-csv.js';
+import { syntheticPan, syntheticPsn } from '../support/pans.js';
 import { createPublicKey } from 'node:crypto';
 import fc from 'fast-check';
 import { deriveToken } from '../../protocol/token.js';
 import { bulkTokenizer } from '../../sync-server/tokenize.js';
 
-const log = createLogger({ level: 'silent' });
+const log = quietLogger();
 async function* lines(text: string) {
   yield text; // the CSV text in one chunk (the parser streams any chunking)
 }
@@ -74,14 +76,8 @@ describe('bulk tokeniser', () => {
 describe('imports', () => {
   it('a file with bad rows is rejected whole, naming line, column and reason; nothing changes', async () => {
     const bad = `person_id,pan,psn,expiry\np1,${syntheticPan(1)},01,2030-01\np2,${syntheticPan(2).slice(0, -1)}0,01,2030-01\np3,${syntheticPan(3)},01,2030-13\n`;
-    let err: unknown;
-    try {
-      await imp('cards', bad);
-    } catch (e) {
-      err = e;
-    }
-    expect(isRcError(err, ErrorCode.ServerImportInvalid)).toBe(true);
-    const ctx = JSON.stringify((err as { context: unknown }).context);
+    const err = await expectRcError(imp('cards', bad), ErrorCode.ServerImportInvalid);
+    const ctx = JSON.stringify(err.context);
     expect(ctx).toContain('"line":3');
     expect(ctx).toContain('"column":"pan"');
     expect(ctx).toContain('"line":4');

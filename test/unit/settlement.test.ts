@@ -15,7 +15,7 @@ import { loadOrCreateSigningKey } from '../../sync-server/keys.js';
 import { Publisher } from '../../sync-server/publisher.js';
 import { openRegistry, type Db } from '../../sync-server/registry.js';
 import { Settlement, queryAdjustments, queryCharges, queryJournal, serviceDay, settlementOptions } from '../../sync-server/settlement/index.js';
-import { benefitsCsv, cardsCsv, tokenOf } from '../fixtures/sync/gen.js';
+import { benefitsCsv, cardsCsv, tokenOf } from '../support/registry-csv.js';
 
 /**
  * The back office's fare engine over a real SQLite registry: taps of several

@@ -1,21 +1,13 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { resolveTokenKey } from '../../device/emv/token-key.js';
-import { RcError } from '../../protocol/errors.js';
+import { expectRcError } from '../support/errors.js';
 import { DEV_TOKEN_KEY, TOKEN_BYTES, deriveToken, maskPan, parseTokenKey, tokenKeyFromEnv, type TokenKey } from '../../protocol/token.js';
+import { MIR_PAN, MIR_PAN_2 } from '../support/pans.js';
 
 const KEY_HEX = '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff';
 const KEY: TokenKey = { version: 3, key: Buffer.from(KEY_HEX, 'hex') };
-const PAN = '2200123456789019';
-
-function codeOf(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    return e instanceof RcError ? e.code : 'not an RcError';
-  }
-  return undefined;
-}
+const PAN = MIR_PAN;
 
 function captureLog(): { lines: { level: string; obj: object; msg: string }[]; warn(o: object, m: string): void; info(o: object, m: string): void } {
   const lines: { level: string; obj: object; msg: string }[] = [];
@@ -48,7 +40,7 @@ describe('deriveToken', () => {
   it('another PSN, another PAN or another key gives another token', () => {
     const base = deriveToken(Buffer.from(PAN), '01', KEY);
     expect(deriveToken(Buffer.from(PAN), '02', KEY)).not.toBe(base);
-    expect(deriveToken(Buffer.from('2200123456789027'), '01', KEY)).not.toBe(base);
+    expect(deriveToken(Buffer.from(MIR_PAN_2), '01', KEY)).not.toBe(base);
     expect(deriveToken(Buffer.from(PAN), '01', DEV_TOKEN_KEY)).not.toBe(base);
   });
 
@@ -89,7 +81,7 @@ describe('token keys', () => {
       [KEY_HEX, '1e0'],
       [KEY_HEX, '0x10'],
     ] as const) {
-      expect(codeOf(() => parseTokenKey(hex, v))).toBe('token.key-invalid');
+      expectRcError(() => parseTokenKey(hex, v), 'token.key-invalid');
       try {
         parseTokenKey(hex, v);
       } catch (e) {
@@ -102,7 +94,7 @@ describe('token keys', () => {
     expect(tokenKeyFromEnv({})).toBeNull();
     expect(tokenKeyFromEnv({ RC_TOKEN_KEY: KEY_HEX })?.version).toBe(1);
     expect(tokenKeyFromEnv({ RC_TOKEN_KEY: KEY_HEX, RC_TOKEN_KEY_VERSION: '4' })?.version).toBe(4);
-    expect(codeOf(() => tokenKeyFromEnv({ RC_TOKEN_KEY: KEY_HEX, RC_TOKEN_KEY_VERSION: '' }))).toBe('token.key-invalid');
+    expectRcError(() => tokenKeyFromEnv({ RC_TOKEN_KEY: KEY_HEX, RC_TOKEN_KEY_VERSION: '' }), 'token.key-invalid');
   });
 });
 
@@ -135,8 +127,8 @@ describe('resolveTokenKey', () => {
 
   it('a key that is set but invalid is an error, never a silent fall-back to the development key', () => {
     const log = captureLog();
-    expect(codeOf(() => resolveTokenKey(undefined, undefined, log, { RC_TOKEN_KEY: 'abcd' }))).toBe('token.key-invalid');
-    expect(codeOf(() => resolveTokenKey('abcd', 1, log, {}))).toBe('token.key-invalid');
+    expectRcError(() => resolveTokenKey(undefined, undefined, log, { RC_TOKEN_KEY: 'abcd' }), 'token.key-invalid');
+    expectRcError(() => resolveTokenKey('abcd', 1, log, {}), 'token.key-invalid');
   });
 
   it('never logs the key', () => {

@@ -8,9 +8,10 @@ import { createVirtualCard, parseVCardSpec, type VCardSpec } from '../../device/
 import type { VCardAnswer, VirtualCard } from '../../device/vcard/types.js';
 import { RcError } from '../../protocol/errors.js';
 import { tracePath } from '../suites/card-fixtures.js';
+import { MIR_PAN, MIR_PAN_19 } from '../support/pans.js';
 
 const h = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
-const MIR = { kind: 'emv', pan: '2200123456789019', expiry: '2028-12', psn: '01' } as const satisfies VCardSpec;
+const MIR = { kind: 'emv', pan: MIR_PAN, expiry: '2028-12', psn: '01' } as const satisfies VCardSpec;
 const SELECT_PPSE = h('00A404000E325041592E5359532E444446303100');
 const SELECT_MIR = h('00A4040007A000000658101000');
 
@@ -140,7 +141,7 @@ describe('synthetic EMV card', () => {
   });
 
   it('pads an odd-length PAN with F in 5A and 57', () => {
-    const card = powered({ ...MIR, pan: '2200123456789012341' });
+    const card = powered({ ...MIR, pan: MIR_PAN_19 });
     card.transmit(SELECT_MIR);
     const r2 = parseTlv(resp(card.transmit(h('00B2011400'))).data);
     expect(Buffer.from(findTlv(r2, '5A')!.value).toString('hex').toUpperCase()).toBe('2200123456789012341F');

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ErrorCode, isRcError } from '../../protocol/errors.js';
+import { ErrorCode } from '../../protocol/errors.js';
+import { expectRcError, rcErrorCodeOf } from '../support/errors.js';
 import { BENEFIT_CATEGORIES, MEAL_CATEGORIES, STOP_REASONS, type SchoolEntry, type StopEntry, type TransitEntry } from '../../protocol/lists.js';
 import {
   CHUNK_HEADER,
@@ -42,15 +43,6 @@ const school: fc.Arbitrary<SchoolEntry> = fc.record({
 const stop: fc.Arbitrary<StopEntry> = fc.record({ token: hex16, reason: fc.constantFrom(...STOP_REASONS), since: isoDate });
 const uniq = <T extends { token: string }>(a: fc.Arbitrary<T>) => fc.uniqueArray(a, { selector: (e) => e.token, maxLength: 40 });
 
-function code(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    return isRcError(e) ? e.code : `not an RcError: ${String(e)}`;
-  }
-  return undefined;
-}
-
 describe('binary list codec', () => {
   it('round-trips transit entries, one record per benefit (24 bytes each)', () => {
     fc.assert(
@@ -73,7 +65,7 @@ describe('binary list codec', () => {
   it('never crashes on arbitrary bytes: decodes or refuses with sync.payload-invalid', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 24 * 6 }), fc.constantFrom('transit', 'stoplist', 'school:a'), (bytes, scope) => {
-        const c = code(() => decodeRecords(scope, bytes));
+        const c = rcErrorCodeOf(() => decodeRecords(scope, bytes));
         expect(c === undefined || c === ErrorCode.SyncPayloadInvalid).toBe(true);
       }),
     );
@@ -81,10 +73,10 @@ describe('binary list codec', () => {
   it('refuses an unknown category id and a record of another scope kind', () => {
     const buf = encodeRecords('transit', [{ token: 'ab'.repeat(16), cardExpiry: '2030-01', benefits: [{ category: 'veteran', validFrom: '2026-01-01', validTo: '2026-12-31' }] }]);
     buf[17] = 200;
-    expect(code(() => decodeRecords('transit', buf))).toBe(ErrorCode.SyncPayloadInvalid);
+    expectRcError(() => decodeRecords('transit', buf), ErrorCode.SyncPayloadInvalid);
     const st = encodeRecords('stoplist', [{ token: 'ab'.repeat(16), reason: 'lost', since: '2026-01-01' }]);
-    expect(code(() => decodeRecords('transit', st))).toBe(ErrorCode.SyncPayloadInvalid);
-    expect(code(() => decodeRecords('stoplist', encodeRecords('stoplist', [], ['ab'.repeat(16)]), false))).toBe(ErrorCode.SyncPayloadInvalid);
+    expectRcError(() => decodeRecords('transit', st), ErrorCode.SyncPayloadInvalid);
+    expectRcError(() => decodeRecords('stoplist', encodeRecords('stoplist', [], ['ab'.repeat(16)]), false), ErrorCode.SyncPayloadInvalid);
   });
 });
 
@@ -119,33 +111,33 @@ describe('signed messages', () => {
   });
   it('refuses a forged signature, an older version, another scope, an expired manifest', () => {
     const forged = sealManifest({ scope: 'transit', version: 9, entries: 0, records: 0, chunks: [], deltas: [], now, ttlMs: 1000 }, other.privateKey);
-    expect(code(() => verifyManifest(forged, ctx))).toBe(ErrorCode.SyncBadSignature);
+    expectRcError(() => verifyManifest(forged, ctx), ErrorCode.SyncBadSignature);
     const flipped = Buffer.from(manifest);
     flipped[20] = flipped[20]! ^ 1;
-    expect(code(() => verifyManifest(flipped, ctx))).toBe(ErrorCode.SyncBadSignature);
-    expect(code(() => verifyManifest(manifest, { ...ctx, held: 4 }))).toBe(ErrorCode.SyncRollback);
-    expect(code(() => verifyManifest(manifest, { ...ctx, scope: 'stoplist' }))).toBe(ErrorCode.SyncWrongScope);
-    expect(code(() => verifyManifest(manifest, { ...ctx, now: new Date(now.getTime() + 2 * 86_400_000) }))).toBe(ErrorCode.SyncExpired);
+    expectRcError(() => verifyManifest(flipped, ctx), ErrorCode.SyncBadSignature);
+    expectRcError(() => verifyManifest(manifest, { ...ctx, held: 4 }), ErrorCode.SyncRollback);
+    expectRcError(() => verifyManifest(manifest, { ...ctx, scope: 'stoplist' }), ErrorCode.SyncWrongScope);
+    expectRcError(() => verifyManifest(manifest, { ...ctx, now: new Date(now.getTime() + 2 * 86_400_000) }), ErrorCode.SyncExpired);
   });
   it('refuses garbage and oversized payloads', () => {
-    expect(code(() => verifyManifest(Buffer.from('hello world, not a manifest at all......................................................'), ctx))).toBe(ErrorCode.SyncPayloadInvalid);
-    expect(code(() => verifyManifest(Buffer.alloc(9 * 1024 * 1024), ctx))).toBe(ErrorCode.SyncPayloadTooLarge);
+    expectRcError(() => verifyManifest(Buffer.from('hello world, not a manifest at all......................................................'), ctx), ErrorCode.SyncPayloadInvalid);
+    expectRcError(() => verifyManifest(Buffer.alloc(9 * 1024 * 1024), ctx), ErrorCode.SyncPayloadTooLarge);
   });
   it('refuses a truncated chunk, a tampered chunk and a chunk of another position', () => {
     const m = verifyManifest(manifest, ctx);
-    expect(code(() => verifyChunk(payloads[0]!.subarray(0, CHUNK_HEADER + 24), m, 0))).toBe(ErrorCode.SyncBadChunk);
+    expectRcError(() => verifyChunk(payloads[0]!.subarray(0, CHUNK_HEADER + 24), m, 0), ErrorCode.SyncBadChunk);
     const t = Buffer.from(payloads[1]!);
     t[CHUNK_HEADER + 3] = t[CHUNK_HEADER + 3]! ^ 0xff;
-    expect(code(() => verifyChunk(t, m, 1))).toBe(ErrorCode.SyncBadChunk);
-    expect(code(() => verifyChunk(payloads[1]!, m, 2))).toBe(ErrorCode.SyncBadChunk);
+    expectRcError(() => verifyChunk(t, m, 1), ErrorCode.SyncBadChunk);
+    expectRcError(() => verifyChunk(payloads[1]!, m, 2), ErrorCode.SyncBadChunk);
   });
   it('a delta verifies with upserts and removes, and an old delta is a rollback', () => {
     const body = encodeRecords('transit', [entries[0]!], ['ff'.repeat(16)]);
     const { payload } = sealDelta('transit', 2, 3, body, now, 3_600_000, privateKey);
     const v = verifyDelta(payload, ctx);
     expect(v.delta).toMatchObject({ fromVersion: 2, toVersion: 3, upserts: [entries[0]], removes: ['ff'.repeat(16)] });
-    expect(code(() => verifyDelta(payload, { ...ctx, held: 3 }))).toBe(ErrorCode.SyncRollback);
-    expect(code(() => verifyDelta(payload, { ...ctx, scope: 'school:1' }))).toBe(ErrorCode.SyncWrongScope);
+    expectRcError(() => verifyDelta(payload, { ...ctx, held: 3 }), ErrorCode.SyncRollback);
+    expectRcError(() => verifyDelta(payload, { ...ctx, scope: 'school:1' }), ErrorCode.SyncWrongScope);
   });
 });
 
@@ -153,8 +145,8 @@ describe('control messages', () => {
   it('a journal batch is schema-checked and size-limited', () => {
     const ok = { device: 'bus-1', entries: [{ seq: 1, time: '2026-11-24T10:00:00+03:00', token: null, kind: 'bus', result: 'deny', reason: 'unknown', fareKopecks: 0, benefit: null }] };
     expect(parseControl(Buffer.from(JSON.stringify(ok)), JournalBatch, 1e6).entries[0]!.lists).toEqual({});
-    expect(code(() => parseControl(Buffer.from('{"device":"x y"}'), JournalBatch, 1e6))).toBe(ErrorCode.SyncPayloadInvalid);
-    expect(code(() => parseControl(Buffer.from('{'), JournalBatch, 1e6))).toBe(ErrorCode.SyncPayloadInvalid);
-    expect(code(() => parseControl(Buffer.alloc(100), JournalBatch, 10))).toBe(ErrorCode.SyncPayloadTooLarge);
+    expectRcError(() => parseControl(Buffer.from('{"device":"x y"}'), JournalBatch, 1e6), ErrorCode.SyncPayloadInvalid);
+    expectRcError(() => parseControl(Buffer.from('{'), JournalBatch, 1e6), ErrorCode.SyncPayloadInvalid);
+    expectRcError(() => parseControl(Buffer.alloc(100), JournalBatch, 10), ErrorCode.SyncPayloadTooLarge);
   });
 });

@@ -2,7 +2,7 @@
  * RCP/1 — the Resident Card peripheral protocol, version 1.
  * Specification: docs/serial-protocol.md. This file holds all of it:
  *   1. the frame codec (CRC-16/CCITT-FALSE, resynchronising parser),
- *   2. the command/event payloads, shared with the simulators in test/sim,
+ *   2. the command/event payloads, shared with the simulators in test/support/sim,
  *   3. the stop-and-wait session (ACK/NAK, retries, timeouts, event dedup),
  *   4. the turnstile and display drivers, and the ProtocolDefinition that
  *      device/io/factory.ts registers.

@@ -1,5 +1,5 @@
 import { MockBinding, type MockPortBinding } from '@serialport/binding-mock';
-import type { SerialBinding } from '../../device/io/link.js';
+import type { SerialBinding } from '../../../device/io/link.js';
 import type { SimEndpoint } from './endpoint.js';
 
 /**

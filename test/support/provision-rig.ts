@@ -12,8 +12,8 @@ import { DEV_TOKEN_KEY } from '../../protocol/token.js';
 import { startServer, type RunningServer, type ServerOptions } from '../../sync-server/server.js';
 import type { TokenCreated } from '../../protocol/enrol.js';
 import type { DeviceKind } from '../../protocol/ids.js';
-import { freePort, waitPort } from '../rig/broker.js';
-import { testLogger } from '../fixtures/sync/harness.js';
+import { freePort, waitPort } from './rig/broker.js';
+import { testLogger } from './sync-harness.js';
 
 export const RULES = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'fixtures', 'provision', 'rules.json'), 'utf8')) as unknown;
 
@@ -106,4 +106,3 @@ export function closedWithin(c: MqttClient, ms: number): Promise<boolean> {
   });
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -10,7 +10,7 @@ import {
   type Frame,
   type HostCommand,
   type PeripheralEvent,
-} from '../../device/io/protocols/rcp1.js';
+} from '../../../device/io/protocols/rcp1.js';
 import type { SimEndpoint } from './endpoint.js';
 
 /**

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Pkcs11Config } from '../../protocol/token-hsm.js';
+import type { Pkcs11Config } from '../../../protocol/token-hsm.js';
 
 /** Debian's SoftHSM2 module (package softhsm2). */
 export const SOFTHSM_LIBRARY = '/usr/lib/softhsm/libsofthsm2.so';

@@ -4,6 +4,7 @@ import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildNodelayShim } from './shim.js';
+import { waitFor } from '../wait.js';
 
 /**
  * A private pcscd for one test file.
@@ -21,7 +22,7 @@ import { buildNodelayShim } from './shim.js';
  * the first one's slots (its cards are never accepted; measured). A test that
  * needs more than two readers starts a second rig.
  *
- * The TCP_NODELAY shim (test/rig/nodelay-shim.c) is preloaded into pcscd: an
+ * The TCP_NODELAY shim (test/support/rig/nodelay-shim.c) is preloaded into pcscd: an
  * APDU then costs well under 1 ms instead of ~45 ms. The shim also makes
  * pcscd die with this process (PR_SET_PDEATHSIG), and stale rigs of dead test
  * processes are cleaned up at the next start.
@@ -184,7 +185,6 @@ async function unixSocketAnswers(path: string): Promise<boolean> {
   });
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class PcscdRig {
   readonly dir: string;
@@ -309,16 +309,15 @@ export class PcscdRig {
       });
     });
 
-    const deadline = Date.now() + 10_000;
     const wantPorts = this.slots.map((s) => s.port);
-    while (Date.now() < deadline) {
-      if (exitedEarly) break;
-      if (pid && (await unixSocketAnswers(this.socketPath))) {
-        const ports = listeningPorts(pid);
-        if (wantPorts.every((p) => ports.has(p))) return;
-      }
-      await sleep(25);
-    }
+    const ready = async (): Promise<'exited' | 'ready' | false> => {
+      if (exitedEarly) return 'exited';
+      if (!pid || !(await unixSocketAnswers(this.socketPath))) return false;
+      const ports = listeningPorts(pid);
+      return wantPorts.every((p) => ports.has(p)) && 'ready';
+    };
+    const state = await waitFor(ready, { timeoutMs: 10_000, what: 'pcscd ready', everyMs: 25 }).catch(() => 'timeout' as const);
+    if (state === 'ready') return;
     const log = readFileSync(this.logPath, 'utf8').split('\n').slice(-15).join('\n');
     await this.stop();
     throw new Error(`pcscd did not become ready (ports ${wantPorts.join(',')}):\n${log}`);

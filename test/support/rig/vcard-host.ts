@@ -13,8 +13,8 @@
  */
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
-import { createVirtualCard } from '../../device/vcard/spec.js';
-import { connectVpcd, type VpcdCardConnection } from '../../device/vcard/vpcd.js';
+import { createVirtualCard } from '../../../device/vcard/spec.js';
+import { connectVpcd, type VpcdCardConnection } from '../../../device/vcard/vpcd.js';
 import { echoCard } from './echo-card.js';
 
 const Req = z.discriminatedUnion('op', [

@@ -1,5 +1,5 @@
 /*
- * LD_PRELOAD shim for the test pcscd (see test/rig/pcscd.ts).
+ * LD_PRELOAD shim for the test pcscd (see test/support/rig/pcscd.ts).
  *
  * 1. TCP_NODELAY on every accepted socket. Debian's vpcd writes each frame in
  *    two send() calls (length, then payload) on a socket without TCP_NODELAY:

@@ -1,4 +1,4 @@
-import type { VirtualCard } from '../../device/vcard/types.js';
+import type { VirtualCard } from '../../../device/vcard/types.js';
 
 /**
  * A trivial card for rig tests (no EMV): answers every command with the

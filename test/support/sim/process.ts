@@ -3,7 +3,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Behaviour } from './rcp1-peer.js';
 
-/** One line of a simulator's stdout (see test/sim/cli.ts). */
+/** One line of a simulator's stdout (see test/support/sim/cli.ts). */
 export interface SimLine {
   type: 'ready' | 'port' | 'command' | 'event' | 'behaviour' | 'error' | string;
   seq?: number;
@@ -42,8 +42,8 @@ export interface StartSimOptions {
 }
 
 /**
- * Starts test/sim/turnstile-sim.ts or display-sim.ts as a separate process on
- * a serial port (e.g. the b end of test/rig/pty.ts), resolved once it is
+ * Starts test/support/sim/turnstile-sim.ts or display-sim.ts as a separate process on
+ * a serial port (e.g. the b end of test/support/rig/pty.ts), resolved once it is
  * ready. For end-to-end tests: the device under test opens the other end.
  */
 export async function startSimProcess(kind: 'turnstile' | 'display', port: string, opts: StartSimOptions = {}): Promise<SimProcess> {

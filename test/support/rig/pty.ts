@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { waitFor } from '../wait.js';
 
 /**
  * A real serial pair from socat: two pty links, a and b; bytes written to one
@@ -19,14 +20,6 @@ export interface PtyPair {
   remove(): Promise<void>;
   recreate(): Promise<void>;
   close(): Promise<void>;
-}
-
-async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 export async function createPtyPair(opts: { dir?: string } = {}): Promise<PtyPair> {
@@ -59,7 +52,8 @@ export async function createPtyPair(opts: { dir?: string } = {}): Promise<PtyPai
       if (stderr.length < 10_000) stderr += d.toString();
     });
     try {
-      await waitFor(() => gone || (existsSync(a) && existsSync(b) && stderr.includes('starting data transfer loop')), 5000, 'socat pty links');
+      const linked = () => gone || (existsSync(a) && existsSync(b) && stderr.includes('starting data transfer loop'));
+      await waitFor(linked, { timeoutMs: 5000, what: 'socat pty links' });
     } catch (e) {
       await stop();
       throw e;

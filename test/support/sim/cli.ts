@@ -8,7 +8,7 @@ import type { Behaviour, Rcp1Peer } from './rcp1-peer.js';
 /**
  * Process mode shared by the simulators, for end-to-end tests that need the
  * controller as a separate process:
- *   node --import tsx test/sim/turnstile-sim.ts --port /path [--baud 19200]
+ *   node --import tsx test/support/sim/turnstile-sim.ts --port /path [--baud 19200]
  *        [--behaviour normal|never-passes|silent|garbage|noisy|nak-first|ack-lost] [--nak-first N]
  *        [--pass-delay-ms 50] [--exit-on-stdin-close]
  * stdout: one JSON object per line: {"type":"ready"}, {"type":"port","open":bool},

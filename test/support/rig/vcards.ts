@@ -2,10 +2,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { VCardSpec } from '../../device/vcard/spec.js';
+import type { VCardSpec } from '../../../device/vcard/spec.js';
 
-export const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const HOST = join(PROJECT_ROOT, 'test', 'rig', 'vcard-host.ts');
+export const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const HOST = join(PROJECT_ROOT, 'test', 'support', 'rig', 'vcard-host.ts');
 
 export type HostCardSpec = VCardSpec | { kind: 'rig-echo' };
 
@@ -13,7 +13,7 @@ const live = new Set<ChildProcess>();
 let hooked = false;
 
 /**
- * The test-side handle on the vcard host child (test/rig/vcard-host.ts):
+ * The test-side handle on the vcard host child (test/support/rig/vcard-host.ts):
  * inserts and removes virtual cards on vpcd slot ports. One child serves all
  * cards of a test file; it is stopped by pid in close() and on process exit.
  */

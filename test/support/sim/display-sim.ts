@@ -1,4 +1,4 @@
-import type { BeepPattern, Light } from '../../device/io/types.js';
+import type { BeepPattern, Light } from '../../../device/io/types.js';
 import { runSimCli, isMain } from './cli.js';
 import type { SimEndpoint } from './endpoint.js';
 import { Rcp1Peer, type Behaviour, type Rcp1PeerOptions } from './rcp1-peer.js';
@@ -36,7 +36,7 @@ export class DisplaySim {
   }
 }
 
-// node --import tsx test/sim/display-sim.ts --port /path [--baud 19200] [--behaviour normal]
+// node --import tsx test/support/sim/display-sim.ts --port /path [--baud 19200] [--behaviour normal]
 if (isMain(import.meta.url)) {
   await runSimCli('display', (endpoint, args) => {
     const sim = new DisplaySim(endpoint, { behaviour: args.behaviour });

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { waitFor } from '../wait.js';
 import { Aedes } from 'aedes';
 
 /**
@@ -37,9 +38,8 @@ export async function freePort(): Promise<number> {
 }
 
 export async function waitPort(port: number, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((res) => {
+  const listening = () =>
+    new Promise<boolean>((res) => {
       const c = createConnection({ port, host: '127.0.0.1' });
       c.once('connect', () => {
         c.destroy();
@@ -47,10 +47,7 @@ export async function waitPort(port: number, timeoutMs = 10_000): Promise<void> 
       });
       c.once('error', () => res(false));
     });
-    if (ok) return;
-    if (Date.now() > end) throw new Error(`port ${port} did not open`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await waitFor(listening, { timeoutMs, what: `port ${port} to open`, everyMs: 50 });
 }
 
 export const aedesRig: BrokerRig = {

@@ -10,7 +10,7 @@ export interface SimEndpoint {
 }
 
 /**
- * A simulator's end on a real serial device (a pty from test/rig/pty.ts): it
+ * A simulator's end on a real serial device (a pty from test/support/rig/pty.ts): it
  * opens the path, and when the port goes away (pty removed) it keeps trying
  * to re-open it every retryMs, like controller firmware would.
  */

@@ -1,4 +1,4 @@
-import type { Direction } from '../../device/io/types.js';
+import type { Direction } from '../../../device/io/types.js';
 import { runSimCli, isMain } from './cli.js';
 import type { SimEndpoint } from './endpoint.js';
 import { Rcp1Peer, type Behaviour, type Rcp1PeerOptions } from './rcp1-peer.js';
@@ -78,7 +78,7 @@ export class TurnstileSim {
   }
 }
 
-// node --import tsx test/sim/turnstile-sim.ts --port /path [--baud 19200] [--behaviour normal] [--pass-delay-ms 50] [--nak-first N]
+// node --import tsx test/support/sim/turnstile-sim.ts --port /path [--baud 19200] [--behaviour normal] [--pass-delay-ms 50] [--nak-first N]
 if (isMain(import.meta.url)) {
   await runSimCli('turnstile', (endpoint, args) => {
     const sim = new TurnstileSim(endpoint, { passDelayMs: args.passDelayMs, behaviour: args.behaviour });

@@ -1,8 +1,8 @@
-import { PcscReaderSource } from '../../device/reader/pcsc.js';
-import type { CardChannel } from '../../device/reader/types.js';
-import type { VCardSpec } from '../../device/vcard/spec.js';
-import { createLogger, type Logger } from '../../protocol/log.js';
-import type { CardRig } from '../suites/card-rig.js';
+import { PcscReaderSource } from '../../../device/reader/pcsc.js';
+import type { CardChannel } from '../../../device/reader/types.js';
+import type { VCardSpec } from '../../../device/vcard/spec.js';
+import { createLogger, type Logger } from '../../../protocol/log.js';
+import type { CardRig } from '../../suites/card-rig.js';
 import { nextEvent } from './events.js';
 import { PcscdRig, type PcscdRigOptions } from './pcscd.js';
 import { VcardHost, type HostCardSpec } from './vcards.js';
@@ -18,8 +18,8 @@ export interface PcscdCardRig extends CardRig {
 }
 
 /**
- * The shared-suite rig through the real stack: a private pcscd (test/rig/pcscd.ts)
- * with vpcd, virtual cards served by a child process (test/rig/vcard-host.ts),
+ * The shared-suite rig through the real stack: a private pcscd (test/support/rig/pcscd.ts)
+ * with vpcd, virtual cards served by a child process (test/support/rig/vcard-host.ts),
  * and the device's own PcscReaderSource handing out the channels.
  */
 export function pcscdCardRig(opts: PcscdRigOptions & { log?: Logger } = {}): PcscdCardRig {

@@ -1,4 +1,4 @@
-import type { ReaderEvent, ReaderSource } from '../../device/reader/types.js';
+import type { ReaderEvent, ReaderSource } from '../../../device/reader/types.js';
 
 /** Resolve with the next event of `source` that matches `pred` (reject after timeoutMs). */
 export function nextEvent<T extends ReaderEvent['type']>(
