@@ -14,8 +14,6 @@ import { RawKeyB64, Sealed } from './sealing.js';
  *   POST /v1/devices/<id>/revoke   operator: cut a device off at once
  */
 
-/** The shared ids and kinds live in protocol/ids.ts; re-exported for the enrolment contract's users. */
-export { DEVICE_KINDS, DeviceId, DeviceKind, GateDirection, RouteId, SchoolId, VehicleId } from './ids.js';
 
 export const EnrolToken = z.string().regex(/^rce_[A-Za-z0-9_-]{32}$/, 'enrolment token: rce_ and 32 characters');
 

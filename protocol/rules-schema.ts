@@ -2,8 +2,6 @@ import { z } from 'zod';
 import { RouteId } from './ids.js';
 import { BENEFIT_CATEGORIES, IsoDate, MEAL_CATEGORIES, SCHOOL_ROLES } from './lists.js';
 
-export { Direction } from './ids.js';
-
 /**
  * The rules the server publishes and devices decide by: tariff, school
  * schedules, canteen meals, as zod schemas (docs/config.md describes every

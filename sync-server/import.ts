@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ErrorCode, RcError } from '../protocol/errors.js';
-import { IMPORT_KINDS, type ImportKind, type ImportReport, type RowError } from '../protocol/api.js';
+import { type ImportKind, type ImportReport, type RowError } from '../protocol/api.js';
 import { BENEFIT_CATEGORIES, IsoDate, MEAL_CATEGORIES, SCHOOL_ROLES, STOP_REASONS, SchoolId, TokenHex, YearMonth } from '../protocol/lists.js';
 import type { TokenKey } from '../protocol/token.js';
 import { luhnOk } from '../protocol/pan.js';
@@ -19,7 +19,7 @@ import type { Db } from './registry.js';
  * unless skipInvalid; then the good rows are applied and the bad ones reported.
  */
 // the kinds and the report are part of the HTTP API (protocol/api.ts)
-export { IMPORT_KINDS, type ImportKind, type ImportReport, type RowError };
+export { type ImportKind, type ImportReport };
 
 const PersonId = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'person id: 1-64 of A-Z a-z 0-9 _ . -');
 const Pan = z

@@ -3,7 +3,7 @@ import { DeviceId, DeviceKind, Direction, RouteId, SchoolId, VehicleId } from '.
 import { ScopeName } from '../../protocol/lists.js';
 import { CanteenRules, isTimeZone, SchoolRules, Tariff } from '../../protocol/rules-schema.js';
 
-export { isTimeZone, RulesFile, SchoolRules } from '../../protocol/rules-schema.js';
+export { isTimeZone, RulesFile } from '../../protocol/rules-schema.js';
 
 /**
  * The device configuration as zod schemas. The rules it embeds (tariff, school,

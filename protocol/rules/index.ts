@@ -30,10 +30,4 @@ export function isKind<C extends { device: { kind: DeviceKind } }, K extends Dev
 
 export { decideBus, decideCanteen, decideTurnstile };
 export * from './types.js';
-export { effectiveTime, elapsedMs, localTime, type LocalTime } from './time.js';
-export { schoolScope, SCHOOL_STOP_REASONS } from './school.js';
-
-/** An empty view: a token the store knows nothing about. */
-export function emptyView(): View {
-  return { transit: null, stop: null, schools: {}, counters: {}, marks: {}, listVersions: {} };
-}
+export { localTime } from './time.js';

@@ -9,8 +9,7 @@ import type { Provisioning } from '../enrol.js';
  * enrolment listener (`--enrol-listen`), which serves only what a device needs
  * to enrol and to prove itself (enrol, rotate, whoami, health).
  */
-const LISTENERS = ['operator', 'enrol'] as const;
-export type Listener = (typeof LISTENERS)[number];
+export type Listener = 'operator' | 'enrol';
 
 /** What the HTTP API needs from the running server (server.ts builds it). */
 export interface Api {

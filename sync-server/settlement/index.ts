@@ -1,4 +1,4 @@
-export { Settlement, settleCard, replayCard, publishedTariff, type JournalRow, type SettledTap, type SettleReport } from './engine.js';
-export { DEFAULT_SETTLEMENT, serviceDay, settlementOptions, type SettlementOptions } from './days.js';
-export { queryAdjustments, queryCharges, queryJournal, type AdjustmentView, type ChargeView, type JournalQuery, type JournalView } from './queries.js';
-export { fleetUsage, type CardUsage } from './usage.js';
+export { Settlement, type JournalRow } from './engine.js';
+export { serviceDay, settlementOptions, type SettlementOptions } from './days.js';
+export { queryAdjustments, queryCharges, queryJournal } from './queries.js';
+export { fleetUsage } from './usage.js';

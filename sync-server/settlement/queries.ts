@@ -72,8 +72,14 @@ export interface JournalQuery {
 export function queryJournal(db: Db, q: JournalQuery): { entries: JournalView[] } {
   const where: string[] = [];
   const args: unknown[] = [];
-  if (q.device) where.push('device = ?'), args.push(q.device);
-  if (q.token) where.push('token = ?'), args.push(q.token);
+  if (q.device) {
+    where.push('device = ?');
+    args.push(q.device);
+  }
+  if (q.token) {
+    where.push('token = ?');
+    args.push(q.token);
+  }
   if (q.flagged) where.push('settle_code IS NOT NULL');
   const order = q.device ? 'seq' : q.token ? 'eff_ms, device, seq' : 'received_at, device, seq';
   const sql = `SELECT ${COLS} FROM journal ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY ${order} LIMIT ?`;
@@ -119,8 +125,14 @@ export interface ChargeView {
 export function queryCharges(db: Db, q: { token?: string | undefined; status?: string | undefined; limit: number }): { charges: ChargeView[] } {
   const where: string[] = [];
   const args: unknown[] = [];
-  if (q.token) where.push('token = ?'), args.push(q.token);
-  if (q.status) where.push('status = ?'), args.push(q.status);
+  if (q.token) {
+    where.push('token = ?');
+    args.push(q.token);
+  }
+  if (q.status) {
+    where.push('status = ?');
+    args.push(q.status);
+  }
   const rows = db
     .prepare(
       `SELECT token, service_day AS serviceDay, amount AS amountKopecks, taps, status, reason FROM charges ${where.length ? 'WHERE ' + where.join(' AND ') : ''}

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { RevokeAnswer } from '../../../protocol/api.js';
-import { DeviceId, DeviceList, EnrolAnswer, EnrolBody, Proof, RotateAnswer, TokenCreateBody, TokenCreated, WhoAmI } from '../../../protocol/enrol.js';
+import { DeviceList, EnrolAnswer, EnrolBody, Proof, RotateAnswer, TokenCreateBody, TokenCreated, WhoAmI } from '../../../protocol/enrol.js';
+import { DeviceId } from '../../../protocol/ids.js';
 import { route } from '../route.js';
 
 const DeviceParams = z.object({ id: DeviceId });
