@@ -36,6 +36,7 @@ import { CURRENT_STORE_SCHEMA, MIGRATIONS } from './schema.js';
  *   processTap(tap, cfg) in ./tap.ts    → readView + decide + commitTap
  *   journalRange(fromSeq, limit)        → entries with seq ≥ fromSeq, ascending
  *   ackUpTo(seq) / ackedSeq() / lastSeq() / journalBacklog()
+ *   rewindAck(seq)                      → ack moved back (the server lost acknowledged entries)
  *   pruneAcked(olderThanMs)             → deletes acknowledged entries older than that
  *   maintenance()                       → call when idle: WAL checkpoint off the tap path
  *   close()
@@ -600,6 +601,18 @@ export class Store {
       throw new RcError(ErrorCode.JournalAckInvalid, `ack of seq ${String(seq)} but the journal ends at ${this.seq}`, { seq: String(seq), lastSeq: this.seq });
     }
     if (seq > this.ackedSeq()) this.st.setMeta.run(seq, 'acked_seq');
+  }
+
+  /**
+   * The server lost entries it had acknowledged (its registry restored from an older copy): move the ack
+   * back to `seq` so they are sent again. Only ever backwards; `seq` beyond the journal is store.journal-ack-invalid.
+   */
+  rewindAck(seq: number): void {
+    this.alive();
+    if (!Number.isSafeInteger(seq) || seq < 0 || seq > this.seq) {
+      throw new RcError(ErrorCode.JournalAckInvalid, `rewind to seq ${String(seq)} but the journal ends at ${this.seq}`, { seq: String(seq), lastSeq: this.seq });
+    }
+    if (seq < this.ackedSeq()) this.st.setMeta.run(seq, 'acked_seq');
   }
 
   /** Delete acknowledged entries whose tap time is before `olderThanMs` (epoch ms); returns how many. */
