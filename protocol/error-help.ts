@@ -46,6 +46,10 @@ export const ERROR_HELP: Partial<Record<ErrorCode, { meaning: string; action: st
   'sync.payload-invalid': { meaning: 'A message does not match the wire schema; refused.', action: 'Check that server and device versions match.' },
   'sync.payload-too-large': { meaning: 'A message is larger than the protocol allows; refused.', action: 'If it repeats, check who publishes on the broker.' },
   'sync.device-mismatch': { meaning: 'A journal batch claims another device id than its sender; refused.', action: 'Check device identities and broker ACLs.' },
+  'sync.journal-gap': {
+    meaning: 'The server lost journal entries it had acknowledged, and the device already pruned them (older than 30 days); they cannot be sent again.',
+    action: 'Restore the server registry from a newer backup, or record the gap (the log gives the seq range).',
+  },
   'sync.broker-unavailable': { meaning: 'The MQTT broker cannot be reached.', action: 'Check the network; the device keeps deciding and retries by itself.' },
   'server.import-invalid': { meaning: 'An import file has invalid rows; nothing was applied (the report lists line, column and reason).', action: 'Fix the rows, or import with --skip-invalid.' },
   'server.not-running': { meaning: 'The sync-server is not reachable at the given URL.', action: 'Start it (rc-sync-server start) or pass --server URL.' },

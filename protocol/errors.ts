@@ -61,6 +61,7 @@ export const ErrorCode = {
   SyncPayloadTooLarge: 'sync.payload-too-large',
   SyncDeviceMismatch: 'sync.device-mismatch',
   SyncBrokerUnavailable: 'sync.broker-unavailable',
+  SyncJournalGap: 'sync.journal-gap',
 
   // server: the operator's sync-server
   ServerImportInvalid: 'server.import-invalid',
