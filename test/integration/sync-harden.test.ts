@@ -72,14 +72,33 @@ function journalOnServer(server: RunningServer, device: string) {
 describe('durable journal acks (strace of the real rc-sync-server)', () => {
   let child: ChildProcess | null = null;
   let dir = '';
-  afterAll(async () => {
-    if (child && child.exitCode === null) {
-      child.kill('SIGTERM');
-      await new Promise((r) => {
-        child!.once('exit', r);
-        setTimeout(() => child!.kill('SIGKILL'), 5000).unref();
-      });
+  /** Stops the traced server: SIGTERM to the node process itself (strace does not pass it on), then strace ends. */
+  async function stopTraced(): Promise<void> {
+    const c = child;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    const exited = new Promise((r) => c.once('exit', r));
+    let tracee: number[] = [];
+    try {
+      tracee = readFileSync(`/proc/${c.pid}/task/${c.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    } catch {
+      /* strace already gone */
     }
+    for (const pid of tracee) process.kill(pid, 'SIGTERM');
+    const t = setTimeout(() => {
+      for (const pid of tracee) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+      c.kill('SIGKILL');
+    }, 5000);
+    await exited;
+    clearTimeout(t);
+  }
+  afterAll(async () => {
+    await stopTraced();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -109,8 +128,7 @@ describe('durable journal acks (strace of the real rc-sync-server)', () => {
     } finally {
       await dev.endAsync(true);
     }
-    child.kill('SIGTERM');
-    await new Promise((r) => child!.once('exit', r));
+    await stopTraced();
 
     const lines = readFileSync(trace, 'utf8').split('\n');
     const ackTopic = topics.journalAck('bus-durable');
