@@ -181,6 +181,7 @@ export class SyncClient extends EventEmitter {
         // resume interrupted downloads
         for (const [scope, st] of this.state) if (st.download) void this.subscribeMissing(scope, st.download);
         this.publishStatus();
+        this.probeAck();
         this.pump();
         this.emit('connected');
       })
@@ -441,6 +442,19 @@ export class SyncClient extends EventEmitter {
     }
     if (this.sentUpTo < upTo) this.sentUpTo = upTo;
     this.pump();
+  }
+
+  /**
+   * After (re)connecting, send the last acknowledged entry once more: the server stores it once (it dedups) and
+   * answers with its ack, so a server that lost acknowledged entries says so even if no new tap comes.
+   */
+  private probeAck(): void {
+    const store = this.o.store;
+    const acked = store.ackedSeq();
+    const e = acked > 0 ? store.journalRange(acked, 1)[0] : undefined;
+    const c = this.client;
+    if (!e || e.seq !== acked || !c?.connected) return;
+    void c.publish(topics.journal(this.o.deviceId), Buffer.from(JSON.stringify({ device: this.o.deviceId, entries: [toWire(e)] })), false).catch(() => undefined);
   }
 
   private pump(): void {

@@ -166,15 +166,18 @@ describe('journal path over a real sync-server (in process)', () => {
     const registry = join(opts.dataDir, 'registry.sqlite');
     for (const f of ['-wal', '-shm']) rmSync(registry + f, { force: true });
     copyFileSync(older, registry);
+    const rewound = new Promise((r) => dev.client.once('rewound', r));
     server = await startServer({ ...opts, mqttPort: Number(new URL(server.mqttUrl).port) });
     expect(journalOnServer(server, 'bus-restore')).toEqual({ n: 10, distinct: 10, max: 10 });
-    await waitFor(() => dev.client.connected, 10_000, 'device reconnected');
 
-    // the backlog grows; the server's ack (10) is below the device's (30): 11..30 go up again with the new ones
-    const rewound = new Promise((r) => dev.client.once('rewound', r));
-    dev.append(5);
+    // on reconnection the device sends its last acknowledged entry again; the server's ack (10) is below the device's (30):
+    // 11..30 go up again, with no new tap needed
     expect(await rewound).toEqual({ upTo: 10, from: 30 });
-    await waitFor(() => dev.store.ackedSeq() === 35, 15_000, 'all 35 acknowledged after the restore');
+    await waitFor(() => dev.store.ackedSeq() === 30, 15_000, 'all 30 acknowledged again after the restore');
+    expect(journalOnServer(server, 'bus-restore')).toEqual({ n: 30, distinct: 30, max: 30 });
+    // and the journal carries on
+    dev.append(5);
+    await waitFor(() => dev.store.ackedSeq() === 35, 10_000, 'new taps acknowledged');
     expect(journalOnServer(server, 'bus-restore')).toEqual({ n: 35, distinct: 35, max: 35 });
     expect(dev.store.journalBacklog()).toBe(0);
     expect(dev.refused).toEqual([]);
