@@ -610,7 +610,8 @@ export class Store {
   rewindAck(seq: number): void {
     this.alive();
     if (!Number.isSafeInteger(seq) || seq < 0 || seq > this.seq) {
-      throw new RcError(ErrorCode.JournalAckInvalid, `rewind to seq ${String(seq)} but the journal ends at ${this.seq}`, { seq: String(seq), lastSeq: this.seq });
+      const context = { seq: String(seq), lastSeq: this.seq };
+      throw new RcError(ErrorCode.JournalAckInvalid, `rewind to seq ${String(seq)} but the journal ends at ${this.seq}`, context);
     }
     if (seq < this.ackedSeq()) this.st.setMeta.run(seq, 'acked_seq');
   }

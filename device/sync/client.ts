@@ -16,7 +16,10 @@ import { ChunkStaging } from './staging.js';
 import type { SyncTransport, SyncTransportFactory } from './transport.js';
 
 /** What the sync client needs from the device store. */
-export type SyncStore = Pick<Store, 'listVersion' | 'listVersions' | 'applyDelta' | 'beginSnapshot' | 'journalRange' | 'ackUpTo' | 'rewindAck' | 'ackedSeq' | 'lastSeq' | 'journalBacklog'>;
+export type SyncStore = Pick<
+  Store,
+  'listVersion' | 'listVersions' | 'applyDelta' | 'beginSnapshot' | 'journalRange' | 'ackUpTo' | 'rewindAck' | 'ackedSeq' | 'lastSeq' | 'journalBacklog'
+>;
 
 export interface SyncClientOptions {
   store: SyncStore;
@@ -432,7 +435,8 @@ export class SyncClient extends EventEmitter {
       const first = store.journalRange(upTo + 1, 1)[0]?.seq ?? store.lastSeq() + 1;
       if (first > upTo + 1) {
         // pruned (acknowledged and past 30 days): those entries cannot be sent again
-        this.log.warn({ code: ErrorCode.SyncJournalGap, from: upTo + 1, to: first - 1, entries: first - upTo - 1 }, 'server lost journal entries the device already pruned');
+        const gap = { code: ErrorCode.SyncJournalGap, from: upTo + 1, to: first - 1, entries: first - upTo - 1 };
+        this.log.warn(gap, 'server lost journal entries the device already pruned; they cannot be sent again');
       }
       this.log.warn({ serverAck: upTo, deviceAck: acked }, 'server acknowledges less than before (registry restored?); sending those entries again');
       this.sentUpTo = upTo;
@@ -454,7 +458,8 @@ export class SyncClient extends EventEmitter {
     const e = acked > 0 ? store.journalRange(acked, 1)[0] : undefined;
     const c = this.client;
     if (!e || e.seq !== acked || !c?.connected) return;
-    void c.publish(topics.journal(this.o.deviceId), Buffer.from(JSON.stringify({ device: this.o.deviceId, entries: [toWire(e)] })), false).catch(() => undefined);
+    const body = Buffer.from(JSON.stringify({ device: this.o.deviceId, entries: [toWire(e)] }));
+    void c.publish(topics.journal(this.o.deviceId), body, false).catch(() => undefined);
   }
 
   private pump(): void {

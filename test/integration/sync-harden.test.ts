@@ -29,7 +29,8 @@ afterEach(async () => {
 });
 
 function entry(seq: number) {
-  return { seq, time: new Date(T0 + seq * 1000).toISOString(), token: tokenOf(seq), kind: 'bus', result: 'allow', reason: 'ok', fareKopecks: 0, benefit: null, lists: {} };
+  const time = new Date(T0 + seq * 1000).toISOString();
+  return { seq, time, token: tokenOf(seq), kind: 'bus', result: 'allow', reason: 'ok', fareKopecks: 0, benefit: null, lists: {} };
 }
 
 /** A device: a real store and the real sync client. */
@@ -52,7 +53,10 @@ function openDeviceWith(id: string, server: RunningServer, dir: string, extra: P
   const refused: { code: string }[] = [];
   client.on('refused', (r: { code: string }) => refused.push(r));
   const append = (n: number) => {
-    for (let i = 0; i < n; i++) store.appendEvent({ wallTime: T0 + (store.lastSeq() + 1) * 1000, token: tokenOf(store.lastSeq() + 1), kind: 'turnstile', reason: 'not-passed' });
+    for (let i = 0; i < n; i++) {
+      const seq = store.lastSeq() + 1;
+      store.appendEvent({ wallTime: T0 + seq * 1000, token: tokenOf(seq), kind: 'turnstile', reason: 'not-passed' });
+    }
     client.notify();
   };
   cleanup.push(() => store.close());
@@ -110,11 +114,16 @@ describe('durable journal acks (strace of the real rc-sync-server)', () => {
     const httpPort = await freePort();
     const trace = join(dir, 'trace.txt');
     // -y: file descriptors with their paths; -s: enough of each written buffer to see the topic
-    child = spawn(
-      'strace',
-      ['-f', '-qq', '-y', '-s', '300', '-o', trace, '-e', 'trace=fsync,fdatasync,pwrite64,write,writev,sendto,sendmsg', '--', process.execPath, '--import', 'tsx', CLI, 'start', '--data', join(dir, 'data'), '--mqtt-port', String(mqttPort), '--http-port', String(httpPort), '--allow-anonymous-devices'],
-      { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, RC_LOG_LEVEL: 'warn' } },
-    );
+    const ports = ['--mqtt-port', String(mqttPort), '--http-port', String(httpPort)];
+    const server = [process.execPath, '--import', 'tsx', CLI, 'start', '--data', join(dir, 'data'), ...ports];
+    const traced = 'trace=fsync,fdatasync,pwrite64,write,writev,sendto,sendmsg';
+    child = spawn('strace', ['-f', '-qq', '-y', '-s', '300', '-o', trace, '-e', traced, '--', ...server, '--allow-anonymous-devices'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, RC_LOG_LEVEL: 'warn' },
+    });
+    let stderr = '';
+    child.stderr!.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-4000)));
+    child.once('exit', (code) => code && console.error(`traced server exited ${code}: ${stderr}`));
     await waitPort(httpPort, 60_000);
     const pub = loadPublicKey(readFileSync(join(dir, 'data', 'signing-key.pub.pem'), 'utf8'));
     const dev = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { protocolVersion: 4, clientId: 'bus-durable' });
@@ -197,7 +206,8 @@ describe('journal path over a real sync-server (in process)', () => {
     dev.client.on('config', (c: { name: string; version: number }) => configs.push(c.version));
     await waitFor(() => dev.client.connected, 10_000, 'device connected');
     await new Promise((r) => setTimeout(r, 300)); // subscriptions in place
-    const attacker = await mqtt.connectAsync(server.mqttUrl, { protocolVersion: 4, clientId: 'attacker', username: 'rc-sync-server', password: 'test-server-secret' });
+    const creds = { username: 'rc-sync-server', password: 'test-server-secret' }; // the server's own broker credentials
+    const attacker = await mqtt.connectAsync(server.mqttUrl, { protocolVersion: 4, clientId: 'attacker', ...creds });
     cleanup.push(() => attacker.endAsync(true));
     const expectRefused = async (code: string, payload: Buffer, topic = topics.journalAck('bus-forged')) => {
       const n = dev.refused.length;
