@@ -54,6 +54,10 @@ export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> 
   'sync.payload-invalid': { meaning: 'A message does not match the wire schema; refused.', action: 'Check that server and device versions match.' },
   'sync.payload-too-large': { meaning: 'A message is larger than the protocol allows; refused.', action: 'If it repeats, check who publishes on the broker.' },
   'sync.device-mismatch': { meaning: 'A journal batch claims another device id than its sender; refused.', action: 'Check device identities and broker ACLs.' },
+  'sync.journal-gap': {
+    meaning: 'The server lost journal entries it had acknowledged, and the device already pruned them (older than 30 days); they cannot be sent again.',
+    action: 'Restore the server registry from a newer backup, or record the gap (the log gives the seq range).',
+  },
   'sync.broker-unavailable': { meaning: 'The MQTT broker cannot be reached.', action: 'Check the network; the device keeps deciding and retries by itself.' },
   'sync.handler-failed': {
     meaning: 'An unexpected fault while the device handled a message from the server; the message was refused, the lists are unchanged.',

@@ -64,6 +64,7 @@ export const ErrorCode = {
   SyncDeviceMismatch: 'sync.device-mismatch',
   SyncBrokerUnavailable: 'sync.broker-unavailable',
   SyncHandlerFailed: 'sync.handler-failed',
+  SyncJournalGap: 'sync.journal-gap',
 
   // server: the operator's sync-server
   ServerImportInvalid: 'server.import-invalid',

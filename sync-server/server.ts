@@ -7,6 +7,7 @@ import type { TokenKey } from '../protocol/token.js';
 import { DeviceStatus, JournalBatch, MAX_CONTROL_MESSAGE, SyncRequest } from '../protocol/wire/messages.js';
 import { parseTopic, topics } from '../protocol/wire/topics.js';
 import { parseControl } from '../protocol/wire/verify.js';
+import { sealJournalAck } from '../protocol/wire/chunking.js';
 import { openPolicy, startEmbeddedBroker, type AuthPolicy, type EmbeddedBroker } from './broker.js';
 import { ChargingQueue, SimulatedCharger, type Charger } from './charging.js';
 import { startListener } from './http/app.js';
@@ -68,6 +69,8 @@ export interface RunningServer {
 export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const log = o.log;
   const db = openRegistry(o.dataDir);
+  // durable acks: every commit fsyncs the WAL, so no journal-ack leaves before the entries it covers are on disk
+  db.pragma('synchronous = FULL');
   const key = loadOrCreateSigningKey(o.dataDir);
   if (key.created) log.info({ dataDir: o.dataDir }, 'signing key created (0600)');
   const publisher = new Publisher(db, key.privateKey, log.child({ component: 'publisher' }), { ...DEFAULT_PUBLISHER_OPTIONS, ...o.publisher });
@@ -137,7 +140,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       if (t.kind === 'journal') {
         const batch = parseControl(payload, JournalBatch, MAX_CONTROL_MESSAGE);
         const r = ingest.store(t.device, null, batch);
-        void client.publishAsync(topics.journalAck(t.device), Buffer.from(JSON.stringify({ device: t.device, upTo: r.upTo })), { qos: 1, retain: true }).catch(() => undefined);
+        const ack = sealJournalAck(t.device, r.upTo, new Date(), key.privateKey); // signed: devices refuse an unsigned ack
+        void client.publishAsync(topics.journalAck(t.device), ack, { qos: 1, retain: true }).catch(() => undefined);
         if (r.settle > 0) void charging.runOnce().catch((e) => log.warn({ err: String(e) }, 'charging failed'));
       } else if (t.kind === 'status') {
         if (payload.length === 0) return;

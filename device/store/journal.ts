@@ -210,6 +210,15 @@ export class Journal {
     if (seq > this.ackedSeq()) this.meta.set('acked_seq', seq);
   }
 
+  /** Move the ack back to `seq` (the server lost entries it had acknowledged); beyond the last seq is store.journal-ack-invalid. */
+  rewind(seq: number): void {
+    if (!Number.isSafeInteger(seq) || seq < 0 || seq > this.seq) {
+      const context = { seq: String(seq), lastSeq: this.seq };
+      throw new RcError(ErrorCode.JournalAckInvalid, `rewind to seq ${String(seq)} but the journal ends at ${this.seq}`, context);
+    }
+    if (seq < this.ackedSeq()) this.meta.set('acked_seq', seq);
+  }
+
   /** Inside a transaction: delete acknowledged rows with tap time before `ms`; returns how many. */
   prune(ms: number): number {
     // remember the last seq in case this empties the journal (seq numbers are never reused)

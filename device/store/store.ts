@@ -32,6 +32,7 @@ export { SnapshotWriter, validateEntries, type ApplyResult, type JournalEntry, t
  *   decideAndCommit(tap, decide)        → readView + decide (given by the caller) + commitTap, one transaction
  *   journalRange(fromSeq, limit)        → entries with seq ≥ fromSeq, ascending
  *   ackUpTo(seq) / ackedSeq() / lastSeq() / journalBacklog()
+ *   rewindAck(seq)                      → ack moved back (the server lost acknowledged entries)
  *   pruneAcked(olderThanMs)             → deletes acknowledged entries older than that
  *   maintenance()                       → call when idle: WAL checkpoint off the tap path
  *   close()
@@ -317,6 +318,15 @@ export class Store {
   ackUpTo(seq: number): void {
     this.alive();
     this.journal.ack(seq);
+  }
+
+  /**
+   * The server lost entries it had acknowledged (its registry restored from an older copy): move the ack
+   * back to `seq` so they are sent again. Only ever backwards; `seq` beyond the journal is store.journal-ack-invalid.
+   */
+  rewindAck(seq: number): void {
+    this.alive();
+    this.journal.rewind(seq);
   }
 
   /** Delete acknowledged entries whose tap time is before `olderThanMs` (epoch ms); returns how many. */

@@ -6,9 +6,9 @@ import type { Logger } from '../../protocol/log.js';
 import type { ListDelta, Scope } from '../../protocol/lists.js';
 import { decodeRecords } from '../../protocol/wire/codec.js';
 import { loadPublicKey } from '../../protocol/wire/envelope.js';
-import { JournalAck, MAX_CONTROL_MESSAGE, MAX_LIST_MESSAGE, type ManifestHeader, type WireJournalEntry } from '../../protocol/wire/messages.js';
+import { MAX_CONTROL_MESSAGE, MAX_LIST_MESSAGE, type ManifestHeader, type WireJournalEntry } from '../../protocol/wire/messages.js';
 import { parseTopic, topics } from '../../protocol/wire/topics.js';
-import { parseControl, verifyChunk, verifyConfig, verifyDelta, verifyManifest } from '../../protocol/wire/verify.js';
+import { verifyChunk, verifyConfig, verifyDelta, verifyJournalAck, verifyManifest } from '../../protocol/wire/verify.js';
 import type { JournalEntry, Store } from '../store/index.js';
 import { createMqttTransport } from './mqtt-transport.js';
 import { missingChunks, planScope, type ScopePlan, type ScopeView } from './planner.js';
@@ -16,7 +16,10 @@ import { ChunkStaging } from './staging.js';
 import type { SyncTransport, SyncTransportFactory } from './transport.js';
 
 /** What the sync client needs from the device store. */
-export type SyncStore = Pick<Store, 'listVersion' | 'listVersions' | 'applyDelta' | 'beginSnapshot' | 'journalRange' | 'ackUpTo' | 'ackedSeq' | 'lastSeq' | 'journalBacklog'>;
+export type SyncStore = Pick<
+  Store,
+  'listVersion' | 'listVersions' | 'applyDelta' | 'beginSnapshot' | 'journalRange' | 'ackUpTo' | 'rewindAck' | 'ackedSeq' | 'lastSeq' | 'journalBacklog'
+>;
 
 export interface SyncClientOptions {
   store: SyncStore;
@@ -73,7 +76,7 @@ const DELTA_WAIT_MS = 5000;
  * keep being decided.
  *
  * Events: 'applied' {scope, version, via}, 'refused' {code, topic, message},
- * 'acked' {upTo}, 'connected', 'offline', 'config' {name, version},
+ * 'acked' {upTo}, 'rewound' {upTo, from} (the server lost acknowledged entries; they go up again), 'connected', 'offline', 'config' {name, version},
  * 'progress' {scope, version, have, total} (snapshot chunks), 'applying' {scope, version},
  * 'frozen' {scopes} (the newest manifest seen has expired: no fresh list for too long).
  */
@@ -82,6 +85,7 @@ export class SyncClient extends EventEmitter {
   private readonly key: KeyObject;
   private readonly staging: ChunkStaging;
   private readonly state = new Map<Scope, ScopeState>();
+  private readonly configHeld: Map<string, number>; // highest config version applied, by name (an older one is a rollback)
   private readonly now: () => Date;
   private sentUpTo = 0;
   private lastAckAt: number;
@@ -97,6 +101,7 @@ export class SyncClient extends EventEmitter {
     super();
     this.key = loadPublicKey(o.serverPublicKey);
     this.staging = new ChunkStaging(o.stagingDir);
+    this.configHeld = this.staging.configVersions();
     this.now = o.now ?? (() => new Date());
     this.lastAckAt = this.now().getTime();
     this.backoff = o.reconnectMinMs ?? 500;
@@ -179,6 +184,7 @@ export class SyncClient extends EventEmitter {
         // resume interrupted downloads
         for (const [scope, st] of this.state) if (st.download) void this.subscribeMissing(scope, st.download);
         this.publishStatus();
+        this.probeAck();
         this.pump();
         this.emit('connected');
       })
@@ -214,6 +220,14 @@ export class SyncClient extends EventEmitter {
       if (t.kind === 'config') {
         const { header, doc } = verifyConfig(payload, this.key, this.now());
         if (header.name !== t.name) throw new RcError(ErrorCode.SyncWrongScope, 'config document name does not match its topic', { topic: t.name });
+        const held = this.configHeld.get(header.name) ?? 0;
+        if (header.version < held) {
+          throw new RcError(ErrorCode.SyncRollback, 'config document is older than the one applied', { name: header.name, held, offered: header.version });
+        }
+        if (header.version > held) {
+          this.configHeld.set(header.name, header.version);
+          this.staging.saveConfigVersions(this.configHeld);
+        }
         this.emit('config', { name: header.name, version: header.version });
         this.o.onConfig?.(header.name, header.version, doc);
         return;
@@ -401,19 +415,51 @@ export class SyncClient extends EventEmitter {
 
   // ---- journal ----
 
+  /**
+   * A signed ack from the server (an unsigned or forged one, one for another device or beyond the journal is
+   * refused and changes nothing). Below the device's own ack, the server has lost entries it acknowledged
+   * (a registry restored from an older copy): the ack moves back and they are sent again.
+   */
   private onAck(payload: Buffer): void {
-    const a = parseControl(payload, JournalAck, MAX_CONTROL_MESSAGE);
-    if (a.device !== this.o.deviceId) throw new RcError(ErrorCode.SyncDeviceMismatch, 'journal ack for another device', { device: a.device });
+    if (payload.length > MAX_CONTROL_MESSAGE) throw new RcError(ErrorCode.SyncPayloadTooLarge, 'journal ack too large', { bytes: payload.length });
     const store = this.o.store;
-    const upTo = Math.min(a.upTo, store.lastSeq());
-    if (upTo > store.ackedSeq()) {
+    const { upTo } = verifyJournalAck(payload, this.key, this.o.deviceId, store.lastSeq());
+    const acked = store.ackedSeq();
+    if (upTo > acked) {
       store.ackUpTo(upTo);
       this.lastAckAt = this.now().getTime();
       this.statusDirty = true;
       this.emit('acked', { upTo });
+    } else if (upTo < acked) {
+      store.rewindAck(upTo);
+      const first = store.journalRange(upTo + 1, 1)[0]?.seq ?? store.lastSeq() + 1;
+      if (first > upTo + 1) {
+        // pruned (acknowledged and past 30 days): those entries cannot be sent again
+        const gap = { code: ErrorCode.SyncJournalGap, from: upTo + 1, to: first - 1, entries: first - upTo - 1 };
+        this.log.warn(gap, 'server lost journal entries the device already pruned; they cannot be sent again');
+      }
+      this.log.warn({ serverAck: upTo, deviceAck: acked }, 'server acknowledges less than before (registry restored?); sending those entries again');
+      this.sentUpTo = upTo;
+      this.lastAckAt = this.now().getTime();
+      this.statusDirty = true;
+      this.emit('rewound', { upTo, from: acked });
     }
     if (this.sentUpTo < upTo) this.sentUpTo = upTo;
     this.pump();
+  }
+
+  /**
+   * After (re)connecting, send the last acknowledged entry once more: the server stores it once (it dedups) and
+   * answers with its ack, so a server that lost acknowledged entries says so even if no new tap comes.
+   */
+  private probeAck(): void {
+    const store = this.o.store;
+    const acked = store.ackedSeq();
+    const e = acked > 0 ? store.journalRange(acked, 1)[0] : undefined;
+    const c = this.client;
+    if (!e || e.seq !== acked || !c?.connected) return;
+    const body = Buffer.from(JSON.stringify({ device: this.o.deviceId, entries: [toWire(e)] }));
+    void c.publish(topics.journal(this.o.deviceId), body, false).catch(() => undefined);
   }
 
   private pump(): void {

@@ -60,4 +60,29 @@ export class ChunkStaging {
     }
     for (const v of vs) if (v !== String(keep)) rmSync(join(this.scopeDir(scope), v), { recursive: true, force: true });
   }
+
+  /** The highest version of each signed config document seen (kept next to the chunks, survives restarts). */
+  configVersions(): Map<string, number> {
+    try {
+      const o = JSON.parse(readFileSync(join(this.dir, CONFIG_VERSIONS), 'utf8')) as Record<string, unknown>;
+      return new Map(Object.entries(o).filter((e): e is [string, number] => typeof e[1] === 'number'));
+    } catch {
+      return new Map();
+    }
+  }
+
+  saveConfigVersions(v: Map<string, number>): void {
+    mkdirSync(this.dir, { recursive: true });
+    const tmp = join(this.dir, `${CONFIG_VERSIONS}.tmp`);
+    writeFileSync(tmp, JSON.stringify(Object.fromEntries(v)));
+    const fd = openSync(tmp, 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, join(this.dir, CONFIG_VERSIONS));
+  }
 }
+
+const CONFIG_VERSIONS = 'config-versions.json';

@@ -81,3 +81,8 @@ export function sealConfig(name: string, version: number, doc: unknown, now: Dat
     key,
   );
 }
+
+/** The server's journal ack: a signed envelope with an empty body (the device refuses an unsigned one). */
+export function sealJournalAck(device: string, upTo: number, now: Date, key: KeyObject): Buffer {
+  return sealEnvelope({ t: 'journal-ack', device, upTo, issuedAt: now.toISOString() }, Buffer.alloc(0), key);
+}

@@ -3,7 +3,7 @@ import { ErrorCode, RcError } from '../errors.js';
 import { MAX_LIST_MESSAGE, SignedHeader } from './messages.js';
 
 /**
- * Signed envelope for every list/config message:
+ * Signed envelope for every list, config and journal-ack message:
  *   "RCS1" | u32 BE header length | header (JSON, UTF-8) | body | Ed25519 signature (64 bytes)
  * The signature covers every byte before it.
  */

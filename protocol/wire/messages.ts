@@ -54,7 +54,19 @@ export const ConfigHeader = z.object({
 });
 export type ConfigHeader = z.infer<typeof ConfigHeader>;
 
-export const SignedHeader = z.discriminatedUnion('t', [ManifestHeader, DeltaHeader, ConfigHeader]);
+/**
+ * Signed header of a journal acknowledgement (the body is empty): the server has every entry of `device`
+ * up to `upTo` on disk. Signed so that a hostile broker cannot make a device forget unsent entries.
+ */
+export const JournalAckHeader = z.object({
+  t: z.literal('journal-ack'),
+  device: DeviceId,
+  upTo: z.number().int().min(0),
+  issuedAt: IsoTime,
+});
+export type JournalAckHeader = z.infer<typeof JournalAckHeader>;
+
+export const SignedHeader = z.discriminatedUnion('t', [ManifestHeader, DeltaHeader, ConfigHeader, JournalAckHeader]);
 export type SignedHeader = z.infer<typeof SignedHeader>;
 
 /** One journal entry as it travels (mirrors the device journal; no PAN, ever). */
@@ -78,6 +90,7 @@ export const JournalBatch = z.object({
 });
 export type JournalBatch = z.infer<typeof JournalBatch>;
 
+/** What a journal ack says, once its signed envelope is opened (see `JournalAckHeader`). */
 export const JournalAck = z.object({ device: DeviceId, upTo: z.number().int().min(0) });
 export type JournalAck = z.infer<typeof JournalAck>;
 

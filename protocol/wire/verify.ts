@@ -4,7 +4,7 @@ import type { ListDelta, Scope } from '../lists.js';
 import { CHUNK_HEADER, CHUNK_MAGIC } from './chunking.js';
 import { RECORD_SIZE, decodeRecords } from './codec.js';
 import { openEnvelope, sha256Hex } from './envelope.js';
-import { MAX_LIST_MESSAGE, type ConfigHeader, type DeltaHeader, type ManifestHeader } from './messages.js';
+import { MAX_CONTROL_MESSAGE, MAX_LIST_MESSAGE, type ConfigHeader, type JournalAck, type DeltaHeader, type ManifestHeader } from './messages.js';
 
 /**
  * The device's verification rules. Each function either returns the verified
@@ -16,6 +16,7 @@ import { MAX_LIST_MESSAGE, type ConfigHeader, type DeltaHeader, type ManifestHea
  *  - sync.list-rollback: not newer than what the device holds
  *  - sync.list-expired: past its expiry
  *  - sync.bad-chunk: chunk does not match the manifest's hash
+ *  - sync.device-mismatch / store.journal-ack-invalid: a journal ack for another device or beyond the journal
  */
 export interface VerifyContext {
   key: KeyObject;
@@ -82,6 +83,24 @@ export function verifyConfig(payload: Uint8Array, key: KeyObject, now: Date): { 
   } catch {
     throw new RcError(ErrorCode.SyncPayloadInvalid, 'config body is not JSON');
   }
+}
+
+/**
+ * A journal ack: signed by the server (sync.bad-signature otherwise), for this device (sync.device-mismatch),
+ * and not beyond the last seq the device wrote (store.journal-ack-invalid). Not expired by time: the ack is
+ * retained and stays true; a replayed older ack only makes the device send entries again (the server dedups).
+ */
+export function verifyJournalAck(payload: Uint8Array, key: KeyObject, device: string, lastSeq: number): JournalAck {
+  if (Buffer.from(payload.buffer, payload.byteOffset, Math.min(4, payload.length)).toString('latin1') !== 'RCS1') {
+    throw new RcError(ErrorCode.SyncBadSignature, 'journal ack is not signed', { bytes: payload.length });
+  }
+  const { header, body } = openEnvelope(payload, key, MAX_CONTROL_MESSAGE);
+  if (header.t !== 'journal-ack' || body.length !== 0) throw new RcError(ErrorCode.SyncPayloadInvalid, 'expected a journal ack');
+  if (header.device !== device) throw new RcError(ErrorCode.SyncDeviceMismatch, 'journal ack for another device', { device: header.device });
+  if (header.upTo > lastSeq) {
+    throw new RcError(ErrorCode.JournalAckInvalid, 'journal ack beyond the last entry written', { upTo: header.upTo, lastSeq });
+  }
+  return { device: header.device, upTo: header.upTo };
 }
 
 /** Parse a JSON control message with a zod schema, refusing size first. */

@@ -12,7 +12,7 @@ import { ErrorCode } from '../../protocol/errors.js';
 import type { Scope, StopEntry, TransitEntry } from '../../protocol/lists.js';
 import { createLogger } from '../../protocol/log.js';
 import { encodeRecords } from '../../protocol/wire/codec.js';
-import { sealDelta, sealManifest, splitChunks } from '../../protocol/wire/chunking.js';
+import { sealConfig, sealDelta, sealJournalAck, sealManifest, splitChunks } from '../../protocol/wire/chunking.js';
 import { generateSigningKey, publicKeyPem } from '../../protocol/wire/envelope.js';
 import { JournalBatch, type ChunkRef, type DeltaRef } from '../../protocol/wire/messages.js';
 import { topics } from '../../protocol/wire/topics.js';
@@ -227,7 +227,7 @@ describe('sync client over an in-memory transport (no broker)', () => {
 
   it('the journal goes up in batches and is acknowledged; without an ack it is sent again once the injected clock passes the timeout', async () => {
     const broker = new MemoryBroker();
-    const { store, client, advance } = device(broker, { batchSize: 3, ackTimeoutMs: 10_000 });
+    const { store, client, key, advance } = device(broker, { batchSize: 3, ackTimeoutMs: 10_000 });
     for (let i = 0; i < 7; i++) store.appendEvent({ wallTime: T0.getTime() + i * 1000, token: token(i), kind: 'turnstile', reason: 'not-passed' });
     const batches: number[][] = [];
     let acking = true;
@@ -237,7 +237,7 @@ describe('sync client over an in-memory transport (no broker)', () => {
       expect(b.device).toBe('bus-mem');
       const seqs = b.entries.map((e) => e.seq);
       batches.push(seqs);
-      if (acking) broker.publish(topics.journalAck('bus-mem'), Buffer.from(JSON.stringify({ device: 'bus-mem', upTo: seqs.at(-1) })), true);
+      if (acking) broker.publish(topics.journalAck('bus-mem'), sealJournalAck('bus-mem', seqs.at(-1)!, T0, key), true);
     });
     const all = nextEvent(client, 'acked', (a: { upTo: number }) => a.upTo === 7);
     client.start();
@@ -267,14 +267,141 @@ describe('sync client over an in-memory transport (no broker)', () => {
 
   it('an ack for another device is refused and acknowledges nothing', async () => {
     const broker = new MemoryBroker();
-    const { store, client } = device(broker);
+    const { store, client, key } = device(broker);
     store.appendEvent({ wallTime: T0.getTime(), token: token(1), kind: 'turnstile', reason: 'not-passed' });
     const connected = nextEvent(client, 'connected');
     client.start();
     await connected;
     const refused = nextEvent<{ code: string }>(client, 'refused');
-    broker.publish(topics.journalAck('bus-mem'), Buffer.from(JSON.stringify({ device: 'bus-other', upTo: 1 })), false);
+    broker.publish(topics.journalAck('bus-mem'), sealJournalAck('bus-other', 1, T0, key), false);
     expect((await refused).code).toBe(ErrorCode.SyncDeviceMismatch);
     expect(store.ackedSeq()).toBe(0);
+  });
+
+  /**
+   * Appends `n` events and runs the client against a server that stores batches and acknowledges (signed) the
+   * highest contiguous seq it holds, as the real one does; resolves once all are acked.
+   */
+  async function uploadAll(broker: MemoryBroker, d: ReturnType<typeof device>, n: number, sent: number[][]) {
+    const stored = new Set<number>();
+    for (let i = 0; i < n; i++) d.store.appendEvent({ wallTime: T0.getTime() + i * 1000, token: token(i), kind: 'turnstile', reason: 'not-passed' });
+    broker.on('publish', (topic: string, payload: Buffer) => {
+      if (topic !== topics.journal('bus-mem')) return;
+      const seqs = JournalBatch.parse(JSON.parse(payload.toString())).entries.map((e) => e.seq);
+      sent.push(seqs);
+      seqs.forEach((q) => stored.add(q));
+      let upTo = 0;
+      while (stored.has(upTo + 1)) upTo++;
+      broker.publish(topics.journalAck('bus-mem'), sealJournalAck('bus-mem', upTo, T0, d.key), true);
+    });
+    const all = nextEvent(d.client, 'acked', (a: { upTo: number }) => a.upTo === n);
+    d.client.start();
+    await all;
+    /** The server loses what it stored above `seq` (its registry restored from an older copy) and says so. */
+    return (seq: number) => {
+      for (const q of [...stored]) if (q > seq) stored.delete(q);
+      broker.publish(topics.journalAck('bus-mem'), sealJournalAck('bus-mem', seq, T0, d.key), true);
+    };
+  }
+
+  it('a server ack lower than the device ack (the server lost acknowledged entries) makes the device send them again', async () => {
+    const broker = new MemoryBroker();
+    const d = device(broker, { batchSize: 4 });
+    const sent: number[][] = [];
+    const lose = await uploadAll(broker, d, 10, sent);
+    expect(d.store.ackedSeq()).toBe(10);
+    sent.length = 0;
+    const rewound = nextEvent<{ upTo: number; from: number }>(d.client, 'rewound');
+    const again = nextEvent(d.client, 'acked', (a: { upTo: number }) => a.upTo === 10);
+    lose(3);
+    expect(await rewound).toEqual({ upTo: 3, from: 10 });
+    await again;
+    expect(sent).toEqual([
+      [4, 5, 6, 7],
+      [8, 9, 10],
+    ]);
+    expect(d.store.ackedSeq()).toBe(10);
+    expect(d.store.journalBacklog()).toBe(0);
+  });
+
+  it('entries the server lost but the device already pruned are a coded warning with the gap; the rest are sent again', async () => {
+    const broker = new MemoryBroker();
+    const lines: string[] = [];
+    const log = createLogger({ level: 'warn', destination: new Writable({ write: (c: Buffer, _e, cb) => (lines.push(c.toString()), cb()) }) });
+    const d = device(broker, { batchSize: 10, log });
+    const sent: number[][] = [];
+    const lose = await uploadAll(broker, d, 6, sent);
+    // entries 1..6 are acknowledged; 1..4 are older than the cut and pruned
+    expect(d.store.pruneAcked(T0.getTime() + 3500)).toBe(4);
+    sent.length = 0;
+    const resent = nextEvent(broker, 'publish', (t: string) => t === topics.journal('bus-mem'));
+    lose(2);
+    await resent;
+    expect(sent[0]).toEqual([5, 6]);
+    const gap = lines.map((l) => JSON.parse(l) as { code?: string; from?: number; to?: number }).find((l) => l.code === ErrorCode.SyncJournalGap);
+    expect(gap).toMatchObject({ from: 3, to: 4 });
+  });
+
+  it('an unsigned or forged journal ack is refused (sync.bad-signature) and acknowledges nothing', async () => {
+    const broker = new MemoryBroker();
+    const { store, client } = device(broker);
+    for (let i = 0; i < 50; i++) store.appendEvent({ wallTime: T0.getTime() + i, token: token(i), kind: 'turnstile', reason: 'not-passed' });
+    const connected = nextEvent(client, 'connected');
+    client.start();
+    await connected;
+    const codes: string[] = [];
+    client.on('refused', (r: { code: string }) => codes.push(r.code));
+    const two = new Promise<void>((r) => client.on('refused', () => codes.length === 2 && r()));
+    broker.publish(topics.journalAck('bus-mem'), Buffer.from(JSON.stringify({ device: 'bus-mem', upTo: 50 })), true);
+    broker.publish(topics.journalAck('bus-mem'), sealJournalAck('bus-mem', 50, T0, generateSigningKey().privateKey), true);
+    await two;
+    expect(codes).toEqual([ErrorCode.SyncBadSignature, ErrorCode.SyncBadSignature]);
+    expect(store.ackedSeq()).toBe(0);
+    expect(store.journalBacklog()).toBe(50);
+  });
+
+  it('a signed ack beyond the last entry written is refused (store.journal-ack-invalid) and acknowledges nothing', async () => {
+    const broker = new MemoryBroker();
+    const { store, client, key } = device(broker);
+    for (let i = 0; i < 5; i++) store.appendEvent({ wallTime: T0.getTime() + i, token: token(i), kind: 'turnstile', reason: 'not-passed' });
+    const connected = nextEvent(client, 'connected');
+    client.start();
+    await connected;
+    const refused = nextEvent<{ code: string }>(client, 'refused');
+    broker.publish(topics.journalAck('bus-mem'), sealJournalAck('bus-mem', 6, T0, key), true);
+    expect((await refused).code).toBe(ErrorCode.JournalAckInvalid);
+    expect(store.ackedSeq()).toBe(0);
+    expect(store.journalBacklog()).toBe(5);
+  });
+
+  it('an older signed config after a newer one was applied is refused (sync.list-rollback) and not applied, also after a restart', async () => {
+    const broker = new MemoryBroker();
+    const applied: [string, number][] = [];
+    const d = device(broker, { onConfig: (name, version) => applied.push([name, version]) });
+    const connected = nextEvent(d.client, 'connected');
+    d.client.start();
+    await connected;
+    const v5 = nextEvent(d.client, 'config');
+    broker.publish(topics.config('rules-bus'), sealConfig('rules-bus', 5, { v: 5 }, T0, DAY, d.key), true);
+    await v5;
+    const refused = nextEvent<{ code: string }>(d.client, 'refused');
+    broker.publish(topics.config('rules-bus'), sealConfig('rules-bus', 4, { v: 4 }, T0, DAY, d.key), true);
+    expect((await refused).code).toBe(ErrorCode.SyncRollback);
+    expect(applied).toEqual([['rules-bus', 5]]);
+
+    // a client started again on the same data remembers version 5; another document name is independent
+    await d.client.stop();
+    const again = new SyncClient({ ...d.client['o'], onConfig: (name, version) => applied.push([name, version]) });
+    cleanup.push(() => again.stop());
+    const refusedAgain = nextEvent<{ code: string }>(again, 'refused');
+    const other = nextEvent(again, 'config');
+    again.start();
+    expect((await refusedAgain).code).toBe(ErrorCode.SyncRollback); // the retained v4
+    broker.publish(topics.config('rules-school'), sealConfig('rules-school', 1, {}, T0, DAY, d.key), true);
+    await other;
+    expect(applied).toEqual([
+      ['rules-bus', 5],
+      ['rules-school', 1],
+    ]);
   });
 });
