@@ -38,7 +38,11 @@ export const CARDS = {
   unknown: { key: '2', label: { ru: 'незнакомая карта «Мир»', en: 'an unknown Mir card' }, spec: mir('220070000000002', '01') },
   stopped: { key: '3', label: { ru: 'заблокированная карта', en: 'a stop-listed card' }, spec: mir('220070000000003', '02') },
   student: { key: '4', label: { ru: 'школьник Тимур, 5 класс', en: 'Timur, 5th-grade student' }, spec: mir('220070000000004', '01') },
-  visa: { key: '6', label: { ru: 'карта Visa', en: 'a Visa card' }, spec: { kind: 'emv', scheme: 'visa', pan: withLuhnDigit('411111111111111'), expiry: '2029-01', psn: '00' } },
+  visa: {
+    key: '6',
+    label: { ru: 'карта Visa', en: 'a Visa card' },
+    spec: { kind: 'emv', scheme: 'visa', pan: withLuhnDigit('411111111111111'), expiry: '2029-01', psn: '00' },
+  },
 } satisfies Record<string, DemoCard>;
 
 function pan(c: DemoCard): string {
@@ -152,7 +156,13 @@ export async function startDemoWorld(o: { clock: Clock; out: DemoOutput; logLeve
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    const server = await startServer({ dataDir: join(dir, 'server'), mqttPort: 0, httpPort: 0, tokenKey: DEV_TOKEN_KEY, log: log.child({ component: 'sync-server' }) });
+    const server = await startServer({
+      dataDir: join(dir, 'server'),
+      mqttPort: 0,
+      httpPort: 0,
+      tokenKey: DEV_TOKEN_KEY,
+      log: log.child({ component: 'sync-server' }),
+    });
     cleanups.push(() => server.close());
     const csv = registryCsv();
     for (const kind of ['cards', 'benefits', 'enrolments', 'stoplist'] as const) {
@@ -178,7 +188,10 @@ export async function startDemoWorld(o: { clock: Clock; out: DemoOutput; logLeve
     });
     cleanups.push(() => gate.stop());
     const ready = () =>
-      bus.store.listVersion('transit') > 0 && bus.store.listVersion('stoplist') > 0 && gate.store.listVersion('school:7') > 0 && gate.store.listVersion('stoplist') > 0;
+      bus.store.listVersion('transit') > 0 &&
+      bus.store.listVersion('stoplist') > 0 &&
+      gate.store.listVersion('school:7') > 0 &&
+      gate.store.listVersion('stoplist') > 0;
     await waitUntil(ready, o.syncTimeoutMs ?? 20_000, 'the devices did not receive their lists from the server');
     return { server, bus, gate, busReaders, gateReaders, clock: o.clock, takeConsole: () => consoleLines.splice(0), close };
   } catch (e) {
@@ -200,7 +213,12 @@ export async function waitUntil(cond: () => boolean, timeoutMs: number, what: st
 }
 
 /** Put a card on a reader and wait until the device has decided, journaled and signalled (and the gate's outcome, if it opened). */
-export async function tapCard(dev: RunningDevice, readers: VirtualReaderSource, reader: string, card: DemoCard): Promise<{ tap: TapReport; outcome: OutcomeReport | null }> {
+export async function tapCard(
+  dev: RunningDevice,
+  readers: VirtualReaderSource,
+  reader: string,
+  card: DemoCard,
+): Promise<{ tap: TapReport; outcome: OutcomeReport | null }> {
   const rt = dev.runtime;
   const tapP = rt.nextTap(reader);
   readers.present(reader, card.spec);
@@ -227,7 +245,14 @@ const REASON_TEXT: Record<string, { ru: string; en: string }> = {
 };
 
 /** How a person reads one tap. */
-export function describeTap(where: string, card: DemoCard, t: TapReport, outcome: OutcomeReport | null, consoleLines: string[] = [], timeZone = 'Europe/Moscow'): string[] {
+export function describeTap(
+  where: string,
+  card: DemoCard,
+  t: TapReport,
+  outcome: OutcomeReport | null,
+  consoleLines: string[] = [],
+  timeZone = 'Europe/Moscow',
+): string[] {
   const time = new Intl.DateTimeFormat('ru-RU', { timeZone, hour: '2-digit', minute: '2-digit' }).format(new Date(t.time));
   const ok = t.result === 'allow';
   const r = REASON_TEXT[t.reason] ?? { ru: t.reason, en: t.reason };
@@ -238,7 +263,9 @@ export function describeTap(where: string, card: DemoCard, t: TapReport, outcome
     ...consoleLines,
     `      карта / card ${t.maskedPan ?? '(не прочитана / not read)'}${t.tokenPrefix ? `  token ${t.tokenPrefix}…` : ''}`,
     `      ${ok ? '✅ РАЗРЕШЕНО / ALLOWED' : '⛔ ОТКАЗ / DENIED'}  ${fare}  — ${r.ru} / ${r.en}${benefit}  (reason ${t.reason}, journal #${t.seq})`,
-    ...(outcome ? [`      ${outcome.outcome === 'passed' ? 'проход зафиксирован / passage recorded' : 'проход не состоялся / nobody passed'} (journal #${outcome.seq})`] : []),
+    ...(outcome
+      ? [`      ${outcome.outcome === 'passed' ? 'проход зафиксирован / passage recorded' : 'проход не состоялся / nobody passed'} (journal #${outcome.seq})`]
+      : []),
   ];
 }
 
@@ -294,13 +321,17 @@ export async function runScriptedDemo(o: { out: DemoOutput; json?: boolean; logL
     for (const d of [world.bus, world.gate]) result.deviceJournal[d.runtime.config.device.id] = d.store.lastSeq();
     const count = (id: string) => (world.server.db.prepare('SELECT count(DISTINCT seq) AS n FROM journal WHERE device = ?').get(id) as { n: number }).n;
     await waitUntil(
-      () => Object.entries(result.deviceJournal).every(([id, n]) => count(id) >= n) && world.bus.store.journalBacklog() === 0 && world.gate.store.journalBacklog() === 0,
+      () =>
+        Object.entries(result.deviceJournal).every(([id, n]) => count(id) >= n) &&
+        world.bus.store.journalBacklog() === 0 &&
+        world.gate.store.journalBacklog() === 0,
       20_000,
       'the journal did not reach the server',
     );
     for (const id of Object.keys(result.deviceJournal)) result.serverJournal[id] = count(id);
     out.line('Журнал на сервере / journal on the server:');
-    for (const [id, n] of Object.entries(result.serverJournal)) out.line(`  ${id}: ${n} entries received (device wrote ${result.deviceJournal[id]}), acknowledged`);
+    for (const [id, n] of Object.entries(result.serverJournal))
+      out.line(`  ${id}: ${n} entries received (device wrote ${result.deviceJournal[id]}), acknowledged`);
     const charged = world.server.db.prepare(`SELECT count(*) AS n FROM journal WHERE reason = 'full-fare'`).get() as { n: number };
     out.line(`  full fares queued for deferred charging: ${charged.n}`);
     if (o.json) o.out.line(JSON.stringify({ serverJournal: result.serverJournal, deviceJournal: result.deviceJournal }));

@@ -14,7 +14,6 @@ import { RawKeyB64, Sealed } from './sealing.js';
  *   POST /v1/devices/<id>/revoke   operator: cut a device off at once
  */
 
-
 export const EnrolToken = z.string().regex(/^rce_[A-Za-z0-9_-]{32}$/, 'enrolment token: rce_ and 32 characters');
 
 export const TokenCreateBody = z
@@ -22,7 +21,11 @@ export const TokenCreateBody = z
     kind: DeviceKind,
     school: SchoolId.optional(),
     route: RouteId.optional(),
-    ttlSec: z.number().int().min(60).max(30 * 86_400),
+    ttlSec: z
+      .number()
+      .int()
+      .min(60)
+      .max(30 * 86_400),
   })
   .strict()
   .refine((b) => !(b.school && b.route), 'a token names a school or a route, not both')
@@ -30,7 +33,9 @@ export const TokenCreateBody = z
   .refine((b) => !(b.kind !== 'bus' && b.route), 'a turnstile/canteen token names a school, not a route');
 export type TokenCreateBody = z.infer<typeof TokenCreateBody>;
 
-export const TokenCreated = z.object({ token: EnrolToken, id: z.string(), kind: DeviceKind, school: z.string().nullable(), route: z.string().nullable(), expiresAt: z.string() }).strict();
+export const TokenCreated = z
+  .object({ token: EnrolToken, id: z.string(), kind: DeviceKind, school: z.string().nullable(), route: z.string().nullable(), expiresAt: z.string() })
+  .strict();
 export type TokenCreated = z.infer<typeof TokenCreated>;
 
 export const EnrolBody = z

@@ -49,11 +49,7 @@ export const TokenHex = z.string().regex(/^[0-9a-f]{32}$/, 'token must be 32 low
 export const YearMonth = z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'expected YYYY-MM');
 export const IsoDate = z.string().regex(/^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/, 'expected YYYY-MM-DD');
 export { SchoolId } from './ids.js';
-export const ScopeName = z.union([
-  z.literal('transit'),
-  z.literal('stoplist'),
-  z.string().regex(/^school:[A-Za-z0-9_-]{1,32}$/, 'school scope: school:<id>'),
-]);
+export const ScopeName = z.union([z.literal('transit'), z.literal('stoplist'), z.string().regex(/^school:[A-Za-z0-9_-]{1,32}$/, 'school scope: school:<id>')]);
 export type Scope = 'transit' | 'stoplist' | `school:${string}`;
 
 export const Benefit = z.object({

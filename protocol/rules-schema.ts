@@ -14,7 +14,6 @@ export const HhMm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$|^24:00$/, 'expec
 export const Weekday = z.enum(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun']);
 export type Weekday = z.infer<typeof Weekday>;
 
-
 /** How a benefit category pays. */
 const Quota = z
   .object({
@@ -99,7 +98,6 @@ export const CanteenRules = z
   })
   .strict();
 export type CanteenRules = z.infer<typeof CanteenRules>;
-
 
 /** The rules alone (a file the server publishes): any of tariff, school, canteen. */
 export const RulesFile = z

@@ -98,7 +98,13 @@ export function seal(value: unknown, devicePublicB64: string): Sealed {
   const c = createCipheriv('aes-256-gcm', key, iv);
   c.setAAD(INFO);
   const ct = Buffer.concat([c.update(JSON.stringify(value), 'utf8'), c.final()]);
-  return { alg: 'x25519-hkdf-sha256-aes256gcm', epk: epkRaw.toString('base64'), iv: iv.toString('base64'), ct: ct.toString('base64'), tag: c.getAuthTag().toString('base64') };
+  return {
+    alg: 'x25519-hkdf-sha256-aes256gcm',
+    epk: epkRaw.toString('base64'),
+    iv: iv.toString('base64'),
+    ct: ct.toString('base64'),
+    tag: c.getAuthTag().toString('base64'),
+  };
 }
 
 /** Open a sealed value with the device's X25519 private key; a tampered or foreign box → config.invalid. */
@@ -113,7 +119,7 @@ export function open(s: Sealed, box: KeyObject): unknown {
     const pt = Buffer.concat([d.update(Buffer.from(s.ct, 'base64')), d.final()]);
     return JSON.parse(pt.toString('utf8')) as unknown;
   } catch (e) {
-    throw new RcError(ErrorCode.ProvisionSealInvalid, 'the server\'s sealed secrets do not open with this device\'s key', {}, { cause: e });
+    throw new RcError(ErrorCode.ProvisionSealInvalid, "the server's sealed secrets do not open with this device's key", {}, { cause: e });
   }
 }
 

@@ -198,7 +198,10 @@ export class Pkcs11Token {
     if (!priv) throw new RcError(ErrorCode.TokenHsmKeyMissing, 'the token has no wrapping key: run the enrolment again', {});
     const old = this.secret(tokenKeyLabel(version));
     if (old) this.p.C_DestroyObject(this.session, old); // re-enrolment replaces the key of that version
-    const oaep = { mechanism: m.CKM_RSA_PKCS_OAEP, parameter: { type: m.CK_PARAMS_RSA_OAEP, hashAlg: m.CKM_SHA_1, mgf: m.CKG_MGF1_SHA1, source: 1 /* CKZ_DATA_SPECIFIED */ } };
+    const oaep = {
+      mechanism: m.CKM_RSA_PKCS_OAEP,
+      parameter: { type: m.CK_PARAMS_RSA_OAEP, hashAlg: m.CKM_SHA_1, mgf: m.CKG_MGF1_SHA1, source: 1 /* CKZ_DATA_SPECIFIED */ },
+    };
     try {
       this.p.C_UnwrapKey(this.session, oaep, priv, wrapped, this.secretTemplate(version));
     } catch (e) {

@@ -93,8 +93,17 @@ export async function runCheck(o: CheckOptions): Promise<CheckReport> {
     // the check needs the reader, the peripherals, the store and the broker identity to itself
     const sockets = new Set([devicePaths(loaded.config, `${o.dir}/device.json`).statusSocket, SYSTEM_STATUS_SOCKET]);
     for (const sock of sockets) {
-      if (await queryStatus(sock, 500).then(() => true, () => false)) {
-        throw new RcError(ErrorCode.RuntimeAlreadyRunning, `rc-device is running (it answers on ${sock}): stop it first (systemctl stop rc-device), then check again`, { socket: sock });
+      if (
+        await queryStatus(sock, 500).then(
+          () => true,
+          () => false,
+        )
+      ) {
+        throw new RcError(
+          ErrorCode.RuntimeAlreadyRunning,
+          `rc-device is running (it answers on ${sock}): stop it first (systemctl stop rc-device), then check again`,
+          { socket: sock },
+        );
       }
     }
     dev = loaded;
@@ -122,7 +131,8 @@ export async function runCheck(o: CheckOptions): Promise<CheckReport> {
 
   await run('clock', 'clock', async () => {
     const now = Date.now();
-    if (new Date(now).getUTCFullYear() < 2025) throw new RcError(ErrorCode.ProvisionClockSkew, `the clock says ${new Date(now).toISOString()}: not plausible`, {});
+    if (new Date(now).getUTCFullYear() < 2025)
+      throw new RcError(ErrorCode.ProvisionClockSkew, `the clock says ${new Date(now).toISOString()}: not plausible`, {});
     if (!serverTime) return `${new Date(now).toISOString()} (server not reached: not compared)`;
     const skew = now - Date.parse(serverTime);
     const max = o.maxClockSkewMs ?? 60_000;
@@ -164,9 +174,23 @@ export async function runCheck(o: CheckOptions): Promise<CheckReport> {
       if (!found) {
         const down = events.some((e) => e.type === 'service-down') && !events.some((e) => e.type === 'service-up' || e.type === 'reader-added');
         if (down) throw new RcError(ErrorCode.PcscUnavailable, 'pcscd does not answer: is it running?', {});
-        throw new RcError(ErrorCode.ReaderNotFound, wanted.length ? `no reader named ${wanted.join(' or ')} (present: ${src.readers().map((r) => r.name).join(', ') || 'none'})` : 'pcscd runs but no reader is connected', {});
+        throw new RcError(
+          ErrorCode.ReaderNotFound,
+          wanted.length
+            ? `no reader named ${wanted.join(' or ')} (present: ${
+                src
+                  .readers()
+                  .map((r) => r.name)
+                  .join(', ') || 'none'
+              })`
+            : 'pcscd runs but no reader is connected',
+          {},
+        );
       }
-      return `${src.readers().length} reader(s): ${src.readers().map((r) => r.name).join(', ')}`;
+      return `${src.readers().length} reader(s): ${src
+        .readers()
+        .map((r) => r.name)
+        .join(', ')}`;
     });
 
     if (!skip.has('card')) {
@@ -177,9 +201,15 @@ export async function runCheck(o: CheckOptions): Promise<CheckReport> {
       } else {
         await run('card', 'tap a card', async () => {
           o.onPrompt?.('tap a card on the reader…');
-          const ins = await waitEvent(() => events.find((e): e is Extract<ReaderEvent, { type: 'card-inserted' }> => e.type === 'card-inserted'), o.cardTimeoutMs ?? 30_000);
+          const ins = await waitEvent(
+            () => events.find((e): e is Extract<ReaderEvent, { type: 'card-inserted' }> => e.type === 'card-inserted'),
+            o.cardTimeoutMs ?? 30_000,
+          );
           if (!ins) throw new RcError(ErrorCode.ReaderTimeout, `no card was tapped within ${Math.round((o.cardTimeoutMs ?? 30_000) / 1000)} s`, {});
-          const tokenKey: TokenKey = parseTokenKey(process.env.RC_TOKEN_KEY ?? cfg.tokenKey?.hex ?? '', process.env.RC_TOKEN_KEY ? (process.env.RC_TOKEN_KEY_VERSION ?? '1') : (cfg.tokenKey?.version ?? 0));
+          const tokenKey: TokenKey = parseTokenKey(
+            process.env.RC_TOKEN_KEY ?? cfg.tokenKey?.hex ?? '',
+            process.env.RC_TOKEN_KEY ? (process.env.RC_TOKEN_KEY_VERSION ?? '1') : (cfg.tokenKey?.version ?? 0),
+          );
           const r = await readMirCard(ins.channel, { now: new Date(), tokenKey });
           return `${r.scheme} ${r.maskedPan} (expires ${r.expiry}), read in ${r.ms} ms on ${ins.reader}`;
         });
@@ -206,12 +236,20 @@ export async function runCheck(o: CheckOptions): Promise<CheckReport> {
       await p.start();
       try {
         // start() opens in the background: give the port a moment
-        for (const end = Date.now() + 3000; !p.health().portOpen && Date.now() < end; ) await sleep(50);
-        if (!p.health().portOpen) throw new RcError(p.health().lastError?.code ?? ErrorCode.IoPortUnavailable, `${p.name}: the serial port ${p.port} does not open (${p.health().lastError?.message ?? 'no answer'})`, { peripheral: p.name });
+        for (const end = Date.now() + 3000; !p.health().portOpen && Date.now() < end;) await sleep(50);
+        if (!p.health().portOpen)
+          throw new RcError(
+            p.health().lastError?.code ?? ErrorCode.IoPortUnavailable,
+            `${p.name}: the serial port ${p.port} does not open (${p.health().lastError?.message ?? 'no answer'})`,
+            { peripheral: p.name },
+          );
         const parts: string[] = [];
         if (isDisplay(p)) {
           const shown = await p.show({ text: 'Проверка связи\nSelf-test', light: 'green', beep: 'short' });
-          if (!shown) throw new RcError(p.health().lastError?.code ?? ErrorCode.IoNoAck, `${p.name}: the display did not acknowledge the test text`, { peripheral: p.name });
+          if (!shown)
+            throw new RcError(p.health().lastError?.code ?? ErrorCode.IoNoAck, `${p.name}: the display did not acknowledge the test text`, {
+              peripheral: p.name,
+            });
           parts.push('display shows the test text');
         }
         if (isTurnstile(p)) {
@@ -220,7 +258,12 @@ export async function runCheck(o: CheckOptions): Promise<CheckReport> {
           const closed = await p.close();
           await opening;
           const h = p.health();
-          if (!closed || h.counters.failures > 0) throw new RcError(h.lastError?.code ?? ErrorCode.IoNoAck, `${p.name}: the gate did not open and close (${h.lastError?.message ?? 'no acknowledgement'})`, { peripheral: p.name });
+          if (!closed || h.counters.failures > 0)
+            throw new RcError(
+              h.lastError?.code ?? ErrorCode.IoNoAck,
+              `${p.name}: the gate did not open and close (${h.lastError?.message ?? 'no acknowledgement'})`,
+              { peripheral: p.name },
+            );
           parts.push('gate opens and closes');
         }
         out.push(`${p.name}: ${parts.join(', ')}`);
@@ -238,9 +281,18 @@ export async function runCheck(o: CheckOptions): Promise<CheckReport> {
   const brokerOk = await run('broker', 'broker accepts the credentials', async () => {
     if (!s) throw new RcError(ErrorCode.ConfigInvalid, 'the config has no sync section', { path: 'sync' });
     const c = await mqtt
-      .connectAsync(s.brokerUrl, { protocolVersion: 4, clientId: s.deviceId ?? cfg.device.id, username: s.username, password: process.env.RC_SYNC_PASSWORD ?? s.password, reconnectPeriod: 0, connectTimeout: 5000, clean: true })
+      .connectAsync(s.brokerUrl, {
+        protocolVersion: 4,
+        clientId: s.deviceId ?? cfg.device.id,
+        username: s.username,
+        password: process.env.RC_SYNC_PASSWORD ?? s.password,
+        reconnectPeriod: 0,
+        connectTimeout: 5000,
+        clean: true,
+      })
       .catch((e: Error & { code?: number }) => {
-        if (e.code === 4 || e.code === 5 || /not authori[sz]ed|bad user/i.test(e.message)) throw new RcError(ErrorCode.ProvisionBrokerRefused, `the broker refused this device's credentials (${e.message})`, { broker: s.brokerUrl });
+        if (e.code === 4 || e.code === 5 || /not authori[sz]ed|bad user/i.test(e.message))
+          throw new RcError(ErrorCode.ProvisionBrokerRefused, `the broker refused this device's credentials (${e.message})`, { broker: s.brokerUrl });
         throw new RcError(ErrorCode.SyncBrokerUnavailable, `cannot reach the broker at ${s.brokerUrl} (${e.message})`, { broker: s.brokerUrl });
       });
     await c.endAsync(true).catch(() => undefined);
@@ -249,7 +301,14 @@ export async function runCheck(o: CheckOptions): Promise<CheckReport> {
 
   if (!skip.has('sync')) {
     if (!brokerOk) {
-      const item: CheckItem = { id: 'sync', title: 'first sync', ok: false, code: ErrorCode.SyncBrokerUnavailable, detail: 'no broker connection, no sync', ms: 0 };
+      const item: CheckItem = {
+        id: 'sync',
+        title: 'first sync',
+        ok: false,
+        code: ErrorCode.SyncBrokerUnavailable,
+        detail: 'no broker connection, no sync',
+        ms: 0,
+      };
       items.push(item);
       o.onItem?.(item);
     } else {
@@ -260,7 +319,11 @@ export async function runCheck(o: CheckOptions): Promise<CheckReport> {
 }
 
 /** Connect the device's own sync client and wait until every scope holds the server's current version. */
-export async function firstSync(d: DeviceState, paths: { dataDir: string; storePath: string }, o: Pick<CheckOptions, 'log' | 'syncTimeoutMs' | 'onSyncProgress'>): Promise<string> {
+export async function firstSync(
+  d: DeviceState,
+  paths: { dataDir: string; storePath: string },
+  o: Pick<CheckOptions, 'log' | 'syncTimeoutMs' | 'onSyncProgress'>,
+): Promise<string> {
   const cfg = d.config;
   let targets: Record<string, number> = {};
   try {
@@ -286,7 +349,14 @@ export async function firstSync(d: DeviceState, paths: { dataDir: string; storeP
     const limit = o.syncTimeoutMs ?? 120_000;
     while (done() < scopes.length) {
       if (Date.now() - t0 > limit) {
-        throw new RcError(ErrorCode.ProvisionSyncTimeout, `lists not current after ${Math.round(limit / 1000)} s: ${scopes.filter((sc) => store.listVersion(sc) < want(sc)).map((sc) => `${sc} ${store.listVersion(sc)}/${want(sc)}`).join(', ')}${refused.length ? ` (refused: ${[...new Set(refused)].join(', ')})` : ''}`, { refused: [...new Set(refused)] });
+        throw new RcError(
+          ErrorCode.ProvisionSyncTimeout,
+          `lists not current after ${Math.round(limit / 1000)} s: ${scopes
+            .filter((sc) => store.listVersion(sc) < want(sc))
+            .map((sc) => `${sc} ${store.listVersion(sc)}/${want(sc)}`)
+            .join(', ')}${refused.length ? ` (refused: ${[...new Set(refused)].join(', ')})` : ''}`,
+          { refused: [...new Set(refused)] },
+        );
       }
       await sleep(50);
     }

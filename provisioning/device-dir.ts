@@ -96,16 +96,20 @@ export interface DeviceState {
 /** Load a provisioned device: provision.not-provisioned when there is no device.json; config.* when it does not validate. */
 export function loadDevice(dir: string): DeviceState {
   const f = files(dir);
-  if (!existsSync(f.config)) throw new RcError(ErrorCode.ProvisionNotDone, `${dir} holds no provisioned device (no device.json); run rc-provision init`, { dir });
+  if (!existsSync(f.config))
+    throw new RcError(ErrorCode.ProvisionNotDone, `${dir} holds no provisioned device (no device.json); run rc-provision init`, { dir });
   const config = loadConfigFile(f.config);
   let rec: unknown;
   try {
     rec = JSON.parse(readFileSync(f.provision, 'utf8'));
   } catch (e) {
-    throw new RcError(ErrorCode.ConfigNotFound, `${f.provision}: cannot read (${(e as NodeJS.ErrnoException).code ?? 'not JSON'}); reset and provision again`, { file: f.provision });
+    throw new RcError(ErrorCode.ConfigNotFound, `${f.provision}: cannot read (${(e as NodeJS.ErrnoException).code ?? 'not JSON'}); reset and provision again`, {
+      file: f.provision,
+    });
   }
   const r = ProvisionRecord.safeParse(rec);
-  if (!r.success) throw new RcError(ErrorCode.ConfigInvalid, `${f.provision}: ${r.error.issues[0]?.path.join('.')}: ${r.error.issues[0]?.message}`, { file: f.provision });
+  if (!r.success)
+    throw new RcError(ErrorCode.ConfigInvalid, `${f.provision}: ${r.error.issues[0]?.path.join('.')}: ${r.error.issues[0]?.message}`, { file: f.provision });
   const read = (file: string) => {
     try {
       return readFileSync(file, 'utf8');

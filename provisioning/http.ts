@@ -24,13 +24,25 @@ export async function call<T>(server: string, method: 'GET' | 'POST', path: stri
         try {
           resolve({ status: res.statusCode ?? 500, json: JSON.parse(Buffer.concat(parts).toString('utf8')) });
         } catch {
-          reject(new RcError(ErrorCode.ProvisionServerUnreachable, `${server} answered HTTP ${res.statusCode} without JSON: is it a Resident Card sync-server?`, { server }));
+          reject(
+            new RcError(ErrorCode.ProvisionServerUnreachable, `${server} answered HTTP ${res.statusCode} without JSON: is it a Resident Card sync-server?`, {
+              server,
+            }),
+          );
         }
       });
       res.on('error', (e) => reject(new RcError(ErrorCode.ProvisionServerUnreachable, `connection to ${server} broke: ${e.message}`, { server })));
     });
     r.on('timeout', () => r.destroy(new Error('timed out')));
-    r.on('error', (e: NodeJS.ErrnoException) => reject(new RcError(ErrorCode.ProvisionServerUnreachable, `cannot reach the sync-server at ${server} (${e.code ?? e.message}); check the network and --server`, { server })));
+    r.on('error', (e: NodeJS.ErrnoException) =>
+      reject(
+        new RcError(
+          ErrorCode.ProvisionServerUnreachable,
+          `cannot reach the sync-server at ${server} (${e.code ?? e.message}); check the network and --server`,
+          { server },
+        ),
+      ),
+    );
     if (body !== undefined) r.write(JSON.stringify(body));
     r.end();
   });
@@ -41,6 +53,9 @@ export async function call<T>(server: string, method: 'GET' | 'POST', path: stri
     throw new RcError(code, e?.message ?? `HTTP ${json.status}`, e?.context);
   }
   const p = schema.safeParse(json.json);
-  if (!p.success) throw new RcError(ErrorCode.ServerBadRequest, `the server's answer to ${path} does not match the protocol (versions differ?)`, { issues: p.error.issues.slice(0, 3).map((i) => `${i.path.join('.')}: ${i.message}`) });
+  if (!p.success)
+    throw new RcError(ErrorCode.ServerBadRequest, `the server's answer to ${path} does not match the protocol (versions differ?)`, {
+      issues: p.error.issues.slice(0, 3).map((i) => `${i.path.join('.')}: ${i.message}`),
+    });
   return p.data;
 }

@@ -43,7 +43,12 @@ function checkArgs(o: InitOptions): void {
   }
   // what can be checked here is checked before the token is spent
   if (o.timeZone !== undefined && !isTimeZone(o.timeZone)) bad(`unknown time zone "${o.timeZone}" (an IANA name, e.g. Europe/Moscow)`);
-  for (const [opt, v] of [['--turnstile-port', o.turnstilePort], ['--display-port', o.displayPort], ['--reader', o.reader]] as const) if (v !== undefined && v.trim() === '') bad(`${opt} must not be empty`);
+  for (const [opt, v] of [
+    ['--turnstile-port', o.turnstilePort],
+    ['--display-port', o.displayPort],
+    ['--reader', o.reader],
+  ] as const)
+    if (v !== undefined && v.trim() === '') bad(`${opt} must not be empty`);
 }
 
 /** The runtime's config for this device, from the server's answer. */
@@ -97,7 +102,8 @@ export interface InitResult {
  */
 export async function initDevice(o: InitOptions): Promise<InitResult> {
   const dir = o.dir ?? DEFAULT_DIR;
-  if (isProvisioned(dir)) throw new RcError(ErrorCode.ProvisionAlreadyDone, `${dir} already holds a provisioned device; rc-provision show, or rc-provision reset first`, { dir });
+  if (isProvisioned(dir))
+    throw new RcError(ErrorCode.ProvisionAlreadyDone, `${dir} already holds a provisioned device; rc-provision show, or rc-provision reset first`, { dir });
   checkArgs(o);
   const keys = generateDeviceKeys();
   const identityKey = rawPublic(keys.identity);
@@ -145,7 +151,11 @@ export async function initDevice(o: InitOptions): Promise<InitResult> {
     ]);
   } catch (e) {
     // the server already enrolled this identity: the operator should revoke it and hand out a new token
-    if (e instanceof RcError) throw new RcError(e.code, `${e.message}; the token is spent (device ${a.deviceId} was enrolled): ask the operator to revoke it and for a new token`, { ...e.context, deviceId: a.deviceId });
+    if (e instanceof RcError)
+      throw new RcError(e.code, `${e.message}; the token is spent (device ${a.deviceId} was enrolled): ask the operator to revoke it and for a new token`, {
+        ...e.context,
+        deviceId: a.deviceId,
+      });
     throw e;
   }
   return { deviceId: config.device.id, dir, configFile: f.config, brokerUrl: a.brokerUrl, scopes: a.scopes };

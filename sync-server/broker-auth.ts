@@ -22,7 +22,12 @@ export interface DevicePolicy extends AuthPolicy {
   forget(deviceId: string): void;
 }
 
-export function devicePolicy(reg: DeviceRegistry, serverUser: string, serverPassword: string, opts: { allowAnonymous?: boolean; log?: Logger } = {}): DevicePolicy {
+export function devicePolicy(
+  reg: DeviceRegistry,
+  serverUser: string,
+  serverPassword: string,
+  opts: { allowAnonymous?: boolean; log?: Logger } = {},
+): DevicePolicy {
   const servers = new Set<string>();
   const anonymous = new Set<string>();
   const sessions = new Map<string, readonly string[]>(); // client id → scopes

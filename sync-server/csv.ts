@@ -29,7 +29,10 @@ export interface CsvRecord {
 }
 
 const tooLarge = (message: string, context: Record<string, unknown>) =>
-  new RcError(ErrorCode.ServerImportTooLarge, message, { ...context, report: { rows: 0, applied: 0, rejected: 0, errors: [{ line: Number(context.line ?? 0), column: '', reason: message }] } });
+  new RcError(ErrorCode.ServerImportTooLarge, message, {
+    ...context,
+    report: { rows: 0, applied: 0, rejected: 0, errors: [{ line: Number(context.line ?? 0), column: '', reason: message }] },
+  });
 
 /** The file's text in chunks of any size (an HTTP body, a file stream, or strings in tests). */
 export type CsvSource = AsyncIterable<string | Uint8Array>;
@@ -50,10 +53,12 @@ class LimitScanner {
 
   scan(b: Uint8Array): void {
     this.total += b.length;
-    if (this.total > this.limits.maxBytes) throw tooLarge(`the file is larger than ${this.limits.maxBytes} bytes`, { maxBytes: this.limits.maxBytes, line: this.line });
+    if (this.total > this.limits.maxBytes)
+      throw tooLarge(`the file is larger than ${this.limits.maxBytes} bytes`, { maxBytes: this.limits.maxBytes, line: this.line });
     for (let i = 0; i < b.length; i++) {
       const c = b[i]!;
-      if (c === 0x22) this.inQuote = !this.inQuote; // "" inside quotes toggles twice: parity holds
+      if (c === 0x22)
+        this.inQuote = !this.inQuote; // "" inside quotes toggles twice: parity holds
       else if (!this.inQuote && c === 0x0a) {
         this.recordBytes = 0;
         this.commas = 0;
@@ -62,7 +67,10 @@ class LimitScanner {
       } else if (!this.inQuote && c === 0x2c && ++this.commas >= this.limits.maxColumns)
         throw tooLarge(`line ${this.line}: more than ${this.limits.maxColumns} columns`, { line: this.line, maxColumns: this.limits.maxColumns });
       if (++this.recordBytes > this.limits.maxRecordBytes)
-        throw tooLarge(`line ${this.line}: a record longer than ${this.limits.maxRecordBytes} bytes`, { line: this.line, maxRecordBytes: this.limits.maxRecordBytes });
+        throw tooLarge(`line ${this.line}: a record longer than ${this.limits.maxRecordBytes} bytes`, {
+          line: this.line,
+          maxRecordBytes: this.limits.maxRecordBytes,
+        });
     }
   }
 }
@@ -99,7 +107,8 @@ export async function* csvRecords(source: CsvSource, limits: CsvLimits = DEFAULT
   } catch (e) {
     if (e instanceof CsvError) {
       const line = (e as CsvError & { lines?: number }).lines ?? 0;
-      if (e.code === 'CSV_MAX_RECORD_SIZE') throw tooLarge(`line ${line}: a record longer than ${limits.maxRecordBytes} bytes`, { line, maxRecordBytes: limits.maxRecordBytes });
+      if (e.code === 'CSV_MAX_RECORD_SIZE')
+        throw tooLarge(`line ${line}: a record longer than ${limits.maxRecordBytes} bytes`, { line, maxRecordBytes: limits.maxRecordBytes });
       throw new RcError(ErrorCode.ServerImportInvalid, `line ${line}: not valid CSV (${e.code})`, {
         report: { rows: 0, applied: 0, rejected: 0, errors: [{ line, column: '', reason: e.code }] },
       });

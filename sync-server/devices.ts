@@ -134,20 +134,39 @@ export class DeviceRegistry {
    * Check the token, consume it and create the identity, in one transaction.
    * provision.token-invalid / token-used / token-expired / token-wrong-kind; nothing changed on error.
    */
-  enrol(req: EnrolRequest, hashes: { pwHash: string; mosqHash: string }, now = Date.now(), check?: (d: { kind: DeviceKind; school: string | null; route: string | null }) => void): Identity {
+  enrol(
+    req: EnrolRequest,
+    hashes: { pwHash: string; mosqHash: string },
+    now = Date.now(),
+    check?: (d: { kind: DeviceKind; school: string | null; route: string | null }) => void,
+  ): Identity {
     const hash = tokenHash(req.token);
     return this.db.transaction((): Identity => {
       const t = this.db.prepare('SELECT id, kind, school, route, expires_ms, used_at FROM enrol_tokens WHERE hash = ?').get(hash) as
-        | { id: string; kind: string; school: string | null; route: string | null; expires_ms: number; used_at: string | null }
-        | undefined;
+        { id: string; kind: string; school: string | null; route: string | null; expires_ms: number; used_at: string | null } | undefined;
       if (!t) throw new RcError(ErrorCode.ProvisionTokenInvalid, 'the enrolment token is not known to this server');
       if (t.used_at) throw new RcError(ErrorCode.ProvisionTokenUsed, 'the enrolment token was already used', { tokenId: t.id, usedAt: t.used_at });
-      if (now > t.expires_ms) throw new RcError(ErrorCode.ProvisionTokenExpired, 'the enrolment token has expired', { tokenId: t.id, expiredAt: new Date(t.expires_ms).toISOString() });
-      if (t.kind !== req.kind) throw new RcError(ErrorCode.ProvisionTokenWrongKind, `the token is for a ${t.kind}, not a ${req.kind}`, { tokenId: t.id, tokenKind: t.kind, kind: req.kind });
+      if (now > t.expires_ms)
+        throw new RcError(ErrorCode.ProvisionTokenExpired, 'the enrolment token has expired', {
+          tokenId: t.id,
+          expiredAt: new Date(t.expires_ms).toISOString(),
+        });
+      if (t.kind !== req.kind)
+        throw new RcError(ErrorCode.ProvisionTokenWrongKind, `the token is for a ${t.kind}, not a ${req.kind}`, {
+          tokenId: t.id,
+          tokenKind: t.kind,
+          kind: req.kind,
+        });
       const school = req.kind === 'bus' ? null : (req.school ?? t.school);
       const route = req.kind === 'bus' ? (req.route ?? t.route) : null;
-      if (t.school && school !== t.school) throw new RcError(ErrorCode.ProvisionTokenWrongKind, `the token is for school ${t.school}, not ${school}`, { tokenId: t.id, tokenSchool: t.school, school });
-      if (t.route && route !== t.route) throw new RcError(ErrorCode.ProvisionTokenWrongKind, `the token is for route ${t.route}, not ${route}`, { tokenId: t.id, tokenRoute: t.route, route });
+      if (t.school && school !== t.school)
+        throw new RcError(ErrorCode.ProvisionTokenWrongKind, `the token is for school ${t.school}, not ${school}`, {
+          tokenId: t.id,
+          tokenSchool: t.school,
+          school,
+        });
+      if (t.route && route !== t.route)
+        throw new RcError(ErrorCode.ProvisionTokenWrongKind, `the token is for route ${t.route}, not ${route}`, { tokenId: t.id, tokenRoute: t.route, route });
       if (req.kind !== 'bus' && !school) throw new RcError(ErrorCode.ServerBadRequest, `a ${req.kind} needs --school`);
       if (req.kind === 'bus' && !route) throw new RcError(ErrorCode.ServerBadRequest, 'a bus needs --route');
       check?.({ kind: req.kind, school, route });
@@ -163,7 +182,21 @@ export class DeviceRegistry {
         .prepare(
           'INSERT INTO device_identities(id, kind, school, route, vehicle, direction, scopes, identity_key, box_key, pw_hash, mosq_hash, enrolled_at, token_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)',
         )
-        .run(id, req.kind, school, route, req.vehicle ?? null, req.direction ?? null, JSON.stringify(scopes), req.identityKey, req.boxKey, hashes.pwHash, hashes.mosqHash, at, t.id);
+        .run(
+          id,
+          req.kind,
+          school,
+          route,
+          req.vehicle ?? null,
+          req.direction ?? null,
+          JSON.stringify(scopes),
+          req.identityKey,
+          req.boxKey,
+          hashes.pwHash,
+          hashes.mosqHash,
+          at,
+          t.id,
+        );
       this.db.prepare('UPDATE enrol_tokens SET used_at = ?, device = ? WHERE hash = ?').run(at, id, hash);
       return this.get(id)!;
     })();
@@ -211,6 +244,8 @@ export class DeviceRegistry {
   }
 
   setPassword(id: string, hashes: { pwHash: string; mosqHash: string }, now = Date.now()): void {
-    this.db.prepare('UPDATE device_identities SET pw_hash = ?, mosq_hash = ?, rotated_at = ? WHERE id = ? AND revoked_at IS NULL').run(hashes.pwHash, hashes.mosqHash, new Date(now).toISOString(), id);
+    this.db
+      .prepare('UPDATE device_identities SET pw_hash = ?, mosq_hash = ?, rotated_at = ? WHERE id = ? AND revoked_at IS NULL')
+      .run(hashes.pwHash, hashes.mosqHash, new Date(now).toISOString(), id);
   }
 }

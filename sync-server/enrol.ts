@@ -34,7 +34,10 @@ const PROOF_WINDOW_MS = 5 * 60_000;
 
 function parseBody<T>(schema: z.ZodType<T>, v: unknown): T {
   const r = schema.safeParse(v);
-  if (!r.success) throw new RcError(ErrorCode.ServerBadRequest, 'request body does not match the schema', { issues: r.error.issues.slice(0, 5).map((i) => `${i.path.join('.')}: ${i.message}`) });
+  if (!r.success)
+    throw new RcError(ErrorCode.ServerBadRequest, 'request body does not match the schema', {
+      issues: r.error.issues.slice(0, 5).map((i) => `${i.path.join('.')}: ${i.message}`),
+    });
   return r.data;
 }
 
@@ -87,10 +90,13 @@ export class Provisioning {
   private checkRules(b: { kind: string; route: string | null }, rules: RulesFile | null): void {
     if (b.kind === 'bus') {
       if (!rules?.tariff) throw new RcError(ErrorCode.ProvisionNoRules, 'the server has no tariff yet: a bus cannot be set up', { kind: b.kind });
-      if (b.route && !(b.route in rules.tariff.routes)) throw new RcError(ErrorCode.ProvisionNoRules, `the tariff has no route ${b.route}`, { route: b.route, routes: Object.keys(rules.tariff.routes) });
+      if (b.route && !(b.route in rules.tariff.routes))
+        throw new RcError(ErrorCode.ProvisionNoRules, `the tariff has no route ${b.route}`, { route: b.route, routes: Object.keys(rules.tariff.routes) });
     }
-    if (b.kind === 'turnstile' && !rules?.school) throw new RcError(ErrorCode.ProvisionNoRules, 'the server has no school rules yet: a turnstile cannot be set up', { kind: b.kind });
-    if (b.kind === 'canteen' && !rules?.canteen) throw new RcError(ErrorCode.ProvisionNoRules, 'the server has no canteen rules yet: a canteen terminal cannot be set up', { kind: b.kind });
+    if (b.kind === 'turnstile' && !rules?.school)
+      throw new RcError(ErrorCode.ProvisionNoRules, 'the server has no school rules yet: a turnstile cannot be set up', { kind: b.kind });
+    if (b.kind === 'canteen' && !rules?.canteen)
+      throw new RcError(ErrorCode.ProvisionNoRules, 'the server has no canteen rules yet: a canteen terminal cannot be set up', { kind: b.kind });
   }
 
   private secrets(password: string): Secrets {
@@ -125,10 +131,16 @@ export class Provisioning {
     const d = this.registry.get(id);
     if (!d) throw new RcError(ErrorCode.ServerNotFound, `no device ${id}`, { device: id });
     const now = this.now();
-    if (Math.abs(now - p.at) > PROOF_WINDOW_MS) throw new RcError(ErrorCode.ProvisionClockSkew, 'the device clock differs from the server\'s by more than 5 minutes', { device: id, deviceTime: new Date(p.at).toISOString(), serverTime: new Date(now).toISOString() });
+    if (Math.abs(now - p.at) > PROOF_WINDOW_MS)
+      throw new RcError(ErrorCode.ProvisionClockSkew, "the device clock differs from the server's by more than 5 minutes", {
+        device: id,
+        deviceTime: new Date(p.at).toISOString(),
+        serverTime: new Date(now).toISOString(),
+      });
     for (const [n, at] of this.nonces) if (now - at > 2 * PROOF_WINDOW_MS) this.nonces.delete(n);
     const nk = `${id}:${p.nonce}`;
-    if (this.nonces.has(nk) || !verifyProof(purpose, id, d.identityKey, p)) throw new RcError(ErrorCode.ProvisionBadProof, 'request not signed by the device\'s enrolled key (or replayed)', { device: id });
+    if (this.nonces.has(nk) || !verifyProof(purpose, id, d.identityKey, p))
+      throw new RcError(ErrorCode.ProvisionBadProof, "request not signed by the device's enrolled key (or replayed)", { device: id });
     this.nonces.set(nk, now);
     if (d.revokedAt) throw new RcError(ErrorCode.ProvisionDeviceRevoked, `device ${id} was revoked at ${d.revokedAt}`, { device: id, revokedAt: d.revokedAt });
     return d;

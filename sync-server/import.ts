@@ -31,13 +31,21 @@ const validRange = (r: { valid_from: string; valid_to: string }) => r.valid_from
 
 const rowSchemas = {
   cards: z.object({ person_id: PersonId, pan: Pan, psn: Psn.default(''), expiry: YearMonth }),
-  benefits: z.object({ person_id: PersonId, category: z.enum(BENEFIT_CATEGORIES), valid_from: IsoDate, valid_to: IsoDate }).refine(validRange, { message: 'valid_to is before valid_from', path: ['valid_to'] }),
+  benefits: z
+    .object({ person_id: PersonId, category: z.enum(BENEFIT_CATEGORIES), valid_from: IsoDate, valid_to: IsoDate })
+    .refine(validRange, { message: 'valid_to is before valid_from', path: ['valid_to'] }),
   enrolments: z
     .object({
       person_id: PersonId,
       school_id: SchoolId,
       role: z.enum(SCHOOL_ROLES),
-      grade: z.union([z.literal('').transform(() => null), z.string().regex(/^(\d|1[0-2])$/, 'grade 0-12 or empty').transform(Number)]),
+      grade: z.union([
+        z.literal('').transform(() => null),
+        z
+          .string()
+          .regex(/^(\d|1[0-2])$/, 'grade 0-12 or empty')
+          .transform(Number),
+      ]),
       meal_category: z.union([z.literal('').transform(() => null), z.enum(MEAL_CATEGORIES)]),
       valid_from: IsoDate,
       valid_to: IsoDate,
@@ -122,16 +130,35 @@ export async function parseImport(kind: ImportKind, source: CsvSource, opts: Imp
     const d = r.data;
     switch (kind) {
       case 'cards':
-        rows.push({ kind, person: d.person_id as string, token: tokenOf(d.pan as string, d.psn as string, derive), keyVersion: opts.tokenKey.version, expiry: d.expiry as string });
+        rows.push({
+          kind,
+          person: d.person_id as string,
+          token: tokenOf(d.pan as string, d.psn as string, derive),
+          keyVersion: opts.tokenKey.version,
+          expiry: d.expiry as string,
+        });
         break;
       case 'benefits':
         rows.push({ kind, person: d.person_id as string, category: d.category as string, from: d.valid_from as string, to: d.valid_to as string });
         break;
       case 'enrolments':
-        rows.push({ kind, person: d.person_id as string, school: d.school_id as string, role: d.role as string, grade: d.grade as number | null, meal: d.meal_category as string | null, from: d.valid_from as string, to: d.valid_to as string });
+        rows.push({
+          kind,
+          person: d.person_id as string,
+          school: d.school_id as string,
+          role: d.role as string,
+          grade: d.grade as number | null,
+          meal: d.meal_category as string | null,
+          from: d.valid_from as string,
+          to: d.valid_to as string,
+        });
         break;
       case 'stoplist':
-        rows.push({ kind, token: (d.token as string | undefined) ?? tokenOf(d.pan as string, d.psn as string | undefined, derive), reason: d.reason as string });
+        rows.push({
+          kind,
+          token: (d.token as string | undefined) ?? tokenOf(d.pan as string, d.psn as string | undefined, derive),
+          reason: d.reason as string,
+        });
         break;
     }
   }
@@ -163,7 +190,9 @@ export function applyImport(db: Db, kind: ImportKind, rows: Parsed[], today: str
       const delByToken = db.prepare('DELETE FROM cards WHERE token = ? AND person_id <> ?');
       // a big file with the whole scope marked and no school lists: no per-token bookkeeping needed
       const bulk = dirty.get('transit') === ALL_TOKENS && !anyEnrolment;
-      const upsert = db.prepare('INSERT INTO cards(person_id, token, key_version, expiry, updated_at) VALUES (?,?,?,?,?) ON CONFLICT(person_id) DO UPDATE SET token=excluded.token, key_version=excluded.key_version, expiry=excluded.expiry, updated_at=excluded.updated_at');
+      const upsert = db.prepare(
+        'INSERT INTO cards(person_id, token, key_version, expiry, updated_at) VALUES (?,?,?,?,?) ON CONFLICT(person_id) DO UPDATE SET token=excluded.token, key_version=excluded.key_version, expiry=excluded.expiry, updated_at=excluded.updated_at',
+      );
       for (const r of rows) {
         if (r.kind !== 'cards') continue;
         if (bulk) {

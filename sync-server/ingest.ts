@@ -58,7 +58,11 @@ export class Ingest {
    */
   store(topicDevice: string, sender: string | null, batch: JournalBatch, now = new Date()): { upTo: number; stored: number; settle: number } {
     if (batch.device !== topicDevice || (sender !== null && sender !== topicDevice)) {
-      throw new RcError(ErrorCode.SyncDeviceMismatch, 'journal batch device id does not match its sender', { topic: topicDevice, payload: batch.device, sender });
+      throw new RcError(ErrorCode.SyncDeviceMismatch, 'journal batch device id does not match its sender', {
+        topic: topicDevice,
+        payload: batch.device,
+        sender,
+      });
     }
     const at = now.toISOString();
     let stored = 0;
@@ -100,7 +104,17 @@ export class Ingest {
     const eff = data.effectiveTime !== undefined ? Date.parse(data.effectiveTime) : Date.parse(e.time);
     const day = serviceDay(eff, this.opts);
     const code = eff > nowMs + this.opts.maxFutureMs || eff < nowMs - this.opts.maxPastMs ? ErrorCode.SettlementTimeOutOfRange : null;
-    const extra = [data.route ?? null, data.vehicle ?? null, data.direction ?? null, data.reader ?? null, data.meal ?? null, JSON.stringify(data.flags ?? []), eff, day, code];
+    const extra = [
+      data.route ?? null,
+      data.vehicle ?? null,
+      data.direction ?? null,
+      data.reader ?? null,
+      data.meal ?? null,
+      JSON.stringify(data.flags ?? []),
+      eff,
+      day,
+      code,
+    ];
     return { extra, day, code };
   }
 
@@ -109,7 +123,14 @@ export class Ingest {
       .prepare(
         'INSERT INTO devices(id, online, last_seen, lists, backlog, reader) VALUES (?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET online=excluded.online, last_seen=excluded.last_seen, lists=excluded.lists, backlog=excluded.backlog, reader=coalesce(excluded.reader, devices.reader)',
       )
-      .run(s.device, s.online ? 1 : 0, s.online ? now.toISOString() : (this.lastSeen(s.device) ?? now.toISOString()), JSON.stringify(s.lists), s.backlog, s.reader ?? null);
+      .run(
+        s.device,
+        s.online ? 1 : 0,
+        s.online ? now.toISOString() : (this.lastSeen(s.device) ?? now.toISOString()),
+        JSON.stringify(s.lists),
+        s.backlog,
+        s.reader ?? null,
+      );
   }
 
   private lastSeen(id: string): string | undefined {

@@ -44,7 +44,19 @@ interface EnrolRow {
 
 /** Benefits in a stable order (as the per-token query returns them), at most 8 kept. */
 function byBenefit(a: { category: string; validFrom: string; validTo: string }, b: { category: string; validFrom: string; validTo: string }): number {
-  return a.category < b.category ? -1 : a.category > b.category ? 1 : a.validFrom < b.validFrom ? -1 : a.validFrom > b.validFrom ? 1 : a.validTo < b.validTo ? -1 : a.validTo > b.validTo ? 1 : 0;
+  return a.category < b.category
+    ? -1
+    : a.category > b.category
+      ? 1
+      : a.validFrom < b.validFrom
+        ? -1
+        : a.validFrom > b.validFrom
+          ? 1
+          : a.validTo < b.validTo
+            ? -1
+            : a.validTo > b.validTo
+              ? 1
+              : 0;
 }
 
 export class Materializer {
@@ -55,7 +67,9 @@ export class Materializer {
   constructor(private readonly db: Db) {
     this.card = db.prepare('SELECT person_id, expiry FROM cards WHERE token = ?');
     this.benefits = db.prepare('SELECT category, valid_from, valid_to FROM benefits WHERE person_id = ? ORDER BY category, valid_from, valid_to');
-    this.enrol = db.prepare('SELECT role, grade, meal_category, valid_from, valid_to FROM enrolments WHERE person_id = ? AND school_id = ? ORDER BY valid_to DESC LIMIT 1');
+    this.enrol = db.prepare(
+      'SELECT role, grade, meal_category, valid_from, valid_to FROM enrolments WHERE person_id = ? AND school_id = ? ORDER BY valid_to DESC LIMIT 1',
+    );
     this.stop = db.prepare('SELECT reason, since FROM stoplist WHERE token = ?');
   }
 
@@ -68,7 +82,11 @@ export class Materializer {
     if (!c) return null;
     if (scope === 'transit') {
       const bs = this.benefits.all(c.person_id) as BenefitRow[];
-      return { token, cardExpiry: c.expiry, benefits: bs.slice(0, 8).map((b) => ({ category: b.category as BenefitCategory, validFrom: b.valid_from, validTo: b.valid_to })) };
+      return {
+        token,
+        cardExpiry: c.expiry,
+        benefits: bs.slice(0, 8).map((b) => ({ category: b.category as BenefitCategory, validFrom: b.valid_from, validTo: b.valid_to })),
+      };
     }
     const school = scope.slice('school:'.length);
     const e = this.enrol.get(c.person_id, school) as EnrolRow | undefined;
@@ -90,7 +108,11 @@ export class Materializer {
    */
   *scan(scope: string): Generator<{ token: string; rec: Buffer }> {
     if (scope === 'stoplist') {
-      for (const r of this.db.prepare('SELECT token, reason, since FROM stoplist ORDER BY token').iterate() as Iterable<{ token: string; reason: string; since: string }>) {
+      for (const r of this.db.prepare('SELECT token, reason, since FROM stoplist ORDER BY token').iterate() as Iterable<{
+        token: string;
+        reason: string;
+        since: string;
+      }>) {
         yield { token: r.token, rec: encodeRecords(scope, [{ token: r.token, reason: r.reason as StopReason, since: r.since }]) };
       }
       return;
@@ -99,7 +121,9 @@ export class Materializer {
       let cur: TransitEntry | null = null;
       const rows = this.db
         // ordered by token only (the token index gives that order without a sort); benefits sorted per card below
-        .prepare('SELECT c.token AS token, c.expiry AS expiry, b.category AS category, b.valid_from AS valid_from, b.valid_to AS valid_to FROM cards c LEFT JOIN benefits b ON b.person_id = c.person_id ORDER BY c.token')
+        .prepare(
+          'SELECT c.token AS token, c.expiry AS expiry, b.category AS category, b.valid_from AS valid_from, b.valid_to AS valid_to FROM cards c LEFT JOIN benefits b ON b.person_id = c.person_id ORDER BY c.token',
+        )
         .iterate() as Iterable<{ token: string; expiry: string; category: string | null; valid_from: string; valid_to: string }>;
       const done = (e: TransitEntry) => {
         if (e.benefits.length > 1) e.benefits = e.benefits.sort(byBenefit).slice(0, 8);

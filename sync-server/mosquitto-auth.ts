@@ -48,12 +48,7 @@ export function passwordFileText(server: { user: string; mosqHash: string }, dev
 
 /** The ACL: the server reads and writes everything under rc/v1; each device only its own topics and scopes. */
 export function aclFileText(serverUser: string, devices: readonly BrokerUser[]): string {
-  const out = [
-    '# Written by rc-sync-server; changes are overwritten. Reloaded with SIGHUP.',
-    `user ${serverUser}`,
-    `topic readwrite ${ROOT}/#`,
-    '',
-  ];
+  const out = ['# Written by rc-sync-server; changes are overwritten. Reloaded with SIGHUP.', `user ${serverUser}`, `topic readwrite ${ROOT}/#`, ''];
   for (const d of devices) {
     out.push(
       `user ${d.id}`,
@@ -104,6 +99,8 @@ export function reloadMosquitto(files: MosquittoFiles): void {
     process.kill(pid, 'SIGHUP');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ESRCH') return; // not running: it reads the files when it starts
-    throw new RcError(ErrorCode.ProvisionBrokerFiles, `cannot signal Mosquitto (pid ${pid}) to reload: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, { pid });
+    throw new RcError(ErrorCode.ProvisionBrokerFiles, `cannot signal Mosquitto (pid ${pid}) to reload: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, {
+      pid,
+    });
   }
 }

@@ -23,7 +23,12 @@ export interface PublisherOptions {
 /** Above this many changed tokens a scope is recomputed in one ordered pass. */
 const FULL_SCAN = 20_000;
 
-export const DEFAULT_PUBLISHER_OPTIONS: PublisherOptions = { manifestTtlMs: 7 * 86_400_000, deltaRetentionMs: 7 * 86_400_000, chunkRecords: CHUNK_RECORDS, maxDeltaRecords: MAX_DELTA_RECORDS };
+export const DEFAULT_PUBLISHER_OPTIONS: PublisherOptions = {
+  manifestTtlMs: 7 * 86_400_000,
+  deltaRetentionMs: 7 * 86_400_000,
+  chunkRecords: CHUNK_RECORDS,
+  maxDeltaRecords: MAX_DELTA_RECORDS,
+};
 
 /**
  * Makes a new version of every scope an import changed: applies the changed
@@ -127,13 +132,9 @@ export class Publisher {
     const counts = all
       ? { n: all.length, b: all.reduce((a, r) => a + r.length, 0) }
       : (db.prepare('SELECT count(*) AS n, coalesce(sum(length(rec)), 0) AS b FROM entries WHERE scope = ?').get(scope) as { n: number; b: number });
-    db.prepare('INSERT INTO scopes(scope, version, entries, records, updated_at) VALUES (?,?,?,?,?) ON CONFLICT(scope) DO UPDATE SET version=excluded.version, entries=excluded.entries, records=excluded.records, updated_at=excluded.updated_at').run(
-      scope,
-      to,
-      counts.n,
-      counts.b / RECORD_SIZE,
-      now.toISOString(),
-    );
+    db.prepare(
+      'INSERT INTO scopes(scope, version, entries, records, updated_at) VALUES (?,?,?,?,?) ON CONFLICT(scope) DO UPDATE SET version=excluded.version, entries=excluded.entries, records=excluded.records, updated_at=excluded.updated_at',
+    ).run(scope, to, counts.n, counts.b / RECORD_SIZE, now.toISOString());
     // delta from the previous version
     const removeRecs = rms.map((t) => {
       const r = Buffer.alloc(RECORD_SIZE);
@@ -144,9 +145,20 @@ export class Publisher {
     const body = Buffer.concat([...ups, ...removeRecs]);
     if (body.length / RECORD_SIZE <= this.opts.maxDeltaRecords) {
       const { payload, ref } = sealDelta(scope, from, to, body, now, this.opts.deltaRetentionMs, this.key);
-      db.prepare('INSERT OR REPLACE INTO deltas(scope, from_v, to_v, sha256, records, created_ms, payload) VALUES (?,?,?,?,?,?,?)').run(scope, from, to, ref.sha256, ref.records, now.getTime(), payload);
+      db.prepare('INSERT OR REPLACE INTO deltas(scope, from_v, to_v, sha256, records, created_ms, payload) VALUES (?,?,?,?,?,?,?)').run(
+        scope,
+        from,
+        to,
+        ref.sha256,
+        ref.records,
+        now.getTime(),
+        payload,
+      );
     }
-    const old = db.prepare('SELECT from_v, to_v FROM deltas WHERE scope = ? AND created_ms < ?').all(scope, now.getTime() - this.opts.deltaRetentionMs) as { from_v: number; to_v: number }[];
+    const old = db.prepare('SELECT from_v, to_v FROM deltas WHERE scope = ? AND created_ms < ?').all(scope, now.getTime() - this.opts.deltaRetentionMs) as {
+      from_v: number;
+      to_v: number;
+    }[];
     for (const d of old) this.clears.push(topics.delta(scope, d.from_v, d.to_v));
     db.prepare('DELETE FROM deltas WHERE scope = ? AND created_ms < ?').run(scope, now.getTime() - this.opts.deltaRetentionMs);
     // snapshot: all records in token order, chunked
@@ -161,12 +173,11 @@ export class Publisher {
   }
 
   manifest(scope: Scope, now = new Date()): Buffer {
-    const s = this.db.prepare('SELECT version, entries, records FROM scopes WHERE scope = ?').get(scope) as { version: number; entries: number; records: number } | undefined;
+    const s = this.db.prepare('SELECT version, entries, records FROM scopes WHERE scope = ?').get(scope) as
+      { version: number; entries: number; records: number } | undefined;
     const version = s?.version ?? 0;
     const chunks = this.db.prepare('SELECT n, records, sha256 FROM chunks WHERE scope = ? AND version = ? ORDER BY n').all(scope, version) as ChunkRef[];
-    const deltas = this.db
-      .prepare('SELECT from_v AS "from", to_v AS "to", sha256, records FROM deltas WHERE scope = ? ORDER BY to_v')
-      .all(scope) as DeltaRef[];
+    const deltas = this.db.prepare('SELECT from_v AS "from", to_v AS "to", sha256, records FROM deltas WHERE scope = ? ORDER BY to_v').all(scope) as DeltaRef[];
     return sealManifest({ scope, version, entries: s?.entries ?? 0, records: s?.records ?? 0, chunks, deltas, now, ttlMs: this.opts.manifestTtlMs }, this.key);
   }
 
@@ -182,9 +193,13 @@ export class Publisher {
     this.clears = [];
     for (const scope of scopes) {
       const v = this.version(scope);
-      const deltas = this.db.prepare(`SELECT from_v, to_v, payload FROM deltas WHERE scope = ? ${full ? '' : 'AND to_v = ?'} ORDER BY to_v`).all(...(full ? [scope] : [scope, v])) as { from_v: number; to_v: number; payload: Buffer }[];
+      const deltas = this.db
+        .prepare(`SELECT from_v, to_v, payload FROM deltas WHERE scope = ? ${full ? '' : 'AND to_v = ?'} ORDER BY to_v`)
+        .all(...(full ? [scope] : [scope, v])) as { from_v: number; to_v: number; payload: Buffer }[];
       for (const d of deltas) await t.publish(topics.delta(scope, d.from_v, d.to_v), d.payload, true);
-      const chunks = this.db.prepare(`SELECT version, n, payload FROM chunks WHERE scope = ? ${full ? '' : 'AND version = ?'} ORDER BY version, n`).all(...(full ? [scope] : [scope, v])) as { version: number; n: number; payload: Buffer }[];
+      const chunks = this.db
+        .prepare(`SELECT version, n, payload FROM chunks WHERE scope = ? ${full ? '' : 'AND version = ?'} ORDER BY version, n`)
+        .all(...(full ? [scope] : [scope, v])) as { version: number; n: number; payload: Buffer }[];
       for (const c of chunks) await t.publish(topics.chunk(scope, c.version, c.n), c.payload, true);
       await t.publish(topics.manifest(scope), this.manifest(scope), true);
       this.log.info({ scope, version: v, deltas: deltas.length, chunks: chunks.length }, 'list published');
@@ -216,7 +231,9 @@ export class Publisher {
 
   setConfig(name: string, doc: unknown, now = new Date()): number {
     const cur = (this.db.prepare('SELECT version FROM configs WHERE name = ?').pluck().get(name) as number | undefined) ?? 0;
-    this.db.prepare('INSERT OR REPLACE INTO configs(name, version, doc, updated_at) VALUES (?,?,?,?)').run(name, cur + 1, JSON.stringify(doc), now.toISOString());
+    this.db
+      .prepare('INSERT OR REPLACE INTO configs(name, version, doc, updated_at) VALUES (?,?,?,?)')
+      .run(name, cur + 1, JSON.stringify(doc), now.toISOString());
     return cur + 1;
   }
 

@@ -91,14 +91,29 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       return changed;
     });
 
-  const charging = new ChargingQueue(db, o.charger ?? new SimulatedCharger(db), async (d) => void (await commitAndPublish(d)), log.child({ component: 'charging' }), settlement);
+  const charging = new ChargingQueue(
+    db,
+    o.charger ?? new SimulatedCharger(db),
+    async (d) => void (await commitAndPublish(d)),
+    log.child({ component: 'charging' }),
+    settlement,
+  );
 
   // broker
   let embedded: EmbeddedBroker | null = null;
   const serverUser = 'rc-sync-server';
   const serverPassword = o.brokerPassword ?? randomBytes(18).toString('base64url');
   let mqttUrl = o.brokerUrl;
-  const provisioning = new Provisioning({ db, publicKeyPem: key.publicKeyPem, tokenKey: o.tokenKey, serverUser: o.brokerUrl ? (o.brokerUsername ?? serverUser) : serverUser, serverPassword, log: log.child({ component: 'provisioning' }), ...(o.mosquitto ? { mosquitto: o.mosquitto } : {}), ...(o.publicBrokerUrl ? { publicBrokerUrl: o.publicBrokerUrl } : {}) });
+  const provisioning = new Provisioning({
+    db,
+    publicKeyPem: key.publicKeyPem,
+    tokenKey: o.tokenKey,
+    serverUser: o.brokerUrl ? (o.brokerUsername ?? serverUser) : serverUser,
+    serverPassword,
+    log: log.child({ component: 'provisioning' }),
+    ...(o.mosquitto ? { mosquitto: o.mosquitto } : {}),
+    ...(o.publicBrokerUrl ? { publicBrokerUrl: o.publicBrokerUrl } : {}),
+  });
   if (!mqttUrl) {
     const policy = o.policy ? o.policy(serverUser, serverPassword) : o.deviceAuth ? provisioning.policy(o.deviceAuth) : openPolicy(serverUser, serverPassword);
     embedded = await startEmbeddedBroker({ port: o.mqttPort ?? 1883, policy, log: log.child({ component: 'broker' }) });
@@ -111,7 +126,11 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     protocolVersion: 4,
     clientId: `rc-sync-server-${randomBytes(4).toString('hex')}`,
     // MQTT 3.1.1: no password without a user name
-    ...(o.brokerUrl ? (o.brokerUsername ? { username: o.brokerUsername, password: o.brokerPassword } : {}) : { username: serverUser, password: serverPassword }),
+    ...(o.brokerUrl
+      ? o.brokerUsername
+        ? { username: o.brokerUsername, password: o.brokerPassword }
+        : {}
+      : { username: serverUser, password: serverPassword }),
     clean: true,
     keepalive: 300, // a million-row import holds the event loop for a while
     reconnectPeriod: 1000,
@@ -124,7 +143,10 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       await client.publishAsync(topic, payload, { qos: 1, retain });
     },
   });
-  const requests = new RequestPolicy((id) => provisioning.registry.get(id)?.scopes ?? null, () => publisher.scopes());
+  const requests = new RequestPolicy(
+    (id) => provisioning.registry.get(id)?.scopes ?? null,
+    () => publisher.scopes(),
+  );
   client.on('connect', () => {
     log.info({ broker: mqttUrl }, 'connected to broker');
     void serial(async () => {
@@ -218,10 +240,12 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const httpLog = log.child({ component: 'http' });
   const http = await startListener(ROUTES, httpCtx, { listener: 'operator', host: '127.0.0.1', port: o.httpPort, bodyLimit: 1 << 20, log: httpLog });
   const httpUrl = http.url;
-  const enrolListener = o.enrolListen ? await startListener(ROUTES, httpCtx, { listener: 'enrol', ...o.enrolListen, bodyLimit: 64 * 1024, log: httpLog }).catch(async (e: unknown) => {
-    await http.close();
-    throw e;
-  }) : null;
+  const enrolListener = o.enrolListen
+    ? await startListener(ROUTES, httpCtx, { listener: 'enrol', ...o.enrolListen, bodyLimit: 64 * 1024, log: httpLog }).catch(async (e: unknown) => {
+        await http.close();
+        throw e;
+      })
+    : null;
 
   await new Promise<void>((res) => {
     if (client.connected) return res();

@@ -27,13 +27,26 @@ export function outcomeOfRead(r: CardRead): ReadOutcome {
   const ms = Math.round(r.ms * 10) / 10;
   return {
     exit: READ_EXIT.ok,
-    json: { scheme: r.scheme, aid: r.aid, maskedPan: r.maskedPan, expiry: r.expiry, psn: r.psn, par: r.par, token: r.token, keyVersion: r.keyVersion, apdus: r.apdus, ms },
+    json: {
+      scheme: r.scheme,
+      aid: r.aid,
+      maskedPan: r.maskedPan,
+      expiry: r.expiry,
+      psn: r.psn,
+      par: r.par,
+      token: r.token,
+      keyVersion: r.keyVersion,
+      apdus: r.apdus,
+      ms,
+    },
     human: `Mir card ${r.maskedPan}, expires ${r.expiry}, PSN ${r.psn ?? 'none'}${r.par ? `, PAR ${r.par}` : ''}: token ${r.token} (key v${r.keyVersion}), ${r.apdus} APDUs in ${ms} ms`,
   };
 }
 
 export function outcomeOfError(e: unknown): ReadOutcome {
-  const err = isRcError(e) ? e : new RcError(ErrorCode.ReaderTransmit, 'unexpected failure while reading the card', { reason: (e as Error)?.message ?? String(e) });
+  const err = isRcError(e)
+    ? e
+    : new RcError(ErrorCode.ReaderTransmit, 'unexpected failure while reading the card', { reason: (e as Error)?.message ?? String(e) });
   switch (err.code) {
     case ErrorCode.CardNotMir: {
       const scheme = typeof err.context?.scheme === 'string' ? err.context.scheme : 'unknown';
@@ -69,7 +82,11 @@ export function register(program: Command): void {
       };
       const timeoutMs = Number(o.timeoutMs);
       if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 86_400_000) {
-        print({ exit: READ_EXIT.usage, json: { error: ErrorCode.InputInvalid, message: '--timeout-ms must be a whole number of milliseconds' }, human: '--timeout-ms must be a whole number of milliseconds' });
+        print({
+          exit: READ_EXIT.usage,
+          json: { error: ErrorCode.InputInvalid, message: '--timeout-ms must be a whole number of milliseconds' },
+          human: '--timeout-ms must be a whole number of milliseconds',
+        });
         return;
       }
       let out: ReadOutcome;

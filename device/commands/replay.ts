@@ -29,8 +29,14 @@ export const ReplayTap = z
   .object({
     time: z.iso.datetime({ offset: true, message: 'time: ISO-8601 with an offset, e.g. 2026-11-24T08:15:00+03:00' }),
     token: TokenHex.optional(),
-    pan: z.string().regex(/^\d{12,19}$/, 'pan: 12 to 19 digits').optional(),
-    psn: z.string().regex(/^[0-9A-Fa-f]{2}$/, 'psn: 2 hex digits').optional(),
+    pan: z
+      .string()
+      .regex(/^\d{12,19}$/, 'pan: 12 to 19 digits')
+      .optional(),
+    psn: z
+      .string()
+      .regex(/^[0-9A-Fa-f]{2}$/, 'psn: 2 hex digits')
+      .optional(),
     reader: z.enum(['entry', 'exit']).optional(),
     expiry: YearMonth.optional(),
     route: z.string().min(1).max(32).optional(),
@@ -78,7 +84,10 @@ export function parseTapsFile(text: string, file: string, key: TokenKey): Array<
     try {
       raw = JSON.parse(src);
     } catch (e) {
-      throw new RcError(ErrorCode.InputInvalid, formatProblem(file, { line: i + 1, path: '', message: `not valid JSON: ${(e as Error).message}` }), { file, line: i + 1 });
+      throw new RcError(ErrorCode.InputInvalid, formatProblem(file, { line: i + 1, path: '', message: `not valid JSON: ${(e as Error).message}` }), {
+        file,
+        line: i + 1,
+      });
     }
     const r = ReplayTap.safeParse(raw);
     if (!r.success) {

@@ -29,7 +29,9 @@ export function register(program: Command): void {
         return;
       }
       // nothing a card, a peripheral or the network does may end the process
-      process.on('unhandledRejection', (e) => log.error({ code: ErrorCode.RuntimeTapFailed, err: e instanceof Error ? e.message : String(e) }, 'unhandled rejection; continuing'));
+      process.on('unhandledRejection', (e) =>
+        log.error({ code: ErrorCode.RuntimeTapFailed, err: e instanceof Error ? e.message : String(e) }, 'unhandled rejection; continuing'),
+      );
       process.on('uncaughtException', (e) => log.error({ code: ErrorCode.RuntimeTapFailed, err: e.message }, 'uncaught exception; continuing'));
       let device;
       try {

@@ -14,7 +14,7 @@ import { formatStatus, queryStatus } from '../runtime/status.js';
 export function register(program: Command): void {
   program
     .command('status')
-    .description("ask the running device for its readers, peripherals, last tap, lists, journal backlog and broker connection")
+    .description('ask the running device for its readers, peripherals, last tap, lists, journal backlog and broker connection')
     .option('--json', 'one JSON object')
     .option('--socket <path>', 'status socket of the running device')
     .option('--config <file>', 'device config (the socket is found from it)')

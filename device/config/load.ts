@@ -44,7 +44,12 @@ export function loadRules(raw: unknown, file = '<rules>', text?: string): RulesF
 
 /** Replace the rules of a config with published ones (what the sync client does on a rules update). */
 export function withRules(cfg: Config, rules: RulesFile, file = '<rules>'): Config {
-  const next = { ...cfg, ...(rules.tariff ? { tariff: rules.tariff } : {}), ...(rules.school ? { school: rules.school } : {}), ...(rules.canteen ? { canteen: rules.canteen } : {}) };
+  const next = {
+    ...cfg,
+    ...(rules.tariff ? { tariff: rules.tariff } : {}),
+    ...(rules.school ? { school: rules.school } : {}),
+    ...(rules.canteen ? { canteen: rules.canteen } : {}),
+  };
   return validateOrThrow(Config, next, file, ErrorCode.TariffInvalid);
 }
 

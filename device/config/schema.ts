@@ -51,7 +51,10 @@ export const TokenKeyConfig = z
   .object({
     version: z.number().int().min(0).max(0xffff),
     /** Hex key; better given through the environment (RC_TOKEN_KEY) than written here. */
-    hex: z.string().regex(/^(?:[0-9a-fA-F]{2}){16,64}$/, 'token key: 32 to 128 hex digits').optional(),
+    hex: z
+      .string()
+      .regex(/^(?:[0-9a-fA-F]{2}){16,64}$/, 'token key: 32 to 128 hex digits')
+      .optional(),
   })
   .strict();
 
@@ -78,9 +81,15 @@ const common = {
   sync: SyncConfig.optional(),
   tokenKey: TokenKeyConfig.optional(),
   /** Path of the SQLite store; the runtime picks a default when absent. */
-  store: z.object({ path: z.string().min(1) }).strict().optional(),
+  store: z
+    .object({ path: z.string().min(1) })
+    .strict()
+    .optional(),
   /** Runtime files (rc-device run): the data dir (store, sync staging; default: the config file's dir) and the status socket (default <dataDir>/rc-device.sock). */
-  runtime: z.object({ dataDir: z.string().min(1).optional(), statusSocket: z.string().min(1).optional() }).strict().optional(),
+  runtime: z
+    .object({ dataDir: z.string().min(1).optional(), statusSocket: z.string().min(1).optional() })
+    .strict()
+    .optional(),
 };
 
 /** A bus validator: its route, and a tariff that knows the route. */
@@ -95,7 +104,8 @@ export const BusConfigV1 = z
   })
   .strict()
   .superRefine((c, ctx) => {
-    if (!(c.device.route in c.tariff.routes)) ctx.addIssue({ code: 'custom', path: ['device', 'route'], message: `route "${c.device.route}" is not in tariff.routes` });
+    if (!(c.device.route in c.tariff.routes))
+      ctx.addIssue({ code: 'custom', path: ['device', 'route'], message: `route "${c.device.route}" is not in tariff.routes` });
   });
 
 /** A school turnstile: its school and the school's rules. */
@@ -136,7 +146,16 @@ const MISSING: Record<DeviceKind, Record<string, string>> = {
 };
 
 /** Any kind, for reporting what is wrong when the kind itself is missing or unknown. */
-const AnyKindV1 = z.object({ schema: z.literal(1), device: z.object(deviceFields).strict(), tariff: Tariff.optional(), school: SchoolRules.optional(), canteen: CanteenRules.optional(), ...common }).strict();
+const AnyKindV1 = z
+  .object({
+    schema: z.literal(1),
+    device: z.object(deviceFields).strict(),
+    tariff: Tariff.optional(),
+    school: SchoolRules.optional(),
+    canteen: CanteenRules.optional(),
+    ...common,
+  })
+  .strict();
 
 /**
  * The config: a union discriminated by `device.kind` (bus / turnstile / canteen),
@@ -155,7 +174,8 @@ export const ConfigV1 = z.unknown().transform((raw, ctx): BusConfigV1 | Turnstil
     for (const iss of r.error.issues) ctx.addIssue({ code: 'custom', path: iss.path, message: iss.message });
   } else {
     const r = AnyKindV1.safeParse(raw);
-    for (const iss of r.error?.issues ?? [{ path: ['device', 'kind'], message: 'unknown device kind' }]) ctx.addIssue({ code: 'custom', path: iss.path, message: iss.message });
+    for (const iss of r.error?.issues ?? [{ path: ['device', 'kind'], message: 'unknown device kind' }])
+      ctx.addIssue({ code: 'custom', path: iss.path, message: iss.message });
   }
   return z.NEVER;
 });

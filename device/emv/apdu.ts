@@ -62,7 +62,12 @@ export class ApduSession {
       r = await this.ch.transmit(apdu, this.timeoutMs);
     } catch (e) {
       if (isRcError(e)) throw e;
-      throw new RcError(ErrorCode.ReaderTransmit, 'the reader failed to exchange an APDU', { ins: apdu[1], reason: e instanceof Error ? e.message : String(e) }, { cause: e });
+      throw new RcError(
+        ErrorCode.ReaderTransmit,
+        'the reader failed to exchange an APDU',
+        { ins: apdu[1], reason: e instanceof Error ? e.message : String(e) },
+        { cause: e },
+      );
     }
     this.held.push(r);
     if (r.length < 2) throw new RcError(ErrorCode.CardRemoved, 'the card answered nothing (taken away?)', { ins: apdu[1], bytes: r.length });

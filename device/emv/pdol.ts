@@ -14,7 +14,7 @@ export const TTQ = Buffer.from('36004000', 'hex');
 const NUMERIC = new Set(['9F02', '9F03', '9F1A', '5F2A', '9A', '9C', '9F21']);
 
 function bcd2(n: number): number {
-  return ((Math.floor(n / 10) % 10) << 4) | n % 10;
+  return ((Math.floor(n / 10) % 10) << 4) | (n % 10);
 }
 
 /** The terminal's value for a tag, or undefined when we do not know it. */

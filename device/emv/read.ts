@@ -255,7 +255,10 @@ export async function readMirCard(ch: CardChannel, opts: ReadOptions): Promise<C
       throw e;
     }
     // a bug of ours, not the card's: never let the message carry card bytes
-    throw new RcError(ErrorCode.CardBadResponse, 'card answer could not be processed', { apdus: session.count, reason: e instanceof Error ? e.name : 'unknown' });
+    throw new RcError(ErrorCode.CardBadResponse, 'card answer could not be processed', {
+      apdus: session.count,
+      reason: e instanceof Error ? e.name : 'unknown',
+    });
   } finally {
     found.wipe();
     session.wipe();

@@ -90,7 +90,8 @@ export class SerialLink {
     }
     return new Promise((resolve, reject) => {
       port.write(Buffer.from(bytes), (err) => {
-        if (err) reject(new RcError(ErrorCode.IoPortUnavailable, `write to ${this.opts.path} failed: ${err.message}`, { port: this.opts.path }, { cause: err }));
+        if (err)
+          reject(new RcError(ErrorCode.IoPortUnavailable, `write to ${this.opts.path} failed: ${err.message}`, { port: this.opts.path }, { cause: err }));
         else resolve();
       });
     });

@@ -146,7 +146,17 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
       });
     }
     const source = o.source ?? (await PcscReaderSource.create({ log: log.child({ component: 'reader' }) }));
-    runtime = new Runtime({ config: cfg, store, source, peripherals, tokenKey, log, ...(o.clock ? { clock: o.clock } : {}), sync, closeSource: o.closeSource ?? true });
+    runtime = new Runtime({
+      config: cfg,
+      store,
+      source,
+      peripherals,
+      tokenKey,
+      log,
+      ...(o.clock ? { clock: o.clock } : {}),
+      sync,
+      closeSource: o.closeSource ?? true,
+    });
     const rt = runtime;
     // a rules document published by the server ("rules-<device kind>" or "rules-school-<id>") replaces the rules
     const applyPublishedRules = (name: string, version: number, doc: unknown) => {
@@ -156,7 +166,9 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
         rt.setConfig(withRules(rt.config, loadRules(doc, `published ${name} v${version}`), `published ${name} v${version}`));
         log.child({ component: 'runtime' }).info({ name, version }, 'published rules applied');
       } catch (e) {
-        log.child({ component: 'runtime' }).warn({ name, version, code: isRcError(e) ? e.code : undefined, err: String(e) }, 'published rules refused; keeping the current ones');
+        log
+          .child({ component: 'runtime' })
+          .warn({ name, version, code: isRcError(e) ? e.code : undefined, err: String(e) }, 'published rules refused; keeping the current ones');
       }
     };
     await runtime.start();
@@ -178,4 +190,3 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
     },
   };
 }
-

@@ -201,7 +201,9 @@ export function formatStatus(s: StatusReply): string {
   L.push(`readers  PC/SC service: ${s.pcsc}`);
   if (s.readers.length === 0) L.push('         (no reader)');
   for (const r of s.readers) {
-    L.push(`         ${r.name}${r.direction ? ` [${r.direction}]` : ''}: ${r.state}${r.cardPresent ? ', card present' : ''}, ${r.taps} taps${r.lastError ? `, last error ${r.lastError.code} at ${r.lastError.at}` : ''}`);
+    L.push(
+      `         ${r.name}${r.direction ? ` [${r.direction}]` : ''}: ${r.state}${r.cardPresent ? ', card present' : ''}, ${r.taps} taps${r.lastError ? `, last error ${r.lastError.code} at ${r.lastError.at}` : ''}`,
+    );
   }
   L.push('periph.');
   if (s.peripherals.length === 0) L.push('         (none)');

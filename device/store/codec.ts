@@ -1,4 +1,13 @@
-import { BENEFIT_CATEGORIES, MEAL_CATEGORIES, SCHOOL_ROLES, STOP_REASONS, type AnyEntry, type SchoolEntry, type StopEntry, type TransitEntry } from '../../protocol/lists.js';
+import {
+  BENEFIT_CATEGORIES,
+  MEAL_CATEGORIES,
+  SCHOOL_ROLES,
+  STOP_REASONS,
+  type AnyEntry,
+  type SchoolEntry,
+  type StopEntry,
+  type TransitEntry,
+} from '../../protocol/lists.js';
 
 /**
  * Compact text form of a list entry without its token, as stored in list_<gen>.data
@@ -42,10 +51,12 @@ export function encodeEntry(kind: 'transit' | 'stoplist' | 'school', e: AnyEntry
 export function decodeEntry(kind: 'transit' | 'stoplist' | 'school', token: string, s: string): AnyEntry {
   const f = s.split('|');
   if (kind === 'transit') {
-    const benefits = f[1] ? f[1].split(',').map((b) => {
-      const [c, from, to] = b.split(':');
-      return { category: BENEFIT_CATEGORIES[Number(c)]!, validFrom: iso(from!), validTo: iso(to!) };
-    }) : [];
+    const benefits = f[1]
+      ? f[1].split(',').map((b) => {
+          const [c, from, to] = b.split(':');
+          return { category: BENEFIT_CATEGORIES[Number(c)]!, validFrom: iso(from!), validTo: iso(to!) };
+        })
+      : [];
     return { token, cardExpiry: ym(f[0]!), benefits };
   }
   if (kind === 'stoplist') return { token, reason: STOP_REASONS[Number(f[0])]!, since: iso(f[1]!) };

@@ -33,7 +33,12 @@ export function parseListsFile(text: string, file: string): ListSnapshot[] {
   if (!top.success) invalid(ErrorCode.ListInvalid, file, problemsOf(top.error, text));
   const seen = new Set<string>();
   return top.data.lists.map((l, li) => {
-    if (seen.has(l.scope)) invalid(ErrorCode.ListInvalid, file, problemsOf(new z.ZodError([{ code: 'custom', path: ['scope'], message: `scope ${l.scope} appears twice`, input: l.scope }]), text, ['lists', li]));
+    if (seen.has(l.scope))
+      invalid(
+        ErrorCode.ListInvalid,
+        file,
+        problemsOf(new z.ZodError([{ code: 'custom', path: ['scope'], message: `scope ${l.scope} appears twice`, input: l.scope }]), text, ['lists', li]),
+      );
     seen.add(l.scope);
     const schema = entrySchemaFor(l.scope);
     const entries = l.entries.map((e, ei) => {

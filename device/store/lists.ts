@@ -35,9 +35,7 @@ export interface ApplyResult {
 }
 
 /** What applySnapshot will write, or the no-op result. */
-export type SnapshotPlan =
-  | { apply: false; result: ApplyResult }
-  | { apply: true; result: ApplyResult; scope: string; version: number; entries: AnyEntry[] };
+export type SnapshotPlan = { apply: false; result: ApplyResult } | { apply: true; result: ApplyResult; scope: string; version: number; entries: AnyEntry[] };
 
 /** What applyDelta will write, or the no-op result. */
 export type DeltaPlan =
@@ -85,7 +83,12 @@ export class Lists {
 
   entryCount(scope: string): number {
     const row = this.st.scopeRow.get(scope) as { gen: number } | undefined;
-    return row ? (this.db.prepare(`SELECT count(*) FROM ${listTable(row.gen)}`).pluck().get() as number) : 0;
+    return row
+      ? (this.db
+          .prepare(`SELECT count(*) FROM ${listTable(row.gen)}`)
+          .pluck()
+          .get() as number)
+      : 0;
   }
 
   /** Fill the view's list part (transit, stop, schools) for one token. */

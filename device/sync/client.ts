@@ -502,7 +502,14 @@ export class SyncClient extends EventEmitter {
     const store = this.o.store;
     const lists: Record<string, number> = {};
     for (const s of this.o.scopes) lists[s] = store.listVersion(s);
-    return { device: this.o.deviceId, online, at: this.now().toISOString(), lists, backlog: store.journalBacklog(), ...(this.o.readerState ? { reader: this.o.readerState() } : {}) };
+    return {
+      device: this.o.deviceId,
+      online,
+      at: this.now().toISOString(),
+      lists,
+      backlog: store.journalBacklog(),
+      ...(this.o.readerState ? { reader: this.o.readerState() } : {}),
+    };
   }
 
   private publishStatus(): void {
@@ -521,5 +528,16 @@ function toWire(e: JournalEntry): WireJournalEntry {
   if (e.vehicle !== undefined) data.vehicle = e.vehicle;
   if (e.meal !== undefined) data.meal = e.meal;
   if (e.flags.length) data.flags = e.flags;
-  return { seq: e.seq, time: e.time, token: e.token, kind: e.kind, result: e.result, reason: e.reason, fareKopecks: e.fareKopecks, benefit: e.benefit, lists: e.listVersions, data };
+  return {
+    seq: e.seq,
+    time: e.time,
+    token: e.token,
+    kind: e.kind,
+    result: e.result,
+    reason: e.reason,
+    fareKopecks: e.fareKopecks,
+    benefit: e.benefit,
+    lists: e.listVersions,
+    data,
+  };
 }

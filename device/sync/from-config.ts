@@ -15,7 +15,8 @@ export function defaultScopes(cfg: Config): Scope[] {
 export function syncOptionsFromConfig(cfg: Config, store: SyncStore, dataDir: string, log: Logger): SyncClientOptions {
   const s = cfg.sync;
   if (!s) throw new RcError(ErrorCode.ConfigInvalid, 'config has no sync section: the device cannot sync', { path: 'sync' });
-  if (!s.serverPublicKey) throw new RcError(ErrorCode.ConfigInvalid, 'sync.serverPublicKey is missing: lists cannot be verified', { path: 'sync.serverPublicKey' });
+  if (!s.serverPublicKey)
+    throw new RcError(ErrorCode.ConfigInvalid, 'sync.serverPublicKey is missing: lists cannot be verified', { path: 'sync.serverPublicKey' });
   return {
     store,
     deviceId: s.deviceId ?? cfg.device.id,

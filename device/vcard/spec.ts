@@ -68,9 +68,15 @@ export const EmvCardSpec = z
     /** YYYY-MM */
     expiry: z.string().regex(/^\d{4}-(?:0[1-9]|1[0-2])$/),
     /** PAN sequence number (tag 5F34) as 2 digits; absent: the card has no 5F34. */
-    psn: z.string().regex(/^\d{2}$/).optional(),
+    psn: z
+      .string()
+      .regex(/^\d{2}$/)
+      .optional(),
     /** Payment Account Reference (tag 9F24), ASCII. */
-    par: z.string().regex(/^[\x20-\x7e]{1,29}$/).optional(),
+    par: z
+      .string()
+      .regex(/^[\x20-\x7e]{1,29}$/)
+      .optional(),
     gpoFormat: z.union([z.literal(1), z.literal(2)]).default(2),
     panLocation: z.enum(['5A', 'track2-only']).default('5A'),
     /** Record layout; default: SFI 1 record 1 holds everything. */

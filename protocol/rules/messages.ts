@@ -26,7 +26,9 @@ export function display(reason: Reason, fareKopecks: number, result: 'allow' | '
     case 'transfer':
       return paid ? { ru: `Пересадка. ${paid.ru}`, en: `Transfer. ${paid.en}` } : { ru: 'Пересадка бесплатно', en: 'Free transfer' };
     case 'capped':
-      return paid ? { ru: `Дневной лимит. ${paid.ru}`, en: `Daily cap. ${paid.en}` } : { ru: 'Дневной лимит достигнут. Бесплатно', en: 'Daily cap reached. Free' };
+      return paid
+        ? { ru: `Дневной лимит. ${paid.ru}`, en: `Daily cap. ${paid.en}` }
+        : { ru: 'Дневной лимит достигнут. Бесплатно', en: 'Daily cap reached. Free' };
     case 'not-enrolled':
       return { ru: 'Нет в списке', en: 'Not enrolled' };
     case 'outside-hours':

@@ -63,10 +63,27 @@ export function sealManifest(m: ManifestInput, key: KeyObject): Buffer {
   return sealEnvelope(header, Buffer.alloc(0), key);
 }
 
-export function sealDelta(scope: Scope, from: number, to: number, records: Buffer, now: Date, ttlMs: number, key: KeyObject): { payload: Buffer; ref: DeltaRef } {
+export function sealDelta(
+  scope: Scope,
+  from: number,
+  to: number,
+  records: Buffer,
+  now: Date,
+  ttlMs: number,
+  key: KeyObject,
+): { payload: Buffer; ref: DeltaRef } {
   const sha256 = sha256Hex(records);
   const payload = sealEnvelope(
-    { t: 'delta', scope, from, to, issuedAt: now.toISOString(), expiresAt: new Date(now.getTime() + ttlMs).toISOString(), records: records.length / RECORD_SIZE, sha256 },
+    {
+      t: 'delta',
+      scope,
+      from,
+      to,
+      issuedAt: now.toISOString(),
+      expiresAt: new Date(now.getTime() + ttlMs).toISOString(),
+      records: records.length / RECORD_SIZE,
+      sha256,
+    },
     records,
     key,
   );

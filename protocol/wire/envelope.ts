@@ -82,6 +82,9 @@ export function openEnvelope(payload: Uint8Array, key: KeyObject, maxBytes = MAX
     throw new RcError(ErrorCode.SyncPayloadInvalid, 'signed header is not JSON');
   }
   const parsed = SignedHeader.safeParse(json);
-  if (!parsed.success) throw new RcError(ErrorCode.SyncPayloadInvalid, 'signed header does not match the schema', { issues: parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.')}: ${i.message}`) });
+  if (!parsed.success)
+    throw new RcError(ErrorCode.SyncPayloadInvalid, 'signed header does not match the schema', {
+      issues: parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.')}: ${i.message}`),
+    });
   return { header: parsed.data, body: p.subarray(8 + hlen, p.length - SIG) };
 }

@@ -26,8 +26,10 @@ export interface VerifyContext {
 }
 
 function checkCommon(h: { scope?: string; expiresAt: string }, ctx: VerifyContext): void {
-  if (h.scope !== undefined && h.scope !== ctx.scope) throw new RcError(ErrorCode.SyncWrongScope, 'message is for another scope', { expected: ctx.scope, got: h.scope });
-  if (Date.parse(h.expiresAt) <= ctx.now.getTime()) throw new RcError(ErrorCode.SyncExpired, 'list message has expired', { scope: ctx.scope, expiresAt: h.expiresAt });
+  if (h.scope !== undefined && h.scope !== ctx.scope)
+    throw new RcError(ErrorCode.SyncWrongScope, 'message is for another scope', { expected: ctx.scope, got: h.scope });
+  if (Date.parse(h.expiresAt) <= ctx.now.getTime())
+    throw new RcError(ErrorCode.SyncExpired, 'list message has expired', { scope: ctx.scope, expiresAt: h.expiresAt });
 }
 
 /** A manifest at a version lower than held is a rollback; equal is fine (nothing to do). */
@@ -35,9 +37,11 @@ export function verifyManifest(payload: Uint8Array, ctx: VerifyContext): Manifes
   const { header, body } = openEnvelope(payload, ctx.key, MAX_LIST_MESSAGE);
   if (header.t !== 'manifest' || body.length !== 0) throw new RcError(ErrorCode.SyncPayloadInvalid, 'expected a manifest');
   checkCommon(header, ctx);
-  if (header.version < ctx.held) throw new RcError(ErrorCode.SyncRollback, 'manifest is older than the list held', { scope: ctx.scope, held: ctx.held, offered: header.version });
+  if (header.version < ctx.held)
+    throw new RcError(ErrorCode.SyncRollback, 'manifest is older than the list held', { scope: ctx.scope, held: ctx.held, offered: header.version });
   const sum = header.chunks.reduce((a, c) => a + c.records, 0);
-  if (sum !== header.records || header.chunks.some((c, i) => c.n !== i)) throw new RcError(ErrorCode.SyncPayloadInvalid, 'manifest chunk table is inconsistent');
+  if (sum !== header.records || header.chunks.some((c, i) => c.n !== i))
+    throw new RcError(ErrorCode.SyncPayloadInvalid, 'manifest chunk table is inconsistent');
   return header;
 }
 
@@ -51,9 +55,11 @@ export function verifyDelta(payload: Uint8Array, ctx: VerifyContext): VerifiedDe
   const { header, body } = openEnvelope(payload, ctx.key, MAX_LIST_MESSAGE);
   if (header.t !== 'delta') throw new RcError(ErrorCode.SyncPayloadInvalid, 'expected a delta');
   checkCommon(header, ctx);
-  if (header.to <= ctx.held) throw new RcError(ErrorCode.SyncRollback, 'delta is not newer than the list held', { scope: ctx.scope, held: ctx.held, offered: header.to });
+  if (header.to <= ctx.held)
+    throw new RcError(ErrorCode.SyncRollback, 'delta is not newer than the list held', { scope: ctx.scope, held: ctx.held, offered: header.to });
   if (header.from >= header.to) throw new RcError(ErrorCode.SyncPayloadInvalid, 'delta goes backwards', { from: header.from, to: header.to });
-  if (body.length !== header.records * RECORD_SIZE || sha256Hex(body) !== header.sha256) throw new RcError(ErrorCode.SyncBadChunk, 'delta body does not match its signed hash');
+  if (body.length !== header.records * RECORD_SIZE || sha256Hex(body) !== header.sha256)
+    throw new RcError(ErrorCode.SyncBadChunk, 'delta body does not match its signed hash');
   const d = decodeRecords(ctx.scope, body, true);
   return { header, delta: { scope: ctx.scope, fromVersion: header.from, toVersion: header.to, upserts: d.entries, removes: d.removes } };
 }
@@ -65,8 +71,10 @@ export function verifyChunk(payload: Uint8Array, manifest: ManifestHeader, n: nu
   const max = CHUNK_HEADER + ref.records * RECORD_SIZE;
   if (payload.length > MAX_LIST_MESSAGE) throw new RcError(ErrorCode.SyncPayloadTooLarge, 'chunk too large', { bytes: payload.length });
   const p = Buffer.isBuffer(payload) ? payload : Buffer.from(payload);
-  if (p.length !== max || !p.subarray(0, 4).equals(CHUNK_MAGIC)) throw new RcError(ErrorCode.SyncBadChunk, 'chunk has the wrong size or format', { n, bytes: p.length, expected: max });
-  if (p.readUInt32BE(4) !== manifest.version || p.readUInt32BE(8) !== n) throw new RcError(ErrorCode.SyncBadChunk, 'chunk belongs to another version or position', { n });
+  if (p.length !== max || !p.subarray(0, 4).equals(CHUNK_MAGIC))
+    throw new RcError(ErrorCode.SyncBadChunk, 'chunk has the wrong size or format', { n, bytes: p.length, expected: max });
+  if (p.readUInt32BE(4) !== manifest.version || p.readUInt32BE(8) !== n)
+    throw new RcError(ErrorCode.SyncBadChunk, 'chunk belongs to another version or position', { n });
   const records = p.subarray(CHUNK_HEADER);
   const h = sha256Hex(records);
   if (h !== ref.sha256 || p.toString('hex', 12, 44) !== h) throw new RcError(ErrorCode.SyncBadChunk, 'chunk hash does not match the manifest', { n });
@@ -104,7 +112,11 @@ export function verifyJournalAck(payload: Uint8Array, key: KeyObject, device: st
 }
 
 /** Parse a JSON control message with a zod schema, refusing size first. */
-export function parseControl<T>(payload: Uint8Array, schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: { path: PropertyKey[]; message: string }[] } } }, max: number): T {
+export function parseControl<T>(
+  payload: Uint8Array,
+  schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: { path: PropertyKey[]; message: string }[] } } },
+  max: number,
+): T {
   if (payload.length > max) throw new RcError(ErrorCode.SyncPayloadTooLarge, 'control message too large', { bytes: payload.length, max });
   let json: unknown;
   try {
@@ -113,6 +125,9 @@ export function parseControl<T>(payload: Uint8Array, schema: { safeParse(v: unkn
     throw new RcError(ErrorCode.SyncPayloadInvalid, 'control message is not JSON');
   }
   const r = schema.safeParse(json);
-  if (!r.success) throw new RcError(ErrorCode.SyncPayloadInvalid, 'control message does not match the schema', { issues: r.error.issues.slice(0, 3).map((i) => `${i.path.map(String).join('.')}: ${i.message}`) });
+  if (!r.success)
+    throw new RcError(ErrorCode.SyncPayloadInvalid, 'control message does not match the schema', {
+      issues: r.error.issues.slice(0, 3).map((i) => `${i.path.map(String).join('.')}: ${i.message}`),
+    });
   return r.data;
 }

@@ -19,7 +19,10 @@ export function register(program: Command): void {
     .option('--min-free-mb <n>', 'free disk space needed', '200')
     .action(async (o: { dir: string; json?: boolean; skip?: string; cardTimeout: string; syncTimeout: string; minFreeMb: string }) => {
       try {
-        const skip = (o.skip ?? '').split(',').map((s) => s.trim()).filter(Boolean) as CheckId[];
+        const skip = (o.skip ?? '')
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean) as CheckId[];
         const unknown = skip.filter((s) => !CHECK_IDS.includes(s));
         if (unknown.length) throw new Error(`unknown check item(s): ${unknown.join(', ')} (known: ${CHECK_IDS.join(', ')})`);
         const tty = !o.json && process.stderr.isTTY === true;
@@ -37,7 +40,17 @@ export function register(program: Command): void {
           onSyncProgress: (p) => {
             if (o.json) return;
             if (!bar) {
-              bar = new cliProgress.SingleBar({ format: '  first sync |{bar}| {value}/{total} lists {scope}', stream: process.stderr, noTTYOutput: !tty, notTTYSchedule: 1000, hideCursor: true, clearOnComplete: false }, cliProgress.Presets.shades_classic);
+              bar = new cliProgress.SingleBar(
+                {
+                  format: '  first sync |{bar}| {value}/{total} lists {scope}',
+                  stream: process.stderr,
+                  noTTYOutput: !tty,
+                  notTTYSchedule: 1000,
+                  hideCursor: true,
+                  clearOnComplete: false,
+                },
+                cliProgress.Presets.shades_classic,
+              );
               bar.start(p.total, p.done, { scope: '' });
             }
             bar.update(p.done, { scope: p.scope ?? '' });
@@ -47,11 +60,18 @@ export function register(program: Command): void {
             if (o.json) return;
             if (i.id === 'sync') (bar as cliProgress.SingleBar | null)?.stop();
             const help = i.code ? ERROR_HELP[i.code as ErrorCode] : undefined;
-            process.stdout.write(`${i.ok ? 'PASS' : 'FAIL'}  ${i.title.padEnd(32)} ${i.ok ? i.detail : `${i.code}: ${i.detail}`}\n${!i.ok && help ? `      what to do: ${help.action}\n` : ''}`);
+            process.stdout.write(
+              `${i.ok ? 'PASS' : 'FAIL'}  ${i.title.padEnd(32)} ${i.ok ? i.detail : `${i.code}: ${i.detail}`}\n${!i.ok && help ? `      what to do: ${help.action}\n` : ''}`,
+            );
           },
         });
         if (o.json) process.stdout.write(JSON.stringify(report) + '\n');
-        else process.stdout.write(report.ok ? `all ${report.items.length} checks passed (${report.totalMs} ms)\n` : `${report.items.filter((i) => !i.ok).length} of ${report.items.length} checks FAILED\n`);
+        else
+          process.stdout.write(
+            report.ok
+              ? `all ${report.items.length} checks passed (${report.totalMs} ms)\n`
+              : `${report.items.filter((i) => !i.ok).length} of ${report.items.length} checks FAILED\n`,
+          );
         if (!report.ok) process.exitCode = 1;
       } catch (e) {
         fail(e, o.json === true);

@@ -23,34 +23,52 @@ export function register(program: Command): void {
     .option('--time-zone <tz>', 'IANA time zone', 'Europe/Moscow')
     .option('--dir <dir>', 'device directory', DEFAULT_DIR)
     .option('--json', 'machine-readable output')
-    .action(async (o: { server: string; enrolToken: string; kind: string; route?: string; vehicle?: string; school?: string; direction?: string; reader?: string; turnstilePort?: string; displayPort?: string; console?: boolean; timeZone: string; dir: string; json?: boolean }) => {
-      try {
-        const kind = DeviceKind.safeParse(o.kind);
-        if (!kind.success) throw new RcError(ErrorCode.InputInvalid, `--kind must be bus, turnstile or canteen, not "${o.kind}"`);
-        const direction = o.direction === undefined ? undefined : GateDirection.safeParse(o.direction);
-        if (direction && !direction.success) throw new RcError(ErrorCode.InputInvalid, `--direction must be one of ${GATE_DIRECTIONS.join(', ')}, not "${o.direction}"`);
-        const r = await initDevice({
-          server: o.server,
-          token: o.enrolToken,
-          kind: kind.data,
-          dir: o.dir,
-          timeZone: o.timeZone,
-          ...(o.route ? { route: o.route } : {}),
-          ...(o.vehicle ? { vehicle: o.vehicle } : {}),
-          ...(o.school ? { school: o.school } : {}),
-          ...(direction?.success ? { direction: direction.data } : {}),
-          ...(o.reader ? { reader: o.reader } : {}),
-          ...(o.turnstilePort ? { turnstilePort: o.turnstilePort } : {}),
-          ...(o.displayPort ? { displayPort: o.displayPort } : {}),
-          ...(o.console ? { console: true } : {}),
-        });
-        if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
-        else
-          process.stdout.write(
-            `device ${r.deviceId} provisioned in ${r.dir}\n  broker ${r.brokerUrl}, lists ${r.scopes.join(', ')}\n  next: rc-provision check --dir ${r.dir}; then rc-device run --config ${r.configFile}\n`,
-          );
-      } catch (e) {
-        fail(e, o.json === true);
-      }
-    });
+    .action(
+      async (o: {
+        server: string;
+        enrolToken: string;
+        kind: string;
+        route?: string;
+        vehicle?: string;
+        school?: string;
+        direction?: string;
+        reader?: string;
+        turnstilePort?: string;
+        displayPort?: string;
+        console?: boolean;
+        timeZone: string;
+        dir: string;
+        json?: boolean;
+      }) => {
+        try {
+          const kind = DeviceKind.safeParse(o.kind);
+          if (!kind.success) throw new RcError(ErrorCode.InputInvalid, `--kind must be bus, turnstile or canteen, not "${o.kind}"`);
+          const direction = o.direction === undefined ? undefined : GateDirection.safeParse(o.direction);
+          if (direction && !direction.success)
+            throw new RcError(ErrorCode.InputInvalid, `--direction must be one of ${GATE_DIRECTIONS.join(', ')}, not "${o.direction}"`);
+          const r = await initDevice({
+            server: o.server,
+            token: o.enrolToken,
+            kind: kind.data,
+            dir: o.dir,
+            timeZone: o.timeZone,
+            ...(o.route ? { route: o.route } : {}),
+            ...(o.vehicle ? { vehicle: o.vehicle } : {}),
+            ...(o.school ? { school: o.school } : {}),
+            ...(direction?.success ? { direction: direction.data } : {}),
+            ...(o.reader ? { reader: o.reader } : {}),
+            ...(o.turnstilePort ? { turnstilePort: o.turnstilePort } : {}),
+            ...(o.displayPort ? { displayPort: o.displayPort } : {}),
+            ...(o.console ? { console: true } : {}),
+          });
+          if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
+          else
+            process.stdout.write(
+              `device ${r.deviceId} provisioned in ${r.dir}\n  broker ${r.brokerUrl}, lists ${r.scopes.join(', ')}\n  next: rc-provision check --dir ${r.dir}; then rc-device run --config ${r.configFile}\n`,
+            );
+        } catch (e) {
+          fail(e, o.json === true);
+        }
+      },
+    );
 }

@@ -17,9 +17,12 @@ export function register(program: Command): void {
         if (!o.yes) {
           const rl = createInterface({ input: process.stdin, output: process.stderr });
           const note = isProvisioned(o.dir) ? '' : ' (no provisioned device there)';
-          const a = await rl.question(`Factory reset ${o.dir}${note}: keys, database with unsent journal, config will be deleted. Type "yes" to go on: `).catch(() => '');
+          const a = await rl
+            .question(`Factory reset ${o.dir}${note}: keys, database with unsent journal, config will be deleted. Type "yes" to go on: `)
+            .catch(() => '');
           rl.close();
-          if (a.trim().toLowerCase() !== 'yes') throw new RcError(ErrorCode.ProvisionNotConfirmed, 'factory reset not confirmed; nothing was deleted', { dir: o.dir });
+          if (a.trim().toLowerCase() !== 'yes')
+            throw new RcError(ErrorCode.ProvisionNotConfirmed, 'factory reset not confirmed; nothing was deleted', { dir: o.dir });
         }
         const removed = resetDevice(o.dir);
         if (o.json) process.stdout.write(JSON.stringify({ dir: o.dir, removed }) + '\n');

@@ -13,7 +13,10 @@ export function register(program: Command): void {
       try {
         const s = showDevice(o.dir);
         if (o.json) return void process.stdout.write(JSON.stringify(s) + '\n');
-        const where = s.kind === 'bus' ? `route ${s.route ?? '-'}${s.vehicle ? `, vehicle ${s.vehicle}` : ''}` : `school ${s.school ?? '-'}${s.direction ? `, direction ${s.direction}` : ''}`;
+        const where =
+          s.kind === 'bus'
+            ? `route ${s.route ?? '-'}${s.vehicle ? `, vehicle ${s.vehicle}` : ''}`
+            : `school ${s.school ?? '-'}${s.direction ? `, direction ${s.direction}` : ''}`;
         process.stdout.write(
           [
             `device      ${s.deviceId} (${s.kind}, ${where})`,

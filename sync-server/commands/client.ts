@@ -35,7 +35,9 @@ export async function callApi<T>(server: string, method: 'GET' | 'POST', path: s
         }
       });
     });
-    req.on('error', (e: NodeJS.ErrnoException) => reject(new RcError(ErrorCode.ServerNotRunning, `no sync-server at ${server} (${e.code ?? e.message}); start it with rc-sync-server start`, { server })));
+    req.on('error', (e: NodeJS.ErrnoException) =>
+      reject(new RcError(ErrorCode.ServerNotRunning, `no sync-server at ${server} (${e.code ?? e.message}); start it with rc-sync-server start`, { server })),
+    );
     if (file) {
       const s = createReadStream(file.file);
       s.on('error', (e) => req.destroy(new RcError(ErrorCode.InputInvalid, `cannot read ${file.file}: ${e.message}`, { file: file.file })));
@@ -57,7 +59,10 @@ export async function callApi<T>(server: string, method: 'GET' | 'POST', path: s
     throw new RcError(isErrorCode(code) ? code : ErrorCode.ServerBadRequest, message, context);
   }
   const p = schema.safeParse(json);
-  if (!p.success) throw new RcError(ErrorCode.ServerBadRequest, `the server's answer to ${method} ${url.pathname} does not match the API (versions differ?)`, { issues: p.error.issues.slice(0, 3).map((i) => `${i.path.join('.')}: ${i.message}`) });
+  if (!p.success)
+    throw new RcError(ErrorCode.ServerBadRequest, `the server's answer to ${method} ${url.pathname} does not match the API (versions differ?)`, {
+      issues: p.error.issues.slice(0, 3).map((i) => `${i.path.join('.')}: ${i.message}`),
+    });
   return p.data;
 }
 

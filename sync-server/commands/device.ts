@@ -16,7 +16,10 @@ export function register(program: Command): void {
         if (opts.json) return void process.stdout.write(JSON.stringify(l) + '\n');
         if (l.devices.length === 0) process.stdout.write('no devices enrolled\n');
         for (const d of l.devices) {
-          const where = d.kind === 'bus' ? `route ${d.route ?? '-'}${d.vehicle ? ` vehicle ${d.vehicle}` : ''}` : `school ${d.school ?? '-'}${d.direction ? ` ${d.direction}` : ''}`;
+          const where =
+            d.kind === 'bus'
+              ? `route ${d.route ?? '-'}${d.vehicle ? ` vehicle ${d.vehicle}` : ''}`
+              : `school ${d.school ?? '-'}${d.direction ? ` ${d.direction}` : ''}`;
           const state = d.revokedAt ? `REVOKED ${d.revokedAt}` : d.online ? 'online' : 'offline';
           process.stdout.write(`${d.id.padEnd(22)} ${d.kind.padEnd(9)} ${where.padEnd(28)} enrolled ${d.enrolledAt}  ${state}\n`);
         }

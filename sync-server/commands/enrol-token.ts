@@ -24,12 +24,15 @@ export function register(program: Command): void {
     .action(async (opts: { kind: string; school?: string; route?: string; ttl: string; server: string; json?: boolean }) => {
       try {
         const body = TokenCreateBody.safeParse({ kind: opts.kind, school: opts.school, route: opts.route, ttlSec: parseTtl(opts.ttl) });
-        if (!body.success) throw new RcError(ErrorCode.ServerBadRequest, body.error.issues.map((i) => `${i.path.join('.') || 'arguments'}: ${i.message}`).join('; '));
+        if (!body.success)
+          throw new RcError(ErrorCode.ServerBadRequest, body.error.issues.map((i) => `${i.path.join('.') || 'arguments'}: ${i.message}`).join('; '));
         const t = await callApi(opts.server, 'POST', '/v1/enrol-tokens', TokenCreated, body.data);
         if (opts.json) process.stdout.write(JSON.stringify(t) + '\n');
         else {
           process.stdout.write(`${t.token}\n`);
-          process.stderr.write(`one-time token for a ${t.kind}${t.school ? ` of school ${t.school}` : ''}${t.route ? ` on route ${t.route}` : ''}, valid until ${t.expiresAt}\n`);
+          process.stderr.write(
+            `one-time token for a ${t.kind}${t.school ? ` of school ${t.school}` : ''}${t.route ? ` on route ${t.route}` : ''}, valid until ${t.expiresAt}\n`,
+          );
         }
       } catch (e) {
         fail(e, opts.json === true);

@@ -16,9 +16,13 @@ export function register(program: Command): void {
     .action(async (kind: string, file: string, opts: { skipInvalid?: boolean; server: string; json?: boolean }) => {
       const json = opts.json === true;
       try {
-        if (!ImportKind.safeParse(kind).success) throw new RcError(ErrorCode.InputInvalid, `unknown import kind "${kind}"; expected ${IMPORT_KINDS.join(', ')}`);
+        if (!ImportKind.safeParse(kind).success)
+          throw new RcError(ErrorCode.InputInvalid, `unknown import kind "${kind}"; expected ${IMPORT_KINDS.join(', ')}`);
         const size = fileSize(file);
-        const bar = !json && size > 1_000_000 && process.stderr.isTTY ? new SingleBar({ format: 'importing {bar} {percentage}% | {value}/{total} bytes', stream: process.stderr }, Presets.shades_classic) : null;
+        const bar =
+          !json && size > 1_000_000 && process.stderr.isTTY
+            ? new SingleBar({ format: 'importing {bar} {percentage}% | {value}/{total} bytes', stream: process.stderr }, Presets.shades_classic)
+            : null;
         bar?.start(size, 0);
         const r = await callApi(opts.server, 'POST', `/v1/import/${kind}?skipInvalid=${opts.skipInvalid === true}`, ImportAnswer, {
           file,
@@ -29,7 +33,13 @@ export function register(program: Command): void {
           const rep = r.report;
           process.stdout.write(`${kind}: ${rep.applied} of ${rep.rows} rows applied${rep.rejected ? `, ${rep.rejected} skipped` : ''}\n`);
           for (const e of rep.errors) process.stdout.write(`  line ${e.line}, column ${e.column}: ${e.reason}\n`);
-          process.stdout.write(`list versions: ${Object.entries(r.versions).map(([s, v]) => `${s}=${v}`).join(' ') || '(none)'}\n`);
+          process.stdout.write(
+            `list versions: ${
+              Object.entries(r.versions)
+                .map(([s, v]) => `${s}=${v}`)
+                .join(' ') || '(none)'
+            }\n`,
+          );
         }
       } catch (e) {
         // server.import-invalid carries the report: name every bad row

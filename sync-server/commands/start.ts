@@ -28,48 +28,63 @@ export function register(program: Command): void {
     .option('--enrol-listen <host:port>', 'device-facing enrolment endpoint (enrol, rotate, whoami only), e.g. 0.0.0.0:7301')
     .option('--day-ends-at <HH:MM>', 'settlement: local time at which a service day ends (transit often uses 04:00)', '00:00')
     .option('--time-zone <tz>', 'settlement: IANA time zone of service days and quota months', 'Europe/Moscow')
-    .action(async (opts: { dayEndsAt: string; timeZone: string; data: string; mqttPort: string; broker?: string; httpPort: string; allowAnonymousDevices?: boolean; mosquittoPasswd?: string; mosquittoAcl?: string; mosquittoPidFile?: string; publicBrokerUrl?: string; enrolListen?: string }) => {
-      const log = rootLogger().child({ component: 'sync-server' });
-      try {
-        let tokenKey = tokenKeyFromEnv();
-        if (!tokenKey) {
-          log.warn('RC_TOKEN_KEY not set: using the development token key');
-          tokenKey = DEV_TOKEN_KEY;
+    .action(
+      async (opts: {
+        dayEndsAt: string;
+        timeZone: string;
+        data: string;
+        mqttPort: string;
+        broker?: string;
+        httpPort: string;
+        allowAnonymousDevices?: boolean;
+        mosquittoPasswd?: string;
+        mosquittoAcl?: string;
+        mosquittoPidFile?: string;
+        publicBrokerUrl?: string;
+        enrolListen?: string;
+      }) => {
+        const log = rootLogger().child({ component: 'sync-server' });
+        try {
+          let tokenKey = tokenKeyFromEnv();
+          if (!tokenKey) {
+            log.warn('RC_TOKEN_KEY not set: using the development token key');
+            tokenKey = DEV_TOKEN_KEY;
+          }
+          const s = await startServer({
+            dataDir: opts.data,
+            mqttPort: port(opts.mqttPort),
+            brokerUrl: opts.broker,
+            httpPort: port(opts.httpPort),
+            deviceAuth: { allowAnonymous: opts.allowAnonymousDevices === true },
+            ...(opts.mosquittoPasswd || opts.mosquittoAcl
+              ? {
+                  mosquitto: {
+                    passwordFile: opts.mosquittoPasswd ?? fail2('--mosquitto-passwd'),
+                    aclFile: opts.mosquittoAcl ?? fail2('--mosquitto-acl'),
+                    ...(opts.mosquittoPidFile ? { pidFile: opts.mosquittoPidFile } : {}),
+                  },
+                  brokerUsername: 'rc-sync-server',
+                  // the server's own Mosquitto password: from the environment, else a fresh one each start (its hash goes into the password file)
+                  brokerPassword: process.env.RC_BROKER_PASSWORD ?? randomBytes(18).toString('base64url'),
+                }
+              : {}),
+            ...(opts.publicBrokerUrl ? { publicBrokerUrl: opts.publicBrokerUrl } : {}),
+            ...(opts.enrolListen ? { enrolListen: hostPort(opts.enrolListen) } : {}),
+            settlement: { dayEndsAt: opts.dayEndsAt, timeZone: opts.timeZone },
+            tokenKey,
+            log,
+          });
+          process.stdout.write(`rc-sync-server: MQTT ${s.mqttUrl}${opts.broker ? ' (external)' : ' (embedded)'}, HTTP ${s.httpUrl}, data ${opts.data}\n`);
+          if (s.enrolUrl) process.stdout.write(`rc-sync-server: device enrolment on ${s.enrolUrl}\n`);
+          const stop = () => void s.close().then(() => process.exit(0));
+          process.once('SIGINT', stop);
+          process.once('SIGTERM', stop);
+        } catch (e) {
+          fail(e, false);
+          process.exit(1);
         }
-        const s = await startServer({
-          dataDir: opts.data,
-          mqttPort: port(opts.mqttPort),
-          brokerUrl: opts.broker,
-          httpPort: port(opts.httpPort),
-          deviceAuth: { allowAnonymous: opts.allowAnonymousDevices === true },
-          ...(opts.mosquittoPasswd || opts.mosquittoAcl
-            ? {
-                mosquitto: {
-                  passwordFile: opts.mosquittoPasswd ?? fail2('--mosquitto-passwd'),
-                  aclFile: opts.mosquittoAcl ?? fail2('--mosquitto-acl'),
-                  ...(opts.mosquittoPidFile ? { pidFile: opts.mosquittoPidFile } : {}),
-                },
-                brokerUsername: 'rc-sync-server',
-                // the server's own Mosquitto password: from the environment, else a fresh one each start (its hash goes into the password file)
-                brokerPassword: process.env.RC_BROKER_PASSWORD ?? randomBytes(18).toString('base64url'),
-              }
-            : {}),
-          ...(opts.publicBrokerUrl ? { publicBrokerUrl: opts.publicBrokerUrl } : {}),
-          ...(opts.enrolListen ? { enrolListen: hostPort(opts.enrolListen) } : {}),
-          settlement: { dayEndsAt: opts.dayEndsAt, timeZone: opts.timeZone },
-          tokenKey,
-          log,
-        });
-        process.stdout.write(`rc-sync-server: MQTT ${s.mqttUrl}${opts.broker ? ' (external)' : ' (embedded)'}, HTTP ${s.httpUrl}, data ${opts.data}\n`);
-        if (s.enrolUrl) process.stdout.write(`rc-sync-server: device enrolment on ${s.enrolUrl}\n`);
-        const stop = () => void s.close().then(() => process.exit(0));
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
-      } catch (e) {
-        fail(e, false);
-        process.exit(1);
-      }
-    });
+      },
+    );
 }
 
 function fail2(opt: string): never {

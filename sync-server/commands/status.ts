@@ -12,9 +12,17 @@ export function register(program: Command): void {
       try {
         const s = await callApi(opts.server, 'GET', '/v1/status', StatusAnswer);
         if (opts.json) return void process.stdout.write(JSON.stringify(s) + '\n');
-        process.stdout.write(`current lists: ${Object.entries(s.current).map(([k, v]) => `${k}=${v}`).join(' ') || '(none)'}\n`);
+        process.stdout.write(
+          `current lists: ${
+            Object.entries(s.current)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(' ') || '(none)'
+          }\n`,
+        );
         for (const d of s.devices) {
-          const lists = Object.entries(d.lists).map(([k, v]) => `${k}=${v.device}${v.device < v.current ? `(<${v.current})` : ''}`).join(' ');
+          const lists = Object.entries(d.lists)
+            .map(([k, v]) => `${k}=${v.device}${v.device < v.current ? `(<${v.current})` : ''}`)
+            .join(' ');
           process.stdout.write(`${d.id.padEnd(20)} ${d.online ? 'online ' : 'OFFLINE'} last seen ${d.lastSeen ?? 'never'}  backlog ${d.backlog}  ${lists}\n`);
         }
       } catch (e) {

@@ -84,7 +84,11 @@ export interface Listening {
 }
 
 /** Build the listener's app and listen on host:port (0 = any free port). */
-export async function startListener(routes: readonly Route[], ctx: HttpContext, o: AppOptions & { listener: Listener; host: string; port: number }): Promise<Listening> {
+export async function startListener(
+  routes: readonly Route[],
+  ctx: HttpContext,
+  o: AppOptions & { listener: Listener; host: string; port: number },
+): Promise<Listening> {
   const app = await buildApp(routes, ctx, o);
   try {
     await app.listen({ host: o.host, port: o.port });
@@ -96,4 +100,3 @@ export async function startListener(routes: readonly Route[], ctx: HttpContext, 
   const a = app.server.address() as AddressInfo;
   return { url: `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`, close: () => app.close() };
 }
-

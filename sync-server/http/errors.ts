@@ -36,7 +36,8 @@ export function asRcError(e: unknown, req: FastifyRequest): RcError | null {
       return new RcError(ErrorCode.ServerBadRequest, 'request body is not JSON');
   }
   // anything else Fastify refuses as the client's fault (content length, media type, …)
-  if (typeof fe?.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) return new RcError(ErrorCode.ServerBadRequest, fe.message ?? 'bad request');
+  if (typeof fe?.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500)
+    return new RcError(ErrorCode.ServerBadRequest, fe.message ?? 'bad request');
   return null;
 }
 

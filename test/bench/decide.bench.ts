@@ -22,7 +22,7 @@ function arg(name: string, def: number): number {
 }
 const ENTRIES = arg('entries', process.argv.includes('--10m') ? 10_000_000 : 1_000_000);
 const TAPS = arg('taps', 3000);
-const CHUNK = arg("chunk", 2_000);
+const CHUNK = arg('chunk', 2_000);
 const dirArg = process.argv.indexOf('--dir');
 const idleMaintenance = !process.argv.includes('--no-idle-maintenance');
 const dir = dirArg > 0 ? process.argv[dirArg + 1]! : mkdtempSync(join(tmpdir(), 'rc-bench-decide-'));
@@ -57,7 +57,8 @@ for (let done = 0; done < ENTRIES; done += CHUNK) {
     };
   }
   w.add(chunk);
-  if (done % 250_000 === 0 && done > 0) process.stderr.write(`loaded ${done} in ${((performance.now() - t0) / 1000).toFixed(1)} s, rss ${Math.round(process.memoryUsage.rss() / 1e6)} MB\n`);
+  if (done % 250_000 === 0 && done > 0)
+    process.stderr.write(`loaded ${done} in ${((performance.now() - t0) / 1000).toFixed(1)} s, rss ${Math.round(process.memoryUsage.rss() / 1e6)} MB\n`);
 }
 const tc = performance.now();
 w.commit();
@@ -96,8 +97,12 @@ const q = (p: number, arr = lat) => arr[Math.min(arr.length - 1, Math.floor(p * 
 base.close();
 const rssMb = Math.round(process.resourceUsage().maxRSS / 1024);
 console.log(`sqlite: ${JSON.stringify({ journal_mode: store.settings().journalMode, synchronous: store.settings().synchronous })} (synchronous 2 = FULL)`);
-console.log(`baseline (bare 1-row commit, WAL + synchronous=FULL, same disk, interleaved): p50 ${q(0.5, baseLat).toFixed(3)} ms, p99 ${q(0.99, baseLat).toFixed(3)} ms`);
-console.log(`taps: ${TAPS}, decide + durable commit: p50 ${q(0.5).toFixed(3)} ms, p99 ${q(0.99).toFixed(3)} ms, max ${lat[lat.length - 1]!.toFixed(3)} ms; peak RSS ${rssMb} MB`);
+console.log(
+  `baseline (bare 1-row commit, WAL + synchronous=FULL, same disk, interleaved): p50 ${q(0.5, baseLat).toFixed(3)} ms, p99 ${q(0.99, baseLat).toFixed(3)} ms`,
+);
+console.log(
+  `taps: ${TAPS}, decide + durable commit: p50 ${q(0.5).toFixed(3)} ms, p99 ${q(0.99).toFixed(3)} ms, max ${lat[lat.length - 1]!.toFixed(3)} ms; peak RSS ${rssMb} MB`,
+);
 store.close();
 if (dirArg < 0) rmSync(dir, { recursive: true, force: true });
 console.log(JSON.stringify({ entries: ENTRIES, loadMs: Math.round(loadMs), p50Ms: +q(0.5).toFixed(3), p99Ms: +q(0.99).toFixed(3), rssMb }));

@@ -31,10 +31,7 @@ async function main(): Promise<void> {
     apdus = r.apdus;
   }
   times.sort((a, b) => a - b);
-  const fci = Buffer.from(
-    '6F3B840E325041592E5359532E4444463031A529BF0C2661104F07A00000004210105002434287010161124F07A0000000031010500456495341870102',
-    'hex',
-  );
+  const fci = Buffer.from('6F3B840E325041592E5359532E4444463031A529BF0C2661104F07A00000004210105002434287010161124F07A0000000031010500456495341870102', 'hex');
   const M = 200_000;
   const t1 = performance.now();
   for (let i = 0; i < M; i++) parseTlv(fci);

@@ -53,12 +53,18 @@ try {
   const gate = createPeripheral({ kind: 'turnstile', port: gatePty.a, baudRate: 115200, timing }, { log });
   const display = createPeripheral({ kind: 'display', port: displayPty.a, baudRate: 115200, timing }, { log });
   if (!isTurnstile(gate) || !isDisplay(display)) throw new Error('factory');
-  stops.unshift(() => gate.stop(), () => display.stop());
+  stops.unshift(
+    () => gate.stop(),
+    () => display.stop(),
+  );
   await gate.start();
   await display.start();
   const gateSim = await startSim(`${simDir}turnstile-sim.ts`, gatePty.b);
   const displaySim = await startSim(`${simDir}display-sim.ts`, displayPty.b);
-  stops.unshift(() => gateSim.stop(), () => displaySim.stop());
+  stops.unshift(
+    () => gateSim.stop(),
+    () => displaySim.stop(),
+  );
 
   const show: number[] = [];
   const openAck: number[] = [];

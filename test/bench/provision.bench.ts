@@ -71,7 +71,9 @@ try {
     insertCard = () => void host.insert(slot.port, { kind: 'emv', pan: '2200700000000017', expiry: '2029-06', psn: '01' });
     const pty = await createPtyPair();
     cleanups.push(() => pty.close());
-    const sim = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'support', 'sim', 'display-sim.ts'), '--port', pty.b], { stdio: ['pipe', 'pipe', 'ignore'] });
+    const sim = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'support', 'sim', 'display-sim.ts'), '--port', pty.b], {
+      stdio: ['pipe', 'pipe', 'ignore'],
+    });
     cleanups.push(
       () =>
         new Promise<void>((r) => {
@@ -97,7 +99,10 @@ try {
   cleanups.unshift(() => stack.close());
   const server = stack.server;
   let t = Date.now();
-  for (const [kind, lines] of [['cards', cardLines(N)], ['benefits', benefitLines(Math.floor(N / 10))]] as const) {
+  for (const [kind, lines] of [
+    ['cards', cardLines(N)],
+    ['benefits', benefitLines(Math.floor(N / 10))],
+  ] as const) {
     const { rows } = await parseImport(kind, lines, { skipInvalid: false, tokenKey: DEV_TOKEN_KEY, today: '2026-11-24' });
     const changed = server.publisher.commit(applyImport(server.db, kind, rows, '2026-11-24'));
     await server.publisher.publish(changed);
@@ -109,7 +114,16 @@ try {
   // ---- init ----
   const devDir = join(dir, 'rc-device');
   const t0 = Date.now();
-  const init = await initDevice({ server: server.httpUrl, token, kind: 'bus', route: '7', vehicle: 'B100', dir: devDir, ...(readerName ? { reader: readerName } : {}), ...(displayPort ? { displayPort } : {}) });
+  const init = await initDevice({
+    server: server.httpUrl,
+    token,
+    kind: 'bus',
+    route: '7',
+    vehicle: 'B100',
+    dir: devDir,
+    ...(readerName ? { reader: readerName } : {}),
+    ...(displayPort ? { displayPort } : {}),
+  });
   const initMs = Date.now() - t0;
   console.log(`init: device ${init.deviceId} in ${initMs} ms`);
 

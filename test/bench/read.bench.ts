@@ -48,9 +48,13 @@ const on = await run(N, SHIM);
 const medianMs = r2(pct(on.times, 50));
 const p95Ms = r2(pct(on.times, 95));
 const apdusPerRead = Math.max(...on.apdus);
-console.log(`read.bench: ${N} reads of a plain Mir card through real pcscd + vpcd, TCP_NODELAY shim ${SHIM ? 'ON' : 'OFF'} (card stays in the field; each read is the whole EMV conversation: PPSE, SELECT, GPO, READ RECORDs)`);
+console.log(
+  `read.bench: ${N} reads of a plain Mir card through real pcscd + vpcd, TCP_NODELAY shim ${SHIM ? 'ON' : 'OFF'} (card stays in the field; each read is the whole EMV conversation: PPSE, SELECT, GPO, READ RECORDs)`,
+);
 console.log(`  APDUs per read: ${apdusPerRead} (target <= 6)`);
-console.log(`  per read: median ${medianMs} ms, p95 ${p95Ms} ms, min ${r2(on.times[0]!)} ms, max ${r2(on.times[on.times.length - 1]!)} ms (target median <= 5 ms)`);
+console.log(
+  `  per read: median ${medianMs} ms, p95 ${p95Ms} ms, min ${r2(on.times[0]!)} ms, max ${r2(on.times[on.times.length - 1]!)} ms (target median <= 5 ms)`,
+);
 console.log(`  per APDU: median ${r2(medianMs / apdusPerRead)} ms`);
 if (N_NAGLE > 0 && SHIM) {
   // a second pcscd in the same process: libpcsclite caches the socket path, so run it in a child

@@ -32,7 +32,7 @@ const dirArg = process.argv.indexOf('--dir');
 const dir = dirArg > 0 ? process.argv[dirArg + 1]! : mkdtempSync(join(tmpdir(), 'rc-bench-settle-'));
 
 let seed = 0x5eed;
-const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 0x1_0000_0000);
+const rnd = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 0x1_0000_0000;
 const token = (i: number) => i.toString(16).padStart(32, '0');
 const DAY_START = Date.parse('2026-11-10T05:00:00+03:00');
 const DAY_SPAN = 18 * 3_600_000; // 05:00 to 23:00 Moscow

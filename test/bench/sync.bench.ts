@@ -49,7 +49,14 @@ async function* benefitLines(from: number, n: number): AsyncIterable<string> {
 const dir = mkdtempSync(join(tmpdir(), 'rc-bench-sync-'));
 let broker: RunningBroker | null = null;
 if (brokerKind === 'mosquitto') broker = await mosquittoRig.start();
-const server = await startServer({ dataDir: join(dir, 'srv'), mqttPort: 0, ...(broker ? { brokerUrl: broker.url } : {}), httpPort: 0, tokenKey: DEV_TOKEN_KEY, log });
+const server = await startServer({
+  dataDir: join(dir, 'srv'),
+  mqttPort: 0,
+  ...(broker ? { brokerUrl: broker.url } : {}),
+  httpPort: 0,
+  tokenKey: DEV_TOKEN_KEY,
+  log,
+});
 console.log(`broker: ${brokerKind} ${server.mqttUrl}`);
 const clients: MqttClient[] = [];
 try {
@@ -63,12 +70,23 @@ try {
   t = Date.now();
   await server.publisher.publish(changed);
   console.log(`publish snapshot: ${Date.now() - t} ms`);
-  const chunkBytes = (server.db.prepare("SELECT sum(length(payload)) FROM chunks WHERE scope = 'transit' AND version = ?").pluck().get(server.publisher.version('transit')) as number);
+  const chunkBytes = server.db
+    .prepare("SELECT sum(length(payload)) FROM chunks WHERE scope = 'transit' AND version = ?")
+    .pluck()
+    .get(server.publisher.version('transit')) as number;
   const bytesPerEntry = chunkBytes / N;
 
   const ddir = join(dir, 'dev');
   const store = Store.open(join(dir, 'device.sqlite'), { deviceId: 'bench-dev' });
-  const dev = new SyncClient({ store, deviceId: 'bench-dev', brokerUrl: server.mqttUrl, scopes: ['transit', 'stoplist'], serverPublicKey: server.publicKeyPem, stagingDir: ddir, log });
+  const dev = new SyncClient({
+    store,
+    deviceId: 'bench-dev',
+    brokerUrl: server.mqttUrl,
+    scopes: ['transit', 'stoplist'],
+    serverPublicKey: server.publicKeyPem,
+    stagingDir: ddir,
+    log,
+  });
   const want = server.publisher.version('transit');
   t = Date.now();
   dev.start();
@@ -104,10 +122,14 @@ try {
   }
   await Promise.all(clients.map((c) => new Promise<void>((res) => (c.connected ? res() : c.once('connect', () => res())))));
   await Promise.all(clients.map((c) => c.subscribeAsync(topics.deltaAll('stoplist'), { qos: 1 })));
-  const s = await parseImport('stoplist', (async function* () {
-    yield 'token,reason\n';
-    yield `${tokenOf(5)},lost\n`;
-  })(), { skipInvalid: false, tokenKey: DEV_TOKEN_KEY, today: '2026-11-24' });
+  const s = await parseImport(
+    'stoplist',
+    (async function* () {
+      yield 'token,reason\n';
+      yield `${tokenOf(5)},lost\n`;
+    })(),
+    { skipInvalid: false, tokenKey: DEV_TOKEN_KEY, today: '2026-11-24' },
+  );
   const ch3 = server.publisher.commit(applyImport(server.db, 'stoplist', s.rows, '2026-11-24'));
   t = Date.now();
   await server.publisher.publish(ch3);
@@ -120,13 +142,26 @@ try {
   // --- ingest ---
   const DEVICES = 10;
   const PER = 20_000;
-  const ingestClients = await Promise.all(Array.from({ length: DEVICES }, (_, d) => mqtt.connectAsync(server.mqttUrl, { protocolVersion: 4, clientId: `ing-${d}` })));
+  const ingestClients = await Promise.all(
+    Array.from({ length: DEVICES }, (_, d) => mqtt.connectAsync(server.mqttUrl, { protocolVersion: 4, clientId: `ing-${d}` })),
+  );
   clients.push(...ingestClients);
   const batches: { c: MqttClient; topic: string; body: Buffer }[][] = ingestClients.map((c, d) => {
     const out = [];
     for (let s0 = 1; s0 <= PER; s0 += 500) {
       const entries = [];
-      for (let q = s0; q < s0 + 500; q++) entries.push({ seq: q, time: '2026-11-24T10:00:00.000Z', token: tokenOf(q % 1000), kind: 'bus', result: 'allow', reason: 'benefit', fareKopecks: 0, benefit: 'pensioner', lists: { transit: 2 } });
+      for (let q = s0; q < s0 + 500; q++)
+        entries.push({
+          seq: q,
+          time: '2026-11-24T10:00:00.000Z',
+          token: tokenOf(q % 1000),
+          kind: 'bus',
+          result: 'allow',
+          reason: 'benefit',
+          fareKopecks: 0,
+          benefit: 'pensioner',
+          lists: { transit: 2 },
+        });
       out.push({ c, topic: topics.journal(`ing-${d}`), body: Buffer.from(JSON.stringify({ device: `ing-${d}`, entries })) });
     }
     return out;
@@ -134,15 +169,27 @@ try {
   const count = server.db.prepare('SELECT count(*) FROM journal').pluck();
   const before = count.get() as number;
   t = Date.now();
-  await Promise.all(batches.map(async (bs) => {
-    for (const x of bs) await x.c.publishAsync(x.topic, x.body, { qos: 1 });
-  }));
+  await Promise.all(
+    batches.map(async (bs) => {
+      for (const x of bs) await x.c.publishAsync(x.topic, x.body, { qos: 1 });
+    }),
+  );
   await waitFor(() => (count.get() as number) - before >= DEVICES * PER, { timeoutMs: 120_000, what: 'ingest', everyMs: 2 });
   const ingestMs = Date.now() - t;
   const ingestPerSec = Math.round((DEVICES * PER) / (ingestMs / 1000));
   console.log(`ingest of ${DEVICES * PER} journal entries: ${ingestMs} ms = ${ingestPerSec}/s`);
 
-  const out = { snapshotEntries: N, snapshotMs, bytesPerEntry: Math.round(bytesPerEntry * 100) / 100, delta10kMs, fanoutDevices: FANOUT, fanoutMs, ingestPerSec, importMs, broker: brokerKind };
+  const out = {
+    snapshotEntries: N,
+    snapshotMs,
+    bytesPerEntry: Math.round(bytesPerEntry * 100) / 100,
+    delta10kMs,
+    fanoutDevices: FANOUT,
+    fanoutMs,
+    ingestPerSec,
+    importMs,
+    broker: brokerKind,
+  };
   console.log(JSON.stringify(out));
 } finally {
   await Promise.all(clients.map((c) => c.endAsync(true).catch(() => undefined)));

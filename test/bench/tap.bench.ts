@@ -40,7 +40,9 @@ async function main(): Promise<void> {
   rig.useAsClient();
   const host = await VcardHost.start();
   const pty = await createPtyPair();
-  const sim = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'test', 'support', 'sim', 'display-sim.ts'), '--port', pty.b], { stdio: ['pipe', 'pipe', 'ignore'] });
+  const sim = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'test', 'support', 'sim', 'display-sim.ts'), '--port', pty.b], {
+    stdio: ['pipe', 'pipe', 'ignore'],
+  });
   const simExited = new Promise<void>((r) => sim.once('exit', () => r()));
   await new Promise<void>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error('display simulator did not start')), 20_000);
@@ -134,13 +136,28 @@ async function main(): Promise<void> {
   const a = [...acked].sort((x, y) => x - y);
   const c = [...commit].sort((x, y) => x - y);
   const rd = [...read].sort((x, y) => x - y);
-  console.log('tap: card present (PC/SC event) → Mir read via pcscd+vpcd (TCP_NODELAY shim on) → decide → journal commit (WAL, synchronous=FULL) → display command on a pty');
+  console.log(
+    'tap: card present (PC/SC event) → Mir read via pcscd+vpcd (TCP_NODELAY shim on) → decide → journal commit (WAL, synchronous=FULL) → display command on a pty',
+  );
   console.log(`taps ${s.length}`);
   console.log(`card present → card read (token):  p50 ${r3(q(rd, 0.5))} ms, p99 ${r3(q(rd, 0.99))} ms`);
   console.log(`card present → journal committed: p50 ${r3(q(c, 0.5))} ms, p99 ${r3(q(c, 0.99))} ms`);
   console.log(`card present → signal sent:       p50 ${r3(q(s, 0.5))} ms, p99 ${r3(q(s, 0.99))} ms, max ${r3(s.at(-1)!)} ms`);
   console.log(`card present → display ACK:       p50 ${r3(q(a, 0.5))} ms, p99 ${r3(q(a, 0.99))} ms`);
-  console.log(JSON.stringify({ taps: s.length, p50Ms: r3(q(s, 0.5)), p99Ms: r3(q(s, 0.99)), ackP50Ms: r3(q(a, 0.5)), ackP99Ms: r3(q(a, 0.99)), readP50Ms: r3(q(rd, 0.5)), readP99Ms: r3(q(rd, 0.99)), commitP50Ms: r3(q(c, 0.5)), commitP99Ms: r3(q(c, 0.99)), nodelayShim: true }));
+  console.log(
+    JSON.stringify({
+      taps: s.length,
+      p50Ms: r3(q(s, 0.5)),
+      p99Ms: r3(q(s, 0.99)),
+      ackP50Ms: r3(q(a, 0.5)),
+      ackP99Ms: r3(q(a, 0.99)),
+      readP50Ms: r3(q(rd, 0.5)),
+      readP99Ms: r3(q(rd, 0.99)),
+      commitP50Ms: r3(q(c, 0.5)),
+      commitP99Ms: r3(q(c, 0.99)),
+      nodelayShim: true,
+    }),
+  );
 }
 
 main().then(

@@ -38,7 +38,11 @@ interface Run {
 const children = new Set<ChildProcess>();
 let env: NodeJS.ProcessEnv;
 
-function cli(program: 'sync-server' | 'provisioning' | 'device', args: string[], opts: { onStderr?: (line: string) => void; timeoutMs?: number } = {}): Promise<Run> {
+function cli(
+  program: 'sync-server' | 'provisioning' | 'device',
+  args: string[],
+  opts: { onStderr?: (line: string) => void; timeoutMs?: number } = {},
+): Promise<Run> {
   const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, program, 'cli.ts'), ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   let stdout = '';
@@ -94,7 +98,11 @@ describe('provisioning end to end, as processes', () => {
     pty = await createPtyPair();
     sim = await startSim(pty.b);
     // the operator's server, as a process
-    server = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'sync-server', 'cli.ts'), 'start', '--data', join(base, 'server'), '--mqtt-port', '0', '--http-port', '0'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'ignore'] });
+    server = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(ROOT, 'sync-server', 'cli.ts'), 'start', '--data', join(base, 'server'), '--mqtt-port', '0', '--http-port', '0'],
+      { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'ignore'] },
+    );
     children.add(server);
     serverUrl = await new Promise<string>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error('sync-server did not start')), 30_000);
@@ -108,8 +116,15 @@ describe('provisioning end to end, as processes', () => {
     });
     writeFileSync(join(base, 'rules.json'), JSON.stringify(RULES));
     writeFileSync(join(base, 'cards.csv'), `person_id,pan,psn,expiry\nP-TIMUR,${PAN.student},01,2029-06\n`);
-    writeFileSync(join(base, 'enrolments.csv'), 'person_id,school_id,role,grade,meal_category,valid_from,valid_to\nP-TIMUR,7,student,5,,2020-01-01,2030-12-31\n');
-    for (const args of [['config', 'set', join(base, 'rules.json')], ['import', 'cards', join(base, 'cards.csv')], ['import', 'enrolments', join(base, 'enrolments.csv')]]) {
+    writeFileSync(
+      join(base, 'enrolments.csv'),
+      'person_id,school_id,role,grade,meal_category,valid_from,valid_to\nP-TIMUR,7,student,5,,2020-01-01,2030-12-31\n',
+    );
+    for (const args of [
+      ['config', 'set', join(base, 'rules.json')],
+      ['import', 'cards', join(base, 'cards.csv')],
+      ['import', 'enrolments', join(base, 'enrolments.csv')],
+    ]) {
       const r = await cli('sync-server', [...args, '--server', serverUrl]);
       expect(r.code, r.stderr).toBe(0);
     }
@@ -132,7 +147,26 @@ describe('provisioning end to end, as processes', () => {
     const plain = await cli('sync-server', ['enrol-token', 'create', '--kind', 'bus', '--route', '7', '--server', serverUrl]);
     expect(plain.stdout).toMatch(/^rce_[A-Za-z0-9_-]{32}\n$/);
 
-    const initArgs = ['init', '--server', serverUrl, '--enrol-token', token, '--kind', 'turnstile', '--school', '7', '--direction', 'entry', '--reader', slot.readerName, '--turnstile-port', pty.a, '--dir', devDir, '--json'];
+    const initArgs = [
+      'init',
+      '--server',
+      serverUrl,
+      '--enrol-token',
+      token,
+      '--kind',
+      'turnstile',
+      '--school',
+      '7',
+      '--direction',
+      'entry',
+      '--reader',
+      slot.readerName,
+      '--turnstile-port',
+      pty.a,
+      '--dir',
+      devDir,
+      '--json',
+    ];
     const r = await cli('provisioning', initArgs);
     expect(r.code, r.stderr + r.stdout).toBe(0);
     deviceId = (JSON.parse(r.stdout) as { deviceId: string }).deviceId;
@@ -169,32 +203,45 @@ describe('provisioning end to end, as processes', () => {
   }, 90_000);
 
   it('rc-device run --config DIR/device.json syncs, opens the gate for the enrolled student, and the tap reaches the server', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'device', 'cli.ts'), 'run', '--config', join(devDir, 'device.json')], { cwd: ROOT, env: { ...env, RC_LOG_LEVEL: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'device', 'cli.ts'), 'run', '--config', join(devDir, 'device.json')], {
+      cwd: ROOT,
+      env: { ...env, RC_LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     device = child;
     createInterface({ input: child.stderr! }).on('line', (l) => deviceLog.push(l));
     const sock = join(devDir, 'rc-device.sock');
-    const ready = await waitFor(async () => {
-      const s = await queryStatus(sock, 2000);
-      return s.sync.connected && s.readers.some((x) => x.name === slot.readerName) ? s : null;
-    }, { timeoutMs: 40_000, what: 'device running and connected', everyMs: 50 }).catch((e: unknown) => {
+    const ready = await waitFor(
+      async () => {
+        const s = await queryStatus(sock, 2000);
+        return s.sync.connected && s.readers.some((x) => x.name === slot.readerName) ? s : null;
+      },
+      { timeoutMs: 40_000, what: 'device running and connected', everyMs: 50 },
+    ).catch((e: unknown) => {
       throw new Error(`${String(e)}\n${deviceLog.slice(-15).join('\n')}`);
     });
     expect(ready.lists.find((l) => l.scope === 'school:7')?.version).toBeGreaterThan(0);
     const before = ready.taps;
     const opens = sim!.opens().length;
     await host.insert(slot.port, mirSpec(PAN.student));
-    const s = await waitFor(async () => {
-      const x: StatusReply = await queryStatus(sock, 2000);
-      return x.taps > before ? x : null;
-    }, { timeoutMs: 20_000, what: 'a tap', everyMs: 50 });
+    const s = await waitFor(
+      async () => {
+        const x: StatusReply = await queryStatus(sock, 2000);
+        return x.taps > before ? x : null;
+      },
+      { timeoutMs: 20_000, what: 'a tap', everyMs: 50 },
+    );
     await host.remove(slot.port);
     expect(s.lastTap).toMatchObject({ result: 'allow', gate: 'open-entry', maskedPan: '220070******0041' });
     await sim!.waitFor(() => sim!.opens().length > opens, 'OPEN from the device');
-    const journal = await waitFor(async () => {
-      const r = await fetch(`${serverUrl}/v1/journal?device=${deviceId}`);
-      const j = (await r.json()) as { entries: { result: string; token: string }[] };
-      return j.entries.some((e) => e.result === 'allow') ? j.entries : null;
-    }, { timeoutMs: 15_000, what: 'the tap in the server journal', everyMs: 50 });
+    const journal = await waitFor(
+      async () => {
+        const r = await fetch(`${serverUrl}/v1/journal?device=${deviceId}`);
+        const j = (await r.json()) as { entries: { result: string; token: string }[] };
+        return j.entries.some((e) => e.result === 'allow') ? j.entries : null;
+      },
+      { timeoutMs: 15_000, what: 'the tap in the server journal', everyMs: 50 },
+    );
     expect(JSON.stringify(journal)).not.toContain(PAN.student);
     // check refuses to run beside a running device (it would take its reader and broker identity)
     const c = await cli('provisioning', ['check', '--dir', devDir, '--json']);

@@ -84,7 +84,9 @@ export async function startServerRig(): Promise<ServerRig> {
       await rig.startBroker();
     },
     journal(device) {
-      return rig.server.db.prepare('SELECT seq, result, reason, fare, benefit FROM journal WHERE device = ? ORDER BY seq').all(device) as ReturnType<ServerRig['journal']>;
+      return rig.server.db.prepare('SELECT seq, result, reason, fare, benefit FROM journal WHERE device = ? ORDER BY seq').all(device) as ReturnType<
+        ServerRig['journal']
+      >;
     },
     async close() {
       await server?.close().catch(() => undefined);
@@ -101,9 +103,19 @@ export async function* linesOf(text: string): AsyncIterable<string> {
 
 export async function seedRegistry(s: ServerRig): Promise<void> {
   const api = s.server.api;
-  await api.importCsv('cards', linesOf(['person_id,pan,psn,expiry', `P-ANNA,${PAN.pensioner},01,2029-06`, `P-TIMUR,${PAN.student},01,2029-06`, `P-LOST,${PAN.stopped},01,2029-06`].join('\n')), false);
+  await api.importCsv(
+    'cards',
+    linesOf(
+      ['person_id,pan,psn,expiry', `P-ANNA,${PAN.pensioner},01,2029-06`, `P-TIMUR,${PAN.student},01,2029-06`, `P-LOST,${PAN.stopped},01,2029-06`].join('\n'),
+    ),
+    false,
+  );
   await api.importCsv('benefits', linesOf(['person_id,category,valid_from,valid_to', 'P-ANNA,pensioner,2020-01-01,2030-12-31'].join('\n')), false);
-  await api.importCsv('enrolments', linesOf(['person_id,school_id,role,grade,meal_category,valid_from,valid_to', 'P-TIMUR,7,student,5,,2020-01-01,2030-12-31'].join('\n')), false);
+  await api.importCsv(
+    'enrolments',
+    linesOf(['person_id,school_id,role,grade,meal_category,valid_from,valid_to', 'P-TIMUR,7,student,5,,2020-01-01,2030-12-31'].join('\n')),
+    false,
+  );
   await api.importCsv('stoplist', linesOf(['pan,psn,reason', `${PAN.stopped},01,lost`].join('\n')), false);
 }
 
@@ -127,7 +139,10 @@ export interface SimProc {
 
 export async function startSim(port: string, extra: string[] = []): Promise<SimProc> {
   const script = join(ROOT, 'test', 'support', 'sim', 'turnstile-sim.ts');
-  const child = spawn(process.execPath, ['--import', 'tsx', script, '--port', port, '--pass-delay-ms', '30', ...extra], { cwd: ROOT, stdio: ['pipe', 'pipe', 'ignore'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', script, '--port', port, '--pass-delay-ms', '30', ...extra], {
+    cwd: ROOT,
+    stdio: ['pipe', 'pipe', 'ignore'],
+  });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const lines: SimLine[] = [];
   const watchers = new Set<() => void>();
@@ -216,10 +231,16 @@ export async function startDeviceProc(config: Record<string, unknown>, dir: stri
     socket,
     logs,
     status: () => queryStatus(socket, 2000),
-    waitStatus: (pred, what, timeoutMs = 20_000) => until(async () => {
-      const s = await queryStatus(socket, 2000);
-      return pred(s) ? s : null;
-    }, timeoutMs, `device status: ${what}`, 100),
+    waitStatus: (pred, what, timeoutMs = 20_000) =>
+      until(
+        async () => {
+          const s = await queryStatus(socket, 2000);
+          return pred(s) ? s : null;
+        },
+        timeoutMs,
+        `device status: ${what}`,
+        100,
+      ),
     async terminate() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
@@ -242,11 +263,23 @@ export async function startDeviceProc(config: Record<string, unknown>, dir: stri
     },
     exitCode: () => code,
   };
-  await d.waitStatus(() => true, 'status socket answers', 30_000).catch((e: unknown) => {
-    throw new Error(`${String(e)}\ndevice log:\n${logs.slice(-20).join('\n')}`);
-  });
+  await d
+    .waitStatus(() => true, 'status socket answers', 30_000)
+    .catch((e: unknown) => {
+      throw new Error(`${String(e)}\ndevice log:\n${logs.slice(-20).join('\n')}`);
+    });
   return d;
 }
 
 /** Fast serial timings so faults are noticed within a second. */
-export const FAST_TIMING = { ackTimeoutMs: 100, retries: 1, passWindowMs: 3000, passGuardMs: 500, reconnectMinMs: 50, reconnectMaxMs: 400, portCheckMs: 100, keepaliveMs: 300, downAfterFailures: 2 };
+export const FAST_TIMING = {
+  ackTimeoutMs: 100,
+  retries: 1,
+  passWindowMs: 3000,
+  passGuardMs: 500,
+  reconnectMinMs: 50,
+  reconnectMaxMs: 400,
+  portCheckMs: 100,
+  keepaliveMs: 300,
+  downAfterFailures: 2,
+};

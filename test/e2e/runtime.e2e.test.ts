@@ -16,7 +16,19 @@ import type { StatusReply } from '../../device/runtime/status.js';
 import { PcscdRig, type VpcdSlot } from '../support/rig/pcscd.js';
 import { createPtyPair, type PtyPair } from '../support/rig/pty.js';
 import { VcardHost } from '../support/rig/vcards.js';
-import { FAST_TIMING, PAN, mirSpec, seedRegistry, startDeviceProc, startServerRig, startSim, until, type DeviceProc, type ServerRig, type SimProc } from './runtime-rig.js';
+import {
+  FAST_TIMING,
+  PAN,
+  mirSpec,
+  seedRegistry,
+  startDeviceProc,
+  startServerRig,
+  startSim,
+  until,
+  type DeviceProc,
+  type ServerRig,
+  type SimProc,
+} from './runtime-rig.js';
 
 const ALL_DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
 
@@ -93,8 +105,22 @@ describe('rc-device run, as processes: pcscd + virtual cards, pty turnstile cont
         busEnv,
       ),
     ]);
-    await gate.waitStatus((s) => s.sync.connected && s.lists.some((l) => l.scope === 'school:7') && s.readers.filter((r) => r.state === 'idle').length === 2 && periph(s).health.status === 'ok', 'gate ready');
-    await bus.waitStatus((s) => s.sync.connected && s.lists.some((l) => l.scope === 'transit') && s.lists.some((l) => l.scope === 'stoplist') && s.readers.filter((r) => r.state === 'idle').length === 1, 'bus ready');
+    await gate.waitStatus(
+      (s) =>
+        s.sync.connected &&
+        s.lists.some((l) => l.scope === 'school:7') &&
+        s.readers.filter((r) => r.state === 'idle').length === 2 &&
+        periph(s).health.status === 'ok',
+      'gate ready',
+    );
+    await bus.waitStatus(
+      (s) =>
+        s.sync.connected &&
+        s.lists.some((l) => l.scope === 'transit') &&
+        s.lists.some((l) => l.scope === 'stoplist') &&
+        s.readers.filter((r) => r.state === 'idle').length === 1,
+      'bus ready',
+    );
   }, 120_000);
 
   afterAll(async () => {
@@ -223,7 +249,13 @@ describe('rc-device run, as processes: pcscd + virtual cards, pty turnstile cont
   it('SIGTERM: the tap in progress is finished and journaled, the gate closes, the device stops cleanly (exit 0, socket gone) and never logged a PAN', async () => {
     const closesBefore = sim!.lines.filter((m) => m.type === 'command' && m.command?.type === 'close').length;
     expect(await gate.terminate()).toBe(0);
-    await sim!.waitFor((m) => m.type === 'command' && m.command?.type === 'close' && sim!.lines.filter((x) => x.type === 'command' && x.command?.type === 'close').length > closesBefore, 'CLOSE on SIGTERM');
+    await sim!.waitFor(
+      (m) =>
+        m.type === 'command' &&
+        m.command?.type === 'close' &&
+        sim!.lines.filter((x) => x.type === 'command' && x.command?.type === 'close').length > closesBefore,
+      'CLOSE on SIGTERM',
+    );
     // the bus gets SIGTERM in the middle of a tap (a card that stops answering): the tap is finished and journaled first.
     // (vpcd waits for the silent card forever, and pcscd with it: the PC/SC binding's clean-up at process exit
     // blocks until the card leaves the field — the passenger takes it away; the journal and the store are closed before.)

@@ -38,10 +38,26 @@ describe('sync end to end through rc-sync-server', () => {
     mqttPort = await freePort();
     const httpPort = await freePort();
     url = `http://127.0.0.1:${httpPort}`;
-    server = spawn(process.execPath, ['--import', 'tsx', CLI, 'start', '--data', join(dir, 'data'), '--mqtt-port', String(mqttPort), '--http-port', String(httpPort), '--allow-anonymous-devices'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, RC_LOG_LEVEL: 'warn' },
-    });
+    server = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        CLI,
+        'start',
+        '--data',
+        join(dir, 'data'),
+        '--mqtt-port',
+        String(mqttPort),
+        '--http-port',
+        String(httpPort),
+        '--allow-anonymous-devices',
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, RC_LOG_LEVEL: 'warn' },
+      },
+    );
     await waitPort(httpPort, 20_000);
     writeFileSync(join(dir, 'cards.csv'), cardsCsv(0, 1000));
     writeFileSync(join(dir, 'benefits.csv'), benefitsCsv(0, 500, 'pensioner') + benefitsCsv(500, 250, 'schoolchild').split('\n').slice(1).join('\n'));
@@ -85,7 +101,15 @@ describe('sync end to end through rc-sync-server', () => {
     const pub = readFileSync(join(dir, 'data', 'signing-key.pub.pem'), 'utf8');
     const ddir = mkdtempSync(join(dir, 'dev-'));
     const store = Store.open(join(ddir, 'device.sqlite'), { deviceId: 'bus-e2e', synchronous: 'OFF' });
-    const client = new SyncClient({ store, deviceId: 'bus-e2e', brokerUrl: `mqtt://127.0.0.1:${mqttPort}`, scopes: ['transit', 'stoplist'], serverPublicKey: pub, stagingDir: join(ddir, 'st'), log: testLogger() });
+    const client = new SyncClient({
+      store,
+      deviceId: 'bus-e2e',
+      brokerUrl: `mqtt://127.0.0.1:${mqttPort}`,
+      scopes: ['transit', 'stoplist'],
+      serverPublicKey: pub,
+      stagingDir: join(ddir, 'st'),
+      log: testLogger(),
+    });
     client.start();
     dev = { id: 'bus-e2e', dir: ddir, store, client, refused: [], close: async () => undefined };
     await waitFor(() => store.listVersion('transit') === 2, { timeoutMs: 15_000, what: 'lists synced' });
@@ -102,8 +126,12 @@ describe('sync end to end through rc-sync-server', () => {
     const j = JSON.parse(cli(['journal', '--device', 'bus-e2e', '--json', '--server', url]).out) as { entries: { seq: number; benefit: string | null }[] };
     expect(j.entries.map((e) => e.seq)).toEqual(Array.from({ length: 100 }, (_, k) => k + 1));
     expect(j.entries.filter((e) => e.benefit === 'pensioner')).toHaveLength(50);
-    const s = JSON.parse(cli(['status', '--json', '--server', url]).out) as { devices: { id: string; online: boolean; lastSeen: string; lists: unknown; backlog: number }[] };
-    expect(s.devices).toEqual([expect.objectContaining({ id: 'bus-e2e', online: true, backlog: 0, lists: { transit: { device: 2, current: 2 }, stoplist: { device: 0, current: 0 } } })]);
+    const s = JSON.parse(cli(['status', '--json', '--server', url]).out) as {
+      devices: { id: string; online: boolean; lastSeen: string; lists: unknown; backlog: number }[];
+    };
+    expect(s.devices).toEqual([
+      expect.objectContaining({ id: 'bus-e2e', online: true, backlog: 0, lists: { transit: { device: 2, current: 2 }, stoplist: { device: 0, current: 0 } } }),
+    ]);
   });
 
   it('a card put on the stop-list by PAN is refused by the device within 1 s of the import', async () => {

@@ -55,7 +55,14 @@ describe.each<ProvMode>(['embedded', 'mosquitto'])('device rights on the %s brok
 
   const enrol = async (school: string): Promise<Dev> => {
     const dir = join(base, `dev-${school}-${Math.random().toString(36).slice(2)}`);
-    const r = await initDevice({ server: stack.server.httpUrl, token: stack.token('turnstile', { school }).token, kind: 'turnstile', school, direction: 'entry', dir });
+    const r = await initDevice({
+      server: stack.server.httpUrl,
+      token: stack.token('turnstile', { school }).token,
+      kind: 'turnstile',
+      school,
+      direction: 'entry',
+      dir,
+    });
     return { id: r.deviceId, password: loadDevice(dir).config.sync!.password! };
   };
   const connect = async (d: Dev, clientId = d.id, password = d.password) => {
@@ -98,7 +105,9 @@ describe.each<ProvMode>(['embedded', 'mosquitto'])('device rights on the %s brok
     const c = await connect(a);
     const got: string[] = [];
     c.on('message', (t) => got.push(t));
-    await c.subscribeAsync(['rc/v1/lists/school:8/manifest', 'rc/v1/lists/+/manifest', 'rc/v1/#', 'rc/v1/lists/school:7/manifest'], { qos: 1 }).catch(() => undefined);
+    await c
+      .subscribeAsync(['rc/v1/lists/school:8/manifest', 'rc/v1/lists/+/manifest', 'rc/v1/#', 'rc/v1/lists/school:7/manifest'], { qos: 1 })
+      .catch(() => undefined);
     await spy.publishAsync('rc/v1/lists/school:8/manifest', Buffer.from('other school'), { qos: 1 });
     await spy.publishAsync('rc/v1/lists/school:7/manifest', Buffer.from('own school'), { qos: 1 });
     await spy.publishAsync(topics.journalAck(b.id), Buffer.from('{}'), { qos: 1 });

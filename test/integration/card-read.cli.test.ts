@@ -56,7 +56,16 @@ describe('rc-device read (real process, real pcscd)', () => {
     expect(lines).toHaveLength(1);
     const j = JSON.parse(lines[0]!) as Record<string, unknown>;
     expect(Object.keys(j)).toEqual(['scheme', 'aid', 'maskedPan', 'expiry', 'psn', 'par', 'token', 'keyVersion', 'apdus', 'ms']);
-    expect(j).toMatchObject({ scheme: 'mir', aid: 'A0000006581010', maskedPan: '220012******9019', expiry: '2028-12', psn: '01', par: null, keyVersion: 3, apdus: 5 });
+    expect(j).toMatchObject({
+      scheme: 'mir',
+      aid: 'A0000006581010',
+      maskedPan: '220012******9019',
+      expiry: '2028-12',
+      psn: '01',
+      par: null,
+      keyVersion: 3,
+      apdus: 5,
+    });
     expect(j.token).toBe(deriveToken(Buffer.from(fixturePan('mir-gpo1'), 'ascii'), '01', parseTokenKey(KEY_HEX, 3)));
     expect(typeof j.ms).toBe('number');
     expect(mir.stderr).not.toContain('development key');

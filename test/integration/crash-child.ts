@@ -27,14 +27,20 @@ const token = (v: number, i: number): string => createHash('sha256').update(`${v
 function list(v: number): TransitEntry[] {
   const m = marker(v);
   const out: TransitEntry[] = new Array(listSize(v));
-  for (let i = 0; i < out.length; i++) out[i] = { token: token(v, i), cardExpiry: '2031-01', benefits: [{ category: 'pensioner', validFrom: '2020-01-01', validTo: m }] };
+  for (let i = 0; i < out.length; i++)
+    out[i] = { token: token(v, i), cardExpiry: '2031-01', benefits: [{ category: 'pensioner', validFrom: '2020-01-01', validTo: m }] };
   return out;
 }
 
 const cfg = loadConfig({
   schema: 1,
   device: { id: 'crash-dev', kind: 'bus', route: '7', vehicle: 'V' },
-  tariff: { routes: { '7': { fullFareKopecks: 3500 } }, benefits: { pensioner: { kind: 'free', quota: { trips: 5, per: 'day' } } }, repeatWindowSec: 0, dailyCapKopecks: 20000 },
+  tariff: {
+    routes: { '7': { fullFareKopecks: 3500 } },
+    benefits: { pensioner: { kind: 'free', quota: { trips: 5, per: 'day' } } },
+    repeatWindowSec: 0,
+    dailyCapKopecks: 20000,
+  },
 });
 const out = (s: string) => process.stdout.write(s + '\n');
 
@@ -59,7 +65,13 @@ function run(): never {
       out(`A ${v}`);
     } else if (r < 0.08) {
       const v = store.listVersion('stoplist') + 1;
-      store.applyDelta({ scope: 'stoplist', fromVersion: v - 1, toVersion: v, upserts: [{ token: token(-1, v), reason: 'charge-declined', since: '2026-11-01' }], removes: [] });
+      store.applyDelta({
+        scope: 'stoplist',
+        fromVersion: v - 1,
+        toVersion: v,
+        upserts: [{ token: token(-1, v), reason: 'charge-declined', since: '2026-11-01' }],
+        removes: [],
+      });
       out(`D ${v}`);
     } else {
       const v = store.listVersion('transit');

@@ -22,7 +22,16 @@ beforeAll(async () => {
   try {
     const esbuild = await import('esbuild');
     const outfile = join('node_modules', '.cache', `rc-crash-${process.pid}`, 'crash-child.mjs');
-    await esbuild.build({ entryPoints: ['test/integration/crash-child.ts'], bundle: true, platform: 'node', format: 'esm', packages: 'external', minify: true, outfile, logLevel: 'silent' });
+    await esbuild.build({
+      entryPoints: ['test/integration/crash-child.ts'],
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      packages: 'external',
+      minify: true,
+      outfile,
+      logLevel: 'silent',
+    });
     childCmd = [outfile];
   } catch {
     // no esbuild: keep tsx
@@ -103,7 +112,10 @@ describe('crash safety (SIGKILL)', () => {
       expect(await cur.wait((l) => l === 'L', 30_000), 'child loaded').toBe(true);
       lap('load');
       cur.proc.stdin.write('go\n');
-      expect(await cur.wait((l) => l.startsWith('R '), 30_000), `child ${k} opened the store: ${(cur.proc as unknown as { stderrText: string }).stderrText}`).toBe(true);
+      expect(
+        await cur.wait((l) => l.startsWith('R '), 30_000),
+        `child ${k} opened the store: ${(cur.proc as unknown as { stderrText: string }).stderrText}`,
+      ).toBe(true);
       lap('open');
       if (k + ready.length + 1 < KILLS) ready.push(spawnChild(k + 4)); // loads while this one runs (seed parity = k parity)
       if (k % 2 === 0) {
@@ -146,7 +158,10 @@ describe('crash safety (SIGKILL)', () => {
         expect(v === appliedTransit || v === announced, `transit version ${v} is the applied ${appliedTransit} or the announced ${announced}`).toBe(true);
         if (tr) {
           const count = db.prepare(`SELECT count(*) FROM list_${tr.gen}`).pluck().get() as number;
-          const marked = db.prepare(`SELECT count(*) FROM list_${tr.gen} WHERE data LIKE ?`).pluck().get(`%:${marker(v).replaceAll('-', '')}`) as number;
+          const marked = db
+            .prepare(`SELECT count(*) FROM list_${tr.gen} WHERE data LIKE ?`)
+            .pluck()
+            .get(`%:${marker(v).replaceAll('-', '')}`) as number;
           expect([count, marked], `transit v${v} whole`).toEqual([listSize(v), listSize(v)]);
         }
         const sl = db.prepare(`SELECT version, gen FROM scopes WHERE scope = 'stoplist'`).get() as { version: number; gen: number } | undefined;
@@ -163,6 +178,8 @@ describe('crash safety (SIGKILL)', () => {
     for (const c of ready) c.proc.kill('SIGKILL');
     expect(committed.size).toBeGreaterThan(KILLS);
     expect(killsDuringApply).toBeGreaterThan(KILLS / 10);
-    console.log(`crash test: ${KILLS} kills, ${killsDuringApply} during a snapshot apply, ${committed.size} committed taps verified; ms spent: ${JSON.stringify(Object.fromEntries(Object.entries(spent).map(([a, b]) => [a, Math.round(b)])))}`);
+    console.log(
+      `crash test: ${KILLS} kills, ${killsDuringApply} during a snapshot apply, ${committed.size} committed taps verified; ms spent: ${JSON.stringify(Object.fromEntries(Object.entries(spent).map(([a, b]) => [a, Math.round(b)])))}`,
+    );
   }, 1_200_000);
 });

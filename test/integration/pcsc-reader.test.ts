@@ -94,7 +94,10 @@ describe('PC/SC reader source over a private pcscd', () => {
 
   it('two readers, a card on each, answer independently', async () => {
     const [a, b] = await Promise.all([insertAndConnect(0), insertAndConnect(1)]);
-    const [ra, rb] = await Promise.all([a.transmit(Uint8Array.from([0x00, 0xa4, 0x04, 0x00, 0x01, 0xaa]), 1000), b.transmit(Uint8Array.from([0x00, 0xa4, 0x04, 0x00, 0x01, 0xbb]), 1000)]);
+    const [ra, rb] = await Promise.all([
+      a.transmit(Uint8Array.from([0x00, 0xa4, 0x04, 0x00, 0x01, 0xaa]), 1000),
+      b.transmit(Uint8Array.from([0x00, 0xa4, 0x04, 0x00, 0x01, 0xbb]), 1000),
+    ]);
     expect(hex(ra)).toBe('00a4040001aa9000');
     expect(hex(rb)).toBe('00a4040001bb9000');
     expect(source.readers().every((r) => r.cardPresent)).toBe(true);

@@ -14,7 +14,11 @@ const ROOT = join(import.meta.dirname, '..', '..');
 const env: NodeJS.ProcessEnv = { ...process.env, RC_LOG_LEVEL: 'warn' };
 
 function rcProvision(args: string[], stdin = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'provisioning', 'cli.ts'), ...args], { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'provisioning', 'cli.ts'), ...args], {
+    cwd: ROOT,
+    env,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -38,7 +42,14 @@ describe('rc-provision on the command line', () => {
     base = mkdtempSync(join(tmpdir(), 'rc-prov-cli-'));
     stack = await startProvStack('embedded');
     dir = join(base, 'dev');
-    await initDevice({ server: stack.server.httpUrl, token: stack.token('canteen', { school: '12' }).token, kind: 'canteen', school: '12', dir, console: true });
+    await initDevice({
+      server: stack.server.httpUrl,
+      token: stack.token('canteen', { school: '12' }).token,
+      kind: 'canteen',
+      school: '12',
+      dir,
+      console: true,
+    });
   });
   afterAll(async () => {
     await stack?.close();

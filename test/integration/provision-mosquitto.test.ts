@@ -63,7 +63,16 @@ describe('provisioning with an external Mosquitto, set up as documented', () => 
     writeFileSync(f('acl'), '', { mode: 0o640 });
     writeFileSync(
       f('mosquitto.conf'),
-      [`listener ${port} 127.0.0.1`, 'allow_anonymous false', `password_file ${f('passwd')}`, `acl_file ${f('acl')}`, `pid_file ${f('mosquitto.pid')}`, 'persistence false', ...(process.getuid?.() === 0 ? ['user root'] : []), ''].join('\n'),
+      [
+        `listener ${port} 127.0.0.1`,
+        'allow_anonymous false',
+        `password_file ${f('passwd')}`,
+        `acl_file ${f('acl')}`,
+        `pid_file ${f('mosquitto.pid')}`,
+        'persistence false',
+        ...(process.getuid?.() === 0 ? ['user root'] : []),
+        '',
+      ].join('\n'),
     );
     mosq = spawn('mosquitto', ['-c', f('mosquitto.conf')], { stdio: 'ignore' });
     children.add(mosq);
@@ -72,7 +81,26 @@ describe('provisioning with an external Mosquitto, set up as documented', () => 
     const enrolPort = await freePort();
     server = spawn(
       process.execPath,
-      ['--import', 'tsx', join(ROOT, 'sync-server', 'cli.ts'), 'start', '--data', f('data'), '--broker', `mqtt://127.0.0.1:${port}`, '--mosquitto-passwd', f('passwd'), '--mosquitto-acl', f('acl'), '--mosquitto-pid-file', f('mosquitto.pid'), '--http-port', '0', '--enrol-listen', `127.0.0.1:${enrolPort}`],
+      [
+        '--import',
+        'tsx',
+        join(ROOT, 'sync-server', 'cli.ts'),
+        'start',
+        '--data',
+        f('data'),
+        '--broker',
+        `mqtt://127.0.0.1:${port}`,
+        '--mosquitto-passwd',
+        f('passwd'),
+        '--mosquitto-acl',
+        f('acl'),
+        '--mosquitto-pid-file',
+        f('mosquitto.pid'),
+        '--http-port',
+        '0',
+        '--enrol-listen',
+        `127.0.0.1:${enrolPort}`,
+      ],
       { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'ignore'] },
     );
     children.add(server);
@@ -91,7 +119,10 @@ describe('provisioning with an external Mosquitto, set up as documented', () => 
     });
     writeFileSync(f('rules.json'), JSON.stringify(RULES));
     writeFileSync(f('cards.csv'), 'person_id,pan,psn,expiry\nP-1,2200700000000017,01,2029-06\nP-2,2200700000000025,01,2029-06\n');
-    for (const a of [['config', 'set', f('rules.json')], ['import', 'cards', f('cards.csv')]]) {
+    for (const a of [
+      ['config', 'set', f('rules.json')],
+      ['import', 'cards', f('cards.csv')],
+    ]) {
       const r = await cli('sync-server', [...a, '--server', httpUrl]);
       expect(r.code, r.stderr).toBe(0);
     }
@@ -117,7 +148,22 @@ describe('provisioning with an external Mosquitto, set up as documented', () => 
     const t = await cli('sync-server', ['enrol-token', 'create', '--kind', 'bus', '--route', '7', '--server', httpUrl]);
     expect(t.code, t.stderr).toBe(0);
     const dir = join(base, 'dev');
-    const r = await cli('provisioning', ['init', '--server', enrolUrl, '--enrol-token', t.stdout.trim(), '--kind', 'bus', '--route', '7', '--vehicle', 'V1', '--dir', dir, '--json']);
+    const r = await cli('provisioning', [
+      'init',
+      '--server',
+      enrolUrl,
+      '--enrol-token',
+      t.stdout.trim(),
+      '--kind',
+      'bus',
+      '--route',
+      '7',
+      '--vehicle',
+      'V1',
+      '--dir',
+      dir,
+      '--json',
+    ]);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     deviceId = (JSON.parse(r.stdout) as { deviceId: string }).deviceId;
     expect(readFileSync(join(base, 'acl'), 'utf8')).toContain(`user ${deviceId}\ntopic write rc/v1/device/${deviceId}/journal`);

@@ -18,7 +18,15 @@ describe('provisioning a device against a running sync-server (embedded broker)'
     dirs.push(d);
     return d;
   };
-  const busInit = (token: string, dir: string, extra: Partial<InitOptions> = {}): InitOptions => ({ server: stack.server.httpUrl, token, kind: 'bus', route: '7', vehicle: 'A123', dir, ...extra });
+  const busInit = (token: string, dir: string, extra: Partial<InitOptions> = {}): InitOptions => ({
+    server: stack.server.httpUrl,
+    token,
+    kind: 'bus',
+    route: '7',
+    vehicle: 'A123',
+    dir,
+    ...extra,
+  });
 
   beforeAll(async () => {
     stack = await startProvStack('embedded');
@@ -34,12 +42,20 @@ describe('provisioning a device against a running sync-server (embedded broker)'
     expect(r.deviceId).toMatch(/^bus-[0-9a-f]{10}$/);
     const cfg = loadConfigFile(join(dir, 'device.json'));
     expect(cfg.device).toMatchObject({ id: r.deviceId, kind: 'bus', route: '7', vehicle: 'A123' });
-    expect(cfg.sync).toMatchObject({ brokerUrl: stack.brokerUrl, deviceId: r.deviceId, username: r.deviceId, scopes: ['transit', 'stoplist'], serverPublicKey: stack.server.publicKeyPem });
+    expect(cfg.sync).toMatchObject({
+      brokerUrl: stack.brokerUrl,
+      deviceId: r.deviceId,
+      username: r.deviceId,
+      scopes: ['transit', 'stoplist'],
+      serverPublicKey: stack.server.publicKeyPem,
+    });
     expect(cfg.tokenKey).toEqual({ version: DEV_TOKEN_KEY.version, hex: DEV_TOKEN_KEY.key.toString('hex') });
     expect(cfg.tariff?.routes['7']).toEqual({ fullFareKopecks: 3500 });
     for (const f of ['device.json', 'identity.pem', 'box.pem', 'provision.json']) expect(statSync(join(dir, f)).mode & 0o777).toBe(0o600);
     // the server keeps only hashes: neither the token nor the password in clear
-    const raw = JSON.stringify(stack.server.db.prepare('SELECT * FROM device_identities').all()) + JSON.stringify(stack.server.db.prepare('SELECT * FROM enrol_tokens').all());
+    const raw =
+      JSON.stringify(stack.server.db.prepare('SELECT * FROM device_identities').all()) +
+      JSON.stringify(stack.server.db.prepare('SELECT * FROM enrol_tokens').all());
     expect(raw).not.toContain(cfg.sync!.password!);
     expect(raw).toMatch(/scrypt\$16384\$8\$1\$/);
     // the broker takes the credentials
@@ -79,7 +95,10 @@ describe('provisioning a device against a running sync-server (embedded broker)'
   it('a token for another kind, school or route fails with provision.token-wrong-kind and stays usable', async () => {
     const t = stack.token('turnstile', { school: '7' });
     await expectRcError(initDevice(busInit(t.token, newDir())), ErrorCode.ProvisionTokenWrongKind);
-    await expectRcError(initDevice({ server: stack.server.httpUrl, token: t.token, kind: 'turnstile', school: '8', direction: 'entry', dir: newDir() }), ErrorCode.ProvisionTokenWrongKind);
+    await expectRcError(
+      initDevice({ server: stack.server.httpUrl, token: t.token, kind: 'turnstile', school: '8', direction: 'entry', dir: newDir() }),
+      ErrorCode.ProvisionTokenWrongKind,
+    );
     const r = stack.token('bus', { route: '12' });
     await expectRcError(initDevice(busInit(r.token, newDir())), ErrorCode.ProvisionTokenWrongKind);
     const ok = await initDevice({ server: stack.server.httpUrl, token: t.token, kind: 'turnstile', school: '7', direction: 'entry', dir: newDir() });
@@ -181,7 +200,10 @@ describe('provisioning a device against a running sync-server (embedded broker)'
     };
     const before = stack.server.db.prepare('SELECT count(*) FROM device_identities').pluck().get();
     expect(await post('/v1/enrol', 'not json')).toEqual({ status: 400, code: ErrorCode.ServerBadRequest });
-    expect(await post('/v1/enrol', { token: stack.token('bus').token, kind: 'bus', route: '7', identityKey: 'short', boxKey: 'short' })).toEqual({ status: 400, code: ErrorCode.ServerBadRequest });
+    expect(await post('/v1/enrol', { token: stack.token('bus').token, kind: 'bus', route: '7', identityKey: 'short', boxKey: 'short' })).toEqual({
+      status: 400,
+      code: ErrorCode.ServerBadRequest,
+    });
     expect(await post('/v1/enrol-tokens', { kind: 'bus', school: '7', ttlSec: 3600 })).toEqual({ status: 400, code: ErrorCode.ServerBadRequest });
     expect(await post('/v1/enrol-tokens', { kind: 'bus', ttlSec: 1 })).toEqual({ status: 400, code: ErrorCode.ServerBadRequest });
     expect(await post('/v1/devices/nobody-1/revoke', {})).toEqual({ status: 404, code: ErrorCode.ServerNotFound });
@@ -193,7 +215,11 @@ describe('provisioning a device against a running sync-server (embedded broker)'
     const r = await initDevice(busInit(stack.token('bus').token, dir));
     const { requestProof, generateDeviceKeys } = await import('../../protocol/sealing.js');
     const proof = requestProof('whoami', r.deviceId, loadDevice(dir).keys.identity);
-    const post = (p: unknown) => fetch(`${stack.server.httpUrl}/v1/devices/${r.deviceId}/whoami`, { method: 'POST', body: JSON.stringify(p) }).then(async (x) => ({ status: x.status, body: (await x.json()) as { error?: { code: string } } }));
+    const post = (p: unknown) =>
+      fetch(`${stack.server.httpUrl}/v1/devices/${r.deviceId}/whoami`, { method: 'POST', body: JSON.stringify(p) }).then(async (x) => ({
+        status: x.status,
+        body: (await x.json()) as { error?: { code: string } },
+      }));
     expect((await post(proof)).status).toBe(200);
     expect((await post(proof)).body.error?.code).toBe(ErrorCode.ProvisionBadProof);
     expect((await post(requestProof('whoami', r.deviceId, generateDeviceKeys().identity))).body.error?.code).toBe(ErrorCode.ProvisionBadProof);

@@ -39,7 +39,12 @@ describe('rc-device replay', () => {
       'allow full-fare 3500',
     ]);
     expect(r.lines.map((l) => l.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
-    expect(r.lines[0]).toMatchObject({ line: 1, token: '11111111111111111111111111111111', benefit: 'pensioner', display: { ru: 'Льгота. Проезд бесплатный', en: 'Benefit. Free ride' } });
+    expect(r.lines[0]).toMatchObject({
+      line: 1,
+      token: '11111111111111111111111111111111',
+      benefit: 'pensioner',
+      display: { ru: 'Льгота. Проезд бесплатный', en: 'Benefit. Free ride' },
+    });
     // the PAN is tokenised on read; only the masked PAN is printed
     expect(r.lines[8]!.maskedPan).toBe('220000******0004');
     expect(r.lines[8]!.token).toMatch(/^[0-9a-f]{32}$/);
@@ -93,7 +98,14 @@ describe('rc-device replay', () => {
 
   it('a bad taps line is refused with file, line and field, before any tap runs; the PAN is not echoed', () => {
     const taps = join(dir, 'bad.jsonl');
-    writeFileSync(taps, ['{"time": "2026-11-24T10:00:00+03:00", "token": "11111111111111111111111111111111"}', '', '{"time": "2026-11-24 10:00", "pan": "2200000000000004"}'].join('\n'));
+    writeFileSync(
+      taps,
+      [
+        '{"time": "2026-11-24T10:00:00+03:00", "token": "11111111111111111111111111111111"}',
+        '',
+        '{"time": "2026-11-24 10:00", "pan": "2200000000000004"}',
+      ].join('\n'),
+    );
     const r = replay(['--config', `${F}/bus.config.json`, '--lists', `${F}/lists.json`, '--taps', taps]);
     expect(r.status).toBe(1);
     expect(r.lines).toEqual([]);
@@ -103,7 +115,10 @@ describe('rc-device replay', () => {
 
   it('a bad config is refused with config.invalid naming the file and the path', () => {
     const cfg = join(dir, 'bad.config.json');
-    writeFileSync(cfg, JSON.stringify({ schema: 1, device: { id: 'b', kind: 'bus', route: '7' }, tariff: { routes: { '7': { fullFareKopecks: 'free' } } } }, null, 2));
+    writeFileSync(
+      cfg,
+      JSON.stringify({ schema: 1, device: { id: 'b', kind: 'bus', route: '7' }, tariff: { routes: { '7': { fullFareKopecks: 'free' } } } }, null, 2),
+    );
     const r = replay(['--config', cfg, '--taps', `${F}/bus.taps.jsonl`]);
     expect(r.status).toBe(1);
     expect(r.stderr).toContain(`config.invalid: ${cfg}:11:28: tariff.routes.7.fullFareKopecks`);
@@ -112,7 +127,22 @@ describe('rc-device replay', () => {
 
   it('a list with an unknown category is refused: store.list-invalid with file, line and path', () => {
     const lists = join(dir, 'bad-lists.json');
-    writeFileSync(lists, JSON.stringify({ lists: [{ scope: 'transit', version: 1, entries: [{ token: 'a'.repeat(32), cardExpiry: '2030-01', benefits: [{ category: 'wizard', validFrom: '2020-01-01', validTo: '2030-01-01' }] }] }] }, null, 2));
+    writeFileSync(
+      lists,
+      JSON.stringify(
+        {
+          lists: [
+            {
+              scope: 'transit',
+              version: 1,
+              entries: [{ token: 'a'.repeat(32), cardExpiry: '2030-01', benefits: [{ category: 'wizard', validFrom: '2020-01-01', validTo: '2030-01-01' }] }],
+            },
+          ],
+        },
+        null,
+        2,
+      ),
+    );
     const r = replay(['--config', `${F}/bus.config.json`, '--lists', lists, '--taps', `${F}/bus.taps.jsonl`]);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/store\.list-invalid: .*bad-lists\.json:\d+:\d+: lists\.0\.entries\.0\.benefits\.0\.category/);

@@ -44,7 +44,10 @@ describe('sync-server HTTP API', () => {
     expect(await call('GET', '/v1/nothing')).toMatchObject({ status: 404, json: { error: { code: 'server.not-found' } } });
     expect(await call('POST', '/v1/import/people', 'a,b\n')).toMatchObject({ status: 404, json: { error: { code: 'server.not-found' } } });
     expect(await call('POST', '/v1/config', '{not json')).toMatchObject({ status: 400, json: { error: { code: 'server.bad-request' } } });
-    expect(await call('POST', '/v1/config', JSON.stringify({ rules: { schema: 1, tariff: { routes: 5 } } }))).toMatchObject({ status: 400, json: { error: { code: 'server.bad-request' } } });
+    expect(await call('POST', '/v1/config', JSON.stringify({ rules: { schema: 1, tariff: { routes: 5 } } }))).toMatchObject({
+      status: 400,
+      json: { error: { code: 'server.bad-request' } },
+    });
     expect(await call('POST', '/v1/charging/repay', JSON.stringify({ token: 'xyz' }))).toMatchObject({ status: 400 });
     expect(stack.server.db.prepare('SELECT count(*) FROM configs').pluck().get()).toBe(0);
   });
@@ -60,9 +63,15 @@ describe('sync-server HTTP API', () => {
 
   it('answers refusals by the framework itself with the same codes: body too large, empty, not JSON, wrong media type', async () => {
     const big = JSON.stringify({ name: 'rules', rules: { schema: 1, pad: 'x'.repeat(1.1 * (1 << 20)) } });
-    expect(await call('POST', '/v1/config', big)).toMatchObject({ status: 400, json: { error: { code: 'server.bad-request', message: 'request body too large' } } });
+    expect(await call('POST', '/v1/config', big)).toMatchObject({
+      status: 400,
+      json: { error: { code: 'server.bad-request', message: 'request body too large' } },
+    });
     expect(await call('POST', '/v1/config', '')).toMatchObject({ status: 400, json: { error: { code: 'server.bad-request' } } });
-    expect(await call('POST', '/v1/charging/decline', '[1,')).toMatchObject({ status: 400, json: { error: { code: 'server.bad-request', message: 'request body is not JSON' } } });
+    expect(await call('POST', '/v1/charging/decline', '[1,')).toMatchObject({
+      status: 400,
+      json: { error: { code: 'server.bad-request', message: 'request body is not JSON' } },
+    });
     expect(await call('GET', '/v1/devices/not%20an%20id/revoke')).toMatchObject({ status: 404, json: { error: { code: 'server.not-found' } } });
     expect(await call('POST', '/v1/devices/not%20an%20id/revoke')).toMatchObject({ status: 404, json: { error: { code: 'server.not-found' } } });
     expect(stack.server.db.prepare('SELECT count(*) FROM configs').pluck().get()).toBe(0);
@@ -73,10 +82,20 @@ describe('sync-server HTTP API', () => {
     const health = await call('GET', '/v1/health', undefined, enrol);
     expect(health).toMatchObject({ status: 200, json: { ok: true, versions: {} } });
     expect(health.json).not.toHaveProperty('mqtt');
-    for (const [m, p] of [['GET', '/v1/status'], ['GET', '/v1/journal'], ['GET', '/v1/public-key'], ['POST', '/v1/enrol-tokens'], ['POST', '/v1/import/cards'], ['GET', '/v1/devices']] as const) {
+    for (const [m, p] of [
+      ['GET', '/v1/status'],
+      ['GET', '/v1/journal'],
+      ['GET', '/v1/public-key'],
+      ['POST', '/v1/enrol-tokens'],
+      ['POST', '/v1/import/cards'],
+      ['GET', '/v1/devices'],
+    ] as const) {
       expect(await call(m, p, m === 'POST' ? '{}' : undefined, enrol)).toMatchObject({ status: 404, json: { error: { code: 'server.not-found' } } });
     }
-    expect(await call('POST', '/v1/enrol', JSON.stringify({ pad: 'x'.repeat(70 * 1024) }), enrol)).toMatchObject({ status: 400, json: { error: { code: 'server.bad-request', message: 'request body too large' } } });
+    expect(await call('POST', '/v1/enrol', JSON.stringify({ pad: 'x'.repeat(70 * 1024) }), enrol)).toMatchObject({
+      status: 400,
+      json: { error: { code: 'server.bad-request', message: 'request body too large' } },
+    });
     expect(await call('POST', '/v1/enrol', '{}', enrol)).toMatchObject({ status: 400, json: { error: { code: 'server.bad-request' } } });
   });
 

@@ -117,9 +117,13 @@ describe.each<Mode>(['aedes', 'mosquitto'])('sync faults over %s', (mode) => {
     const storePath = join(dir, 'device.sqlite');
     const want = stack.server.publisher.version('transit');
     const pub = join(stack.dataDir, 'signing-key.pub.pem');
-    const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'support', 'sync-device-child.ts'), storePath, join(dir, 'staging'), stack.brokerUrl, pub, 'bus-f5'], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(import.meta.dirname, '..', 'support', 'sync-device-child.ts'), storePath, join(dir, 'staging'), stack.brokerUrl, pub, 'bus-f5'],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     children.push(child);
     await new Promise<void>((resolve, reject) => {
       let buf = '';
@@ -128,10 +132,13 @@ describe.each<Mode>(['aedes', 'mosquitto'])('sync faults over %s', (mode) => {
         buf += d.toString();
         if (buf.includes('"ev":"applying"')) {
           clearTimeout(t);
-          setTimeout(() => {
-            child.kill('SIGKILL');
-            resolve();
-          }, Math.floor(Math.random() * 40));
+          setTimeout(
+            () => {
+              child.kill('SIGKILL');
+              resolve();
+            },
+            Math.floor(Math.random() * 40),
+          );
         }
       });
     });
@@ -142,7 +149,15 @@ describe.each<Mode>(['aedes', 'mosquitto'])('sync faults over %s', (mode) => {
       const v = store.listVersion('transit');
       expect([0, want]).toContain(v);
       expect(store.entryCount('transit')).toBe(v === 0 ? 0 : 30_000);
-      const client = new SyncClient({ store, deviceId: 'bus-f5', brokerUrl: stack.brokerUrl, scopes: ['transit'], serverPublicKey: stack.server.publicKeyPem, stagingDir: join(dir, 'staging'), log: testLogger() });
+      const client = new SyncClient({
+        store,
+        deviceId: 'bus-f5',
+        brokerUrl: stack.brokerUrl,
+        scopes: ['transit'],
+        serverPublicKey: stack.server.publicKeyPem,
+        stagingDir: join(dir, 'staging'),
+        log: testLogger(),
+      });
       client.start();
       await waitFor(() => store.listVersion('transit') === want, { timeoutMs: 40_000, what: 'caught up after the kill' });
       await client.stop();

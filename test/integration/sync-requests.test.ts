@@ -8,7 +8,12 @@ import { waitFor } from '../support/wait.js';
 
 describe('request policy (pure)', () => {
   const own = new Map([['bus-1', ['transit', 'stoplist'] as const]]);
-  const policy = () => new RequestPolicy((d) => own.get(d) ?? null, () => ['transit', 'stoplist', 'school:7'], { perDeviceMs: 10_000, perScopeMs: 5_000 });
+  const policy = () =>
+    new RequestPolicy(
+      (d) => own.get(d) ?? null,
+      () => ['transit', 'stoplist', 'school:7'],
+      { perDeviceMs: 10_000, perScopeMs: 5_000 },
+    );
 
   it('answers only the scopes an enrolled device holds, and none that does not exist', () => {
     const p = policy();

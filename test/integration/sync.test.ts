@@ -63,11 +63,16 @@ describe.each<Mode>(['embedded', 'mosquitto'])('sync over %s broker', (mode) => 
   });
 
   it('the server shows the device online with its list versions and backlog', async () => {
-    await waitFor(() => {
-      const s = stack.server.api.status() as { devices: { id: string; online: boolean; backlog: number; lists: Record<string, { device: number; current: number }> }[] };
-      const d = s.devices.find((x) => x.id === 'bus-it-1');
-      return !!d && d.online && d.backlog === 0 && d.lists.transit?.device === d.lists.transit?.current;
-    }, { timeoutMs: 5000, what: 'status online and current' });
+    await waitFor(
+      () => {
+        const s = stack.server.api.status() as {
+          devices: { id: string; online: boolean; backlog: number; lists: Record<string, { device: number; current: number }> }[];
+        };
+        const d = s.devices.find((x) => x.id === 'bus-it-1');
+        return !!d && d.online && d.backlog === 0 && d.lists.transit?.device === d.lists.transit?.current;
+      },
+      { timeoutMs: 5000, what: 'status online and current' },
+    );
   });
 
   it('a declined full-fare charge puts the card on the stop-list; a repayment takes it off', async () => {
@@ -87,14 +92,26 @@ describe.each<Mode>(['embedded', 'mosquitto'])('sync over %s broker', (mode) => 
   it('a journal batch claiming another device id is refused; nothing is stored for either id', async () => {
     const rogue = await mqtt.connectAsync(stack.brokerUrl, { protocolVersion: 4, clientId: 'bus-rogue' });
     try {
-      const entry = { seq: 1, time: new Date().toISOString(), token: tokenOf(1), kind: 'bus', result: 'allow', reason: 'ok', fareKopecks: 0, benefit: null, lists: {} };
+      const entry = {
+        seq: 1,
+        time: new Date().toISOString(),
+        token: tokenOf(1),
+        kind: 'bus',
+        result: 'allow',
+        reason: 'ok',
+        fareKopecks: 0,
+        benefit: null,
+        lists: {},
+      };
       // its own topic, another id in the payload: the server refuses it
       await rogue.publishAsync(topics.journal('bus-rogue'), Buffer.from(JSON.stringify({ device: 'bus-victim', entries: [entry] })), { qos: 1 });
       const handled = (topic: string) => stack.logs.records().some((r) => r.topic === topic);
       await waitFor(() => handled(topics.journal('bus-rogue')), { timeoutMs: 5000, what: "the server's verdict on the rogue batch" });
       // another device's topic: the embedded broker refuses it (client id ≠ topic id); on Mosquitto the ACL does (provisioning)
       if (mode === 'embedded') {
-        const p = rogue.publishAsync(topics.journal('bus-victim'), Buffer.from(JSON.stringify({ device: 'bus-victim', entries: [entry] })), { qos: 1 }).catch(() => undefined);
+        const p = rogue
+          .publishAsync(topics.journal('bus-victim'), Buffer.from(JSON.stringify({ device: 'bus-victim', entries: [entry] })), { qos: 1 })
+          .catch(() => undefined);
         const dropped = new Promise<void>((r) => rogue.once('close', () => r())); // aedes drops a client that publishes where it may not
         await Promise.race([p, dropped]);
         await waitFor(() => handled(topics.journal('bus-victim')), { timeoutMs: 5000, what: "the broker's verdict on the forged topic" });
@@ -129,7 +146,12 @@ describe.each<Mode>(['embedded', 'mosquitto'])('sync over %s broker', (mode) => 
   });
 
   it('forged, replayed, misdirected, truncated and garbage messages are refused and change nothing', async () => {
-    const attacker = await mqtt.connectAsync(stack.brokerUrl, { protocolVersion: 4, clientId: 'attacker', username: 'rc-sync-server', password: stack.serverPassword });
+    const attacker = await mqtt.connectAsync(stack.brokerUrl, {
+      protocolVersion: 4,
+      clientId: 'attacker',
+      username: 'rc-sync-server',
+      password: stack.serverPassword,
+    });
     try {
       const key = stack.signingKey();
       const held = dev.store.listVersion('transit');
@@ -144,25 +166,47 @@ describe.each<Mode>(['embedded', 'mosquitto'])('sync over %s broker', (mode) => 
       const empty = { entries: 0, records: 0, chunks: [], deltas: [], now, ttlMs: 3_600_000 };
       // forged: signed by another key
       await expectRefused(ErrorCode.SyncBadSignature, () =>
-        attacker.publishAsync(topics.manifest('transit'), sealManifest({ scope: 'transit', version: held + 5, ...empty }, generateSigningKey().privateKey), { qos: 1 }),
+        attacker.publishAsync(topics.manifest('transit'), sealManifest({ scope: 'transit', version: held + 5, ...empty }, generateSigningKey().privateKey), {
+          qos: 1,
+        }),
       );
       // an older version, genuinely signed, replayed
-      await expectRefused(ErrorCode.SyncRollback, () => attacker.publishAsync(topics.manifest('transit'), sealManifest({ scope: 'transit', version: 1, ...empty }, key), { qos: 1 }));
+      await expectRefused(ErrorCode.SyncRollback, () =>
+        attacker.publishAsync(topics.manifest('transit'), sealManifest({ scope: 'transit', version: 1, ...empty }, key), { qos: 1 }),
+      );
       const oldDelta = sealDelta('transit', 0, 1, encodeRecords('transit', []), now, 3_600_000, key).payload;
       await expectRefused(ErrorCode.SyncRollback, () => attacker.publishAsync(topics.delta('transit', 0, 1), oldDelta, { qos: 1 }));
       // another scope's message on this scope's topic
-      await expectRefused(ErrorCode.SyncWrongScope, () => attacker.publishAsync(topics.manifest('transit'), sealManifest({ scope: 'school:9', version: held + 1, ...empty }, key), { qos: 1 }));
+      await expectRefused(ErrorCode.SyncWrongScope, () =>
+        attacker.publishAsync(topics.manifest('transit'), sealManifest({ scope: 'school:9', version: held + 1, ...empty }, key), { qos: 1 }),
+      );
       // garbage just over the list limit (the broker's packet limit lets it through): the device refuses it before parsing
-      await expectRefused(ErrorCode.SyncPayloadTooLarge, () => attacker.publishAsync(topics.manifest('transit'), Buffer.alloc(MAX_LIST_MESSAGE + 1024, 0x5a), { qos: 1 }));
-      await expectRefused(ErrorCode.SyncPayloadInvalid, () => attacker.publishAsync(topics.delta('transit', held, held + 1), Buffer.from('garbage'.repeat(100)), { qos: 1 }));
+      await expectRefused(ErrorCode.SyncPayloadTooLarge, () =>
+        attacker.publishAsync(topics.manifest('transit'), Buffer.alloc(MAX_LIST_MESSAGE + 1024, 0x5a), { qos: 1 }),
+      );
+      await expectRefused(ErrorCode.SyncPayloadInvalid, () =>
+        attacker.publishAsync(topics.delta('transit', held, held + 1), Buffer.from('garbage'.repeat(100)), { qos: 1 }),
+      );
       // truncated chunk: a genuinely signed manifest announcing a new version, then a cut chunk
-      const recs = encodeRecords('transit', [{ token: 'ab'.repeat(16), cardExpiry: '2030-01', benefits: [] }, { token: 'cd'.repeat(16), cardExpiry: '2030-01', benefits: [] }]);
+      const recs = encodeRecords('transit', [
+        { token: 'ab'.repeat(16), cardExpiry: '2030-01', benefits: [] },
+        { token: 'cd'.repeat(16), cardExpiry: '2030-01', benefits: [] },
+      ]);
       const { refs, payloads } = splitChunks(held + 50, recs);
       const m = sealManifest({ scope: 'transit', version: held + 50, entries: 2, records: 2, chunks: refs, deltas: [], now, ttlMs: 3_600_000 }, key);
       await attacker.publishAsync(topics.manifest('transit'), m, { qos: 1 });
       await new Promise((r) => setTimeout(r, 300));
-      await expectRefused(ErrorCode.SyncBadChunk, () => attacker.publishAsync(topics.chunk('transit', held + 50, 0), payloads[0]!.subarray(0, payloads[0]!.length - 10), { qos: 1 }));
-      const wrong = encodeChunk(held + 50, 0, encodeRecords('transit', [{ token: 'ef'.repeat(16), cardExpiry: '2030-01', benefits: [] }, { token: 'cd'.repeat(16), cardExpiry: '2030-01', benefits: [] }]));
+      await expectRefused(ErrorCode.SyncBadChunk, () =>
+        attacker.publishAsync(topics.chunk('transit', held + 50, 0), payloads[0]!.subarray(0, payloads[0]!.length - 10), { qos: 1 }),
+      );
+      const wrong = encodeChunk(
+        held + 50,
+        0,
+        encodeRecords('transit', [
+          { token: 'ef'.repeat(16), cardExpiry: '2030-01', benefits: [] },
+          { token: 'cd'.repeat(16), cardExpiry: '2030-01', benefits: [] },
+        ]),
+      );
       expect(sha256Hex(wrong.subarray(44))).not.toBe(refs[0]!.sha256);
       await expectRefused(ErrorCode.SyncBadChunk, () => attacker.publishAsync(topics.chunk('transit', held + 50, 0), wrong, { qos: 1 }));
       // the device kept its list and keeps deciding

@@ -83,10 +83,7 @@ export function ioPeripheralsSuite(rig: IoRig): void {
     cleanups.push(() => line.close());
     const sim = new DisplaySim(line.endpoint);
     cleanups.push(() => sim.close());
-    const p = createPeripheral(
-      { kind: 'display', port: line.port, timing: timing() },
-      { log, ...(line.binding ? { binding: line.binding } : {}) },
-    );
+    const p = createPeripheral({ kind: 'display', port: line.port, timing: timing() }, { log, ...(line.binding ? { binding: line.binding } : {}) });
     if (!isDisplay(p)) throw new Error('factory did not build a display');
     const d: Display = p;
     cleanups.push(() => d.stop());

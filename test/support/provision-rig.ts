@@ -49,7 +49,16 @@ export async function startProvStack(mode: ProvMode, extra: Partial<ServerOption
     const conf = join(dataDir, 'mosquitto.conf');
     writeFileSync(
       conf,
-      [`listener ${port} 127.0.0.1`, 'allow_anonymous false', `password_file ${passwordFile}`, `acl_file ${aclFile}`, 'persistence false', 'max_queued_messages 100000', ...(process.getuid?.() === 0 ? ['user root'] : []), ''].join('\n'),
+      [
+        `listener ${port} 127.0.0.1`,
+        'allow_anonymous false',
+        `password_file ${passwordFile}`,
+        `acl_file ${aclFile}`,
+        'persistence false',
+        'max_queued_messages 100000',
+        ...(process.getuid?.() === 0 ? ['user root'] : []),
+        '',
+      ].join('\n'),
     );
     mosq = spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'ignore'] });
     await waitPort(port);
@@ -74,7 +83,8 @@ export async function startProvStack(mode: ProvMode, extra: Partial<ServerOption
     serverUser,
     serverPassword,
     mosquittoPid: mosq?.pid ?? null,
-    token: (kind, x = {}) => server.provisioning.createToken({ kind, ttlSec: x.ttlSec ?? 3600, ...(x.school ? { school: x.school } : {}), ...(x.route ? { route: x.route } : {}) }),
+    token: (kind, x = {}) =>
+      server.provisioning.createToken({ kind, ttlSec: x.ttlSec ?? 3600, ...(x.school ? { school: x.school } : {}), ...(x.route ? { route: x.route } : {}) }),
     async close() {
       await server.close().catch(() => undefined);
       if (mosq && mosq.exitCode === null) {
@@ -91,7 +101,14 @@ export async function startProvStack(mode: ProvMode, extra: Partial<ServerOption
 
 /** Connect with MQTT 3.1.1; resolves the client or rejects with the broker's refusal. */
 export function connectAs(url: string, clientId: string, username?: string, password?: string): Promise<MqttClient> {
-  return mqtt.connectAsync(url, { protocolVersion: 4, clientId, reconnectPeriod: 0, connectTimeout: 5000, ...(username !== undefined ? { username } : {}), ...(password !== undefined ? { password } : {}) });
+  return mqtt.connectAsync(url, {
+    protocolVersion: 4,
+    clientId,
+    reconnectPeriod: 0,
+    connectTimeout: 5000,
+    ...(username !== undefined ? { username } : {}),
+    ...(password !== undefined ? { password } : {}),
+  });
 }
 
 /** Resolves true when the client is disconnected within `ms`. */
@@ -105,4 +122,3 @@ export function closedWithin(c: MqttClient, ms: number): Promise<boolean> {
     });
   });
 }
-

@@ -83,14 +83,46 @@ describe('device config', () => {
 
   it.each([
     ['a bus without route', { schema: 1, device: { id: 'b', kind: 'bus' }, tariff: { routes: { '1': { fullFareKopecks: 1 } } } }, 'device.route'],
-    ['a bus route not in the tariff', { schema: 1, device: { id: 'b', kind: 'bus', route: '2' }, tariff: { routes: { '1': { fullFareKopecks: 1 } } } }, 'device.route'],
+    [
+      'a bus route not in the tariff',
+      { schema: 1, device: { id: 'b', kind: 'bus', route: '2' }, tariff: { routes: { '1': { fullFareKopecks: 1 } } } },
+      'device.route',
+    ],
     ['a turnstile without its school', { schema: 1, device: { id: 't', kind: 'turnstile' }, school: { schedules: {} } }, 'device.schoolId'],
     ['a canteen without meals', { schema: 1, device: { id: 'c', kind: 'canteen', schoolId: '1' } }, 'canteen'],
-    ['an unknown time zone', { schema: 1, device: { id: 'b', kind: 'bus', route: '1', timeZone: 'Mars/Olympus' }, tariff: { routes: { '1': { fullFareKopecks: 1 } } } }, 'device.timeZone'],
-    ['an unknown benefit category', { schema: 1, device: { id: 'b', kind: 'bus', route: '1' }, tariff: { routes: { '1': { fullFareKopecks: 1 } }, benefits: { astronaut: { kind: 'free' } } } }, 'tariff.benefits.astronaut'],
-    ['a misspelt field', { schema: 1, device: { id: 'b', kind: 'bus', route: '1' }, tariff: { routes: { '1': { fullFareKopecks: 1 } }, repeatWindowSecs: 5 } }, 'tariff'],
-    ['a schedule ending before it starts', { schema: 1, device: { id: 't', kind: 'turnstile', schoolId: '1' }, school: { schedules: { student: [{ days: ['mon'], from: '15:00', to: '08:00' }] } } }, 'school.schedules.student.0.to'],
-    ['a quota that is not a number', { schema: 1, device: { id: 'b', kind: 'bus', route: '1' }, tariff: { routes: { '1': { fullFareKopecks: 1 } }, benefits: { pensioner: { kind: 'free', quota: { trips: 'many', per: 'month' } } } } }, 'tariff.benefits.pensioner.quota.trips'],
+    [
+      'an unknown time zone',
+      { schema: 1, device: { id: 'b', kind: 'bus', route: '1', timeZone: 'Mars/Olympus' }, tariff: { routes: { '1': { fullFareKopecks: 1 } } } },
+      'device.timeZone',
+    ],
+    [
+      'an unknown benefit category',
+      {
+        schema: 1,
+        device: { id: 'b', kind: 'bus', route: '1' },
+        tariff: { routes: { '1': { fullFareKopecks: 1 } }, benefits: { astronaut: { kind: 'free' } } },
+      },
+      'tariff.benefits.astronaut',
+    ],
+    [
+      'a misspelt field',
+      { schema: 1, device: { id: 'b', kind: 'bus', route: '1' }, tariff: { routes: { '1': { fullFareKopecks: 1 } }, repeatWindowSecs: 5 } },
+      'tariff',
+    ],
+    [
+      'a schedule ending before it starts',
+      { schema: 1, device: { id: 't', kind: 'turnstile', schoolId: '1' }, school: { schedules: { student: [{ days: ['mon'], from: '15:00', to: '08:00' }] } } },
+      'school.schedules.student.0.to',
+    ],
+    [
+      'a quota that is not a number',
+      {
+        schema: 1,
+        device: { id: 'b', kind: 'bus', route: '1' },
+        tariff: { routes: { '1': { fullFareKopecks: 1 } }, benefits: { pensioner: { kind: 'free', quota: { trips: 'many', per: 'month' } } } },
+      },
+      'tariff.benefits.pensioner.quota.trips',
+    ],
   ])('%s is refused at the right path', (_n, raw, path) => {
     const e = error(() => loadConfig(raw, 'x.json'));
     expect(e.code).toBe('config.invalid');

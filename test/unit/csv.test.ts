@@ -51,7 +51,9 @@ describe('CSV records (csv-parse, bounded)', () => {
   it('a header followed by a 200 MB row of commas is refused early with a coded error, without building it', async () => {
     const before = process.memoryUsage().rss;
     const t0 = performance.now();
-    const code = await codeOf(parseImport('cards', flood('person_id,pan,psn,expiry\n', ',', 200), { skipInvalid: false, tokenKey: DEV_TOKEN_KEY, today: '2026-12-01' }));
+    const code = await codeOf(
+      parseImport('cards', flood('person_id,pan,psn,expiry\n', ',', 200), { skipInvalid: false, tokenKey: DEV_TOKEN_KEY, today: '2026-12-01' }),
+    );
     expect(code).toBe(ErrorCode.ServerImportTooLarge);
     expect(performance.now() - t0).toBeLessThan(5_000);
     expect((process.memoryUsage().rss - before) / 1024 / 1024).toBeLessThan(100);
@@ -60,7 +62,9 @@ describe('CSV records (csv-parse, bounded)', () => {
   it('a header of a million columns is refused at once (it used to stall the server for 25 s)', async () => {
     const header = Array.from({ length: 1_000_000 }, (_, i) => `c${i}`).join(',');
     const t0 = performance.now();
-    const code = await codeOf(parseImport('cards', text(header + '\np1,2200000000000004,01,2030-01\n'), { skipInvalid: false, tokenKey: DEV_TOKEN_KEY, today: '2026-12-01' }));
+    const code = await codeOf(
+      parseImport('cards', text(header + '\np1,2200000000000004,01,2030-01\n'), { skipInvalid: false, tokenKey: DEV_TOKEN_KEY, today: '2026-12-01' }),
+    );
     expect(code).toBe(ErrorCode.ServerImportTooLarge);
     expect(performance.now() - t0).toBeLessThan(1_000);
   });

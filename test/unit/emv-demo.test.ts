@@ -20,7 +20,11 @@ describe('rc-device demo', () => {
     register(program);
     await program.parseAsync(['node', 'rc-device', 'demo', '--cards', '--json']);
     vi.restoreAllMocks();
-    const lines = out.join('').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = out
+      .join('')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines).toHaveLength(DEMO_CARDS.length);
     expect(lines.filter((l) => l.scheme === 'mir')).toHaveLength(4);
     expect(lines.filter((l) => l.error === 'card.not-mir').map((l) => l.scheme)).toEqual(['visa', 'cb']);

@@ -20,10 +20,7 @@ const SPECS: VCardSpec[] = [
 ];
 
 type Mutation =
-  | { kind: 'flip'; at: number; byte: number }
-  | { kind: 'cut'; keep: number }
-  | { kind: 'extend'; extra: Uint8Array }
-  | { kind: 'replace'; bytes: Uint8Array };
+  { kind: 'flip'; at: number; byte: number } | { kind: 'cut'; keep: number } | { kind: 'extend'; extra: Uint8Array } | { kind: 'replace'; bytes: Uint8Array };
 
 const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), byte: fc.integer({ min: 0, max: 255 }) }),

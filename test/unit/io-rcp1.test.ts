@@ -63,9 +63,7 @@ describe('rcp1 frame codec', () => {
   });
 
   it('refuses to encode a payload over the maximum with io.bad-frame', () => {
-    expect(() => encodeFrame({ seq: 1, cmd: 1, payload: new Uint8Array(MAX_PAYLOAD + 1) })).toThrowError(
-      expect.objectContaining({ code: 'io.bad-frame' }),
-    );
+    expect(() => encodeFrame({ seq: 1, cmd: 1, payload: new Uint8Array(MAX_PAYLOAD + 1) })).toThrowError(expect.objectContaining({ code: 'io.bad-frame' }));
     try {
       encodeFrame({ seq: 1, cmd: 1, payload: new Uint8Array(MAX_PAYLOAD + 1) });
     } catch (e) {
@@ -144,7 +142,11 @@ describe('rcp1 frame codec', () => {
 
 const commandArb: fc.Arbitrary<HostCommand> = fc.oneof(
   fc.constant<HostCommand>({ type: 'ping' }),
-  fc.record({ type: fc.constant('open' as const), direction: fc.constantFrom('entry' as const, 'exit' as const), windowMs: fc.integer({ min: 0, max: 65535 }) }),
+  fc.record({
+    type: fc.constant('open' as const),
+    direction: fc.constantFrom('entry' as const, 'exit' as const),
+    windowMs: fc.integer({ min: 0, max: 65535 }),
+  }),
   fc.constant<HostCommand>({ type: 'close' }),
   fc.record({ type: fc.constant('free-passage' as const), on: fc.boolean() }),
   fc.record({
@@ -171,9 +173,7 @@ describe('rcp1 commands and events', () => {
     expect(cmd(1, { type: 'ping' })).toBe('02 00 01 01 EF 8C 03');
     expect(hex(encodeFrame({ seq: 1, cmd: Cmd.ACK, payload: new Uint8Array(0) }))).toBe('02 00 01 06 9F 6B 03');
     expect(cmd(17, { type: 'open', direction: 'entry', windowMs: 8000 })).toBe('02 03 11 20 01 1F 40 35 0C 03');
-    expect(cmd(18, { type: 'show', light: 'green', beep: 'short', text: 'Проезд' })).toBe(
-      '02 0E 12 30 01 01 D0 9F D1 80 D0 BE D0 B5 D0 B7 D0 B4 17 C5 03',
-    );
+    expect(cmd(18, { type: 'show', light: 'green', beep: 'short', text: 'Проезд' })).toBe('02 0E 12 30 01 01 D0 9F D1 80 D0 BE D0 B5 D0 B7 D0 B4 17 C5 03');
     expect(ev(4, { type: 'passed', direction: 'entry' })).toBe('02 01 04 80 01 25 0D 03');
     expect(hex(encodeFrame({ seq: 17, cmd: Cmd.NAK, payload: Uint8Array.of(1) }))).toBe('02 01 11 15 01 6A 80 03');
     expect(ev(1, { type: 'boot' })).toBe('02 00 01 83 5E 46 03');

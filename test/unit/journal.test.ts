@@ -99,7 +99,10 @@ describe('journal', () => {
 
   it('property: sequence numbers have no gaps and are never reused, across acks, prunes and reopens', () => {
     const op = fc.oneof(
-      fc.record({ k: fc.constant('tap' as const), token: fc.constantFrom('ffffffffffffffffffffffffffffffff', '11111111111111111111111111111111', '44444444444444444444444444444444') }),
+      fc.record({
+        k: fc.constant('tap' as const),
+        token: fc.constantFrom('ffffffffffffffffffffffffffffffff', '11111111111111111111111111111111', '44444444444444444444444444444444'),
+      }),
       fc.record({ k: fc.constant('ack' as const), frac: fc.double({ min: 0, max: 1, noNaN: true }) }),
       fc.record({ k: fc.constant('prune' as const) }),
       fc.record({ k: fc.constant('reopen' as const) }),

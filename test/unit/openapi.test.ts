@@ -12,11 +12,10 @@ describe('docs/openapi.yaml', () => {
   it('lists every route of the table, tagged with its listeners', async () => {
     const doc = await openApiYaml(ROUTES);
     for (const r of ROUTES) expect(doc).toContain(`  ${r.url.replace(/:(\w+)/g, '{$1}')}:\n`);
-    expect(ROUTES.filter((r) => r.listeners.includes('enrol')).map((r) => `${r.method} ${r.url}`).sort()).toEqual([
-      'GET /v1/health',
-      'POST /v1/devices/:id/rotate',
-      'POST /v1/devices/:id/whoami',
-      'POST /v1/enrol',
-    ]);
+    expect(
+      ROUTES.filter((r) => r.listeners.includes('enrol'))
+        .map((r) => `${r.method} ${r.url}`)
+        .sort(),
+    ).toEqual(['GET /v1/health', 'POST /v1/devices/:id/rotate', 'POST /v1/devices/:id/whoami', 'POST /v1/enrol']);
   });
 });

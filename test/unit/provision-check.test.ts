@@ -120,16 +120,34 @@ describe('rc-provision check', () => {
   });
 
   it('no pcscd: reader.pcsc-unavailable, and the card item fails too; no tap: reader.timeout', async () => {
-    const down = await runCheck({ dir: provisionedDir('b'), log, skip: ['server', 'broker', 'sync'], readerTimeoutMs: 300, source: fakeSource((emit) => emit({ type: 'service-down', error: 'PC/SC service not running' })) });
+    const down = await runCheck({
+      dir: provisionedDir('b'),
+      log,
+      skip: ['server', 'broker', 'sync'],
+      readerTimeoutMs: 300,
+      source: fakeSource((emit) => emit({ type: 'service-down', error: 'PC/SC service not running' })),
+    });
     expect(item(down, 'reader')).toMatchObject({ ok: false, code: 'reader.pcsc-unavailable' });
     expect(item(down, 'card')).toMatchObject({ ok: false });
-    const noTap = await runCheck({ dir: provisionedDir('c'), log, skip: ['server', 'broker', 'sync'], cardTimeoutMs: 300, source: fakeSource((emit) => emit({ type: 'reader-added', reader: 'Test PCD 00 00' })) });
+    const noTap = await runCheck({
+      dir: provisionedDir('c'),
+      log,
+      skip: ['server', 'broker', 'sync'],
+      cardTimeoutMs: 300,
+      source: fakeSource((emit) => emit({ type: 'reader-added', reader: 'Test PCD 00 00' })),
+    });
     expect(item(noTap, 'reader')).toMatchObject({ ok: true });
     expect(item(noTap, 'card')).toMatchObject({ ok: false, code: 'reader.timeout' });
   });
 
   it('a configured reader that is not there is reader.not-found, naming what is present', async () => {
-    const r = await runCheck({ dir: provisionedDir('d', { readers: [{ name: 'ACS ACR1252' }] }), log, skip: ['server', 'card', 'broker', 'sync'], readerTimeoutMs: 300, source: fakeSource((emit) => emit({ type: 'reader-added', reader: 'Test PCD 00 00' })) });
+    const r = await runCheck({
+      dir: provisionedDir('d', { readers: [{ name: 'ACS ACR1252' }] }),
+      log,
+      skip: ['server', 'card', 'broker', 'sync'],
+      readerTimeoutMs: 300,
+      source: fakeSource((emit) => emit({ type: 'reader-added', reader: 'Test PCD 00 00' })),
+    });
     expect(item(r, 'reader')).toMatchObject({ ok: false, code: 'reader.not-found' });
     expect(item(r, 'reader')!.detail).toContain('present: Test PCD 00 00');
   });

@@ -71,7 +71,9 @@ describe('password hashes', () => {
 
 describe('enrolment tokens and the embedded broker policy', () => {
   const db = new Database(join(tmp, 'reg.sqlite'));
-  db.exec("CREATE TABLE devices(id TEXT PRIMARY KEY, online INTEGER NOT NULL DEFAULT 0, last_seen TEXT, lists TEXT NOT NULL DEFAULT '{}', backlog INTEGER NOT NULL DEFAULT 0, reader TEXT, acked INTEGER NOT NULL DEFAULT 0)");
+  db.exec(
+    "CREATE TABLE devices(id TEXT PRIMARY KEY, online INTEGER NOT NULL DEFAULT 0, last_seen TEXT, lists TEXT NOT NULL DEFAULT '{}', backlog INTEGER NOT NULL DEFAULT 0, reader TEXT, acked INTEGER NOT NULL DEFAULT 0)",
+  );
   const reg = new DeviceRegistry(db);
   const keys = () => {
     const k = generateDeviceKeys();
@@ -89,8 +91,14 @@ describe('enrolment tokens and the embedded broker policy', () => {
   it('expired and wrong-kind tokens are refused, and a refusal spends nothing', () => {
     const now = Date.now();
     const t = reg.createToken({ kind: 'canteen', school: '5', ttlSec: 60 }, now);
-    expectRcError(() => reg.enrol({ token: t.token, kind: 'canteen', school: '5', ...keys() }, { pwHash: 'h', mosqHash: 'm' }, now + 61_000), ErrorCode.ProvisionTokenExpired);
-    expectRcError(() => reg.enrol({ token: t.token, kind: 'turnstile', school: '5', ...keys() }, { pwHash: 'h', mosqHash: 'm' }, now), ErrorCode.ProvisionTokenWrongKind);
+    expectRcError(
+      () => reg.enrol({ token: t.token, kind: 'canteen', school: '5', ...keys() }, { pwHash: 'h', mosqHash: 'm' }, now + 61_000),
+      ErrorCode.ProvisionTokenExpired,
+    );
+    expectRcError(
+      () => reg.enrol({ token: t.token, kind: 'turnstile', school: '5', ...keys() }, { pwHash: 'h', mosqHash: 'm' }, now),
+      ErrorCode.ProvisionTokenWrongKind,
+    );
     expect(reg.enrol({ token: t.token, kind: 'canteen', ...keys() }, { pwHash: 'h', mosqHash: 'm' }, now).school).toBe('5');
   });
 
@@ -126,7 +134,14 @@ describe('device directory writes', () => {
     mkdirSync(dir);
     mkdirSync(join(dir, 'device.json')); // renaming a file onto a directory fails
     writeFileSync(join(dir, 'keep.txt'), 'x');
-    expectRcError(() => writeAllOrNothing(dir, [{ file: join(dir, 'a.pem'), text: 'a' }, { file: join(dir, 'device.json'), text: '{}' }]), ErrorCode.StoreOpenFailed);
+    expectRcError(
+      () =>
+        writeAllOrNothing(dir, [
+          { file: join(dir, 'a.pem'), text: 'a' },
+          { file: join(dir, 'device.json'), text: '{}' },
+        ]),
+      ErrorCode.StoreOpenFailed,
+    );
     expect(existsSync(join(dir, 'a.pem'))).toBe(false);
     expect(readdirSync(dir).sort()).toEqual(['device.json', 'keep.txt']);
   });

@@ -16,7 +16,13 @@ describe('server registry: one direction vocabulary', () => {
       `INSERT INTO device_identities(id, kind, school, route, vehicle, direction, scopes, identity_key, box_key, pw_hash, mosq_hash, enrolled_at, token_id)
        VALUES (?, 'turnstile', '7', NULL, NULL, ?, '[]', 'k', 'b', 'h', 'm', '2026-11-01T00:00:00Z', 't')`,
     );
-    for (const [id, d] of [['gate-in', 'in'], ['gate-out', 'out'], ['gate-both', 'both'], ['gate-none', null]] as const) add.run(id, d);
+    for (const [id, d] of [
+      ['gate-in', 'in'],
+      ['gate-out', 'out'],
+      ['gate-both', 'both'],
+      ['gate-none', null],
+    ] as const)
+      add.run(id, d);
     old.close();
 
     const db = openRegistry(dir);

@@ -121,7 +121,14 @@ describe('decision properties', () => {
   it('turnstile: with hard anti-passback, allowed passages of a card alternate within a local day', () => {
     fc.assert(
       fc.property(
-        fc.array(fc.record({ dir: fc.constantFrom('entry' as const, 'exit' as const), dtMs: fc.integer({ min: -3600_000, max: 3 * 3600_000 }), monoDt: fc.integer({ min: 0, max: 3600_000 }) }), { maxLength: 40 }),
+        fc.array(
+          fc.record({
+            dir: fc.constantFrom('entry' as const, 'exit' as const),
+            dtMs: fc.integer({ min: -3600_000, max: 3 * 3600_000 }),
+            monoDt: fc.integer({ min: 0, max: 3600_000 }),
+          }),
+          { maxLength: 40 },
+        ),
         (ss) => {
           const sim = new Sim(fixtureConfig('turnstile'));
           let wall = msk('2026-11-24 07:40');

@@ -46,7 +46,12 @@ const bus: Case[] = [
   {
     name: 'a benefit outside its validity dates gives the full fare (validTo inclusive, local date)',
     cfg: 'bus',
-    setup: (s) => s.transit.set(T.unknown, { token: T.unknown, cardExpiry: '2030-01', benefits: [{ category: 'disabled', validFrom: '2026-11-01', validTo: '2026-11-24' }] }),
+    setup: (s) =>
+      s.transit.set(T.unknown, {
+        token: T.unknown,
+        cardExpiry: '2030-01',
+        benefits: [{ category: 'disabled', validFrom: '2026-11-01', validTo: '2026-11-24' }],
+      }),
     steps: [
       [msk('2026-11-24 23:50'), T.unknown, O, 'allow benefit 0'],
       [msk('2026-11-25 00:00'), T.unknown, O, 'allow full-fare 3500'],
@@ -55,7 +60,12 @@ const bus: Case[] = [
   {
     name: 'a category the tariff does not list gives no benefit',
     cfg: 'bus',
-    setup: (s) => s.transit.set(T.unknown, { token: T.unknown, cardExpiry: '2030-01', benefits: [{ category: 'veteran', validFrom: '2020-01-01', validTo: '2030-01-01' }] }),
+    setup: (s) =>
+      s.transit.set(T.unknown, {
+        token: T.unknown,
+        cardExpiry: '2030-01',
+        benefits: [{ category: 'veteran', validFrom: '2020-01-01', validTo: '2030-01-01' }],
+      }),
     steps: [[day, T.unknown, O, 'allow full-fare 3500']],
   },
   {
@@ -113,7 +123,12 @@ const bus: Case[] = [
   {
     name: 'daily quota with onExhausted deny: third trip refused, next local day allowed',
     cfg: 'bus',
-    setup: (s) => s.transit.set(T.unknown, { token: T.unknown, cardExpiry: '2030-01', benefits: [{ category: 'student', validFrom: '2026-01-01', validTo: '2027-01-01' }] }),
+    setup: (s) =>
+      s.transit.set(T.unknown, {
+        token: T.unknown,
+        cardExpiry: '2030-01',
+        benefits: [{ category: 'student', validFrom: '2026-01-01', validTo: '2027-01-01' }],
+      }),
     steps: [
       [day, T.unknown, O, 'allow benefit 1500'],
       [day + 10 * MIN, T.unknown, O, 'allow benefit 1500'],

@@ -101,7 +101,11 @@ describe('startDevice: a device from its config', () => {
 
   it('paths: config runtime section first, then RC_DATA_DIR / systemd STATE_DIRECTORY and RUNTIME_DIRECTORY, then the config dir', () => {
     const base = loadConfig({ schema: 1, device: { id: 'x', kind: 'bus', route: '7' }, tariff: { routes: { '7': { fullFareKopecks: 1 } } } });
-    expect(devicePaths(base, '/etc/rc/device.json', {})).toEqual({ dataDir: '/etc/rc', storePath: '/etc/rc/device.sqlite', statusSocket: '/etc/rc/rc-device.sock' });
+    expect(devicePaths(base, '/etc/rc/device.json', {})).toEqual({
+      dataDir: '/etc/rc',
+      storePath: '/etc/rc/device.sqlite',
+      statusSocket: '/etc/rc/rc-device.sock',
+    });
     expect(devicePaths(base, '/etc/rc/device.json', { STATE_DIRECTORY: '/var/lib/rc-device', RUNTIME_DIRECTORY: '/run/rc-device' })).toEqual({
       dataDir: '/var/lib/rc-device',
       storePath: '/var/lib/rc-device/device.sqlite',

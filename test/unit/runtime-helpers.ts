@@ -4,16 +4,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { loadConfig } from '../../device/config/load.js';
 import type { Config } from '../../device/config/schema.js';
-import type {
-  Direction,
-  DisplayMessage,
-  PassOutcome,
-  PeripheralHealth,
-  Turnstile,
-  TurnstileEvent,
-  TurnstileState,
-  Display,
-} from '../../device/io/types.js';
+import type { Direction, DisplayMessage, PassOutcome, PeripheralHealth, Turnstile, TurnstileEvent, TurnstileState, Display } from '../../device/io/types.js';
 import { VirtualReaderSource } from '../../device/reader/virtual.js';
 import type { Clock } from '../../device/runtime/clock.js';
 import type { OutcomeReport } from '../../device/runtime/events.js';
@@ -179,7 +170,9 @@ export function seedStore(store: Store): void {
   store.applySnapshot({
     scope: 'school:7',
     version: 1,
-    entries: [{ token: tokenOf(PAN.student), cardExpiry: '2029-06', role: 'student', grade: 5, mealCategory: null, validFrom: '2026-09-01', validTo: '2027-05-31' }],
+    entries: [
+      { token: tokenOf(PAN.student), cardExpiry: '2029-06', role: 'student', grade: 5, mealCategory: null, validFrom: '2026-09-01', validTo: '2027-05-31' },
+    ],
   });
 }
 

@@ -228,10 +228,15 @@ describe('runtime: the tap loop', () => {
     expect(rig.store.journalRange(1, 10).map((e) => e.seq)).toEqual([2]); // seq 1: acknowledged and 30+ days old
   });
 
-  it('a second peripheral bound to another reader gets only that reader\'s signals', async () => {
+  it("a second peripheral bound to another reader gets only that reader's signals", async () => {
     const a = new MockPeripheral('entry-display');
     const b = new MockPeripheral('exit-display');
-    rig = await makeRig(busConfig(), ['R0', 'R1'], { peripherals: [{ peripheral: a, reader: 'R0' }, { peripheral: b, reader: 'R1' }] });
+    rig = await makeRig(busConfig(), ['R0', 'R1'], {
+      peripherals: [
+        { peripheral: a, reader: 'R0' },
+        { peripheral: b, reader: 'R1' },
+      ],
+    });
     await rig.tap('R1', mirSpec(PAN.unknown));
     expect(a.commands).toEqual([]);
     expect(b.commands.map((c) => c.kind)).toEqual(['show']);
@@ -254,7 +259,10 @@ describe('runtime: the tap loop', () => {
 
   it('an unreadable card is denied by the rules with its error code as the reason; an unexpected code counts as card.bad-response', () => {
     expect(decideUnreadable('bus', ErrorCode.CardRemoved, 0)).toMatchObject({ result: 'deny', reason: 'card.removed', display: { en: 'Tap the card again' } });
-    expect(decideUnreadable('canteen', ErrorCode.ReaderTransmit, 0)).toMatchObject({ reason: 'reader.transmit-failed', display: { en: 'Card cannot be read' } });
+    expect(decideUnreadable('canteen', ErrorCode.ReaderTransmit, 0)).toMatchObject({
+      reason: 'reader.transmit-failed',
+      display: { en: 'Card cannot be read' },
+    });
     expect(decideUnreadable('turnstile', ErrorCode.ConfigInvalid, 0)).toMatchObject({ reason: ErrorCode.CardBadResponse, flags: ['card-unreadable'] });
   });
 });

@@ -65,10 +65,15 @@ describe('signing key', () => {
 describe('bulk tokeniser', () => {
   it('gives exactly deriveToken for any key, PAN and PSN', () => {
     fc.assert(
-      fc.property(fc.uint8Array({ minLength: 16, maxLength: 100 }), fc.stringMatching(/^\d{12,19}$/), fc.option(fc.stringMatching(/^[0-9A-Fa-f]{2}$/), { nil: null }), (key, pan, psn) => {
-        const k = { version: 1, key: Buffer.from(key) };
-        expect(bulkTokenizer(k)(Buffer.from(pan), psn)).toBe(deriveToken(Buffer.from(pan), psn, k));
-      }),
+      fc.property(
+        fc.uint8Array({ minLength: 16, maxLength: 100 }),
+        fc.stringMatching(/^\d{12,19}$/),
+        fc.option(fc.stringMatching(/^[0-9A-Fa-f]{2}$/), { nil: null }),
+        (key, pan, psn) => {
+          const k = { version: 1, key: Buffer.from(key) };
+          expect(bulkTokenizer(k)(Buffer.from(pan), psn)).toBe(deriveToken(Buffer.from(pan), psn, k));
+        },
+      ),
     );
   });
 });
@@ -87,7 +92,11 @@ describe('imports', () => {
   });
 
   it('with skip-invalid the good rows are applied and the bad ones reported', async () => {
-    const { report } = await imp('benefits', 'person_id,category,valid_from,valid_to\np1,pensioner,2026-01-01,2026-12-31\np2,wizard,2026-01-01,2026-12-31\np3,veteran,2026-05-01,2026-04-01\n', true);
+    const { report } = await imp(
+      'benefits',
+      'person_id,category,valid_from,valid_to\np1,pensioner,2026-01-01,2026-12-31\np2,wizard,2026-01-01,2026-12-31\np3,veteran,2026-05-01,2026-04-01\n',
+      true,
+    );
     expect(report).toMatchObject({ rows: 3, applied: 1, rejected: 2 });
     expect(report.errors).toEqual([
       { line: 3, column: 'category', reason: expect.any(String) },
@@ -120,7 +129,9 @@ describe('imports', () => {
     const delta = sent.find((s) => s.topic === `rc/v1/lists/transit/delta/${v}-${v + 1}`)!;
     const d = verifyDelta(delta.payload, { key: createPublicKey(key().privateKey), scope: 'transit', held: v, now: new Date() }).delta;
     expect(d.removes).toEqual([tokenOf(2)]);
-    expect(d.upserts).toEqual([{ token: tokenOf(900), cardExpiry: '2032-02', benefits: [{ category: 'pensioner', validFrom: '2020-01-01', validTo: '2099-12-31' }] }]);
+    expect(d.upserts).toEqual([
+      { token: tokenOf(900), cardExpiry: '2032-02', benefits: [{ category: 'pensioner', validFrom: '2020-01-01', validTo: '2099-12-31' }] },
+    ]);
   });
 
   it('stop-list rows by PAN (with PSN) or by token; enrolments make school lists', async () => {
@@ -131,7 +142,10 @@ describe('imports', () => {
       { token: tokenOf(2), reason: 'fraud' },
       { token: tokenOf(1), reason: 'lost' },
     ]);
-    const { changed } = await imp('enrolments', 'person_id,school_id,role,grade,meal_category,valid_from,valid_to\np0,s12,student,3,free-breakfast,2026-09-01,2027-05-31\np1,s12,staff,,,2026-09-01,2027-05-31\n');
+    const { changed } = await imp(
+      'enrolments',
+      'person_id,school_id,role,grade,meal_category,valid_from,valid_to\np0,s12,student,3,free-breakfast,2026-09-01,2027-05-31\np1,s12,staff,,,2026-09-01,2027-05-31\n',
+    );
     expect(changed).toEqual(['school:s12']);
     const m = sent.filter((s) => s.topic === 'rc/v1/lists/school:s12/manifest').pop()!;
     const man = verifyManifest(m.payload, { key: createPublicKey(key().privateKey), scope: 'school:s12', held: 0, now: new Date() });
@@ -149,7 +163,10 @@ describe('publisher', () => {
     const man = verifyManifest(sent[sent.length - 1]!.payload, { key: createPublicKey(key().privateKey), scope: 'transit', held: 0, now: new Date() });
     expect(man.chunks).toHaveLength(3);
     expect(man.deltas).toEqual([expect.objectContaining({ from: 0, to: 1, records: 25 })]);
-    await imp('benefits', 'person_id,category,valid_from,valid_to\np1,veteran,2026-01-01,2026-12-31\np1,disabled,2026-02-01,2026-12-31\np1,disabled,2026-01-01,2026-12-31\np3,student,2026-01-01,2026-06-30\n');
+    await imp(
+      'benefits',
+      'person_id,category,valid_from,valid_to\np1,veteran,2026-01-01,2026-12-31\np1,disabled,2026-02-01,2026-12-31\np1,disabled,2026-01-01,2026-12-31\np3,student,2026-01-01,2026-06-30\n',
+    );
     // a large import recomputes the whole scope: same entries
     const before = db.prepare("SELECT token, rec FROM entries WHERE scope = 'transit' ORDER BY token").all();
     const bigDirty = new Map([['transit', new Set(Array.from({ length: 20_001 }, (_, i) => i.toString(16).padStart(32, '0')))]]);
@@ -167,7 +184,17 @@ describe('publisher', () => {
 });
 
 describe('ingest', () => {
-  const entry = (seq: number, fare = 0, token = tokenOf(seq)) => ({ seq, time: '2026-11-24T10:00:00.000Z', token, kind: 'bus', result: 'allow' as const, reason: 'ok', fareKopecks: fare, benefit: null, lists: {} });
+  const entry = (seq: number, fare = 0, token = tokenOf(seq)) => ({
+    seq,
+    time: '2026-11-24T10:00:00.000Z',
+    token,
+    kind: 'bus',
+    result: 'allow' as const,
+    reason: 'ok',
+    fareKopecks: fare,
+    benefit: null,
+    lists: {},
+  });
 
   it('stores each (device, seq) once and acknowledges the highest contiguous seq', () => {
     const ing = new Ingest(db);

@@ -143,12 +143,16 @@ describe('settlement: the fleet-wide rules', () => {
   it('a monthly benefit quota counts the trips on every device', async () => {
     const r = await fresh();
     const pens = { card: 10, fare: 1750, reason: 'benefit' };
-    upload(r, [
-      { device: 'bus-a', at: '2026-11-03T08:00:00', route: '1', ...pens },
-      { device: 'bus-b', at: '2026-11-04T08:00:00', route: '1', ...pens },
-      { device: 'bus-a', at: '2026-11-05T08:00:00', route: '1', ...pens },
-      { device: 'bus-b', at: '2026-12-01T08:00:00', route: '1', ...pens, seq: 5 }, // a new month: the quota resets
-    ], new Date('2026-12-02T12:00:00+03:00'));
+    upload(
+      r,
+      [
+        { device: 'bus-a', at: '2026-11-03T08:00:00', route: '1', ...pens },
+        { device: 'bus-b', at: '2026-11-04T08:00:00', route: '1', ...pens },
+        { device: 'bus-a', at: '2026-11-05T08:00:00', route: '1', ...pens },
+        { device: 'bus-b', at: '2026-12-01T08:00:00', route: '1', ...pens, seq: 5 }, // a new month: the quota resets
+      ],
+      new Date('2026-12-02T12:00:00+03:00'),
+    );
     r.settlement.settleDirty(NOW);
     expect(settled(r, 'bus-a', 1)).toMatchObject({ fare: 1750, reason: 'benefit' });
     expect(settled(r, 'bus-b', 1)).toMatchObject({ fare: 1750, reason: 'benefit' });
@@ -242,7 +246,10 @@ describe('settlement: late taps, determinism, flagged entries', () => {
           await queue(r).runOnce(NOW);
           const rows = r.db.prepare('SELECT device, seq, settled_fare, settled_reason, settle_code FROM journal ORDER BY device, seq').all();
           const charges = r.db.prepare('SELECT token, service_day, amount, taps, status FROM charges ORDER BY token, service_day').all();
-          const adj = r.db.prepare("SELECT * FROM adjustments WHERE kind = 'tap' ORDER BY device, seq").all().map((a) => ({ ...(a as object), created_at: 0 }));
+          const adj = r.db
+            .prepare("SELECT * FROM adjustments WHERE kind = 'tap' ORDER BY device, seq")
+            .all()
+            .map((a) => ({ ...(a as object), created_at: 0 }));
           return { rows, charges, adj };
         };
         let s = seed;

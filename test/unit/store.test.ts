@@ -35,7 +35,11 @@ function err(fn: () => unknown): RcError {
 const tok = (i: number) => i.toString(16).padStart(32, '0');
 const transit = (i: number, category = 'pensioner'): TransitEntry =>
   ({ token: tok(i), cardExpiry: '2030-01', benefits: [{ category, validFrom: '2020-01-01', validTo: '2030-12-31' }] }) as TransitEntry;
-const snap = (version: number, ids: number[], category = 'pensioner') => ({ scope: 'transit' as const, version, entries: ids.map((i) => transit(i, category)) });
+const snap = (version: number, ids: number[], category = 'pensioner') => ({
+  scope: 'transit' as const,
+  version,
+  entries: ids.map((i) => transit(i, category)),
+});
 
 describe('lists', () => {
   it('a snapshot becomes visible whole, with its version', () => {
@@ -66,10 +70,26 @@ describe('lists', () => {
   });
 
   it.each([
-    ['an unknown benefit category', { scope: 'transit', version: 2, entries: [transit(1), { ...transit(2), benefits: [{ category: 'astronaut', validFrom: '2020-01-01', validTo: '2030-01-01' }] }] }, 'entries.1.benefits.0.category'],
+    [
+      'an unknown benefit category',
+      {
+        scope: 'transit',
+        version: 2,
+        entries: [transit(1), { ...transit(2), benefits: [{ category: 'astronaut', validFrom: '2020-01-01', validTo: '2030-01-01' }] }],
+      },
+      'entries.1.benefits.0.category',
+    ],
     ['an unknown stop reason', { scope: 'stoplist', version: 2, entries: [{ token: tok(1), reason: 'bored', since: '2026-01-01' }] }, 'entries.0.reason'],
     ['a short token', { scope: 'transit', version: 2, entries: [{ ...transit(1), token: 'abc' }] }, 'entries.0.token'],
-    ['an impossible date', { scope: 'school:7', version: 2, entries: [{ token: tok(1), cardExpiry: '2030-13', role: 'student', grade: 1, mealCategory: null, validFrom: '2026-09-01', validTo: '2027-05-31' }] }, 'entries.0.cardExpiry'],
+    [
+      'an impossible date',
+      {
+        scope: 'school:7',
+        version: 2,
+        entries: [{ token: tok(1), cardExpiry: '2030-13', role: 'student', grade: 1, mealCategory: null, validFrom: '2026-09-01', validTo: '2027-05-31' }],
+      },
+      'entries.0.cardExpiry',
+    ],
   ])('%s is refused before anything changes (store.list-invalid)', (_n, bad, path) => {
     const s = newStore();
     s.applySnapshot({ scope: bad.scope as 'transit', version: 1, entries: [] });
@@ -92,7 +112,9 @@ describe('lists', () => {
   it('an unknown scope is refused (store.list-unknown-scope)', () => {
     const s = newStore();
     expect(err(() => s.applySnapshot({ scope: 'museum' as never, version: 1, entries: [] })).code).toBe('store.list-unknown-scope');
-    expect(err(() => s.applyDelta({ scope: 'school:../x' as never, fromVersion: 0, toVersion: 1, upserts: [], removes: [] })).code).toBe('store.list-unknown-scope');
+    expect(err(() => s.applyDelta({ scope: 'school:../x' as never, fromVersion: 0, toVersion: 1, upserts: [], removes: [] })).code).toBe(
+      'store.list-unknown-scope',
+    );
   });
 
   it('a delta upserts and removes in one step and moves the version', () => {
@@ -125,7 +147,15 @@ describe('lists', () => {
   it('a delta with one bad entry changes nothing', () => {
     const s = newStore();
     s.applySnapshot(snap(1, [1]));
-    const e = err(() => s.applyDelta({ scope: 'transit', fromVersion: 1, toVersion: 2, upserts: [transit(2), { ...transit(3), cardExpiry: 'soon' } as never], removes: [tok(1)] }));
+    const e = err(() =>
+      s.applyDelta({
+        scope: 'transit',
+        fromVersion: 1,
+        toVersion: 2,
+        upserts: [transit(2), { ...transit(3), cardExpiry: 'soon' } as never],
+        removes: [tok(1)],
+      }),
+    );
     expect(e.code).toBe('store.list-invalid');
     expect(e.context?.path).toBe('upserts.1.cardExpiry');
     expect(s.readView(tok(1)).transit).not.toBeNull();
@@ -166,7 +196,9 @@ describe('lists', () => {
     s.close(); // never committed
     const t = newStore(path);
     expect(t.listVersion('transit')).toBe(1);
-    const listTables = readRaw(t.path, (db) => db.prepare(`SELECT count(*) FROM sqlite_master WHERE name LIKE 'list\\_%' ESCAPE '\\' AND type = 'table'`).pluck().get());
+    const listTables = readRaw(t.path, (db) =>
+      db.prepare(`SELECT count(*) FROM sqlite_master WHERE name LIKE 'list\\_%' ESCAPE '\\' AND type = 'table'`).pluck().get(),
+    );
     expect(listTables).toBe(1);
     expect(t.readView(tok(2)).transit).toBeNull();
   });
@@ -239,7 +271,13 @@ describe('store file', () => {
     const cfg = loadConfigFile('test/fixtures/decide/bus.config.json');
     const s = Store.open(path, { deviceId: 'bus-1' });
     loadListsFile(s, 'test/fixtures/decide/lists.json');
-    const tap = (wall: number) => ({ wallTime: wall, monotonicMs: wall, bootId: 'b', direction: null, card: { token: '11111111111111111111111111111111', expiry: null } });
+    const tap = (wall: number) => ({
+      wallTime: wall,
+      monotonicMs: wall,
+      bootId: 'b',
+      direction: null,
+      card: { token: '11111111111111111111111111111111', expiry: null },
+    });
     const t0 = Date.parse('2026-11-24T08:00:00+03:00');
     expect(processTap(s, tap(t0), cfg).entry.seq).toBe(1);
     s.close();
@@ -289,7 +327,15 @@ describe('lists file', () => {
 
   it('a scope given twice is refused', () => {
     const p = join(dir, 'twice.json');
-    writeFileSync(p, JSON.stringify({ lists: [{ scope: 'transit', version: 1, entries: [] }, { scope: 'transit', version: 2, entries: [] }] }));
+    writeFileSync(
+      p,
+      JSON.stringify({
+        lists: [
+          { scope: 'transit', version: 1, entries: [] },
+          { scope: 'transit', version: 2, entries: [] },
+        ],
+      }),
+    );
     expect(err(() => readListsFile(p)).context?.path).toBe('lists.1.scope');
   });
 });

@@ -19,7 +19,16 @@ describe('sync list planner', () => {
   });
 
   it('a device holding the manifest version fetches nothing', () => {
-    const p = planScope(view({ held: 7, manifest: manifest(7, [[5, 6], [6, 7]]) }), NOW);
+    const p = planScope(
+      view({
+        held: 7,
+        manifest: manifest(7, [
+          [5, 6],
+          [6, 7],
+        ]),
+      }),
+      NOW,
+    );
     expect(p.apply).toEqual([]);
     expect(p.next).toEqual({ kind: 'idle', reason: 'up-to-date' });
   });
@@ -31,12 +40,40 @@ describe('sync list planner', () => {
   });
 
   it('when the manifest lists deltas from the held version, they are awaited in order (no snapshot)', () => {
-    const p = planScope(view({ held: 4, manifest: manifest(7, [[6, 7], [3, 4], [4, 5], [5, 6]]) }), NOW);
-    expect(p.next).toEqual({ kind: 'await-deltas', chain: [{ from: 4, to: 5 }, { from: 5, to: 6 }, { from: 6, to: 7 }] });
+    const p = planScope(
+      view({
+        held: 4,
+        manifest: manifest(7, [
+          [6, 7],
+          [3, 4],
+          [4, 5],
+          [5, 6],
+        ]),
+      }),
+      NOW,
+    );
+    expect(p.next).toEqual({
+      kind: 'await-deltas',
+      chain: [
+        { from: 4, to: 5 },
+        { from: 5, to: 6 },
+        { from: 6, to: 7 },
+      ],
+    });
   });
 
   it('a gap too old for the deltas kept (retention dropped the first) means a snapshot', () => {
-    const p = planScope(view({ held: 2, manifest: manifest(7, [[4, 5], [5, 6], [6, 7]]) }), NOW);
+    const p = planScope(
+      view({
+        held: 2,
+        manifest: manifest(7, [
+          [4, 5],
+          [5, 6],
+          [6, 7],
+        ]),
+      }),
+      NOW,
+    );
     expect(p.next).toEqual({ kind: 'snapshot', version: 7 });
   });
 
@@ -45,26 +82,83 @@ describe('sync list planner', () => {
   });
 
   it('deltas awaited for too long give way to the snapshot', () => {
-    const p = planScope(view({ held: 4, manifest: manifest(6, [[4, 5], [5, 6]]), deltasOverdue: true }), NOW);
+    const p = planScope(
+      view({
+        held: 4,
+        manifest: manifest(6, [
+          [4, 5],
+          [5, 6],
+        ]),
+        deltasOverdue: true,
+      }),
+      NOW,
+    );
     expect(p.next).toEqual({ kind: 'snapshot', version: 6 });
   });
 
   it('buffered deltas are applied in version order from the held one, whatever order they came in', () => {
-    const buffered = [{ from: 6, to: 7 }, { from: 4, to: 5 }, { from: 5, to: 6 }];
-    const p = planScope(view({ held: 4, manifest: manifest(7, [[4, 5], [5, 6], [6, 7]]), buffered }), NOW);
-    expect(p.apply).toEqual([{ from: 4, to: 5 }, { from: 5, to: 6 }, { from: 6, to: 7 }]);
+    const buffered = [
+      { from: 6, to: 7 },
+      { from: 4, to: 5 },
+      { from: 5, to: 6 },
+    ];
+    const p = planScope(
+      view({
+        held: 4,
+        manifest: manifest(7, [
+          [4, 5],
+          [5, 6],
+          [6, 7],
+        ]),
+        buffered,
+      }),
+      NOW,
+    );
+    expect(p.apply).toEqual([
+      { from: 4, to: 5 },
+      { from: 5, to: 6 },
+      { from: 6, to: 7 },
+    ]);
     expect(p.reaches).toBe(7);
     expect(p.next).toEqual({ kind: 'idle', reason: 'up-to-date' });
   });
 
   it('the buffered deltas applied, the rest of the chain is awaited', () => {
-    const p = planScope(view({ held: 4, manifest: manifest(7, [[4, 5], [5, 6], [6, 7]]), buffered: [{ from: 4, to: 5 }] }), NOW);
+    const p = planScope(
+      view({
+        held: 4,
+        manifest: manifest(7, [
+          [4, 5],
+          [5, 6],
+          [6, 7],
+        ]),
+        buffered: [{ from: 4, to: 5 }],
+      }),
+      NOW,
+    );
     expect(p.apply).toEqual([{ from: 4, to: 5 }]);
-    expect(p.next).toEqual({ kind: 'await-deltas', chain: [{ from: 5, to: 6 }, { from: 6, to: 7 }] });
+    expect(p.next).toEqual({
+      kind: 'await-deltas',
+      chain: [
+        { from: 5, to: 6 },
+        { from: 6, to: 7 },
+      ],
+    });
   });
 
   it('buffered deltas already covered are discarded; one that does not continue the held version waits', () => {
-    const p = planScope(view({ held: 5, buffered: [{ from: 3, to: 4 }, { from: 4, to: 5 }, { from: 5, to: 6 }, { from: 8, to: 9 }] }), NOW);
+    const p = planScope(
+      view({
+        held: 5,
+        buffered: [
+          { from: 3, to: 4 },
+          { from: 4, to: 5 },
+          { from: 5, to: 6 },
+          { from: 8, to: 9 },
+        ],
+      }),
+      NOW,
+    );
     expect(p.apply).toEqual([{ from: 5, to: 6 }]);
     expect(p.discard.sort()).toEqual([3, 4]);
     expect(p.reaches).toBe(6);
@@ -93,7 +187,15 @@ describe('sync list planner', () => {
     const plans = planSync(
       [
         view({ scope: 'transit', held: 12, manifest: manifest(12, [[11, 12]]) }),
-        view({ scope: 'stoplist', held: 40, manifest: manifest(42, [[40, 41], [41, 42]]), buffered: [{ from: 40, to: 41 }] }),
+        view({
+          scope: 'stoplist',
+          held: 40,
+          manifest: manifest(42, [
+            [40, 41],
+            [41, 42],
+          ]),
+          buffered: [{ from: 40, to: 41 }],
+        }),
         view({ scope: 'school:17', held: 0, manifest: manifest(3) }),
       ],
       NOW,
@@ -112,8 +214,29 @@ describe('sync list planner', () => {
   });
 
   it('a delta chain is found only when unbroken', () => {
-    expect(deltaChain([{ from: 1, to: 2 }, { from: 2, to: 4 }], 1, 4)).toEqual([{ from: 1, to: 2 }, { from: 2, to: 4 }]);
-    expect(deltaChain([{ from: 1, to: 2 }, { from: 3, to: 4 }], 1, 4)).toBeNull();
+    expect(
+      deltaChain(
+        [
+          { from: 1, to: 2 },
+          { from: 2, to: 4 },
+        ],
+        1,
+        4,
+      ),
+    ).toEqual([
+      { from: 1, to: 2 },
+      { from: 2, to: 4 },
+    ]);
+    expect(
+      deltaChain(
+        [
+          { from: 1, to: 2 },
+          { from: 3, to: 4 },
+        ],
+        1,
+        4,
+      ),
+    ).toBeNull();
     expect(deltaChain([{ from: 1, to: 3 }], 1, 2)).toBeNull(); // overshoots
     expect(deltaChain([{ from: 1, to: 1 }], 1, 2)).toBeNull(); // a self-loop never ends
     expect(deltaChain([], 4, 4)).toEqual([]);

@@ -17,7 +17,9 @@ describe('test support', () => {
   });
 
   it('waitFor fails saying what it waited for and the last error of the condition', async () => {
-    await expect(waitFor(() => false, { timeoutMs: 20, what: 'the impossible', everyMs: 5 })).rejects.toThrow(/timed out after 20 ms waiting for the impossible/);
+    await expect(waitFor(() => false, { timeoutMs: 20, what: 'the impossible', everyMs: 5 })).rejects.toThrow(
+      /timed out after 20 ms waiting for the impossible/,
+    );
     const failing = () => {
       throw new Error('not yet');
     };

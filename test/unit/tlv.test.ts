@@ -1,19 +1,7 @@
 import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import {
-  MAX_TLV_DEPTH,
-  encodeLength,
-  encodeTlv,
-  findAllTlv,
-  findTlv,
-  parseDol,
-  parseTlv,
-  toNodes,
-  tlv,
-  type Tlv,
-  type TlvNode,
-} from '../../device/emv/tlv.js';
+import { MAX_TLV_DEPTH, encodeLength, encodeTlv, findAllTlv, findTlv, parseDol, parseTlv, toNodes, tlv, type Tlv, type TlvNode } from '../../device/emv/tlv.js';
 import { RcError } from '../../protocol/errors.js';
 import { expectRcError, rcErrorCodeOf } from '../support/errors.js';
 import { TRACE_NAMES, tracePath } from '../suites/card-fixtures.js';
@@ -40,9 +28,11 @@ const tagArb = (constructed: boolean): fc.Arbitrary<string> => {
     .integer({ min: 0, max: 3 })
     .map((cls) => (cls << 6) | cbit | 0x1f)
     .chain((first) =>
-      fc
-        .tuple(fc.array(fc.integer({ min: 0x80, max: 0xff }), { maxLength: 2 }), fc.integer({ min: 0x00, max: 0x7f }))
-        .map(([mid, last]) => Buffer.from([first, ...mid, last]).toString('hex').toUpperCase()),
+      fc.tuple(fc.array(fc.integer({ min: 0x80, max: 0xff }), { maxLength: 2 }), fc.integer({ min: 0x00, max: 0x7f })).map(([mid, last]) =>
+        Buffer.from([first, ...mid, last])
+          .toString('hex')
+          .toUpperCase(),
+      ),
     )
     .filter((t) => !t.startsWith('FF'));
   return fc.oneof(single, multi);

@@ -55,12 +55,16 @@ describe('binary list codec', () => {
     );
   });
   it('round-trips school and stop-list entries', () => {
-    fc.assert(fc.property(uniq(school), (entries) => {
-      expect(decodeRecords('school:7', encodeRecords('school:7', entries)).entries).toEqual(entries);
-    }));
-    fc.assert(fc.property(uniq(stop), (entries) => {
-      expect(decodeRecords('stoplist', encodeRecords('stoplist', entries)).entries).toEqual(entries);
-    }));
+    fc.assert(
+      fc.property(uniq(school), (entries) => {
+        expect(decodeRecords('school:7', encodeRecords('school:7', entries)).entries).toEqual(entries);
+      }),
+    );
+    fc.assert(
+      fc.property(uniq(stop), (entries) => {
+        expect(decodeRecords('stoplist', encodeRecords('stoplist', entries)).entries).toEqual(entries);
+      }),
+    );
   });
   it('never crashes on arbitrary bytes: decodes or refuses with sync.payload-invalid', () => {
     fc.assert(
@@ -71,7 +75,9 @@ describe('binary list codec', () => {
     );
   });
   it('refuses an unknown category id and a record of another scope kind', () => {
-    const buf = encodeRecords('transit', [{ token: 'ab'.repeat(16), cardExpiry: '2030-01', benefits: [{ category: 'veteran', validFrom: '2026-01-01', validTo: '2026-12-31' }] }]);
+    const buf = encodeRecords('transit', [
+      { token: 'ab'.repeat(16), cardExpiry: '2030-01', benefits: [{ category: 'veteran', validFrom: '2026-01-01', validTo: '2026-12-31' }] },
+    ]);
     buf[17] = 200;
     expectRcError(() => decodeRecords('transit', buf), ErrorCode.SyncPayloadInvalid);
     const st = encodeRecords('stoplist', [{ token: 'ab'.repeat(16), reason: 'lost', since: '2026-01-01' }]);
@@ -120,7 +126,10 @@ describe('signed messages', () => {
     expectRcError(() => verifyManifest(manifest, { ...ctx, now: new Date(now.getTime() + 2 * 86_400_000) }), ErrorCode.SyncExpired);
   });
   it('refuses garbage and oversized payloads', () => {
-    expectRcError(() => verifyManifest(Buffer.from('hello world, not a manifest at all......................................................'), ctx), ErrorCode.SyncPayloadInvalid);
+    expectRcError(
+      () => verifyManifest(Buffer.from('hello world, not a manifest at all......................................................'), ctx),
+      ErrorCode.SyncPayloadInvalid,
+    );
     expectRcError(() => verifyManifest(Buffer.alloc(9 * 1024 * 1024), ctx), ErrorCode.SyncPayloadTooLarge);
   });
   it('refuses a truncated chunk, a tampered chunk and a chunk of another position', () => {
@@ -143,7 +152,10 @@ describe('signed messages', () => {
 
 describe('control messages', () => {
   it('a journal batch is schema-checked and size-limited', () => {
-    const ok = { device: 'bus-1', entries: [{ seq: 1, time: '2026-11-24T10:00:00+03:00', token: null, kind: 'bus', result: 'deny', reason: 'unknown', fareKopecks: 0, benefit: null }] };
+    const ok = {
+      device: 'bus-1',
+      entries: [{ seq: 1, time: '2026-11-24T10:00:00+03:00', token: null, kind: 'bus', result: 'deny', reason: 'unknown', fareKopecks: 0, benefit: null }],
+    };
     expect(parseControl(Buffer.from(JSON.stringify(ok)), JournalBatch, 1e6).entries[0]!.lists).toEqual({});
     expectRcError(() => parseControl(Buffer.from('{"device":"x y"}'), JournalBatch, 1e6), ErrorCode.SyncPayloadInvalid);
     expectRcError(() => parseControl(Buffer.from('{'), JournalBatch, 1e6), ErrorCode.SyncPayloadInvalid);

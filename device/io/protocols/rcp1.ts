@@ -12,17 +12,7 @@ import { ErrorCode, RcError } from '../../../protocol/errors.js';
 import type { Logger } from '../../../protocol/log.js';
 import type { ProtocolDefinition } from '../protocol.js';
 import { SerialPeripheral, type SerialPeripheralContext } from '../serial-peripheral.js';
-import type {
-  BeepPattern,
-  Direction,
-  Display,
-  DisplayMessage,
-  Light,
-  PassOutcome,
-  Turnstile,
-  TurnstileEvent,
-  TurnstileState,
-} from '../types.js';
+import type { BeepPattern, Direction, Display, DisplayMessage, Light, PassOutcome, Turnstile, TurnstileEvent, TurnstileState } from '../types.js';
 
 // ───────────────────────────── 1. frame codec ─────────────────────────────
 
@@ -185,10 +175,7 @@ export type HostCommand =
   | { type: 'clear' };
 
 export type PeripheralEvent =
-  | { type: 'passed'; direction: Direction }
-  | { type: 'open-timeout'; direction: Direction }
-  | { type: 'tamper'; detail: number }
-  | { type: 'boot' };
+  { type: 'passed'; direction: Direction } | { type: 'open-timeout'; direction: Direction } | { type: 'tamper'; detail: number } | { type: 'boot' };
 
 const DIRECTIONS: Record<Direction, number> = { entry: 1, exit: 2 };
 const LIGHTS: Record<Light, number> = { off: 0, green: 1, red: 2 };
@@ -349,7 +336,10 @@ abstract class Rcp1Peripheral extends SerialPeripheral {
     const n = this.parser.badFrames - before;
     if (n > 0) {
       this.tracker.counters.badFrames += n;
-      this.log.debug({ port: this.port, badFrames: this.tracker.counters.badFrames, code: ErrorCode.IoBadFrame }, 'discarded bytes that were not a valid rcp1 frame');
+      this.log.debug(
+        { port: this.port, badFrames: this.tracker.counters.badFrames, code: ErrorCode.IoBadFrame },
+        'discarded bytes that were not a valid rcp1 frame',
+      );
     }
   }
 
@@ -544,9 +534,13 @@ export class Rcp1Turnstile extends Rcp1Peripheral implements Turnstile {
       this.setState(direction === 'entry' ? 'open-entry' : 'open-exit');
       guard = setTimeout(() => {
         this.tracker.failure(
-          new RcError(ErrorCode.IoTimeout, `${this.name} did not report passage or open timeout within ${this.timing.passWindowMs + this.timing.passGuardMs} ms`, {
-            port: this.port,
-          }),
+          new RcError(
+            ErrorCode.IoTimeout,
+            `${this.name} did not report passage or open timeout within ${this.timing.passWindowMs + this.timing.passGuardMs} ms`,
+            {
+              port: this.port,
+            },
+          ),
         );
         this.setState('unknown');
         waiter?.resolve('not-passed');

@@ -20,7 +20,7 @@ export const enrolRoutes = [
     method: 'POST',
     url: '/v1/enrol',
     listeners: ['operator', 'enrol'],
-    summary: "device: its public keys and a one-time token → its identity and sealed secrets",
+    summary: 'device: its public keys and a one-time token → its identity and sealed secrets',
     schema: { body: EnrolBody, response: { 200: EnrolAnswer } },
     handler: (req, { provisioning }) => provisioning.enrol(req.body),
   }),

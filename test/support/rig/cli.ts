@@ -43,7 +43,11 @@ export function runDevice(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 15
 }
 
 /** Start `rc-device vcard` on a vpcd port; resolves once the card is in the field. */
-export async function startVcardProcess(port: number, spec: unknown, env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; output: () => string; stop: () => Promise<void> }> {
+export async function startVcardProcess(
+  port: number,
+  spec: unknown,
+  env: NodeJS.ProcessEnv,
+): Promise<{ child: ChildProcess; output: () => string; stop: () => Promise<void> }> {
   const child = spawnDevice(['vcard', '--port', String(port), '--spec', JSON.stringify(spec)], env);
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));

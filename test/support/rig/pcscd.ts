@@ -185,7 +185,6 @@ async function unixSocketAnswers(path: string): Promise<boolean> {
   });
 }
 
-
 export class PcscdRig {
   readonly dir: string;
   readonly runDir: string;
@@ -252,7 +251,9 @@ export class PcscdRig {
   useAsClient(): void {
     // libpcsclite reads the variable once per process: a second rig cannot take over
     if (clientOf !== null && clientOf !== this.socketPath) {
-      throw new Error('this process already talks to another pcscd rig (libpcsclite caches the socket path): use one rig per process, or clientEnv() for a child');
+      throw new Error(
+        'this process already talks to another pcscd rig (libpcsclite caches the socket path): use one rig per process, or clientEnv() for a child',
+      );
     }
     clientOf = this.socketPath;
     process.env.PCSCLITE_CSOCK_NAME = this.socketPath;
@@ -284,7 +285,17 @@ export class PcscdRig {
     if (this.opts.debug) args.push('-d');
     const child = spawn(
       'unshare',
-      ['-m', '--propagation', 'private', 'sh', '-c', 'dir="$0"; shim="$1"; shift; mount --bind "$dir" /run/pcscd && exec env LD_PRELOAD="$shim" pcscd "$@"', this.runDir, this.shimPath ?? '', ...args].map(String),
+      [
+        '-m',
+        '--propagation',
+        'private',
+        'sh',
+        '-c',
+        'dir="$0"; shim="$1"; shift; mount --bind "$dir" /run/pcscd && exec env LD_PRELOAD="$shim" pcscd "$@"',
+        this.runDir,
+        this.shimPath ?? '',
+        ...args,
+      ].map(String),
       {
         stdio: ['ignore', logFd, logFd],
         env: { ...process.env, RC_SHIM_PARENT_PID: String(process.pid), RC_SHIM_NODELAY: this.opts.nodelay ? '1' : '0' },

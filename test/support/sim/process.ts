@@ -99,9 +99,7 @@ export async function startSimProcess(kind: 'turnstile' | 'display', port: strin
     tamper: (detail) => send({ tamper: detail }),
     waitFor,
     commands: (type) =>
-      lines
-        .filter((m) => m.type === 'command' && m.executed === true && m.command && (type === undefined || m.command.type === type))
-        .map((m) => m.command!),
+      lines.filter((m) => m.type === 'command' && m.executed === true && m.command && (type === undefined || m.command.type === type)).map((m) => m.command!),
     kill: () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     },

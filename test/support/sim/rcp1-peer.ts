@@ -40,9 +40,7 @@ export interface ReceivedCommand {
   at: number;
 }
 
-export type PeerTrace =
-  | { type: 'command'; seq: number; command: HostCommand; executed: boolean }
-  | { type: 'event'; event: PeripheralEvent; acked: boolean };
+export type PeerTrace = { type: 'command'; seq: number; command: HostCommand; executed: boolean } | { type: 'event'; event: PeripheralEvent; acked: boolean };
 
 export interface Rcp1PeerOptions {
   /** How long the peripheral waits for the host's ACK of an event before sending it again. */
