@@ -100,27 +100,27 @@ export class GuardedStream extends Duplex {
   private refused = false;
 
   constructor(
-    private readonly socket: Duplex,
+    private readonly sock: Duplex,
     limits: PacketLimits,
     private readonly onRefuse: (r: GuardRefusal) => void = () => {},
   ) {
     super({ allowHalfOpen: false });
     this.scanner = new PacketScanner(limits);
-    socket.on('data', (chunk: Buffer) => {
+    sock.on('data', (chunk: Buffer) => {
       if (this.refused) return;
       const r = this.scanner.feed(chunk);
       if (r) {
         this.refused = true;
         this.onRefuse(r);
-        socket.destroy();
+        sock.destroy();
         this.destroy();
         return;
       }
-      if (!this.push(chunk)) socket.pause();
+      if (!this.push(chunk)) sock.pause();
     });
-    socket.on('end', () => this.push(null));
-    socket.on('close', () => this.destroy());
-    socket.on('error', (e) => this.destroy(e));
+    sock.on('end', () => this.push(null));
+    sock.on('close', () => this.destroy());
+    sock.on('error', (e) => this.destroy(e));
   }
 
   /** The peer proved who it is: packets up to `limits.packet` are allowed from now on. */
@@ -129,20 +129,20 @@ export class GuardedStream extends Duplex {
   }
 
   override _read(): void {
-    this.socket.resume();
+    this.sock.resume();
   }
 
   override _write(chunk: Buffer, enc: BufferEncoding, cb: (e?: Error | null) => void): void {
-    if (this.socket.destroyed) return cb();
-    this.socket.write(chunk, enc, cb);
+    if (this.sock.destroyed) return cb();
+    this.sock.write(chunk, enc, cb);
   }
 
   override _final(cb: (e?: Error | null) => void): void {
-    this.socket.end(cb);
+    this.sock.end(cb);
   }
 
   override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
-    if (!this.socket.destroyed) this.socket.destroy();
+    if (!this.sock.destroyed) this.sock.destroy();
     cb(err);
   }
 }

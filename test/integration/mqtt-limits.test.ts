@@ -1,9 +1,14 @@
-import { connect as tcpConnect, type Socket } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { createServer, connect as tcpConnect, type Socket } from 'node:net';
+import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../protocol/log.js';
+import { mosquittoRig } from '../support/rig/broker.js';
+import { waitFor } from '../support/wait.js';
 import { MAX_CONNECT_PACKET, MAX_MQTT_PACKET, PacketScanner } from '../../protocol/wire/mqtt-guard.js';
 import { openPolicy, startEmbeddedBroker, type EmbeddedBroker } from '../../sync-server/broker.js';
+import { createMqttTransport } from '../../device/sync/mqtt-transport.js';
 
 /** MQTT remaining-length bytes (variable length, 7 bits a byte). */
 function varint(n: number): number[] {
@@ -127,6 +132,70 @@ describe('the embedded broker bounds what it buffers', () => {
     } finally {
       await sub.endAsync(true);
       await pub.endAsync(true);
+    }
+  });
+});
+
+describe('the device client bounds what it buffers', () => {
+  it('a hostile broker announcing a 250 MB publish is dropped from its header, not buffered', async () => {
+    const mb = Buffer.alloc(1024 * 1024, 0x41);
+    let sent = 0;
+    const rogue = createServer((sock) => {
+      sock.on('error', () => {});
+      sock.once('data', async () => {
+        sock.write(Buffer.from([0x20, 0x02, 0x00, 0x00])); // CONNACK, accepted
+        sock.write(Buffer.from([0x30, ...varint(250 * 1024 * 1024), 0x00, 0x01, 0x74])); // PUBLISH to "t", 250 MB announced
+        for (let i = 0; i < 64 && !sock.destroyed; i++) {
+          await new Promise<void>((res) => (sock.write(mb) ? res() : sock.once('drain', res).once('close', res)));
+          sent++;
+        }
+      });
+    });
+    await new Promise<void>((res) => rogue.listen(0, '127.0.0.1', res));
+    const port = (rogue.address() as { port: number }).port;
+    const errors: string[] = [];
+    let closed = 0;
+    const before = process.memoryUsage().rss;
+    const t = createMqttTransport(
+      { brokerUrl: `mqtt://127.0.0.1:${port}`, clientId: 'bus-x', will: { topic: 'rc/v1/device/bus-x/status', payload: Buffer.alloc(0) } },
+      { connect: () => {}, message: () => {}, close: () => void closed++, error: (e) => void errors.push(e.message) },
+    );
+    try {
+      await waitFor(() => closed > 0, { timeoutMs: 10_000, what: 'the client to drop the connection' });
+      expect(errors.join(' ')).toMatch(/too-large/);
+      expect(sent).toBeLessThan(64); // the rogue could not push it all
+      expect((process.memoryUsage().rss - before) / 1024 / 1024).toBeLessThan(64);
+    } finally {
+      await t.close();
+      rogue.close();
+    }
+  });
+});
+
+describe('Mosquitto as documented bounds what it buffers', () => {
+  it('max_packet_size (docs/provisioning.md) equals the embedded broker limit, and a CONNECT announcing 200 MB is dropped', async () => {
+    expect(readFileSync(join(import.meta.dirname, '../../docs/provisioning.md'), 'utf8')).toContain(`max_packet_size ${MAX_MQTT_PACKET}`);
+    const b = await mosquittoRig.start();
+    try {
+      const port = Number(new URL(b.url).port);
+      const s = await new Promise<Socket>((res, rej) => {
+        const c = tcpConnect(port, '127.0.0.1', () => res(c));
+        c.on('error', () => {});
+        c.once('error', rej);
+      });
+      s.write(Buffer.from([0x10, ...varint(200 * 1024 * 1024)]));
+      const closed = await new Promise<boolean>((res) => {
+        const t = setTimeout(() => res(false), 5000);
+        s.once('close', () => {
+          clearTimeout(t);
+          res(true);
+        });
+        s.write(Buffer.alloc(64 * 1024, 0x2c));
+      });
+      s.destroy();
+      expect(closed).toBe(true);
+    } finally {
+      await b.close();
     }
   });
 });

@@ -15,6 +15,7 @@ import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, waitPort } from '../support/rig/broker.js';
 import { RULES } from '../support/provision-rig.js';
+import { MAX_MQTT_PACKET } from '../../protocol/wire/mqtt-guard.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const children = new Set<ChildProcess>();
@@ -70,6 +71,7 @@ describe('provisioning with an external Mosquitto, set up as documented', () => 
         `acl_file ${f('acl')}`,
         `pid_file ${f('mosquitto.pid')}`,
         'persistence false',
+        `max_packet_size ${MAX_MQTT_PACKET}`,
         ...(process.getuid?.() === 0 ? ['user root'] : []),
         '',
       ].join('\n'),

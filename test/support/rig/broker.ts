@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitFor } from '../wait.js';
 import { Aedes } from 'aedes';
+import { MAX_MQTT_PACKET } from '../../../protocol/wire/mqtt-guard.js';
 
 /**
  * MQTT brokers for tests, each on a free loopback port, stoppable and
@@ -91,13 +92,17 @@ export const aedesRig: BrokerRig = {
   },
 };
 
+/** Mosquitto as deployed (docs/provisioning.md): packets bounded like the embedded broker's. */
 export const mosquittoRig: BrokerRig = {
   name: 'mosquitto',
   async start() {
     const port = await freePort();
     const dir = mkdtempSync(join(tmpdir(), 'rc-mosq-'));
     const conf = join(dir, 'mosquitto.conf');
-    writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\nmax_inflight_messages 100\n`);
+    writeFileSync(
+      conf,
+      `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\nmax_inflight_messages 100\nmax_packet_size ${MAX_MQTT_PACKET}\n`,
+    );
     let child: ChildProcess | null = null;
     // safety net: never leave a mosquitto behind, even when a test times out before its afterAll could close it
     const onExit = () => child?.kill('SIGKILL');
