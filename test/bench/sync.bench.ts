@@ -112,7 +112,7 @@ try {
   const held = server.publisher.version('stoplist');
   let got = 0;
   for (let i = 0; i < FANOUT; i++) {
-    const c = mqtt.connect(server.mqttUrl, { protocolVersion: 4, clientId: `fan-${i}`, reconnectPeriod: 0 });
+    const c = mqtt.connect(server.mqttUrl, { protocolVersion: 4, clientId: `fan-${i}`, reconnectPeriod: 1000, connectTimeout: 10_000 });
     clients.push(c);
     c.on('message', (_topic, payload, packet) => {
       if (packet.retain || payload.length === 0) return;
@@ -120,8 +120,14 @@ try {
       got++;
     });
   }
-  await Promise.all(clients.map((c) => new Promise<void>((res) => (c.connected ? res() : c.once('connect', () => res())))));
-  await Promise.all(clients.map((c) => c.subscribeAsync(topics.deltaAll('stoplist'), { qos: 1 })));
+  // every wait is bounded and says what it waited for (a lost CONNACK or SUBACK used to hang this bench for good)
+  await waitFor(() => clients.every((c) => c.connected), {
+    timeoutMs: 60_000,
+    what: () => `CONNACK for all ${FANOUT} fan-out clients (${clients.filter((c) => c.connected).length} connected)`,
+  });
+  let subscribed = 0;
+  for (const c of clients) void c.subscribeAsync(topics.deltaAll('stoplist'), { qos: 1 }).then(() => void subscribed++);
+  await waitFor(() => subscribed === FANOUT, { timeoutMs: 60_000, what: () => `SUBACK for all ${FANOUT} fan-out clients (${subscribed} subscribed)` });
   const s = await parseImport(
     'stoplist',
     (async function* () {
