@@ -126,6 +126,7 @@ const CARRIERS_V3 = `
 CREATE TABLE IF NOT EXISTS carriers(id TEXT PRIMARY KEY, name TEXT NOT NULL, inn TEXT NOT NULL, updated_at TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS route_carriers(route_id TEXT NOT NULL, valid_from TEXT NOT NULL, carrier_id TEXT NOT NULL, PRIMARY KEY(route_id, valid_from)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS route_carriers_carrier ON route_carriers(carrier_id);
+CREATE INDEX IF NOT EXISTS journal_report ON journal(service_day, route, benefit, settle_code, settled_reason, settled_fare, received_at) WHERE kind = 'bus';
 `;
 
 function migrate1to2(db: Db): void {

@@ -27,11 +27,6 @@ export function monthPeriod(month: string | undefined, o: BuildOptions): { from:
   return { from: days[0]!, to: days[n - 1]!, days };
 }
 
-/** Effective-time bounds (ms) that surely contain every entry of service days from..to (any zone, any day end). */
-export function effBounds(from: string, to: string): [number, number] {
-  return [Date.parse(`${from}T00:00:00Z`) - 2 * 86_400_000, Date.parse(`${to}T00:00:00Z`) + 3 * 86_400_000];
-}
-
 /** A date parameter (YYYY-MM-DD). */
 export function dateParam(name: string, v: string | undefined): string {
   if (v === undefined || !/^\d{4}-\d{2}-\d{2}$/.test(v) || Number.isNaN(Date.parse(`${v}T00:00:00Z`))) {
