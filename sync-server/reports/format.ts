@@ -11,11 +11,3 @@ export function renderReport(doc: ReportDoc, format: ReportFormat): Buffer {
   if (format === 'json') return Buffer.from(JSON.stringify(doc, null, 2) + '\n', 'utf8');
   throw new RcError(ErrorCode.ServerBadRequest, `format ${format} is not available in this build yet; use --format json`, { format });
 }
-
-export const CONTENT_TYPES: Record<ReportFormat, string> = {
-  json: 'application/json; charset=utf-8',
-  csv: 'text/csv; charset=utf-8',
-  xlsx: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
-  pdf: 'application/pdf',
-  html: 'text/html; charset=utf-8',
-};

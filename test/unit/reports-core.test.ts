@@ -285,3 +285,29 @@ describe('deterministic and signed', () => {
     expect(all).not.toMatch(/\d{13,19}/);
   });
 });
+
+describe('registry schema 2 → 3', () => {
+  it('adds the carriers and route tables and the report index to a schema-2 registry, keeping its journal', () => {
+    const d = mkdtempSync(join(tmpdir(), 'rc-reports-mig-'));
+    try {
+      const old = openRegistry(d);
+      old.exec(
+        "DROP TABLE carriers; DROP TABLE route_carriers; DROP INDEX journal_report; UPDATE meta SET value = '2' WHERE key = 'schema';" +
+          "INSERT INTO journal(device, seq, time, kind, result, reason, fare, lists, received_at) VALUES ('bus-x', 1, '2026-11-01T00:00:00Z', 'bus', 'allow', 'full-fare', 3500, '{}', '2026-11-01T00:00:00Z')",
+      );
+      old.close();
+      const reg = openRegistry(d);
+      try {
+        expect(reg.prepare("SELECT value FROM meta WHERE key = 'schema'").pluck().get()).toBe('3');
+        expect(
+          reg.prepare("SELECT name FROM sqlite_master WHERE name IN ('carriers', 'route_carriers', 'journal_report') ORDER BY name").pluck().all(),
+        ).toEqual(['carriers', 'journal_report', 'route_carriers']);
+        expect(reg.prepare('SELECT count(*) FROM journal').pluck().get()).toBe(1);
+      } finally {
+        reg.close();
+      }
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+});
