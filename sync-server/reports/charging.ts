@@ -41,7 +41,7 @@ export function buildCharging(db: Db, p: { month?: string | undefined }, o: Buil
   const debt = db
     .prepare(
       `SELECT c.token, coalesce(k.person_id, '') AS person_id, count(*) AS charges, sum(c.amount) AS debt_kopecks,
-         CASE WHEN s.token IS NULL THEN '' ELSE s.since END AS stop_list_since
+         s.since AS stop_list_since
        FROM charges c LEFT JOIN cards k ON k.token = c.token LEFT JOIN stoplist s ON s.token = c.token AND s.reason = 'charge-declined'
        WHERE c.status = 'declined' AND c.service_day >= ? AND c.service_day <= ? GROUP BY c.token ORDER BY c.token`,
     )
