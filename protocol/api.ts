@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { TokenHex } from './lists.js';
+import { ReportName } from './reports.js';
 import { RulesFile } from './rules-schema.js';
 
 /**
@@ -16,6 +17,7 @@ import { RulesFile } from './rules-schema.js';
  *   POST /v1/import/<kind>          body: the CSV (streamed), ?skipInvalid=true
  *   POST /v1/config                 publish a rules document
  *   POST /v1/charging/run|decline|repay
+ *   GET  /v1/reports/<name>?month=&carrier=&since=&format=   a signed report document
  */
 
 /** Every error answer: `{ error: { code, message, context? } }`, the code one of protocol/errors.ts (or `server.internal`). */
@@ -102,7 +104,7 @@ export type JournalRow = z.infer<typeof JournalRow>;
 export const JournalAnswer = z.object({ entries: z.array(JournalRow) }).strict();
 export type JournalAnswer = z.infer<typeof JournalAnswer>;
 
-export const IMPORT_KINDS = ['cards', 'benefits', 'enrolments', 'stoplist'] as const;
+export const IMPORT_KINDS = ['cards', 'benefits', 'enrolments', 'stoplist', 'routes'] as const;
 export const ImportKind = z.enum(IMPORT_KINDS);
 export type ImportKind = z.infer<typeof ImportKind>;
 export const ImportQuery = z.object({ skipInvalid: z.string().optional() });
@@ -159,3 +161,21 @@ export type RepayAnswer = z.infer<typeof RepayAnswer>;
 
 export const RevokeAnswer = z.object({ id: z.string(), revokedAt: z.string() }).strict();
 export type RevokeAnswer = z.infer<typeof RevokeAnswer>;
+
+// reports (issue 11; docs/reports.md): GET /v1/reports/:name?month=…&format=…
+export const REPORT_FORMATS = ['json', 'csv', 'xlsx', 'pdf', 'html'] as const;
+export const ReportFormat = z.enum(REPORT_FORMATS);
+export type ReportFormat = z.infer<typeof ReportFormat>;
+export const ReportParams = z.object({ name: ReportName });
+/** The parameters of every report; each report reads its own (compensation: month, carrier; charging: month; devices: since, silentHours, asOf). */
+export const ReportQuery = z.object({
+  month: z.string().optional(),
+  carrier: z.string().optional(),
+  school: z.string().optional(),
+  day: z.string().optional(),
+  since: z.string().optional(),
+  silentHours: z.string().optional(),
+  asOf: z.string().optional(),
+  format: ReportFormat.default('json'),
+});
+export type ReportQuery = z.infer<typeof ReportQuery>;

@@ -133,6 +133,10 @@ export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> 
     meaning: 'An unexpected fault on the server while it answered a request (HTTP 500); nothing was changed by the failed request.',
     action: 'Retry; if it repeats, send the server log lines around it to the developers.',
   },
+  'report.signature-invalid': {
+    meaning: 'A report does not match its signature: its content was changed after the server signed it, it is not signed, or it is signed by another key.',
+    action: 'Do not pay from it; get the report again from the operator and check its key against GET /v1/public-key.',
+  },
   'settlement.unknown-route': {
     meaning: 'A bus journal entry names a route the published tariff lacks (or none); stored, left out of settlement.',
     action: 'Publish a tariff with the route or fix the device config; rc-sync-server journal --flagged lists them.',

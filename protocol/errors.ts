@@ -74,6 +74,9 @@ export const ErrorCode = {
   ServerNotFound: 'server.not-found',
   ServerInternal: 'server.internal',
 
+  // report: the reports the region pays from (sync-server/reports/)
+  ReportSignatureInvalid: 'report.signature-invalid',
+
   // settlement: the back office's fare engine (a journal entry left out of settlement; never dropped)
   SettlementUnknownRoute: 'settlement.unknown-route',
   SettlementTimeOutOfRange: 'settlement.time-out-of-range',

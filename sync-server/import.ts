@@ -4,6 +4,7 @@ import { type ImportKind, type ImportReport, type RowError } from '../protocol/a
 import { BENEFIT_CATEGORIES, IsoDate, MEAL_CATEGORIES, SCHOOL_ROLES, STOP_REASONS, SchoolId, TokenHex, YearMonth } from '../protocol/lists.js';
 import type { TokenKey } from '../protocol/token.js';
 import { luhnOk } from '../protocol/pan.js';
+import { RouteId } from '../protocol/ids.js';
 import { bulkTokenizer } from './tokenize.js';
 import { csvRecords, type CsvLimits, type CsvSource } from './csv.js';
 import { ALL_TOKENS, markAll, markDirty, type Dirty } from './materialize.js';
@@ -15,6 +16,8 @@ import type { Db } from './registry.js';
  *  benefits:   person_id,category,valid_from,valid_to        replaces the benefits of each person named
  *  enrolments: person_id,school_id,role,grade,meal_category,valid_from,valid_to   replaces each person's enrolments
  *  stoplist:   pan (with optional psn) or token, reason
+ *  routes:     carrier_id,carrier_name,inn,route_id,valid_from   the route is run by the carrier from that date
+ *              (until a later row for the route); the carrier's name and INN are updated. Publishes no list.
  * A file with any bad row is rejected whole (server.import-invalid, with a report)
  * unless skipInvalid; then the good rows are applied and the bad ones reported.
  */
@@ -28,6 +31,16 @@ const Pan = z
   .refine(luhnOk, 'card number fails the Luhn check');
 const Psn = z.string().regex(/^([0-9A-Fa-f]{2})?$/, 'psn must be empty or 2 hex digits');
 const validRange = (r: { valid_from: string; valid_to: string }) => r.valid_from <= r.valid_to;
+
+/** A Russian taxpayer number (ИНН): 10 digits (an organisation) or 12 (a sole trader), with its check digits. */
+export function innOk(inn: string): boolean {
+  if (!/^(\d{10}|\d{12})$/.test(inn)) return false;
+  const d = [...inn].map(Number);
+  const check = (w: number[]) => (w.reduce((s, x, i) => s + x * d[i]!, 0) % 11) % 10;
+  if (d.length === 10) return check([2, 4, 10, 3, 5, 9, 4, 6, 8]) === d[9];
+  return check([7, 2, 4, 10, 3, 5, 9, 4, 6, 8]) === d[10] && check([3, 7, 2, 4, 10, 3, 5, 9, 4, 6, 8]) === d[11];
+}
+export const CarrierId = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'carrier id: 1-64 of A-Z a-z 0-9 _ . -');
 
 const rowSchemas = {
   cards: z.object({ person_id: PersonId, pan: Pan, psn: Psn.default(''), expiry: YearMonth }),
@@ -54,6 +67,13 @@ const rowSchemas = {
   stoplist: z
     .object({ pan: Pan.optional(), psn: Psn.optional(), token: TokenHex.optional(), reason: z.enum(STOP_REASONS) })
     .refine((r) => (r.pan === undefined) !== (r.token === undefined), { message: 'give exactly one of pan or token', path: ['token'] }),
+  routes: z.object({
+    carrier_id: CarrierId,
+    carrier_name: z.string().min(1, 'carrier name is empty').max(200),
+    inn: z.string().refine(innOk, 'INN must be 10 or 12 digits with valid check digits'),
+    route_id: RouteId,
+    valid_from: IsoDate,
+  }),
 };
 
 const REQUIRED: Record<ImportKind, string[][]> = {
@@ -64,13 +84,15 @@ const REQUIRED: Record<ImportKind, string[][]> = {
     ['pan', 'reason'],
     ['token', 'reason'],
   ],
+  routes: [['carrier_id', 'carrier_name', 'inn', 'route_id', 'valid_from']],
 };
 
 type Parsed =
   | { kind: 'cards'; person: string; token: string; keyVersion: number; expiry: string }
   | { kind: 'benefits'; person: string; category: string; from: string; to: string }
   | { kind: 'enrolments'; person: string; school: string; role: string; grade: number | null; meal: string | null; from: string; to: string }
-  | { kind: 'stoplist'; token: string; reason: string };
+  | { kind: 'stoplist'; token: string; reason: string }
+  | { kind: 'routes'; carrier: string; name: string; inn: string; route: string; from: string };
 
 function tokenOf(pan: string, psn: string | undefined, derive: (pan: Uint8Array, psn: string | null) => string): string {
   const b = Buffer.from(pan, 'ascii');
@@ -160,6 +182,16 @@ export async function parseImport(kind: ImportKind, source: CsvSource, opts: Imp
           reason: d.reason as string,
         });
         break;
+      case 'routes':
+        rows.push({
+          kind,
+          carrier: d.carrier_id as string,
+          name: d.carrier_name as string,
+          inn: d.inn as string,
+          route: d.route_id as string,
+          from: d.valid_from as string,
+        });
+        break;
     }
   }
   opts.onRows?.(total);
@@ -184,7 +216,7 @@ export function applyImport(db: Db, kind: ImportKind, rows: Parsed[], today: str
     if (anyEnrolment) for (const s of schoolsOf.all(person) as string[]) markDirty(dirty, `school:${s}`, token);
   };
   // a big file: recompute whole scopes instead of tracking each token
-  if (rows.length > 20_000 && kind !== 'enrolments') markAll(dirty, kind === 'stoplist' ? 'stoplist' : 'transit');
+  if (rows.length > 20_000 && kind !== 'enrolments' && kind !== 'routes') markAll(dirty, kind === 'stoplist' ? 'stoplist' : 'transit');
   db.transaction(() => {
     if (kind === 'cards') {
       const delByToken = db.prepare('DELETE FROM cards WHERE token = ? AND person_id <> ?');
@@ -238,6 +270,19 @@ export function applyImport(db: Db, kind: ImportKind, rows: Parsed[], today: str
         }
         ins.run(r.person, r.school, r.role, r.grade, r.meal, r.from, r.to);
         if (t) markDirty(dirty, `school:${r.school}`, t);
+      }
+    } else if (kind === 'routes') {
+      // carriers and routes feed the reports only: no list changes
+      const carrier = db.prepare(
+        'INSERT INTO carriers(id, name, inn, updated_at) VALUES (?,?,?,?) ON CONFLICT(id) DO UPDATE SET name=excluded.name, inn=excluded.inn, updated_at=excluded.updated_at',
+      );
+      const route = db.prepare(
+        'INSERT INTO route_carriers(route_id, valid_from, carrier_id) VALUES (?,?,?) ON CONFLICT(route_id, valid_from) DO UPDATE SET carrier_id=excluded.carrier_id',
+      );
+      for (const r of rows) {
+        if (r.kind !== 'routes') continue;
+        carrier.run(r.carrier, r.name, r.inn, now);
+        route.run(r.route, r.from, r.carrier);
       }
     } else {
       const up = db.prepare('INSERT INTO stoplist(token, reason, since) VALUES (?,?,?) ON CONFLICT(token) DO UPDATE SET reason=excluded.reason');

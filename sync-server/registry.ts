@@ -55,7 +55,7 @@ export function migrateRegistry(db: Db): void {
 }
 
 /** The registry's schema version, kept in meta('schema'); a registry without it is version 1. */
-export const REGISTRY_SCHEMA = 2;
+export const REGISTRY_SCHEMA = 3;
 
 /**
  * Migrations by meta('schema'), each in one transaction:
@@ -72,12 +72,16 @@ function migrate(db: Db): void {
   if (v > REGISTRY_SCHEMA) throw new Error(`registry schema ${v} is newer than this server (${REGISTRY_SCHEMA})`);
   db.transaction(() => {
     if (v === 0) {
-      db.exec(JOURNAL_V2 + CHARGES_V2);
+      db.exec(JOURNAL_V2 + CHARGES_V2 + CARRIERS_V3);
       v = REGISTRY_SCHEMA;
     }
     if (v === 1) {
       migrate1to2(db);
       v = 2;
+    }
+    if (v === 2) {
+      db.exec(CARRIERS_V3);
+      v = 3;
     }
     db.prepare("INSERT INTO meta(key, value) VALUES ('schema', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(String(v));
   })();
@@ -115,6 +119,14 @@ const CHARGES_V2 = `
 CREATE TABLE IF NOT EXISTS charges(seq INTEGER PRIMARY KEY, token TEXT NOT NULL, service_day TEXT NOT NULL, amount INTEGER NOT NULL, taps INTEGER NOT NULL,
   status TEXT NOT NULL, reason TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, UNIQUE(token, service_day));
 CREATE INDEX IF NOT EXISTS charges_status ON charges(status);
+`;
+
+/** Schema 3: carriers and the carrier of each route from a date (the latest valid_from on or before a day wins). */
+const CARRIERS_V3 = `
+CREATE TABLE IF NOT EXISTS carriers(id TEXT PRIMARY KEY, name TEXT NOT NULL, inn TEXT NOT NULL, updated_at TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS route_carriers(route_id TEXT NOT NULL, valid_from TEXT NOT NULL, carrier_id TEXT NOT NULL, PRIMARY KEY(route_id, valid_from)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS route_carriers_carrier ON route_carriers(carrier_id);
+CREATE INDEX IF NOT EXISTS journal_report ON journal(service_day, route, benefit, settle_code, settled_reason, settled_fare, received_at) WHERE kind = 'bus';
 `;
 
 function migrate1to2(db: Db): void {

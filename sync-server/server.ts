@@ -21,6 +21,7 @@ import { currentVersions, openRegistry, type Db } from './registry.js';
 import type { Dirty } from './materialize.js';
 import { Provisioning } from './enrol.js';
 import { RequestPolicy } from './requests.js';
+import { buildReport, signReport } from './reports/index.js';
 import { Settlement, queryCharges, queryJournal, type SettlementOptions } from './settlement/index.js';
 import type { MosquittoFiles } from './mosquitto-auth.js';
 
@@ -232,6 +233,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     chargingRun: async () => ({ declined: await charging.runOnce() }),
     chargingDecline: (tokens) => charging.setDeclined(tokens),
     repay: (token) => charging.repay(token),
+    report: (name, params) =>
+      signReport(buildReport(db, name, params, { now: new Date(), timeZone: settlement.opts.timeZone }), key.privateKey, key.publicKeyPem),
     info: () => ({ ok: true as const, mqtt: mqttUrl, embedded: embedded !== null, versions: currentVersions(db) }),
   };
 

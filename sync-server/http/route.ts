@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { z } from 'zod';
 import type { ChargesAnswer, ConfigAnswer, Health, ImportAnswer, ImportKind, JournalAnswer, RepayAnswer, StatusAnswer } from '../../protocol/api.js';
+import type { ReportDoc, ReportName } from '../../protocol/reports.js';
 import type { CsvSource } from '../csv.js';
 import type { Provisioning } from '../enrol.js';
 
@@ -21,6 +22,8 @@ export interface Api {
   chargingRun(): Promise<{ declined: number }>;
   chargingDecline(tokens: string[]): void;
   repay(token: string): Promise<RepayAnswer>;
+  /** A report built from the registry now, signed with the server's key (sync-server/reports/). */
+  report(name: ReportName, params: Record<string, string | undefined>): ReportDoc;
   publicKeyPem: string;
   info(): Health;
 }

@@ -13,7 +13,7 @@ import { applyImport, parseImport, type ImportKind } from '../../sync-server/imp
 import { Ingest } from '../../sync-server/ingest.js';
 import { loadOrCreateSigningKey } from '../../sync-server/keys.js';
 import { Publisher } from '../../sync-server/publisher.js';
-import { openRegistry, type Db } from '../../sync-server/registry.js';
+import { REGISTRY_SCHEMA, openRegistry, type Db } from '../../sync-server/registry.js';
 import { Settlement, queryAdjustments, queryCharges, queryJournal, serviceDay, settlementOptions } from '../../sync-server/settlement/index.js';
 import { benefitsCsv, cardsCsv, tokenOf } from '../support/registry-csv.js';
 
@@ -377,7 +377,7 @@ describe('registry schema 1 → 2', () => {
     old.close();
     const db = openRegistry(dir);
     try {
-      expect(db.prepare("SELECT value FROM meta WHERE key = 'schema'").pluck().get()).toBe('2');
+      expect(db.prepare("SELECT value FROM meta WHERE key = 'schema'").pluck().get()).toBe(String(REGISTRY_SCHEMA)); // 1 → 2 → … the latest
       expect(queryJournal(db, { limit: 10 }).entries.map((e) => [e.seq, e.serviceDay, e.settled])).toEqual([
         [1, '2026-11-09', { fareKopecks: 3500, reason: 'full-fare' }],
         [2, '2026-11-10', { fareKopecks: 3500, reason: 'full-fare' }],
