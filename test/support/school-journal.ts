@@ -104,3 +104,33 @@ export function uploadSchool(r: SchoolRegistry, taps: SchoolTap[], now = new Dat
     for (let i = 0; i < entries.length; i += 1000) r.ingest.store(device, null, { device, entries: entries.slice(i, i + 1000) }, now);
   }
 }
+
+/** A roster of `n` students of school S1 (grades 1..11 in turn; every third one has free breakfast). */
+export function rosterOf(n: number): string[] {
+  return Array.from({ length: n }, (_, i) => `p${i},S1,student,${(i % 11) + 1},${i % 3 === 0 ? 'free-breakfast' : ''},2026-09-01,2027-05-31`);
+}
+
+/**
+ * A month of gate passages for students p0..p(n-1) at S1, made by a fixed rule
+ * so the numbers can be worked out: on each weekday except 4 Nov, student i is
+ * absent when (i + day) % 7 === 0, else enters at 07:40 + (i + day) % 30 min
+ * (late when after 08:00) and leaves at 14:05, or at 13:40 when (i + day) % 11 === 0.
+ */
+export function monthOfGateTaps(n: number, month = '2026-11'): SchoolTap[] {
+  const taps: SchoolTap[] = [];
+  const [y, m] = month.split('-').map(Number) as [number, number];
+  const days = new Date(Date.UTC(y, m, 0)).getUTCDate();
+  const hm = (min: number) => `${String(Math.floor(min / 60)).padStart(2, '0')}:${String(min % 60).padStart(2, '0')}`;
+  for (let d = 1; d <= days; d++) {
+    const date = `${month}-${String(d).padStart(2, '0')}`;
+    const wd = new Date(`${date}T12:00:00Z`).getUTCDay();
+    if (wd === 0 || wd === 6 || date === '2026-11-04') continue;
+    for (let i = 0; i < n; i++) {
+      if ((i + d) % 7 === 0) continue;
+      const base = { device: `gate-${i % 2}`, school: 'S1', kind: 'turnstile' as const, card: i };
+      taps.push({ ...base, at: `${date}T${hm(7 * 60 + 40 + ((i + d) % 30))}`, direction: 'entry' });
+      taps.push({ ...base, at: `${date}T${(i + d) % 11 === 0 ? '13:40' : '14:05'}`, direction: 'exit' });
+    }
+  }
+  return taps;
+}
