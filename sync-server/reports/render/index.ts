@@ -8,15 +8,6 @@ import { renderXlsx } from './xlsx.js';
 export const REPORT_FORMATS = ['json', 'csv', 'xlsx', 'pdf', 'html'] as const;
 export type ReportFormat = (typeof REPORT_FORMATS)[number];
 
-/** The media type and file extension of each format (for the CLI's file name and the HTTP answer). */
-export const FORMAT_TYPES: Record<ReportFormat, { mime: string; ext: string }> = {
-  json: { mime: 'application/json', ext: 'json' },
-  csv: { mime: 'text/csv; charset=utf-8', ext: 'csv' },
-  xlsx: { mime: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet', ext: 'xlsx' },
-  pdf: { mime: 'application/pdf', ext: 'pdf' },
-  html: { mime: 'text/html; charset=utf-8', ext: 'html' },
-};
-
 /**
  * Render one report document in one format. The document is checked against
  * the schema first; every writer only lays out what the document holds, so

@@ -18,6 +18,7 @@ function fontPath(name: string): string {
 type Doc = InstanceType<typeof PDFDocument>;
 const MARGIN = 36;
 const FOOTER_H = 30;
+const ONE_LINE = 7.5 * 1.2 + 4; // one line of 7.5 pt text and its padding
 
 function drawChart(pdf: Doc, c: Chart, x: number, y: number, w: number, h: number): void {
   const g = chartGeometry(c, w, h);
@@ -113,7 +114,11 @@ function drawSection(pdf: Doc, s: Section, bottom: number): void {
   header();
   const line = (r: Row, bold: boolean) => {
     const cells = s.columns.map((c) => cellText(c, r));
-    const h = rowH(cells, 7.5);
+    // a row is one line unless a cell is wider than its column: measuring every cell of a
+    // 20,000-row report would cost more than drawing it
+    pdf.font(bold ? 'sans-bold' : 'sans').fontSize(7.5);
+    const fits = cells.every((t, i) => t.length < 8 || pdf.widthOfString(t) <= (ws[i] ?? 10) - 4);
+    const h = fits ? ONE_LINE : rowH(cells, 7.5);
     if (pdf.y + h > bottom) {
       pdf.addPage();
       header();
@@ -132,7 +137,7 @@ function drawSection(pdf: Doc, s: Section, bottom: number): void {
       .fillColor('#000000');
     s.columns.forEach((c, i) => {
       const w = (ws[i] ?? 10) - 4;
-      pdf.text(cells[i] ?? '', x + 2, y + 2, { width: w, align: num(c) ? 'right' : 'left' });
+      pdf.text(cells[i] ?? '', x + 2, y + 2, { width: w, align: num(c) ? 'right' : 'left', lineBreak: !fits });
       x += ws[i] ?? 0;
     });
     pdf.y = y + h;
