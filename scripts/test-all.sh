@@ -10,9 +10,11 @@ if [ "$(id -u)" = 0 ]; then
   apt-get update -qq
   # pcscd + vpcd: the real PC/SC stack; libpcsclite-dev: headers for the smartcard binding;
   # mosquitto: the external broker; socat: pty pairs; udev: serialport's port listing;
-  # gcc: the TCP_NODELAY shim for pcscd; strace: the durable-ack test traces the server's fsyncs; softhsm2: the card-token key in a PKCS#11 token.
+  # gcc: the TCP_NODELAY shim for pcscd; strace: the durable-ack test traces the server's fsyncs; softhsm2: the card-token key in a PKCS#11 token;
+  # fonts-dejavu-core: the reports' PDF font (Cyrillic); poppler-utils: pdftoppm/pdftotext; chromium: HTML reports in a real browser.
   apt-get install -y -qq --no-install-recommends \
     pcscd vsmartcard-vpcd libpcsclite-dev mosquitto socat udev strace softhsm2 \
+    fonts-dejavu-core poppler-utils chromium \
     gcc libc6-dev make g++ python3 >/dev/null
 else
   echo "not root: assuming the Debian packages are installed already" >&2
