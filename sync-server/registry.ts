@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
@@ -32,8 +32,10 @@ export type Db = Database.Database;
 
 export function openRegistry(dataDir: string): Db {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const db = new Database(join(dataDir, 'registry.sqlite'));
+  const file = join(dataDir, 'registry.sqlite');
+  const db = new Database(file);
   db.pragma('journal_mode = WAL');
+  restrictRegistryFiles(file);
   db.pragma('synchronous = NORMAL');
   db.pragma('cache_size = -262144'); // 256 MiB: million-row imports stay in memory
   db.pragma('temp_store = MEMORY');
@@ -41,6 +43,14 @@ export function openRegistry(dataDir: string): Db {
   migrate(db);
   migrateRegistry(db);
   return db;
+}
+
+/**
+ * The registry holds tokens, device credentials' hashes and the journal: owner-only (0600) whatever the
+ * umask or the mode of an existing data dir. The -wal/-shm files SQLite creates beside it are restricted too.
+ */
+export function restrictRegistryFiles(file: string): void {
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
 }
 
 /**
