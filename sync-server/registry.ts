@@ -56,11 +56,19 @@ export function restrictRegistryFiles(file: string): void {
 /**
  * Bring stored values of an older registry up to date; each step is idempotent, so it runs on every open.
  *  - gate directions: enrolments before the one direction vocabulary stored `in` / `out`; now `entry` / `exit` (`both` stays).
+ *  - charges: columns `attempts` and `retry_at` of the charge retry policy.
  */
 export function migrateRegistry(db: Db): void {
   const has = (table: string) => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table) !== undefined;
   if (has('device_identities')) {
     db.prepare("UPDATE device_identities SET direction = CASE direction WHEN 'in' THEN 'entry' ELSE 'exit' END WHERE direction IN ('in', 'out')").run();
+  }
+  //  - charge retries: how often a charge was tried, and when it is tried next (charging.ts RetryPolicy)
+  const cols = (table: string) => new Set((db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).map((c) => c.name));
+  if (has('charges')) {
+    const c = cols('charges');
+    if (!c.has('attempts')) db.exec('ALTER TABLE charges ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0');
+    if (!c.has('retry_at')) db.exec('ALTER TABLE charges ADD COLUMN retry_at TEXT');
   }
 }
 
