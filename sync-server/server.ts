@@ -14,7 +14,7 @@ import { startListener } from './http/app.js';
 import { ROUTES } from './http/routes/index.js';
 import type { Api } from './http/route.js';
 import { applyImport, parseImport, type ImportKind } from './import.js';
-import { Ingest } from './ingest.js';
+import { Ingest, type IngestLimits } from './ingest.js';
 import { loadOrCreateSigningKey } from './keys.js';
 import { Publisher, DEFAULT_PUBLISHER_OPTIONS, type PublisherOptions } from './publisher.js';
 import { currentVersions, openRegistry, type Db } from './registry.js';
@@ -40,6 +40,8 @@ export interface ServerOptions {
   policy?: (serverUser: string, serverPassword: string) => AuthPolicy;
   publisher?: Partial<PublisherOptions>;
   chargingIntervalMs?: number;
+  /** Per-device journal rate and the impossible-trip window (default ingest.ts DEFAULT_INGEST_LIMITS). */
+  ingestLimits?: Partial<IngestLimits>;
   /** How a declined charge is retried before the card is stop-listed (default charging.ts DEFAULT_RETRY). */
   chargeRetry?: RetryPolicy;
   /** Provisioning: the embedded broker enforces per-device credentials and ACLs (allowAnonymous: development only). */
@@ -76,7 +78,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const key = loadOrCreateSigningKey(o.dataDir);
   if (key.created) log.info({ dataDir: o.dataDir }, 'signing key created (0600)');
   const publisher = new Publisher(db, key.privateKey, log.child({ component: 'publisher' }), { ...DEFAULT_PUBLISHER_OPTIONS, ...o.publisher });
-  const ingest = new Ingest(db, o.settlement);
+  const ingest = new Ingest(db, o.settlement, o.ingestLimits);
   const settlement = new Settlement(db, o.settlement);
 
   // serialise everything that changes lists

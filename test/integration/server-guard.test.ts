@@ -19,7 +19,9 @@ import { openRegistry } from '../../sync-server/registry.js';
 import { startServer } from '../../sync-server/server.js';
 import { cardsCsv } from '../support/registry-csv.js';
 import { startProvStack, type ProvStack } from '../support/provision-rig.js';
-import { testLogger } from '../support/sync-harness.js';
+import { busConfig, importText, openDevice, serverJournalCount, startStack, tap, testLogger } from '../support/sync-harness.js';
+import { waitFor } from '../support/wait.js';
+import { tokenOf } from '../support/registry-csv.js';
 
 interface Answer {
   status: number;
@@ -189,6 +191,27 @@ describe('enrolment: replays and answers that cannot be sealed', () => {
       );
     } finally {
       await again.close();
+    }
+  });
+});
+
+describe('journal over the per-device rate: refused, resent, nothing lost (real stack)', () => {
+  it('a device sending faster than its bucket gets every entry stored once and acknowledged', async () => {
+    const stack = await startStack('embedded', { ingestLimits: { burst: 10, perSecond: 20 } });
+    const dev = openDevice(stack, 'bus-rate-1', ['transit', 'stoplist'], { ackTimeoutMs: 500 });
+    try {
+      await importText(stack, 'cards', cardsCsv(0, 50));
+      const cfg = busConfig('bus-rate-1');
+      const T0 = Date.parse('2026-11-24T09:00:00+03:00');
+      const n = 120;
+      for (let i = 0; i < n; i++) tap(dev, cfg, tokenOf(i % 50), T0 + i * 600_000);
+      dev.client.notify();
+      await waitFor(() => dev.store.ackedSeq() === n, { timeoutMs: 30_000, what: 'all entries acknowledged through the rate limit' });
+      expect(serverJournalCount(stack, 'bus-rate-1')).toEqual({ n, distinct: n, max: n });
+      expect(stack.logs.lines.some((l) => l.includes(ErrorCode.ServerRateLimited))).toBe(true);
+    } finally {
+      await dev.close();
+      await stack.close();
     }
   });
 });
