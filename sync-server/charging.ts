@@ -21,7 +21,7 @@ export interface RetryPolicy {
 export const DEFAULT_RETRY: RetryPolicy = { attempts: 3, overDays: 2 };
 
 /** When the next attempt after `made` declined attempts is due (ms after the decline). */
-export function retryDelayMs(p: RetryPolicy): number {
+function retryDelayMs(p: RetryPolicy): number {
   return p.attempts > 1 ? Math.round((p.overDays * 86_400_000) / (p.attempts - 1)) : 0;
 }
 export interface ChargeRequest {

@@ -43,7 +43,7 @@ export interface IngestLimits {
   /** The same card on two vehicles/routes within this many ms is impossible. */
   impossibleWithinMs: number;
 }
-export const DEFAULT_INGEST_LIMITS: IngestLimits = { burst: 10_000, perSecond: 100, impossibleWithinMs: 60_000 };
+const DEFAULT_INGEST_LIMITS: IngestLimits = { burst: 10_000, perSecond: 100, impossibleWithinMs: 60_000 };
 export class Ingest {
   private readonly insert;
   private readonly dirty;

@@ -49,7 +49,7 @@ export function openRegistry(dataDir: string): Db {
  * The registry holds tokens, device credentials' hashes and the journal: owner-only (0600) whatever the
  * umask or the mode of an existing data dir. The -wal/-shm files SQLite creates beside it are restricted too.
  */
-export function restrictRegistryFiles(file: string): void {
+function restrictRegistryFiles(file: string): void {
   for (const f of [file, `${file}-wal`, `${file}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
 }
 

@@ -52,7 +52,7 @@ function mediaType(v: string | undefined): string | null {
  *    or form posts). A request without a Content-Type is parsed as before: browsers always send Origin on a POST.
  * Refusals are coded: server.forbidden-origin (403), server.unsupported-media-type (415).
  */
-export function operatorGuard(req: FastifyRequest): void {
+function operatorGuard(req: FastifyRequest): void {
   const port = req.socket.localPort;
   const allowed = new Set([...LOOPBACK_HOSTS, hostOf(req.socket.localAddress)].filter((h): h is string => h !== null).map((h) => `${h}:${port}`));
   const host = req.headers.host?.toLowerCase();
