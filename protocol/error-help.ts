@@ -137,6 +137,20 @@ export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> 
     meaning: 'A report does not match its signature: its content was changed after the server signed it, it is not signed, or it is signed by another key.',
     action: 'Do not pay from it; get the report again from the operator and check its key against GET /v1/public-key.',
   },
+  'server.forbidden-origin': {
+    meaning:
+      "The operator API refused a request whose Host is not the listener's own address, or that came from a web page of another origin (Origin, Sec-Fetch-Site: cross-site); nothing was changed.",
+    action: 'Call the API with rc-sync-server or from the server itself (http://127.0.0.1:<port>); a browser page of another site may not call it.',
+  },
+  'server.unsupported-media-type': {
+    meaning: 'The operator API refused a request body of an unexpected content type (HTTP 415): JSON routes take application/json, imports take text/csv.',
+    action: 'Send the body with the right Content-Type header (rc-sync-server does).',
+  },
+  'server.rate-limited': {
+    meaning:
+      'A device sent journal entries faster than its per-device rate allows; the excess was not stored and not acknowledged, the device resends it later.',
+    action: 'Nothing, if it is rare; if a device hits it often, check it for a fault or tampering (rc-sync-server journal --device ID).',
+  },
   'settlement.unknown-route': {
     meaning: 'A bus journal entry names a route the published tariff lacks (or none); stored, left out of settlement.',
     action: 'Publish a tariff with the route or fix the device config; rc-sync-server journal --flagged lists them.',
@@ -144,6 +158,11 @@ export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> 
   'settlement.time-out-of-range': {
     meaning: 'A journal entry is timed far in the future or past of its arrival (a wrong device clock); stored, left out of settlement.',
     action: 'Check the device clock (NTP); rc-sync-server journal --flagged lists such entries.',
+  },
+  'settlement.impossible-trip': {
+    meaning:
+      'The same card was tapped on two different vehicles or routes within 60 s, which no passenger can do (a cloned card or a forged journal); the later entry is stored, flagged and not charged.',
+    action: 'Investigate the card and the devices (rc-sync-server journal --flagged lists such entries).',
   },
   'io.port-unavailable': {
     meaning: 'A serial port cannot be opened or went away.',
@@ -217,8 +236,13 @@ export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> 
     action: 'Check the paths and permissions given to rc-sync-server start (--mosquitto-*), and that Mosquitto runs.',
   },
   'provision.bad-proof': {
-    meaning: "A device request was not signed by the device's enrolled key.",
+    meaning:
+      "A device request was not signed by the device's enrolled key, or it replays a request already seen (its nonce is kept in the registry, so a replay is refused also after a server restart).",
     action: 'Re-provision the device (rc-provision reset, then init with a new token).',
+  },
+  'provision.bad-box-key': {
+    meaning: "The enrolment request's box public key cannot receive sealed secrets (e.g. all zero bytes); nothing was created and the token was not spent.",
+    action: 'Generate new device keys (rc-provision reset) and enrol again with the same token.',
   },
   'provision.check-failed': {
     meaning: 'A self-test item (rc-provision check) failed with an unexpected fault rather than a known one; the detail says what.',

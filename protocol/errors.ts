@@ -73,6 +73,9 @@ export const ErrorCode = {
   ServerBadRequest: 'server.bad-request',
   ServerNotFound: 'server.not-found',
   ServerInternal: 'server.internal',
+  ServerForbiddenOrigin: 'server.forbidden-origin',
+  ServerUnsupportedMedia: 'server.unsupported-media-type',
+  ServerRateLimited: 'server.rate-limited',
 
   // report: the reports the region pays from (sync-server/reports/)
   ReportSignatureInvalid: 'report.signature-invalid',
@@ -80,6 +83,7 @@ export const ErrorCode = {
   // settlement: the back office's fare engine (a journal entry left out of settlement; never dropped)
   SettlementUnknownRoute: 'settlement.unknown-route',
   SettlementTimeOutOfRange: 'settlement.time-out-of-range',
+  SettlementImpossibleTrip: 'settlement.impossible-trip',
 
   // io: serial peripherals
   IoPortUnavailable: 'io.port-unavailable',
@@ -113,6 +117,7 @@ export const ErrorCode = {
   ProvisionNoRules: 'provision.no-rules',
   ProvisionBrokerFiles: 'provision.broker-files',
   ProvisionBadProof: 'provision.bad-proof',
+  ProvisionBadBoxKey: 'provision.bad-box-key',
   ProvisionCheckFailed: 'provision.check-failed',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

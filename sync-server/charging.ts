@@ -7,9 +7,23 @@ import { Settlement } from './settlement/engine.js';
  * Aggregated charging. The back office settles each card's taps (settlement/),
  * and when a service day closes the card's settled fares of that day become one
  * charge (`charges`, status pending); a Charger settles it. The amount is always
- * the back office's, never a device's. A declined charge puts the card on the
- * stop-list (reason charge-declined); a recorded repayment takes it off.
+ * the back office's, never a device's. A declined charge is retried by the retry
+ * policy (`attempts` charges spread evenly over `overDays` days); only when the
+ * last attempt is declined too does the card go on the stop-list (reason
+ * charge-declined). A recorded repayment takes it off.
  */
+export interface RetryPolicy {
+  /** How many times a charge is tried before the card is stop-listed (1: at the first decline). */
+  attempts: number;
+  /** Over how many days the attempts are spread (the retries are evenly spaced). */
+  overDays: number;
+}
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 3, overDays: 2 };
+
+/** When the next attempt after `made` declined attempts is due (ms after the decline). */
+function retryDelayMs(p: RetryPolicy): number {
+  return p.attempts > 1 ? Math.round((p.overDays * 86_400_000) / (p.attempts - 1)) : 0;
+}
 export interface ChargeRequest {
   token: string;
   amountKopecks: number;
@@ -40,7 +54,10 @@ export class ChargingQueue {
     private readonly onStopListChanged: (dirty: Dirty) => Promise<void>,
     private readonly log: Logger,
     readonly settlement: Settlement = new Settlement(db),
-  ) {}
+    readonly retry: RetryPolicy = DEFAULT_RETRY,
+  ) {
+    if (!Number.isInteger(retry.attempts) || retry.attempts < 1 || !(retry.overDays >= 0)) throw new Error('retry policy: attempts >= 1, overDays >= 0');
+  }
 
   /** Settle the journal's dirty days, close the service days that ended, then charge every pending charge; returns how many were declined. */
   async runOnce(now = new Date()): Promise<number> {
@@ -50,14 +67,16 @@ export class ChargingQueue {
       const s = this.settlement.settleDirty(now, 50_000); // a huge backlog settles over several runs; its days close once settled
       const created = this.settlement.closeDays(now);
       if (s.cards > 0 || created > 0) this.log.debug({ cards: s.cards, taps: s.taps, adjustments: s.adjustments, charges: created }, 'settled');
-      const pending = this.db.prepare("SELECT seq, token, service_day, amount FROM charges WHERE status = 'pending' ORDER BY seq LIMIT 10000").all() as {
-        seq: number;
-        token: string;
-        service_day: string;
-        amount: number;
-      }[];
+      const pending = this.db
+        .prepare(
+          "SELECT seq, token, service_day, amount, attempts FROM charges WHERE status = 'pending' AND (retry_at IS NULL OR retry_at <= ?) ORDER BY seq LIMIT 10000",
+        )
+        .all(now.toISOString()) as { seq: number; token: string; service_day: string; amount: number; attempts: number }[];
       const dirty: Dirty = new Map();
-      const set = this.db.prepare('UPDATE charges SET status = ?, reason = ?, updated_at = ? WHERE seq = ?');
+      const set = this.db.prepare('UPDATE charges SET status = ?, reason = ?, updated_at = ?, attempts = attempts + 1, retry_at = NULL WHERE seq = ?');
+      const later = this.db.prepare(
+        "UPDATE charges SET reason = ?, updated_at = ?, attempts = attempts + 1, retry_at = ? WHERE seq = ? AND status = 'pending'",
+      );
       const stop = this.db.prepare("INSERT INTO stoplist(token, reason, since) VALUES (?, 'charge-declined', ?) ON CONFLICT(token) DO NOTHING");
       let declined = 0;
       for (const p of pending) {
@@ -69,14 +88,21 @@ export class ChargingQueue {
           continue;
         }
         if (r.ok) set.run('charged', null, now.toISOString(), p.seq);
-        else {
+        else if (p.attempts + 1 < this.retry.attempts) {
+          const at = new Date(now.getTime() + retryDelayMs(this.retry)).toISOString();
+          later.run(r.reason, now.toISOString(), at, p.seq);
+          this.log.info(
+            { token: p.token, serviceDay: p.service_day, attempt: p.attempts + 1, of: this.retry.attempts, retryAt: at },
+            'charge declined: retried later',
+          );
+        } else {
           declined++;
           this.db.transaction(() => {
             set.run('declined', r.reason, now.toISOString(), p.seq);
             stop.run(p.token, now.toISOString().slice(0, 10));
           })();
           markDirty(dirty, 'stoplist', p.token);
-          this.log.info({ token: p.token, serviceDay: p.service_day, amount: p.amount }, 'charge declined: card goes on the stop-list');
+          this.log.info({ token: p.token, serviceDay: p.service_day, amount: p.amount }, 'charge declined on its last attempt: card goes on the stop-list');
         }
       }
       if (dirty.size > 0) await this.onStopListChanged(dirty);

@@ -12,6 +12,7 @@ import type { Db } from './registry.js';
  */
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS enrol_tokens(hash TEXT PRIMARY KEY, id TEXT NOT NULL, kind TEXT NOT NULL, school TEXT, route TEXT, created_at TEXT NOT NULL, expires_ms INTEGER NOT NULL, used_at TEXT, device TEXT) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS proof_nonces(nonce TEXT PRIMARY KEY, seen_ms INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS device_identities(id TEXT PRIMARY KEY, kind TEXT NOT NULL, school TEXT, route TEXT, vehicle TEXT, direction TEXT, scopes TEXT NOT NULL, identity_key TEXT NOT NULL, box_key TEXT NOT NULL, pw_hash TEXT NOT NULL, mosq_hash TEXT NOT NULL, enrolled_at TEXT NOT NULL, rotated_at TEXT, revoked_at TEXT, token_id TEXT NOT NULL) WITHOUT ROWID;
 `;
 
@@ -241,6 +242,18 @@ export class DeviceRegistry {
     if (!d) throw new RcError(ErrorCode.ServerNotFound, `no device ${id}`, { device: id });
     if (!d.revokedAt) this.db.prepare('UPDATE device_identities SET revoked_at = ? WHERE id = ?').run(new Date(now).toISOString(), id);
     return this.get(id)!;
+  }
+
+  /**
+   * Record a signed request's nonce (key "<device>:<nonce>"); false when it was seen before (a replay).
+   * Nonces older than `keepMs` are forgotten first: a proof that old is refused by its timestamp anyway.
+   * Kept in the registry, so a request captured before a restart cannot be replayed after it.
+   */
+  useNonce(key: string, now: number, keepMs: number): boolean {
+    return this.db.transaction(() => {
+      this.db.prepare('DELETE FROM proof_nonces WHERE seen_ms < ?').run(now - keepMs);
+      return this.db.prepare('INSERT OR IGNORE INTO proof_nonces(nonce, seen_ms) VALUES (?, ?)').run(key, now).changes === 1;
+    })();
   }
 
   setPassword(id: string, hashes: { pwHash: string; mosqHash: string }, now = Date.now()): void {

@@ -3,7 +3,7 @@ import { ErrorCode, RcError } from '../protocol/errors.js';
 import type { Logger } from '../protocol/log.js';
 import type { TokenKey } from '../protocol/token.js';
 import { RulesFile } from '../protocol/rules-schema.js';
-import { seal, verifyProof } from '../protocol/sealing.js';
+import { seal, verifyProof, type Sealed } from '../protocol/sealing.js';
 import { EnrolBody, Proof, TokenCreateBody, type EnrolAnswer, type RotateAnswer, type Secrets, type TokenCreated, type WhoAmI } from '../protocol/enrol.js';
 import { devicePolicy, type DevicePolicy } from './broker-auth.js';
 import { DeviceRegistry, hashPassword, newPassword, type Identity } from './devices.js';
@@ -46,7 +46,6 @@ export class Provisioning {
   private policyRef: DevicePolicy | null = null;
   private disconnectFn: ((id: string) => void) | null = null;
   private brokerUrl = '';
-  private readonly nonces = new Map<string, number>();
   private readonly now: () => number;
 
   constructor(private readonly o: ProvisioningOptions) {
@@ -108,6 +107,8 @@ export class Provisioning {
     const rules = this.rules();
     const password = newPassword();
     const hashes = { pwHash: await hashPassword(password), mosqHash: mosquittoHash(password) };
+    // the answer is sealed before the token is spent: a box key that cannot receive it changes nothing
+    const sealed = this.sealFor(b.boxKey, password);
     // the token's route/school may complete the request: the rules are checked against what the device will be, before the token is consumed
     const d = this.registry.enrol(b, hashes, this.now(), (x) => this.checkRules(x, rules));
     this.writeBrokerFiles();
@@ -122,8 +123,23 @@ export class Provisioning {
       scopes: d.scopes,
       serverPublicKey: this.o.publicKeyPem,
       rules,
-      sealed: seal(this.secrets(password), d.boxKey),
+      sealed,
     };
+  }
+
+  /** Seal the secrets to the device's box key; provision.bad-box-key when the key cannot receive them (a low-order or all-zero key). */
+  private sealFor(boxKey: string, password: string): Sealed {
+    try {
+      return seal(this.secrets(password), boxKey);
+    } catch (e) {
+      if (e instanceof RcError) throw e;
+      throw new RcError(
+        ErrorCode.ProvisionBadBoxKey,
+        'the box public key cannot receive sealed secrets (a low-order or all-zero key); generate new device keys',
+        {},
+        { cause: e },
+      );
+    }
   }
 
   private checkProof(purpose: string, id: string, raw: unknown): Identity {
@@ -137,11 +153,11 @@ export class Provisioning {
         deviceTime: new Date(p.at).toISOString(),
         serverTime: new Date(now).toISOString(),
       });
-    for (const [n, at] of this.nonces) if (now - at > 2 * PROOF_WINDOW_MS) this.nonces.delete(n);
-    const nk = `${id}:${p.nonce}`;
-    if (this.nonces.has(nk) || !verifyProof(purpose, id, d.identityKey, p))
-      throw new RcError(ErrorCode.ProvisionBadProof, "request not signed by the device's enrolled key (or replayed)", { device: id });
-    this.nonces.set(nk, now);
+    if (!verifyProof(purpose, id, d.identityKey, p))
+      throw new RcError(ErrorCode.ProvisionBadProof, "request not signed by the device's enrolled key", { device: id });
+    // a nonce lives in the registry twice the proof window: a replay inside the window is refused, also after a restart
+    if (!this.registry.useNonce(`${id}:${p.nonce}`, now, 2 * PROOF_WINDOW_MS))
+      throw new RcError(ErrorCode.ProvisionBadProof, 'request replayed: its nonce was already used', { device: id, replayed: true });
     if (d.revokedAt) throw new RcError(ErrorCode.ProvisionDeviceRevoked, `device ${id} was revoked at ${d.revokedAt}`, { device: id, revokedAt: d.revokedAt });
     return d;
   }
@@ -149,11 +165,13 @@ export class Provisioning {
   async rotate(id: string, proof: unknown): Promise<RotateAnswer> {
     const d = this.checkProof('rotate', id, proof);
     const password = newPassword();
+    // sealed before the password changes: a device that could not open the answer would be locked out
+    const sealed = this.sealFor(d.boxKey, password);
     this.registry.setPassword(id, { pwHash: await hashPassword(password), mosqHash: mosquittoHash(password) }, this.now());
     this.policyRef?.forget(id);
     this.writeBrokerFiles();
     this.o.log.info({ device: id }, 'device broker credentials rotated');
-    return { deviceId: id, username: id, sealed: seal(this.secrets(password), d.boxKey) };
+    return { deviceId: id, username: id, sealed };
   }
 
   whoami(id: string, proof: unknown): WhoAmI {

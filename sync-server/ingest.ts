@@ -26,7 +26,24 @@ const EntryData = z.object({
  * contiguous seq stored from 1. In the same transaction each new entry with a
  * token marks its (token, service day) for settlement; an entry timed far from
  * its arrival is stored flagged (settlement.time-out-of-range) and not settled.
+ *
+ * A device's word is not taken on trust (issue 13 item 7):
+ *  - rate: a token bucket per device admits at most `burst` new entries at once, refilled at `perSecond`.
+ *    Entries over it are neither stored nor acknowledged (the lowest seqs are admitted first, so the ack
+ *    moves); the device resends them, nothing is lost. A batch with nothing admitted is server.rate-limited.
+ *  - impossible trips: a bus entry whose card was tapped on another vehicle or route within
+ *    `impossibleWithinMs` (either side) is stored flagged settlement.impossible-trip and not settled, so it is
+ *    never charged (rc-sync-server journal --flagged lists it).
  */
+export interface IngestLimits {
+  /** New journal entries a device may send at once. */
+  burst: number;
+  /** Refill of the bucket, entries per second. */
+  perSecond: number;
+  /** The same card on two vehicles/routes within this many ms is impossible. */
+  impossibleWithinMs: number;
+}
+const DEFAULT_INGEST_LIMITS: IngestLimits = { burst: 10_000, perSecond: 100, impossibleWithinMs: 60_000 };
 export class Ingest {
   private readonly insert;
   private readonly dirty;
@@ -34,12 +51,21 @@ export class Ingest {
   private readonly next;
   private readonly setAcked;
   private readonly touch;
+  private readonly elsewhere;
   private readonly opts: SettlementOptions;
+  private readonly limits: IngestLimits;
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
   constructor(
     private readonly db: Db,
     settlement: Partial<SettlementOptions> = {},
+    limits: Partial<IngestLimits> = {},
   ) {
     this.opts = settlementOptions(settlement);
+    this.limits = { ...DEFAULT_INGEST_LIMITS, ...limits };
+    this.elsewhere = db.prepare(
+      `SELECT 1 FROM journal WHERE token = ? AND eff_ms BETWEEN ? AND ? AND kind = 'bus' AND NOT (device = ? AND seq = ?)
+         AND (coalesce(vehicle, device) != ? OR coalesce(route, '') != ?) LIMIT 1`,
+    );
     this.insert = db.prepare(
       `INSERT OR IGNORE INTO journal(device, seq, time, token, kind, result, reason, fare, benefit, lists, received_at,
          route, vehicle, direction, reader, meal, flags, eff_ms, service_day, settle_code) VALUES (?,?,?,?,?,?,?,?,?,?,?, ?,?,?,?,?,?,?,?,?)`,
@@ -54,9 +80,9 @@ export class Ingest {
   /**
    * Store a batch that came on rc/v1/device/<topicDevice>/journal.
    * `sender` is the MQTT client id when the broker tells us (embedded), else null.
-   * Returns the new acknowledgement, how many entries were new and how many of them wait for settlement.
+   * Returns the new acknowledgement, how many entries were new, how many of them wait for settlement and how many were over the rate (not stored).
    */
-  store(topicDevice: string, sender: string | null, batch: JournalBatch, now = new Date()): { upTo: number; stored: number; settle: number } {
+  store(topicDevice: string, sender: string | null, batch: JournalBatch, now = new Date()): { upTo: number; stored: number; settle: number; limited: number } {
     if (batch.device !== topicDevice || (sender !== null && sender !== topicDevice)) {
       throw new RcError(ErrorCode.SyncDeviceMismatch, 'journal batch device id does not match its sender', {
         topic: topicDevice,
@@ -67,10 +93,21 @@ export class Ingest {
     const at = now.toISOString();
     let stored = 0;
     let settle = 0;
+    let limited = 0;
     const upTo = this.db.transaction(() => {
       this.touch.run(batch.device, at);
-      for (const e of batch.entries) {
+      const before = (this.acked.get(batch.device) as number | undefined) ?? 0;
+      const fresh = batch.entries.filter((e) => e.seq > before).sort((a, b) => a.seq - b.seq);
+      const admit = this.take(batch.device, fresh.length, now.getTime());
+      limited = fresh.length - admit;
+      if (fresh.length > 0 && admit === 0)
+        throw new RcError(ErrorCode.ServerRateLimited, 'journal entries over the device rate: not stored, not acknowledged', {
+          device: batch.device,
+          entries: fresh.length,
+        });
+      for (const e of fresh.slice(0, admit)) {
         const row = this.row(e, now.getTime());
+        if (row.code === null && this.impossible(batch.device, e, row)) row.extra[row.extra.length - 1] = row.code = ErrorCode.SettlementImpossibleTrip;
         const lists = JSON.stringify(e.lists);
         const r = this.insert.run(batch.device, e.seq, e.time, e.token, e.kind, e.result, e.reason, e.fareKopecks, e.benefit, lists, at, ...row.extra);
         if (r.changes === 1) {
@@ -95,10 +132,32 @@ export class Ingest {
       this.setAcked.run(acked, batch.device);
       return acked;
     })();
-    return { upTo, stored, settle };
+    return { upTo, stored, settle, limited };
   }
 
-  private row(e: WireJournalEntry, nowMs: number): { extra: unknown[]; day: string; code: string | null } {
+  /** Take up to `n` from the device's bucket; returns how many were granted. */
+  private take(device: string, n: number, nowMs: number): number {
+    const l = this.limits;
+    const b = this.buckets.get(device) ?? { tokens: l.burst, at: nowMs };
+    b.tokens = Math.min(l.burst, b.tokens + (Math.max(0, nowMs - b.at) / 1000) * l.perSecond);
+    b.at = nowMs;
+    const granted = Math.min(n, Math.floor(b.tokens));
+    b.tokens -= granted;
+    this.buckets.set(device, b);
+    return granted;
+  }
+
+  /** The same card on another vehicle or route within the window: no passenger can do that. */
+  private impossible(device: string, e: WireJournalEntry, row: { eff: number; vehicle: string | null; route: string | null }): boolean {
+    if (!e.token || e.kind !== 'bus') return false;
+    const w = this.limits.impossibleWithinMs;
+    return this.elsewhere.get(e.token, row.eff - w, row.eff + w, device, e.seq, row.vehicle ?? device, row.route ?? '') !== undefined;
+  }
+
+  private row(
+    e: WireJournalEntry,
+    nowMs: number,
+  ): { extra: unknown[]; day: string; code: string | null; eff: number; vehicle: string | null; route: string | null } {
     const d = EntryData.safeParse(e.data ?? {});
     const data = d.success ? d.data : {};
     const eff = data.effectiveTime !== undefined ? Date.parse(data.effectiveTime) : Date.parse(e.time);
@@ -115,7 +174,7 @@ export class Ingest {
       day,
       code,
     ];
-    return { extra, day, code };
+    return { extra, day, code, eff, vehicle: data.vehicle ?? null, route: data.route ?? null };
   }
 
   status(s: DeviceStatus, now = new Date()): void {

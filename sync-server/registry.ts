@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
@@ -32,8 +32,10 @@ export type Db = Database.Database;
 
 export function openRegistry(dataDir: string): Db {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const db = new Database(join(dataDir, 'registry.sqlite'));
+  const file = join(dataDir, 'registry.sqlite');
+  const db = new Database(file);
   db.pragma('journal_mode = WAL');
+  restrictRegistryFiles(file);
   db.pragma('synchronous = NORMAL');
   db.pragma('cache_size = -262144'); // 256 MiB: million-row imports stay in memory
   db.pragma('temp_store = MEMORY');
@@ -44,13 +46,29 @@ export function openRegistry(dataDir: string): Db {
 }
 
 /**
+ * The registry holds tokens, device credentials' hashes and the journal: owner-only (0600) whatever the
+ * umask or the mode of an existing data dir. The -wal/-shm files SQLite creates beside it are restricted too.
+ */
+function restrictRegistryFiles(file: string): void {
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
+}
+
+/**
  * Bring stored values of an older registry up to date; each step is idempotent, so it runs on every open.
  *  - gate directions: enrolments before the one direction vocabulary stored `in` / `out`; now `entry` / `exit` (`both` stays).
+ *  - charges: columns `attempts` and `retry_at` of the charge retry policy.
  */
 export function migrateRegistry(db: Db): void {
   const has = (table: string) => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table) !== undefined;
   if (has('device_identities')) {
     db.prepare("UPDATE device_identities SET direction = CASE direction WHEN 'in' THEN 'entry' ELSE 'exit' END WHERE direction IN ('in', 'out')").run();
+  }
+  //  - charge retries: how often a charge was tried, and when it is tried next (charging.ts RetryPolicy)
+  const cols = (table: string) => new Set((db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).map((c) => c.name));
+  if (has('charges')) {
+    const c = cols('charges');
+    if (!c.has('attempts')) db.exec('ALTER TABLE charges ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0');
+    if (!c.has('retry_at')) db.exec('ALTER TABLE charges ADD COLUMN retry_at TEXT');
   }
 }
 

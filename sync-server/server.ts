@@ -9,12 +9,12 @@ import { parseTopic, topics } from '../protocol/wire/topics.js';
 import { parseControl } from '../protocol/wire/verify.js';
 import { sealJournalAck } from '../protocol/wire/chunking.js';
 import { openPolicy, startEmbeddedBroker, type AuthPolicy, type EmbeddedBroker } from './broker.js';
-import { ChargingQueue, SimulatedCharger, type Charger } from './charging.js';
+import { ChargingQueue, SimulatedCharger, type Charger, type RetryPolicy } from './charging.js';
 import { startListener } from './http/app.js';
 import { ROUTES } from './http/routes/index.js';
 import type { Api } from './http/route.js';
 import { applyImport, parseImport, type ImportKind } from './import.js';
-import { Ingest } from './ingest.js';
+import { Ingest, type IngestLimits } from './ingest.js';
 import { loadOrCreateSigningKey } from './keys.js';
 import { Publisher, DEFAULT_PUBLISHER_OPTIONS, type PublisherOptions } from './publisher.js';
 import { currentVersions, openRegistry, type Db } from './registry.js';
@@ -41,6 +41,10 @@ export interface ServerOptions {
   policy?: (serverUser: string, serverPassword: string) => AuthPolicy;
   publisher?: Partial<PublisherOptions>;
   chargingIntervalMs?: number;
+  /** Per-device journal rate and the impossible-trip window (default ingest.ts DEFAULT_INGEST_LIMITS). */
+  ingestLimits?: Partial<IngestLimits>;
+  /** How a declined charge is retried before the card is stop-listed (default charging.ts DEFAULT_RETRY). */
+  chargeRetry?: RetryPolicy;
   /** Provisioning: the embedded broker enforces per-device credentials and ACLs (allowAnonymous: development only). */
   deviceAuth?: { allowAnonymous?: boolean };
   /** Provisioning with an external Mosquitto: password and ACL files the server writes (and SIGHUPs Mosquitto). */
@@ -75,7 +79,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const key = loadOrCreateSigningKey(o.dataDir);
   if (key.created) log.info({ dataDir: o.dataDir }, 'signing key created (0600)');
   const publisher = new Publisher(db, key.privateKey, log.child({ component: 'publisher' }), { ...DEFAULT_PUBLISHER_OPTIONS, ...o.publisher });
-  const ingest = new Ingest(db, o.settlement);
+  const ingest = new Ingest(db, o.settlement, o.ingestLimits);
   const settlement = new Settlement(db, o.settlement);
 
   // serialise everything that changes lists
@@ -98,6 +102,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     async (d) => void (await commitAndPublish(d)),
     log.child({ component: 'charging' }),
     settlement,
+    o.chargeRetry,
   );
 
   // broker
@@ -163,6 +168,11 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       if (t.kind === 'journal') {
         const batch = parseControl(payload, JournalBatch, MAX_CONTROL_MESSAGE);
         const r = ingest.store(t.device, null, batch);
+        if (r.limited > 0)
+          log.warn(
+            { device: t.device, code: ErrorCode.ServerRateLimited, limited: r.limited },
+            'journal entries over the device rate: not stored, the device resends them',
+          );
         const ack = sealJournalAck(t.device, r.upTo, new Date(), key.privateKey); // signed: devices refuse an unsigned ack
         void client.publishAsync(topics.journalAck(t.device), ack, { qos: 1, retain: true }).catch(() => undefined);
         if (r.settle > 0) void charging.runOnce().catch((e) => log.warn({ err: String(e) }, 'charging failed'));

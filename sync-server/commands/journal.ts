@@ -7,7 +7,7 @@ export function register(program: Command): void {
     .command('journal')
     .description("taps received from devices: the device's decision and the back office's settled one, route, vehicle")
     .option('--device <id>', 'only this device')
-    .option('--flagged', 'only entries left out of settlement (unknown route, time out of range)')
+    .option('--flagged', 'only entries left out of settlement (unknown route, time out of range, impossible trip)')
     .option('--limit <n>', 'at most this many entries', '1000')
     .option('--server <url>', 'sync-server HTTP API', DEFAULT_SERVER)
     .option('--json', 'machine-readable output')

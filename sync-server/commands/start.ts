@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { ErrorCode, RcError } from '../../protocol/errors.js';
 import { rootLogger } from '../../protocol/log.js';
 import { DEV_TOKEN_KEY, tokenKeyFromEnv } from '../../protocol/token.js';
+import { DEFAULT_RETRY, type RetryPolicy } from '../charging.js';
 import { startServer } from '../server.js';
 import { fail } from './client.js';
 
@@ -28,10 +29,14 @@ export function register(program: Command): void {
     .option('--enrol-listen <host:port>', 'device-facing enrolment endpoint (enrol, rotate, whoami only), e.g. 0.0.0.0:7301')
     .option('--day-ends-at <HH:MM>', 'settlement: local time at which a service day ends (transit often uses 04:00)', '00:00')
     .option('--time-zone <tz>', 'settlement: IANA time zone of service days and quota months', 'Europe/Moscow')
+    .option('--charge-attempts <n>', 'charging: attempts of a declined charge before the card is stop-listed', String(DEFAULT_RETRY.attempts))
+    .option('--charge-retry-days <d>', 'charging: days over which those attempts are spread', String(DEFAULT_RETRY.overDays))
     .action(
       async (opts: {
         dayEndsAt: string;
         timeZone: string;
+        chargeAttempts: string;
+        chargeRetryDays: string;
         data: string;
         mqttPort: string;
         broker?: string;
@@ -71,6 +76,7 @@ export function register(program: Command): void {
             ...(opts.publicBrokerUrl ? { publicBrokerUrl: opts.publicBrokerUrl } : {}),
             ...(opts.enrolListen ? { enrolListen: hostPort(opts.enrolListen) } : {}),
             settlement: { dayEndsAt: opts.dayEndsAt, timeZone: opts.timeZone },
+            chargeRetry: retryPolicy(opts.chargeAttempts, opts.chargeRetryDays),
             tokenKey,
             log,
           });
@@ -85,6 +91,13 @@ export function register(program: Command): void {
         }
       },
     );
+}
+
+function retryPolicy(attempts: string, days: string): RetryPolicy {
+  const p = { attempts: Number(attempts), overDays: Number(days) };
+  if (!Number.isInteger(p.attempts) || p.attempts < 1 || !Number.isFinite(p.overDays) || p.overDays < 0)
+    throw new RcError(ErrorCode.ServerBadRequest, `--charge-attempts must be a whole number >= 1 and --charge-retry-days a number >= 0`, p);
+  return p;
 }
 
 function fail2(opt: string): never {

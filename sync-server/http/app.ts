@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { ErrorAnswer } from '../../protocol/api.js';
 import { ErrorCode, RcError } from '../../protocol/errors.js';
@@ -28,6 +28,47 @@ function parseJson(req: { routeOptions: { schema?: { body?: unknown } } }, body:
   }
 }
 
+const LOOPBACK_HOSTS = ['127.0.0.1', 'localhost', '[::1]'];
+
+/** The request's socket address as it appears in a Host header (IPv6 in brackets, IPv4-mapped unwrapped). */
+function hostOf(addr: string | undefined): string | null {
+  if (!addr) return null;
+  const a = addr.startsWith('::ffff:') ? addr.slice(7) : addr;
+  return a.includes(':') ? `[${a}]` : a;
+}
+
+/** The media type of a Content-Type header, lower case without parameters; null when there is none. */
+function mediaType(v: string | undefined): string | null {
+  if (v === undefined) return null;
+  return v.split(';')[0]!.trim().toLowerCase();
+}
+
+/**
+ * The operator listener's guard (issue 13 item 10), run before anything else:
+ *  - Host must be the listener's own address or a loopback name, with its port (DNS rebinding);
+ *  - an Origin header must be that same http origin, and Sec-Fetch-Site must not be cross-site or same-site
+ *    (a web page of another site in the operator's browser);
+ *  - a body must be application/json on JSON routes and text/csv on the CSV import (no "simple" text/plain
+ *    or form posts). A request without a Content-Type is parsed as before: browsers always send Origin on a POST.
+ * Refusals are coded: server.forbidden-origin (403), server.unsupported-media-type (415).
+ */
+function operatorGuard(req: FastifyRequest): void {
+  const port = req.socket.localPort;
+  const allowed = new Set([...LOOPBACK_HOSTS, hostOf(req.socket.localAddress)].filter((h): h is string => h !== null).map((h) => `${h}:${port}`));
+  const host = req.headers.host?.toLowerCase();
+  if (!host || !allowed.has(host)) throw new RcError(ErrorCode.ServerForbiddenOrigin, 'the Host header is not this server', { host: host ?? null });
+  const origin = req.headers.origin;
+  if (origin !== undefined && origin.toLowerCase() !== `http://${host}`)
+    throw new RcError(ErrorCode.ServerForbiddenOrigin, 'requests from another origin are refused', { origin });
+  const site = req.headers['sec-fetch-site'];
+  if (site === 'cross-site' || site === 'same-site') throw new RcError(ErrorCode.ServerForbiddenOrigin, 'requests from another site are refused', { site });
+  const type = mediaType(req.headers['content-type']);
+  if (type === null) return;
+  const csv = (req.routeOptions.schema as { consumes?: string[] } | undefined)?.consumes?.includes('text/csv') === true;
+  const want = csv ? 'text/csv' : 'application/json';
+  if (type !== want) throw new RcError(ErrorCode.ServerUnsupportedMedia, `this endpoint takes ${want}, not ${type}`, { contentType: type, expected: want });
+}
+
 /** A Fastify instance serving the routes of one listener, with the zod type provider and the one error mapping. */
 export async function buildApp(routes: readonly Route[], ctx: HttpContext | null, o: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({ bodyLimit: o.bodyLimit, exposeHeadRoutes: false, forceCloseConnections: true, logger: false });
@@ -36,6 +77,7 @@ export async function buildApp(routes: readonly Route[], ctx: HttpContext | null
   app.setErrorHandler(errorHandler(o.log));
   app.setNotFoundHandler(notFoundHandler);
   if (o.before) await o.before(app);
+  if (o.listener === 'operator') app.addHook('onRequest', async (req) => operatorGuard(req));
   const mine = routes.filter((r) => o.listener === 'all' || r.listeners.includes(o.listener));
   const add = (scope: FastifyInstance, r: Route) => {
     const listener: Listener = o.listener === 'all' ? r.listeners[0]! : o.listener;

@@ -104,7 +104,8 @@ export function replayCard(
     const put = (result: string | null, fareKopecks: number | null, reason: string | null, code: string | null) => {
       if (keep) out.push({ device: r.device, seq: r.seq, serviceDay: r.service_day, result, fareKopecks, reason, code });
     };
-    if (r.settle_code === ErrorCode.SettlementTimeOutOfRange) {
+    // flagged at ingest (a wrong clock, the same card on another vehicle within a minute): stays out of settlement
+    if (r.settle_code === ErrorCode.SettlementTimeOutOfRange || r.settle_code === ErrorCode.SettlementImpossibleTrip) {
       put(null, null, null, r.settle_code);
       continue;
     }

@@ -195,7 +195,11 @@ describe('provisioning a device against a running sync-server (embedded broker)'
 
   it('malformed enrol and token requests are server.bad-request and change nothing', async () => {
     const post = async (path: string, body: unknown) => {
-      const r = await fetch(`${stack.server.httpUrl}${path}`, { method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body) });
+      const r = await fetch(`${stack.server.httpUrl}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: typeof body === 'string' ? body : JSON.stringify(body),
+      });
       return { status: r.status, code: ((await r.json()) as { error?: { code: string } }).error?.code };
     };
     const before = stack.server.db.prepare('SELECT count(*) FROM device_identities').pluck().get();
@@ -216,7 +220,11 @@ describe('provisioning a device against a running sync-server (embedded broker)'
     const { requestProof, generateDeviceKeys } = await import('../../protocol/sealing.js');
     const proof = requestProof('whoami', r.deviceId, loadDevice(dir).keys.identity);
     const post = (p: unknown) =>
-      fetch(`${stack.server.httpUrl}/v1/devices/${r.deviceId}/whoami`, { method: 'POST', body: JSON.stringify(p) }).then(async (x) => ({
+      fetch(`${stack.server.httpUrl}/v1/devices/${r.deviceId}/whoami`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(p),
+      }).then(async (x) => ({
         status: x.status,
         body: (await x.json()) as { error?: { code: string } },
       }));

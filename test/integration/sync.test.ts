@@ -19,7 +19,7 @@ describe.each<Mode>(['embedded', 'mosquitto'])('sync over %s broker', (mode) => 
   const T0 = Date.parse('2026-11-24T09:00:00+03:00');
 
   beforeAll(async () => {
-    stack = await startStack(mode, { publisher: { chunkRecords: 64 } });
+    stack = await startStack(mode, { publisher: { chunkRecords: 64 }, chargeRetry: { attempts: 1, overDays: 0 } }); // stop-list at the first decline
     await importText(stack, 'cards', cardsCsv(0, 300));
     await importText(stack, 'benefits', benefitsCsv(0, 100, 'pensioner'));
     dev = openDevice(stack, 'bus-it-1');

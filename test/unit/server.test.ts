@@ -215,7 +215,10 @@ describe('ingest', () => {
     await imp('cards', cardsCsv(0, 3));
     const ing = new Ingest(db);
     ing.store('d1', null, { device: 'd1', entries: [entry(1, 3500, tokenOf(1)), entry(2, 3500, tokenOf(2)), entry(3, 0, tokenOf(0))] });
-    const q = new ChargingQueue(db, new SimulatedCharger(db), async (d) => void (await pub.publish(pub.commit(d))), log);
+    const q = new ChargingQueue(db, new SimulatedCharger(db), async (d) => void (await pub.publish(pub.commit(d))), log, undefined, {
+      attempts: 1,
+      overDays: 0,
+    });
     q.setDeclined([tokenOf(2)]);
     expect(await q.runOnce()).toBe(1);
     expect(db.prepare('SELECT status FROM charges ORDER BY seq').pluck().all()).toEqual(['charged', 'declined']);

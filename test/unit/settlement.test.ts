@@ -114,7 +114,11 @@ function settled(r: Reg, device: string, seq: number): { fare: number | null; re
   return r.db.prepare(q).get(device, seq) as never;
 }
 function queue(r: Reg): ChargingQueue {
-  return new ChargingQueue(r.db, new SimulatedCharger(r.db), async (d) => void (await r.pub.publish(r.pub.commit(d))), log, r.settlement);
+  // stop-list at the first decline (the retry policy is server-guard.test.ts's)
+  return new ChargingQueue(r.db, new SimulatedCharger(r.db), async (d) => void (await r.pub.publish(r.pub.commit(d))), log, r.settlement, {
+    attempts: 1,
+    overDays: 0,
+  });
 }
 
 describe('settlement: the fleet-wide rules', () => {
