@@ -8,12 +8,15 @@ import {
   type StopEntry,
   type TransitEntry,
 } from '../../protocol/lists.js';
+import { builtInWireId } from '../../protocol/categories.js';
 
 /**
  * Compact text form of a list entry without its token, as stored in list_<gen>.data
  * (about 30 bytes instead of ~110 of JSON: the store of 1M entries halves).
- * Dates lose their dashes, categories become their protocol index.
- *   transit  "202912|0:20240101:20301231,3:20250101:20271231"
+ * Dates lose their dashes; a built-in benefit category becomes its index (as it always
+ * was, so stores written before decode unchanged), a category defined in the rules is
+ * kept by its id (ids start with a letter, so the two never clash).
+ *   transit  "202912|0:20240101:20301231,3:20250101:20271231"   "202912|municipal-employee:20260101:20261231"
  *   stop     "0|20261120"
  *   school   "202803|0|2|0|20260901|20270531"   (grade / meal '' when null)
  * Entries are validated before encoding, so decoding trusts its input.
@@ -29,7 +32,8 @@ export function encodeEntry(kind: 'transit' | 'stoplist' | 'school', e: AnyEntry
     let s = ym6(t.cardExpiry) + '|';
     for (let i = 0; i < t.benefits.length; i++) {
       const b = t.benefits[i]!;
-      s += (i ? ',' : '') + BENEFIT_CATEGORIES.indexOf(b.category) + ':' + d8(b.validFrom) + ':' + d8(b.validTo);
+      const c = builtInWireId(b.category);
+      s += (i ? ',' : '') + (c ?? b.category) + ':' + d8(b.validFrom) + ':' + d8(b.validTo);
     }
     return s;
   }
@@ -54,7 +58,7 @@ export function decodeEntry(kind: 'transit' | 'stoplist' | 'school', token: stri
     const benefits = f[1]
       ? f[1].split(',').map((b) => {
           const [c, from, to] = b.split(':');
-          return { category: BENEFIT_CATEGORIES[Number(c)]!, validFrom: iso(from!), validTo: iso(to!) };
+          return { category: c!.charCodeAt(0) <= 57 ? BENEFIT_CATEGORIES[Number(c)]! : c!, validFrom: iso(from!), validTo: iso(to!) };
         })
       : [];
     return { token, cardExpiry: ym(f[0]!), benefits };
