@@ -27,7 +27,9 @@ export const BUILT_IN_NAMES: Readonly<Record<string, { ru: string; en: string }>
 };
 
 export interface CategoryTable {
+  /** The wire id of a category (or of a `wire-<n>` stand-in); undefined for a category the rules do not define. */
   toWire(id: string): number | undefined;
+  /** The category of a wire id; a wire id the rules do not define comes back as its stand-in `wire-<n>`, which no tariff prices. */
   fromWire(wireId: number): string | undefined;
   /** Every category id the table knows (built in and defined). */
   ids(): string[];
@@ -40,78 +42,125 @@ export function builtInWireId(id: string): number | undefined {
   return i < 0 ? undefined : i;
 }
 
-/** The wire table of a tariff's categories: the built-in ones plus every defined category that has a wire id. */
-export function categoryTable(defs?: CategoryDefs): CategoryTable {
+/**
+ * The stand-in id (on a device) of a wire id that the rules it holds do not define (yet):
+ * a list from a server whose other rules define more categories still applies,
+ * the entry gives no benefit here, and it keeps its wire id, so the category
+ * shows up by its name once the device's rules define it.
+ */
+export const wireStandIn = (wireId: number): string => `wire-${wireId}`;
+const STAND_IN = /^wire-(\d{1,3})$/;
+export function isWireStandIn(id: string): boolean {
+  return STAND_IN.test(id);
+}
+
+/**
+ * The wire table of categories: the built-in ones plus every defined category that
+ * has a wire id (from one or more rules documents). Strict by default (an undefined
+ * wire id is refused by the codec); `standIns` is the device's table, which reads an
+ * undefined wire id as its stand-in `wire-<n>`.
+ */
+export function categoryTable(defs: readonly CategoryDefs[] = [], opts: { standIns?: boolean } = {}): CategoryTable {
   const to = new Map<string, number>();
   const from = new Map<number, string>();
   BENEFIT_CATEGORIES.forEach((c, i) => {
     to.set(c, i);
     from.set(i, c);
   });
-  for (const [id, d] of Object.entries(defs ?? {})) {
-    if (d.wireId === undefined || to.has(id)) continue;
-    to.set(id, d.wireId);
-    from.set(d.wireId, id);
-  }
-  return { toWire: (id) => to.get(id), fromWire: (w) => from.get(w), ids: () => [...to.keys()] };
+  for (const d of defs)
+    for (const [id, c] of Object.entries(d ?? {})) {
+      if (c.wireId === undefined || to.has(id) || from.has(c.wireId)) continue;
+      to.set(id, c.wireId);
+      from.set(c.wireId, id);
+    }
+  return {
+    toWire: (id) => {
+      const w = to.get(id);
+      if (w !== undefined) return w;
+      const m = opts.standIns ? STAND_IN.exec(id) : null;
+      return m && Number(m[1]) <= MAX_WIRE_ID ? Number(m[1]) : undefined;
+    },
+    fromWire: (w) => from.get(w) ?? (opts.standIns && Number.isInteger(w) && w >= 0 && w <= MAX_WIRE_ID ? wireStandIn(w) : undefined),
+    ids: () => [...to.keys()],
+  };
 }
 
-/** The table for rules a device or the server holds (the built-in categories only when there is no tariff). */
-export function rulesCategoryTable(rules: { tariff?: Tariff | undefined } | null | undefined): CategoryTable {
-  return categoryTable(rules?.tariff?.categories);
+type RulesLike = { tariff?: Tariff | undefined } | null | undefined;
+
+/** The strict table of the rules documents the server holds (the built-in categories only when there is no tariff). */
+export function rulesCategoryTable(rules: readonly RulesLike[]): CategoryTable {
+  return categoryTable(rules.map((r) => r?.tariff?.categories));
+}
+
+/** The table of the rules a device holds: with stand-ins for wire ids they do not define. */
+export function deviceCategoryTable(rules: RulesLike): CategoryTable {
+  return categoryTable([rules?.tariff?.categories], { standIns: true });
 }
 
 export const BUILT_IN_TABLE = categoryTable();
+/** A device's table before it holds rules defining categories. */
+export const DEVICE_BUILT_IN_TABLE = categoryTable([], { standIns: true });
 
 /**
  * The server's step when the operator sets new rules: keeps every wire id the
- * current rules published, refuses (config.invalid) a document that renumbers or
- * drops one, and gives each new category the next id never used.
+ * current rules of that name published, refuses (config.invalid) a document that
+ * renumbers or drops one, and gives each new category the id its other rules
+ * documents (`others`) already gave it, or else the next id never used. Wire ids
+ * are server-wide: one transit list serves every device.
  */
-export function withWireIds(current: RulesFile | null, next: RulesFile): RulesFile {
+export function withWireIds(current: RulesFile | null, next: RulesFile, others: readonly (RulesFile | null)[] = []): RulesFile {
   const prev = current?.tariff?.categories ?? {};
+  const known = new Map<string, number>(); // id -> wire id, across all published rules
+  let top = BUILT_IN_WIRE_IDS - 1;
+  for (const r of [current, ...others])
+    for (const [id, d] of Object.entries(r?.tariff?.categories ?? {}))
+      if (d.wireId !== undefined && builtInWireId(id) === undefined) {
+        if (!known.has(id)) known.set(id, d.wireId);
+        top = Math.max(top, d.wireId);
+      }
+  const owner = new Map([...known].map(([id, w]) => [w, id]));
   if (!next.tariff) {
-    if (Object.keys(prev).length)
-      throw new RcError(ErrorCode.ConfigInvalid, 'the new rules drop the tariff and with it categories whose wire ids are in use', {
-        categories: Object.keys(prev),
-      });
+    const inUse = Object.keys(prev).filter((id) => builtInWireId(id) === undefined);
+    if (inUse.length)
+      throw new RcError(ErrorCode.ConfigInvalid, 'the new rules drop the tariff and with it categories whose wire ids are in use', { categories: inUse });
     return next;
   }
   const cats = { ...next.tariff.categories };
-  let top = BUILT_IN_WIRE_IDS - 1;
-  for (const d of Object.values(prev)) if (d.wireId !== undefined) top = Math.max(top, d.wireId);
   for (const [id, d] of Object.entries(prev)) {
     if (d.wireId === undefined || builtInWireId(id) !== undefined) continue;
-    const n = cats[id];
-    if (!n)
+    if (!cats[id])
       throw new RcError(ErrorCode.ConfigInvalid, `the new rules drop category ${id}, whose wire id ${d.wireId} is in use`, { category: id, wireId: d.wireId });
-    if (n.wireId !== undefined && n.wireId !== d.wireId)
-      throw new RcError(ErrorCode.ConfigInvalid, `the new rules renumber category ${id} (wire id ${d.wireId} → ${n.wireId})`, {
-        category: id,
-        wireId: d.wireId,
-        offered: n.wireId,
-      });
-    cats[id] = { ...n, wireId: d.wireId };
   }
-  const taken = new Map<number, string>();
-  for (const [id, d] of Object.entries(cats)) if (d.wireId !== undefined) taken.set(d.wireId, id);
   for (const [id, d] of Object.entries(cats)) {
-    if (builtInWireId(id) !== undefined) {
-      cats[id] = { ...d, wireId: builtInWireId(id) };
+    const fixed = builtInWireId(id) ?? known.get(id);
+    if (fixed !== undefined) {
+      if (d.wireId !== undefined && d.wireId !== fixed)
+        throw new RcError(ErrorCode.ConfigInvalid, `the new rules renumber category ${id} (wire id ${fixed} → ${d.wireId})`, {
+          category: id,
+          wireId: fixed,
+          offered: d.wireId,
+        });
+      cats[id] = { ...d, wireId: fixed };
       continue;
     }
     if (d.wireId !== undefined) {
-      const before = Object.entries(prev).find(([, p]) => p.wireId === d.wireId);
-      if (before && before[0] !== id)
-        throw new RcError(ErrorCode.ConfigInvalid, `wire id ${d.wireId} belongs to category ${before[0]}, not ${id}`, { category: id, wireId: d.wireId });
+      const o = owner.get(d.wireId);
+      if (o !== undefined || d.wireId < BUILT_IN_WIRE_IDS)
+        throw new RcError(ErrorCode.ConfigInvalid, `wire id ${d.wireId} belongs to category ${o ?? BENEFIT_CATEGORIES[d.wireId]}, not ${id}`, {
+          category: id,
+          wireId: d.wireId,
+        });
+      owner.set(d.wireId, id);
       top = Math.max(top, d.wireId);
-      continue;
     }
+  }
+  for (const [id, d] of Object.entries(cats)) {
+    if (d.wireId !== undefined) continue;
     do top++;
-    while (taken.has(top));
+    while (owner.has(top));
     if (top > MAX_WIRE_ID) throw new RcError(ErrorCode.ConfigInvalid, 'no wire id left for a new category', { category: id });
     cats[id] = { ...d, wireId: top };
-    taken.set(top, id);
+    owner.set(top, id);
   }
   return { ...next, tariff: { ...next.tariff, categories: cats } };
 }

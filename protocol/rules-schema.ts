@@ -80,6 +80,9 @@ export const Tariff = z
       if (other !== undefined) ctx.addIssue({ code: 'custom', path: ['categories', id, 'wireId'], message: `wire id ${d.wireId} is also category ${other}'s` });
       seen.set(d.wireId, id);
     }
+    for (const id of Object.keys(t.categories))
+      if (/^wire-\d/.test(id))
+        ctx.addIssue({ code: 'custom', path: ['categories', id], message: 'ids wire-<n> stand for wire ids no rules define; choose another id' });
     for (const id of Object.keys(t.benefits))
       if (!builtIn.includes(id) && !(id in t.categories))
         ctx.addIssue({ code: 'custom', path: ['benefits', id], message: `category ${id} is neither built in nor defined in tariff.categories` });

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ErrorCode } from '../../protocol/errors.js';
-import { BUILT_IN_TABLE, type CategoryTable } from '../../protocol/categories.js';
+import { DEVICE_BUILT_IN_TABLE, type CategoryTable } from '../../protocol/categories.js';
 import { ScopeName, entrySchemaFor, type ListSnapshot } from '../../protocol/lists.js';
 import { invalid, parseJsonText, problemsOf, readTextFile } from '../config/validate.js';
 import type { ApplyResult, Store } from './store.js';
@@ -29,7 +29,7 @@ export const ListsFile = z
   .strict();
 
 /** Parse and validate a lists file; throws store.list-invalid naming file, line, path and problem. */
-export function parseListsFile(text: string, file: string, cats: CategoryTable = BUILT_IN_TABLE): ListSnapshot[] {
+export function parseListsFile(text: string, file: string, cats: CategoryTable = DEVICE_BUILT_IN_TABLE): ListSnapshot[] {
   const raw = parseJsonText(text, file, ErrorCode.ListInvalid);
   const top = ListsFile.safeParse(raw);
   if (!top.success) invalid(ErrorCode.ListInvalid, file, problemsOf(top.error, text));

@@ -11,7 +11,7 @@ import {
   type TransitEntry,
 } from '../../protocol/lists.js';
 import type { View } from '../../protocol/rules/types.js';
-import { BUILT_IN_TABLE, type CategoryTable } from '../../protocol/categories.js';
+import { DEVICE_BUILT_IN_TABLE, type CategoryTable } from '../../protocol/categories.js';
 import { decodeEntry, encodeEntry } from './codec.js';
 import type { Meta } from './schema.js';
 import { checkScope, checkVersion, tokenBlob, validateEntries } from './validate.js';
@@ -55,7 +55,7 @@ export class Lists {
     private readonly db: Database.Database,
     private readonly meta: Meta,
     /** The benefit categories the device's rules define (an entry naming another is refused). */
-    private readonly categories: () => CategoryTable = () => BUILT_IN_TABLE,
+    private readonly categories: () => CategoryTable = () => DEVICE_BUILT_IN_TABLE,
   ) {
     this.st = prepare(db);
   }
@@ -99,7 +99,7 @@ export class Lists {
     for (const { scope, get } of this.lookups) {
       const data = get.get(t) as string | undefined;
       if (data === undefined) continue;
-      if (scope === 'transit') view.transit = decodeEntry('transit', token, data) as TransitEntry;
+      if (scope === 'transit') view.transit = decodeEntry('transit', token, data, this.categories()) as TransitEntry;
       else if (scope === 'stoplist') view.stop = decodeEntry('stoplist', token, data) as StopEntry;
       else view.schools[scope] = decodeEntry('school', token, data) as SchoolEntry;
     }
@@ -159,7 +159,8 @@ export class Lists {
         ? `INSERT INTO ${listTable(gen)} (token, data) VALUES (?, ?) ON CONFLICT(token) DO UPDATE SET data = excluded.data`
         : `INSERT INTO ${listTable(gen)} (token, data) VALUES (?, ?)`,
     );
-    for (const e of entries) put.run(tokenBlob(e.token), encodeEntry(kind, e));
+    const cats = this.categories();
+    for (const e of entries) put.run(tokenBlob(e.token), encodeEntry(kind, e, cats));
   }
 
   /** Inside a transaction: make a fully written generation the visible one (refused if the version was applied meanwhile). */

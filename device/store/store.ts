@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { BUILT_IN_TABLE, type CategoryTable } from '../../protocol/categories.js';
+import { DEVICE_BUILT_IN_TABLE, type CategoryTable } from '../../protocol/categories.js';
 import { ErrorCode, RcError, isRcError } from '../../protocol/errors.js';
 import type { ListDelta, ListSnapshot } from '../../protocol/lists.js';
 import type { Decision, Tap, View } from '../../protocol/rules/types.js';
@@ -114,7 +114,7 @@ export class Store {
       }).immediate();
     }
     const meta = new Meta(db);
-    this.categories = opts.categories ?? (() => BUILT_IN_TABLE);
+    this.categories = opts.categories ?? (() => DEVICE_BUILT_IN_TABLE);
     this.lists = new Lists(db, meta, this.categories);
     this.counters = new Counters(db);
     this.journal = new Journal(db, meta, opts.deviceId);

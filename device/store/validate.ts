@@ -1,5 +1,5 @@
 import { ErrorCode, RcError } from '../../protocol/errors.js';
-import { BUILT_IN_TABLE, type CategoryTable } from '../../protocol/categories.js';
+import { DEVICE_BUILT_IN_TABLE, type CategoryTable } from '../../protocol/categories.js';
 import { ScopeName, entrySchemaFor, type AnyEntry } from '../../protocol/lists.js';
 
 /** Checks on what callers hand the store, before anything is written. Tokens are stored as 16-byte BLOBs. */
@@ -41,7 +41,7 @@ export function unknownCategory(e: AnyEntry, cats: CategoryTable): { path: (stri
  * against those the device's rules define (`cats`); throw store.list-invalid
  * naming the first bad entry (index, token prefix, field path, message).
  */
-export function validateEntries(scope: string, entries: readonly unknown[], label = 'entries', cats: CategoryTable = BUILT_IN_TABLE): AnyEntry[] {
+export function validateEntries(scope: string, entries: readonly unknown[], label = 'entries', cats: CategoryTable = DEVICE_BUILT_IN_TABLE): AnyEntry[] {
   const schema = entrySchemaFor(scope);
   const out: AnyEntry[] = new Array<AnyEntry>(entries.length);
   for (let i = 0; i < entries.length; i++) {

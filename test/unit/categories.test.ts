@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decodeEntry, encodeEntry } from '../../device/store/codec.js';
-import { BUILT_IN_TABLE, categoryTable, withWireIds } from '../../protocol/categories.js';
+import { DEVICE_BUILT_IN_TABLE, categoryTable, withWireIds } from '../../protocol/categories.js';
 import type { TransitEntry } from '../../protocol/lists.js';
 import { RulesFile, Tariff } from '../../protocol/rules-schema.js';
 import { decodeRecords, encodeRecords } from '../../protocol/wire/codec.js';
@@ -34,12 +34,12 @@ describe('benefit categories are data', () => {
       },
     ];
     expect(decodeRecords('transit', buf, false).entries).toEqual(want);
-    expect(decodeRecords('transit', buf, false, categoryTable({ 'municipal-employee': municipal })).entries).toEqual(want);
+    expect(decodeRecords('transit', buf, false, categoryTable([{ 'municipal-employee': municipal }])).entries).toEqual(want);
     // and encodes back to the very same bytes
     expect(encodeRecords('transit', want).equals(buf)).toBe(true);
   });
 
-  it('an old device store row (category as its index) still decodes, and an operator category is stored by its id', () => {
+  it('an old device store row (category as its index) still decodes; a defined category is stored by its wire id and read back through the rules', () => {
     expect(decodeEntry('transit', TOKEN, '202912|0:20240101:20301231,3:20250101:20271231')).toEqual({
       token: TOKEN,
       cardExpiry: '2029-12',
@@ -48,6 +48,7 @@ describe('benefit categories are data', () => {
         { category: 'veteran', validFrom: '2025-01-01', validTo: '2027-12-31' },
       ],
     });
+    const cats = categoryTable([{ 'municipal-employee': municipal }]);
     const e: TransitEntry = {
       token: TOKEN,
       cardExpiry: '2029-12',
@@ -56,13 +57,15 @@ describe('benefit categories are data', () => {
         { category: 'municipal-employee', validFrom: '2026-01-01', validTo: '2026-12-31' },
       ],
     };
-    const s = encodeEntry('transit', e);
-    expect(s).toBe('202912|0:20240101:20301231,municipal-employee:20260101:20261231');
-    expect(decodeEntry('transit', TOKEN, s)).toEqual(e);
+    const s = encodeEntry('transit', e, cats);
+    expect(s).toBe('202912|0:20240101:20301231,8:20260101:20261231');
+    expect(decodeEntry('transit', TOKEN, s, cats)).toEqual(e);
+    // rules without the category: the entry reads with a stand-in that no tariff prices
+    expect((decodeEntry('transit', TOKEN, s) as TransitEntry).benefits[1]!.category).toBe('wire-8');
   });
 
-  it('a new category travels by the wire id the rules give it, and a list naming a wire id the held rules do not define is refused', () => {
-    const cats = categoryTable({ 'municipal-employee': municipal });
+  it('a new category travels by the wire id the rules give it; a device whose rules do not define it keeps the wire id under a stand-in', () => {
+    const cats = categoryTable([{ 'municipal-employee': municipal }]);
     const e: TransitEntry = {
       token: TOKEN,
       cardExpiry: '2029-12',
@@ -71,7 +74,12 @@ describe('benefit categories are data', () => {
     const buf = encodeRecords('transit', [e], [], cats);
     expect(buf[17]).toBe(8);
     expect(decodeRecords('transit', buf, false, cats).entries).toEqual([e]);
-    expectRcError(() => decodeRecords('transit', buf, false, BUILT_IN_TABLE), 'sync.payload-invalid');
+    const other = decodeRecords('transit', buf, false, DEVICE_BUILT_IN_TABLE).entries[0] as TransitEntry;
+    expect(other.benefits[0]!.category).toBe('wire-8');
+    expect(encodeRecords('transit', [other], [], DEVICE_BUILT_IN_TABLE).equals(buf)).toBe(true);
+    // the server's tables are strict: a wire id no rules define is refused
+    expectRcError(() => decodeRecords('transit', buf, false), 'sync.payload-invalid');
+    // a name the table does not know cannot be encoded
     expectRcError(() => encodeRecords('transit', [e]), 'sync.payload-invalid');
   });
 
@@ -104,6 +112,11 @@ describe('benefit categories are data', () => {
     expectRcError(() => withWireIds(v2, rules({ 'municipal-employee': { name }, 'village-teacher': { name }, other: { name, wireId: 9 } })), 'config.invalid');
     const v3 = withWireIds(v2, rules({ 'municipal-employee': { name }, 'village-teacher': { name }, 'rural-doctor': { name } }));
     expect(v3.tariff!.categories['rural-doctor']!.wireId).toBe(10);
+    // another rules document (another group of devices) gets the same ids for the same categories, and fresh ones after all of them
+    const bus = withWireIds(null, rules({ 'rural-doctor': { name }, 'night-worker': { name } }), [v3]);
+    expect(bus.tariff!.categories['rural-doctor']!.wireId).toBe(10);
+    expect(bus.tariff!.categories['night-worker']!.wireId).toBe(11);
+    expectRcError(() => withWireIds(null, rules({ 'rural-doctor': { name, wireId: 12 } }), [v3]), 'config.invalid');
   });
 
   it('the decision core applies a category defined only in the rules (municipal employee, 30% off) and decides old categories as before', () => {
