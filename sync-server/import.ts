@@ -3,8 +3,6 @@ import { ErrorCode, RcError } from '../protocol/errors.js';
 import { type ImportKind, type ImportReport, type RowError } from '../protocol/api.js';
 import { BENEFIT_CATEGORIES, CategoryId, IsoDate, MEAL_CATEGORIES, SCHOOL_ROLES, STOP_REASONS, SchoolId, TokenHex, YearMonth } from '../protocol/lists.js';
 import type { TokenKey } from '../protocol/token.js';
-import { rulesCategoryTable } from '../protocol/categories.js';
-import { RulesFile } from '../protocol/rules-schema.js';
 import { luhnOk } from '../protocol/pan.js';
 import { bulkTokenizer } from './tokenize.js';
 import { csvRecords, type CsvLimits, type CsvSource } from './csv.js';
@@ -90,15 +88,8 @@ export interface ImportOptions {
   onRows?: (rows: number) => void;
   /** Size limits of the file (defaults: DEFAULT_CSV_LIMITS). */
   limits?: CsvLimits;
-  /** Benefit categories the published rules define (`publishedCategoryIds`; default: the built-in ones); another is a row error. */
+  /** Benefit categories the published rules define (sync-server/categories.ts `publishedCategoryIds`; default: the built-in ones); another is a row error. */
   categories?: readonly string[];
-}
-
-/** Ids of the benefit categories the published rules define (built in and the operator's), for the benefits import. */
-export function publishedCategoryIds(db: Db): string[] {
-  const row = db.prepare("SELECT doc FROM configs WHERE name = 'rules'").pluck().get() as string | undefined;
-  const r = row === undefined ? null : RulesFile.safeParse(JSON.parse(row));
-  return rulesCategoryTable([r?.success ? r.data : null]).ids();
 }
 
 /** Parse and validate every row; nothing is written. `source` is the file's text in chunks of any size. */

@@ -1,7 +1,7 @@
 import type { MealCategory, SchoolEntry, StopEntry, TransitEntry, BenefitCategory, StopReason, SchoolRole } from '../protocol/lists.js';
 import { encodeRecords } from '../protocol/wire/codec.js';
-import { BUILT_IN_TABLE, rulesCategoryTable, type CategoryTable } from '../protocol/categories.js';
-import { RulesFile } from '../protocol/rules-schema.js';
+import type { CategoryTable } from '../protocol/categories.js';
+import { publishedCategoryTable } from './categories.js';
 import type { Db } from './registry.js';
 
 /**
@@ -66,10 +66,8 @@ export class Materializer {
   private readonly benefits;
   private readonly enrol;
   private readonly stop;
-  private readonly rulesRow;
-  private cats: { version: number; table: CategoryTable } | null = null;
+  private cats: CategoryTable | null = null;
   constructor(private readonly db: Db) {
-    this.rulesRow = db.prepare("SELECT version, doc FROM configs WHERE name = 'rules'");
     this.card = db.prepare('SELECT person_id, expiry FROM cards WHERE token = ?');
     this.benefits = db.prepare('SELECT category, valid_from, valid_to FROM benefits WHERE person_id = ? ORDER BY category, valid_from, valid_to');
     this.enrol = db.prepare(
@@ -80,13 +78,12 @@ export class Materializer {
 
   /** Wire ids of the benefit categories, from the published rules (a category they do not define is left out of the lists). */
   categories(): CategoryTable {
-    const row = this.rulesRow.get() as { version: number; doc: string } | undefined;
-    if (!row) return BUILT_IN_TABLE;
-    if (this.cats?.version !== row.version) {
-      const r = RulesFile.safeParse(JSON.parse(row.doc));
-      this.cats = { version: row.version, table: rulesCategoryTable([r.success ? r.data : null]) };
-    }
-    return this.cats.table;
+    return (this.cats ??= publishedCategoryTable(this.db));
+  }
+
+  /** The published rules changed (Publisher.setConfig). */
+  rulesChanged(): void {
+    this.cats = null;
   }
 
   entry(scope: string, token: string, cats: CategoryTable = this.categories()): TransitEntry | SchoolEntry | StopEntry | null {
