@@ -15,17 +15,6 @@ import type { RulesFile, Tariff } from './rules-schema.js';
 export const MAX_WIRE_ID = 254; // 0xff is "no benefit" in a record
 export const BUILT_IN_WIRE_IDS = BENEFIT_CATEGORIES.length;
 
-export const BUILT_IN_NAMES: Readonly<Record<string, { ru: string; en: string }>> = {
-  pensioner: { ru: 'пенсионер', en: 'pensioner' },
-  disabled: { ru: 'инвалид', en: 'disabled person' },
-  'disabled-child': { ru: 'ребёнок-инвалид', en: 'disabled child' },
-  veteran: { ru: 'ветеран', en: 'veteran' },
-  'large-family': { ru: 'многодетная семья', en: 'large family' },
-  schoolchild: { ru: 'школьник', en: 'schoolchild' },
-  student: { ru: 'студент', en: 'student' },
-  'low-income': { ru: 'малоимущие', en: 'low income' },
-};
-
 export interface CategoryTable {
   /** The wire id of a category (or of a `wire-<n>` stand-in); undefined for a category the rules do not define. */
   toWire(id: string): number | undefined;
@@ -50,9 +39,6 @@ export function builtInWireId(id: string): number | undefined {
  */
 export const wireStandIn = (wireId: number): string => `wire-${wireId}`;
 const STAND_IN = /^wire-(\d{1,3})$/;
-export function isWireStandIn(id: string): boolean {
-  return STAND_IN.test(id);
-}
 
 /**
  * The wire table of categories: the built-in ones plus every defined category that
