@@ -10,9 +10,14 @@ import { z } from 'zod';
  *  - `school:<id>`  one school's people: students and staff, grade, meal category
  * Each scope has its own monotonically increasing version.
  *
- * Categories and reasons are closed sets: the binary codec gives each an id,
- * and a list naming an unknown one is refused before anything changes.
+ * Meal categories and stop reasons are closed sets: the binary codec gives each
+ * an id, and a list naming an unknown one is refused before anything changes.
  * Append only; never reorder (the index is the wire id).
+ *
+ * Benefit categories are data: the operator defines them in the published
+ * rules (`tariff.categories`, protocol/categories.ts), and the server assigns
+ * each new one a wire id. The eight below are built in with their historical
+ * wire ids (their index), so stores and lists written before keep decoding.
  */
 export const BENEFIT_CATEGORIES = [
   'pensioner', // пенсионер
@@ -24,7 +29,9 @@ export const BENEFIT_CATEGORIES = [
   'student', // студент
   'low-income', // малоимущие
 ] as const;
-export type BenefitCategory = (typeof BENEFIT_CATEGORIES)[number];
+/** A benefit category id: built in (above) or defined by the operator in the rules, e.g. `municipal-employee`. */
+export const CategoryId = z.string().regex(/^[a-z][a-z0-9-]{0,47}$/, 'category id: lower-case letters, digits and dashes, starting with a letter');
+export type BenefitCategory = string;
 
 export const MEAL_CATEGORIES = [
   'free-breakfast', // бесплатный завтрак (e.g. grades 1-4)
@@ -53,7 +60,7 @@ export const ScopeName = z.union([z.literal('transit'), z.literal('stoplist'), z
 export type Scope = 'transit' | 'stoplist' | `school:${string}`;
 
 export const Benefit = z.object({
-  category: z.enum(BENEFIT_CATEGORIES),
+  category: CategoryId,
   validFrom: IsoDate,
   validTo: IsoDate, // inclusive
 });

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { RouteId } from './ids.js';
-import { BENEFIT_CATEGORIES, IsoDate, MEAL_CATEGORIES, SCHOOL_ROLES } from './lists.js';
+import { BENEFIT_CATEGORIES, CategoryId, IsoDate, MEAL_CATEGORIES, SCHOOL_ROLES } from './lists.js';
 
 /**
  * The rules the server publishes and devices decide by: tariff, school
@@ -31,14 +31,27 @@ export const BenefitRule = z.discriminatedUnion('kind', [
 ]);
 export type BenefitRule = z.infer<typeof BenefitRule>;
 
+/** A benefit category the operator defines: names for people, and the wire id (assigned by the server when absent). */
+export const CategoryDef = z
+  .object({
+    wireId: z.number().int().min(0).max(254).optional(),
+    name: z.object({ ru: z.string().min(1).max(100), en: z.string().min(1).max(100) }).strict(),
+  })
+  .strict();
+export type CategoryDef = z.infer<typeof CategoryDef>;
+
+const builtIn = BENEFIT_CATEGORIES as readonly string[];
+
 export const Tariff = z
   .object({
     /** Tariff version, for the operator's records and the journal. */
     version: z.number().int().min(0).default(1),
     /** Per route: the full fare. */
     routes: z.record(RouteId, z.object({ fullFareKopecks: Kopecks }).strict()).refine((r) => Object.keys(r).length > 0, 'at least one route'),
-    /** Per benefit category; a category not listed here gives no benefit. */
-    benefits: z.partialRecord(z.enum(BENEFIT_CATEGORIES), BenefitRule).default({}),
+    /** Benefit categories beyond the eight built in (protocol/lists.ts), by id; a built-in one may be listed to name it. */
+    categories: z.record(CategoryId, CategoryDef).default({}),
+    /** Per benefit category (built in or defined above); a category not listed here gives no benefit. */
+    benefits: z.record(CategoryId, BenefitRule).default({}),
     /** Same card on the same vehicle within this many seconds: allowed, not charged, no quota used. */
     repeatWindowSec: z.number().int().min(0).max(86_400).default(420),
     /** A tap on another route within the window after a paid tap pays the transfer fare. */
@@ -53,7 +66,27 @@ export const Tariff = z
     /** Fares charged to one card in one local day never exceed this. */
     dailyCapKopecks: Kopecks.optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((t, ctx) => {
+    const seen = new Map<number, string>();
+    for (const [id, d] of Object.entries(t.categories)) {
+      const fixed = builtIn.indexOf(id);
+      if (d.wireId === undefined) continue;
+      if (fixed >= 0 && d.wireId !== fixed)
+        ctx.addIssue({ code: 'custom', path: ['categories', id, 'wireId'], message: `built-in category ${id} has wire id ${fixed}` });
+      if (fixed < 0 && d.wireId < builtIn.length)
+        ctx.addIssue({ code: 'custom', path: ['categories', id, 'wireId'], message: `wire ids below ${builtIn.length} belong to the built-in categories` });
+      const other = seen.get(d.wireId);
+      if (other !== undefined) ctx.addIssue({ code: 'custom', path: ['categories', id, 'wireId'], message: `wire id ${d.wireId} is also category ${other}'s` });
+      seen.set(d.wireId, id);
+    }
+    for (const id of Object.keys(t.categories))
+      if (/^wire-\d/.test(id))
+        ctx.addIssue({ code: 'custom', path: ['categories', id], message: 'ids wire-<n> stand for wire ids no rules define; choose another id' });
+    for (const id of Object.keys(t.benefits))
+      if (!builtIn.includes(id) && !(id in t.categories))
+        ctx.addIssue({ code: 'custom', path: ['benefits', id], message: `category ${id} is neither built in nor defined in tariff.categories` });
+  });
 export type Tariff = z.infer<typeof Tariff>;
 
 export const TimeWindow = z

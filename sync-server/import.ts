@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ErrorCode, RcError } from '../protocol/errors.js';
 import { type ImportKind, type ImportReport, type RowError } from '../protocol/api.js';
-import { BENEFIT_CATEGORIES, IsoDate, MEAL_CATEGORIES, SCHOOL_ROLES, STOP_REASONS, SchoolId, TokenHex, YearMonth } from '../protocol/lists.js';
+import { BENEFIT_CATEGORIES, CategoryId, IsoDate, MEAL_CATEGORIES, SCHOOL_ROLES, STOP_REASONS, SchoolId, TokenHex, YearMonth } from '../protocol/lists.js';
 import type { TokenKey } from '../protocol/token.js';
 import { luhnOk } from '../protocol/pan.js';
 import { RouteId } from '../protocol/ids.js';
@@ -45,7 +45,7 @@ export const CarrierId = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'carrier id:
 const rowSchemas = {
   cards: z.object({ person_id: PersonId, pan: Pan, psn: Psn.default(''), expiry: YearMonth }),
   benefits: z
-    .object({ person_id: PersonId, category: z.enum(BENEFIT_CATEGORIES), valid_from: IsoDate, valid_to: IsoDate })
+    .object({ person_id: PersonId, category: CategoryId, valid_from: IsoDate, valid_to: IsoDate })
     .refine(validRange, { message: 'valid_to is before valid_from', path: ['valid_to'] }),
   enrolments: z
     .object({
@@ -110,6 +110,8 @@ export interface ImportOptions {
   onRows?: (rows: number) => void;
   /** Size limits of the file (defaults: DEFAULT_CSV_LIMITS). */
   limits?: CsvLimits;
+  /** Benefit categories the published rules define (sync-server/categories.ts `publishedCategoryIds`; default: the built-in ones); another is a row error. */
+  categories?: readonly string[];
 }
 
 /** Parse and validate every row; nothing is written. `source` is the file's text in chunks of any size. */
@@ -121,6 +123,7 @@ export async function parseImport(kind: ImportKind, source: CsvSource, opts: Imp
   let header: string[] | null = null;
   let total = 0;
   const derive = bulkTokenizer(opts.tokenKey);
+  const categories = new Set<string>(opts.categories ?? BENEFIT_CATEGORIES);
   for await (const { line: lineNo, cells } of csvRecords(source, opts.limits)) {
     if (cells.every((c) => c.trim() === '')) continue;
     if (!header) {
@@ -150,6 +153,12 @@ export async function parseImport(kind: ImportKind, source: CsvSource, opts: Imp
       continue;
     }
     const d = r.data;
+    if (kind === 'benefits' && !categories.has(d.category as string)) {
+      errorCount++;
+      if (errors.length < 100)
+        errors.push({ line: lineNo, column: 'category', reason: `category ${String(d.category)} is not defined in the published rules` });
+      continue;
+    }
     switch (kind) {
       case 'cards':
         rows.push({

@@ -1,5 +1,7 @@
 import type { MealCategory, SchoolEntry, StopEntry, TransitEntry, BenefitCategory, StopReason, SchoolRole } from '../protocol/lists.js';
 import { encodeRecords } from '../protocol/wire/codec.js';
+import type { CategoryTable } from '../protocol/categories.js';
+import { publishedCategoryTable } from './categories.js';
 import type { Db } from './registry.js';
 
 /**
@@ -64,6 +66,7 @@ export class Materializer {
   private readonly benefits;
   private readonly enrol;
   private readonly stop;
+  private cats: CategoryTable | null = null;
   constructor(private readonly db: Db) {
     this.card = db.prepare('SELECT person_id, expiry FROM cards WHERE token = ?');
     this.benefits = db.prepare('SELECT category, valid_from, valid_to FROM benefits WHERE person_id = ? ORDER BY category, valid_from, valid_to');
@@ -73,7 +76,17 @@ export class Materializer {
     this.stop = db.prepare('SELECT reason, since FROM stoplist WHERE token = ?');
   }
 
-  entry(scope: string, token: string): TransitEntry | SchoolEntry | StopEntry | null {
+  /** Wire ids of the benefit categories, from the published rules (a category they do not define is left out of the lists). */
+  categories(): CategoryTable {
+    return (this.cats ??= publishedCategoryTable(this.db));
+  }
+
+  /** The published rules changed (Publisher.setConfig). */
+  rulesChanged(): void {
+    this.cats = null;
+  }
+
+  entry(scope: string, token: string, cats: CategoryTable = this.categories()): TransitEntry | SchoolEntry | StopEntry | null {
     if (scope === 'stoplist') {
       const s = this.stop.get(token) as { reason: string; since: string } | undefined;
       return s ? { token, reason: s.reason as StopReason, since: s.since } : null;
@@ -85,7 +98,10 @@ export class Materializer {
       return {
         token,
         cardExpiry: c.expiry,
-        benefits: bs.slice(0, 8).map((b) => ({ category: b.category as BenefitCategory, validFrom: b.valid_from, validTo: b.valid_to })),
+        benefits: bs
+          .filter((b) => cats.toWire(b.category) !== undefined)
+          .slice(0, 8)
+          .map((b) => ({ category: b.category as BenefitCategory, validFrom: b.valid_from, validTo: b.valid_to })),
       };
     }
     const school = scope.slice('school:'.length);
@@ -118,6 +134,7 @@ export class Materializer {
       return;
     }
     if (scope === 'transit') {
+      const cats = this.categories();
       let cur: TransitEntry | null = null;
       const rows = this.db
         // ordered by token only (the token index gives that order without a sort); benefits sorted per card below
@@ -127,14 +144,15 @@ export class Materializer {
         .iterate() as Iterable<{ token: string; expiry: string; category: string | null; valid_from: string; valid_to: string }>;
       const done = (e: TransitEntry) => {
         if (e.benefits.length > 1) e.benefits = e.benefits.sort(byBenefit).slice(0, 8);
-        return { token: e.token, rec: encodeRecords(scope, [e]) };
+        return { token: e.token, rec: encodeRecords(scope, [e], [], cats) };
       };
       for (const r of rows) {
         if (!cur || cur.token !== r.token) {
           if (cur) yield done(cur);
           cur = { token: r.token, cardExpiry: r.expiry, benefits: [] };
         }
-        if (r.category !== null) cur.benefits.push({ category: r.category as BenefitCategory, validFrom: r.valid_from, validTo: r.valid_to });
+        if (r.category !== null && cats.toWire(r.category) !== undefined)
+          cur.benefits.push({ category: r.category as BenefitCategory, validFrom: r.valid_from, validTo: r.valid_to });
       }
       if (cur) yield done(cur);
       return;
@@ -150,7 +168,8 @@ export class Materializer {
   }
 
   records(scope: string, token: string): Buffer | null {
-    const e = this.entry(scope, token);
-    return e ? encodeRecords(scope, [e]) : null;
+    const cats = this.categories();
+    const e = this.entry(scope, token, cats);
+    return e ? encodeRecords(scope, [e], [], cats) : null;
   }
 }

@@ -7,6 +7,7 @@ import { CHUNK_RECORDS, MAX_DELTA_RECORDS, type ChunkRef, type DeltaRef } from '
 import { topics } from '../protocol/wire/topics.js';
 import { ALL_TOKENS, Materializer, type Dirty } from './materialize.js';
 import type { Db } from './registry.js';
+import { assignWireIds } from './categories.js';
 
 /** Where the publisher sends messages (an MQTT client in production, a recorder in tests). */
 export interface Transport {
@@ -230,10 +231,12 @@ export class Publisher {
   }
 
   setConfig(name: string, doc: unknown, now = new Date()): number {
+    doc = assignWireIds(this.db, name, doc); // benefit categories get their server-wide wire ids
     const cur = (this.db.prepare('SELECT version FROM configs WHERE name = ?').pluck().get(name) as number | undefined) ?? 0;
     this.db
       .prepare('INSERT OR REPLACE INTO configs(name, version, doc, updated_at) VALUES (?,?,?,?)')
       .run(name, cur + 1, JSON.stringify(doc), now.toISOString());
+    this.mat.rulesChanged();
     return cur + 1;
   }
 

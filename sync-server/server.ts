@@ -24,6 +24,7 @@ import { RequestPolicy } from './requests.js';
 import { buildReport, signReport } from './reports/index.js';
 import { Settlement, queryCharges, queryJournal, type SettlementOptions } from './settlement/index.js';
 import type { MosquittoFiles } from './mosquitto-auth.js';
+import { publishedCategoryIds } from './categories.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -203,7 +204,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const api: Api = {
     publicKeyPem: key.publicKeyPem,
     importCsv: async (kind: ImportKind, lines, skipInvalid) => {
-      const { rows, report } = await parseImport(kind, lines, { skipInvalid, tokenKey: o.tokenKey, today: today() });
+      const { rows, report } = await parseImport(kind, lines, { skipInvalid, tokenKey: o.tokenKey, today: today(), categories: publishedCategoryIds(db) });
       return serial(async () => {
         const dirty = applyImport(db, kind, rows, today());
         const changed = publisher.commit(dirty);

@@ -10,6 +10,7 @@ import type { Config } from '../config/schema.js';
 import { formatProblem } from '../config/validate.js';
 import type { Tap } from '../../protocol/rules/types.js';
 import { readListsFile } from '../store/lists-file.js';
+import { deviceCategoryTable } from '../../protocol/categories.js';
 import { Store } from '../store/store.js';
 import { processTap } from '../runtime/process-tap.js';
 
@@ -133,7 +134,7 @@ export interface ReplayOptions {
 /** Run a replay; calls `emit` with each decision line. Returns the number of taps. */
 export function replay(opts: ReplayOptions, emit: (l: ReplayLine) => void, warn: (s: string) => void = () => {}): number {
   const cfg: Config = loadConfigFile(opts.config);
-  const lists = opts.lists ? readListsFile(opts.lists) : [];
+  const lists = opts.lists ? readListsFile(opts.lists, deviceCategoryTable(cfg)) : [];
   let text: string;
   try {
     text = readFileSync(opts.taps, 'utf8');
@@ -143,7 +144,11 @@ export function replay(opts: ReplayOptions, emit: (l: ReplayLine) => void, warn:
   const { key, dev } = resolveKey();
   const taps = parseTapsFile(text, opts.taps, key);
   if (dev && taps.some((t) => t.maskedPan !== undefined)) warn('rc-device replay: no RC_TOKEN_KEY set: PANs tokenised with the DEVELOPMENT key');
-  const store = Store.open(opts.db ?? ':memory:', { deviceId: cfg.sync?.deviceId ?? cfg.device.id, synchronous: opts.db ? 'FULL' : 'OFF' });
+  const store = Store.open(opts.db ?? ':memory:', {
+    deviceId: cfg.sync?.deviceId ?? cfg.device.id,
+    synchronous: opts.db ? 'FULL' : 'OFF',
+    categories: () => deviceCategoryTable(cfg),
+  });
   try {
     for (const l of lists) store.applySnapshot(l);
     for (const { line, tap, maskedPan } of taps) {

@@ -11,6 +11,7 @@ import { PcscReaderSource } from '../reader/pcsc.js';
 import type { ReaderSource } from '../reader/types.js';
 import { Store } from '../store/index.js';
 import { SyncClient, syncOptionsFromConfig, type SyncClientOptions } from '../sync/index.js';
+import { deviceCategoryTable, type CategoryTable } from '../../protocol/categories.js';
 import type { Clock } from './clock.js';
 import type { RuntimePeripheral } from './peripherals.js';
 import { Runtime } from './runtime.js';
@@ -124,9 +125,16 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
           return runtime.status();
         })
       : null;
+  // benefit categories are read through the rules the device holds (the published ones once applied)
+  let catsOf: { config: Config; table: CategoryTable } | null = null;
+  const categories = (): CategoryTable => {
+    const c = runtime?.config ?? cfg;
+    if (catsOf?.config !== c) catsOf = { config: c, table: deviceCategoryTable(c) };
+    return catsOf.table;
+  };
   let store: Store;
   try {
-    store = Store.open(paths.storePath, { deviceId: cfg.device.id });
+    store = Store.open(paths.storePath, { deviceId: cfg.device.id, categories });
   } catch (e) {
     await status?.close();
     throw e;
@@ -142,6 +150,7 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
           return st ? `${st.pcsc}; ${st.readers.map((r) => `${r.name}:${r.state}`).join(', ')}` : 'starting';
         },
         onConfig: (name, version, doc) => applyPublishedRules(name, version, doc),
+        categories,
         ...o.syncOverrides,
       });
     }

@@ -1,19 +1,13 @@
-import {
-  BENEFIT_CATEGORIES,
-  MEAL_CATEGORIES,
-  SCHOOL_ROLES,
-  STOP_REASONS,
-  type AnyEntry,
-  type SchoolEntry,
-  type StopEntry,
-  type TransitEntry,
-} from '../../protocol/lists.js';
+import { DEVICE_BUILT_IN_TABLE, type CategoryTable } from '../../protocol/categories.js';
+import { MEAL_CATEGORIES, SCHOOL_ROLES, STOP_REASONS, type AnyEntry, type SchoolEntry, type StopEntry, type TransitEntry } from '../../protocol/lists.js';
 
 /**
  * Compact text form of a list entry without its token, as stored in list_<gen>.data
  * (about 30 bytes instead of ~110 of JSON: the store of 1M entries halves).
- * Dates lose their dashes, categories become their protocol index.
- *   transit  "202912|0:20240101:20301231,3:20250101:20271231"
+ * Dates lose their dashes; a benefit category becomes its wire id (for the eight
+ * built-in ones their old protocol index, so stores written before decode unchanged),
+ * read back through the category table of the rules the device holds.
+ *   transit  "202912|0:20240101:20301231,8:20260101:20261231"   (8: a category the rules define)
  *   stop     "0|20261120"
  *   school   "202803|0|2|0|20260901|20270531"   (grade / meal '' when null)
  * Entries are validated before encoding, so decoding trusts its input.
@@ -23,13 +17,13 @@ const iso = (d: string): string => `${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(
 const ym6 = (ym: string): string => ym.slice(0, 4) + ym.slice(5, 7);
 const ym = (d: string): string => `${d.slice(0, 4)}-${d.slice(4, 6)}`;
 
-export function encodeEntry(kind: 'transit' | 'stoplist' | 'school', e: AnyEntry): string {
+export function encodeEntry(kind: 'transit' | 'stoplist' | 'school', e: AnyEntry, cats: CategoryTable = DEVICE_BUILT_IN_TABLE): string {
   if (kind === 'transit') {
     const t = e as TransitEntry;
     let s = ym6(t.cardExpiry) + '|';
     for (let i = 0; i < t.benefits.length; i++) {
       const b = t.benefits[i]!;
-      s += (i ? ',' : '') + BENEFIT_CATEGORIES.indexOf(b.category) + ':' + d8(b.validFrom) + ':' + d8(b.validTo);
+      s += (i ? ',' : '') + cats.toWire(b.category)! + ':' + d8(b.validFrom) + ':' + d8(b.validTo);
     }
     return s;
   }
@@ -48,13 +42,13 @@ export function encodeEntry(kind: 'transit' | 'stoplist' | 'school', e: AnyEntry
   ].join('|');
 }
 
-export function decodeEntry(kind: 'transit' | 'stoplist' | 'school', token: string, s: string): AnyEntry {
+export function decodeEntry(kind: 'transit' | 'stoplist' | 'school', token: string, s: string, cats: CategoryTable = DEVICE_BUILT_IN_TABLE): AnyEntry {
   const f = s.split('|');
   if (kind === 'transit') {
     const benefits = f[1]
       ? f[1].split(',').map((b) => {
           const [c, from, to] = b.split(':');
-          return { category: BENEFIT_CATEGORIES[Number(c)]!, validFrom: iso(from!), validTo: iso(to!) };
+          return { category: cats.fromWire(Number(c))!, validFrom: iso(from!), validTo: iso(to!) };
         })
       : [];
     return { token, cardExpiry: ym(f[0]!), benefits };

@@ -11,6 +11,7 @@ import {
   type TransitEntry,
 } from '../../protocol/lists.js';
 import type { View } from '../../protocol/rules/types.js';
+import { DEVICE_BUILT_IN_TABLE, type CategoryTable } from '../../protocol/categories.js';
 import { decodeEntry, encodeEntry } from './codec.js';
 import type { Meta } from './schema.js';
 import { checkScope, checkVersion, tokenBlob, validateEntries } from './validate.js';
@@ -53,6 +54,8 @@ export class Lists {
   constructor(
     private readonly db: Database.Database,
     private readonly meta: Meta,
+    /** The benefit categories the device's rules define (an entry naming another is refused). */
+    private readonly categories: () => CategoryTable = () => DEVICE_BUILT_IN_TABLE,
   ) {
     this.st = prepare(db);
   }
@@ -96,7 +99,7 @@ export class Lists {
     for (const { scope, get } of this.lookups) {
       const data = get.get(t) as string | undefined;
       if (data === undefined) continue;
-      if (scope === 'transit') view.transit = decodeEntry('transit', token, data) as TransitEntry;
+      if (scope === 'transit') view.transit = decodeEntry('transit', token, data, this.categories()) as TransitEntry;
       else if (scope === 'stoplist') view.stop = decodeEntry('stoplist', token, data) as StopEntry;
       else view.schools[scope] = decodeEntry('school', token, data) as SchoolEntry;
     }
@@ -122,7 +125,7 @@ export class Lists {
     if (this.checkForward(scope, version)) {
       return { apply: false, result: { scope, applied: false, fromVersion: from, version, entries: snapshot.entries.length } };
     }
-    const entries = validateEntries(scope, snapshot.entries);
+    const entries = validateEntries(scope, snapshot.entries, 'entries', this.categories());
     return { apply: true, result: { scope, applied: true, fromVersion: from, version, entries: entries.length }, scope, version, entries };
   }
 
@@ -156,7 +159,8 @@ export class Lists {
         ? `INSERT INTO ${listTable(gen)} (token, data) VALUES (?, ?) ON CONFLICT(token) DO UPDATE SET data = excluded.data`
         : `INSERT INTO ${listTable(gen)} (token, data) VALUES (?, ?)`,
     );
-    for (const e of entries) put.run(tokenBlob(e.token), encodeEntry(kind, e));
+    const cats = this.categories();
+    for (const e of entries) put.run(tokenBlob(e.token), encodeEntry(kind, e, cats));
   }
 
   /** Inside a transaction: make a fully written generation the visible one (refused if the version was applied meanwhile). */
@@ -218,7 +222,7 @@ export class Lists {
     if (!Array.isArray(delta.upserts) || !Array.isArray(delta.removes)) {
       throw new RcError(ErrorCode.ListInvalid, `${scope}: upserts and removes must be arrays`, { scope });
     }
-    const upserts = validateEntries(scope, delta.upserts, 'upserts');
+    const upserts = validateEntries(scope, delta.upserts, 'upserts', this.categories());
     const removes = delta.removes.map((t, i) => {
       if (!TokenHex.safeParse(t).success) {
         throw new RcError(ErrorCode.ListInvalid, `${scope}: removes.${i}: token must be 32 lower-case hex digits; nothing applied`, { scope, index: i });

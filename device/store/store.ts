@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { DEVICE_BUILT_IN_TABLE, type CategoryTable } from '../../protocol/categories.js';
 import { ErrorCode, RcError, isRcError } from '../../protocol/errors.js';
 import type { ListDelta, ListSnapshot } from '../../protocol/lists.js';
 import type { Decision, Tap, View } from '../../protocol/rules/types.js';
@@ -50,6 +51,8 @@ export interface StoreOptions {
   synchronous?: 'FULL' | 'NORMAL' | 'OFF';
   /** SQLite page cache in KiB (default 8192: lookups hit the OS page cache anyway; keeps RSS low on small devices). */
   cacheKb?: number;
+  /** The benefit categories the device's rules define, asked at each list applied (default: the built-in ones). */
+  categories?: () => CategoryTable;
 }
 
 /** The SQLite settings this connection runs with (durability checks, the bench). */
@@ -66,6 +69,7 @@ export class Store {
   readonly path: string;
   private readonly db: Database.Database;
   private readonly lists: Lists;
+  private readonly categories: () => CategoryTable;
   private readonly counters: Counters;
   private readonly journal: Journal;
   private closed = false;
@@ -110,7 +114,8 @@ export class Store {
       }).immediate();
     }
     const meta = new Meta(db);
-    this.lists = new Lists(db, meta);
+    this.categories = opts.categories ?? (() => DEVICE_BUILT_IN_TABLE);
+    this.lists = new Lists(db, meta, this.categories);
     this.counters = new Counters(db);
     this.journal = new Journal(db, meta, opts.deviceId);
     // generations left 'staging' by a process that died mid-download are garbage now
@@ -173,7 +178,7 @@ export class Store {
     const gen = this.db.transaction(() => this.lists.allocGen(scope, version)).immediate();
     const sink = {
       write: (entries: readonly unknown[], offset: number): number => {
-        const valid = validateEntries(scope, entries, `entries[${offset}+]`);
+        const valid = validateEntries(scope, entries, `entries[${offset}+]`, this.categories());
         this.db.transaction(() => this.lists.insertEntries(gen, scope, valid))();
         return valid.length;
       },

@@ -5,6 +5,7 @@ import { ErrorCode, RcError, isRcError } from '../../protocol/errors.js';
 import type { Logger } from '../../protocol/log.js';
 import type { ListDelta, Scope } from '../../protocol/lists.js';
 import { decodeRecords } from '../../protocol/wire/codec.js';
+import { DEVICE_BUILT_IN_TABLE, type CategoryTable } from '../../protocol/categories.js';
 import { loadPublicKey } from '../../protocol/wire/envelope.js';
 import { MAX_CONTROL_MESSAGE, MAX_LIST_MESSAGE, type ManifestHeader, type WireJournalEntry } from '../../protocol/wire/messages.js';
 import { parseTopic, topics } from '../../protocol/wire/topics.js';
@@ -44,6 +45,8 @@ export interface SyncClientOptions {
   onConfig?: (name: string, version: number, doc: unknown) => void;
   /** How messages travel (default: MQTT to `brokerUrl`). */
   transport?: SyncTransportFactory;
+  /** The benefit categories of the rules the device holds, to read list records by (default: the built-in ones). */
+  categories?: () => CategoryTable;
 }
 
 /** Entries written per store call while applying a snapshot (a tap waits at most this long). */
@@ -87,6 +90,7 @@ export class SyncClient extends EventEmitter {
   private readonly state = new Map<Scope, ScopeState>();
   private readonly configHeld: Map<string, number>; // highest config version applied, by name (an older one is a rollback)
   private readonly now: () => Date;
+  private readonly categories: () => CategoryTable;
   private sentUpTo = 0;
   private lastAckAt: number;
   private backoff: number;
@@ -103,6 +107,7 @@ export class SyncClient extends EventEmitter {
     this.staging = new ChunkStaging(o.stagingDir);
     this.configHeld = this.staging.configVersions();
     this.now = o.now ?? (() => new Date());
+    this.categories = o.categories ?? (() => DEVICE_BUILT_IN_TABLE);
     this.lastAckAt = this.now().getTime();
     this.backoff = o.reconnectMinMs ?? 500;
     this.log = o.log.child({ component: 'sync', device: o.deviceId });
@@ -236,7 +241,7 @@ export class SyncClient extends EventEmitter {
       const st = this.state.get(t.scope);
       if (!st) throw new RcError(ErrorCode.SyncWrongScope, 'message for a scope this device does not hold', { scope: t.scope });
       const held = this.o.store.listVersion(t.scope);
-      const ctx = { key: this.key, scope: t.scope, held, now: this.now() };
+      const ctx = { key: this.key, scope: t.scope, held, now: this.now(), categories: this.categories() };
       if (t.kind === 'manifest') {
         const m = verifyManifest(payload, ctx);
         if (!st.manifest || m.version >= st.manifest.version) st.manifest = m;
@@ -377,7 +382,7 @@ export class SyncClient extends EventEmitter {
     try {
       for (const ref of d.manifest.chunks) {
         const records = verifyChunk(this.staging.get(scope, v, ref.n), d.manifest, ref.n);
-        const entries = decodeRecords(scope, records, false).entries;
+        const entries = decodeRecords(scope, records, false, this.categories()).entries;
         // small slices, each its own short write, so a tap waits at most one slice
         for (let i = 0; i < entries.length; i += APPLY_SLICE) {
           writer.add(entries.slice(i, i + APPLY_SLICE));

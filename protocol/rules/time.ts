@@ -11,8 +11,7 @@ export interface LocalTime {
 const fmtCache = new Map<string, Intl.DateTimeFormat>();
 const WD: Record<string, LocalTime['weekday']> = { Mon: 'mon', Tue: 'tue', Wed: 'wed', Thu: 'thu', Fri: 'fri', Sat: 'sat', Sun: 'sun' };
 
-/** Local date, month, time of day and weekday of `ms` in `timeZone` (pure: tz data only). */
-export function localTime(ms: number, timeZone: string): LocalTime {
+function formatter(timeZone: string): Intl.DateTimeFormat {
   let f = fmtCache.get(timeZone);
   if (!f) {
     f = new Intl.DateTimeFormat('en-US', {
@@ -27,10 +26,45 @@ export function localTime(ms: number, timeZone: string): LocalTime {
     });
     fmtCache.set(timeZone, f);
   }
+  return f;
+}
+
+/** The uncached conversion through Intl (the reference `localTime` must agree with). */
+export function localTimeUncached(ms: number, timeZone: string): LocalTime {
   const p: Record<string, string> = {};
-  for (const part of f.formatToParts(ms)) p[part.type] = part.value;
+  for (const part of formatter(timeZone).formatToParts(ms)) p[part.type] = part.value;
   const month = `${p.year}-${p.month}`;
   return { date: `${month}-${p.day}`, month, hm: `${p.hour}:${p.minute}`, weekday: WD[p.weekday ?? ''] ?? 'mon' };
+}
+
+const MINUTE = 60_000;
+const MAX_CACHED_MINUTES = 20_000; // per zone; about two weeks of distinct minutes
+const minuteCache = new Map<string, Map<number, LocalTime>>();
+
+const sameLocal = (a: LocalTime, b: LocalTime): boolean => a.date === b.date && a.hm === b.hm && a.weekday === b.weekday;
+
+/**
+ * Local date, month, time of day and weekday of `ms` in `timeZone` (pure: tz data only).
+ * Intl is a third of a decision's cost, so the answer is kept per zone and UTC minute.
+ * A minute is cached only when its first and last millisecond give the same local
+ * minute, so a zone whose offset is not whole minutes (or changes inside one) is
+ * still converted exactly, through Intl every time.
+ */
+export function localTime(ms: number, timeZone: string): LocalTime {
+  let zone = minuteCache.get(timeZone);
+  if (!zone) {
+    zone = new Map();
+    minuteCache.set(timeZone, zone);
+  }
+  const m = Math.floor(ms / MINUTE);
+  const hit = zone.get(m);
+  if (hit) return hit;
+  const start = localTimeUncached(m * MINUTE, timeZone);
+  if (!sameLocal(start, localTimeUncached(m * MINUTE + MINUTE - 1, timeZone))) return localTimeUncached(ms, timeZone);
+  if (zone.size >= MAX_CACHED_MINUTES) zone.clear();
+  Object.freeze(start);
+  zone.set(m, start);
+  return start;
 }
 
 /**

@@ -1,15 +1,6 @@
 import { ErrorCode, RcError } from '../errors.js';
-import {
-  BENEFIT_CATEGORIES,
-  MEAL_CATEGORIES,
-  SCHOOL_ROLES,
-  STOP_REASONS,
-  scopeKind,
-  type AnyEntry,
-  type SchoolEntry,
-  type StopEntry,
-  type TransitEntry,
-} from '../lists.js';
+import { BUILT_IN_TABLE, type CategoryTable } from '../categories.js';
+import { MEAL_CATEGORIES, SCHOOL_ROLES, STOP_REASONS, scopeKind, type AnyEntry, type SchoolEntry, type StopEntry, type TransitEntry } from '../lists.js';
 
 /**
  * Binary list codec: fixed 24-byte records.
@@ -24,8 +15,9 @@ import {
  *  dates: u16 big-endian days since 1970-01-01; cardExpiry: u16 months since 2000-01.
  *
  * A transit entry with k benefits takes k consecutive records (one if none),
- * each carrying the card expiry. Category/reason ids are array indexes in
- * protocol/lists.ts.
+ * each carrying the card expiry. Reason, role and meal ids are array indexes in
+ * protocol/lists.ts; a benefit category's id is its wire id in the rules
+ * (protocol/categories.ts: the eight built-in ones are their index there too).
  */
 export const RECORD_SIZE = 24;
 
@@ -81,7 +73,7 @@ export function recordCount(e: AnyEntry): number {
   return 'benefits' in e ? Math.max(1, e.benefits.length) : 1;
 }
 
-function writeEntry(buf: Buffer, off: number, kind: 'transit' | 'stoplist' | 'school', e: AnyEntry): number {
+function writeEntry(buf: Buffer, off: number, kind: 'transit' | 'stoplist' | 'school', e: AnyEntry, cats: CategoryTable): number {
   if (kind === 'transit') {
     const t = e as TransitEntry;
     const exp = encMonth(t.cardExpiry);
@@ -94,8 +86,8 @@ function writeEntry(buf: Buffer, off: number, kind: 'transit' | 'stoplist' | 'sc
       return off + RECORD_SIZE;
     }
     for (const b of t.benefits) {
-      const cat = BENEFIT_CATEGORIES.indexOf(b.category);
-      if (cat < 0) throw invalid('unknown benefit category', { category: b.category });
+      const cat = cats.toWire(b.category);
+      if (cat === undefined) throw invalid('unknown benefit category', { category: b.category });
       putToken(buf, off, t.token);
       buf[off + 16] = T_BENEFIT;
       buf[off + 17] = cat;
@@ -130,14 +122,14 @@ function writeEntry(buf: Buffer, off: number, kind: 'transit' | 'stoplist' | 'sc
   return off + RECORD_SIZE;
 }
 
-/** Encode entries of one scope (and optional removed tokens) into records. */
-export function encodeRecords(scope: string, entries: readonly AnyEntry[], removes: readonly string[] = []): Buffer {
+/** Encode entries of one scope (and optional removed tokens) into records; `cats` maps benefit categories to wire ids. */
+export function encodeRecords(scope: string, entries: readonly AnyEntry[], removes: readonly string[] = [], cats: CategoryTable = BUILT_IN_TABLE): Buffer {
   const kind = scopeKind(scope);
   let n = removes.length;
   for (const e of entries) n += recordCount(e);
   const buf = Buffer.alloc(n * RECORD_SIZE);
   let off = 0;
-  for (const e of entries) off = writeEntry(buf, off, kind, e);
+  for (const e of entries) off = writeEntry(buf, off, kind, e, cats);
   const rtype = kind === 'transit' ? T_CARD : kind === 'stoplist' ? T_STOP : T_SCHOOL;
   for (const t of removes) {
     putToken(buf, off, t);
@@ -155,9 +147,10 @@ export interface DecodedRecords {
 /**
  * Decode records of one scope. Refuses (sync.payload-invalid) a length that is
  * not a multiple of 24, a record type of another scope kind, an unknown id.
- * `allowRemoves` is false for snapshots.
+ * `allowRemoves` is false for snapshots; `cats` maps wire ids to benefit categories
+ * (a wire id the rules held do not define is refused like any unknown id).
  */
-export function decodeRecords(scope: string, buf: Uint8Array, allowRemoves = true): DecodedRecords {
+export function decodeRecords(scope: string, buf: Uint8Array, allowRemoves = true, cats: CategoryTable = BUILT_IN_TABLE): DecodedRecords {
   const kind = scopeKind(scope);
   if (buf.length % RECORD_SIZE !== 0) throw invalid('record data is not a whole number of records', { bytes: buf.length });
   const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.length);
@@ -186,7 +179,7 @@ export function decodeRecords(scope: string, buf: Uint8Array, allowRemoves = tru
         continue;
       }
       if (type !== T_BENEFIT || tb !== T_BENEFIT) throw invalid('record type does not belong to a transit list', { index: off / RECORD_SIZE });
-      const cat = BENEFIT_CATEGORIES[a];
+      const cat = cats.fromWire(a);
       if (cat === undefined) throw invalid('unknown benefit category id', { id: a });
       const benefit = { category: cat, validFrom: decDate(from), validTo: decDate(to) };
       const exp = decMonth(last16);

@@ -3,6 +3,7 @@ import { ErrorCode, RcError } from '../errors.js';
 import type { ListDelta, Scope } from '../lists.js';
 import { CHUNK_HEADER, CHUNK_MAGIC } from './chunking.js';
 import { RECORD_SIZE, decodeRecords } from './codec.js';
+import type { CategoryTable } from '../categories.js';
 import { openEnvelope, sha256Hex } from './envelope.js';
 import { MAX_CONTROL_MESSAGE, MAX_LIST_MESSAGE, type ConfigHeader, type JournalAck, type DeltaHeader, type ManifestHeader } from './messages.js';
 
@@ -23,6 +24,8 @@ export interface VerifyContext {
   scope: Scope; // the scope the device expects (from the topic it subscribed to)
   held: number; // the version the device holds (0 = none)
   now: Date;
+  /** The benefit categories of the rules the device holds (default: the built-in ones). */
+  categories?: CategoryTable;
 }
 
 function checkCommon(h: { scope?: string; expiresAt: string }, ctx: VerifyContext): void {
@@ -60,7 +63,7 @@ export function verifyDelta(payload: Uint8Array, ctx: VerifyContext): VerifiedDe
   if (header.from >= header.to) throw new RcError(ErrorCode.SyncPayloadInvalid, 'delta goes backwards', { from: header.from, to: header.to });
   if (body.length !== header.records * RECORD_SIZE || sha256Hex(body) !== header.sha256)
     throw new RcError(ErrorCode.SyncBadChunk, 'delta body does not match its signed hash');
-  const d = decodeRecords(ctx.scope, body, true);
+  const d = decodeRecords(ctx.scope, body, true, ctx.categories);
   return { header, delta: { scope: ctx.scope, fromVersion: header.from, toVersion: header.to, upserts: d.entries, removes: d.removes } };
 }
 

@@ -2,6 +2,7 @@ import { ErrorCode } from '../../protocol/errors.js';
 import type { StopEntry, TransitEntry } from '../../protocol/lists.js';
 import { RulesFile, type Tariff } from '../../protocol/rules-schema.js';
 import { decodeRecords } from '../../protocol/wire/codec.js';
+import { categoryTable, type CategoryTable } from '../../protocol/categories.js';
 import type { Db } from '../registry.js';
 import { busConfig, decide, type Tap, type TokenMarks, type View } from './core.js';
 import { dayBefore, dayLowerBoundMs, serviceDay, settlementOptions, type SettlementOptions } from './days.js';
@@ -206,10 +207,13 @@ export class Settlement {
     return rep;
   }
 
-  private transit(token: string): TransitEntry | null {
+  private cats: { tariff: Tariff | null; table: CategoryTable } | null = null;
+  /** The published transit entry; its benefit categories' wire ids are the published tariff's. */
+  private transit(token: string, tariff: Tariff | null): TransitEntry | null {
     const rec = this.st.transit.get(token) as Buffer | undefined;
     if (!rec) return null;
-    return (decodeRecords('transit', rec, false).entries[0] as TransitEntry | undefined) ?? null;
+    if (this.cats?.tariff !== tariff) this.cats = { tariff, table: categoryTable([tariff?.categories]) };
+    return (decodeRecords('transit', rec, false, this.cats.table).entries[0] as TransitEntry | undefined) ?? null;
   }
 
   private settleToken(token: string, fromDay: string, tariff: Tariff | null, at: string, rep: SettleReport): void {
@@ -217,7 +221,7 @@ export class Settlement {
     const monthStart = `${fromDay.slice(0, 7)}-01`;
     const rows = this.st.rows.all(token, dayLowerBoundMs(dayBefore(monthStart))) as JournalRow[];
     const byKey = new Map(rows.map((r) => [`${r.device}#${r.seq}`, r]));
-    const settled = settleCard(token, rows, this.transit(token), tariff, this.opts, fromDay);
+    const settled = settleCard(token, rows, this.transit(token, tariff), tariff, this.opts, fromDay);
     // a card none of whose taps from that day on was settled before has no adjustments or day totals yet
     const fresh = rows.every((r) => r.service_day < fromDay || (r.settled_reason === null && r.settle_code === null));
     if (!fresh) this.st.delAdj.run(token, fromDay);
