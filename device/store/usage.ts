@@ -74,8 +74,8 @@ export class Usage {
         scope: 'usage',
       });
     const own = d.watermarks.find((w) => w.key === this.key);
-    // a server that never counted this device carries no watermark for it: none of its taps are in the fleet figures
-    return { day: d.day, cards: d.cards, removes: d.removes, watermark: own?.seq ?? 0 };
+    // a snapshot without a watermark for this device: the server counted none of its taps; a delta carries only the watermarks that moved
+    return { day: d.day, cards: d.cards, removes: d.removes, watermark: own?.seq ?? (u.fromVersion === null ? 0 : s.watermark) };
   }
 
   /** Inside a transaction: write a planned apply. */

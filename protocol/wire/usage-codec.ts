@@ -1,7 +1,9 @@
-import { createHash } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
 import { ErrorCode, RcError } from '../errors.js';
 import { BENEFIT_CATEGORIES, type BenefitCategory } from '../lists.js';
 import { RECORD_SIZE } from './codec.js';
+import { openEnvelope, sealEnvelope, sha256Hex } from './envelope.js';
+import type { UsageHeader } from './messages.js';
 
 /**
  * Fleet usage on the wire (issue 10 item 4): the same fixed 24-byte records as
@@ -191,4 +193,33 @@ export function decodeUsage(data: Uint8Array, allowRemoves = true): DecodedUsage
     });
   }
   return out;
+}
+
+/** A signed usage message: a snapshot (from null) or a delta from version `from`. */
+export function sealUsage(from: number | null, to: number, records: Buffer, now: Date, ttlMs: number, key: KeyObject): Buffer {
+  return sealEnvelope(
+    {
+      t: 'usage',
+      from,
+      to,
+      issuedAt: now.toISOString(),
+      expiresAt: new Date(now.getTime() + ttlMs).toISOString(),
+      records: records.length / RECORD_SIZE,
+      sha256: sha256Hex(records),
+    },
+    records,
+    key,
+  );
+}
+
+/**
+ * Check a usage message: signature (sync.bad-signature), type, hash and record count
+ * (sync.payload-invalid), expiry (sync.expired). The records are decoded by the store.
+ */
+export function openUsage(payload: Uint8Array, key: KeyObject, now: Date): { header: UsageHeader; records: Buffer } {
+  const { header, body } = openEnvelope(payload, key);
+  if (header.t !== 'usage') throw invalid('expected a usage message');
+  if (sha256Hex(body) !== header.sha256 || body.length !== header.records * RECORD_SIZE) throw invalid('usage body does not match its header');
+  if (Date.parse(header.expiresAt) < now.getTime()) throw new RcError(ErrorCode.SyncExpired, 'usage message expired', { expiresAt: header.expiresAt });
+  return { header, records: body };
 }
