@@ -33,6 +33,8 @@ export interface UsagePublisherOptions {
   snapshotEveryMs?: number;
   /** Expiry of a usage message (default 2 days: an older one is not fleet usage of today). */
   ttlMs?: number;
+  /** Cards recomputed per tick at most (default 2000); the rest wait for the next ticks, so a tick never holds the event loop long. */
+  maxCardsPerTick?: number;
 }
 
 export interface UsageTick {
@@ -47,6 +49,9 @@ export class UsagePublisher {
   private readonly o: SettlementOptions;
   private readonly snapshotEveryMs: number;
   private readonly ttlMs: number;
+  private readonly maxCards: number;
+  /** Cards whose journal grew and that are not recomputed yet (a big upload or a new day spreads over ticks). */
+  private readonly pending = new Set<string>();
   private transport: Transport | null = null;
   private readonly acked = new Map<string, number>();
   private readonly cards = new Map<string, Buffer>(); // token → 24-byte card record of `day`
@@ -65,6 +70,7 @@ export class UsagePublisher {
     this.o = settlementOptions(opts.settlement);
     this.snapshotEveryMs = opts.snapshotEveryMs ?? 60_000;
     this.ttlMs = opts.ttlMs ?? 2 * 86_400_000;
+    this.maxCards = opts.maxCardsPerTick ?? 2000;
     this.st = {
       devices: db.prepare('SELECT id, acked FROM devices'),
       newTokens: db.prepare('SELECT DISTINCT token FROM journal WHERE device = ? AND seq > ? AND seq <= ? AND token IS NOT NULL').pluck(),
@@ -103,22 +109,32 @@ export class UsagePublisher {
     const newDay = !this.day || this.day.date !== day.date;
     const devices = this.st.devices.all() as { id: string; acked: number }[];
     const moved: UsageWatermark[] = [];
-    const dirty = new Set<string>();
+    const pending = this.pending;
     for (const d of devices) {
       const was = newDay ? -1 : (this.acked.get(d.id) ?? 0);
       if (d.acked === was) continue;
-      if (!newDay) for (const t of this.st.newTokens.all(d.id, Math.min(was, d.acked), d.acked) as string[]) dirty.add(t);
+      if (!newDay) for (const t of this.st.newTokens.all(d.id, Math.min(was, d.acked), d.acked) as string[]) pending.add(t);
       this.acked.set(d.id, d.acked);
       moved.push({ key: deviceKey(d.id), seq: d.acked });
     }
     const lower = dayLowerBoundMs(dayBefore(`${day.date.slice(0, 7)}-01`));
     if (newDay) {
+      // a new day: every card of the month again (quota counters, marks from before midnight), spread over ticks
       this.cards.clear();
-      for (const t of this.st.monthTokens.all(lower) as string[]) dirty.add(t);
+      pending.clear();
+      for (const t of this.st.monthTokens.all(lower) as string[]) pending.add(t);
     }
+    // A card not recomputed yet may lag its devices' watermarks: a bus then sees fewer of the fleet's taps for it, never
+    // fewer of its own (the merge keeps max(own, fleet + own above the watermark)).
+    const dirty: string[] = [];
+    for (const t of pending) {
+      if (dirty.length >= this.maxCards) break;
+      dirty.push(t);
+    }
+    for (const t of dirty) pending.delete(t);
     const ups: Buffer[] = [];
     const removes: string[] = [];
-    for (const [token, rec] of this.compute([...dirty], tariff, day, lower, nowMs)) {
+    for (const [token, rec] of this.compute(dirty, tariff, day, lower, nowMs)) {
       const cur = this.cards.get(token);
       if (rec === null) {
         if (cur) {
@@ -142,6 +158,7 @@ export class UsagePublisher {
       }
     }
     if (!newDay && (ups.length || removes.length || moved.length)) {
+      // encodeUsage gives the day record, then the watermarks and removes: the changed cards go right after the day
       const body = Buffer.concat([
         encodeUsage(day, [], moved, removes).subarray(0, RECORD_SIZE),
         ...ups,

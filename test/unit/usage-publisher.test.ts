@@ -30,7 +30,7 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-async function setup() {
+async function setup(maxCardsPerTick?: number) {
   const dir = mkdtempSync(join(tmpdir(), 'rc-usage-pub-'));
   dirs.push(dir);
   const db = openRegistry(dir);
@@ -67,7 +67,7 @@ async function setup() {
     };
     ingest.store(device, null, { device, entries: [e] }, new Date(msk(at) + 1000));
   };
-  const usage = new UsagePublisher(db, keys.privateKey, log, { settlement: { dayEndsAt: '00:00' } });
+  const usage = new UsagePublisher(db, keys.privateKey, log, { settlement: { dayEndsAt: '00:00' }, ...(maxCardsPerTick ? { maxCardsPerTick } : {}) });
   const sent: { topic: string; payload: Buffer; retain: boolean }[] = [];
   usage.setTransport({ publish: async (topic, payload, retain) => void sent.push({ topic, payload, retain }) });
   const store = Store.open(join(dir, 'bus-b.db'), { deviceId: 'bus-b' });
@@ -147,6 +147,18 @@ describe('usage publisher', () => {
     const s = decodeUsage(openUsage(t.snapshot!, r.pubKey, new Date(msk('2026-11-25T00:00:01'))).records, false);
     expect(s.day).toEqual({ date: '2026-11-25', startMs: msk('2026-11-25T00:00:00') });
     expect(s.cards).toEqual([]); // card 1 rode yesterday, no quota: nothing current
+    r.store.close();
+    r.db.close();
+  });
+
+  it('a big upload is recomputed over several ticks, never more cards per tick than allowed', async () => {
+    const r = await setup(2);
+    r.upload('bus-a', 1, '2026-11-24T09:00:00', '1', 3500);
+    r.usage.tick(new Date(msk('2026-11-24T10:00:00')));
+    for (const card of [2, 3, 4, 5, 6]) r.upload('bus-a', card, '2026-11-24T09:50:00', '1', 3500);
+    const changed = [11, 12, 13, 14].map((s) => r.usage.tick(new Date(msk(`2026-11-24T10:00:${s}`)))?.changed ?? 0);
+    expect(changed).toEqual([2, 2, 1, 0]);
+    expect(r.usage.tick(new Date(msk('2026-11-24T10:00:20')))).toBeNull();
     r.store.close();
     r.db.close();
   });
