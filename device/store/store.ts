@@ -301,7 +301,7 @@ export class Store {
     this.db.transaction(() => {
       this.journal.insert(row);
       this.counters.apply(row.token, decision.counterDelta);
-      this.usage.recordTap(row.seq, row.token, decision.counterDelta.add);
+      if (this.usageCtx) this.usage.recordTap(row.seq, row.token, decision.counterDelta.add);
     })();
     this.journal.committed(row.seq);
     return journalEntry(row);
@@ -379,7 +379,11 @@ export class Store {
   pruneAcked(olderThanMs: number | Date): number {
     this.alive();
     const ms = olderThanMs instanceof Date ? olderThanMs.getTime() : olderThanMs;
-    return this.db.transaction(() => this.journal.prune(ms))();
+    return this.db.transaction(() => {
+      const n = this.journal.prune(ms);
+      this.usage.pruneBeforeJournal();
+      return n;
+    })();
   }
 
   /** Delete counters of periods before `period` ('YYYY-MM' keeps that month's and later). */

@@ -122,6 +122,11 @@ export class Usage {
     return out;
   }
 
+  /** Inside the prune's transaction: forget the additions of taps no longer in the journal (old and acknowledged). */
+  pruneBeforeJournal(): void {
+    this.st.pruneOld.run();
+  }
+
   /** Inside the tap's transaction: remember what this tap added. */
   recordTap(seq: number, t: Buffer, add: readonly CounterAdd[]): void {
     if (add.length > 0) this.st.putAdds.run(seq, t, JSON.stringify(add));
@@ -141,5 +146,6 @@ function prepare(db: Database.Database) {
     getAdds: db.prepare('SELECT adds FROM usage_adds WHERE token = ? AND seq > ?').pluck(),
     putAdds: db.prepare('INSERT OR REPLACE INTO usage_adds (seq, token, adds) VALUES (?, ?, ?)'),
     pruneAdds: db.prepare('DELETE FROM usage_adds WHERE seq <= ?'),
+    pruneOld: db.prepare('DELETE FROM usage_adds WHERE seq < (SELECT coalesce(min(seq), 9007199254740991) FROM journal)'),
   };
 }

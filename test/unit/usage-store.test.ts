@@ -88,4 +88,19 @@ describe('fleet usage in the device store', () => {
     expect(s.readView(A).counters).toEqual({});
     s.close();
   });
+
+  it('a store without a usage context (no tariff: turnstiles, canteens) keeps no per-tap additions; pruning the journal forgets old ones', () => {
+    const s = open();
+    const count = () =>
+      (s as unknown as { db: { prepare(q: string): { pluck(): { get(): number } } } }).db.prepare('SELECT count(*) FROM usage_adds').pluck().get();
+    s.decideAndCommit(tap('2026-11-24T11:00:00'), (v) => decide(tap('2026-11-24T11:00:00'), v, busB));
+    expect(count()).toBe(1);
+    s.setUsageContext(null);
+    s.decideAndCommit(tap('2026-11-24T13:00:00'), (v) => decide(tap('2026-11-24T13:00:00'), v, busB));
+    expect(count()).toBe(1);
+    s.ackUpTo(2);
+    s.pruneAcked(msk('2026-11-25T00:00:00'));
+    expect(count()).toBe(0);
+    s.close();
+  });
 });
