@@ -11,8 +11,8 @@ import { verifyPassword, type DeviceRegistry } from './devices.js';
  *    (checked against the registry's scrypt hash), not revoked;
  *  - a device publishes only rc/v1/device/<its id>/{journal,status,request};
  *  - a device subscribes only to its own scopes' list topics
- *    (rc/v1/lists/<scope>/…), the shared rules documents (rc/v1/config/…) and
- *    its own journal-ack topic;
+ *    (rc/v1/lists/<scope>/…), the shared rules documents (rc/v1/config/…),
+ *    fleet usage (rc/v1/usage/{snapshot,delta}) and its own journal-ack topic;
  *  - anything else (anonymous, unknown, revoked, wrong password) is refused —
  *    unless `allowAnonymous` is set (development only): then a client without
  *    a username gets the old open rights (publish only its own device topics).
@@ -83,6 +83,7 @@ export function devicePolicy(
       const scopes = sessions.get(clientId);
       if (!scopes) return false;
       if (filter === topics.journalAck(clientId)) return true;
+      if (filter === topics.usageSnapshot() || filter === topics.usageDelta()) return true; // fleet usage (issue 10 item 4)
       const p = filter.split('/');
       if (`${p[0]}/${p[1]}` !== ROOT) return false;
       if (p[2] === 'config' && p.length === 4) return p[3] === '+' || /^[a-z0-9_-]{1,64}$/.test(p[3] ?? '');

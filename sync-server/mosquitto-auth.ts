@@ -57,6 +57,7 @@ export function aclFileText(serverUser: string, devices: readonly BrokerUser[]):
       `topic write ${topics.request(d.id)}`,
       `topic read ${topics.journalAck(d.id)}`,
       `topic read ${ROOT}/config/+`,
+      `topic read ${ROOT}/usage/+`,
       ...d.scopes.map((s) => `topic read ${ROOT}/lists/${s}/#`),
       '',
     );

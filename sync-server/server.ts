@@ -22,6 +22,7 @@ import type { Dirty } from './materialize.js';
 import { Provisioning } from './enrol.js';
 import { RequestPolicy } from './requests.js';
 import { buildReport, signReport } from './reports/index.js';
+import { UsagePublisher } from './usage-publisher.js';
 import { Settlement, queryCharges, queryJournal, type SettlementOptions } from './settlement/index.js';
 import type { MosquittoFiles } from './mosquitto-auth.js';
 import { publishedCategoryIds } from './categories.js';
@@ -46,6 +47,8 @@ export interface ServerOptions {
   ingestLimits?: Partial<IngestLimits>;
   /** How a declined charge is retried before the card is stop-listed (default charging.ts DEFAULT_RETRY). */
   chargeRetry?: RetryPolicy;
+  /** Fleet usage (issue 10 item 4): recomputed and published at most this often, only when changed (default 1000 ms; 0 = off). */
+  usageIntervalMs?: number;
   /** Provisioning: the embedded broker enforces per-device credentials and ACLs (allowAnonymous: development only). */
   deviceAuth?: { allowAnonymous?: boolean };
   /** Provisioning with an external Mosquitto: password and ACL files the server writes (and SIGHUPs Mosquitto). */
@@ -64,6 +67,7 @@ export interface RunningServer {
   publicKeyPem: string;
   db: Db;
   publisher: Publisher;
+  usage: UsagePublisher;
   charging: ChargingQueue;
   api: Api;
   provisioning: Provisioning;
@@ -82,6 +86,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const publisher = new Publisher(db, key.privateKey, log.child({ component: 'publisher' }), { ...DEFAULT_PUBLISHER_OPTIONS, ...o.publisher });
   const ingest = new Ingest(db, o.settlement, o.ingestLimits);
   const settlement = new Settlement(db, o.settlement);
+  const usage = new UsagePublisher(db, key.privateKey, log.child({ component: 'usage' }), o.settlement ? { settlement: o.settlement } : {});
 
   // serialise everything that changes lists
   let chain: Promise<unknown> = Promise.resolve();
@@ -150,6 +155,12 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       await client.publishAsync(topic, payload, { qos: 1, retain });
     },
   });
+  usage.setTransport({
+    publish: async (topic, payload, retain) => {
+      if (!client.connected) return;
+      await client.publishAsync(topic, payload, { qos: 1, retain });
+    },
+  });
   const requests = new RequestPolicy(
     (id) => provisioning.registry.get(id)?.scopes ?? null,
     () => publisher.scopes(),
@@ -159,6 +170,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     void serial(async () => {
       await client.subscribeAsync([topics.allJournals(), topics.allStatus(), topics.allRequests()], { qos: 1 });
       await publisher.republishAll();
+      await usage.republish();
     }).catch((e) => log.error({ err: String(e) }, 'republish failed'));
   });
   client.on('error', (e) => log.warn({ err: e.message, code: ErrorCode.SyncBrokerUnavailable }, 'broker connection error'));
@@ -199,6 +211,17 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   chargeTimer.unref();
   const resealTimer = setInterval(() => void serial(() => publisher.reseal()).catch(() => undefined), Math.max(60_000, publisher['opts'].manifestTtlMs / 4));
   resealTimer.unref();
+  const usageTimer =
+    o.usageIntervalMs === 0
+      ? null
+      : setInterval(() => {
+          try {
+            usage.tick();
+          } catch (e) {
+            log.warn({ err: String(e) }, 'fleet usage not computed');
+          }
+        }, o.usageIntervalMs ?? 1000);
+  usageTimer?.unref();
 
   const today = () => new Date().toISOString().slice(0, 10);
   const api: Api = {
@@ -273,6 +296,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     publicKeyPem: key.publicKeyPem,
     db,
     publisher,
+    usage,
     charging,
     api,
     provisioning,
@@ -281,6 +305,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       await enrolListener?.close();
       clearInterval(chargeTimer);
       clearInterval(resealTimer);
+      if (usageTimer) clearInterval(usageTimer);
       await http.close();
       await chain.catch(() => undefined);
       await client.endAsync(true).catch(() => undefined);

@@ -10,6 +10,7 @@ import { createPeripheral, type PeripheralDeps } from '../io/factory.js';
 import { PcscReaderSource } from '../reader/pcsc.js';
 import type { ReaderSource } from '../reader/types.js';
 import { Store } from '../store/index.js';
+import { usageContext } from '../store/usage-merge.js';
 import { SyncClient, syncOptionsFromConfig, type SyncClientOptions } from '../sync/index.js';
 import { deviceCategoryTable, type CategoryTable } from '../../protocol/categories.js';
 import type { Clock } from './clock.js';
@@ -135,6 +136,7 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
   let store: Store;
   try {
     store = Store.open(paths.storePath, { deviceId: cfg.device.id, categories });
+    if (cfg.tariff) store.setUsageContext(usageContext(cfg.tariff)); // fleet usage refers to the tariff's routes and quotas
   } catch (e) {
     await status?.close();
     throw e;
@@ -173,6 +175,7 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
       if (!mine.includes(name)) return;
       try {
         rt.setConfig(withRules(rt.config, loadRules(doc, `published ${name} v${version}`), `published ${name} v${version}`));
+        if (rt.config.tariff) store.setUsageContext(usageContext(rt.config.tariff));
         log.child({ component: 'runtime' }).info({ name, version }, 'published rules applied');
       } catch (e) {
         log

@@ -31,6 +31,19 @@ export const MIGRATIONS: Array<(db: Database.Database) => void> = [
       INSERT INTO meta (key, value) VALUES ('journal_seq', 0), ('acked_seq', 0), ('next_gen', 1);
     `);
   },
+  // 1 → 2: fleet usage (issue 10 item 4)
+  (db) => {
+    db.exec(`
+      -- the fleet usage held: its version, the service day it counts, this device's watermark (highest own seq the server counted)
+      CREATE TABLE usage_state (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL, date TEXT, start_ms INTEGER, watermark INTEGER NOT NULL);
+      -- one row per card active fleet-wide: quota used this period, fares today, the last paid tap (route index in the sorted tariff routes)
+      CREATE TABLE usage_cards (token BLOB PRIMARY KEY, quota_cat TEXT, quota_used INTEGER NOT NULL, fare_today INTEGER NOT NULL,
+                                lp_eff INTEGER, lp_route INTEGER NOT NULL, lp_transfers INTEGER NOT NULL) WITHOUT ROWID;
+      -- per own tap: the counter additions it made, until the server's watermark passes its seq
+      CREATE TABLE usage_adds (seq INTEGER PRIMARY KEY, token BLOB NOT NULL, adds TEXT NOT NULL);
+      CREATE INDEX usage_adds_token ON usage_adds (token, seq);
+    `);
+  },
 ];
 
 export const CURRENT_STORE_SCHEMA = MIGRATIONS.length;

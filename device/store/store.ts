@@ -7,9 +7,11 @@ import { Counters } from './counters.js';
 import { Journal, journalEntry, type JournalEntry, type JournalEvent } from './journal.js';
 import { Lists, SnapshotWriter, type ApplyResult } from './lists.js';
 import { CURRENT_STORE_SCHEMA, MIGRATIONS, Meta } from './schema.js';
+import { Usage, type UsageApply, type UsageState } from './usage.js';
+import { mergeUsage, type UsageContext } from './usage-merge.js';
 import { checkScope, checkToken, checkVersion, validateEntries } from './validate.js';
 
-export { SnapshotWriter, validateEntries, type ApplyResult, type JournalEntry, type JournalEvent };
+export { SnapshotWriter, validateEntries, type ApplyResult, type JournalEntry, type JournalEvent, type UsageApply, type UsageContext, type UsageState };
 
 /**
  * The device's local store (SQLite through better-sqlite3): lists per scope
@@ -35,6 +37,8 @@ export { SnapshotWriter, validateEntries, type ApplyResult, type JournalEntry, t
  *   ackUpTo(seq) / ackedSeq() / lastSeq() / journalBacklog()
  *   rewindAck(seq)                      → ack moved back (the server lost acknowledged entries)
  *   pruneAcked(olderThanMs)             → deletes acknowledged entries older than that
+ *   applyUsage({fromVersion, toVersion, records}) → fleet usage (snapshot or delta), one transaction
+ *   setUsageContext(ctx)                → the tariff's routes and quota periods: readView merges fleet usage from then on
  *   maintenance()                       → call when idle: WAL checkpoint off the tap path
  *   close()
  *
@@ -72,6 +76,8 @@ export class Store {
   private readonly categories: () => CategoryTable;
   private readonly counters: Counters;
   private readonly journal: Journal;
+  private readonly usage: Usage;
+  private usageCtx: UsageContext | null = null;
   private closed = false;
 
   static open(path: string, opts: StoreOptions): Store {
@@ -118,6 +124,7 @@ export class Store {
     this.lists = new Lists(db, meta, this.categories);
     this.counters = new Counters(db);
     this.journal = new Journal(db, meta, opts.deviceId);
+    this.usage = new Usage(db, opts.deviceId);
     // generations left 'staging' by a process that died mid-download are garbage now
     this.lists.abandonStaging();
     this.lists.reload();
@@ -247,7 +254,45 @@ export class Store {
     const view: View = { transit: null, stop: null, schools: {}, counters: {}, marks: {}, listVersions: this.lists.versions() };
     this.lists.lookup(t, token, view);
     this.counters.read(t, view);
+    if (this.usageCtx) {
+      const fleet = this.usage.card(t);
+      if (fleet) {
+        const m = mergeUsage(view, fleet, this.usage.unseen(t), this.usageCtx);
+        view.counters = m.counters;
+        view.marks = m.marks;
+      }
+    }
     return view;
+  }
+
+  // ---- fleet usage (issue 10 item 4) -----------------------------------------
+
+  /**
+   * The tariff's route names and quota periods, which the usage records refer to.
+   * Until it is set (no tariff yet), readView shows the device's own counters only.
+   */
+  setUsageContext(ctx: UsageContext | null): void {
+    this.usageCtx = ctx;
+  }
+
+  /** Version, day and this device's watermark of the fleet usage held. */
+  usageState(): UsageState {
+    this.alive();
+    return this.usage.state();
+  }
+
+  /**
+   * Apply fleet usage in one transaction: a snapshot replaces every card, a
+   * delta must start at the version held and count the same day
+   * (store.list-version-gap: take a snapshot). An older version is
+   * store.list-rollback, the same one a no-op (false).
+   */
+  applyUsage(u: UsageApply): boolean {
+    this.alive();
+    const p = this.usage.plan(u);
+    if (!p) return false;
+    this.db.transaction(() => this.usage.write(u, p)).immediate();
+    return true;
   }
 
   /**
@@ -261,6 +306,7 @@ export class Store {
     this.db.transaction(() => {
       this.journal.insert(row);
       this.counters.apply(row.token, decision.counterDelta);
+      if (this.usageCtx) this.usage.recordTap(row.seq, row.token, decision.counterDelta.add);
     })();
     this.journal.committed(row.seq);
     return journalEntry(row);
@@ -338,7 +384,11 @@ export class Store {
   pruneAcked(olderThanMs: number | Date): number {
     this.alive();
     const ms = olderThanMs instanceof Date ? olderThanMs.getTime() : olderThanMs;
-    return this.db.transaction(() => this.journal.prune(ms))();
+    return this.db.transaction(() => {
+      const n = this.journal.prune(ms);
+      this.usage.pruneBeforeJournal();
+      return n;
+    })();
   }
 
   /** Delete counters of periods before `period` ('YYYY-MM' keeps that month's and later). */

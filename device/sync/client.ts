@@ -10,6 +10,7 @@ import { loadPublicKey } from '../../protocol/wire/envelope.js';
 import { MAX_CONTROL_MESSAGE, MAX_LIST_MESSAGE, type ManifestHeader, type WireJournalEntry } from '../../protocol/wire/messages.js';
 import { parseTopic, topics } from '../../protocol/wire/topics.js';
 import { verifyChunk, verifyConfig, verifyDelta, verifyJournalAck, verifyManifest } from '../../protocol/wire/verify.js';
+import { openUsage } from '../../protocol/wire/usage-codec.js';
 import type { JournalEntry, Store } from '../store/index.js';
 import { createMqttTransport } from './mqtt-transport.js';
 import { missingChunks, planScope, type ScopePlan, type ScopeView } from './planner.js';
@@ -47,6 +48,8 @@ export interface SyncClientOptions {
   transport?: SyncTransportFactory;
   /** The benefit categories of the rules the device holds, to read list records by (default: the built-in ones). */
   categories?: () => CategoryTable;
+  /** Fleet usage (issue 10 item 4, buses): subscribe to rc/v1/usage/{snapshot,delta} and apply it to this store. */
+  usageStore?: Pick<Store, 'applyUsage'>;
 }
 
 /** Entries written per store call while applying a snapshot (a tap waits at most this long). */
@@ -183,6 +186,7 @@ export class SyncClient extends EventEmitter {
     this.log.info({ broker: this.o.brokerUrl }, 'connected');
     const subs: string[] = [topics.journalAck(this.o.deviceId), topics.configAll()];
     for (const s of this.o.scopes) subs.push(topics.manifest(s), topics.deltaAll(s));
+    if (this.o.usageStore) subs.push(topics.usageSnapshot(), topics.usageDelta());
     void c
       .subscribe(subs)
       .then(() => {
@@ -205,6 +209,18 @@ export class SyncClient extends EventEmitter {
     t.unref();
   }
 
+  /** Fleet usage: verified, then applied in one transaction; a delta that does not follow the version held waits for the next snapshot. */
+  private onUsage(topic: string, payload: Buffer): void {
+    if (payload.length === 0) return;
+    try {
+      const { header, records } = openUsage(payload, this.key, this.now());
+      if (this.o.usageStore!.applyUsage({ fromVersion: header.from, toVersion: header.to, records })) this.emit('usage', { version: header.to });
+    } catch (e) {
+      if (isRcError(e) && e.code === ErrorCode.ListVersionGap) return this.log.debug({ topic }, 'usage delta skipped: waiting for the next snapshot');
+      this.refuse(e, topic);
+    }
+  }
+
   private refuse(e: unknown, topic: string): void {
     if (isRcError(e)) {
       this.log.warn({ code: e.code, topic, err: e.message, context: e.context }, 'message refused; lists unchanged');
@@ -217,6 +233,7 @@ export class SyncClient extends EventEmitter {
 
   private onMessage(topic: string, payload: Buffer, retained: boolean): void {
     if (this.stopped) return;
+    if (this.o.usageStore && (topic === topics.usageSnapshot() || topic === topics.usageDelta())) return this.onUsage(topic, payload);
     const t = parseTopic(topic);
     if (!t) return;
     if (payload.length === 0) return; // a cleared retained topic

@@ -3,6 +3,7 @@ import { ErrorCode, RcError } from '../../protocol/errors.js';
 import type { Logger } from '../../protocol/log.js';
 import type { Scope } from '../../protocol/lists.js';
 import type { Config } from '../config/schema.js';
+import type { Store } from '../store/index.js';
 import type { SyncClientOptions, SyncStore } from './client.js';
 
 /** The scopes a device holds when its config does not list them. */
@@ -27,5 +28,7 @@ export function syncOptionsFromConfig(cfg: Config, store: SyncStore, dataDir: st
     ...(s.password !== undefined ? { password: s.password } : {}),
     stagingDir: join(dataDir, 'sync-staging'),
     log,
+    // buses decide fares on fleet usage (issue 10 item 4) when the store can hold it
+    ...(cfg.device.kind === 'bus' && 'applyUsage' in store ? { usageStore: store as Pick<Store, 'applyUsage'> } : {}),
   };
 }

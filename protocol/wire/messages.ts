@@ -66,7 +66,22 @@ export const JournalAckHeader = z.object({
 });
 export type JournalAckHeader = z.infer<typeof JournalAckHeader>;
 
-export const SignedHeader = z.discriminatedUnion('t', [ManifestHeader, DeltaHeader, ConfigHeader, JournalAckHeader]);
+/**
+ * Signed header of fleet usage (protocol/wire/usage-codec.ts records in the body): a snapshot (`from` null)
+ * or a delta from version `from`. Versions are the server's epoch seconds of the tick (monotonic across restarts).
+ */
+export const UsageHeader = z.object({
+  t: z.literal('usage'),
+  from: Version.nullable(),
+  to: Version,
+  issuedAt: IsoTime,
+  expiresAt: IsoTime,
+  records: z.number().int().min(0),
+  sha256: Sha256Hex,
+});
+export type UsageHeader = z.infer<typeof UsageHeader>;
+
+export const SignedHeader = z.discriminatedUnion('t', [ManifestHeader, DeltaHeader, ConfigHeader, JournalAckHeader, UsageHeader]);
 export type SignedHeader = z.infer<typeof SignedHeader>;
 
 /** One journal entry as it travels (mirrors the device journal; no PAN, ever). */

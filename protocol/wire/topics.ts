@@ -29,6 +29,9 @@ export const topics = {
   deltaAll: (scope: Scope) => `${ROOT}/lists/${scope}/delta/+`,
   chunk: (scope: Scope, version: number, n: number) => `${ROOT}/lists/${scope}/chunk/${version}/${n}`,
   config: (name: string) => `${ROOT}/config/${name}`,
+  /** Fleet usage (issue 10 item 4): the retained snapshot and the per-second deltas. */
+  usageSnapshot: () => `${ROOT}/usage/snapshot`,
+  usageDelta: () => `${ROOT}/usage/delta`,
   configAll: () => `${ROOT}/config/+`,
   journal: (device: string) => `${ROOT}/device/${device}/journal`,
   journalAck: (device: string) => `${ROOT}/device/${device}/journal-ack`,

@@ -1,4 +1,4 @@
 export { Settlement, type JournalRow } from './engine.js';
 export { serviceDay, settlementOptions, type SettlementOptions } from './days.js';
 export { queryAdjustments, queryCharges, queryJournal } from './queries.js';
-export { fleetUsage } from './usage.js';
+export { fleetUsage, usageCards } from './usage.js';

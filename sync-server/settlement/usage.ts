@@ -1,4 +1,5 @@
-import type { TransitEntry } from '../../protocol/lists.js';
+import type { BenefitCategory, TransitEntry } from '../../protocol/lists.js';
+import { NO_ROUTE, type UsageCard } from '../../protocol/wire/usage-codec.js';
 import type { Tariff } from '../../protocol/rules-schema.js';
 import { localTime, type TokenMarks } from './core.js';
 import type { SettlementOptions } from './days.js';
@@ -51,4 +52,36 @@ export function fleetUsage(
     if (Object.keys(current).length > 0 || keep.lastPaid || keep.lastRide) out.push({ token, counters: current, marks: keep });
   }
   return out;
+}
+
+/**
+ * The wire form of fleet usage (protocol/wire/usage-codec.ts): one record per card.
+ * A card counted under two quota categories this period (its benefits changed) carries the one with more trips.
+ */
+export function usageCards(usage: readonly CardUsage[], tariff: Tariff, date: string): UsageCard[] {
+  const routes = Object.keys(tariff.routes).sort();
+  const month = date.slice(0, 7);
+  return usage.map((u) => {
+    let quotaCategory: BenefitCategory | null = null;
+    let quotaUsed = 0;
+    for (const [k, v] of Object.entries(u.counters)) {
+      if (!k.startsWith('quota:')) continue;
+      const at = k.lastIndexOf('@');
+      const period = k.slice(at + 1);
+      if (period !== month && period !== date) continue;
+      if (v > quotaUsed) {
+        quotaUsed = v;
+        quotaCategory = k.slice('quota:'.length, at) as BenefitCategory;
+      }
+    }
+    const lp = u.marks.lastPaid;
+    const ri = lp ? routes.indexOf(lp.route) : -1;
+    return {
+      token: u.token,
+      quotaCategory,
+      quotaUsed,
+      fareToday: u.counters[`fare@${date}`] ?? 0,
+      lastPaid: lp ? { effMs: lp.effMs, routeIndex: ri < 0 ? NO_ROUTE : ri, transfers: lp.transfers } : null,
+    };
+  });
 }
