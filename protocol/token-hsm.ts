@@ -1,4 +1,5 @@
 import { constants as cryptoConstants, createPublicKey, publicEncrypt, randomBytes } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type * as Pkcs11Types from 'pkcs11js';
 import { ErrorCode, RcError } from './errors.js';
@@ -28,6 +29,44 @@ export interface TokenDeriver {
 
 export function softDeriver(key: TokenKey): TokenDeriver {
   return { version: key.version, derive: (pan, psn) => deriveToken(pan, psn, key), close: () => {} };
+}
+
+/** A key in memory or a deriver: callers that take either (readMirCard, parseImport) derive through this. */
+export function asDeriver(k: TokenKey | TokenDeriver): TokenDeriver {
+  return 'derive' in k ? k : softDeriver(k);
+}
+
+/** Where a device or the server finds its token (config `tokenKey.pkcs11`, CLI `--pkcs11-*`). */
+export interface Pkcs11Location {
+  library: string;
+  tokenLabel: string;
+  /** File holding the user PIN (mode 0600, not readable by group or others); else RC_PKCS11_PIN. */
+  pinFile?: string | undefined;
+}
+
+/** The user PIN: from the 0600 pin file, else RC_PKCS11_PIN. Never logged. */
+export function readPkcs11Pin(loc: Pkcs11Location, env: NodeJS.ProcessEnv = process.env): string {
+  if (loc.pinFile) {
+    let mode: number;
+    let pin: string;
+    try {
+      mode = statSync(loc.pinFile).mode;
+      pin = readFileSync(loc.pinFile, 'utf8').trim();
+    } catch (e) {
+      throw hsmError('cannot read the PIN file', e, { pinFile: loc.pinFile });
+    }
+    if ((mode & 0o077) !== 0) throw hsmError('the PIN file must be readable by its owner only (chmod 600)', null, { pinFile: loc.pinFile, mode: (mode & 0o777).toString(8) });
+    if (!pin) throw hsmError('the PIN file is empty', null, { pinFile: loc.pinFile });
+    return pin;
+  }
+  const pin = env.RC_PKCS11_PIN;
+  if (!pin) throw hsmError('no PIN: set tokenKey.pkcs11.pinFile (--pkcs11-pin-file) or RC_PKCS11_PIN', null, { tokenLabel: loc.tokenLabel });
+  return pin;
+}
+
+/** Open the token at `loc`, reading the PIN as readPkcs11Pin does. */
+export function openPkcs11(loc: Pkcs11Location, env: NodeJS.ProcessEnv = process.env): Pkcs11Token {
+  return Pkcs11Token.open({ library: loc.library, tokenLabel: loc.tokenLabel, pin: readPkcs11Pin(loc, env) });
 }
 
 export interface Pkcs11Config {
