@@ -54,7 +54,8 @@ export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> 
     action: 'Check tokenKey.pkcs11 (library path, token label) and the PIN file; with SoftHSM2 check SOFTHSM2_CONF; see docs/token-key.md.',
   },
   'token.dev-key-refused': {
-    meaning: 'No card-token key is configured (or the configured one is the public development key), and this is not the demo: tokens made with that key can be reversed to card numbers by anyone.',
+    meaning:
+      'No card-token key is configured (or the configured one is the public development key), and this is not the demo: tokens made with that key can be reversed to card numbers by anyone.',
     action: 'Configure tokenKey.pkcs11 (device) or --pkcs11-* / RC_TOKEN_KEY (server), see docs/token-key.md; only the demo and tests pass --dev-token-key.',
   },
   'token.hsm-key-missing': {

@@ -55,7 +55,8 @@ export function readPkcs11Pin(loc: Pkcs11Location, env: NodeJS.ProcessEnv = proc
     } catch (e) {
       throw hsmError('cannot read the PIN file', e, { pinFile: loc.pinFile });
     }
-    if ((mode & 0o077) !== 0) throw hsmError('the PIN file must be readable by its owner only (chmod 600)', null, { pinFile: loc.pinFile, mode: (mode & 0o777).toString(8) });
+    if ((mode & 0o077) !== 0)
+      throw hsmError('the PIN file must be readable by its owner only (chmod 600)', null, { pinFile: loc.pinFile, mode: (mode & 0o777).toString(8) });
     if (!pin) throw hsmError('the PIN file is empty', null, { pinFile: loc.pinFile });
     return pin;
   }
@@ -101,6 +102,12 @@ const hsmError = (what: string, e: unknown, context: Record<string, unknown> = {
   new RcError(ErrorCode.TokenHsmUnavailable, `PKCS#11: ${what}`, { ...context, err: e instanceof Error ? e.message : String(e) });
 
 const PSN_RE = /^[0-9A-Fa-f]{2}$/;
+
+/** RSA-OAEP with SHA-1 (what SoftHSM2 2.6 wraps and unwraps with; see wrapForToken). */
+const OAEP = (m: Pkcs11Module): Pkcs11Types.Mechanism => {
+  const parameter: Pkcs11Types.RsaOAEP = { type: m.CK_PARAMS_RSA_OAEP, hashAlg: m.CKM_SHA_1, mgf: m.CKG_MGF1_SHA1, source: 1 /* CKZ_DATA_SPECIFIED */ };
+  return { mechanism: m.CKM_RSA_PKCS_OAEP, parameter };
+};
 
 /**
  * One logged-in session on one token. All calls are synchronous and take
@@ -162,8 +169,12 @@ export class Pkcs11Token {
     return this.secret(tokenKeyLabel(version)) !== null;
   }
 
-  /** Attributes of every card-token key we create: it signs (HMAC), never leaves the token. */
-  private secretTemplate(version: number): Pkcs11Types.Template {
+  /**
+   * Attributes of every card-token key we create: it signs (HMAC) and is sensitive (never readable in clear).
+   * A device's key never leaves its token; the server's is `wrappable`: extractable, but being sensitive
+   * it can leave the token only wrapped (C_WrapKey, see wrapKeyFor), never in clear.
+   */
+  private secretTemplate(version: number, wrappable = false): Pkcs11Types.Template {
     const m = this.m;
     return [
       { type: m.CKA_CLASS, value: m.CKO_SECRET_KEY },
@@ -172,7 +183,7 @@ export class Pkcs11Token {
       { type: m.CKA_TOKEN, value: true },
       { type: m.CKA_PRIVATE, value: true },
       { type: m.CKA_SENSITIVE, value: true },
-      { type: m.CKA_EXTRACTABLE, value: false },
+      { type: m.CKA_EXTRACTABLE, value: wrappable },
       { type: m.CKA_SIGN, value: true },
       { type: m.CKA_VERIFY, value: true },
     ];
@@ -182,9 +193,71 @@ export class Pkcs11Token {
    * Put a key given in clear into the token (the server's migration from
    * RC_TOKEN_KEY, and tests). The caller wipes `key` afterwards.
    */
-  importKey(key: TokenKey): void {
+  importKey(key: TokenKey, opts: { wrappable?: boolean } = {}): void {
     if (this.hasKey(key.version)) throw new RcError(ErrorCode.TokenKeyInvalid, `the token already holds key version ${key.version}`, { version: key.version });
-    this.p.C_CreateObject(this.session, [...this.secretTemplate(key.version), { type: this.m.CKA_VALUE, value: Buffer.from(key.key) }]);
+    const value = Buffer.from(key.key);
+    try {
+      this.p.C_CreateObject(this.session, [...this.secretTemplate(key.version, opts.wrappable === true), { type: this.m.CKA_VALUE, value }]);
+    } finally {
+      value.fill(0);
+    }
+  }
+
+  /** A fresh random key made inside the token (server: `key rotate`); wrappable as importKey's. */
+  generateKey(version: number, opts: { wrappable?: boolean } = {}): void {
+    if (this.hasKey(version)) throw new RcError(ErrorCode.TokenKeyInvalid, `the token already holds key version ${version}`, { version });
+    const m = this.m;
+    this.p.C_GenerateKey(this.session, { mechanism: m.CKM_GENERIC_SECRET_KEY_GEN }, [
+      ...this.secretTemplate(version, opts.wrappable === true),
+      { type: m.CKA_VALUE_LEN, value: 32 },
+    ]);
+  }
+
+  /** Key versions held in the token (labels rc-token-key-v<n>), ascending. */
+  keyVersions(): number[] {
+    const m = this.m;
+    this.p.C_FindObjectsInit(this.session, [{ type: m.CKA_CLASS, value: m.CKO_SECRET_KEY }]);
+    const handles: Buffer[] = [];
+    try {
+      for (let batch = this.p.C_FindObjects(this.session, 64); batch.length > 0; batch = this.p.C_FindObjects(this.session, 64)) handles.push(...batch);
+    } finally {
+      this.p.C_FindObjectsFinal(this.session);
+    }
+    const out: number[] = [];
+    for (const h of handles) {
+      const [label] = this.p.C_GetAttributeValue(this.session, h, [{ type: m.CKA_LABEL }]);
+      const mm = /^rc-token-key-v(\d+)$/.exec(String(label?.value ?? ''));
+      if (mm) out.push(Number(mm[1]));
+    }
+    return out.sort((a, b) => a - b);
+  }
+
+  /**
+   * The server's side of enrolment with the key in its token: the key of `version`, wrapped inside the
+   * token for a device token's RSA public key (RSA-OAEP, as wrapForToken), so it never enters this process
+   * in clear. Needs a `wrappable` key (importKey / generateKey with wrappable).
+   */
+  wrapKeyFor(version: number, publicKeyPem: string): Buffer {
+    const m = this.m;
+    const key = this.secret(tokenKeyLabel(version));
+    if (!key) throw new RcError(ErrorCode.TokenHsmKeyMissing, `the token has no card-token key version ${version}`, { version });
+    const jwk = createPublicKey(publicKeyPem).export({ format: 'jwk' });
+    if (jwk.kty !== 'RSA' || !jwk.n || !jwk.e) throw new RcError(ErrorCode.TokenKeyInvalid, 'the device wrapping key is not an RSA public key', {});
+    const pub = this.p.C_CreateObject(this.session, [
+      { type: m.CKA_CLASS, value: m.CKO_PUBLIC_KEY },
+      { type: m.CKA_KEY_TYPE, value: m.CKK_RSA },
+      { type: m.CKA_TOKEN, value: false },
+      { type: m.CKA_WRAP, value: true },
+      { type: m.CKA_MODULUS, value: Buffer.from(jwk.n, 'base64url') },
+      { type: m.CKA_PUBLIC_EXPONENT, value: Buffer.from(jwk.e, 'base64url') },
+    ]);
+    try {
+      return Buffer.from(this.p.C_WrapKey(this.session, OAEP(m), pub, key, Buffer.alloc(1024)));
+    } catch (e) {
+      throw hsmError('the token cannot wrap this key (made before wrapping was allowed? rotate to a new version)', e, { version });
+    } finally {
+      this.p.C_DestroyObject(this.session, pub);
+    }
   }
 
   /**
@@ -237,12 +310,8 @@ export class Pkcs11Token {
     if (!priv) throw new RcError(ErrorCode.TokenHsmKeyMissing, 'the token has no wrapping key: run the enrolment again', {});
     const old = this.secret(tokenKeyLabel(version));
     if (old) this.p.C_DestroyObject(this.session, old); // re-enrolment replaces the key of that version
-    const oaep = {
-      mechanism: m.CKM_RSA_PKCS_OAEP,
-      parameter: { type: m.CK_PARAMS_RSA_OAEP, hashAlg: m.CKM_SHA_1, mgf: m.CKG_MGF1_SHA1, source: 1 /* CKZ_DATA_SPECIFIED */ },
-    };
     try {
-      this.p.C_UnwrapKey(this.session, oaep, priv, wrapped, this.secretTemplate(version));
+      this.p.C_UnwrapKey(this.session, OAEP(m), priv, wrapped, this.secretTemplate(version));
     } catch (e) {
       throw new RcError(ErrorCode.TokenKeyInvalid, 'the wrapped token key does not open with this token', { err: String(e) });
     }

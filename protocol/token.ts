@@ -33,9 +33,13 @@ export function isDevTokenKey(key: Buffer | Uint8Array): boolean {
 /** Refuse the development key unless the caller explicitly allowed it (demo, tests). */
 export function refuseDevTokenKey(key: Buffer | Uint8Array, allowDev: boolean, where: string): void {
   if (!allowDev && isDevTokenKey(key)) {
-    throw new RcError(ErrorCode.TokenDevKeyRefused, `${where}: the public development token key is refused outside the demo (pass --dev-token-key only for the demo and tests)`, {
-      where,
-    });
+    throw new RcError(
+      ErrorCode.TokenDevKeyRefused,
+      `${where}: the public development token key is refused outside the demo (pass --dev-token-key only for the demo and tests)`,
+      {
+        where,
+      },
+    );
   }
 }
 

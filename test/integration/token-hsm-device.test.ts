@@ -52,7 +52,9 @@ describe.skipIf(!softhsmAvailable())('the device derives card tokens inside its 
   });
 
   it('the PIN comes from a 0600 file or RC_PKCS11_PIN; a file others can read is refused', () => {
-    expect(resolveTokenDeriver({ version: 2, pkcs11: { library: hsm.library, tokenLabel: hsm.tokenLabel } }, quiet, { RC_PKCS11_PIN: hsm.pin }).version).toBe(2);
+    expect(resolveTokenDeriver({ version: 2, pkcs11: { library: hsm.library, tokenLabel: hsm.tokenLabel } }, quiet, { RC_PKCS11_PIN: hsm.pin }).version).toBe(
+      2,
+    );
     chmodSync(pinFile, 0o644);
     try {
       expectRcError(() => resolveTokenDeriver({ version: 2, pkcs11: pkcs11() }, quiet, {}), 'token.hsm-unavailable');
