@@ -34,6 +34,7 @@ export const ErrorCode = {
   TokenHsmUnavailable: 'token.hsm-unavailable',
   TokenHsmKeyMissing: 'token.hsm-key-missing',
   TokenDevKeyRefused: 'token.dev-key-refused',
+  TokenDeviceTokenRequired: 'token.device-token-required',
 
   // config: device and server configuration files
   ConfigInvalid: 'config.invalid',

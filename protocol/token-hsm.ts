@@ -362,6 +362,33 @@ export function wrapForToken(publicKeyPem: string, key: TokenKey): Buffer {
   return publicEncrypt({ key: createPublicKey(publicKeyPem), padding: cryptoConstants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha1' }, key.key);
 }
 
+/** The server's card-token key in its own token (rc-sync-server start --pkcs11-*): it tokenises there and wraps for devices there. */
+export interface HsmTokenKey {
+  version: number;
+  hsm: Pkcs11Token;
+}
+/** The server's key: in memory (RC_TOKEN_KEY, demo, tests) or in its token. */
+export type ServerTokenKey = TokenKey | HsmTokenKey;
+
+export const isHsmKey = (k: ServerTokenKey): k is HsmTokenKey => 'hsm' in k;
+
+/** What enrolment seals for a device: the key wrapped for its token, or (no token: demo and tests) in clear. */
+export function keyForDevice(k: ServerTokenKey, wrapKeyPem: string | undefined): { version: number; hex?: string; wrapped?: string } {
+  if (wrapKeyPem) {
+    const wrapped = isHsmKey(k) ? k.hsm.wrapKeyFor(k.version, wrapKeyPem) : wrapForToken(wrapKeyPem, k);
+    return { version: k.version, wrapped: wrapped.toString('base64') };
+  }
+  if (isHsmKey(k))
+    throw new RcError(
+      ErrorCode.TokenDeviceTokenRequired,
+      "the server's token key can leave its token only wrapped: enrol the device with its own token (--pkcs11-*)",
+      {
+        version: k.version,
+      },
+    );
+  return { version: k.version, hex: k.key.toString('hex') };
+}
+
 /** A fresh random token key (32 bytes) for a new installation or a rotation. */
 export function newTokenKey(version: number): TokenKey {
   return { version, key: randomBytes(32) };

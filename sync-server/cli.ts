@@ -7,6 +7,7 @@ import { register as registerConfig } from './commands/config.js';
 import { register as registerCharging } from './commands/charging.js';
 import { register as registerEnrolToken } from './commands/enrol-token.js';
 import { register as registerDevice } from './commands/device.js';
+import { register as registerKey } from './commands/key.js';
 
 // rc-sync-server: the operator's server. Commands live in sync-server/commands/.
 const program = new Command('rc-sync-server').description('Resident Card sync-server').showHelpAfterError();
@@ -18,5 +19,6 @@ registerConfig(program);
 registerCharging(program);
 registerEnrolToken(program);
 registerDevice(program);
+registerKey(program);
 
 await program.parseAsync(process.argv);

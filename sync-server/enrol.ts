@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ErrorCode, RcError } from '../protocol/errors.js';
 import type { Logger } from '../protocol/log.js';
-import type { TokenKey } from '../protocol/token.js';
+import { keyForDevice, type ServerTokenKey } from '../protocol/token-hsm.js';
 import { RulesFile } from '../protocol/rules-schema.js';
 import { seal, verifyProof } from '../protocol/sealing.js';
 import { EnrolBody, Proof, TokenCreateBody, type EnrolAnswer, type RotateAnswer, type Secrets, type TokenCreated, type WhoAmI } from '../protocol/enrol.js';
@@ -19,7 +19,7 @@ import type { Db } from './registry.js';
 export interface ProvisioningOptions {
   db: Db;
   publicKeyPem: string;
-  tokenKey: TokenKey;
+  tokenKey: ServerTokenKey;
   serverUser: string;
   serverPassword: string;
   log: Logger;
@@ -99,13 +99,18 @@ export class Provisioning {
       throw new RcError(ErrorCode.ProvisionNoRules, 'the server has no canteen rules yet: a canteen terminal cannot be set up', { kind: b.kind });
   }
 
-  private secrets(password: string): Secrets {
-    return { password, tokenKey: { version: this.o.tokenKey.version, hex: this.o.tokenKey.key.toString('hex') } };
+  /**
+   * The key goes wrapped for the device's token when it sent its wrapping key; in clear only to a device
+   * without one (demo, tests). Computed before anything is consumed or changed: a refusal leaves no trace.
+   */
+  private tokenKeyFor(wrapKey: string | undefined): Secrets['tokenKey'] {
+    return keyForDevice(this.o.tokenKey, wrapKey);
   }
 
   async enrol(raw: unknown): Promise<EnrolAnswer> {
     const b = parseBody(EnrolBody, raw);
     const rules = this.rules();
+    const tokenKey = this.tokenKeyFor(b.wrapKey);
     const password = newPassword();
     const hashes = { pwHash: await hashPassword(password), mosqHash: mosquittoHash(password) };
     // the token's route/school may complete the request: the rules are checked against what the device will be, before the token is consumed
@@ -122,7 +127,7 @@ export class Provisioning {
       scopes: d.scopes,
       serverPublicKey: this.o.publicKeyPem,
       rules,
-      sealed: seal(this.secrets(password), d.boxKey),
+      sealed: seal({ password, tokenKey } satisfies Secrets, d.boxKey),
     };
   }
 
@@ -148,12 +153,13 @@ export class Provisioning {
 
   async rotate(id: string, proof: unknown): Promise<RotateAnswer> {
     const d = this.checkProof('rotate', id, proof);
+    const tokenKey = this.tokenKeyFor(Proof.parse(proof).wrapKey);
     const password = newPassword();
     this.registry.setPassword(id, { pwHash: await hashPassword(password), mosqHash: mosquittoHash(password) }, this.now());
     this.policyRef?.forget(id);
     this.writeBrokerFiles();
     this.o.log.info({ device: id }, 'device broker credentials rotated');
-    return { deviceId: id, username: id, sealed: seal(this.secrets(password), d.boxKey) };
+    return { deviceId: id, username: id, sealed: seal({ password, tokenKey } satisfies Secrets, d.boxKey) };
   }
 
   whoami(id: string, proof: unknown): WhoAmI {

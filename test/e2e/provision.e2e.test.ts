@@ -100,7 +100,19 @@ describe('provisioning end to end, as processes', () => {
     // the operator's server, as a process
     server = spawn(
       process.execPath,
-      ['--import', 'tsx', join(ROOT, 'sync-server', 'cli.ts'), 'start', '--data', join(base, 'server'), '--mqtt-port', '0', '--http-port', '0'],
+      [
+        '--import',
+        'tsx',
+        join(ROOT, 'sync-server', 'cli.ts'),
+        'start',
+        '--dev-token-key',
+        '--data',
+        join(base, 'server'),
+        '--mqtt-port',
+        '0',
+        '--http-port',
+        '0',
+      ],
       { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'ignore'] },
     );
     children.add(server);
