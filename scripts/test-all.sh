@@ -10,9 +10,10 @@ if [ "$(id -u)" = 0 ]; then
   apt-get update -qq
   # pcscd + vpcd: the real PC/SC stack; libpcsclite-dev: headers for the smartcard binding;
   # mosquitto: the external broker; socat: pty pairs; udev: serialport's port listing;
-  # gcc: the TCP_NODELAY shim for pcscd; strace: the durable-ack test traces the server's fsyncs.
+  # gcc: the TCP_NODELAY shim for pcscd; strace: the durable-ack test traces the server's fsyncs;
+  # softhsm2: the PKCS#11 token that holds the card-token key in tests (docs/token-key.md).
   apt-get install -y -qq --no-install-recommends \
-    pcscd vsmartcard-vpcd libpcsclite-dev mosquitto socat udev strace \
+    pcscd vsmartcard-vpcd libpcsclite-dev mosquitto socat udev strace softhsm2 \
     gcc libc6-dev make g++ python3 >/dev/null
 else
   echo "not root: assuming the Debian packages are installed already" >&2
