@@ -38,6 +38,12 @@ export const TokenCreated = z
   .strict();
 export type TokenCreated = z.infer<typeof TokenCreated>;
 
+/** An RSA public key, SPKI PEM (what Pkcs11Token.wrappingPublicKey returns). */
+export const WrapKeyPem = z
+  .string()
+  .max(1000)
+  .regex(/^-----BEGIN PUBLIC KEY-----\n[A-Za-z0-9+/=\n]+-----END PUBLIC KEY-----\n?$/);
+
 export const EnrolBody = z
   .object({
     token: EnrolToken,
@@ -48,15 +54,33 @@ export const EnrolBody = z
     direction: GateDirection.optional(),
     identityKey: RawKeyB64,
     boxKey: RawKeyB64,
+    /** The device token's RSA public key (SPKI PEM): the server then sends the card-token key wrapped for it, never in clear. */
+    wrapKey: WrapKeyPem.optional(),
   })
   .strict();
 export type EnrolBody = z.infer<typeof EnrolBody>;
 
-/** What the server seals to the device's box key. */
+/**
+ * What the server seals to the device's box key. The card-token key is `wrapped` (RSA-OAEP, base64) for the
+ * device token's wrapKey when the device sent one, else `hex` in clear (the demo and tests without a token).
+ */
 export const Secrets = z
   .object({
     password: z.string().min(16).max(128),
-    tokenKey: z.object({ version: z.number().int().min(0).max(0xffff), hex: z.string().regex(/^(?:[0-9a-fA-F]{2}){16,64}$/) }).strict(),
+    tokenKey: z
+      .object({
+        version: z.number().int().min(0).max(0xffff),
+        hex: z
+          .string()
+          .regex(/^(?:[0-9a-fA-F]{2}){16,64}$/)
+          .optional(),
+        wrapped: z
+          .string()
+          .regex(/^[A-Za-z0-9+/]{300,1400}={0,2}$/)
+          .optional(),
+      })
+      .strict()
+      .refine((k) => (k.hex === undefined) !== (k.wrapped === undefined), { message: 'token key: exactly one of hex and wrapped' }),
   })
   .strict();
 export type Secrets = z.infer<typeof Secrets>;
@@ -78,7 +102,15 @@ export const EnrolAnswer = z
   .strict();
 export type EnrolAnswer = z.infer<typeof EnrolAnswer>;
 
-export const Proof = z.object({ at: z.number().int(), nonce: z.string().min(8).max(64), sig: z.string().min(1).max(200) }).strict();
+export const Proof = z
+  .object({
+    at: z.number().int(),
+    nonce: z.string().min(8).max(64),
+    sig: z.string().min(1).max(200),
+    /** rotate: the device token's RSA public key, so the card-token key comes back wrapped for it (it is sealed to the device's box key as well). */
+    wrapKey: WrapKeyPem.optional(),
+  })
+  .strict();
 export type Proof = z.infer<typeof Proof>;
 
 export const RotateAnswer = z.object({ deviceId: DeviceId, username: z.string(), sealed: Sealed }).strict();

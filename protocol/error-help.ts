@@ -53,6 +53,16 @@ export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> 
     meaning: 'The PKCS#11 token that holds the card-token key cannot be used: library missing, token not found, or the PIN refused.',
     action: 'Check tokenKey.pkcs11 (library path, token label) and the PIN file; with SoftHSM2 check SOFTHSM2_CONF; see docs/token-key.md.',
   },
+  'token.dev-key-refused': {
+    meaning:
+      'No card-token key is configured (or the configured one is the public development key), and this is not the demo: tokens made with that key can be reversed to card numbers by anyone.',
+    action: 'Configure tokenKey.pkcs11 (device) or --pkcs11-* / RC_TOKEN_KEY (server), see docs/token-key.md; only the demo and tests pass --dev-token-key.',
+  },
+  'token.device-token-required': {
+    meaning:
+      "The server keeps the card-token key in its PKCS#11 token, so it hands it out only wrapped for a device's own token; this device enrolled without one.",
+    action: 'Enrol (or rotate) with --pkcs11-library, --pkcs11-token and --pkcs11-pin-file; see docs/token-key.md.',
+  },
   'token.hsm-key-missing': {
     meaning: 'The PKCS#11 token has no card-token key of that label and version.',
     action:

@@ -33,6 +33,8 @@ export const ErrorCode = {
   TokenKeyInvalid: 'token.key-invalid',
   TokenHsmUnavailable: 'token.hsm-unavailable',
   TokenHsmKeyMissing: 'token.hsm-key-missing',
+  TokenDevKeyRefused: 'token.dev-key-refused',
+  TokenDeviceTokenRequired: 'token.device-token-required',
 
   // config: device and server configuration files
   ConfigInvalid: 'config.invalid',

@@ -1,4 +1,5 @@
 import { constants as cryptoConstants, createPublicKey, publicEncrypt, randomBytes } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type * as Pkcs11Types from 'pkcs11js';
 import { ErrorCode, RcError } from './errors.js';
@@ -28,6 +29,45 @@ export interface TokenDeriver {
 
 export function softDeriver(key: TokenKey): TokenDeriver {
   return { version: key.version, derive: (pan, psn) => deriveToken(pan, psn, key), close: () => {} };
+}
+
+/** A key in memory or a deriver: callers that take either (readMirCard, parseImport) derive through this. */
+export function asDeriver(k: TokenKey | TokenDeriver): TokenDeriver {
+  return 'derive' in k ? k : softDeriver(k);
+}
+
+/** Where a device or the server finds its token (config `tokenKey.pkcs11`, CLI `--pkcs11-*`). */
+export interface Pkcs11Location {
+  library: string;
+  tokenLabel: string;
+  /** File holding the user PIN (mode 0600, not readable by group or others); else RC_PKCS11_PIN. */
+  pinFile?: string | undefined;
+}
+
+/** The user PIN: from the 0600 pin file, else RC_PKCS11_PIN. Never logged. */
+export function readPkcs11Pin(loc: Pkcs11Location, env: NodeJS.ProcessEnv = process.env): string {
+  if (loc.pinFile) {
+    let mode: number;
+    let pin: string;
+    try {
+      mode = statSync(loc.pinFile).mode;
+      pin = readFileSync(loc.pinFile, 'utf8').trim();
+    } catch (e) {
+      throw hsmError('cannot read the PIN file', e, { pinFile: loc.pinFile });
+    }
+    if ((mode & 0o077) !== 0)
+      throw hsmError('the PIN file must be readable by its owner only (chmod 600)', null, { pinFile: loc.pinFile, mode: (mode & 0o777).toString(8) });
+    if (!pin) throw hsmError('the PIN file is empty', null, { pinFile: loc.pinFile });
+    return pin;
+  }
+  const pin = env.RC_PKCS11_PIN;
+  if (!pin) throw hsmError('no PIN: set tokenKey.pkcs11.pinFile (--pkcs11-pin-file) or RC_PKCS11_PIN', null, { tokenLabel: loc.tokenLabel });
+  return pin;
+}
+
+/** Open the token at `loc`, reading the PIN as readPkcs11Pin does. */
+export function openPkcs11(loc: Pkcs11Location, env: NodeJS.ProcessEnv = process.env): Pkcs11Token {
+  return Pkcs11Token.open({ library: loc.library, tokenLabel: loc.tokenLabel, pin: readPkcs11Pin(loc, env) });
 }
 
 export interface Pkcs11Config {
@@ -62,6 +102,12 @@ const hsmError = (what: string, e: unknown, context: Record<string, unknown> = {
   new RcError(ErrorCode.TokenHsmUnavailable, `PKCS#11: ${what}`, { ...context, err: e instanceof Error ? e.message : String(e) });
 
 const PSN_RE = /^[0-9A-Fa-f]{2}$/;
+
+/** RSA-OAEP with SHA-1 (what SoftHSM2 2.6 wraps and unwraps with; see wrapForToken). */
+const OAEP = (m: Pkcs11Module): Pkcs11Types.Mechanism => {
+  const parameter: Pkcs11Types.RsaOAEP = { type: m.CK_PARAMS_RSA_OAEP, hashAlg: m.CKM_SHA_1, mgf: m.CKG_MGF1_SHA1, source: 1 /* CKZ_DATA_SPECIFIED */ };
+  return { mechanism: m.CKM_RSA_PKCS_OAEP, parameter };
+};
 
 /**
  * One logged-in session on one token. All calls are synchronous and take
@@ -123,8 +169,12 @@ export class Pkcs11Token {
     return this.secret(tokenKeyLabel(version)) !== null;
   }
 
-  /** Attributes of every card-token key we create: it signs (HMAC), never leaves the token. */
-  private secretTemplate(version: number): Pkcs11Types.Template {
+  /**
+   * Attributes of every card-token key we create: it signs (HMAC) and is sensitive (never readable in clear).
+   * A device's key never leaves its token; the server's is `wrappable`: extractable, but being sensitive
+   * it can leave the token only wrapped (C_WrapKey, see wrapKeyFor), never in clear.
+   */
+  private secretTemplate(version: number, wrappable = false): Pkcs11Types.Template {
     const m = this.m;
     return [
       { type: m.CKA_CLASS, value: m.CKO_SECRET_KEY },
@@ -133,7 +183,7 @@ export class Pkcs11Token {
       { type: m.CKA_TOKEN, value: true },
       { type: m.CKA_PRIVATE, value: true },
       { type: m.CKA_SENSITIVE, value: true },
-      { type: m.CKA_EXTRACTABLE, value: false },
+      { type: m.CKA_EXTRACTABLE, value: wrappable },
       { type: m.CKA_SIGN, value: true },
       { type: m.CKA_VERIFY, value: true },
     ];
@@ -143,9 +193,71 @@ export class Pkcs11Token {
    * Put a key given in clear into the token (the server's migration from
    * RC_TOKEN_KEY, and tests). The caller wipes `key` afterwards.
    */
-  importKey(key: TokenKey): void {
+  importKey(key: TokenKey, opts: { wrappable?: boolean } = {}): void {
     if (this.hasKey(key.version)) throw new RcError(ErrorCode.TokenKeyInvalid, `the token already holds key version ${key.version}`, { version: key.version });
-    this.p.C_CreateObject(this.session, [...this.secretTemplate(key.version), { type: this.m.CKA_VALUE, value: Buffer.from(key.key) }]);
+    const value = Buffer.from(key.key);
+    try {
+      this.p.C_CreateObject(this.session, [...this.secretTemplate(key.version, opts.wrappable === true), { type: this.m.CKA_VALUE, value }]);
+    } finally {
+      value.fill(0);
+    }
+  }
+
+  /** A fresh random key made inside the token (server: `key rotate`); wrappable as importKey's. */
+  generateKey(version: number, opts: { wrappable?: boolean } = {}): void {
+    if (this.hasKey(version)) throw new RcError(ErrorCode.TokenKeyInvalid, `the token already holds key version ${version}`, { version });
+    const m = this.m;
+    this.p.C_GenerateKey(this.session, { mechanism: m.CKM_GENERIC_SECRET_KEY_GEN }, [
+      ...this.secretTemplate(version, opts.wrappable === true),
+      { type: m.CKA_VALUE_LEN, value: 32 },
+    ]);
+  }
+
+  /** Key versions held in the token (labels rc-token-key-v<n>), ascending. */
+  keyVersions(): number[] {
+    const m = this.m;
+    this.p.C_FindObjectsInit(this.session, [{ type: m.CKA_CLASS, value: m.CKO_SECRET_KEY }]);
+    const handles: Buffer[] = [];
+    try {
+      for (let batch = this.p.C_FindObjects(this.session, 64); batch.length > 0; batch = this.p.C_FindObjects(this.session, 64)) handles.push(...batch);
+    } finally {
+      this.p.C_FindObjectsFinal(this.session);
+    }
+    const out: number[] = [];
+    for (const h of handles) {
+      const [label] = this.p.C_GetAttributeValue(this.session, h, [{ type: m.CKA_LABEL }]);
+      const mm = /^rc-token-key-v(\d+)$/.exec(String(label?.value ?? ''));
+      if (mm) out.push(Number(mm[1]));
+    }
+    return out.sort((a, b) => a - b);
+  }
+
+  /**
+   * The server's side of enrolment with the key in its token: the key of `version`, wrapped inside the
+   * token for a device token's RSA public key (RSA-OAEP, as wrapForToken), so it never enters this process
+   * in clear. Needs a `wrappable` key (importKey / generateKey with wrappable).
+   */
+  wrapKeyFor(version: number, publicKeyPem: string): Buffer {
+    const m = this.m;
+    const key = this.secret(tokenKeyLabel(version));
+    if (!key) throw new RcError(ErrorCode.TokenHsmKeyMissing, `the token has no card-token key version ${version}`, { version });
+    const jwk = createPublicKey(publicKeyPem).export({ format: 'jwk' });
+    if (jwk.kty !== 'RSA' || !jwk.n || !jwk.e) throw new RcError(ErrorCode.TokenKeyInvalid, 'the device wrapping key is not an RSA public key', {});
+    const pub = this.p.C_CreateObject(this.session, [
+      { type: m.CKA_CLASS, value: m.CKO_PUBLIC_KEY },
+      { type: m.CKA_KEY_TYPE, value: m.CKK_RSA },
+      { type: m.CKA_TOKEN, value: false },
+      { type: m.CKA_WRAP, value: true },
+      { type: m.CKA_MODULUS, value: Buffer.from(jwk.n, 'base64url') },
+      { type: m.CKA_PUBLIC_EXPONENT, value: Buffer.from(jwk.e, 'base64url') },
+    ]);
+    try {
+      return Buffer.from(this.p.C_WrapKey(this.session, OAEP(m), pub, key, Buffer.alloc(1024)));
+    } catch (e) {
+      throw hsmError('the token cannot wrap this key (made before wrapping was allowed? rotate to a new version)', e, { version });
+    } finally {
+      this.p.C_DestroyObject(this.session, pub);
+    }
   }
 
   /**
@@ -198,12 +310,8 @@ export class Pkcs11Token {
     if (!priv) throw new RcError(ErrorCode.TokenHsmKeyMissing, 'the token has no wrapping key: run the enrolment again', {});
     const old = this.secret(tokenKeyLabel(version));
     if (old) this.p.C_DestroyObject(this.session, old); // re-enrolment replaces the key of that version
-    const oaep = {
-      mechanism: m.CKM_RSA_PKCS_OAEP,
-      parameter: { type: m.CK_PARAMS_RSA_OAEP, hashAlg: m.CKM_SHA_1, mgf: m.CKG_MGF1_SHA1, source: 1 /* CKZ_DATA_SPECIFIED */ },
-    };
     try {
-      this.p.C_UnwrapKey(this.session, oaep, priv, wrapped, this.secretTemplate(version));
+      this.p.C_UnwrapKey(this.session, OAEP(m), priv, wrapped, this.secretTemplate(version));
     } catch (e) {
       throw new RcError(ErrorCode.TokenKeyInvalid, 'the wrapped token key does not open with this token', { err: String(e) });
     }
@@ -252,6 +360,33 @@ export class Pkcs11Token {
 /** The server's side of enrolment: the token key sealed for a device token's RSA-2048 public key (OAEP; SHA-1 is what SoftHSM2 2.6 unwraps with, and OAEP-SHA-1 is sound for key transport). */
 export function wrapForToken(publicKeyPem: string, key: TokenKey): Buffer {
   return publicEncrypt({ key: createPublicKey(publicKeyPem), padding: cryptoConstants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha1' }, key.key);
+}
+
+/** The server's card-token key in its own token (rc-sync-server start --pkcs11-*): it tokenises there and wraps for devices there. */
+export interface HsmTokenKey {
+  version: number;
+  hsm: Pkcs11Token;
+}
+/** The server's key: in memory (RC_TOKEN_KEY, demo, tests) or in its token. */
+export type ServerTokenKey = TokenKey | HsmTokenKey;
+
+export const isHsmKey = (k: ServerTokenKey): k is HsmTokenKey => 'hsm' in k;
+
+/** What enrolment seals for a device: the key wrapped for its token, or (no token: demo and tests) in clear. */
+export function keyForDevice(k: ServerTokenKey, wrapKeyPem: string | undefined): { version: number; hex?: string; wrapped?: string } {
+  if (wrapKeyPem) {
+    const wrapped = isHsmKey(k) ? k.hsm.wrapKeyFor(k.version, wrapKeyPem) : wrapForToken(wrapKeyPem, k);
+    return { version: k.version, wrapped: wrapped.toString('base64') };
+  }
+  if (isHsmKey(k))
+    throw new RcError(
+      ErrorCode.TokenDeviceTokenRequired,
+      "the server's token key can leave its token only wrapped: enrol the device with its own token (--pkcs11-*)",
+      {
+        version: k.version,
+      },
+    );
+  return { version: k.version, hex: k.key.toString('hex') };
 }
 
 /** A fresh random token key (32 bytes) for a new installation or a rotation. */

@@ -19,11 +19,29 @@ export interface TokenKey {
 
 export const TOKEN_BYTES = 16;
 
-/** Development key: used only when no key is configured, always with a warning. */
+/** Development key: public, so only for the demo and tests (an explicit --dev-token-key); `start` and enrolment refuse it otherwise (token.dev-key-refused). */
 export const DEV_TOKEN_KEY: TokenKey = {
   version: 0,
   key: Buffer.from('5265736964656e74436172642d4445562d6b65792d6e6f742d666f722d757365', 'hex'),
 };
+
+/** True when `key` is the public development key (whatever version it is labelled with). */
+export function isDevTokenKey(key: Buffer | Uint8Array): boolean {
+  return Buffer.from(key).equals(DEV_TOKEN_KEY.key);
+}
+
+/** Refuse the development key unless the caller explicitly allowed it (demo, tests). */
+export function refuseDevTokenKey(key: Buffer | Uint8Array, allowDev: boolean, where: string): void {
+  if (!allowDev && isDevTokenKey(key)) {
+    throw new RcError(
+      ErrorCode.TokenDevKeyRefused,
+      `${where}: the public development token key is refused outside the demo (pass --dev-token-key only for the demo and tests)`,
+      {
+        where,
+      },
+    );
+  }
+}
 
 export function parseTokenKey(hex: string, version: number | string): TokenKey {
   // a string must be plain decimal digits: Number('') is 0 (the development key's version), Number(' 1') is 1

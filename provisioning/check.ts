@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { ErrorCode, RcError, isRcError } from '../protocol/errors.js';
 import type { Logger } from '../protocol/log.js';
 import type { Scope } from '../protocol/lists.js';
+import { openPkcs11, type TokenDeriver } from '../protocol/token-hsm.js';
 import { parseTokenKey, type TokenKey } from '../protocol/token.js';
 import { readMirCard } from '../device/emv/read.js';
 import { createPeripheral } from '../device/io/factory.js';
@@ -206,11 +207,20 @@ export async function runCheck(o: CheckOptions): Promise<CheckReport> {
             o.cardTimeoutMs ?? 30_000,
           );
           if (!ins) throw new RcError(ErrorCode.ReaderTimeout, `no card was tapped within ${Math.round((o.cardTimeoutMs ?? 30_000) / 1000)} s`, {});
-          const tokenKey: TokenKey = parseTokenKey(
-            process.env.RC_TOKEN_KEY ?? cfg.tokenKey?.hex ?? '',
-            process.env.RC_TOKEN_KEY ? (process.env.RC_TOKEN_KEY_VERSION ?? '1') : (cfg.tokenKey?.version ?? 0),
-          );
-          const r = await readMirCard(ins.channel, { now: new Date(), tokenKey });
+          const pkcs11 = cfg.tokenKey?.pkcs11;
+          // the key in the device's token: the check derives there too (and so proves the token opens and holds the key)
+          const tokenKey: TokenKey | TokenDeriver = pkcs11
+            ? openPkcs11(pkcs11).deriver(cfg.tokenKey?.version ?? 1)
+            : parseTokenKey(
+                process.env.RC_TOKEN_KEY ?? cfg.tokenKey?.hex ?? '',
+                process.env.RC_TOKEN_KEY ? (process.env.RC_TOKEN_KEY_VERSION ?? '1') : (cfg.tokenKey?.version ?? 0),
+              );
+          let r;
+          try {
+            r = await readMirCard(ins.channel, { now: new Date(), tokenKey });
+          } finally {
+            if ('close' in tokenKey) tokenKey.close();
+          }
           return `${r.scheme} ${r.maskedPan} (expires ${r.expiry}), read in ${r.ms} ms on ${ins.reader}`;
         });
       }

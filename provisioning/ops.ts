@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { ErrorCode, RcError } from '../protocol/errors.js';
 import { isTimeZone, loadConfig, type Config } from '../device/config/index.js';
 import { generateDeviceKeys, open, privatePem, rawPublic, requestProof } from '../protocol/sealing.js';
@@ -7,6 +7,7 @@ import { DEFAULT_DIR, ProvisionRecord, files, fingerprint, isProvisioned, loadDe
 import { call } from './http.js';
 import { EnrolAnswer, RotateAnswer, Secrets, WhoAmI } from '../protocol/enrol.js';
 import type { DeviceKind, GateDirection } from '../protocol/ids.js';
+import { openPkcs11, type Pkcs11Location, type Pkcs11Token } from '../protocol/token-hsm.js';
 
 export interface InitOptions {
   server: string;
@@ -25,6 +26,8 @@ export interface InitOptions {
   /** A console peripheral (prints to the terminal): for demos and bench set-ups without hardware. */
   console?: boolean;
   timeZone?: string;
+  /** The device's PKCS#11 token: the card-token key arrives wrapped for it and is unwrapped inside; device.json names the token only. */
+  pkcs11?: Pkcs11Location;
 }
 
 function bad(message: string, context?: Record<string, unknown>): never {
@@ -49,6 +52,25 @@ function checkArgs(o: InitOptions): void {
     ['--reader', o.reader],
   ] as const)
     if (v !== undefined && v.trim() === '') bad(`${opt} must not be empty`);
+}
+
+/** device.json's tokenKey: with a token only its version and where the token is (the key is inside it); else the key in clear (demo, tests). */
+function configTokenKey(secrets: Secrets, pkcs11: Pkcs11Location | undefined): Record<string, unknown> {
+  const { version, hex } = secrets.tokenKey;
+  if (pkcs11)
+    return { version, pkcs11: { library: pkcs11.library, tokenLabel: pkcs11.tokenLabel, ...(pkcs11.pinFile ? { pinFile: resolve(pkcs11.pinFile) } : {}) } };
+  if (hex === undefined)
+    throw new RcError(ErrorCode.ProvisionSealInvalid, 'the server sent the token key wrapped for a token, but this device has none configured');
+  return { version, hex };
+}
+
+/** Put a wrapped key from the sealed secrets into the device's token (nothing to do for a key in clear). */
+function unwrapInto(token: Pkcs11Token | null, secrets: Secrets): void {
+  const { version, wrapped } = secrets.tokenKey;
+  if (!token) return;
+  if (!wrapped) throw new RcError(ErrorCode.ProvisionSealInvalid, 'the server sent the token key in clear although this device has a token', { version });
+  token.unwrapKey(version, Buffer.from(wrapped, 'base64'));
+  token.deriver(version); // the key is there and usable
 }
 
 /** The runtime's config for this device, from the server's answer. */
@@ -81,7 +103,7 @@ export function buildConfig(o: InitOptions, dir: string, a: EnrolAnswer, secrets
       username: a.username,
       password: secrets.password,
     },
-    tokenKey: { version: secrets.tokenKey.version, hex: secrets.tokenKey.hex },
+    tokenKey: configTokenKey(secrets, o.pkcs11),
     store: { path: files(dir).store },
   };
 }
@@ -105,9 +127,20 @@ export async function initDevice(o: InitOptions): Promise<InitResult> {
   if (isProvisioned(dir))
     throw new RcError(ErrorCode.ProvisionAlreadyDone, `${dir} already holds a provisioned device; rc-provision show, or rc-provision reset first`, { dir });
   checkArgs(o);
+  // the token is opened (PIN, module, label checked) before the enrolment token is spent
+  const token = o.pkcs11 ? openPkcs11(o.pkcs11) : null;
+  try {
+    return await enrolWith(o, dir, token);
+  } finally {
+    token?.close();
+  }
+}
+
+async function enrolWith(o: InitOptions, dir: string, token: Pkcs11Token | null): Promise<InitResult> {
   const keys = generateDeviceKeys();
   const identityKey = rawPublic(keys.identity);
   const boxKey = rawPublic(keys.box);
+  const wrapKey = token?.wrappingPublicKey();
   const a = await call(o.server, 'POST', '/v1/enrol', EnrolAnswer, {
     token: o.token,
     kind: o.kind,
@@ -117,12 +150,14 @@ export async function initDevice(o: InitOptions): Promise<InitResult> {
     ...(o.direction ? { direction: o.direction } : {}),
     identityKey,
     boxKey,
+    ...(wrapKey ? { wrapKey } : {}),
   });
   const opened = Secrets.safeParse(open(a.sealed, keys.box));
   if (!opened.success) throw new RcError(ErrorCode.ProvisionSealInvalid, 'the sealed secrets do not match the protocol');
   const secrets = opened.data;
   const f = files(dir);
   const raw = buildConfig(o, dir, a, secrets);
+  unwrapInto(token, secrets);
   // the runtime's own loader: what it would refuse, init refuses before writing anything
   const config: Config = loadConfig(raw, f.config);
   const record: ProvisionRecord = {
@@ -165,13 +200,27 @@ export async function initDevice(o: InitOptions): Promise<InitResult> {
 export async function rotateDevice(dir: string = DEFAULT_DIR): Promise<{ deviceId: string; rotatedAt: string }> {
   const d = loadDevice(dir);
   const id = d.record.deviceId;
-  const a = await call(d.record.server, 'POST', `/v1/devices/${encodeURIComponent(id)}/rotate`, RotateAnswer, requestProof('rotate', id, d.keys.identity));
-  const opened = Secrets.safeParse(open(a.sealed, d.keys.box));
-  if (!opened.success) throw new RcError(ErrorCode.ProvisionSealInvalid, 'the sealed secrets do not match the protocol');
+  const pkcs11 = d.config.tokenKey?.pkcs11;
+  // with a token, the key (the server's current version) comes back wrapped for it: a rotation of the card-token key reaches the device here
+  const token = pkcs11 ? openPkcs11(pkcs11) : null;
+  let a: RotateAnswer;
+  let opened;
+  try {
+    const wrapKey = token?.wrappingPublicKey();
+    a = await call(d.record.server, 'POST', `/v1/devices/${encodeURIComponent(id)}/rotate`, RotateAnswer, {
+      ...requestProof('rotate', id, d.keys.identity),
+      ...(wrapKey ? { wrapKey } : {}),
+    });
+    opened = Secrets.safeParse(open(a.sealed, d.keys.box));
+    if (!opened.success) throw new RcError(ErrorCode.ProvisionSealInvalid, 'the sealed secrets do not match the protocol');
+    unwrapInto(token, opened.data);
+  } finally {
+    token?.close();
+  }
   const f = files(dir);
   const raw = JSON.parse(JSON.stringify(d.config)) as Config;
   raw.sync = { ...raw.sync!, username: a.username, password: opened.data.password };
-  raw.tokenKey = { version: opened.data.tokenKey.version, hex: opened.data.tokenKey.hex };
+  raw.tokenKey = configTokenKey(opened.data, pkcs11) as Config['tokenKey'];
   loadConfig(raw, f.config);
   const rotatedAt = new Date().toISOString();
   const record: ProvisionRecord = { ...d.record, rotatedAt, tokenKeyVersion: opened.data.tokenKey.version };

@@ -8,6 +8,7 @@ import { register as registerCharging } from './commands/charging.js';
 import { register as registerEnrolToken } from './commands/enrol-token.js';
 import { register as registerDevice } from './commands/device.js';
 import { register as registerReport } from './commands/report.js';
+import { register as registerKey } from './commands/key.js';
 
 // rc-sync-server: the operator's server. Commands live in sync-server/commands/.
 const program = new Command('rc-sync-server').description('Resident Card sync-server').showHelpAfterError();
@@ -20,5 +21,6 @@ registerCharging(program);
 registerEnrolToken(program);
 registerDevice(program);
 registerReport(program);
+registerKey(program);
 
 await program.parseAsync(process.argv);

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ErrorCode, RcError } from '../protocol/errors.js';
 import type { Logger } from '../protocol/log.js';
-import type { TokenKey } from '../protocol/token.js';
+import { keyForDevice, type ServerTokenKey } from '../protocol/token-hsm.js';
 import { RulesFile } from '../protocol/rules-schema.js';
 import { seal, verifyProof, type Sealed } from '../protocol/sealing.js';
 import { EnrolBody, Proof, TokenCreateBody, type EnrolAnswer, type RotateAnswer, type Secrets, type TokenCreated, type WhoAmI } from '../protocol/enrol.js';
@@ -19,7 +19,7 @@ import type { Db } from './registry.js';
 export interface ProvisioningOptions {
   db: Db;
   publicKeyPem: string;
-  tokenKey: TokenKey;
+  tokenKey: ServerTokenKey;
   serverUser: string;
   serverPassword: string;
   log: Logger;
@@ -98,17 +98,22 @@ export class Provisioning {
       throw new RcError(ErrorCode.ProvisionNoRules, 'the server has no canteen rules yet: a canteen terminal cannot be set up', { kind: b.kind });
   }
 
-  private secrets(password: string): Secrets {
-    return { password, tokenKey: { version: this.o.tokenKey.version, hex: this.o.tokenKey.key.toString('hex') } };
+  /**
+   * The key goes wrapped for the device's token when it sent its wrapping key; in clear only to a device
+   * without one (demo, tests). Computed before anything is consumed or changed: a refusal leaves no trace.
+   */
+  private tokenKeyFor(wrapKey: string | undefined): Secrets['tokenKey'] {
+    return keyForDevice(this.o.tokenKey, wrapKey);
   }
 
   async enrol(raw: unknown): Promise<EnrolAnswer> {
     const b = parseBody(EnrolBody, raw);
     const rules = this.rules();
+    const tokenKey = this.tokenKeyFor(b.wrapKey);
     const password = newPassword();
     const hashes = { pwHash: await hashPassword(password), mosqHash: mosquittoHash(password) };
     // the answer is sealed before the token is spent: a box key that cannot receive it changes nothing
-    const sealed = this.sealFor(b.boxKey, password);
+    const sealed = this.sealFor(b.boxKey, password, tokenKey);
     // the token's route/school may complete the request: the rules are checked against what the device will be, before the token is consumed
     const d = this.registry.enrol(b, hashes, this.now(), (x) => this.checkRules(x, rules));
     this.writeBrokerFiles();
@@ -128,9 +133,9 @@ export class Provisioning {
   }
 
   /** Seal the secrets to the device's box key; provision.bad-box-key when the key cannot receive them (a low-order or all-zero key). */
-  private sealFor(boxKey: string, password: string): Sealed {
+  private sealFor(boxKey: string, password: string, tokenKey: Secrets['tokenKey']): Sealed {
     try {
-      return seal(this.secrets(password), boxKey);
+      return seal({ password, tokenKey } satisfies Secrets, boxKey);
     } catch (e) {
       if (e instanceof RcError) throw e;
       throw new RcError(
@@ -164,9 +169,10 @@ export class Provisioning {
 
   async rotate(id: string, proof: unknown): Promise<RotateAnswer> {
     const d = this.checkProof('rotate', id, proof);
+    const tokenKey = this.tokenKeyFor(Proof.parse(proof).wrapKey);
     const password = newPassword();
     // sealed before the password changes: a device that could not open the answer would be locked out
-    const sealed = this.sealFor(d.boxKey, password);
+    const sealed = this.sealFor(d.boxKey, password, tokenKey);
     this.registry.setPassword(id, { pwHash: await hashPassword(password), mosqHash: mosquittoHash(password) }, this.now());
     this.policyRef?.forget(id);
     this.writeBrokerFiles();

@@ -3,6 +3,7 @@ import { ErrorCode, RcError } from '../protocol/errors.js';
 import { type ImportKind, type ImportReport, type RowError } from '../protocol/api.js';
 import { BENEFIT_CATEGORIES, CategoryId, IsoDate, MEAL_CATEGORIES, SCHOOL_ROLES, STOP_REASONS, SchoolId, TokenHex, YearMonth } from '../protocol/lists.js';
 import type { TokenKey } from '../protocol/token.js';
+import type { TokenDeriver } from '../protocol/token-hsm.js';
 import { luhnOk } from '../protocol/pan.js';
 import { RouteId } from '../protocol/ids.js';
 import { bulkTokenizer } from './tokenize.js';
@@ -105,7 +106,8 @@ function tokenOf(pan: string, psn: string | undefined, derive: (pan: Uint8Array,
 
 export interface ImportOptions {
   skipInvalid: boolean;
-  tokenKey: TokenKey;
+  /** The key in memory (the fast bulk HMAC) or a deriver (the key in the server's token). */
+  tokenKey: TokenKey | TokenDeriver;
   today: string; // YYYY-MM-DD, for stop-list "since"
   onRows?: (rows: number) => void;
   /** Size limits of the file (defaults: DEFAULT_CSV_LIMITS). */
@@ -122,7 +124,8 @@ export async function parseImport(kind: ImportKind, source: CsvSource, opts: Imp
   const rows: Parsed[] = [];
   let header: string[] | null = null;
   let total = 0;
-  const derive = bulkTokenizer(opts.tokenKey);
+  const tk = opts.tokenKey;
+  const derive = 'derive' in tk ? (pan: Uint8Array, psn: string | null) => tk.derive(pan, psn) : bulkTokenizer(tk);
   const categories = new Set<string>(opts.categories ?? BENEFIT_CATEGORIES);
   for await (const { line: lineNo, cells } of csvRecords(source, opts.limits)) {
     if (cells.every((c) => c.trim() === '')) continue;

@@ -3,7 +3,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { ErrorCode, RcError, isRcError } from '../protocol/errors.js';
 import type { Logger } from '../protocol/log.js';
 import type { Scope } from '../protocol/lists.js';
-import type { TokenKey } from '../protocol/token.js';
+import { isHsmKey, type ServerTokenKey } from '../protocol/token-hsm.js';
 import { DeviceStatus, JournalBatch, MAX_CONTROL_MESSAGE, SyncRequest } from '../protocol/wire/messages.js';
 import { parseTopic, topics } from '../protocol/wire/topics.js';
 import { parseControl } from '../protocol/wire/verify.js';
@@ -36,7 +36,8 @@ export interface ServerOptions {
   brokerUsername?: string;
   brokerPassword?: string;
   httpPort: number;
-  tokenKey: TokenKey;
+  /** The card-token key: in memory, or in the server's PKCS#11 token (it tokenises and wraps for devices there). */
+  tokenKey: ServerTokenKey;
   log: Logger;
   charger?: Charger;
   /** Broker policy for the embedded broker (provisioning plugs its own in). */
@@ -224,10 +225,12 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   usageTimer?.unref();
 
   const today = () => new Date().toISOString().slice(0, 10);
+  // with the key in the token, imports derive there (one session, kept open: the token's owner closes it)
+  const importKey = isHsmKey(o.tokenKey) ? o.tokenKey.hsm.deriver(o.tokenKey.version) : o.tokenKey;
   const api: Api = {
     publicKeyPem: key.publicKeyPem,
     importCsv: async (kind: ImportKind, lines, skipInvalid) => {
-      const { rows, report } = await parseImport(kind, lines, { skipInvalid, tokenKey: o.tokenKey, today: today(), categories: publishedCategoryIds(db) });
+      const { rows, report } = await parseImport(kind, lines, { skipInvalid, tokenKey: importKey, today: today(), categories: publishedCategoryIds(db) });
       return serial(async () => {
         const dirty = applyImport(db, kind, rows, today());
         const changed = publisher.commit(dirty);

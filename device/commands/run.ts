@@ -18,7 +18,8 @@ export function register(program: Command): void {
     .description('run the device: readers → decisions → journal → peripherals → sync')
     .requiredOption('--config <file>', 'device config (JSON)')
     .option('--pretty', 'human-readable logs instead of JSON')
-    .action(async (opts: { config: string; pretty?: boolean }) => {
+    .option('--dev-token-key', 'accept the public development token key when none is configured (demo and tests only)')
+    .action(async (opts: { config: string; pretty?: boolean; devTokenKey?: boolean }) => {
       const log = opts.pretty ? createLogger({ destination: prettyStream() }) : createLogger();
       setRootLogger(log);
       let cfg;
@@ -36,7 +37,7 @@ export function register(program: Command): void {
       let device;
       try {
         // the PC/SC context is released by the process exit (closing it can block on a card stuck in pcscd)
-        device = await startDevice({ config: cfg, configFile: opts.config, log, closeSource: false });
+        device = await startDevice({ config: cfg, configFile: opts.config, log, closeSource: false, allowDevTokenKey: opts.devTokenKey === true });
       } catch (e) {
         fail(e, isRcError(e, ErrorCode.RuntimeAlreadyRunning) ? 3 : 2);
         return;

@@ -55,8 +55,19 @@ export const TokenKeyConfig = z
       .string()
       .regex(/^(?:[0-9a-fA-F]{2}){16,64}$/, 'token key: 32 to 128 hex digits')
       .optional(),
+    /** The key in a PKCS#11 token (the validator's SAM / secure element; SoftHSM2 in tests): the HMAC is computed inside it, the key is never in this file. */
+    pkcs11: z
+      .object({
+        library: z.string().min(1),
+        tokenLabel: z.string().min(1),
+        /** File with the user PIN, mode 0600; without it the PIN comes from RC_PKCS11_PIN. */
+        pinFile: z.string().min(1).optional(),
+      })
+      .strict()
+      .optional(),
   })
-  .strict();
+  .strict()
+  .refine((t) => !(t.hex && t.pkcs11), { message: 'token key: either hex or pkcs11, not both' });
 
 /** The device section's fields; each kind makes the ones it needs required. */
 const deviceFields = {

@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { ErrorCode, RcError } from '../../protocol/errors.js';
+import type { TokenDeriver } from '../../protocol/token-hsm.js';
 import { deriveToken, maskPan, type TokenKey } from '../../protocol/token.js';
 import type { Logger } from '../../protocol/log.js';
 import type { CardChannel, CardRead, CardScheme } from '../reader/types.js';
@@ -20,7 +21,8 @@ import { findAllTlv, findTlv, parseDol, parseTlv, type Tlv } from './tlv.js';
  */
 export interface ReadOptions {
   now: Date;
-  tokenKey: TokenKey;
+  /** The key in memory (demo, tests) or a deriver (the key in a PKCS#11 token). */
+  tokenKey: TokenKey | TokenDeriver;
   /** Per-APDU timeout handed to the channel (default 1000 ms). */
   timeoutMs?: number;
   /** Bound on APDUs, GET RESPONSE and repeats included (default 16). */
@@ -232,7 +234,7 @@ export async function readMirCard(ch: CardChannel, opts: ReadOptions): Promise<C
     if (!found.expiry) throw new RcError(ErrorCode.CardMissingData, 'card gave no expiry date', { missing: 'expiry', aid: selected.aid });
     checkPan(found.pan, found.panSource);
 
-    const token = deriveToken(found.pan, found.psn, opts.tokenKey);
+    const token = 'derive' in opts.tokenKey ? opts.tokenKey.derive(found.pan, found.psn) : deriveToken(found.pan, found.psn, opts.tokenKey);
     const maskedPan = maskPan(found.pan);
     found.wipe();
     const result: CardRead = {

@@ -1,4 +1,5 @@
-import { DEV_TOKEN_KEY, parseTokenKey, tokenKeyFromEnv, type TokenKey } from '../../protocol/token.js';
+import { openPkcs11, softDeriver, type Pkcs11Location, type TokenDeriver } from '../../protocol/token-hsm.js';
+import { DEV_TOKEN_KEY, parseTokenKey, refuseDevTokenKey, tokenKeyFromEnv, type TokenKey } from '../../protocol/token.js';
 
 export type TokenKeySource = 'env' | 'config' | 'dev';
 
@@ -38,4 +39,41 @@ export function resolveTokenKey(
     'no token key configured (RC_TOKEN_KEY or config): using the development key, tokens will match no real list',
   );
   return { ...DEV_TOKEN_KEY, source: 'dev' };
+}
+
+export interface TokenKeySettings {
+  version?: number | undefined;
+  hex?: string | undefined;
+  pkcs11?: Pkcs11Location | undefined;
+}
+
+/**
+ * The deriver the device makes tokens with. With `tokenKey.pkcs11` the key is in
+ * the token and the HMAC is computed there (RC_TOKEN_KEY is then ignored, with a
+ * warning); otherwise as resolveTokenKey, in memory. The public development key
+ * (none configured, or the configured one is it) is refused with
+ * token.dev-key-refused unless `allowDev` (the demo and tests: --dev-token-key).
+ */
+export function resolveTokenDeriver(
+  cfg: TokenKeySettings | undefined,
+  log: WarnLog,
+  env: NodeJS.ProcessEnv = process.env,
+  opts: { allowDev?: boolean } = {},
+): TokenDeriver & { source: TokenKeySource | 'pkcs11' } {
+  if (cfg?.pkcs11) {
+    if (env.RC_TOKEN_KEY) log.warn({}, 'RC_TOKEN_KEY is ignored: the token key is in the PKCS#11 token');
+    const version = cfg.version ?? 1;
+    const token = openPkcs11(cfg.pkcs11, env);
+    try {
+      const d = token.deriver(version);
+      log.info({ keyVersion: version, tokenLabel: cfg.pkcs11.tokenLabel }, 'token key in the PKCS#11 token');
+      return { ...d, source: 'pkcs11' };
+    } catch (e) {
+      token.close();
+      throw e;
+    }
+  }
+  const k = resolveTokenKey(cfg?.hex, cfg?.version, log, env);
+  refuseDevTokenKey(k.key, opts.allowDev === true, 'device');
+  return { ...softDeriver(k), source: k.source };
 }

@@ -2,10 +2,11 @@ import { mkdirSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { ErrorCode, RcError, isRcError } from '../../protocol/errors.js';
 import type { Logger } from '../../protocol/log.js';
+import type { TokenDeriver } from '../../protocol/token-hsm.js';
 import type { TokenKey } from '../../protocol/token.js';
 import { loadRules, withRules } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { resolveTokenKey } from '../emv/token-key.js';
+import { resolveTokenDeriver } from '../emv/token-key.js';
 import { createPeripheral, type PeripheralDeps } from '../io/factory.js';
 import { PcscReaderSource } from '../reader/pcsc.js';
 import type { ReaderSource } from '../reader/types.js';
@@ -87,7 +88,9 @@ export interface StartDeviceOptions {
   source?: ReaderSource;
   peripheralDeps?: PeripheralDeps;
   clock?: Clock;
-  tokenKey?: TokenKey;
+  tokenKey?: TokenKey | TokenDeriver;
+  /** Accept the public development key when none is configured (the demo and tests: --dev-token-key or RC_DEV_TOKEN_KEY=1). */
+  allowDevTokenKey?: boolean;
   /** Serve the status socket (default true). */
   statusSocket?: boolean;
   /** Close the reader source on stop (default true; see RuntimeOptions.closeSource). */
@@ -111,7 +114,10 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
   const log = o.log;
   const paths = devicePaths(cfg, o.configFile, env);
   mkdirSync(paths.dataDir, { recursive: true });
-  const tokenKey = o.tokenKey ?? resolveTokenKey(cfg.tokenKey?.hex, cfg.tokenKey?.version, log.child({ component: 'token' }), env);
+  const ownDeriver = o.tokenKey
+    ? null
+    : resolveTokenDeriver(cfg.tokenKey, log.child({ component: 'token' }), env, { allowDev: o.allowDevTokenKey === true || env.RC_DEV_TOKEN_KEY === '1' });
+  const tokenKey = o.tokenKey ?? ownDeriver!;
   if (cfg.sync && env.RC_SYNC_PASSWORD) cfg = { ...cfg, sync: { ...cfg.sync, password: env.RC_SYNC_PASSWORD } };
 
   // the peripherals are built (validated) before anything is opened
@@ -188,6 +194,7 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
     await status?.close();
     if (runtime) await runtime.stop();
     else store.close();
+    ownDeriver?.close();
     throw e;
   }
   const rt = runtime;
@@ -199,6 +206,7 @@ export async function startDevice(o: StartDeviceOptions): Promise<RunningDevice>
     async stop() {
       await rt.stop();
       await status?.close();
+      ownDeriver?.close();
     },
   };
 }

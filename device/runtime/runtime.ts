@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { ErrorCode } from '../../protocol/errors.js';
 import type { Logger } from '../../protocol/log.js';
+import type { TokenDeriver } from '../../protocol/token-hsm.js';
 import type { TokenKey } from '../../protocol/token.js';
 import type { Config } from '../config/schema.js';
 import type { CardChannel, ReaderEvent, ReaderSource } from '../reader/types.js';
@@ -41,7 +42,7 @@ export interface RuntimeOptions {
   store: Store;
   source: ReaderSource;
   peripherals?: RuntimePeripheral[];
-  tokenKey: TokenKey;
+  tokenKey: TokenKey | TokenDeriver;
   log: Logger;
   clock?: Clock;
   sync?: RuntimeSync | null;

@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { ErrorCode, RcError, isRcError } from '../../protocol/errors.js';
 import type { Logger } from '../../protocol/log.js';
+import type { TokenDeriver } from '../../protocol/token-hsm.js';
 import type { TokenKey } from '../../protocol/token.js';
 import type { Config } from '../config/schema.js';
 import { readMirCard } from '../emv/read.js';
@@ -35,7 +36,7 @@ const DEVICE_FAULT = { ru: 'Ошибка устройства. Обратите�
 export interface TapPipelineOptions {
   store: Store;
   router: PeripheralRouter;
-  tokenKey: TokenKey;
+  tokenKey: TokenKey | TokenDeriver;
   log: Logger;
   clock: Clock;
   readTimeoutMs: number;

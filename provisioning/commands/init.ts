@@ -23,6 +23,12 @@ export function register(program: Command): void {
     .option('--time-zone <tz>', 'IANA time zone', 'Europe/Moscow')
     .option('--dir <dir>', 'device directory', DEFAULT_DIR)
     .option('--json', 'machine-readable output')
+    .option(
+      '--pkcs11-library <path>',
+      "the device's PKCS#11 module (SAM / secure element; SoftHSM2 in tests): the card-token key is put into its token, wrapped",
+    )
+    .option('--pkcs11-token <label>', 'label of that token')
+    .option('--pkcs11-pin-file <file>', 'file with the user PIN, mode 0600 (else RC_PKCS11_PIN at run time)')
     .action(
       async (o: {
         server: string;
@@ -39,8 +45,12 @@ export function register(program: Command): void {
         timeZone: string;
         dir: string;
         json?: boolean;
+        pkcs11Library?: string;
+        pkcs11Token?: string;
+        pkcs11PinFile?: string;
       }) => {
         try {
+          if (!o.pkcs11Library !== !o.pkcs11Token) throw new RcError(ErrorCode.InputInvalid, '--pkcs11-library and --pkcs11-token go together');
           const kind = DeviceKind.safeParse(o.kind);
           if (!kind.success) throw new RcError(ErrorCode.InputInvalid, `--kind must be bus, turnstile or canteen, not "${o.kind}"`);
           const direction = o.direction === undefined ? undefined : GateDirection.safeParse(o.direction);
@@ -60,6 +70,9 @@ export function register(program: Command): void {
             ...(o.turnstilePort ? { turnstilePort: o.turnstilePort } : {}),
             ...(o.displayPort ? { displayPort: o.displayPort } : {}),
             ...(o.console ? { console: true } : {}),
+            ...(o.pkcs11Library && o.pkcs11Token
+              ? { pkcs11: { library: o.pkcs11Library, tokenLabel: o.pkcs11Token, ...(o.pkcs11PinFile ? { pinFile: o.pkcs11PinFile } : {}) } }
+              : {}),
           });
           if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
           else

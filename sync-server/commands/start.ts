@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { ErrorCode, RcError } from '../../protocol/errors.js';
 import { rootLogger } from '../../protocol/log.js';
-import { DEV_TOKEN_KEY, tokenKeyFromEnv } from '../../protocol/token.js';
 import { DEFAULT_RETRY, type RetryPolicy } from '../charging.js';
 import { startServer } from '../server.js';
 import { fail } from './client.js';
+import { pkcs11Options, serverTokenKey, type Pkcs11Opts } from './key.js';
 
 function port(v: string): number {
   const n = Number(v);
@@ -14,8 +14,7 @@ function port(v: string): number {
 }
 
 export function register(program: Command): void {
-  program
-    .command('start')
+  pkcs11Options(program.command('start'))
     .description('run the sync-server: registry, embedded (or external) MQTT broker, HTTP API on loopback')
     .option('--data <dir>', 'data directory (registry, signing key)', './rc-sync-data')
     .option('--mqtt-port <n>', 'embedded broker port', '1883')
@@ -31,30 +30,32 @@ export function register(program: Command): void {
     .option('--time-zone <tz>', 'settlement: IANA time zone of service days and quota months', 'Europe/Moscow')
     .option('--charge-attempts <n>', 'charging: attempts of a declined charge before the card is stop-listed', String(DEFAULT_RETRY.attempts))
     .option('--charge-retry-days <d>', 'charging: days over which those attempts are spread', String(DEFAULT_RETRY.overDays))
+    .option('--token-key-version <n>', 'card-token key version in the token to use (default: the newest)')
+    .option('--dev-token-key', 'without --pkcs11-* or RC_TOKEN_KEY, use the public development key (demo and tests only)')
     .action(
-      async (opts: {
-        dayEndsAt: string;
-        timeZone: string;
-        chargeAttempts: string;
-        chargeRetryDays: string;
-        data: string;
-        mqttPort: string;
-        broker?: string;
-        httpPort: string;
-        allowAnonymousDevices?: boolean;
-        mosquittoPasswd?: string;
-        mosquittoAcl?: string;
-        mosquittoPidFile?: string;
-        publicBrokerUrl?: string;
-        enrolListen?: string;
-      }) => {
+      async (
+        opts: Pkcs11Opts & {
+          tokenKeyVersion?: string;
+          devTokenKey?: boolean;
+          dayEndsAt: string;
+          timeZone: string;
+          chargeAttempts: string;
+          chargeRetryDays: string;
+          data: string;
+          mqttPort: string;
+          broker?: string;
+          httpPort: string;
+          allowAnonymousDevices?: boolean;
+          mosquittoPasswd?: string;
+          mosquittoAcl?: string;
+          mosquittoPidFile?: string;
+          publicBrokerUrl?: string;
+          enrolListen?: string;
+        },
+      ) => {
         const log = rootLogger().child({ component: 'sync-server' });
         try {
-          let tokenKey = tokenKeyFromEnv();
-          if (!tokenKey) {
-            log.warn('RC_TOKEN_KEY not set: using the development token key');
-            tokenKey = DEV_TOKEN_KEY;
-          }
+          const tokenKey = serverTokenKey(opts, log);
           const s = await startServer({
             dataDir: opts.data,
             mqttPort: port(opts.mqttPort),

@@ -7,7 +7,9 @@
  * on a socat pty. Reports, per tap, card present → signal sent (the command
  * handed to the serial driver, after the commit), and → acknowledged by the
  * display. Last line: {"taps":…, "p50Ms":…, "p99Ms":…} (signal sent).
- * BENCH_TAPS=N (default 100).
+ * BENCH_TAPS=N (default 100). `-- --hsm`: the card-token key in a SoftHSM2 token
+ * (a private one, outside the device dir), the HMAC computed inside it, as a
+ * device with `tokenKey.pkcs11` derives.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -25,11 +27,14 @@ import { Store } from '../../device/store/index.js';
 import { createLogger } from '../../protocol/log.js';
 import { withLuhnDigit } from '../../protocol/pan.js';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
+import { Pkcs11Token, newTokenKey, type TokenDeriver } from '../../protocol/token-hsm.js';
+import { softhsmAvailable, startSoftHsm, type SoftHsmRig } from '../support/rig/softhsm.js';
 import { PcscdRig } from '../support/rig/pcscd.js';
 import { createPtyPair } from '../support/rig/pty.js';
 import { VcardHost, PROJECT_ROOT } from '../support/rig/vcards.js';
 
 const TAPS = Number(process.env.BENCH_TAPS ?? 100);
+const HSM = process.argv.includes('--hsm');
 
 const q = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!;
 const r3 = (x: number) => Math.round(x * 1000) / 1000;
@@ -78,7 +83,16 @@ async function main(): Promise<void> {
     },
   };
   const source = await PcscReaderSource.create({ log });
-  const runtime = new Runtime({ config: cfg, store, source, peripherals: [{ peripheral: marked }], tokenKey: DEV_TOKEN_KEY, log });
+  let hsm: SoftHsmRig | null = null;
+  let tokenKey: typeof DEV_TOKEN_KEY | TokenDeriver = DEV_TOKEN_KEY;
+  if (HSM) {
+    if (!softhsmAvailable()) throw new Error('--hsm: SoftHSM2 is not installed (apt-get install softhsm2)');
+    hsm = startSoftHsm('rc-bench');
+    const token = Pkcs11Token.open(hsm);
+    token.importKey(newTokenKey(1));
+    tokenKey = token.deriver(1);
+  }
+  const runtime = new Runtime({ config: cfg, store, source, peripherals: [{ peripheral: marked }], tokenKey, log });
   await runtime.start();
   let insertedAt = 0;
   const inserted = new Set<string>();
@@ -130,6 +144,8 @@ async function main(): Promise<void> {
     await host.close();
     await rig.dispose();
     await pty.close();
+    if (typeof tokenKey === 'object' && 'close' in tokenKey) tokenKey.close();
+    hsm?.close();
     rmSync(dir, { recursive: true, force: true });
   }
   const s = [...sent].sort((a, b) => a - b);
@@ -137,7 +153,7 @@ async function main(): Promise<void> {
   const c = [...commit].sort((x, y) => x - y);
   const rd = [...read].sort((x, y) => x - y);
   console.log(
-    'tap: card present (PC/SC event) → Mir read via pcscd+vpcd (TCP_NODELAY shim on) → decide → journal commit (WAL, synchronous=FULL) → display command on a pty',
+    `tap: card present (PC/SC event) → Mir read via pcscd+vpcd (TCP_NODELAY shim on) → token (${HSM ? 'HMAC inside SoftHSM2' : 'key in memory'}) → decide → journal commit (WAL, synchronous=FULL) → display command on a pty`,
   );
   console.log(`taps ${s.length}`);
   console.log(`card present → card read (token):  p50 ${r3(q(rd, 0.5))} ms, p99 ${r3(q(rd, 0.99))} ms`);
@@ -156,6 +172,7 @@ async function main(): Promise<void> {
       commitP50Ms: r3(q(c, 0.5)),
       commitP99Ms: r3(q(c, 0.99)),
       nodelayShim: true,
+      tokenKey: HSM ? 'softhsm2' : 'memory',
     }),
   );
 }

@@ -100,7 +100,19 @@ describe('provisioning end to end, as processes', () => {
     // the operator's server, as a process
     server = spawn(
       process.execPath,
-      ['--import', 'tsx', join(ROOT, 'sync-server', 'cli.ts'), 'start', '--data', join(base, 'server'), '--mqtt-port', '0', '--http-port', '0'],
+      [
+        '--import',
+        'tsx',
+        join(ROOT, 'sync-server', 'cli.ts'),
+        'start',
+        '--dev-token-key',
+        '--data',
+        join(base, 'server'),
+        '--mqtt-port',
+        '0',
+        '--http-port',
+        '0',
+      ],
       { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'ignore'] },
     );
     children.add(server);
@@ -205,7 +217,7 @@ describe('provisioning end to end, as processes', () => {
   it('rc-device run --config DIR/device.json syncs, opens the gate for the enrolled student, and the tap reaches the server', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'device', 'cli.ts'), 'run', '--config', join(devDir, 'device.json')], {
       cwd: ROOT,
-      env: { ...env, RC_LOG_LEVEL: 'info' },
+      env: { ...env, RC_LOG_LEVEL: 'info', RC_DEV_TOKEN_KEY: '1' }, // the rig's server hands out the development key: allowed for tests only
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     device = child;

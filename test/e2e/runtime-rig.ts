@@ -215,7 +215,7 @@ export async function startDeviceProc(config: Record<string, unknown>, dir: stri
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'device', 'cli.ts'), 'run', '--config', cfgPath], {
     cwd: ROOT,
     stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...env, RC_LOG_LEVEL: 'info' },
+    env: { ...env, RC_LOG_LEVEL: 'info', RC_DEV_TOKEN_KEY: '1' }, // the rig's server hands out the development key: allowed for tests only
   });
   const logs: string[] = [];
   createInterface({ input: child.stderr! }).on('line', (l) => logs.push(l));

@@ -45,6 +45,7 @@ describe('sync end to end through rc-sync-server', () => {
         'tsx',
         CLI,
         'start',
+        '--dev-token-key', // the public development key: tests only
         '--data',
         join(dir, 'data'),
         '--mqtt-port',

@@ -88,6 +88,7 @@ describe('provisioning with an external Mosquitto, set up as documented', () => 
         'tsx',
         join(ROOT, 'sync-server', 'cli.ts'),
         'start',
+        '--dev-token-key', // the public development key: tests only
         '--data',
         f('data'),
         '--broker',

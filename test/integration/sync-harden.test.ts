@@ -116,7 +116,7 @@ describe('durable journal acks (strace of the real rc-sync-server)', () => {
     const trace = join(dir, 'trace.txt');
     // -y: file descriptors with their paths; -s: enough of each written buffer to see the topic
     const ports = ['--mqtt-port', String(mqttPort), '--http-port', String(httpPort)];
-    const server = [process.execPath, '--import', 'tsx', CLI, 'start', '--data', join(dir, 'data'), ...ports];
+    const server = [process.execPath, '--import', 'tsx', CLI, 'start', '--dev-token-key', '--data', join(dir, 'data'), ...ports];
     const traced = 'trace=fsync,fdatasync,pwrite64,write,writev,sendto,sendmsg';
     child = spawn('strace', ['-f', '-qq', '-y', '-s', '300', '-o', trace, '-e', traced, '--', ...server, '--allow-anonymous-devices'], {
       stdio: ['ignore', 'ignore', 'pipe'],
