@@ -9,6 +9,8 @@ export default defineConfig({
     'rc-sync-server': 'sync-server/cli.ts',
     'rc-provision': 'provisioning/cli.ts',
     'rc-demo': 'demo/cli.ts',
+    // the import worker thread, loaded by sync-server/import-worker.ts from next to the bundle
+    'import-worker-thread': 'sync-server/import-worker-thread.ts',
   },
   format: ['esm'],
   platform: 'node',

@@ -13,7 +13,8 @@ import { ChargingQueue, SimulatedCharger, type Charger } from './charging.js';
 import { startListener } from './http/app.js';
 import { ROUTES } from './http/routes/index.js';
 import type { Api } from './http/route.js';
-import { applyImport, parseImport, type ImportKind } from './import.js';
+import type { ImportKind } from './import.js';
+import { ImportWorker, finishInterruptedImport } from './import-worker.js';
 import { Ingest } from './ingest.js';
 import { loadOrCreateSigningKey } from './keys.js';
 import { Publisher, DEFAULT_PUBLISHER_OPTIONS, type PublisherOptions } from './publisher.js';
@@ -73,7 +74,12 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   db.pragma('synchronous = FULL');
   const key = loadOrCreateSigningKey(o.dataDir);
   if (key.created) log.info({ dataDir: o.dataDir }, 'signing key created (0600)');
-  const publisher = new Publisher(db, key.privateKey, log.child({ component: 'publisher' }), { ...DEFAULT_PUBLISHER_OPTIONS, ...o.publisher });
+  const publisherOpts: PublisherOptions = { ...DEFAULT_PUBLISHER_OPTIONS, ...o.publisher };
+  const publisher = new Publisher(db, key.privateKey, log.child({ component: 'publisher' }), publisherOpts);
+  // an import cut short by a crash: recompute its scopes now (published with everything on connection)
+  finishInterruptedImport(db, publisher, log.child({ component: 'import' }));
+  const importer = new ImportWorker({ dataDir: o.dataDir, tokenKey: o.tokenKey, signingKey: key.privateKey, publisher: publisherOpts });
+  importer.warm();
   const ingest = new Ingest(db, o.settlement);
   const settlement = new Settlement(db, o.settlement);
 
@@ -191,16 +197,17 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const today = () => new Date().toISOString().slice(0, 10);
   const api: Api = {
     publicKeyPem: key.publicKeyPem,
-    importCsv: async (kind: ImportKind, lines, skipInvalid) => {
-      const { rows, report } = await parseImport(kind, lines, { skipInvalid, tokenKey: o.tokenKey, today: today() });
-      return serial(async () => {
-        const dirty = applyImport(db, kind, rows, today());
-        const changed = publisher.commit(dirty);
-        await publisher.publish(changed);
-        log.info({ kind, rows: report.rows, applied: report.applied, rejected: report.rejected, changed }, 'import applied');
-        return { report, versions: currentVersions(db) };
-      });
-    },
+    importCsv: (kind: ImportKind, lines, skipInvalid) =>
+      // parse, registry and lists in a worker thread (the event loop stays free); applied in turn with the other list changes
+      importer.run({ kind, skipInvalid, today: today() }, lines, (apply) =>
+        serial(async () => {
+          const { report, changed, clears } = await apply();
+          publisher['clears'].push(...clears);
+          await publisher.publish(changed);
+          log.info({ kind, rows: report.rows, applied: report.applied, rejected: report.rejected, changed }, 'import applied');
+          return { report, versions: currentVersions(db) };
+        }),
+      ),
     status: () => {
       const current = currentVersions(db);
       const rows = db.prepare('SELECT id, online, last_seen, lists, backlog, reader FROM devices ORDER BY id').all() as {
@@ -269,6 +276,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       clearInterval(resealTimer);
       await http.close();
       await chain.catch(() => undefined);
+      await importer.close();
       await client.endAsync(true).catch(() => undefined);
       if (embedded) await embedded.close();
       db.close();
