@@ -136,6 +136,11 @@ export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> 
     meaning: 'The import file breaks a size limit: a line longer than 16 KiB, more than 32 columns, or a file over 2 GiB. Nothing was imported.',
     action: 'Check the file is the right CSV (one record per line, the documented columns); split a file over 2 GiB.',
   },
+  'server.import-interrupted': {
+    meaning:
+      'An import did not run to its end: its worker stopped, or the server stopped between the registry and the lists. The registry change is kept or dropped whole; at the next start the lists are recomputed from the registry.',
+    action: 'Check the server log; run the import again if its report did not come back (imports are idempotent).',
+  },
   'server.not-running': { meaning: 'The sync-server is not reachable at the given URL.', action: 'Start it (rc-sync-server start) or pass --server URL.' },
   'server.bad-request': { meaning: 'The server refused a request as malformed.', action: "Check the command's arguments." },
   'server.not-found': { meaning: 'The server does not know the named object (device, person, token).', action: 'Check the id.' },

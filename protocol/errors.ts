@@ -71,6 +71,7 @@ export const ErrorCode = {
   // server: the operator's sync-server
   ServerImportInvalid: 'server.import-invalid',
   ServerImportTooLarge: 'server.import-too-large',
+  ServerImportInterrupted: 'server.import-interrupted',
   ServerNotRunning: 'server.not-running',
   ServerBadRequest: 'server.bad-request',
   ServerNotFound: 'server.not-found',

@@ -31,11 +31,6 @@ export function softDeriver(key: TokenKey): TokenDeriver {
   return { version: key.version, derive: (pan, psn) => deriveToken(pan, psn, key), close: () => {} };
 }
 
-/** A key in memory or a deriver: callers that take either (readMirCard, parseImport) derive through this. */
-export function asDeriver(k: TokenKey | TokenDeriver): TokenDeriver {
-  return 'derive' in k ? k : softDeriver(k);
-}
-
 /** Where a device or the server finds its token (config `tokenKey.pkcs11`, CLI `--pkcs11-*`). */
 export interface Pkcs11Location {
   library: string;

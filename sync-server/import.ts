@@ -304,6 +304,32 @@ export function applyImport(db: Db, kind: ImportKind, rows: Parsed[], today: str
         markDirty(dirty, 'stoplist', r.token);
       }
     }
+    // in the same transaction: the scopes to recompute, cleared once the publisher committed them (a crash in between is redone at start)
+    markRecompute(db, dirty.keys());
   })();
   return dirty;
+}
+
+const RECOMPUTE_KEY = 'import.recompute';
+
+/** Persist "these scopes must be recomputed from the registry" (merged with any still pending). */
+export function markRecompute(db: Db, scopes: Iterable<string>): void {
+  const all = new Set([...pendingRecompute(db), ...scopes]);
+  if (all.size === 0) return;
+  db.prepare('INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(
+    RECOMPUTE_KEY,
+    JSON.stringify([...all].sort()),
+  );
+}
+
+/** Scopes an import changed in the registry whose lists may not be committed yet (empty when none). */
+export function pendingRecompute(db: Db): string[] {
+  const v = db.prepare('SELECT value FROM meta WHERE key = ?').pluck().get(RECOMPUTE_KEY) as string | undefined;
+  if (v === undefined) return [];
+  const parsed = z.array(z.string()).safeParse(JSON.parse(v));
+  return parsed.success ? parsed.data : ['transit', 'stoplist'];
+}
+
+export function clearRecompute(db: Db): void {
+  db.prepare('DELETE FROM meta WHERE key = ?').run(RECOMPUTE_KEY);
 }

@@ -13,8 +13,9 @@ import { ChargingQueue, SimulatedCharger, type Charger, type RetryPolicy } from 
 import { startListener } from './http/app.js';
 import { ROUTES } from './http/routes/index.js';
 import type { Api } from './http/route.js';
-import { applyImport, parseImport, type ImportKind } from './import.js';
+import { applyImport, clearRecompute, parseImport, type ImportKind } from './import.js';
 import { Ingest, type IngestLimits } from './ingest.js';
+import { finishInterruptedImport } from './import-recovery.js';
 import { loadOrCreateSigningKey } from './keys.js';
 import { Publisher, DEFAULT_PUBLISHER_OPTIONS, type PublisherOptions } from './publisher.js';
 import { currentVersions, openRegistry, type Db } from './registry.js';
@@ -85,6 +86,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const key = loadOrCreateSigningKey(o.dataDir);
   if (key.created) log.info({ dataDir: o.dataDir }, 'signing key created (0600)');
   const publisher = new Publisher(db, key.privateKey, log.child({ component: 'publisher' }), { ...DEFAULT_PUBLISHER_OPTIONS, ...o.publisher });
+  // an import cut short by a crash: recompute its scopes now (published with everything on connection)
+  finishInterruptedImport(db, publisher, log.child({ component: 'import' }));
   const ingest = new Ingest(db, o.settlement, o.ingestLimits);
   const settlement = new Settlement(db, o.settlement);
   const usage = new UsagePublisher(db, key.privateKey, log.child({ component: 'usage' }), o.settlement ? { settlement: o.settlement } : {});
@@ -234,6 +237,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       return serial(async () => {
         const dirty = applyImport(db, kind, rows, today());
         const changed = publisher.commit(dirty);
+        clearRecompute(db); // the lists agree with the registry again (see import-recovery.ts)
         await publisher.publish(changed);
         log.info({ kind, rows: report.rows, applied: report.applied, rejected: report.rejected, changed }, 'import applied');
         return { report, versions: currentVersions(db) };
