@@ -52,6 +52,8 @@ export class Ingest {
   private readonly setAcked;
   private readonly touch;
   private readonly elsewhere;
+  private readonly laterClean;
+  private readonly flag;
   private readonly opts: SettlementOptions;
   private readonly limits: IngestLimits;
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
@@ -62,10 +64,17 @@ export class Ingest {
   ) {
     this.opts = settlementOptions(settlement);
     this.limits = { ...DEFAULT_INGEST_LIMITS, ...limits };
+    // an entry is impossible when an EARLIER entry (by effective time, then device, then seq) of the same card was on
+    // another vehicle or route within the window: so the same journal gives the same flags whatever the arrival order
+    const conflict = `token = ? AND eff_ms BETWEEN ? AND ? AND kind = 'bus' AND (coalesce(vehicle, device) != ? OR coalesce(route, '') != ?)`;
     this.elsewhere = db.prepare(
-      `SELECT 1 FROM journal WHERE token = ? AND eff_ms BETWEEN ? AND ? AND kind = 'bus' AND NOT (device = ? AND seq = ?)
-         AND (coalesce(vehicle, device) != ? OR coalesce(route, '') != ?) LIMIT 1`,
+      `SELECT 1 FROM journal WHERE ${conflict} AND (eff_ms < ? OR (eff_ms = ? AND (device < ? OR (device = ? AND seq < ?)))) LIMIT 1`,
     );
+    this.laterClean = db.prepare(
+      `SELECT device, seq, service_day AS day FROM journal WHERE ${conflict} AND settle_code IS NULL
+         AND (eff_ms > ? OR (eff_ms = ? AND (device > ? OR (device = ? AND seq > ?))))`,
+    );
+    this.flag = db.prepare('UPDATE journal SET settle_code = ?, settled_fare = NULL, settled_reason = NULL WHERE device = ? AND seq = ?');
     this.insert = db.prepare(
       `INSERT OR IGNORE INTO journal(device, seq, time, token, kind, result, reason, fare, benefit, lists, received_at,
          route, vehicle, direction, reader, meal, flags, eff_ms, service_day, settle_code) VALUES (?,?,?,?,?,?,?,?,?,?,?, ?,?,?,?,?,?,?,?,?)`,
@@ -112,6 +121,7 @@ export class Ingest {
         const r = this.insert.run(batch.device, e.seq, e.time, e.token, e.kind, e.result, e.reason, e.fareKopecks, e.benefit, lists, at, ...row.extra);
         if (r.changes === 1) {
           stored++;
+          this.flagLater(batch.device, e, row); // any stored entry counts as the earlier one (the flag depends on the journal, not on arrival)
           if (e.token && row.code === null) {
             this.dirty.run(e.token, row.day);
             settle++;
@@ -151,7 +161,19 @@ export class Ingest {
   private impossible(device: string, e: WireJournalEntry, row: { eff: number; vehicle: string | null; route: string | null }): boolean {
     if (!e.token || e.kind !== 'bus') return false;
     const w = this.limits.impossibleWithinMs;
-    return this.elsewhere.get(e.token, row.eff - w, row.eff + w, device, e.seq, row.vehicle ?? device, row.route ?? '') !== undefined;
+    const key = [e.token, row.eff - w, row.eff + w, row.vehicle ?? device, row.route ?? '', row.eff, row.eff, device, device, e.seq];
+    return this.elsewhere.get(...key) !== undefined;
+  }
+
+  /** A newly stored entry makes the later entries it conflicts with impossible: flag them and re-settle their days. */
+  private flagLater(device: string, e: WireJournalEntry, row: { eff: number; vehicle: string | null; route: string | null }): void {
+    if (!e.token || e.kind !== 'bus') return;
+    const w = this.limits.impossibleWithinMs;
+    const key = [e.token, row.eff - w, row.eff + w, row.vehicle ?? device, row.route ?? '', row.eff, row.eff, device, device, e.seq];
+    for (const l of this.laterClean.all(...key) as { device: string; seq: number; day: string }[]) {
+      this.flag.run(ErrorCode.SettlementImpossibleTrip, l.device, l.seq);
+      this.dirty.run(e.token, l.day);
+    }
   }
 
   private row(

@@ -1,3 +1,4 @@
+import { DEVICE_BUILT_IN_TABLE } from '../../protocol/categories.js';
 import type Database from 'better-sqlite3';
 import { ErrorCode, RcError } from '../../protocol/errors.js';
 import type { BenefitCategory } from '../../protocol/lists.js';
@@ -64,7 +65,7 @@ export class Usage {
     if (u.toVersion === s.version) return null;
     let d;
     try {
-      d = decodeUsage(u.records, u.fromVersion !== null);
+      d = decodeUsage(u.records, u.fromVersion !== null, DEVICE_BUILT_IN_TABLE); // a category its rules do not name: a stand-in, no refusal
     } catch (e) {
       throw new RcError(ErrorCode.ListInvalid, `usage records refused: ${(e as Error).message}`, { scope: 'usage' }, { cause: e });
     }

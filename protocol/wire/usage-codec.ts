@@ -1,6 +1,6 @@
 import { createHash, type KeyObject } from 'node:crypto';
 import { ErrorCode, RcError } from '../errors.js';
-import { BUILT_IN_TABLE, DEVICE_BUILT_IN_TABLE, type CategoryTable } from '../categories.js';
+import { BUILT_IN_TABLE, type CategoryTable } from '../categories.js';
 import { RECORD_SIZE } from './codec.js';
 import { openEnvelope, sealEnvelope, sha256Hex } from './envelope.js';
 import type { UsageHeader } from './messages.js';
@@ -154,7 +154,7 @@ export function writeWatermark(buf: Buffer, off: number, w: UsageWatermark): voi
  * length that is not whole records, a list record type, an unknown category id,
  * a card record before the day record, a second day record.
  */
-export function decodeUsage(data: Uint8Array, allowRemoves = true, cats: CategoryTable = DEVICE_BUILT_IN_TABLE): DecodedUsage {
+export function decodeUsage(data: Uint8Array, allowRemoves = true, cats: CategoryTable = BUILT_IN_TABLE): DecodedUsage {
   if (data.length % RECORD_SIZE !== 0) throw invalid('record data is not a whole number of records', { bytes: data.length });
   const b = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.length);
   const out: DecodedUsage = { day: null, cards: [], watermarks: [], removes: [] };

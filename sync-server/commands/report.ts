@@ -65,7 +65,7 @@ export function register(program: Command): void {
         if (name === 'devices') put('silentHours', o.silentHours);
         put('asOf', o.asOf);
         const doc = await callApi(o.server, 'GET', `/v1/reports/${name}?${q}`, ReportDoc);
-        const bytes = renderReport(doc, format.data);
+        const bytes = await renderReport(doc, format.data);
         if (o.out) writeFileSync(o.out, bytes);
         else process.stdout.write(bytes);
       } catch (e) {

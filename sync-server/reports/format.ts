@@ -1,13 +1,12 @@
 import type { ReportFormat } from '../../protocol/api.js';
-import { ErrorCode, RcError } from '../../protocol/errors.js';
 import type { ReportDoc } from '../../protocol/reports.js';
+import { render } from './render/index.js';
 
 /**
- * A report in a format: JSON here (pretty, with the signature); the other writers (CSV, XLSX, PDF, HTML)
- * come from reports/render/index.ts `render(doc, format)`. This is the one place that calls them, so
- * wiring them in is one line.
+ * A report in a format: JSON pretty-printed with its signature (what `report verify` reads); CSV, XLSX, PDF
+ * and HTML from the writers in reports/render/ (the same numbers, the signature in the footer).
  */
-export function renderReport(doc: ReportDoc, format: ReportFormat): Buffer {
+export async function renderReport(doc: ReportDoc, format: ReportFormat): Promise<Buffer> {
   if (format === 'json') return Buffer.from(JSON.stringify(doc, null, 2) + '\n', 'utf8');
-  throw new RcError(ErrorCode.ServerBadRequest, `format ${format} is not available in this build yet; use --format json`, { format });
+  return render(doc, format);
 }

@@ -129,7 +129,10 @@ beforeAll(async () => {
     ]),
     early,
   );
-  const q = new ChargingQueue(db, new SimulatedCharger(db), async (d) => void (await pub.publish(pub.commit(d))), log, new Settlement(db));
+  const q = new ChargingQueue(db, new SimulatedCharger(db), async (d) => void (await pub.publish(pub.commit(d))), log, new Settlement(db), {
+    attempts: 1,
+    overDays: 0,
+  }); // stop-list at the first decline, as the report expects
   q.setDeclined([tokenOf(1)]);
   await q.runOnce(OPTS.now);
 });
