@@ -74,20 +74,9 @@ function stopFromFlags(token: string, flags: string[]): StopEntry | null {
 
 /**
  * Settle one card's taps, in order. Pure: the same rows, entry and tariff give the same result.
- * `writeFrom`: only taps of this service day or later are returned (earlier ones only build the view).
+ * `writeFrom`: only taps of this service day or later are returned in `settled` (earlier ones only build the view).
+ * Also returns the card's view after its last tap (counters and marks, as a device would hold them).
  */
-export function settleCard(
-  token: string,
-  rows: readonly JournalRow[],
-  transit: TransitEntry | null,
-  tariff: Tariff | null,
-  o: SettlementOptions,
-  writeFrom = '',
-): SettledTap[] {
-  return replayCard(token, rows, transit, tariff, o, writeFrom).settled;
-}
-
-/** `settleCard`, also returning the card's view after its last tap (counters and marks, as a device would hold them). */
 export function replayCard(
   token: string,
   rows: readonly JournalRow[],
@@ -221,7 +210,7 @@ export class Settlement {
     const monthStart = `${fromDay.slice(0, 7)}-01`;
     const rows = this.st.rows.all(token, dayLowerBoundMs(dayBefore(monthStart))) as JournalRow[];
     const byKey = new Map(rows.map((r) => [`${r.device}#${r.seq}`, r]));
-    const settled = settleCard(token, rows, this.transit(token, tariff), tariff, this.opts, fromDay);
+    const { settled } = replayCard(token, rows, this.transit(token, tariff), tariff, this.opts, fromDay);
     // a card none of whose taps from that day on was settled before has no adjustments or day totals yet
     const fresh = rows.every((r) => r.service_day < fromDay || (r.settled_reason === null && r.settle_code === null));
     if (!fresh) this.st.delAdj.run(token, fromDay);

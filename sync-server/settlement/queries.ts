@@ -69,21 +69,17 @@ export interface JournalQuery {
   limit: number;
 }
 
+/** `WHERE col = ? AND …` for the filters that are given (column names are ours, never input), plus fixed conditions. */
+function whereEqual(filters: Record<string, string | undefined>, extra: string[] = []): { sql: string; args: string[] } {
+  const given = Object.entries(filters).filter((e): e is [string, string] => e[1] !== undefined && e[1] !== '');
+  const conds = [...given.map(([col]) => `${col} = ?`), ...extra];
+  return { sql: conds.length ? `WHERE ${conds.join(' AND ')}` : '', args: given.map(([, v]) => v) };
+}
+
 export function queryJournal(db: Db, q: JournalQuery): { entries: JournalView[] } {
-  const where: string[] = [];
-  const args: unknown[] = [];
-  if (q.device) {
-    where.push('device = ?');
-    args.push(q.device);
-  }
-  if (q.token) {
-    where.push('token = ?');
-    args.push(q.token);
-  }
-  if (q.flagged) where.push('settle_code IS NOT NULL');
+  const w = whereEqual({ device: q.device, token: q.token }, q.flagged ? ['settle_code IS NOT NULL'] : []);
   const order = q.device ? 'seq' : q.token ? 'eff_ms, device, seq' : 'received_at, device, seq';
-  const sql = `SELECT ${COLS} FROM journal ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY ${order} LIMIT ?`;
-  const rows = db.prepare(sql).all(...args, q.limit) as Row[];
+  const rows = db.prepare(`SELECT ${COLS} FROM journal ${w.sql} ORDER BY ${order} LIMIT ?`).all(...w.args, q.limit) as Row[];
   return {
     entries: rows.map((r) => ({
       time: r.time,
@@ -123,22 +119,10 @@ export interface ChargeView {
 }
 
 export function queryCharges(db: Db, q: { token?: string | undefined; status?: string | undefined; limit: number }): { charges: ChargeView[] } {
-  const where: string[] = [];
-  const args: unknown[] = [];
-  if (q.token) {
-    where.push('token = ?');
-    args.push(q.token);
-  }
-  if (q.status) {
-    where.push('status = ?');
-    args.push(q.status);
-  }
+  const w = whereEqual({ token: q.token, status: q.status });
   const rows = db
-    .prepare(
-      `SELECT token, service_day AS serviceDay, amount AS amountKopecks, taps, status, reason FROM charges ${where.length ? 'WHERE ' + where.join(' AND ') : ''}
-       ORDER BY seq LIMIT ?`,
-    )
-    .all(...args, q.limit) as ChargeView[];
+    .prepare(`SELECT token, service_day AS serviceDay, amount AS amountKopecks, taps, status, reason FROM charges ${w.sql} ORDER BY seq LIMIT ?`)
+    .all(...w.args, q.limit) as ChargeView[];
   return { charges: rows };
 }
 
@@ -154,12 +138,13 @@ export interface AdjustmentView {
 }
 
 export function queryAdjustments(db: Db, q: { token?: string | undefined; limit: number }): { adjustments: AdjustmentView[] } {
+  const w = whereEqual({ token: q.token });
   const rows = db
     .prepare(
       `SELECT token, service_day, device, seq, kind, device_fare, device_reason, settled_fare, settled_reason FROM adjustments
-       ${q.token ? 'WHERE token = ?' : ''} ORDER BY token, service_day, device, seq LIMIT ?`,
+       ${w.sql} ORDER BY token, service_day, device, seq LIMIT ?`,
     )
-    .all(...(q.token ? [q.token] : []), q.limit) as {
+    .all(...w.args, q.limit) as {
     token: string;
     service_day: string;
     device: string | null;
