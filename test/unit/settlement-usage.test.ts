@@ -2,35 +2,18 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { TransitEntry } from '../../protocol/lists.js';
 import { RulesFile } from '../../protocol/rules-schema.js';
-import { fleetUsage, serviceDay, settlementOptions, type JournalRow } from '../../sync-server/settlement/index.js';
+import { fleetUsage, settlementOptions } from '../../sync-server/settlement/index.js';
+import { busRowMaker, msk } from '../support/journal-rows.js';
 
 /** Fleet usage: the counters and marks of the cards active now, from every device's taps (pure). */
 const tariff = RulesFile.parse(JSON.parse(readFileSync('test/fixtures/settlement/rules.json', 'utf8'))).tariff!;
 const o = settlementOptions();
-const msk = (local: string) => Date.parse(`${local}+03:00`);
 const A = 'a'.repeat(32);
 const P = 'b'.repeat(32); // a pensioner
 const Q = 'c'.repeat(32); // rode last month only
 const transit = (t: string): TransitEntry | null =>
   t === P ? { token: P, cardExpiry: '2030-12', benefits: [{ category: 'pensioner', validFrom: '2020-01-01', validTo: '2099-12-31' }] } : null;
-let seq = 0;
-const row = (token: string, device: string, at: string, route: string): JournalRow => ({
-  device,
-  seq: ++seq,
-  token,
-  kind: 'bus',
-  result: 'allow',
-  reason: 'full-fare',
-  fare: 3500,
-  route,
-  vehicle: `v-${device}`,
-  flags: '[]',
-  eff_ms: msk(at),
-  service_day: serviceDay(msk(at), o),
-  settled_fare: null,
-  settled_reason: null,
-  settle_code: null,
-});
+const row = busRowMaker(o);
 
 describe('fleet usage', () => {
   const rows = [

@@ -3,11 +3,11 @@ import { describe, expect, it } from 'vitest';
 import { RulesFile } from '../../protocol/rules-schema.js';
 import { RECORD_SIZE } from '../../protocol/wire/codec.js';
 import { decodeUsage, deviceKey, encodeUsage, NO_ROUTE, type UsageCard, type UsageDay } from '../../protocol/wire/usage-codec.js';
-import { fleetUsage, serviceDay, settlementOptions, usageCards, type JournalRow } from '../../sync-server/settlement/index.js';
+import { fleetUsage, settlementOptions, usageCards } from '../../sync-server/settlement/index.js';
 import { expectRcError } from '../support/errors.js';
+import { busRowMaker, msk } from '../support/journal-rows.js';
 
 /** Fleet usage on the wire: one 24-byte record per active card, a day record, a watermark per device. */
-const msk = (local: string) => Date.parse(`${local}+03:00`);
 const day: UsageDay = { date: '2026-11-24', startMs: msk('2026-11-24T00:00:00') };
 const A = 'a'.repeat(32);
 const B = 'b'.repeat(32);
@@ -70,24 +70,7 @@ describe('usage cards from fleet usage (server)', () => {
   const tariff = RulesFile.parse(JSON.parse(readFileSync('test/fixtures/settlement/rules.json', 'utf8'))).tariff!;
   const o = settlementOptions();
   const P = 'c'.repeat(32);
-  let seq = 0;
-  const row = (token: string, device: string, at: string, route: string): JournalRow => ({
-    device,
-    seq: ++seq,
-    token,
-    kind: 'bus',
-    result: 'allow',
-    reason: 'full-fare',
-    fare: 3500,
-    route,
-    vehicle: `v-${device}`,
-    flags: '[]',
-    eff_ms: msk(at),
-    service_day: serviceDay(msk(at), o),
-    settled_fare: null,
-    settled_reason: null,
-    settle_code: null,
-  });
+  const row = busRowMaker(o);
   const transit = (t: string) =>
     t === P ? { token: P, cardExpiry: '2030-12', benefits: [{ category: 'pensioner' as const, validFrom: '2020-01-01', validTo: '2099-12-31' }] } : null;
 
