@@ -2,7 +2,9 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { RulesFile } from '../../protocol/rules-schema.js';
 import { RECORD_SIZE } from '../../protocol/wire/codec.js';
-import { decodeUsage, deviceKey, encodeUsage, NO_ROUTE, type UsageCard, type UsageDay } from '../../protocol/wire/usage-codec.js';
+import { decodeUsage, deviceKey, encodeUsage, NO_ROUTE, openUsage, sealUsage, type UsageCard, type UsageDay } from '../../protocol/wire/usage-codec.js';
+import { generateSigningKey } from '../../protocol/wire/envelope.js';
+import { ErrorCode } from '../../protocol/errors.js';
 import { fleetUsage, settlementOptions, usageCards } from '../../sync-server/settlement/index.js';
 import { expectRcError } from '../support/errors.js';
 import { busRowMaker, msk } from '../support/journal-rows.js';
@@ -85,5 +87,25 @@ describe('usage cards from fleet usage (server)', () => {
       usageCards([{ token: A, counters: {}, marks: { lastPaid: { effMs: 0, monoMs: 0, bootId: 'x', route: 'nope', transfers: 0 } } }], tariff, '2026-11-24')[0]!
         .lastPaid!.routeIndex,
     ).toBe(NO_ROUTE);
+  });
+});
+
+describe('the signed usage message', () => {
+  const server = generateSigningKey();
+  const records = encodeUsage(day, cards, [{ key: deviceKey('bus-a'), seq: 7 }]);
+  const now = new Date('2026-11-24T10:00:00Z');
+
+  it('opens with the server key; forged, tampered, expired or oversized-body messages are refused with their codes', () => {
+    const good = sealUsage(null, 100, records, now, 60_000, server.privateKey);
+    expect(openUsage(good, server.publicKey, now).records.equals(records)).toBe(true);
+    // signed by another key
+    const forged = sealUsage(null, 100, records, now, 60_000, generateSigningKey().privateKey);
+    expectRcError(() => openUsage(forged, server.publicKey, now), ErrorCode.SyncBadSignature);
+    // one byte of the body changed after signing
+    const tampered = Buffer.from(good);
+    tampered[tampered.length - 1] = tampered[tampered.length - 1]! ^ 1;
+    expectRcError(() => openUsage(tampered, server.publicKey, now), [ErrorCode.SyncBadSignature, ErrorCode.SyncPayloadInvalid]);
+    // past its expiry
+    expectRcError(() => openUsage(good, server.publicKey, new Date(now.getTime() + 61_000)), ErrorCode.SyncExpired);
   });
 });
