@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { z } from 'zod';
 import type { ChargesAnswer, ConfigAnswer, Health, ImportAnswer, ImportKind, JournalAnswer, RepayAnswer, StatusAnswer } from '../../protocol/api.js';
 import type { ReportDoc, ReportName } from '../../protocol/reports.js';
+import type { Access } from '../../protocol/roles.js';
 import type { CsvSource } from '../csv.js';
 import type { Provisioning } from '../enrol.js';
 
@@ -55,6 +56,8 @@ export interface Route<S extends Schemas = Schemas> {
   url: string;
   /** Which listener(s) serve it. */
   listeners: readonly Listener[];
+  /** Who may call it (protocol/roles.ts): 'public', 'device' (own proofs) or the roles of signed-in users and API tokens. */
+  access: Access;
   summary: string;
   description?: string;
   /** The body is a CSV stream the handler reads from `raw` (no JSON parsing, no body limit). */

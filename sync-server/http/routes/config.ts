@@ -1,3 +1,4 @@
+import { WRITERS } from '../../../protocol/roles.js';
 import { ConfigAnswer, ConfigBody } from '../../../protocol/api.js';
 import { route } from '../route.js';
 
@@ -6,6 +7,7 @@ export const configRoutes = [
     method: 'POST',
     url: '/v1/config',
     listeners: ['operator'],
+    access: WRITERS,
     summary: 'publish a rules document (tariff / school / canteen) to devices as rc/v1/config/<name>',
     schema: { body: ConfigBody, response: { 200: ConfigAnswer } },
     handler: (req, { api }) => api.setConfig(req.body.name, req.body.rules),

@@ -1,3 +1,4 @@
+import { READERS, WRITERS } from '../../../protocol/roles.js';
 import { z } from 'zod';
 import { RevokeAnswer } from '../../../protocol/api.js';
 import { DeviceList, EnrolAnswer, EnrolBody, Proof, RotateAnswer, TokenCreateBody, TokenCreated, WhoAmI } from '../../../protocol/enrol.js';
@@ -12,6 +13,7 @@ export const enrolRoutes = [
     method: 'POST',
     url: '/v1/enrol-tokens',
     listeners: ['operator'],
+    access: WRITERS,
     summary: 'create a one-time enrolment token for a technician',
     schema: { body: TokenCreateBody, response: { 200: TokenCreated } },
     handler: (req, { provisioning }) => provisioning.createToken(req.body),
@@ -20,6 +22,7 @@ export const enrolRoutes = [
     method: 'POST',
     url: '/v1/enrol',
     listeners: ['operator', 'enrol'],
+    access: 'device',
     summary: 'device: its public keys and a one-time token → its identity and sealed secrets',
     schema: { body: EnrolBody, response: { 200: EnrolAnswer } },
     handler: (req, { provisioning }) => provisioning.enrol(req.body),
@@ -28,6 +31,7 @@ export const enrolRoutes = [
     method: 'POST',
     url: '/v1/devices/:id/rotate',
     listeners: ['operator', 'enrol'],
+    access: 'device',
     summary: 'device (signed): a new broker password, sealed',
     schema: { params: DeviceParams, body: Proof, response: { 200: RotateAnswer } },
     handler: (req, { provisioning }) => provisioning.rotate(req.params.id, req.body),
@@ -36,6 +40,7 @@ export const enrolRoutes = [
     method: 'POST',
     url: '/v1/devices/:id/whoami',
     listeners: ['operator', 'enrol'],
+    access: 'device',
     summary: 'device (signed): is this identity still valid?',
     schema: { params: DeviceParams, body: Proof, response: { 200: WhoAmI } },
     handler: (req, { provisioning }) => provisioning.whoami(req.params.id, req.body),
@@ -44,6 +49,7 @@ export const enrolRoutes = [
     method: 'GET',
     url: '/v1/devices',
     listeners: ['operator'],
+    access: READERS,
     summary: 'enrolled devices',
     schema: { response: { 200: DeviceList } },
     handler: (_req, { provisioning }) => ({ devices: provisioning.registry.list() }),
@@ -52,6 +58,7 @@ export const enrolRoutes = [
     method: 'POST',
     url: '/v1/devices/:id/revoke',
     listeners: ['operator'],
+    access: WRITERS,
     summary: 'cut a device off at once: its broker credentials stop working and it is disconnected',
     schema: { params: DeviceParams, response: { 200: RevokeAnswer } },
     handler: (req, { provisioning }) => provisioning.revoke(req.params.id),

@@ -1,3 +1,4 @@
+import { WRITERS } from '../../../protocol/roles.js';
 import { z } from 'zod';
 import { ImportAnswer, ImportKind, ImportQuery } from '../../../protocol/api.js';
 import { ErrorCode, RcError } from '../../../protocol/errors.js';
@@ -8,6 +9,7 @@ export const importRoutes = [
     method: 'POST',
     url: '/v1/import/:kind',
     listeners: ['operator'],
+    access: WRITERS,
     summary: 'import a CSV file (the request body, UTF-8, header row) and publish new list versions',
     description:
       'The body is streamed. A file with a bad row is refused whole (server.import-invalid, 422, with the report) unless skipInvalid=true; a line over 16 KiB, more than 32 columns ' +

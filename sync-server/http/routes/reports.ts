@@ -9,6 +9,7 @@ export const reportRoutes = [
     method: 'GET',
     url: '/v1/reports/:name',
     listeners: ['operator'],
+    access: ['admin', 'operator', 'auditor', 'school', 'carrier'],
     summary: 'a report (compensation, charging, devices, …) as a signed document',
     description:
       'compensation?month=YYYY-MM[&carrier=ID]; attendance?school=ID&(month=YYYY-MM|day=YYYY-MM-DD); meals?school=ID&month=YYYY-MM; charging?month=YYYY-MM; devices?since=YYYY-MM-DD[&silentHours=24][&asOf=ISO]. ' +

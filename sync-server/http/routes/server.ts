@@ -1,3 +1,4 @@
+import { READERS } from '../../../protocol/roles.js';
 import { Health, PublicKey, StatusAnswer } from '../../../protocol/api.js';
 import { route } from '../route.js';
 
@@ -7,6 +8,7 @@ export const serverRoutes = [
     method: 'GET',
     url: '/v1/health',
     listeners: ['operator', 'enrol'],
+    access: 'public',
     summary: 'the server is up; current list versions (operator listener: also the broker it uses)',
     schema: { response: { 200: Health } },
     handler: (_req, { api, listener }) => {
@@ -18,6 +20,7 @@ export const serverRoutes = [
     method: 'GET',
     url: '/v1/public-key',
     listeners: ['operator'],
+    access: 'public',
     summary: 'the public key devices check list signatures with (PEM)',
     schema: { response: { 200: PublicKey } },
     handler: (_req, { api }) => ({ pem: api.publicKeyPem }),
@@ -26,6 +29,7 @@ export const serverRoutes = [
     method: 'GET',
     url: '/v1/status',
     listeners: ['operator'],
+    access: READERS,
     summary: 'every device: online, last seen, list versions held vs current, journal backlog',
     schema: { response: { 200: StatusAnswer } },
     handler: (_req, { api }) => api.status(),
