@@ -27,6 +27,8 @@ import { UsagePublisher } from './usage-publisher.js';
 import { Settlement, queryCharges, queryJournal, type SettlementOptions } from './settlement/index.js';
 import type { MosquittoFiles } from './mosquitto-auth.js';
 import { publishedCategoryIds } from './categories.js';
+import { Auth, ensureFirstAdmin, writeAdminToken, type AuthOptions } from './auth/service.js';
+import { ServerMetrics } from './metrics.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -61,6 +63,8 @@ export interface ServerOptions {
   settlement?: Partial<SettlementOptions>;
   /** Provisioning: a listener for the device-facing routes only (enrol, rotate, whoami), e.g. 0.0.0.0:7301. */
   enrolListen?: { host: string; port: number };
+  /** Accounts: session lifetimes and the sign-in rate limit (defaults in sync-server/auth/). */
+  auth?: AuthOptions;
 }
 
 export interface RunningServer {
@@ -75,6 +79,11 @@ export interface RunningServer {
   provisioning: Provisioning;
   /** URL of the device-facing enrolment listener, when enrolListen was given. */
   enrolUrl: string | null;
+  /** The first admin's account, created at this start because no user existed: its password is shown once (start prints it to stdout). */
+  firstAdmin: { name: string; password: string } | null;
+  /** DATA/admin.token: a fresh admin API token (0600) for the local CLI; the previous one is revoked. */
+  adminTokenFile: string;
+  metrics: ServerMetrics;
   close(): Promise<void>;
 }
 
@@ -83,6 +92,12 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const db = openRegistry(o.dataDir);
   // durable acks: every commit fsyncs the WAL, so no journal-ack leaves before the entries it covers are on disk
   db.pragma('synchronous = FULL');
+  // accounts: the first admin when there is none, and a fresh admin token for the local CLI
+  const firstAdmin = await ensureFirstAdmin(db);
+  const adminTokenFile = writeAdminToken(db, o.dataDir);
+  const auth = new Auth(db, o.auth);
+  const metrics = new ServerMetrics(db);
+  let ready = false;
   const key = loadOrCreateSigningKey(o.dataDir);
   if (key.created) log.info({ dataDir: o.dataDir }, 'signing key created (0600)');
   const publisher = new Publisher(db, key.privateKey, log.child({ component: 'publisher' }), { ...DEFAULT_PUBLISHER_OPTIONS, ...o.publisher });
@@ -108,7 +123,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
 
   const charging = new ChargingQueue(
     db,
-    o.charger ?? new SimulatedCharger(db),
+    metrics.countCharges(o.charger ?? new SimulatedCharger(db)),
     async (d) => void (await commitAndPublish(d)),
     log.child({ component: 'charging' }),
     settlement,
@@ -185,6 +200,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       if (t.kind === 'journal') {
         const batch = parseControl(payload, JournalBatch, MAX_CONTROL_MESSAGE);
         const r = ingest.store(t.device, null, batch);
+        metrics.taps.inc(r.stored);
         if (r.limited > 0)
           log.warn(
             { device: t.device, code: ErrorCode.ServerRateLimited, limited: r.limited },
@@ -233,6 +249,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const api: Api = {
     publicKeyPem: key.publicKeyPem,
     importCsv: async (kind: ImportKind, lines, skipInvalid) => {
+      const timer = metrics.imports.startTimer({ kind });
       const { rows, report } = await parseImport(kind, lines, { skipInvalid, tokenKey: importKey, today: today(), categories: publishedCategoryIds(db) });
       return serial(async () => {
         const dirty = applyImport(db, kind, rows, today());
@@ -240,6 +257,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
         clearRecompute(db); // the lists agree with the registry again (see import-recovery.ts)
         await publisher.publish(changed);
         log.info({ kind, rows: report.rows, applied: report.applied, rejected: report.rejected, changed }, 'import applied');
+        timer();
         return { report, versions: currentVersions(db) };
       });
     },
@@ -280,7 +298,15 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   };
 
   // one route table, two listeners: the operator's API on loopback, the device-facing enrolment routes where devices reach them
-  const httpCtx = { api, provisioning };
+  const readable = () => {
+    try {
+      db.prepare('SELECT 1 FROM meta LIMIT 1').get();
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const httpCtx = { api, provisioning, auth, ops: { ready: () => ready && readable(), metrics: () => metrics.expose() } };
   const httpLog = log.child({ component: 'http' });
   const http = await startListener(ROUTES, httpCtx, { listener: 'operator', host: '127.0.0.1', port: o.httpPort, bodyLimit: 1 << 20, log: httpLog });
   const httpUrl = http.url;
@@ -297,9 +323,13 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     setTimeout(res, 5000).unref();
   });
 
+  ready = true;
   return {
     mqttUrl,
     httpUrl,
+    firstAdmin,
+    adminTokenFile,
+    metrics,
     publicKeyPem: key.publicKeyPem,
     db,
     publisher,
@@ -313,6 +343,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       clearInterval(chargeTimer);
       clearInterval(resealTimer);
       if (usageTimer) clearInterval(usageTimer);
+      ready = false;
       await http.close();
       await chain.catch(() => undefined);
       await client.endAsync(true).catch(() => undefined);

@@ -6,6 +6,10 @@ import { importRoutes } from './import.js';
 import { journalRoutes } from './journal.js';
 import { reportRoutes } from './reports.js';
 import { serverRoutes } from './server.js';
+import { accountRoutes } from './accounts.js';
+import { auditRoutes } from './audit.js';
+import { opsRoutes } from './ops.js';
+import { sessionRoutes } from './session.js';
 
 /** The one route table: both listeners are built from it (each route names its listeners). */
 export const ROUTES: readonly Route[] = [
@@ -16,4 +20,8 @@ export const ROUTES: readonly Route[] = [
   ...chargingRoutes,
   ...enrolRoutes,
   ...reportRoutes,
+  ...sessionRoutes,
+  ...accountRoutes,
+  ...auditRoutes,
+  ...opsRoutes,
 ];
