@@ -65,7 +65,12 @@ export const TokenCreateBody = z
     school: Id.optional(),
     carrier: Id.optional(),
     /** Valid for this many seconds (none: until revoked). */
-    ttlSec: z.number().int().min(60).max(10 * 366 * 86_400).optional(),
+    ttlSec: z
+      .number()
+      .int()
+      .min(60)
+      .max(10 * 366 * 86_400)
+      .optional(),
   })
   .superRefine(scoped);
 export type TokenCreateBody = z.infer<typeof TokenCreateBody>;

@@ -67,12 +67,18 @@ export function writeAudit(db: Db, e: AuditEntry, now = new Date()): void {
 export function queryAudit(db: Db, q: Omit<AuditQuery, 'format'>): AuditRow[] {
   const where: string[] = [];
   const args: (string | number)[] = [];
-  if (q.since) (where.push('time >= ?'), args.push(q.since));
-  if (q.until) (where.push('time < ?'), args.push(q.until));
-  if (q.who) (where.push('who = ?'), args.push(q.who));
-  if (q.action) (where.push('action LIKE ?'), args.push(`%${q.action}%`));
+  const add = (clause: string, v: string) => {
+    where.push(clause);
+    args.push(v);
+  };
+  if (q.since) add('time >= ?', q.since);
+  if (q.until) add('time < ?', q.until);
+  if (q.who) add('who = ?', q.who);
+  if (q.action) add('action LIKE ?', `%${q.action}%`);
   const rows = db
-    .prepare(`SELECT seq, time, who, role, source, action, detail, result FROM audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ?`)
+    .prepare(
+      `SELECT seq, time, who, role, source, action, detail, result FROM audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ?`,
+    )
     .all(...args, q.limit) as (Omit<AuditRow, 'detail'> & { detail: string })[];
   return rows.map((r) => ({ ...r, detail: JSON.parse(r.detail) as Record<string, unknown> }));
 }

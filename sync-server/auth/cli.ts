@@ -50,7 +50,9 @@ function valid<T>(p: { success: true; data: T } | { success: false; error: { iss
 
 export function cliAddUser(db: Db, o: { name: string; role: string; school?: string; carrier?: string; password?: string }) {
   const body = valid(UserCreateBody.safeParse(o));
-  return auditedAsync(db, 'user.add', { name: body.name, role: body.role, school: body.school ?? null, carrier: body.carrier ?? null }, () => addUser(db, body));
+  return auditedAsync(db, 'user.add', { name: body.name, role: body.role, school: body.school ?? null, carrier: body.carrier ?? null }, () =>
+    addUser(db, body),
+  );
 }
 
 export function cliSetPassword(db: Db, name: string, password: string | undefined) {

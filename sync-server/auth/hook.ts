@@ -51,9 +51,7 @@ export function installAuth(app: FastifyInstance, auth: Auth): void {
     const bearer = req.headers.authorization !== undefined;
     const { principal, sessionId } = identify(req, auth);
     if (!principal)
-      throw unauthenticated(
-        bearer ? 'the API token is not valid (unknown, expired or revoked)' : 'sign in, or pass an API token (Authorization: Bearer …)',
-      );
+      throw unauthenticated(bearer ? 'the API token is not valid (unknown, expired or revoked)' : 'sign in, or pass an API token (Authorization: Bearer …)');
     if (sessionId !== null && req.method !== 'GET' && req.method !== 'HEAD') {
       const h = req.headers['x-csrf-token'];
       if (!csrfMatches(sessionId, Array.isArray(h) ? h[0] : h)) throw new RcError(ErrorCode.AuthCsrf, 'x-csrf-token header missing or wrong');
@@ -70,7 +68,13 @@ export function installAuth(app: FastifyInstance, auth: Auth): void {
       role: st.principal.role,
       source: req.ip,
       action: `${req.method} ${req.routeOptions.url ?? req.url}`,
-      detail: { ...(st.principal.kind === 'token' ? { via: 'token' } : {}), ...summarize(req.params), ...summarize(req.query), ...summarize(req.body), ...st.detail },
+      detail: {
+        ...(st.principal.kind === 'token' ? { via: 'token' } : {}),
+        ...summarize(req.params),
+        ...summarize(req.query),
+        ...summarize(req.body),
+        ...st.detail,
+      },
       result: 'ok',
     });
     return payload;

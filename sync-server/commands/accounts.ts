@@ -20,7 +20,9 @@ async function withDb<T>(data: string, f: (db: Db) => Promise<T> | T): Promise<T
 async function readStdinPassword(): Promise<string> {
   const parts: Buffer[] = [];
   for await (const c of process.stdin) parts.push(c as Buffer);
-  const p = Buffer.concat(parts).toString('utf8').replace(/\r?\n$/, '');
+  const p = Buffer.concat(parts)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
   if (p.length < 12) throw new RcError(ErrorCode.InputInvalid, 'the password read from standard input has fewer than 12 characters');
   return p;
 }
@@ -40,7 +42,13 @@ export function register(program: Command): void {
       try {
         const password = o.passwordStdin ? await readStdinPassword() : undefined;
         const r = await withDb(o.data, (db) =>
-          cliAddUser(db, { name, role: o.role, ...(o.school ? { school: o.school } : {}), ...(o.carrier ? { carrier: o.carrier } : {}), ...(password ? { password } : {}) }),
+          cliAddUser(db, {
+            name,
+            role: o.role,
+            ...(o.school ? { school: o.school } : {}),
+            ...(o.carrier ? { carrier: o.carrier } : {}),
+            ...(password ? { password } : {}),
+          }),
         );
         out(o, r, r.password ? `${r.password}\n` : `user ${r.user.name} added\n`);
         if (r.password && !o.json) process.stderr.write(`user ${r.user.name} (${r.user.role}) added; the line above is its password, shown once\n`);
@@ -48,7 +56,7 @@ export function register(program: Command): void {
         fail(e, o.json === true);
       }
     });
-  dataOpt(user.command('passwd <name>').description('a new password (generated and printed once, or read with --password-stdin); the user\'s sessions end'))
+  dataOpt(user.command('passwd <name>').description("a new password (generated and printed once, or read with --password-stdin); the user's sessions end"))
     .option('--password-stdin', 'read the password from standard input')
     .action(async (name: string, o: Common & { passwordStdin?: boolean }) => {
       try {
@@ -59,21 +67,28 @@ export function register(program: Command): void {
         fail(e, o.json === true);
       }
     });
-  dataOpt(user.command('disable <name>').description('the account cannot sign in any more; its sessions end at once')).action(async (name: string, o: Common) => {
-    try {
-      const u = await withDb(o.data, (db) => cliDisableUser(db, name));
-      out(o, { user: u }, `user ${u.name} disabled at ${u.disabledAt}\n`);
-    } catch (e) {
-      fail(e, o.json === true);
-    }
-  });
+  dataOpt(user.command('disable <name>').description('the account cannot sign in any more; its sessions end at once')).action(
+    async (name: string, o: Common) => {
+      try {
+        const u = await withDb(o.data, (db) => cliDisableUser(db, name));
+        out(o, { user: u }, `user ${u.name} disabled at ${u.disabledAt}\n`);
+      } catch (e) {
+        fail(e, o.json === true);
+      }
+    },
+  );
   dataOpt(user.command('list').description('every account')).action(async (o: Common) => {
     try {
       const users = await withDb(o.data, (db) => cliUsers(db));
       out(
         o,
         { users },
-        users.map((u) => `${u.name.padEnd(20)} ${u.role.padEnd(9)} ${(u.school ?? u.carrier ?? '-').padEnd(10)} ${u.disabledAt ? `DISABLED ${u.disabledAt}` : 'active'}\n`).join(''),
+        users
+          .map(
+            (u) =>
+              `${u.name.padEnd(20)} ${u.role.padEnd(9)} ${(u.school ?? u.carrier ?? '-').padEnd(10)} ${u.disabledAt ? `DISABLED ${u.disabledAt}` : 'active'}\n`,
+          )
+          .join(''),
       );
     } catch (e) {
       fail(e, o.json === true);
@@ -111,7 +126,10 @@ export function register(program: Command): void {
         o,
         { tokens },
         tokens
-          .map((t) => `${t.id} ${t.name.padEnd(20)} ${t.role.padEnd(9)} ${t.revokedAt ? `REVOKED ${t.revokedAt}` : t.expiresAt ? `until ${t.expiresAt}` : 'no expiry'}\n`)
+          .map(
+            (t) =>
+              `${t.id} ${t.name.padEnd(20)} ${t.role.padEnd(9)} ${t.revokedAt ? `REVOKED ${t.revokedAt}` : t.expiresAt ? `until ${t.expiresAt}` : 'no expiry'}\n`,
+          )
           .join(''),
       );
     } catch (e) {
@@ -148,7 +166,11 @@ export function register(program: Command): void {
           }),
         );
         if (o.csv) return void process.stdout.write(auditCsv(rows));
-        out(o, { rows }, rows.map((r) => `${r.time} ${r.who} (${r.role ?? '-'}) from ${r.source}: ${r.action} ${JSON.stringify(r.detail)} → ${r.result}\n`).join(''));
+        out(
+          o,
+          { rows },
+          rows.map((r) => `${r.time} ${r.who} (${r.role ?? '-'}) from ${r.source}: ${r.action} ${JSON.stringify(r.detail)} → ${r.result}\n`).join(''),
+        );
       } catch (e) {
         fail(e, o.json === true);
       }

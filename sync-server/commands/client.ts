@@ -44,7 +44,8 @@ export function addCredentialOptions(program: Command): void {
   const visit = (c: Command) => {
     if (c.options.some((o) => o.long === '--server')) {
       c.option('--token-file <file>', 'API token to call the server with (else RC_API_TOKEN, RC_API_TOKEN_FILE, DATA/admin.token)');
-      if (!c.options.some((o) => o.long === '--data')) c.option('--data <dir>', `the server's data directory: its admin.token is used (default ${DEFAULT_DATA_DIR})`);
+      if (!c.options.some((o) => o.long === '--data'))
+        c.option('--data <dir>', `the server's data directory: its admin.token is used (default ${DEFAULT_DATA_DIR})`);
       c.hook('preAction', (cmd) => {
         const o = cmd.opts<{ tokenFile?: string; data?: string }>();
         cliCredentials = { ...(o.tokenFile ? { tokenFile: o.tokenFile } : {}), ...(o.data ? { data: o.data } : {}) };
@@ -115,7 +116,7 @@ export async function callApi<T>(
     if (!e.success) throw new RcError(ErrorCode.ServerBadRequest, `HTTP ${status}`);
     const { code, message, context } = e.data.error;
     if (code === ErrorCode.AuthUnauthenticated && !token)
-      throw new RcError(ErrorCode.AuthNoCredentials, 'no API token: pass --data DIR (the server\'s data directory), --token-file FILE or set RC_API_TOKEN');
+      throw new RcError(ErrorCode.AuthNoCredentials, "no API token: pass --data DIR (the server's data directory), --token-file FILE or set RC_API_TOKEN");
     throw new RcError(isErrorCode(code) ? code : ErrorCode.ServerBadRequest, message, context);
   }
   const p = schema.safeParse(json);

@@ -1,5 +1,15 @@
 import { z } from 'zod';
-import { ApiTokenCreated, ApiTokenRow, ApiTokensAnswer, PasswordBody, TokenCreateBody, UserAnswer, UserCreateBody, UserName, UsersAnswer } from '../../../protocol/auth-api.js';
+import {
+  ApiTokenCreated,
+  ApiTokenRow,
+  ApiTokensAnswer,
+  PasswordBody,
+  TokenCreateBody,
+  UserAnswer,
+  UserCreateBody,
+  UserName,
+  UsersAnswer,
+} from '../../../protocol/auth-api.js';
 import { createToken, listTokens, revokeToken } from '../../auth/tokens.js';
 import { addUser, disableUser, listUsers, setPassword } from '../../auth/users.js';
 import { route } from '../route.js';

@@ -10,7 +10,8 @@ export const opsRoutes = [
     listeners: ['operator'],
     access: READERS,
     summary: 'Prometheus metrics (text exposition format): taps ingested, devices online, list versions, import durations, charge outcomes, process',
-    description: 'Scrape with an API token of a reading role: rc-sync-server token create --role auditor --name prometheus, then bearer_token_file in the scrape config.',
+    description:
+      'Scrape with an API token of a reading role: rc-sync-server token create --role auditor --name prometheus, then bearer_token_file in the scrape config.',
     schema: { response: { 200: z.string() } },
     handler: async (_req, { ops, http }) => {
       const m = await ops.metrics();
@@ -21,7 +22,8 @@ export const opsRoutes = [
   route({
     method: 'GET',
     url: '/healthz',
-    listeners: ['operator', 'enrol'],
+    // the enrolment listener keeps its four routes (its load balancer checks /v1/health there)
+    listeners: ['operator'],
     access: 'public',
     summary: 'for load balancers: 200 ok, or 503 while the server starts or when its registry cannot be read',
     schema: { response: { 200: z.string() } },

@@ -13,9 +13,11 @@ export function scopeReport(p: Principal | null, name: string, params: Record<st
   if (!p || (p.role !== 'carrier' && p.role !== 'school')) return params;
   const own = p.role === 'carrier' ? p.carrier : p.school;
   const allowed = p.role === 'carrier' ? ['compensation'] : ['attendance', 'meals'];
-  if (!allowed.includes(name)) throw new RcError(ErrorCode.AuthForbidden, `a ${p.role} account may not read the ${name} report`, { role: p.role, report: name });
+  if (!allowed.includes(name))
+    throw new RcError(ErrorCode.AuthForbidden, `a ${p.role} account may not read the ${name} report`, { role: p.role, report: name });
   const asked = params[p.role];
-  if (asked !== undefined && asked !== own) throw new RcError(ErrorCode.AuthForbidden, `a ${p.role} account reads its own ${p.role}'s reports only`, { role: p.role });
+  if (asked !== undefined && asked !== own)
+    throw new RcError(ErrorCode.AuthForbidden, `a ${p.role} account reads its own ${p.role}'s reports only`, { role: p.role });
   return { ...params, [p.role]: own };
 }
 
