@@ -55,7 +55,7 @@ export function summarize(o: unknown, depth = 0): Record<string, unknown> {
 export function writeAudit(db: Db, e: AuditEntry, now = new Date()): void {
   db.prepare('INSERT INTO audit(time, who, role, source, action, detail, result) VALUES (?,?,?,?,?,?,?)').run(
     now.toISOString(),
-    e.who,
+    scalar(e.who),
     e.role,
     e.source,
     e.action,

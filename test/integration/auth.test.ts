@@ -12,6 +12,7 @@ import { createToken, revokeToken } from '../../sync-server/auth/tokens.js';
 import { addUser } from '../../sync-server/auth/users.js';
 import { ROUTES } from '../../sync-server/http/routes/index.js';
 import { adminToken, operatorFetch } from '../support/operator-api.js';
+import { PAN } from '../support/pans.js';
 import { cardsCsv, tokenOf } from '../support/registry-csv.js';
 import { busConfig, importText, openDevice, startStack, tap, type Device, type Stack } from '../support/sync-harness.js';
 import { waitFor } from '../support/wait.js';
@@ -265,6 +266,8 @@ describe('the audit log', () => {
     const made = await call('POST', '/v1/users', bearer(tokens.admin), { name: 'zara', role: 'carrier', carrier: 'C12', password: 'a long enough password' });
     expect(made).toMatchObject({ status: 200, json: { user: { name: 'zara', role: 'carrier', carrier: 'C12' } } });
     expect(await call('POST', '/v1/charging/decline', bearer(tokens.operator), { tokens: [tokenOf(1), tokenOf(2)] })).toMatchObject({ status: 200 });
+    // a card number typed as a user name is logged masked
+    expect(await call('POST', '/v1/session', {}, { username: PAN.student, password: 'whatever it is' })).toMatchObject({ status: 401 });
 
     const a = await call('GET', '/v1/audit', bearer(tokens.auditor));
     expect(a.status).toBe(200);
@@ -281,7 +284,8 @@ describe('the audit log', () => {
     );
     expect(rows.find((x) => x.action === 'POST /v1/config')!.detail).toMatchObject({ name: 'rules', version: expect.any(Number) });
     const text = JSON.stringify(rows);
-    for (const secret of ['a long enough password', tokenOf(1), PASSWORD, tokens.admin]) expect(text).not.toContain(secret);
+    for (const secret of ['a long enough password', tokenOf(1), PASSWORD, tokens.admin, PAN.student]) expect(text).not.toContain(secret);
+    expect(rows.some((x) => x.action === 'session.login' && x.who.includes('******'))).toBe(true);
     // reads are not audited
     expect(rows.some((x) => x.action.startsWith('GET '))).toBe(false);
 
