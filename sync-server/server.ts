@@ -92,8 +92,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const db = openRegistry(o.dataDir);
   // durable acks: every commit fsyncs the WAL, so no journal-ack leaves before the entries it covers are on disk
   db.pragma('synchronous = FULL');
-  // accounts: the first admin when there is none, and a fresh admin token for the local CLI
-  const firstAdmin = await ensureFirstAdmin(db);
+  // accounts: a fresh admin token for the local CLI (the first admin, when there is none, is made once the API listens)
   const adminTokenFile = writeAdminToken(db, o.dataDir);
   const auth = new Auth(db, o.auth);
   const metrics = new ServerMetrics(db);
@@ -316,6 +315,13 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
         throw e;
       })
     : null;
+
+  // the first admin's scrypt hash takes a moment: not before the port opens (nobody can sign in until it exists)
+  const firstAdmin = await ensureFirstAdmin(db).catch(async (e: unknown) => {
+    await enrolListener?.close();
+    await http.close();
+    throw e;
+  });
 
   await new Promise<void>((res) => {
     if (client.connected) return res();
