@@ -5,7 +5,7 @@ import { ErrorAnswer } from '../../protocol/api.js';
 import { ErrorCode, RcError } from '../../protocol/errors.js';
 import type { Logger } from '../../protocol/log.js';
 import { errorHandler, notFoundHandler } from './errors.js';
-import type { HttpContext, Listener, Route } from './route.js';
+import { FileAnswer, type HttpContext, type Listener, type Route } from './route.js';
 
 export interface AppOptions {
   /** The listener this instance serves (its routes from the table), or 'all' (the OpenAPI document). */
@@ -92,9 +92,16 @@ export async function buildApp(routes: readonly Route[], ctx: HttpContext | null
         tags: [...r.listeners],
         ...(r.csv ? { consumes: ['text/csv'] } : {}),
       },
-      handler: async (req) => {
+      handler: async (req, reply) => {
         if (!ctx) throw new Error('this instance only describes the API');
-        return r.handler({ body: req.body as undefined, query: req.query as undefined, params: req.params as undefined, raw: req.raw }, { ...ctx, listener });
+        const out: unknown = await r.handler(
+          { body: req.body as undefined, query: req.query as undefined, params: req.params as undefined, raw: req.raw },
+          { ...ctx, listener },
+        );
+        // a file (report downloads): its bytes as they are, with their type and file name
+        if (out instanceof FileAnswer)
+          return reply.type(out.contentType).header('content-disposition', `attachment; filename="${out.fileName}"`).send(out.bytes);
+        return out;
       },
     });
   };

@@ -50,6 +50,18 @@ export interface RouteRequest<S extends Schemas> {
   raw: IncomingMessage;
 }
 
+/**
+ * An answer sent as it is rather than serialised from the 200 schema (report files): the bytes,
+ * their media type and the file name a browser saves them under (Content-Disposition).
+ */
+export class FileAnswer {
+  constructor(
+    readonly bytes: Buffer,
+    readonly contentType: string,
+    readonly fileName: string,
+  ) {}
+}
+
 /** One row of the route table. */
 export interface Route<S extends Schemas = Schemas> {
   method: 'GET' | 'POST';
@@ -63,7 +75,10 @@ export interface Route<S extends Schemas = Schemas> {
   /** The body is a CSV stream the handler reads from `raw` (no JSON parsing, no body limit). */
   csv?: true;
   schema: S;
-  handler(req: RouteRequest<S>, ctx: HttpContext & { listener: Listener }): Promise<z.output<S['response'][200]>> | z.output<S['response'][200]>;
+  handler(
+    req: RouteRequest<S>,
+    ctx: HttpContext & { listener: Listener },
+  ): Promise<z.output<S['response'][200]> | FileAnswer> | z.output<S['response'][200]> | FileAnswer;
 }
 
 /** A route with its types checked against its schemas, for the table. */
