@@ -27,6 +27,8 @@ import { UsagePublisher } from './usage-publisher.js';
 import { Settlement, queryCharges, queryJournal, type SettlementOptions } from './settlement/index.js';
 import type { MosquittoFiles } from './mosquitto-auth.js';
 import { publishedCategoryIds } from './categories.js';
+import { consoleApi } from './console/api.js';
+import { recordStatus } from './console/store.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -198,6 +200,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
         const s = parseControl(payload, DeviceStatus, MAX_CONTROL_MESSAGE);
         if (s.device !== t.device) throw new RcError(ErrorCode.SyncDeviceMismatch, 'status device id does not match its topic', { topic: t.device });
         ingest.status(s);
+        recordStatus(db, s); // the console's status history
       } else if (t.kind === 'request') {
         const r = parseControl(payload, SyncRequest, MAX_CONTROL_MESSAGE);
         if (r.device !== t.device) throw new RcError(ErrorCode.SyncDeviceMismatch, 'request device id does not match its topic', { topic: t.device });
@@ -280,7 +283,15 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   };
 
   // one route table, two listeners: the operator's API on loopback, the device-facing enrolment routes where devices reach them
-  const httpCtx = { api, provisioning };
+  const consoleDeps = {
+    db,
+    tokenKey: importKey,
+    commitAndPublish,
+    version: (s: string) => publisher.version(s),
+    provisioning,
+    log: log.child({ component: 'console' }),
+  };
+  const httpCtx = { api, provisioning, console: consoleApi(consoleDeps) };
   const httpLog = log.child({ component: 'http' });
   const http = await startListener(ROUTES, httpCtx, { listener: 'operator', host: '127.0.0.1', port: o.httpPort, bodyLimit: 1 << 20, log: httpLog });
   const httpUrl = http.url;

@@ -4,6 +4,7 @@ import type { ChargesAnswer, ConfigAnswer, Health, ImportAnswer, ImportKind, Jou
 import type { ReportDoc, ReportName } from '../../protocol/reports.js';
 import type { Access } from '../../protocol/roles.js';
 import type { CsvSource } from '../csv.js';
+import type { ConsoleApi } from '../console/api.js';
 import type { Provisioning } from '../enrol.js';
 
 /**
@@ -32,6 +33,8 @@ export interface Api {
 export interface HttpContext {
   api: Api;
   provisioning: Provisioning;
+  /** The operator console's queries and actions (sync-server/console/api.ts). */
+  console: ConsoleApi;
 }
 
 interface Schemas {
