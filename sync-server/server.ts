@@ -29,6 +29,7 @@ import type { MosquittoFiles } from './mosquitto-auth.js';
 import { publishedCategoryIds } from './categories.js';
 import { consoleApi } from './console/api.js';
 import { recordStatus } from './console/store.js';
+import { findConsoleDir, registerConsole } from './console/serve.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -63,6 +64,8 @@ export interface ServerOptions {
   settlement?: Partial<SettlementOptions>;
   /** Provisioning: a listener for the device-facing routes only (enrol, rotate, whoami), e.g. 0.0.0.0:7301. */
   enrolListen?: { host: string; port: number };
+  /** The operator console's bundle (default: console/serve.ts findConsoleDir); null serves none (server.console-missing). */
+  consoleDir?: string | null;
 }
 
 export interface RunningServer {
@@ -293,7 +296,16 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   };
   const httpCtx = { api, provisioning, console: consoleApi(consoleDeps) };
   const httpLog = log.child({ component: 'http' });
-  const http = await startListener(ROUTES, httpCtx, { listener: 'operator', host: '127.0.0.1', port: o.httpPort, bodyLimit: 1 << 20, log: httpLog });
+  const consoleDir = o.consoleDir === undefined ? findConsoleDir() : o.consoleDir;
+  if (!consoleDir) log.warn({ code: ErrorCode.ServerConsoleMissing }, 'operator console not built (npm run build): the API runs without it');
+  const http = await startListener(ROUTES, httpCtx, {
+    listener: 'operator',
+    host: '127.0.0.1',
+    port: o.httpPort,
+    bodyLimit: 1 << 20,
+    log: httpLog,
+    before: async (app) => registerConsole(app, consoleDir),
+  });
   const httpUrl = http.url;
   const enrolListener = o.enrolListen
     ? await startListener(ROUTES, httpCtx, { listener: 'enrol', ...o.enrolListen, bodyLimit: 64 * 1024, log: httpLog }).catch(async (e: unknown) => {
