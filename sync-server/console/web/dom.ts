@@ -1,4 +1,5 @@
 /// <reference lib="dom" />
+import { currentLang } from './i18n/index.js';
 /** Tiny DOM helpers: elements are built with text nodes (never innerHTML from data). */
 type Child = Node | string | number | null | undefined | false;
 type Attrs = Record<string, string | number | boolean | null | undefined | ((e: Event) => void)>;
@@ -66,7 +67,7 @@ export function field(label: string, input: HTMLElement): HTMLElement {
 export function fmtTime(iso: string | null): string {
   if (!iso) return '—';
   const d = new Date(iso);
-  return Number.isNaN(d.getTime()) ? iso : d.toLocaleString();
+  return Number.isNaN(d.getTime()) ? iso : d.toLocaleString(currentLang() === 'ru' ? 'ru-RU' : 'en-GB');
 }
 
 export const rub = (kopecks: number) => (kopecks / 100).toFixed(2);
