@@ -76,6 +76,19 @@ describe('console JSON routes', () => {
     expect((await refused('/v1/console/devices/bus-nope')).status).toBe(404);
   });
 
+  it('the list-old alarm: a device holds an older version of a list published longer ago than the policy', async () => {
+    const transit = stack.server.publisher.version('transit');
+    stack.server.db
+      .prepare("INSERT OR REPLACE INTO devices(id, online, last_seen, lists, backlog) VALUES ('bus-98', 1, ?, ?, 0)")
+      .run(new Date().toISOString(), JSON.stringify({ transit: transit - 1 }));
+    const fresh = await call('/v1/console/fleet', FleetAnswer);
+    expect(fresh.devices.find((x) => x.id === 'bus-98')!.alarms).toEqual([]); // just published: within the policy
+    stack.server.db.prepare("UPDATE scopes SET updated_at = '2026-01-01T00:00:00.000Z' WHERE scope = 'transit'").run();
+    const old = await call('/v1/console/fleet?listMaxAgeMinutes=30', FleetAnswer);
+    expect(old.devices.find((x) => x.id === 'bus-98')!.alarms).toEqual(['list-old']);
+    expect(old.policy).toEqual({ silentMinutes: 60, listMaxAgeMinutes: 30 });
+  });
+
   it('the backlog-growing alarm: three status reports each with a larger backlog', async () => {
     const { recordStatus } = await import('../../sync-server/console/store.js');
     for (const [i, backlog] of [5, 9, 20].entries())
