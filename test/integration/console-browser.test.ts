@@ -220,6 +220,10 @@ describe('operator console in a browser', () => {
     expect(stack.server.publisher.version('stoplist')).toBe(before + 1);
     expect(await page.content()).not.toContain(LOST_PAN);
     await shot(page, 'stoplist');
+    // a missing field: the coded error with its help, nothing published
+    await page.locator('[data-test=stop-add]').click();
+    await page.locator('.error[data-code="server.bad-request"] .help').waitFor();
+    expect(stack.server.publisher.version('stoplist')).toBe(before + 1);
     // a bad number: the coded error, nothing published
     await page.locator('[data-test=stop-pan]').fill(MIR_PAN_BAD_LUHN);
     await page.locator('[data-test=stop-add]').click();
