@@ -67,6 +67,7 @@ async function open(viewport = { width: 1280, height: 900 }): Promise<Page> {
 }
 
 async function login(page: Page, name: string): Promise<void> {
+  await ctx!.clearCookies(); // one browser profile: whoever signed in before is signed out
   await page.goto(`${stack.server.httpUrl}/`);
   await page.locator('[data-test=login] input[name=username]').fill(name);
   await page.locator('[data-test=login] input[name=password]').fill(PASSWORD);
