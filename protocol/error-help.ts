@@ -152,6 +152,36 @@ export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> 
     meaning: 'A report does not match its signature: its content was changed after the server signed it, it is not signed, or it is signed by another key.',
     action: 'Do not pay from it; get the report again from the operator and check its key against GET /v1/public-key.',
   },
+  'auth.unauthenticated': {
+    meaning: 'The operator API was called without a valid session or API token (none, unknown, expired, revoked, or its user disabled).',
+    action: 'Sign in to the console again, or pass a valid token: Authorization: Bearer … (rc-sync-server token create; the CLI reads DATA/admin.token).',
+  },
+  'auth.forbidden': {
+    meaning: "The caller is signed in, but its role (or its school or carrier) may not do this; e.g. a carrier asking for another carrier's report.",
+    action: 'Ask an admin for an account or token of a role that may (rc-sync-server user list shows roles).',
+  },
+  'auth.bad-credentials': {
+    meaning: 'Wrong user name or password, or the account is disabled.',
+    action: 'Check both; an admin resets a password with rc-sync-server user passwd NAME.',
+  },
+  'auth.rate-limited': {
+    meaning: 'Too many failed sign-ins for this user name or from this address in the last 15 minutes; sign-in is refused for a while.',
+    action: 'Wait 15 minutes; if nobody on your side made them, look at the audit log (rc-sync-server audit) for session.login failures.',
+  },
+  'auth.csrf': {
+    meaning: "A console request that changes something came without the session's x-csrf-token header (or with a wrong one): it may come from another page.",
+    action: 'Reload the console; scripts should use an API token (Authorization: Bearer …) instead of the session cookie.',
+  },
+  'auth.user-exists': {
+    meaning: 'A user of that name exists already.',
+    action: 'Choose another name, or change the existing one (user passwd, user disable).',
+  },
+  'auth.unknown-user': { meaning: 'No user of that name.', action: 'Check the name with rc-sync-server user list.' },
+  'auth.unknown-token': { meaning: 'No API token with that id.', action: 'Check the id with rc-sync-server token list.' },
+  'auth.no-credentials': {
+    meaning: 'The CLI found no API token: no --token-file, no RC_API_TOKEN or RC_API_TOKEN_FILE, and no admin.token in the data directory.',
+    action: "Pass --data DIR (the server's data directory, where start writes admin.token), --token-file FILE, or set RC_API_TOKEN.",
+  },
   'server.forbidden-origin': {
     meaning:
       "The operator API refused a request whose Host is not the listener's own address, or that came from a web page of another origin (Origin, Sec-Fetch-Site: cross-site); nothing was changed.",

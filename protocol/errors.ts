@@ -84,6 +84,17 @@ export const ErrorCode = {
   // report: the reports the region pays from (sync-server/reports/)
   ReportSignatureInvalid: 'report.signature-invalid',
 
+  // auth: operator accounts, console sessions, API tokens (sync-server/auth/)
+  AuthUnauthenticated: 'auth.unauthenticated',
+  AuthForbidden: 'auth.forbidden',
+  AuthBadCredentials: 'auth.bad-credentials',
+  AuthRateLimited: 'auth.rate-limited',
+  AuthCsrf: 'auth.csrf',
+  AuthUserExists: 'auth.user-exists',
+  AuthUnknownUser: 'auth.unknown-user',
+  AuthUnknownToken: 'auth.unknown-token',
+  AuthNoCredentials: 'auth.no-credentials',
+
   // settlement: the back office's fare engine (a journal entry left out of settlement; never dropped)
   SettlementUnknownRoute: 'settlement.unknown-route',
   SettlementTimeOutOfRange: 'settlement.time-out-of-range',

@@ -9,6 +9,8 @@ import { register as registerEnrolToken } from './commands/enrol-token.js';
 import { register as registerDevice } from './commands/device.js';
 import { register as registerReport } from './commands/report.js';
 import { register as registerKey } from './commands/key.js';
+import { register as registerAccounts } from './commands/accounts.js';
+import { addCredentialOptions } from './commands/client.js';
 
 // rc-sync-server: the operator's server. Commands live in sync-server/commands/.
 const program = new Command('rc-sync-server').description('Resident Card sync-server').showHelpAfterError();
@@ -22,5 +24,8 @@ registerEnrolToken(program);
 registerDevice(program);
 registerReport(program);
 registerKey(program);
+registerAccounts(program);
+// every command that calls the server takes --token-file and --data (its API token); local commands take --data only
+addCredentialOptions(program);
 
 await program.parseAsync(process.argv);

@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureConsoleSchema } from './console/store.js';
+import { ensureAuthSchema } from './auth/schema.js';
 
 /**
  * The operator's registry: one SQLite file under the data dir.
@@ -44,6 +45,7 @@ export function openRegistry(dataDir: string): Db {
   migrate(db);
   migrateRegistry(db);
   ensureConsoleSchema(db);
+  ensureAuthSchema(db);
   return db;
 }
 

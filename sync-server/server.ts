@@ -30,6 +30,8 @@ import { publishedCategoryIds } from './categories.js';
 import { consoleApi } from './console/api.js';
 import { recordStatus } from './console/store.js';
 import { findConsoleDir, registerConsole } from './console/serve.js';
+import { Auth, ensureFirstAdmin, writeAdminToken, type AuthOptions } from './auth/service.js';
+import { ServerMetrics } from './metrics.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -66,6 +68,8 @@ export interface ServerOptions {
   enrolListen?: { host: string; port: number };
   /** The operator console's bundle (default: console/serve.ts findConsoleDir); null serves none (server.console-missing). */
   consoleDir?: string | null;
+  /** Accounts: session lifetimes and the sign-in rate limit (defaults in sync-server/auth/). */
+  auth?: AuthOptions;
 }
 
 export interface RunningServer {
@@ -80,6 +84,11 @@ export interface RunningServer {
   provisioning: Provisioning;
   /** URL of the device-facing enrolment listener, when enrolListen was given. */
   enrolUrl: string | null;
+  /** The first admin's account, created at this start because no user existed: its password is shown once (start prints it to stdout). */
+  firstAdmin: { name: string; password: string } | null;
+  /** DATA/admin.token: a fresh admin API token (0600) for the local CLI; the previous one is revoked. */
+  adminTokenFile: string;
+  metrics: ServerMetrics;
   close(): Promise<void>;
 }
 
@@ -88,6 +97,12 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const db = openRegistry(o.dataDir);
   // durable acks: every commit fsyncs the WAL, so no journal-ack leaves before the entries it covers are on disk
   db.pragma('synchronous = FULL');
+  // accounts: the first admin when there is none, and a fresh admin token for the local CLI
+  const firstAdmin = await ensureFirstAdmin(db);
+  const adminTokenFile = writeAdminToken(db, o.dataDir);
+  const auth = new Auth(db, o.auth);
+  const metrics = new ServerMetrics(db);
+  let ready = false;
   const key = loadOrCreateSigningKey(o.dataDir);
   if (key.created) log.info({ dataDir: o.dataDir }, 'signing key created (0600)');
   const publisher = new Publisher(db, key.privateKey, log.child({ component: 'publisher' }), { ...DEFAULT_PUBLISHER_OPTIONS, ...o.publisher });
@@ -113,7 +128,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
 
   const charging = new ChargingQueue(
     db,
-    o.charger ?? new SimulatedCharger(db),
+    metrics.countCharges(o.charger ?? new SimulatedCharger(db)),
     async (d) => void (await commitAndPublish(d)),
     log.child({ component: 'charging' }),
     settlement,
@@ -190,6 +205,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       if (t.kind === 'journal') {
         const batch = parseControl(payload, JournalBatch, MAX_CONTROL_MESSAGE);
         const r = ingest.store(t.device, null, batch);
+        metrics.taps.inc(r.stored);
         if (r.limited > 0)
           log.warn(
             { device: t.device, code: ErrorCode.ServerRateLimited, limited: r.limited },
@@ -239,6 +255,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const api: Api = {
     publicKeyPem: key.publicKeyPem,
     importCsv: async (kind: ImportKind, lines, skipInvalid) => {
+      const timer = metrics.imports.startTimer({ kind });
       const { rows, report } = await parseImport(kind, lines, { skipInvalid, tokenKey: importKey, today: today(), categories: publishedCategoryIds(db) });
       return serial(async () => {
         const dirty = applyImport(db, kind, rows, today());
@@ -246,6 +263,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
         clearRecompute(db); // the lists agree with the registry again (see import-recovery.ts)
         await publisher.publish(changed);
         log.info({ kind, rows: report.rows, applied: report.applied, rejected: report.rejected, changed }, 'import applied');
+        timer();
         return { report, versions: currentVersions(db) };
       });
     },
@@ -286,6 +304,14 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   };
 
   // one route table, two listeners: the operator's API on loopback, the device-facing enrolment routes where devices reach them
+  const readable = () => {
+    try {
+      db.prepare('SELECT 1 FROM meta LIMIT 1').get();
+      return true;
+    } catch {
+      return false;
+    }
+  };
   const consoleDeps = {
     db,
     tokenKey: importKey,
@@ -294,7 +320,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     provisioning,
     log: log.child({ component: 'console' }),
   };
-  const httpCtx = { api, provisioning, console: consoleApi(consoleDeps) };
+  const httpCtx = { api, provisioning, auth, console: consoleApi(consoleDeps), ops: { ready: () => ready && readable(), metrics: () => metrics.expose() } };
   const httpLog = log.child({ component: 'http' });
   const consoleDir = o.consoleDir === undefined ? findConsoleDir() : o.consoleDir;
   if (!consoleDir) log.warn({ code: ErrorCode.ServerConsoleMissing }, 'operator console not built (npm run build): the API runs without it');
@@ -320,9 +346,13 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     setTimeout(res, 5000).unref();
   });
 
+  ready = true;
   return {
     mqttUrl,
     httpUrl,
+    firstAdmin,
+    adminTokenFile,
+    metrics,
     publicKeyPem: key.publicKeyPem,
     db,
     publisher,
@@ -336,6 +366,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       clearInterval(chargeTimer);
       clearInterval(resealTimer);
       if (usageTimer) clearInterval(usageTimer);
+      ready = false;
       await http.close();
       await chain.catch(() => undefined);
       await client.endAsync(true).catch(() => undefined);

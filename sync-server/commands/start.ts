@@ -83,6 +83,12 @@ export function register(program: Command): void {
           });
           process.stdout.write(`rc-sync-server: MQTT ${s.mqttUrl}${opts.broker ? ' (external)' : ' (embedded)'}, HTTP ${s.httpUrl}, data ${opts.data}\n`);
           if (s.enrolUrl) process.stdout.write(`rc-sync-server: device enrolment on ${s.enrolUrl}\n`);
+          // shown once, on the terminal only (never logged): the registry keeps only its scrypt hash
+          if (s.firstAdmin)
+            process.stdout.write(
+              `rc-sync-server: first account created: user ${s.firstAdmin.name}, password ${s.firstAdmin.password} (shown once; change it with rc-sync-server user passwd ${s.firstAdmin.name})\n`,
+            );
+          process.stdout.write(`rc-sync-server: admin API token for the local CLI in ${s.adminTokenFile}\n`);
           const stop = () => void s.close().then(() => process.exit(0));
           process.once('SIGINT', stop);
           process.once('SIGTERM', stop);

@@ -1,11 +1,13 @@
 import type { AddressInfo } from 'node:net';
-import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import fastifyCookie from '@fastify/cookie';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { ErrorAnswer } from '../../protocol/api.js';
 import { ErrorCode, RcError } from '../../protocol/errors.js';
 import type { Logger } from '../../protocol/log.js';
+import { callState, installAuth } from '../auth/hook.js';
 import { errorHandler, notFoundHandler } from './errors.js';
-import { FileAnswer, type HttpContext, type Listener, type Route } from './route.js';
+import { FileAnswer, type Exchange, type HttpContext, type Listener, type Route } from './route.js';
 
 export interface AppOptions {
   /** The listener this instance serves (its routes from the table), or 'all' (the OpenAPI document). */
@@ -69,6 +71,21 @@ function operatorGuard(req: FastifyRequest): void {
   if (type !== want) throw new RcError(ErrorCode.ServerUnsupportedMedia, `this endpoint takes ${want}, not ${type}`, { contentType: type, expected: want });
 }
 
+/** The handler's view of the exchange (cookies, answer headers). Cookies are always HttpOnly, SameSite=Strict, Path=/ and Secure (loopback counts as secure for browsers). */
+function exchange(req: FastifyRequest, reply: FastifyReply): Exchange {
+  return {
+    ip: req.ip,
+    cookie: (name) => req.cookies[name],
+    setCookie: (name, value, maxAgeSec) => {
+      const o = { httpOnly: true, sameSite: 'strict', path: '/', secure: true } as const;
+      if (maxAgeSec > 0) void reply.setCookie(name, value, { ...o, maxAge: maxAgeSec });
+      else void reply.clearCookie(name, o);
+    },
+    header: (name, value) => void reply.header(name, value),
+    status: (code) => void reply.code(code),
+  };
+}
+
 /** A Fastify instance serving the routes of one listener, with the zod type provider and the one error mapping. */
 export async function buildApp(routes: readonly Route[], ctx: HttpContext | null, o: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({ bodyLimit: o.bodyLimit, exposeHeadRoutes: false, forceCloseConnections: true, logger: false });
@@ -78,12 +95,16 @@ export async function buildApp(routes: readonly Route[], ctx: HttpContext | null
   app.setNotFoundHandler(notFoundHandler);
   if (o.before) await o.before(app);
   if (o.listener === 'operator') app.addHook('onRequest', async (req) => operatorGuard(req));
+  await app.register(fastifyCookie);
+  // who may call each route (its `access`), and the audit log of what they changed (sync-server/auth/hook.ts)
+  if (ctx) installAuth(app, ctx.auth);
   const mine = routes.filter((r) => o.listener === 'all' || r.listeners.includes(o.listener));
   const add = (scope: FastifyInstance, r: Route) => {
     const listener: Listener = o.listener === 'all' ? r.listeners[0]! : o.listener;
     scope.route({
       method: r.method,
       url: r.url,
+      config: { access: r.access },
       schema: {
         ...r.schema,
         response: { ...r.schema.response, default: ErrorAnswer },
@@ -94,9 +115,16 @@ export async function buildApp(routes: readonly Route[], ctx: HttpContext | null
       },
       handler: async (req, reply) => {
         if (!ctx) throw new Error('this instance only describes the API');
+        const call = callState(req);
         const out: unknown = await r.handler(
           { body: req.body as undefined, query: req.query as undefined, params: req.params as undefined, raw: req.raw },
-          { ...ctx, listener },
+          {
+            ...ctx,
+            listener,
+            principal: call?.principal ?? null,
+            ...(call ? { audit: (d: Record<string, unknown>) => void Object.assign(call.detail, d) } : {}),
+            http: exchange(req, reply),
+          },
         );
         // a file (report downloads): its bytes as they are, with their type and file name
         if (out instanceof FileAnswer)

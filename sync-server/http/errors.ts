@@ -14,6 +14,11 @@ function httpStatus(code: ErrorCode): number {
   if (code === ErrorCode.ServerImportTooLarge) return 413;
   if (code === ErrorCode.ServerForbiddenOrigin) return 403;
   if (code === ErrorCode.ServerUnsupportedMedia) return 415;
+  if (code === ErrorCode.AuthUnauthenticated || code === ErrorCode.AuthBadCredentials) return 401;
+  if (code === ErrorCode.AuthForbidden || code === ErrorCode.AuthCsrf) return 403;
+  if (code === ErrorCode.AuthRateLimited) return 429;
+  if (code === ErrorCode.AuthUserExists) return 409;
+  if (code === ErrorCode.AuthUnknownUser || code === ErrorCode.AuthUnknownToken) return 404;
   return 400;
 }
 

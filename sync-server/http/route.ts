@@ -3,6 +3,8 @@ import type { z } from 'zod';
 import type { ChargesAnswer, ConfigAnswer, Health, ImportAnswer, ImportKind, JournalAnswer, RepayAnswer, StatusAnswer } from '../../protocol/api.js';
 import type { ReportDoc, ReportName } from '../../protocol/reports.js';
 import type { Access } from '../../protocol/roles.js';
+import type { Principal } from '../auth/schema.js';
+import type { Auth } from '../auth/service.js';
 import type { CsvSource } from '../csv.js';
 import type { ConsoleApi } from '../console/api.js';
 import type { Provisioning } from '../enrol.js';
@@ -35,7 +37,33 @@ export interface HttpContext {
   provisioning: Provisioning;
   /** The operator console's queries and actions (sync-server/console/api.ts). */
   console: ConsoleApi;
+  /** Accounts: sessions, API tokens, the audit log (sync-server/auth/). */
+  auth: Auth;
+  /** Operations: readiness for /healthz and the Prometheus exposition for /metrics (sync-server/metrics.ts). */
+  ops: { ready(): boolean; metrics(): Promise<{ contentType: string; text: string }> };
 }
+
+/** What a handler may do to the HTTP exchange beyond answering its body: cookies (sign-in) and the answer's content type (text answers). */
+export interface Exchange {
+  /** The client's address. */
+  ip: string;
+  cookie(name: string): string | undefined;
+  /** Set (maxAgeSec > 0) or clear (0) a cookie: always HttpOnly, SameSite=Strict, Path=/, Secure. */
+  setCookie(name: string, value: string, maxAgeSec: number): void;
+  /** A header of the answer, e.g. content-type for a text answer (the handler then returns a string). */
+  header(name: string, value: string): void;
+  /** The answer's status code when it is not 200 (e.g. 503 from /healthz). */
+  status(code: number): void;
+}
+
+/** What a handler sees besides the request: the server, the listener, who calls (null on 'public' and 'device' routes), the audit detail hook. */
+export type HandlerContext = HttpContext & {
+  listener: Listener;
+  principal: Principal | null;
+  /** Add detail to this call's audit row (written for successful non-GET calls on role routes); never a PAN. */
+  audit?: (detail: Record<string, unknown>) => void;
+  http: Exchange;
+};
 
 interface Schemas {
   body?: z.ZodType;
@@ -78,10 +106,7 @@ export interface Route<S extends Schemas = Schemas> {
   /** The body is a CSV stream the handler reads from `raw` (no JSON parsing, no body limit). */
   csv?: true;
   schema: S;
-  handler(
-    req: RouteRequest<S>,
-    ctx: HttpContext & { listener: Listener },
-  ): Promise<z.output<S['response'][200]> | FileAnswer> | z.output<S['response'][200]> | FileAnswer;
+  handler(req: RouteRequest<S>, ctx: HandlerContext): Promise<z.output<S['response'][200]> | FileAnswer> | z.output<S['response'][200]> | FileAnswer;
 }
 
 /** A route with its types checked against its schemas, for the table. */

@@ -21,6 +21,7 @@ import { VcardHost } from '../support/rig/vcards.js';
 import { ROOT, startSim, type SimProc } from './runtime-rig.js';
 import { PAN, mirSpec } from '../support/pans.js';
 import { waitFor } from '../support/wait.js';
+import { operatorFetch } from '../support/operator-api.js';
 
 const ALL_DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
 const RULES = {
@@ -94,6 +95,7 @@ describe('provisioning end to end, as processes', () => {
     delete env.RC_TOKEN_KEY;
     delete env.RC_SYNC_PASSWORD;
     env.RC_LOG_LEVEL = 'warn';
+    env.RC_API_TOKEN_FILE = join(base, 'server', 'admin.token'); // the CLI runs below call the server as its admin
     host = await VcardHost.start();
     pty = await createPtyPair();
     sim = await startSim(pty.b);
@@ -248,7 +250,7 @@ describe('provisioning end to end, as processes', () => {
     await sim!.waitFor(() => sim!.opens().length > opens, 'OPEN from the device');
     const journal = await waitFor(
       async () => {
-        const r = await fetch(`${serverUrl}/v1/journal?device=${deviceId}`);
+        const r = await operatorFetch({ httpUrl: serverUrl, dataDir: join(base, 'server') }, `/v1/journal?device=${deviceId}`);
         const j = (await r.json()) as { entries: { result: string; token: string }[] };
         return j.entries.some((e) => e.result === 'allow') ? j.entries : null;
       },
@@ -267,7 +269,9 @@ describe('provisioning end to end, as processes', () => {
     const r = await cli('sync-server', ['device', 'revoke', deviceId, '--server', serverUrl]);
     expect(r.code, r.stderr).toBe(0);
     await waitFor(async () => !(await queryStatus(sock, 2000)).sync.connected, { timeoutMs: 5000, what: 'device disconnected', everyMs: 50 });
-    const st = (await (await fetch(`${serverUrl}/v1/status`)).json()) as { devices: { id: string; online: boolean }[] };
+    const st = (await (await operatorFetch({ httpUrl: serverUrl, dataDir: join(base, 'server') }, '/v1/status')).json()) as {
+      devices: { id: string; online: boolean }[];
+    };
     expect(st.devices.find((d) => d.id === deviceId)?.online).toBe(false);
     await stopChild(device);
     device = null;

@@ -20,8 +20,13 @@ import { freePort, waitPort } from '../support/rig/broker.js';
 const CLI = join(import.meta.dirname, '..', '..', 'sync-server', 'cli.ts');
 const T0 = Date.parse('2026-11-24T08:00:00+03:00');
 
+/** The running server's admin token file (start writes it into its data dir); the CLI runs below use it. */
+let tokenFile = '';
 function cli(args: string[]): { code: number; out: string; err: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], { encoding: 'utf8', env: { ...process.env, RC_LOG_LEVEL: 'warn' } });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, RC_LOG_LEVEL: 'warn', RC_API_TOKEN_FILE: tokenFile },
+  });
   return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
 }
 
@@ -35,6 +40,7 @@ describe('sync end to end through rc-sync-server', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'rc-e2e-'));
+    tokenFile = join(dir, 'data', 'admin.token');
     mqttPort = await freePort();
     const httpPort = await freePort();
     url = `http://127.0.0.1:${httpPort}`;

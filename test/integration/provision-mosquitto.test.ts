@@ -59,6 +59,7 @@ describe('provisioning with an external Mosquitto, set up as documented', () => 
     base = mkdtempSync(join(tmpdir(), 'rc-prov-mosq-'));
     const port = await freePort();
     const f = (n: string) => join(base, n);
+    env.RC_API_TOKEN_FILE = f('data/admin.token'); // the CLI runs below call the server as its admin
     // step 1: empty files (the server fills them), Mosquitto's config
     writeFileSync(f('passwd'), '', { mode: 0o640 });
     writeFileSync(f('acl'), '', { mode: 0o640 });

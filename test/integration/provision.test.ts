@@ -9,6 +9,7 @@ import { DEV_TOKEN_KEY } from '../../protocol/token.js';
 import { files, loadDevice } from '../../provisioning/device-dir.js';
 import { initDevice, resetDevice, rotateDevice, showDevice, whoAmI, type InitOptions } from '../../provisioning/ops.js';
 import { connectAs, startProvStack, type ProvStack } from '../support/provision-rig.js';
+import { operatorFetch } from '../support/operator-api.js';
 
 describe('provisioning a device against a running sync-server (embedded broker)', () => {
   let stack: ProvStack;
@@ -166,14 +167,16 @@ describe('provisioning a device against a running sync-server (embedded broker)'
     const c = await connectAs(stack.brokerUrl, r.deviceId, r.deviceId, cfg.sync!.password!);
     const closed = new Promise<number>((res) => c.once('close', () => res(Date.now())));
     const t0 = Date.now();
-    const res = await fetch(`${stack.server.httpUrl}/v1/devices/${r.deviceId}/revoke`, { method: 'POST' });
+    const res = await operatorFetch({ httpUrl: stack.server.httpUrl, dataDir: stack.dataDir }, `/v1/devices/${r.deviceId}/revoke`, { method: 'POST' });
     expect(res.status).toBe(200);
     expect((await closed) - t0).toBeLessThan(1000);
     c.end(true);
     await expect(connectAs(stack.brokerUrl, r.deviceId, r.deviceId, cfg.sync!.password!)).rejects.toThrow(/Not authorized/i);
     await expectRcError(rotateDevice(dir), ErrorCode.ProvisionDeviceRevoked);
     await expectRcError(whoAmI(loadDevice(dir)), ErrorCode.ProvisionDeviceRevoked);
-    const list = (await (await fetch(`${stack.server.httpUrl}/v1/devices`)).json()) as { devices: { id: string; revokedAt: string | null }[] };
+    const list = (await (await operatorFetch({ httpUrl: stack.server.httpUrl, dataDir: stack.dataDir }, '/v1/devices')).json()) as {
+      devices: { id: string; revokedAt: string | null }[];
+    };
     expect(list.devices.find((d) => d.id === r.deviceId)?.revokedAt).toBeTruthy();
   });
 
@@ -195,7 +198,7 @@ describe('provisioning a device against a running sync-server (embedded broker)'
 
   it('malformed enrol and token requests are server.bad-request and change nothing', async () => {
     const post = async (path: string, body: unknown) => {
-      const r = await fetch(`${stack.server.httpUrl}${path}`, {
+      const r = await operatorFetch({ httpUrl: stack.server.httpUrl, dataDir: stack.dataDir }, path, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: typeof body === 'string' ? body : JSON.stringify(body),

@@ -16,6 +16,7 @@ import { benefitsCsv, cardsCsv, tokenOf } from '../support/registry-csv.js';
 import { busConfig, importText, openDevice, startStack, tap, type Device, type Stack } from '../support/sync-harness.js';
 import { operatorFetch } from '../support/operator-api.js';
 import { waitFor } from '../support/wait.js';
+import { adminToken } from '../support/operator-api.js';
 
 /**
  * Reports on the real stack: two bus validators (the device runtime and store, test/fixtures/decide
@@ -33,6 +34,7 @@ describe('reports over HTTP and the CLI', () => {
   const dir = mkdtempSync(join(tmpdir(), 'rc-reports-it-'));
   beforeAll(async () => {
     stack = await startStack('embedded');
+    process.env.RC_API_TOKEN = adminToken(stack); // callApi and the CLI runs below call the server as its admin
     const a = busConfig('bus-07-a123'); // route 7, vehicle A123
     const b: Config = { ...a, device: { ...a.device, id: 'bus-12-b456', route: '12', vehicle: 'B456' } } as Config;
     await stack.server.api.setConfig('rules', { schema: 1, tariff: a.tariff });

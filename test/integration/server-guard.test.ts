@@ -21,6 +21,7 @@ import { cardsCsv } from '../support/registry-csv.js';
 import { startProvStack, type ProvStack } from '../support/provision-rig.js';
 import { busConfig, importText, openDevice, serverJournalCount, startStack, tap, testLogger } from '../support/sync-harness.js';
 import { waitFor } from '../support/wait.js';
+import { adminToken } from '../support/operator-api.js';
 import { tokenOf } from '../support/registry-csv.js';
 
 interface Answer {
@@ -49,13 +50,14 @@ describe('the operator API refuses foreign hosts, origins and content types', ()
     stack = await startProvStack('embedded');
     base = stack.server.httpUrl;
     host = new URL(base).host;
+    json.authorization = `Bearer ${adminToken(stack)}`;
   });
   afterAll(async () => {
     await stack?.close();
   });
   const tokens = () => stack.server.db.prepare('SELECT count(*) FROM enrol_tokens').pluck().get() as number;
   const tokenBody = JSON.stringify({ kind: 'bus', route: '7', ttlSec: 3600 });
-  const json = { 'content-type': 'application/json' };
+  const json: Record<string, string> = { 'content-type': 'application/json' };
 
   it('a foreign Host (DNS rebinding) is server.forbidden-origin (403) and mints nothing', async () => {
     const before = tokens();
@@ -107,13 +109,16 @@ describe('the operator API refuses foreign hosts, origins and content types', ()
     expect(stack.server.db.prepare('SELECT count(*) FROM cards').pluck().get()).toBe(0);
     expect(tokens()).toBe(before);
     expect(configs()).toBe(v);
-    expect(await raw(base, 'POST', '/v1/import/cards', { 'content-type': 'text/csv' }, cardsCsv(0, 3))).toMatchObject({ status: 200 });
+    expect(await raw(base, 'POST', '/v1/import/cards', { 'content-type': 'text/csv', authorization: json.authorization! }, cardsCsv(0, 3))).toMatchObject({
+      status: 200,
+    });
   });
 
   it('the CLI client keeps working (its Host, no Origin, application/json and text/csv)', async () => {
-    expect((await callApi(base, 'GET', '/v1/status', StatusAnswer)).devices).toBeDefined();
-    expect((await callApi(base, 'POST', '/v1/enrol-tokens', TokenCreated, { kind: 'bus', route: '7', ttlSec: 60 })).token).toMatch(/^rce_/);
-    expect(await callApi(base, 'GET', '/v1/status', StatusAnswer, undefined)).toHaveProperty('current');
+    const token = adminToken(stack);
+    expect((await callApi(base, 'GET', '/v1/status', StatusAnswer, undefined, token)).devices).toBeDefined();
+    expect((await callApi(base, 'POST', '/v1/enrol-tokens', TokenCreated, { kind: 'bus', route: '7', ttlSec: 60 }, token)).token).toMatch(/^rce_/);
+    expect(await callApi(base, 'GET', '/v1/status', StatusAnswer, undefined, token)).toHaveProperty('current');
     expect(await raw(base, 'GET', '/v1/health', { host: `localhost:${new URL(base).port}` })).toMatchObject({ status: 200 });
   });
 });

@@ -5,6 +5,7 @@ import { startStack, type Stack } from '../support/sync-harness.js';
 import { JournalAnswer, StatusAnswer } from '../../protocol/api.js';
 import { ErrorCode } from '../../protocol/errors.js';
 import { callApi } from '../../sync-server/commands/client.js';
+import { adminToken } from '../support/operator-api.js';
 
 /** The operator's HTTP API refuses bad requests with coded errors and changes nothing. */
 describe('sync-server HTTP API', () => {
@@ -18,7 +19,7 @@ describe('sync-server HTTP API', () => {
 
   const call = (method: string, path: string, body?: string, base = stack.server.httpUrl) =>
     new Promise<{ status: number; json: { error?: { code: string; message: string } } & Record<string, unknown> }>((resolve, reject) => {
-      const req = request(base + path, { method }, (res) => {
+      const req = request(base + path, { method, headers: { authorization: `Bearer ${adminToken(stack)}` } }, (res) => {
         let t = '';
         res.on('data', (c: Buffer) => (t += c.toString()));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(t) as { error?: { code: string; message: string } } }));
@@ -30,7 +31,10 @@ describe('sync-server HTTP API', () => {
 
   it('an upload cut short imports nothing', async () => {
     const body = cardsCsv(0, 200);
-    const req = request(stack.server.httpUrl + '/v1/import/cards', { method: 'POST', headers: { 'content-length': String(body.length) } });
+    const req = request(stack.server.httpUrl + '/v1/import/cards', {
+      method: 'POST',
+      headers: { 'content-length': String(body.length), authorization: `Bearer ${adminToken(stack)}` },
+    });
     req.on('error', () => undefined);
     req.write(body.split('\n').slice(0, 21).join('\n') + '\n'); // 20 whole rows, then the connection drops
     await new Promise((r) => setTimeout(r, 300));
@@ -100,8 +104,11 @@ describe('sync-server HTTP API', () => {
   });
 
   it('the CLI parses every answer with its schema: an answer of another shape is server.bad-request', async () => {
-    await expect(callApi(stack.server.httpUrl, 'GET', '/v1/status', StatusAnswer)).resolves.toMatchObject({ devices: [] });
-    await expect(callApi(stack.server.httpUrl, 'GET', '/v1/status', JournalAnswer)).rejects.toMatchObject({ code: ErrorCode.ServerBadRequest });
-    await expect(callApi(stack.server.httpUrl, 'GET', '/v1/nothing', StatusAnswer)).rejects.toMatchObject({ code: ErrorCode.ServerNotFound });
+    const token = adminToken(stack);
+    await expect(callApi(stack.server.httpUrl, 'GET', '/v1/status', StatusAnswer, undefined, token)).resolves.toMatchObject({ devices: [] });
+    await expect(callApi(stack.server.httpUrl, 'GET', '/v1/status', JournalAnswer, undefined, token)).rejects.toMatchObject({
+      code: ErrorCode.ServerBadRequest,
+    });
+    await expect(callApi(stack.server.httpUrl, 'GET', '/v1/nothing', StatusAnswer, undefined, token)).rejects.toMatchObject({ code: ErrorCode.ServerNotFound });
   });
 });

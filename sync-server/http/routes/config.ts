@@ -10,6 +10,10 @@ export const configRoutes = [
     access: WRITERS,
     summary: 'publish a rules document (tariff / school / canteen) to devices as rc/v1/config/<name>',
     schema: { body: ConfigBody, response: { 200: ConfigAnswer } },
-    handler: (req, { api }) => api.setConfig(req.body.name, req.body.rules),
+    handler: async (req, { api, audit }) => {
+      const r = await api.setConfig(req.body.name, req.body.rules);
+      audit?.({ name: r.name, version: r.version });
+      return r;
+    },
   }),
 ];

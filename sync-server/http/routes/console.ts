@@ -21,21 +21,10 @@ import {
 } from '../../../protocol/console-api.js';
 import { READERS, WRITERS, type Role } from '../../../protocol/roles.js';
 import { minutesParam, DEFAULT_FLEET_POLICY } from '../../console/fleet.js';
-import { route, type HttpContext } from '../route.js';
+import { route, type HandlerContext } from '../route.js';
 
-/** Who calls (the auth layer puts it on the handler's context; null on a server without accounts). */
-interface Caller {
-  role: Role;
-  school?: string | undefined;
-}
-function callerOf(ctx: HttpContext): Caller | null {
-  return (ctx as HttpContext & { principal?: Caller | null }).principal ?? null;
-}
-/** A school account sees its own school only. */
-const schoolOf = (ctx: HttpContext): string | undefined => {
-  const c = callerOf(ctx);
-  return c?.role === 'school' ? (c.school ?? '') : undefined;
-};
+/** A school account sees its own school only (an account without its school id sees nothing). */
+const schoolOf = (ctx: HandlerContext): string | undefined => (ctx.principal?.role === 'school' ? (ctx.principal.school ?? '') : undefined);
 
 const FLEET_READERS: readonly Role[] = [...READERS, 'school'];
 
@@ -117,7 +106,7 @@ export const consoleRoutes = [
     schema: { body: StopAddBody, response: { 200: StopAddAnswer } },
     handler: async (req, ctx) => {
       const r = await ctx.console.stopAdd(req.body.pan, req.body.psn, req.body.reason);
-      (ctx as { audit?: (d: Record<string, unknown>) => void }).audit?.({ tokenPrefix: r.tokenPrefix, masked: r.masked, reason: r.reason });
+      ctx.audit?.({ tokenPrefix: r.tokenPrefix, masked: r.masked, reason: r.reason });
       return r;
     },
   }),

@@ -17,7 +17,7 @@ export const importRoutes = [
       'an upload cut short imports nothing.',
     csv: true,
     schema: { params: z.object({ kind: ImportKind }), querystring: ImportQuery, response: { 200: ImportAnswer } },
-    handler: (req, { api }) => {
+    handler: async (req, { api, audit }) => {
       const raw = req.raw;
       // the raw body, streamed to the CSV parser (its size limits apply before anything big is built);
       // an upload cut short must not import the part that arrived
@@ -25,7 +25,9 @@ export const importRoutes = [
         for await (const chunk of raw) yield chunk as Buffer;
         if (!raw.complete) throw new RcError(ErrorCode.ServerBadRequest, 'upload interrupted: nothing imported');
       })();
-      return api.importCsv(req.params.kind, body, req.query.skipInvalid === 'true');
+      const r = await api.importCsv(req.params.kind, body, req.query.skipInvalid === 'true');
+      audit?.({ rows: r.report.rows, applied: r.report.applied, rejected: r.report.rejected });
+      return r;
     },
   }),
 ];

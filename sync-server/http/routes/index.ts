@@ -7,6 +7,10 @@ import { importRoutes } from './import.js';
 import { journalRoutes } from './journal.js';
 import { reportRoutes } from './reports.js';
 import { serverRoutes } from './server.js';
+import { accountRoutes } from './accounts.js';
+import { auditRoutes } from './audit.js';
+import { opsRoutes } from './ops.js';
+import { sessionRoutes } from './session.js';
 
 /** The one route table: both listeners are built from it (each route names its listeners). */
 export const ROUTES: readonly Route[] = [
@@ -18,4 +22,8 @@ export const ROUTES: readonly Route[] = [
   ...enrolRoutes,
   ...reportRoutes,
   ...consoleRoutes,
+  ...sessionRoutes,
+  ...accountRoutes,
+  ...auditRoutes,
+  ...opsRoutes,
 ];
