@@ -14,9 +14,8 @@ import { verifyReport } from '../../sync-server/reports/sign.js';
 import { expectRcError } from '../support/errors.js';
 import { benefitsCsv, cardsCsv, tokenOf } from '../support/registry-csv.js';
 import { busConfig, importText, openDevice, startStack, tap, type Device, type Stack } from '../support/sync-harness.js';
-import { operatorFetch } from '../support/operator-api.js';
 import { waitFor } from '../support/wait.js';
-import { adminToken } from '../support/operator-api.js';
+import { adminToken, operatorFetch } from '../support/operator-api.js';
 
 /**
  * Reports on the real stack: two bus validators (the device runtime and store, test/fixtures/decide
