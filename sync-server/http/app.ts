@@ -127,8 +127,10 @@ export async function buildApp(routes: readonly Route[], ctx: HttpContext | null
           },
         );
         // a file (report downloads): its bytes as they are, with their type and file name
-        if (out instanceof FileAnswer)
-          return reply.type(out.contentType).header('content-disposition', `attachment; filename="${out.fileName}"`).send(out.bytes);
+        if (out instanceof FileAnswer) {
+          if (out.fileName !== null) void reply.header('content-disposition', `attachment; filename="${out.fileName}"`);
+          return reply.type(out.contentType).send(out.bytes);
+        }
         return out;
       },
     });

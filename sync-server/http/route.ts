@@ -82,14 +82,16 @@ export interface RouteRequest<S extends Schemas> {
 }
 
 /**
- * An answer sent as it is rather than serialised from the 200 schema (report files): the bytes,
- * their media type and the file name a browser saves them under (Content-Disposition).
+ * An answer sent as it is rather than serialised from the 200 schema: report files (with the file name a
+ * browser saves them under, Content-Disposition), or a large JSON answer already built from typed data
+ * (the console's fleet: checking 10,000 rows against the schema on the way out costs more than building them).
  */
 export class FileAnswer {
   constructor(
     readonly bytes: Buffer,
     readonly contentType: string,
-    readonly fileName: string,
+    /** null: shown, not downloaded (no Content-Disposition). */
+    readonly fileName: string | null,
   ) {}
 }
 

@@ -21,7 +21,7 @@ import {
 } from '../../../protocol/console-api.js';
 import { READERS, WRITERS, type Role } from '../../../protocol/roles.js';
 import { minutesParam, DEFAULT_FLEET_POLICY } from '../../console/fleet.js';
-import { route, type HandlerContext } from '../route.js';
+import { FileAnswer, route, type HandlerContext } from '../route.js';
 
 /** A school account sees its own school only (an account without its school id sees nothing). */
 const schoolOf = (ctx: HandlerContext): string | undefined => (ctx.principal?.role === 'school' ? (ctx.principal.school ?? '') : undefined);
@@ -41,14 +41,17 @@ export const consoleRoutes = [
       'more than listMaxAgeMinutes ago (default 60); backlog-growing: its last three status reports each show a larger journal backlog. ' +
       'A school account sees its own school only.',
     schema: { querystring: FleetQuery, response: { 200: FleetAnswer } },
-    handler: (req, ctx) =>
-      ctx.console.fleet(
+    handler: (req, ctx) => {
+      const answer: FleetAnswer = ctx.console.fleet(
         {
           silentMinutes: minutesParam(req.query.silentMinutes, DEFAULT_FLEET_POLICY.silentMinutes),
           listMaxAgeMinutes: minutesParam(req.query.listMaxAgeMinutes, DEFAULT_FLEET_POLICY.listMaxAgeMinutes),
         },
         schoolOf(ctx),
-      ),
+      );
+      // built from typed rows (console/fleet.ts): serialised as is, not checked row by row against the schema (10,000 devices ≤ 1 s)
+      return new FileAnswer(Buffer.from(JSON.stringify(answer)), 'application/json; charset=utf-8', null);
+    },
   }),
   route({
     method: 'GET',
