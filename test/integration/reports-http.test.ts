@@ -116,7 +116,7 @@ describe('reports over HTTP and the CLI', () => {
     const e = (await cli('verify', bad).catch((x: unknown) => x)) as { code: number; stderr: string };
     expect(e.code).toBe(1);
     expect(e.stderr).toContain('report.signature-invalid');
-  }, 60_000);
+  }, 180_000); // three CLI runs through tsx: about 20 s each on a loaded 2-core machine
 
   it('answers every format over HTTP with the same bytes as the CLI, its Content-Type and a file name; the PDF and the XLSX open', async () => {
     const want = {
@@ -153,5 +153,5 @@ describe('reports over HTTP and the CLI', () => {
     // a carrier's report file by its own parameters only: no query text reaches the file name
     const odd = await operatorFetch(target, '/v1/reports/devices?since=2026-11-01&format=csv');
     expect(odd.headers.get('content-disposition')).toBe('attachment; filename="devices-2026-11-01.csv"');
-  }, 120_000);
+  }, 300_000); // five CLI runs
 });
