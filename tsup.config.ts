@@ -1,4 +1,5 @@
 import { defineConfig } from 'tsup';
+import { buildConsole } from './scripts/build-console.js';
 
 // Three programs and the demo (npm start), one package. Runtime packages stay external (they are in
 // "dependencies"), so native modules (better-sqlite3, smartcard, serialport)
@@ -18,4 +19,6 @@ export default defineConfig({
   sourcemap: true,
   splitting: true,
   banner: { js: '#!/usr/bin/env node' },
+  // the operator console (issue 12): its own browser bundle, served by rc-sync-server from dist/console/
+  onSuccess: () => buildConsole('dist/console', 'sync-server/console/web'),
 });

@@ -196,6 +196,10 @@ export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> 
       'A device sent journal entries faster than its per-device rate allows; the excess was not stored and not acknowledged, the device resends it later.',
     action: 'Nothing, if it is rare; if a device hits it often, check it for a fault or tampering (rc-sync-server journal --device ID).',
   },
+  'server.console-missing': {
+    meaning: 'The operator console was asked for, but its bundle (dist/console/: index.html, app.js, app.css) is not there; the API works without it.',
+    action: 'Build it (npm run build), or point RC_CONSOLE_DIR at a built dist/console/, and restart rc-sync-server.',
+  },
   'settlement.unknown-route': {
     meaning: 'A bus journal entry names a route the published tariff lacks (or none); stored, left out of settlement.',
     action: 'Publish a tariff with the route or fix the device config; rc-sync-server journal --flagged lists them.',

@@ -79,6 +79,7 @@ export const ErrorCode = {
   ServerForbiddenOrigin: 'server.forbidden-origin',
   ServerUnsupportedMedia: 'server.unsupported-media-type',
   ServerRateLimited: 'server.rate-limited',
+  ServerConsoleMissing: 'server.console-missing',
 
   // report: the reports the region pays from (sync-server/reports/)
   ReportSignatureInvalid: 'report.signature-invalid',

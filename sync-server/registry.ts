@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { ensureConsoleSchema } from './console/store.js';
 import { ensureAuthSchema } from './auth/schema.js';
 
 /**
@@ -43,6 +44,7 @@ export function openRegistry(dataDir: string): Db {
   db.exec(SCHEMA);
   migrate(db);
   migrateRegistry(db);
+  ensureConsoleSchema(db);
   ensureAuthSchema(db);
   return db;
 }

@@ -27,6 +27,9 @@ import { UsagePublisher } from './usage-publisher.js';
 import { Settlement, queryCharges, queryJournal, type SettlementOptions } from './settlement/index.js';
 import type { MosquittoFiles } from './mosquitto-auth.js';
 import { publishedCategoryIds } from './categories.js';
+import { consoleApi } from './console/api.js';
+import { recordStatus } from './console/store.js';
+import { findConsoleDir, registerConsole } from './console/serve.js';
 import { Auth, ensureFirstAdmin, writeAdminToken, type AuthOptions } from './auth/service.js';
 import { ServerMetrics } from './metrics.js';
 
@@ -63,6 +66,8 @@ export interface ServerOptions {
   settlement?: Partial<SettlementOptions>;
   /** Provisioning: a listener for the device-facing routes only (enrol, rotate, whoami), e.g. 0.0.0.0:7301. */
   enrolListen?: { host: string; port: number };
+  /** The operator console's bundle (default: console/serve.ts findConsoleDir); null serves none (server.console-missing). */
+  consoleDir?: string | null;
   /** Accounts: session lifetimes and the sign-in rate limit (defaults in sync-server/auth/). */
   auth?: AuthOptions;
 }
@@ -213,6 +218,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
         const s = parseControl(payload, DeviceStatus, MAX_CONTROL_MESSAGE);
         if (s.device !== t.device) throw new RcError(ErrorCode.SyncDeviceMismatch, 'status device id does not match its topic', { topic: t.device });
         ingest.status(s);
+        recordStatus(db, s); // the console's status history
       } else if (t.kind === 'request') {
         const r = parseControl(payload, SyncRequest, MAX_CONTROL_MESSAGE);
         if (r.device !== t.device) throw new RcError(ErrorCode.SyncDeviceMismatch, 'request device id does not match its topic', { topic: t.device });
@@ -305,9 +311,26 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       return false;
     }
   };
-  const httpCtx = { api, provisioning, auth, ops: { ready: () => ready && readable(), metrics: () => metrics.expose() } };
+  const consoleDeps = {
+    db,
+    tokenKey: importKey,
+    commitAndPublish,
+    version: (s: string) => publisher.version(s),
+    provisioning,
+    log: log.child({ component: 'console' }),
+  };
+  const httpCtx = { api, provisioning, auth, console: consoleApi(consoleDeps), ops: { ready: () => ready && readable(), metrics: () => metrics.expose() } };
   const httpLog = log.child({ component: 'http' });
-  const http = await startListener(ROUTES, httpCtx, { listener: 'operator', host: '127.0.0.1', port: o.httpPort, bodyLimit: 1 << 20, log: httpLog });
+  const consoleDir = o.consoleDir === undefined ? findConsoleDir() : o.consoleDir;
+  if (!consoleDir) log.warn({ code: ErrorCode.ServerConsoleMissing }, 'operator console not built (npm run build): the API runs without it');
+  const http = await startListener(ROUTES, httpCtx, {
+    listener: 'operator',
+    host: '127.0.0.1',
+    port: o.httpPort,
+    bodyLimit: 1 << 20,
+    log: httpLog,
+    before: async (app) => registerConsole(app, consoleDir),
+  });
   const httpUrl = http.url;
   const enrolListener = o.enrolListen
     ? await startListener(ROUTES, httpCtx, { listener: 'enrol', ...o.enrolListen, bodyLimit: 64 * 1024, log: httpLog }).catch(async (e: unknown) => {

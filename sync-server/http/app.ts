@@ -7,7 +7,7 @@ import { ErrorCode, RcError } from '../../protocol/errors.js';
 import type { Logger } from '../../protocol/log.js';
 import { callState, installAuth } from '../auth/hook.js';
 import { errorHandler, notFoundHandler } from './errors.js';
-import type { Exchange, HttpContext, Listener, Route } from './route.js';
+import { FileAnswer, type Exchange, type HttpContext, type Listener, type Route } from './route.js';
 
 export interface AppOptions {
   /** The listener this instance serves (its routes from the table), or 'all' (the OpenAPI document). */
@@ -116,7 +116,7 @@ export async function buildApp(routes: readonly Route[], ctx: HttpContext | null
       handler: async (req, reply) => {
         if (!ctx) throw new Error('this instance only describes the API');
         const call = callState(req);
-        return r.handler(
+        const out: unknown = await r.handler(
           { body: req.body as undefined, query: req.query as undefined, params: req.params as undefined, raw: req.raw },
           {
             ...ctx,
@@ -126,6 +126,12 @@ export async function buildApp(routes: readonly Route[], ctx: HttpContext | null
             http: exchange(req, reply),
           },
         );
+        // a file (report downloads): its bytes as they are, with their type and file name
+        if (out instanceof FileAnswer) {
+          if (out.fileName !== null) void reply.header('content-disposition', `attachment; filename="${out.fileName}"`);
+          return reply.type(out.contentType).send(out.bytes);
+        }
+        return out;
       },
     });
   };

@@ -6,6 +6,7 @@ import type { Access } from '../../protocol/roles.js';
 import type { Principal } from '../auth/schema.js';
 import type { Auth } from '../auth/service.js';
 import type { CsvSource } from '../csv.js';
+import type { ConsoleApi } from '../console/api.js';
 import type { Provisioning } from '../enrol.js';
 
 /**
@@ -34,6 +35,8 @@ export interface Api {
 export interface HttpContext {
   api: Api;
   provisioning: Provisioning;
+  /** The operator console's queries and actions (sync-server/console/api.ts). */
+  console: ConsoleApi;
   /** Accounts: sessions, API tokens, the audit log (sync-server/auth/). */
   auth: Auth;
   /** Operations: readiness for /healthz and the Prometheus exposition for /metrics (sync-server/metrics.ts). */
@@ -78,6 +81,20 @@ export interface RouteRequest<S extends Schemas> {
   raw: IncomingMessage;
 }
 
+/**
+ * An answer sent as it is rather than serialised from the 200 schema: report files (with the file name a
+ * browser saves them under, Content-Disposition), or a large JSON answer already built from typed data
+ * (the console's fleet: checking 10,000 rows against the schema on the way out costs more than building them).
+ */
+export class FileAnswer {
+  constructor(
+    readonly bytes: Buffer,
+    readonly contentType: string,
+    /** null: shown, not downloaded (no Content-Disposition). */
+    readonly fileName: string | null,
+  ) {}
+}
+
 /** One row of the route table. */
 export interface Route<S extends Schemas = Schemas> {
   method: 'GET' | 'POST';
@@ -91,7 +108,7 @@ export interface Route<S extends Schemas = Schemas> {
   /** The body is a CSV stream the handler reads from `raw` (no JSON parsing, no body limit). */
   csv?: true;
   schema: S;
-  handler(req: RouteRequest<S>, ctx: HandlerContext): Promise<z.output<S['response'][200]>> | z.output<S['response'][200]>;
+  handler(req: RouteRequest<S>, ctx: HandlerContext): Promise<z.output<S['response'][200]> | FileAnswer> | z.output<S['response'][200]> | FileAnswer;
 }
 
 /** A route with its types checked against its schemas, for the table. */

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import ExcelJS from 'exceljs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../device/config/index.js';
 import { PublicKey } from '../../protocol/api.js';
@@ -14,7 +15,7 @@ import { expectRcError } from '../support/errors.js';
 import { benefitsCsv, cardsCsv, tokenOf } from '../support/registry-csv.js';
 import { busConfig, importText, openDevice, startStack, tap, type Device, type Stack } from '../support/sync-harness.js';
 import { waitFor } from '../support/wait.js';
-import { adminToken } from '../support/operator-api.js';
+import { adminToken, operatorFetch } from '../support/operator-api.js';
 
 /**
  * Reports on the real stack: two bus validators (the device runtime and store, test/fixtures/decide
@@ -115,5 +116,42 @@ describe('reports over HTTP and the CLI', () => {
     const e = (await cli('verify', bad).catch((x: unknown) => x)) as { code: number; stderr: string };
     expect(e.code).toBe(1);
     expect(e.stderr).toContain('report.signature-invalid');
-  }, 60_000);
+  }, 180_000); // three CLI runs through tsx: about 20 s each on a loaded 2-core machine
+
+  it('answers every format over HTTP with the same bytes as the CLI, its Content-Type and a file name; the PDF and the XLSX open', async () => {
+    const want = {
+      json: 'application/json',
+      csv: 'text/csv',
+      xlsx: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
+      pdf: 'application/pdf',
+      html: 'text/html',
+    } as const;
+    const target = { httpUrl: stack.server.httpUrl, dataDir: stack.dataDir };
+    for (const [format, type] of Object.entries(want)) {
+      const res = await operatorFetch(target, `/v1/reports/compensation?month=2026-11&carrier=C7&format=${format}`);
+      expect(res.status, format).toBe(200);
+      expect(res.headers.get('content-type')!.split(';')[0], format).toBe(type);
+      expect(res.headers.get('content-disposition'), format).toBe(`attachment; filename="compensation-C7-2026-11.${format}"`);
+      const http = Buffer.from(await res.arrayBuffer());
+      const file = join(dir, `cli.${format}`);
+      await cli('compensation', '--month', '2026-11', '--carrier', 'C7', '--format', format, '--server', stack.server.httpUrl, '--out', file);
+      expect(http.equals(readFileSync(file)), `${format}: HTTP bytes equal the CLI's`).toBe(true);
+      if (format === 'json') expect(ReportDoc.parse(JSON.parse(http.toString('utf8'))).report).toBe('compensation');
+      if (format === 'pdf') {
+        expect(http.subarray(0, 5).toString('latin1')).toBe('%PDF-');
+        const info = await run('pdfinfo', [file]);
+        expect(info.stdout).toMatch(/Pages:\s+[1-9]/);
+      }
+      if (format === 'xlsx') {
+        const wb = new ExcelJS.Workbook();
+        await wb.xlsx.load(http as unknown as ArrayBuffer);
+        expect(wb.worksheets.length).toBeGreaterThan(0);
+        const cells = wb.worksheets.flatMap((ws) => ws.getSheetValues().flat().map(String));
+        expect(cells).toContain('C7');
+      }
+    }
+    // a carrier's report file by its own parameters only: no query text reaches the file name
+    const odd = await operatorFetch(target, '/v1/reports/devices?since=2026-11-01&format=csv');
+    expect(odd.headers.get('content-disposition')).toBe('attachment; filename="devices-2026-11-01.csv"');
+  }, 300_000); // five CLI runs
 });

@@ -1,6 +1,7 @@
 import type { Route } from '../route.js';
 import { chargingRoutes } from './charging.js';
 import { configRoutes } from './config.js';
+import { consoleRoutes } from './console.js';
 import { enrolRoutes } from './enrol.js';
 import { importRoutes } from './import.js';
 import { journalRoutes } from './journal.js';
@@ -20,6 +21,7 @@ export const ROUTES: readonly Route[] = [
   ...chargingRoutes,
   ...enrolRoutes,
   ...reportRoutes,
+  ...consoleRoutes,
   ...sessionRoutes,
   ...accountRoutes,
   ...auditRoutes,

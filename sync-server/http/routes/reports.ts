@@ -1,8 +1,24 @@
-import { ReportParams, ReportQuery } from '../../../protocol/api.js';
+import { ReportParams, ReportQuery, type ReportFormat } from '../../../protocol/api.js';
 import { ReportDoc } from '../../../protocol/reports.js';
 import { ErrorCode, RcError } from '../../../protocol/errors.js';
 import type { Principal } from '../../auth/schema.js';
-import { route } from '../route.js';
+import { renderReport } from '../../reports/format.js';
+import { FileAnswer, route } from '../route.js';
+
+/** Media type of each report format. */
+const CONTENT_TYPES: Record<ReportFormat, string> = {
+  json: 'application/json; charset=utf-8',
+  csv: 'text/csv; charset=utf-8',
+  xlsx: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
+  pdf: 'application/pdf',
+  html: 'text/html; charset=utf-8',
+};
+
+/** The file name a download is saved under: report, its parameters (ids and dates only: [A-Za-z0-9_.-]), format. */
+export function reportFileName(name: string, params: Record<string, string | undefined>, format: ReportFormat): string {
+  const parts = [name, params.carrier, params.school, params.month, params.day, params.since].filter((p): p is string => p !== undefined && p !== '');
+  return `${parts.map((p) => p.replace(/[^A-Za-z0-9_.-]/g, '_')).join('-')}.${format}`;
+}
 
 /**
  * A scoped caller's report parameters: a carrier gets the compensation of its own routes only (its carrier
@@ -28,21 +44,21 @@ export const reportRoutes = [
     url: '/v1/reports/:name',
     listeners: ['operator'],
     access: ['admin', 'operator', 'auditor', 'school', 'carrier'],
-    summary: 'a report (compensation, charging, devices, …) as a signed document',
+    summary: 'a report (compensation, charging, devices, …) as a signed document, or rendered as CSV, XLSX, PDF or HTML',
     description:
       'compensation?month=YYYY-MM[&carrier=ID]; attendance?school=ID&(month=YYYY-MM|day=YYYY-MM-DD); meals?school=ID&month=YYYY-MM; charging?month=YYYY-MM; devices?since=YYYY-MM-DD[&silentHours=24][&asOf=ISO]. ' +
       'A month with no data gives an empty report; an unknown carrier or school is server.not-found (404); a future month or a bad parameter is server.bad-request. ' +
       'The document carries the SHA-256 of its canonical JSON and an Ed25519 signature by the server key (GET /v1/public-key); rc-sync-server report verify FILE checks it. ' +
       'A carrier account reads compensation for its own carrier only, a school account attendance and meals of its own school only (auth.forbidden otherwise). ' +
-      'format: json (other formats: rc-sync-server report … --format renders the signed JSON locally).',
+      'format: json (default) | csv | xlsx | pdf | html: the same bytes rc-sync-server report --format writes, with their Content-Type and a ' +
+      'Content-Disposition file name (e.g. compensation-2026-11.pdf).',
     schema: { params: ReportParams, querystring: ReportQuery, response: { 200: ReportDoc } },
-    handler: (req, { api, principal }) => {
+    handler: async (req, { api, principal }) => {
       const { format, ...asked } = req.query;
       const params = scopeReport(principal, req.params.name, asked);
-      // the API answers the signed document; rc-sync-server report --format renders CSV, XLSX, PDF or HTML from it
-      if (format !== 'json')
-        throw new RcError(ErrorCode.ServerBadRequest, `the HTTP API answers JSON; use rc-sync-server report --format ${format}`, { format });
-      return api.report(req.params.name, params);
+      const doc = api.report(req.params.name, params);
+      // the same writer as the CLI (reports/format.ts): JSON pretty-printed with its signature, the other formats rendered from it
+      return new FileAnswer(await renderReport(doc, format), CONTENT_TYPES[format], reportFileName(req.params.name, params, format));
     },
   }),
 ];
