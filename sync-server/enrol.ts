@@ -2,12 +2,13 @@ import { z } from 'zod';
 import { ErrorCode, RcError } from '../protocol/errors.js';
 import type { Logger } from '../protocol/log.js';
 import { keyForDevice, type ServerTokenKey } from '../protocol/token-hsm.js';
-import { RulesFile } from '../protocol/rules-schema.js';
+import type { RulesFile } from '../protocol/rules-schema.js';
 import { seal, verifyProof, type Sealed } from '../protocol/sealing.js';
 import { EnrolBody, Proof, TokenCreateBody, type EnrolAnswer, type RotateAnswer, type Secrets, type TokenCreated, type WhoAmI } from '../protocol/enrol.js';
 import { devicePolicy, type DevicePolicy } from './broker-auth.js';
 import { DeviceRegistry, hashPassword, newPassword, type Identity } from './devices.js';
 import { applyMosquittoFiles, mosquittoHash, type MosquittoFiles } from './mosquitto-auth.js';
+import { publishedRulesFor } from './published-rules.js';
 import type { Db } from './registry.js';
 
 /**
@@ -79,13 +80,6 @@ export class Provisioning {
     return t;
   }
 
-  private rules(): RulesFile | null {
-    const row = this.o.db.prepare("SELECT doc FROM configs WHERE name = 'rules'").get() as { doc: string } | undefined;
-    if (!row) return null;
-    const r = RulesFile.safeParse(JSON.parse(row.doc));
-    return r.success ? r.data : null;
-  }
-
   private checkRules(b: { kind: string; route: string | null }, rules: RulesFile | null): void {
     if (b.kind === 'bus') {
       if (!rules?.tariff) throw new RcError(ErrorCode.ProvisionNoRules, 'the server has no tariff yet: a bus cannot be set up', { kind: b.kind });
@@ -108,14 +102,15 @@ export class Provisioning {
 
   async enrol(raw: unknown): Promise<EnrolAnswer> {
     const b = parseBody(EnrolBody, raw);
-    const rules = this.rules();
+    let rules: RulesFile | null = null;
     const tokenKey = this.tokenKeyFor(b.wrapKey);
     const password = newPassword();
     const hashes = { pwHash: await hashPassword(password), mosqHash: mosquittoHash(password) };
     // the answer is sealed before the token is spent: a box key that cannot receive it changes nothing
     const sealed = this.sealFor(b.boxKey, password, tokenKey);
     // the token's route/school may complete the request: the rules are checked against what the device will be, before the token is consumed
-    const d = this.registry.enrol(b, hashes, this.now(), (x) => this.checkRules(x, rules));
+    // the rules of what the device will be: `rules`, `rules-<kind>`, `rules-school-<id>` (sync-server/published-rules.ts)
+    const d = this.registry.enrol(b, hashes, this.now(), (x) => this.checkRules(x, (rules = publishedRulesFor(this.o.db, x.kind, x.school))));
     this.writeBrokerFiles();
     this.o.log.info({ device: d.id, kind: d.kind, school: d.school, route: d.route }, 'device enrolled');
     return {
