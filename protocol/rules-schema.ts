@@ -124,9 +124,29 @@ export const CanteenRules = z
       'free-breakfast': ['breakfast'],
       'free-lunch': ['lunch'],
       'free-breakfast-lunch': ['breakfast', 'lunch'],
+      ovz: ['breakfast', 'lunch'],
     }),
+    /**
+     * Free meals by grade, for students whatever their meal category (the law: grades 1–4 get one free hot meal a day):
+     * the meal kinds it covers, at most `perDay` of them free a day (default: one of each kind).
+     */
+    grades: z
+      .array(
+        z
+          .object({
+            from: z.number().int().min(0).max(12),
+            to: z.number().int().min(0).max(12),
+            meals: z.array(MealKind).min(1),
+            perDay: z.number().int().min(1).max(10).optional(),
+          })
+          .strict()
+          .refine((g) => g.from <= g.to, { message: '"from" must not be above "to"', path: ['to'] }),
+      )
+      .default([]),
     /** Price of a paid meal per kind; without it a second meal (or a meal without entitlement) is refused. */
     paidPriceKopecks: z.record(MealKind, Kopecks).optional(),
+    /** A second meal of a kind already taken free today: `sell` it at its price (when it has one) or `refuse` it (the school's rule). */
+    secondFreeMeal: z.enum(['sell', 'refuse']).default('sell'),
     holidays: z.array(IsoDate).default([]),
   })
   .strict();
