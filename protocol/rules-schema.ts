@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { RouteId } from './ids.js';
+import { PartnerCategory, RouteId } from './ids.js';
 import { BENEFIT_CATEGORIES, CategoryId, IsoDate, MEAL_CATEGORIES, SCHOOL_ROLES } from './lists.js';
 
 /**
@@ -152,13 +152,29 @@ export const CanteenRules = z
   .strict();
 export type CanteenRules = z.infer<typeof CanteenRules>;
 
-/** The rules alone (a file the server publishes): any of tariff, school, canteen. */
+export const Percent = z.number().int().min(0).max(100);
+
+/**
+ * Partners' resident discounts (issue 14 item 3), by partner category: `discountPercent` for any
+ * resident, and optionally a different one per benefit category the card holds (the highest applies).
+ */
+export const PartnerRules = z
+  .object({
+    categories: z
+      .record(PartnerCategory, z.object({ discountPercent: Percent, byBenefit: z.record(CategoryId, Percent).default({}) }).strict())
+      .refine((c) => Object.keys(c).length > 0, 'at least one partner category'),
+  })
+  .strict();
+export type PartnerRules = z.infer<typeof PartnerRules>;
+
+/** The rules alone (a file the server publishes): any of tariff, school, canteen, partners. */
 export const RulesFile = z
   .object({
     schema: z.literal(1),
     tariff: Tariff.optional(),
     school: SchoolRules.optional(),
     canteen: CanteenRules.optional(),
+    partners: PartnerRules.optional(),
   })
   .strict();
 export type RulesFile = z.infer<typeof RulesFile>;

@@ -438,10 +438,19 @@ const canteen: Case[] = [
   },
 ];
 
+const partner: Case[] = [
+  { name: 'a resident without a benefit gets the category discount', cfg: 'partner', steps: [[day, T.schoolchild, O, 'allow resident 0']] },
+  { name: 'a pensioner gets the higher discount of the benefit', cfg: 'partner', steps: [[day, T.pensioner, O, 'allow resident 0']] },
+  { name: 'a card that is not connected is not a resident card', cfg: 'partner', steps: [[day, T.unknown, O, 'deny not-resident 0']] },
+  { name: 'an expired card is not a resident card', cfg: 'partner', steps: [[msk('2026-11-24 10:00'), T.expiredOct, O, 'deny card-expired 0']] },
+  { name: 'a failed bus charge does not stop the resident check', cfg: 'partner', steps: [[day, T.stopped, O, 'allow resident 0']] },
+];
+
 describe.each([
   ['bus validator', bus],
   ['school turnstile', school],
   ['canteen terminal', canteen],
+  ['partner resident check', partner],
 ] as const)('%s rules', (_n, cases) => {
   it.each(cases.map((c) => [c.name, c] as const))('%s', (_name, c) => {
     const cfg = fixtureConfig(c.cfg);
@@ -454,6 +463,18 @@ describe.each([
 });
 
 describe('decision details', () => {
+  it('partner: the discount is shown and journaled (flag), the best benefit named; a stranger sees «Не карта жителя»', () => {
+    const sim = new Sim(fixtureConfig('partner'));
+    const both = sim.run(mkTap(day, T.pensionerDisabled));
+    expect(both).toMatchObject({ result: 'allow', reason: 'resident', benefit: 'disabled', discountPercent: 100, fareKopecks: 0 });
+    expect(both.display.ru).toBe('Карта жителя: скидка 100%');
+    expect(both.flags).toEqual(['partner:museum-1', 'discount:100']);
+    const plain = sim.run(mkTap(day, T.schoolchild));
+    expect([plain.benefit, plain.discountPercent, plain.display.ru]).toEqual([null, 10, 'Карта жителя: скидка 10%']);
+    expect(sim.run(mkTap(day, T.unknown)).display).toEqual({ ru: 'Не карта жителя', en: 'Not a resident card' });
+    expect(sim.run(mkTap(msk('2026-11-24 10:00'), T.expiredOct)).display.ru).toBe('Не карта жителя');
+  });
+
   it('an unknown card at full fare is flagged for deferred charging', () => {
     const d = new Sim(fixtureConfig('bus')).run(mkTap(day, T.unknown));
     expect(d.flags).toEqual(expect.arrayContaining(['unknown-card', 'deferred-charge']));
