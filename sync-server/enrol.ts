@@ -8,6 +8,7 @@ import { EnrolBody, Proof, TokenCreateBody, type EnrolAnswer, type RotateAnswer,
 import { devicePolicy, type DevicePolicy } from './broker-auth.js';
 import { DeviceRegistry, hashPassword, newPassword, type Identity } from './devices.js';
 import { applyMosquittoFiles, mosquittoHash, type MosquittoFiles } from './mosquitto-auth.js';
+import { getPartner, type Partner } from './partners.js';
 import { publishedRulesFor } from './published-rules.js';
 import type { Db } from './registry.js';
 
@@ -80,7 +81,7 @@ export class Provisioning {
     return t;
   }
 
-  private checkRules(b: { kind: string; route: string | null }, rules: RulesFile | null): void {
+  private checkRules(b: { kind: string; route: string | null; partner: string | null }, rules: RulesFile | null): Partner | null {
     if (b.kind === 'bus') {
       if (!rules?.tariff) throw new RcError(ErrorCode.ProvisionNoRules, 'the server has no tariff yet: a bus cannot be set up', { kind: b.kind });
       if (b.route && !(b.route in rules.tariff.routes))
@@ -90,6 +91,19 @@ export class Provisioning {
       throw new RcError(ErrorCode.ProvisionNoRules, 'the server has no school rules yet: a turnstile cannot be set up', { kind: b.kind });
     if (b.kind === 'canteen' && !rules?.canteen)
       throw new RcError(ErrorCode.ProvisionNoRules, 'the server has no canteen rules yet: a canteen terminal cannot be set up', { kind: b.kind });
+    if (b.kind !== 'partner') return null;
+    const partner = getPartner(this.o.db, b.partner ?? '');
+    if (!partner)
+      throw new RcError(ErrorCode.ProvisionUnknownPartner, `no partner ${b.partner} on the server (rc-sync-server import partners)`, { partner: b.partner });
+    if (!rules?.partners)
+      throw new RcError(ErrorCode.ProvisionNoRules, 'the server has no partner rules yet: a partner device cannot be set up', { kind: b.kind });
+    if (!(partner.category in rules.partners.categories))
+      throw new RcError(ErrorCode.ProvisionNoRules, `the partner rules have no category ${partner.category}`, {
+        partner: partner.id,
+        category: partner.category,
+        categories: Object.keys(rules.partners.categories),
+      });
+    return partner;
   }
 
   /**
@@ -102,7 +116,8 @@ export class Provisioning {
 
   async enrol(raw: unknown): Promise<EnrolAnswer> {
     const b = parseBody(EnrolBody, raw);
-    let rules: RulesFile | null = null;
+    // what the device will be (the token may complete the request) is known inside the registry's transaction
+    const found: { rules: RulesFile | null; partner: Partner | null } = { rules: null, partner: null };
     const tokenKey = this.tokenKeyFor(b.wrapKey);
     const password = newPassword();
     const hashes = { pwHash: await hashPassword(password), mosqHash: mosquittoHash(password) };
@@ -110,7 +125,10 @@ export class Provisioning {
     const sealed = this.sealFor(b.boxKey, password, tokenKey);
     // the token's route/school may complete the request: the rules are checked against what the device will be, before the token is consumed
     // the rules of what the device will be: `rules`, `rules-<kind>`, `rules-school-<id>` (sync-server/published-rules.ts)
-    const d = this.registry.enrol(b, hashes, this.now(), (x) => this.checkRules(x, (rules = publishedRulesFor(this.o.db, x.kind, x.school))));
+    const d = this.registry.enrol(b, hashes, this.now(), (x) => {
+      found.rules = publishedRulesFor(this.o.db, x.kind, x.school);
+      found.partner = this.checkRules(x, found.rules);
+    });
     this.writeBrokerFiles();
     this.o.log.info({ device: d.id, kind: d.kind, school: d.school, route: d.route }, 'device enrolled');
     return {
@@ -118,11 +136,12 @@ export class Provisioning {
       kind: d.kind,
       school: d.school,
       route: d.route,
+      ...(found.partner ? { partner: { id: found.partner.id, name: found.partner.name, category: found.partner.category } } : {}),
       brokerUrl: this.brokerUrl,
       username: d.id,
       scopes: d.scopes,
       serverPublicKey: this.o.publicKeyPem,
-      rules,
+      rules: found.rules,
       sealed,
     };
   }
