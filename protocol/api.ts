@@ -172,6 +172,8 @@ export const ReportQuery = z.object({
   month: z.string().optional(),
   carrier: z.string().optional(),
   school: z.string().optional(),
+  /** partners: one partner. */
+  partner: z.string().optional(),
   day: z.string().optional(),
   since: z.string().optional(),
   silentHours: z.string().optional(),
