@@ -152,7 +152,7 @@ export const CanteenRules = z
   .strict();
 export type CanteenRules = z.infer<typeof CanteenRules>;
 
-export const Percent = z.number().int().min(0).max(100);
+const Percent = z.number().int().min(0).max(100);
 
 /**
  * Partners' resident discounts (issue 14 item 3), by partner category: `discountPercent` for any

@@ -8,7 +8,7 @@ import type { Db } from './registry.js';
  * of these that has it, the way the running device lets a more specific document replace its rules.
  * A document that does not validate is skipped. Null when none of them gives anything.
  */
-export function rulesDocNames(kind: string, school: string | null): string[] {
+function rulesDocNames(kind: string, school: string | null): string[] {
   return ['rules', `rules-${kind}`, ...(school ? [`rules-school-${school}`] : [])];
 }
 

@@ -4,7 +4,7 @@ import { effectiveTime, isExpired, localTime, mark } from './time.js';
 import { counterKey, type CanteenContext, type CounterAdd, type Decision, type Reason, type Tap, type TokenMarks, type View } from './types.js';
 
 /** The counter of free meals given by a grade rule in a local day (its `perDay`). */
-export const GRADE_MEALS_COUNTER = 'free-grade-meal';
+const GRADE_MEALS_COUNTER = 'free-grade-meal';
 
 /**
  * Canteen terminal. The meal is the one whose window holds the local time (none,

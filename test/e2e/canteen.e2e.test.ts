@@ -5,14 +5,17 @@
  * school day: a grade-2 student's free breakfast (grades 1–4 by the law), the
  * second breakfast refused (the school's rule), an ОВЗ child's two free meals,
  * a paid lunch recorded with its price; the meal chosen by its time window, the
- * windows moved by publishing `rules-canteen` as the operator would.
+ * windows moved by publishing `rules-canteen` as the operator would. The
+ * terminal is provisioned (rc-provision init's code path) against rules
+ * published only as `rules-canteen`.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StatusReply } from '../../device/runtime/status.js';
 import { withLuhnDigit } from '../../protocol/pan.js';
+import { initDevice } from '../../provisioning/ops.js';
 import { PcscdRig, type VpcdSlot } from '../support/rig/pcscd.js';
 import { createPtyPair, type PtyPair } from '../support/rig/pty.js';
 import { VcardHost } from '../support/rig/vcards.js';
@@ -41,6 +44,7 @@ let srv: ServerRig;
 let dev: DeviceProc;
 let slot: VpcdSlot;
 let dir = '';
+let deviceId = '';
 
 async function tap(pan: string): Promise<NonNullable<StatusReply['lastTap']>> {
   const before = (await dev.status()).taps;
@@ -73,19 +77,21 @@ describe('canteen terminal in service: rc-device run, pcscd, RCP/1 display, sync
     await api.importCsv('enrolments', linesOf(people.join('\n')), false);
     const env = pcscd.clientEnv();
     delete env.RC_TOKEN_KEY;
+    // the operator publishes the canteen rules as the README says (rules-canteen, not rules); the technician provisions the terminal
+    await api.setConfig('rules-canteen', { schema: 1, canteen: rules('breakfast') });
     dir = mkdtempSync(join(tmpdir(), 'rc-canteen-e2e-'));
-    dev = await startDeviceProc(
-      {
-        schema: 1,
-        device: { id: 'canteen-e2e', kind: 'canteen', schoolId: '7' },
-        canteen: rules('breakfast'),
-        readers: [{ name: slot.readerName }],
-        peripherals: [{ kind: 'display', port: pty.a, protocol: 'rcp1' }],
-        sync: { brokerUrl: srv.url, serverPublicKey: srv.server.publicKeyPem },
-      },
-      dir,
-      env,
-    );
+    const token = srv.server.provisioning.createToken({ kind: 'canteen', school: '7', ttlSec: 600 }).token;
+    const p = await initDevice({
+      server: srv.server.httpUrl,
+      token,
+      kind: 'canteen',
+      school: '7',
+      dir: join(dir, 'dev'),
+      displayPort: pty.a,
+      reader: slot.readerName,
+    });
+    deviceId = p.deviceId;
+    dev = await startDeviceProc(JSON.parse(readFileSync(p.configFile, 'utf8')) as Record<string, unknown>, join(dir, 'dev'), env);
     await dev.waitStatus(
       (s) => s.sync.connected && s.lists.some((l) => l.scope === 'school:7') && s.readers[0]?.state === 'idle' && s.peripherals[0]?.health.status === 'ok',
       'canteen ready',
@@ -120,13 +126,16 @@ describe('canteen terminal in service: rc-device run, pcscd, RCP/1 display, sync
   });
 
   it('lunch (windows moved by published rules-canteen): the ОВЗ child eats free again, the grade-2 student pays, price journaled', async () => {
-    await srv.server.api.setConfig('rules-canteen', { schema: 1, canteen: rules('lunch') });
-    await until(() => dev.logs.some((l) => l.includes('published rules applied')), 15_000, 'rules-canteen applied on the device');
+    const applied = () => dev.logs.filter((l) => l.includes('published rules applied')).length;
+    const before = applied();
+    const { version } = await srv.server.api.setConfig('rules-canteen', { schema: 1, canteen: rules('lunch') });
+    expect(version).toBe(2);
+    await until(() => applied() > before, 15_000, 'rules-canteen v2 applied on the device');
     expect(await tap(PAN.ovz)).toMatchObject({ result: 'allow', reason: 'benefit', benefit: 'ovz' });
     expect(await tap(PAN.grade2)).toMatchObject({ result: 'allow', reason: 'paid-meal', fareKopecks: 12000, benefit: null });
     await shown('Платное питание. Оплата 120,00 ₽');
-    await until(() => srv.journal('canteen-e2e').length === 6, 15_000, 'the canteen journal on the server');
-    const rows = srv.server.db.prepare("SELECT seq, result, reason, fare, benefit, meal FROM journal WHERE device = 'canteen-e2e' ORDER BY seq").all();
+    await until(() => srv.journal(deviceId).length === 6, 15_000, 'the canteen journal on the server');
+    const rows = srv.server.db.prepare('SELECT seq, result, reason, fare, benefit, meal FROM journal WHERE device = ? ORDER BY seq').all(deviceId);
     expect(rows).toEqual([
       { seq: 1, result: 'allow', reason: 'benefit', fare: 0, benefit: 'grades-1-4', meal: 'breakfast' },
       { seq: 2, result: 'deny', reason: 'meal-already-taken', fare: 0, benefit: null, meal: 'breakfast' },
