@@ -104,7 +104,7 @@ export type JournalRow = z.infer<typeof JournalRow>;
 export const JournalAnswer = z.object({ entries: z.array(JournalRow) }).strict();
 export type JournalAnswer = z.infer<typeof JournalAnswer>;
 
-export const IMPORT_KINDS = ['cards', 'benefits', 'enrolments', 'stoplist', 'routes'] as const;
+export const IMPORT_KINDS = ['cards', 'benefits', 'enrolments', 'stoplist', 'routes', 'partners'] as const;
 export const ImportKind = z.enum(IMPORT_KINDS);
 export type ImportKind = z.infer<typeof ImportKind>;
 export const ImportQuery = z.object({ skipInvalid: z.string().optional() });
@@ -172,6 +172,8 @@ export const ReportQuery = z.object({
   month: z.string().optional(),
   carrier: z.string().optional(),
   school: z.string().optional(),
+  /** partners: one partner. */
+  partner: z.string().optional(),
   day: z.string().optional(),
   since: z.string().optional(),
   silentHours: z.string().optional(),

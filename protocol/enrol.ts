@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DeviceId, DeviceKind, GateDirection, RouteId, SchoolId, VehicleId } from './ids.js';
+import { DeviceId, DeviceKind, GateDirection, PartnerId, RouteId, SchoolId, VehicleId } from './ids.js';
 import { RawKeyB64, Sealed } from './sealing.js';
 
 /**
@@ -21,6 +21,8 @@ export const TokenCreateBody = z
     kind: DeviceKind,
     school: SchoolId.optional(),
     route: RouteId.optional(),
+    /** partner: only for this partner. */
+    partner: PartnerId.optional(),
     ttlSec: z
       .number()
       .int()
@@ -30,11 +32,21 @@ export const TokenCreateBody = z
   .strict()
   .refine((b) => !(b.school && b.route), 'a token names a school or a route, not both')
   .refine((b) => !(b.kind === 'bus' && b.school), 'a bus token names a route, not a school')
-  .refine((b) => !(b.kind !== 'bus' && b.route), 'a turnstile/canteen token names a school, not a route');
+  .refine((b) => !(b.kind !== 'bus' && b.route), 'a turnstile/canteen token names a school, not a route')
+  .refine((b) => !(b.kind === 'partner' && b.school), 'a partner token names a partner, not a school')
+  .refine((b) => !(b.kind !== 'partner' && b.partner), 'only a partner token names a partner');
 export type TokenCreateBody = z.infer<typeof TokenCreateBody>;
 
 export const TokenCreated = z
-  .object({ token: EnrolToken, id: z.string(), kind: DeviceKind, school: z.string().nullable(), route: z.string().nullable(), expiresAt: z.string() })
+  .object({
+    token: EnrolToken,
+    id: z.string(),
+    kind: DeviceKind,
+    school: z.string().nullable(),
+    route: z.string().nullable(),
+    partner: z.string().nullable().optional(),
+    expiresAt: z.string(),
+  })
   .strict();
 export type TokenCreated = z.infer<typeof TokenCreated>;
 
@@ -52,6 +64,8 @@ export const EnrolBody = z
     route: RouteId.optional(),
     vehicle: VehicleId.optional(),
     direction: GateDirection.optional(),
+    /** partner: the partner id (imported on the server). */
+    partner: PartnerId.optional(),
     identityKey: RawKeyB64,
     boxKey: RawKeyB64,
     /** The device token's RSA public key (SPKI PEM): the server then sends the card-token key wrapped for it, never in clear. */
@@ -91,6 +105,8 @@ export const EnrolAnswer = z
     kind: DeviceKind,
     school: z.string().nullable(),
     route: z.string().nullable(),
+    /** partner: the partner as imported (its category selects the discount in the published partner rules). */
+    partner: z.object({ id: PartnerId, name: z.string(), category: z.string() }).strict().nullable().optional(),
     brokerUrl: z.string().regex(/^(mqtts?|tcp|wss?):\/\/.+/),
     username: z.string(),
     scopes: z.array(z.string()),
@@ -127,6 +143,7 @@ export const DeviceRow = z
     route: z.string().nullable(),
     vehicle: z.string().nullable(),
     direction: GateDirection.nullable(),
+    partner: z.string().nullable().optional(),
     enrolledAt: z.string(),
     rotatedAt: z.string().nullable(),
     revokedAt: z.string().nullable(),

@@ -204,6 +204,10 @@ export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> 
     meaning: 'A bus journal entry names a route the published tariff lacks (or none); stored, left out of settlement.',
     action: 'Publish a tariff with the route or fix the device config; rc-sync-server journal --flagged lists them.',
   },
+  'settlement.not-a-fare': {
+    meaning: "A partner's resident check (a discount shown, no fare): stored and reported (report partners), left out of fare settlement.",
+    action: 'Nothing to do: it is not a trip.',
+  },
   'settlement.time-out-of-range': {
     meaning: 'A journal entry is timed far in the future or past of its arrival (a wrong device clock); stored, left out of settlement.',
     action: 'Check the device clock (NTP); rc-sync-server journal --flagged lists such entries.',
@@ -276,8 +280,12 @@ export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> 
     action: 'Set the clock (enable NTP: timedatectl set-ntp true); lists and journals depend on it.',
   },
   'provision.not-confirmed': { meaning: 'A factory reset was not confirmed; nothing was deleted.', action: 'Answer yes at the prompt, or pass --yes.' },
+  'provision.unknown-partner': {
+    meaning: 'A partner device names a partner id the server has not imported (rc-sync-server import partners FILE).',
+    action: 'Check --partner; ask the operator to import the partner first, then run init again.',
+  },
   'provision.no-rules': {
-    meaning: 'The server has no tariff or school/canteen rules this device needs (or not for its route).',
+    meaning: "The server has no tariff, school/canteen or partner rules this device needs (or not for its route, or not for the partner's category).",
     action: 'Ask the operator to publish them (rc-sync-server config set FILE), then run init again.',
   },
   'provision.broker-files': {

@@ -99,6 +99,7 @@ export const ErrorCode = {
   SettlementUnknownRoute: 'settlement.unknown-route',
   SettlementTimeOutOfRange: 'settlement.time-out-of-range',
   SettlementImpossibleTrip: 'settlement.impossible-trip',
+  SettlementNotAFare: 'settlement.not-a-fare',
 
   // io: serial peripherals
   IoPortUnavailable: 'io.port-unavailable',
@@ -134,6 +135,7 @@ export const ErrorCode = {
   ProvisionBadProof: 'provision.bad-proof',
   ProvisionBadBoxKey: 'provision.bad-box-key',
   ProvisionCheckFailed: 'provision.check-failed',
+  ProvisionUnknownPartner: 'provision.unknown-partner',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

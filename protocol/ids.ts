@@ -20,7 +20,15 @@ export type VehicleId = z.infer<typeof VehicleId>;
 export const SchoolId = z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'school id: 1-32 of A-Z a-z 0-9 _ -');
 export type SchoolId = z.infer<typeof SchoolId>;
 
-export const DEVICE_KINDS = ['bus', 'turnstile', 'canteen'] as const;
+/** A partner (shop, museum, theatre) that gives residents a discount; imported with `rc-sync-server import partners`. */
+export const PartnerId = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'partner id: 1-64 of A-Z a-z 0-9 _ . -');
+export type PartnerId = z.infer<typeof PartnerId>;
+
+/** A partner category (museum, theatre, shop…): the published rules give each its discount. */
+export const PartnerCategory = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'partner category: lower-case letters, digits and dashes, starting with a letter');
+export type PartnerCategory = z.infer<typeof PartnerCategory>;
+
+export const DEVICE_KINDS = ['bus', 'turnstile', 'canteen', 'partner'] as const;
 export const DeviceKind = z.enum(DEVICE_KINDS);
 export type DeviceKind = z.infer<typeof DeviceKind>;
 

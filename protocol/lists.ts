@@ -37,6 +37,7 @@ export const MEAL_CATEGORIES = [
   'free-breakfast', // бесплатный завтрак (e.g. grades 1-4)
   'free-lunch', // бесплатный обед (e.g. low-income families)
   'free-breakfast-lunch', // both
+  'ovz', // ребёнок с ОВЗ (ограниченные возможности здоровья): two free meals a day
 ] as const;
 export type MealCategory = (typeof MEAL_CATEGORIES)[number];
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { RouteId } from './ids.js';
+import { PartnerCategory, RouteId } from './ids.js';
 import { BENEFIT_CATEGORIES, CategoryId, IsoDate, MEAL_CATEGORIES, SCHOOL_ROLES } from './lists.js';
 
 /**
@@ -124,21 +124,57 @@ export const CanteenRules = z
       'free-breakfast': ['breakfast'],
       'free-lunch': ['lunch'],
       'free-breakfast-lunch': ['breakfast', 'lunch'],
+      ovz: ['breakfast', 'lunch'],
     }),
+    /**
+     * Free meals by grade, for students whatever their meal category (the law: grades 1–4 get one free hot meal a day):
+     * the meal kinds it covers, at most `perDay` of them free a day (default: one of each kind).
+     */
+    grades: z
+      .array(
+        z
+          .object({
+            from: z.number().int().min(0).max(12),
+            to: z.number().int().min(0).max(12),
+            meals: z.array(MealKind).min(1),
+            perDay: z.number().int().min(1).max(10).optional(),
+          })
+          .strict()
+          .refine((g) => g.from <= g.to, { message: '"from" must not be above "to"', path: ['to'] }),
+      )
+      .default([]),
     /** Price of a paid meal per kind; without it a second meal (or a meal without entitlement) is refused. */
     paidPriceKopecks: z.record(MealKind, Kopecks).optional(),
+    /** A second meal of a kind already taken free today: `sell` it at its price (when it has one) or `refuse` it (the school's rule). */
+    secondFreeMeal: z.enum(['sell', 'refuse']).default('sell'),
     holidays: z.array(IsoDate).default([]),
   })
   .strict();
 export type CanteenRules = z.infer<typeof CanteenRules>;
 
-/** The rules alone (a file the server publishes): any of tariff, school, canteen. */
+const Percent = z.number().int().min(0).max(100);
+
+/**
+ * Partners' resident discounts (issue 14 item 3), by partner category: `discountPercent` for any
+ * resident, and optionally a different one per benefit category the card holds (the highest applies).
+ */
+export const PartnerRules = z
+  .object({
+    categories: z
+      .record(PartnerCategory, z.object({ discountPercent: Percent, byBenefit: z.record(CategoryId, Percent).default({}) }).strict())
+      .refine((c) => Object.keys(c).length > 0, 'at least one partner category'),
+  })
+  .strict();
+export type PartnerRules = z.infer<typeof PartnerRules>;
+
+/** The rules alone (a file the server publishes): any of tariff, school, canteen, partners. */
 export const RulesFile = z
   .object({
     schema: z.literal(1),
     tariff: Tariff.optional(),
     school: SchoolRules.optional(),
     canteen: CanteenRules.optional(),
+    partners: PartnerRules.optional(),
   })
   .strict();
 export type RulesFile = z.infer<typeof RulesFile>;

@@ -35,6 +35,8 @@ export const ProvisionRecord = z
     school: z.string().nullable(),
     route: z.string().nullable(),
     vehicle: z.string().nullable(),
+    /** partner devices: the partner id (records of other kinds, and older ones, have none). */
+    partner: z.string().nullable().optional(),
     // records written before the one direction vocabulary hold `in` / `out`: read them as entry / exit
     direction: z.preprocess((d) => (d === 'in' ? 'entry' : d === 'out' ? 'exit' : d), GateDirection.nullable()),
     brokerUrl: z.string(),

@@ -17,6 +17,8 @@ export interface InitOptions {
   vehicle?: string;
   school?: string;
   direction?: GateDirection;
+  /** partner: the partner id (imported on the server). */
+  partner?: string;
   dir?: string;
   /** PC/SC reader name (prefix) for a one-way turnstile; all readers when absent. */
   reader?: string;
@@ -36,7 +38,11 @@ function bad(message: string, context?: Record<string, unknown>): never {
 
 /** Check the technician's arguments before anything is generated or sent. */
 function checkArgs(o: InitOptions): void {
-  if (o.kind === 'bus') {
+  if (o.kind !== 'partner' && o.partner) bad('--partner is for partner devices');
+  if (o.kind === 'partner') {
+    if (!o.partner) bad('a partner device needs --partner ID');
+    if (o.school || o.direction || o.route || o.vehicle) bad('--school, --direction, --route and --vehicle are not for partner devices');
+  } else if (o.kind === 'bus') {
     if (!o.route) bad('a bus needs --route R (and --vehicle V)');
     if (o.school || o.direction) bad('--school and --direction are for turnstiles and canteens, not buses');
   } else {
@@ -73,9 +79,22 @@ function unwrapInto(token: Pkcs11Token | null, secrets: Secrets): void {
   token.deriver(version); // the key is there and usable
 }
 
+/** Where the device serves, by kind: a bus's route (and vehicle), a school, a partner and its category. */
+function deviceWhere(o: InitOptions, a: EnrolAnswer): Record<string, unknown> {
+  switch (a.kind) {
+    case 'bus':
+      return { route: a.route ?? o.route, ...(o.vehicle ? { vehicle: o.vehicle } : {}) };
+    case 'partner':
+      return { partnerId: a.partner?.id ?? o.partner, ...(a.partner ? { partnerCategory: a.partner.category } : {}) };
+    case 'turnstile':
+    case 'canteen':
+      return { schoolId: a.school ?? o.school };
+  }
+}
+
 /** The runtime's config for this device, from the server's answer. */
 export function buildConfig(o: InitOptions, dir: string, a: EnrolAnswer, secrets: Secrets): Record<string, unknown> {
-  const rules = (a.rules ?? {}) as { tariff?: unknown; school?: unknown; canteen?: unknown };
+  const rules = (a.rules ?? {}) as { tariff?: unknown; school?: unknown; canteen?: unknown; partners?: unknown };
   // a one-way gate's reader has the gate's direction; a gate that reads both ways leaves it unset
   const dirn = o.direction === 'both' ? undefined : o.direction;
   const peripherals: Record<string, unknown>[] = [];
@@ -88,11 +107,12 @@ export function buildConfig(o: InitOptions, dir: string, a: EnrolAnswer, secrets
       id: a.deviceId,
       kind: a.kind,
       timeZone: o.timeZone ?? 'Europe/Moscow',
-      ...(a.kind === 'bus' ? { route: a.route ?? o.route, ...(o.vehicle ? { vehicle: o.vehicle } : {}) } : { schoolId: a.school ?? o.school }),
+      ...deviceWhere(o, a),
     },
     ...(a.kind === 'bus' && rules.tariff ? { tariff: rules.tariff } : {}),
     ...(a.kind === 'turnstile' && rules.school ? { school: rules.school } : {}),
     ...(a.kind === 'canteen' && rules.canteen ? { canteen: rules.canteen } : {}),
+    ...(a.kind === 'partner' && rules.partners ? { partners: rules.partners } : {}),
     ...(o.reader ? { readers: [{ name: o.reader, ...(dirn ? { direction: dirn } : {}) }] } : {}),
     ...(peripherals.length ? { peripherals } : {}),
     sync: {
@@ -148,6 +168,7 @@ async function enrolWith(o: InitOptions, dir: string, token: Pkcs11Token | null)
     ...(o.route ? { route: o.route } : {}),
     ...(o.vehicle ? { vehicle: o.vehicle } : {}),
     ...(o.direction ? { direction: o.direction } : {}),
+    ...(o.partner ? { partner: o.partner } : {}),
     identityKey,
     boxKey,
     ...(wrapKey ? { wrapKey } : {}),
@@ -167,6 +188,7 @@ async function enrolWith(o: InitOptions, dir: string, token: Pkcs11Token | null)
     school: a.school,
     route: a.route,
     vehicle: o.vehicle ?? null,
+    partner: a.partner?.id ?? null,
     direction: o.direction ?? null,
     brokerUrl: a.brokerUrl,
     scopes: a.scopes,
@@ -244,6 +266,7 @@ export interface ShowInfo {
   route: string | null;
   vehicle: string | null;
   direction: string | null;
+  partner: string | null;
   server: string;
   brokerUrl: string;
   username: string | null;
@@ -269,6 +292,7 @@ export function showDevice(dir: string = DEFAULT_DIR): ShowInfo {
     route: r.route,
     vehicle: r.vehicle,
     direction: r.direction,
+    partner: r.partner ?? null,
     server: r.server,
     brokerUrl: d.config.sync?.brokerUrl ?? r.brokerUrl,
     username: d.config.sync?.username ?? null,

@@ -3,6 +3,7 @@ import { ErrorCode, RcError } from '../protocol/errors.js';
 import type { Scope } from '../protocol/lists.js';
 import type { DeviceRow, TokenCreateBody, TokenCreated } from '../protocol/enrol.js';
 import type { DeviceKind, GateDirection } from '../protocol/ids.js';
+import { ensurePartnerSchema } from './partners.js';
 import type { Db } from './registry.js';
 
 /**
@@ -18,6 +19,7 @@ CREATE TABLE IF NOT EXISTS device_identities(id TEXT PRIMARY KEY, kind TEXT NOT 
 
 export function initDeviceTables(db: Db): void {
   db.exec(SCHEMA);
+  ensurePartnerSchema(db); // the partner column of tokens and identities
 }
 
 const SCRYPT = { N: 16384, r: 8, p: 1, keylen: 32 };
@@ -47,7 +49,7 @@ export function newPassword(): string {
 }
 
 export function scopesFor(kind: DeviceKind, school: string | null): Scope[] {
-  return kind === 'bus' ? ['transit', 'stoplist'] : [`school:${school ?? ''}`, 'stoplist'];
+  return kind === 'bus' || kind === 'partner' ? ['transit', 'stoplist'] : [`school:${school ?? ''}`, 'stoplist'];
 }
 
 export interface Identity {
@@ -57,6 +59,7 @@ export interface Identity {
   route: string | null;
   vehicle: string | null;
   direction: GateDirection | null;
+  partner: string | null;
   scopes: Scope[];
   identityKey: string;
   boxKey: string;
@@ -75,6 +78,7 @@ interface IdentityDbRow {
   route: string | null;
   vehicle: string | null;
   direction: string | null;
+  partner?: string | null;
   scopes: string;
   identity_key: string;
   box_key: string;
@@ -93,6 +97,7 @@ function toIdentity(r: IdentityDbRow): Identity {
     route: r.route,
     vehicle: r.vehicle,
     direction: r.direction as GateDirection | null,
+    partner: r.partner ?? null,
     scopes: JSON.parse(r.scopes) as Scope[],
     identityKey: r.identity_key,
     boxKey: r.box_key,
@@ -111,6 +116,7 @@ export interface EnrolRequest {
   route?: string | undefined;
   vehicle?: string | undefined;
   direction?: GateDirection | undefined;
+  partner?: string | undefined;
   identityKey: string;
   boxKey: string;
 }
@@ -126,9 +132,17 @@ export class DeviceRegistry {
     const id = hash.slice(0, 8);
     const expiresMs = now + b.ttlSec * 1000;
     this.db
-      .prepare('INSERT INTO enrol_tokens(hash, id, kind, school, route, created_at, expires_ms) VALUES (?,?,?,?,?,?,?)')
-      .run(hash, id, b.kind, b.school ?? null, b.route ?? null, new Date(now).toISOString(), expiresMs);
-    return { token, id, kind: b.kind, school: b.school ?? null, route: b.route ?? null, expiresAt: new Date(expiresMs).toISOString() };
+      .prepare('INSERT INTO enrol_tokens(hash, id, kind, school, route, partner, created_at, expires_ms) VALUES (?,?,?,?,?,?,?,?)')
+      .run(hash, id, b.kind, b.school ?? null, b.route ?? null, b.partner ?? null, new Date(now).toISOString(), expiresMs);
+    return {
+      token,
+      id,
+      kind: b.kind,
+      school: b.school ?? null,
+      route: b.route ?? null,
+      ...(b.partner ? { partner: b.partner } : {}),
+      expiresAt: new Date(expiresMs).toISOString(),
+    };
   }
 
   /**
@@ -139,12 +153,13 @@ export class DeviceRegistry {
     req: EnrolRequest,
     hashes: { pwHash: string; mosqHash: string },
     now = Date.now(),
-    check?: (d: { kind: DeviceKind; school: string | null; route: string | null }) => void,
+    check?: (d: { kind: DeviceKind; school: string | null; route: string | null; partner: string | null }) => void,
   ): Identity {
     const hash = tokenHash(req.token);
     return this.db.transaction((): Identity => {
-      const t = this.db.prepare('SELECT id, kind, school, route, expires_ms, used_at FROM enrol_tokens WHERE hash = ?').get(hash) as
-        { id: string; kind: string; school: string | null; route: string | null; expires_ms: number; used_at: string | null } | undefined;
+      const t = this.db.prepare('SELECT id, kind, school, route, partner, expires_ms, used_at FROM enrol_tokens WHERE hash = ?').get(hash) as
+        | { id: string; kind: string; school: string | null; route: string | null; partner: string | null; expires_ms: number; used_at: string | null }
+        | undefined;
       if (!t) throw new RcError(ErrorCode.ProvisionTokenInvalid, 'the enrolment token is not known to this server');
       if (t.used_at) throw new RcError(ErrorCode.ProvisionTokenUsed, 'the enrolment token was already used', { tokenId: t.id, usedAt: t.used_at });
       if (now > t.expires_ms)
@@ -158,7 +173,15 @@ export class DeviceRegistry {
           tokenKind: t.kind,
           kind: req.kind,
         });
-      const school = req.kind === 'bus' ? null : (req.school ?? t.school);
+      const school = req.kind === 'bus' || req.kind === 'partner' ? null : (req.school ?? t.school);
+      const partner = req.kind === 'partner' ? (req.partner ?? t.partner) : null;
+      if (t.partner && partner !== t.partner)
+        throw new RcError(ErrorCode.ProvisionTokenWrongKind, `the token is for partner ${t.partner}, not ${partner}`, {
+          tokenId: t.id,
+          tokenPartner: t.partner,
+          partner,
+        });
+      if (req.kind === 'partner' && !partner) throw new RcError(ErrorCode.ServerBadRequest, 'a partner device needs --partner');
       const route = req.kind === 'bus' ? (req.route ?? t.route) : null;
       if (t.school && school !== t.school)
         throw new RcError(ErrorCode.ProvisionTokenWrongKind, `the token is for school ${t.school}, not ${school}`, {
@@ -168,9 +191,9 @@ export class DeviceRegistry {
         });
       if (t.route && route !== t.route)
         throw new RcError(ErrorCode.ProvisionTokenWrongKind, `the token is for route ${t.route}, not ${route}`, { tokenId: t.id, tokenRoute: t.route, route });
-      if (req.kind !== 'bus' && !school) throw new RcError(ErrorCode.ServerBadRequest, `a ${req.kind} needs --school`);
+      if (req.kind !== 'bus' && req.kind !== 'partner' && !school) throw new RcError(ErrorCode.ServerBadRequest, `a ${req.kind} needs --school`);
       if (req.kind === 'bus' && !route) throw new RcError(ErrorCode.ServerBadRequest, 'a bus needs --route');
-      check?.({ kind: req.kind, school, route });
+      check?.({ kind: req.kind, school, route, partner });
       if (this.db.prepare('SELECT 1 FROM device_identities WHERE identity_key = ? OR box_key = ?').get(req.identityKey, req.boxKey)) {
         throw new RcError(ErrorCode.ServerBadRequest, 'these device keys are already enrolled; generate new ones');
       }
@@ -181,7 +204,7 @@ export class DeviceRegistry {
       const scopes = scopesFor(req.kind, school);
       this.db
         .prepare(
-          'INSERT INTO device_identities(id, kind, school, route, vehicle, direction, scopes, identity_key, box_key, pw_hash, mosq_hash, enrolled_at, token_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)',
+          'INSERT INTO device_identities(id, kind, school, route, vehicle, direction, partner, scopes, identity_key, box_key, pw_hash, mosq_hash, enrolled_at, token_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)',
         )
         .run(
           id,
@@ -190,6 +213,7 @@ export class DeviceRegistry {
           route,
           req.vehicle ?? null,
           req.direction ?? null,
+          partner,
           JSON.stringify(scopes),
           req.identityKey,
           req.boxKey,
@@ -228,6 +252,7 @@ export class DeviceRegistry {
       route: d.route,
       vehicle: d.vehicle,
       direction: d.direction,
+      ...(d.partner ? { partner: d.partner } : {}),
       enrolledAt: d.enrolledAt,
       rotatedAt: d.rotatedAt,
       revokedAt: d.revokedAt,

@@ -2,12 +2,14 @@ import { z } from 'zod';
 import { ErrorCode, RcError } from '../protocol/errors.js';
 import type { Logger } from '../protocol/log.js';
 import { keyForDevice, type ServerTokenKey } from '../protocol/token-hsm.js';
-import { RulesFile } from '../protocol/rules-schema.js';
+import type { RulesFile } from '../protocol/rules-schema.js';
 import { seal, verifyProof, type Sealed } from '../protocol/sealing.js';
 import { EnrolBody, Proof, TokenCreateBody, type EnrolAnswer, type RotateAnswer, type Secrets, type TokenCreated, type WhoAmI } from '../protocol/enrol.js';
 import { devicePolicy, type DevicePolicy } from './broker-auth.js';
 import { DeviceRegistry, hashPassword, newPassword, type Identity } from './devices.js';
 import { applyMosquittoFiles, mosquittoHash, type MosquittoFiles } from './mosquitto-auth.js';
+import { getPartner, type Partner } from './partners.js';
+import { publishedRulesFor } from './published-rules.js';
 import type { Db } from './registry.js';
 
 /**
@@ -79,14 +81,7 @@ export class Provisioning {
     return t;
   }
 
-  private rules(): RulesFile | null {
-    const row = this.o.db.prepare("SELECT doc FROM configs WHERE name = 'rules'").get() as { doc: string } | undefined;
-    if (!row) return null;
-    const r = RulesFile.safeParse(JSON.parse(row.doc));
-    return r.success ? r.data : null;
-  }
-
-  private checkRules(b: { kind: string; route: string | null }, rules: RulesFile | null): void {
+  private checkRules(b: { kind: string; route: string | null; partner: string | null }, rules: RulesFile | null): Partner | null {
     if (b.kind === 'bus') {
       if (!rules?.tariff) throw new RcError(ErrorCode.ProvisionNoRules, 'the server has no tariff yet: a bus cannot be set up', { kind: b.kind });
       if (b.route && !(b.route in rules.tariff.routes))
@@ -96,6 +91,19 @@ export class Provisioning {
       throw new RcError(ErrorCode.ProvisionNoRules, 'the server has no school rules yet: a turnstile cannot be set up', { kind: b.kind });
     if (b.kind === 'canteen' && !rules?.canteen)
       throw new RcError(ErrorCode.ProvisionNoRules, 'the server has no canteen rules yet: a canteen terminal cannot be set up', { kind: b.kind });
+    if (b.kind !== 'partner') return null;
+    const partner = getPartner(this.o.db, b.partner ?? '');
+    if (!partner)
+      throw new RcError(ErrorCode.ProvisionUnknownPartner, `no partner ${b.partner} on the server (rc-sync-server import partners)`, { partner: b.partner });
+    if (!rules?.partners)
+      throw new RcError(ErrorCode.ProvisionNoRules, 'the server has no partner rules yet: a partner device cannot be set up', { kind: b.kind });
+    if (!(partner.category in rules.partners.categories))
+      throw new RcError(ErrorCode.ProvisionNoRules, `the partner rules have no category ${partner.category}`, {
+        partner: partner.id,
+        category: partner.category,
+        categories: Object.keys(rules.partners.categories),
+      });
+    return partner;
   }
 
   /**
@@ -108,14 +116,19 @@ export class Provisioning {
 
   async enrol(raw: unknown): Promise<EnrolAnswer> {
     const b = parseBody(EnrolBody, raw);
-    const rules = this.rules();
+    // what the device will be (the token may complete the request) is known inside the registry's transaction
+    const found: { rules: RulesFile | null; partner: Partner | null } = { rules: null, partner: null };
     const tokenKey = this.tokenKeyFor(b.wrapKey);
     const password = newPassword();
     const hashes = { pwHash: await hashPassword(password), mosqHash: mosquittoHash(password) };
     // the answer is sealed before the token is spent: a box key that cannot receive it changes nothing
     const sealed = this.sealFor(b.boxKey, password, tokenKey);
     // the token's route/school may complete the request: the rules are checked against what the device will be, before the token is consumed
-    const d = this.registry.enrol(b, hashes, this.now(), (x) => this.checkRules(x, rules));
+    // the rules of what the device will be: `rules`, `rules-<kind>`, `rules-school-<id>` (sync-server/published-rules.ts)
+    const d = this.registry.enrol(b, hashes, this.now(), (x) => {
+      found.rules = publishedRulesFor(this.o.db, x.kind, x.school);
+      found.partner = this.checkRules(x, found.rules);
+    });
     this.writeBrokerFiles();
     this.o.log.info({ device: d.id, kind: d.kind, school: d.school, route: d.route }, 'device enrolled');
     return {
@@ -123,11 +136,12 @@ export class Provisioning {
       kind: d.kind,
       school: d.school,
       route: d.route,
+      ...(found.partner ? { partner: { id: found.partner.id, name: found.partner.name, category: found.partner.category } } : {}),
       brokerUrl: this.brokerUrl,
       username: d.id,
       scopes: d.scopes,
       serverPublicKey: this.o.publicKeyPem,
-      rules,
+      rules: found.rules,
       sealed,
     };
   }

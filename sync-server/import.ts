@@ -9,6 +9,7 @@ import { RouteId } from '../protocol/ids.js';
 import { bulkTokenizer } from './tokenize.js';
 import { csvRecords, type CsvLimits, type CsvSource } from './csv.js';
 import { ALL_TOKENS, markAll, markDirty, type Dirty } from './materialize.js';
+import { PARTNER_COLUMNS, PartnerRow, applyPartners, partnerParsed, type PartnerParsed } from './import-partners.js';
 import type { Db } from './registry.js';
 
 /**
@@ -19,6 +20,7 @@ import type { Db } from './registry.js';
  *  stoplist:   pan (with optional psn) or token, reason
  *  routes:     carrier_id,carrier_name,inn,route_id,valid_from   the route is run by the carrier from that date
  *              (until a later row for the route); the carrier's name and INN are updated. Publishes no list.
+ *  partners:   partner_id,partner_name,category,discount   (sync-server/import-partners.ts) Publishes no list.
  * A file with any bad row is rejected whole (server.import-invalid, with a report)
  * unless skipInvalid; then the good rows are applied and the bad ones reported.
  */
@@ -75,6 +77,7 @@ const rowSchemas = {
     route_id: RouteId,
     valid_from: IsoDate,
   }),
+  partners: PartnerRow,
 };
 
 const REQUIRED: Record<ImportKind, string[][]> = {
@@ -86,6 +89,7 @@ const REQUIRED: Record<ImportKind, string[][]> = {
     ['token', 'reason'],
   ],
   routes: [['carrier_id', 'carrier_name', 'inn', 'route_id', 'valid_from']],
+  partners: [PARTNER_COLUMNS],
 };
 
 type Parsed =
@@ -93,7 +97,8 @@ type Parsed =
   | { kind: 'benefits'; person: string; category: string; from: string; to: string }
   | { kind: 'enrolments'; person: string; school: string; role: string; grade: number | null; meal: string | null; from: string; to: string }
   | { kind: 'stoplist'; token: string; reason: string }
-  | { kind: 'routes'; carrier: string; name: string; inn: string; route: string; from: string };
+  | { kind: 'routes'; carrier: string; name: string; inn: string; route: string; from: string }
+  | PartnerParsed;
 
 function tokenOf(pan: string, psn: string | undefined, derive: (pan: Uint8Array, psn: string | null) => string): string {
   const b = Buffer.from(pan, 'ascii');
@@ -204,6 +209,9 @@ export async function parseImport(kind: ImportKind, source: CsvSource, opts: Imp
           from: d.valid_from as string,
         });
         break;
+      case 'partners':
+        rows.push(partnerParsed(d));
+        break;
     }
   }
   opts.onRows?.(total);
@@ -228,7 +236,7 @@ export function applyImport(db: Db, kind: ImportKind, rows: Parsed[], today: str
     if (anyEnrolment) for (const s of schoolsOf.all(person) as string[]) markDirty(dirty, `school:${s}`, token);
   };
   // a big file: recompute whole scopes instead of tracking each token
-  if (rows.length > 20_000 && kind !== 'enrolments' && kind !== 'routes') markAll(dirty, kind === 'stoplist' ? 'stoplist' : 'transit');
+  if (rows.length > 20_000 && kind !== 'enrolments' && kind !== 'routes' && kind !== 'partners') markAll(dirty, kind === 'stoplist' ? 'stoplist' : 'transit');
   db.transaction(() => {
     if (kind === 'cards') {
       const delByToken = db.prepare('DELETE FROM cards WHERE token = ? AND person_id <> ?');
@@ -283,6 +291,8 @@ export function applyImport(db: Db, kind: ImportKind, rows: Parsed[], today: str
         ins.run(r.person, r.school, r.role, r.grade, r.meal, r.from, r.to);
         if (t) markDirty(dirty, `school:${r.school}`, t);
       }
+    } else if (kind === 'partners') {
+      applyPartners(db, rows, now); // partners feed enrolment and the reports only: no list changes
     } else if (kind === 'routes') {
       // carriers and routes feed the reports only: no list changes
       const carrier = db.prepare(

@@ -3,6 +3,7 @@ import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureConsoleSchema } from './console/store.js';
 import { ensureAuthSchema } from './auth/schema.js';
+import { ensurePartnerSchema } from './partners.js';
 
 /**
  * The operator's registry: one SQLite file under the data dir.
@@ -46,6 +47,7 @@ export function openRegistry(dataDir: string): Db {
   migrateRegistry(db);
   ensureConsoleSchema(db);
   ensureAuthSchema(db);
+  ensurePartnerSchema(db);
   return db;
 }
 

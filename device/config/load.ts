@@ -49,6 +49,7 @@ export function withRules(cfg: Config, rules: RulesFile, file = '<rules>'): Conf
     ...(rules.tariff ? { tariff: rules.tariff } : {}),
     ...(rules.school ? { school: rules.school } : {}),
     ...(rules.canteen ? { canteen: rules.canteen } : {}),
+    ...(rules.partners ? { partners: rules.partners } : {}),
   };
   return validateOrThrow(Config, next, file, ErrorCode.TariffInvalid);
 }

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { DeviceId, DeviceKind, Direction, RouteId, SchoolId, VehicleId } from '../../protocol/ids.js';
+import { DeviceId, DeviceKind, Direction, PartnerCategory, PartnerId, RouteId, SchoolId, VehicleId } from '../../protocol/ids.js';
 import { ScopeName } from '../../protocol/lists.js';
-import { CanteenRules, isTimeZone, SchoolRules, Tariff } from '../../protocol/rules-schema.js';
+import { CanteenRules, isTimeZone, PartnerRules, SchoolRules, Tariff } from '../../protocol/rules-schema.js';
 
 export { isTimeZone, RulesFile } from '../../protocol/rules-schema.js';
 
@@ -83,6 +83,9 @@ const deviceFields = {
   vehicle: VehicleId.optional(),
   /** turnstile and canteen: the school (its list is scope school:<schoolId>). */
   schoolId: SchoolId.optional(),
+  /** partner: the partner (imported on the server) and its category (the published partner rules give its discount). */
+  partnerId: PartnerId.optional(),
+  partnerCategory: PartnerCategory.optional(),
 };
 
 /** The sections every kind of device may have. */
@@ -111,6 +114,7 @@ export const BusConfigV1 = z
     tariff: Tariff,
     school: SchoolRules.optional(),
     canteen: CanteenRules.optional(),
+    partners: PartnerRules.optional(),
     ...common,
   })
   .strict()
@@ -127,6 +131,7 @@ export const TurnstileConfigV1 = z
     tariff: Tariff.optional(),
     school: SchoolRules,
     canteen: CanteenRules.optional(),
+    partners: PartnerRules.optional(),
     ...common,
   })
   .strict();
@@ -139,21 +144,49 @@ export const CanteenConfigV1 = z
     tariff: Tariff.optional(),
     school: SchoolRules.optional(),
     canteen: CanteenRules,
+    partners: PartnerRules.optional(),
     ...common,
   })
   .strict();
 
+/** A partner's resident check: its partner, the partner's category and the partners' discount rules. */
+export const PartnerConfigV1 = z
+  .object({
+    schema: z.literal(1),
+    device: z.object({ ...deviceFields, kind: z.literal('partner'), partnerId: PartnerId, partnerCategory: PartnerCategory }).strict(),
+    tariff: Tariff.optional(),
+    school: SchoolRules.optional(),
+    canteen: CanteenRules.optional(),
+    partners: PartnerRules,
+    ...common,
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (!(c.device.partnerCategory in c.partners.categories))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['device', 'partnerCategory'],
+        message: `partner category "${c.device.partnerCategory}" is not in partners.categories`,
+      });
+  });
+
 export type BusConfigV1 = z.infer<typeof BusConfigV1>;
 export type TurnstileConfigV1 = z.infer<typeof TurnstileConfigV1>;
 export type CanteenConfigV1 = z.infer<typeof CanteenConfigV1>;
+export type PartnerConfigV1 = z.infer<typeof PartnerConfigV1>;
 
-const BY_KIND = { bus: BusConfigV1, turnstile: TurnstileConfigV1, canteen: CanteenConfigV1 } as const;
+const BY_KIND = { bus: BusConfigV1, turnstile: TurnstileConfigV1, canteen: CanteenConfigV1, partner: PartnerConfigV1 } as const;
 
 /** What a technician reads when a kind's required part is missing (instead of zod's "expected object, received undefined"). */
 const MISSING: Record<DeviceKind, Record<string, string>> = {
   bus: { tariff: 'a bus needs a tariff', 'device.route': 'a bus needs its route' },
   turnstile: { school: 'a turnstile needs school rules', 'device.schoolId': 'a turnstile needs its schoolId' },
   canteen: { canteen: 'a canteen needs canteen rules', 'device.schoolId': 'a canteen needs its schoolId' },
+  partner: {
+    partners: 'a partner device needs partner rules',
+    'device.partnerId': 'a partner device needs its partnerId',
+    'device.partnerCategory': 'a partner device needs its partnerCategory',
+  },
 };
 
 /** Any kind, for reporting what is wrong when the kind itself is missing or unknown. */
@@ -164,17 +197,18 @@ const AnyKindV1 = z
     tariff: Tariff.optional(),
     school: SchoolRules.optional(),
     canteen: CanteenRules.optional(),
+    partners: PartnerRules.optional(),
     ...common,
   })
   .strict();
 
 /**
- * The config: a union discriminated by `device.kind` (bus / turnstile / canteen),
+ * The config: a union discriminated by `device.kind` (bus / turnstile / canteen / partner),
  * each variant requiring what its kind needs. zod's discriminatedUnion only looks
  * at a top-level key, so this picks the variant by `device.kind` itself; the
  * problems it reports are the variant's, at their own paths.
  */
-export const ConfigV1 = z.unknown().transform((raw, ctx): BusConfigV1 | TurnstileConfigV1 | CanteenConfigV1 => {
+export const ConfigV1 = z.unknown().transform((raw, ctx): BusConfigV1 | TurnstileConfigV1 | CanteenConfigV1 | PartnerConfigV1 => {
   const kind = DeviceKind.safeParse((raw as { device?: { kind?: unknown } } | null)?.device?.kind);
   if (kind.success) {
     const missing = MISSING[kind.data];

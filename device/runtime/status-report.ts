@@ -41,6 +41,7 @@ export function buildStatus(p: StatusParts): RuntimeStatus {
       ...(d.route !== undefined ? { route: d.route } : {}),
       ...(d.vehicle !== undefined ? { vehicle: d.vehicle } : {}),
       ...(d.schoolId !== undefined ? { schoolId: d.schoolId } : {}),
+      ...(d.partnerId !== undefined ? { partnerId: d.partnerId } : {}),
     },
     pid: process.pid,
     startedAt: p.startedAt.toISOString(),

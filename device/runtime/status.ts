@@ -126,7 +126,14 @@ const PeripheralStatusSchema = z.object({
 
 /** The one status shape: what the runtime builds, the socket serves and `rc-device status` accepts (zod at the boundary). */
 export const StatusSchema = z.object({
-  device: z.object({ id: z.string(), kind: z.string(), route: z.string().optional(), vehicle: z.string().optional(), schoolId: z.string().optional() }),
+  device: z.object({
+    id: z.string(),
+    kind: z.string(),
+    route: z.string().optional(),
+    vehicle: z.string().optional(),
+    schoolId: z.string().optional(),
+    partnerId: z.string().optional(),
+  }),
   pid: z.number(),
   startedAt: z.string(),
   uptimeSec: z.number(),
@@ -194,6 +201,7 @@ export function formatStatus(s: StatusReply): string {
     d.route !== undefined ? `route ${d.route}` : '',
     d.vehicle !== undefined ? `vehicle ${d.vehicle}` : '',
     d.schoolId !== undefined ? `school ${d.schoolId}` : '',
+    d.partnerId !== undefined ? `partner ${d.partnerId}` : '',
   ]
     .filter(Boolean)
     .join(', ');

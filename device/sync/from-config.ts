@@ -8,7 +8,8 @@ import type { SyncClientOptions, SyncStore } from './client.js';
 
 /** The scopes a device holds when its config does not list them. */
 export function defaultScopes(cfg: Config): Scope[] {
-  if (cfg.device.kind === 'bus') return ['transit', 'stoplist'];
+  // a partner's resident check works on the transit list (connected cards) and the stop-list
+  if (cfg.device.kind === 'bus' || cfg.device.kind === 'partner') return ['transit', 'stoplist'];
   return [`school:${cfg.device.schoolId ?? ''}`, 'stoplist'];
 }
 

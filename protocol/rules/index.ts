@@ -1,5 +1,6 @@
 import { decideBus } from './bus.js';
 import { decideCanteen } from './canteen.js';
+import { decidePartner } from './partner.js';
 import { decideTurnstile } from './school.js';
 import type { Decision, DeviceKind, RulesContext, Tap, View } from './types.js';
 
@@ -20,6 +21,7 @@ import type { Decision, DeviceKind, RulesContext, Tap, View } from './types.js';
 export function decide(tap: Tap, view: View, cfg: RulesContext): Decision {
   if (isKind(cfg, 'bus')) return decideBus(tap, view, cfg);
   if (isKind(cfg, 'turnstile')) return decideTurnstile(tap, view, cfg);
+  if (isKind(cfg, 'partner')) return decidePartner(tap, view, cfg);
   return decideCanteen(tap, view, cfg);
 }
 
@@ -28,6 +30,6 @@ export function isKind<C extends { device: { kind: DeviceKind } }, K extends Dev
   return cfg.device.kind === kind;
 }
 
-export { decideBus, decideCanteen, decideTurnstile };
+export { decideBus, decideCanteen, decidePartner, decideTurnstile };
 export * from './types.js';
 export { localTime } from './time.js';

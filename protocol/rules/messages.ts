@@ -45,6 +45,10 @@ export function display(reason: Reason, fareKopecks: number, result: 'allow' | '
       return { ru: 'Свободный проход', en: 'Free passage' };
     case 'unknown-route':
       return { ru: 'Маршрут не настроен', en: 'Route not configured' };
+    case 'resident':
+      return { ru: 'Карта жителя', en: 'Resident card' };
+    case 'not-resident':
+      return { ru: 'Не карта жителя', en: 'Not a resident card' };
     case ErrorCode.CardNotMir:
       return { ru: 'Принимаются только карты «Мир»', en: 'Mir cards only' };
     case ErrorCode.CardRemoved:

@@ -1,7 +1,7 @@
 import { ErrorCode } from '../errors.js';
 import type { DeviceKind, Direction } from '../ids.js';
 import type { SchoolEntry, StopEntry, TransitEntry } from '../lists.js';
-import type { CanteenRules, SchoolRules, Tariff } from '../rules-schema.js';
+import type { CanteenRules, PartnerRules, SchoolRules, Tariff } from '../rules-schema.js';
 
 /**
  * The decision core's inputs and output. Plain data: `decide` has no clock, no
@@ -36,8 +36,14 @@ export interface CanteenContext {
   canteen: CanteenRules;
 }
 
+/** A partner's resident check: the partner, its category and the partners' discount rules. */
+export interface PartnerContext {
+  device: DeviceFacts & { kind: 'partner'; partnerId: string; partnerCategory: string };
+  partners: PartnerRules;
+}
+
 /** The input of `decide` besides the tap and the view, by device kind. */
-export type RulesContext = BusContext | TurnstileContext | CanteenContext;
+export type RulesContext = BusContext | TurnstileContext | CanteenContext | PartnerContext;
 
 /** One tap, as the runtime (or replay) saw it. */
 export interface Tap {
@@ -127,6 +133,8 @@ export const REASONS = [
   'not-entitled',
   'free-passage',
   'unknown-route',
+  'resident', // partner: a connected, valid card; the discount is shown
+  'not-resident', // partner: the card is not connected
 ] as const;
 
 /**
@@ -179,6 +187,8 @@ export interface Decision {
   vehicle?: string;
   direction?: Direction;
   meal?: string;
+  /** partner: the discount shown, percent (also in flags as `discount:<n>`). */
+  discountPercent?: number;
 }
 
 export const counterKey = (name: string, period: string): string => `${name}@${period}`;

@@ -16,6 +16,7 @@ export function register(program: Command): void {
     .option('--vehicle <v>', 'bus: the vehicle id')
     .option('--school <id>', 'turnstile / canteen: the school')
     .option('--direction <d>', `turnstile: ${GATE_DIRECTIONS.join(' | ')}`)
+    .option('--partner <id>', 'partner: the partner id (imported on the server)')
     .option('--reader <name>', 'PC/SC reader name (prefix); all readers when absent')
     .option('--turnstile-port <path>', 'serial port of the turnstile controller (rcp1)')
     .option('--display-port <path>', 'serial port of the validator display (rcp1)')
@@ -38,6 +39,7 @@ export function register(program: Command): void {
         vehicle?: string;
         school?: string;
         direction?: string;
+        partner?: string;
         reader?: string;
         turnstilePort?: string;
         displayPort?: string;
@@ -52,7 +54,7 @@ export function register(program: Command): void {
         try {
           if (!o.pkcs11Library !== !o.pkcs11Token) throw new RcError(ErrorCode.InputInvalid, '--pkcs11-library and --pkcs11-token go together');
           const kind = DeviceKind.safeParse(o.kind);
-          if (!kind.success) throw new RcError(ErrorCode.InputInvalid, `--kind must be bus, turnstile or canteen, not "${o.kind}"`);
+          if (!kind.success) throw new RcError(ErrorCode.InputInvalid, `--kind must be bus, turnstile or canteen (or partner), not "${o.kind}"`);
           const direction = o.direction === undefined ? undefined : GateDirection.safeParse(o.direction);
           if (direction && !direction.success)
             throw new RcError(ErrorCode.InputInvalid, `--direction must be one of ${GATE_DIRECTIONS.join(', ')}, not "${o.direction}"`);
@@ -66,6 +68,7 @@ export function register(program: Command): void {
             ...(o.vehicle ? { vehicle: o.vehicle } : {}),
             ...(o.school ? { school: o.school } : {}),
             ...(direction?.success ? { direction: direction.data } : {}),
+            ...(o.partner ? { partner: o.partner } : {}),
             ...(o.reader ? { reader: o.reader } : {}),
             ...(o.turnstilePort ? { turnstilePort: o.turnstilePort } : {}),
             ...(o.displayPort ? { displayPort: o.displayPort } : {}),

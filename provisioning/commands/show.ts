@@ -16,7 +16,9 @@ export function register(program: Command): void {
         const where =
           s.kind === 'bus'
             ? `route ${s.route ?? '-'}${s.vehicle ? `, vehicle ${s.vehicle}` : ''}`
-            : `school ${s.school ?? '-'}${s.direction ? `, direction ${s.direction}` : ''}`;
+            : s.kind === 'partner'
+              ? `partner ${s.partner ?? '-'}`
+              : `school ${s.school ?? '-'}${s.direction ? `, direction ${s.direction}` : ''}`;
         process.stdout.write(
           [
             `device      ${s.deviceId} (${s.kind}, ${where})`,

@@ -19,7 +19,9 @@ export function register(program: Command): void {
           const where =
             d.kind === 'bus'
               ? `route ${d.route ?? '-'}${d.vehicle ? ` vehicle ${d.vehicle}` : ''}`
-              : `school ${d.school ?? '-'}${d.direction ? ` ${d.direction}` : ''}`;
+              : d.kind === 'partner'
+                ? `partner ${d.partner ?? '-'}`
+                : `school ${d.school ?? '-'}${d.direction ? ` ${d.direction}` : ''}`;
           const state = d.revokedAt ? `REVOKED ${d.revokedAt}` : d.online ? 'online' : 'offline';
           process.stdout.write(`${d.id.padEnd(22)} ${d.kind.padEnd(9)} ${where.padEnd(28)} enrolled ${d.enrolledAt}  ${state}\n`);
         }

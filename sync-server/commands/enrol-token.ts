@@ -15,15 +15,16 @@ export function register(program: Command): void {
   cmd
     .command('create')
     .description('create a one-time enrolment token; prints it alone on its line')
-    .requiredOption('--kind <kind>', 'bus | turnstile | canteen')
+    .requiredOption('--kind <kind>', 'bus | turnstile | canteen | partner')
     .option('--school <id>', 'only for this school (turnstile, canteen)')
     .option('--route <r>', 'only for this route (bus)')
+    .option('--partner <id>', 'only for this partner (partner)')
     .option('--ttl <duration>', 'valid for (e.g. 30m, 1h, 2d)', '1h')
     .option('--server <url>', 'sync-server HTTP API', DEFAULT_SERVER)
     .option('--json', 'machine-readable output: {"token":…}')
-    .action(async (opts: { kind: string; school?: string; route?: string; ttl: string; server: string; json?: boolean }) => {
+    .action(async (opts: { kind: string; school?: string; route?: string; partner?: string; ttl: string; server: string; json?: boolean }) => {
       try {
-        const body = TokenCreateBody.safeParse({ kind: opts.kind, school: opts.school, route: opts.route, ttlSec: parseTtl(opts.ttl) });
+        const body = TokenCreateBody.safeParse({ kind: opts.kind, school: opts.school, route: opts.route, partner: opts.partner, ttlSec: parseTtl(opts.ttl) });
         if (!body.success)
           throw new RcError(ErrorCode.ServerBadRequest, body.error.issues.map((i) => `${i.path.join('.') || 'arguments'}: ${i.message}`).join('; '));
         const t = await callApi(opts.server, 'POST', '/v1/enrol-tokens', TokenCreated, body.data);
@@ -31,7 +32,7 @@ export function register(program: Command): void {
         else {
           process.stdout.write(`${t.token}\n`);
           process.stderr.write(
-            `one-time token for a ${t.kind}${t.school ? ` of school ${t.school}` : ''}${t.route ? ` on route ${t.route}` : ''}, valid until ${t.expiresAt}\n`,
+            `one-time token for a ${t.kind}${t.school ? ` of school ${t.school}` : ''}${t.route ? ` on route ${t.route}` : ''}${t.partner ? ` of partner ${t.partner}` : ''}, valid until ${t.expiresAt}\n`,
           );
         }
       } catch (e) {

@@ -11,6 +11,7 @@ interface Opts {
   month?: string;
   carrier?: string;
   school?: string;
+  partner?: string;
   day?: string;
   since?: string;
   silentHours?: string;
@@ -34,9 +35,10 @@ export function register(program: Command): void {
     .description(`a signed report (${REPORT_NAMES.join(' | ')}), or: report verify FILE`)
     .argument('<name>', `${REPORT_NAMES.join(' | ')} | verify`)
     .argument('[file]', 'verify: the report file (JSON)')
-    .option('--month <YYYY-MM>', 'compensation, charging, attendance, meals: the month')
+    .option('--month <YYYY-MM>', 'compensation, charging, attendance, meals, partners: the month')
     .option('--carrier <id>', 'compensation: one carrier')
     .option('--school <id>', 'attendance, meals: the school')
+    .option('--partner <id>', 'partners: one partner')
     .option('--day <YYYY-MM-DD>', 'attendance: one day')
     .option('--since <YYYY-MM-DD>', 'devices: data quality from this day')
     .option('--silent-hours <n>', 'devices: silent after this many hours', '24')
@@ -60,6 +62,7 @@ export function register(program: Command): void {
         put('month', o.month);
         put('carrier', o.carrier);
         put('school', o.school);
+        put('partner', o.partner);
         put('day', o.day);
         put('since', o.since);
         if (name === 'devices') put('silentHours', o.silentHours);

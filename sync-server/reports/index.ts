@@ -7,13 +7,14 @@ import { buildCompensation } from './compensation.js';
 import { buildDevices } from './devices.js';
 import { build as buildAttendance } from './attendance.js';
 import { build as buildMeals } from './meals.js';
+import { buildPartners } from './partners.js';
 
 export { signReport, verifyReport } from './sign.js';
 export type { BuildOptions } from './common.js';
 
 /**
  * The reports by name: each builds a `ReportDoc` from the registry and its parameters (strings, as given
- * on the command line or in the query). partners is not built yet.
+ * on the command line or in the query).
  */
 type Build = (db: Db, params: Record<string, string | undefined>, o: BuildOptions) => ReportDoc;
 
@@ -23,6 +24,7 @@ export const REPORTS: Partial<Record<ReportName, Build>> = {
   devices: (db, p, o) => buildDevices(db, { since: p.since, silentHours: p.silentHours, asOf: p.asOf }, o),
   attendance: (db, p, o) => buildAttendance(db, given(p), { timeZone: o.timeZone }),
   meals: (db, p, o) => buildMeals(db, given(p), { timeZone: o.timeZone }),
+  partners: (db, p, o) => buildPartners(db, { month: p.month, partner: p.partner }, o),
 };
 
 /** The parameters that were given (a query or command line leaves the others undefined). */

@@ -99,6 +99,11 @@ export function replayCard(
       put(null, null, null, r.settle_code);
       continue;
     }
+    // a partner's resident check is not a trip: stored and reported, never a fare
+    if (r.kind === 'partner') {
+      put(null, null, null, ErrorCode.SettlementNotAFare);
+      continue;
+    }
     if (r.kind !== 'bus' || !tariff) {
       put(r.result, r.fare, r.reason, null);
       continue;

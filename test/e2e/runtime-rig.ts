@@ -48,6 +48,8 @@ export async function until<T>(f: () => T | Promise<T>, timeoutMs: number, what:
 
 export interface ServerRig {
   server: RunningServer;
+  /** The server's data dir (operatorFetch finds the operator's credentials there). */
+  dataDir: string;
   url: string;
   port: number;
   restart(downMs?: number): Promise<void>;
@@ -69,6 +71,7 @@ export async function startServerRig(): Promise<ServerRig> {
       if (!server) throw new Error('server stopped');
       return server;
     },
+    dataDir,
     url,
     port,
     async stopBroker() {

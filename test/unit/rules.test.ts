@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Config } from '../../device/config/schema.js';
 import type { DeviceKind } from '../../protocol/ids.js';
+import type { SchoolEntry } from '../../protocol/lists.js';
 import { localTime } from '../../protocol/rules/time.js';
 import { Sim, T, brief, fixtureConfig, mkTap, msk, type TapOpts } from './rules-sim.js';
 
@@ -14,6 +15,14 @@ interface Case {
 }
 
 const MIN = 60_000;
+
+/** Put a student of this grade and meal category into school 7's list of the simulator. */
+function enrol(s: Sim, token: string, grade: number, mealCategory: SchoolEntry['mealCategory']): void {
+  const scope = 'school:7';
+  const m = s.schools.get(scope) ?? new Map<string, SchoolEntry>();
+  m.set(token, { token, cardExpiry: '2030-01', role: 'student', grade, mealCategory, validFrom: '2026-09-01', validTo: '2027-05-31' });
+  s.schools.set(scope, m);
+}
 const day = msk('2026-11-24 08:00'); // a Tuesday
 const O: TapOpts = {};
 
@@ -368,6 +377,58 @@ const canteen: Case[] = [
   },
   { name: 'not enrolled: refused', cfg: 'canteen', steps: [[msk('2026-11-24 12:00'), T.unknown, O, 'deny not-enrolled 0']] },
   {
+    name: 'an ОВЗ child eats breakfast and lunch free, once each a day',
+    cfg: 'canteen',
+    patch: (c) => {
+      c.canteen!.categories.ovz = ['breakfast', 'lunch'];
+    },
+    setup: (s) => enrol(s, T.unknown, 3, 'ovz'),
+    steps: [
+      [msk('2026-11-24 08:40'), T.unknown, O, 'allow benefit 0'],
+      [msk('2026-11-24 12:00'), T.unknown, O, 'allow benefit 0'],
+      [msk('2026-11-24 12:10'), T.unknown, O, 'allow paid-meal 12000'],
+    ],
+  },
+  {
+    name: 'grades 1–4 by rule: one free hot meal a day whatever the meal category; the other meal is paid',
+    cfg: 'canteen',
+    patch: (c) => {
+      c.canteen!.grades = [{ from: 1, to: 4, meals: ['breakfast', 'lunch'], perDay: 1 }];
+    },
+    setup: (s) => enrol(s, T.unknown, 3, null),
+    steps: [
+      [msk('2026-11-24 08:40'), T.unknown, O, 'allow benefit 0'],
+      [msk('2026-11-24 12:00'), T.unknown, O, 'allow paid-meal 12000'],
+      [msk('2026-11-25 12:00'), T.unknown, O, 'allow benefit 0'],
+    ],
+  },
+  {
+    name: 'a grade rule does not cover grade 5 nor staff',
+    cfg: 'canteen',
+    patch: (c) => {
+      c.canteen!.grades = [{ from: 1, to: 4, meals: ['breakfast'] }];
+    },
+    setup: (s) => enrol(s, T.unknown, 5, null),
+    steps: [
+      [msk('2026-11-24 08:40'), T.unknown, O, 'deny not-entitled 0'],
+      [msk('2026-11-24 08:41'), T.staff, O, 'deny not-entitled 0'],
+    ],
+  },
+  {
+    name: "second free meal of a kind: sold when the school's rule is sell, refused when it is refuse",
+    cfg: 'canteen',
+    patch: (c) => {
+      c.canteen!.paidPriceKopecks = { breakfast: 8000, lunch: 12000 };
+      c.canteen!.secondFreeMeal = 'refuse';
+    },
+    steps: [
+      [msk('2026-11-24 08:40'), T.student2, O, 'allow benefit 0'],
+      [msk('2026-11-24 08:45'), T.student2, O, 'deny meal-already-taken 0'],
+      [msk('2026-11-24 08:50'), T.staff, O, 'allow paid-meal 8000'],
+      [msk('2026-11-24 12:00'), T.student2, O, 'allow paid-meal 12000'],
+    ],
+  },
+  {
     name: 'clock set back to yesterday does not give a second free meal',
     cfg: 'canteen',
     steps: [
@@ -377,10 +438,19 @@ const canteen: Case[] = [
   },
 ];
 
+const partner: Case[] = [
+  { name: 'a resident without a benefit gets the category discount', cfg: 'partner', steps: [[day, T.schoolchild, O, 'allow resident 0']] },
+  { name: 'a pensioner gets the higher discount of the benefit', cfg: 'partner', steps: [[day, T.pensioner, O, 'allow resident 0']] },
+  { name: 'a card that is not connected is not a resident card', cfg: 'partner', steps: [[day, T.unknown, O, 'deny not-resident 0']] },
+  { name: 'an expired card is not a resident card', cfg: 'partner', steps: [[msk('2026-11-24 10:00'), T.expiredOct, O, 'deny card-expired 0']] },
+  { name: 'a failed bus charge does not stop the resident check', cfg: 'partner', steps: [[day, T.stopped, O, 'allow resident 0']] },
+];
+
 describe.each([
   ['bus validator', bus],
   ['school turnstile', school],
   ['canteen terminal', canteen],
+  ['partner resident check', partner],
 ] as const)('%s rules', (_n, cases) => {
   it.each(cases.map((c) => [c.name, c] as const))('%s', (_name, c) => {
     const cfg = fixtureConfig(c.cfg);
@@ -393,6 +463,18 @@ describe.each([
 });
 
 describe('decision details', () => {
+  it('partner: the discount is shown and journaled (flag), the best benefit named; a stranger sees «Не карта жителя»', () => {
+    const sim = new Sim(fixtureConfig('partner'));
+    const both = sim.run(mkTap(day, T.pensionerDisabled));
+    expect(both).toMatchObject({ result: 'allow', reason: 'resident', benefit: 'disabled', discountPercent: 100, fareKopecks: 0 });
+    expect(both.display.ru).toBe('Карта жителя: скидка 100%');
+    expect(both.flags).toEqual(['partner:museum-1', 'discount:100']);
+    const plain = sim.run(mkTap(day, T.schoolchild));
+    expect([plain.benefit, plain.discountPercent, plain.display.ru]).toEqual([null, 10, 'Карта жителя: скидка 10%']);
+    expect(sim.run(mkTap(day, T.unknown)).display).toEqual({ ru: 'Не карта жителя', en: 'Not a resident card' });
+    expect(sim.run(mkTap(msk('2026-11-24 10:00'), T.expiredOct)).display.ru).toBe('Не карта жителя');
+  });
+
   it('an unknown card at full fare is flagged for deferred charging', () => {
     const d = new Sim(fixtureConfig('bus')).run(mkTap(day, T.unknown));
     expect(d.flags).toEqual(expect.arrayContaining(['unknown-card', 'deferred-charge']));

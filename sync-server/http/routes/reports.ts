@@ -46,8 +46,8 @@ export const reportRoutes = [
     access: ['admin', 'operator', 'auditor', 'school', 'carrier'],
     summary: 'a report (compensation, charging, devices, …) as a signed document, or rendered as CSV, XLSX, PDF or HTML',
     description:
-      'compensation?month=YYYY-MM[&carrier=ID]; attendance?school=ID&(month=YYYY-MM|day=YYYY-MM-DD); meals?school=ID&month=YYYY-MM; charging?month=YYYY-MM; devices?since=YYYY-MM-DD[&silentHours=24][&asOf=ISO]. ' +
-      'A month with no data gives an empty report; an unknown carrier or school is server.not-found (404); a future month or a bad parameter is server.bad-request. ' +
+      'compensation?month=YYYY-MM[&carrier=ID]; attendance?school=ID&(month=YYYY-MM|day=YYYY-MM-DD); meals?school=ID&month=YYYY-MM; partners?month=YYYY-MM[&partner=ID]; charging?month=YYYY-MM; devices?since=YYYY-MM-DD[&silentHours=24][&asOf=ISO]. ' +
+      'A month with no data gives an empty report; an unknown carrier, school or partner is server.not-found (404); a future month or a bad parameter is server.bad-request. ' +
       'The document carries the SHA-256 of its canonical JSON and an Ed25519 signature by the server key (GET /v1/public-key); rc-sync-server report verify FILE checks it. ' +
       'A carrier account reads compensation for its own carrier only, a school account attendance and meals of its own school only (auth.forbidden otherwise). ' +
       'format: json (default) | csv | xlsx | pdf | html: the same bytes rc-sync-server report --format writes, with their Content-Type and a ' +
