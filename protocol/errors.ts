@@ -67,6 +67,7 @@ export const ErrorCode = {
   SyncBrokerUnavailable: 'sync.broker-unavailable',
   SyncHandlerFailed: 'sync.handler-failed',
   SyncJournalGap: 'sync.journal-gap',
+  SyncTlsUntrusted: 'sync.tls-untrusted',
 
   // server: the operator's sync-server
   ServerImportInvalid: 'server.import-invalid',
@@ -79,6 +80,8 @@ export const ErrorCode = {
   ServerForbiddenOrigin: 'server.forbidden-origin',
   ServerUnsupportedMedia: 'server.unsupported-media-type',
   ServerRateLimited: 'server.rate-limited',
+  ServerTlsFiles: 'server.tls-files',
+  ServerTlsInit: 'server.tls-init-failed',
 
   // report: the reports the region pays from (sync-server/reports/)
   ReportSignatureInvalid: 'report.signature-invalid',
@@ -122,6 +125,7 @@ export const ErrorCode = {
   ProvisionBadProof: 'provision.bad-proof',
   ProvisionBadBoxKey: 'provision.bad-box-key',
   ProvisionCheckFailed: 'provision.check-failed',
+  ProvisionTlsPin: 'provision.tls-pin-mismatch',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

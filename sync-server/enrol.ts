@@ -27,6 +27,10 @@ export interface ProvisioningOptions {
   mosquitto?: MosquittoFiles;
   /** Broker URL handed to devices (default: the one the server uses). */
   publicBrokerUrl?: string;
+  /** mqtts: the broker's CA certificate (PEM), sealed into every enrolment and rotation answer; the device pins it. */
+  brokerCa?: string;
+  /** The enrolment listener runs TLS: the pin of its CA, appended to every enrolment token (`rce_….<pin>`). */
+  enrolCaPin?: string;
   now?: () => number;
 }
 
@@ -76,7 +80,7 @@ export class Provisioning {
     const b = parseBody(TokenCreateBody, raw);
     const t = this.registry.createToken(b, this.now());
     this.o.log.info({ tokenId: t.id, kind: t.kind, school: t.school, route: t.route, expiresAt: t.expiresAt }, 'enrolment token created');
-    return t;
+    return this.o.enrolCaPin ? { ...t, token: `${t.token}.${this.o.enrolCaPin}` } : t;
   }
 
   private rules(): RulesFile | null {
@@ -135,7 +139,7 @@ export class Provisioning {
   /** Seal the secrets to the device's box key; provision.bad-box-key when the key cannot receive them (a low-order or all-zero key). */
   private sealFor(boxKey: string, password: string, tokenKey: Secrets['tokenKey']): Sealed {
     try {
-      return seal({ password, tokenKey } satisfies Secrets, boxKey);
+      return seal({ password, tokenKey, ...(this.o.brokerCa ? { brokerCa: this.o.brokerCa } : {}) } satisfies Secrets, boxKey);
     } catch (e) {
       if (e instanceof RcError) throw e;
       throw new RcError(

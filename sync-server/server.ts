@@ -27,6 +27,7 @@ import { UsagePublisher } from './usage-publisher.js';
 import { Settlement, queryCharges, queryJournal, type SettlementOptions } from './settlement/index.js';
 import type { MosquittoFiles } from './mosquitto-auth.js';
 import { publishedCategoryIds } from './categories.js';
+import type { TlsMaterial } from './tls.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -61,10 +62,37 @@ export interface ServerOptions {
   settlement?: Partial<SettlementOptions>;
   /** Provisioning: a listener for the device-facing routes only (enrol, rotate, whoami), e.g. 0.0.0.0:7301. */
   enrolListen?: { host: string; port: number };
+  /** The enrolment listener serves HTTPS with this certificate; enrolment tokens then pin its CA (issue 13 item 9). */
+  enrolTls?: TlsMaterial;
+  /** The embedded broker also listens with TLS (mqtts) where devices reach it; its CA is sealed into enrolment answers. */
+  brokerTls?: { listen: { host: string; port: number }; material: TlsMaterial };
+  /** An external broker's CA (PEM) handed to devices, when it speaks mqtts to them (Mosquitto's TLS listener). */
+  brokerCa?: string;
+}
+
+const WILDCARD = new Set(['0.0.0.0', '::', '']);
+
+/** The broker URL devices get, and the CA they pin; a TLS broker never hands out a plain URL. */
+function devicesBroker(o: ServerOptions): { publicBrokerUrl?: string; brokerCa?: string } {
+  const ca = o.brokerTls?.material.ca ?? o.brokerCa;
+  const url = o.publicBrokerUrl;
+  // without a public URL devices get the TLS listener's own address (as bound), which must be a real one
+  if (!url && o.brokerTls && WILDCARD.has(o.brokerTls.listen.host))
+    throw new RcError(
+      ErrorCode.ServerBadRequest,
+      `the broker listens on every address (${o.brokerTls.listen.host}): say which one devices use with --public-broker-url mqtts://HOST:PORT`,
+    );
+  if (ca && url && !url.startsWith('mqtts://'))
+    throw new RcError(ErrorCode.ServerBadRequest, `devices get the broker's CA, so the URL they get must be mqtts://, not ${url}`, { publicBrokerUrl: url });
+  return { ...(url ? { publicBrokerUrl: url } : {}), ...(ca ? { brokerCa: ca } : {}) };
 }
 
 export interface RunningServer {
   mqttUrl: string;
+  /** The embedded broker's TLS listener (mqtts://host:port as bound), when brokerTls was given. */
+  mqttsUrl: string | null;
+  /** The broker URL enrolled devices get. */
+  publicBrokerUrl: string;
   httpUrl: string;
   publicKeyPem: string;
   db: Db;
@@ -80,6 +108,9 @@ export interface RunningServer {
 
 export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const log = o.log;
+  if (o.brokerTls && o.brokerUrl)
+    throw new RcError(ErrorCode.ServerBadRequest, 'an external broker (--broker) has its own TLS listener: --broker-listen is for the embedded one');
+  const forDevices = devicesBroker(o);
   const db = openRegistry(o.dataDir);
   // durable acks: every commit fsyncs the WAL, so no journal-ack leaves before the entries it covers are on disk
   db.pragma('synchronous = FULL');
@@ -128,14 +159,23 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     serverPassword,
     log: log.child({ component: 'provisioning' }),
     ...(o.mosquitto ? { mosquitto: o.mosquitto } : {}),
-    ...(o.publicBrokerUrl ? { publicBrokerUrl: o.publicBrokerUrl } : {}),
+    ...forDevices,
+    ...(o.enrolTls && o.enrolListen ? { enrolCaPin: o.enrolTls.caPin } : {}),
   });
   if (!mqttUrl) {
     const policy = o.policy ? o.policy(serverUser, serverPassword) : o.deviceAuth ? provisioning.policy(o.deviceAuth) : openPolicy(serverUser, serverPassword);
-    embedded = await startEmbeddedBroker({ port: o.mqttPort ?? 1883, policy, log: log.child({ component: 'broker' }) });
+    embedded = await startEmbeddedBroker({
+      port: o.mqttPort ?? 1883,
+      policy,
+      log: log.child({ component: 'broker' }),
+      ...(o.brokerTls ? { tls: { ...o.brokerTls.listen, cert: o.brokerTls.material.chain, key: o.brokerTls.material.key } } : {}),
+    });
     mqttUrl = embedded.url;
   }
-  provisioning.attach(mqttUrl, embedded ? embedded.disconnect : null);
+  const tlsAt = embedded?.tls;
+  const mqttsUrl = tlsAt ? `mqtts://${tlsAt.host.includes(':') ? `[${tlsAt.host}]` : tlsAt.host}:${tlsAt.port}` : null;
+  const publicBrokerUrl = forDevices.publicBrokerUrl ?? mqttsUrl ?? mqttUrl;
+  provisioning.attach(publicBrokerUrl, embedded ? embedded.disconnect : null);
   provisioning.writeBrokerFiles();
 
   const client: MqttClient = mqtt.connect(mqttUrl, {
@@ -285,7 +325,13 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const http = await startListener(ROUTES, httpCtx, { listener: 'operator', host: '127.0.0.1', port: o.httpPort, bodyLimit: 1 << 20, log: httpLog });
   const httpUrl = http.url;
   const enrolListener = o.enrolListen
-    ? await startListener(ROUTES, httpCtx, { listener: 'enrol', ...o.enrolListen, bodyLimit: 64 * 1024, log: httpLog }).catch(async (e: unknown) => {
+    ? await startListener(ROUTES, httpCtx, {
+        listener: 'enrol',
+        ...o.enrolListen,
+        bodyLimit: 64 * 1024,
+        log: httpLog,
+        ...(o.enrolTls ? { https: { cert: o.enrolTls.chain, key: o.enrolTls.key } } : {}),
+      }).catch(async (e: unknown) => {
         await http.close();
         throw e;
       })
@@ -299,6 +345,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
 
   return {
     mqttUrl,
+    mqttsUrl,
+    publicBrokerUrl,
     httpUrl,
     publicKeyPem: key.publicKeyPem,
     db,
