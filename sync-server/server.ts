@@ -76,6 +76,9 @@ const WILDCARD = new Set(['0.0.0.0', '::', '']);
 function devicesBroker(o: ServerOptions): { publicBrokerUrl?: string; brokerCa?: string } {
   const ca = o.brokerTls?.material.ca ?? o.brokerCa;
   const url = o.publicBrokerUrl;
+  // e.g. mqtts://${RC_PUBLIC_HOST}:8883 with the variable unset: refused, rather than handed to every device
+  if (url !== undefined && !/^(mqtts?|tcp|wss?):\/\/[^/:\s]+(:\d{1,5})?\/?$/.test(url) && !/^(mqtts?|tcp|wss?):\/\/\[[0-9a-fA-F:.]+\](:\d{1,5})?\/?$/.test(url))
+    throw new RcError(ErrorCode.ServerBadRequest, `--public-broker-url is not a broker URL with a host: "${url}" (e.g. mqtts://10.0.0.5:8883)`, { publicBrokerUrl: url });
   // without a public URL devices get the TLS listener's own address (as bound), which must be a real one
   if (!url && o.brokerTls && WILDCARD.has(o.brokerTls.listen.host))
     throw new RcError(
