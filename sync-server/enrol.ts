@@ -7,7 +7,7 @@ import { seal, verifyProof, type Sealed } from '../protocol/sealing.js';
 import { EnrolBody, Proof, TokenCreateBody, type EnrolAnswer, type RotateAnswer, type Secrets, type TokenCreated, type WhoAmI } from '../protocol/enrol.js';
 import { devicePolicy, type DevicePolicy } from './broker-auth.js';
 import { DeviceRegistry, hashPassword, newPassword, type Identity } from './devices.js';
-import { applyMosquittoFiles, mosquittoHash, type MosquittoFiles } from './mosquitto-auth.js';
+import { applyMosquittoFiles, mosquittoHash, serverAclLines, serverBrokerUsers, type MosquittoFiles } from './mosquitto-auth.js';
 import type { Db } from './registry.js';
 
 /**
@@ -73,7 +73,13 @@ export class Provisioning {
   writeBrokerFiles(): void {
     if (!this.o.mosquitto) return;
     const active = this.registry.active().map((d) => ({ id: d.id, mosqHash: d.mosqHash, scopes: d.scopes }));
-    applyMosquittoFiles(this.o.mosquitto, { user: this.o.serverUser, mosqHash: mosquittoHash(this.o.serverPassword) }, active);
+    // the server's users, one per purpose with its own topics (see mosquitto-auth.ts), then any the operator added
+    const server = serverBrokerUsers(this.o.serverUser, this.o.serverPassword).map((u) => ({
+      user: u.user,
+      mosqHash: mosquittoHash(u.password),
+      acl: serverAclLines(u.purpose),
+    }));
+    applyMosquittoFiles(this.o.mosquitto, [...server, ...(this.o.mosquitto.extraUsers ?? [])], active);
   }
 
   createToken(raw: unknown): TokenCreated {

@@ -25,7 +25,7 @@ import { RequestPolicy } from './requests.js';
 import { buildReport, signReport } from './reports/index.js';
 import { UsagePublisher } from './usage-publisher.js';
 import { Settlement, queryCharges, queryJournal, type SettlementOptions } from './settlement/index.js';
-import type { MosquittoFiles } from './mosquitto-auth.js';
+import { serverBrokerUsers, type MosquittoFiles } from './mosquitto-auth.js';
 import { publishedCategoryIds } from './categories.js';
 import type { TlsMaterial } from './tls.js';
 
@@ -78,7 +78,9 @@ function devicesBroker(o: ServerOptions): { publicBrokerUrl?: string; brokerCa?:
   const url = o.publicBrokerUrl;
   // e.g. mqtts://${RC_PUBLIC_HOST}:8883 with the variable unset: refused, rather than handed to every device
   if (url !== undefined && !/^(mqtts?|tcp|wss?):\/\/[^/:\s]+(:\d{1,5})?\/?$/.test(url) && !/^(mqtts?|tcp|wss?):\/\/\[[0-9a-fA-F:.]+\](:\d{1,5})?\/?$/.test(url))
-    throw new RcError(ErrorCode.ServerBadRequest, `--public-broker-url is not a broker URL with a host: "${url}" (e.g. mqtts://10.0.0.5:8883)`, { publicBrokerUrl: url });
+    throw new RcError(ErrorCode.ServerBadRequest, `--public-broker-url is not a broker URL with a host: "${url}" (e.g. mqtts://10.0.0.5:8883)`, {
+      publicBrokerUrl: url,
+    });
   // without a public URL devices get the TLS listener's own address (as bound), which must be a real one
   if (!url && o.brokerTls && WILDCARD.has(o.brokerTls.listen.host))
     throw new RcError(
@@ -181,31 +183,41 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   provisioning.attach(publicBrokerUrl, embedded ? embedded.disconnect : null);
   provisioning.writeBrokerFiles();
 
-  const client: MqttClient = mqtt.connect(mqttUrl, {
-    protocolVersion: 4,
-    clientId: `rc-sync-server-${randomBytes(4).toString('hex')}`,
-    // MQTT 3.1.1: no password without a user name
-    ...(o.brokerUrl
-      ? o.brokerUsername
-        ? { username: o.brokerUsername, password: o.brokerPassword }
-        : {}
-      : { username: serverUser, password: serverPassword }),
-    clean: true,
-    keepalive: 300, // a million-row import holds the event loop for a while
-    reconnectPeriod: 1000,
-    connectTimeout: 5000,
-  });
+  // Mosquitto with server-written files: one user per purpose (mosquitto-auth.ts SERVER_PURPOSES), each its own session;
+  // otherwise one connection does both
+  const split = o.mosquitto ? serverBrokerUsers(o.brokerUsername ?? serverUser, serverPassword) : null;
+  const connectAs = (creds: { username: string; password?: string } | null, purpose: string): MqttClient =>
+    mqtt.connect(mqttUrl, {
+      protocolVersion: 4,
+      clientId: `rc-sync-server-${purpose}-${randomBytes(4).toString('hex')}`,
+      // MQTT 3.1.1: no password without a user name
+      ...(creds ?? {}),
+      clean: true,
+      keepalive: 300, // a million-row import holds the event loop for a while
+      reconnectPeriod: 1000,
+      connectTimeout: 5000,
+    });
+  const single = o.brokerUrl
+    ? o.brokerUsername
+      ? { username: o.brokerUsername, ...(o.brokerPassword !== undefined ? { password: o.brokerPassword } : {}) }
+      : null
+    : { username: serverUser, password: serverPassword };
+  const pubUser = split?.find((u) => u.purpose === 'publisher');
+  const ingestUser = split?.find((u) => u.purpose === 'ingest');
+  const pubClient: MqttClient = connectAs(pubUser ? { username: pubUser.user, password: pubUser.password } : single, pubUser ? 'publisher' : 'main');
+  const client: MqttClient = ingestUser ? connectAs({ username: ingestUser.user, password: ingestUser.password }, 'ingest') : pubClient;
+  const clients = pubClient === client ? [client] : [pubClient, client];
   publisher.setTransport({
     publish: async (topic, payload, retain) => {
       // while the broker is away, skip: everything is republished on reconnection
-      if (!client.connected) return;
-      await client.publishAsync(topic, payload, { qos: 1, retain });
+      if (!pubClient.connected) return;
+      await pubClient.publishAsync(topic, payload, { qos: 1, retain });
     },
   });
   usage.setTransport({
     publish: async (topic, payload, retain) => {
-      if (!client.connected) return;
-      await client.publishAsync(topic, payload, { qos: 1, retain });
+      if (!pubClient.connected) return;
+      await pubClient.publishAsync(topic, payload, { qos: 1, retain });
     },
   });
   const requests = new RequestPolicy(
@@ -213,14 +225,19 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     () => publisher.scopes(),
   );
   client.on('connect', () => {
-    log.info({ broker: mqttUrl }, 'connected to broker');
+    log.info({ broker: mqttUrl, as: ingestUser?.user }, 'connected to broker');
     void serial(async () => {
       await client.subscribeAsync([topics.allJournals(), topics.allStatus(), topics.allRequests()], { qos: 1 });
+    }).catch((e) => log.error({ err: String(e) }, 'subscribe failed'));
+  });
+  pubClient.on('connect', () => {
+    if (pubClient !== client) log.info({ broker: mqttUrl, as: pubUser?.user }, 'connected to broker');
+    void serial(async () => {
       await publisher.republishAll();
       await usage.republish();
     }).catch((e) => log.error({ err: String(e) }, 'republish failed'));
   });
-  client.on('error', (e) => log.warn({ err: e.message, code: ErrorCode.SyncBrokerUnavailable }, 'broker connection error'));
+  for (const c of clients) c.on('error', (e) => log.warn({ err: e.message, code: ErrorCode.SyncBrokerUnavailable }, 'broker connection error'));
   client.on('message', (topic, payload) => {
     const t = parseTopic(topic);
     if (!t || !('device' in t)) return;
@@ -341,8 +358,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     : null;
 
   await new Promise<void>((res) => {
-    if (client.connected) return res();
-    client.once('connect', () => res());
+    if (clients.every((c) => c.connected)) return res();
+    for (const c of clients) c.once('connect', () => clients.every((x) => x.connected) && res());
     setTimeout(res, 5000).unref();
   });
 
@@ -366,7 +383,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       if (usageTimer) clearInterval(usageTimer);
       await http.close();
       await chain.catch(() => undefined);
-      await client.endAsync(true).catch(() => undefined);
+      for (const c of clients) await c.endAsync(true).catch(() => undefined);
       if (embedded) await embedded.close();
       db.close();
     },
