@@ -183,7 +183,15 @@ describe.skipIf(!existsSync(join(DIST, 'rc-sync-server.js')))('the documented de
     expect(out.brokerUrl).toMatch(new RegExp(`^mqtts://${addr.replaceAll('.', '\\.')}:\\d+$`));
     const cfg = JSON.parse(readFileSync(join(devDir, 'device.json'), 'utf8')) as { sync: { ca?: string } };
     expect(cfg.sync.ca).toBe(readFileSync(join(base, 'tls', 'ca.crt'), 'utf8'));
-  }, 90_000);
+    // the technician's self-test goes the same ways: whoami over the pinned https, the broker over mqtts, a first sync
+    const check = await run('rc-provision.js', ['check', '--dir', devDir, '--skip', 'card', '--sync-timeout', '60', '--json'], 120_000);
+    const items = (JSON.parse(check.stdout) as { items: { id: string; ok: boolean; detail: string }[] }).items;
+    for (const id of ['server', 'broker', 'sync'])
+      expect(
+        items.find((i) => i.id === id),
+        JSON.stringify(items),
+      ).toMatchObject({ ok: true });
+  }, 180_000);
 
   it('rc-device run connects over mqtts and a tap reaches the server', async () => {
     device = spawn(process.execPath, [join(DIST, 'rc-device.js'), 'run', '--config', join(devDir, 'device.json')], {
