@@ -8,7 +8,6 @@ import { z } from 'zod';
  * listener the first time without any other channel; the enrolment answer then
  * hands the device the broker's CA certificate, which it keeps in its config.
  */
-export const CaPin = z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'CA pin: 43 characters of base64url (SHA-256)');
 
 /** A certificate in PEM, one or more (a chain), bounded. */
 export const CertPem = z

@@ -6,9 +6,6 @@ import type { z } from 'zod';
 import { ErrorCode, RcError } from '../protocol/errors.js';
 import { certPin, derToPem } from '../protocol/tls-pin.js';
 
-/** How rc-provision trusts an https server: the CA pinned by the enrolment token (first contact), or the CA kept since. */
-export type ServerTrust = { pin: string } | { ca: string };
-
 const hostOf = (url: URL) => url.hostname.replace(/^\[|\]$/g, '');
 
 /**
