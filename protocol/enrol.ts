@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { DeviceId, DeviceKind, GateDirection, PartnerId, RouteId, SchoolId, VehicleId } from './ids.js';
 import { RawKeyB64, Sealed } from './sealing.js';
+import { CertPem } from './tls-pin.js';
 
 /**
  * The provisioning HTTP contract between rc-provision (device), the operator's
@@ -15,6 +16,15 @@ import { RawKeyB64, Sealed } from './sealing.js';
  */
 
 export const EnrolToken = z.string().regex(/^rce_[A-Za-z0-9_-]{32}$/, 'enrolment token: rce_ and 32 characters');
+
+/**
+ * The token as the operator hands it to the technician: when the enrolment listener runs TLS, the one-time
+ * token is followed by `.` and the pin of the operator's CA (protocol/tls-pin.ts), so rc-provision trusts
+ * that listener and nothing else. Only the part before the dot is sent to the server.
+ */
+export const EnrolTokenPinned = z
+  .string()
+  .regex(/^rce_[A-Za-z0-9_-]{32}(\.[A-Za-z0-9_-]{43})?$/, 'enrolment token: rce_, 32 characters, optionally . and a CA pin');
 
 export const TokenCreateBody = z
   .object({
@@ -39,7 +49,7 @@ export type TokenCreateBody = z.infer<typeof TokenCreateBody>;
 
 export const TokenCreated = z
   .object({
-    token: EnrolToken,
+    token: EnrolTokenPinned,
     id: z.string(),
     kind: DeviceKind,
     school: z.string().nullable(),
@@ -95,6 +105,11 @@ export const Secrets = z
       })
       .strict()
       .refine((k) => (k.hex === undefined) !== (k.wrapped === undefined), { message: 'token key: exactly one of hex and wrapped' }),
+    /**
+     * mqtts: the broker's CA certificate, which the device pins (it trusts no other for MQTT). Inside the sealed
+     * part like the password; it is authentic because the enrolment channel is (TLS pinned by the token).
+     */
+    brokerCa: CertPem.optional(),
   })
   .strict();
 export type Secrets = z.infer<typeof Secrets>;

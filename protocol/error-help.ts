@@ -123,6 +123,12 @@ export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> 
     meaning: 'The server lost journal entries it had acknowledged, and the device already pruned them (older than 30 days); they cannot be sent again.',
     action: 'Restore the server registry from a newer backup, or record the gap (the log gives the seq range).',
   },
+  'sync.tls-untrusted': {
+    meaning:
+      'The MQTT broker presented a TLS certificate that the CA pinned at enrolment did not sign, or one for another name; the device did not connect (it may be an impostor).',
+    action:
+      'Check that the device reaches the right broker address; if the operator replaced the CA, rotate the device (rc-provision rotate) or enrol it again.',
+  },
   'sync.broker-unavailable': { meaning: 'The MQTT broker cannot be reached.', action: 'Check the network; the device keeps deciding and retries by itself.' },
   'sync.handler-failed': {
     meaning: 'An unexpected fault while the device handled a message from the server; the message was refused, the lists are unchanged.',
@@ -190,6 +196,15 @@ export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> 
   'server.unsupported-media-type': {
     meaning: 'The operator API refused a request body of an unexpected content type (HTTP 415): JSON routes take application/json, imports take text/csv.',
     action: 'Send the body with the right Content-Type header (rc-sync-server does).',
+  },
+  'server.tls-files': {
+    meaning: 'A TLS certificate, key or CA file given to the sync-server is missing, unreadable, not PEM, or the key does not belong to the certificate.',
+    action:
+      'Check the --tls-* / --enrol-tls-* paths and that the service user can read them; rc-sync-server tls init makes a CA and server certificate for a small site.',
+  },
+  'server.tls-init-failed': {
+    meaning: 'rc-sync-server tls init could not make the CA or server certificate (openssl missing or failing, or the directory not writable).',
+    action: 'Install openssl (apt-get install openssl), check the directory, and run it again; existing files are never overwritten.',
   },
   'server.rate-limited': {
     meaning:
@@ -304,5 +319,10 @@ export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> 
   'provision.check-failed': {
     meaning: 'A self-test item (rc-provision check) failed with an unexpected fault rather than a known one; the detail says what.',
     action: 'Run rc-provision check again; if it repeats, send its output (--json) to the developers.',
+  },
+  'provision.tls-pin-mismatch': {
+    meaning:
+      "The enrolment server's TLS certificate is not signed by the CA whose fingerprint the enrolment token pins (or the server does not speak TLS): nothing was sent to it.",
+    action: 'Check --server (https:// and the address the operator gave); if the operator changed certificates, ask for a new token.',
   },
 };

@@ -67,6 +67,7 @@ export const ErrorCode = {
   SyncBrokerUnavailable: 'sync.broker-unavailable',
   SyncHandlerFailed: 'sync.handler-failed',
   SyncJournalGap: 'sync.journal-gap',
+  SyncTlsUntrusted: 'sync.tls-untrusted',
 
   // server: the operator's sync-server
   ServerImportInvalid: 'server.import-invalid',
@@ -80,6 +81,8 @@ export const ErrorCode = {
   ServerUnsupportedMedia: 'server.unsupported-media-type',
   ServerRateLimited: 'server.rate-limited',
   ServerConsoleMissing: 'server.console-missing',
+  ServerTlsFiles: 'server.tls-files',
+  ServerTlsInit: 'server.tls-init-failed',
 
   // report: the reports the region pays from (sync-server/reports/)
   ReportSignatureInvalid: 'report.signature-invalid',
@@ -136,6 +139,7 @@ export const ErrorCode = {
   ProvisionBadBoxKey: 'provision.bad-box-key',
   ProvisionCheckFailed: 'provision.check-failed',
   ProvisionUnknownPartner: 'provision.unknown-partner',
+  ProvisionTlsPin: 'provision.tls-pin-mismatch',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -17,6 +17,7 @@ import { SyncClient, syncOptionsFromConfig } from '../device/sync/index.js';
 import { loadDevice, type DeviceState } from './device-dir.js';
 import { call } from './http.js';
 import { whoAmI } from './ops.js';
+import { tlsError } from '../device/sync/mqtt-transport.js';
 
 /**
  * rc-provision check: the technician's self-test. Each item passes or fails
@@ -299,8 +300,12 @@ export async function runCheck(o: CheckOptions): Promise<CheckReport> {
         reconnectPeriod: 0,
         connectTimeout: 5000,
         clean: true,
+        // mqtts: the CA pinned at enrolment, as rc-device run connects
+        ...(s.ca ? { ca: s.ca, rejectUnauthorized: true, ...(s.servername ? { servername: s.servername } : {}) } : {}),
       })
-      .catch((e: Error & { code?: number }) => {
+      .catch((e: Error & { code?: number | string }) => {
+        const tls = typeof e.code === 'string' ? tlsError(e as NodeJS.ErrnoException, s.brokerUrl) : e;
+        if (tls !== e) throw tls;
         if (e.code === 4 || e.code === 5 || /not authori[sz]ed|bad user/i.test(e.message))
           throw new RcError(ErrorCode.ProvisionBrokerRefused, `the broker refused this device's credentials (${e.message})`, { broker: s.brokerUrl });
         throw new RcError(ErrorCode.SyncBrokerUnavailable, `cannot reach the broker at ${s.brokerUrl} (${e.message})`, { broker: s.brokerUrl });
@@ -337,7 +342,7 @@ export async function firstSync(
   const cfg = d.config;
   let targets: Record<string, number> = {};
   try {
-    targets = (await call(d.record.server, 'GET', '/v1/health', Health)).versions;
+    targets = (await call(d.record.server, 'GET', '/v1/health', Health, undefined, 15_000, d.record.serverCa ? { ca: d.record.serverCa } : undefined)).versions;
   } catch (e) {
     if (!isRcError(e, ErrorCode.ProvisionServerUnreachable)) throw e;
     // no HTTP route to the server: wait for the manifests alone

@@ -47,6 +47,8 @@ export const ProvisionRecord = z
     boxKey: z.string(),
     serverKeyFingerprint: z.string(),
     tokenKeyVersion: z.number().int(),
+    /** The enrolment server's CA (PEM) when it was reached over https with the CA pinned by the token: later calls trust it alone. */
+    serverCa: z.string().nullable().optional(),
   })
   .strict();
 export type ProvisionRecord = z.infer<typeof ProvisionRecord>;

@@ -4,7 +4,8 @@ import { ErrorCode, RcError } from '../protocol/errors.js';
 import { isTimeZone, loadConfig, type Config } from '../device/config/index.js';
 import { generateDeviceKeys, open, privatePem, rawPublic, requestProof } from '../protocol/sealing.js';
 import { DEFAULT_DIR, ProvisionRecord, files, fingerprint, isProvisioned, loadDevice, writeAllOrNothing, type DeviceState } from './device-dir.js';
-import { call } from './http.js';
+import { call, fetchPinnedCa } from './http.js';
+import { splitEnrolToken } from '../protocol/tls-pin.js';
 import { EnrolAnswer, RotateAnswer, Secrets, WhoAmI } from '../protocol/enrol.js';
 import type { DeviceKind, GateDirection } from '../protocol/ids.js';
 import { openPkcs11, type Pkcs11Location, type Pkcs11Token } from '../protocol/token-hsm.js';
@@ -122,6 +123,8 @@ export function buildConfig(o: InitOptions, dir: string, a: EnrolAnswer, secrets
       serverPublicKey: a.serverPublicKey,
       username: a.username,
       password: secrets.password,
+      // mqtts: the broker's CA, pinned from now on (the answer came over the pinned enrolment channel)
+      ...(secrets.brokerCa ? { ca: secrets.brokerCa } : {}),
     },
     tokenKey: configTokenKey(secrets, o.pkcs11),
     store: { path: files(dir).store },
@@ -161,18 +164,28 @@ async function enrolWith(o: InitOptions, dir: string, token: Pkcs11Token | null)
   const identityKey = rawPublic(keys.identity);
   const boxKey = rawPublic(keys.box);
   const wrapKey = token?.wrappingPublicKey();
-  const a = await call(o.server, 'POST', '/v1/enrol', EnrolAnswer, {
-    token: o.token,
-    kind: o.kind,
-    ...(o.school ? { school: o.school } : {}),
-    ...(o.route ? { route: o.route } : {}),
-    ...(o.vehicle ? { vehicle: o.vehicle } : {}),
-    ...(o.direction ? { direction: o.direction } : {}),
-    ...(o.partner ? { partner: o.partner } : {}),
-    identityKey,
-    boxKey,
-    ...(wrapKey ? { wrapKey } : {}),
-  });
+  // a token with a CA pin: the server must prove it holds a certificate of that CA before the token goes to it
+  const { token: oneTime, pin } = splitEnrolToken(o.token);
+  const serverCa = pin ? await fetchPinnedCa(o.server, pin) : null;
+  const a = await call(
+    o.server,
+    'POST',
+    '/v1/enrol',
+    EnrolAnswer,
+    {
+      token: oneTime,
+      kind: o.kind,
+      ...(o.school ? { school: o.school } : {}),
+      ...(o.route ? { route: o.route } : {}),
+      ...(o.vehicle ? { vehicle: o.vehicle } : {}),
+      ...(o.direction ? { direction: o.direction } : {}),
+      identityKey,
+      boxKey,
+      ...(wrapKey ? { wrapKey } : {}),
+    },
+    15_000,
+    serverCa ? { ca: serverCa } : undefined,
+  );
   const opened = Secrets.safeParse(open(a.sealed, keys.box));
   if (!opened.success) throw new RcError(ErrorCode.ProvisionSealInvalid, 'the sealed secrets do not match the protocol');
   const secrets = opened.data;
@@ -198,6 +211,7 @@ async function enrolWith(o: InitOptions, dir: string, token: Pkcs11Token | null)
     boxKey,
     serverKeyFingerprint: fingerprint(a.serverPublicKey),
     tokenKeyVersion: secrets.tokenKey.version,
+    serverCa,
   };
   try {
     writeAllOrNothing(dir, [
@@ -229,10 +243,15 @@ export async function rotateDevice(dir: string = DEFAULT_DIR): Promise<{ deviceI
   let opened;
   try {
     const wrapKey = token?.wrappingPublicKey();
-    a = await call(d.record.server, 'POST', `/v1/devices/${encodeURIComponent(id)}/rotate`, RotateAnswer, {
-      ...requestProof('rotate', id, d.keys.identity),
-      ...(wrapKey ? { wrapKey } : {}),
-    });
+    a = await call(
+      d.record.server,
+      'POST',
+      `/v1/devices/${encodeURIComponent(id)}/rotate`,
+      RotateAnswer,
+      { ...requestProof('rotate', id, d.keys.identity), ...(wrapKey ? { wrapKey } : {}) },
+      15_000,
+      d.record.serverCa ? { ca: d.record.serverCa } : undefined,
+    );
     opened = Secrets.safeParse(open(a.sealed, d.keys.box));
     if (!opened.success) throw new RcError(ErrorCode.ProvisionSealInvalid, 'the sealed secrets do not match the protocol');
     unwrapInto(token, opened.data);
@@ -241,7 +260,8 @@ export async function rotateDevice(dir: string = DEFAULT_DIR): Promise<{ deviceI
   }
   const f = files(dir);
   const raw = JSON.parse(JSON.stringify(d.config)) as Config;
-  raw.sync = { ...raw.sync!, username: a.username, password: opened.data.password };
+  // a new broker CA (the operator replaced it) reaches the device with its new password
+  raw.sync = { ...raw.sync!, username: a.username, password: opened.data.password, ...(opened.data.brokerCa ? { ca: opened.data.brokerCa } : {}) };
   raw.tokenKey = configTokenKey(opened.data, pkcs11) as Config['tokenKey'];
   loadConfig(raw, f.config);
   const rotatedAt = new Date().toISOString();
@@ -256,7 +276,15 @@ export async function rotateDevice(dir: string = DEFAULT_DIR): Promise<{ deviceI
 /** Ask the server whether this identity is still valid (signed); provision.device-revoked when not. */
 export function whoAmI(d: DeviceState): Promise<WhoAmI> {
   const id = d.record.deviceId;
-  return call(d.record.server, 'POST', `/v1/devices/${encodeURIComponent(id)}/whoami`, WhoAmI, requestProof('whoami', id, d.keys.identity), 10_000);
+  return call(
+    d.record.server,
+    'POST',
+    `/v1/devices/${encodeURIComponent(id)}/whoami`,
+    WhoAmI,
+    requestProof('whoami', id, d.keys.identity),
+    10_000,
+    d.record.serverCa ? { ca: d.record.serverCa } : undefined,
+  );
 }
 
 export interface ShowInfo {

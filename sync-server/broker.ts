@@ -1,5 +1,6 @@
 import { Aedes, type Client } from 'aedes';
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import { parseTopic } from '../protocol/wire/topics.js';
 import { GuardedStream, MAX_CONNECT_PACKET, MAX_MQTT_PACKET } from '../protocol/wire/mqtt-guard.js';
 import type { Logger } from '../protocol/log.js';
@@ -44,14 +45,44 @@ export function openPolicy(serverUser: string, serverPassword: string): AuthPoli
 }
 
 export interface EmbeddedBroker {
+  /** The plain listener, on loopback only: the server's own client. */
   port: number;
   url: string;
+  /** The TLS listener devices use (mqtts), when one was asked for. */
+  tls: { host: string; port: number } | null;
   close(): Promise<void>;
   /** Drop a connected client at once (provisioning: a revoked device). */
   disconnect(clientId: string): void;
 }
 
-export async function startEmbeddedBroker(opts: { port: number; host?: string; policy: AuthPolicy; log: Logger }): Promise<EmbeddedBroker> {
+/** The device-facing mqtts listener: where, and the server certificate (PEM) it presents. */
+export interface BrokerTlsListener {
+  host: string;
+  port: number;
+  cert: string;
+  key: string;
+}
+
+async function listen(server: Server, port: number, host: string): Promise<number> {
+  await new Promise<void>((res, rej) => {
+    server.once('error', rej);
+    server.listen(port, host, () => res());
+  });
+  const addr = server.address();
+  return typeof addr === 'object' && addr ? addr.port : port;
+}
+
+/**
+ * Plain TCP on loopback (the server's own client; `host` may widen it for development only) and,
+ * with `tls`, MQTT over TLS where devices reach it (issue 13 item 9).
+ */
+export async function startEmbeddedBroker(opts: {
+  port: number;
+  host?: string;
+  tls?: BrokerTlsListener;
+  policy: AuthPolicy;
+  log: Logger;
+}): Promise<EmbeddedBroker> {
   const { policy, log } = opts;
   const aedes = await Aedes.createBroker({
     authenticate: (client: Client, username, password, done) => {
@@ -81,24 +112,36 @@ export async function startEmbeddedBroker(opts: { port: number; host?: string; p
     },
   });
   // Packet sizes are checked on the bytes, before aedes buffers what a header announces (aedes has no limit of its own).
-  const server: Server = createServer((socket) => {
+  const handle = (socket: Socket) => {
     const guarded = new GuardedStream(socket, { connect: MAX_CONNECT_PACKET, packet: MAX_MQTT_PACKET }, (r) =>
       log.warn({ remote: socket.remoteAddress, ...r }, 'mqtt connection dropped: packet over the size limit'),
     );
     aedes.handle(guarded);
-  });
-  await new Promise<void>((res, rej) => {
-    server.once('error', rej);
-    server.listen(opts.port, opts.host ?? '127.0.0.1', () => res());
-  });
-  const addr = server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : opts.port;
+  };
+  const server: Server = createServer(handle);
+  const port = await listen(server, opts.port, opts.host ?? '127.0.0.1');
+  let tlsServer: Server | null = null;
+  let tlsAt: { host: string; port: number } | null = null;
+  if (opts.tls) {
+    const t = createTlsServer({ cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }, handle);
+    // a client that fails the handshake (wrong CA on its side, a scanner) is only logged
+    t.on('tlsClientError', (e, socket) => log.debug({ remote: socket.remoteAddress, err: e.message }, 'mqtts handshake failed'));
+    tlsServer = t;
+    try {
+      tlsAt = { host: opts.tls.host, port: await listen(t, opts.tls.port, opts.tls.host) };
+    } catch (e) {
+      server.close();
+      throw e;
+    }
+  }
   return {
     port,
     url: `mqtt://127.0.0.1:${port}`,
+    tls: tlsAt,
     disconnect: (clientId) => (aedes as unknown as { clients: Record<string, Client | undefined> }).clients[clientId]?.close(),
     close: () =>
       new Promise<void>((res) => {
+        tlsServer?.close();
         aedes.close(() => server.close(() => res()));
         // close() waits for clients; make sure sockets go
         setTimeout(res, 2000).unref();

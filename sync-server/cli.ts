@@ -11,6 +11,7 @@ import { register as registerReport } from './commands/report.js';
 import { register as registerKey } from './commands/key.js';
 import { register as registerAccounts } from './commands/accounts.js';
 import { addCredentialOptions } from './commands/client.js';
+import { register as registerTls } from './commands/tls.js';
 
 // rc-sync-server: the operator's server. Commands live in sync-server/commands/.
 const program = new Command('rc-sync-server').description('Resident Card sync-server').showHelpAfterError();
@@ -27,5 +28,6 @@ registerKey(program);
 registerAccounts(program);
 // every command that calls the server takes --token-file and --data (its API token); local commands take --data only
 addCredentialOptions(program);
+registerTls(program);
 
 await program.parseAsync(process.argv);

@@ -7,9 +7,9 @@ import { seal, verifyProof, type Sealed } from '../protocol/sealing.js';
 import { EnrolBody, Proof, TokenCreateBody, type EnrolAnswer, type RotateAnswer, type Secrets, type TokenCreated, type WhoAmI } from '../protocol/enrol.js';
 import { devicePolicy, type DevicePolicy } from './broker-auth.js';
 import { DeviceRegistry, hashPassword, newPassword, type Identity } from './devices.js';
-import { applyMosquittoFiles, mosquittoHash, type MosquittoFiles } from './mosquitto-auth.js';
 import { getPartner, type Partner } from './partners.js';
 import { publishedRulesFor } from './published-rules.js';
+import { applyMosquittoFiles, mosquittoHash, serverAclLines, serverBrokerUsers, type MosquittoFiles } from './mosquitto-auth.js';
 import type { Db } from './registry.js';
 
 /**
@@ -29,6 +29,10 @@ export interface ProvisioningOptions {
   mosquitto?: MosquittoFiles;
   /** Broker URL handed to devices (default: the one the server uses). */
   publicBrokerUrl?: string;
+  /** mqtts: the broker's CA certificate (PEM), sealed into every enrolment and rotation answer; the device pins it. */
+  brokerCa?: string;
+  /** The enrolment listener runs TLS: the pin of its CA, appended to every enrolment token (`rce_….<pin>`). */
+  enrolCaPin?: string;
   now?: () => number;
 }
 
@@ -71,14 +75,20 @@ export class Provisioning {
   writeBrokerFiles(): void {
     if (!this.o.mosquitto) return;
     const active = this.registry.active().map((d) => ({ id: d.id, mosqHash: d.mosqHash, scopes: d.scopes }));
-    applyMosquittoFiles(this.o.mosquitto, { user: this.o.serverUser, mosqHash: mosquittoHash(this.o.serverPassword) }, active);
+    // the server's users, one per purpose with its own topics (see mosquitto-auth.ts), then any the operator added
+    const server = serverBrokerUsers(this.o.serverUser, this.o.serverPassword).map((u) => ({
+      user: u.user,
+      mosqHash: mosquittoHash(u.password),
+      acl: serverAclLines(u.purpose),
+    }));
+    applyMosquittoFiles(this.o.mosquitto, [...server, ...(this.o.mosquitto.extraUsers ?? [])], active);
   }
 
   createToken(raw: unknown): TokenCreated {
     const b = parseBody(TokenCreateBody, raw);
     const t = this.registry.createToken(b, this.now());
     this.o.log.info({ tokenId: t.id, kind: t.kind, school: t.school, route: t.route, expiresAt: t.expiresAt }, 'enrolment token created');
-    return t;
+    return this.o.enrolCaPin ? { ...t, token: `${t.token}.${this.o.enrolCaPin}` } : t;
   }
 
   private checkRules(b: { kind: string; route: string | null; partner: string | null }, rules: RulesFile | null): Partner | null {
@@ -149,7 +159,7 @@ export class Provisioning {
   /** Seal the secrets to the device's box key; provision.bad-box-key when the key cannot receive them (a low-order or all-zero key). */
   private sealFor(boxKey: string, password: string, tokenKey: Secrets['tokenKey']): Sealed {
     try {
-      return seal({ password, tokenKey } satisfies Secrets, boxKey);
+      return seal({ password, tokenKey, ...(this.o.brokerCa ? { brokerCa: this.o.brokerCa } : {}) } satisfies Secrets, boxKey);
     } catch (e) {
       if (e instanceof RcError) throw e;
       throw new RcError(

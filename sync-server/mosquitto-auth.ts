@@ -1,4 +1,4 @@
-import { pbkdf2Sync, randomBytes } from 'node:crypto';
+import { createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { ErrorCode, RcError } from '../protocol/errors.js';
 import { ROOT, topics } from '../protocol/wire/topics.js';
@@ -34,21 +34,67 @@ export interface BrokerUser {
   scopes: readonly string[];
 }
 
+/**
+ * The server's own broker users on Mosquitto, one per purpose, each with only the topics it needs
+ * (with use_username_as_clientid each is also one session): the publisher sends lists, rules and
+ * fleet usage; the ingest reads devices' journals, status and list requests and acknowledges
+ * journals. Both passwords derive from the server's one broker password (RC_BROKER_PASSWORD).
+ */
+export const SERVER_PURPOSES = ['publisher', 'ingest'] as const;
+export type ServerPurpose = (typeof SERVER_PURPOSES)[number];
+
+export interface ServerBrokerUser {
+  purpose: ServerPurpose;
+  user: string;
+  password: string;
+}
+
+export function serverBrokerUsers(base: string, password: string): ServerBrokerUser[] {
+  return SERVER_PURPOSES.map((purpose) => ({
+    purpose,
+    user: `${base}-${purpose}`,
+    password: createHmac('sha256', password).update(`rc-broker-user/${purpose}`).digest('base64url'),
+  }));
+}
+
+export function serverAclLines(purpose: ServerPurpose): string[] {
+  if (purpose === 'publisher') return [`topic write ${ROOT}/lists/#`, `topic write ${ROOT}/config/#`, `topic write ${ROOT}/usage/#`];
+  return [
+    `topic read ${ROOT}/device/+/journal`,
+    `topic read ${ROOT}/device/+/status`,
+    `topic read ${ROOT}/device/+/request`,
+    `topic write ${ROOT}/device/+/journal-ack`,
+  ];
+}
+
+/** One of the server's users in the files: its hash, and its ACL lines (default: everything under rc/v1). */
+export interface ServerFileUser {
+  user: string;
+  mosqHash: string;
+  acl?: readonly string[];
+}
+
 export interface MosquittoFiles {
   passwordFile: string;
   aclFile: string;
+  /** More users the operator wants in the files (e.g. a monitoring client), with their ACL lines. */
+  extraUsers?: readonly ServerFileUser[];
   /** Mosquitto's pid file (its `pid_file` option) or a pid, for the SIGHUP reload. */
   pidFile?: string;
   pid?: number;
 }
 
-export function passwordFileText(server: { user: string; mosqHash: string }, devices: readonly BrokerUser[]): string {
-  return [`${server.user}:${server.mosqHash}`, ...devices.map((d) => `${d.id}:${d.mosqHash}`)].join('\n') + '\n';
+const asList = (s: ServerFileUser | readonly ServerFileUser[]): readonly ServerFileUser[] => (Array.isArray(s) ? s : [s as ServerFileUser]);
+
+export function passwordFileText(server: ServerFileUser | readonly ServerFileUser[], devices: readonly BrokerUser[]): string {
+  return [...asList(server).map((u) => `${u.user}:${u.mosqHash}`), ...devices.map((d) => `${d.id}:${d.mosqHash}`)].join('\n') + '\n';
 }
 
-/** The ACL: the server reads and writes everything under rc/v1; each device only its own topics and scopes. */
-export function aclFileText(serverUser: string, devices: readonly BrokerUser[]): string {
-  const out = ['# Written by rc-sync-server; changes are overwritten. Reloaded with SIGHUP.', `user ${serverUser}`, `topic readwrite ${ROOT}/#`, ''];
+/** The ACL: the server's users their purpose's topics (one user: everything under rc/v1); each device only its own topics and scopes. */
+export function aclFileText(server: string | readonly ServerFileUser[], devices: readonly BrokerUser[]): string {
+  const users = typeof server === 'string' ? [{ user: server, mosqHash: '' }] : server;
+  const out = ['# Written by rc-sync-server; changes are overwritten. Reloaded with SIGHUP.'];
+  for (const u of users) out.push(`user ${u.user}`, ...(u.acl ?? [`topic readwrite ${ROOT}/#`]), '');
   for (const d of devices) {
     out.push(
       `user ${d.id}`,
@@ -73,10 +119,11 @@ function writeAtomic(file: string, text: string): void {
 }
 
 /** Write both files (atomically, 0640; hashes only, no clear password) and signal Mosquitto to reload them. provision.broker-files on failure. */
-export function applyMosquittoFiles(files: MosquittoFiles, server: { user: string; mosqHash: string }, devices: readonly BrokerUser[]): void {
+export function applyMosquittoFiles(files: MosquittoFiles, server: ServerFileUser | readonly ServerFileUser[], devices: readonly BrokerUser[]): void {
+  const users = asList(server);
   try {
-    writeAtomic(files.passwordFile, passwordFileText(server, devices));
-    writeAtomic(files.aclFile, aclFileText(server.user, devices));
+    writeAtomic(files.passwordFile, passwordFileText(users, devices));
+    writeAtomic(files.aclFile, aclFileText(users, devices));
   } catch (e) {
     throw new RcError(ErrorCode.ProvisionBrokerFiles, `cannot write the Mosquitto password/ACL files: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, {
       passwordFile: files.passwordFile,

@@ -25,13 +25,14 @@ import { RequestPolicy } from './requests.js';
 import { buildReport, signReport } from './reports/index.js';
 import { UsagePublisher } from './usage-publisher.js';
 import { Settlement, queryCharges, queryJournal, type SettlementOptions } from './settlement/index.js';
-import type { MosquittoFiles } from './mosquitto-auth.js';
+import { serverBrokerUsers, type MosquittoFiles } from './mosquitto-auth.js';
 import { publishedCategoryIds } from './categories.js';
 import { consoleApi } from './console/api.js';
 import { recordStatus } from './console/store.js';
 import { findConsoleDir, registerConsole } from './console/serve.js';
 import { Auth, ensureFirstAdmin, writeAdminToken, type AuthOptions } from './auth/service.js';
 import { ServerMetrics } from './metrics.js';
+import type { TlsMaterial } from './tls.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -70,10 +71,42 @@ export interface ServerOptions {
   consoleDir?: string | null;
   /** Accounts: session lifetimes and the sign-in rate limit (defaults in sync-server/auth/). */
   auth?: AuthOptions;
+  /** The enrolment listener serves HTTPS with this certificate; enrolment tokens then pin its CA (issue 13 item 9). */
+  enrolTls?: TlsMaterial;
+  /** The embedded broker also listens with TLS (mqtts) where devices reach it; its CA is sealed into enrolment answers. */
+  brokerTls?: { listen: { host: string; port: number }; material: TlsMaterial };
+  /** An external broker's CA (PEM) handed to devices, when it speaks mqtts to them (Mosquitto's TLS listener). */
+  brokerCa?: string;
+}
+
+const WILDCARD = new Set(['0.0.0.0', '::', '']);
+
+/** The broker URL devices get, and the CA they pin; a TLS broker never hands out a plain URL. */
+function devicesBroker(o: ServerOptions): { publicBrokerUrl?: string; brokerCa?: string } {
+  const ca = o.brokerTls?.material.ca ?? o.brokerCa;
+  const url = o.publicBrokerUrl;
+  // e.g. mqtts://${RC_PUBLIC_HOST}:8883 with the variable unset: refused, rather than handed to every device
+  if (url !== undefined && !/^(mqtts?|tcp|wss?):\/\/[^/:\s]+(:\d{1,5})?\/?$/.test(url) && !/^(mqtts?|tcp|wss?):\/\/\[[0-9a-fA-F:.]+\](:\d{1,5})?\/?$/.test(url))
+    throw new RcError(ErrorCode.ServerBadRequest, `--public-broker-url is not a broker URL with a host: "${url}" (e.g. mqtts://10.0.0.5:8883)`, {
+      publicBrokerUrl: url,
+    });
+  // without a public URL devices get the TLS listener's own address (as bound), which must be a real one
+  if (!url && o.brokerTls && WILDCARD.has(o.brokerTls.listen.host))
+    throw new RcError(
+      ErrorCode.ServerBadRequest,
+      `the broker listens on every address (${o.brokerTls.listen.host}): say which one devices use with --public-broker-url mqtts://HOST:PORT`,
+    );
+  if (ca && url && !url.startsWith('mqtts://'))
+    throw new RcError(ErrorCode.ServerBadRequest, `devices get the broker's CA, so the URL they get must be mqtts://, not ${url}`, { publicBrokerUrl: url });
+  return { ...(url ? { publicBrokerUrl: url } : {}), ...(ca ? { brokerCa: ca } : {}) };
 }
 
 export interface RunningServer {
   mqttUrl: string;
+  /** The embedded broker's TLS listener (mqtts://host:port as bound), when brokerTls was given. */
+  mqttsUrl: string | null;
+  /** The broker URL enrolled devices get. */
+  publicBrokerUrl: string;
   httpUrl: string;
   publicKeyPem: string;
   db: Db;
@@ -94,6 +127,9 @@ export interface RunningServer {
 
 export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const log = o.log;
+  if (o.brokerTls && o.brokerUrl)
+    throw new RcError(ErrorCode.ServerBadRequest, 'an external broker (--broker) has its own TLS listener: --broker-listen is for the embedded one');
+  const forDevices = devicesBroker(o);
   const db = openRegistry(o.dataDir);
   // durable acks: every commit fsyncs the WAL, so no journal-ack leaves before the entries it covers are on disk
   db.pragma('synchronous = FULL');
@@ -147,41 +183,60 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     serverPassword,
     log: log.child({ component: 'provisioning' }),
     ...(o.mosquitto ? { mosquitto: o.mosquitto } : {}),
-    ...(o.publicBrokerUrl ? { publicBrokerUrl: o.publicBrokerUrl } : {}),
+    ...forDevices,
+    ...(o.enrolTls && o.enrolListen ? { enrolCaPin: o.enrolTls.caPin } : {}),
   });
   if (!mqttUrl) {
     const policy = o.policy ? o.policy(serverUser, serverPassword) : o.deviceAuth ? provisioning.policy(o.deviceAuth) : openPolicy(serverUser, serverPassword);
-    embedded = await startEmbeddedBroker({ port: o.mqttPort ?? 1883, policy, log: log.child({ component: 'broker' }) });
+    embedded = await startEmbeddedBroker({
+      port: o.mqttPort ?? 1883,
+      policy,
+      log: log.child({ component: 'broker' }),
+      ...(o.brokerTls ? { tls: { ...o.brokerTls.listen, cert: o.brokerTls.material.chain, key: o.brokerTls.material.key } } : {}),
+    });
     mqttUrl = embedded.url;
   }
-  provisioning.attach(mqttUrl, embedded ? embedded.disconnect : null);
+  const tlsAt = embedded?.tls;
+  const mqttsUrl = tlsAt ? `mqtts://${tlsAt.host.includes(':') ? `[${tlsAt.host}]` : tlsAt.host}:${tlsAt.port}` : null;
+  const publicBrokerUrl = forDevices.publicBrokerUrl ?? mqttsUrl ?? mqttUrl;
+  provisioning.attach(publicBrokerUrl, embedded ? embedded.disconnect : null);
   provisioning.writeBrokerFiles();
 
-  const client: MqttClient = mqtt.connect(mqttUrl, {
-    protocolVersion: 4,
-    clientId: `rc-sync-server-${randomBytes(4).toString('hex')}`,
-    // MQTT 3.1.1: no password without a user name
-    ...(o.brokerUrl
-      ? o.brokerUsername
-        ? { username: o.brokerUsername, password: o.brokerPassword }
-        : {}
-      : { username: serverUser, password: serverPassword }),
-    clean: true,
-    keepalive: 300, // a million-row import holds the event loop for a while
-    reconnectPeriod: 1000,
-    connectTimeout: 5000,
-  });
+  // Mosquitto with server-written files: one user per purpose (mosquitto-auth.ts SERVER_PURPOSES), each its own session;
+  // otherwise one connection does both
+  const split = o.mosquitto ? serverBrokerUsers(o.brokerUsername ?? serverUser, serverPassword) : null;
+  const connectAs = (creds: { username: string; password?: string } | null, purpose: string): MqttClient =>
+    mqtt.connect(mqttUrl, {
+      protocolVersion: 4,
+      clientId: `rc-sync-server-${purpose}-${randomBytes(4).toString('hex')}`,
+      // MQTT 3.1.1: no password without a user name
+      ...(creds ?? {}),
+      clean: true,
+      keepalive: 300, // a million-row import holds the event loop for a while
+      reconnectPeriod: 1000,
+      connectTimeout: 5000,
+    });
+  const single = o.brokerUrl
+    ? o.brokerUsername
+      ? { username: o.brokerUsername, ...(o.brokerPassword !== undefined ? { password: o.brokerPassword } : {}) }
+      : null
+    : { username: serverUser, password: serverPassword };
+  const pubUser = split?.find((u) => u.purpose === 'publisher');
+  const ingestUser = split?.find((u) => u.purpose === 'ingest');
+  const pubClient: MqttClient = connectAs(pubUser ? { username: pubUser.user, password: pubUser.password } : single, pubUser ? 'publisher' : 'main');
+  const client: MqttClient = ingestUser ? connectAs({ username: ingestUser.user, password: ingestUser.password }, 'ingest') : pubClient;
+  const clients = pubClient === client ? [client] : [pubClient, client];
   publisher.setTransport({
     publish: async (topic, payload, retain) => {
       // while the broker is away, skip: everything is republished on reconnection
-      if (!client.connected) return;
-      await client.publishAsync(topic, payload, { qos: 1, retain });
+      if (!pubClient.connected) return;
+      await pubClient.publishAsync(topic, payload, { qos: 1, retain });
     },
   });
   usage.setTransport({
     publish: async (topic, payload, retain) => {
-      if (!client.connected) return;
-      await client.publishAsync(topic, payload, { qos: 1, retain });
+      if (!pubClient.connected) return;
+      await pubClient.publishAsync(topic, payload, { qos: 1, retain });
     },
   });
   const requests = new RequestPolicy(
@@ -189,14 +244,19 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     () => publisher.scopes(),
   );
   client.on('connect', () => {
-    log.info({ broker: mqttUrl }, 'connected to broker');
+    log.info({ broker: mqttUrl, as: ingestUser?.user }, 'connected to broker');
     void serial(async () => {
       await client.subscribeAsync([topics.allJournals(), topics.allStatus(), topics.allRequests()], { qos: 1 });
+    }).catch((e) => log.error({ err: String(e) }, 'subscribe failed'));
+  });
+  pubClient.on('connect', () => {
+    if (pubClient !== client) log.info({ broker: mqttUrl, as: pubUser?.user }, 'connected to broker');
+    void serial(async () => {
       await publisher.republishAll();
       await usage.republish();
     }).catch((e) => log.error({ err: String(e) }, 'republish failed'));
   });
-  client.on('error', (e) => log.warn({ err: e.message, code: ErrorCode.SyncBrokerUnavailable }, 'broker connection error'));
+  for (const c of clients) c.on('error', (e) => log.warn({ err: e.message, code: ErrorCode.SyncBrokerUnavailable }, 'broker connection error'));
   client.on('message', (topic, payload) => {
     const t = parseTopic(topic);
     if (!t || !('device' in t)) return;
@@ -333,7 +393,13 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   });
   const httpUrl = http.url;
   const enrolListener = o.enrolListen
-    ? await startListener(ROUTES, httpCtx, { listener: 'enrol', ...o.enrolListen, bodyLimit: 64 * 1024, log: httpLog }).catch(async (e: unknown) => {
+    ? await startListener(ROUTES, httpCtx, {
+        listener: 'enrol',
+        ...o.enrolListen,
+        bodyLimit: 64 * 1024,
+        log: httpLog,
+        ...(o.enrolTls ? { https: { cert: o.enrolTls.chain, key: o.enrolTls.key } } : {}),
+      }).catch(async (e: unknown) => {
         await http.close();
         throw e;
       })
@@ -347,14 +413,16 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   });
 
   await new Promise<void>((res) => {
-    if (client.connected) return res();
-    client.once('connect', () => res());
+    if (clients.every((c) => c.connected)) return res();
+    for (const c of clients) c.once('connect', () => clients.every((x) => x.connected) && res());
     setTimeout(res, 5000).unref();
   });
 
   ready = true;
   return {
     mqttUrl,
+    mqttsUrl,
+    publicBrokerUrl,
     httpUrl,
     firstAdmin,
     adminTokenFile,
@@ -375,7 +443,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       ready = false;
       await http.close();
       await chain.catch(() => undefined);
-      await client.endAsync(true).catch(() => undefined);
+      for (const c of clients) await c.endAsync(true).catch(() => undefined);
       if (embedded) await embedded.close();
       db.close();
     },

@@ -44,8 +44,17 @@ export const SyncConfig = z
     serverPublicKey: z.string().min(1).optional(),
     username: z.string().optional(),
     password: z.string().optional(),
+    /** mqtts: the broker's CA certificate (PEM), pinned at enrolment; the broker must present a certificate it signed. */
+    ca: z
+      .string()
+      .max(16_384)
+      .regex(/^-----BEGIN CERTIFICATE-----\n/, 'a PEM certificate')
+      .optional(),
+    /** mqtts: the name the broker's certificate must carry when it differs from the URL's host. */
+    servername: z.string().min(1).max(253).optional(),
   })
-  .strict();
+  .strict()
+  .refine((s) => s.ca === undefined || s.brokerUrl.startsWith('mqtts://'), { message: 'sync.ca is for an mqtts:// broker', path: ['ca'] });
 
 export const TokenKeyConfig = z
   .object({

@@ -44,6 +44,8 @@ export interface SyncClientOptions {
   requestAfterMs?: number;
   readerState?: () => string;
   onConfig?: (name: string, version: number, doc: unknown) => void;
+  /** mqtts: the CA pinned at enrolment and the broker's certificate name (device config sync.ca / sync.servername). */
+  tls?: { ca: string; servername?: string };
   /** How messages travel (default: MQTT to `brokerUrl`). */
   transport?: SyncTransportFactory;
   /** The benefit categories of the rules the device holds, to read list records by (default: the built-in ones). */
@@ -130,12 +132,13 @@ export class SyncClient extends EventEmitter {
       will,
       ...(o.username !== undefined ? { username: o.username } : {}),
       ...(o.password !== undefined ? { password: o.password } : {}),
+      ...(o.tls ? { tls: o.tls } : {}),
     };
     this.client = (o.transport ?? createMqttTransport)(params, {
       connect: () => this.onConnect(),
       message: (topic, payload, retained) => this.onMessage(topic, payload, retained),
       close: () => this.onClose(),
-      error: (e) => this.log.warn({ code: ErrorCode.SyncBrokerUnavailable, err: e.message }, 'broker connection error'),
+      error: (e) => this.log.warn({ code: isRcError(e) ? e.code : ErrorCode.SyncBrokerUnavailable, err: e.message }, 'broker connection error'),
     });
     this.timers.push(setInterval(() => this.pump(), 1000));
     this.timers.push(

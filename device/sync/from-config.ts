@@ -27,6 +27,7 @@ export function syncOptionsFromConfig(cfg: Config, store: SyncStore, dataDir: st
     serverPublicKey: s.serverPublicKey,
     ...(s.username !== undefined ? { username: s.username } : {}),
     ...(s.password !== undefined ? { password: s.password } : {}),
+    ...(s.ca !== undefined ? { tls: { ca: s.ca, ...(s.servername !== undefined ? { servername: s.servername } : {}) } } : {}),
     stagingDir: join(dataDir, 'sync-staging'),
     log,
     // buses decide fares on fleet usage (issue 10 item 4) when the store can hold it

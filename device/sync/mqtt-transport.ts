@@ -1,21 +1,60 @@
-import { connect as tcpConnect } from 'node:net';
+import { connect as tcpConnect, isIP } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { ErrorCode, RcError } from '../../protocol/errors.js';
 import { GuardedStream, MAX_MQTT_PACKET } from '../../protocol/wire/mqtt-guard.js';
 import type { SyncTransport, SyncTransportFactory } from './transport.js';
+
+/** Node's codes for a certificate the pinned CA does not vouch for (or one for another name). */
+const UNTRUSTED = /^(ERR_TLS_CERT_ALTNAME_INVALID|UNABLE_TO_|SELF_SIGNED_CERT|DEPTH_ZERO_SELF_SIGNED|CERT_|ERR_SSL_.*CERTIFICATE)/;
+
+/** A TLS failure as the device reports it: sync.tls-untrusted when the broker's certificate is not the pinned CA's. */
+export function tlsError(e: NodeJS.ErrnoException, brokerUrl: string): Error {
+  if (e.code && UNTRUSTED.test(e.code))
+    return new RcError(ErrorCode.SyncTlsUntrusted, `the broker's certificate is not trusted (${e.code}): not connected`, { broker: brokerUrl, reason: e.code });
+  return e;
+}
 
 /**
  * An MQTT client whose socket is read through the packet-size guard: mqtt.js
  * (MQTT 3.1.1) buffers whatever length a packet header announces, so a hostile
- * broker could make a bus hold 250 MB before anything refused it. Plain TCP
- * URLs (mqtt://, tcp://) get the guard; other schemes go to mqtt.js as they are.
+ * broker could make a bus hold 250 MB before anything refused it. mqtt:// and
+ * tcp:// get the guard over TCP, mqtts:// over TLS with the CA pinned at
+ * enrolment (rejectUnauthorized, server name checked); other schemes (ws)
+ * go to mqtt.js as they are.
  */
-function guardedClient(brokerUrl: string, opts: IClientOptions, onRefuse: (what: string) => void): MqttClient {
+function guardedClient(
+  brokerUrl: string,
+  opts: IClientOptions,
+  tls: { ca: string; servername?: string } | undefined,
+  onRefuse: (what: string) => void,
+  onTlsError: (e: Error) => void,
+): MqttClient {
   const u = new URL(brokerUrl);
-  if (u.protocol !== 'mqtt:' && u.protocol !== 'tcp:') return mqtt.connect(brokerUrl, opts);
+  const secure = u.protocol === 'mqtts:';
+  if (u.protocol !== 'mqtt:' && u.protocol !== 'tcp:' && !secure) return mqtt.connect(brokerUrl, opts);
   const host = u.hostname.replace(/^\[|\]$/g, '');
-  const port = Number(u.port || 1883);
+  const port = Number(u.port || (secure ? 8883 : 1883));
+  const servername = tls?.servername ?? (isIP(host) ? undefined : host);
+  const socket = () => {
+    if (!secure) return tcpConnect({ host, port });
+    // without a pinned CA the system's trust store decides (a broker with a public certificate)
+    const s = tlsConnect({
+      host,
+      port,
+      ...(servername ? { servername } : {}),
+      ...(tls ? { ca: tls.ca } : {}),
+      rejectUnauthorized: true,
+      minVersion: 'TLSv1.2',
+    });
+    s.once('error', (e: NodeJS.ErrnoException) => {
+      const coded = tlsError(e, brokerUrl);
+      if (coded !== e) onTlsError(coded);
+    });
+    return s;
+  };
   const build = () =>
-    new GuardedStream(tcpConnect({ host, port }), { connect: null, packet: MAX_MQTT_PACKET }, (r) =>
+    new GuardedStream(socket(), { connect: null, packet: MAX_MQTT_PACKET }, (r) =>
       onRefuse(`${r.reason}: packet type ${r.packetType} announced ${r.announced} bytes, limit ${r.limit}`),
     );
   return new mqtt.MqttClient(build, { ...opts, host, port, protocol: 'mqtt' });
@@ -36,7 +75,9 @@ export const createMqttTransport: SyncTransportFactory = (p, on) => {
       password: p.password,
       will: { topic: p.will.topic, payload: p.will.payload, qos: 1, retain: true },
     },
+    p.tls,
     (what) => on.error(new Error(`broker connection dropped: ${what}`)),
+    (e) => on.error(e),
   );
   c.on('connect', () => on.connect());
   c.on('message', (topic, payload, packet) => on.message(topic, payload, packet.retain));

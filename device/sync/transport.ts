@@ -23,6 +23,8 @@ export interface TransportParams {
   clientId: string;
   username?: string;
   password?: string;
+  /** mqtts: the CA pinned at enrolment (PEM) and the name the broker's certificate must carry (default: the URL's host). */
+  tls?: { ca: string; servername?: string };
   /** Retained message the broker publishes for the device if its connection drops (the offline status). */
   will: { topic: string; payload: Buffer };
 }

@@ -4,6 +4,7 @@ import { ErrorCode, RcError } from '../../protocol/errors.js';
 import { rootLogger } from '../../protocol/log.js';
 import { DEFAULT_RETRY, type RetryPolicy } from '../charging.js';
 import { startServer } from '../server.js';
+import { loadTls, type TlsMaterial } from '../tls.js';
 import { fail } from './client.js';
 import { pkcs11Options, serverTokenKey, type Pkcs11Opts } from './key.js';
 
@@ -26,6 +27,12 @@ export function register(program: Command): void {
     .option('--mosquitto-pid-file <file>', 'external Mosquitto: its pid_file, to SIGHUP it after a change')
     .option('--public-broker-url <url>', 'broker URL handed to enrolled devices (default: the one the server uses)')
     .option('--enrol-listen <host:port>', 'device-facing enrolment endpoint (enrol, rotate, whoami only), e.g. 0.0.0.0:7301')
+    .option('--tls-cert <file>', 'TLS: the server certificate (PEM) devices see on mqtts and on the enrolment listener')
+    .option('--tls-key <file>', 'TLS: its private key (PEM, 0600)')
+    .option('--tls-ca <file>', 'TLS: the CA that signed it; devices pin it (enrolment tokens carry its fingerprint)')
+    .option('--broker-listen <host:port>', 'embedded broker: MQTT over TLS for devices here, e.g. 10.0.0.5:8883 (needs --tls-*)')
+    .option('--enrol-tls-cert <file>', 'enrolment listener: another certificate than --tls-cert (signed by the same --tls-ca)')
+    .option('--enrol-tls-key <file>', 'enrolment listener: its key')
     .option('--day-ends-at <HH:MM>', 'settlement: local time at which a service day ends (transit often uses 04:00)', '00:00')
     .option('--time-zone <tz>', 'settlement: IANA time zone of service days and quota months', 'Europe/Moscow')
     .option('--charge-attempts <n>', 'charging: attempts of a declined charge before the card is stop-listed', String(DEFAULT_RETRY.attempts))
@@ -51,11 +58,19 @@ export function register(program: Command): void {
           mosquittoPidFile?: string;
           publicBrokerUrl?: string;
           enrolListen?: string;
+          tlsCert?: string;
+          tlsKey?: string;
+          tlsCa?: string;
+          brokerListen?: string;
+          enrolTlsCert?: string;
+          enrolTlsKey?: string;
         },
       ) => {
         const log = rootLogger().child({ component: 'sync-server' });
         try {
           const tokenKey = serverTokenKey(opts, log);
+          const tls = tlsOptions(opts);
+          if (opts.enrolListen && !tls.enrolTls) log.warn({ enrolListen: opts.enrolListen }, 'enrolment listener without TLS: behind a TLS proxy only');
           const s = await startServer({
             dataDir: opts.data,
             mqttPort: port(opts.mqttPort),
@@ -75,13 +90,18 @@ export function register(program: Command): void {
                 }
               : {}),
             ...(opts.publicBrokerUrl ? { publicBrokerUrl: opts.publicBrokerUrl } : {}),
-            ...(opts.enrolListen ? { enrolListen: hostPort(opts.enrolListen) } : {}),
+            ...(opts.enrolListen ? { enrolListen: hostPort(opts.enrolListen, '--enrol-listen') } : {}),
+            ...(tls.enrolTls ? { enrolTls: tls.enrolTls } : {}),
+            ...(tls.material && opts.brokerListen ? { brokerTls: { listen: hostPort(opts.brokerListen, '--broker-listen'), material: tls.material } } : {}),
+            ...(tls.material && opts.broker ? { brokerCa: tls.material.ca } : {}),
             settlement: { dayEndsAt: opts.dayEndsAt, timeZone: opts.timeZone },
             chargeRetry: retryPolicy(opts.chargeAttempts, opts.chargeRetryDays),
             tokenKey,
             log,
           });
           process.stdout.write(`rc-sync-server: MQTT ${s.mqttUrl}${opts.broker ? ' (external)' : ' (embedded)'}, HTTP ${s.httpUrl}, data ${opts.data}\n`);
+          if (s.mqttsUrl) process.stdout.write(`rc-sync-server: MQTT over TLS on ${s.mqttsUrl}\n`);
+          process.stdout.write(`rc-sync-server: devices get broker ${s.publicBrokerUrl}\n`);
           if (s.enrolUrl) process.stdout.write(`rc-sync-server: device enrolment on ${s.enrolUrl}\n`);
           // shown once, on the terminal only (never logged): the registry keeps only its scrypt hash
           if (s.firstAdmin)
@@ -111,8 +131,31 @@ function fail2(opt: string): never {
   throw new RcError(ErrorCode.ServerBadRequest, `${opt} is needed too: Mosquitto gets both a password file and an ACL file`);
 }
 
-function hostPort(v: string): { host: string; port: number } {
+/** --tls-* read and checked (server.tls-files), and which certificate the enrolment listener presents. */
+function tlsOptions(o: {
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+  brokerListen?: string;
+  enrolListen?: string;
+  enrolTlsCert?: string;
+  enrolTlsKey?: string;
+}): { material: TlsMaterial | null; enrolTls: TlsMaterial | null } {
+  const any = o.tlsCert || o.tlsKey || o.tlsCa;
+  if (o.brokerListen && !any)
+    throw new RcError(
+      ErrorCode.ServerTlsFiles,
+      '--broker-listen is MQTT over TLS: give --tls-cert, --tls-key and --tls-ca (rc-sync-server tls init makes them)',
+    );
+  if (!o.enrolTlsCert !== !o.enrolTlsKey) throw new RcError(ErrorCode.ServerTlsFiles, '--enrol-tls-cert and --enrol-tls-key go together');
+  if (o.enrolTlsCert && !o.tlsCa) throw new RcError(ErrorCode.ServerTlsFiles, '--enrol-tls-cert needs --tls-ca (the CA enrolment tokens pin)');
+  const material = any ? loadTls({ cert: o.tlsCert, key: o.tlsKey, ca: o.tlsCa }) : null;
+  const enrolTls = !o.enrolListen ? null : o.enrolTlsCert ? loadTls({ cert: o.enrolTlsCert, key: o.enrolTlsKey, ca: o.tlsCa }) : material;
+  return { material, enrolTls };
+}
+
+function hostPort(v: string, opt: string): { host: string; port: number } {
   const m = /^(.+):(\d{1,5})$/.exec(v);
-  if (!m) throw new RcError(ErrorCode.ServerBadRequest, `--enrol-listen wants host:port, not ${v}`);
+  if (!m) throw new RcError(ErrorCode.ServerBadRequest, `${opt} wants host:port, not ${v}`);
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port: port(m[2]!) };
 }

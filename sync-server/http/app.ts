@@ -15,6 +15,8 @@ export interface AppOptions {
   /** Largest JSON body, in bytes (CSV uploads are streamed, without a limit). */
   bodyLimit: number;
   log: Logger;
+  /** Serve HTTPS with this certificate chain and key (the enrolment listener, issue 13 item 9). */
+  https?: { cert: string; key: string };
   /** Called before the routes are added (the OpenAPI generator registers @fastify/swagger there). */
   before?: (app: FastifyInstance) => Promise<void>;
 }
@@ -88,7 +90,13 @@ function exchange(req: FastifyRequest, reply: FastifyReply): Exchange {
 
 /** A Fastify instance serving the routes of one listener, with the zod type provider and the one error mapping. */
 export async function buildApp(routes: readonly Route[], ctx: HttpContext | null, o: AppOptions): Promise<FastifyInstance> {
-  const app = Fastify({ bodyLimit: o.bodyLimit, exposeHeadRoutes: false, forceCloseConnections: true, logger: false });
+  const app = Fastify({
+    bodyLimit: o.bodyLimit,
+    exposeHeadRoutes: false,
+    forceCloseConnections: true,
+    logger: false,
+    ...(o.https ? { https: { ...o.https, minVersion: 'TLSv1.2' as const } } : {}),
+  }) as unknown as FastifyInstance;
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.setErrorHandler(errorHandler(o.log));
@@ -177,5 +185,5 @@ export async function startListener(
     throw new RcError(ErrorCode.ServerBadRequest, `cannot listen on ${o.host}:${o.port}: ${err.code ?? err.message}`);
   }
   const a = app.server.address() as AddressInfo;
-  return { url: `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`, close: () => app.close() };
+  return { url: `${o.https ? 'https' : 'http'}://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`, close: () => app.close() };
 }

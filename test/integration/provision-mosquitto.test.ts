@@ -139,9 +139,14 @@ describe('provisioning with an external Mosquitto, set up as documented', () => 
 
   it('the server wrote the password file (hashes only) and the ACL; the operator API is not on the enrolment listener', async () => {
     const pw = readFileSync(join(base, 'passwd'), 'utf8');
-    expect(pw).toMatch(/^rc-sync-server:\$7\$101\$/m);
+    // the server's users, one per purpose (issue 13 item 9): the publisher and the ingest, each with only its topics
+    expect(pw).toMatch(/^rc-sync-server-publisher:\$7\$101\$/m);
+    expect(pw).toMatch(/^rc-sync-server-ingest:\$7\$101\$/m);
     expect(statSync(join(base, 'passwd')).mode & 0o777).toBe(0o640);
-    expect(readFileSync(join(base, 'acl'), 'utf8')).toContain('user rc-sync-server\ntopic readwrite rc/v1/#');
+    const acl = readFileSync(join(base, 'acl'), 'utf8');
+    expect(acl).toContain('user rc-sync-server-publisher\ntopic write rc/v1/lists/#\ntopic write rc/v1/config/#\ntopic write rc/v1/usage/#\n');
+    expect(acl).toContain('user rc-sync-server-ingest\ntopic read rc/v1/device/+/journal\n');
+    expect(acl).not.toContain('readwrite');
     const r = await fetch(`${enrolUrl}/v1/enrol-tokens`, { method: 'POST', body: JSON.stringify({ kind: 'bus', ttlSec: 3600 }) });
     expect(r.status).toBe(404);
     const rv = await fetch(`${enrolUrl}/v1/devices/x/revoke`, { method: 'POST' });

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
 import { startServer, type RunningServer, type ServerOptions } from '../../sync-server/server.js';
+import { mosquittoHash } from '../../sync-server/mosquitto-auth.js';
 import type { TokenCreated } from '../../protocol/enrol.js';
 import type { DeviceKind } from '../../protocol/ids.js';
 import { freePort, waitPort } from './rig/broker.js';
@@ -35,7 +36,8 @@ export interface ProvStack {
 export async function startProvStack(mode: ProvMode, extra: Partial<ServerOptions> = {}): Promise<ProvStack> {
   const dataDir = mkdtempSync(join(tmpdir(), 'rc-prov-srv-'));
   const serverPassword = 'prov-test-server-secret';
-  const serverUser = 'rc-sync-server';
+  // on Mosquitto the server's own users have only their purpose's topics: tests observe as a user of their own with every right
+  const serverUser = mode === 'mosquitto' ? 'rc-test-observer' : 'rc-sync-server';
   let mosq: ChildProcess | null = null;
   let brokerUrl: string | undefined;
   const passwordFile = join(dataDir, 'mosquitto.passwd');
@@ -71,7 +73,18 @@ export async function startProvStack(mode: ProvMode, extra: Partial<ServerOption
     log: testLogger(),
     brokerPassword: serverPassword,
     deviceAuth: {},
-    ...(mode === 'mosquitto' ? { brokerUrl: brokerUrl!, brokerUsername: serverUser, mosquitto: { passwordFile, aclFile, pid: mosq!.pid! } } : {}),
+    ...(mode === 'mosquitto'
+      ? {
+          brokerUrl: brokerUrl!,
+          brokerUsername: 'rc-sync-server',
+          mosquitto: {
+            passwordFile,
+            aclFile,
+            pid: mosq!.pid!,
+            extraUsers: [{ user: serverUser, mosqHash: mosquittoHash(serverPassword), acl: ['topic readwrite rc/v1/#'] }],
+          },
+        }
+      : {}),
     ...extra,
   });
   await server.api.setConfig('rules', RULES);
