@@ -42,7 +42,7 @@ describe('console JSON routes', () => {
   const postJson = (path: string, body: unknown) => call(path, any, post(body));
 
   beforeAll(async () => {
-    stack = await startStack('embedded');
+    stack = await startStack('embedded', { consoleDir: null }); // no bundle: the API runs, /console/ says so
     const cfg = busConfig('bus-07-c1');
     await stack.server.api.setConfig('rules', { schema: 1, tariff: cfg.tariff });
     await importText(stack, 'cards', cardsCsv(0, 5));
@@ -145,6 +145,15 @@ describe('console JSON routes', () => {
     }
     expect(stack.logs.text()).not.toContain(LOST_PAN);
     expect(stack.logs.text()).not.toContain(syntheticPan(1));
+  });
+
+  it('without a console bundle the API runs and /console/ answers server.console-missing; / redirects there', async () => {
+    const root = await fetch(`${stack.server.httpUrl}/`, { redirect: 'manual' });
+    expect([root.status, root.headers.get('location')]).toEqual([302, '/console/']);
+    const page = await fetch(`${stack.server.httpUrl}/console/`);
+    expect(page.status).toBe(503);
+    expect(((await page.json()) as { error: { code: string } }).error.code).toBe('server.console-missing');
+    expect((await fetch(`${stack.server.httpUrl}/console/app.js`)).status).toBe(503);
   });
 
   it('journal search by route and time range; an enrolment token comes with its QR code', async () => {
