@@ -12,6 +12,7 @@ import { buildApp } from '../../sync-server/http/app.js';
 import type { Api, HttpContext } from '../../sync-server/http/route.js';
 import { ROUTES } from '../../sync-server/http/routes/index.js';
 import type { Provisioning } from '../../sync-server/enrol.js';
+import type { ConsoleApi } from '../../sync-server/console/api.js';
 import { openRegistry } from '../../sync-server/registry.js';
 import { testLogger } from '../support/sync-harness.js';
 
@@ -29,6 +30,7 @@ describe('GET /healthz', () => {
       api: {} as Api,
       provisioning: {} as Provisioning,
       auth: new Auth(db),
+      console: {} as ConsoleApi,
       ops: { ready: () => ready, metrics: () => Promise.resolve({ contentType: 'text/plain', text: '' }) },
     };
     const app = await buildApp(ROUTES, ctx, { listener: 'operator', bodyLimit: 1 << 20, log: testLogger() });
