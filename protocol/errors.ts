@@ -88,6 +88,10 @@ export const ErrorCode = {
   SettlementTimeOutOfRange: 'settlement.time-out-of-range',
   SettlementImpossibleTrip: 'settlement.impossible-trip',
 
+  // notify: messages to guardians (sync-server/notify/)
+  NotifyTransportFailed: 'notify.transport-failed',
+  NotifyNotConfigured: 'notify.not-configured',
+
   // io: serial peripherals
   IoPortUnavailable: 'io.port-unavailable',
   IoNoAck: 'io.no-ack',

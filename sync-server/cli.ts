@@ -9,6 +9,7 @@ import { register as registerEnrolToken } from './commands/enrol-token.js';
 import { register as registerDevice } from './commands/device.js';
 import { register as registerReport } from './commands/report.js';
 import { register as registerKey } from './commands/key.js';
+import { register as registerNotifications } from './commands/notifications.js';
 
 // rc-sync-server: the operator's server. Commands live in sync-server/commands/.
 const program = new Command('rc-sync-server').description('Resident Card sync-server').showHelpAfterError();
@@ -22,5 +23,6 @@ registerEnrolToken(program);
 registerDevice(program);
 registerReport(program);
 registerKey(program);
+registerNotifications(program);
 
 await program.parseAsync(process.argv);

@@ -10,6 +10,7 @@ import { bulkTokenizer } from './tokenize.js';
 import { csvRecords, type CsvLimits, type CsvSource } from './csv.js';
 import { ALL_TOKENS, markAll, markDirty, type Dirty } from './materialize.js';
 import type { Db } from './registry.js';
+import { GUARDIAN_COLUMNS, GuardianRow, applyGuardians } from './notify/guardians.js';
 
 /**
  * CSV imports (UTF-8, header row, any column order):
@@ -19,6 +20,8 @@ import type { Db } from './registry.js';
  *  stoplist:   pan (with optional psn) or token, reason
  *  routes:     carrier_id,carrier_name,inn,route_id,valid_from   the route is run by the carrier from that date
  *              (until a later row for the route); the carrier's name and INN are updated. Publishes no list.
+ *  guardians:  person_id,guardian_id,child_name,channel,address,consent,events[,secret][,quiet_hours]   (notify/guardians.ts) replaces
+ *              each child's guardians. Publishes no list.
  * A file with any bad row is rejected whole (server.import-invalid, with a report)
  * unless skipInvalid; then the good rows are applied and the bad ones reported.
  */
@@ -75,6 +78,7 @@ const rowSchemas = {
     route_id: RouteId,
     valid_from: IsoDate,
   }),
+  guardians: GuardianRow,
 };
 
 const REQUIRED: Record<ImportKind, string[][]> = {
@@ -86,6 +90,7 @@ const REQUIRED: Record<ImportKind, string[][]> = {
     ['token', 'reason'],
   ],
   routes: [['carrier_id', 'carrier_name', 'inn', 'route_id', 'valid_from']],
+  guardians: [GUARDIAN_COLUMNS],
 };
 
 type Parsed =
@@ -93,7 +98,8 @@ type Parsed =
   | { kind: 'benefits'; person: string; category: string; from: string; to: string }
   | { kind: 'enrolments'; person: string; school: string; role: string; grade: number | null; meal: string | null; from: string; to: string }
   | { kind: 'stoplist'; token: string; reason: string }
-  | { kind: 'routes'; carrier: string; name: string; inn: string; route: string; from: string };
+  | { kind: 'routes'; carrier: string; name: string; inn: string; route: string; from: string }
+  | { kind: 'guardians'; row: GuardianRow };
 
 function tokenOf(pan: string, psn: string | undefined, derive: (pan: Uint8Array, psn: string | null) => string): string {
   const b = Buffer.from(pan, 'ascii');
@@ -204,6 +210,9 @@ export async function parseImport(kind: ImportKind, source: CsvSource, opts: Imp
           from: d.valid_from as string,
         });
         break;
+      case 'guardians':
+        rows.push({ kind, row: d as GuardianRow });
+        break;
     }
   }
   opts.onRows?.(total);
@@ -228,7 +237,7 @@ export function applyImport(db: Db, kind: ImportKind, rows: Parsed[], today: str
     if (anyEnrolment) for (const s of schoolsOf.all(person) as string[]) markDirty(dirty, `school:${s}`, token);
   };
   // a big file: recompute whole scopes instead of tracking each token
-  if (rows.length > 20_000 && kind !== 'enrolments' && kind !== 'routes') markAll(dirty, kind === 'stoplist' ? 'stoplist' : 'transit');
+  if (rows.length > 20_000 && kind !== 'enrolments' && kind !== 'routes' && kind !== 'guardians') markAll(dirty, kind === 'stoplist' ? 'stoplist' : 'transit');
   db.transaction(() => {
     if (kind === 'cards') {
       const delByToken = db.prepare('DELETE FROM cards WHERE token = ? AND person_id <> ?');
@@ -296,6 +305,11 @@ export function applyImport(db: Db, kind: ImportKind, rows: Parsed[], today: str
         carrier.run(r.carrier, r.name, r.inn, now);
         route.run(r.route, r.from, r.carrier);
       }
+    } else if (kind === 'guardians') {
+      applyGuardians(
+        db,
+        rows.flatMap((r) => (r.kind === 'guardians' ? [r.row] : [])),
+      ); // no list changes
     } else {
       const up = db.prepare('INSERT INTO stoplist(token, reason, since) VALUES (?,?,?) ON CONFLICT(token) DO UPDATE SET reason=excluded.reason');
       for (const r of rows) {

@@ -27,6 +27,7 @@ import { UsagePublisher } from './usage-publisher.js';
 import { Settlement, queryCharges, queryJournal, type SettlementOptions } from './settlement/index.js';
 import type { MosquittoFiles } from './mosquitto-auth.js';
 import { publishedCategoryIds } from './categories.js';
+import { Notifier, type NotifyOptions } from './notify/notifier.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -61,6 +62,8 @@ export interface ServerOptions {
   settlement?: Partial<SettlementOptions>;
   /** Provisioning: a listener for the device-facing routes only (enrol, rotate, whoami), e.g. 0.0.0.0:7301. */
   enrolListen?: { host: string; port: number };
+  /** Guardians' notifications: SMTP, quiet hours, "not arrived by", retries (notify/notifier.ts NotifyConfig); the clock for tests. */
+  notify?: NotifyOptions & { clock?: () => number };
 }
 
 export interface RunningServer {
@@ -75,6 +78,7 @@ export interface RunningServer {
   provisioning: Provisioning;
   /** URL of the device-facing enrolment listener, when enrolListen was given. */
   enrolUrl: string | null;
+  notifier: Notifier;
   close(): Promise<void>;
 }
 
@@ -90,6 +94,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   finishInterruptedImport(db, publisher, log.child({ component: 'import' }));
   const ingest = new Ingest(db, o.settlement, o.ingestLimits);
   const settlement = new Settlement(db, o.settlement);
+  const { clock: notifyClock, ...notifyCfg } = o.notify ?? {};
+  const notifier = new Notifier(db, log.child({ component: 'notify' }), notifyCfg, notifyClock ? { clock: notifyClock } : {});
   const usage = new UsagePublisher(db, key.privateKey, log.child({ component: 'usage' }), o.settlement ? { settlement: o.settlement } : {});
 
   // serialise everything that changes lists
@@ -276,6 +282,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     repay: (token) => charging.repay(token),
     report: (name, params) =>
       signReport(buildReport(db, name, params, { now: new Date(), timeZone: settlement.opts.timeZone }), key.privateKey, key.publicKeyPem),
+    notifications: (limit) => notifier.status(limit),
     info: () => ({ ok: true as const, mqtt: mqttUrl, embedded: embedded !== null, versions: currentVersions(db) }),
   };
 
@@ -291,6 +298,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       })
     : null;
 
+  notifier.start();
   await new Promise<void>((res) => {
     if (client.connected) return res();
     client.once('connect', () => res());
@@ -308,7 +316,9 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     api,
     provisioning,
     enrolUrl: enrolListener?.url ?? null,
+    notifier,
     close: async () => {
+      await notifier.close();
       await enrolListener?.close();
       clearInterval(chargeTimer);
       clearInterval(resealTimer);

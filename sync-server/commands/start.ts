@@ -31,6 +31,10 @@ export function register(program: Command): void {
     .option('--charge-attempts <n>', 'charging: attempts of a declined charge before the card is stop-listed', String(DEFAULT_RETRY.attempts))
     .option('--charge-retry-days <d>', 'charging: days over which those attempts are spread', String(DEFAULT_RETRY.overDays))
     .option('--token-key-version <n>', 'card-token key version in the token to use (default: the newest)')
+    .option('--smtp-url <url>', "guardians' e-mail: SMTP server, smtp://user:pass@host:587 or smtps://host:465 (without it e-mails wait in the outbox)")
+    .option('--smtp-from <address>', "guardians' e-mail: the From address")
+    .option('--quiet-hours <HH:MM-HH:MM>', 'guardians: no entry/exit/meal messages in these local hours (a guardian may set their own)')
+    .option('--absent-by <HH:MM|off>', 'guardians: "not arrived by" time on school days', '09:00')
     .option('--dev-token-key', 'without --pkcs11-* or RC_TOKEN_KEY, use the public development key (demo and tests only)')
     .action(
       async (
@@ -51,6 +55,10 @@ export function register(program: Command): void {
           mosquittoPidFile?: string;
           publicBrokerUrl?: string;
           enrolListen?: string;
+          smtpUrl?: string;
+          smtpFrom?: string;
+          quietHours?: string;
+          absentBy: string;
         },
       ) => {
         const log = rootLogger().child({ component: 'sync-server' });
@@ -78,6 +86,13 @@ export function register(program: Command): void {
             ...(opts.enrolListen ? { enrolListen: hostPort(opts.enrolListen) } : {}),
             settlement: { dayEndsAt: opts.dayEndsAt, timeZone: opts.timeZone },
             chargeRetry: retryPolicy(opts.chargeAttempts, opts.chargeRetryDays),
+            notify: {
+              ...(opts.smtpUrl ? { smtpUrl: opts.smtpUrl } : {}),
+              ...(opts.smtpFrom ? { from: opts.smtpFrom } : {}),
+              ...(opts.quietHours ? { quietHours: quietHours(opts.quietHours) } : {}),
+              absentBy: opts.absentBy === 'off' ? null : opts.absentBy,
+              timeZone: opts.timeZone,
+            },
             tokenKey,
             log,
           });
@@ -109,4 +124,10 @@ function hostPort(v: string): { host: string; port: number } {
   const m = /^(.+):(\d{1,5})$/.exec(v);
   if (!m) throw new RcError(ErrorCode.ServerBadRequest, `--enrol-listen wants host:port, not ${v}`);
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port: port(m[2]!) };
+}
+
+function quietHours(v: string): { from: string; to: string } {
+  const m = /^(\d\d:\d\d)-(\d\d:\d\d)$/.exec(v);
+  if (!m) throw new RcError(ErrorCode.ServerBadRequest, `--quiet-hours wants HH:MM-HH:MM, not ${v}`);
+  return { from: m[1]!, to: m[2]! };
 }

@@ -4,6 +4,7 @@ import { configRoutes } from './config.js';
 import { enrolRoutes } from './enrol.js';
 import { importRoutes } from './import.js';
 import { journalRoutes } from './journal.js';
+import { notificationRoutes } from './notifications.js';
 import { reportRoutes } from './reports.js';
 import { serverRoutes } from './server.js';
 
@@ -16,4 +17,5 @@ export const ROUTES: readonly Route[] = [
   ...chargingRoutes,
   ...enrolRoutes,
   ...reportRoutes,
+  ...notificationRoutes,
 ];
