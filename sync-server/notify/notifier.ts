@@ -239,12 +239,12 @@ export class Notifier {
     const candidates = this.db
       .prepare(
         `SELECT e.person_id AS person, min(e.school_id) AS school, c.token FROM enrolments e JOIN cards c ON c.person_id = e.person_id
-         WHERE e.role = 'student' AND e.valid_from <= ?1 AND e.valid_to >= ?1
+         WHERE e.role = 'student' AND e.valid_from <= ? AND e.valid_to >= ?
            AND EXISTS (SELECT 1 FROM guardians g WHERE g.person_id = e.person_id AND g.consent = 1)
-           AND NOT EXISTS (SELECT 1 FROM notify_absent a WHERE a.person_id = e.person_id AND a.day = ?1)
+           AND NOT EXISTS (SELECT 1 FROM notify_absent a WHERE a.person_id = e.person_id AND a.day = ?)
          GROUP BY e.person_id`,
       )
-      .all(lt.date) as { person: string; school: string; token: string }[];
+      .all(lt.date, lt.date, lt.date) as { person: string; school: string; token: string }[];
     if (candidates.length === 0) return 0;
     const entries = this.db.prepare(
       `SELECT eff_ms FROM journal WHERE token = ? AND eff_ms >= ? AND eff_ms <= ? AND kind = 'turnstile' AND result = 'allow' AND coalesce(direction, 'entry') = 'entry'`,
