@@ -58,7 +58,8 @@ function prepared(db: Db): Stmts {
 
 function insertStmt(db: Db) {
   return db.prepare(
-    `INSERT OR IGNORE INTO notify_outbox(key, guardian_id, person_id, event, facts, state, attempts, next_ms, created_ms) VALUES (?,?,?,?,?, 'pending', 0, ?, ?)`,
+    // due at once (next_ms 0): the dispatcher's clock may be another than the caller's (tests inject one)
+    `INSERT OR IGNORE INTO notify_outbox(key, guardian_id, person_id, event, facts, state, attempts, next_ms, created_ms) VALUES (?,?,?,?,?, 'pending', 0, 0, ?)`,
   );
 }
 
@@ -106,7 +107,7 @@ export function onJournalStored(db: Db, device: string, e: WireJournalEntry, eff
     if (!g.events.split(',').includes(event)) continue;
     const facts: Facts = { child: g.child, school, ms: effMs, ...(direction ? { direction } : {}), ...(d.meal ? { meal: d.meal } : {}) };
     const key = idempotencyKey([g.guardian, g.person, event, device, e.seq]);
-    queued += Number(s.insert.run(key, g.guardian, g.person, event, JSON.stringify(facts), nowMs, nowMs).changes);
+    queued += Number(s.insert.run(key, g.guardian, g.person, event, JSON.stringify(facts), nowMs).changes);
   }
   if (queued > 0) wakeSoon(db);
 }
@@ -127,7 +128,7 @@ export function queueAbsent(
 ): number {
   const facts: Facts = { child: g.child, school, ms: nowMs, day, by };
   const key = idempotencyKey([g.guardian, g.person, 'absent', day]);
-  const r = prepared(db).insert.run(key, g.guardian, g.person, 'absent', JSON.stringify(facts), nowMs, nowMs);
+  const r = prepared(db).insert.run(key, g.guardian, g.person, 'absent', JSON.stringify(facts), nowMs);
   if (r.changes) wakeSoon(db);
   return Number(r.changes);
 }

@@ -43,7 +43,10 @@ export class SmtpTransport implements Transport {
     smtpUrl: string,
     private readonly from: string,
   ) {
-    this.t = nodemailer.createTransport(smtpUrl, {});
+    // pooled: a few connections kept open (a new connection per message costs more than the message)
+    const u = new URL(smtpUrl);
+    if (!u.searchParams.has('pool')) u.searchParams.set('pool', 'true');
+    this.t = nodemailer.createTransport(u.toString(), {});
   }
   async send(m: OutMessage): Promise<void> {
     try {
