@@ -130,6 +130,9 @@ export class Notifier {
   }
 
   start(): void {
+    // e-mails that waited for an SMTP server (notify.not-configured): due now that there is one
+    if (this.transports.email)
+      this.db.prepare("UPDATE notify_outbox SET next_ms = 0 WHERE state = 'pending' AND last_error LIKE ?").run(`${ErrorCode.NotifyNotConfigured}:%`);
     onOutboxWritten(this.db, () => this.kick());
     this.timer = setInterval(() => this.kick(), this.cfg.intervalMs);
     this.timer.unref();
