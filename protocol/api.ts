@@ -55,7 +55,14 @@ export const DeviceSyncStatus = z
     reader: z.string().nullable(),
   })
   .strict();
-export const StatusAnswer = z.object({ current: Versions, devices: z.array(DeviceSyncStatus) }).strict();
+export const StatusAnswer = z
+  .object({
+    current: Versions,
+    devices: z.array(DeviceSyncStatus),
+    /** Guardians' messages not delivered yet: pending (waiting or retrying) and failed for good (GET /v1/notifications lists them). */
+    notifications: z.object({ pending: z.number().int(), failed: z.number().int() }).strict().optional(),
+  })
+  .strict();
 export type StatusAnswer = z.infer<typeof StatusAnswer>;
 
 export const JournalQuery = z.object({

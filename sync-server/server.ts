@@ -259,8 +259,10 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
         backlog: number;
         reader: string | null;
       }[];
+      const { pending, failed } = notifier.counts();
       return {
         current,
+        notifications: { pending, failed },
         devices: rows.map((r) => {
           const held = JSON.parse(r.lists) as Record<string, number>;
           const lists: Record<string, { device: number; current: number }> = {};

@@ -271,10 +271,16 @@ export class Notifier {
     return queued;
   }
 
-  status(limit = 1000): NotifyStatus {
+  /** Messages by state. */
+  counts(): NotifyStatus['counts'] {
     const counts = { pending: 0, sent: 0, failed: 0, cancelled: 0 };
     for (const r of this.db.prepare('SELECT state, count(*) AS n FROM notify_outbox GROUP BY state').all() as { state: string; n: number }[])
       if (r.state in counts) counts[r.state as keyof typeof counts] = r.n;
+    return counts;
+  }
+
+  status(limit = 1000): NotifyStatus {
+    const counts = this.counts();
     const rows = this.db
       .prepare("SELECT * FROM notify_outbox WHERE state IN ('pending', 'failed') ORDER BY created_ms, key LIMIT ?")
       .all(Math.max(1, Math.min(10_000, limit))) as DbOutbox[];

@@ -149,6 +149,8 @@ describe('guardians are told of entry, exit and absence (real SMTP server, real 
     expect(m).toMatchObject({ state: 'pending', event: 'entry', guardian: 'g2' });
     expect(m.lastError).toMatch(/^notify\.transport-failed: smtp: .*451/);
     expect(st.counts.pending).toBeGreaterThanOrEqual(1);
+    const status = (await (await operatorFetch({ httpUrl: stack.server.httpUrl, dataDir: stack.dataDir }, '/v1/status')).json()) as { notifications: unknown };
+    expect(status.notifications).toMatchObject({ pending: st.counts.pending, failed: 0 });
     smtp.refuseWith = null;
     await waitFor(() => row('p2', 'entry')?.state === 'sent', { timeoutMs: 10_000, what: 'delivered after the SMTP server recovered' });
     expect(mailsTo('m2@example.org').map((x) => x.key)).toEqual([m.key]);

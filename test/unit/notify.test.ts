@@ -1,9 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../protocol/errors.js';
 import { applyImport, parseImport } from '../../sync-server/import.js';
-import { quietUntil } from '../../sync-server/notify/notifier.js';
+import { Notifier, quietUntil } from '../../sync-server/notify/notifier.js';
 import { messageText } from '../../sync-server/notify/text.js';
-import { webhookSignature } from '../../sync-server/notify/transports.js';
+import { SendError, webhookSignature, type OutMessage, type Transport } from '../../sync-server/notify/transports.js';
+import { quietLogger } from '../support/log.js';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
 import { expectRcError } from '../support/errors.js';
 import { verifyWebhook } from '../support/notify.js';
@@ -95,6 +96,63 @@ describe('the outbox is written with the journal', () => {
     const meal = JSON.parse(outbox()[2]!.facts) as Parameters<typeof messageText>[1];
     expect(meal).toMatchObject({ child: 'Саша', school: 'S1', meal: 'breakfast' });
     expect(messageText('meal', meal, 'Europe/Moscow').text).toBe('01.12.2026 в 09:10: Саша — завтрак в столовой школы S1.');
+  });
+});
+
+describe('the dispatcher', () => {
+  let r: SchoolRegistry;
+  afterEach(() => r?.close());
+  const recorder = (fail: Error | null = null) => {
+    const sent: OutMessage[] = [];
+    const t: Transport = {
+      channel: 'email',
+      send: async (m) => {
+        if (fail) throw fail;
+        sent.push(m);
+      },
+      close: () => undefined,
+    };
+    return { t, sent };
+  };
+  const setup = async () => {
+    r = await schoolRegistry(1, ['p0,S1,student,1,,2026-09-01,2027-05-31']);
+    const { rows } = await parseImport('guardians', one(`${HEADER}\np0,mum,Саша,email,mum@example.org,yes,entry,,\n`), {
+      skipInvalid: false,
+      tokenKey: DEV_TOKEN_KEY,
+      today: '2026-12-01',
+    });
+    applyImport(r.db, 'guardians', rows, '2026-12-01');
+    uploadSchool(r, [{ device: 'gate-1', school: 'S1', kind: 'turnstile', at: '2026-12-01T07:55', card: 0, direction: 'entry' }]);
+  };
+  const state = () =>
+    r.db.prepare('SELECT state, attempts, last_error AS err FROM notify_outbox').get() as { state: string; attempts: number; err: string | null };
+  const NOON = Date.parse('2026-12-01T12:00:00+03:00');
+
+  it('without an SMTP server e-mails wait (notify.not-configured) and go at the start that brings one', async () => {
+    await setup();
+    const none = new Notifier(r.db, quietLogger(), { absentBy: null }, { clock: () => NOON, transports: {} });
+    await none.runOnce();
+    expect(state()).toMatchObject({ state: 'pending', attempts: 0, err: expect.stringMatching(/^notify\.not-configured: /) });
+    expect(none.status().messages).toMatchObject([{ state: 'pending', event: 'entry', guardian: 'mum', person: 'p0' }]);
+    await none.close();
+    const { t, sent } = recorder();
+    const n = new Notifier(r.db, quietLogger(), { absentBy: null }, { clock: () => NOON, transports: { email: t } });
+    n.start();
+    await n.runOnce();
+    await n.close();
+    expect(state()).toMatchObject({ state: 'sent', attempts: 1, err: null });
+    expect(sent).toMatchObject([{ to: 'mum@example.org', event: 'entry', text: '01.12.2026 в 07:55: Саша — вход в школу S1.' }]);
+  });
+
+  it('a permanent refusal is failed and not retried; it shows in status with its reason', async () => {
+    await setup();
+    const { t } = recorder(new SendError('smtp: 550 no such mailbox', true));
+    const n = new Notifier(r.db, quietLogger(), { absentBy: null, backoffBaseMs: 1 }, { clock: () => NOON, transports: { email: t } });
+    await n.runOnce();
+    await n.runOnce();
+    expect(state()).toEqual({ state: 'failed', attempts: 1, err: 'notify.transport-failed: smtp: 550 no such mailbox' });
+    expect(n.status()).toMatchObject({ counts: { pending: 0, failed: 1, sent: 0 }, messages: [{ state: 'failed', nextAttempt: null }] });
+    await n.close();
   });
 });
 
