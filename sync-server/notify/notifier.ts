@@ -33,6 +33,12 @@ export const NotifyConfig = z
     backoffBaseMs: z.number().int().min(1).default(5_000),
     backoffCapMs: z.number().int().min(1).default(3_600_000),
     webhookTimeoutMs: z.number().int().min(100).default(10_000),
+    /** An entry, exit or meal that reaches the server this long after it happened (a device long offline) is not told. */
+    maxLateMs: z
+      .number()
+      .int()
+      .min(0)
+      .default(6 * 3_600_000),
   })
   .strict();
 export type NotifyConfig = z.output<typeof NotifyConfig>;
@@ -98,7 +104,8 @@ export function quietUntil(nowMs: number, hm: string, q: { from: string; to: str
  * Sends what the outbox holds, at least once: a row is `sent` only after the transport's accept (SMTP 250, webhook 2xx);
  * a crash in between sends it again after the restart with the same key (Message-ID / Idempotency-Key), so the
  * receiver sees one message. Failures stay `pending` with the error and retry with capped exponential backoff;
- * a permanent refusal (SMTP 5xx, webhook 4xx) is `failed`. Quiet hours defer entry, exit and meal messages to
+ * a permanent refusal (SMTP 5xx, webhook 4xx) is `failed`. An entry that reached the server more than `maxLateMs` after it
+ * happened (a turnstile offline for the day) is `cancelled`: yesterday's entry is no news. Quiet hours defer entry, exit and meal messages to
  * the quiet period's end (absence messages are urgent). A guardian removed or without consent by then: `cancelled`.
  *
  * The same tick runs the "not arrived by HH:MM" check on the injected clock: on a school day of the published
@@ -133,7 +140,7 @@ export class Notifier {
     // e-mails that waited for an SMTP server (notify.not-configured): due now that there is one
     if (this.transports.email)
       this.db.prepare("UPDATE notify_outbox SET next_ms = 0 WHERE state = 'pending' AND last_error LIKE ?").run(`${ErrorCode.NotifyNotConfigured}:%`);
-    onOutboxWritten(this.db, () => this.kick());
+    onOutboxWritten(this.db, { wake: () => this.kick(), clock: this.now });
     this.timer = setInterval(() => this.kick(), this.cfg.intervalMs);
     this.timer.unref();
     this.kick();
@@ -190,6 +197,11 @@ export class Notifier {
       set('cancelled', { err: g ? 'the guardian withdrew consent or this event' : 'the guardian is no longer registered' });
       return;
     }
+    const facts = Facts.parse(JSON.parse(r.facts));
+    if (event !== 'absent' && r.created_ms - facts.ms > this.cfg.maxLateMs) {
+      set('cancelled', { err: `reached the server ${Math.round((r.created_ms - facts.ms) / 60_000)} min after it happened: not told` });
+      return;
+    }
     if (event !== 'absent') {
       const until = quietUntil(now, localTime(now, this.cfg.timeZone).hm, g.quiet ?? this.cfg.quietHours);
       if (until !== null) {
@@ -202,7 +214,6 @@ export class Notifier {
       set('pending', { next: now + this.cfg.backoffCapMs, err: `${ErrorCode.NotifyNotConfigured}: no ${g.channel} transport (start with --smtp-url)` });
       return;
     }
-    const facts = Facts.parse(JSON.parse(r.facts));
     const m = messageText(event, facts, this.cfg.timeZone);
     const fields = {
       child: facts.child,

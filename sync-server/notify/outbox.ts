@@ -37,7 +37,7 @@ interface Stmts {
   insert: { run(...a: unknown[]): { changes: number | bigint } };
 }
 const stmts = new WeakMap<Db, Stmts>();
-const wakers = new WeakMap<Db, () => void>();
+const dispatchers = new WeakMap<Db, { wake: () => void; clock: () => number }>();
 
 function prepared(db: Db): Stmts {
   let s = stmts.get(db);
@@ -63,16 +63,16 @@ function insertStmt(db: Db) {
   );
 }
 
-/** The dispatcher of this registry: woken after a commit that queued messages. */
-export function onOutboxWritten(db: Db, wake: (() => void) | null): void {
-  if (wake) wakers.set(db, wake);
-  else wakers.delete(db);
+/** The dispatcher of this registry: woken after a commit that queued messages; its clock stamps the rows it will read. */
+export function onOutboxWritten(db: Db, d: { wake: () => void; clock: () => number } | null): void {
+  if (d) dispatchers.set(db, d);
+  else dispatchers.delete(db);
 }
 
 function wakeSoon(db: Db): void {
-  const w = wakers.get(db);
+  const d = dispatchers.get(db);
   // after the current transaction: better-sqlite3 commits synchronously, before any immediate runs
-  if (w) setImmediate(w);
+  if (d) setImmediate(d.wake);
 }
 
 const EntryData = z.object({
@@ -102,12 +102,13 @@ export function onJournalStored(db: Db, device: string, e: WireJournalEntry, eff
     event = direction;
   }
   const school = ident?.school ?? schoolOfLists(e.lists);
+  const created = dispatchers.get(db)?.clock() ?? nowMs;
   let queued = 0;
   for (const g of guardians) {
     if (!g.events.split(',').includes(event)) continue;
     const facts: Facts = { child: g.child, school, ms: effMs, ...(direction ? { direction } : {}), ...(d.meal ? { meal: d.meal } : {}) };
     const key = idempotencyKey([g.guardian, g.person, event, device, e.seq]);
-    queued += Number(s.insert.run(key, g.guardian, g.person, event, JSON.stringify(facts), nowMs).changes);
+    queued += Number(s.insert.run(key, g.guardian, g.person, event, JSON.stringify(facts), created).changes);
   }
   if (queued > 0) wakeSoon(db);
 }

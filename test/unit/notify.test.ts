@@ -114,7 +114,7 @@ describe('the dispatcher', () => {
     };
     return { t, sent };
   };
-  const setup = async () => {
+  const setup = async (arrival?: Date) => {
     r = await schoolRegistry(1, ['p0,S1,student,1,,2026-09-01,2027-05-31']);
     const { rows } = await parseImport('guardians', one(`${HEADER}\np0,mum,Саша,email,mum@example.org,yes,entry,,\n`), {
       skipInvalid: false,
@@ -122,7 +122,7 @@ describe('the dispatcher', () => {
       today: '2026-12-01',
     });
     applyImport(r.db, 'guardians', rows, '2026-12-01');
-    uploadSchool(r, [{ device: 'gate-1', school: 'S1', kind: 'turnstile', at: '2026-12-01T07:55', card: 0, direction: 'entry' }]);
+    uploadSchool(r, [{ device: 'gate-1', school: 'S1', kind: 'turnstile', at: '2026-12-01T07:55', card: 0, direction: 'entry' }], arrival);
   };
   const state = () =>
     r.db.prepare('SELECT state, attempts, last_error AS err FROM notify_outbox').get() as { state: string; attempts: number; err: string | null };
@@ -142,6 +142,16 @@ describe('the dispatcher', () => {
     await n.close();
     expect(state()).toMatchObject({ state: 'sent', attempts: 1, err: null });
     expect(sent).toMatchObject([{ to: 'mum@example.org', event: 'entry', text: '01.12.2026 в 07:55: Саша — вход в школу S1.' }]);
+  });
+
+  it('an entry that reaches the server hours after it happened (a gate offline all day) is not told', async () => {
+    await setup(new Date('2026-12-01T20:00:00+03:00'));
+    const { t, sent } = recorder();
+    const n = new Notifier(r.db, quietLogger(), { absentBy: null }, { clock: () => NOON, transports: { email: t } });
+    await n.runOnce();
+    await n.close();
+    expect(state()).toMatchObject({ state: 'cancelled', err: 'reached the server 725 min after it happened: not told' });
+    expect(sent).toEqual([]);
   });
 
   it('a permanent refusal is failed and not retried; it shows in status with its reason', async () => {
