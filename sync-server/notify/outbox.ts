@@ -33,7 +33,7 @@ export function idempotencyKey(parts: readonly (string | number)[]): string {
 
 interface Stmts {
   guardians: { all(token: string): unknown[] };
-  identity: { get(device: string): unknown } | null;
+  identity: { get(device: string): unknown } | null; // null while the registry has no device identities (no provisioning yet)
   insert: { run(...a: unknown[]): { changes: number | bigint } };
 }
 const stmts = new WeakMap<Db, Stmts>();
@@ -42,18 +42,26 @@ const dispatchers = new WeakMap<Db, { wake: () => void; clock: () => number }>()
 function prepared(db: Db): Stmts {
   let s = stmts.get(db);
   if (!s) {
-    const hasIdentities = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'device_identities'").get() !== undefined;
     s = {
       guardians: db.prepare(
         `SELECT g.person_id AS person, g.guardian_id AS guardian, g.child_name AS child, g.events FROM cards c
          JOIN guardians g ON g.person_id = c.person_id WHERE c.token = ? AND g.consent = 1`,
       ),
-      identity: hasIdentities ? db.prepare('SELECT school, direction FROM device_identities WHERE id = ?') : null,
+      identity: null,
       insert: insertStmt(db),
     };
     stmts.set(db, s);
   }
   return s;
+}
+
+/** The device's school and gate direction, when the registry knows its identity (provisioning). */
+function identityOf(db: Db, s: Stmts, device: string): { school: string | null; direction: string | null } | undefined {
+  if (s.identity === null) {
+    if (db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'device_identities'").get() === undefined) return undefined;
+    s.identity = db.prepare('SELECT school, direction FROM device_identities WHERE id = ?');
+  }
+  return s.identity.get(device) as { school: string | null; direction: string | null } | undefined;
 }
 
 function insertStmt(db: Db) {
@@ -92,7 +100,7 @@ export function onJournalStored(db: Db, device: string, e: WireJournalEntry, eff
   if (guardians.length === 0) return;
   const data = EntryData.safeParse(e.data ?? {});
   const d = data.success ? data.data : {};
-  const ident = s.identity?.get(device) as { school: string | null; direction: string | null } | undefined;
+  const ident = identityOf(db, s, device);
   let event: NotifyEvent;
   let direction: 'entry' | 'exit' | undefined;
   if (e.kind === 'canteen') event = 'meal';

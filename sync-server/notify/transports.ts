@@ -43,10 +43,16 @@ export class SmtpTransport implements Transport {
     smtpUrl: string,
     private readonly from: string,
   ) {
-    // pooled: a few connections kept open (a new connection per message costs more than the message)
-    const u = new URL(smtpUrl);
-    if (!u.searchParams.has('pool')) u.searchParams.set('pool', 'true');
-    this.t = nodemailer.createTransport(u.toString(), {});
+    // pooled: a few connections kept open (a new connection per message costs more than the message); bounded waits, so
+    // an unreachable server fails an attempt (retried later) instead of holding the dispatcher
+    this.t = nodemailer.createTransport({
+      url: smtpUrl,
+      pool: true,
+      maxConnections: 5,
+      connectionTimeout: 10_000,
+      greetingTimeout: 10_000,
+      socketTimeout: 30_000,
+    });
   }
   async send(m: OutMessage): Promise<void> {
     try {
