@@ -1,5 +1,4 @@
 import { createHmac } from 'node:crypto';
-import nodemailer from 'nodemailer';
 import type { Channel } from './guardians.js';
 
 /** One message on its way to one guardian. `key` is its idempotency key: a receiver that saw it already drops it. */
@@ -38,25 +37,32 @@ export interface Transport {
  */
 export class SmtpTransport implements Transport {
   readonly channel = 'email' as const;
-  private readonly t;
+  // loaded at the first message: the CLI's commands share this module graph and need no mailer
+  private t: Promise<Mailer> | null = null;
   constructor(
-    smtpUrl: string,
+    private readonly smtpUrl: string,
     private readonly from: string,
-  ) {
+  ) {}
+  private mailer(): Promise<Mailer> {
     // pooled: a few connections kept open (a new connection per message costs more than the message); bounded waits, so
     // an unreachable server fails an attempt (retried later) instead of holding the dispatcher
-    this.t = nodemailer.createTransport({
-      url: smtpUrl,
-      pool: true,
-      maxConnections: 5,
-      connectionTimeout: 10_000,
-      greetingTimeout: 10_000,
-      socketTimeout: 30_000,
-    });
+    this.t ??= import('nodemailer').then((m) =>
+      m.default.createTransport({
+        url: this.smtpUrl,
+        pool: true,
+        maxConnections: 5,
+        connectionTimeout: 10_000,
+        greetingTimeout: 10_000,
+        socketTimeout: 30_000,
+      }),
+    );
+    return this.t;
   }
   async send(m: OutMessage): Promise<void> {
     try {
-      await this.t.sendMail({
+      await (
+        await this.mailer()
+      ).sendMail({
         from: this.from,
         to: m.to,
         subject: m.subject,
@@ -70,9 +76,10 @@ export class SmtpTransport implements Transport {
     }
   }
   close(): void {
-    this.t.close();
+    void this.t?.then((t) => t.close());
   }
 }
+type Mailer = ReturnType<typeof import('nodemailer').createTransport>;
 
 /** The webhook signature: `sha256=` and the hex HMAC-SHA256 of `<timestamp>.<body>` with the endpoint's secret. */
 export function webhookSignature(secret: string, timestamp: string, body: string): string {
