@@ -82,7 +82,7 @@ try {
   const created = new Map(
     (stack.server.db.prepare('SELECT key, created_ms AS ms FROM notify_outbox').all() as { key: string; ms: number }[]).map((r) => [r.key, r.ms]),
   );
-  const stored = [...tapAt].map(([k, t]) => (created.get(k) ?? t) - t);
+  const stored = [...tapAt].map(([k, t]) => (created.get(k) ?? t + offset) - offset - t); // rows are stamped on the notifications' clock
   const q = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)]!;
   const out = {
     taps: taps.length,
