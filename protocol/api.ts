@@ -18,6 +18,7 @@ import { RulesFile } from './rules-schema.js';
  *   POST /v1/config                 publish a rules document
  *   POST /v1/charging/run|decline|repay
  *   GET  /v1/reports/<name>?month=&carrier=&since=&format=   a signed report document
+ *   GET  /v1/notifications?limit=   guardians' messages not delivered yet (pending, failed) and counts
  */
 
 /** Every error answer: `{ error: { code, message, context? } }`, the code one of protocol/errors.ts (or `server.internal`). */
@@ -54,7 +55,14 @@ export const DeviceSyncStatus = z
     reader: z.string().nullable(),
   })
   .strict();
-export const StatusAnswer = z.object({ current: Versions, devices: z.array(DeviceSyncStatus) }).strict();
+export const StatusAnswer = z
+  .object({
+    current: Versions,
+    devices: z.array(DeviceSyncStatus),
+    /** Guardians' messages not delivered yet: pending (waiting or retrying) and failed for good (GET /v1/notifications lists them). */
+    notifications: z.object({ pending: z.number().int(), failed: z.number().int() }).strict().optional(),
+  })
+  .strict();
 export type StatusAnswer = z.infer<typeof StatusAnswer>;
 
 export const JournalQuery = z.object({
@@ -104,7 +112,7 @@ export type JournalRow = z.infer<typeof JournalRow>;
 export const JournalAnswer = z.object({ entries: z.array(JournalRow) }).strict();
 export type JournalAnswer = z.infer<typeof JournalAnswer>;
 
-export const IMPORT_KINDS = ['cards', 'benefits', 'enrolments', 'stoplist', 'routes', 'partners'] as const;
+export const IMPORT_KINDS = ['cards', 'benefits', 'enrolments', 'stoplist', 'routes', 'partners', 'guardians'] as const;
 export const ImportKind = z.enum(IMPORT_KINDS);
 export type ImportKind = z.infer<typeof ImportKind>;
 export const ImportQuery = z.object({ skipInvalid: z.string().optional() });
@@ -181,3 +189,29 @@ export const ReportQuery = z.object({
   format: ReportFormat.default('json'),
 });
 export type ReportQuery = z.infer<typeof ReportQuery>;
+
+// notifications to guardians (issue 14 item 2; sync-server/notify/): GET /v1/notifications
+export const NotificationsQuery = z.object({ limit: z.string().optional() });
+/** One message of the outbox that is not delivered: pending (with the reason of the last failure, if any) or failed for good. */
+export const NotificationRow = z
+  .object({
+    key: z.string(),
+    guardian: z.string(),
+    person: z.string(),
+    event: z.string(),
+    /** pending | failed */
+    state: z.string(),
+    attempts: z.number().int(),
+    nextAttempt: z.string().nullable(),
+    lastError: z.string().nullable(),
+    created: z.string(),
+    sent: z.string().nullable(),
+  })
+  .strict();
+export const NotificationsAnswer = z
+  .object({
+    counts: z.object({ pending: z.number().int(), sent: z.number().int(), failed: z.number().int(), cancelled: z.number().int() }).strict(),
+    messages: z.array(NotificationRow),
+  })
+  .strict();
+export type NotificationsAnswer = z.infer<typeof NotificationsAnswer>;

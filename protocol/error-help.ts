@@ -232,6 +232,15 @@ export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> 
       'The same card was tapped on two different vehicles or routes within 60 s, which no passenger can do (a cloned card or a forged journal); the later entry is stored, flagged and not charged.',
     action: 'Investigate the card and the devices (rc-sync-server journal --flagged lists such entries).',
   },
+  'notify.transport-failed': {
+    meaning:
+      'A message to a guardian was not accepted by the SMTP server or the webhook; it stays in the outbox (retried with backoff, or failed when the receiver refused it for good).',
+    action: 'See rc-sync-server notifications for the reason; fix the mail server, the gateway or the guardian address (import guardians again).',
+  },
+  'notify.not-configured': {
+    meaning: 'A guardian gets e-mail but the server was started without an SMTP server; the messages wait in the outbox.',
+    action: 'Restart the server with --smtp-url smtp://host:port; the waiting messages are then sent.',
+  },
   'io.port-unavailable': {
     meaning: 'A serial port cannot be opened or went away.',
     action: 'Check the cable and the port path in the config; the device reconnects by itself.',

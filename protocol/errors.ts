@@ -104,6 +104,10 @@ export const ErrorCode = {
   SettlementImpossibleTrip: 'settlement.impossible-trip',
   SettlementNotAFare: 'settlement.not-a-fare',
 
+  // notify: messages to guardians (sync-server/notify/)
+  NotifyTransportFailed: 'notify.transport-failed',
+  NotifyNotConfigured: 'notify.not-configured',
+
   // io: serial peripherals
   IoPortUnavailable: 'io.port-unavailable',
   IoNoAck: 'io.no-ack',

@@ -12,6 +12,7 @@ import { register as registerKey } from './commands/key.js';
 import { register as registerAccounts } from './commands/accounts.js';
 import { addCredentialOptions } from './commands/client.js';
 import { register as registerTls } from './commands/tls.js';
+import { register as registerNotifications } from './commands/notifications.js';
 
 // rc-sync-server: the operator's server. Commands live in sync-server/commands/.
 const program = new Command('rc-sync-server').description('Resident Card sync-server').showHelpAfterError();
@@ -29,5 +30,6 @@ registerAccounts(program);
 // every command that calls the server takes --token-file and --data (its API token); local commands take --data only
 addCredentialOptions(program);
 registerTls(program);
+registerNotifications(program);
 
 await program.parseAsync(process.argv);

@@ -11,6 +11,7 @@ import { csvRecords, type CsvLimits, type CsvSource } from './csv.js';
 import { ALL_TOKENS, markAll, markDirty, type Dirty } from './materialize.js';
 import { PARTNER_COLUMNS, PartnerRow, applyPartners, partnerParsed, type PartnerParsed } from './import-partners.js';
 import type { Db } from './registry.js';
+import { GUARDIAN_COLUMNS, GuardianRow, applyGuardians } from './notify/guardians.js';
 
 /**
  * CSV imports (UTF-8, header row, any column order):
@@ -21,6 +22,8 @@ import type { Db } from './registry.js';
  *  routes:     carrier_id,carrier_name,inn,route_id,valid_from   the route is run by the carrier from that date
  *              (until a later row for the route); the carrier's name and INN are updated. Publishes no list.
  *  partners:   partner_id,partner_name,category,discount   (sync-server/import-partners.ts) Publishes no list.
+ *  guardians:  person_id,guardian_id,child_name,channel,address,consent,events[,secret][,quiet_hours]   (notify/guardians.ts) replaces
+ *              each child's guardians. Publishes no list.
  * A file with any bad row is rejected whole (server.import-invalid, with a report)
  * unless skipInvalid; then the good rows are applied and the bad ones reported.
  */
@@ -78,6 +81,7 @@ const rowSchemas = {
     valid_from: IsoDate,
   }),
   partners: PartnerRow,
+  guardians: GuardianRow,
 };
 
 const REQUIRED: Record<ImportKind, string[][]> = {
@@ -90,6 +94,7 @@ const REQUIRED: Record<ImportKind, string[][]> = {
   ],
   routes: [['carrier_id', 'carrier_name', 'inn', 'route_id', 'valid_from']],
   partners: [PARTNER_COLUMNS],
+  guardians: [GUARDIAN_COLUMNS],
 };
 
 type Parsed =
@@ -98,7 +103,8 @@ type Parsed =
   | { kind: 'enrolments'; person: string; school: string; role: string; grade: number | null; meal: string | null; from: string; to: string }
   | { kind: 'stoplist'; token: string; reason: string }
   | { kind: 'routes'; carrier: string; name: string; inn: string; route: string; from: string }
-  | PartnerParsed;
+  | PartnerParsed
+  | { kind: 'guardians'; row: GuardianRow };
 
 function tokenOf(pan: string, psn: string | undefined, derive: (pan: Uint8Array, psn: string | null) => string): string {
   const b = Buffer.from(pan, 'ascii');
@@ -212,6 +218,9 @@ export async function parseImport(kind: ImportKind, source: CsvSource, opts: Imp
       case 'partners':
         rows.push(partnerParsed(d));
         break;
+      case 'guardians':
+        rows.push({ kind, row: d as GuardianRow });
+        break;
     }
   }
   opts.onRows?.(total);
@@ -236,7 +245,8 @@ export function applyImport(db: Db, kind: ImportKind, rows: Parsed[], today: str
     if (anyEnrolment) for (const s of schoolsOf.all(person) as string[]) markDirty(dirty, `school:${s}`, token);
   };
   // a big file: recompute whole scopes instead of tracking each token
-  if (rows.length > 20_000 && kind !== 'enrolments' && kind !== 'routes' && kind !== 'partners') markAll(dirty, kind === 'stoplist' ? 'stoplist' : 'transit');
+  if (rows.length > 20_000 && kind !== 'enrolments' && kind !== 'routes' && kind !== 'partners' && kind !== 'guardians')
+    markAll(dirty, kind === 'stoplist' ? 'stoplist' : 'transit');
   db.transaction(() => {
     if (kind === 'cards') {
       const delByToken = db.prepare('DELETE FROM cards WHERE token = ? AND person_id <> ?');
@@ -306,6 +316,11 @@ export function applyImport(db: Db, kind: ImportKind, rows: Parsed[], today: str
         carrier.run(r.carrier, r.name, r.inn, now);
         route.run(r.route, r.from, r.carrier);
       }
+    } else if (kind === 'guardians') {
+      applyGuardians(
+        db,
+        rows.flatMap((r) => (r.kind === 'guardians' ? [r.row] : [])),
+      ); // no list changes
     } else {
       const up = db.prepare('INSERT INTO stoplist(token, reason, since) VALUES (?,?,?) ON CONFLICT(token) DO UPDATE SET reason=excluded.reason');
       for (const r of rows) {

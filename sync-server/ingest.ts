@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ErrorCode, RcError } from '../protocol/errors.js';
 import type { DeviceStatus, JournalBatch, WireJournalEntry } from '../protocol/wire/messages.js';
 import type { Db } from './registry.js';
+import { onJournalStored } from './notify/outbox.js';
 import { serviceDay, settlementOptions, type SettlementOptions } from './settlement/days.js';
 
 /**
@@ -121,6 +122,7 @@ export class Ingest {
         const r = this.insert.run(batch.device, e.seq, e.time, e.token, e.kind, e.result, e.reason, e.fareKopecks, e.benefit, lists, at, ...row.extra);
         if (r.changes === 1) {
           stored++;
+          onJournalStored(this.db, batch.device, e, row.eff, now.getTime()); // guardians' messages, in this transaction (notify/outbox.ts)
           this.flagLater(batch.device, e, row); // any stored entry counts as the earlier one (the flag depends on the journal, not on arrival)
           if (e.token && row.code === null) {
             this.dirty.run(e.token, row.day);

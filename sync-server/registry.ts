@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { ensureConsoleSchema } from './console/store.js';
 import { ensureAuthSchema } from './auth/schema.js';
 import { ensurePartnerSchema } from './partners.js';
+import { ensureNotifySchema } from './notify/schema.js';
 
 /**
  * The operator's registry: one SQLite file under the data dir.
@@ -48,6 +49,7 @@ export function openRegistry(dataDir: string): Db {
   ensureConsoleSchema(db);
   ensureAuthSchema(db);
   ensurePartnerSchema(db);
+  ensureNotifySchema(db);
   return db;
 }
 

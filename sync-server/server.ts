@@ -33,6 +33,7 @@ import { findConsoleDir, registerConsole } from './console/serve.js';
 import { Auth, ensureFirstAdmin, writeAdminToken, type AuthOptions } from './auth/service.js';
 import { ServerMetrics } from './metrics.js';
 import type { TlsMaterial } from './tls.js';
+import { Notifier, type NotifyOptions } from './notify/notifier.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -77,6 +78,8 @@ export interface ServerOptions {
   brokerTls?: { listen: { host: string; port: number }; material: TlsMaterial };
   /** An external broker's CA (PEM) handed to devices, when it speaks mqtts to them (Mosquitto's TLS listener). */
   brokerCa?: string;
+  /** Guardians' notifications: SMTP, quiet hours, "not arrived by", retries (notify/notifier.ts NotifyConfig); the clock for tests. */
+  notify?: NotifyOptions & { clock?: () => number };
 }
 
 const WILDCARD = new Set(['0.0.0.0', '::', '']);
@@ -122,6 +125,7 @@ export interface RunningServer {
   /** DATA/admin.token: a fresh admin API token (0600) for the local CLI; the previous one is revoked. */
   adminTokenFile: string;
   metrics: ServerMetrics;
+  notifier: Notifier;
   close(): Promise<void>;
 }
 
@@ -145,6 +149,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   finishInterruptedImport(db, publisher, log.child({ component: 'import' }));
   const ingest = new Ingest(db, o.settlement, o.ingestLimits);
   const settlement = new Settlement(db, o.settlement);
+  const { clock: notifyClock, ...notifyCfg } = o.notify ?? {};
+  const notifier = new Notifier(db, log.child({ component: 'notify' }), notifyCfg, notifyClock ? { clock: notifyClock } : {});
   const usage = new UsagePublisher(db, key.privateKey, log.child({ component: 'usage' }), o.settlement ? { settlement: o.settlement } : {});
 
   // serialise everything that changes lists
@@ -336,8 +342,10 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
         backlog: number;
         reader: string | null;
       }[];
+      const { pending, failed } = notifier.counts();
       return {
         current,
+        notifications: { pending, failed },
         devices: rows.map((r) => {
           const held = JSON.parse(r.lists) as Record<string, number>;
           const lists: Record<string, { device: number; current: number }> = {};
@@ -359,6 +367,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     repay: (token) => charging.repay(token),
     report: (name, params) =>
       signReport(buildReport(db, name, params, { now: new Date(), timeZone: settlement.opts.timeZone }), key.privateKey, key.publicKeyPem),
+    notifications: (limit) => notifier.status(limit),
     info: () => ({ ok: true as const, mqtt: mqttUrl, embedded: embedded !== null, versions: currentVersions(db) }),
   };
 
@@ -412,6 +421,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     throw e;
   });
 
+  notifier.start();
   await new Promise<void>((res) => {
     if (clients.every((c) => c.connected)) return res();
     for (const c of clients) c.once('connect', () => clients.every((x) => x.connected) && res());
@@ -435,7 +445,9 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     api,
     provisioning,
     enrolUrl: enrolListener?.url ?? null,
+    notifier,
     close: async () => {
+      await notifier.close();
       await enrolListener?.close();
       clearInterval(chargeTimer);
       clearInterval(resealTimer);

@@ -38,6 +38,10 @@ export function register(program: Command): void {
     .option('--charge-attempts <n>', 'charging: attempts of a declined charge before the card is stop-listed', String(DEFAULT_RETRY.attempts))
     .option('--charge-retry-days <d>', 'charging: days over which those attempts are spread', String(DEFAULT_RETRY.overDays))
     .option('--token-key-version <n>', 'card-token key version in the token to use (default: the newest)')
+    .option('--smtp-url <url>', "guardians' e-mail: SMTP server, smtp://user:pass@host:587 or smtps://host:465 (without it e-mails wait in the outbox)")
+    .option('--smtp-from <address>', "guardians' e-mail: the From address")
+    .option('--quiet-hours <HH:MM-HH:MM>', 'guardians: no entry/exit/meal messages in these local hours (a guardian may set their own)')
+    .option('--absent-by <HH:MM|off>', 'guardians: "not arrived by" time on school days', '09:00')
     .option('--dev-token-key', 'without --pkcs11-* or RC_TOKEN_KEY, use the public development key (demo and tests only)')
     .action(
       async (
@@ -64,6 +68,10 @@ export function register(program: Command): void {
           brokerListen?: string;
           enrolTlsCert?: string;
           enrolTlsKey?: string;
+          smtpUrl?: string;
+          smtpFrom?: string;
+          quietHours?: string;
+          absentBy: string;
         },
       ) => {
         const log = rootLogger().child({ component: 'sync-server' });
@@ -96,6 +104,13 @@ export function register(program: Command): void {
             ...(tls.material && opts.broker ? { brokerCa: tls.material.ca } : {}),
             settlement: { dayEndsAt: opts.dayEndsAt, timeZone: opts.timeZone },
             chargeRetry: retryPolicy(opts.chargeAttempts, opts.chargeRetryDays),
+            notify: {
+              ...(opts.smtpUrl ? { smtpUrl: opts.smtpUrl } : {}),
+              ...(opts.smtpFrom ? { from: opts.smtpFrom } : {}),
+              ...(opts.quietHours ? { quietHours: quietHours(opts.quietHours) } : {}),
+              absentBy: opts.absentBy === 'off' ? null : opts.absentBy,
+              timeZone: opts.timeZone,
+            },
             tokenKey,
             log,
           });
@@ -158,4 +173,10 @@ function hostPort(v: string, opt: string): { host: string; port: number } {
   const m = /^(.+):(\d{1,5})$/.exec(v);
   if (!m) throw new RcError(ErrorCode.ServerBadRequest, `${opt} wants host:port, not ${v}`);
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port: port(m[2]!) };
+}
+
+function quietHours(v: string): { from: string; to: string } {
+  const m = /^(\d\d:\d\d)-(\d\d:\d\d)$/.exec(v);
+  if (!m) throw new RcError(ErrorCode.ServerBadRequest, `--quiet-hours wants HH:MM-HH:MM, not ${v}`);
+  return { from: m[1]!, to: m[2]! };
 }

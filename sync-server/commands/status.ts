@@ -19,6 +19,8 @@ export function register(program: Command): void {
               .join(' ') || '(none)'
           }\n`,
         );
+        if (s.notifications?.pending || s.notifications?.failed)
+          process.stdout.write(`guardians' messages: ${s.notifications.pending} pending, ${s.notifications.failed} failed (rc-sync-server notifications)\n`);
         for (const d of s.devices) {
           const lists = Object.entries(d.lists)
             .map(([k, v]) => `${k}=${v.device}${v.device < v.current ? `(<${v.current})` : ''}`)

@@ -1,6 +1,16 @@
 import type { IncomingMessage } from 'node:http';
 import type { z } from 'zod';
-import type { ChargesAnswer, ConfigAnswer, Health, ImportAnswer, ImportKind, JournalAnswer, RepayAnswer, StatusAnswer } from '../../protocol/api.js';
+import type {
+  ChargesAnswer,
+  ConfigAnswer,
+  Health,
+  ImportAnswer,
+  ImportKind,
+  JournalAnswer,
+  NotificationsAnswer,
+  RepayAnswer,
+  StatusAnswer,
+} from '../../protocol/api.js';
 import type { ReportDoc, ReportName } from '../../protocol/reports.js';
 import type { Access } from '../../protocol/roles.js';
 import type { Principal } from '../auth/schema.js';
@@ -30,6 +40,8 @@ export interface Api {
   report(name: ReportName, params: Record<string, string | undefined>): ReportDoc;
   publicKeyPem: string;
   info(): Health;
+  /** Guardians' messages not delivered yet, and counts by state (sync-server/notify/). */
+  notifications(limit: number): NotificationsAnswer;
 }
 
 export interface HttpContext {

@@ -5,6 +5,7 @@ import { consoleRoutes } from './console.js';
 import { enrolRoutes } from './enrol.js';
 import { importRoutes } from './import.js';
 import { journalRoutes } from './journal.js';
+import { notificationRoutes } from './notifications.js';
 import { reportRoutes } from './reports.js';
 import { serverRoutes } from './server.js';
 import { accountRoutes } from './accounts.js';
@@ -26,4 +27,5 @@ export const ROUTES: readonly Route[] = [
   ...accountRoutes,
   ...auditRoutes,
   ...opsRoutes,
+  ...notificationRoutes,
 ];
