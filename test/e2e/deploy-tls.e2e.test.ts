@@ -134,7 +134,7 @@ describe.skipIf(!existsSync(join(DIST, 'rc-sync-server.js')))('the documented de
       ['import', 'cards', join(base, 'cards.csv')],
       ['import', 'benefits', join(base, 'benefits.csv')],
     ]) {
-      const r = await run('rc-sync-server.js', [...a, '--server', httpUrl]);
+      const r = await run('rc-sync-server.js', [...a, '--server', httpUrl, '--data', join(base, 'data')]);
       expect(r.code, r.stderr).toBe(0);
     }
   }, 180_000);
@@ -153,7 +153,7 @@ describe.skipIf(!existsSync(join(DIST, 'rc-sync-server.js')))('the documented de
   });
 
   it('rc-provision init over https trusts the CA pinned in the token; the device gets mqtts and the broker CA', async () => {
-    const t = await run('rc-sync-server.js', ['enrol-token', 'create', '--kind', 'bus', '--route', '7', '--server', httpUrl]);
+    const t = await run('rc-sync-server.js', ['enrol-token', 'create', '--kind', 'bus', '--route', '7', '--server', httpUrl, '--data', join(base, 'data')]);
     expect(t.code, t.stderr).toBe(0);
     const token = t.stdout.trim();
     expect(splitEnrolToken(token).pin).toMatch(/^[A-Za-z0-9_-]{43}$/);
@@ -222,7 +222,7 @@ describe.skipIf(!existsSync(join(DIST, 'rc-sync-server.js')))('the documented de
     expect(tapped.lastTap).toMatchObject({ result: 'allow', benefit: 'pensioner' });
     const entries = await waitFor(
       async () => {
-        const r = await run('rc-sync-server.js', ['journal', '--device', deviceId, '--json', '--server', httpUrl]);
+        const r = await run('rc-sync-server.js', ['journal', '--device', deviceId, '--json', '--server', httpUrl, '--data', join(base, 'data')]);
         const e = (JSON.parse(r.stdout) as { entries: { device: string; benefit: string | null }[] }).entries;
         return e.length > 0 ? e : null;
       },
