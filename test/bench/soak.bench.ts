@@ -25,7 +25,7 @@ const r = await runSoak({
 const load = r.load.length ? Math.round((r.load.reduce((a, b) => a + b, 0) / r.load.length) * 10) / 10 : null;
 console.log(
   `soak: ${devices} devices, ${minutes} min of chaos: ${r.taps} taps (${r.onServer} on the server), kills ${JSON.stringify(r.kills)}, cuts ${JSON.stringify(r.cuts)}, ` +
-    `${r.listVersions} stop-list versions; lost ${r.lost}, duplicated ${r.duplicated}, phantom ${r.phantom}, mixed lists ${r.mixedLists}, integrity ${r.integrity}; ` +
+    `${r.listVersions} stop-list versions (${r.importsRefused} imports refused while the server was down), ${r.slowRestarts} restarts retried; lost ${r.lost}, duplicated ${r.duplicated}, phantom ${r.phantom}, mixed lists ${r.mixedLists}, integrity ${r.integrity}; ` +
     `load average ${load} (now ${loadavg()[0]!.toFixed(1)}) on ${(await import('node:os')).cpus().length} cores`,
 );
 for (const p of r.problems.slice(0, 20)) console.log(`problem: ${p}`);

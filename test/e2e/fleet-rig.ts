@@ -163,8 +163,9 @@ export class ServerProc {
   }
 
   /** Start the process; `clockOffsetMs`: its wall clock runs that far ahead (test/e2e/fleet-clock.ts). */
-  async up(clockOffsetMs = 0): Promise<void> {
+  async up(clockOffsetMs = 0, timeoutMs = 120_000): Promise<void> {
     const m = this.mosquitto;
+    this.log.push(`---- start (${new Date().toISOString()})`);
     const args = [
       ...(clockOffsetMs ? ['--import', 'tsx', '--import', join(ROOT, 'test', 'e2e', 'fleet-clock.ts')] : []),
       DIST('rc-sync-server.js'),
@@ -192,7 +193,10 @@ export class ServerProc {
     };
     createInterface({ input: child.stderr! }).on('line', keep);
     await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`sync-server did not start:\n${this.log.slice(-20).join('\n')}`)), 60_000);
+      const t = setTimeout(() => {
+        child.kill('SIGKILL'); // a start that hangs is a failed start: nothing half-started stays behind
+        reject(new Error(`sync-server did not start within ${timeoutMs} ms:\n${this.log.slice(-20).join('\n')}`));
+      }, timeoutMs);
       child.once('exit', (code) => {
         clearTimeout(t);
         reject(new Error(`sync-server exited (${code}):\n${this.log.slice(-20).join('\n')}`));
@@ -357,7 +361,8 @@ export class BusProc {
   }
 
   /** `rc-device run`; resolves when its status socket answers with the reader seen. */
-  async up(waitConnected = true): Promise<void> {
+  async up(waitConnected = true, timeoutMs = 120_000): Promise<void> {
+    this.log.push(`---- start (${new Date().toISOString()})`);
     const child = track(
       spawn(process.execPath, [DIST('rc-device.js'), 'run', '--config', join(this.dir, 'device.json')], {
         cwd: ROOT,
@@ -370,11 +375,17 @@ export class BusProc {
       this.log.push(l);
       if (this.log.length > 2000) this.log.splice(0, 1000);
     });
-    await this.waitStatus(
-      (s) => s.readers.some((r) => r.name === this.slot.readerName && r.state !== 'absent') && (!waitConnected || s.sync.connected),
-      'running',
-      60_000,
-    );
+    try {
+      await this.waitStatus(
+        (s) => s.readers.some((r) => r.name === this.slot.readerName && r.state !== 'absent') && (!waitConnected || s.sync.connected),
+        'running',
+        timeoutMs,
+      );
+    } catch (e) {
+      await stopChild(child, 'SIGKILL'); // a start that hangs is a failed start
+      this.child = null;
+      throw e;
+    }
   }
 
   status(): Promise<StatusReply> {
