@@ -162,12 +162,12 @@ export class ServerProc {
     return { httpUrl: this.httpUrl, dataDir: this.dataDir };
   }
 
-  /** Start the process; `clockOffsetMs`: its wall clock runs that far ahead (test/e2e/fleet-clock.ts). */
+  /** Start the process; `clockOffsetMs`: its wall clock runs that far ahead (test/e2e/fleet-clock-child.ts). */
   async up(clockOffsetMs = 0, timeoutMs = 120_000): Promise<void> {
     const m = this.mosquitto;
     this.log.push(`---- start (${new Date().toISOString()})`);
     const args = [
-      ...(clockOffsetMs ? ['--import', 'tsx', '--import', join(ROOT, 'test', 'e2e', 'fleet-clock.ts')] : []),
+      ...(clockOffsetMs ? ['--import', 'tsx', '--import', join(ROOT, 'test', 'e2e', 'fleet-clock-child.ts')] : []),
       DIST('rc-sync-server.js'),
       'start',
       '--dev-token-key', // the public development key: tests only

@@ -1,5 +1,5 @@
 /**
- * Preloaded into a test's server process (`node --import tsx --import test/e2e/fleet-clock.ts dist/rc-sync-server.js …`)
+ * Preloaded into a test's server process (`node --import tsx --import test/e2e/fleet-clock-child.ts dist/rc-sync-server.js …`)
  * when RC_TEST_CLOCK_OFFSET_MS is set: the process's wall clock runs that far ahead. The fleet
  * test restarts the server "two days later" this way to close the service day and charge it,
  * without waiting for midnight. Timers are untouched; only Date reads the shifted clock.
