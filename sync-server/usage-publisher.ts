@@ -1,5 +1,6 @@
 import { publishedCategoryTable } from './categories.js';
 import type { KeyObject } from 'node:crypto';
+import { BUILT_IN_TABLE, type CategoryTable } from '../protocol/categories.js';
 import type { TransitEntry } from '../protocol/lists.js';
 import type { Logger } from '../protocol/log.js';
 import { localTime } from '../protocol/rules/time.js';
@@ -96,9 +97,12 @@ export class UsagePublisher {
     return { date: lt.date, startMs: Math.floor(nowMs / 60_000) * 60_000 - (h * 60 + m) * 60_000 };
   }
 
+  /** The published categories while a tick computes: the transit list carries an operator-defined category by its wire id. */
+  private cats: CategoryTable = BUILT_IN_TABLE;
+
   private transitOf = (token: string): TransitEntry | null => {
     const rec = this.st.transit.get(token) as Buffer | undefined;
-    return rec ? ((decodeRecords('transit', rec, false).entries[0] as TransitEntry | undefined) ?? null) : null;
+    return rec ? ((decodeRecords('transit', rec, false, this.cats).entries[0] as TransitEntry | undefined) ?? null) : null;
   };
 
   /** Recompute what changed; returns the messages it made (and publishes them when a transport is set). */
@@ -186,6 +190,7 @@ export class UsagePublisher {
 
   private *compute(tokens: string[], tariff: Tariff, day: UsageDay, lower: number, nowMs: number): Generator<[string, Buffer | null]> {
     const cats = publishedCategoryTable(this.db); // a category's wire id, as the lists carry it
+    this.cats = cats;
     for (const token of tokens) {
       const rows = this.st.rows.all(token, lower) as JournalRow[];
       const u = usageCards(fleetUsage(rows, this.transitOf, tariff, this.o, nowMs), tariff, day.date)[0];

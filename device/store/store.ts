@@ -124,7 +124,7 @@ export class Store {
     this.lists = new Lists(db, meta, this.categories);
     this.counters = new Counters(db);
     this.journal = new Journal(db, meta, opts.deviceId);
-    this.usage = new Usage(db, opts.deviceId);
+    this.usage = new Usage(db, opts.deviceId, this.categories);
     // generations left 'staging' by a process that died mid-download are garbage now
     this.lists.abandonStaging();
     this.lists.reload();

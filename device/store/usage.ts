@@ -1,7 +1,6 @@
-import { DEVICE_BUILT_IN_TABLE } from '../../protocol/categories.js';
+import { DEVICE_BUILT_IN_TABLE, type CategoryTable } from '../../protocol/categories.js';
 import type Database from 'better-sqlite3';
 import { ErrorCode, RcError } from '../../protocol/errors.js';
-import type { BenefitCategory } from '../../protocol/lists.js';
 import type { CounterAdd } from '../../protocol/rules/types.js';
 import { decodeUsage, deviceKey, type UsageCard, type UsageDay } from '../../protocol/wire/usage-codec.js';
 
@@ -26,6 +25,8 @@ export interface UsageApply {
   records: Uint8Array;
 }
 
+const STAND_IN = /^wire-(\d{1,3})$/;
+
 interface CardRow {
   quota_cat: string | null;
   quota_used: number;
@@ -40,7 +41,15 @@ export class Usage {
   private readonly key: string;
   private cached: UsageState | null = null;
 
-  constructor(db: Database.Database, deviceId: string) {
+  /**
+   * `categories`: the table of the rules the device holds (the published ones once applied), so a
+   * category the operator defined reads by its id and its quota counts across buses.
+   */
+  constructor(
+    db: Database.Database,
+    deviceId: string,
+    private readonly categories: () => CategoryTable = () => DEVICE_BUILT_IN_TABLE,
+  ) {
     this.st = prepare(db);
     this.key = deviceKey(deviceId);
   }
@@ -65,7 +74,7 @@ export class Usage {
     if (u.toVersion === s.version) return null;
     let d;
     try {
-      d = decodeUsage(u.records, u.fromVersion !== null, DEVICE_BUILT_IN_TABLE); // a category its rules do not name: a stand-in, no refusal
+      d = decodeUsage(u.records, u.fromVersion !== null, this.categories()); // a category its rules do not name (yet): a stand-in wire-<n>, no refusal
     } catch (e) {
       throw new RcError(ErrorCode.ListInvalid, `usage records refused: ${(e as Error).message}`, { scope: 'usage' }, { cause: e });
     }
@@ -108,12 +117,21 @@ export class Usage {
       day,
       card: {
         token: t.toString('hex'),
-        quotaCategory: r.quota_cat as BenefitCategory | null,
+        quotaCategory: this.named(r.quota_cat),
         quotaUsed: r.quota_used,
         fareToday: r.fare_today,
         lastPaid: r.lp_eff === null ? null : { effMs: r.lp_eff, routeIndex: r.lp_route, transfers: r.lp_transfers },
       },
     };
+  }
+
+  /**
+   * A category stored as its stand-in wire-<n> (usage applied before the rules defining it)
+   * reads by its id as soon as the rules the device holds define that wire id.
+   */
+  private named(cat: string | null): string | null {
+    const m = cat === null ? null : STAND_IN.exec(cat);
+    return m ? (this.categories().fromWire(Number(m[1])) ?? cat) : cat;
   }
 
   /** The counter additions of own taps of this token the server has not counted (seq above the watermark). */

@@ -1,170 +1,173 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+/**
+ * Fleet-wide fares (issue 10) end to end, every part a process as deployed:
+ * `dist/rc-sync-server.js start` (its embedded broker, or a real Mosquitto on
+ * the password/ACL files the server writes), two buses enrolled with
+ * `dist/rc-provision.js init`, each running `dist/rc-device.js run` with its
+ * own dir and store, cards tapped through real pcscd + vpcd virtual cards.
+ * Bus B's link to the broker goes through a proxy the test cuts: offline, it
+ * carries a card that bus A then carries too; back online it uploads late and
+ * the server re-settles the day. Bus B then decides on bus A's taps (transfer,
+ * monthly quota of a built-in and of an operator-defined category, daily cap).
+ * The server, restarted two days later (its clock shifted), charges exactly one
+ * aggregated amount per card for the day.
+ *
+ * Tariff: routes 1..4 at 35 ₽; pensioners 50 % for 2 trips a month; the
+ * regional category rural-commuter (defined in the rules, wire id from the
+ * server) free for 1 trip a month; a free transfer within 150 s to another
+ * route; a 100 ₽ daily cap; repeat window 1 s. Taps here are in real time: the
+ * same card on two buses is at least a minute apart (else an impossible trip),
+ * and the quota and cap taps on bus B come after the transfer window of the
+ * same cards' taps on bus A has closed.
+ * Needs `npm run build` (dist/).
+ */
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Config } from '../../device/config/schema.js';
-import { processTap } from '../../device/runtime/process-tap.js';
-import { Store } from '../../device/store/index.js';
-import { usageContext } from '../../device/store/usage-merge.js';
-import { SyncClient } from '../../device/sync/index.js';
-import { RulesFile } from '../../protocol/rules-schema.js';
 import { benefitsCsv, cardsCsv, tokenOf } from '../support/registry-csv.js';
-import { busConfig, importText, startStack, testLogger, type Mode, type Stack } from '../support/sync-harness.js';
+import { syntheticPan, syntheticPsn } from '../support/pans.js';
 import { waitFor } from '../support/wait.js';
+import { BusProc, Mosquitto, Readers, ServerProc, closeAll, distBuilt, type BrokerKind } from './fleet-rig.js';
 
-/**
- * Fleet-wide fares (issue 10 item 4) on the real stack: one sync-server, real
- * brokers, three bus devices each with its own SQLite store and the real sync
- * client (harness devices, not `rc-device run` processes). Taps on bus A are
- * reflected in bus B's decisions through the published fleet usage; a bus that
- * was offline uploads late and the day re-settles; closing the day gives one
- * aggregated charge per card.
- *
- * Tariff: routes 1..4 at 35 ₽, pensioners 50 % for 2 trips a month, a free
- * transfer within 5 min to another route, a 100 ₽ daily cap. Tap times are
- * minutes before the real clock (the server settles taps against it).
- */
-const RULES = RulesFile.parse({
+const TRANSFER_SEC = 150;
+const RULES = {
   schema: 1,
   tariff: {
     version: 1,
     routes: { '1': { fullFareKopecks: 3500 }, '2': { fullFareKopecks: 3500 }, '3': { fullFareKopecks: 3500 }, '4': { fullFareKopecks: 3500 } },
-    benefits: { pensioner: { kind: 'percent', percentOff: 50, quota: { trips: 2, per: 'month', onExhausted: 'full-fare' } } },
-    repeatWindowSec: 60,
-    transfer: { windowSec: 300, fareKopecks: 0, maxTransfers: 1 },
+    categories: { 'rural-commuter': { name: { ru: 'Житель села', en: 'Rural commuter' } } },
+    benefits: {
+      pensioner: { kind: 'percent', percentOff: 50, quota: { trips: 2, per: 'month', onExhausted: 'full-fare' } },
+      'rural-commuter': { kind: 'free', quota: { trips: 1, per: 'month', onExhausted: 'full-fare' } },
+    },
+    repeatWindowSec: 1,
+    transfer: { windowSec: TRANSFER_SEC, fareKopecks: 0, maxTransfers: 1 },
     dailyCapKopecks: 10_000,
   },
-});
-const tariff = RULES.tariff!;
-const MIN = 60_000;
-
-interface Bus {
-  id: string;
-  cfg: Config;
-  store: Store;
-  client: SyncClient;
-  dir: string;
-  close(): Promise<void>;
-}
-
-function openBus(stack: Stack, id: string, route: string, start = true): Bus {
-  const dir = mkdtempSync(join(tmpdir(), 'rc-fleet-dev-'));
-  const base = busConfig(id);
-  const cfg = { ...base, device: { ...base.device, id, route, vehicle: `v-${id}` }, tariff } as Config;
-  const store = Store.open(join(dir, 'device.sqlite'), { deviceId: id, synchronous: 'OFF' });
-  store.setUsageContext(usageContext(tariff));
-  const client = new SyncClient({
-    store,
-    deviceId: id,
-    brokerUrl: stack.brokerUrl,
-    scopes: ['transit', 'stoplist'],
-    serverPublicKey: stack.server.publicKeyPem,
-    stagingDir: join(dir, 'staging'),
-    log: testLogger(),
-    reconnectMinMs: 200,
-    reconnectMaxMs: 1000,
-    ackTimeoutMs: 3000,
-    usageStore: store,
-  });
-  if (start) client.start();
-  return {
-    id,
-    cfg,
-    store,
-    client,
-    dir,
-    async close() {
-      await client.stop();
-      store.close();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-let mono = 1_000_000;
-const ride = (bus: Bus, card: number, at: number) => {
-  mono += 10_000_000;
-  return processTap(
-    bus.store,
-    { wallTime: at, monotonicMs: mono, bootId: 'fleet-test', direction: null, card: { token: tokenOf(card), expiry: null } },
-    bus.cfg,
-  ).decision;
 };
+const DAY_MS = 86_400_000;
+/** The server flags the same card on two vehicles within 60 s as an impossible trip (sync-server/ingest.ts): taps of one card on two buses are further apart. */
+const POSSIBLE_MS = 62_000;
+const sleepUntil = (t: number) => new Promise((r) => setTimeout(r, Math.max(0, t - Date.now())));
+const card = (i: number) => ({ pan: syntheticPan(i), psn: syntheticPsn(i) });
 
-for (const mode of ['embedded', 'mosquitto'] as Mode[]) {
-  describe(`fleet-wide fares across buses (${mode} broker)`, () => {
-    const open: Bus[] = [];
-    let stack: Stack | null = null;
-    afterAll(async () => {
-      for (const b of open) await b.close().catch(() => undefined);
-      await stack?.close();
-    });
+const env: NodeJS.ProcessEnv = { ...process.env, RC_LOG_LEVEL: 'warn' };
+delete env.RC_TOKEN_KEY;
 
-    it('transfer, monthly quota and daily cap across buses; a late upload re-settles the day; one charge per card and day', async () => {
-      stack = await startStack(mode, { usageIntervalMs: 200 });
-      const s = stack;
-      await importText(s, 'cards', cardsCsv(0, 20));
-      await importText(s, 'benefits', benefitsCsv(10, 5)); // persons 10..14 are pensioners
-      s.server.publisher.setConfig('rules', RULES);
-      await s.server.publisher.publishConfigs('rules');
-      const a = openBus(s, 'bus-a', '1');
-      const b = openBus(s, 'bus-b', '2');
-      const c = openBus(s, 'bus-c', '3', false); // offline: it rides, uploads later
-      open.push(a, b, c);
-      await waitFor(() => a.store.listVersion('transit') > 0 && b.store.listVersion('transit') > 0, { timeoutMs: 15_000, what: 'transit lists on the buses' });
-      // the service day of every tap below is today's (a run in the first 20 minutes after midnight would straddle two days)
-      const T = Date.now();
-      const today = new Date(T).toLocaleDateString('sv-SE', { timeZone: 'Europe/Moscow' });
+for (const mode of ['embedded', 'mosquitto'] as BrokerKind[]) {
+  describe.skipIf(!distBuilt())(`fleet-wide fares with rc-device run processes (${mode} broker)`, () => {
+    const dirs: string[] = [];
+    const buses: BusProc[] = [];
+    let server: ServerProc | null = null;
+    let mosquitto: Mosquitto | null = null;
+    let readers: Readers | null = null;
+    afterAll(() => closeAll(buses, server, mosquitto, readers, dirs), 120_000);
 
-      // bus C, offline, carries card 4 on route 3 at T−9 min
-      expect(ride(c, 4, T - 9 * MIN)).toMatchObject({ reason: 'full-fare', fareKopecks: 3500 });
-      // bus A: a pensioner uses the month's 2 quota trips, card 3 pays 70 ₽, card 1 pays 35 ₽ a minute ago, card 4 pays (bus A does not know bus C)
-      expect(ride(a, 10, T - 20 * MIN)).toMatchObject({ reason: 'benefit', fareKopecks: 1750 });
-      expect(ride(a, 3, T - 20 * MIN)).toMatchObject({ reason: 'full-fare', fareKopecks: 3500 });
-      expect(ride(a, 10, T - 15 * MIN)).toMatchObject({ reason: 'benefit', fareKopecks: 1750 });
-      expect(ride(a, 3, T - 15 * MIN)).toMatchObject({ reason: 'full-fare', fareKopecks: 3500 });
-      expect(ride(a, 4, T - 7 * MIN)).toMatchObject({ reason: 'full-fare', fareKopecks: 3500 });
-      expect(ride(a, 1, T - 1 * MIN)).toMatchObject({ reason: 'full-fare', fareKopecks: 3500 });
-      const t0 = Date.now();
-      await waitFor(() => b.store.readView(tokenOf(1)).counters[`fare@${today}`] === 3500, {
-        timeoutMs: 15_000,
-        what: "bus A's taps in bus B's fleet usage",
+    it('transfer, monthly quotas and daily cap across buses; an offline bus uploads late and the day re-settles; one charge per card', async () => {
+      const base = mkdtempSync(join(tmpdir(), `rc-fleet-e2e-${mode}-`));
+      dirs.push(base);
+      readers = await Readers.start(2);
+      if (mode === 'mosquitto') mosquitto = await Mosquitto.start(join(base, 'mosquitto'));
+      server = await ServerProc.start(join(base, 'server'), mosquitto, env);
+      const s = server;
+      await s.setRules(RULES); // before the benefits import (the category must be published) and before enrolment (devices get the tariff)
+      await s.importCsv('cards', cardsCsv(0, 20));
+      await s.importCsv('benefits', benefitsCsv(10, 5)); // persons 10..14: pensioners
+      await s.importCsv('benefits', benefitsCsv(15, 2, 'rural-commuter')); // 15, 16: the regional category
+      const a = await BusProc.provision(s, readers, 0, join(base, 'bus-a'), { route: '1' }, env);
+      buses.push(a);
+      const b = await BusProc.provision(s, readers, 1, join(base, 'bus-b'), { route: '2' }, env);
+      buses.push(b);
+      await Promise.all([a.up(), b.up()]);
+      for (const bus of [a, b]) await bus.waitStatus((x) => (x.lists.find((l) => l.scope === 'transit')?.version ?? 0) > 0, 'transit list');
+
+      // bus B loses its link (the proxy resets every connection and refuses new ones) and carries card 4
+      b.proxy.cut('reset');
+      await b.waitStatus((x) => !x.sync.connected, 'offline');
+      expect(await b.tap(card(4).pan, card(4).psn)).toMatchObject({
+        result: 'allow',
+        reason: 'full-fare',
+        fareKopecks: 3500,
+        maskedPan: '220099******' + card(4).pan.slice(-4),
       });
-      const reflectedMs = Date.now() - t0;
-      console.info(`[${mode}] a tap on bus A reflected in bus B's usage after ${reflectedMs} ms`);
 
-      // bus B decides as if it had seen bus A
-      expect(ride(b, 1, T)).toMatchObject({ reason: 'transfer', fareKopecks: 0 });
-      expect(ride(b, 10, T)).toMatchObject({ reason: 'quota-exhausted', fareKopecks: 3500 });
-      expect(ride(b, 3, T)).toMatchObject({ reason: 'capped', fareKopecks: 3000 });
+      const tB4 = Date.now();
+      // bus A: a pensioner uses the month's two quota trips; card 3 pays 70 ₽; card 15 uses its one regional trip
+      expect(await a.tap(card(10).pan, card(10).psn)).toMatchObject({ reason: 'benefit', fareKopecks: 1750, benefit: 'pensioner' });
+      expect(await a.tap(card(3).pan, card(3).psn)).toMatchObject({ reason: 'full-fare', fareKopecks: 3500 });
+      expect(await a.tap(card(10).pan, card(10).psn)).toMatchObject({ reason: 'benefit', fareKopecks: 1750 });
+      expect(await a.tap(card(3).pan, card(3).psn)).toMatchObject({ reason: 'full-fare', fareKopecks: 3500 });
+      expect(await a.tap(card(15).pan, card(15).psn)).toMatchObject({ reason: 'benefit', fareKopecks: 0, benefit: 'rural-commuter' });
+      const earlyOnA = Date.now();
+      // then card 4 (a minute after bus B's tap: the same card on two buses within a minute is an impossible trip, left out of settlement):
+      // it pays, bus A does not know bus B's tap; and card 1 pays 35 ₽
+      await sleepUntil(tB4 + POSSIBLE_MS);
+      expect(await a.tap(card(4).pan, card(4).psn)).toMatchObject({ reason: 'full-fare', fareKopecks: 3500 });
+      expect(await a.tap(card(1).pan, card(1).psn)).toMatchObject({ reason: 'full-fare', fareKopecks: 3500 });
+      const lastOnA = Date.now();
+      await a.waitStatus((x) => x.journal.backlog === 0, "bus A's journal uploaded");
 
-      // bus C comes online: its tap uploads late; the server re-settles card 4's day: bus A's tap was a transfer
-      c.client.start();
-      const settled = () =>
-        s.server.db.prepare("SELECT settled_reason, settled_fare FROM journal WHERE device = 'bus-a' AND token = ?").get(tokenOf(4)) as
-          { settled_reason: string | null; settled_fare: number | null } | undefined;
-      await waitFor(() => settled()?.settled_reason === 'transfer', { timeoutMs: 15_000, what: "card 4's day re-settled after bus C's late upload" });
-      expect(settled()).toEqual({ settled_reason: 'transfer', settled_fare: 0 });
-      await waitFor(() => b.store.usageState().watermark === 3, { timeoutMs: 15_000, what: "bus B's own taps counted by the server" });
-      // its own taps are in the fleet figures now: not counted twice
-      expect(b.store.readView(tokenOf(3)).counters[`fare@${today}`]).toBe(10_000);
-      expect(b.store.readView(tokenOf(10)).counters[`quota:pensioner@${today.slice(0, 7)}`]).toBe(2);
+      // bus B comes back: it uploads its offline tap; the server re-settles card 4's day (bus A's tap was a transfer)
+      b.proxy.restore();
+      await b.waitStatus((x) => x.sync.connected && x.journal.backlog === 0, 'online, journal uploaded', 60_000);
+      const journalOf = async (id: string) =>
+        (await s.api<{ entries: { seq: number; token: string | null; settled: { fareKopecks: number; reason: string } | null }[] }>(`/v1/journal?device=${id}`))
+          .entries;
+      const aCard4 = await waitFor(
+        async () => {
+          await s.api('/v1/charging/run', { method: 'POST' }); // settle now (the server's own timer runs once a minute)
+          const e = (await journalOf(a.id)).find((x) => x.token === tokenOf(4));
+          return e?.settled?.reason === 'transfer' ? e : null;
+        },
+        { timeoutMs: 30_000, what: "card 4's day re-settled after bus B's late upload", everyMs: 200 },
+      ).catch(async (e: unknown) =>
+        expect.fail(`${String(e)}\n${JSON.stringify([...(await journalOf(a.id)), ...(await journalOf(b.id))].filter((x) => x.token === tokenOf(4)))}`),
+      );
+      expect(aCard4.settled).toEqual({ fareKopecks: 0, reason: 'transfer' });
 
-      // the day closes: exactly one aggregated charge per card, of the back office's amount
-      await waitFor(() => s.server.db.prepare('SELECT count(*) FROM settle_dirty').pluck().get() === 0, { timeoutMs: 15_000, what: 'settlement caught up' });
-      await s.server.charging.runOnce(new Date(T + 2 * 86_400_000));
-      const charges = s.server.db.prepare('SELECT token, service_day, amount FROM charges ORDER BY token').all() as {
-        token: string;
-        service_day: string;
-        amount: number;
-      }[];
+      // bus A's taps reach bus B's fleet usage (a tap on A, reflected in B's store)
+      await waitFor(() => (b.usageOf(tokenOf(1))?.fare_today ?? 0) >= 3500 && (b.usageOf(tokenOf(15))?.quota_used ?? 0) >= 1, {
+        timeoutMs: 30_000,
+        what: "bus A's taps in bus B's fleet usage",
+        everyMs: 100,
+      });
+      expect(b.usageOf(tokenOf(15))?.quota_cat).toBe('rural-commuter'); // decoded with the categories of the rules bus B holds
+
+      // bus B decides as if it had seen bus A (card 1 a minute after bus A's tap, inside the transfer window)
+      await sleepUntil(lastOnA + POSSIBLE_MS);
+      expect(Date.now() - lastOnA, 'card 1 reaches bus B inside the transfer window').toBeLessThan(TRANSFER_SEC * 1000 - 10_000);
+      expect(await b.tap(card(1).pan, card(1).psn)).toMatchObject({ reason: 'transfer', fareKopecks: 0 });
+      await sleepUntil(earlyOnA + TRANSFER_SEC * 1000 + 2000); // cards 10, 3 and 15: no transfer from bus A any more
+      expect(await b.tap(card(10).pan, card(10).psn)).toMatchObject({ reason: 'quota-exhausted', fareKopecks: 3500 });
+      expect(await b.tap(card(3).pan, card(3).psn)).toMatchObject({ reason: 'capped', fareKopecks: 3000 });
+      expect(await b.tap(card(15).pan, card(15).psn)).toMatchObject({ reason: 'quota-exhausted', fareKopecks: 3500 });
+      await b.waitStatus((x) => x.journal.backlog === 0, "bus B's journal uploaded");
+      const today = (await journalOf(b.id)).map((e) => e as unknown as { serviceDay: string })[0]!.serviceDay;
+
+      // the day closes: the server, restarted two days later, charges exactly one aggregated amount per card
+      await waitFor(
+        async () => {
+          await s.api('/v1/charging/run', { method: 'POST' });
+          return (await journalOf(b.id)).every((e) => e.settled !== null);
+        },
+        { timeoutMs: 30_000, what: 'settlement caught up', everyMs: 200 },
+      );
+      for (const bus of buses) await bus.stop();
+      await s.stop();
+      await s.up(2 * DAY_MS);
+      await s.api('/v1/charging/run', { method: 'POST' });
+      const charges = (await s.api<{ charges: { token: string; serviceDay: string; amountKopecks: number; taps: number }[] }>('/v1/charging')).charges;
       const byCard = (i: number) => charges.filter((x) => x.token === tokenOf(i));
-      for (const i of [1, 3, 4, 10]) expect(byCard(i)).toHaveLength(1);
-      expect(byCard(1)[0]!.amount).toBe(3500); // 35 ₽ + a free transfer
-      expect(byCard(3)[0]!.amount).toBe(10_000); // capped
-      expect(byCard(4)[0]!.amount).toBe(3500); // bus C's 35 ₽; bus A's tap re-settled as a transfer
-      expect(byCard(10)[0]!.amount).toBe(1750 + 1750 + 3500); // two quota trips at 50 %, then full fare
-      expect(new Set(charges.map((x) => x.service_day))).toEqual(new Set([today]));
-    });
+      for (const i of [1, 3, 4, 10, 15]) expect(byCard(i), `card ${i}`).toHaveLength(1);
+      expect(byCard(1)[0]!.amountKopecks).toBe(3500); // 35 ₽ + a free transfer
+      expect(byCard(3)[0]!.amountKopecks).toBe(10_000); // capped
+      expect(byCard(4)[0]!.amountKopecks).toBe(3500); // bus B's 35 ₽; bus A's tap re-settled as a transfer
+      expect(byCard(10)[0]!.amountKopecks).toBe(1750 + 1750 + 3500); // two quota trips at 50 %, then full fare
+      expect(byCard(15)[0]!.amountKopecks).toBe(3500); // one free regional trip, then full fare
+      expect(charges).toHaveLength(5);
+      expect(new Set(charges.map((x) => x.serviceDay))).toEqual(new Set([today]));
+      // no card number anywhere the processes wrote to their logs
+      for (const log of [s.log, a.log, b.log]) for (const i of [1, 3, 4, 10, 15]) expect(log.join('\n')).not.toContain(card(i).pan);
+    }, 600_000);
   });
 }
