@@ -263,34 +263,28 @@ export class Settlement {
 
   /**
    * Settle dirty cards for about `budgetMs` (at least one small batch), in one transaction, and stop.
-   * Its commit does not wait for the disk (synchronous = NORMAL): settlement is derived from the journal, and a
-   * settlement lost to a power cut is redone from the dirty marks lost with it. Returns whether cards are left.
+   * Its commit is as durable as any other (the server's synchronous = FULL: no WAL write is left unsynced before a
+   * journal-ack, see sync-harden.test.ts). Returns whether dirty cards are left.
    */
   settleSlice(now = new Date(), budgetMs = 5): { report: SettleReport; more: boolean } {
     const t0 = performance.now();
     const rep: SettleReport = { cards: 0, taps: 0, adjustments: 0 };
-    const sync = this.db.pragma('synchronous', { simple: true }) as number;
-    if (sync > 1) this.db.pragma('synchronous = NORMAL');
-    try {
-      this.db.transaction(() => {
-        const tariff = publishedTariff(this.db);
-        const at = now.toISOString();
-        let wrapped = false;
-        do {
-          const dirty = this.st.dirtyAfter.all(this.cursor, SLICE_CARDS) as DirtyCard[];
-          if (dirty.length === 0) {
-            if (wrapped || this.cursor === '') break;
-            this.cursor = ''; // dirty cards before the cursor came in meanwhile: go round once more
-            wrapped = true;
-            continue;
-          }
-          this.settleBatch(dirty, tariff, at, rep);
-          this.cursor = dirty[dirty.length - 1]!.token;
-        } while (performance.now() - t0 < budgetMs);
-      })();
-    } finally {
-      if (sync > 1) this.db.pragma(`synchronous = ${sync}`);
-    }
+    this.db.transaction(() => {
+      const tariff = publishedTariff(this.db);
+      const at = now.toISOString();
+      let wrapped = false;
+      do {
+        const dirty = this.st.dirtyAfter.all(this.cursor, SLICE_CARDS) as DirtyCard[];
+        if (dirty.length === 0) {
+          if (wrapped || this.cursor === '') break;
+          this.cursor = ''; // dirty cards before the cursor came in meanwhile: go round once more
+          wrapped = true;
+          continue;
+        }
+        this.settleBatch(dirty, tariff, at, rep);
+        this.cursor = dirty[dirty.length - 1]!.token;
+      } while (performance.now() - t0 < budgetMs);
+    })();
     return { report: rep, more: this.st.anyDirty.get() !== undefined };
   }
 
@@ -448,15 +442,9 @@ export class Settlement {
     return created;
   }
 
-  /** Close days as `closeDays` does for about `budgetMs`, in one transaction (commit not waiting for the disk, see settleSlice). */
+  /** Close days as `closeDays` does for about `budgetMs`, in one transaction. */
   closeSlice(now = new Date(), budgetMs = 5): { created: number; more: boolean } {
-    const sync = this.db.pragma('synchronous', { simple: true }) as number;
-    if (sync > 1) this.db.pragma('synchronous = NORMAL');
-    try {
-      return this.db.transaction(() => this.closeSome(now, 256, budgetMs))();
-    } finally {
-      if (sync > 1) this.db.pragma(`synchronous = ${sync}`);
-    }
+    return this.db.transaction(() => this.closeSome(now, 256, budgetMs))();
   }
 
   /** Close open days, `chunk` at a time in the order of their first tap (index day_totals_close), until none is left or the time is up. */
