@@ -53,7 +53,8 @@ export class SimulatedCharger implements Charger {
  * When settlement runs in the server. A journal batch only marks cards dirty (ingest.ts) and `kick`s the queue;
  * settlement starts `debounceMs` later (a burst of uploads settles together) and runs in slices of about
  * `sliceMs`, each one transaction, yielding to the event loop between them: a journal-ack or an HTTP request
- * never waits for settlement longer than one slice.
+ * never waits for settlement longer than one slice. While uploads keep coming, settlement takes one slice per
+ * `debounceMs` (ingest first); once they stop, it runs slice after slice until everything is settled.
  */
 export interface SettleSchedule {
   debounceMs: number;
@@ -70,6 +71,8 @@ export class ChargingQueue {
   /** A run without a given instant that has not started yet: later such requests join it. */
   private waiting: Promise<number> | null = null;
   private kickTimer: NodeJS.Timeout | null = null;
+  /** When the last journal batch asked for settlement (performance.now()). */
+  private lastKick = -Infinity;
   private stopped = false;
   readonly schedule: SettleSchedule;
   constructor(
@@ -87,6 +90,7 @@ export class ChargingQueue {
 
   /** New journal entries wait for settlement: run soon (debounced), never in the caller's turn of the event loop. */
   kick(): void {
+    this.lastKick = performance.now();
     if (this.stopped || this.kickTimer) return;
     this.kickTimer = setTimeout(() => {
       this.kickTimer = null;
@@ -130,7 +134,7 @@ export class ChargingQueue {
       s.taps += r.report.taps;
       s.adjustments += r.report.adjustments;
       if (!r.more) break;
-      await yieldToLoop();
+      await this.pause();
       if (this.stopped) return 0;
     }
     let created = 0;
@@ -143,6 +147,12 @@ export class ChargingQueue {
     }
     if (s.cards > 0 || created > 0) this.log.debug({ cards: s.cards, taps: s.taps, adjustments: s.adjustments, charges: created }, 'settled');
     return this.chargePending(now);
+  }
+
+  /** Between slices: the next at once when no upload came within `debounceMs`; while uploads keep coming, one slice per `debounceMs` (ingest first). */
+  private pause(): Promise<void> {
+    const busy = performance.now() - this.lastKick < this.schedule.debounceMs;
+    return busy ? new Promise((resolve) => setTimeout(resolve, this.schedule.debounceMs)) : yieldToLoop();
   }
 
   private async chargePending(now: Date): Promise<number> {

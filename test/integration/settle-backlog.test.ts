@@ -100,13 +100,13 @@ describe('settlement never holds a journal-ack', () => {
       for (let i = 0; i < 5; i++) during.push(await upload());
       // every upload acknowledged quickly, and while cards were still waiting: the acks did not wait for settlement
       for (const d of during) expect(d.dirtyLeft, JSON.stringify(during)).toBeGreaterThan(BACKLOG / 10);
-      expect(Math.max(...during.map((d) => d.ms)), JSON.stringify(during)).toBeLessThan(3000); // settling all 50,000 on the message path took ~9 s
+      expect(Math.max(...during.map((d) => d.ms)), JSON.stringify(during)).toBeLessThan(3000); // at ~180 µs a card (issue 10), settling 50,000 on the message path held the loop ~9 s
       // and the backlog is settled in the end: every card's taps, once
-      await waitFor(() => anyDirty.get() === undefined, { timeoutMs: 120_000, what: 'backlog settled' });
+      await waitFor(() => anyDirty.get() === undefined, { timeoutMs: 300_000, what: 'backlog settled' });
       const unsettled = db.prepare("SELECT count(*) FROM journal WHERE settled_reason IS NULL AND settle_code IS NULL AND kind = 'bus'").pluck();
       expect(unsettled.get()).toBe(0);
     } finally {
       await dev.endAsync(true);
     }
-  }, 180_000);
+  }, 400_000);
 });
