@@ -60,7 +60,7 @@ export interface SettleSchedule {
   debounceMs: number;
   sliceMs: number;
 }
-export const DEFAULT_SCHEDULE: SettleSchedule = { debounceMs: 100, sliceMs: 5 };
+const DEFAULT_SCHEDULE: SettleSchedule = { debounceMs: 100, sliceMs: 5 };
 
 /** Let pending I/O (MQTT messages, HTTP requests) run before the next slice. */
 const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
