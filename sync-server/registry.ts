@@ -5,6 +5,7 @@ import { ensureConsoleSchema } from './console/store.js';
 import { ensureAuthSchema } from './auth/schema.js';
 import { ensurePartnerSchema } from './partners.js';
 import { ensureNotifySchema } from './notify/schema.js';
+import { ensureSettlementSchema } from './settlement/schema.js';
 
 /**
  * The operator's registry: one SQLite file under the data dir.
@@ -50,6 +51,7 @@ export function openRegistry(dataDir: string): Db {
   ensureAuthSchema(db);
   ensurePartnerSchema(db);
   ensureNotifySchema(db);
+  ensureSettlementSchema(db);
   return db;
 }
 

@@ -9,7 +9,7 @@ import { parseTopic, topics } from '../protocol/wire/topics.js';
 import { parseControl } from '../protocol/wire/verify.js';
 import { sealJournalAck } from '../protocol/wire/chunking.js';
 import { openPolicy, startEmbeddedBroker, type AuthPolicy, type EmbeddedBroker } from './broker.js';
-import { ChargingQueue, SimulatedCharger, type Charger, type RetryPolicy } from './charging.js';
+import { ChargingQueue, SimulatedCharger, type Charger, type RetryPolicy, type SettleSchedule } from './charging.js';
 import { startListener } from './http/app.js';
 import { ROUTES } from './http/routes/index.js';
 import type { Api } from './http/route.js';
@@ -56,6 +56,8 @@ export interface ServerOptions {
   ingestLimits?: Partial<IngestLimits>;
   /** How a declined charge is retried before the card is stop-listed (default charging.ts DEFAULT_RETRY). */
   chargeRetry?: RetryPolicy;
+  /** When settlement runs after journal uploads: debounce and slice length (default charging.ts DEFAULT_SCHEDULE). */
+  settleSchedule?: Partial<SettleSchedule>;
   /** Fleet usage (issue 10 item 4): recomputed and published at most this often, only when changed (default 1000 ms; 0 = off). */
   usageIntervalMs?: number;
   /** Provisioning: the embedded broker enforces per-device credentials and ACLs (allowAnonymous: development only). */
@@ -174,6 +176,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     log.child({ component: 'charging' }),
     settlement,
     o.chargeRetry,
+    o.settleSchedule,
   );
 
   // broker
@@ -278,7 +281,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
           );
         const ack = sealJournalAck(t.device, r.upTo, new Date(), key.privateKey); // signed: devices refuse an unsigned ack
         void client.publishAsync(topics.journalAck(t.device), ack, { qos: 1, retain: true }).catch(() => undefined);
-        if (r.settle > 0) void charging.runOnce().catch((e) => log.warn({ err: String(e) }, 'charging failed'));
+        if (r.settle > 0) charging.kick(); // settled later, in short slices: the ack above never waits for it
       } else if (t.kind === 'status') {
         if (payload.length === 0) return;
         const s = parseControl(payload, DeviceStatus, MAX_CONTROL_MESSAGE);
@@ -450,6 +453,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       await notifier.close();
       await enrolListener?.close();
       clearInterval(chargeTimer);
+      await charging.stop();
       clearInterval(resealTimer);
       if (usageTimer) clearInterval(usageTimer);
       ready = false;
