@@ -101,7 +101,7 @@ function replayRows(
     }
     // a partner's resident check is not a trip: stored and reported, never a fare
     if (r.kind === 'partner') {
-      put(null, null, null, ErrorCode.SettlementNotAFare);
+      if (keep) put(r, null, null, null, ErrorCode.SettlementNotAFare);
       continue;
     }
     if (r.kind !== 'bus' || !tariff) {
