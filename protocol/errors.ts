@@ -80,6 +80,9 @@ export const ErrorCode = {
   ServerUnsupportedMedia: 'server.unsupported-media-type',
   ServerRateLimited: 'server.rate-limited',
 
+  // import: CSV imports into the registry (sync-server/import-stage.ts)
+  ImportBusy: 'import.busy',
+
   // report: the reports the region pays from (sync-server/reports/)
   ReportSignatureInvalid: 'report.signature-invalid',
 

@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { ensureImportSchema } from './import-stage.js';
 
 /**
  * The operator's registry: one SQLite file under the data dir.
@@ -42,6 +43,7 @@ export function openRegistry(dataDir: string): Db {
   db.exec(SCHEMA);
   migrate(db);
   migrateRegistry(db);
+  ensureImportSchema(db);
   return db;
 }
 

@@ -1,6 +1,16 @@
 import type { IncomingMessage } from 'node:http';
 import type { z } from 'zod';
-import type { ChargesAnswer, ConfigAnswer, Health, ImportAnswer, ImportKind, JournalAnswer, RepayAnswer, StatusAnswer } from '../../protocol/api.js';
+import type {
+  ChargesAnswer,
+  ConfigAnswer,
+  Health,
+  ImportAnswer,
+  ImportKind,
+  ImportsAnswer,
+  JournalAnswer,
+  RepayAnswer,
+  StatusAnswer,
+} from '../../protocol/api.js';
 import type { ReportDoc, ReportName } from '../../protocol/reports.js';
 import type { Access } from '../../protocol/roles.js';
 import type { CsvSource } from '../csv.js';
@@ -16,6 +26,8 @@ export type Listener = 'operator' | 'enrol';
 /** What the HTTP API needs from the running server (server.ts builds it). */
 export interface Api {
   importCsv(kind: ImportKind, csv: CsvSource, skipInvalid: boolean): Promise<ImportAnswer>;
+  /** The newest imports first (running, done, failed). */
+  imports(limit?: number): ImportsAnswer;
   status(): StatusAnswer;
   journal(device: string | undefined, limit: number, flagged?: boolean): JournalAnswer;
   charges(status: string | undefined, limit: number): ChargesAnswer;
