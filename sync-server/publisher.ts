@@ -256,7 +256,6 @@ export class Publisher {
       }
     }
     const snapshot = Buffer.concat(parts);
-    parts = null;
     const from = this.version(scope);
     const to = from + 1;
     // the chunks of the new version, a few per transaction (the boundaries of splitChunks)
