@@ -53,7 +53,7 @@ export function ensureImportSchema(db: Db): void {
 
 /** Rows staged per transaction (a few milliseconds), and applied per transaction. */
 const STAGE_ROWS = 2_000;
-const APPLY_ROWS = 1_000;
+const APPLY_ROWS = 2_000;
 /** Imports kept in the table (older ones are deleted when a new one starts). */
 const KEEP_IMPORTS = 500;
 
@@ -192,6 +192,7 @@ export class Importer {
         running: this.running,
       });
     const { db, log } = this.o;
+    const t0 = performance.now();
     const today = this.o.today();
     const id = Number(
       db.prepare("INSERT INTO imports(kind, state, phase, today, started_at) VALUES (?, 'running', 'parse', ?, ?)").run(kind, today, new Date().toISOString())
@@ -231,17 +232,26 @@ export class Importer {
       // the last rows and the switch to "apply" in one transaction: from here a crash applies the file whole at the next start
       flush(() => db.prepare("UPDATE imports SET phase = 'apply', applied = ?, rejected = ? WHERE id = ?").run(report.applied, report.rejected, id));
       phase = 'apply';
+      const parsed = performance.now();
       return await this.o.serial(async () => {
+        const started = performance.now();
         const leftover = pendingRecompute(db); // scopes an earlier failed import left flagged: recomputed whole with this one
         const ctx = applyContext(db, kind, report.applied, today);
         while (applyStep(db, ctx)) await yieldToLoop();
         for (const s of leftover) markAll(ctx.dirty, s);
         db.prepare("UPDATE imports SET phase = 'lists' WHERE id = ?").run(id);
+        const applied = performance.now();
         const changed = await this.o.publisher.commitStaged(ctx.dirty, yieldToLoop);
         clearRecompute(db); // the lists agree with the registry again (see import-recovery.ts)
         finish(db, id, 'done');
         await this.o.publisher.publish(changed);
-        log.info({ import: id, kind, rows: report.rows, applied: report.applied, rejected: report.rejected, changed }, 'import applied');
+        const ms = {
+          parse: Math.round(parsed - t0),
+          wait: Math.round(started - parsed),
+          apply: Math.round(applied - started),
+          lists: Math.round(performance.now() - applied),
+        };
+        log.info({ import: id, kind, rows: report.rows, applied: report.applied, rejected: report.rejected, changed, ms }, 'import applied');
         return { report, versions: currentVersions(db) };
       });
     } catch (e) {

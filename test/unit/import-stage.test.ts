@@ -177,7 +177,7 @@ describe('staged import', () => {
       await new Promise(() => undefined); // the server dies here
     }
     void s.importer.run('cards', stuck(), false);
-    await waitFor(() => (s.db.prepare('SELECT count(*) FROM import_stage').pluck().get() as number) >= 4000, { what: 'rows staged' });
+    await waitFor(() => (s.db.prepare('SELECT count(*) FROM import_stage').pluck().get() as number) >= 4000, { timeoutMs: 20_000, what: 'rows staged' });
     const r = reopen(s);
     finishInterruptedImport(r.db, r.pub, log);
     expect(published(r.db)).toEqual(before);
@@ -189,7 +189,7 @@ describe('staged import', () => {
     // serial never runs: the import stops right after its file was staged, before anything is applied
     const s = side(() => new Promise(() => undefined));
     void s.importer.run('cards', lines(cardsCsv(0, 4000)), false);
-    await waitFor(() => s.importer.list()[0]?.applied === 4000, { what: 'file staged whole' });
+    await waitFor(() => s.importer.list()[0]?.applied === 4000, { timeoutMs: 20_000, what: 'file staged whole' });
     expect(s.db.prepare('SELECT count(*) FROM import_stage').pluck().get()).toBe(4000);
     expect(s.db.prepare('SELECT count(*) FROM cards').pluck().get()).toBe(0);
     const r = reopen(s);
