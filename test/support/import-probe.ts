@@ -23,10 +23,12 @@ export interface ServerChild {
   stop(): Promise<void>;
 }
 
-/** `rc-sync-server start` on a fresh data dir, embedded broker and HTTP on free ports. */
-export async function startServerChild(): Promise<ServerChild> {
+/**
+ * `rc-sync-server start` on a fresh data dir, embedded broker and HTTP on free ports. `root`: the checkout
+ * whose server runs (default this one; another checkout gives a before/after under the same load).
+ */
+export async function startServerChild(root = join(import.meta.dirname, '..', '..')): Promise<ServerChild> {
   const dataDir = mkdtempSync(join(tmpdir(), 'rc-import-probe-'));
-  const root = join(import.meta.dirname, '..', '..');
   const proc: ChildProcess = spawn(
     process.execPath,
     [
@@ -77,19 +79,28 @@ export function cardsFile(n: number, expiry = '2031-06'): Buffer {
   return Buffer.from(parts.join(''), 'utf8');
 }
 
-/** Time `probe` every `everyMs` (from the end of one to the start of the next) until stopped; the latencies in ms. */
-export function timeEvery(everyMs: number, probe: () => Promise<void>): { stop(): Promise<number[]> } {
+/**
+ * Time `probe` every `everyMs` (from the end of one to the start of the next) until stopped; the latencies
+ * in ms of the probes that succeeded, and the errors of the others (a probe that throws is counted, not fatal).
+ */
+export function timeEvery(everyMs: number, probe: () => Promise<void>): { stop(): Promise<number[]>; errors: string[] } {
   const times: number[] = [];
+  const errors: string[] = [];
   let running = true;
   const loop = (async () => {
     while (running) {
       const t = performance.now();
-      await probe();
-      times.push(performance.now() - t);
+      try {
+        await probe();
+        times.push(performance.now() - t);
+      } catch (e) {
+        errors.push(`${Math.round(performance.now() - t)} ms: ${String((e as Error & { cause?: unknown }).cause ?? e)}`);
+      }
       await new Promise((r) => setTimeout(r, everyMs));
     }
   })();
   return {
+    errors,
     stop: async () => {
       running = false;
       await loop;
