@@ -9,7 +9,7 @@
  * (e.g. one before the staged imports) under the same conditions. The last line is one JSON object.
  */
 import { operatorFetch } from '../support/operator-api.js';
-import { ackProbe, cardsFile, percentiles, startServerChild, timeEvery } from '../support/import-probe.js';
+import { ackProbe, cardsFile, percentiles, postFile, startServerChild, timeEvery } from '../support/import-probe.js';
 
 const args = process.argv.slice(2);
 const arg = (name: string, def: string) => {
@@ -49,10 +49,10 @@ try {
     if (i) lastProgress = `${i.state} ${i.rows}`;
   });
   const t0 = performance.now();
-  const res = await operatorFetch(target, '/v1/import/cards', { method: 'POST', body: file, headers: { 'content-type': 'text/csv' } });
-  const answer = (await res.json()) as { report?: { rows: number; applied: number }; error?: unknown };
+  const res = await postFile(target, '/v1/import/cards', file);
+  const answer = res.json as { report?: { rows: number; applied: number }; error?: unknown };
   const importMs = Math.round(performance.now() - t0);
-  if (!res.ok || answer.report?.applied !== ROWS) throw new Error(`import failed: HTTP ${res.status} ${JSON.stringify(answer).slice(0, 500)}`);
+  if (res.status !== 200 || answer.report?.applied !== ROWS) throw new Error(`import failed: HTTP ${res.status} ${JSON.stringify(answer).slice(0, 500)}`);
   const healthErrors = h.errors;
   const duringHealth = percentiles(await h.stop());
   const duringAcks = percentiles(await acks.stop());

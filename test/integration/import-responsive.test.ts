@@ -8,7 +8,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../protocol/errors.js';
 import { ImportsAnswer } from '../../protocol/api.js';
-import { ackProbe, cardsFile, percentiles, startServerChild, timeEvery, type ServerChild } from '../support/import-probe.js';
+import { ackProbe, cardsFile, percentiles, postFile, startServerChild, timeEvery, type ServerChild } from '../support/import-probe.js';
 import { operatorFetch } from '../support/operator-api.js';
 
 const ROWS = Number(process.env.RC_IMPORT_RESPONSIVE_ROWS ?? 100_000);
@@ -44,8 +44,8 @@ describe('the server stays responsive during a big import', () => {
       }
     });
     const t0 = performance.now();
-    const res = await operatorFetch(target, '/v1/import/cards', { method: 'POST', body: file, headers: { 'content-type': 'text/csv' } });
-    const answer = (await res.json()) as { report: { rows: number; applied: number } };
+    const res = await postFile(target, '/v1/import/cards', file);
+    const answer = res.json as { report: { rows: number; applied: number } };
     const importMs = performance.now() - t0;
     const h = await health.stop();
     const a = await acks.stop();

@@ -8,7 +8,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { operatorFetch } from './operator-api.js';
+import { request as httpRequest } from 'node:http';
+import { operatorFetch, type OperatorTarget } from './operator-api.js';
 import { syntheticPan, syntheticPsn } from './pans.js';
 import { busConfig, openDevice, tap, type Device, type Stack } from './sync-harness.js';
 import { waitFor } from './wait.js';
@@ -70,6 +71,38 @@ export async function startServerChild(root = join(import.meta.dirname, '..', '.
     await stop();
     throw e;
   }
+}
+
+/**
+ * POST a big file and wait for the answer however long the import takes (fetch gives up on an answer after
+ * 300 s of waiting for its headers). The credentials are the ones operatorFetch sends, so this keeps working
+ * once every route needs them.
+ */
+export async function postFile(target: OperatorTarget, path: string, body: Buffer): Promise<{ status: number; json: unknown }> {
+  const orig = globalThis.fetch;
+  let headers = new Headers();
+  globalThis.fetch = (async (_url: unknown, init?: RequestInit) => {
+    headers = new Headers(init?.headers);
+    return new Response('{}');
+  }) as typeof fetch;
+  try {
+    await operatorFetch(target, path, { method: 'POST', body: 'x', headers: { 'content-type': 'text/csv' } });
+  } finally {
+    globalThis.fetch = orig;
+  }
+  const h: Record<string, string> = { 'content-length': String(body.length) };
+  headers.forEach((v, k) => (h[k] = v));
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(`${target.httpUrl}${path}`, { method: 'POST', headers: h }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) as unknown }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 /** A cards file of n synthetic rows (never real card numbers). */
