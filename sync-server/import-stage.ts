@@ -18,7 +18,7 @@ import {
   type Staged,
 } from './import.js';
 import { markAll } from './materialize.js';
-import type { Publisher } from './publisher.js';
+import { relaxed, type Publisher } from './publisher.js';
 import { currentVersions, type Db } from './registry.js';
 
 /**
@@ -106,17 +106,19 @@ function fromStage(kind: ImportKind, s: StageRow): Staged {
 function applyStep(db: Db, ctx: ApplyContext): boolean {
   const rows = db.prepare('SELECT seq, first, a, b, c, d, e, f, g FROM import_stage ORDER BY seq LIMIT ?').all(APPLY_ROWS) as StageRow[];
   if (rows.length === 0) return false;
-  db.transaction(() => {
-    ctx.apply(rows.map((r) => fromStage(ctx.kind, r)));
-    db.prepare('DELETE FROM import_stage WHERE seq <= ?').run(rows[rows.length - 1]!.seq);
-    markRecompute(db, ctx.dirty.keys());
-  })();
+  relaxed(db, () =>
+    db.transaction(() => {
+      ctx.apply(rows.map((r) => fromStage(ctx.kind, r)));
+      db.prepare('DELETE FROM import_stage WHERE seq <= ?').run(rows[rows.length - 1]!.seq);
+      markRecompute(db, ctx.dirty.keys());
+    })(),
+  );
   return true;
 }
 
 /** Drop up to 10,000 staged rows; false when the stage is empty. */
 function clearStep(db: Db): boolean {
-  return db.prepare('DELETE FROM import_stage WHERE seq IN (SELECT seq FROM import_stage ORDER BY seq LIMIT 10000)').run().changes > 0;
+  return relaxed(db, () => db.prepare('DELETE FROM import_stage WHERE seq IN (SELECT seq FROM import_stage ORDER BY seq LIMIT 10000)').run().changes > 0);
 }
 
 function finish(db: Db, id: number, state: 'done' | 'failed', e?: unknown, message?: string): void {
@@ -210,11 +212,13 @@ export class Importer {
       let buf: Staged[] = [];
       let staged = 0;
       const flush = (then?: () => void) => {
-        db.transaction(() => {
+        const txn = db.transaction(() => {
           for (const r of buf) ins.run(...toStage(r));
           progress.run(tally.rows, id);
           then?.();
-        })();
+        });
+        if (then) txn();
+        else relaxed(db, () => txn());
         staged += buf.length;
         buf = [];
       };

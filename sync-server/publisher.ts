@@ -28,6 +28,23 @@ const FULL_SCAN = 20_000;
 const PAGE = 2_000;
 const REWRITING_KEY = 'lists.rewriting';
 
+/**
+ * Run one short transaction of a staged import or commit without its own fsync (synchronous=NORMAL, WAL):
+ * a crash keeps it or drops it whole, which the staging and the recovery at start are built for; the next
+ * durable commit (the step that ends the import, or any journal commit meanwhile) makes it durable too.
+ * The connection's own setting (the server: FULL, for durable acks) is back before any other code runs.
+ */
+export function relaxed<T>(db: Db, f: () => T): T {
+  const was = db.pragma('synchronous', { simple: true }) as number;
+  if (was <= 1) return f();
+  db.pragma('synchronous = NORMAL');
+  try {
+    return f();
+  } finally {
+    db.pragma(`synchronous = ${was}`);
+  }
+}
+
 /** Rows of a keyset-paged query, one page fetched at a time (no statement stays open between pages). */
 class PageCursor<T extends { token: string }> {
   private buf: T[] = [];
@@ -167,13 +184,15 @@ export class Publisher {
     let marked = false;
     const write = (page: { token: string; rec: Buffer | null }[]) => {
       if (page.length === 0) return;
-      db.transaction(() => {
-        if (!marked) this.markRewriting(scope, true);
-        for (const c of page) {
-          if (c.rec === null) del.run(scope, c.token);
-          else put.run(scope, c.token, c.rec);
-        }
-      })();
+      relaxed(db, () =>
+        db.transaction(() => {
+          if (!marked) this.markRewriting(scope, true);
+          for (const c of page) {
+            if (c.rec === null) del.run(scope, c.token);
+            else put.run(scope, c.token, c.rec);
+          }
+        })(),
+      );
       marked = true;
       changes += page.length;
       if (ups && changes <= this.opts.maxDeltaRecords) {
@@ -266,7 +285,7 @@ export class Publisher {
       end = Math.min(snapshot.length, off + step);
       while (end < snapshot.length && snapshot.compare(snapshot, end - RECORD_SIZE, end - RECORD_SIZE + 16, end, end + 16) === 0) end += RECORD_SIZE;
       const part = snapshot.subarray(off, end);
-      ins.run(scope, to, n, part.length / RECORD_SIZE, sha256Hex(part), encodeChunk(to, n, part));
+      relaxed(db, () => ins.run(scope, to, n, part.length / RECORD_SIZE, sha256Hex(part), encodeChunk(to, n, part)));
       await pause();
     }
     const finalUps = ups as Buffer[] | null;
