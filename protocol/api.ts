@@ -14,7 +14,8 @@ import { RulesFile } from './rules-schema.js';
  *   GET  /v1/public-key             the list-signing public key (PEM)
  *   GET  /v1/status                 devices: online, last seen, list versions, backlog
  *   GET  /v1/journal?device=&limit= taps received from devices
- *   POST /v1/import/<kind>          body: the CSV (streamed), ?skipInvalid=true
+ *   POST /v1/import/<kind>          body: the CSV (streamed), ?skipInvalid=true (one import at a time: else import.busy)
+ *   GET  /v1/imports?limit=         recent imports, newest first: state, rows read, error
  *   POST /v1/config                 publish a rules document
  *   POST /v1/charging/run|decline|repay
  *   GET  /v1/reports/<name>?month=&carrier=&since=&format=   a signed report document
@@ -132,6 +133,36 @@ export const ImportReport = z
 export type ImportReport = z.infer<typeof ImportReport>;
 export const ImportAnswer = z.object({ report: ImportReport, versions: Versions }).strict();
 export type ImportAnswer = z.infer<typeof ImportAnswer>;
+
+/** One import as GET /v1/imports shows it (the newest first); `rows` grows while the file is read. */
+export const ImportState = z.enum(['running', 'done', 'failed']);
+export const ImportRecord = z
+  .object({
+    id: z.number().int(),
+    kind: ImportKind,
+    state: ImportState,
+    /** Rows read so far (the whole file once read). */
+    rows: z.number().int(),
+    /** Rows applied and rows refused (known once the file is read). */
+    applied: z.number().int().optional(),
+    rejected: z.number().int().optional(),
+    startedAt: z.string(),
+    finishedAt: z.string().optional(),
+    /** A failed import: its error code (protocol/errors.ts) and what happened. */
+    error: z.string().optional(),
+    message: z.string().optional(),
+  })
+  .strict();
+export type ImportRecord = z.infer<typeof ImportRecord>;
+/** `limit`: how many of the newest imports (1-500, default 50). */
+export const ImportsQuery = z.object({
+  limit: z
+    .string()
+    .regex(/^[1-9]\d{0,2}$/, 'limit: 1-500')
+    .optional(),
+});
+export const ImportsAnswer = z.array(ImportRecord);
+export type ImportsAnswer = z.infer<typeof ImportsAnswer>;
 
 export const ConfigName = z.string().regex(/^[a-z0-9_-]{1,64}$/);
 export const ConfigBody = z.object({ name: ConfigName.default('rules'), rules: RulesFile });

@@ -147,6 +147,10 @@ export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> 
       'An import did not run to its end: its worker stopped, or the server stopped between the registry and the lists. The registry change is kept or dropped whole; at the next start the lists are recomputed from the registry.',
     action: 'Check the server log; run the import again if its report did not come back (imports are idempotent).',
   },
+  'import.busy': {
+    meaning: 'Another import is running (one import at a time, HTTP 409); this one was not started and nothing of it was read.',
+    action: 'Wait until the running import is done (GET /v1/imports shows it), then send the file again.',
+  },
   'server.not-running': { meaning: 'The sync-server is not reachable at the given URL.', action: 'Start it (rc-sync-server start) or pass --server URL.' },
   'server.bad-request': { meaning: 'The server refused a request as malformed.', action: "Check the command's arguments." },
   'server.not-found': { meaning: 'The server does not know the named object (device, person, token).', action: 'Check the id.' },

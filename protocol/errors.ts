@@ -84,6 +84,9 @@ export const ErrorCode = {
   ServerTlsFiles: 'server.tls-files',
   ServerTlsInit: 'server.tls-init-failed',
 
+  // import: CSV imports into the registry (sync-server/import-stage.ts)
+  ImportBusy: 'import.busy',
+
   // report: the reports the region pays from (sync-server/reports/)
   ReportSignatureInvalid: 'report.signature-invalid',
 

@@ -11,7 +11,7 @@ import { csvRecords, type CsvLimits, type CsvSource } from './csv.js';
 import { ALL_TOKENS, markAll, markDirty, type Dirty } from './materialize.js';
 import { PARTNER_COLUMNS, PartnerRow, applyPartners, partnerParsed, type PartnerParsed } from './import-partners.js';
 import type { Db } from './registry.js';
-import { GUARDIAN_COLUMNS, GuardianRow, applyGuardians } from './notify/guardians.js';
+import { GUARDIAN_COLUMNS, GuardianRow, upsertGuardians } from './notify/guardians.js';
 
 /**
  * CSV imports (UTF-8, header row, any column order):
@@ -97,14 +97,14 @@ const REQUIRED: Record<ImportKind, string[][]> = {
   guardians: [GUARDIAN_COLUMNS],
 };
 
-type Parsed =
+export type Parsed =
   | { kind: 'cards'; person: string; token: string; keyVersion: number; expiry: string }
   | { kind: 'benefits'; person: string; category: string; from: string; to: string }
   | { kind: 'enrolments'; person: string; school: string; role: string; grade: number | null; meal: string | null; from: string; to: string }
   | { kind: 'stoplist'; token: string; reason: string }
   | { kind: 'routes'; carrier: string; name: string; inn: string; route: string; from: string }
   | PartnerParsed
-  | { kind: 'guardians'; row: GuardianRow };
+  | { kind: 'guardians'; person: string; row: GuardianRow };
 
 function tokenOf(pan: string, psn: string | undefined, derive: (pan: Uint8Array, psn: string | null) => string): string {
   const b = Buffer.from(pan, 'ascii');
@@ -127,18 +127,35 @@ export interface ImportOptions {
   categories?: readonly string[];
 }
 
-/** Parse and validate every row; nothing is written. `source` is the file's text in chunks of any size. */
-export async function parseImport(kind: ImportKind, source: CsvSource, opts: ImportOptions): Promise<{ rows: Parsed[]; report: ImportReport }> {
+/** Counts and the first 100 row errors of a file being read. */
+export interface ParseTally {
+  rows: number;
+  rejected: number;
+  errors: RowError[];
+}
+
+/** Yield to the event loop (timers, sockets) at least this often while a file is parsed. */
+const SLICE_MS = 8;
+export const yieldToLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+/**
+ * The valid rows of a file, validated and tokenised as they stream in; bad rows are counted in `tally`
+ * (the first 100 with line, column and reason). Gives the event loop a turn every few milliseconds, so
+ * a million-row file does not hold the server's timers and sockets while it is read.
+ */
+export async function* validRows(kind: ImportKind, source: CsvSource, opts: ImportOptions, tally: ParseTally): AsyncGenerator<Parsed> {
   const schema = rowSchemas[kind] as z.ZodType<Record<string, unknown>>;
-  const errors: RowError[] = [];
-  let errorCount = 0;
-  const rows: Parsed[] = [];
+  const errors = tally.errors;
   let header: string[] | null = null;
-  let total = 0;
   const tk = opts.tokenKey;
   const derive = 'derive' in tk ? (pan: Uint8Array, psn: string | null) => tk.derive(pan, psn) : bulkTokenizer(tk);
   const categories = new Set<string>(opts.categories ?? BENEFIT_CATEGORIES);
+  let slice = performance.now();
   for await (const { line: lineNo, cells } of csvRecords(source, opts.limits)) {
+    if (performance.now() - slice > SLICE_MS) {
+      await yieldToLoop();
+      slice = performance.now();
+    }
     if (cells.every((c) => c.trim() === '')) continue;
     if (!header) {
       header = cells.map((h) => h.trim().toLowerCase());
@@ -150,7 +167,7 @@ export async function parseImport(kind: ImportKind, source: CsvSource, opts: Imp
       }
       continue;
     }
-    total++;
+    const total = ++tally.rows;
     if (total % 50_000 === 0) opts.onRows?.(total);
     const obj: Record<string, string> = {};
     for (let i = 0; i < header.length; i++) {
@@ -159,7 +176,7 @@ export async function parseImport(kind: ImportKind, source: CsvSource, opts: Imp
     }
     const r = schema.safeParse(obj);
     if (!r.success) {
-      errorCount++;
+      tally.rejected++;
       if (errors.length < 100) {
         const iss = r.error.issues[0]!;
         errors.push({ line: lineNo, column: String(iss.path[0] ?? ''), reason: iss.message });
@@ -168,26 +185,26 @@ export async function parseImport(kind: ImportKind, source: CsvSource, opts: Imp
     }
     const d = r.data;
     if (kind === 'benefits' && !categories.has(d.category as string)) {
-      errorCount++;
+      tally.rejected++;
       if (errors.length < 100)
         errors.push({ line: lineNo, column: 'category', reason: `category ${String(d.category)} is not defined in the published rules` });
       continue;
     }
     switch (kind) {
       case 'cards':
-        rows.push({
+        yield {
           kind,
           person: d.person_id as string,
           token: tokenOf(d.pan as string, d.psn as string, derive),
           keyVersion: opts.tokenKey.version,
           expiry: d.expiry as string,
-        });
+        };
         break;
       case 'benefits':
-        rows.push({ kind, person: d.person_id as string, category: d.category as string, from: d.valid_from as string, to: d.valid_to as string });
+        yield { kind, person: d.person_id as string, category: d.category as string, from: d.valid_from as string, to: d.valid_to as string };
         break;
       case 'enrolments':
-        rows.push({
+        yield {
           kind,
           person: d.person_id as string,
           school: d.school_id as string,
@@ -196,44 +213,78 @@ export async function parseImport(kind: ImportKind, source: CsvSource, opts: Imp
           meal: d.meal_category as string | null,
           from: d.valid_from as string,
           to: d.valid_to as string,
-        });
+        };
         break;
       case 'stoplist':
-        rows.push({
+        yield {
           kind,
           token: (d.token as string | undefined) ?? tokenOf(d.pan as string, d.psn as string | undefined, derive),
           reason: d.reason as string,
-        });
+        };
         break;
       case 'routes':
-        rows.push({
+        yield {
           kind,
           carrier: d.carrier_id as string,
           name: d.carrier_name as string,
           inn: d.inn as string,
           route: d.route_id as string,
           from: d.valid_from as string,
-        });
+        };
         break;
       case 'partners':
-        rows.push(partnerParsed(d));
+        yield partnerParsed(d);
         break;
       case 'guardians':
-        rows.push({ kind, row: d as GuardianRow });
+        yield { kind, person: d.person_id as string, row: d as GuardianRow };
         break;
     }
   }
-  opts.onRows?.(total);
-  const report: ImportReport = { kind, rows: total, applied: 0, rejected: errorCount, errors };
-  if (errorCount > 0 && !opts.skipInvalid) {
-    throw new RcError(ErrorCode.ServerImportInvalid, `${kind}: ${errorCount} of ${total} rows are invalid; nothing imported`, { report });
-  }
-  report.applied = rows.length;
-  return { rows, report };
+  opts.onRows?.(tally.rows);
 }
 
-/** Write validated rows in one transaction; returns the (scope, token) pairs whose entries may have changed. */
-export function applyImport(db: Db, kind: ImportKind, rows: Parsed[], today: string): Dirty {
+/** The report of a file read whole; throws server.import-invalid when a row is bad and `skipInvalid` is not set. */
+export function importReport(kind: ImportKind, tally: ParseTally, applied: number, skipInvalid: boolean): ImportReport {
+  const report: ImportReport = { kind, rows: tally.rows, applied: 0, rejected: tally.rejected, errors: tally.errors };
+  if (tally.rejected > 0 && !skipInvalid) {
+    throw new RcError(ErrorCode.ServerImportInvalid, `${kind}: ${tally.rejected} of ${tally.rows} rows are invalid; nothing imported`, { report });
+  }
+  report.applied = applied;
+  return report;
+}
+
+/** Parse and validate every row; nothing is written. `source` is the file's text in chunks of any size. */
+export async function parseImport(kind: ImportKind, source: CsvSource, opts: ImportOptions): Promise<{ rows: Parsed[]; report: ImportReport }> {
+  const tally: ParseTally = { rows: 0, rejected: 0, errors: [] };
+  const rows: Parsed[] = [];
+  for await (const r of validRows(kind, source, opts, tally)) rows.push(r);
+  return { rows, report: importReport(kind, tally, rows.length, opts.skipInvalid) };
+}
+
+/**
+ * Benefits and enrolments replace what a person had: the first row of each person in the file clears
+ * the person's rows. `first` marks it (kept with a staged row, so a resumed import clears exactly once).
+ */
+export type Staged = Parsed & { first?: boolean };
+
+/** Mark the first row of each person (benefits, enrolments), in file order. */
+export function firstOfPerson(seen: Set<string>): (r: Parsed) => Staged {
+  return (r) =>
+    r.kind === 'benefits' || r.kind === 'enrolments' || r.kind === 'guardians' ? { ...r, first: seen.has(r.person) ? false : (seen.add(r.person), true) } : r;
+}
+
+/** What applying rows of one import needs across its chunks: the statements and the scopes it made dirty. */
+export interface ApplyContext {
+  kind: ImportKind;
+  dirty: Dirty;
+  apply(rows: readonly Staged[]): void;
+}
+
+/**
+ * Applying an import's rows, in one transaction (`applyImport`) or chunk by chunk (import-stage.ts); the
+ * caller runs `apply` inside a transaction. `total`: the import's valid rows (a big file recomputes whole scopes).
+ */
+export function applyContext(db: Db, kind: ImportKind, total: number, today: string): ApplyContext {
   const dirty: Dirty = new Map();
   const now = new Date().toISOString();
   const tokenOfPerson = db.prepare('SELECT token FROM cards WHERE person_id = ?').pluck();
@@ -245,16 +296,17 @@ export function applyImport(db: Db, kind: ImportKind, rows: Parsed[], today: str
     if (anyEnrolment) for (const s of schoolsOf.all(person) as string[]) markDirty(dirty, `school:${s}`, token);
   };
   // a big file: recompute whole scopes instead of tracking each token
-  if (rows.length > 20_000 && kind !== 'enrolments' && kind !== 'routes' && kind !== 'partners' && kind !== 'guardians')
+  if (total > 20_000 && kind !== 'enrolments' && kind !== 'routes' && kind !== 'partners' && kind !== 'guardians')
     markAll(dirty, kind === 'stoplist' ? 'stoplist' : 'transit');
-  db.transaction(() => {
-    if (kind === 'cards') {
-      const delByToken = db.prepare('DELETE FROM cards WHERE token = ? AND person_id <> ?');
-      // a big file with the whole scope marked and no school lists: no per-token bookkeeping needed
-      const bulk = dirty.get('transit') === ALL_TOKENS && !anyEnrolment;
-      const upsert = db.prepare(
-        'INSERT INTO cards(person_id, token, key_version, expiry, updated_at) VALUES (?,?,?,?,?) ON CONFLICT(person_id) DO UPDATE SET token=excluded.token, key_version=excluded.key_version, expiry=excluded.expiry, updated_at=excluded.updated_at',
-      );
+  let apply: (rows: readonly Staged[]) => void;
+  if (kind === 'cards') {
+    const delByToken = db.prepare('DELETE FROM cards WHERE token = ? AND person_id <> ?');
+    // a big file with the whole scope marked and no school lists: no per-token bookkeeping needed
+    const bulk = dirty.get('transit') === ALL_TOKENS && !anyEnrolment;
+    const upsert = db.prepare(
+      'INSERT INTO cards(person_id, token, key_version, expiry, updated_at) VALUES (?,?,?,?,?) ON CONFLICT(person_id) DO UPDATE SET token=excluded.token, key_version=excluded.key_version, expiry=excluded.expiry, updated_at=excluded.updated_at',
+    );
+    apply = (rows) => {
       for (const r of rows) {
         if (r.kind !== 'cards') continue;
         if (bulk) {
@@ -272,67 +324,83 @@ export function applyImport(db: Db, kind: ImportKind, rows: Parsed[], today: str
         upsert.run(r.person, r.token, r.keyVersion, r.expiry, now);
         markPerson(r.person, r.token);
       }
-    } else if (kind === 'benefits') {
-      const del = db.prepare('DELETE FROM benefits WHERE person_id = ?');
-      const ins = db.prepare('INSERT INTO benefits(person_id, category, valid_from, valid_to) VALUES (?,?,?,?)');
-      const seen = new Set<string>();
+    };
+  } else if (kind === 'benefits') {
+    const del = db.prepare('DELETE FROM benefits WHERE person_id = ?');
+    const ins = db.prepare('INSERT INTO benefits(person_id, category, valid_from, valid_to) VALUES (?,?,?,?)');
+    apply = (rows) => {
       for (const r of rows) {
         if (r.kind !== 'benefits') continue;
-        if (!seen.has(r.person)) {
-          seen.add(r.person);
+        if (r.first) {
           del.run(r.person);
           const t = tokenOfPerson.get(r.person) as string | undefined;
           if (t) markDirty(dirty, 'transit', t);
         }
         ins.run(r.person, r.category, r.from, r.to);
       }
-    } else if (kind === 'enrolments') {
-      const del = db.prepare('DELETE FROM enrolments WHERE person_id = ?');
-      const ins = db.prepare('INSERT INTO enrolments(person_id, school_id, role, grade, meal_category, valid_from, valid_to) VALUES (?,?,?,?,?,?,?)');
-      const seen = new Set<string>();
+    };
+  } else if (kind === 'enrolments') {
+    const del = db.prepare('DELETE FROM enrolments WHERE person_id = ?');
+    const ins = db.prepare('INSERT INTO enrolments(person_id, school_id, role, grade, meal_category, valid_from, valid_to) VALUES (?,?,?,?,?,?,?)');
+    apply = (rows) => {
       for (const r of rows) {
         if (r.kind !== 'enrolments') continue;
         const t = tokenOfPerson.get(r.person) as string | undefined;
-        if (!seen.has(r.person)) {
-          seen.add(r.person);
+        if (r.first) {
           if (t) for (const s of schoolsOf.all(r.person) as string[]) markDirty(dirty, `school:${s}`, t);
           del.run(r.person);
         }
         ins.run(r.person, r.school, r.role, r.grade, r.meal, r.from, r.to);
         if (t) markDirty(dirty, `school:${r.school}`, t);
       }
-    } else if (kind === 'partners') {
-      applyPartners(db, rows, now); // partners feed enrolment and the reports only: no list changes
-    } else if (kind === 'routes') {
-      // carriers and routes feed the reports only: no list changes
-      const carrier = db.prepare(
-        'INSERT INTO carriers(id, name, inn, updated_at) VALUES (?,?,?,?) ON CONFLICT(id) DO UPDATE SET name=excluded.name, inn=excluded.inn, updated_at=excluded.updated_at',
-      );
-      const route = db.prepare(
-        'INSERT INTO route_carriers(route_id, valid_from, carrier_id) VALUES (?,?,?) ON CONFLICT(route_id, valid_from) DO UPDATE SET carrier_id=excluded.carrier_id',
-      );
+    };
+  } else if (kind === 'routes') {
+    // carriers and routes feed the reports only: no list changes
+    const carrier = db.prepare(
+      'INSERT INTO carriers(id, name, inn, updated_at) VALUES (?,?,?,?) ON CONFLICT(id) DO UPDATE SET name=excluded.name, inn=excluded.inn, updated_at=excluded.updated_at',
+    );
+    const route = db.prepare(
+      'INSERT INTO route_carriers(route_id, valid_from, carrier_id) VALUES (?,?,?) ON CONFLICT(route_id, valid_from) DO UPDATE SET carrier_id=excluded.carrier_id',
+    );
+    apply = (rows) => {
       for (const r of rows) {
         if (r.kind !== 'routes') continue;
         carrier.run(r.carrier, r.name, r.inn, now);
         route.run(r.route, r.from, r.carrier);
       }
-    } else if (kind === 'guardians') {
-      applyGuardians(
+    };
+  } else if (kind === 'partners') {
+    apply = (rows) => applyPartners(db, rows, now); // partners feed enrolment and the reports only: no list changes
+  } else if (kind === 'guardians') {
+    // a child's guardians are replaced by the import's rows for that child (its first row clears them): no list changes
+    apply = (rows) =>
+      upsertGuardians(
         db,
-        rows.flatMap((r) => (r.kind === 'guardians' ? [r.row] : [])),
-      ); // no list changes
-    } else {
-      const up = db.prepare('INSERT INTO stoplist(token, reason, since) VALUES (?,?,?) ON CONFLICT(token) DO UPDATE SET reason=excluded.reason');
+        rows.flatMap((r) => (r.kind === 'guardians' ? [{ row: r.row, first: r.first === true }] : [])),
+      );
+  } else {
+    const up = db.prepare('INSERT INTO stoplist(token, reason, since) VALUES (?,?,?) ON CONFLICT(token) DO UPDATE SET reason=excluded.reason');
+    apply = (rows) => {
       for (const r of rows) {
         if (r.kind !== 'stoplist') continue;
         up.run(r.token, r.reason, today);
         markDirty(dirty, 'stoplist', r.token);
       }
-    }
+    };
+  }
+  return { kind, dirty, apply };
+}
+
+/** Write validated rows in one transaction; returns the (scope, token) pairs whose entries may have changed. */
+export function applyImport(db: Db, kind: ImportKind, rows: Parsed[], today: string): Dirty {
+  const ctx = applyContext(db, kind, rows.length, today);
+  const staged = rows.map(firstOfPerson(new Set()));
+  db.transaction(() => {
+    ctx.apply(staged);
     // in the same transaction: the scopes to recompute, cleared once the publisher committed them (a crash in between is redone at start)
-    markRecompute(db, dirty.keys());
+    markRecompute(db, ctx.dirty.keys());
   })();
-  return dirty;
+  return ctx.dirty;
 }
 
 const RECOMPUTE_KEY = 'import.recompute';

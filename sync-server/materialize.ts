@@ -66,6 +66,7 @@ export class Materializer {
   private readonly benefits;
   private readonly enrol;
   private readonly stop;
+  private readonly page;
   private cats: CategoryTable | null = null;
   constructor(private readonly db: Db) {
     this.card = db.prepare('SELECT person_id, expiry FROM cards WHERE token = ?');
@@ -74,6 +75,18 @@ export class Materializer {
       'SELECT role, grade, meal_category, valid_from, valid_to FROM enrolments WHERE person_id = ? AND school_id = ? ORDER BY valid_to DESC LIMIT 1',
     );
     this.stop = db.prepare('SELECT reason, since FROM stoplist WHERE token = ?');
+    this.page = {
+      stop: db.prepare('SELECT token, reason, since FROM stoplist WHERE token > ? ORDER BY token LIMIT ?'),
+      // the page's cards (token index order), then their benefits (sorted per card in scanPage)
+      transit: db.prepare(
+        'SELECT c.token AS token, c.expiry AS expiry, b.category AS category, b.valid_from AS valid_from, b.valid_to AS valid_to FROM (SELECT token, person_id, expiry FROM cards WHERE token > ? ORDER BY token LIMIT ?) c LEFT JOIN benefits b ON b.person_id = c.person_id ORDER BY c.token',
+      ),
+      school: db
+        .prepare(
+          'SELECT DISTINCT c.token FROM enrolments e JOIN cards c ON c.person_id = e.person_id WHERE e.school_id = ? AND c.token > ? ORDER BY c.token LIMIT ?',
+        )
+        .pluck(),
+    };
   }
 
   /** Wire ids of the benefit categories, from the published rules (a category they do not define is left out of the lists). */
@@ -165,6 +178,46 @@ export class Materializer {
       const rec = this.records(scope, token);
       if (rec) yield { token, rec };
     }
+  }
+
+  /**
+   * One page of `scan`: the entries of the scope with a token after `after` (null: from the start), at most
+   * `limit` tokens, in token order. Each page is one short query, so a caller can yield to the event loop
+   * between pages (an open iterator would keep the connection busy for every other statement).
+   */
+  scanPage(scope: string, after: string | null, limit: number): { token: string; rec: Buffer }[] {
+    const from = after ?? '';
+    const out: { token: string; rec: Buffer }[] = [];
+    if (scope === 'stoplist') {
+      const rows = this.page.stop.all(from, limit) as { token: string; reason: string; since: string }[];
+      for (const r of rows) out.push({ token: r.token, rec: encodeRecords(scope, [{ token: r.token, reason: r.reason as StopReason, since: r.since }]) });
+      return out;
+    }
+    if (scope === 'transit') {
+      const cats = this.categories();
+      const rows = this.page.transit.all(from, limit) as { token: string; expiry: string; category: string | null; valid_from: string; valid_to: string }[];
+      let cur: TransitEntry | null = null;
+      const done = (e: TransitEntry) => {
+        if (e.benefits.length > 1) e.benefits = e.benefits.sort(byBenefit).slice(0, 8);
+        out.push({ token: e.token, rec: encodeRecords(scope, [e], [], cats) });
+      };
+      for (const r of rows) {
+        if (!cur || cur.token !== r.token) {
+          if (cur) done(cur);
+          cur = { token: r.token, cardExpiry: r.expiry, benefits: [] };
+        }
+        if (r.category !== null && cats.toWire(r.category) !== undefined)
+          cur.benefits.push({ category: r.category as BenefitCategory, validFrom: r.valid_from, validTo: r.valid_to });
+      }
+      if (cur) done(cur);
+      return out;
+    }
+    const tokens = this.page.school.all(scope.slice('school:'.length), from, limit) as string[];
+    for (const token of tokens) {
+      const rec = this.records(scope, token);
+      if (rec) out.push({ token, rec });
+    }
+    return out;
   }
 
   records(scope: string, token: string): Buffer | null {

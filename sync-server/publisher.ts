@@ -2,7 +2,8 @@ import type { KeyObject } from 'node:crypto';
 import type { Logger } from '../protocol/log.js';
 import type { Scope } from '../protocol/lists.js';
 import { RECORD_SIZE } from '../protocol/wire/codec.js';
-import { sealConfig, sealDelta, sealManifest, splitChunks } from '../protocol/wire/chunking.js';
+import { encodeChunk, sealConfig, sealDelta, sealManifest, splitChunks } from '../protocol/wire/chunking.js';
+import { sha256Hex } from '../protocol/wire/envelope.js';
 import { CHUNK_RECORDS, MAX_DELTA_RECORDS, type ChunkRef, type DeltaRef } from '../protocol/wire/messages.js';
 import { topics } from '../protocol/wire/topics.js';
 import { ALL_TOKENS, Materializer, type Dirty } from './materialize.js';
@@ -23,6 +24,48 @@ export interface PublisherOptions {
 
 /** Above this many changed tokens a scope is recomputed in one ordered pass. */
 const FULL_SCAN = 20_000;
+/** Tokens per page (and per transaction) of a staged commit: a few milliseconds each. */
+const PAGE = 2_000;
+const REWRITING_KEY = 'lists.rewriting';
+
+/**
+ * Run one short transaction of a staged import or commit without its own fsync (synchronous=NORMAL, WAL):
+ * a crash keeps it or drops it whole, which the staging and the recovery at start are built for; the next
+ * durable commit (the step that ends the import, or any journal commit meanwhile) makes it durable too.
+ * The connection's own setting (the server: FULL, for durable acks) is back before any other code runs.
+ */
+export function relaxed<T>(db: Db, f: () => T): T {
+  const was = db.pragma('synchronous', { simple: true }) as number;
+  if (was <= 1) return f();
+  db.pragma('synchronous = NORMAL');
+  try {
+    return f();
+  } finally {
+    db.pragma(`synchronous = ${was}`);
+  }
+}
+
+/** Rows of a keyset-paged query, one page fetched at a time (no statement stays open between pages). */
+class PageCursor<T extends { token: string }> {
+  private buf: T[] = [];
+  private i = 0;
+  private done = false;
+  private after: string | null = null;
+  constructor(private readonly fetch: (after: string | null) => T[]) {}
+  /** `floor`: refill after this token at least (the caller rewrote rows up to it since the last page). */
+  peek(floor: string | null = null): T | undefined {
+    if (this.i >= this.buf.length && !this.done) {
+      this.buf = this.fetch(floor !== null && (this.after === null || floor > this.after) ? floor : this.after);
+      this.i = 0;
+      if (this.buf.length === 0) this.done = true;
+      else this.after = this.buf[this.buf.length - 1]!.token;
+    }
+    return this.buf[this.i];
+  }
+  take(): void {
+    this.i++;
+  }
+}
 
 export const DEFAULT_PUBLISHER_OPTIONS: PublisherOptions = {
   manifestTtlMs: 7 * 86_400_000,
@@ -57,8 +100,12 @@ export class Publisher {
     return (this.db.prepare('SELECT version FROM scopes WHERE scope = ?').pluck().get(scope) as number | undefined) ?? 0;
   }
 
-  /** Apply changes of dirty tokens; one new version per changed scope. Returns the changed scopes. */
-  commit(dirty: Dirty, now = new Date()): Scope[] {
+  /**
+   * Apply changes of dirty tokens; one new version per changed scope. Returns the changed scopes.
+   * `snapshotOnly`: scopes whose stored entries may be ahead of their published version (a staged commit
+   * cut short, see `commitStaged`): they get a new version even without changes, and no delta.
+   */
+  commit(dirty: Dirty, now = new Date(), snapshotOnly: ReadonlySet<string> = new Set()): Scope[] {
     const changed: Scope[] = [];
     const getRec = this.db.prepare('SELECT rec FROM entries WHERE scope = ? AND token = ?').pluck();
     const put = this.db.prepare('INSERT INTO entries(scope, token, rec) VALUES (?,?,?) ON CONFLICT(scope, token) DO UPDATE SET rec = excluded.rec');
@@ -66,7 +113,7 @@ export class Publisher {
     for (const [scope, tokens] of dirty) {
       const ups: Buffer[] = [];
       const rms: string[] = [];
-      if (tokens === ALL_TOKENS || tokens.size > FULL_SCAN) {
+      if (tokens === ALL_TOKENS || tokens.size > FULL_SCAN || snapshotOnly.has(scope)) {
         // many tokens: one ordered pass over the new and the current entries (merge join)
         const { changes, all } = this.diffAll(scope);
         this.db.transaction(() => {
@@ -79,8 +126,8 @@ export class Publisher {
               ups.push(c.rec);
             }
           }
-          if (ups.length === 0 && rms.length === 0) return;
-          this.newVersion(scope as Scope, ups, rms, now, all);
+          if (ups.length === 0 && rms.length === 0 && !snapshotOnly.has(scope)) return;
+          this.newVersion(scope as Scope, ups, rms, now, all, snapshotOnly.has(scope));
           changed.push(scope as Scope);
         })();
         continue;
@@ -107,6 +154,182 @@ export class Publisher {
     return changed;
   }
 
+  /**
+   * `commit` for big changes without blocking the event loop (imports): the same new version, made in
+   * pages of PAGE tokens, each page one short transaction, with `pause()` (the event loop) between pages:
+   *  1. diff the registry against the stored entries page by page and write the changed entries at once
+   *     (the scope is first marked "rewriting" in meta: its entries may be ahead of its published version);
+   *  2. the snapshot chunks of the new version (not referenced by any manifest yet);
+   *  3. one short transaction: version row, delta, retired versions, and the "rewriting" mark removed.
+   * A crash before 3 leaves the scope marked: `recoverRewrites` (at start) gives it a new snapshot-only
+   * version of the registry, since a delta from the published version can no longer be computed.
+   * Callers serialise commits (server.ts `serial`); the lists stay published as they were until 3.
+   */
+  async commitStaged(dirty: Dirty, pause: () => Promise<void>, now = new Date()): Promise<Scope[]> {
+    const changed: Scope[] = [];
+    for (const [scope, tokens] of dirty) if (await this.commitScopeStaged(scope as Scope, tokens, pause, now)) changed.push(scope as Scope);
+    return changed;
+  }
+
+  private async commitScopeStaged(scope: Scope, tokens: Set<string>, pause: () => Promise<void>, now: Date): Promise<boolean> {
+    const db = this.db;
+    const put = db.prepare('INSERT INTO entries(scope, token, rec) VALUES (?,?,?) ON CONFLICT(scope, token) DO UPDATE SET rec = excluded.rec');
+    const del = db.prepare('DELETE FROM entries WHERE scope = ? AND token = ?');
+    const curPage = db.prepare('SELECT token, rec FROM entries WHERE scope = ? AND token > ? ORDER BY token LIMIT ?');
+    const getRec = db.prepare('SELECT rec FROM entries WHERE scope = ? AND token = ?').pluck();
+    // the delta, while it stays small enough to be published
+    let ups: Buffer[] | null = [];
+    let rms: string[] = [];
+    let changes = 0;
+    let marked = false;
+    const write = (page: { token: string; rec: Buffer | null }[]) => {
+      if (page.length === 0) return;
+      relaxed(db, () =>
+        db.transaction(() => {
+          if (!marked) this.markRewriting(scope, true);
+          for (const c of page) {
+            if (c.rec === null) del.run(scope, c.token);
+            else put.run(scope, c.token, c.rec);
+          }
+        })(),
+      );
+      marked = true;
+      changes += page.length;
+      if (ups && changes <= this.opts.maxDeltaRecords) {
+        for (const c of page) {
+          if (c.rec === null) rms.push(c.token);
+          else ups.push(c.rec);
+        }
+      } else {
+        ups = null;
+        rms = [];
+      }
+    };
+    let parts: Buffer[] | null = null;
+    let entries = 0;
+    if (tokens === ALL_TOKENS || tokens.size > FULL_SCAN) {
+      // one ordered pass over the new and the current entries (merge join), a page of each at a time
+      parts = [];
+      const next = new PageCursor((after) => this.mat.scanPage(scope, after, PAGE));
+      const cur = new PageCursor((after) => curPage.all(scope, after ?? '', PAGE) as { token: string; rec: Buffer }[]);
+      let out: { token: string; rec: Buffer | null }[] = [];
+      let seen = 0;
+      let recs: Buffer[] = [];
+      let pos: string | null = null; // the last token merged: entries up to it may have been rewritten already
+      for (;;) {
+        const n = next.peek();
+        const c = cur.peek(pos);
+        if (!n && !c) break;
+        pos = n && (!c || n.token <= c.token) ? n.token : c!.token;
+        if (n && (!c || n.token < c.token)) {
+          out.push(n);
+          recs.push(n.rec);
+          entries++;
+          next.take();
+        } else if (!n || c!.token < n.token) {
+          out.push({ token: c!.token, rec: null });
+          cur.take();
+        } else {
+          if (!c!.rec.equals(n.rec)) out.push(n);
+          recs.push(n.rec);
+          entries++;
+          next.take();
+          cur.take();
+        }
+        if (++seen % PAGE === 0) {
+          write(out);
+          out = [];
+          parts.push(Buffer.concat(recs));
+          recs = [];
+          await pause();
+        }
+      }
+      write(out);
+      parts.push(Buffer.concat(recs));
+    } else {
+      const list = [...tokens].sort();
+      for (let i = 0; i < list.length; i += PAGE) {
+        const out: { token: string; rec: Buffer | null }[] = [];
+        for (const token of list.slice(i, i + PAGE)) {
+          const c = getRec.get(scope, token) as Buffer | undefined;
+          const n = this.mat.records(scope, token);
+          if (n === null) {
+            if (c) out.push({ token, rec: null });
+          } else if (!c || !c.equals(n)) out.push({ token, rec: n });
+        }
+        write(out);
+        await pause();
+      }
+    }
+    if (changes === 0) return false;
+    if (!parts) {
+      // the new snapshot is what the entries hold now
+      parts = [];
+      for (let after = ''; ;) {
+        const page = curPage.all(scope, after, PAGE * 4) as { token: string; rec: Buffer }[];
+        if (page.length === 0) break;
+        parts.push(Buffer.concat(page.map((r) => r.rec)));
+        entries += page.length;
+        after = page[page.length - 1]!.token;
+        await pause();
+      }
+    }
+    const snapshot = Buffer.concat(parts);
+    const from = this.version(scope);
+    const to = from + 1;
+    // the chunks of the new version, a few per transaction (the boundaries of splitChunks)
+    db.prepare('DELETE FROM chunks WHERE scope = ? AND version >= ?').run(scope, to);
+    const ins = db.prepare('INSERT OR REPLACE INTO chunks(scope, version, n, records, sha256, payload) VALUES (?,?,?,?,?,?)');
+    const step = this.opts.chunkRecords * RECORD_SIZE;
+    for (let off = 0, n = 0, end: number; off < snapshot.length; off = end, n++) {
+      end = Math.min(snapshot.length, off + step);
+      while (end < snapshot.length && snapshot.compare(snapshot, end - RECORD_SIZE, end - RECORD_SIZE + 16, end, end + 16) === 0) end += RECORD_SIZE;
+      const part = snapshot.subarray(off, end);
+      relaxed(db, () => ins.run(scope, to, n, part.length / RECORD_SIZE, sha256Hex(part), encodeChunk(to, n, part)));
+      await pause();
+    }
+    const finalUps = ups as Buffer[] | null;
+    db.transaction(() => {
+      this.switchVersion(scope, from, to, entries, snapshot.length / RECORD_SIZE, finalUps, rms, now);
+      this.markRewriting(scope, false);
+    })();
+    return true;
+  }
+
+  /** Scopes whose entries may be ahead of their published version (a staged commit cut short). */
+  rewriting(): string[] {
+    const v = this.db.prepare('SELECT value FROM meta WHERE key = ?').pluck().get(REWRITING_KEY) as string | undefined;
+    return v === undefined ? [] : (JSON.parse(v) as string[]);
+  }
+
+  private markRewriting(scope: string, on: boolean): void {
+    const all = new Set(this.rewriting());
+    if (on) all.add(scope);
+    else all.delete(scope);
+    if (all.size === 0) this.db.prepare('DELETE FROM meta WHERE key = ?').run(REWRITING_KEY);
+    else
+      this.db
+        .prepare('INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value')
+        .run(REWRITING_KEY, JSON.stringify([...all].sort()));
+  }
+
+  /**
+   * At start, after a staged commit was cut short: chunks of versions never published are dropped, and each
+   * scope still marked "rewriting" gets a new snapshot-only version of the registry, together with `also`
+   * (scopes to recompute whole). Returns the scopes that got a new version.
+   */
+  recoverRewrites(also: readonly string[] = [], now = new Date()): Scope[] {
+    this.db.prepare('DELETE FROM chunks WHERE version > (SELECT coalesce(max(s.version), 0) FROM scopes s WHERE s.scope = chunks.scope)').run();
+    const rewriting = this.rewriting();
+    const scopes = new Set([...also, ...rewriting]);
+    if (scopes.size === 0) return [];
+    const dirty: Dirty = new Map();
+    for (const s of scopes) dirty.set(s, ALL_TOKENS as Set<string>);
+    const changed = this.commit(dirty, now, new Set(rewriting));
+    this.db.prepare('DELETE FROM meta WHERE key = ?').run(REWRITING_KEY);
+    return changed;
+  }
+
   /** Changes between the registry and the materialised entries, plus every new record in token order. */
   private diffAll(scope: string): { changes: { token: string; rec: Buffer | null }[]; all: Buffer[] } {
     const cur = this.db.prepare('SELECT token, rec FROM entries WHERE scope = ? ORDER BY token').all(scope) as { token: string; rec: Buffer }[];
@@ -126,16 +349,30 @@ export class Publisher {
   }
 
   /** `all`: every record of the new version in token order, when the caller has it (saves a scan). */
-  private newVersion(scope: Scope, ups: Buffer[], rms: string[], now: Date, all?: Buffer[]): void {
+  private newVersion(scope: Scope, ups: Buffer[], rms: string[], now: Date, all?: Buffer[], noDelta = false): void {
     const db = this.db;
     const from = this.version(scope);
     const to = from + 1;
     const counts = all
       ? { n: all.length, b: all.reduce((a, r) => a + r.length, 0) }
       : (db.prepare('SELECT count(*) AS n, coalesce(sum(length(rec)), 0) AS b FROM entries WHERE scope = ?').get(scope) as { n: number; b: number });
+    this.switchVersion(scope, from, to, counts.n, counts.b / RECORD_SIZE, noDelta ? null : ups, rms, now);
+    // snapshot: all records in token order, chunked
+    const recs = all ?? (db.prepare('SELECT rec FROM entries WHERE scope = ? ORDER BY token').pluck().all(scope) as Buffer[]);
+    const { refs, payloads } = splitChunks(to, Buffer.concat(recs), this.opts.chunkRecords);
+    const ins = db.prepare('INSERT OR REPLACE INTO chunks(scope, version, n, records, sha256, payload) VALUES (?,?,?,?,?,?)');
+    refs.forEach((r, i) => ins.run(scope, to, r.n, r.records, r.sha256, payloads[i]!));
+  }
+
+  /**
+   * The version row, the delta from the previous version (ups null: none, devices take the snapshot),
+   * and the retired deltas and snapshots. The snapshot chunks of `to` are written by the caller.
+   */
+  private switchVersion(scope: Scope, from: number, to: number, entries: number, records: number, ups: Buffer[] | null, rms: string[], now: Date): void {
+    const db = this.db;
     db.prepare(
       'INSERT INTO scopes(scope, version, entries, records, updated_at) VALUES (?,?,?,?,?) ON CONFLICT(scope) DO UPDATE SET version=excluded.version, entries=excluded.entries, records=excluded.records, updated_at=excluded.updated_at',
-    ).run(scope, to, counts.n, counts.b / RECORD_SIZE, now.toISOString());
+    ).run(scope, to, entries, records, now.toISOString());
     // delta from the previous version
     const removeRecs = rms.map((t) => {
       const r = Buffer.alloc(RECORD_SIZE);
@@ -143,8 +380,8 @@ export class Publisher {
       r[16] = (scope === 'transit' ? 0 : scope === 'stoplist' ? 3 : 2) | 0x08;
       return r;
     });
-    const body = Buffer.concat([...ups, ...removeRecs]);
-    if (body.length / RECORD_SIZE <= this.opts.maxDeltaRecords) {
+    const body = ups ? Buffer.concat([...ups, ...removeRecs]) : null;
+    if (body && body.length / RECORD_SIZE <= this.opts.maxDeltaRecords) {
       const { payload, ref } = sealDelta(scope, from, to, body, now, this.opts.deltaRetentionMs, this.key);
       db.prepare('INSERT OR REPLACE INTO deltas(scope, from_v, to_v, sha256, records, created_ms, payload) VALUES (?,?,?,?,?,?,?)').run(
         scope,
@@ -162,11 +399,6 @@ export class Publisher {
     }[];
     for (const d of old) this.clears.push(topics.delta(scope, d.from_v, d.to_v));
     db.prepare('DELETE FROM deltas WHERE scope = ? AND created_ms < ?').run(scope, now.getTime() - this.opts.deltaRetentionMs);
-    // snapshot: all records in token order, chunked
-    const recs = all ?? (db.prepare('SELECT rec FROM entries WHERE scope = ? ORDER BY token').pluck().all(scope) as Buffer[]);
-    const { refs, payloads } = splitChunks(to, Buffer.concat(recs), this.opts.chunkRecords);
-    const ins = db.prepare('INSERT OR REPLACE INTO chunks(scope, version, n, records, sha256, payload) VALUES (?,?,?,?,?,?)');
-    refs.forEach((r, i) => ins.run(scope, to, r.n, r.records, r.sha256, payloads[i]!));
     // keep this and the previous snapshot (devices may be half-way through it)
     const gone = db.prepare('SELECT version, n FROM chunks WHERE scope = ? AND version < ?').all(scope, from) as { version: number; n: number }[];
     for (const c of gone) this.clears.push(topics.chunk(scope, c.version, c.n));
@@ -199,8 +431,8 @@ export class Publisher {
         .all(...(full ? [scope] : [scope, v])) as { from_v: number; to_v: number; payload: Buffer }[];
       for (const d of deltas) await t.publish(topics.delta(scope, d.from_v, d.to_v), d.payload, true);
       const chunks = this.db
-        .prepare(`SELECT version, n, payload FROM chunks WHERE scope = ? ${full ? '' : 'AND version = ?'} ORDER BY version, n`)
-        .all(...(full ? [scope] : [scope, v])) as { version: number; n: number; payload: Buffer }[];
+        .prepare(`SELECT version, n, payload FROM chunks WHERE scope = ? ${full ? 'AND version <= ?' : 'AND version = ?'} ORDER BY version, n`)
+        .all(scope, v) as { version: number; n: number; payload: Buffer }[];
       for (const c of chunks) await t.publish(topics.chunk(scope, c.version, c.n), c.payload, true);
       await t.publish(topics.manifest(scope), this.manifest(scope), true);
       this.log.info({ scope, version: v, deltas: deltas.length, chunks: chunks.length }, 'list published');

@@ -6,6 +6,7 @@ import { ensureAuthSchema } from './auth/schema.js';
 import { ensurePartnerSchema } from './partners.js';
 import { ensureNotifySchema } from './notify/schema.js';
 import { ensureSettlementSchema } from './settlement/schema.js';
+import { ensureImportSchema } from './import-stage.js';
 
 /**
  * The operator's registry: one SQLite file under the data dir.
@@ -52,6 +53,7 @@ export function openRegistry(dataDir: string): Db {
   ensurePartnerSchema(db);
   ensureNotifySchema(db);
   ensureSettlementSchema(db);
+  ensureImportSchema(db);
   return db;
 }
 

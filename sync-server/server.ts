@@ -13,7 +13,8 @@ import { ChargingQueue, SimulatedCharger, type Charger, type RetryPolicy, type S
 import { startListener } from './http/app.js';
 import { ROUTES } from './http/routes/index.js';
 import type { Api } from './http/route.js';
-import { applyImport, clearRecompute, parseImport, type ImportKind } from './import.js';
+import { type ImportKind } from './import.js';
+import { Importer } from './import-stage.js';
 import { Ingest, type IngestLimits } from './ingest.js';
 import { finishInterruptedImport } from './import-recovery.js';
 import { loadOrCreateSigningKey } from './keys.js';
@@ -320,21 +321,25 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const today = () => new Date().toISOString().slice(0, 10);
   // with the key in the token, imports derive there (one session, kept open: the token's owner closes it)
   const importKey = isHsmKey(o.tokenKey) ? o.tokenKey.hsm.deriver(o.tokenKey.version) : o.tokenKey;
+  // imports in short staged transactions, one at a time (import-stage.ts)
+  const importer = new Importer({
+    db,
+    publisher,
+    log: log.child({ component: 'import' }),
+    serial,
+    tokenKey: importKey,
+    categories: () => publishedCategoryIds(db),
+    today,
+  });
   const api: Api = {
     publicKeyPem: key.publicKeyPem,
     importCsv: async (kind: ImportKind, lines, skipInvalid) => {
       const timer = metrics.imports.startTimer({ kind });
-      const { rows, report } = await parseImport(kind, lines, { skipInvalid, tokenKey: importKey, today: today(), categories: publishedCategoryIds(db) });
-      return serial(async () => {
-        const dirty = applyImport(db, kind, rows, today());
-        const changed = publisher.commit(dirty);
-        clearRecompute(db); // the lists agree with the registry again (see import-recovery.ts)
-        await publisher.publish(changed);
-        log.info({ kind, rows: report.rows, applied: report.applied, rejected: report.rejected, changed }, 'import applied');
-        timer();
-        return { report, versions: currentVersions(db) };
-      });
+      const answer = await importer.run(kind, lines, skipInvalid);
+      timer();
+      return answer;
     },
+    imports: (limit) => importer.list(limit),
     status: () => {
       const current = currentVersions(db);
       const rows = db.prepare('SELECT id, online, last_seen, lists, backlog, reader FROM devices ORDER BY id').all() as {

@@ -6,6 +6,7 @@ import type {
   Health,
   ImportAnswer,
   ImportKind,
+  ImportsAnswer,
   JournalAnswer,
   NotificationsAnswer,
   RepayAnswer,
@@ -29,6 +30,8 @@ export type Listener = 'operator' | 'enrol';
 /** What the HTTP API needs from the running server (server.ts builds it). */
 export interface Api {
   importCsv(kind: ImportKind, csv: CsvSource, skipInvalid: boolean): Promise<ImportAnswer>;
+  /** The newest imports first (running, done, failed). */
+  imports(limit?: number): ImportsAnswer;
   status(): StatusAnswer;
   journal(device: string | undefined, limit: number, flagged?: boolean): JournalAnswer;
   charges(status: string | undefined, limit: number): ChargesAnswer;

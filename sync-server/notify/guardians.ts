@@ -99,6 +99,18 @@ export const GUARDIAN_COLUMNS = ['person_id', 'guardian_id', 'child_name', 'chan
 
 /** Replace the guardians of each child named (in the caller's transaction, or its own). */
 export function applyGuardians(db: Db, rows: readonly GuardianRow[], now = new Date()): void {
+  const seen = new Set<string>();
+  db.transaction(() =>
+    upsertGuardians(
+      db,
+      rows.map((row) => ({ row, first: seen.has(row.person_id) ? false : (seen.add(row.person_id), true) })),
+      now,
+    ),
+  )();
+}
+
+/** Write guardian rows; a row marked `first` (the first of its child in the import) clears that child's guardians before it. */
+export function upsertGuardians(db: Db, rows: readonly { row: GuardianRow; first: boolean }[], now = new Date()): void {
   const del = db.prepare('DELETE FROM guardians WHERE person_id = ?');
   const ins = db.prepare(
     `INSERT INTO guardians(person_id, guardian_id, child_name, channel, address, secret, consent, events, quiet_from, quiet_to, updated_at)
@@ -107,28 +119,22 @@ export function applyGuardians(db: Db, rows: readonly GuardianRow[], now = new D
        quiet_to=excluded.quiet_to, updated_at=excluded.updated_at`,
   );
   const at = now.toISOString();
-  db.transaction(() => {
-    const seen = new Set<string>();
-    for (const r of rows) {
-      if (!seen.has(r.person_id)) {
-        seen.add(r.person_id);
-        del.run(r.person_id);
-      }
-      ins.run(
-        r.person_id,
-        r.guardian_id,
-        r.child_name,
-        r.channel,
-        r.address,
-        r.secret ?? null,
-        r.consent ? 1 : 0,
-        r.events.join(','),
-        r.quiet_hours?.from ?? null,
-        r.quiet_hours?.to ?? null,
-        at,
-      );
-    }
-  })();
+  for (const { row: r, first } of rows) {
+    if (first) del.run(r.person_id);
+    ins.run(
+      r.person_id,
+      r.guardian_id,
+      r.child_name,
+      r.channel,
+      r.address,
+      r.secret ?? null,
+      r.consent ? 1 : 0,
+      r.events.join(','),
+      r.quiet_hours?.from ?? null,
+      r.quiet_hours?.to ?? null,
+      at,
+    );
+  }
 }
 
 /** A guardian as the dispatcher reads it. */

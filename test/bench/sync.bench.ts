@@ -66,14 +66,10 @@ const clients: MqttClient[] = [];
 try {
   // --- import + snapshot ---
   let t = Date.now();
-  const { rows, report } = await parseImport('cards', cardLines(N), { skipInvalid: false, tokenKey: DEV_TOKEN_KEY, today: '2026-11-24' });
-  const dirty = applyImport(server.db, 'cards', rows, '2026-11-24');
-  const changed = server.publisher.commit(dirty);
+  // the server's own import (staged, short transactions: sync-server/import-stage.ts), which also publishes
+  const { report } = await server.api.importCsv('cards', cardLines(N), false);
   const importMs = Date.now() - t;
-  console.log(`import ${report.rows} card rows (validate, tokenise, store, new version): ${importMs} ms`);
-  t = Date.now();
-  await server.publisher.publish(changed);
-  console.log(`publish snapshot: ${Date.now() - t} ms`);
+  console.log(`import ${report.rows} card rows (validate, tokenise, stage, apply, new version, publish): ${importMs} ms`);
   const chunkBytes = server.db
     .prepare("SELECT sum(length(payload)) FROM chunks WHERE scope = 'transit' AND version = ?")
     .pluck()

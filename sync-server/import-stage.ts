@@ -1,0 +1,314 @@
+import { ErrorCode, RcError, isRcError } from '../protocol/errors.js';
+import type { ImportAnswer, ImportKind, ImportRecord } from '../protocol/api.js';
+import type { Logger } from '../protocol/log.js';
+import type { TokenKey } from '../protocol/token.js';
+import type { TokenDeriver } from '../protocol/token-hsm.js';
+import type { CsvSource } from './csv.js';
+import {
+  applyContext,
+  clearRecompute,
+  firstOfPerson,
+  importReport,
+  markRecompute,
+  pendingRecompute,
+  validRows,
+  yieldToLoop,
+  type ApplyContext,
+  type ParseTally,
+  type Staged,
+} from './import.js';
+import { markAll } from './materialize.js';
+import { relaxed, type Publisher } from './publisher.js';
+import { currentVersions, type Db } from './registry.js';
+import type { GuardianRow } from './notify/guardians.js';
+
+/**
+ * Imports in short transactions, so a million-row file does not hold the event loop (HTTP API, MQTT
+ * ingest) for tens of seconds, and one writer (SQLite has one) never holds the lock for long:
+ *
+ *  1. parse:  rows are validated and tokenised as the upload streams in, and staged in `import_stage`,
+ *             STAGE_ROWS per transaction, the event loop getting a turn between. A refused file (a bad
+ *             row without skipInvalid, a size limit, an upload cut short) drops the stage: the registry
+ *             is unchanged.
+ *  2. apply:  the phase is recorded with the last staged rows; then the staged rows are applied to the
+ *             registry APPLY_ROWS per transaction, each transaction deleting the rows it applied and
+ *             recording the scopes to recompute (import.ts markRecompute).
+ *  3. lists:  the publisher's staged commit (publisher.ts commitStaged), then the recompute flag is cleared.
+ *
+ * A crash (kill -9, power loss) at any point: at the next start `recoverStagedImports` drops a stage that
+ * was still being read (nothing was imported), or applies the rest of a stage that was complete (the import
+ * is kept whole: never half of a file); then import-recovery.ts recomputes the flagged lists.
+ * One import at a time: a second one while one runs is refused with import.busy (not queued: its upload
+ * is not read). The imports and their progress are kept in `imports` (GET /v1/imports).
+ */
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS imports(id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, state TEXT NOT NULL, phase TEXT NOT NULL,
+  rows INTEGER NOT NULL DEFAULT 0, applied INTEGER, rejected INTEGER, today TEXT NOT NULL, started_at TEXT NOT NULL, finished_at TEXT, error TEXT, message TEXT);
+CREATE TABLE IF NOT EXISTS import_stage(seq INTEGER PRIMARY KEY, first INTEGER NOT NULL, a, b, c, d, e, f, g);
+`;
+
+/** The import tables (registry.ts openRegistry). */
+export function ensureImportSchema(db: Db): void {
+  db.exec(SCHEMA);
+}
+
+/** Rows staged per transaction (a few milliseconds), and applied per transaction. */
+const STAGE_ROWS = 2_000;
+const APPLY_ROWS = 2_000;
+/** Imports kept in the table (older ones are deleted when a new one starts). */
+const KEEP_IMPORTS = 500;
+
+type Cell = string | number | null;
+type StageRow = { seq: number; first: number; a: Cell; b: Cell; c: Cell; d: Cell; e: Cell; f: Cell; g: Cell };
+
+function toStage(r: Staged): [number, Cell, Cell, Cell, Cell, Cell, Cell, Cell] {
+  const first = r.first ? 1 : 0;
+  switch (r.kind) {
+    case 'cards':
+      return [first, r.person, r.token, r.keyVersion, r.expiry, null, null, null];
+    case 'benefits':
+      return [first, r.person, r.category, r.from, r.to, null, null, null];
+    case 'enrolments':
+      return [first, r.person, r.school, r.role, r.grade, r.meal, r.from, r.to];
+    case 'stoplist':
+      return [first, r.token, r.reason, null, null, null, null, null];
+    case 'routes':
+      return [first, r.carrier, r.name, r.inn, r.route, r.from, null, null];
+    case 'partners':
+      return [first, r.id, r.name, r.category, r.discount, null, null, null];
+    case 'guardians':
+      return [first, r.person, JSON.stringify(r.row), null, null, null, null, null];
+  }
+}
+
+function fromStage(kind: ImportKind, s: StageRow): Staged {
+  const t = (v: Cell) => v as string;
+  switch (kind) {
+    case 'cards':
+      return { kind, person: t(s.a), token: t(s.b), keyVersion: s.c as number, expiry: t(s.d) };
+    case 'benefits':
+      return { kind, person: t(s.a), category: t(s.b), from: t(s.c), to: t(s.d), first: s.first === 1 };
+    case 'enrolments':
+      return {
+        kind,
+        person: t(s.a),
+        school: t(s.b),
+        role: t(s.c),
+        grade: s.d as number | null,
+        meal: s.e as string | null,
+        from: t(s.f),
+        to: t(s.g),
+        first: s.first === 1,
+      };
+    case 'stoplist':
+      return { kind, token: t(s.a), reason: t(s.b) };
+    case 'routes':
+      return { kind, carrier: t(s.a), name: t(s.b), inn: t(s.c), route: t(s.d), from: t(s.e) };
+    case 'partners':
+      return { kind, id: t(s.a), name: t(s.b), category: t(s.c), discount: s.d as number };
+    case 'guardians':
+      // staged by this import from a row GuardianRow validated; stored as its JSON
+      return { kind, person: t(s.a), row: JSON.parse(t(s.b)) as GuardianRow, first: s.first === 1 };
+  }
+}
+
+/** Apply up to APPLY_ROWS staged rows in one transaction (and drop them from the stage); false when the stage is empty. */
+function applyStep(db: Db, ctx: ApplyContext): boolean {
+  const rows = db.prepare('SELECT seq, first, a, b, c, d, e, f, g FROM import_stage ORDER BY seq LIMIT ?').all(APPLY_ROWS) as StageRow[];
+  if (rows.length === 0) return false;
+  relaxed(db, () =>
+    db.transaction(() => {
+      ctx.apply(rows.map((r) => fromStage(ctx.kind, r)));
+      db.prepare('DELETE FROM import_stage WHERE seq <= ?').run(rows[rows.length - 1]!.seq);
+      markRecompute(db, ctx.dirty.keys());
+    })(),
+  );
+  return true;
+}
+
+/** Drop up to 10,000 staged rows; false when the stage is empty. */
+function clearStep(db: Db): boolean {
+  return relaxed(db, () => db.prepare('DELETE FROM import_stage WHERE seq IN (SELECT seq FROM import_stage ORDER BY seq LIMIT 10000)').run().changes > 0);
+}
+
+function finish(db: Db, id: number, state: 'done' | 'failed', e?: unknown, message?: string): void {
+  const code = e === undefined ? null : isRcError(e) ? e.code : ErrorCode.ServerInternal;
+  const text = message ?? (e === undefined ? null : e instanceof Error ? e.message : String(e));
+  db.prepare('UPDATE imports SET state = ?, phase = ?, finished_at = ?, error = ?, message = ? WHERE id = ?').run(
+    state,
+    state,
+    new Date().toISOString(),
+    code,
+    text,
+    id,
+  );
+}
+
+/**
+ * At start, before the lists are recomputed (import-recovery.ts): an import that was still reading its
+ * file is dropped (failed, server.import-interrupted); one whose file was staged whole is applied to
+ * its end. Returns the imports applied here (their lists are recomputed by the caller).
+ */
+export function recoverStagedImports(db: Db, log: Logger): number[] {
+  const running = db.prepare("SELECT id, kind, phase, applied, today FROM imports WHERE state = 'running' ORDER BY id").all() as {
+    id: number;
+    kind: ImportKind;
+    phase: string;
+    applied: number | null;
+    today: string;
+  }[];
+  const finished: number[] = [];
+  for (const r of running) {
+    if (r.phase === 'apply') {
+      const ctx = applyContext(db, r.kind, r.applied ?? 0, r.today);
+      while (applyStep(db, ctx));
+      log.warn({ import: r.id, kind: r.kind, code: ErrorCode.ServerImportInterrupted }, 'an import stopped while applied: the rest of its file was applied');
+    }
+    if (r.phase === 'apply' || r.phase === 'lists') {
+      db.prepare("UPDATE imports SET phase = 'lists' WHERE id = ?").run(r.id);
+      finished.push(r.id);
+    } else {
+      finish(db, r.id, 'failed', new RcError(ErrorCode.ServerImportInterrupted, 'the server stopped while the file was read: nothing imported'));
+      log.warn({ import: r.id, kind: r.kind, code: ErrorCode.ServerImportInterrupted }, 'an import stopped while its file was read: nothing imported');
+    }
+  }
+  while (clearStep(db));
+  return finished;
+}
+
+/** The imports finished at start once their lists are recomputed. */
+export function markRecovered(db: Db, ids: readonly number[]): void {
+  for (const id of ids) finish(db, id, 'done', undefined, 'finished at the next start of the server');
+}
+
+export interface ImporterOptions {
+  db: Db;
+  publisher: Publisher;
+  log: Logger;
+  /** Serialises everything that changes lists (server.ts). */
+  serial: <T>(f: () => Promise<T>) => Promise<T>;
+  tokenKey: TokenKey | TokenDeriver;
+  /** Benefit categories the published rules define (at the start of each import). */
+  categories: () => readonly string[];
+  today: () => string;
+}
+
+export class Importer {
+  private running: number | null = null;
+  constructor(private readonly o: ImporterOptions) {}
+
+  /** Import a file (see the top of this file); the answer once the lists are committed and published. */
+  async run(kind: ImportKind, source: CsvSource, skipInvalid: boolean): Promise<ImportAnswer> {
+    if (this.running !== null)
+      throw new RcError(ErrorCode.ImportBusy, `import ${this.running} is running: one import at a time, nothing of this one was read`, {
+        running: this.running,
+      });
+    const { db, log } = this.o;
+    const t0 = performance.now();
+    const today = this.o.today();
+    const id = Number(
+      db.prepare("INSERT INTO imports(kind, state, phase, today, started_at) VALUES (?, 'running', 'parse', ?, ?)").run(kind, today, new Date().toISOString())
+        .lastInsertRowid,
+    );
+    this.running = id;
+    db.prepare('DELETE FROM imports WHERE id <= ?').run(id - KEEP_IMPORTS);
+    let phase: 'parse' | 'apply' = 'parse';
+    try {
+      while (clearStep(db)) await yieldToLoop(); // normally empty already
+      const tally: ParseTally = { rows: 0, rejected: 0, errors: [] };
+      const first = firstOfPerson(new Set());
+      const ins = db.prepare('INSERT INTO import_stage(first, a, b, c, d, e, f, g) VALUES (?,?,?,?,?,?,?,?)');
+      const progress = db.prepare('UPDATE imports SET rows = ? WHERE id = ?');
+      let buf: Staged[] = [];
+      let staged = 0;
+      const flush = (then?: () => void) => {
+        const txn = db.transaction(() => {
+          for (const r of buf) ins.run(...toStage(r));
+          progress.run(tally.rows, id);
+          then?.();
+        });
+        if (then) txn();
+        else relaxed(db, () => txn());
+        staged += buf.length;
+        buf = [];
+      };
+      const opts = { skipInvalid, tokenKey: this.o.tokenKey, today, categories: this.o.categories() };
+      for await (const r of validRows(kind, source, opts, tally)) {
+        if (tally.rejected > 0 && !skipInvalid) continue; // refused anyway: the rest is read for the report only
+        buf.push(first(r));
+        if (buf.length >= STAGE_ROWS) {
+          flush();
+          await yieldToLoop();
+        }
+      }
+      if (tally.rejected > 0 && !skipInvalid) buf = [];
+      const report = importReport(kind, tally, staged + buf.length, skipInvalid);
+      // the last rows and the switch to "apply" in one transaction: from here a crash applies the file whole at the next start
+      flush(() => db.prepare("UPDATE imports SET phase = 'apply', applied = ?, rejected = ? WHERE id = ?").run(report.applied, report.rejected, id));
+      phase = 'apply';
+      const parsed = performance.now();
+      return await this.o.serial(async () => {
+        const started = performance.now();
+        const leftover = pendingRecompute(db); // scopes an earlier failed import left flagged: recomputed whole with this one
+        const ctx = applyContext(db, kind, report.applied, today);
+        while (applyStep(db, ctx)) await yieldToLoop();
+        for (const s of leftover) markAll(ctx.dirty, s);
+        db.prepare("UPDATE imports SET phase = 'lists' WHERE id = ?").run(id);
+        const applied = performance.now();
+        const changed = await this.o.publisher.commitStaged(ctx.dirty, yieldToLoop);
+        clearRecompute(db); // the lists agree with the registry again (see import-recovery.ts)
+        finish(db, id, 'done');
+        await this.o.publisher.publish(changed);
+        const ms = {
+          parse: Math.round(parsed - t0),
+          wait: Math.round(started - parsed),
+          apply: Math.round(applied - started),
+          lists: Math.round(performance.now() - applied),
+        };
+        log.info({ import: id, kind, rows: report.rows, applied: report.applied, rejected: report.rejected, changed, ms }, 'import applied');
+        return { report, versions: currentVersions(db) };
+      });
+    } catch (e) {
+      try {
+        // refused before it was applied: nothing of it stays; a fault while applied keeps the lists flagged for recomputation
+        if (phase === 'parse') while (clearStep(db)) await yieldToLoop();
+        if (db.prepare('SELECT state FROM imports WHERE id = ?').pluck().get(id) === 'running') finish(db, id, 'failed', e);
+      } catch (e2) {
+        log.error({ import: id, err: String(e2) }, 'import bookkeeping failed');
+      }
+      throw e;
+    } finally {
+      this.running = null;
+    }
+  }
+
+  /** The newest imports first. */
+  list(limit = 50): ImportRecord[] {
+    const rows = this.o.db
+      .prepare('SELECT id, kind, state, rows, applied, rejected, started_at, finished_at, error, message FROM imports ORDER BY id DESC LIMIT ?')
+      .all(limit) as {
+      id: number;
+      kind: ImportKind;
+      state: ImportRecord['state'];
+      rows: number;
+      applied: number | null;
+      rejected: number | null;
+      started_at: string;
+      finished_at: string | null;
+      error: string | null;
+      message: string | null;
+    }[];
+    return rows.map((r) => ({
+      id: r.id,
+      kind: r.kind,
+      state: r.state,
+      rows: r.rows,
+      ...(r.applied !== null ? { applied: r.applied } : {}),
+      ...(r.rejected !== null ? { rejected: r.rejected } : {}),
+      startedAt: r.started_at,
+      ...(r.finished_at !== null ? { finishedAt: r.finished_at } : {}),
+      ...(r.error !== null ? { error: r.error } : {}),
+      ...(r.message !== null ? { message: r.message } : {}),
+    }));
+  }
+}
