@@ -179,6 +179,7 @@ async function enrolWith(o: InitOptions, dir: string, token: Pkcs11Token | null)
       ...(o.route ? { route: o.route } : {}),
       ...(o.vehicle ? { vehicle: o.vehicle } : {}),
       ...(o.direction ? { direction: o.direction } : {}),
+      ...(o.partner ? { partner: o.partner } : {}),
       identityKey,
       boxKey,
       ...(wrapKey ? { wrapKey } : {}),
