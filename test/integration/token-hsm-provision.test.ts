@@ -135,7 +135,7 @@ describe.skipIf(!softhsmAvailable())('the card-token key reaches a provisioned d
       const student = (token: string) => ({
         token,
         cardExpiry: '2029-06',
-        role: 'student',
+        role: 'student' as const,
         grade: 5,
         mealCategory: null,
         validFrom: '2026-09-01',

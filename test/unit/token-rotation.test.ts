@@ -44,7 +44,7 @@ const pensioner = (token: string) => ({
 const student = (token: string) => ({
   token,
   cardExpiry: '2029-06',
-  role: 'student',
+  role: 'student' as const,
   grade: 5,
   mealCategory: null,
   validFrom: '2026-09-01',
