@@ -3,7 +3,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type * as Pkcs11Types from 'pkcs11js';
 import { ErrorCode, RcError } from './errors.js';
-import { TOKEN_BYTES, deriveToken, type TokenKey } from './token.js';
+import { TOKEN_BYTES, deriveToken, type KeyedToken, type TokenKey } from './token.js';
 
 /**
  * Where the card-token key lives and where the HMAC is computed.
@@ -24,11 +24,46 @@ export interface TokenDeriver {
   readonly version: number;
   /** token = HMAC-SHA256(key, PAN ‖ PSN) truncated to 16 bytes, hex. `pan` is ASCII digits; the caller wipes it. */
   derive(pan: Uint8Array, psn: string | null): string;
+  /**
+   * Older key versions the same source still holds (a device's token during a rotation: v beside v+1), newest
+   * first. A device derives a card's token with each too and looks them up after this one's; absent or empty
+   * when the source holds one version (then no extra HMAC is computed).
+   */
+  readonly older?: readonly TokenDeriver[];
   close(): void;
 }
 
 export function softDeriver(key: TokenKey): TokenDeriver {
   return { version: key.version, derive: (pan, psn) => deriveToken(pan, psn, key), close: () => {} };
+}
+
+/**
+ * One deriver for several key versions: the newest derives the card's token, the others are its `older`
+ * (newest first). Closing it closes them all. One deriver is returned as it is.
+ */
+export function deriverRing(derivers: readonly TokenDeriver[]): TokenDeriver {
+  const sorted = [...derivers].sort((a, b) => b.version - a.version);
+  const [newest, ...older] = sorted;
+  if (!newest) throw new RcError(ErrorCode.TokenKeyInvalid, 'no token key version to derive with', {});
+  if (new Set(sorted.map((d) => d.version)).size !== sorted.length) {
+    throw new RcError(ErrorCode.TokenKeyInvalid, 'two token keys with the same version', { versions: sorted.map((d) => d.version) });
+  }
+  if (older.length === 0) return newest;
+  return {
+    version: newest.version,
+    derive: (pan, psn) => newest.derive(pan, psn),
+    older,
+    close: () => {
+      for (const d of sorted) d.close();
+    },
+  };
+}
+
+/** Every token of a card a deriver gives, newest version first: one per version it holds (one HMAC each). */
+export function deriveAllVersions(d: TokenDeriver, pan: Uint8Array, psn: string | null): KeyedToken[] {
+  const out: KeyedToken[] = [{ token: d.derive(pan, psn), keyVersion: d.version }];
+  for (const o of d.older ?? []) out.push({ token: o.derive(pan, psn), keyVersion: o.version });
+  return out;
 }
 
 /** Where a device or the server finds its token (config `tokenKey.pkcs11`, CLI `--pkcs11-*`). */
@@ -310,6 +345,22 @@ export class Pkcs11Token {
     } catch (e) {
       throw new RcError(ErrorCode.TokenKeyInvalid, 'the wrapped token key does not open with this token', { err: String(e) });
     }
+  }
+
+  /**
+   * Derivers for the key of `version` and every older version the token holds (a device's token keeps v
+   * beside v+1 after `rc-provision rotate`), as one deriver (deriverRing): `version` first, the older ones as
+   * its `older`, newest first. Versions newer than `version` are not used. token.hsm-key-missing when the
+   * token does not hold `version`.
+   */
+  deriversUpTo(version: number): TokenDeriver {
+    const primary = this.deriver(version);
+    const older = this.keyVersions()
+      .filter((v) => v < version)
+      .map((v) => this.deriver(v));
+    if (older.length === 0) return primary;
+    // the derivers share this one session: close it once
+    return { ...deriverRing([primary, ...older].map((d) => ({ ...d, close: () => {} }))), close: () => this.close() };
   }
 
   /** A deriver computing the HMAC inside the token with the key of this version. */

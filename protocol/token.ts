@@ -19,6 +19,12 @@ export interface TokenKey {
 
 export const TOKEN_BYTES = 16;
 
+/** A card's token with the version of the key it was derived with. */
+export interface KeyedToken {
+  token: string; // 32 hex
+  keyVersion: number;
+}
+
 /** Development key: public, so only for the demo and tests (an explicit --dev-token-key); `start` and enrolment refuse it otherwise (token.dev-key-refused). */
 export const DEV_TOKEN_KEY: TokenKey = {
   version: 0,

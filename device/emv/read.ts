@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { ErrorCode, RcError } from '../../protocol/errors.js';
-import type { TokenDeriver } from '../../protocol/token-hsm.js';
+import { deriveAllVersions, type TokenDeriver } from '../../protocol/token-hsm.js';
 import { deriveToken, maskPan, type TokenKey } from '../../protocol/token.js';
 import type { Logger } from '../../protocol/log.js';
 import type { CardChannel, CardRead, CardScheme } from '../reader/types.js';
@@ -21,7 +21,7 @@ import { findAllTlv, findTlv, parseDol, parseTlv, type Tlv } from './tlv.js';
  */
 export interface ReadOptions {
   now: Date;
-  /** The key in memory (demo, tests) or a deriver (the key in a PKCS#11 token). */
+  /** The key in memory (demo, tests) or a deriver (the key in a PKCS#11 token; with `older` versions, the read carries every version's token). */
   tokenKey: TokenKey | TokenDeriver;
   /** Per-APDU timeout handed to the channel (default 1000 ms). */
   timeoutMs?: number;
@@ -234,7 +234,10 @@ export async function readMirCard(ch: CardChannel, opts: ReadOptions): Promise<C
     if (!found.expiry) throw new RcError(ErrorCode.CardMissingData, 'card gave no expiry date', { missing: 'expiry', aid: selected.aid });
     checkPan(found.pan, found.panSource);
 
-    const token = 'derive' in opts.tokenKey ? opts.tokenKey.derive(found.pan, found.psn) : deriveToken(found.pan, found.psn, opts.tokenKey);
+    const k = opts.tokenKey;
+    // a source holding older key versions too (a rotation under way): one token per version, newest first
+    const tokens = 'derive' in k && k.older?.length ? deriveAllVersions(k, found.pan, found.psn) : null;
+    const token = tokens ? tokens[0]!.token : 'derive' in k ? k.derive(found.pan, found.psn) : deriveToken(found.pan, found.psn, k);
     const maskedPan = maskPan(found.pan);
     found.wipe();
     const result: CardRead = {
@@ -245,7 +248,8 @@ export async function readMirCard(ch: CardChannel, opts: ReadOptions): Promise<C
       psn: found.psn,
       par: found.par,
       token,
-      keyVersion: opts.tokenKey.version,
+      keyVersion: k.version,
+      ...(tokens ? { tokens } : {}),
       apdus: session.count,
       ms: Math.round((performance.now() - t0) * 1000) / 1000,
     };

@@ -50,7 +50,10 @@ export interface TokenKeySettings {
 /**
  * The deriver the device makes tokens with. With `tokenKey.pkcs11` the key is in
  * the token and the HMAC is computed there (RC_TOKEN_KEY is then ignored, with a
- * warning); otherwise as resolveTokenKey, in memory. The public development key
+ * warning). The configured version must be in the token; every older version the
+ * token still holds (v beside v+1 after `rc-provision rotate`) comes along as the
+ * deriver's `older`, newest first, so a card still listed under an older key's token
+ * is recognised while the lists migrate (see docs/token-key.md, Rotation). Otherwise as resolveTokenKey, in memory. The public development key
  * (none configured, or the configured one is it) is refused with
  * token.dev-key-refused unless `allowDev` (the demo and tests: --dev-token-key).
  */
@@ -65,8 +68,9 @@ export function resolveTokenDeriver(
     const version = cfg.version ?? 1;
     const token = openPkcs11(cfg.pkcs11, env);
     try {
-      const d = token.deriver(version);
-      log.info({ keyVersion: version, tokenLabel: cfg.pkcs11.tokenLabel }, 'token key in the PKCS#11 token');
+      const d = token.deriversUpTo(version);
+      const keyVersions = [d.version, ...(d.older ?? []).map((o) => o.version)];
+      log.info({ keyVersion: version, keyVersions, tokenLabel: cfg.pkcs11.tokenLabel }, 'token key in the PKCS#11 token');
       return { ...d, source: 'pkcs11' };
     } catch (e) {
       token.close();

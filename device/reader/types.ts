@@ -1,3 +1,5 @@
+import type { KeyedToken } from '../../protocol/token.js';
+
 /**
  * The seams between the EMV logic and the hardware.
  *
@@ -21,8 +23,13 @@ export interface CardRead {
   expiry: string; // YYYY-MM
   psn: string | null; // 2 hex digits or null
   par: string | null; // Payment Account Reference (tag 9F24), ASCII, or null
-  token: string; // 32 hex digits
+  token: string; // 32 hex digits, with the newest key version held
   keyVersion: number;
+  /**
+   * Only when the key source holds older versions too (a rotation under way): the card's token under every
+   * version held, newest first (`tokens[0]` is `token`). The device looks each up in its lists in that order.
+   */
+  tokens?: readonly KeyedToken[];
   apdus: number; // APDUs exchanged
   ms: number; // wall time of the read
 }

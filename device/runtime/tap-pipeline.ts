@@ -18,7 +18,8 @@ import type { ReaderSlot } from './readers.js';
 import type { TapReport } from './status.js';
 
 /**
- * One tap: read the Mir card → token → store view → decide → durable journal
+ * One tap: read the Mir card → token (one per key version held, newest first;
+ * the first one a list holds decides) → store view → decide → durable journal
  * commit → ONLY THEN the peripherals (display text, light and beep; gate open
  * by reader direction) → the gate's outcome ('passed' / 'not-passed') journaled
  * as a follow-up event.
@@ -98,7 +99,7 @@ export class TapPipeline {
     let entry: JournalEntry;
     try {
       if (read) {
-        ({ decision, entry } = processTap(store, tap, cfg));
+        ({ decision, entry } = processTap(store, tap, cfg, read.tokens ?? [{ token: read.token, keyVersion: read.keyVersion }]));
       } else {
         decision = decideUnreadable(cfg.device.kind, error.code, wall);
         entry = store.commitTap(tap, decision, { listVersions: store.listVersions() });
@@ -129,7 +130,7 @@ export class TapPipeline {
       direction: slot.direction,
       seq: entry.seq,
       time: entry.time,
-      tokenPrefix: read ? read.token.slice(0, 8) : null,
+      tokenPrefix: read ? entry.token.slice(0, 8) : null, // the token that decided (an older key's while the lists migrate)
       maskedPan: read ? read.maskedPan : null,
       scheme,
       result: decision.result,
@@ -146,7 +147,17 @@ export class TapPipeline {
     slot.taps++;
     if (read) {
       const { result, reason, fareKopecks, benefit } = decision;
-      const fields = { reader: slot.name, seq: entry.seq, maskedPan: read.maskedPan, token: report.tokenPrefix, result, reason, fareKopecks, benefit };
+      const fields = {
+        reader: slot.name,
+        seq: entry.seq,
+        maskedPan: read.maskedPan,
+        token: report.tokenPrefix,
+        keyVersion: entry.keyVersion,
+        result,
+        reason,
+        fareKopecks,
+        benefit,
+      };
       log.info({ ...fields, ms: report.signalMs }, 'tap decided');
     }
     return report;

@@ -29,6 +29,8 @@ export interface JournalEntry {
   route?: string;
   vehicle?: string;
   meal?: string;
+  /** The version of the card-token key `token` was derived with (taps of a read card; absent on events and unreadable cards). */
+  keyVersion?: number;
   flags: string[];
 }
 
@@ -78,6 +80,7 @@ interface RowFacts {
   route?: string | undefined;
   vehicle?: string | undefined;
   meal?: string | undefined;
+  keyVersion?: number | undefined;
 }
 
 function journalRow(seq: number, device: string, f: RowFacts): JournalRow {
@@ -85,6 +88,7 @@ function journalRow(seq: number, device: string, f: RowFacts): JournalRow {
   if (f.route !== undefined) extra.route = f.route;
   if (f.vehicle !== undefined) extra.vehicle = f.vehicle;
   if (f.meal !== undefined) extra.meal = f.meal;
+  if (f.keyVersion !== undefined) extra.keyVersion = f.keyVersion;
   return {
     seq,
     time_ms: Math.trunc(f.wallTime),
@@ -105,7 +109,7 @@ function journalRow(seq: number, device: string, f: RowFacts): JournalRow {
 
 /** The one place a JournalEntry is built: from its row. */
 export function journalEntry(r: JournalRow): JournalEntry {
-  const extra = JSON.parse(r.extra) as { flags?: string[]; route?: string; vehicle?: string; meal?: string };
+  const extra = JSON.parse(r.extra) as { flags?: string[]; route?: string; vehicle?: string; meal?: string; keyVersion?: number };
   return {
     seq: r.seq,
     time: new Date(r.time_ms).toISOString(),
@@ -123,6 +127,7 @@ export function journalEntry(r: JournalRow): JournalEntry {
     ...(extra.route !== undefined ? { route: extra.route } : {}),
     ...(extra.vehicle !== undefined ? { vehicle: extra.vehicle } : {}),
     ...(extra.meal !== undefined ? { meal: extra.meal } : {}),
+    ...(extra.keyVersion !== undefined ? { keyVersion: extra.keyVersion } : {}),
     flags: extra.flags ?? [],
   };
 }
@@ -141,8 +146,8 @@ export class Journal {
     this.seq = Math.max(meta.get('journal_seq'), (this.st.maxSeq.get() as number | null) ?? 0);
   }
 
-  /** The next row of a decision (not yet written). */
-  tapRow(token: Buffer, tap: Tap, decision: Decision, listVersions: Record<string, number>): JournalRow {
+  /** The next row of a decision (not yet written); `keyVersion`: the version of the key the token was derived with. */
+  tapRow(token: Buffer, tap: Tap, decision: Decision, listVersions: Record<string, number>, keyVersion?: number): JournalRow {
     return journalRow(this.seq + 1, this.deviceId, {
       wallTime: tap.wallTime,
       effectiveTime: decision.effectiveTime,
@@ -159,6 +164,7 @@ export class Journal {
       route: decision.route,
       vehicle: decision.vehicle,
       meal: decision.meal,
+      keyVersion,
     });
   }
 

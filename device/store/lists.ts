@@ -105,6 +105,12 @@ export class Lists {
     }
   }
 
+  /** True when any list (transit, stop list, a school) holds this token. */
+  listed(t: Buffer): boolean {
+    for (const { get } of this.lookups) if (get.get(t) !== undefined) return true;
+    return false;
+  }
+
   /** Refuse an older version; tell whether this one is already held. */
   checkForward(scope: string, version: number): boolean {
     const cur = this.version(scope);

@@ -3,6 +3,7 @@ import { DEVICE_BUILT_IN_TABLE, type CategoryTable } from '../../protocol/catego
 import { ErrorCode, RcError, isRcError } from '../../protocol/errors.js';
 import type { ListDelta, ListSnapshot } from '../../protocol/lists.js';
 import type { Decision, Tap, View } from '../../protocol/rules/types.js';
+import type { KeyedToken } from '../../protocol/token.js';
 import { Counters } from './counters.js';
 import { Journal, journalEntry, type JournalEntry, type JournalEvent } from './journal.js';
 import { Lists, SnapshotWriter, type ApplyResult } from './lists.js';
@@ -32,7 +33,8 @@ export { SnapshotWriter, validateEntries, type ApplyResult, type JournalEntry, t
  *   applyDelta(delta)                   → upserts/removes, one transaction
  *   readView(token)                     → entries, stop-list hit, counters, marks
  *   commitTap(tap, decision, view)      → JournalEntry (durable before it returns)
- *   decideAndCommit(tap, decide)        → readView + decide (given by the caller) + commitTap, one transaction
+ *   decideAndCommit(tap, decide, tokens?) → readView + decide (given by the caller) + commitTap, one transaction;
+ *                                         with a card's tokens under several key versions, the first listed decides (matchToken)
  *   journalRange(fromSeq, limit)        → entries with seq ≥ fromSeq, ascending
  *   ackUpTo(seq) / ackedSeq() / lastSeq() / journalBacklog()
  *   rewindAck(seq)                      → ack moved back (the server lost acknowledged entries)
@@ -300,9 +302,9 @@ export class Store {
    * additions and the token's marks, in ONE transaction, fsynced before this
    * returns. Only then may the passenger be signalled.
    */
-  commitTap(tap: Tap, decision: Decision, view: Pick<View, 'listVersions'>): JournalEntry {
+  commitTap(tap: Tap, decision: Decision, view: Pick<View, 'listVersions'>, keyVersion?: number): JournalEntry {
     this.alive();
-    const row = this.journal.tapRow(checkToken(tap.card.token), tap, decision, view.listVersions);
+    const row = this.journal.tapRow(checkToken(tap.card.token), tap, decision, view.listVersions, keyVersion);
     this.db.transaction(() => {
       this.journal.insert(row);
       this.counters.apply(row.token, decision.counterDelta);
@@ -318,15 +320,30 @@ export class Store {
    * commit the journal entry with its counters and marks. Durable before it
    * returns; signal the passenger only after.
    */
-  decideAndCommit<D extends Decision>(tap: Tap, decide: (view: View) => D): { decision: D; entry: JournalEntry } {
+  decideAndCommit<D extends Decision>(tap: Tap, decide: (view: View, tap: Tap) => D, tokens?: readonly KeyedToken[]): { decision: D; entry: JournalEntry } {
     return this.db
       .transaction(() => {
-        const view = this.readView(tap.card.token);
-        const decision = decide(view);
-        const entry = this.commitTap(tap, decision, view);
+        const k = this.matchToken(tap.card.token, tokens);
+        const t = k.token === tap.card.token ? tap : { ...tap, card: { ...tap.card, token: k.token } };
+        const view = this.readView(t.card.token);
+        const decision = decide(view, t);
+        const entry = this.commitTap(t, decision, view, k.keyVersion);
         return { decision, entry };
       })
       .immediate();
+  }
+
+  /**
+   * Which of a card's tokens (one per key version the device holds, newest first) decides a tap: the first
+   * one any list holds (transit, stop list, a school), else the newest. With one token (or none given) no
+   * extra lookup is made. `token` is the tap's token, used when `tokens` is absent.
+   */
+  matchToken(token: string, tokens?: readonly KeyedToken[]): { token: string; keyVersion: number | undefined } {
+    if (!tokens || tokens.length === 0) return { token, keyVersion: undefined };
+    if (tokens.length > 1) {
+      for (const k of tokens) if (this.lists.listed(checkToken(k.token))) return k;
+    }
+    return tokens[0]!;
   }
 
   /** Journal an event that is not a decision (result 'event'), e.g. a turnstile's "not-passed". */

@@ -552,6 +552,7 @@ function toWire(e: JournalEntry): WireJournalEntry {
   if (e.route !== undefined) data.route = e.route;
   if (e.vehicle !== undefined) data.vehicle = e.vehicle;
   if (e.meal !== undefined) data.meal = e.meal;
+  if (e.keyVersion !== undefined) data.keyVersion = e.keyVersion;
   if (e.flags.length) data.flags = e.flags;
   return {
     seq: e.seq,

@@ -9,7 +9,9 @@
  * display. Last line: {"taps":…, "p50Ms":…, "p99Ms":…} (signal sent).
  * BENCH_TAPS=N (default 100). `-- --hsm`: the card-token key in a SoftHSM2 token
  * (a private one, outside the device dir), the HMAC computed inside it, as a
- * device with `tokenKey.pkcs11` derives.
+ * device with `tokenKey.pkcs11` derives. `-- --hsm --rotating`: the token holds
+ * v1 and v2 (a rotation under way, docs/token-key.md): every tap derives both and,
+ * the cards being unknown, looks both up (the worst case).
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -35,6 +37,7 @@ import { VcardHost, PROJECT_ROOT } from '../support/rig/vcards.js';
 
 const TAPS = Number(process.env.BENCH_TAPS ?? 100);
 const HSM = process.argv.includes('--hsm');
+const ROTATING = HSM && process.argv.includes('--rotating');
 
 const q = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!;
 const r3 = (x: number) => Math.round(x * 1000) / 1000;
@@ -90,7 +93,8 @@ async function main(): Promise<void> {
     hsm = startSoftHsm('rc-bench');
     const token = Pkcs11Token.open(hsm);
     token.importKey(newTokenKey(1));
-    tokenKey = token.deriver(1);
+    if (ROTATING) token.importKey(newTokenKey(2));
+    tokenKey = token.deriversUpTo(ROTATING ? 2 : 1);
   }
   const runtime = new Runtime({ config: cfg, store, source, peripherals: [{ peripheral: marked }], tokenKey, log });
   await runtime.start();
@@ -153,7 +157,7 @@ async function main(): Promise<void> {
   const c = [...commit].sort((x, y) => x - y);
   const rd = [...read].sort((x, y) => x - y);
   console.log(
-    `tap: card present (PC/SC event) → Mir read via pcscd+vpcd (TCP_NODELAY shim on) → token (${HSM ? 'HMAC inside SoftHSM2' : 'key in memory'}) → decide → journal commit (WAL, synchronous=FULL) → display command on a pty`,
+    `tap: card present (PC/SC event) → Mir read via pcscd+vpcd (TCP_NODELAY shim on) → token (${HSM ? `HMAC inside SoftHSM2${ROTATING ? ', key versions 2 and 1' : ''}` : 'key in memory'}) → decide → journal commit (WAL, synchronous=FULL) → display command on a pty`,
   );
   console.log(`taps ${s.length}`);
   console.log(`card present → card read (token):  p50 ${r3(q(rd, 0.5))} ms, p99 ${r3(q(rd, 0.99))} ms`);
@@ -173,6 +177,7 @@ async function main(): Promise<void> {
       commitP99Ms: r3(q(c, 0.99)),
       nodelayShim: true,
       tokenKey: HSM ? 'softhsm2' : 'memory',
+      keyVersions: ROTATING ? 2 : 1,
     }),
   );
 }

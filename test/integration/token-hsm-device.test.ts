@@ -51,6 +51,34 @@ describe.skipIf(!softhsmAvailable())('the device derives card tokens inside its 
     }
   });
 
+  it('a token holding an older version too: a tap through pcscd gives the token of each version, newest first (one HMAC each, inside the token)', async () => {
+    const key1 = newTokenKey(1);
+    const t = Pkcs11Token.open(hsm);
+    try {
+      t.importKey(key1);
+    } finally {
+      t.close();
+    }
+    const d = resolveTokenDeriver({ version: 2, pkcs11: pkcs11() }, quiet, {});
+    const ch = await rig.present({ kind: 'emv', pan: PAN, expiry: '2031-07', psn: '01', gpoFormat: 1 });
+    try {
+      const r = await readMirCard(ch, { now: new Date(), tokenKey: d });
+      const pan = Buffer.from(PAN, 'ascii');
+      expect([r.token, r.keyVersion]).toEqual([deriveToken(pan, '01', key), 2]);
+      expect(r.tokens).toEqual([
+        { token: deriveToken(pan, '01', key), keyVersion: 2 },
+        { token: deriveToken(pan, '01', key1), keyVersion: 1 },
+      ]);
+      // a device configured on v1 does not use the newer v2 its token may already hold
+      const only1 = resolveTokenDeriver({ version: 1, pkcs11: pkcs11() }, quiet, {});
+      expect([only1.version, only1.older ?? []]).toEqual([1, []]);
+      only1.close();
+    } finally {
+      await rig.remove();
+      d.close();
+    }
+  });
+
   it('the PIN comes from a 0600 file or RC_PKCS11_PIN; a file others can read is refused', () => {
     expect(resolveTokenDeriver({ version: 2, pkcs11: { library: hsm.library, tokenLabel: hsm.tokenLabel } }, quiet, { RC_PKCS11_PIN: hsm.pin }).version).toBe(
       2,

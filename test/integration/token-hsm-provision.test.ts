@@ -13,6 +13,7 @@ import { expectRcError } from '../support/errors.js';
 import { startProvStack, type ProvStack } from '../support/provision-rig.js';
 import { softhsmAvailable, startSoftHsm, type SoftHsmRig } from '../support/rig/softhsm.js';
 import { linesOf } from '../support/sync-harness.js';
+import { makeRig, mirSpec, turnstileConfig } from '../unit/runtime-helpers.js';
 
 /**
  * Enrolment with the card-token key in hardware: the server keeps its key in its
@@ -120,6 +121,44 @@ describe.skipIf(!softhsmAvailable())('the card-token key reaches a provisioned d
       expect(device.deriver(1).derive(pan, null)).toBe(deriveToken(pan, null, key));
     } finally {
       device.close();
+    }
+  });
+
+  it('after the rotation the device recognises, through its tap pipeline, cards listed under v1 tokens and under v2 tokens; a card under neither is refused', async () => {
+    // what rc-device run loads from the rotated device.json: v2 first, v1 (still in the token) beside it
+    const d = resolveTokenDeriver(loadConfigFile(join(devDir, 'device.json')).tokenKey, quiet, {});
+    expect([d.source, d.version, d.older?.map((o) => o.version)]).toEqual(['pkcs11', 2, [1]]);
+    const rig = await makeRig(turnstileConfig(), ['Entry', 'Exit'], { tokenKey: d });
+    try {
+      const [OLD, NEW, NONE] = [withLuhnDigit('220070666666666'), withLuhnDigit('220070777777777'), withLuhnDigit('220070888888888')];
+      const t = (pan: string, k: typeof key) => deriveToken(Buffer.from(pan, 'ascii'), '01', k);
+      const student = (token: string) => ({
+        token,
+        cardExpiry: '2029-06',
+        role: 'student' as const,
+        grade: 5,
+        mealCategory: null,
+        validFrom: '2026-09-01',
+        validTo: '2027-05-31',
+      });
+      // mid-migration: OLD not yet re-imported (its v1 token), NEW already under v2
+      rig.store.applySnapshot({ scope: 'school:7', version: 2, entries: [student(t(OLD, key)), student(t(NEW, key2))] });
+      const a = await rig.tap('Entry', mirSpec(OLD));
+      expect(a).toMatchObject({ result: 'allow', gate: 'open-entry' });
+      await rig.outcome(a.seq);
+      const b = await rig.tap('Entry', mirSpec(NEW));
+      expect(b).toMatchObject({ result: 'allow', gate: 'open-entry' });
+      await rig.outcome(b.seq);
+      expect(await rig.tap('Entry', mirSpec(NONE))).toMatchObject({ result: 'deny', reason: 'not-enrolled', gate: null });
+      const taps = rig.store.journalRange(1, 10).filter((e) => e.result !== 'event');
+      expect(taps.map((e) => [e.result, e.token, e.keyVersion])).toEqual([
+        ['allow', t(OLD, key), 1],
+        ['allow', t(NEW, key2), 2],
+        ['deny', t(NONE, key2), 2],
+      ]);
+    } finally {
+      await rig.close();
+      d.close();
     }
   });
 });

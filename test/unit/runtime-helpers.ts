@@ -13,7 +13,8 @@ import { Runtime } from '../../device/runtime/runtime.js';
 import type { TapReport } from '../../device/runtime/status.js';
 import { Store } from '../../device/store/index.js';
 import { createLogger, type Logger } from '../../protocol/log.js';
-import { DEV_TOKEN_KEY, deriveToken } from '../../protocol/token.js';
+import { DEV_TOKEN_KEY, deriveToken, type TokenKey } from '../../protocol/token.js';
+import type { TokenDeriver } from '../../protocol/token-hsm.js';
 
 export const tokenOf = (pan: string, psn = '01'): string => deriveToken(Buffer.from(pan, 'ascii'), psn, DEV_TOKEN_KEY);
 
@@ -190,7 +191,11 @@ export interface Rig {
 }
 
 /** A runtime over a real SQLite store, the in-process virtual reader source and a mock peripheral. */
-export async function makeRig(cfg: Config, readers: string[], o: { peripherals?: RuntimePeripheral[]; readTimeoutMs?: number } = {}): Promise<Rig> {
+export async function makeRig(
+  cfg: Config,
+  readers: string[],
+  o: { peripherals?: RuntimePeripheral[]; readTimeoutMs?: number; tokenKey?: TokenKey | TokenDeriver } = {},
+): Promise<Rig> {
   const dir = mkdtempSync(join(tmpdir(), 'rc-rt-unit-'));
   const store = Store.open(join(dir, 'device.sqlite'), { deviceId: cfg.device.id });
   seedStore(store);
@@ -203,7 +208,7 @@ export async function makeRig(cfg: Config, readers: string[], o: { peripherals?:
     store,
     source,
     peripherals: o.peripherals ?? [{ peripheral: periph }],
-    tokenKey: DEV_TOKEN_KEY,
+    tokenKey: o.tokenKey ?? DEV_TOKEN_KEY,
     log: logs.log,
     clock,
     readTimeoutMs: o.readTimeoutMs ?? 200,
