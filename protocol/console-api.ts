@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ConfigName, JournalRow, Versions } from './api.js';
+import { expandFleetRow } from './fleet-rows.js';
 import { DeviceId } from './ids.js';
 import { TokenHex } from './lists.js';
 
@@ -50,15 +51,45 @@ export const FleetDevice = z
   .strict();
 export type FleetDevice = z.infer<typeof FleetDevice>;
 
-export const FleetAnswer = z
+/**
+ * A device on the fleet page as the answer carries it: only what is not null or default (10,000 devices ≤ 1 s on
+ * the page). Left out: kind, school, route, vehicle, lastSeen, enrolledAt, revokedAt and reader when null, online
+ * when false, backlog when 0, alarms when none, lists when the device holds none. `lists` is scope → the version the
+ * device holds; the current version is the answer's `current`. protocol/fleet-rows.ts expands a row to a FleetDevice.
+ */
+export const FleetRow = z
+  .object({
+    id: z.string(),
+    kind: z.string().optional(),
+    school: z.string().optional(),
+    route: z.string().optional(),
+    vehicle: z.string().optional(),
+    online: z.literal(true).optional(),
+    lastSeen: z.string().optional(),
+    enrolledAt: z.string().optional(),
+    revokedAt: z.string().optional(),
+    lists: z.record(z.string(), z.number().int()).optional(),
+    backlog: z.number().int().optional(),
+    reader: z.string().optional(),
+    alarms: z.array(Alarm).optional(),
+  })
+  .strict();
+export type FleetRow = z.infer<typeof FleetRow>;
+
+/** GET /v1/console/fleet as it is sent: compact rows (FleetRow), sorted by id. */
+export const FleetWire = z
   .object({
     at: z.string(),
     current: Versions,
     policy: z.object({ silentMinutes: z.number().int(), listMaxAgeMinutes: z.number().int() }).strict(),
-    devices: z.array(FleetDevice),
+    devices: z.array(FleetRow),
   })
   .strict();
-export type FleetAnswer = z.infer<typeof FleetAnswer>;
+export type FleetWire = z.infer<typeof FleetWire>;
+
+/** The fleet answer read by a client: the wire form with every row expanded to a full FleetDevice. */
+export const FleetAnswer = FleetWire.transform((w) => ({ ...w, devices: w.devices.map((r) => expandFleetRow(r, w.current)) }));
+export type FleetAnswer = z.output<typeof FleetAnswer>;
 
 export const StatusReport = z
   .object({ at: z.string(), online: z.boolean(), backlog: z.number().int(), lists: z.record(z.string(), z.number().int()), reader: z.string().nullable() })

@@ -1,6 +1,6 @@
 import QRCode from 'qrcode';
 import type { JournalRow } from '../../protocol/api.js';
-import type { DeviceDetail, FleetAnswer, JournalSearchBody, ListsAnswer, ConfigDoc, StopEntry } from '../../protocol/console-api.js';
+import type { DeviceDetail, FleetWire, JournalSearchBody, ListsAnswer, ConfigDoc, StopEntry } from '../../protocol/console-api.js';
 import { ConfigBody } from '../../protocol/api.js';
 import { ErrorCode, RcError } from '../../protocol/errors.js';
 import type { Scope } from '../../protocol/lists.js';
@@ -17,7 +17,7 @@ import { currentConfig, listsOverview } from './lists.js';
 
 /** What the console's routes need from the running server (server.ts builds it with consoleApi). */
 export interface ConsoleApi {
-  fleet(policy: Partial<FleetPolicy>, school?: string): FleetAnswer;
+  fleet(policy: Partial<FleetPolicy>, school?: string): FleetWire;
   device(id: string, school?: string): DeviceDetail;
   lists(): ListsAnswer;
   config(name: string): ConfigDoc;

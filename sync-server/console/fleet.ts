@@ -1,5 +1,6 @@
-import type { Alarm, DeviceDetail, FleetAnswer, FleetDevice, StatusReport } from '../../protocol/console-api.js';
+import type { Alarm, DeviceDetail, FleetRow, FleetWire, StatusReport } from '../../protocol/console-api.js';
 import { ErrorCode, RcError } from '../../protocol/errors.js';
+import { expandFleetRow } from '../../protocol/fleet-rows.js';
 import { currentVersions, type Db } from '../registry.js';
 import { searchJournal } from './journal.js';
 
@@ -58,44 +59,36 @@ function growingBacklogs(db: Db, only?: string): Set<string> {
   return out;
 }
 
-function toDevice(
-  r: Row,
-  current: Record<string, number>,
-  publishedMs: Map<string, number>,
-  growing: Set<string>,
-  policy: FleetPolicy,
-  nowMs: number,
-): FleetDevice {
-  const held = r.lists ? (JSON.parse(r.lists) as Record<string, number>) : {};
-  const lists: FleetDevice['lists'] = {};
-  const alarms: Alarm[] = [];
-  let old = false;
-  for (const [s, v] of Object.entries(held)) {
-    const cur = current[s] ?? 0;
-    lists[s] = { device: v, current: cur };
-    if (v < cur && nowMs - (publishedMs.get(s) ?? nowMs) > policy.listMaxAgeMinutes * 60_000) old = true;
-  }
+/** A device's compact fleet row (protocol/console-api.ts FleetRow): only what is not null or default, with its alarms. */
+function toRow(r: Row, current: Record<string, number>, publishedMs: Map<string, number>, growing: Set<string>, policy: FleetPolicy, nowMs: number): FleetRow {
+  const out: FleetRow = { id: r.id };
+  if (r.kind !== null) out.kind = r.kind;
+  if (r.school !== null) out.school = r.school;
+  if (r.route !== null) out.route = r.route;
+  if (r.vehicle !== null) out.vehicle = r.vehicle;
   const online = r.online === 1 && !r.revoked_at;
+  if (online) out.online = true;
+  if (r.last_seen !== null) out.lastSeen = r.last_seen;
+  if (r.enrolled_at !== null) out.enrolledAt = r.enrolled_at;
+  if (r.revoked_at !== null) out.revokedAt = r.revoked_at;
+  const held = r.lists ? (JSON.parse(r.lists) as Record<string, number>) : {};
+  let old = false;
+  let any = false;
+  for (const [s, v] of Object.entries(held)) {
+    any = true;
+    if (v < (current[s] ?? 0) && nowMs - (publishedMs.get(s) ?? nowMs) > policy.listMaxAgeMinutes * 60_000) old = true;
+  }
+  if (any) out.lists = held;
+  if (r.backlog) out.backlog = r.backlog;
+  if (r.reader !== null) out.reader = r.reader;
+  const alarms: Alarm[] = [];
   const seen = r.last_seen ? Date.parse(r.last_seen) : NaN;
   if (r.revoked_at) alarms.push('revoked');
   else if (!online || !(nowMs - seen <= policy.silentMinutes * 60_000)) alarms.push('silent');
   if (old && !r.revoked_at) alarms.push('list-old');
   if (growing.has(r.id) && !r.revoked_at) alarms.push('backlog-growing');
-  return {
-    id: r.id,
-    kind: r.kind,
-    school: r.school,
-    route: r.route,
-    vehicle: r.vehicle,
-    online,
-    lastSeen: r.last_seen,
-    enrolledAt: r.enrolled_at,
-    revokedAt: r.revoked_at,
-    lists,
-    backlog: r.backlog ?? 0,
-    reader: r.reader,
-    alarms,
-  };
+  if (alarms.length > 0) out.alarms = alarms;
+  return out;
 }
 
 function published(db: Db): Map<string, number> {
@@ -104,8 +97,8 @@ function published(db: Db): Map<string, number> {
   );
 }
 
-/** The fleet page: every device (of one school, when `school` is given) with its alarms. */
-export function fleet(db: Db, policy: FleetPolicy, o: { now?: Date; school?: string | undefined } = {}): FleetAnswer {
+/** The fleet page: every device (of one school, when `school` is given) with its alarms, as compact rows sorted by id. */
+export function fleet(db: Db, policy: FleetPolicy, o: { now?: Date; school?: string | undefined } = {}): FleetWire {
   const now = o.now ?? new Date();
   const current = currentVersions(db);
   const pub = published(db);
@@ -117,7 +110,7 @@ export function fleet(db: Db, policy: FleetPolicy, o: { now?: Date; school?: str
     at: now.toISOString(),
     current,
     policy,
-    devices: rows.map((r) => toDevice(r, current, pub, growing, policy, now.getTime())),
+    devices: rows.map((r) => toRow(r, current, pub, growing, policy, now.getTime())),
   };
 }
 
@@ -126,7 +119,8 @@ export function deviceDetail(db: Db, id: string, policy: FleetPolicy, o: { now?:
   const now = o.now ?? new Date();
   const r = db.prepare(`SELECT * FROM (${DEVICES_SQL}) WHERE id = ?`).get(id) as Row | undefined;
   if (!r || (o.school !== undefined && r.school !== o.school)) throw new RcError(ErrorCode.ServerNotFound, `no device ${id}`, { device: id });
-  const device = toDevice(r, currentVersions(db), published(db), growingBacklogs(db, id), policy, now.getTime());
+  const current = currentVersions(db);
+  const device = expandFleetRow(toRow(r, current, published(db), growingBacklogs(db, id), policy, now.getTime()), current);
   const history = (
     db.prepare('SELECT at, online, backlog, lists, reader FROM console_status_log WHERE device = ? ORDER BY at DESC, rowid DESC LIMIT 100').all(id) as {
       at: string;

@@ -2,8 +2,9 @@ import { z } from 'zod';
 import { ErrorCode, RcError } from '../../protocol/errors.js';
 import { IsoDate, YearMonth } from '../../protocol/lists.js';
 import type { Bilingual, Column, ReportDoc, Row } from '../../protocol/reports.js';
-import { RulesFile, type CanteenRules, type SchoolRules, type Weekday } from '../../protocol/rules-schema.js';
+import { type CanteenRules, type SchoolRules, type Weekday } from '../../protocol/rules-schema.js';
 import { localTime } from '../../protocol/rules/index.js';
+import { publishedSectionFor } from '../published-rules.js';
 import type { Db } from '../registry.js';
 import { DEFAULT_SETTLEMENT, dayLowerBoundMs } from '../settlement/days.js';
 
@@ -58,13 +59,29 @@ export function weekdayOf(day: string): Weekday {
   return WEEKDAYS[new Date(`${day}T12:00:00Z`).getUTCDay()] ?? 'mon';
 }
 
-/** The published rules (configs 'rules'): school and canteen parts and the version, or nulls when none is published. */
-export function publishedSchoolRules(db: Db): { school: SchoolRules | null; canteen: CanteenRules | null; version: number } {
-  const row = db.prepare("SELECT version, doc FROM configs WHERE name = 'rules'").get() as { version: number; doc: string } | undefined;
-  if (!row) return { school: null, canteen: null, version: 0 };
-  const p = RulesFile.safeParse(JSON.parse(row.doc));
-  if (!p.success) return { school: null, canteen: null, version: row.version };
-  return { school: p.data.school ?? null, canteen: p.data.canteen ?? null, version: row.version };
+/** Which published document (name and version) a section of the rules came from. */
+export interface RulesOrigin {
+  doc: string;
+  version: number;
+}
+
+/**
+ * The school's rules as its devices run them (published-rules.ts, the same resolution enrolment hands out):
+ * the school section as a turnstile of that school reads it (`rules`, `rules-turnstile`, `rules-school-<id>`),
+ * the canteen section as a canteen terminal of that school reads it (`rules`, `rules-canteen`, `rules-school-<id>`),
+ * each with the document it came from; nulls when none is published. Without a school, the kinds' documents only.
+ */
+export function publishedSchoolRules(
+  db: Db,
+  school: string | null = null,
+): { school: SchoolRules | null; canteen: CanteenRules | null; from: { school: RulesOrigin | null; canteen: RulesOrigin | null } } {
+  const s = publishedSectionFor(db, 'turnstile', school, 'school');
+  const c = publishedSectionFor(db, 'canteen', school, 'canteen');
+  return {
+    school: s?.value ?? null,
+    canteen: c?.value ?? null,
+    from: { school: s && { doc: s.doc, version: s.version }, canteen: c && { doc: c.doc, version: c.version } },
+  };
 }
 
 export interface Person {
@@ -127,12 +144,21 @@ export function schoolEntries(db: Db, kind: 'turnstile' | 'canteen', school: str
   return rows;
 }
 
-/** What the document was made from: how many entries, the latest arrival among them, the rules and the school list versions. */
-export function schoolSource(db: Db, school: string, rows: SchoolEntryRow[], rulesVersion: number): Record<string, string | number> {
+/**
+ * What the document was made from: how many entries, the latest arrival among them, the rules document the report's
+ * section came from (name and version; '-' and 0 when none is published) and the school list version.
+ */
+export function schoolSource(db: Db, school: string, rows: SchoolEntryRow[], rules: RulesOrigin | null): Record<string, string | number> {
   let last = '';
   for (const r of rows) if (r.received_at > last) last = r.received_at;
   const list = (db.prepare('SELECT version FROM scopes WHERE scope = ?').pluck().get(`school:${school}`) as number | undefined) ?? 0;
-  return { journalEntries: rows.length, journalReceivedUpTo: last || '-', rulesVersion, [`list:school:${school}`]: list };
+  return {
+    journalEntries: rows.length,
+    journalReceivedUpTo: last || '-',
+    rulesDocument: rules?.doc ?? '-',
+    rulesVersion: rules?.version ?? 0,
+    [`list:school:${school}`]: list,
+  };
 }
 
 export const NO_NAMES: Bilingual = {
@@ -175,7 +201,7 @@ export function build(db: Db, params: Record<string, string>, opts: SchoolReport
   const days = periodDays(p);
   const from = days[0] ?? '';
   const to = days[days.length - 1] ?? '';
-  const rules = publishedSchoolRules(db);
+  const rules = publishedSchoolRules(db, p.school);
   const { people, byToken } = schoolPeople(db, p.school, from, to);
   const students = [...people.values()].filter((x) => x.role === 'student');
   const rows = schoolEntries(db, 'turnstile', p.school, from, to);
@@ -296,7 +322,7 @@ export function build(db: Db, params: Record<string, string>, opts: SchoolReport
     title: { ru: `Посещаемость: школа ${p.school}, ${period}`, en: `Attendance: school ${p.school}, ${period}` },
     params: Object.fromEntries(Object.entries(params).sort(([a], [b]) => (a < b ? -1 : 1))),
     period: { from, to },
-    source: schoolSource(db, p.school, rows, rules.version),
+    source: schoolSource(db, p.school, rows, rules.from.school),
     sections: [
       {
         id: 'grades',

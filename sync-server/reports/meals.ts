@@ -28,7 +28,7 @@ export function build(db: Db, params: Record<string, string>, _opts: SchoolRepor
   const days = periodDays(p);
   const from = days[0] ?? '';
   const to = days[days.length - 1] ?? '';
-  const rules = publishedSchoolRules(db);
+  const rules = publishedSchoolRules(db, p.school);
   const { people, byToken } = schoolPeople(db, p.school, from, to);
   const rows = schoolEntries(db, 'canteen', p.school, from, to);
   const prices = rules.canteen?.paidPriceKopecks ?? {};
@@ -106,7 +106,7 @@ export function build(db: Db, params: Record<string, string>, _opts: SchoolRepor
     title: { ru: `Питание: школа ${p.school}, ${period}`, en: `Meals: school ${p.school}, ${period}` },
     params: Object.fromEntries(Object.entries(params).sort(([a], [b]) => (a < b ? -1 : 1))),
     period: { from, to },
-    source: schoolSource(db, p.school, rows, rules.version),
+    source: schoolSource(db, p.school, rows, rules.from.canteen),
     sections: [
       {
         id: 'daily',

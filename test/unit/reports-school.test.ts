@@ -5,7 +5,7 @@ import { build as attendance } from '../../sync-server/reports/attendance.js';
 import { build as meals } from '../../sync-server/reports/meals.js';
 import { expectRcError } from '../support/errors.js';
 import { syntheticPan } from '../support/pans.js';
-import { schoolRegistry, uploadSchool, type SchoolRegistry, type SchoolTap } from '../support/school-journal.js';
+import { SCHOOL_RULES, schoolRegistry, uploadSchool, type SchoolRegistry, type SchoolTap } from '../support/school-journal.js';
 
 /**
  * The school reports over a real registry: roster and cards imported, rules
@@ -205,5 +205,75 @@ describe('meals report', () => {
     const doc = meals(r.db, { school: 'S1', day: '2026-11-03' });
     expect(section(doc, 'daily').totals).toMatchObject({ free: 1, paid: 1, paidSum: 6000, childDays: 1 });
     expect(section(doc, 'subsidy').totals).toMatchObject({ free: 1, amount: 6000 });
+  });
+});
+
+/**
+ * The reports read the school's rules the way its devices run them (published-rules.ts): `rules`, then
+ * `rules-<kind>`, then `rules-school-<id>`, each section from the most specific document that has it.
+ */
+describe('school reports read the rules the school devices run with', () => {
+  const FIXTURE = SCHOOL_RULES as { school: unknown; canteen: unknown };
+  async function withRules(docs: Record<string, unknown>): Promise<SchoolRegistry> {
+    const r = await setup();
+    r.pub.setConfig('rules', { schema: 1 }); // the general document no longer carries the school or canteen parts
+    for (const [name, doc] of Object.entries(docs)) r.pub.setConfig(name, doc);
+    return r;
+  }
+
+  it('canteen rules published only as rules-canteen price the subsidy sheet', async () => {
+    const r = await withRules({ 'rules-canteen': { schema: 1, canteen: FIXTURE.canteen } });
+    const doc = meals(r.db, { school: 'S1', month: '2026-11' });
+    const s = section(doc, 'subsidy');
+    // the same sheet as with the general document: breakfasts 2 × 60 ₽, lunch 1 × 95 ₽
+    expect(s.rows).toEqual([
+      { meal: 'breakfast', category: 'free-breakfast', free: 2, price: 6000, amount: 12000 },
+      { meal: 'lunch', category: 'free-lunch', free: 1, price: 9500, amount: 9500 },
+    ]);
+    expect(s.totals).toMatchObject({ free: 3, amount: 21500 });
+    expect(doc.notes.some((n) => n.en.startsWith('No price for'))).toBe(false);
+    expect(doc.source).toMatchObject({ rulesDocument: 'rules-canteen', rulesVersion: 1 });
+    expect(meals(r.db, { month: '2026-11', school: 'S1' })).toEqual(doc);
+  });
+
+  it("the school's own document wins over rules-canteen for the prices it gives; another school's does not count", async () => {
+    const canteen = FIXTURE.canteen as { meals: unknown; paidPriceKopecks: Record<string, number> };
+    const r = await withRules({
+      'rules-canteen': { schema: 1, canteen: FIXTURE.canteen },
+      'rules-school-S1': { schema: 1, canteen: { ...canteen, paidPriceKopecks: { breakfast: 7000, lunch: 9500 } } },
+      'rules-school-S2': { schema: 1, canteen: { ...canteen, paidPriceKopecks: { breakfast: 1, lunch: 1 } } },
+    });
+    const s = section(meals(r.db, { school: 'S1', month: '2026-11' }), 'subsidy');
+    // breakfasts 2 × 70 ₽ = 140 ₽, lunch 95 ₽
+    expect(s.totals).toMatchObject({ free: 3, amount: 14000 + 9500 });
+    expect(meals(r.db, { school: 'S1', month: '2026-11' }).source).toMatchObject({ rulesDocument: 'rules-school-S1', rulesVersion: 1 });
+  });
+
+  it('school schedules published as rules-school-<id> give the attendance its school days', async () => {
+    const r = await withRules({ 'rules-school-S1': { schema: 1, school: FIXTURE.school } });
+    const doc = attendance(r.db, { school: 'S1', month: '2026-11' });
+    // the same figures as with the general document (first test above)
+    expect(section(doc, 'students').rows).toEqual([
+      { person: 'p0', grade: 1, schoolDays: 20, present: 3, absent: 17, late: 1, early: 1, rate: 15 },
+      { person: 'p1', grade: 1, schoolDays: 20, present: 2, absent: 19, late: 0, early: 0, rate: 5 },
+      { person: 'p2', grade: 5, schoolDays: 11, present: 1, absent: 10, late: 1, early: 0, rate: 9.1 },
+    ]);
+    expect(doc.notes.some((n) => n.en.startsWith('No school rules published'))).toBe(false);
+    expect(doc.source).toMatchObject({ rulesDocument: 'rules-school-S1', rulesVersion: 1 });
+    expect(attendance(r.db, { month: '2026-11', school: 'S1' })).toEqual(doc);
+    // another school's document is not this school's: S2 has no school days
+    const s2 = attendance(r.db, { school: 'S2', month: '2026-11' });
+    expect(section(s2, 'students').totals).toMatchObject({ schoolDays: 0 });
+    expect(s2.source).toMatchObject({ rulesDocument: '-', rulesVersion: 0 });
+  });
+
+  it('school schedules published as rules-turnstile count too', async () => {
+    const r = await withRules({ 'rules-turnstile': { schema: 1, school: FIXTURE.school } });
+    const doc = attendance(r.db, { school: 'S1', day: '2026-11-03' });
+    expect(section(doc, 'students').rows).toEqual([
+      { person: 'p0', grade: 1, schoolDays: 1, present: 1, absent: 0, late: 1, early: 1, rate: 100 },
+      { person: 'p1', grade: 1, schoolDays: 1, present: 0, absent: 1, late: 0, early: 0, rate: 0 },
+    ]);
+    expect(doc.source).toMatchObject({ rulesDocument: 'rules-turnstile' });
   });
 });

@@ -8,8 +8,8 @@ import {
   DeviceDetail,
   DeviceParams,
   EnrolQrAnswer,
-  FleetAnswer,
   FleetQuery,
+  FleetWire,
   JournalSearchAnswer,
   JournalSearchBody,
   ListsAnswer,
@@ -39,10 +39,11 @@ export const consoleRoutes = [
     description:
       'silent: offline (its last will) or not heard of for silentMinutes (default 60); list-old: holds an older version of a list published ' +
       'more than listMaxAgeMinutes ago (default 60); backlog-growing: its last three status reports each show a larger journal backlog. ' +
-      'A school account sees its own school only.',
-    schema: { querystring: FleetQuery, response: { 200: FleetAnswer } },
+      'A school account sees its own school only. Rows are compact: a field that is null, false, 0 or empty is left out, and `lists` gives ' +
+      'the version each device holds (the current one is in `current`); protocol/fleet-rows.ts expands a row.',
+    schema: { querystring: FleetQuery, response: { 200: FleetWire } },
     handler: (req, ctx) => {
-      const answer: FleetAnswer = ctx.console.fleet(
+      const answer: FleetWire = ctx.console.fleet(
         {
           silentMinutes: minutesParam(req.query.silentMinutes, DEFAULT_FLEET_POLICY.silentMinutes),
           listMaxAgeMinutes: minutesParam(req.query.listMaxAgeMinutes, DEFAULT_FLEET_POLICY.listMaxAgeMinutes),

@@ -1,25 +1,26 @@
 /// <reference lib="dom" />
-import type { FleetAnswer, FleetDevice } from '../../../../protocol/console-api.js';
+import type { FleetDevice, FleetRow, FleetWire } from '../../../../protocol/console-api.js';
+import { expandFleetRow } from '../../../../protocol/fleet-rows.js';
 import { api } from '../api.js';
 import { field, fmtTime, h } from '../dom.js';
 import { t, tk } from '../i18n/index.js';
 import type { PageContext } from '../main.js';
 
-/** Rows per page: 10,000 devices are filtered and sorted in memory, one page is in the DOM. */
+/** Rows per page: 10,000 compact rows are filtered and sorted in memory; only the visible page is expanded and in the DOM. */
 export const PAGE_SIZE = 100;
 
 type SortKey = 'id' | 'lastSeen' | 'backlog' | 'alarms';
 
-/** Filter and sort the fleet (pure: the benchmark times it with the rendering). */
-export function selectDevices(all: readonly FleetDevice[], q: { text: string; alarmsOnly: boolean; sort: SortKey; desc: boolean }): FleetDevice[] {
+/** Filter and sort the fleet's compact rows (pure: the benchmark times it with the rendering). */
+export function selectDevices(all: readonly FleetRow[], q: { text: string; alarmsOnly: boolean; sort: SortKey; desc: boolean }): FleetRow[] {
   const text = q.text.trim().toLowerCase();
   const rows = all.filter(
     (d) =>
-      (!q.alarmsOnly || d.alarms.length > 0) &&
+      (!q.alarmsOnly || (d.alarms?.length ?? 0) > 0) &&
       (!text || d.id.toLowerCase().includes(text) || (d.school ?? '').toLowerCase().includes(text) || (d.route ?? '').toLowerCase().includes(text)),
   );
-  const key = (d: FleetDevice): string | number =>
-    q.sort === 'lastSeen' ? (d.lastSeen ?? '') : q.sort === 'backlog' ? d.backlog : q.sort === 'alarms' ? d.alarms.length : d.id;
+  const key = (d: FleetRow): string | number =>
+    q.sort === 'lastSeen' ? (d.lastSeen ?? '') : q.sort === 'backlog' ? (d.backlog ?? 0) : q.sort === 'alarms' ? (d.alarms?.length ?? 0) : d.id;
   rows.sort((a, b) => {
     const x = key(a);
     const y = key(b);
@@ -70,12 +71,16 @@ export const newFleetView = (): FleetView => ({ text: '', alarmsOnly: false, sor
 
 export function renderFleet(
   host: HTMLElement,
-  data: FleetAnswer,
+  data: FleetWire,
   onReload?: (q: { silentMinutes: number; listMaxAgeMinutes: number }) => void,
   state: FleetView = newFleetView(),
 ): void {
-  const online = data.devices.filter((d) => d.online).length;
-  const alarmed = data.devices.filter((d) => d.alarms.length > 0).length;
+  let online = 0;
+  let alarmed = 0;
+  for (const d of data.devices) {
+    if (d.online) online++;
+    if ((d.alarms?.length ?? 0) > 0) alarmed++;
+  }
   const summary = h(
     'div',
     { class: 'summary', 'data-test': 'fleet-summary' },
@@ -129,7 +134,7 @@ export function renderFleet(
     const rows = selectDevices(data.devices, state);
     const pages = Math.max(1, Math.ceil(rows.length / PAGE_SIZE));
     state.page = Math.min(state.page, pages - 1);
-    tbody.replaceChildren(...rows.slice(state.page * PAGE_SIZE, (state.page + 1) * PAGE_SIZE).map(row));
+    tbody.replaceChildren(...rows.slice(state.page * PAGE_SIZE, (state.page + 1) * PAGE_SIZE).map((r) => row(expandFleetRow(r, data.current))));
     pager.replaceChildren(
       h('button', { type: 'button', disabled: state.page === 0, onclick: () => ((state.page -= 1), draw()) }, t('common.prev')),
       h('span', { 'data-test': 'fleet-page' }, `${t('common.page')} ${state.page + 1} ${t('common.of')} ${pages} (${rows.length})`),
@@ -172,14 +177,14 @@ export async function fleetPage({ main }: PageContext): Promise<void> {
   let qs = '';
   const load = async (q?: { silentMinutes: number; listMaxAgeMinutes: number }) => {
     if (q) qs = `?silentMinutes=${q.silentMinutes}&listMaxAgeMinutes=${q.listMaxAgeMinutes}`;
-    renderFleet(host, await api<FleetAnswer>('GET', `/v1/console/fleet${qs}`), (p) => void load(p), view);
+    renderFleet(host, await api<FleetWire>('GET', `/v1/console/fleet${qs}`), (p) => void load(p), view);
   };
   await load();
   // live: the page follows the fleet while it is open
   const timer = setInterval(() => {
     if (!host.isConnected) return clearInterval(timer);
     if (document.activeElement && host.contains(document.activeElement)) return; // not while the operator types
-    void api<FleetAnswer>('GET', `/v1/console/fleet${qs}`)
+    void api<FleetWire>('GET', `/v1/console/fleet${qs}`)
       .then((d) => host.isConnected && renderFleet(host, d, (p) => void load(p), view))
       .catch(() => undefined);
   }, 3000);
