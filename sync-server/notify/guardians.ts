@@ -97,18 +97,6 @@ export type GuardianRow = z.output<typeof GuardianRow>;
 
 export const GUARDIAN_COLUMNS = ['person_id', 'guardian_id', 'child_name', 'channel', 'address', 'consent', 'events'];
 
-/** Replace the guardians of each child named (in the caller's transaction, or its own). */
-export function applyGuardians(db: Db, rows: readonly GuardianRow[], now = new Date()): void {
-  const seen = new Set<string>();
-  db.transaction(() =>
-    upsertGuardians(
-      db,
-      rows.map((row) => ({ row, first: seen.has(row.person_id) ? false : (seen.add(row.person_id), true) })),
-      now,
-    ),
-  )();
-}
-
 /** Write guardian rows; a row marked `first` (the first of its child in the import) clears that child's guardians before it. */
 export function upsertGuardians(db: Db, rows: readonly { row: GuardianRow; first: boolean }[], now = new Date()): void {
   const del = db.prepare('DELETE FROM guardians WHERE person_id = ?');
