@@ -33,7 +33,8 @@ export interface JournalView {
   flagged: string | null;
 }
 
-interface Row {
+/** A journal row as stored (the columns of JOURNAL_COLS). */
+export interface JournalDbRow {
   time: string;
   eff_ms: number;
   service_day: string;
@@ -57,7 +58,7 @@ interface Row {
   settle_code: string | null;
 }
 
-const COLS =
+export const JOURNAL_COLS =
   'time, eff_ms, service_day, device, seq, token, kind, result, reason, fare, benefit, route, vehicle, direction, reader, meal, flags, lists, ' +
   'settled_fare, settled_reason, settle_code';
 
@@ -69,42 +70,51 @@ export interface JournalQuery {
   limit: number;
 }
 
-/** `WHERE col = ? AND …` for the filters that are given (column names are ours, never input), plus fixed conditions. */
-function whereEqual(filters: Record<string, string | undefined>, extra: string[] = []): { sql: string; args: string[] } {
+/**
+ * `WHERE col = ? AND …` for the filters that are given (column names are ours, never input), plus fixed
+ * conditions with their own arguments (`eff_ms >= ?`, `settle_code IS NOT NULL`).
+ */
+export function whereEqual(
+  filters: Record<string, string | undefined>,
+  extra: readonly { cond: string; args?: readonly (string | number)[] }[] = [],
+): { sql: string; args: (string | number)[] } {
   const given = Object.entries(filters).filter((e): e is [string, string] => e[1] !== undefined && e[1] !== '');
-  const conds = [...given.map(([col]) => `${col} = ?`), ...extra];
-  return { sql: conds.length ? `WHERE ${conds.join(' AND ')}` : '', args: given.map(([, v]) => v) };
+  const conds = [...given.map(([col]) => `${col} = ?`), ...extra.map((e) => e.cond)];
+  return { sql: conds.length ? `WHERE ${conds.join(' AND ')}` : '', args: [...given.map(([, v]) => v), ...extra.flatMap((e) => e.args ?? [])] };
+}
+
+/** The view of a stored journal row: both decisions, flags and list versions parsed. */
+export function journalView(r: JournalDbRow): JournalView {
+  return {
+    time: r.time,
+    effectiveTime: new Date(r.eff_ms).toISOString(),
+    serviceDay: r.service_day,
+    device: r.device,
+    seq: r.seq,
+    token: r.token,
+    kind: r.kind,
+    result: r.result,
+    reason: r.reason,
+    fareKopecks: r.fare,
+    fare: r.fare,
+    benefit: r.benefit,
+    route: r.route,
+    vehicle: r.vehicle,
+    direction: r.direction,
+    reader: r.reader,
+    meal: r.meal,
+    flags: JSON.parse(r.flags) as string[],
+    lists: JSON.parse(r.lists) as Record<string, number>,
+    settled: r.settled_fare !== null && r.settled_reason !== null ? { fareKopecks: r.settled_fare, reason: r.settled_reason } : null,
+    flagged: r.settle_code,
+  };
 }
 
 export function queryJournal(db: Db, q: JournalQuery): { entries: JournalView[] } {
-  const w = whereEqual({ device: q.device, token: q.token }, q.flagged ? ['settle_code IS NOT NULL'] : []);
+  const w = whereEqual({ device: q.device, token: q.token }, q.flagged ? [{ cond: 'settle_code IS NOT NULL' }] : []);
   const order = q.device ? 'seq' : q.token ? 'eff_ms, device, seq' : 'received_at, device, seq';
-  const rows = db.prepare(`SELECT ${COLS} FROM journal ${w.sql} ORDER BY ${order} LIMIT ?`).all(...w.args, q.limit) as Row[];
-  return {
-    entries: rows.map((r) => ({
-      time: r.time,
-      effectiveTime: new Date(r.eff_ms).toISOString(),
-      serviceDay: r.service_day,
-      device: r.device,
-      seq: r.seq,
-      token: r.token,
-      kind: r.kind,
-      result: r.result,
-      reason: r.reason,
-      fareKopecks: r.fare,
-      fare: r.fare,
-      benefit: r.benefit,
-      route: r.route,
-      vehicle: r.vehicle,
-      direction: r.direction,
-      reader: r.reader,
-      meal: r.meal,
-      flags: JSON.parse(r.flags) as string[],
-      lists: JSON.parse(r.lists) as Record<string, number>,
-      settled: r.settled_fare !== null && r.settled_reason !== null ? { fareKopecks: r.settled_fare, reason: r.settled_reason } : null,
-      flagged: r.settle_code,
-    })),
-  };
+  const rows = db.prepare(`SELECT ${JOURNAL_COLS} FROM journal ${w.sql} ORDER BY ${order} LIMIT ?`).all(...w.args, q.limit) as JournalDbRow[];
+  return { entries: rows.map(journalView) };
 }
 
 /** One aggregated charge: a card's settled fares of one service day. */
