@@ -20,12 +20,32 @@ import { mirSpec } from '../support/pans.js';
 import { freePort, waitPort } from '../support/rig/broker.js';
 import { PcscdRig, type VpcdSlot } from '../support/rig/pcscd.js';
 import { VcardHost } from '../support/rig/vcards.js';
+import { collect } from '../support/collect.js';
 import { waitFor } from '../support/wait.js';
 import { FaultProxy } from './fleet-proxy.js';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 const DIST = (p: string) => join(ROOT, 'dist', p);
 export type BrokerKind = 'embedded' | 'mosquitto';
+
+const CLOCK_PRELOAD = join(ROOT, 'test', 'e2e', 'fleet-clock-child.ts');
+/** `node` arguments for a dist program; with a clock offset, preloaded with the shifted clock (test/e2e/fleet-clock-child.ts). */
+function nodeArgs(program: string, args: string[], clockOffsetMs: number): string[] {
+  return [...(clockOffsetMs ? ['--import', 'tsx', '--import', CLOCK_PRELOAD] : []), DIST(program), ...args];
+}
+function clockEnv(env: NodeJS.ProcessEnv, clockOffsetMs: number): NodeJS.ProcessEnv {
+  return clockOffsetMs ? { ...env, RC_TEST_CLOCK_OFFSET_MS: String(clockOffsetMs) } : env;
+}
+
+/**
+ * A wall clock for the rig's processes that starts at noon (Moscow) of today's service day and runs in
+ * real time from there: a run of a few minutes then stays inside one service day (and one quota month)
+ * whenever it starts, also at 20:58 UTC, three minutes before Moscow's midnight. Moscow keeps UTC+3 all year.
+ */
+export function noonClock(now = Date.now()): { offsetMs: number; serviceDay: string } {
+  const serviceDay = new Intl.DateTimeFormat('en-CA', { timeZone: 'Europe/Moscow', year: 'numeric', month: '2-digit', day: '2-digit' }).format(now);
+  return { offsetMs: Date.parse(`${serviceDay}T12:00:00+03:00`) - now, serviceDay };
+}
 
 const live = new Set<ChildProcess>();
 let hooked = false;
@@ -48,21 +68,6 @@ async function stopChild(c: ChildProcess | null, signal: NodeJS.Signals = 'SIGTE
   const t = setTimeout(() => c.kill('SIGKILL'), graceMs);
   await exited;
   clearTimeout(t);
-}
-
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 120_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = track(spawn(cmd, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] }));
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve) => {
-    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('close', (code) => {
-      clearTimeout(t);
-      resolve({ code, stdout, stderr });
-    });
-  });
 }
 
 // ---- Mosquitto -----------------------------------------------------------------
@@ -141,10 +146,12 @@ export class ServerProc {
     readonly mqttPort: number,
     readonly mosquitto: Mosquitto | null,
     private readonly env: NodeJS.ProcessEnv,
+    /** How far the wall clock of the rig's processes (this server, and the devices enrolled with it) is shifted; 0: the real clock. */
+    readonly clockOffsetMs: number,
   ) {}
 
-  static async start(dataDir: string, mosquitto: Mosquitto | null, env: NodeJS.ProcessEnv): Promise<ServerProc> {
-    const s = new ServerProc(dataDir, await freePort(), mosquitto ? mosquitto.port : await freePort(), mosquitto, env);
+  static async start(dataDir: string, mosquitto: Mosquitto | null, env: NodeJS.ProcessEnv, clockOffsetMs = 0): Promise<ServerProc> {
+    const s = new ServerProc(dataDir, await freePort(), mosquitto ? mosquitto.port : await freePort(), mosquitto, env, clockOffsetMs);
     await s.up();
     return s;
   }
@@ -162,27 +169,30 @@ export class ServerProc {
     return { httpUrl: this.httpUrl, dataDir: this.dataDir };
   }
 
-  /** Start the process; `clockOffsetMs`: its wall clock runs that far ahead (test/e2e/fleet-clock-child.ts). */
-  async up(clockOffsetMs = 0, timeoutMs = 120_000): Promise<void> {
+  /** Start the process; `laterMs`: its wall clock runs that much further ahead of the rig's clock (a restart "two days later"). */
+  async up(laterMs = 0, timeoutMs = 120_000): Promise<void> {
     const m = this.mosquitto;
-    this.log.push(`---- start (${new Date().toISOString()})`);
-    const args = [
-      ...(clockOffsetMs ? ['--import', 'tsx', '--import', join(ROOT, 'test', 'e2e', 'fleet-clock-child.ts')] : []),
-      DIST('rc-sync-server.js'),
-      'start',
-      '--dev-token-key', // the public development key: tests only
-      '--data',
-      this.dataDir,
-      '--http-port',
-      String(this.httpPort),
-      ...(m
-        ? ['--broker', m.url, '--mosquitto-passwd', m.file('passwd'), '--mosquitto-acl', m.file('acl'), '--mosquitto-pid-file', m.file('mosquitto.pid')]
-        : ['--mqtt-port', String(this.mqttPort)]),
-    ];
+    const clockOffsetMs = this.clockOffsetMs + laterMs;
+    this.log.push(`---- start (${new Date().toISOString()}, clock offset ${clockOffsetMs} ms)`);
+    const args = nodeArgs(
+      'rc-sync-server.js',
+      [
+        'start',
+        '--dev-token-key', // the public development key: tests only
+        '--data',
+        this.dataDir,
+        '--http-port',
+        String(this.httpPort),
+        ...(m
+          ? ['--broker', m.url, '--mosquitto-passwd', m.file('passwd'), '--mosquitto-acl', m.file('acl'), '--mosquitto-pid-file', m.file('mosquitto.pid')]
+          : ['--mqtt-port', String(this.mqttPort)]),
+      ],
+      clockOffsetMs,
+    );
     const child = track(
       spawn(process.execPath, args, {
         cwd: ROOT,
-        env: { ...this.env, RC_BROKER_PASSWORD: 'fleet-test-server-secret', ...(clockOffsetMs ? { RC_TEST_CLOCK_OFFSET_MS: String(clockOffsetMs) } : {}) },
+        env: clockEnv({ ...this.env, RC_BROKER_PASSWORD: 'fleet-test-server-secret' }, clockOffsetMs),
         stdio: ['ignore', 'pipe', 'pipe'],
       }),
     );
@@ -300,6 +310,7 @@ export class BusProc {
     readonly proxy: FaultProxy,
     private readonly env: NodeJS.ProcessEnv,
     private readonly host: VcardHost,
+    private readonly clockOffsetMs: number,
   ) {}
 
   /**
@@ -313,29 +324,30 @@ export class BusProc {
       method: 'POST',
       body: JSON.stringify({ kind: 'bus', route: spec.route, ttlSec: 3600 }),
     });
-    const r = await run(
-      process.execPath,
-      [
-        DIST('rc-provision.js'),
-        'init',
-        '--server',
-        server.httpUrl,
-        '--enrol-token',
-        t.token,
-        '--kind',
-        'bus',
-        '--route',
-        spec.route,
-        '--vehicle',
-        spec.vehicle ?? `v-${index}`,
-        '--reader',
-        slot.readerName,
-        '--console',
-        '--dir',
-        dir,
-        '--json',
-      ],
-      env,
+    const args = [
+      'init',
+      '--server',
+      server.httpUrl,
+      '--enrol-token',
+      t.token,
+      '--kind',
+      'bus',
+      '--route',
+      spec.route,
+      '--vehicle',
+      spec.vehicle ?? `v-${index}`,
+    ];
+    args.push('--reader', slot.readerName, '--console', '--dir', dir, '--json');
+    const r = await collect(
+      track(
+        spawn(process.execPath, nodeArgs('rc-provision.js', args, server.clockOffsetMs), {
+          cwd: ROOT,
+          env: clockEnv(env, server.clockOffsetMs),
+          stdio: ['ignore', 'pipe', 'pipe'],
+        }),
+      ),
+      120_000,
+      'rc-provision init to exit',
     );
     if (r.code !== 0) throw new Error(`rc-provision init failed (${r.code}): ${r.stdout}${r.stderr}`);
     const id = (JSON.parse(r.stdout) as { deviceId: string }).deviceId;
@@ -344,7 +356,7 @@ export class BusProc {
     const cfg = JSON.parse(readFileSync(cfgFile, 'utf8')) as { sync: { brokerUrl: string } };
     cfg.sync.brokerUrl = proxy.url; // the device reaches the broker through its own link, which the test can cut
     writeFileSync(cfgFile, JSON.stringify(cfg, null, 2) + '\n');
-    return new BusProc(id, dir, slot, proxy, env, readers.host);
+    return new BusProc(id, dir, slot, proxy, env, readers.host, server.clockOffsetMs); // the bus runs on its server's clock
   }
 
   get socket(): string {
@@ -364,9 +376,9 @@ export class BusProc {
   async up(waitConnected = true, timeoutMs = 120_000): Promise<void> {
     this.log.push(`---- start (${new Date().toISOString()})`);
     const child = track(
-      spawn(process.execPath, [DIST('rc-device.js'), 'run', '--config', join(this.dir, 'device.json')], {
+      spawn(process.execPath, nodeArgs('rc-device.js', ['run', '--config', join(this.dir, 'device.json')], this.clockOffsetMs), {
         cwd: ROOT,
-        env: { ...this.env, RC_LOG_LEVEL: this.env.RC_LOG_LEVEL ?? 'info' },
+        env: clockEnv({ ...this.env, RC_LOG_LEVEL: this.env.RC_LOG_LEVEL ?? 'info' }, this.clockOffsetMs),
         stdio: ['ignore', 'ignore', 'pipe'],
       }),
     );

@@ -11,6 +11,11 @@
  * The server, restarted two days later (its clock shifted), charges exactly one
  * aggregated amount per card for the day.
  *
+ * Every process runs on one injected clock that starts at noon (Moscow) of
+ * today's service day (`noonClock`, test/e2e/fleet-clock-child.ts): all taps fall
+ * on that one day whenever the test runs, also across Moscow's midnight (21:00 UTC),
+ * when on the real clock they would fall on two service days.
+ *
  * Tariff: routes 1..4 at 35 ₽; pensioners 50 % for 2 trips a month; the
  * regional category rural-commuter (defined in the rules, wire id from the
  * server) free for 1 trip a month; a free transfer within 150 s to another
@@ -27,7 +32,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { benefitsCsv, cardsCsv, tokenOf } from '../support/registry-csv.js';
 import { syntheticPan, syntheticPsn } from '../support/pans.js';
 import { waitFor } from '../support/wait.js';
-import { BusProc, Mosquitto, Readers, ServerProc, closeAll, distBuilt, type BrokerKind } from './fleet-rig.js';
+import { BusProc, Mosquitto, Readers, ServerProc, closeAll, distBuilt, noonClock, type BrokerKind } from './fleet-rig.js';
 
 const TRANSFER_SEC = 150;
 const RULES = {
@@ -68,7 +73,8 @@ for (const mode of ['embedded', 'mosquitto'] as BrokerKind[]) {
       dirs.push(base);
       readers = await Readers.start(2);
       if (mode === 'mosquitto') mosquitto = await Mosquitto.start(join(base, 'mosquitto'));
-      server = await ServerProc.start(join(base, 'server'), mosquitto, env);
+      const clock = noonClock(); // the server's and the buses' wall clock: noon of today's service day, then real time
+      server = await ServerProc.start(join(base, 'server'), mosquitto, env, clock.offsetMs);
       const s = server;
       await s.setRules(RULES); // before the benefits import (the category must be published) and before enrolment (devices get the tariff)
       await s.importCsv('cards', cardsCsv(0, 20));
@@ -143,6 +149,7 @@ for (const mode of ['embedded', 'mosquitto'] as BrokerKind[]) {
       expect(await b.tap(card(15).pan, card(15).psn)).toMatchObject({ reason: 'quota-exhausted', fareKopecks: 3500 });
       await b.waitStatus((x) => x.journal.backlog === 0, "bus B's journal uploaded");
       const today = (await journalOf(b.id)).map((e) => e as unknown as { serviceDay: string })[0]!.serviceDay;
+      expect(today, 'the taps fall on the service day of the injected clock').toBe(clock.serviceDay);
 
       // the day closes: the server, restarted two days later, charges exactly one aggregated amount per card
       await waitFor(

@@ -1,12 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { collect, type Collected } from '../collect.js';
 import { PROJECT_ROOT } from './vcards.js';
 
-export interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+export type CliResult = Collected;
 
 const CLI = join(PROJECT_ROOT, 'device', 'cli.ts');
 const live = new Set<ChildProcess>();
@@ -26,20 +23,9 @@ export function spawnDevice(args: string[], env: NodeJS.ProcessEnv): ChildProces
   return child;
 }
 
-/** Run `rc-device ARGS` to completion, capturing stdout and stderr. */
+/** Run `rc-device ARGS` to completion, capturing stdout and stderr; rejects (the process killed) after `timeoutMs`. */
 export function runDevice(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 150_000): Promise<CliResult> {
-  const child = spawnDevice(args, env);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve) => {
-    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('close', (code) => {
-      clearTimeout(t);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return collect(spawnDevice(args, env), timeoutMs, `rc-device ${args[0] ?? ''} to exit`);
 }
 
 /** Start `rc-device vcard` on a vpcd port; resolves once the card is in the field. */
