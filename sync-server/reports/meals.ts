@@ -16,6 +16,22 @@ import {
 const NONE = 'none';
 
 /**
+ * The report tables' one grouping: fold items into one accumulator per key (its parts, e.g. day, meal
+ * kind, category) and give the groups back ordered by key, part by part.
+ */
+function groupSorted<T, A, K extends readonly string[]>(items: Iterable<T>, keyOf: (item: T) => K, init: () => A, add: (acc: A, item: T) => void): [K, A][] {
+  const groups = new Map<string, [K, A]>();
+  for (const item of items) {
+    const key = keyOf(item);
+    const id = key.join('\t');
+    let g = groups.get(id);
+    if (!g) groups.set(id, (g = [key, init()]));
+    add(g[1], item);
+  }
+  return [...groups.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, g]) => g);
+}
+
+/**
  * Meals of one school's canteen for a month or a day, from the canteen
  * terminals' allowed entries: per day × meal kind × category the free meals
  * served, paid meals (count and sum) and child-days (distinct students fed);
@@ -33,56 +49,49 @@ export function build(db: Db, params: Record<string, string>, _opts: SchoolRepor
   const rows = schoolEntries(db, 'canteen', p.school, from, to);
   const prices = rules.canteen?.paidPriceKopecks ?? {};
 
-  interface Cell {
-    free: number;
-    paid: number;
-    paidSum: number;
-    children: Set<string>;
-  }
-  const cells = new Map<string, Cell>(); // day \t meal \t category
   const kinds = new Set<string>((rules.canteen?.meals ?? []).map((m) => m.kind));
   let unknown = 0;
-  for (const r of rows) {
+  const served = rows.map((r) => {
     const meal = r.meal ?? '-';
     kinds.add(meal);
     const person = byToken.get(r.token);
     if (person === undefined) unknown++;
     const isFree = r.reason === 'benefit';
     const category = isFree ? (r.benefit ?? NONE) : ((person !== undefined ? people.get(person)?.mealCategory : null) ?? NONE);
-    const key = `${r.service_day}\t${meal}\t${category}`;
-    let c = cells.get(key);
-    if (!c) cells.set(key, (c = { free: 0, paid: 0, paidSum: 0, children: new Set() }));
-    if (isFree) c.free++;
-    else {
-      c.paid++;
-      c.paidSum += r.fare;
-    }
-    c.children.add(person ?? r.token);
-  }
-  const keys = [...cells.keys()].sort();
-  const daily: Row[] = keys.map((k) => {
-    const [date, meal, category] = k.split('\t') as [string, string, string];
-    const c = cells.get(k) as Cell;
-    return { date, meal, category, free: c.free, paid: c.paid, paidSum: c.paidSum, childDays: c.children.size };
+    return { day: r.service_day, meal, category, isFree, fare: r.fare, child: person ?? r.token };
   });
+
+  // per day × meal kind × category: free and paid meals, child-days
+  const daily = groupSorted(
+    served,
+    (e) => [e.day, e.meal, e.category] as const,
+    () => ({ free: 0, paid: 0, paidSum: 0, children: new Set<string>() }),
+    (c, e) => {
+      if (e.isFree) c.free++;
+      else {
+        c.paid++;
+        c.paidSum += e.fare;
+      }
+      c.children.add(e.child);
+    },
+  ).map(([[date, meal, category], c]) => ({ date, meal, category, free: c.free, paid: c.paid, paidSum: c.paidSum, childDays: c.children.size }));
   const tot = (rs: Row[], k: string) => rs.reduce((t, r) => t + (typeof r[k] === 'number' ? r[k] : 0), 0);
 
   // subsidy sheet: per meal kind × category, free meals × price
-  const sub = new Map<string, number>();
-  for (const r of daily)
-    if ((r.free as number) > 0)
-      sub.set(`${r.meal as string}\t${r.category as string}`, (sub.get(`${r.meal as string}\t${r.category as string}`) ?? 0) + (r.free as number));
   const unpriced = new Set<string>();
-  const subsidy: Row[] = [...sub.keys()].sort().map((k) => {
-    const [meal, category] = k.split('\t') as [string, string];
-    const free = sub.get(k) ?? 0;
+  const subsidy = groupSorted(
+    daily.filter((r) => r.free > 0),
+    (r) => [r.meal, r.category] as const,
+    () => ({ free: 0 }),
+    (c, r) => (c.free += r.free),
+  ).map(([[meal, category], { free }]) => {
     const price = prices[meal];
     if (price === undefined) unpriced.add(meal);
     return { meal, category, free, price: price ?? null, amount: price === undefined ? null : free * price };
   });
 
   const mealKinds = [...kinds].sort();
-  const freePerDay = (meal: string) => days.map((d) => daily.filter((r) => r.date === d && r.meal === meal).reduce((t, r) => t + (r.free as number), 0));
+  const freePerDay = (meal: string) => days.map((d) => daily.filter((r) => r.date === d && r.meal === meal).reduce((t, r) => t + r.free, 0));
   const notes: Bilingual[] = [
     NO_NAMES,
     {

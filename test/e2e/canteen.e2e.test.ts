@@ -9,18 +9,9 @@
  * terminal is provisioned (rc-provision init's code path) against rules
  * published only as `rules-canteen`.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { StatusReply } from '../../device/runtime/status.js';
 import { withLuhnDigit } from '../../protocol/pan.js';
-import { initDevice } from '../../provisioning/ops.js';
-import { PcscdRig, type VpcdSlot } from '../support/rig/pcscd.js';
-import { createPtyPair, type PtyPair } from '../support/rig/pty.js';
-import { VcardHost } from '../support/rig/vcards.js';
-import { startSimProcess, type SimProcess } from '../support/sim/process.js';
-import { linesOf, mirSpec, startDeviceProc, startServerRig, until, type DeviceProc, type ServerRig } from './runtime-rig.js';
+import { linesOf, startDisplayDeviceRig, until, type DisplayDeviceRig } from './runtime-rig.js';
 
 const PAN = {
   grade2: withLuhnDigit('220070000000105'),
@@ -36,78 +27,34 @@ const rules = (meal: 'breakfast' | 'lunch') => ({
   secondFreeMeal: 'refuse',
 });
 
-let pcscd: PcscdRig;
-let host: VcardHost;
-let pty: PtyPair;
-let display: SimProcess;
-let srv: ServerRig;
-let dev: DeviceProc;
-let slot: VpcdSlot;
-let dir = '';
-let deviceId = '';
-
-async function tap(pan: string): Promise<NonNullable<StatusReply['lastTap']>> {
-  const before = (await dev.status()).taps;
-  await host.insert(slot.port, mirSpec(pan));
-  const s = await dev.waitStatus((x) => x.taps > before, 'a tap');
-  await host.remove(slot.port);
-  await dev.waitStatus((x) => x.readers[0]?.cardPresent === false, 'card removed');
-  return s.lastTap!;
-}
-
+let rig: DisplayDeviceRig;
+const tap = (pan: string) => rig.tap(pan);
 /** What the RCP/1 display was last asked to show, once it shows `text`. */
-const shown = (text: string) => display.waitFor((m) => m.type === 'command' && m.command?.type === 'show' && m.command.text?.startsWith(text) === true, text);
+const shown = (text: string) => rig.shown(text);
 
 describe('canteen terminal in service: rc-device run, pcscd, RCP/1 display, sync-server', () => {
   beforeAll(async () => {
-    pcscd = await PcscdRig.create({ friendlyName: 'RC Canteen PCD' });
-    slot = pcscd.slots[0]!;
-    host = await VcardHost.start();
-    pty = await createPtyPair();
-    display = await startSimProcess('display', pty.b);
-    srv = await startServerRig();
-    const api = srv.server.api;
-    const cards = ['person_id,pan,psn,expiry', `P-G2,${PAN.grade2},01,2029-06`, `P-OVZ,${PAN.ovz},01,2029-06`];
-    await api.importCsv('cards', linesOf(cards.join('\n')), false);
-    const people = [
-      'person_id,school_id,role,grade,meal_category,valid_from,valid_to',
-      'P-G2,7,student,2,,2020-01-01,2030-12-31',
-      'P-OVZ,7,student,6,ovz,2020-01-01,2030-12-31',
-    ];
-    await api.importCsv('enrolments', linesOf(people.join('\n')), false);
-    const env = pcscd.clientEnv();
-    delete env.RC_TOKEN_KEY;
-    // the operator publishes the canteen rules as the README says (rules-canteen, not rules); the technician provisions the terminal
-    await api.setConfig('rules-canteen', { schema: 1, canteen: rules('breakfast') });
-    dir = mkdtempSync(join(tmpdir(), 'rc-canteen-e2e-'));
-    const token = srv.server.provisioning.createToken({ kind: 'canteen', school: '7', ttlSec: 600 }).token;
-    const p = await initDevice({
-      server: srv.server.httpUrl,
-      token,
-      kind: 'canteen',
-      school: '7',
-      dir: join(dir, 'dev'),
-      displayPort: pty.a,
-      reader: slot.readerName,
+    rig = await startDisplayDeviceRig({
+      friendlyName: 'RC Canteen PCD',
+      device: { kind: 'canteen', school: '7' },
+      listScope: 'school:7',
+      async seed(srv) {
+        const api = srv.server.api;
+        const cards = ['person_id,pan,psn,expiry', `P-G2,${PAN.grade2},01,2029-06`, `P-OVZ,${PAN.ovz},01,2029-06`];
+        await api.importCsv('cards', linesOf(cards.join('\n')), false);
+        const people = [
+          'person_id,school_id,role,grade,meal_category,valid_from,valid_to',
+          'P-G2,7,student,2,,2020-01-01,2030-12-31',
+          'P-OVZ,7,student,6,ovz,2020-01-01,2030-12-31',
+        ];
+        await api.importCsv('enrolments', linesOf(people.join('\n')), false);
+        // the operator publishes the canteen rules as the README says (rules-canteen, not rules); the technician provisions the terminal
+        await api.setConfig('rules-canteen', { schema: 1, canteen: rules('breakfast') });
+      },
     });
-    deviceId = p.deviceId;
-    dev = await startDeviceProc(JSON.parse(readFileSync(p.configFile, 'utf8')) as Record<string, unknown>, join(dir, 'dev'), env);
-    await dev.waitStatus(
-      (s) => s.sync.connected && s.lists.some((l) => l.scope === 'school:7') && s.readers[0]?.state === 'idle' && s.peripherals[0]?.health.status === 'ok',
-      'canteen ready',
-      30_000,
-    );
   }, 120_000);
 
-  afterAll(async () => {
-    await dev?.kill().catch(() => undefined);
-    await display?.stop().catch(() => undefined);
-    await host?.close().catch(() => undefined);
-    await pcscd?.dispose().catch(() => undefined);
-    await pty?.close().catch(() => undefined);
-    await srv?.close().catch(() => undefined);
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  }, 60_000);
+  afterAll(() => rig?.close(), 60_000);
 
   it('breakfast: free for a grade-2 student, the second one refused, free for the ОВЗ child; the display shows each', async () => {
     expect(await tap(PAN.grade2)).toMatchObject({
@@ -126,6 +73,7 @@ describe('canteen terminal in service: rc-device run, pcscd, RCP/1 display, sync
   });
 
   it('lunch (windows moved by published rules-canteen): the ОВЗ child eats free again, the grade-2 student pays, price journaled', async () => {
+    const { srv, dev, deviceId } = rig;
     const applied = () => dev.logs.filter((l) => l.includes('published rules applied')).length;
     const before = applied();
     const { version } = await srv.server.api.setConfig('rules-canteen', { schema: 1, canteen: rules('lunch') });

@@ -6,23 +6,14 @@
  * «Не карта жителя»; both are journaled, reach the server, stay out of fare settlement and appear in
  * the partners report (HTTP route and every rendered format).
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { StatusReply } from '../../device/runtime/status.js';
 import { ErrorCode } from '../../protocol/errors.js';
 import { withLuhnDigit } from '../../protocol/pan.js';
 import { ReportDoc } from '../../protocol/reports.js';
-import { initDevice } from '../../provisioning/ops.js';
 import { Settlement } from '../../sync-server/settlement/index.js';
 import { render as renderReport } from '../../sync-server/reports/render/index.js';
 import { operatorFetch } from '../support/operator-api.js';
-import { PcscdRig, type VpcdSlot } from '../support/rig/pcscd.js';
-import { createPtyPair, type PtyPair } from '../support/rig/pty.js';
-import { VcardHost } from '../support/rig/vcards.js';
-import { startSimProcess, type SimProcess } from '../support/sim/process.js';
-import { linesOf, mirSpec, startDeviceProc, startServerRig, until, type DeviceProc, type ServerRig } from './runtime-rig.js';
+import { linesOf, startDisplayDeviceRig, until, type DisplayDeviceRig } from './runtime-rig.js';
 
 const PAN = {
   pensioner: withLuhnDigit('220070000000205'),
@@ -31,68 +22,31 @@ const PAN = {
 };
 const PARTNERS = { categories: { museum: { discountPercent: 10, byBenefit: { pensioner: 50 } }, shop: { discountPercent: 5 } } };
 
-let pcscd: PcscdRig;
-let host: VcardHost;
-let pty: PtyPair;
-let display: SimProcess;
-let srv: ServerRig;
-let dev: DeviceProc;
-let slot: VpcdSlot;
-let deviceId = '';
-const dirs: string[] = [];
-
-async function tap(pan: string): Promise<NonNullable<StatusReply['lastTap']>> {
-  const before = (await dev.status()).taps;
-  await host.insert(slot.port, mirSpec(pan));
-  const s = await dev.waitStatus((x) => x.taps > before, 'a tap');
-  await host.remove(slot.port);
-  await dev.waitStatus((x) => x.readers[0]?.cardPresent === false, 'card removed');
-  return s.lastTap!;
-}
-
-const shown = (text: string) => display.waitFor((m) => m.type === 'command' && m.command?.type === 'show' && m.command.text?.startsWith(text) === true, text);
+let rig: DisplayDeviceRig;
+const tap = (pan: string) => rig.tap(pan);
+const shown = (text: string) => rig.shown(text);
 
 describe('partner resident check in service: provisioned with --partner, rc-device run, pcscd, RCP/1 display, report', () => {
   beforeAll(async () => {
-    pcscd = await PcscdRig.create({ friendlyName: 'RC Partner PCD' });
-    slot = pcscd.slots[0]!;
-    host = await VcardHost.start();
-    pty = await createPtyPair();
-    display = await startSimProcess('display', pty.b);
-    srv = await startServerRig();
-    const api = srv.server.api;
-    const cards = ['person_id,pan,psn,expiry', `P-PEN,${PAN.pensioner},01,2029-06`, `P-RES,${PAN.resident},01,2029-06`];
-    await api.importCsv('cards', linesOf(cards.join('\n')), false);
-    await api.importCsv('benefits', linesOf(['person_id,category,valid_from,valid_to', 'P-PEN,pensioner,2020-01-01,2030-12-31'].join('\n')), false);
-    await api.importCsv('partners', linesOf(['partner_id,partner_name,category,discount', 'museum-1,Национальный музей,museum,10'].join('\n')), false);
-    await api.setConfig('rules-partner', { schema: 1, partners: PARTNERS });
-    const dir = join(mkdtempSync(join(tmpdir(), 'rc-partner-e2e-')), 'rc-device');
-    dirs.push(join(dir, '..'));
-    const token = srv.server.provisioning.createToken({ kind: 'partner', partner: 'museum-1', ttlSec: 600 }).token;
-    const r = await initDevice({ server: srv.server.httpUrl, token, kind: 'partner', partner: 'museum-1', dir, displayPort: pty.a, reader: slot.readerName });
-    deviceId = r.deviceId;
-    const config = JSON.parse(readFileSync(r.configFile, 'utf8')) as Record<string, unknown>;
-    const env = pcscd.clientEnv();
-    delete env.RC_TOKEN_KEY;
-    dev = await startDeviceProc(config, dir, env);
-    await dev.waitStatus(
-      (s) => s.sync.connected && s.lists.some((l) => l.scope === 'transit') && s.readers[0]?.state === 'idle' && s.peripherals[0]?.health.status === 'ok',
-      'partner device ready',
-      30_000,
-    );
+    rig = await startDisplayDeviceRig({
+      friendlyName: 'RC Partner PCD',
+      device: { kind: 'partner', partner: 'museum-1' },
+      listScope: 'transit',
+      async seed(srv) {
+        const api = srv.server.api;
+        const cards = ['person_id,pan,psn,expiry', `P-PEN,${PAN.pensioner},01,2029-06`, `P-RES,${PAN.resident},01,2029-06`];
+        await api.importCsv('cards', linesOf(cards.join('\n')), false);
+        await api.importCsv('benefits', linesOf(['person_id,category,valid_from,valid_to', 'P-PEN,pensioner,2020-01-01,2030-12-31'].join('\n')), false);
+        await api.importCsv('partners', linesOf(['partner_id,partner_name,category,discount', 'museum-1,Национальный музей,museum,10'].join('\n')), false);
+        await api.setConfig('rules-partner', { schema: 1, partners: PARTNERS });
+      },
+    });
   }, 120_000);
 
-  afterAll(async () => {
-    await dev?.kill().catch(() => undefined);
-    await display?.stop().catch(() => undefined);
-    await host?.close().catch(() => undefined);
-    await pcscd?.dispose().catch(() => undefined);
-    await pty?.close().catch(() => undefined);
-    await srv?.close().catch(() => undefined);
-    for (const d of dirs) rmSync(d, { recursive: true, force: true });
-  }, 60_000);
+  afterAll(() => rig?.close(), 60_000);
 
   it('a pensioner sees 50 %, a resident 10 %, a stranger «Не карта жителя»; all journaled on the server', async () => {
+    const { srv, dev, deviceId } = rig;
     expect((await dev.status()).device).toMatchObject({ id: deviceId, kind: 'partner', partnerId: 'museum-1' });
     expect(await tap(PAN.pensioner)).toMatchObject({ result: 'allow', reason: 'resident', benefit: 'pensioner', fareKopecks: 0 });
     await shown('Карта жителя: скидка 50%');
@@ -112,6 +66,7 @@ describe('partner resident check in service: provisioned with --partner, rc-devi
   });
 
   it('fare settlement leaves the checks out as settlement.not-a-fare; the partners report counts visits, refusals and discounts', async () => {
+    const { srv, deviceId } = rig;
     new Settlement(srv.server.db).settleDirty(); // the server's periodic settlement, run now
     const settled = srv.server.db.prepare('SELECT settle_code, settled_fare FROM journal WHERE device = ?').all(deviceId);
     expect(settled).toEqual(Array(3).fill({ settle_code: ErrorCode.SettlementNotAFare, settled_fare: null }));

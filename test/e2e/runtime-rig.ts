@@ -2,11 +2,13 @@
  * Process-level rig for the runtime's end-to-end tests: the device as a
  * child process (`rc-device run --config FILE`), the turnstile controller
  * simulator as a child process on a socat pty, a sync-server with its
- * embedded broker in the test process (restartable on the same port).
+ * embedded broker in the test process (restartable on the same port); and,
+ * for the canteen and partner e2e, a provisioned reader + display device
+ * with all of these started in one call (startDisplayDeviceRig).
  * Everything started here is stopped by pid in stop()/afterAll.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -15,7 +17,12 @@ import { fileURLToPath } from 'node:url';
 import { queryStatus, type StatusReply } from '../../device/runtime/status.js';
 import { createLogger } from '../../protocol/log.js';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
+import { initDevice } from '../../provisioning/ops.js';
 import { startServer, type RunningServer } from '../../sync-server/server.js';
+import { PcscdRig } from '../support/rig/pcscd.js';
+import { createPtyPair } from '../support/rig/pty.js';
+import { VcardHost } from '../support/rig/vcards.js';
+import { startSimProcess, type SimLine as DisplayLine, type SimProcess } from '../support/sim/process.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -286,3 +293,88 @@ export const FAST_TIMING = {
   keepaliveMs: 300,
   downAfterFailures: 2,
 };
+
+// ---- a reader + display device, provisioned and running (the canteen and partner e2e) ---------
+
+/** What the technician enrols: a canteen terminal of a school, or a partner's resident check. */
+export type DisplayDeviceKind = { kind: 'canteen'; school: string } | { kind: 'partner'; partner: string };
+
+export interface DisplayDeviceRig {
+  srv: ServerRig;
+  dev: DeviceProc;
+  display: SimProcess;
+  deviceId: string;
+  /** Insert a virtual Mir card on the device's reader, wait for its tap and for the card's removal; resolves with the tap. */
+  tap(pan: string): Promise<NonNullable<StatusReply['lastTap']>>;
+  /** Resolves once the RCP/1 display has been asked to show a text starting with `text`. */
+  shown(text: string): Promise<DisplayLine>;
+  /** Stop everything started here, by pid; never throws. */
+  close(): Promise<void>;
+}
+
+/**
+ * A private pcscd + vpcd (one reader) with a vcard host, a display simulator process on a socat pty,
+ * a sync-server rig (seeded by `seed`, which also publishes the rules the device needs), and the
+ * device provisioned through rc-provision init's code path and run as `rc-device run`; resolves
+ * once the device is connected, holds its `listScope` list, sees its reader idle and its display ok.
+ * A failure half-way stops what was already started.
+ */
+export async function startDisplayDeviceRig(o: {
+  friendlyName: string;
+  device: DisplayDeviceKind;
+  listScope: string;
+  seed: (srv: ServerRig) => Promise<void>;
+}): Promise<DisplayDeviceRig> {
+  const started: (() => Promise<unknown>)[] = [];
+  const close = async () => {
+    for (const stop of started.reverse()) await stop().catch(() => undefined);
+    started.length = 0;
+  };
+  try {
+    const dir = mkdtempSync(join(tmpdir(), `rc-${o.device.kind}-e2e-`));
+    started.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const srv = await startServerRig();
+    started.push(() => srv.close());
+    const pty = await createPtyPair();
+    started.push(() => pty.close());
+    const pcscd = await PcscdRig.create({ friendlyName: o.friendlyName });
+    started.push(() => pcscd.dispose());
+    const slot = pcscd.slots[0]!;
+    const host = await VcardHost.start();
+    started.push(() => host.close());
+    const display = await startSimProcess('display', pty.b);
+    started.push(() => display.stop());
+    await o.seed(srv);
+    const token = srv.server.provisioning.createToken({ ...o.device, ttlSec: 600 }).token;
+    const devDir = join(dir, 'dev');
+    const p = await initDevice({ server: srv.server.httpUrl, token, ...o.device, dir: devDir, displayPort: pty.a, reader: slot.readerName });
+    const env = pcscd.clientEnv();
+    delete env.RC_TOKEN_KEY;
+    const dev = await startDeviceProc(JSON.parse(readFileSync(p.configFile, 'utf8')) as Record<string, unknown>, devDir, env);
+    started.push(() => dev.kill());
+    await dev.waitStatus(
+      (s) => s.sync.connected && s.lists.some((l) => l.scope === o.listScope) && s.readers[0]?.state === 'idle' && s.peripherals[0]?.health.status === 'ok',
+      `${o.device.kind} device ready`,
+      30_000,
+    );
+    return {
+      srv,
+      dev,
+      display,
+      deviceId: p.deviceId,
+      async tap(pan) {
+        const before = (await dev.status()).taps;
+        await host.insert(slot.port, mirSpec(pan));
+        const s = await dev.waitStatus((x) => x.taps > before, 'a tap');
+        await host.remove(slot.port);
+        await dev.waitStatus((x) => x.readers[0]?.cardPresent === false, 'card removed');
+        return s.lastTap!;
+      },
+      shown: (text) => display.waitFor((m) => m.type === 'command' && m.command?.type === 'show' && m.command.text?.startsWith(text) === true, text),
+      close,
+    };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
