@@ -108,8 +108,9 @@ export function quietUntil(nowMs: number, hm: string, q: { from: string; to: str
  * happened (a turnstile offline for the day) is `cancelled`: yesterday's entry is no news. Quiet hours defer entry, exit and meal messages to
  * the quiet period's end (absence messages are urgent). A guardian removed or without consent by then: `cancelled`.
  *
- * The same tick runs the "not arrived by HH:MM" check on the injected clock: on a school day of the published
- * rules (a weekday with a student window, not a holiday), once the time has come, each enrolled student with a
+ * The same tick runs the "not arrived by HH:MM" check on the injected clock: on a school day of the rules published
+ * for the student's school (a weekday with a student window, not a holiday; a school's own `rules-school-<id>`
+ * overrides the general documents), once the time has come, each enrolled student with a
  * consenting guardian and no allowed turnstile entry that local day gets one message per guardian; each student
  * is checked once per day (notify_absent), so a restart does not repeat it.
  */
@@ -246,10 +247,6 @@ export class Notifier {
     if (by === null) return 0;
     const lt = localTime(nowMs, this.cfg.timeZone);
     if (lt.hm < by) return 0;
-    const rules = publishedSchoolRules(this.db).school;
-    if (!rules || rules.holidays.includes(lt.date)) return 0;
-    const wd = weekdayOf(lt.date);
-    if (!(rules.schedules.student ?? []).some((w) => w.days.includes(wd))) return 0;
     const candidates = this.db
       .prepare(
         `SELECT e.person_id AS person, min(e.school_id) AS school, c.token FROM enrolments e JOIN cards c ON c.person_id = e.person_id
@@ -259,7 +256,14 @@ export class Notifier {
          GROUP BY e.person_id`,
       )
       .all(lt.date, lt.date, lt.date) as { person: string; school: string; token: string }[];
-    if (candidates.length === 0) return 0;
+    const schoolDay = new Map<string, boolean>(); // per school, read once a pass
+    const isSchoolDay = (school: string): boolean => {
+      let v = schoolDay.get(school);
+      if (v === undefined) schoolDay.set(school, (v = this.isSchoolDay(school, lt.date)));
+      return v;
+    };
+    const due = candidates.filter((c) => isSchoolDay(c.school));
+    if (due.length === 0) return 0;
     const entries = this.db.prepare(
       `SELECT eff_ms FROM journal WHERE token = ? AND eff_ms >= ? AND eff_ms <= ? AND kind = 'turnstile' AND result = 'allow' AND coalesce(direction, 'entry') = 'entry'`,
     );
@@ -267,7 +271,7 @@ export class Notifier {
     const mark = this.db.prepare('INSERT OR IGNORE INTO notify_absent(person_id, day, checked_ms) VALUES (?,?,?)');
     let queued = 0;
     this.db.transaction(() => {
-      for (const c of candidates) {
+      for (const c of due) {
         if (mark.run(c.person, lt.date, nowMs).changes === 0) continue;
         const arrived = (entries.pluck().all(c.token, nowMs - 36 * 3_600_000, nowMs) as number[]).some(
           (ms) => localTime(ms, this.cfg.timeZone).date === lt.date,
@@ -280,6 +284,17 @@ export class Notifier {
     })();
     if (queued > 0) this.log.info({ day: lt.date, queued }, 'absence messages queued');
     return queued;
+  }
+
+  /**
+   * A school day at this school: the school's rules as its turnstiles read them (`rules`, `rules-turnstile`,
+   * `rules-school-<id>`, sync-server/published-rules.ts) have a student window on that weekday and no holiday.
+   */
+  private isSchoolDay(school: string, date: string): boolean {
+    const rules = publishedSchoolRules(this.db, school).school;
+    if (!rules || rules.holidays.includes(date)) return false;
+    const wd = weekdayOf(date);
+    return (rules.schedules.student ?? []).some((w) => w.days.includes(wd));
   }
 
   /** Messages by state. */

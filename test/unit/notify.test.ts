@@ -187,3 +187,39 @@ describe('quiet hours and the webhook signature', () => {
     expect(verifyWebhook('s3cret-s3cret-s3cret', headers, body, Date.now() + 600_000).timestampOk).toBe(false);
   });
 });
+
+describe('"not arrived by" reads each school\'s own rules', () => {
+  let r: SchoolRegistry;
+  afterEach(() => r?.close());
+
+  it("a school's rules-school-<id> changes what is notified: its own holiday silences it, its own Saturday classes are checked", async () => {
+    // p0 at S1 (the general rules: Monday to Friday), p1 at S2 (its own document: 1 December a holiday), p2 at S3 (its own: Saturdays only)
+    r = await schoolRegistry(3, ['p0,S1,student,5,,2026-09-01,2027-05-31', 'p1,S2,student,5,,2026-09-01,2027-05-31', 'p2,S3,student,5,,2026-09-01,2027-05-31']);
+    const guardians = [
+      'p0,g0,Саша,email,g0@example.org,yes,absent,,',
+      'p1,g1,Маша,email,g1@example.org,yes,absent,,',
+      'p2,g2,Коля,email,g2@example.org,yes,absent,,',
+    ];
+    const { rows } = await parse(guardians, false);
+    applyImport(r.db, 'guardians', rows, '2026-12-01');
+    const student = (days: string[]) => [{ days, from: '08:00', to: '14:00' }];
+    r.pub.setConfig('rules-school-S2', {
+      schema: 1,
+      school: { schedules: { student: student(['mon', 'tue', 'wed', 'thu', 'fri']) }, holidays: ['2026-12-01'] },
+    });
+    r.pub.setConfig('rules-school-S3', { schema: 1, school: { schedules: { student: student(['sat']) }, holidays: [] } });
+    const absentFor = () =>
+      (r.db.prepare("SELECT guardian_id FROM notify_outbox WHERE event = 'absent' ORDER BY guardian_id").pluck().all() as string[]).join(' ');
+    const n = new Notifier(r.db, quietLogger(), { absentBy: '09:00' }, { transports: {} });
+
+    expect(n.checkAbsent(Date.parse('2026-12-01T10:00:00+03:00'))).toBe(1); // a Tuesday: S1 has classes; S2's holiday, S3's day off
+    expect(absentFor()).toBe('g0');
+    expect(n.checkAbsent(Date.parse('2026-12-05T10:00:00+03:00'))).toBe(1); // a Saturday: only S3's own rules have classes
+    expect(absentFor()).toBe('g0 g2');
+    // the documents change: S2 drops its holiday; the next Tuesday all three rules say whether to tell, and S2 now does
+    r.pub.setConfig('rules-school-S2', { schema: 1, school: { schedules: { student: student(['tue']) }, holidays: [] } });
+    expect(n.checkAbsent(Date.parse('2026-12-08T10:00:00+03:00'))).toBe(2);
+    expect(absentFor()).toBe('g0 g0 g1 g2');
+    await n.close();
+  });
+});
