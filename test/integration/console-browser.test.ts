@@ -263,7 +263,29 @@ describe('operator console in a browser', () => {
       expect(await page.evaluate(() => document.documentElement.scrollWidth), p).toBeLessThanOrEqual(390);
     }
     await page.goto(`${stack.server.httpUrl}/console/#/fleet`);
-    await page.locator('table[data-test=fleet]').waitFor();
+    await page.locator('table[data-test=fleet] tbody tr').first().waitFor();
+    // one card per device: nothing scrolls inside the table, every column of a device (alarms the last) is in view
+    const wrap = await page.locator('table[data-test=fleet]').evaluate((t) => ({ scroll: t.parentElement!.scrollWidth, client: t.parentElement!.clientWidth }));
+    expect(wrap.scroll).toBeLessThanOrEqual(wrap.client);
+    const cells = await page
+      .locator('table[data-test=fleet] tbody tr')
+      .first()
+      .locator('td')
+      .evaluateAll((tds) =>
+        tds.map((td) => ({ label: td.getAttribute('data-label'), right: td.getBoundingClientRect().right, shown: td.getBoundingClientRect().height > 0 })),
+      );
+    expect(cells.map((c) => c.label)).toEqual([
+      'Device',
+      'Kind',
+      'School / route',
+      'State',
+      'Last seen',
+      'List versions',
+      'Journal backlog',
+      'Reader',
+      'Alarms',
+    ]);
+    for (const c of cells) expect(c.shown && c.right <= 390, `${c.label}: in view`).toBe(true);
     await shot(page, 'phone');
     await page.locator('[data-test=lang]').click(); // back to Russian for the next tests
     await page.close();

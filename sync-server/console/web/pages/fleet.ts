@@ -38,21 +38,25 @@ function listsCell(d: FleetDevice): HTMLElement {
   );
 }
 
+/** A cell with its column's title in `data-label`: on a phone each row is a card, its cells labelled from it (style.css). */
+const cell = (label: string, attrs: Record<string, string>, ...children: (HTMLElement | string | number | HTMLElement[])[]) =>
+  h('td', { ...attrs, 'data-label': label }, h('span', {}, ...children));
+
 function row(d: FleetDevice): HTMLElement {
   const state = d.revokedAt ? 'revoked' : d.online ? 'online' : 'offline';
   return h(
     'tr',
     { 'data-device': d.id, 'data-state': state },
-    h('td', {}, h('a', { href: `#/device/${encodeURIComponent(d.id)}` }, d.id)),
-    h('td', {}, d.kind ?? '—'),
-    h('td', {}, d.school ?? d.route ?? '—'),
-    h('td', {}, h('span', { class: `dot ${state}` }), tk(`state.${state}`)),
-    h('td', {}, fmtTime(d.lastSeen)),
-    h('td', {}, listsCell(d)),
-    h('td', { class: 'num' }, d.backlog),
-    h('td', {}, d.reader ?? '—'),
-    h(
-      'td',
+    cell(t('col.id'), {}, h('a', { href: `#/device/${encodeURIComponent(d.id)}` }, d.id)),
+    cell(t('col.kind'), {}, d.kind ?? '—'),
+    cell(t('col.where'), {}, d.school ?? d.route ?? '—'),
+    cell(t('col.state'), {}, h('span', { class: `dot ${state}` }), tk(`state.${state}`)),
+    cell(t('col.lastSeen'), {}, fmtTime(d.lastSeen)),
+    cell(t('col.lists'), {}, listsCell(d)),
+    cell(t('col.backlog'), { class: 'num' }, d.backlog),
+    cell(t('col.reader'), {}, d.reader ?? '—'),
+    cell(
+      t('col.alarms'),
       {},
       d.alarms.map((a) => h('span', { class: 'tag alarm', 'data-alarm': a }, tk(`alarm.${a}`))),
     ),
@@ -164,7 +168,7 @@ export function renderFleet(
       field(t('fleet.silentMinutes'), silent),
       field(t('fleet.listMaxAge'), listAge),
     ),
-    h('div', { class: 'table-wrap' }, h('table', { class: 'fleet', 'data-test': 'fleet' }, thead, tbody)),
+    h('div', { class: 'table-wrap fleet-wrap' }, h('table', { class: 'fleet', 'data-test': 'fleet' }, thead, tbody)),
     pager,
   );
   draw();
