@@ -16,7 +16,7 @@ export interface AppOptions {
   bodyLimit: number;
   log: Logger;
   /** Serve HTTPS with this certificate chain and key (the enrolment listener, issue 13 item 9). */
-  https?: { cert: string; key: string };
+  https?: { cert: string; key: string; ca?: string[]; requestCert?: boolean; rejectUnauthorized?: boolean };
   /** Called before the routes are added (the OpenAPI generator registers @fastify/swagger there). */
   before?: (app: FastifyInstance) => Promise<void>;
 }
