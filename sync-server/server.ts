@@ -146,6 +146,10 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const log = o.log;
   if (o.brokerTls && o.brokerUrl)
     throw new RcError(ErrorCode.ServerBadRequest, 'an external broker (--broker) has its own TLS listener: --broker-listen is for the embedded one');
+  if (o.bankListen && !o.bankTls)
+    throw new RcError(ErrorCode.BankListenerTls, '--bank-listen is mutual TLS: give --tls-cert, --tls-key and --tls-ca (rc-sync-server tls init makes them)');
+  // the bank CA is made on first use (here or by rc-sync-server bank add); a bank is then its certificate's fingerprint
+  if (o.bankListen) ensureBankCa(o.dataDir);
   const forDevices = devicesBroker(o);
   const db = openRegistry(o.dataDir);
   // durable acks: every commit fsyncs the WAL, so no journal-ack leaves before the entries it covers are on disk
@@ -448,12 +452,6 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     await enrolListener?.close();
     await http.close();
   };
-  if (o.bankListen && !o.bankTls) {
-    await closeListeners();
-    throw new RcError(ErrorCode.BankListenerTls, '--bank-listen is mutual TLS: give --tls-cert, --tls-key and --tls-ca (rc-sync-server tls init makes them)');
-  }
-  // the bank CA is made on first use (here or by rc-sync-server bank add); a bank is then its certificate's fingerprint
-  if (o.bankListen) ensureBankCa(o.dataDir);
   const bankListener = o.bankListen
     ? await startListener(ROUTES, httpCtx, {
         listener: 'bank',

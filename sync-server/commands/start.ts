@@ -121,6 +121,7 @@ export function register(program: Command): void {
           if (s.mqttsUrl) process.stdout.write(`rc-sync-server: MQTT over TLS on ${s.mqttsUrl}\n`);
           process.stdout.write(`rc-sync-server: devices get broker ${s.publicBrokerUrl}\n`);
           if (s.enrolUrl) process.stdout.write(`rc-sync-server: device enrolment on ${s.enrolUrl}\n`);
+          if (s.bankUrl) process.stdout.write(`rc-sync-server: bank API (mutual TLS) on ${s.bankUrl}\n`);
           // shown once, on the terminal only (never logged): the registry keeps only its scrypt hash
           if (s.firstAdmin)
             process.stdout.write(
