@@ -94,7 +94,9 @@ function certFor(db: Db, dataDir: string, bankId: string, c: CertInput, now: str
   if (c.certPem !== undefined) {
     if (c.csrPem !== undefined) throw bad('give a certificate or a CSR, not both');
     const own = new X509Certificate(c.certPem);
-    const issuer = c.caPem ?? (own.checkIssued(own) ? c.certPem : undefined);
+    // self-signed: its own issuer, signed by its own key (checkIssued would also want keyCertSign, which a client certificate lacks)
+    const selfSigned = own.subject === own.issuer && own.verify(own.publicKey);
+    const issuer = c.caPem ?? (selfSigned ? c.certPem : undefined);
     const bankCa = loadBankCa(dataDir);
     const fromBankCa = bankCa !== null && own.checkIssued(new X509Certificate(bankCa.certPem)) && own.verify(new X509Certificate(bankCa.certPem).publicKey);
     if (!fromBankCa && issuer === undefined) throw bad('a certificate not issued by the bank CA needs its CA (--ca) unless it is self-signed');

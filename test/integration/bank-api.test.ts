@@ -6,7 +6,8 @@
 import { createServer, type Server } from 'node:http';
 import { request } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -285,6 +286,38 @@ describe('bank API over mutual TLS', () => {
     const body = (await r.json()) as { banks: { id: string; name: string; site?: string; since: string }[] };
     expect(body.banks.map((b) => b.id)).toEqual(['bank-a', 'bank-b']);
     expect(body.banks[0]).toMatchObject({ name: 'Bank A', site: 'https://bank-a.example/' });
+  });
+
+  it('a body over 16 KiB is refused unread (400 server.bad-request)', async () => {
+    const big = await connect(client(bankA), 'conn-0006-too-big', { applicant: { personId: 'p-big' }, pan: MIR_PAN, expiry: '12/30', pad: 'x'.repeat(20_000) });
+    expect(big.status).toBe(400);
+    expect(errorCode(big)).toBe('server.bad-request');
+    expect(stack.server.db.prepare("SELECT 1 FROM cards WHERE person_id = 'p-big'").get()).toBeUndefined();
+  });
+
+  it("a bank's own self-signed certificate is trusted from the next start, and identifies the bank", async () => {
+    const cnf = join(base, 'bank-c.cnf');
+    writeFileSync(
+      cnf,
+      '[req]\ndistinguished_name=dn\nx509_extensions=ext\nprompt=no\n[dn]\nCN=bank-c\n[ext]\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n',
+    );
+    const [crt, key] = [join(base, 'bank-c.crt'), join(base, 'bank-c.key')];
+    execFileSync(
+      'openssl',
+      ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', crt, '-days', '30', '-config', cnf],
+      {
+        stdio: 'ignore',
+      },
+    );
+    const own = { cert: readFileSync(crt, 'utf8'), key: readFileSync(key, 'utf8') };
+    addBank(stack.server.db, stack.dataDir, { id: 'bank-c', name: 'Bank C', certPem: own.cert });
+    // the running listener's trust was read at its start: refused in the handshake until then
+    await expect(call(own, 'GET', '/v1/bank/connections/aaaaaaaaaaaa')).rejects.toThrow();
+    await stack.restartServer();
+    bankUrl = new URL(stack.server.bankUrl!);
+    const r = await call(own, 'GET', '/v1/bank/connections/aaaaaaaaaaaa');
+    expect(r.status).toBe(404);
+    expect(errorCode(r)).toBe('bank.connection-not-found');
   });
 
   it('no PAN in the registry file, the log, the outbox or any answer', async () => {
