@@ -18,6 +18,7 @@ import { issueClientCert, loadBankCa } from '../../sync-server/bank/ca.js';
 import { tokeniseHolderCard } from '../../sync-server/console/cards.js';
 import { loadTls, tlsInit, type TlsInitResult } from '../../sync-server/tls.js';
 import { verifyWebhook } from '../support/notify.js';
+import { operatorFetch } from '../support/operator-api.js';
 import { MIR_PAN, MIR_PAN_2, PAN } from '../support/pans.js';
 import { startStack, type Stack } from '../support/sync-harness.js';
 import { waitFor } from '../support/wait.js';
@@ -232,6 +233,29 @@ describe('bank API over mutual TLS', () => {
       timeoutMs: 10_000,
       what: 'old token out of the transit list',
     });
+  });
+
+  it('a card the operator stop-lists (console, by its number) makes the connection stopped, and the bank is told', async () => {
+    const id = stack.server.db.prepare("SELECT id FROM bank_connections WHERE person_id = 'p-student'").pluck().get() as string;
+    const r = await operatorFetch({ httpUrl: stack.server.httpUrl, dataDir: stack.dataDir }, '/v1/stoplist', {
+      method: 'POST',
+      body: JSON.stringify({ pan: PAN.student, reason: 'lost' }),
+    });
+    expect(r.status).toBe(200);
+    await waitFor(() => stack.server.db.prepare('SELECT status FROM bank_connections WHERE id = ?').pluck().get(id) === 'stopped', {
+      timeoutMs: 10_000,
+      what: 'connection stopped',
+    });
+    await waitFor(
+      () =>
+        receiver.requests
+          .filter((q) => q.status === 204)
+          .map((q) => StatusEvent.parse(JSON.parse(q.raw)))
+          .find((e) => e.connection.id === id && e.connection.status === 'stopped'),
+      { timeoutMs: 10_000, what: 'stopped callback' },
+    );
+    const g = await call(client(bankA), 'GET', `/v1/bank/connections/${id}`);
+    expect(g.body).toMatchObject({ id, status: 'stopped' });
   });
 
   it('refused: no certificate, a foreign CA, a bank-CA certificate not registered, a revoked certificate, a disabled bank', async () => {
