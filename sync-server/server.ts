@@ -471,6 +471,23 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       })
     : null;
 
+  // certificates banks bring from their own CA: trusted once registered, without a restart (checked every 5 s)
+  let trusted = JSON.stringify(bankTrust(db, o.dataDir));
+  const trustTimer = bankListener
+    ? setInterval(() => {
+        try {
+          const now = bankTrust(db, o.dataDir);
+          if (JSON.stringify(now) === trusted) return;
+          trusted = JSON.stringify(now);
+          bankListener.setTls({ cert: o.bankTls!.chain, key: o.bankTls!.key, ca: now });
+          log.info({ cas: now.length }, 'bank listener: trusted client CAs reloaded');
+        } catch (e) {
+          log.error({ err: String(e) }, 'bank listener: trusted client CAs not reloaded');
+        }
+      }, o.bank?.refreshMs ?? 5000)
+    : null;
+  trustTimer?.unref();
+
   // the first admin's scrypt hash takes a moment: not before the port opens (nobody can sign in until it exists)
   const firstAdmin = await ensureFirstAdmin(db).catch(async (e: unknown) => {
     await bankListener?.close();
@@ -510,6 +527,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     close: async () => {
       await notifier.close();
       await bank.close();
+      if (trustTimer) clearInterval(trustTimer);
       await bankListener?.close();
       await enrolListener?.close();
       clearInterval(chargeTimer);

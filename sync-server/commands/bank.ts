@@ -25,7 +25,7 @@ const dataOpt = (c: Command) => c.option('--data <dir>', 'data directory (regist
 const certOpts = (c: Command) =>
   c
     .option('--cert <file>', "the bank's own client certificate (PEM): self-signed, or signed by --ca")
-    .option('--ca <file>', 'the CA that signed --cert (the bank listener then trusts it; restart the server)')
+    .option('--ca <file>', 'the CA that signed --cert (a running bank listener trusts it within seconds)')
     .option('--csr <file>', "the bank's certificate request (PEM): the bank CA signs it, the key stays with the bank")
     .option('--out <dir>', 'where to write <id>.crt (and <id>.key when made here, 0600) and bank-ca.crt', '.');
 
