@@ -245,6 +245,59 @@ export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> 
     meaning: 'A guardian gets e-mail but the server was started without an SMTP server; the messages wait in the outbox.',
     action: 'Restart the server with --smtp-url smtp://host:port; the waiting messages are then sent.',
   },
+  // bank: the bank connection API (sync-server/bank/, docs/bank-api.md)
+  'bank.unknown-certificate': {
+    meaning:
+      'The client certificate is signed by a CA the bank listener trusts, but its SHA-256 fingerprint is not registered for any bank (or it was revoked).',
+    action:
+      'The bank uses the certificate it was issued (rc-sync-server bank list shows the fingerprints); the operator registers a new one with rc-sync-server bank cert.',
+  },
+  'bank.disabled': {
+    meaning: 'The bank is known but disabled by the operator: its requests are refused.',
+    action: 'Ask the operator; they re-enable it with rc-sync-server bank enable --id ID once the reason is settled.',
+  },
+  'bank.idempotency-conflict': {
+    meaning: 'The Idempotency-Key was used before with a different request body: nothing was done.',
+    action: 'Use a new Idempotency-Key for a new request; resend a request only with the very same body.',
+  },
+  'bank.idempotency-key': {
+    meaning: 'The request has no Idempotency-Key header, or it is not 8..128 printable characters.',
+    action: 'Send a fresh random key (e.g. a UUID) with every new connection request, and the same key when retrying it.',
+  },
+  'bank.card-conflict': {
+    meaning: 'The card is already connected to another person (one card, one holder): nothing was changed.',
+    action: 'Tell the applicant; the card has to be disconnected from the other person first (operator or that person in the cabinet).',
+  },
+  'bank.person-has-card': {
+    meaning: 'The applicant already has another active card (context.currentMasked) and the request did not say replace: nothing was changed.',
+    action: 'Confirm with the applicant that the new card replaces the old one and resend with "replace": true and a new Idempotency-Key.',
+  },
+  'bank.rate-limited': {
+    meaning: 'The bank sent more requests than its rate allows; this one was not processed.',
+    action: 'Wait the seconds the Retry-After header says, then resend (same Idempotency-Key).',
+  },
+  'bank.connection-not-found': { meaning: 'No connection of this bank has that id.', action: 'Use the id the connection request answered.' },
+  'bank.unknown-applicant': {
+    meaning: 'The applicant cannot be identified (SNILS not known to the registry, or SNILS lookup not available on this server).',
+    action: 'Send the applicant as {personId}, or ask the operator whether the person is registered.',
+  },
+  'bank.registry': {
+    meaning: 'A bank administration command was refused: the bank id exists already, is unknown, or a certificate or callback URL is not valid.',
+    action: 'Read the message; rc-sync-server bank list shows the banks and their certificates.',
+  },
+  'bank.callback-failed': {
+    meaning: "A status callback to a bank's URL failed; it is retried with backoff (a permanent refusal, a 4xx, is not).",
+    action: "Check the bank's callback URL and that its receiver answers 2xx; rc-sync-server bank list shows the undelivered events.",
+  },
+  'bank.listener-tls': {
+    meaning: 'The bank listener (--bank-listen) needs the server certificate (--tls-cert, --tls-key, --tls-ca) and the bank CA in the data directory.',
+    action: 'Start with --tls-* (see rc-sync-server tls init); the bank CA is made by the first rc-sync-server bank add.',
+  },
+  // cabinet (CONNECT-MERGE: the cabinet branch adds this with connectCard; keep theirs)
+  'cabinet.card-taken': {
+    meaning: 'The card is already connected to another person.',
+    action: 'The card has to be disconnected from the other person first.',
+  },
   'io.port-unavailable': {
     meaning: 'A serial port cannot be opened or went away.',
     action: 'Check the cable and the port path in the config; the device reconnects by itself.',

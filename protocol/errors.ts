@@ -111,6 +111,23 @@ export const ErrorCode = {
   NotifyTransportFailed: 'notify.transport-failed',
   NotifyNotConfigured: 'notify.not-configured',
 
+  // bank: the bank connection API over mutual TLS (sync-server/bank/)
+  BankUnknownCertificate: 'bank.unknown-certificate',
+  BankDisabled: 'bank.disabled',
+  BankIdempotencyConflict: 'bank.idempotency-conflict',
+  BankIdempotencyKey: 'bank.idempotency-key',
+  BankCardConflict: 'bank.card-conflict',
+  BankPersonHasCard: 'bank.person-has-card',
+  BankRateLimited: 'bank.rate-limited',
+  BankConnectionNotFound: 'bank.connection-not-found',
+  BankUnknownApplicant: 'bank.unknown-applicant',
+  BankRegistry: 'bank.registry',
+  BankCallbackFailed: 'bank.callback-failed',
+  BankListenerTls: 'bank.listener-tls',
+
+  // cabinet (CONNECT-MERGE: the cabinet branch adds this code with connectCard; keep theirs)
+  CabinetCardTaken: 'cabinet.card-taken',
+
   // io: serial peripherals
   IoPortUnavailable: 'io.port-unavailable',
   IoNoAck: 'io.no-ack',

@@ -35,6 +35,9 @@ import { Auth, ensureFirstAdmin, writeAdminToken, type AuthOptions } from './aut
 import { ServerMetrics } from './metrics.js';
 import type { TlsMaterial } from './tls.js';
 import { Notifier, type NotifyOptions } from './notify/notifier.js';
+import { bankTrust } from './bank/banks.js';
+import { ensureBankCa } from './bank/ca.js';
+import { BankService, type BankOptions } from './bank/service.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -83,6 +86,10 @@ export interface ServerOptions {
   brokerCa?: string;
   /** Guardians' notifications: SMTP, quiet hours, "not arrived by", retries (notify/notifier.ts NotifyConfig); the clock for tests. */
   notify?: NotifyOptions & { clock?: () => number };
+  /** The bank API (issue 15 item 3): its mutual-TLS listener (server certificate bankTls; trusts the bank CA in DATA/bank-ca and the CAs banks brought), rate limit, callbacks. */
+  bankListen?: { host: string; port: number };
+  bankTls?: TlsMaterial;
+  bank?: BankOptions;
 }
 
 const WILDCARD = new Set(['0.0.0.0', '::', '']);
@@ -123,6 +130,9 @@ export interface RunningServer {
   provisioning: Provisioning;
   /** URL of the device-facing enrolment listener, when enrolListen was given. */
   enrolUrl: string | null;
+  /** URL of the bank listener (https, mutual TLS), when bankListen was given. */
+  bankUrl: string | null;
+  bank: BankService;
   /** The first admin's account, created at this start because no user existed: its password is shown once (start prints it to stdout). */
   firstAdmin: { name: string; password: string } | null;
   /** DATA/admin.token: a fresh admin API token (0600) for the local CLI; the previous one is revoked. */
@@ -136,6 +146,10 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const log = o.log;
   if (o.brokerTls && o.brokerUrl)
     throw new RcError(ErrorCode.ServerBadRequest, 'an external broker (--broker) has its own TLS listener: --broker-listen is for the embedded one');
+  if (o.bankListen && !o.bankTls)
+    throw new RcError(ErrorCode.BankListenerTls, '--bank-listen is mutual TLS: give --tls-cert, --tls-key and --tls-ca (rc-sync-server tls init makes them)');
+  // the bank CA is made on first use (here or by rc-sync-server bank add); a bank is then its certificate's fingerprint
+  if (o.bankListen) ensureBankCa(o.dataDir);
   const forDevices = devicesBroker(o);
   const db = openRegistry(o.dataDir);
   // durable acks: every commit fsyncs the WAL, so no journal-ack leaves before the entries it covers are on disk
@@ -396,7 +410,19 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     provisioning,
     log: log.child({ component: 'console' }),
   };
-  const httpCtx = { api, provisioning, auth, console: consoleApi(consoleDeps), ops: { ready: () => ready && readable(), metrics: () => metrics.expose() } };
+  // the bank API: the same tokeniser as imports and the console; list changes through the one serialised commit
+  const bank = new BankService(
+    { db, tokenKey: importKey, commitAndPublish, version: (s) => publisher.version(s), log: log.child({ component: 'bank' }) },
+    o.bank,
+  );
+  const httpCtx = {
+    api,
+    provisioning,
+    auth,
+    console: consoleApi(consoleDeps),
+    ops: { ready: () => ready && readable(), metrics: () => metrics.expose() },
+    bank,
+  };
   const httpLog = log.child({ component: 'http' });
   const consoleDir = o.consoleDir === undefined ? findConsoleDir() : o.consoleDir;
   if (!consoleDir) log.warn({ code: ErrorCode.ServerConsoleMissing }, 'operator console not built (npm run build): the API runs without it');
@@ -422,14 +448,56 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       })
     : null;
 
+  const closeListeners = async () => {
+    await enrolListener?.close();
+    await http.close();
+  };
+  const bankListener = o.bankListen
+    ? await startListener(ROUTES, httpCtx, {
+        listener: 'bank',
+        ...o.bankListen,
+        bodyLimit: 16 * 1024,
+        log: httpLog,
+        https: {
+          cert: o.bankTls!.chain,
+          key: o.bankTls!.key,
+          ca: bankTrust(db, o.dataDir),
+          requestCert: true,
+          rejectUnauthorized: true,
+        },
+      }).catch(async (e: unknown) => {
+        await closeListeners();
+        throw e;
+      })
+    : null;
+
+  // certificates banks bring from their own CA: trusted once registered, without a restart (checked every 5 s)
+  let trusted = JSON.stringify(bankTrust(db, o.dataDir));
+  const trustTimer = bankListener
+    ? setInterval(() => {
+        try {
+          const now = bankTrust(db, o.dataDir);
+          if (JSON.stringify(now) === trusted) return;
+          trusted = JSON.stringify(now);
+          bankListener.setTls({ cert: o.bankTls!.chain, key: o.bankTls!.key, ca: now });
+          log.info({ cas: now.length }, 'bank listener: trusted client CAs reloaded');
+        } catch (e) {
+          log.error({ err: String(e) }, 'bank listener: trusted client CAs not reloaded');
+        }
+      }, o.bank?.refreshMs ?? 5000)
+    : null;
+  trustTimer?.unref();
+
   // the first admin's scrypt hash takes a moment: not before the port opens (nobody can sign in until it exists)
   const firstAdmin = await ensureFirstAdmin(db).catch(async (e: unknown) => {
+    await bankListener?.close();
     await enrolListener?.close();
     await http.close();
     throw e;
   });
 
   notifier.start();
+  bank.start();
   await new Promise<void>((res) => {
     if (clients.every((c) => c.connected)) return res();
     for (const c of clients) c.once('connect', () => clients.every((x) => x.connected) && res());
@@ -453,9 +521,14 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     api,
     provisioning,
     enrolUrl: enrolListener?.url ?? null,
+    bankUrl: bankListener?.url ?? null,
+    bank,
     notifier,
     close: async () => {
       await notifier.close();
+      await bank.close();
+      if (trustTimer) clearInterval(trustTimer);
+      await bankListener?.close();
       await enrolListener?.close();
       clearInterval(chargeTimer);
       await charging.stop();

@@ -47,7 +47,7 @@ export function identify(req: FastifyRequest, auth: Auth): { principal: Principa
 export function installAuth(app: FastifyInstance, auth: Auth): void {
   app.addHook('onRequest', async (req) => {
     const access = accessOf(req);
-    if (access === undefined || access === 'public' || access === 'device') return;
+    if (access === undefined || access === 'public' || access === 'device' || access === 'bank') return;
     const bearer = req.headers.authorization !== undefined;
     const { principal, sessionId } = identify(req, auth);
     if (!principal)

@@ -33,6 +33,7 @@ export function register(program: Command): void {
     .option('--broker-listen <host:port>', 'embedded broker: MQTT over TLS for devices here, e.g. 10.0.0.5:8883 (needs --tls-*)')
     .option('--enrol-tls-cert <file>', 'enrolment listener: another certificate than --tls-cert (signed by the same --tls-ca)')
     .option('--enrol-tls-key <file>', 'enrolment listener: its key')
+    .option('--bank-listen <host:port>', 'bank API over mutual TLS (client certificates of rc-sync-server bank add; needs --tls-*), e.g. 0.0.0.0:7443')
     .option('--day-ends-at <HH:MM>', 'settlement: local time at which a service day ends (transit often uses 04:00)', '00:00')
     .option('--time-zone <tz>', 'settlement: IANA time zone of service days and quota months', 'Europe/Moscow')
     .option('--charge-attempts <n>', 'charging: attempts of a declined charge before the card is stop-listed', String(DEFAULT_RETRY.attempts))
@@ -68,6 +69,7 @@ export function register(program: Command): void {
           brokerListen?: string;
           enrolTlsCert?: string;
           enrolTlsKey?: string;
+          bankListen?: string;
           smtpUrl?: string;
           smtpFrom?: string;
           quietHours?: string;
@@ -100,6 +102,7 @@ export function register(program: Command): void {
             ...(opts.publicBrokerUrl ? { publicBrokerUrl: opts.publicBrokerUrl } : {}),
             ...(opts.enrolListen ? { enrolListen: hostPort(opts.enrolListen, '--enrol-listen') } : {}),
             ...(tls.enrolTls ? { enrolTls: tls.enrolTls } : {}),
+            ...(opts.bankListen ? { bankListen: hostPort(opts.bankListen, '--bank-listen'), ...(tls.material ? { bankTls: tls.material } : {}) } : {}),
             ...(tls.material && opts.brokerListen ? { brokerTls: { listen: hostPort(opts.brokerListen, '--broker-listen'), material: tls.material } } : {}),
             ...(tls.material && opts.broker ? { brokerCa: tls.material.ca } : {}),
             settlement: { dayEndsAt: opts.dayEndsAt, timeZone: opts.timeZone },
@@ -118,6 +121,7 @@ export function register(program: Command): void {
           if (s.mqttsUrl) process.stdout.write(`rc-sync-server: MQTT over TLS on ${s.mqttsUrl}\n`);
           process.stdout.write(`rc-sync-server: devices get broker ${s.publicBrokerUrl}\n`);
           if (s.enrolUrl) process.stdout.write(`rc-sync-server: device enrolment on ${s.enrolUrl}\n`);
+          if (s.bankUrl) process.stdout.write(`rc-sync-server: bank API (mutual TLS) on ${s.bankUrl}\n`);
           // shown once, on the terminal only (never logged): the registry keeps only its scrypt hash
           if (s.firstAdmin)
             process.stdout.write(

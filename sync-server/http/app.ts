@@ -16,7 +16,7 @@ export interface AppOptions {
   bodyLimit: number;
   log: Logger;
   /** Serve HTTPS with this certificate chain and key (the enrolment listener, issue 13 item 9). */
-  https?: { cert: string; key: string };
+  https?: { cert: string; key: string; ca?: string[]; requestCert?: boolean; rejectUnauthorized?: boolean };
   /** Called before the routes are added (the OpenAPI generator registers @fastify/swagger there). */
   before?: (app: FastifyInstance) => Promise<void>;
 }
@@ -168,6 +168,8 @@ export async function buildApp(routes: readonly Route[], ctx: HttpContext | null
 export interface Listening {
   url: string;
   close(): Promise<void>;
+  /** HTTPS: replace the certificate, key and trusted client CAs for new connections (the bank listener's trust). */
+  setTls(t: { cert: string; key: string; ca?: string[] }): void;
 }
 
 /** Build the listener's app and listen on host:port (0 = any free port). */
@@ -185,5 +187,9 @@ export async function startListener(
     throw new RcError(ErrorCode.ServerBadRequest, `cannot listen on ${o.host}:${o.port}: ${err.code ?? err.message}`);
   }
   const a = app.server.address() as AddressInfo;
-  return { url: `${o.https ? 'https' : 'http'}://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`, close: () => app.close() };
+  return {
+    url: `${o.https ? 'https' : 'http'}://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`,
+    close: () => app.close(),
+    setTls: (t) => (app.server as unknown as { setSecureContext(c: object): void }).setSecureContext({ ...t, minVersion: 'TLSv1.2' }),
+  };
 }

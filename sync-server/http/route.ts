@@ -19,13 +19,14 @@ import type { Auth } from '../auth/service.js';
 import type { CsvSource } from '../csv.js';
 import type { ConsoleApi } from '../console/api.js';
 import type { Provisioning } from '../enrol.js';
+import type { BankService } from '../bank/service.js';
 
 /**
  * The two listeners: the operator's API on loopback, and the device-facing
  * enrolment listener (`--enrol-listen`), which serves only what a device needs
  * to enrol and to prove itself (enrol, rotate, whoami, health).
  */
-export type Listener = 'operator' | 'enrol';
+export type Listener = 'operator' | 'enrol' | 'bank';
 
 /** What the HTTP API needs from the running server (server.ts builds it). */
 export interface Api {
@@ -56,6 +57,8 @@ export interface HttpContext {
   auth: Auth;
   /** Operations: readiness for /healthz and the Prometheus exposition for /metrics (sync-server/metrics.ts). */
   ops: { ready(): boolean; metrics(): Promise<{ contentType: string; text: string }> };
+  /** The bank API (sync-server/bank/), when the server runs it. */
+  bank?: BankService;
 }
 
 /** What a handler may do to the HTTP exchange beyond answering its body: cookies (sign-in) and the answer's content type (text answers). */

@@ -12,6 +12,7 @@ import { accountRoutes } from './accounts.js';
 import { auditRoutes } from './audit.js';
 import { opsRoutes } from './ops.js';
 import { sessionRoutes } from './session.js';
+import { bankRoutes } from './bank.js';
 
 /** The one route table: both listeners are built from it (each route names its listeners). */
 export const ROUTES: readonly Route[] = [
@@ -28,4 +29,5 @@ export const ROUTES: readonly Route[] = [
   ...auditRoutes,
   ...opsRoutes,
   ...notificationRoutes,
+  ...bankRoutes,
 ];
