@@ -12,6 +12,7 @@ import { accountRoutes } from './accounts.js';
 import { auditRoutes } from './audit.js';
 import { opsRoutes } from './ops.js';
 import { sessionRoutes } from './session.js';
+import { cabinetRoutes } from './cabinet.js';
 
 /** The one route table: both listeners are built from it (each route names its listeners). */
 export const ROUTES: readonly Route[] = [
@@ -28,4 +29,12 @@ export const ROUTES: readonly Route[] = [
   ...auditRoutes,
   ...opsRoutes,
   ...notificationRoutes,
+  ...cabinetRoutes,
 ];
+
+/** The route table of the operator listener when the server has no public listener: the public routes (cabinet, portal) served there too. */
+export function withPublicOnOperator(routes: readonly Route[]): readonly Route[] {
+  return routes.map((r) =>
+    r.listeners.includes('public') && !r.listeners.includes('operator') ? { ...r, listeners: [...r.listeners, 'operator' as const] } : r,
+  );
+}
