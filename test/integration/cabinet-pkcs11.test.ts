@@ -51,9 +51,10 @@ describe.skipIf(!softhsmAvailable())('the PKCS#11 client_secret signer on SoftHS
         verify: { publicKey: 'unused.pem' },
       },
     });
-    if (c.provider.kind !== 'esia') throw new Error('esia');
-    expect(() => signerFrom(c.provider.signer, {})).toThrow(expect.objectContaining({ code: ErrorCode.CabinetProviderConfig }));
-    const s = signerFrom(c.provider.signer, { RC_ESIA_PIN: '4321' });
+    const esia = c.provider;
+    if (esia.kind !== 'esia') throw new Error('esia');
+    expect(() => signerFrom(esia.signer, {})).toThrow(expect.objectContaining({ code: ErrorCode.CabinetProviderConfig }));
+    const s = signerFrom(esia.signer, { RC_ESIA_PIN: '4321' });
     expect(verify('sha256', data, keys.publicKey, await s.sign(data))).toBe(true);
   });
 
