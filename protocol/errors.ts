@@ -125,9 +125,6 @@ export const ErrorCode = {
   BankCallbackFailed: 'bank.callback-failed',
   BankListenerTls: 'bank.listener-tls',
 
-  // cabinet (CONNECT-MERGE: the cabinet branch adds this code with connectCard; keep theirs)
-  CabinetCardTaken: 'cabinet.card-taken',
-
   // io: serial peripherals
   IoPortUnavailable: 'io.port-unavailable',
   IoNoAck: 'io.no-ack',
@@ -164,6 +161,19 @@ export const ErrorCode = {
   ProvisionCheckFailed: 'provision.check-failed',
   ProvisionUnknownPartner: 'provision.unknown-partner',
   ProvisionTlsPin: 'provision.tls-pin-mismatch',
+  // the cardholder's cabinet (issue 15): sign-in through ESIA/OIDC, card connection
+  CabinetCardTaken: 'cabinet.card-taken',
+  CabinetConnectLocked: 'cabinet.connect-locked',
+  CabinetBadState: 'cabinet.bad-state',
+  CabinetCodeRejected: 'cabinet.code-rejected',
+  CabinetClientRejected: 'cabinet.client-rejected',
+  CabinetBadIdToken: 'cabinet.bad-id-token',
+  CabinetProviderDown: 'cabinet.provider-down',
+  CabinetLoginDeclined: 'cabinet.login-declined',
+  CabinetLoginLimited: 'cabinet.login-limited',
+  CabinetProviderConfig: 'cabinet.provider-config',
+  CabinetSignerFailed: 'cabinet.signer-failed',
+  CabinetNoPerson: 'cabinet.no-person',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

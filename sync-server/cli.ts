@@ -14,6 +14,7 @@ import { addCredentialOptions } from './commands/client.js';
 import { register as registerTls } from './commands/tls.js';
 import { register as registerNotifications } from './commands/notifications.js';
 import { register as registerBank } from './commands/bank.js';
+import { register as registerIdentities } from './commands/identities.js';
 
 // rc-sync-server: the operator's server. Commands live in sync-server/commands/.
 const program = new Command('rc-sync-server').description('Resident Card sync-server').showHelpAfterError();
@@ -33,5 +34,6 @@ addCredentialOptions(program);
 registerTls(program);
 registerNotifications(program);
 registerBank(program);
+registerIdentities(program);
 
 await program.parseAsync(process.argv);

@@ -1,3 +1,4 @@
+import { ensureCabinetSchema } from './cabinet/schema.js';
 import Database from 'better-sqlite3';
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -56,6 +57,7 @@ export function openRegistry(dataDir: string): Db {
   ensureSettlementSchema(db);
   ensureImportSchema(db);
   ensureBankSchema(db);
+  ensureCabinetSchema(db);
   return db;
 }
 

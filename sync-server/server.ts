@@ -38,6 +38,10 @@ import { Notifier, type NotifyOptions } from './notify/notifier.js';
 import { bankTrust } from './bank/banks.js';
 import { ensureBankCa } from './bank/ca.js';
 import { BankService, type BankOptions } from './bank/service.js';
+import { Cabinet, snilsKey } from './cabinet/service.js';
+import { identityProvider, type CabinetConfig, type IdentityProvider } from './cabinet/provider.js';
+import type { ConnectLockOptions } from './cabinet/lock.js';
+import { withPublicOnOperator } from './http/routes/index.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -90,6 +94,11 @@ export interface ServerOptions {
   bankListen?: { host: string; port: number };
   bankTls?: TlsMaterial;
   bank?: BankOptions;
+  /** The cardholder's cabinet (issue 15): its identity provider (parsed --cabinet file), or a ready provider (tests); the clock for tests. */
+  cabinet?: { config?: CabinetConfig; provider?: IdentityProvider; clock?: () => number; lock?: ConnectLockOptions };
+  /** The cabinet's and the portal's listener (`--public-listen`); HTTPS with publicTls. Without it they are served on the operator listener. */
+  publicListen?: { host: string; port: number };
+  publicTls?: TlsMaterial;
 }
 
 const WILDCARD = new Set(['0.0.0.0', '::', '']);
@@ -133,6 +142,9 @@ export interface RunningServer {
   /** URL of the bank listener (https, mutual TLS), when bankListen was given. */
   bankUrl: string | null;
   bank: BankService;
+  /** URL of the cabinet's and portal's listener, when publicListen was given. */
+  publicUrl: string | null;
+  cabinet: Cabinet;
   /** The first admin's account, created at this start because no user existed: its password is shown once (start prints it to stdout). */
   firstAdmin: { name: string; password: string } | null;
   /** DATA/admin.token: a fresh admin API token (0600) for the local CLI; the previous one is revoked. */
@@ -415,6 +427,16 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     { db, tokenKey: importKey, commitAndPublish, version: (s) => publisher.version(s), log: log.child({ component: 'bank' }) },
     o.bank,
   );
+  const cabinet = new Cabinet({
+    db,
+    provider: o.cabinet?.provider ?? (o.cabinet?.config ? await identityProvider(o.cabinet.config.provider) : null),
+    snilsKey: snilsKey(o.dataDir, o.cabinet?.config?.snilsKeyFile),
+    tokenKey: importKey,
+    connect: consoleDeps,
+    log: log.child({ component: 'cabinet' }),
+    ...(o.cabinet?.clock ? { clock: o.cabinet.clock } : {}),
+    ...(o.cabinet?.lock ? { lock: o.cabinet.lock } : {}),
+  });
   const httpCtx = {
     api,
     provisioning,
@@ -422,11 +444,13 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     console: consoleApi(consoleDeps),
     ops: { ready: () => ready && readable(), metrics: () => metrics.expose() },
     bank,
+    cabinet,
   };
   const httpLog = log.child({ component: 'http' });
   const consoleDir = o.consoleDir === undefined ? findConsoleDir() : o.consoleDir;
   if (!consoleDir) log.warn({ code: ErrorCode.ServerConsoleMissing }, 'operator console not built (npm run build): the API runs without it');
-  const http = await startListener(ROUTES, httpCtx, {
+  // the cabinet and the portal: on their own listener, or on the operator's when there is none (npm start: one port)
+  const http = await startListener(o.publicListen ? ROUTES : withPublicOnOperator(ROUTES), httpCtx, {
     listener: 'operator',
     host: '127.0.0.1',
     port: o.httpPort,
@@ -452,6 +476,18 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     await enrolListener?.close();
     await http.close();
   };
+  const publicListener = o.publicListen
+    ? await startListener(ROUTES, httpCtx, {
+        listener: 'public',
+        ...o.publicListen,
+        bodyLimit: 64 * 1024,
+        log: httpLog,
+        ...(o.publicTls ? { https: { cert: o.publicTls.chain, key: o.publicTls.key } } : {}),
+      }).catch(async (e: unknown) => {
+        await closeListeners();
+        throw e;
+      })
+    : null;
   const bankListener = o.bankListen
     ? await startListener(ROUTES, httpCtx, {
         listener: 'bank',
@@ -466,6 +502,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
           rejectUnauthorized: true,
         },
       }).catch(async (e: unknown) => {
+        await publicListener?.close();
         await closeListeners();
         throw e;
       })
@@ -490,7 +527,9 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
 
   // the first admin's scrypt hash takes a moment: not before the port opens (nobody can sign in until it exists)
   const firstAdmin = await ensureFirstAdmin(db).catch(async (e: unknown) => {
+    if (trustTimer) clearInterval(trustTimer);
     await bankListener?.close();
+    await publicListener?.close();
     await enrolListener?.close();
     await http.close();
     throw e;
@@ -523,12 +562,15 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     enrolUrl: enrolListener?.url ?? null,
     bankUrl: bankListener?.url ?? null,
     bank,
+    publicUrl: publicListener?.url ?? null,
+    cabinet,
     notifier,
     close: async () => {
       await notifier.close();
       await bank.close();
       if (trustTimer) clearInterval(trustTimer);
       await bankListener?.close();
+      await publicListener?.close();
       await enrolListener?.close();
       clearInterval(chargeTimer);
       await charging.stop();

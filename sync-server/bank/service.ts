@@ -6,12 +6,13 @@ import { ErrorCode, RcError, isRcError } from '../../protocol/errors.js';
 import type { Logger } from '../../protocol/log.js';
 import type { TokenKey } from '../../protocol/token.js';
 import type { TokenDeriver } from '../../protocol/token-hsm.js';
+import type { Scope } from '../../protocol/lists.js';
+import { connectCardInTx, publishConnected, type ConnectResult } from '../cabinet/connect.js';
 import { tokeniseHolderCard } from '../console/cards.js';
 import type { Dirty } from '../materialize.js';
 import type { Db } from '../registry.js';
 import { getBank, type BankRow } from './banks.js';
 import { normaliseFingerprint } from './ca.js';
-import { connectCard } from './connect.js';
 import { BankOutbox, type OutboxOptions } from './outbox.js';
 import { DEFAULT_BANK_RATE, TokenBuckets, type RateLimit } from './rate.js';
 
@@ -20,7 +21,7 @@ export interface BankDeps {
   /** The server's tokeniser (the one imports and the console use); the key is never read here. */
   tokenKey: TokenKey | TokenDeriver;
   /** Commit and publish dirty scopes (server.ts commitAndPublish, serialised with imports). */
-  commitAndPublish(d: Dirty): Promise<unknown>;
+  commitAndPublish(d: Dirty): Promise<Scope[]>;
   /** The published version of a scope (Publisher.version). */
   version(scope: string): number;
   log: Logger;
@@ -143,6 +144,7 @@ export class BankService {
       .digest('hex');
     const db = this.d.db;
     const nowIso = new Date(this.clock()).toISOString();
+    let published = null as { result: ConnectResult; dirty: Dirty } | null;
     const answer = db.transaction((): Answer => {
       const seen = db.prepare('SELECT body_hash, status, answer FROM bank_requests WHERE bank_id = ? AND key = ?').get(bank.id, key) as
         { body_hash: string; status: number; answer: string } | undefined;
@@ -167,10 +169,9 @@ export class BankService {
         }
         let r;
         try {
-          r = connectCard(
-            { db, publish: (dirty) => void this.publishThenRefresh(dirty), maskedOf: (t) => this.maskedOf(t) },
-            { personId, card, via: 'bank', actor: `bank:${bank.id}` },
-          );
+          const done = connectCardInTx(db, { personId, card, via: 'bank', actor: `bank:${bank.id}` }, new Date(this.clock()));
+          r = done.result;
+          published = done; // the lists are recomputed once this transaction committed
         } catch (e) {
           if (isRcError(e, ErrorCode.CabinetCardTaken))
             throw new RcError(ErrorCode.BankCardConflict, 'the card is connected to another person', { masked: card.masked }, { cause: e });
@@ -213,6 +214,8 @@ export class BankService {
       );
       return out;
     })();
+    // not awaited: the bank gets its answer now, the status callback tells it when the card is in a published list
+    if (published !== null && published.dirty.size > 0) void this.publishThenRefresh(published.dirty, published.result);
     this.d.log.info(
       {
         bank: bank.id,
@@ -250,9 +253,9 @@ export class BankService {
     );
   }
 
-  private async publishThenRefresh(dirty: Dirty): Promise<void> {
+  private async publishThenRefresh(dirty: Dirty, result: ConnectResult): Promise<void> {
     try {
-      await this.d.commitAndPublish(dirty);
+      await publishConnected(this.d, dirty, result);
     } catch (e) {
       this.d.log.error({ err: String(e) }, 'lists not recomputed after a bank connection (the next import or restart does it)');
     }

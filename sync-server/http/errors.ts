@@ -19,10 +19,13 @@ function httpStatus(code: ErrorCode): number {
   if (code === ErrorCode.AuthForbidden || code === ErrorCode.AuthCsrf) return 403;
   if (code === ErrorCode.AuthRateLimited) return 429;
   if (code === ErrorCode.AuthUserExists) return 409;
+  if (code === ErrorCode.CabinetCardTaken) return 409;
+  if (code === ErrorCode.CabinetConnectLocked || code === ErrorCode.CabinetLoginLimited) return 429;
+  if (code === ErrorCode.CabinetNoPerson) return 404;
   if (code === ErrorCode.AuthUnknownUser || code === ErrorCode.AuthUnknownToken) return 404;
   // bank API (sync-server/bank/)
   if (code === ErrorCode.BankUnknownCertificate || code === ErrorCode.BankDisabled) return 401;
-  if (code === ErrorCode.BankCardConflict || code === ErrorCode.BankPersonHasCard || code === ErrorCode.CabinetCardTaken) return 409;
+  if (code === ErrorCode.BankCardConflict || code === ErrorCode.BankPersonHasCard) return 409;
   if (code === ErrorCode.BankIdempotencyConflict || code === ErrorCode.BankUnknownApplicant) return 422;
   if (code === ErrorCode.BankRateLimited) return 429;
   if (code === ErrorCode.BankConnectionNotFound) return 404;

@@ -59,7 +59,7 @@ export const bankRoutes = [
   route({
     method: 'GET',
     url: '/v1/public/banks',
-    listeners: ['operator'],
+    listeners: ['public'],
     access: 'public',
     summary: 'the banks through which a card can be connected (not disabled): id, name, site, since',
     schema: { response: { 200: PublicBanksAnswer } },
