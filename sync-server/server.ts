@@ -29,6 +29,7 @@ import { Settlement, queryCharges, queryJournal, type SettlementOptions } from '
 import { serverBrokerUsers, type MosquittoFiles } from './mosquitto-auth.js';
 import { publishedCategoryIds } from './categories.js';
 import { consoleApi } from './console/api.js';
+import { portalApi } from './portal/queries.js';
 import { recordStatus } from './console/store.js';
 import { findConsoleDir, registerConsole } from './console/serve.js';
 import { Auth, ensureFirstAdmin, writeAdminToken, type AuthOptions } from './auth/service.js';
@@ -396,7 +397,14 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     provisioning,
     log: log.child({ component: 'console' }),
   };
-  const httpCtx = { api, provisioning, auth, console: consoleApi(consoleDeps), ops: { ready: () => ready && readable(), metrics: () => metrics.expose() } };
+  const httpCtx = {
+    api,
+    provisioning,
+    auth,
+    console: consoleApi(consoleDeps),
+    portal: portalApi(db),
+    ops: { ready: () => ready && readable(), metrics: () => metrics.expose() },
+  };
   const httpLog = log.child({ component: 'http' });
   const consoleDir = o.consoleDir === undefined ? findConsoleDir() : o.consoleDir;
   if (!consoleDir) log.warn({ code: ErrorCode.ServerConsoleMissing }, 'operator console not built (npm run build): the API runs without it');

@@ -19,6 +19,7 @@ import type { Auth } from '../auth/service.js';
 import type { CsvSource } from '../csv.js';
 import type { ConsoleApi } from '../console/api.js';
 import type { Provisioning } from '../enrol.js';
+import type { PortalApi } from '../portal/queries.js';
 
 /**
  * The two listeners: the operator's API on loopback, and the device-facing
@@ -56,6 +57,8 @@ export interface HttpContext {
   auth: Auth;
   /** Operations: readiness for /healthz and the Prometheus exposition for /metrics (sync-server/metrics.ts). */
   ops: { ready(): boolean; metrics(): Promise<{ contentType: string; text: string }> };
+  /** The public portal's queries (sync-server/portal/); absent: its routes answer server.not-found. */
+  portal?: PortalApi;
 }
 
 /** What a handler may do to the HTTP exchange beyond answering its body: cookies (sign-in) and the answer's content type (text answers). */

@@ -11,6 +11,7 @@ import { serverRoutes } from './server.js';
 import { accountRoutes } from './accounts.js';
 import { auditRoutes } from './audit.js';
 import { opsRoutes } from './ops.js';
+import { portalRoutes } from './portal.js';
 import { sessionRoutes } from './session.js';
 
 /** The one route table: both listeners are built from it (each route names its listeners). */
@@ -28,4 +29,5 @@ export const ROUTES: readonly Route[] = [
   ...auditRoutes,
   ...opsRoutes,
   ...notificationRoutes,
+  ...portalRoutes,
 ];
