@@ -219,6 +219,12 @@ export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> 
     meaning: 'The operator console was asked for, but its bundle (dist/console/: index.html, app.js, app.css) is not there; the API works without it.',
     action: 'Build it (npm run build), or point RC_CONSOLE_DIR at a built dist/console/, and restart rc-sync-server.',
   },
+  // cabweb (issue 15): the pages of the cardholder's cabinet and the public portal
+  'server.web-missing': {
+    meaning:
+      "The cardholder's cabinet (/cabinet/) or the public portal (/portal/) was asked for, but its bundle (dist/cabinet/, dist/portal/) is not there; the JSON API works without it.",
+    action: 'Build it (npm run build), or point RC_WEB_DIR at a built dist/ (holding cabinet/ and portal/), and restart rc-sync-server.',
+  },
   'settlement.unknown-route': {
     meaning: 'A bus journal entry names a route the published tariff lacks (or none); stored, left out of settlement.',
     action: 'Publish a tariff with the route or fix the device config; rc-sync-server journal --flagged lists them.',

@@ -83,6 +83,8 @@ export const ErrorCode = {
   ServerConsoleMissing: 'server.console-missing',
   ServerTlsFiles: 'server.tls-files',
   ServerTlsInit: 'server.tls-init-failed',
+  // cabweb (issue 15): the pages of the cardholder's cabinet and the public portal
+  ServerWebMissing: 'server.web-missing',
 
   // import: CSV imports into the registry (sync-server/import-stage.ts)
   ImportBusy: 'import.busy',

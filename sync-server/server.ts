@@ -30,6 +30,7 @@ import { serverBrokerUsers, type MosquittoFiles } from './mosquitto-auth.js';
 import { publishedCategoryIds } from './categories.js';
 import { consoleApi } from './console/api.js';
 import { portalApi } from './portal/queries.js';
+import { findWebDir, registerWeb } from './portal/serve.js';
 import { recordStatus } from './console/store.js';
 import { findConsoleDir, registerConsole } from './console/serve.js';
 import { Auth, ensureFirstAdmin, writeAdminToken, type AuthOptions } from './auth/service.js';
@@ -74,6 +75,8 @@ export interface ServerOptions {
   enrolListen?: { host: string; port: number };
   /** The operator console's bundle (default: console/serve.ts findConsoleDir); null serves none (server.console-missing). */
   consoleDir?: string | null;
+  /** The cabinet's and the portal's bundles, a dir holding cabinet/ and portal/ (default: portal/serve.ts findWebDir); null serves none. */
+  webDir?: string | null;
   /** Accounts: session lifetimes and the sign-in rate limit (defaults in sync-server/auth/). */
   auth?: AuthOptions;
   /** The enrolment listener serves HTTPS with this certificate; enrolment tokens then pin its CA (issue 13 item 9). */
@@ -414,7 +417,10 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     port: o.httpPort,
     bodyLimit: 1 << 20,
     log: httpLog,
-    before: async (app) => registerConsole(app, consoleDir),
+    before: async (app) => {
+      registerConsole(app, consoleDir);
+      registerWeb(app, o.webDir === undefined ? findWebDir() : o.webDir);
+    },
   });
   const httpUrl = http.url;
   const enrolListener = o.enrolListen
