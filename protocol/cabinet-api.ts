@@ -138,10 +138,10 @@ export const ChildParams = z.object({ personId: z.string().min(1).max(64) });
 export const ChildDay = z
   .object({
     day: Day,
-    /** Passages through the school's turnstiles: time and direction. */
-    passages: z.array(z.object({ time: z.string(), direction: z.enum(['in', 'out']), school: z.string().nullable() }).strict()),
-    /** Meals at the canteen: time and what was recorded. */
-    meals: z.array(z.object({ time: z.string(), result: z.string(), benefit: z.string().nullable() }).strict()),
+    /** Passages through the school's turnstiles: time, direction (entry, exit) as the turnstile recorded it, and allowed or not. */
+    passages: z.array(z.object({ time: z.string(), direction: z.string().nullable(), result: z.string(), device: z.string() }).strict()),
+    /** Meals at the canteen: time, the meal, allowed or not, the benefit applied. */
+    meals: z.array(z.object({ time: z.string(), meal: z.string().nullable(), result: z.string(), benefit: z.string().nullable() }).strict()),
   })
   .strict();
 export type ChildDay = z.infer<typeof ChildDay>;

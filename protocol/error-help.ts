@@ -344,4 +344,50 @@ export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> 
       "The enrolment server's TLS certificate is not signed by the CA whose fingerprint the enrolment token pins (or the server does not speak TLS): nothing was sent to it.",
     action: 'Check --server (https:// and the address the operator gave); if the operator changed certificates, ask for a new token.',
   },
+  // the cardholder's cabinet (issue 15)
+  'cabinet.card-taken': {
+    meaning: 'The card is already connected to another person; one card belongs to one person.',
+    action: 'The holder checks the number; if it is their card, the operator checks the registry (a bank file or staff connection may have put it on someone else).',
+  },
+  'cabinet.connect-locked': {
+    meaning: 'Five wrong card numbers or expiry dates were typed in the last hour (by this person or from this address): connecting is locked for an hour.',
+    action: 'Wait an hour and type the number from the card carefully; a holder who cannot should ask the operator to connect the card (staff-assisted path).',
+  },
+  'cabinet.bad-state': {
+    meaning: 'The sign-in came back with a state this server did not issue, or one already used or expired (a stale tab, a replayed or forged link).',
+    action: 'Start the sign-in again from the cabinet page.',
+  },
+  'cabinet.code-rejected': {
+    meaning: 'The identity provider refused the authorization code (expired, already used, or issued for another redirect).',
+    action: 'Start the sign-in again; if it repeats, check the server clock and the configured redirect URI.',
+  },
+  'cabinet.client-rejected': {
+    meaning: "The identity provider refused this system's client credentials (the client_secret signature, client id or certificate).",
+    action: "Operator: check the signer (key, certificate registered with ESIA, the external command) and the client id in the cabinet's configuration.",
+  },
+  'cabinet.bad-id-token': {
+    meaning: "The identity provider's token did not verify (signature, issuer, audience, nonce or lifetime): it may be forged.",
+    action: "Operator: check the provider's published key (PEM or JWKS) in the configuration and the server clock; the sign-in was refused.",
+  },
+  'cabinet.provider-down': {
+    meaning: 'The identity provider did not answer or answered something unusable.',
+    action: 'Try again later; the operator checks that the provider is reachable from the server.',
+  },
+  'cabinet.login-declined': { meaning: 'The person cancelled the sign-in or refused the requested access at the identity provider.', action: 'Sign in again and grant access.' },
+  'cabinet.login-limited': {
+    meaning: 'Too many sign-in attempts from this address in a short time.',
+    action: 'Wait a few minutes and sign in again.',
+  },
+  'cabinet.provider-config': {
+    meaning: "The cabinet's identity provider configuration is not valid (missing URL, key, client id or signer).",
+    action: 'Operator: fix the cabinet configuration file (see the README, "Cardholder\'s cabinet") and restart.',
+  },
+  'cabinet.signer-failed': {
+    meaning: "The client_secret signature could not be made (key file unreadable, the external signing command failed or timed out).",
+    action: 'Operator: run the signing command by hand with the same input; check the key or the token holding it.',
+  },
+  'cabinet.no-person': {
+    meaning: 'The person asked for is not in the registry.',
+    action: 'Check the person id; a holder who never signed in to the cabinet and is not in any import has no person yet.',
+  },
 };

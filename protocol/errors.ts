@@ -149,6 +149,19 @@ export const ErrorCode = {
   ProvisionCheckFailed: 'provision.check-failed',
   ProvisionUnknownPartner: 'provision.unknown-partner',
   ProvisionTlsPin: 'provision.tls-pin-mismatch',
+  // the cardholder's cabinet (issue 15): sign-in through ESIA/OIDC, card connection
+  CabinetCardTaken: 'cabinet.card-taken',
+  CabinetConnectLocked: 'cabinet.connect-locked',
+  CabinetBadState: 'cabinet.bad-state',
+  CabinetCodeRejected: 'cabinet.code-rejected',
+  CabinetClientRejected: 'cabinet.client-rejected',
+  CabinetBadIdToken: 'cabinet.bad-id-token',
+  CabinetProviderDown: 'cabinet.provider-down',
+  CabinetLoginDeclined: 'cabinet.login-declined',
+  CabinetLoginLimited: 'cabinet.login-limited',
+  CabinetProviderConfig: 'cabinet.provider-config',
+  CabinetSignerFailed: 'cabinet.signer-failed',
+  CabinetNoPerson: 'cabinet.no-person',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

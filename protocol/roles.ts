@@ -16,9 +16,10 @@ export type Role = z.infer<typeof Role>;
  * Who may call a route:
  *  - 'public': anyone (health, the server's public key);
  *  - 'device': a device with its own proof (enrolment token, device credential), checked by the handler;
+ *  - 'holder': a cardholder signed in to the cabinet (cookie rc_cabinet; the handler sees ctx.holder);
  *  - a list of roles: a signed-in user or an API token of one of these roles.
  */
-export type Access = 'public' | 'device' | readonly Role[];
+export type Access = 'public' | 'device' | 'holder' | readonly Role[];
 
 /** Roles that may read everything the operator reads. */
 export const READERS: readonly Role[] = ['admin', 'operator', 'auditor'];

@@ -27,3 +27,14 @@ export function tokeniseTyped(pan: string, psn: string | undefined, key: TokenKe
     b.fill(0);
   }
 }
+
+// PANTOKEN-MERGE: replaced by the pantoken branch
+/** A card typed by a holder or staff, with its expiry: the token and masked PAN, the key version and the expiry as YYYY-MM. */
+export function tokeniseHolderCard(pan: string, expiry: string, key: TokenKey | TokenDeriver): TypedCard & { keyVersion: number; expiry: string } {
+  const m = /^(\d{2})\s*[/.]?\s*(\d{2}|\d{4})$/.exec(expiry.trim());
+  const month = m ? Number(m[1]) : 0;
+  if (!m || month < 1 || month > 12) throw new RcError(ErrorCode.CardBadExpiry, 'the expiry date is not MM/YY (the month 01 to 12)');
+  const year = m[2]!.length === 2 ? 2000 + Number(m[2]) : Number(m[2]);
+  const card = tokeniseTyped(pan, undefined, key);
+  return { ...card, keyVersion: key.version, expiry: `${year}-${m[1]}` };
+}

@@ -19,6 +19,9 @@ function httpStatus(code: ErrorCode): number {
   if (code === ErrorCode.AuthForbidden || code === ErrorCode.AuthCsrf) return 403;
   if (code === ErrorCode.AuthRateLimited) return 429;
   if (code === ErrorCode.AuthUserExists) return 409;
+  if (code === ErrorCode.CabinetCardTaken) return 409;
+  if (code === ErrorCode.CabinetConnectLocked || code === ErrorCode.CabinetLoginLimited) return 429;
+  if (code === ErrorCode.CabinetNoPerson) return 404;
   if (code === ErrorCode.AuthUnknownUser || code === ErrorCode.AuthUnknownToken) return 404;
   return 400;
 }

@@ -26,7 +26,7 @@ import type { PortalApi } from '../portal/queries.js';
  * enrolment listener (`--enrol-listen`), which serves only what a device needs
  * to enrol and to prove itself (enrol, rotate, whoami, health).
  */
-export type Listener = 'operator' | 'enrol';
+export type Listener = 'operator' | 'enrol' | 'public';
 
 /** What the HTTP API needs from the running server (server.ts builds it). */
 export interface Api {

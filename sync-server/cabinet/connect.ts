@@ -1,0 +1,79 @@
+import type { ConnectResult } from '../../protocol/cabinet-api.js';
+import { ErrorCode, RcError } from '../../protocol/errors.js';
+import type { Scope } from '../../protocol/lists.js';
+import type { Logger } from '../../protocol/log.js';
+import { writeAudit } from '../audit.js';
+import type { TypedCard } from '../console/cards.js';
+import { applyContext, markRecompute } from '../import.js';
+import type { Dirty } from '../materialize.js';
+import type { Db } from '../registry.js';
+
+export type { ConnectResult };
+
+/** What connectCard needs of the server (server.ts builds it; the same commitAndPublish the console's stop-list uses). */
+export interface ConnectDeps {
+  db: Db;
+  /** Commit the dirty scopes' new versions and publish them (serialised with imports and charging). */
+  commitAndPublish(d: Dirty): Promise<Scope[]>;
+  version(scope: string): number;
+  log: Logger;
+}
+
+export interface ConnectRequest {
+  personId: string;
+  card: TypedCard & { keyVersion: number; expiry: string };
+  via: 'cabinet' | 'bank' | 'staff';
+  /** Who did it, for the audit log: the holder's subject, the bank's id, the operator's name. */
+  actor: string;
+}
+
+/**
+ * Connect a card to a person — the one path for the cabinet, the banks and staff (issue 15). One active card per person:
+ * a new card replaces the old one, whose token leaves the lists in the next version. A card connected to another person is
+ * refused (cabinet.card-taken, 409). The registry's cards row is written through the cards import's own apply step
+ * (import.ts applyContext: the same rows and the same dirty (scope, token) marks as a cards file), with the masked PAN and
+ * the audit row, in one transaction; then the publisher recomputes those entries and publishes (commitAndPublish).
+ */
+export async function connectCard(deps: ConnectDeps, r: ConnectRequest): Promise<ConnectResult> {
+  const { db } = deps;
+  const now = new Date();
+  let result!: ConnectResult;
+  let dirty: Dirty = new Map();
+  db.transaction(() => {
+    const owner = db.prepare('SELECT person_id FROM cards WHERE token = ?').pluck().get(r.card.token) as string | undefined;
+    if (owner !== undefined && owner !== r.personId)
+      throw new RcError(ErrorCode.CabinetCardTaken, 'this card is connected to another person', { masked: r.card.masked });
+    const old = db.prepare('SELECT token, expiry FROM cards WHERE person_id = ?').get(r.personId) as { token: string; expiry: string } | undefined;
+    const prevMasked = db.prepare('SELECT masked FROM holder_cards WHERE person_id = ?').pluck().get(r.personId) as string | undefined;
+    if (old && old.token === r.card.token && old.expiry === r.card.expiry) {
+      result = { status: 'unchanged' };
+    } else {
+      const ctx = applyContext(db, 'cards', 1, now.toISOString().slice(0, 10));
+      ctx.apply([{ kind: 'cards', person: r.personId, token: r.card.token, keyVersion: r.card.keyVersion, expiry: r.card.expiry }]);
+      dirty = ctx.dirty;
+      markRecompute(db, dirty.keys());
+      result = old ? { status: 'replaced', ...(prevMasked && old.token !== r.card.token ? { previousMasked: prevMasked } : {}) } : { status: 'connected' };
+    }
+    db.prepare(
+      'INSERT INTO holder_cards(person_id, masked, connected_at, via) VALUES (?,?,?,?) ON CONFLICT(person_id) DO UPDATE SET masked=excluded.masked, connected_at=CASE WHEN holder_cards.masked = excluded.masked THEN holder_cards.connected_at ELSE excluded.connected_at END, via=excluded.via',
+    ).run(r.personId, r.card.masked, now.toISOString(), r.via);
+    writeAudit(
+      db,
+      {
+        who: r.actor,
+        role: r.via === 'staff' ? null : r.via,
+        source: r.via,
+        action: 'card.connect',
+        detail: { personId: r.personId, masked: r.card.masked, tokenPrefix: r.card.tokenPrefix, via: r.via, status: result.status },
+        result: 'ok',
+      },
+      now,
+    );
+  })();
+  if (dirty.size > 0) {
+    const changed = await deps.commitAndPublish(dirty);
+    if (changed.includes('transit')) result.effectiveListVersion = deps.version('transit');
+  }
+  deps.log.info({ tokenPrefix: r.card.tokenPrefix, via: r.via, status: result.status }, 'card connected to a person');
+  return result;
+}

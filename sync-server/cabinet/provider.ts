@@ -1,0 +1,108 @@
+import { z } from 'zod';
+import { ErrorCode, RcError } from '../../protocol/errors.js';
+import { esiaProvider } from './esia.js';
+import { oidcProvider } from './oidc.js';
+import { commandSigner, keyFileSigner, type Signer } from './signer.js';
+
+/** Who signed in, as the identity provider vouches for them. */
+export interface Identity {
+  /** Stable id at the provider, prefixed with the provider kind (esia:OID, oidc:SUB). */
+  subject: string;
+  /** SNILS as 11 digits, when the provider gave it (ESIA with the snils scope). Never stored in clear. */
+  snils?: string;
+  name: string;
+  /** Signed in through ESIA (the cabinet shows it). */
+  esia: boolean;
+}
+
+/** One sign-in in flight: what the login step made and the callback checks. */
+export interface LoginChecks {
+  state: string;
+  nonce: string;
+  /** PKCE code verifier (plain OIDC; ESIA ignores it). */
+  verifier: string;
+}
+
+/** A sign-in provider: ESIA (esia.ts) or plain OpenID Connect (oidc.ts). */
+export interface IdentityProvider {
+  readonly kind: 'esia' | 'oidc';
+  /** Where to send the browser to sign in. */
+  authorizationUrl(c: LoginChecks): Promise<string>;
+  /** The callback's query (code, state, iss…) → a verified identity; coded cabinet.* errors on every failure. */
+  identify(query: Record<string, string>, c: LoginChecks): Promise<Identity>;
+}
+
+const SignerConfig = z.discriminatedUnion('kind', [
+  /** A PEM private key (RSA, ECDSA, Ed25519): a file path or the PEM itself. */
+  z.object({ kind: z.literal('key'), key: z.string().min(1) }).strict(),
+  /** An external command (argv, no shell): data on stdin, signature on stdout (raw or base64). */
+  z.object({ kind: z.literal('command'), argv: z.array(z.string().min(1)).min(1), base64: z.boolean().default(false), timeoutMs: z.number().int().positive().default(10_000) }).strict(),
+]);
+
+export const EsiaConfig = z
+  .object({
+    kind: z.literal('esia'),
+    /** e.g. https://esia.gosuslugi.ru (the stand-in's URL in tests). */
+    baseUrl: z.url(),
+    /** The system's mnemonic registered with ESIA. */
+    clientId: z.string().min(1),
+    /** The callback registered with ESIA: https://HOST/v1/cabinet/callback. */
+    redirectUri: z.url(),
+    scope: z.string().default('openid fullname snils'),
+    /** The hash of the system's certificate (client_certificate_hash), when ESIA asks for it. */
+    certHash: z.string().optional(),
+    signer: SignerConfig,
+    /** ESIA's token-signing key: a PEM public key or certificate (file path or PEM), or a JWKS URL. */
+    verify: z.union([z.object({ publicKey: z.string().min(1) }).strict(), z.object({ jwksUrl: z.url() }).strict()]),
+    /** The `iss` of ESIA's tokens (default: baseUrl + '/'). */
+    issuer: z.string().optional(),
+    timeoutMs: z.number().int().positive().default(10_000),
+  })
+  .strict();
+export type EsiaConfig = z.output<typeof EsiaConfig>;
+
+export const OidcConfig = z
+  .object({
+    kind: z.literal('oidc'),
+    /** The issuer URL (its /.well-known/openid-configuration is read at start). */
+    issuer: z.url(),
+    clientId: z.string().min(1),
+    clientSecret: z.string().min(1).optional(),
+    redirectUri: z.url(),
+    scope: z.string().default('openid profile'),
+    /** Allow http:// (a test deployment on loopback only). */
+    allowHttp: z.boolean().default(false),
+  })
+  .strict();
+export type OidcConfig = z.output<typeof OidcConfig>;
+
+/** The cabinet's part of the server configuration (`--cabinet FILE`, JSON). */
+export const CabinetConfig = z
+  .object({
+    provider: z.discriminatedUnion('kind', [EsiaConfig, OidcConfig]),
+    /** HMAC key for SNILS (keyed hashes only): a file with at least 32 hex characters; default DATA/cabinet-snils.key, made at first start. */
+    snilsKeyFile: z.string().optional(),
+  })
+  .strict();
+export type CabinetConfig = z.output<typeof CabinetConfig>;
+
+export function parseCabinetConfig(raw: unknown): CabinetConfig {
+  const r = CabinetConfig.safeParse(raw);
+  if (!r.success)
+    throw new RcError(ErrorCode.CabinetProviderConfig, 'the cabinet configuration is not valid', {
+      issues: r.error.issues.slice(0, 10).map((i) => `${i.path.join('.')}: ${i.message}`),
+    });
+  return r.data;
+}
+
+export function signerFrom(c: z.output<typeof SignerConfig>): Signer {
+  return c.kind === 'key' ? keyFileSigner(c.key) : commandSigner(c.argv, { base64: c.base64, timeoutMs: c.timeoutMs });
+}
+
+/** The configured provider (an OIDC provider's discovery document is fetched here: cabinet.provider-down when it cannot be). */
+export async function identityProvider(c: CabinetConfig['provider']): Promise<IdentityProvider> {
+  return c.kind === 'esia' ? esiaProvider(c, signerFrom(c.signer)) : oidcProvider(c);
+}
+
+/** The message of an unknown error, for a coded error's context (never a token or a code). */
+export const why = (e: unknown): string => (e instanceof Error ? e.message : String(e)).slice(0, 200);

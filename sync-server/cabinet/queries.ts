@@ -1,0 +1,143 @@
+import type { Benefit, CabinetCard, Child, ChildDay, Debt, Trip } from '../../protocol/cabinet-api.js';
+import { ErrorCode, RcError } from '../../protocol/errors.js';
+import type { BenefitRule } from '../../protocol/rules-schema.js';
+import { publishedRules } from '../categories.js';
+import type { Db } from '../registry.js';
+import { JOURNAL_COLS, journalView, type JournalDbRow } from '../settlement/queries.js';
+
+/** What the cabinet shows a holder, read from the registry: only rows of the given person (and their own children). */
+
+const STOP_HELP: Record<string, string> = {
+  debt: 'a fare charge was declined: pay the debt (see Debts) and the card leaves the stop-list within a day',
+  lost: 'the card was reported lost: connect your new card',
+};
+
+export function tokenOf(db: Db, personId: string): string | null {
+  return (db.prepare('SELECT token FROM cards WHERE person_id = ?').pluck().get(personId) as string | undefined) ?? null;
+}
+
+/** The person's card: status from the registry, the published transit list and the stop-list. */
+export function myCard(db: Db, personId: string): CabinetCard | null {
+  const c = db.prepare('SELECT c.token, c.expiry, c.updated_at, h.masked, h.connected_at FROM cards c LEFT JOIN holder_cards h ON h.person_id = c.person_id WHERE c.person_id = ?').get(personId) as
+    | { token: string; expiry: string; updated_at: string; masked: string | null; connected_at: string | null }
+    | undefined;
+  if (!c) return null;
+  const stop = db.prepare('SELECT reason FROM stoplist WHERE token = ?').pluck().get(c.token) as string | undefined;
+  const listed = db.prepare("SELECT 1 FROM entries WHERE scope = 'transit' AND token = ?").get(c.token) !== undefined;
+  const status = stop !== undefined ? 'stopped' : listed ? 'active' : 'pending';
+  return {
+    // a card connected by a bank file has no masked PAN here: the token prefix stands in for it
+    masked: c.masked ?? `token ${c.token.slice(0, 8)}`,
+    expiry: c.expiry,
+    status,
+    ...(stop !== undefined ? { stopReason: `${stop}: ${STOP_HELP[stop] ?? 'ask the operator why and what to do'}` } : {}),
+    since: c.connected_at ?? c.updated_at,
+  };
+}
+
+function ruleText(r: BenefitRule | undefined): { ru: string; en: string } {
+  if (!r) return { ru: 'льгота не действует в транспорте', en: 'no fare benefit on transport' };
+  const q = r.quota
+    ? { ru: `, ${r.quota.trips} поездок в ${r.quota.per === 'month' ? 'месяц' : 'день'}`, en: `, ${r.quota.trips} trips a ${r.quota.per}` }
+    : { ru: '', en: '' };
+  if (r.kind === 'free') return { ru: `бесплатно${q.ru}`, en: `free${q.en}` };
+  if (r.kind === 'percent') return { ru: `скидка ${r.percentOff}%${q.ru}`, en: `${r.percentOff}% off the fare${q.en}` };
+  return { ru: `${(r.fareKopecks / 100).toFixed(2)} ₽ за поездку${q.ru}`, en: `${(r.fareKopecks / 100).toFixed(2)} RUB a trip${q.en}` };
+}
+
+/** The person's benefits, named and described by the published rules' tariff (the first rules document that defines each). */
+export function myBenefits(db: Db, personId: string): Benefit[] {
+  const rows = db.prepare('SELECT category, valid_from, valid_to FROM benefits WHERE person_id = ? ORDER BY category, valid_from').all(personId) as {
+    category: string;
+    valid_from: string;
+    valid_to: string;
+  }[];
+  const tariffs = [...publishedRules(db).values()].flatMap((r) => (r.tariff ? [r.tariff] : []));
+  return rows.map((b) => {
+    const t = tariffs.find((x) => x.categories[b.category] || x.benefits[b.category]);
+    const name = t?.categories[b.category]?.name ?? { ru: b.category, en: b.category };
+    return { category: b.category, name, rule: ruleText(t?.benefits[b.category]), validFrom: b.valid_from, validTo: b.valid_to };
+  });
+}
+
+/**
+ * The holder's children: the guardians import's rows whose guardian_id is the holder's person id (a guardian in the
+ * registry is named by their person id in that file; the README says so).
+ */
+export function myChildren(db: Db, personId: string): Child[] {
+  return db.prepare('SELECT person_id AS personId, child_name AS name FROM guardians WHERE guardian_id = ? ORDER BY child_name').all(personId) as Child[];
+}
+
+const dayMs = (d: string) => Date.parse(`${d}T00:00:00Z`);
+
+/** A range of days: `to` inclusive, at most 12 months back from today, `from` not after `to`. */
+export function dayRange(q: { from?: string | undefined; to?: string | undefined }, now: Date, defaultDays: number): { fromMs: number; toMs: number } {
+  const today = now.toISOString().slice(0, 10);
+  const to = q.to ?? today;
+  const earliest = new Date(now);
+  earliest.setUTCFullYear(earliest.getUTCFullYear() - 1);
+  const from = q.from ?? new Date(dayMs(to) - defaultDays * 86_400_000).toISOString().slice(0, 10);
+  if (Number.isNaN(dayMs(from)) || Number.isNaN(dayMs(to)) || from > to)
+    throw new RcError(ErrorCode.ServerBadRequest, 'from and to must be dates, from not after to', { from, to });
+  if (dayMs(from) < dayMs(earliest.toISOString().slice(0, 10)))
+    throw new RcError(ErrorCode.ServerBadRequest, 'the cabinet shows at most 12 months back', { from, earliest: earliest.toISOString().slice(0, 10) });
+  return { fromMs: dayMs(from) - 86_400_000 / 2, toMs: dayMs(to) + 86_400_000 * 1.5 };
+}
+
+function journalOf(db: Db, token: string, fromMs: number, toMs: number, kinds: readonly string[]): ReturnType<typeof journalView>[] {
+  const rows = db
+    .prepare(`SELECT ${JOURNAL_COLS} FROM journal WHERE token = ? AND eff_ms >= ? AND eff_ms < ? AND kind IN (${kinds.map(() => '?').join(',')}) ORDER BY eff_ms, device, seq LIMIT 20000`)
+    .all(token, fromMs, toMs, ...kinds) as JournalDbRow[];
+  return rows.map(journalView);
+}
+
+/** The holder's trips (bus taps of their current card) with the back office's settled fare where settled. */
+export function myTrips(db: Db, personId: string, q: { from?: string | undefined; to?: string | undefined }, now: Date): Trip[] {
+  const token = tokenOf(db, personId);
+  if (!token) return [];
+  const r = dayRange(q, now, 31);
+  const from = q.from ?? new Date(r.fromMs + 43_200_000).toISOString().slice(0, 10);
+  const to = q.to ?? now.toISOString().slice(0, 10);
+  return journalOf(db, token, r.fromMs, r.toMs, ['bus'])
+    .filter((e) => e.serviceDay >= from && e.serviceDay <= to)
+    .map((e) => ({
+      time: e.effectiveTime,
+      route: e.route,
+      vehicle: e.vehicle,
+      fareKopecks: e.settled?.fareKopecks ?? e.fareKopecks,
+      benefit: e.benefit,
+      reason: e.settled?.reason ?? e.reason,
+    }));
+}
+
+/** A child's passages and meals, by service day; auth.forbidden unless the holder is the child's guardian. */
+export function childDays(db: Db, holderPerson: string, child: string, q: { from?: string | undefined; to?: string | undefined }, now: Date): { child: Child; days: ChildDay[] } {
+  const c = myChildren(db, holderPerson).find((x) => x.personId === child);
+  if (!c) throw new RcError(ErrorCode.AuthForbidden, 'this person is not your child', {});
+  const token = tokenOf(db, child);
+  const r = dayRange(q, now, 7);
+  const days = new Map<string, ChildDay>();
+  const day = (d: string) => days.get(d) ?? (days.set(d, { day: d, passages: [], meals: [] }), days.get(d)!);
+  for (const e of token ? journalOf(db, token, r.fromMs, r.toMs, ['turnstile', 'canteen']) : []) {
+    if (e.kind === 'turnstile') day(e.serviceDay).passages.push({ time: e.effectiveTime, direction: e.direction, result: e.result, device: e.device });
+    else day(e.serviceDay).meals.push({ time: e.effectiveTime, meal: e.meal, result: e.result, benefit: e.benefit });
+  }
+  return { child: c, days: [...days.values()].sort((a, b) => (a.day < b.day ? -1 : 1)) };
+}
+
+const HOW_TO_PAY = {
+  ru: 'Пополните счёт карты: оператор повторит списание в течение суток, и карта выйдет из стоп-листа. Вопросы — в офисе оператора.',
+  en: "Top up the card's account: the operator retries the charge within a day and the card leaves the stop-list. Questions: the operator's office.",
+};
+
+/** Declined charges of the holder's card (the bus fares the bank refused), with how to pay them. */
+export function myDebts(db: Db, personId: string): Debt[] {
+  const token = tokenOf(db, personId);
+  if (!token) return [];
+  const rows = db.prepare("SELECT service_day, amount, status FROM charges WHERE token = ? AND status = 'declined' ORDER BY service_day").all(token) as {
+    service_day: string;
+    amount: number;
+    status: string;
+  }[];
+  return rows.map((r) => ({ serviceDay: r.service_day, amountKopecks: r.amount, status: r.status, howToPay: HOW_TO_PAY }));
+}
