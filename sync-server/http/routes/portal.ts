@@ -10,8 +10,8 @@ import { FileAnswer, route, type HandlerContext, type Listener } from '../route.
  * its bytes) and `Cache-Control: public, max-age=60`; a request whose If-None-Match names the current ETag gets
  * 304 without a body. The answer is checked against its schema before it is hashed.
  */
-// the public listener (--public-listen) joins this list when the cabinet's branch adds it to route.ts
-const LISTENERS: readonly Listener[] = ['operator'];
+// the public listener (--public-listen), and the operator's (npm start shows everything on one port)
+const LISTENERS: readonly Listener[] = ['public', 'operator'];
 const DESCRIPTION = 'No sign-in. ETag and Cache-Control: public, max-age=60; If-None-Match with the current ETag answers 304 without a body.';
 
 function portal(ctx: HandlerContext): PortalApi {

@@ -67,6 +67,7 @@ export const en: CabinetDict = {
   'children.in': 'in',
   'children.out': 'out',
   'children.school': 'school',
+  'children.refused': 'refused',
   'children.back': '← All children',
   'debts.title': 'Debts',
   'debts.none': 'No debts',

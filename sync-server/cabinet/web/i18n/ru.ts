@@ -65,6 +65,7 @@ export const ru = {
   'children.in': 'вход',
   'children.out': 'выход',
   'children.school': 'школа',
+  'children.refused': 'не пропущен',
   'children.back': '← Все дети',
   'debts.title': 'Долги',
   'debts.none': 'Долгов нет',

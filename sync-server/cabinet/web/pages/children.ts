@@ -29,6 +29,8 @@ export async function childrenPage({ me, main, arg }: CabinetContext): Promise<v
   const from = new Date(to.getFullYear(), to.getMonth(), to.getDate() - 29);
   const a = await api<ChildDaysAnswer>('GET', `/v1/cabinet/children/${encodeURIComponent(arg)}/days?from=${isoDay(from)}&to=${isoDay(to)}`);
   const locale = currentLang() === 'ru' ? 'ru-RU' : 'en-GB';
+  const direction = (d: string | null) => (d === 'entry' ? tc('children.in') : d === 'exit' ? tc('children.out') : '');
+  const refused = (result: string) => (result === 'allow' ? '' : ` (${tc('children.refused')})`);
   const time = (iso: string) => new Date(iso).toLocaleTimeString(locale, { hour: '2-digit', minute: '2-digit' });
   box.append(
     h('a', { href: '#/children', class: 'back' }, tc('children.back')),
@@ -49,12 +51,19 @@ export async function childrenPage({ me, main, arg }: CabinetContext): Promise<v
                 d.passages.length
                   ? h(
                       'p',
-                      {},
+                      { 'data-test': 'passages' },
                       `${tc('children.passages')}: `,
-                      d.passages.map((p) => `${time(p.time)} ${tc(p.direction === 'in' ? 'children.in' : 'children.out')}`).join(', '),
+                      d.passages.map((p) => `${time(p.time)} ${direction(p.direction)}${refused(p.result)}`).join(', '),
                     )
                   : null,
-                d.meals.length ? h('p', {}, `${tc('children.meals')}: `, d.meals.map((m) => `${time(m.time)} ${m.benefit ?? m.result}`).join(', ')) : null,
+                d.meals.length
+                  ? h(
+                      'p',
+                      { 'data-test': 'meals' },
+                      `${tc('children.meals')}: `,
+                      d.meals.map((m) => `${time(m.time)} ${m.meal ?? ''}${refused(m.result)}`).join(', '),
+                    )
+                  : null,
               ),
             ),
         ),
