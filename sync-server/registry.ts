@@ -1,3 +1,4 @@
+import { ensureCabinetSchema } from './cabinet/schema.js';
 import Database from 'better-sqlite3';
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -54,6 +55,7 @@ export function openRegistry(dataDir: string): Db {
   ensureNotifySchema(db);
   ensureSettlementSchema(db);
   ensureImportSchema(db);
+  ensureCabinetSchema(db);
   return db;
 }
 

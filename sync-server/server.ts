@@ -37,6 +37,10 @@ import { Auth, ensureFirstAdmin, writeAdminToken, type AuthOptions } from './aut
 import { ServerMetrics } from './metrics.js';
 import type { TlsMaterial } from './tls.js';
 import { Notifier, type NotifyOptions } from './notify/notifier.js';
+import { Cabinet, snilsKey } from './cabinet/service.js';
+import { identityProvider, type CabinetConfig, type IdentityProvider } from './cabinet/provider.js';
+import type { ConnectLockOptions } from './cabinet/lock.js';
+import { withPublicOnOperator } from './http/routes/index.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -87,6 +91,11 @@ export interface ServerOptions {
   brokerCa?: string;
   /** Guardians' notifications: SMTP, quiet hours, "not arrived by", retries (notify/notifier.ts NotifyConfig); the clock for tests. */
   notify?: NotifyOptions & { clock?: () => number };
+  /** The cardholder's cabinet (issue 15): its identity provider (parsed --cabinet file), or a ready provider (tests); the clock for tests. */
+  cabinet?: { config?: CabinetConfig; provider?: IdentityProvider; clock?: () => number; lock?: ConnectLockOptions };
+  /** The cabinet's and the portal's listener (`--public-listen`); HTTPS with publicTls. Without it they are served on the operator listener. */
+  publicListen?: { host: string; port: number };
+  publicTls?: TlsMaterial;
 }
 
 const WILDCARD = new Set(['0.0.0.0', '::', '']);
@@ -127,6 +136,9 @@ export interface RunningServer {
   provisioning: Provisioning;
   /** URL of the device-facing enrolment listener, when enrolListen was given. */
   enrolUrl: string | null;
+  /** URL of the cabinet's and portal's listener, when publicListen was given. */
+  publicUrl: string | null;
+  cabinet: Cabinet;
   /** The first admin's account, created at this start because no user existed: its password is shown once (start prints it to stdout). */
   firstAdmin: { name: string; password: string } | null;
   /** DATA/admin.token: a fresh admin API token (0600) for the local CLI; the previous one is revoked. */
@@ -400,18 +412,31 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     provisioning,
     log: log.child({ component: 'console' }),
   };
+  const cabinet = new Cabinet({
+    db,
+    provider: o.cabinet?.provider ?? (o.cabinet?.config ? await identityProvider(o.cabinet.config.provider) : null),
+    snilsKey: snilsKey(o.dataDir, o.cabinet?.config?.snilsKeyFile),
+    tokenKey: importKey,
+    connect: consoleDeps,
+    log: log.child({ component: 'cabinet' }),
+    ...(o.cabinet?.clock ? { clock: o.cabinet.clock } : {}),
+    ...(o.cabinet?.lock ? { lock: o.cabinet.lock } : {}),
+  });
   const httpCtx = {
     api,
     provisioning,
     auth,
     console: consoleApi(consoleDeps),
     portal: portalApi(db),
+    cabinet,
     ops: { ready: () => ready && readable(), metrics: () => metrics.expose() },
   };
   const httpLog = log.child({ component: 'http' });
   const consoleDir = o.consoleDir === undefined ? findConsoleDir() : o.consoleDir;
   if (!consoleDir) log.warn({ code: ErrorCode.ServerConsoleMissing }, 'operator console not built (npm run build): the API runs without it');
-  const http = await startListener(ROUTES, httpCtx, {
+  // the cabinet and the portal: on their own listener, or on the operator's when there is none (npm start: one port)
+  const webDir = o.webDir === undefined ? findWebDir() : o.webDir;
+  const http = await startListener(o.publicListen ? ROUTES : withPublicOnOperator(ROUTES), httpCtx, {
     listener: 'operator',
     host: '127.0.0.1',
     port: o.httpPort,
@@ -419,7 +444,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     log: httpLog,
     before: async (app) => {
       registerConsole(app, consoleDir);
-      registerWeb(app, o.webDir === undefined ? findWebDir() : o.webDir);
+      if (!o.publicListen) registerWeb(app, webDir);
     },
   });
   const httpUrl = http.url;
@@ -436,8 +461,24 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       })
     : null;
 
+  const publicListener = o.publicListen
+    ? await startListener(ROUTES, httpCtx, {
+        listener: 'public',
+        ...o.publicListen,
+        bodyLimit: 64 * 1024,
+        log: httpLog,
+        before: async (app) => registerWeb(app, webDir),
+        ...(o.publicTls ? { https: { cert: o.publicTls.chain, key: o.publicTls.key } } : {}),
+      }).catch(async (e: unknown) => {
+        await enrolListener?.close();
+        await http.close();
+        throw e;
+      })
+    : null;
+
   // the first admin's scrypt hash takes a moment: not before the port opens (nobody can sign in until it exists)
   const firstAdmin = await ensureFirstAdmin(db).catch(async (e: unknown) => {
+    await publicListener?.close();
     await enrolListener?.close();
     await http.close();
     throw e;
@@ -467,9 +508,12 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     api,
     provisioning,
     enrolUrl: enrolListener?.url ?? null,
+    publicUrl: publicListener?.url ?? null,
+    cabinet,
     notifier,
     close: async () => {
       await notifier.close();
+      await publicListener?.close();
       await enrolListener?.close();
       clearInterval(chargeTimer);
       await charging.stop();

@@ -4,6 +4,7 @@ import type { Access } from '../../protocol/roles.js';
 import { summarize } from '../audit.js';
 import type { Principal } from './schema.js';
 import type { Auth } from './service.js';
+import { CABINET_COOKIE, holderCsrfOk, type Holder } from '../cabinet/sessions.js';
 import { SESSION_COOKIE, csrfMatches } from './sessions.js';
 
 /**
@@ -21,6 +22,28 @@ interface CallState {
   detail: Record<string, unknown>;
 }
 const STATE = new WeakMap<object, CallState>();
+const HOLDERS = new WeakMap<object, Holder>();
+
+/** The signed-in cardholder of a 'holder' route (after the hook admitted them). */
+export function holderState(req: FastifyRequest): Holder | undefined {
+  return HOLDERS.get(req.raw);
+}
+
+/**
+ * 'holder' routes: the cabinet's cookie `rc_cabinet` names a live cardholder session (sync-server/cabinet/sessions.ts),
+ * else 401 auth.unauthenticated; a write must carry the session's x-csrf-token (403 auth.csrf). API tokens and the
+ * console's session do not count: a holder is only ever a signed-in cardholder.
+ */
+function admitHolder(req: FastifyRequest, cabinet: { holder(sessionId: string): Holder | null } | null): void {
+  const sid = req.cookies[CABINET_COOKIE];
+  const h = sid && cabinet ? cabinet.holder(sid) : null;
+  if (!h) throw unauthenticated('sign in to the cabinet');
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    const c = req.headers['x-csrf-token'];
+    if (!holderCsrfOk(h.sessionId, Array.isArray(c) ? c[0] : c)) throw new RcError(ErrorCode.AuthCsrf, 'x-csrf-token header missing or wrong');
+  }
+  HOLDERS.set(req.raw, h);
+}
 
 export function accessOf(req: FastifyRequest): Access | undefined {
   return (req.routeOptions.config as { access?: Access } | undefined)?.access;
@@ -44,10 +67,11 @@ export function identify(req: FastifyRequest, auth: Auth): { principal: Principa
   return sid ? { principal: auth.fromSession(sid), sessionId: sid } : { principal: null, sessionId: null };
 }
 
-export function installAuth(app: FastifyInstance, auth: Auth): void {
+export function installAuth(app: FastifyInstance, auth: Auth, cabinet: { holder(sessionId: string): Holder | null } | null = null): void {
   app.addHook('onRequest', async (req) => {
     const access = accessOf(req);
     if (access === undefined || access === 'public' || access === 'device') return;
+    if (access === 'holder') return admitHolder(req, cabinet);
     const bearer = req.headers.authorization !== undefined;
     const { principal, sessionId } = identify(req, auth);
     if (!principal)

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createRemoteJWKSet, importSPKI, importX509, jwtVerify, type JWTPayload, type JWTVerifyGetKey, type CryptoKey } from 'jose';
 import { z } from 'zod';
 import { ErrorCode, RcError } from '../../protocol/errors.js';
-import { why, type EsiaConfig, type Identity, type IdentityProvider, type LoginChecks } from './provider.js';
+import { why, type EsiaConfig, type IdentityProvider, type LoginChecks } from './provider.js';
 import type { Signer } from './signer.js';
 
 /**
@@ -23,7 +23,12 @@ import type { Signer } from './signer.js';
  * The signature algorithm is whatever the Signer makes (GOST R 34.10-2012 in production through an external command);
  * the tokens live only in this call: nothing of them is stored.
  */
-const TokenAnswer = z.object({ access_token: z.string().min(1), id_token: z.string().min(1), token_type: z.string().optional(), expires_in: z.number().optional() });
+const TokenAnswer = z.object({
+  access_token: z.string().min(1),
+  id_token: z.string().min(1),
+  token_type: z.string().optional(),
+  expires_in: z.number().optional(),
+});
 const Person = z.object({
   firstName: z.string().optional(),
   lastName: z.string().optional(),
@@ -48,7 +53,7 @@ async function verifyKey(c: EsiaConfig): Promise<CryptoKey | JWTVerifyGetKey> {
   const pem = c.verify.publicKey.includes('-----BEGIN') ? c.verify.publicKey : readFileSync(c.verify.publicKey, 'utf8');
   try {
     // the algorithm of the key decides; jose needs one named for PEM import
-    const alg = /BEGIN CERTIFICATE/.test(pem) ? 'RS256' : 'RS256';
+    const alg = 'RS256';
     return pem.includes('BEGIN CERTIFICATE') ? await importX509(pem, alg) : await importSPKI(pem, alg);
   } catch (e) {
     throw new RcError(ErrorCode.CabinetProviderConfig, "ESIA's public key is not a readable RSA PEM key or certificate", { cause: why(e) });
@@ -119,13 +124,15 @@ export async function esiaProvider(c: EsiaConfig, signer: Signer, now: () => Dat
       });
       const r = await call(`${base}/aas/oauth2/v3/te`, { method: 'POST', body: form, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
       const body: unknown = await r.json().catch(() => null);
-      if (r.status >= 500 || body === null) throw new RcError(ErrorCode.CabinetProviderDown, 'ESIA answered the token request with an error', { status: r.status });
+      if (r.status >= 500 || body === null)
+        throw new RcError(ErrorCode.CabinetProviderDown, 'ESIA answered the token request with an error', { status: r.status });
       if (r.status >= 400) {
         const err = z.object({ error: z.string().optional(), error_description: z.string().optional() }).safeParse(body);
         const e = err.success ? (err.data.error ?? '') : '';
         const d = err.success ? (err.data.error_description ?? '').slice(0, 200) : '';
         // invalid_client: our signature, client id or certificate; anything else about the grant: the code
-        if (e === 'invalid_client' || e === 'unauthorized_client') throw new RcError(ErrorCode.CabinetClientRejected, 'ESIA refused our client credentials', { error: e, description: d });
+        if (e === 'invalid_client' || e === 'unauthorized_client')
+          throw new RcError(ErrorCode.CabinetClientRejected, 'ESIA refused our client credentials', { error: e, description: d });
         throw new RcError(ErrorCode.CabinetCodeRejected, 'ESIA refused the authorization code', { error: e, description: d });
       }
       const t = TokenAnswer.safeParse(body);

@@ -19,7 +19,8 @@ import { DEFAULT_HOLDER_LIMITS, createHolderSession, endHolderSession, holderOf,
 
 export interface CabinetOptions {
   db: Db;
-  provider: IdentityProvider;
+  /** null: no identity provider configured (the staff-assisted path still works; sign-in is cabinet.provider-config). */
+  provider: IdentityProvider | null;
   /** HMAC key for SNILS (snilsKey()). */
   snilsKey: Buffer;
   /** The server's tokeniser (the one imports and the console use). */
@@ -40,7 +41,8 @@ export function snilsKey(dataDir: string, file?: string): Buffer {
     chmodSync(f, 0o600);
   }
   const hex = readFileSync(f, 'utf8').trim();
-  if (!/^[0-9a-fA-F]{32,}$/.test(hex)) throw new RcError(ErrorCode.CabinetProviderConfig, 'the SNILS key file must hold at least 32 hex characters', { file: f });
+  if (!/^[0-9a-fA-F]{32,}$/.test(hex))
+    throw new RcError(ErrorCode.CabinetProviderConfig, 'the SNILS key file must hold at least 32 hex characters', { file: f });
   return Buffer.from(hex, 'hex');
 }
 
@@ -88,6 +90,7 @@ export class Cabinet {
       throw new RcError(ErrorCode.CabinetLoginLimited, 'too many sign-in attempts from this address; wait a few minutes');
     this.starts.failed('', ip, now);
     const checks = { state: randomBytes(24).toString('base64url'), nonce: randomBytes(24).toString('base64url'), verifier: client.randomPKCECodeVerifier() };
+    if (!this.o.provider) throw new RcError(ErrorCode.CabinetProviderConfig, 'no identity provider is configured for the cabinet (--cabinet FILE)');
     const url = await this.o.provider.authorizationUrl(checks);
     pruneHolderSessions(this.o.db, this.limits, now);
     this.o.db
@@ -103,12 +106,13 @@ export class Cabinet {
     try {
       const state = query['state'] ?? '';
       const row = this.o.db.prepare('SELECT nonce, verifier, next, created_ms FROM cabinet_logins WHERE state_hash = ?').get(sha256(state)) as
-        | { nonce: string; verifier: string; next: string; created_ms: number }
-        | undefined;
+        { nonce: string; verifier: string; next: string; created_ms: number } | undefined;
       // one use: gone whatever happens next
       if (row) this.o.db.prepare('DELETE FROM cabinet_logins WHERE state_hash = ?').run(sha256(state));
       if (!row || now - row.created_ms > LOGIN_TTL_MS) throw new RcError(ErrorCode.CabinetBadState, 'this sign-in link is unknown, used or expired');
-      if (query['error']) throw new RcError(ErrorCode.CabinetLoginDeclined, 'the sign-in was cancelled at the identity provider', { error: query['error'].slice(0, 64) });
+      if (query['error'])
+        throw new RcError(ErrorCode.CabinetLoginDeclined, 'the sign-in was cancelled at the identity provider', { error: query['error'].slice(0, 64) });
+      if (!this.o.provider) throw new RcError(ErrorCode.CabinetProviderConfig, 'no identity provider is configured for the cabinet');
       const identity = await this.o.provider.identify(query, { state, nonce: row.nonce, verifier: row.verifier });
       const personId = this.personFor(identity);
       const sessionId = createHolderSession(this.o.db, { personId, subject: identity.subject, name: identity.name, esia: identity.esia }, now);
@@ -130,7 +134,9 @@ export class Cabinet {
     const db = this.o.db;
     const linked = db.prepare('SELECT person_id FROM holder_links WHERE subject = ?').pluck().get(id.subject) as string | undefined;
     if (linked) return linked;
-    const bySnils = id.snils ? (db.prepare('SELECT person_id FROM person_snils WHERE snils_hash = ?').pluck().get(snilsHash(this.o.snilsKey, id.snils)) as string | undefined) : undefined;
+    const bySnils = id.snils
+      ? (db.prepare('SELECT person_id FROM person_snils WHERE snils_hash = ?').pluck().get(snilsHash(this.o.snilsKey, id.snils)) as string | undefined)
+      : undefined;
     const person = bySnils ?? `H${randomBytes(8).toString('hex').toUpperCase()}`;
     db.prepare('INSERT INTO holder_links(subject, person_id, created_at) VALUES (?,?,?)').run(id.subject, person, new Date(this.clock()).toISOString());
     return person;
@@ -159,7 +165,9 @@ export class Cabinet {
   async connect(h: Holder, body: CardBody, ip: string): Promise<CardAnswer> {
     const until = this.lock.lockedUntil(h.personId, ip);
     if (until !== null)
-      throw new RcError(ErrorCode.CabinetConnectLocked, 'too many wrong card numbers: connecting is locked for an hour', { until: new Date(until).toISOString() });
+      throw new RcError(ErrorCode.CabinetConnectLocked, 'too many wrong card numbers: connecting is locked for an hour', {
+        until: new Date(until).toISOString(),
+      });
     let card;
     try {
       card = tokeniseHolderCard(body.pan, body.expiry, this.o.tokenKey);

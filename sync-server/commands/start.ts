@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { ErrorCode, RcError } from '../../protocol/errors.js';
@@ -5,6 +6,7 @@ import { rootLogger } from '../../protocol/log.js';
 import { DEFAULT_RETRY, type RetryPolicy } from '../charging.js';
 import { startServer } from '../server.js';
 import { loadTls, type TlsMaterial } from '../tls.js';
+import { parseCabinetConfig } from '../cabinet/provider.js';
 import { fail } from './client.js';
 import { pkcs11Options, serverTokenKey, type Pkcs11Opts } from './key.js';
 
@@ -26,6 +28,8 @@ export function register(program: Command): void {
     .option('--mosquitto-acl <file>', 'external Mosquitto: acl_file the server writes (per-device topic rights)')
     .option('--mosquitto-pid-file <file>', 'external Mosquitto: its pid_file, to SIGHUP it after a change')
     .option('--public-broker-url <url>', 'broker URL handed to enrolled devices (default: the one the server uses)')
+    .option('--public-listen <host:port>', "the cardholder's cabinet and the public portal here (HTTPS with --tls-*); without it they are on the operator port")
+    .option('--cabinet <file>', "the cabinet's identity provider (JSON: ESIA or OpenID Connect, see the README's \"Cardholder's cabinet\")")
     .option('--enrol-listen <host:port>', 'device-facing enrolment endpoint (enrol, rotate, whoami only), e.g. 0.0.0.0:7301')
     .option('--tls-cert <file>', 'TLS: the server certificate (PEM) devices see on mqtts and on the enrolment listener')
     .option('--tls-key <file>', 'TLS: its private key (PEM, 0600)')
@@ -62,6 +66,8 @@ export function register(program: Command): void {
           mosquittoPidFile?: string;
           publicBrokerUrl?: string;
           enrolListen?: string;
+          publicListen?: string;
+          cabinet?: string;
           tlsCert?: string;
           tlsKey?: string;
           tlsCa?: string;
@@ -99,6 +105,9 @@ export function register(program: Command): void {
               : {}),
             ...(opts.publicBrokerUrl ? { publicBrokerUrl: opts.publicBrokerUrl } : {}),
             ...(opts.enrolListen ? { enrolListen: hostPort(opts.enrolListen, '--enrol-listen') } : {}),
+            ...(opts.publicListen ? { publicListen: hostPort(opts.publicListen, '--public-listen') } : {}),
+            ...(opts.publicListen && tls.material ? { publicTls: tls.material } : {}),
+            ...(opts.cabinet ? { cabinet: { config: parseCabinetConfig(JSON.parse(readFileSync(opts.cabinet, 'utf8'))) } } : {}),
             ...(tls.enrolTls ? { enrolTls: tls.enrolTls } : {}),
             ...(tls.material && opts.brokerListen ? { brokerTls: { listen: hostPort(opts.brokerListen, '--broker-listen'), material: tls.material } } : {}),
             ...(tls.material && opts.broker ? { brokerCa: tls.material.ca } : {}),

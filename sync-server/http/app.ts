@@ -5,7 +5,7 @@ import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod
 import { ErrorAnswer } from '../../protocol/api.js';
 import { ErrorCode, RcError } from '../../protocol/errors.js';
 import type { Logger } from '../../protocol/log.js';
-import { callState, installAuth } from '../auth/hook.js';
+import { callState, holderState, installAuth } from '../auth/hook.js';
 import { errorHandler, notFoundHandler } from './errors.js';
 import { FileAnswer, type Exchange, type HttpContext, type Listener, type Route } from './route.js';
 
@@ -65,7 +65,10 @@ function operatorGuard(req: FastifyRequest): void {
   if (origin !== undefined && origin.toLowerCase() !== `http://${host}`)
     throw new RcError(ErrorCode.ServerForbiddenOrigin, 'requests from another origin are refused', { origin });
   const site = req.headers['sec-fetch-site'];
-  if (site === 'cross-site' || site === 'same-site') throw new RcError(ErrorCode.ServerForbiddenOrigin, 'requests from another site are refused', { site });
+  // the identity provider sends the browser back to the cabinet's sign-in callback: a cross-site top-level GET
+  const signIn = req.method === 'GET' && req.routeOptions.url === '/v1/cabinet/callback';
+  if ((site === 'cross-site' || site === 'same-site') && !signIn)
+    throw new RcError(ErrorCode.ServerForbiddenOrigin, 'requests from another site are refused', { site });
   const type = mediaType(req.headers['content-type']);
   if (type === null) return;
   const csv = (req.routeOptions.schema as { consumes?: string[] } | undefined)?.consumes?.includes('text/csv') === true;
@@ -78,8 +81,8 @@ function exchange(req: FastifyRequest, reply: FastifyReply): Exchange {
   return {
     ip: req.ip,
     cookie: (name) => req.cookies[name],
-    setCookie: (name, value, maxAgeSec) => {
-      const o = { httpOnly: true, sameSite: 'strict', path: '/', secure: true } as const;
+    setCookie: (name, value, maxAgeSec, opt) => {
+      const o = { httpOnly: true, sameSite: opt?.lax ? 'lax' : 'strict', path: '/', secure: true } as const;
       if (maxAgeSec > 0) void reply.setCookie(name, value, { ...o, maxAge: maxAgeSec });
       else void reply.clearCookie(name, o);
     },
@@ -105,7 +108,7 @@ export async function buildApp(routes: readonly Route[], ctx: HttpContext | null
   if (o.listener === 'operator') app.addHook('onRequest', async (req) => operatorGuard(req));
   await app.register(fastifyCookie);
   // who may call each route (its `access`), and the audit log of what they changed (sync-server/auth/hook.ts)
-  if (ctx) installAuth(app, ctx.auth);
+  if (ctx) installAuth(app, ctx.auth, ctx.cabinet ?? null);
   const mine = routes.filter((r) => o.listener === 'all' || r.listeners.includes(o.listener));
   const add = (scope: FastifyInstance, r: Route) => {
     const listener: Listener = o.listener === 'all' ? r.listeners[0]! : o.listener;
@@ -130,6 +133,7 @@ export async function buildApp(routes: readonly Route[], ctx: HttpContext | null
             ...ctx,
             listener,
             principal: call?.principal ?? null,
+            holder: holderState(req) ?? null,
             ...(call ? { audit: (d: Record<string, unknown>) => void Object.assign(call.detail, d) } : {}),
             http: exchange(req, reply),
           },

@@ -20,6 +20,8 @@ import type { CsvSource } from '../csv.js';
 import type { ConsoleApi } from '../console/api.js';
 import type { Provisioning } from '../enrol.js';
 import type { PortalApi } from '../portal/queries.js';
+import type { Cabinet } from '../cabinet/service.js';
+import type { Holder } from '../cabinet/sessions.js';
 
 /**
  * The two listeners: the operator's API on loopback, and the device-facing
@@ -59,6 +61,8 @@ export interface HttpContext {
   ops: { ready(): boolean; metrics(): Promise<{ contentType: string; text: string }> };
   /** The public portal's queries (sync-server/portal/); absent: its routes answer server.not-found. */
   portal?: PortalApi;
+  /** The cardholder's cabinet (sync-server/cabinet/), when the server has an identity provider configured. */
+  cabinet?: Cabinet | null;
 }
 
 /** What a handler may do to the HTTP exchange beyond answering its body: cookies (sign-in) and the answer's content type (text answers). */
@@ -66,8 +70,8 @@ export interface Exchange {
   /** The client's address. */
   ip: string;
   cookie(name: string): string | undefined;
-  /** Set (maxAgeSec > 0) or clear (0) a cookie: always HttpOnly, SameSite=Strict, Path=/, Secure. */
-  setCookie(name: string, value: string, maxAgeSec: number): void;
+  /** Set (maxAgeSec > 0) or clear (0) a cookie: always HttpOnly, Path=/, Secure; SameSite=Strict unless `lax` (the cabinet's, set on a sign-in redirect). */
+  setCookie(name: string, value: string, maxAgeSec: number, o?: { lax?: boolean }): void;
   /** A header of the answer, e.g. content-type for a text answer (the handler then returns a string). */
   header(name: string, value: string): void;
   /** The answer's status code when it is not 200 (e.g. 503 from /healthz). */
@@ -78,6 +82,8 @@ export interface Exchange {
 export type HandlerContext = HttpContext & {
   listener: Listener;
   principal: Principal | null;
+  /** The signed-in cardholder on 'holder' routes (null elsewhere). */
+  holder: Holder | null;
   /** Add detail to this call's audit row (written for successful non-GET calls on role routes); never a PAN. */
   audit?: (detail: Record<string, unknown>) => void;
   http: Exchange;

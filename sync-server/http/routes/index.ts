@@ -13,6 +13,7 @@ import { auditRoutes } from './audit.js';
 import { opsRoutes } from './ops.js';
 import { portalRoutes } from './portal.js';
 import { sessionRoutes } from './session.js';
+import { cabinetRoutes } from './cabinet.js';
 
 /** The one route table: both listeners are built from it (each route names its listeners). */
 export const ROUTES: readonly Route[] = [
@@ -30,4 +31,12 @@ export const ROUTES: readonly Route[] = [
   ...opsRoutes,
   ...notificationRoutes,
   ...portalRoutes,
+  ...cabinetRoutes,
 ];
+
+/** The route table of the operator listener when the server has no public listener: the public routes (cabinet, portal) served there too. */
+export function withPublicOnOperator(routes: readonly Route[]): readonly Route[] {
+  return routes.map((r) =>
+    r.listeners.includes('public') && !r.listeners.includes('operator') ? { ...r, listeners: [...r.listeners, 'operator' as const] } : r,
+  );
+}
