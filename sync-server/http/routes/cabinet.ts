@@ -67,7 +67,8 @@ export const cabinetRoutes = [
     schema: { querystring: CallbackQuery, response: { 200: Redirect } },
     handler: async (req, ctx) => {
       const cab = cabinetOf(ctx);
-      const query = Object.fromEntries(Object.entries(req.raw.url ? new URL(req.raw.url, 'http://x').searchParams : []).map(([k, v]) => [k, String(v)]));
+      // every parameter the provider sent (code, state, iss, error…), as sent
+      const query = Object.fromEntries(new URL(req.raw.url ?? '/', 'http://x').searchParams);
       try {
         const { sessionId, next } = await cab.callback(query, ctx.http.ip);
         ctx.http.setCookie(CABINET_COOKIE, sessionId, 8 * 3600, { lax: true });

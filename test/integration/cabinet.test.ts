@@ -1,0 +1,329 @@
+/**
+ * Issue 15 items 1 and 2 (server side): a cardholder signs in through ESIA (the stand-in in test/support/esia/), sees
+ * only their own data and their children's, and connects or replaces their card; every failure of the sign-in is a coded
+ * redirect, never a 500; no card number reaches the registry, the logs or any answer.
+ */
+import { generateKeyPairSync } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ErrorCode } from '../../protocol/errors.js';
+import { parseCabinetConfig } from '../../sync-server/cabinet/provider.js';
+import { esiaProvider } from '../../sync-server/cabinet/esia.js';
+import { keyFileSigner } from '../../sync-server/cabinet/signer.js';
+import { importIdentities } from '../../sync-server/cabinet/service.js';
+import { snilsKey } from '../../sync-server/cabinet/service.js';
+import { startEsiaStandIn, type EsiaStandIn } from '../support/esia/stand-in.js';
+import { operatorFetch } from '../support/operator-api.js';
+import { MIR_PAN, MIR_PAN_2, MIR_PAN_BAD_LUHN } from '../support/pans.js';
+import { startStack, type Stack } from '../support/sync-harness.js';
+
+const PAN_3 = '2200700000000017';
+const ALL_PANS = [MIR_PAN, MIR_PAN_2, MIR_PAN_BAD_LUHN, PAN_3];
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+interface Session {
+  cookie: string;
+  csrf: string;
+}
+
+describe("the cardholder's cabinet over ESIA (stand-in)", () => {
+  let esia: EsiaStandIn;
+  let stack: Stack;
+  let pub: string;
+  let clientKeyPem: string;
+  const offset = { ms: 0 };
+  /** Every answer body the tests saw, searched for card numbers at the end. */
+  const seen: string[] = [];
+
+  beforeAll(async () => {
+    const port = await freePort();
+    const keys = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    clientKeyPem = keys.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    const redirectUri = `http://127.0.0.1:${port}/v1/cabinet/callback`;
+    esia = await startEsiaStandIn({ clientId: 'RCKALM', clientPublicKeyPem: keys.publicKey.export({ type: 'spki', format: 'pem' }).toString(), redirectUri });
+    const config = parseCabinetConfig({
+      provider: {
+        kind: 'esia',
+        baseUrl: esia.url,
+        clientId: 'RCKALM',
+        redirectUri,
+        signer: { kind: 'key', key: clientKeyPem },
+        verify: { publicKey: esia.publicKeyPem },
+      },
+    });
+    stack = await startStack('embedded', {
+      publicListen: { host: '127.0.0.1', port },
+      cabinet: { config, clock: () => Date.now() + offset.ms },
+      usageIntervalMs: 0,
+    });
+    pub = stack.server.publicUrl!;
+    // the registry knows the first ESIA person by SNILS (rc-sync-server identities import) and gives them a benefit
+    importIdentities(stack.server.db, snilsKey(stack.dataDir), [{ personId: 'p-ochirova', snils: '11223344595' }]);
+    stack.server.db
+      .prepare("INSERT INTO benefits(person_id, category, valid_from, valid_to) VALUES ('p-ochirova', 'pensioner', '2024-01-01', '2099-12-31')")
+      .run();
+  });
+  afterAll(async () => {
+    await stack?.close();
+    await esia?.close();
+  });
+
+  const text = async (r: Response) => {
+    const t = await r.text();
+    seen.push(t, r.headers.get('location') ?? '');
+    return t;
+  };
+
+  /** Login → the stand-in's page → pick the person → the callback URL (not followed). */
+  async function toCallback(oid: string): Promise<string> {
+    const login = await fetch(`${pub}/v1/cabinet/login?next=/cabinet/`, { redirect: 'manual' });
+    expect(login.status).toBe(302);
+    const page = await fetch(login.headers.get('location')!);
+    expect(page.status).toBe(200);
+    const request = /name="request" value="([0-9a-f]+)"/.exec(await page.text())![1]!;
+    const back = await fetch(`${esia.url}/aas/oauth2/v2/ac/login`, {
+      method: 'POST',
+      body: new URLSearchParams({ request, oid, action: 'allow' }),
+      redirect: 'manual',
+    });
+    expect(back.status).toBe(302);
+    return back.headers.get('location')!;
+  }
+
+  async function callback(url: string): Promise<Response> {
+    const r = await fetch(url, { redirect: 'manual' });
+    await text(r);
+    return r;
+  }
+
+  async function signIn(oid: string): Promise<Session> {
+    const r = await callback(await toCallback(oid));
+    expect(r.status).toBe(302);
+    expect(r.headers.get('location')).toBe('/cabinet/');
+    const set = r.headers.get('set-cookie') ?? '';
+    expect(set).toMatch(/^rc_cabinet=[\w-]{43};/);
+    expect(set).toMatch(/HttpOnly/);
+    expect(set).toMatch(/Secure/);
+    expect(set).toMatch(/SameSite=Lax/);
+    const cookie = set.split(';')[0]!;
+    const me = (await get({ cookie, csrf: '' }, '/v1/cabinet/me')) as { csrf: string };
+    return { cookie, csrf: me.csrf };
+  }
+
+  async function call(s: Session, method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+    const r = await fetch(`${pub}${path}`, {
+      method,
+      headers: { cookie: s.cookie, ...(s.csrf ? { 'x-csrf-token': s.csrf } : {}), ...(body ? { 'content-type': 'application/json' } : {}) },
+      ...(body ? { body: JSON.stringify(body) } : {}),
+    });
+    return { status: r.status, json: JSON.parse(await text(r)) as Record<string, unknown> };
+  }
+  const get = async (s: Session, path: string) => (await call(s, 'GET', path)).json;
+  const code = (j: Record<string, unknown>) => (j['error'] as { code: string } | undefined)?.code;
+  const errorOf = (r: Response) => new URL(r.headers.get('location')!, pub).searchParams.get('error');
+
+  it('signs in through ESIA: the person found by SNILS sees their name, benefits and no card yet', async () => {
+    const s = await signIn('1000001');
+    const me = await get(s, '/v1/cabinet/me');
+    expect(me).toMatchObject({ holder: { name: 'Очирова Байрта Сергеевна', esia: true }, card: null, children: [] });
+    expect(me['benefits']).toEqual([expect.objectContaining({ category: 'pensioner', validFrom: '2024-01-01' })]);
+    // ESIA's tokens are not kept: the session row holds the person and the name only
+    const cols = stack.server.db.prepare('SELECT * FROM cabinet_sessions').all() as Record<string, unknown>[];
+    expect(JSON.stringify(cols)).not.toMatch(/eyJ/);
+    expect(stack.server.db.prepare("SELECT person_id FROM holder_links WHERE subject = 'esia:1000001'").pluck().get()).toBe('p-ochirova');
+  });
+
+  it('without a session the cabinet answers 401 auth.unauthenticated', async () => {
+    const r = await call({ cookie: 'rc_cabinet=nothing', csrf: '' }, 'GET', '/v1/cabinet/me');
+    expect(r.status).toBe(401);
+    expect(code(r.json)).toBe(ErrorCode.AuthUnauthenticated);
+  });
+
+  it('a forged or used state is refused with cabinet.bad-state', async () => {
+    const forged = await callback(`${pub}/v1/cabinet/callback?code=abc&state=forged`);
+    expect(forged.status).toBe(302);
+    expect(errorOf(forged)).toBe(ErrorCode.CabinetBadState);
+    expect(forged.headers.get('set-cookie')).toBeNull();
+    const url = await toCallback('1000001');
+    expect((await callback(url)).headers.get('location')).toBe('/cabinet/');
+    expect(errorOf(await callback(url))).toBe(ErrorCode.CabinetBadState);
+  });
+
+  it('a replayed code (under a fresh state) is refused by ESIA: cabinet.code-rejected', async () => {
+    const first = new URL(await toCallback('1000001'));
+    expect((await callback(first.toString())).status).toBe(302);
+    const second = new URL(await toCallback('1000001'));
+    second.searchParams.set('code', first.searchParams.get('code')!);
+    expect(errorOf(await callback(second.toString()))).toBe(ErrorCode.CabinetCodeRejected);
+  });
+
+  it('a forged id_token is refused with cabinet.bad-id-token', async () => {
+    esia.mode.forgeIdToken = true;
+    try {
+      expect(errorOf(await callback(await toCallback('1000001')))).toBe(ErrorCode.CabinetBadIdToken);
+    } finally {
+      esia.mode.forgeIdToken = false;
+    }
+  });
+
+  it('ESIA down is cabinet.provider-down, and a person who declines is cabinet.login-declined', async () => {
+    esia.mode.down = true;
+    try {
+      expect(errorOf(await callback(await toCallback('1000001')))).toBe(ErrorCode.CabinetProviderDown);
+    } finally {
+      esia.mode.down = false;
+    }
+    const login = await fetch(`${pub}/v1/cabinet/login`, { redirect: 'manual' });
+    const request = /name="request" value="([0-9a-f]+)"/.exec(await (await fetch(login.headers.get('location')!)).text())![1]!;
+    const back = await fetch(`${esia.url}/aas/oauth2/v2/ac/login`, {
+      method: 'POST',
+      body: new URLSearchParams({ request, action: 'deny' }),
+      redirect: 'manual',
+    });
+    expect(errorOf(await callback(back.headers.get('location')!))).toBe(ErrorCode.CabinetLoginDeclined);
+  });
+
+  it("a client_secret signed with another key is refused: by ESIA's authorization page and, at the token step, as cabinet.client-rejected", async () => {
+    const other = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    const c = parseCabinetConfig({
+      provider: {
+        kind: 'esia',
+        baseUrl: esia.url,
+        clientId: 'RCKALM',
+        redirectUri: esia.redirectUri,
+        signer: { kind: 'key', key: other },
+        verify: { publicKey: esia.publicKeyPem },
+      },
+    }).provider;
+    if (c.kind !== 'esia') throw new Error('esia');
+    const wrong = await esiaProvider(c, keyFileSigner(other));
+    const page = await fetch(await wrong.authorizationUrl({ state: 's', nonce: 'n', verifier: 'v' }));
+    expect(page.status).toBe(400);
+    expect(await page.json()).toMatchObject({ error: 'invalid_client' });
+    const cb = new URL(await toCallback('1000001'));
+    await expect(wrong.identify({ code: cb.searchParams.get('code')! }, { state: 's', nonce: 'n', verifier: 'v' })).rejects.toMatchObject({
+      code: ErrorCode.CabinetClientRejected,
+    });
+  });
+
+  it('connects a card (CSRF required), replaces it (the old token leaves the next list version), refuses a card taken by another person', async () => {
+    const s = await signIn('1000001');
+    const noCsrf = await call({ cookie: s.cookie, csrf: '' }, 'POST', '/v1/cabinet/card', { pan: MIR_PAN, expiry: '12/30' });
+    expect(noCsrf.status).toBe(403);
+    expect(code(noCsrf.json)).toBe(ErrorCode.AuthCsrf);
+
+    const v0 = stack.server.publisher.version('transit');
+    const a = await call(s, 'POST', '/v1/cabinet/card', { pan: MIR_PAN, expiry: '12/30' });
+    expect(a.status).toBe(200);
+    expect(a.json).toMatchObject({ card: { masked: '220012******9019', expiry: '2030-12', status: 'active' }, result: { status: 'connected' } });
+    const v1 = (a.json['result'] as { effectiveListVersion: number }).effectiveListVersion;
+    expect(v1).toBeGreaterThan(v0);
+    const tokenA = stack.server.db.prepare("SELECT token FROM cards WHERE person_id = 'p-ochirova'").pluck().get() as string;
+    expect(stack.server.db.prepare("SELECT 1 FROM entries WHERE scope = 'transit' AND token = ?").get(tokenA)).toBeDefined();
+
+    const same = await call(s, 'POST', '/v1/cabinet/card', { pan: MIR_PAN, expiry: '1230' });
+    expect(same.json).toMatchObject({ result: { status: 'unchanged' } });
+
+    const b = await call(s, 'POST', '/v1/cabinet/card', { pan: MIR_PAN_2, expiry: '11/2031' });
+    expect(b.json).toMatchObject({
+      card: { masked: '220012******9027', expiry: '2031-11' },
+      result: { status: 'replaced', previousMasked: '220012******9019' },
+    });
+    const v2 = (b.json['result'] as { effectiveListVersion: number }).effectiveListVersion;
+    expect(v2).toBeGreaterThan(v1);
+    expect(stack.server.db.prepare("SELECT 1 FROM entries WHERE scope = 'transit' AND token = ?").get(tokenA)).toBeUndefined();
+    expect(stack.server.db.prepare("SELECT count(*) FROM cards WHERE person_id = 'p-ochirova'").pluck().get()).toBe(1);
+    // the published delta to v2 removes the old token
+    const delta = stack.server.db.prepare("SELECT payload FROM deltas WHERE scope = 'transit' AND to_v = ?").pluck().get(v2) as Buffer | undefined;
+    expect(delta).toBeDefined();
+
+    const other = await signIn('1000002');
+    const taken = await call(other, 'POST', '/v1/cabinet/card', { pan: MIR_PAN_2, expiry: '11/31' });
+    expect(taken.status).toBe(409);
+    expect(code(taken.json)).toBe(ErrorCode.CabinetCardTaken);
+    expect(JSON.stringify(taken.json)).not.toContain(MIR_PAN_2);
+    const me = await get(other, '/v1/cabinet/me');
+    expect(me['card']).toBeNull();
+    // a holder with no registry person got a new one, without benefits
+    expect(me['benefits']).toEqual([]);
+  });
+
+  it('a holder sees their own child, and another holder is refused that child (auth.forbidden)', async () => {
+    const parent = await signIn('1000002');
+    const parentId = stack.server.db.prepare("SELECT person_id FROM holder_links WHERE subject = 'esia:1000002'").pluck().get() as string;
+    stack.server.db
+      .prepare(
+        "INSERT INTO guardians(person_id, guardian_id, child_name, channel, address, secret, consent, events, quiet_from, quiet_to, updated_at) VALUES ('c-1', ?, 'Бадмаев Арслан', 'email', 'x@example.org', NULL, 1, '[]', NULL, NULL, '2026-01-01')",
+      )
+      .run(parentId);
+    expect(await get(parent, '/v1/cabinet/me')).toMatchObject({ children: [{ personId: 'c-1', name: 'Бадмаев Арслан' }] });
+    const days = await call(parent, 'GET', '/v1/cabinet/children/c-1/days');
+    expect(days.status).toBe(200);
+    expect(days.json).toMatchObject({ child: { personId: 'c-1' }, days: [] });
+    const stranger = await signIn('1000001');
+    const refused = await call(stranger, 'GET', '/v1/cabinet/children/c-1/days');
+    expect(refused.status).toBe(403);
+    expect(code(refused.json)).toBe(ErrorCode.AuthForbidden);
+    expect((await call(stranger, 'GET', '/v1/cabinet/trips')).json).toEqual({ trips: [] });
+    expect((await call(stranger, 'GET', '/v1/cabinet/debts')).json).toEqual({ debts: [] });
+    expect((await call(stranger, 'GET', '/v1/cabinet/trips?from=2020-01-01')).status).toBe(400);
+  });
+
+  it('staff connect a card for a person without ESIA (audited without the number)', async () => {
+    const r = await operatorFetch({ httpUrl: stack.server.httpUrl, dataDir: stack.dataDir }, '/v1/console/holders/p-staff/card', {
+      method: 'POST',
+      body: JSON.stringify({ pan: PAN_3, expiry: '05/29' }),
+    });
+    const j = JSON.parse(await text(r)) as Record<string, unknown>;
+    expect(r.status).toBe(200);
+    expect(j).toMatchObject({ personId: 'p-staff', masked: '220070******0017', expiry: '2029-05', result: { status: 'connected' } });
+    const audit = stack.server.db.prepare("SELECT detail FROM audit WHERE action LIKE '%holders%' OR action = 'card.connect'").pluck().all() as string[];
+    expect(audit.length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('five wrong card numbers lock connecting for an hour (per person and per address), then it works again', async () => {
+    const s = await signIn('1000003');
+    for (let i = 0; i < 4; i++) {
+      const r = await call(s, 'POST', '/v1/cabinet/card', { pan: MIR_PAN_BAD_LUHN, expiry: '12/30' });
+      expect(r.status).toBe(400);
+      expect(code(r.json)).toBe(ErrorCode.CardBadPan);
+    }
+    expect(code((await call(s, 'POST', '/v1/cabinet/card', { pan: '2200123456789027', expiry: '13/30' })).json)).toBe(ErrorCode.CardBadExpiry);
+    const locked = await call(s, 'POST', '/v1/cabinet/card', { pan: '2200123456789035', expiry: '12/30' });
+    expect(locked.status).toBe(429);
+    expect(code(locked.json)).toBe(ErrorCode.CabinetConnectLocked);
+    offset.ms += 59 * 60_000;
+    const s2 = await signIn('1000003');
+    expect((await call(s2, 'POST', '/v1/cabinet/card', { pan: '2200123456789035', expiry: '12/30' })).status).toBe(429);
+    offset.ms += 2 * 60_000;
+    const s3 = await signIn('1000003');
+    const ok = await call(s3, 'POST', '/v1/cabinet/card', { pan: '2200123456789035', expiry: '12/30' });
+    expect(ok.status).toBe(200);
+  });
+
+  it('signs out: the session is gone', async () => {
+    const s = await signIn('1000001');
+    expect((await call(s, 'POST', '/v1/cabinet/logout')).status).toBe(200);
+    expect((await call(s, 'GET', '/v1/cabinet/me')).status).toBe(401);
+  });
+
+  it('no card number in the registry file, the logs or any answer', async () => {
+    stack.server.db.pragma('wal_checkpoint(FULL)');
+    const files = ['registry.sqlite', 'registry.sqlite-wal'].map((f) => join(stack.dataDir, f)).filter(existsSync);
+    const blobs = [...files.map((f) => readFileSync(f).toString('latin1')), stack.logs.text(), seen.join('\n')];
+    for (const pan of [...ALL_PANS, '2200123456789035']) for (const b of blobs) expect(b.includes(pan), `PAN ${pan.slice(0, 6)}… found`).toBe(false);
+    expect(stack.logs.text()).toMatch(/card connected to a person/);
+  });
+});
