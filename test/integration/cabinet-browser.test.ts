@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,8 +8,10 @@ import { processTap } from '../../device/runtime/process-tap.js';
 import { loadConfigFile, withDevice } from '../../device/config/index.js';
 import type { Config } from '../../device/config/schema.js';
 import { buildPublicWeb } from '../../scripts/build-console.js';
-import type { IdentityProvider } from '../../sync-server/cabinet/provider.js';
+import { parseCabinetConfig } from '../../sync-server/cabinet/provider.js';
 import { importIdentities, snilsKey } from '../../sync-server/cabinet/service.js';
+import { freePort } from '../support/rig/broker.js';
+import { ESIA_PERSONS, startEsiaStandIn, type EsiaStandIn } from '../support/esia/stand-in.js';
 import { syntheticPan } from '../support/pans.js';
 import { cardsCsv } from '../support/registry-csv.js';
 import { busConfig, importText, openDevice, startStack, type Device, type Stack } from '../support/sync-harness.js';
@@ -37,34 +40,21 @@ let bus: Device | null = null;
 let gate: Device | null = null;
 const requests: string[] = [];
 
-/** Two holders as the identity provider vouches for them (the registry links them by SNILS: rc-sync-server identities import). */
+/** Two holders: ESIA persons of the stand-in, whom the registry knows by SNILS (rc-sync-server identities import). */
 const HOLDERS = {
-  anna: { subject: 'esia:1000001', snils: '11223344595', name: 'Анна Петрова', esia: true, personId: 'P-ANNA' },
-  boris: { subject: 'esia:1000002', snils: '11223344696', name: 'Борис Очиров', esia: true, personId: 'P-BORIS' },
+  anna: { oid: ESIA_PERSONS[0]!.oid, snils: '11223344595', lastName: ESIA_PERSONS[0]!.lastName, personId: 'P-ANNA' },
+  boris: { oid: ESIA_PERSONS[1]!.oid, snils: '12345678964', lastName: ESIA_PERSONS[1]!.lastName, personId: 'P-BORIS' },
 } as const;
 type Who = keyof typeof HOLDERS;
 const CARD_1 = syntheticPan(501);
 const CARD_2 = syntheticPan(502);
+let esia: EsiaStandIn | null = null;
 let base = '';
-
-/**
- * An identity provider standing in for ESIA inside the test: its sign-in "page" sends the browser straight back to the
- * cabinet's callback with a code naming the holder, and identify() vouches for that holder.
- */
-const provider: IdentityProvider = {
-  kind: 'esia',
-  authorizationUrl: async (c) => `${base}/v1/cabinet/callback?code=${nextWho}&state=${encodeURIComponent(c.state)}`,
-  identify: async (q) => {
-    const h = HOLDERS[q['code'] as Who];
-    return { subject: h.subject, snils: h.snils, name: h.name, esia: h.esia };
-  },
-};
-let nextWho: Who = 'anna';
 
 async function open(path = '/cabinet/'): Promise<Page> {
   const page = await ctx!.newPage();
   await page.setViewportSize(PHONE);
-  await page.goto(`${stack.server.httpUrl}${path}`);
+  await page.goto(`${base}${path}`);
   return page;
 }
 
@@ -73,7 +63,7 @@ let mono = 5_000_000;
 /** A tap on a device through its real store and rules (the tap pipeline's decide and commit), as its sync client then uploads it. */
 function tapOn(dev: Device, cfg: Config, token: string, at: number, direction: 'entry' | 'exit' | null = null) {
   mono += 1_000_000;
-  return processTap(dev.store, { wallTime: at, monotonicMs: mono, bootId: 'test', direction, card: { token, expiry: null } }, cfg);
+  return processTap(dev.store, { wallTime: at, monotonicMs: mono, bootId: 'test', direction, card: { token, expiry: null } }, cfg).decision;
 }
 const tokenOfPerson = (person: string) => stack.server.db.prepare('SELECT token FROM cards WHERE person_id = ?').pluck().get(person) as string | undefined;
 const inSync = (dev: Device, scope: string) => dev.store.listVersion(scope) === stack.server.publisher.version(scope);
@@ -82,24 +72,30 @@ async function uploaded(dev: Device): Promise<void> {
   await waitFor(() => dev.store.ackedSeq() === last, { timeoutMs: 20_000, what: `${dev.id}'s journal acknowledged` });
 }
 
-/** Sign in through the cabinet's login route and the provider, as `who`; a fresh page at 390×844. */
+/** Sign in as `who`: the cabinet's button, the ESIA stand-in's page (pick the person, allow), back in the cabinet; a fresh page at 390×844. */
 async function signIn(who: Who): Promise<Page> {
   await ctx!.clearCookies(); // one browser profile: whoever signed in before is signed out
-  nextWho = who;
   const page = await open();
   page.on('request', (r) => requests.push(r.url()));
   await page.locator('[data-test=login]').click();
+  await page.locator('select[name=oid]').selectOption(HOLDERS[who].oid);
+  await page.locator('button[value=allow]').click();
   await page
-    .locator('[data-test=holder]', { hasText: HOLDERS[who].name })
+    .locator('[data-test=holder]', { hasText: HOLDERS[who].lastName })
     .waitFor({ timeout: 10_000 })
     .catch(async (e: unknown) => {
-      throw new Error(`sign-in as ${who} did not finish at ${page.url()}: ${stack.logs.lines.filter((l) => l.includes("sign")).join("")}`, { cause: e });
+      throw new Error(`sign-in as ${who} did not finish at ${page.url()}: ${stack.logs.lines.filter((l) => l.includes('sign')).join('')}`, { cause: e });
     });
   return page;
 }
 
 /** A cabinet API call from inside the page (its cookie, its CSRF token on writes). */
-function inPage(page: Page, method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; json: { error?: { code: string } } & Record<string, unknown> }> {
+function inPage(
+  page: Page,
+  method: 'GET' | 'POST',
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; json: { error?: { code: string } } & Record<string, unknown> }> {
   return page.evaluate(
     async ({ method, path, body }) => {
       const me = (await (await fetch('/v1/cabinet/me')).json()) as { csrf?: string };
@@ -130,8 +126,23 @@ async function shot(page: Page, name: string): Promise<void> {
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'rc-cabinet-browser-'));
   await buildPublicWeb(join(dir, 'web'));
-  stack = await startStack('embedded', { webDir: join(dir, 'web'), cabinet: { provider } });
-  base = stack.server.httpUrl;
+  // ESIA (its test stand-in) signs the holders in; the cabinet and its pages are on the public listener
+  const port = await freePort();
+  const keys = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const redirectUri = `http://127.0.0.1:${port}/v1/cabinet/callback`;
+  esia = await startEsiaStandIn({ clientId: 'RCKALM', clientPublicKeyPem: keys.publicKey.export({ type: 'spki', format: 'pem' }).toString(), redirectUri });
+  const config = parseCabinetConfig({
+    provider: {
+      kind: 'esia',
+      baseUrl: esia.url,
+      clientId: 'RCKALM',
+      redirectUri,
+      signer: { kind: 'key', key: keys.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() },
+      verify: { publicKey: esia.publicKeyPem },
+    },
+  });
+  stack = await startStack('embedded', { webDir: join(dir, 'web'), publicListen: { host: '127.0.0.1', port }, cabinet: { config } });
+  base = stack.server.publicUrl!;
   const cfg = busConfig('bus-07-cab');
   await stack.server.api.setConfig('rules', { schema: 1, tariff: cfg.tariff });
   await stack.server.api.setConfig('rules-school-7', { schema: 1, school: loadConfigFile(TURNSTILE).school });
@@ -139,7 +150,11 @@ beforeAll(async () => {
   await importText(stack, 'benefits', 'person_id,category,valid_from,valid_to\nP-ANNA,pensioner,2026-01-01,2030-12-31\n');
   // Anna's son (p1) and Boris's daughter (p2), each with a card and a place at school 7
   await importText(stack, 'cards', cardsCsv(1, 2));
-  await importText(stack, 'enrolments', 'person_id,school_id,role,grade,meal_category,valid_from,valid_to\np1,7,student,3,,2026-01-01,2030-12-31\np2,7,student,4,,2026-01-01,2030-12-31\n');
+  await importText(
+    stack,
+    'enrolments',
+    'person_id,school_id,role,grade,meal_category,valid_from,valid_to\np1,7,student,3,,2026-01-01,2030-12-31\np2,7,student,4,,2026-01-01,2030-12-31\n',
+  );
   await importText(
     stack,
     'guardians',
@@ -155,19 +170,20 @@ afterAll(async () => {
   await bus?.close();
   await gate?.close();
   await stack?.close();
+  await esia?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 describe('the cabinet is an installable PWA', () => {
   it('serves its manifest (name, start URL, scope, standalone, 192 and 512 px icons) and the icons', async () => {
-    const res = await fetch(`${stack.server.httpUrl}/cabinet/manifest.webmanifest`);
+    const res = await fetch(`${base}/cabinet/manifest.webmanifest`);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toContain('application/manifest+json');
     const m = (await res.json()) as { name: string; start_url: string; scope: string; display: string; icons: { src: string; sizes: string; type: string }[] };
     expect(m).toMatchObject({ start_url: '/cabinet/', scope: '/cabinet/', display: 'standalone' });
     expect(m.icons.map((i) => i.sizes)).toEqual(['192x192', '512x512']);
     for (const i of m.icons) {
-      const icon = await fetch(`${stack.server.httpUrl}/cabinet/${i.src}`);
+      const icon = await fetch(`${base}/cabinet/${i.src}`);
       expect(icon.headers.get('content-type')).toBe('image/png');
       const png = Buffer.from(await icon.arrayBuffer());
       expect(png.subarray(1, 4).toString()).toBe('PNG');
@@ -180,7 +196,7 @@ describe('the cabinet is an installable PWA', () => {
     await page.locator('[data-test=signin]').waitFor();
     expect(await page.locator('link[rel=manifest]').getAttribute('href')).toBe('manifest.webmanifest');
     const scope = await page.evaluate(async () => (await navigator.serviceWorker.ready).scope);
-    expect(scope).toBe(`${stack.server.httpUrl}/cabinet/`);
+    expect(scope).toBe(`${base}/cabinet/`);
     // the worker controls the page once it is active (clients.claim), then the network goes away
     await page.waitForFunction(() => navigator.serviceWorker.controller !== null);
     await shot(page, 'signin');
