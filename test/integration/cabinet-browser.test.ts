@@ -236,7 +236,6 @@ describe('a holder signs in, connects and replaces a card, and sees only their o
   it('signs in through the identity provider and shows the sign-in page before', async () => {
     const page = await signIn('anna');
     expect(await page.locator('[data-test=no-card]').isVisible()).toBe(true);
-    await shot(page, 'nocard');
     await page.close();
   });
 
@@ -280,10 +279,10 @@ describe('a holder signs in, connects and replaces a card, and sees only their o
     await page.locator('[data-test=month]').first().waitFor();
     expect(await page.locator('[data-test=trip-rows] tbody tr').count()).toBe(3);
     expect(await page.locator('[data-test=month]').count()).toBeGreaterThanOrEqual(2);
-    expect(await page.locator('[data-test=trips]').innerText()).toContain('pensioner');
+    expect(await page.locator('[data-test=trips]').innerText()).toContain('Пенсионеры');
     await shot(page, 'trips');
     await page.locator('[data-test=tab-benefits]').click();
-    await page.locator('[data-test=benefit][data-category=pensioner]').waitFor();
+    await page.locator('[data-test=benefit][data-category=pensioner]', { hasText: 'Пенсионеры' }).waitFor();
     await page.locator('[data-test=tab-card]').click();
     await page.locator('[data-test=status][data-status=active]').waitFor();
     await shot(page, 'card');

@@ -56,7 +56,6 @@ export const ru = {
   'trips.fare': 'Стоимость, ₽',
   'trips.benefit': 'Льгота',
   'trips.month.total': 'Итого за месяц',
-  'trips.count': 'поездок',
   'children.title': 'Мои дети',
   'children.none': 'Детей в кабинете нет',
   'children.days': 'Проходы и питание за 30 дней',

@@ -2,7 +2,7 @@
 import { h } from '../../../console/web/dom.js';
 import { both, tc } from '../i18n/index.js';
 import type { CabinetContext } from '../main.js';
-import { fmtDay } from '../shell.js';
+import { categoryLabel, fmtDay } from '../shell.js';
 
 /** My benefits: each category's name, what it gives (the fare rule in words) and how long it is valid. */
 export function benefitsPage({ me, main }: CabinetContext): void {
@@ -20,7 +20,7 @@ export function benefitsPage({ me, main }: CabinetContext): void {
               h(
                 'li',
                 { 'data-test': 'benefit', 'data-category': b.category },
-                h('strong', {}, both(b.name)),
+                h('strong', {}, categoryLabel(b.category, b.name)),
                 h('p', {}, both(b.rule)),
                 h(
                   'p',

@@ -1,8 +1,8 @@
 /// <reference lib="dom" />
-import { append, fmtTime, h } from '../../../console/web/dom.js';
+import { append, h } from '../../../console/web/dom.js';
 import { tc, type CabinetKey } from '../i18n/index.js';
 import type { CabinetContext } from '../main.js';
-import { expiryShown } from '../shell.js';
+import { expiryShown, fmtAt } from '../shell.js';
 
 /** My card: the masked number, expiry and status (stopped: the reason and what to do); connect or replace. */
 export function cardPage({ me, main }: CabinetContext): void {
@@ -31,7 +31,7 @@ export function cardPage({ me, main }: CabinetContext): void {
       h('dt', {}, tc('card.expiry')),
       h('dd', { 'data-test': 'expiry' }, expiryShown(c.expiry)),
       h('dt', {}, tc('card.since')),
-      h('dd', {}, fmtTime(c.since)),
+      h('dd', {}, fmtAt(c.since)),
       c.status === 'stopped' ? [h('dt', {}, tc('card.stop.reason')), h('dd', { 'data-test': 'stop-reason' }, c.stopReason ?? '—')] : null,
     ),
     c.status === 'stopped'

@@ -2,10 +2,9 @@
 import type { ChildDaysAnswer } from '../../../../protocol/cabinet-api.js';
 import { api } from '../../../console/web/api.js';
 import { h } from '../../../console/web/dom.js';
-import { currentLang } from '../../../console/web/i18n/index.js';
 import { tc } from '../i18n/index.js';
 import type { CabinetContext } from '../main.js';
-import { fmtDay, isoDay } from '../shell.js';
+import { fmtAt, fmtDay, isoDay } from '../shell.js';
 
 /** My children (the guardian link): pick one, then their school passages and meals of the last 30 days, by day. */
 export async function childrenPage({ me, main, arg }: CabinetContext): Promise<void> {
@@ -28,10 +27,9 @@ export async function childrenPage({ me, main, arg }: CabinetContext): Promise<v
   const to = new Date();
   const from = new Date(to.getFullYear(), to.getMonth(), to.getDate() - 29);
   const a = await api<ChildDaysAnswer>('GET', `/v1/cabinet/children/${encodeURIComponent(arg)}/days?from=${isoDay(from)}&to=${isoDay(to)}`);
-  const locale = currentLang() === 'ru' ? 'ru-RU' : 'en-GB';
   const direction = (d: string | null) => (d === 'entry' ? tc('children.in') : d === 'exit' ? tc('children.out') : '');
   const refused = (result: string) => (result === 'allow' ? '' : ` (${tc('children.refused')})`);
-  const time = (iso: string) => new Date(iso).toLocaleTimeString(locale, { hour: '2-digit', minute: '2-digit' });
+  const time = (iso: string) => fmtAt(iso, { hour: '2-digit', minute: '2-digit' });
   box.append(
     h('a', { href: '#/children', class: 'back' }, tc('children.back')),
     h('h2', { 'data-test': 'child-name' }, a.child.name),
