@@ -347,7 +347,8 @@ export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> 
   // the cardholder's cabinet (issue 15)
   'cabinet.card-taken': {
     meaning: 'The card is already connected to another person; one card belongs to one person.',
-    action: 'The holder checks the number; if it is their card, the operator checks the registry (a bank file or staff connection may have put it on someone else).',
+    action:
+      'The holder checks the number; if it is their card, the operator checks the registry (a bank file or staff connection may have put it on someone else).',
   },
   'cabinet.connect-locked': {
     meaning: 'Five wrong card numbers or expiry dates were typed in the last hour (by this person or from this address): connecting is locked for an hour.',
@@ -373,7 +374,10 @@ export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> 
     meaning: 'The identity provider did not answer or answered something unusable.',
     action: 'Try again later; the operator checks that the provider is reachable from the server.',
   },
-  'cabinet.login-declined': { meaning: 'The person cancelled the sign-in or refused the requested access at the identity provider.', action: 'Sign in again and grant access.' },
+  'cabinet.login-declined': {
+    meaning: 'The person cancelled the sign-in or refused the requested access at the identity provider.',
+    action: 'Sign in again and grant access.',
+  },
   'cabinet.login-limited': {
     meaning: 'Too many sign-in attempts from this address in a short time.',
     action: 'Wait a few minutes and sign in again.',
@@ -383,7 +387,7 @@ export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> 
     action: 'Operator: fix the cabinet configuration file (see the README, "Cardholder\'s cabinet") and restart.',
   },
   'cabinet.signer-failed': {
-    meaning: "The client_secret signature could not be made (key file unreadable, the external signing command failed or timed out).",
+    meaning: 'The client_secret signature could not be made (key file unreadable, the external signing command failed or timed out).',
     action: 'Operator: run the signing command by hand with the same input; check the key or the token holding it.',
   },
   'cabinet.no-person': {

@@ -13,6 +13,7 @@ import { register as registerAccounts } from './commands/accounts.js';
 import { addCredentialOptions } from './commands/client.js';
 import { register as registerTls } from './commands/tls.js';
 import { register as registerNotifications } from './commands/notifications.js';
+import { register as registerIdentities } from './commands/identities.js';
 
 // rc-sync-server: the operator's server. Commands live in sync-server/commands/.
 const program = new Command('rc-sync-server').description('Resident Card sync-server').showHelpAfterError();
@@ -31,5 +32,6 @@ registerAccounts(program);
 addCredentialOptions(program);
 registerTls(program);
 registerNotifications(program);
+registerIdentities(program);
 
 await program.parseAsync(process.argv);

@@ -4,7 +4,7 @@ import type { Scope } from '../../protocol/lists.js';
 import type { Logger } from '../../protocol/log.js';
 import { writeAudit } from '../audit.js';
 import type { TypedCard } from '../console/cards.js';
-import { applyContext, markRecompute } from '../import.js';
+import { applyContext, clearRecompute, markRecompute, pendingRecompute } from '../import.js';
 import type { Dirty } from '../materialize.js';
 import type { Db } from '../registry.js';
 
@@ -32,7 +32,9 @@ export interface ConnectRequest {
  * a new card replaces the old one, whose token leaves the lists in the next version. A card connected to another person is
  * refused (cabinet.card-taken, 409). The registry's cards row is written through the cards import's own apply step
  * (import.ts applyContext: the same rows and the same dirty (scope, token) marks as a cards file), with the masked PAN and
- * the audit row, in one transaction; then the publisher recomputes those entries and publishes (commitAndPublish).
+ * the audit row, in one transaction, which also marks the scopes for recomputation (import.ts markRecompute: a crash
+ * before the publisher committed is redone at start, as for an import); then the publisher recomputes those entries and
+ * publishes (commitAndPublish), and the mark is dropped when no import is under way.
  */
 export async function connectCard(deps: ConnectDeps, r: ConnectRequest): Promise<ConnectResult> {
   const { db } = deps;
@@ -73,6 +75,12 @@ export async function connectCard(deps: ConnectDeps, r: ConnectRequest): Promise
   if (dirty.size > 0) {
     const changed = await deps.commitAndPublish(dirty);
     if (changed.includes('transit')) result.effectiveListVersion = deps.version('transit');
+    // the lists agree with the registry again: drop the mark, unless an import is under way (its marks are its own)
+    const mine = new Set(dirty.keys());
+    db.transaction(() => {
+      const running = db.prepare("SELECT 1 FROM imports WHERE state = 'running' LIMIT 1").get() !== undefined;
+      if (!running && pendingRecompute(db).every((s) => mine.has(s))) clearRecompute(db);
+    })();
   }
   deps.log.info({ tokenPrefix: r.card.tokenPrefix, via: r.via, status: result.status }, 'card connected to a person');
   return result;

@@ -40,14 +40,22 @@ export async function oidcProvider(c: OidcConfig): Promise<IdentityProvider> {
       for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
       let tokens;
       try {
-        tokens = await client.authorizationCodeGrant(config, url, { expectedState: l.state, expectedNonce: l.nonce, pkceCodeVerifier: l.verifier, idTokenExpected: true });
+        tokens = await client.authorizationCodeGrant(config, url, {
+          expectedState: l.state,
+          expectedNonce: l.nonce,
+          pkceCodeVerifier: l.verifier,
+          idTokenExpected: true,
+        });
       } catch (e) {
         const err = e as { code?: string; error?: string; status?: number };
-        if (err.error === 'invalid_grant') throw new RcError(ErrorCode.CabinetCodeRejected, 'the OpenID provider refused the authorization code', { error: err.error });
+        const detail = `${why(e)} ${why((e as { cause?: unknown }).cause ?? '')}`;
+        if (/state/.test(detail)) throw new RcError(ErrorCode.CabinetBadState, "the OpenID provider's answer is not for this sign-in (state)");
+        if (err.error === 'invalid_grant')
+          throw new RcError(ErrorCode.CabinetCodeRejected, 'the OpenID provider refused the authorization code', { error: err.error });
         if (err.error === 'invalid_client') throw new RcError(ErrorCode.CabinetClientRejected, 'the OpenID provider refused our client credentials');
         if (err.code === 'OAUTH_RESPONSE_IS_NOT_CONFORM' || err.code === 'OAUTH_RESPONSE_IS_NOT_JSON' || err instanceof TypeError)
           throw new RcError(ErrorCode.CabinetProviderDown, 'the OpenID provider did not answer usably', { cause: why(e) });
-        throw new RcError(ErrorCode.CabinetBadIdToken, "the OpenID provider's answer did not verify", { cause: why(e) });
+        throw new RcError(ErrorCode.CabinetBadIdToken, "the OpenID provider's answer did not verify", { cause: detail.slice(0, 300) });
       }
       const claims = tokens.claims();
       if (!claims) throw new RcError(ErrorCode.CabinetBadIdToken, 'the OpenID provider sent no id_token');

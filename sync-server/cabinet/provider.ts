@@ -3,6 +3,7 @@ import { ErrorCode, RcError } from '../../protocol/errors.js';
 import { esiaProvider } from './esia.js';
 import { oidcProvider } from './oidc.js';
 import { commandSigner, keyFileSigner, type Signer } from './signer.js';
+import { pkcs11Signer } from './pkcs11-signer.js';
 
 /** Who signed in, as the identity provider vouches for them. */
 export interface Identity {
@@ -36,7 +37,25 @@ const SignerConfig = z.discriminatedUnion('kind', [
   /** A PEM private key (RSA, ECDSA, Ed25519): a file path or the PEM itself. */
   z.object({ kind: z.literal('key'), key: z.string().min(1) }).strict(),
   /** An external command (argv, no shell): data on stdin, signature on stdout (raw or base64). */
-  z.object({ kind: z.literal('command'), argv: z.array(z.string().min(1)).min(1), base64: z.boolean().default(false), timeoutMs: z.number().int().positive().default(10_000) }).strict(),
+  /** A private key in a PKCS#11 token, by label; the PIN from the environment variable named by pinEnv (default RC_ESIA_PIN). */
+  z
+    .object({
+      kind: z.literal('pkcs11'),
+      library: z.string().min(1),
+      tokenLabel: z.string().min(1),
+      keyLabel: z.string().min(1),
+      pinEnv: z.string().default('RC_ESIA_PIN'),
+      mechanism: z.number().int().nonnegative().optional(),
+    })
+    .strict(),
+  z
+    .object({
+      kind: z.literal('command'),
+      argv: z.array(z.string().min(1)).min(1),
+      base64: z.boolean().default(false),
+      timeoutMs: z.number().int().positive().default(10_000),
+    })
+    .strict(),
 ]);
 
 export const EsiaConfig = z
@@ -95,8 +114,18 @@ export function parseCabinetConfig(raw: unknown): CabinetConfig {
   return r.data;
 }
 
-export function signerFrom(c: z.output<typeof SignerConfig>): Signer {
-  return c.kind === 'key' ? keyFileSigner(c.key) : commandSigner(c.argv, { base64: c.base64, timeoutMs: c.timeoutMs });
+export function signerFrom(c: z.output<typeof SignerConfig>, env: NodeJS.ProcessEnv = process.env): Signer {
+  if (c.kind === 'key') return keyFileSigner(c.key);
+  if (c.kind === 'command') return commandSigner(c.argv, { base64: c.base64, timeoutMs: c.timeoutMs });
+  const pin = env[c.pinEnv];
+  if (!pin) throw new RcError(ErrorCode.CabinetProviderConfig, `the PKCS#11 signer's PIN is not set (${c.pinEnv})`, { pinEnv: c.pinEnv });
+  return pkcs11Signer({
+    library: c.library,
+    tokenLabel: c.tokenLabel,
+    keyLabel: c.keyLabel,
+    pin,
+    ...(c.mechanism !== undefined ? { mechanism: c.mechanism } : {}),
+  });
 }
 
 /** The configured provider (an OIDC provider's discovery document is fetched here: cabinet.provider-down when it cannot be). */

@@ -18,9 +18,11 @@ export function tokenOf(db: Db, personId: string): string | null {
 
 /** The person's card: status from the registry, the published transit list and the stop-list. */
 export function myCard(db: Db, personId: string): CabinetCard | null {
-  const c = db.prepare('SELECT c.token, c.expiry, c.updated_at, h.masked, h.connected_at FROM cards c LEFT JOIN holder_cards h ON h.person_id = c.person_id WHERE c.person_id = ?').get(personId) as
-    | { token: string; expiry: string; updated_at: string; masked: string | null; connected_at: string | null }
-    | undefined;
+  const c = db
+    .prepare(
+      'SELECT c.token, c.expiry, c.updated_at, h.masked, h.connected_at FROM cards c LEFT JOIN holder_cards h ON h.person_id = c.person_id WHERE c.person_id = ?',
+    )
+    .get(personId) as { token: string; expiry: string; updated_at: string; masked: string | null; connected_at: string | null } | undefined;
   if (!c) return null;
   const stop = db.prepare('SELECT reason FROM stoplist WHERE token = ?').pluck().get(c.token) as string | undefined;
   const listed = db.prepare("SELECT 1 FROM entries WHERE scope = 'transit' AND token = ?").get(c.token) !== undefined;
@@ -86,7 +88,9 @@ export function dayRange(q: { from?: string | undefined; to?: string | undefined
 
 function journalOf(db: Db, token: string, fromMs: number, toMs: number, kinds: readonly string[]): ReturnType<typeof journalView>[] {
   const rows = db
-    .prepare(`SELECT ${JOURNAL_COLS} FROM journal WHERE token = ? AND eff_ms >= ? AND eff_ms < ? AND kind IN (${kinds.map(() => '?').join(',')}) ORDER BY eff_ms, device, seq LIMIT 20000`)
+    .prepare(
+      `SELECT ${JOURNAL_COLS} FROM journal WHERE token = ? AND eff_ms >= ? AND eff_ms < ? AND kind IN (${kinds.map(() => '?').join(',')}) ORDER BY eff_ms, device, seq LIMIT 20000`,
+    )
     .all(token, fromMs, toMs, ...kinds) as JournalDbRow[];
   return rows.map(journalView);
 }
@@ -111,7 +115,13 @@ export function myTrips(db: Db, personId: string, q: { from?: string | undefined
 }
 
 /** A child's passages and meals, by service day; auth.forbidden unless the holder is the child's guardian. */
-export function childDays(db: Db, holderPerson: string, child: string, q: { from?: string | undefined; to?: string | undefined }, now: Date): { child: Child; days: ChildDay[] } {
+export function childDays(
+  db: Db,
+  holderPerson: string,
+  child: string,
+  q: { from?: string | undefined; to?: string | undefined },
+  now: Date,
+): { child: Child; days: ChildDay[] } {
   const c = myChildren(db, holderPerson).find((x) => x.personId === child);
   if (!c) throw new RcError(ErrorCode.AuthForbidden, 'this person is not your child', {});
   const token = tokenOf(db, child);

@@ -47,8 +47,7 @@ export function holderOf(db: Db, id: string, limits: SessionLimits, now: number)
   if (!/^[\w-]{43}$/.test(id)) return null;
   const hash = sha256(id);
   const s = db.prepare('SELECT person_id, subject, name, esia, created_ms, seen_ms FROM cabinet_sessions WHERE id_hash = ?').get(hash) as
-    | { person_id: string; subject: string; name: string; esia: number; created_ms: number; seen_ms: number }
-    | undefined;
+    { person_id: string; subject: string; name: string; esia: number; created_ms: number; seen_ms: number } | undefined;
   if (!s) return null;
   if (now - s.seen_ms > limits.idleMs || now - s.created_ms > limits.absoluteMs) {
     db.prepare('DELETE FROM cabinet_sessions WHERE id_hash = ?').run(hash);

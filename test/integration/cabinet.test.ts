@@ -245,6 +245,8 @@ describe("the cardholder's cabinet over ESIA (stand-in)", () => {
     expect(v2).toBeGreaterThan(v1);
     expect(stack.server.db.prepare("SELECT 1 FROM entries WHERE scope = 'transit' AND token = ?").get(tokenA)).toBeUndefined();
     expect(stack.server.db.prepare("SELECT count(*) FROM cards WHERE person_id = 'p-ochirova'").pluck().get()).toBe(1);
+    // published: no recomputation left pending for a restart
+    expect(stack.server.db.prepare("SELECT value FROM meta WHERE key = 'import.recompute'").get()).toBeUndefined();
     // the published delta to v2 removes the old token
     const delta = stack.server.db.prepare("SELECT payload FROM deltas WHERE scope = 'transit' AND to_v = ?").pluck().get(v2) as Buffer | undefined;
     expect(delta).toBeDefined();

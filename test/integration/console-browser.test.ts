@@ -293,11 +293,11 @@ describe('operator console in a browser', () => {
 
 describe('each role sees what it may and nothing else', () => {
   const MENUS: Record<string, string[]> = {
-    ops: ['fleet', 'imports', 'lists', 'rules', 'enrol', 'stoplist', 'journal', 'reports'],
+    ops: ['fleet', 'imports', 'lists', 'rules', 'enrol', 'stoplist', 'holders', 'journal', 'reports'],
     audit: ['fleet', 'lists', 'journal', 'reports'],
     school1: ['fleet', 'journal', 'reports'],
     carrier7: ['reports'],
-    boss: ['fleet', 'imports', 'lists', 'rules', 'enrol', 'stoplist', 'journal', 'reports'],
+    boss: ['fleet', 'imports', 'lists', 'rules', 'enrol', 'stoplist', 'holders', 'journal', 'reports'],
   };
   const call = (page: Page, method: string, path: string, body?: unknown) =>
     page.evaluate(

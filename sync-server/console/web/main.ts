@@ -13,6 +13,7 @@ import { loginPage } from './pages/login.js';
 import { reportsPage } from './pages/reports.js';
 import { rulesPage } from './pages/rules.js';
 import { stopListPage } from './pages/stoplist.js';
+import { holdersPage } from './pages/holders.js';
 import { PAGES, homeOf, mayOpen, type Page, type SessionAnswer, type User } from './session.js';
 
 /**
@@ -34,6 +35,7 @@ const RENDER: Record<Page | 'device', PageFn> = {
   rules: rulesPage,
   enrol: enrolPage,
   stoplist: stopListPage,
+  holders: holdersPage,
   journal: journalPage,
   reports: reportsPage,
 };

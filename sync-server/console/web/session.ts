@@ -19,6 +19,7 @@ export const PAGES = {
   rules: ['admin', 'operator'],
   enrol: ['admin', 'operator'],
   stoplist: ['admin', 'operator'],
+  holders: ['admin', 'operator'],
   journal: ['admin', 'operator', 'auditor', 'school'],
   reports: ['admin', 'operator', 'auditor', 'school', 'carrier'],
 } as const satisfies Record<string, readonly Role[]>;
