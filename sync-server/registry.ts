@@ -7,6 +7,7 @@ import { ensurePartnerSchema } from './partners.js';
 import { ensureNotifySchema } from './notify/schema.js';
 import { ensureSettlementSchema } from './settlement/schema.js';
 import { ensureImportSchema } from './import-stage.js';
+import { ensureTokenSchemeSchema } from './tokenize.js';
 
 /**
  * The operator's registry: one SQLite file under the data dir.
@@ -54,6 +55,7 @@ export function openRegistry(dataDir: string): Db {
   ensureNotifySchema(db);
   ensureSettlementSchema(db);
   ensureImportSchema(db);
+  ensureTokenSchemeSchema(db);
   return db;
 }
 

@@ -1,5 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
-import { CURRENT_TOKEN_SCHEME, TOKEN_BYTES, tokenSuffix, type CardTokenData, type TokenKey } from '../protocol/token.js';
+import { ErrorCode, RcError } from '../protocol/errors.js';
+import { CURRENT_TOKEN_SCHEME, TOKEN_BYTES, parseTokenScheme, tokenSuffix, type CardTokenData, type TokenKey, type TokenScheme } from '../protocol/token.js';
+import type { Db } from './registry.js';
 
 /**
  * The same token as protocol/token.ts deriveToken (HMAC-SHA256(key, PAN ‖ YYMM), or PAN ‖ PSN for a
@@ -27,4 +29,50 @@ export function bulkTokenizer(key: TokenKey): (pan: Uint8Array, card: CardTokenD
     h.update(suffix);
     return outer.copy().update(h.digest()).digest().subarray(0, TOKEN_BYTES).toString('hex');
   };
+}
+
+/**
+ * The token scheme of every key version the registry has tokenised with (docs/token-key.md, "The PAN ‖
+ * expiry migration"): `token_key_schemes(version, scheme)`. A registry from before the table existed made
+ * all its tokens with PAN ‖ PSN, so when the table is created every key version its cards hold is recorded
+ * as pan-psn; from then on the server records the scheme of the key it starts with.
+ */
+export function ensureTokenSchemeSchema(db: Db): void {
+  const existed = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'token_key_schemes'").get() !== undefined;
+  if (existed) return;
+  db.transaction(() => {
+    db.exec('CREATE TABLE token_key_schemes(version INTEGER PRIMARY KEY, scheme TEXT NOT NULL, recorded_at TEXT NOT NULL)');
+    db.prepare("INSERT INTO token_key_schemes(version, scheme, recorded_at) SELECT DISTINCT key_version, 'pan-psn', ? FROM cards").run(
+      new Date().toISOString(),
+    );
+  })();
+}
+
+/** The scheme the registry recorded for a key version, or null when it has not tokenised with it yet. */
+export function recordedKeyScheme(db: Db, version: number): TokenScheme | null {
+  const r = db.prepare('SELECT scheme FROM token_key_schemes WHERE version = ?').pluck().get(version) as string | undefined;
+  return r === undefined ? null : parseTokenScheme(r);
+}
+
+/**
+ * At start: the server's key version must derive with the scheme its tokens in the registry were made with.
+ * A version not seen before is recorded with the key's scheme. A mismatch (an `RC_TOKEN_KEY` of a
+ * pre-migration version started without `RC_TOKEN_KEY_SCHEME=pan-psn`) is token.scheme-mismatch: starting
+ * would make every card of the registry unrecognisable at the next import.
+ */
+export function checkKeyScheme(db: Db, version: number, scheme: TokenScheme): void {
+  const recorded = recordedKeyScheme(db, version);
+  if (recorded === null) {
+    db.prepare('INSERT INTO token_key_schemes(version, scheme, recorded_at) VALUES (?, ?, ?)').run(version, scheme, new Date().toISOString());
+    return;
+  }
+  if (recorded !== scheme) {
+    throw new RcError(
+      ErrorCode.TokenSchemeMismatch,
+      `the registry's tokens of key version ${version} are ${recorded}, but the key is given as ${scheme}: ${
+        recorded === 'pan-psn' ? 'set RC_TOKEN_KEY_SCHEME=pan-psn until you rotate to a new version' : 'set RC_TOKEN_KEY_SCHEME=pan-expiry'
+      } (docs/token-key.md)`,
+      { keyVersion: version, recorded, given: scheme },
+    );
+  }
 }
