@@ -68,6 +68,12 @@ export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> 
     action:
       'Enrol the device again (the key arrives wrapped for its token), or import the key on the server with rc-sync-server key import; see docs/token-key.md.',
   },
+  // pantoken
+  'token.scheme-mismatch': {
+    meaning:
+      'The key version still derives tokens from PAN ‖ PSN (made before the PAN ‖ expiry change), so a card typed by its number and expiry cannot be tokenised with it.',
+    action: 'Rotate the server to a new key version (rc-sync-server key rotate) and re-import the cards; see docs/token-key.md, "The PAN ‖ expiry migration".',
+  },
   'config.invalid': {
     meaning: 'A configuration file does not validate; the message names the file and the field.',
     action: 'Fix the named field (docs/config.md describes every field).',

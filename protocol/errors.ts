@@ -35,6 +35,8 @@ export const ErrorCode = {
   TokenHsmKeyMissing: 'token.hsm-key-missing',
   TokenDevKeyRefused: 'token.dev-key-refused',
   TokenDeviceTokenRequired: 'token.device-token-required',
+  // pantoken: the token scheme goes with the key version (docs/token-key.md)
+  TokenSchemeMismatch: 'token.scheme-mismatch',
 
   // config: device and server configuration files
   ConfigInvalid: 'config.invalid',

@@ -8,6 +8,7 @@ import { ensurePartnerSchema } from './partners.js';
 import { ensureNotifySchema } from './notify/schema.js';
 import { ensureSettlementSchema } from './settlement/schema.js';
 import { ensureImportSchema } from './import-stage.js';
+import { ensureTokenSchemeSchema } from './tokenize.js';
 
 /**
  * The operator's registry: one SQLite file under the data dir.
@@ -56,6 +57,7 @@ export function openRegistry(dataDir: string): Db {
   ensureSettlementSchema(db);
   ensureImportSchema(db);
   ensureCabinetSchema(db);
+  ensureTokenSchemeSchema(db);
   return db;
 }
 

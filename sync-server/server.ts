@@ -3,7 +3,8 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { ErrorCode, RcError, isRcError } from '../protocol/errors.js';
 import type { Logger } from '../protocol/log.js';
 import type { Scope } from '../protocol/lists.js';
-import { isHsmKey, type ServerTokenKey } from '../protocol/token-hsm.js';
+import { isHsmKey, serverKeyScheme, type ServerTokenKey } from '../protocol/token-hsm.js';
+import { checkKeyScheme } from './tokenize.js';
 import { DeviceStatus, JournalBatch, MAX_CONTROL_MESSAGE, SyncRequest } from '../protocol/wire/messages.js';
 import { parseTopic, topics } from '../protocol/wire/topics.js';
 import { parseControl } from '../protocol/wire/verify.js';
@@ -154,6 +155,12 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     throw new RcError(ErrorCode.ServerBadRequest, 'an external broker (--broker) has its own TLS listener: --broker-listen is for the embedded one');
   const forDevices = devicesBroker(o);
   const db = openRegistry(o.dataDir);
+  try {
+    checkKeyScheme(db, o.tokenKey.version, serverKeyScheme(o.tokenKey)); // a key version keeps the scheme its tokens were made with
+  } catch (e) {
+    db.close();
+    throw e;
+  }
   // durable acks: every commit fsyncs the WAL, so no journal-ack leaves before the entries it covers are on disk
   db.pragma('synchronous = FULL');
   // accounts: a fresh admin token for the local CLI (the first admin, when there is none, is made once the API listens)

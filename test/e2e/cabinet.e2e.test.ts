@@ -5,8 +5,8 @@
  * holder replaces it in the browser: after the next list version the old card is no longer a resident card on the
  * validator (it rides at the full fare like any bank card) and the new one is recognised.
  *
- * The virtual cards carry no PAN sequence number: until the pantoken branch's derivation (PAN ‖ expiry) lands,
- * the typed card is tokenised with PAN alone, which is what a device derives from a card without one.
+ * The server tokenises the typed number and printed expiry (tokeniseHolderCard: PAN ‖ expiry); the device derives the
+ * token from the card it reads, PAN sequence number and all: the two meet without the PSN ever being typed.
  */
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -40,7 +40,7 @@ const CHROMIUM_ARGS = [
 /** Synthetic, Luhn-valid Mir numbers (never real ones). */
 const CARD_A = '2200700000000504';
 const CARD_B = '2200700000000512';
-const card = (pan: string) => ({ kind: 'emv' as const, pan, expiry: '2029-06' });
+const card = (pan: string) => ({ kind: 'emv' as const, pan, expiry: '2029-06', psn: '01' });
 
 const dirs: string[] = [];
 let pcscd: PcscdRig;

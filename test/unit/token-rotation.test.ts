@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { deriverRing, softDeriver, type TokenDeriver } from '../../protocol/token-hsm.js';
-import { deriveToken, type TokenKey } from '../../protocol/token.js';
+import { deriveToken, type CardTokenData, type TokenKey } from '../../protocol/token.js';
 import { expectRcError } from '../support/errors.js';
 import { busConfig, makeRig, mirSpec, turnstileConfig, type Rig } from './runtime-helpers.js';
 
@@ -11,9 +11,12 @@ import { busConfig, makeRig, mirSpec, turnstileConfig, type Rig } from './runtim
  * looks them up newest first, and the first one listed decides; the journal
  * records that token and its version (the newest when none is listed).
  */
-const K1: TokenKey = { version: 1, key: Buffer.from('11'.repeat(32), 'hex') };
+// v1 is a key version from before the PAN ‖ expiry migration (PAN ‖ PSN tokens), v2 one made since (PAN ‖ expiry):
+// the rotation that carries the migration (docs/token-key.md)
+const K1: TokenKey = { version: 1, key: Buffer.from('11'.repeat(32), 'hex'), scheme: 'pan-psn' };
 const K2: TokenKey = { version: 2, key: Buffer.from('22'.repeat(32), 'hex') };
-const tok = (pan: string, key: TokenKey, psn = '01') => deriveToken(Buffer.from(pan, 'ascii'), psn, key);
+/** The token of mirSpec's card (expiry 2029-06, PSN 01) under `key`, whichever its scheme. */
+const tok = (pan: string, key: TokenKey, psn = '01') => deriveToken(Buffer.from(pan, 'ascii'), { expiry: '2029-06', psn }, key);
 
 /** Synthetic, Luhn-valid PANs. */
 const OLD = '2200700000000058'; // still listed under its v1 token
@@ -26,10 +29,11 @@ function counting(key: TokenKey): TokenDeriver & { calls: number } {
   const d = softDeriver(key);
   const c = {
     version: d.version,
+    scheme: d.scheme,
     calls: 0,
-    derive: (pan: Uint8Array, psn: string | null) => {
+    derive: (pan: Uint8Array, card: CardTokenData) => {
       c.calls++;
-      return d.derive(pan, psn);
+      return d.derive(pan, card);
     },
     close: () => d.close(),
   };
