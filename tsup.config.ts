@@ -1,5 +1,5 @@
 import { defineConfig } from 'tsup';
-import { buildConsole, buildPublicWeb } from './scripts/build-console.js';
+import { buildCabinet, buildConsole, buildPortal } from './scripts/build-console.js';
 
 // Three programs and the demo (npm start), one package. Runtime packages stay external (they are in
 // "dependencies"), so native modules (better-sqlite3, smartcard, serialport)
@@ -23,6 +23,7 @@ export default defineConfig({
   // and the cardholder's cabinet and the public portal (issue 15): dist/cabinet/, dist/portal/
   onSuccess: async () => {
     await buildConsole('dist/console', 'sync-server/console/web');
-    await buildPublicWeb('dist');
+    await buildCabinet('dist/cabinet', 'sync-server/cabinet/web');
+    await buildPortal('dist/portal', 'sync-server/portal/web');
   },
 });
