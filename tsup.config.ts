@@ -1,5 +1,5 @@
 import { defineConfig } from 'tsup';
-import { buildConsole } from './scripts/build-console.js';
+import { buildCabinet, buildConsole, buildPortal } from './scripts/build-console.js';
 
 // Three programs and the demo (npm start), one package. Runtime packages stay external (they are in
 // "dependencies"), so native modules (better-sqlite3, smartcard, serialport)
@@ -20,5 +20,10 @@ export default defineConfig({
   splitting: true,
   banner: { js: '#!/usr/bin/env node' },
   // the operator console (issue 12): its own browser bundle, served by rc-sync-server from dist/console/
-  onSuccess: () => buildConsole('dist/console', 'sync-server/console/web'),
+  // and the cardholder's cabinet and the public portal (issue 15): dist/cabinet/, dist/portal/
+  onSuccess: async () => {
+    await buildConsole('dist/console', 'sync-server/console/web');
+    await buildCabinet('dist/cabinet', 'sync-server/cabinet/web');
+    await buildPortal('dist/portal', 'sync-server/portal/web');
+  },
 });

@@ -52,17 +52,18 @@ function pan(c: DemoCard): string {
 
 /** The registry as the agencies would send it (CSV, imported by the server's own import code). */
 export function registryCsv(): Record<'cards' | 'benefits' | 'enrolments' | 'stoplist', string> {
-  const psn = (c: DemoCard) => (c.spec.kind === 'emv' ? (c.spec.psn ?? '') : '');
+  // the token is PAN ‖ expiry: the banks' files carry both, as the card itself does
+  const expiry = (c: DemoCard) => (c.spec.kind === 'emv' ? c.spec.expiry : '');
   return {
     cards: [
-      'person_id,pan,psn,expiry',
-      `P-ANNA,${pan(CARDS.pensioner)},${psn(CARDS.pensioner)},2029-06`,
-      `P-TIMUR,${pan(CARDS.student)},${psn(CARDS.student)},2029-06`,
-      `P-LOST,${pan(CARDS.stopped)},${psn(CARDS.stopped)},2029-06`,
+      'person_id,pan,expiry',
+      `P-ANNA,${pan(CARDS.pensioner)},${expiry(CARDS.pensioner)}`,
+      `P-TIMUR,${pan(CARDS.student)},${expiry(CARDS.student)}`,
+      `P-LOST,${pan(CARDS.stopped)},${expiry(CARDS.stopped)}`,
     ].join('\n'),
     benefits: ['person_id,category,valid_from,valid_to', 'P-ANNA,pensioner,2020-01-01,2030-12-31'].join('\n'),
     enrolments: ['person_id,school_id,role,grade,meal_category,valid_from,valid_to', 'P-TIMUR,7,student,5,free-breakfast,2026-09-01,2027-05-31'].join('\n'),
-    stoplist: ['pan,psn,reason', `${pan(CARDS.stopped)},${psn(CARDS.stopped)},lost`].join('\n'),
+    stoplist: ['pan,expiry,reason', `${pan(CARDS.stopped)},${expiry(CARDS.stopped)},lost`].join('\n'),
   };
 }
 

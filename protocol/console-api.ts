@@ -142,8 +142,10 @@ export const PanInput = z
   .transform((s) => s.replace(/[\s-]/g, ''))
   .pipe(z.string().regex(/^\d{12,19}$/, 'a card number is 12 to 19 digits'));
 export const Psn = z.string().regex(/^[0-9A-Fa-f]{2}$/, 'PSN: two hex digits');
+/** The expiry printed on the card as typed (MM/YY, MMYY, MM/YYYY, MM.YY; parsed by protocol/pan.ts parseTypedExpiry): part of the card's token. */
+export const ExpiryInput = z.string().trim().min(4).max(10);
 
-export const StopAddBody = z.object({ pan: PanInput, psn: Psn.optional(), reason: z.string().min(1).max(64).default('lost') });
+export const StopAddBody = z.object({ pan: PanInput, expiry: ExpiryInput.optional(), psn: Psn.optional(), reason: z.string().min(1).max(64).default('lost') });
 export const StopRemoveBody = z.object({ token: TokenHex });
 export const StopEntry = z
   .object({ token: z.string(), tokenPrefix: z.string(), masked: z.string().nullable(), reason: z.string(), since: z.string() })
@@ -166,6 +168,8 @@ export const JournalSearchBody = z
     result: z.string().max(32).optional(),
     /** A card: its number, tokenised by the server in memory. */
     pan: PanInput.optional(),
+    /** The card's printed expiry (its token is PAN ‖ expiry); psn only under a key version from before the migration. */
+    expiry: ExpiryInput.optional(),
     psn: Psn.optional(),
     limit: z.number().int().min(1).max(10_000).default(500),
   })

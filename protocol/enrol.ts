@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { DeviceId, DeviceKind, GateDirection, PartnerId, RouteId, SchoolId, VehicleId } from './ids.js';
 import { RawKeyB64, Sealed } from './sealing.js';
 import { CertPem } from './tls-pin.js';
+import { TOKEN_SCHEMES } from './token.js';
 
 /**
  * The provisioning HTTP contract between rc-provision (device), the operator's
@@ -102,6 +103,8 @@ export const Secrets = z
           .string()
           .regex(/^[A-Za-z0-9+/]{300,1400}={0,2}$/)
           .optional(),
+        /** The version's token scheme (protocol/token.ts); absent from a server older than the PAN ‖ expiry migration: pan-psn. */
+        scheme: z.enum(TOKEN_SCHEMES).optional(),
       })
       .strict()
       .refine((k) => (k.hex === undefined) !== (k.wrapped === undefined), { message: 'token key: exactly one of hex and wrapped' }),

@@ -68,6 +68,12 @@ export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> 
     action:
       'Enrol the device again (the key arrives wrapped for its token), or import the key on the server with rc-sync-server key import; see docs/token-key.md.',
   },
+  // pantoken
+  'token.scheme-mismatch': {
+    meaning:
+      'The key version still derives tokens from PAN ‖ PSN (made before the PAN ‖ expiry change), so a card typed by its number and expiry cannot be tokenised with it.',
+    action: 'Rotate the server to a new key version (rc-sync-server key rotate) and re-import the cards; see docs/token-key.md, "The PAN ‖ expiry migration".',
+  },
   'config.invalid': {
     meaning: 'A configuration file does not validate; the message names the file and the field.',
     action: 'Fix the named field (docs/config.md describes every field).',
@@ -218,6 +224,12 @@ export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> 
   'server.console-missing': {
     meaning: 'The operator console was asked for, but its bundle (dist/console/: index.html, app.js, app.css) is not there; the API works without it.',
     action: 'Build it (npm run build), or point RC_CONSOLE_DIR at a built dist/console/, and restart rc-sync-server.',
+  },
+  // cabweb (issue 15): the pages of the cardholder's cabinet and the public portal
+  'server.web-missing': {
+    meaning:
+      "The cardholder's cabinet (/cabinet/) or the public portal (/portal/) was asked for, but its bundle (dist/cabinet/, dist/portal/) is not there; the JSON API works without it.",
+    action: 'Build it (npm run build), or point RC_WEB_DIR at a built dist/ (holding cabinet/ and portal/), and restart rc-sync-server.',
   },
   'settlement.unknown-route': {
     meaning: 'A bus journal entry names a route the published tariff lacks (or none); stored, left out of settlement.',

@@ -35,6 +35,8 @@ export const ErrorCode = {
   TokenHsmKeyMissing: 'token.hsm-key-missing',
   TokenDevKeyRefused: 'token.dev-key-refused',
   TokenDeviceTokenRequired: 'token.device-token-required',
+  // pantoken: the token scheme goes with the key version (docs/token-key.md)
+  TokenSchemeMismatch: 'token.scheme-mismatch',
 
   // config: device and server configuration files
   ConfigInvalid: 'config.invalid',
@@ -83,6 +85,8 @@ export const ErrorCode = {
   ServerConsoleMissing: 'server.console-missing',
   ServerTlsFiles: 'server.tls-files',
   ServerTlsInit: 'server.tls-init-failed',
+  // cabweb (issue 15): the pages of the cardholder's cabinet and the public portal
+  ServerWebMissing: 'server.web-missing',
 
   // import: CSV imports into the registry (sync-server/import-stage.ts)
   ImportBusy: 'import.busy',

@@ -3,7 +3,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type * as Pkcs11Types from 'pkcs11js';
 import { ErrorCode, RcError } from './errors.js';
-import { TOKEN_BYTES, deriveToken, type KeyedToken, type TokenKey } from './token.js';
+import { CURRENT_TOKEN_SCHEME, TOKEN_BYTES, deriveToken, tokenSuffix, type CardTokenData, type KeyedToken, type TokenKey, type TokenScheme } from './token.js';
 
 /**
  * Where the card-token key lives and where the HMAC is computed.
@@ -22,8 +22,10 @@ import { TOKEN_BYTES, deriveToken, type KeyedToken, type TokenKey } from './toke
 export interface TokenDeriver {
   /** Key version, stored with every token so keys can rotate. */
   readonly version: number;
-  /** token = HMAC-SHA256(key, PAN ‖ PSN) truncated to 16 bytes, hex. `pan` is ASCII digits; the caller wipes it. */
-  derive(pan: Uint8Array, psn: string | null): string;
+  /** What follows the PAN in this version's HMAC input (protocol/token.ts); absent: CURRENT_TOKEN_SCHEME. */
+  readonly scheme?: TokenScheme | undefined;
+  /** token = HMAC-SHA256(key, PAN ‖ YYMM, or PAN ‖ PSN for a pan-psn version) truncated to 16 bytes, hex. `pan` is ASCII digits; the caller wipes it. */
+  derive(pan: Uint8Array, card: CardTokenData): string;
   /**
    * Older key versions the same source still holds (a device's token during a rotation: v beside v+1), newest
    * first. A device derives a card's token with each too and looks them up after this one's; absent or empty
@@ -34,7 +36,7 @@ export interface TokenDeriver {
 }
 
 export function softDeriver(key: TokenKey): TokenDeriver {
-  return { version: key.version, derive: (pan, psn) => deriveToken(pan, psn, key), close: () => {} };
+  return { version: key.version, scheme: key.scheme ?? CURRENT_TOKEN_SCHEME, derive: (pan, card) => deriveToken(pan, card, key), close: () => {} };
 }
 
 /**
@@ -51,7 +53,8 @@ export function deriverRing(derivers: readonly TokenDeriver[]): TokenDeriver {
   if (older.length === 0) return newest;
   return {
     version: newest.version,
-    derive: (pan, psn) => newest.derive(pan, psn),
+    scheme: newest.scheme,
+    derive: (pan, card) => newest.derive(pan, card),
     older,
     close: () => {
       for (const d of sorted) d.close();
@@ -60,9 +63,9 @@ export function deriverRing(derivers: readonly TokenDeriver[]): TokenDeriver {
 }
 
 /** Every token of a card a deriver gives, newest version first: one per version it holds (one HMAC each). */
-export function deriveAllVersions(d: TokenDeriver, pan: Uint8Array, psn: string | null): KeyedToken[] {
-  const out: KeyedToken[] = [{ token: d.derive(pan, psn), keyVersion: d.version }];
-  for (const o of d.older ?? []) out.push({ token: o.derive(pan, psn), keyVersion: o.version });
+export function deriveAllVersions(d: TokenDeriver, pan: Uint8Array, card: CardTokenData): KeyedToken[] {
+  const out: KeyedToken[] = [{ token: d.derive(pan, card), keyVersion: d.version }];
+  for (const o of d.older ?? []) out.push({ token: o.derive(pan, card), keyVersion: o.version });
   return out;
 }
 
@@ -130,8 +133,6 @@ function pkcs11js(): Pkcs11Module {
 
 const hsmError = (what: string, e: unknown, context: Record<string, unknown> = {}) =>
   new RcError(ErrorCode.TokenHsmUnavailable, `PKCS#11: ${what}`, { ...context, err: e instanceof Error ? e.message : String(e) });
-
-const PSN_RE = /^[0-9A-Fa-f]{2}$/;
 
 /** RSA-OAEP with SHA-1 (what SoftHSM2 2.6 wraps and unwraps with; see wrapForToken). */
 const OAEP = (m: Pkcs11Module): Pkcs11Types.Mechanism => {
@@ -204,9 +205,11 @@ export class Pkcs11Token {
    * A device's key never leaves its token; the server's is `wrappable`: extractable, but being sensitive
    * it can leave the token only wrapped (C_WrapKey, see wrapKeyFor), never in clear.
    */
-  private secretTemplate(version: number, wrappable = false): Pkcs11Types.Template {
+  private secretTemplate(version: number, wrappable = false, scheme: TokenScheme = CURRENT_TOKEN_SCHEME): Pkcs11Types.Template {
     const m = this.m;
     return [
+      // the key version's token scheme (docs/token-key.md): keys made before it was recorded have no CKA_ID and are pan-psn
+      { type: m.CKA_ID, value: Buffer.from(scheme, 'ascii') },
       { type: m.CKA_CLASS, value: m.CKO_SECRET_KEY },
       { type: m.CKA_KEY_TYPE, value: m.CKK_GENERIC_SECRET },
       { type: m.CKA_LABEL, value: tokenKeyLabel(version) },
@@ -227,18 +230,18 @@ export class Pkcs11Token {
     if (this.hasKey(key.version)) throw new RcError(ErrorCode.TokenKeyInvalid, `the token already holds key version ${key.version}`, { version: key.version });
     const value = Buffer.from(key.key);
     try {
-      this.p.C_CreateObject(this.session, [...this.secretTemplate(key.version, opts.wrappable === true), { type: this.m.CKA_VALUE, value }]);
+      this.p.C_CreateObject(this.session, [...this.secretTemplate(key.version, opts.wrappable === true, key.scheme), { type: this.m.CKA_VALUE, value }]);
     } finally {
       value.fill(0);
     }
   }
 
   /** A fresh random key made inside the token (server: `key rotate`); wrappable as importKey's. */
-  generateKey(version: number, opts: { wrappable?: boolean } = {}): void {
+  generateKey(version: number, opts: { wrappable?: boolean; scheme?: TokenScheme } = {}): void {
     if (this.hasKey(version)) throw new RcError(ErrorCode.TokenKeyInvalid, `the token already holds key version ${version}`, { version });
     const m = this.m;
     this.p.C_GenerateKey(this.session, { mechanism: m.CKM_GENERIC_SECRET_KEY_GEN }, [
-      ...this.secretTemplate(version, opts.wrappable === true),
+      ...this.secretTemplate(version, opts.wrappable === true, opts.scheme),
       { type: m.CKA_VALUE_LEN, value: 32 },
     ]);
   }
@@ -331,7 +334,7 @@ export class Pkcs11Token {
   }
 
   /** Unwrap a token key the server sealed for this token's wrapping key (RSA-OAEP, see wrapForToken). */
-  unwrapKey(version: number, wrapped: Buffer): void {
+  unwrapKey(version: number, wrapped: Buffer, scheme: TokenScheme = CURRENT_TOKEN_SCHEME): void {
     const m = this.m;
     const priv = this.find([
       { type: m.CKA_CLASS, value: m.CKO_PRIVATE_KEY },
@@ -341,7 +344,7 @@ export class Pkcs11Token {
     const old = this.secret(tokenKeyLabel(version));
     if (old) this.p.C_DestroyObject(this.session, old); // re-enrolment replaces the key of that version
     try {
-      this.p.C_UnwrapKey(this.session, OAEP(m), priv, wrapped, this.secretTemplate(version));
+      this.p.C_UnwrapKey(this.session, OAEP(m), priv, wrapped, this.secretTemplate(version, false, scheme));
     } catch (e) {
       throw new RcError(ErrorCode.TokenKeyInvalid, 'the wrapped token key does not open with this token', { err: String(e) });
     }
@@ -363,21 +366,43 @@ export class Pkcs11Token {
     return { ...deriverRing([primary, ...older].map((d) => ({ ...d, close: () => {} }))), close: () => this.close() };
   }
 
-  /** A deriver computing the HMAC inside the token with the key of this version. */
+  /**
+   * The token scheme of the key of `version`, from its CKA_ID (written when the key is made, imported or
+   * unwrapped); a key without one was made before schemes were recorded: pan-psn.
+   */
+  schemeOf(version: number): TokenScheme {
+    const key = this.secret(tokenKeyLabel(version));
+    if (!key) throw new RcError(ErrorCode.TokenHsmKeyMissing, `the token has no card-token key version ${version}`, { version });
+    return this.schemeOfHandle(key);
+  }
+
+  private schemeOfHandle(key: Buffer): TokenScheme {
+    let id = '';
+    try {
+      const [a] = this.p.C_GetAttributeValue(this.session, key, [{ type: this.m.CKA_ID }]);
+      id = a?.value ? Buffer.from(a.value as Buffer).toString('ascii') : '';
+    } catch {
+      /* no CKA_ID */
+    }
+    return id === 'pan-expiry' ? 'pan-expiry' : 'pan-psn';
+  }
+
+  /** A deriver computing the HMAC inside the token with the key of this version, over PAN ‖ the suffix of the key's scheme. */
   deriver(version: number): TokenDeriver {
     const key = this.secret(tokenKeyLabel(version));
     if (!key) throw new RcError(ErrorCode.TokenHsmKeyMissing, `the token has no card-token key version ${version}`, { version });
+    const scheme = this.schemeOfHandle(key);
     const mech = { mechanism: this.m.CKM_SHA256_HMAC };
     const out = Buffer.alloc(32);
     return {
       version,
-      derive: (pan, psn) => {
-        const p = psn ?? '00';
-        if (!PSN_RE.test(p)) throw new RcError(ErrorCode.CardMissingData, 'PSN must be two hex digits', { psnLength: p.length });
-        const input = Buffer.alloc(pan.length + 2);
+      scheme,
+      derive: (pan, card) => {
+        const suffix = tokenSuffix(scheme, card);
+        const input = Buffer.alloc(pan.length + suffix.length);
         try {
           input.set(pan, 0);
-          input.write(p.toUpperCase(), pan.length, 'ascii');
+          input.set(suffix, pan.length);
           this.p.C_SignInit(this.session, mech, key);
           const mac = this.p.C_Sign(this.session, input, out);
           return mac.subarray(0, TOKEN_BYTES).toString('hex');
@@ -419,10 +444,11 @@ export type ServerTokenKey = TokenKey | HsmTokenKey;
 export const isHsmKey = (k: ServerTokenKey): k is HsmTokenKey => 'hsm' in k;
 
 /** What enrolment seals for a device: the key wrapped for its token, or (no token: demo and tests) in clear. */
-export function keyForDevice(k: ServerTokenKey, wrapKeyPem: string | undefined): { version: number; hex?: string; wrapped?: string } {
+export function keyForDevice(k: ServerTokenKey, wrapKeyPem: string | undefined): { version: number; scheme: TokenScheme; hex?: string; wrapped?: string } {
+  const scheme = serverKeyScheme(k);
   if (wrapKeyPem) {
     const wrapped = isHsmKey(k) ? k.hsm.wrapKeyFor(k.version, wrapKeyPem) : wrapForToken(wrapKeyPem, k);
-    return { version: k.version, wrapped: wrapped.toString('base64') };
+    return { version: k.version, scheme, wrapped: wrapped.toString('base64') };
   }
   if (isHsmKey(k))
     throw new RcError(
@@ -432,10 +458,15 @@ export function keyForDevice(k: ServerTokenKey, wrapKeyPem: string | undefined):
         version: k.version,
       },
     );
-  return { version: k.version, hex: k.key.toString('hex') };
+  return { version: k.version, scheme, hex: k.key.toString('hex') };
+}
+
+/** The token scheme of the server's key version: recorded in its token (CKA_ID) or given with the key in memory. */
+export function serverKeyScheme(k: ServerTokenKey): TokenScheme {
+  return isHsmKey(k) ? k.hsm.schemeOf(k.version) : (k.scheme ?? CURRENT_TOKEN_SCHEME);
 }
 
 /** A fresh random token key (32 bytes) for a new installation or a rotation. */
 export function newTokenKey(version: number): TokenKey {
-  return { version, key: randomBytes(32) };
+  return { version, key: randomBytes(32), scheme: CURRENT_TOKEN_SCHEME };
 }

@@ -63,12 +63,12 @@ function checkArgs(o: InitOptions): void {
 
 /** device.json's tokenKey: with a token only its version and where the token is (the key is inside it); else the key in clear (demo, tests). */
 function configTokenKey(secrets: Secrets, pkcs11: Pkcs11Location | undefined): Record<string, unknown> {
-  const { version, hex } = secrets.tokenKey;
+  const { version, hex, scheme } = secrets.tokenKey;
   if (pkcs11)
     return { version, pkcs11: { library: pkcs11.library, tokenLabel: pkcs11.tokenLabel, ...(pkcs11.pinFile ? { pinFile: resolve(pkcs11.pinFile) } : {}) } };
   if (hex === undefined)
     throw new RcError(ErrorCode.ProvisionSealInvalid, 'the server sent the token key wrapped for a token, but this device has none configured');
-  return { version, hex };
+  return { version, scheme: scheme ?? 'pan-psn', hex }; // a server that sends no scheme predates the PAN ‖ expiry migration
 }
 
 /** Put a wrapped key from the sealed secrets into the device's token (nothing to do for a key in clear). */
@@ -76,7 +76,7 @@ function unwrapInto(token: Pkcs11Token | null, secrets: Secrets): void {
   const { version, wrapped } = secrets.tokenKey;
   if (!token) return;
   if (!wrapped) throw new RcError(ErrorCode.ProvisionSealInvalid, 'the server sent the token key in clear although this device has a token', { version });
-  token.unwrapKey(version, Buffer.from(wrapped, 'base64'));
+  token.unwrapKey(version, Buffer.from(wrapped, 'base64'), secrets.tokenKey.scheme ?? 'pan-psn'); // the scheme goes into the key's CKA_ID
   token.deriver(version); // the key is there and usable
 }
 

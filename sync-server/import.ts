@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { ErrorCode, RcError } from '../protocol/errors.js';
 import { type ImportKind, type ImportReport, type RowError } from '../protocol/api.js';
 import { BENEFIT_CATEGORIES, CategoryId, IsoDate, MEAL_CATEGORIES, SCHOOL_ROLES, STOP_REASONS, SchoolId, TokenHex, YearMonth } from '../protocol/lists.js';
-import type { TokenKey } from '../protocol/token.js';
+import type { CardTokenData, TokenKey } from '../protocol/token.js';
 import type { TokenDeriver } from '../protocol/token-hsm.js';
 import { luhnOk } from '../protocol/pan.js';
 import { RouteId } from '../protocol/ids.js';
@@ -15,10 +15,10 @@ import { GUARDIAN_COLUMNS, GuardianRow, upsertGuardians } from './notify/guardia
 
 /**
  * CSV imports (UTF-8, header row, any column order):
- *  cards:      person_id,pan,psn,expiry        PAN tokenised here, never kept; one card per person
+ *  cards:      person_id,pan,expiry[,psn]      PAN ‖ expiry tokenised here (psn used only under a pre-migration pan-psn key), never kept; one card per person
  *  benefits:   person_id,category,valid_from,valid_to        replaces the benefits of each person named
  *  enrolments: person_id,school_id,role,grade,meal_category,valid_from,valid_to   replaces each person's enrolments
- *  stoplist:   pan (with optional psn) or token, reason
+ *  stoplist:   pan with expiry (and psn under a pan-psn key) or token, reason
  *  routes:     carrier_id,carrier_name,inn,route_id,valid_from   the route is run by the carrier from that date
  *              (until a later row for the route); the carrier's name and INN are updated. Publishes no list.
  *  partners:   partner_id,partner_name,category,discount   (sync-server/import-partners.ts) Publishes no list.
@@ -71,7 +71,7 @@ const rowSchemas = {
     })
     .refine(validRange, { message: 'valid_to is before valid_from', path: ['valid_to'] }),
   stoplist: z
-    .object({ pan: Pan.optional(), psn: Psn.optional(), token: TokenHex.optional(), reason: z.enum(STOP_REASONS) })
+    .object({ pan: Pan.optional(), psn: Psn.optional(), expiry: YearMonth.optional(), token: TokenHex.optional(), reason: z.enum(STOP_REASONS) })
     .refine((r) => (r.pan === undefined) !== (r.token === undefined), { message: 'give exactly one of pan or token', path: ['token'] }),
   routes: z.object({
     carrier_id: CarrierId,
@@ -85,7 +85,7 @@ const rowSchemas = {
 };
 
 const REQUIRED: Record<ImportKind, string[][]> = {
-  cards: [['person_id', 'pan', 'psn', 'expiry']],
+  cards: [['person_id', 'pan', 'expiry']],
   benefits: [['person_id', 'category', 'valid_from', 'valid_to']],
   enrolments: [['person_id', 'school_id', 'role', 'grade', 'meal_category', 'valid_from', 'valid_to']],
   stoplist: [
@@ -106,10 +106,10 @@ export type Parsed =
   | PartnerParsed
   | { kind: 'guardians'; person: string; row: GuardianRow };
 
-function tokenOf(pan: string, psn: string | undefined, derive: (pan: Uint8Array, psn: string | null) => string): string {
+function tokenOf(pan: string, expiry: string | undefined, psn: string | undefined, derive: (pan: Uint8Array, card: CardTokenData) => string): string {
   const b = Buffer.from(pan, 'ascii');
   try {
-    return derive(b, psn ? psn.toUpperCase() : null);
+    return derive(b, { expiry: expiry ?? null, psn: psn ? psn.toUpperCase() : null });
   } finally {
     b.fill(0);
   }
@@ -148,7 +148,7 @@ export async function* validRows(kind: ImportKind, source: CsvSource, opts: Impo
   const errors = tally.errors;
   let header: string[] | null = null;
   const tk = opts.tokenKey;
-  const derive = 'derive' in tk ? (pan: Uint8Array, psn: string | null) => tk.derive(pan, psn) : bulkTokenizer(tk);
+  const derive = 'derive' in tk ? (pan: Uint8Array, card: CardTokenData) => tk.derive(pan, card) : bulkTokenizer(tk);
   const categories = new Set<string>(opts.categories ?? BENEFIT_CATEGORIES);
   let slice = performance.now();
   for await (const { line: lineNo, cells } of csvRecords(source, opts.limits)) {
@@ -172,7 +172,11 @@ export async function* validRows(kind: ImportKind, source: CsvSource, opts: Impo
     const obj: Record<string, string> = {};
     for (let i = 0; i < header.length; i++) {
       const v = cells[i]?.trim();
-      if (v !== undefined && !(v === '' && (header[i] === 'pan' || header[i] === 'token' || header[i] === 'psn') && kind === 'stoplist')) obj[header[i]!] = v;
+      if (
+        v !== undefined &&
+        !(v === '' && (header[i] === 'pan' || header[i] === 'token' || header[i] === 'psn' || header[i] === 'expiry') && kind === 'stoplist')
+      )
+        obj[header[i]!] = v;
     }
     const r = schema.safeParse(obj);
     if (!r.success) {
@@ -195,7 +199,7 @@ export async function* validRows(kind: ImportKind, source: CsvSource, opts: Impo
         yield {
           kind,
           person: d.person_id as string,
-          token: tokenOf(d.pan as string, d.psn as string, derive),
+          token: tokenOf(d.pan as string, d.expiry as string, d.psn as string, derive), // PAN ‖ the expiry column (PAN ‖ psn under a pan-psn key version)
           keyVersion: opts.tokenKey.version,
           expiry: d.expiry as string,
         };
@@ -215,13 +219,22 @@ export async function* validRows(kind: ImportKind, source: CsvSource, opts: Impo
           to: d.valid_to as string,
         };
         break;
-      case 'stoplist':
-        yield {
-          kind,
-          token: (d.token as string | undefined) ?? tokenOf(d.pan as string, d.psn as string | undefined, derive),
-          reason: d.reason as string,
-        };
+      case 'stoplist': {
+        let token = d.token as string | undefined;
+        if (token === undefined) {
+          try {
+            token = tokenOf(d.pan as string, d.expiry as string | undefined, d.psn as string | undefined, derive);
+          } catch (e) {
+            // a card number without its expiry (the token needs it): a row error, never a token
+            if (!(e instanceof RcError)) throw e;
+            tally.rejected++;
+            if (errors.length < 100) errors.push({ line: lineNo, column: 'expiry', reason: 'a card number needs its expiry (YYYY-MM)' });
+            continue;
+          }
+        }
+        yield { kind, token, reason: d.reason as string };
         break;
+      }
       case 'routes':
         yield {
           kind,

@@ -9,6 +9,7 @@ import { ensureNotifySchema } from './notify/schema.js';
 import { ensureSettlementSchema } from './settlement/schema.js';
 import { ensureImportSchema } from './import-stage.js';
 import { ensureBankSchema } from './bank/schema.js';
+import { ensureTokenSchemeSchema } from './tokenize.js';
 
 /**
  * The operator's registry: one SQLite file under the data dir.
@@ -58,6 +59,7 @@ export function openRegistry(dataDir: string): Db {
   ensureImportSchema(db);
   ensureBankSchema(db);
   ensureCabinetSchema(db);
+  ensureTokenSchemeSchema(db);
   return db;
 }
 

@@ -3,7 +3,8 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { ErrorCode, RcError, isRcError } from '../protocol/errors.js';
 import type { Logger } from '../protocol/log.js';
 import type { Scope } from '../protocol/lists.js';
-import { isHsmKey, type ServerTokenKey } from '../protocol/token-hsm.js';
+import { isHsmKey, serverKeyScheme, type ServerTokenKey } from '../protocol/token-hsm.js';
+import { checkKeyScheme } from './tokenize.js';
 import { DeviceStatus, JournalBatch, MAX_CONTROL_MESSAGE, SyncRequest } from '../protocol/wire/messages.js';
 import { parseTopic, topics } from '../protocol/wire/topics.js';
 import { parseControl } from '../protocol/wire/verify.js';
@@ -29,6 +30,8 @@ import { Settlement, queryCharges, queryJournal, type SettlementOptions } from '
 import { serverBrokerUsers, type MosquittoFiles } from './mosquitto-auth.js';
 import { publishedCategoryIds } from './categories.js';
 import { consoleApi } from './console/api.js';
+import { portalApi } from './portal/queries.js';
+import { findWebDir, registerWeb } from './portal/serve.js';
 import { recordStatus } from './console/store.js';
 import { findConsoleDir, registerConsole } from './console/serve.js';
 import { Auth, ensureFirstAdmin, writeAdminToken, type AuthOptions } from './auth/service.js';
@@ -80,6 +83,8 @@ export interface ServerOptions {
   enrolListen?: { host: string; port: number };
   /** The operator console's bundle (default: console/serve.ts findConsoleDir); null serves none (server.console-missing). */
   consoleDir?: string | null;
+  /** The cabinet's and the portal's bundles, a dir holding cabinet/ and portal/ (default: portal/serve.ts findWebDir); null serves none. */
+  webDir?: string | null;
   /** Accounts: session lifetimes and the sign-in rate limit (defaults in sync-server/auth/). */
   auth?: AuthOptions;
   /** The enrolment listener serves HTTPS with this certificate; enrolment tokens then pin its CA (issue 13 item 9). */
@@ -164,6 +169,12 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   if (o.bankListen) ensureBankCa(o.dataDir);
   const forDevices = devicesBroker(o);
   const db = openRegistry(o.dataDir);
+  try {
+    checkKeyScheme(db, o.tokenKey.version, serverKeyScheme(o.tokenKey)); // a key version keeps the scheme its tokens were made with
+  } catch (e) {
+    db.close();
+    throw e;
+  }
   // durable acks: every commit fsyncs the WAL, so no journal-ack leaves before the entries it covers are on disk
   db.pragma('synchronous = FULL');
   // accounts: a fresh admin token for the local CLI (the first admin, when there is none, is made once the API listens)
@@ -442,6 +453,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     provisioning,
     auth,
     console: consoleApi(consoleDeps),
+    portal: portalApi(db),
+    cabinet,
     ops: { ready: () => ready && readable(), metrics: () => metrics.expose() },
     bank,
     cabinet,
@@ -450,13 +463,17 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const consoleDir = o.consoleDir === undefined ? findConsoleDir() : o.consoleDir;
   if (!consoleDir) log.warn({ code: ErrorCode.ServerConsoleMissing }, 'operator console not built (npm run build): the API runs without it');
   // the cabinet and the portal: on their own listener, or on the operator's when there is none (npm start: one port)
+  const webDir = o.webDir === undefined ? findWebDir() : o.webDir;
   const http = await startListener(o.publicListen ? ROUTES : withPublicOnOperator(ROUTES), httpCtx, {
     listener: 'operator',
     host: '127.0.0.1',
     port: o.httpPort,
     bodyLimit: 1 << 20,
     log: httpLog,
-    before: async (app) => registerConsole(app, consoleDir),
+    before: async (app) => {
+      registerConsole(app, consoleDir);
+      if (!o.publicListen) registerWeb(app, webDir);
+    },
   });
   const httpUrl = http.url;
   const enrolListener = o.enrolListen
@@ -482,6 +499,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
         ...o.publicListen,
         bodyLimit: 64 * 1024,
         log: httpLog,
+        before: async (app) => registerWeb(app, webDir),
         ...(o.publicTls ? { https: { cert: o.publicTls.chain, key: o.publicTls.key } } : {}),
       }).catch(async (e: unknown) => {
         await closeListeners();

@@ -1,14 +1,16 @@
 import { createHash, type Hash } from 'node:crypto';
 import { ErrorCode, RcError } from '../protocol/errors.js';
-import { TOKEN_BYTES, type TokenKey } from '../protocol/token.js';
+import { CURRENT_TOKEN_SCHEME, TOKEN_BYTES, parseTokenScheme, tokenSuffix, type CardTokenData, type TokenKey, type TokenScheme } from '../protocol/token.js';
+import type { Db } from './registry.js';
 
 /**
- * The same token as protocol/token.ts deriveToken (HMAC-SHA256(key, PAN ‖ PSN or "00")
- * truncated to 16 bytes), for bulk imports: the keyed inner and outer hash
+ * The same token as protocol/token.ts deriveToken (HMAC-SHA256(key, PAN ‖ YYMM), or PAN ‖ PSN for a
+ * pan-psn key version, truncated to 16 bytes), for bulk imports: the keyed inner and outer hash
  * states are computed once and copied per card, which halves the cost of a
  * million-row import. A unit test pins it to deriveToken.
  */
-export function bulkTokenizer(key: TokenKey): (pan: Uint8Array, psn: string | null) => string {
+export function bulkTokenizer(key: TokenKey): (pan: Uint8Array, card: CardTokenData) => string {
+  const scheme = key.scheme ?? CURRENT_TOKEN_SCHEME;
   const BLOCK = 64;
   const k = key.key.length > BLOCK ? createHash('sha256').update(key.key).digest() : key.key;
   const ipad = Buffer.alloc(BLOCK, 0x36);
@@ -21,11 +23,56 @@ export function bulkTokenizer(key: TokenKey): (pan: Uint8Array, psn: string | nu
   const outer: Hash = createHash('sha256').update(opad);
   ipad.fill(0);
   opad.fill(0);
-  return (pan, psn) => {
-    const p = psn ?? '00'; // as deriveToken: a card without PSN counts as 00
-    if (!/^[0-9A-Fa-f]{2}$/.test(p)) throw new RcError(ErrorCode.CardMissingData, 'PSN must be two hex digits', { psnLength: p.length });
+  return (pan, card) => {
+    const suffix = tokenSuffix(scheme, card); // as deriveToken: the same checks and coded errors
     const h = inner.copy().update(pan);
-    h.update(p.toUpperCase(), 'ascii');
+    h.update(suffix);
     return outer.copy().update(h.digest()).digest().subarray(0, TOKEN_BYTES).toString('hex');
   };
+}
+
+/**
+ * The token scheme of every key version the registry has tokenised with (docs/token-key.md, "The PAN ‖
+ * expiry migration"): `token_key_schemes(version, scheme)`. A registry from before the table existed made
+ * all its tokens with PAN ‖ PSN, so when the table is created every key version its cards hold is recorded
+ * as pan-psn; from then on the server records the scheme of the key it starts with.
+ */
+export function ensureTokenSchemeSchema(db: Db): void {
+  const existed = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'token_key_schemes'").get() !== undefined;
+  if (existed) return;
+  db.transaction(() => {
+    db.exec('CREATE TABLE token_key_schemes(version INTEGER PRIMARY KEY, scheme TEXT NOT NULL, recorded_at TEXT NOT NULL)');
+    db.prepare("INSERT INTO token_key_schemes(version, scheme, recorded_at) SELECT DISTINCT key_version, 'pan-psn', ? FROM cards").run(
+      new Date().toISOString(),
+    );
+  })();
+}
+
+/** The scheme the registry recorded for a key version, or null when it has not tokenised with it yet. */
+export function recordedKeyScheme(db: Db, version: number): TokenScheme | null {
+  const r = db.prepare('SELECT scheme FROM token_key_schemes WHERE version = ?').pluck().get(version) as string | undefined;
+  return r === undefined ? null : parseTokenScheme(r);
+}
+
+/**
+ * At start: the server's key version must derive with the scheme its tokens in the registry were made with.
+ * A version not seen before is recorded with the key's scheme. A mismatch (an `RC_TOKEN_KEY` of a
+ * pre-migration version started without `RC_TOKEN_KEY_SCHEME=pan-psn`) is token.scheme-mismatch: starting
+ * would make every card of the registry unrecognisable at the next import.
+ */
+export function checkKeyScheme(db: Db, version: number, scheme: TokenScheme): void {
+  const recorded = recordedKeyScheme(db, version);
+  if (recorded === null) {
+    db.prepare('INSERT INTO token_key_schemes(version, scheme, recorded_at) VALUES (?, ?, ?)').run(version, scheme, new Date().toISOString());
+    return;
+  }
+  if (recorded !== scheme) {
+    throw new RcError(
+      ErrorCode.TokenSchemeMismatch,
+      `the registry's tokens of key version ${version} are ${recorded}, but the key is given as ${scheme}: ${
+        recorded === 'pan-psn' ? 'set RC_TOKEN_KEY_SCHEME=pan-psn until you rotate to a new version' : 'set RC_TOKEN_KEY_SCHEME=pan-expiry'
+      } (docs/token-key.md)`,
+      { keyVersion: version, recorded, given: scheme },
+    );
+  }
 }

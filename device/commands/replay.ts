@@ -102,7 +102,7 @@ export function parseTapsFile(text: string, file: string, key: TokenKey): Array<
     let masked: string | undefined;
     if (t.pan !== undefined) {
       const pan = Buffer.from(t.pan, 'ascii');
-      token = deriveToken(pan, t.psn ?? null, key);
+      token = deriveToken(pan, { expiry: t.expiry ?? null, psn: t.psn ?? null }, key); // a pan-expiry key needs the tap's expiry (card.missing-data without)
       masked = maskPan(pan);
       pan.fill(0);
     }

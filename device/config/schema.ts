@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { DeviceId, DeviceKind, Direction, PartnerCategory, PartnerId, RouteId, SchoolId, VehicleId } from '../../protocol/ids.js';
 import { ScopeName } from '../../protocol/lists.js';
+import { TOKEN_SCHEMES } from '../../protocol/token.js';
 import { CanteenRules, isTimeZone, PartnerRules, SchoolRules, Tariff } from '../../protocol/rules-schema.js';
 
 export { isTimeZone, RulesFile } from '../../protocol/rules-schema.js';
@@ -59,6 +60,11 @@ export const SyncConfig = z
 export const TokenKeyConfig = z
   .object({
     version: z.number().int().min(0).max(0xffff),
+    /**
+     * The token scheme of a `hex` key (protocol/token.ts): written by rc-provision. Absent: the file predates the
+     * PAN ‖ expiry migration, so the key is pan-psn. A key in a token carries its scheme itself (CKA_ID).
+     */
+    scheme: z.enum(TOKEN_SCHEMES).optional(),
     /** Hex key; better given through the environment (RC_TOKEN_KEY) than written here. */
     hex: z
       .string()

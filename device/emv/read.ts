@@ -236,8 +236,10 @@ export async function readMirCard(ch: CardChannel, opts: ReadOptions): Promise<C
 
     const k = opts.tokenKey;
     // a source holding older key versions too (a rotation under way): one token per version, newest first
-    const tokens = 'derive' in k && k.older?.length ? deriveAllVersions(k, found.pan, found.psn) : null;
-    const token = tokens ? tokens[0]!.token : 'derive' in k ? k.derive(found.pan, found.psn) : deriveToken(found.pan, found.psn, k);
+    // what follows the PAN in the token: the expiry (pan-expiry versions) or the PSN (pan-psn versions, before the migration)
+    const card = { expiry: found.expiry, psn: found.psn };
+    const tokens = 'derive' in k && k.older?.length ? deriveAllVersions(k, found.pan, card) : null;
+    const token = tokens ? tokens[0]!.token : 'derive' in k ? k.derive(found.pan, card) : deriveToken(found.pan, card, k);
     const maskedPan = maskPan(found.pan);
     found.wipe();
     const result: CardRead = {

@@ -1,5 +1,5 @@
 import { openPkcs11, softDeriver, type Pkcs11Location, type TokenDeriver } from '../../protocol/token-hsm.js';
-import { DEV_TOKEN_KEY, parseTokenKey, refuseDevTokenKey, tokenKeyFromEnv, type TokenKey } from '../../protocol/token.js';
+import { DEV_TOKEN_KEY, parseTokenKey, refuseDevTokenKey, tokenKeyFromEnv, type TokenKey, type TokenScheme } from '../../protocol/token.js';
 
 export type TokenKeySource = 'env' | 'config' | 'dev';
 
@@ -10,9 +10,9 @@ interface WarnLog {
 
 /**
  * The token key the device derives tokens with:
- *  1. RC_TOKEN_KEY (hex) / RC_TOKEN_KEY_VERSION (default 1) from the environment, which
+ *  1. RC_TOKEN_KEY (hex) / RC_TOKEN_KEY_VERSION (default 1) / RC_TOKEN_KEY_SCHEME (default pan-expiry) from the environment, which
  *     overrides the configuration (so a technician can test a key without editing it);
- *  2. the configured key (hex) and version (default 1);
+ *  2. the configured key (hex), version (default 1) and scheme (default pan-psn: a file from before the migration);
  *  3. otherwise the development key (version 0), with a warning: tokens made with it
  *     match no list of a real deployment.
  * A key that is set but invalid throws RcError token.key-invalid rather than
@@ -23,6 +23,7 @@ export function resolveTokenKey(
   configVersion: number | string | undefined,
   log: WarnLog,
   env: NodeJS.ProcessEnv = process.env,
+  configScheme?: TokenScheme,
 ): TokenKey & { source: TokenKeySource } {
   const fromEnv = tokenKeyFromEnv(env);
   if (fromEnv) {
@@ -31,7 +32,8 @@ export function resolveTokenKey(
     return { ...fromEnv, source: 'env' };
   }
   if (configHex) {
-    const k = parseTokenKey(configHex, configVersion ?? 1);
+    // a configured key without a scheme was written before the PAN ‖ expiry migration: pan-psn
+    const k = parseTokenKey(configHex, configVersion ?? 1, configScheme ?? 'pan-psn');
     return { ...k, source: 'config' };
   }
   log.warn(
@@ -43,6 +45,7 @@ export function resolveTokenKey(
 
 export interface TokenKeySettings {
   version?: number | undefined;
+  scheme?: TokenScheme | undefined;
   hex?: string | undefined;
   pkcs11?: Pkcs11Location | undefined;
 }
@@ -77,7 +80,7 @@ export function resolveTokenDeriver(
       throw e;
     }
   }
-  const k = resolveTokenKey(cfg?.hex, cfg?.version, log, env);
+  const k = resolveTokenKey(cfg?.hex, cfg?.version, log, env, cfg?.scheme);
   refuseDevTokenKey(k.key, opts.allowDev === true, 'device');
   return { ...softDeriver(k), source: k.source };
 }

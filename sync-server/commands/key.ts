@@ -70,16 +70,21 @@ export function serverTokenKey(o: Pkcs11Opts & { devTokenKey?: boolean; tokenKey
  */
 export function register(program: Command): void {
   const key = program.command('key').description("the card-token keys in the server's PKCS#11 token (see docs/token-key.md)");
-  pkcs11Options(key.command('import').description('put RC_TOKEN_KEY (version RC_TOKEN_KEY_VERSION, default 1) into the token, once (migration)')).action(
-    (o: Pkcs11Opts) =>
-      withToken(o, (hsm) => {
-        const k = tokenKeyFromEnv();
-        if (!k) throw new RcError(ErrorCode.TokenKeyInvalid, 'set RC_TOKEN_KEY (hex) and RC_TOKEN_KEY_VERSION to the key to import', {});
-        refuseDevTokenKey(k.key, false, 'key import');
-        hsm.importKey(k, { wrappable: true });
-        k.key.fill(0);
-        process.stdout.write(`card-token key version ${k.version} imported; remove RC_TOKEN_KEY from the environment\n`);
-      }),
+  pkcs11Options(
+    key
+      .command('import')
+      .description(
+        'put RC_TOKEN_KEY (version RC_TOKEN_KEY_VERSION, default 1; scheme RC_TOKEN_KEY_SCHEME, default pan-expiry: pan-psn for a key made before the PAN ‖ expiry change) into the token, once (migration)',
+      ),
+  ).action((o: Pkcs11Opts) =>
+    withToken(o, (hsm) => {
+      const k = tokenKeyFromEnv();
+      if (!k) throw new RcError(ErrorCode.TokenKeyInvalid, 'set RC_TOKEN_KEY (hex) and RC_TOKEN_KEY_VERSION to the key to import', {});
+      refuseDevTokenKey(k.key, false, 'key import');
+      hsm.importKey(k, { wrappable: true });
+      k.key.fill(0);
+      process.stdout.write(`card-token key version ${k.version} (${hsm.schemeOf(k.version)}) imported; remove RC_TOKEN_KEY from the environment\n`);
+    }),
   );
   pkcs11Options(
     key.command('rotate').description('make a new key version inside the token (highest + 1); imports and enrolments use it from the next start'),
@@ -87,12 +92,18 @@ export function register(program: Command): void {
     withToken(o, (hsm) => {
       const v = (hsm.keyVersions().at(-1) ?? 0) + 1;
       hsm.generateKey(v, { wrappable: true });
-      process.stdout.write(`card-token key version ${v} made in the token\n`);
+      process.stdout.write(`card-token key version ${v} (${hsm.schemeOf(v)}) made in the token\n`);
     }),
   );
-  pkcs11Options(key.command('list').description('key versions held in the token')).action((o: Pkcs11Opts) =>
+  pkcs11Options(
+    key
+      .command('list')
+      .description('key versions held in the token (one a line; `--schemes`: with the scheme of each)')
+      .option('--schemes', 'print each version with its token scheme'),
+  ).action((o: Pkcs11Opts & { schemes?: boolean }) =>
     withToken(o, (hsm) => {
-      process.stdout.write(`${hsm.keyVersions().join('\n')}\n`);
+      const vs = hsm.keyVersions();
+      process.stdout.write(`${(o.schemes ? vs.map((v) => `${v} ${hsm.schemeOf(v)}`) : vs).join('\n')}\n`);
     }),
   );
 }

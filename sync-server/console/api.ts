@@ -25,7 +25,7 @@ export interface ConsoleApi {
   stopList(limit: number): { entries: StopEntry[]; total: number };
   stopAdd(
     pan: string,
-    psn: string | undefined,
+    card: { expiry?: string | undefined; psn?: string | undefined },
     reason: string,
   ): Promise<{ masked: string; tokenPrefix: string; reason: string; since: string; version: number }>;
   stopRemove(token: string): Promise<{ removed: boolean; version: number }>;
@@ -70,8 +70,8 @@ export function consoleApi(d: ConsoleDeps): ConsoleApi {
       const total = db.prepare('SELECT count(*) FROM stoplist').pluck().get() as number;
       return { entries: rows.map((r) => ({ ...r, tokenPrefix: r.token.slice(0, 8) })), total };
     },
-    stopAdd: async (pan, psn, reason) => {
-      const card = tokeniseTyped(pan, psn, d.tokenKey);
+    stopAdd: async (pan, typed, reason) => {
+      const card = tokeniseTyped(pan, typed, d.tokenKey);
       const since = new Date().toISOString().slice(0, 10);
       const dirty: Dirty = new Map();
       db.transaction(() => {
@@ -99,7 +99,7 @@ export function consoleApi(d: ConsoleDeps): ConsoleApi {
       return { removed, version: d.version('stoplist') };
     },
     searchJournal: (q, devices) => {
-      const card = q.pan !== undefined ? tokeniseTyped(q.pan, q.psn, d.tokenKey) : null;
+      const card = q.pan !== undefined ? tokeniseTyped(q.pan, { expiry: q.expiry, psn: q.psn }, d.tokenKey) : null;
       const entries = searchJournal(db, { ...q, token: card?.token, devices });
       return { entries, card: card ? { masked: card.masked, tokenPrefix: card.tokenPrefix } : null };
     },

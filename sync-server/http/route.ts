@@ -20,6 +20,7 @@ import type { CsvSource } from '../csv.js';
 import type { ConsoleApi } from '../console/api.js';
 import type { Provisioning } from '../enrol.js';
 import type { BankService } from '../bank/service.js';
+import type { PortalApi } from '../portal/queries.js';
 import type { Cabinet } from '../cabinet/service.js';
 import type { Holder } from '../cabinet/sessions.js';
 
@@ -61,6 +62,8 @@ export interface HttpContext {
   ops: { ready(): boolean; metrics(): Promise<{ contentType: string; text: string }> };
   /** The bank API (sync-server/bank/), when the server runs it. */
   bank?: BankService;
+  /** The public portal's queries (sync-server/portal/); absent: its routes answer server.not-found. */
+  portal?: PortalApi;
   /** The cardholder's cabinet (sync-server/cabinet/), when the server has an identity provider configured. */
   cabinet?: Cabinet | null;
 }

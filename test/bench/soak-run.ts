@@ -144,7 +144,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       while (!stop) {
         const c = Math.floor(Math.random() * CARDS);
         try {
-          await readers!.host.insert(b.slot.port, { kind: 'emv', pan: syntheticPan(c), expiry: '2029-06', psn: syntheticPsn(c) });
+          await readers!.host.insert(b.slot.port, { kind: 'emv', pan: syntheticPan(c), expiry: '2030-12', psn: syntheticPsn(c) });
           const before = await b.status().then(
             (x) => x.taps,
             () => null,
@@ -176,7 +176,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
         const stopped = Array.from({ length: 3 }, () => Math.floor(Math.random() * CARDS));
         later(
           s
-            .importCsv('stoplist', ['pan,psn,reason', ...[...new Set(stopped)].map((c) => `${syntheticPan(c)},${syntheticPsn(c)},lost`)].join('\n') + '\n')
+            .importCsv('stoplist', ['pan,expiry,reason', ...[...new Set(stopped)].map((c) => `${syntheticPan(c)},2030-12,lost`)].join('\n') + '\n')
             .then(() => res.listVersions++)
             .catch(() => res.importsRefused++), // the server may be down right now: that is part of the soak
         );

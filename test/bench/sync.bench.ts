@@ -103,7 +103,7 @@ try {
   await waitFor(() => store.listVersion('transit') === want2, { timeoutMs: 60_000, what: 'delta applied', everyMs: 2 });
   const delta10kMs = Date.now() - t;
   await pub;
-  console.log(`delta of 10,000 entries to the device: ${delta10kMs} ms (view of p1000: ${JSON.stringify(store.readView(tokenOf(1000)).transit?.benefits)})`);
+  console.log(`delta of 10,000 entries to the device: ${delta10kMs} ms (view of p1000: ${JSON.stringify(store.readView(tokenOf(1000, '2031-06')).transit?.benefits)})`);
   await dev.stop();
   store.close();
 
@@ -132,7 +132,7 @@ try {
     'stoplist',
     (async function* () {
       yield 'token,reason\n';
-      yield `${tokenOf(5)},lost\n`;
+      yield `${tokenOf(5, '2031-06')},lost\n`;
     })(),
     { skipInvalid: false, tokenKey: DEV_TOKEN_KEY, today: '2026-11-24' },
   );
@@ -162,7 +162,7 @@ try {
           time: '2026-11-24T10:00:00.000Z',
           // a card taps a few times a day: one entry per card here (the same card 200 times at one instant on ten buses
           // makes every entry scan the card's other entries for impossible trips, see ingest.ts)
-          token: tokenOf(d * PER + q),
+          token: tokenOf(d * PER + q, '2031-06'),
           kind: 'bus',
           result: 'allow',
           reason: 'benefit',

@@ -420,7 +420,7 @@ export class BusProc {
   /** Tap a virtual card (pan, psn) on this bus's reader; resolves with the tap the device reports. */
   async tap(pan: string, psn = '01', timeoutMs = 30_000): Promise<NonNullable<StatusReply['lastTap']>> {
     const before = (await this.status()).taps;
-    await this.host.insert(this.slot.port, mirSpec(pan, psn));
+    await this.host.insert(this.slot.port, { ...mirSpec(pan, psn), expiry: '2030-12' }); // cardsCsv's expiry: the token is PAN ‖ expiry
     try {
       const s = await this.waitStatus((x) => x.taps > before, 'a tap', timeoutMs);
       return s.lastTap!;

@@ -126,7 +126,7 @@ export async function seedRegistry(s: ServerRig): Promise<void> {
     linesOf(['person_id,school_id,role,grade,meal_category,valid_from,valid_to', 'P-TIMUR,7,student,5,,2020-01-01,2030-12-31'].join('\n')),
     false,
   );
-  await api.importCsv('stoplist', linesOf(['pan,psn,reason', `${PAN.stopped},01,lost`].join('\n')), false);
+  await api.importCsv('stoplist', linesOf(['pan,expiry,reason', `${PAN.stopped},2029-06,lost`].join('\n')), false);
 }
 
 // ---- turnstile controller simulator (child process) ---------------------------

@@ -143,7 +143,7 @@ describe('sync end to end through rc-sync-server', () => {
 
   it('a card put on the stop-list by PAN is refused by the device within 1 s of the import', async () => {
     const f = join(dir, 'stop.csv');
-    writeFileSync(f, `pan,psn,reason\n${syntheticPan(3)},${syntheticPsn(3)},lost\n`);
+    writeFileSync(f, `pan,expiry,reason\n${syntheticPan(3)},2030-12,lost\n`);
     const r = cli(['import', 'stoplist', f, '--server', url, '--json']);
     expect(r.code, r.err).toBe(0);
     // measured from the moment the import command returned (the server has committed and published)

@@ -66,7 +66,7 @@ describe('rc-device read (real process, real pcscd)', () => {
       keyVersion: 3,
       apdus: 5,
     });
-    expect(j.token).toBe(deriveToken(Buffer.from(fixturePan('mir-gpo1'), 'ascii'), '01', parseTokenKey(KEY_HEX, 3)));
+    expect(j.token).toBe(deriveToken(Buffer.from(fixturePan('mir-gpo1'), 'ascii'), { expiry: '2028-12' }, parseTokenKey(KEY_HEX, 3)));
     expect(typeof j.ms).toBe('number');
     expect(mir.stderr).not.toContain('development key');
 

@@ -49,7 +49,7 @@ describe('console JSON routes', () => {
     dev = openDevice(stack, 'bus-07-c1');
     await waitFor(() => dev!.store.listVersion('transit') === stack.server.publisher.version('transit'), { timeoutMs: 15_000, what: 'transit list' });
     tap(dev, cfg, tokenOf(1), Date.parse('2026-11-10T09:00:00+03:00'));
-    tap(dev, cfg, deriveToken(Buffer.from(LOST_PAN), null, DEV_TOKEN_KEY), Date.parse('2026-11-10T10:00:00+03:00'));
+    tap(dev, cfg, deriveToken(Buffer.from(LOST_PAN), { expiry: '2030-04' }, DEV_TOKEN_KEY), Date.parse('2026-11-10T10:00:00+03:00'));
     const last = dev.store.lastSeq();
     await waitFor(() => dev!.store.ackedSeq() === last, { timeoutMs: 15_000, what: 'journal acknowledged' });
   }, 60_000);
@@ -117,7 +117,7 @@ describe('console JSON routes', () => {
 
   it('stop-list by card number: published, answered masked; the PAN is nowhere in the registry or the log; journal search by card; unblock', async () => {
     const before = stack.server.publisher.version('stoplist');
-    const added = await postJson('/v1/stoplist', { pan: LOST_PAN.replace(/(\d{4})/g, '$1 ').trim(), reason: 'lost' });
+    const added = await postJson('/v1/stoplist', { pan: LOST_PAN.replace(/(\d{4})/g, '$1 ').trim(), expiry: '04/30', reason: 'lost' });
     const a = StopAddAnswer.parse(added);
     expect(a.masked).toBe(`${LOST_PAN.slice(0, 6)}******${LOST_PAN.slice(-4)}`);
     expect(a.version).toBe(before + 1);
@@ -126,7 +126,7 @@ describe('console JSON routes', () => {
     const list = await call('/v1/stoplist', StopListAnswer);
     const e = list.entries.find((x) => x.tokenPrefix === a.tokenPrefix)!;
     expect(e.masked).toBe(a.masked);
-    const found = await postJson('/v1/journal/search', { pan: LOST_PAN });
+    const found = await postJson('/v1/journal/search', { pan: LOST_PAN, expiry: '04/30' });
     const s = JournalSearchAnswer.parse(found);
     expect(s.entries.map((x) => x.seq)).toEqual([2]);
     expect(s.card).toEqual({ masked: a.masked, tokenPrefix: a.tokenPrefix });

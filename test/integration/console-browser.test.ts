@@ -212,6 +212,7 @@ describe('operator console in a browser', () => {
     await page.goto(`${stack.server.httpUrl}/console/#/stoplist`);
     const before = stack.server.publisher.version('stoplist');
     await page.locator('[data-test=stop-pan]').fill(LOST_PAN);
+    await page.locator('[data-test=stop-expiry]').fill('04/30');
     await page.locator('[data-test=stop-add]').click();
     await page.locator('[data-test=stop-added]').waitFor();
     const masked = `${LOST_PAN.slice(0, 6)}******${LOST_PAN.slice(-4)}`;
@@ -233,6 +234,7 @@ describe('operator console in a browser', () => {
     // journal search by card: the number goes in a POST body, never in a URL
     await page.goto(`${stack.server.httpUrl}/console/#/journal`);
     await page.locator('[data-test=j-pan]').fill(LOST_PAN);
+    await page.locator('[data-test=j-expiry]').fill('04/30');
     await page.locator('[data-test=j-search]').click();
     await page.locator('[data-test=j-card]').waitFor();
     expect(requests.filter((u) => u.includes(LOST_PAN))).toEqual([]);

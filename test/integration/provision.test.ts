@@ -50,7 +50,7 @@ describe('provisioning a device against a running sync-server (embedded broker)'
       scopes: ['transit', 'stoplist'],
       serverPublicKey: stack.server.publicKeyPem,
     });
-    expect(cfg.tokenKey).toEqual({ version: DEV_TOKEN_KEY.version, hex: DEV_TOKEN_KEY.key.toString('hex') });
+    expect(cfg.tokenKey).toEqual({ version: DEV_TOKEN_KEY.version, scheme: 'pan-expiry', hex: DEV_TOKEN_KEY.key.toString('hex') });
     expect(cfg.tariff?.routes['7']).toEqual({ fullFareKopecks: 3500 });
     for (const f of ['device.json', 'identity.pem', 'box.pem', 'provision.json']) expect(statSync(join(dir, f)).mode & 0o777).toBe(0o600);
     // the server keeps only hashes: neither the token nor the password in clear

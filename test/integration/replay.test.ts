@@ -81,7 +81,7 @@ describe('rc-device replay', () => {
   it('with --db the store keeps counters and journal between runs, and never holds the PAN', () => {
     const db = join(dir, 'bus.db');
     const taps = join(dir, 'pan.jsonl');
-    writeFileSync(taps, '{"time": "2026-11-24T10:00:00+03:00", "pan": "2200000000000004"}\n');
+    writeFileSync(taps, '{"time": "2026-11-24T10:00:00+03:00", "pan": "2200000000000004", "expiry": "2030-12"}\n');
     const args = ['--config', `${F}/bus.config.json`, '--lists', `${F}/lists.json`, '--taps', taps, '--db', db];
     const a = replay(args, { RC_TOKEN_KEY: '00112233445566778899aabbccddeeff', RC_TOKEN_KEY_VERSION: '3' });
     const b = replay(args, { RC_TOKEN_KEY: '00112233445566778899aabbccddeeff', RC_TOKEN_KEY_VERSION: '3' });

@@ -6,6 +6,7 @@ import { resolveTokenDeriver } from '../../device/emv/token-key.js';
 import { readMirCard } from '../../device/emv/read.js';
 import { withLuhnDigit } from '../../protocol/pan.js';
 import { DEV_TOKEN_KEY, deriveToken } from '../../protocol/token.js';
+import { tokeniseHolderCard } from '../../sync-server/console/cards.js';
 import { Pkcs11Token, newTokenKey } from '../../protocol/token-hsm.js';
 import { expectRcError } from '../support/errors.js';
 import { pcscdCardRig } from '../support/rig/pcscd-card-rig.js';
@@ -44,15 +45,18 @@ describe.skipIf(!softhsmAvailable())('the device derives card tokens inside its 
     const ch = await rig.present({ kind: 'emv', pan: PAN, expiry: '2031-07', psn: '01', gpoFormat: 1 });
     try {
       const r = await readMirCard(ch, { now: new Date(), tokenKey: d });
-      expect(r.token).toBe(deriveToken(Buffer.from(PAN, 'ascii'), '01', key));
+      expect(r.token).toBe(deriveToken(Buffer.from(PAN, 'ascii'), { expiry: '2031-07' }, key));
       expect(r.keyVersion).toBe(2);
+      // the holder who types the number and the printed 07/31 in the cabinet gets this very token
+      expect(tokeniseHolderCard(PAN, '07/31', key)).toMatchObject({ token: r.token, keyVersion: 2, expiry: '2031-07' });
     } finally {
       await rig.remove();
     }
   });
 
-  it('a token holding an older version too: a tap through pcscd gives the token of each version, newest first (one HMAC each, inside the token)', async () => {
-    const key1 = newTokenKey(1);
+  it('a token holding an older version too: a tap through pcscd gives the token of each version, newest first (one HMAC each, inside the token), each under its own scheme', async () => {
+    // v1 is a key from before the PAN ‖ expiry migration: its tokens stay PAN ‖ PSN
+    const key1 = { ...newTokenKey(1), scheme: 'pan-psn' as const };
     const t = Pkcs11Token.open(hsm);
     try {
       t.importKey(key1);
@@ -64,10 +68,10 @@ describe.skipIf(!softhsmAvailable())('the device derives card tokens inside its 
     try {
       const r = await readMirCard(ch, { now: new Date(), tokenKey: d });
       const pan = Buffer.from(PAN, 'ascii');
-      expect([r.token, r.keyVersion]).toEqual([deriveToken(pan, '01', key), 2]);
+      expect([r.token, r.keyVersion]).toEqual([deriveToken(pan, { expiry: '2031-07' }, key), 2]);
       expect(r.tokens).toEqual([
-        { token: deriveToken(pan, '01', key), keyVersion: 2 },
-        { token: deriveToken(pan, '01', key1), keyVersion: 1 },
+        { token: deriveToken(pan, { expiry: '2031-07' }, key), keyVersion: 2 },
+        { token: deriveToken(pan, { expiry: null, psn: '01' }, key1), keyVersion: 1 },
       ]);
       // a device configured on v1 does not use the newer v2 its token may already hold
       const only1 = resolveTokenDeriver({ version: 1, pkcs11: pkcs11() }, quiet, {});

@@ -10,7 +10,6 @@ import { deriveToken } from '../../protocol/token.js';
 import { Pkcs11Token, newTokenKey, type HsmTokenKey } from '../../protocol/token-hsm.js';
 import { initDevice, rotateDevice, type InitOptions } from '../../provisioning/ops.js';
 import { expectRcError } from '../support/errors.js';
-import { ROTATION_PAN, rotationFixture, rotationToken } from '../support/key-rotation.js';
 import { startProvStack, type ProvStack } from '../support/provision-rig.js';
 import { softhsmAvailable, startSoftHsm, type SoftHsmRig } from '../support/rig/softhsm.js';
 import { linesOf } from '../support/sync-harness.js';
@@ -75,7 +74,7 @@ describe.skipIf(!softhsmAvailable())('the card-token key reaches a provisioned d
   it('the server tokenises imports inside its token', async () => {
     await stack.server.api.importCsv('cards', linesOf(`person_id,pan,psn,expiry\np1,${PAN},01,2031-07\n`), false);
     const row = stack.server.db.prepare('SELECT token, key_version FROM cards WHERE person_id = ?').get('p1') as { token: string; key_version: number };
-    expect(row).toEqual({ token: deriveToken(Buffer.from(PAN, 'ascii'), '01', key), key_version: 1 });
+    expect(row).toEqual({ token: deriveToken(Buffer.from(PAN, 'ascii'), { expiry: '2031-07' }, key), key_version: 1 });
   });
 
   it('a device without a token is refused by a server whose key is in its token, and the enrolment token is not spent', async () => {
@@ -91,7 +90,7 @@ describe.skipIf(!softhsmAvailable())('the card-token key reaches a provisioned d
     expect(cfg.tokenKey).toEqual({ version: 1, pkcs11: { library: hsm.library, tokenLabel: 'rc-device', pinFile } });
     const d = resolveTokenDeriver(cfg.tokenKey, quiet, {});
     expect(d.source).toBe('pkcs11');
-    expect(d.derive(Buffer.from(PAN, 'ascii'), '01')).toBe(deriveToken(Buffer.from(PAN, 'ascii'), '01', key));
+    expect(d.derive(Buffer.from(PAN, 'ascii'), { expiry: '2031-07' })).toBe(deriveToken(Buffer.from(PAN, 'ascii'), { expiry: '2031-07' }, key));
   });
 
   it("a copy of the provisioned device's whole directory holds no key, in any form", () => {
@@ -118,8 +117,8 @@ describe.skipIf(!softhsmAvailable())('the card-token key reaches a provisioned d
     try {
       expect(device.keyVersions()).toEqual([1, 2]);
       const pan = Buffer.from(PAN, 'ascii');
-      expect(device.deriver(2).derive(pan, null)).toBe(deriveToken(pan, null, key2));
-      expect(device.deriver(1).derive(pan, null)).toBe(deriveToken(pan, null, key));
+      expect(device.deriver(2).derive(pan, { expiry: '2031-07' })).toBe(deriveToken(pan, { expiry: '2031-07' }, key2));
+      expect(device.deriver(1).derive(pan, { expiry: '2031-07' })).toBe(deriveToken(pan, { expiry: '2031-07' }, key));
     } finally {
       device.close();
     }
@@ -131,10 +130,19 @@ describe.skipIf(!softhsmAvailable())('the card-token key reaches a provisioned d
     expect([d.source, d.version, d.older?.map((o) => o.version)]).toEqual(['pkcs11', 2, [1]]);
     const rig = await makeRig(turnstileConfig(), ['Entry', 'Exit'], { tokenKey: d });
     try {
-      const { old: OLD, new: NEW, none: NONE } = ROTATION_PAN;
-      const t = rotationToken;
+      const [OLD, NEW, NONE] = [withLuhnDigit('220070666666666'), withLuhnDigit('220070777777777'), withLuhnDigit('220070888888888')];
+      const t = (pan: string, k: typeof key) => deriveToken(Buffer.from(pan, 'ascii'), { expiry: '2029-06' }, k); // mirSpec's card
+      const student = (token: string) => ({
+        token,
+        cardExpiry: '2029-06',
+        role: 'student' as const,
+        grade: 5,
+        mealCategory: null,
+        validFrom: '2026-09-01',
+        validTo: '2027-05-31',
+      });
       // mid-migration: OLD not yet re-imported (its v1 token), NEW already under v2
-      rig.store.applySnapshot(rotationFixture(key, key2).school);
+      rig.store.applySnapshot({ scope: 'school:7', version: 2, entries: [student(t(OLD, key)), student(t(NEW, key2))] });
       const a = await rig.tap('Entry', mirSpec(OLD));
       expect(a).toMatchObject({ result: 'allow', gate: 'open-entry' });
       await rig.outcome(a.seq);

@@ -43,16 +43,63 @@ describe.skipIf(!softhsmAvailable())('the card-token key in a PKCS#11 token (Sof
     rig?.close();
   });
 
-  it('an imported key gives exactly the tokens of the in-memory derivation, PSN or none', () => {
+  it('an imported key gives exactly the tokens of the in-memory derivation (PAN ‖ expiry; the PSN, or none, changes nothing)', () => {
     token.importKey(key);
     const hsm = token.deriver(3);
     const soft = softDeriver(key);
+    expect([hsm.scheme, token.schemeOf(3)]).toEqual(['pan-expiry', 'pan-expiry']);
     for (const pan of pans(200)) {
       const psn = Math.random() < 0.5 ? null : randomInt(0, 256).toString(16).padStart(2, '0');
-      expect(hsm.derive(pan, psn)).toBe(deriveToken(pan, psn, key));
-      expect(soft.derive(pan, psn)).toBe(hsm.derive(pan, psn));
+      const card = { expiry: `20${randomInt(20, 50)}-${String(randomInt(1, 13)).padStart(2, '0')}`, psn };
+      expect(hsm.derive(pan, card)).toBe(deriveToken(pan, card, key));
+      expect(soft.derive(pan, card)).toBe(hsm.derive(pan, card));
+      expect(hsm.derive(pan, { ...card, psn: '7F' })).toBe(hsm.derive(pan, card));
     }
-    expectCode(() => hsm.derive(pans(1)[0]!, 'x'), ErrorCode.CardMissingData);
+    expectCode(() => hsm.derive(pans(1)[0]!, { expiry: null }), ErrorCode.CardMissingData);
+    expectCode(() => hsm.derive(pans(1)[0]!, { expiry: '2030-13' }), ErrorCode.CardBadExpiry);
+  });
+
+  it('a key version from before the migration keeps deriving PAN ‖ PSN inside the token: recorded pan-psn, or made without a recorded scheme', async () => {
+    const old = { ...newTokenKey(12), scheme: 'pan-psn' as const };
+    token.importKey(old);
+    expect(token.schemeOf(12)).toBe('pan-psn');
+    // a key made by the code before schemes were recorded: no CKA_ID
+    const m = (await import('pkcs11js')).default;
+    const p = new m.PKCS11();
+    p.load(rig.library);
+    try {
+      p.C_Initialize();
+    } catch {
+      /* already, in this process */
+    }
+    const slot = p.C_GetSlotList(true).find((s) => p.C_GetTokenInfo(s).label.trim() === rig.tokenLabel)!;
+    const s = p.C_OpenSession(slot, m.CKF_SERIAL_SESSION | m.CKF_RW_SESSION);
+    const before = newTokenKey(13);
+    p.C_CreateObject(s, [
+      { type: m.CKA_CLASS, value: m.CKO_SECRET_KEY },
+      { type: m.CKA_KEY_TYPE, value: m.CKK_GENERIC_SECRET },
+      { type: m.CKA_LABEL, value: tokenKeyLabel(13) },
+      { type: m.CKA_TOKEN, value: true },
+      { type: m.CKA_PRIVATE, value: true },
+      { type: m.CKA_SENSITIVE, value: true },
+      { type: m.CKA_EXTRACTABLE, value: false },
+      { type: m.CKA_SIGN, value: true },
+      { type: m.CKA_VALUE, value: before.key },
+    ]);
+    p.C_CloseSession(s);
+    expect(token.schemeOf(13)).toBe('pan-psn');
+    for (const [v, k] of [
+      [12, old],
+      [13, { ...before, scheme: 'pan-psn' as const }],
+    ] as const) {
+      const d = token.deriver(v);
+      expect(d.scheme).toBe('pan-psn');
+      for (const pan of pans(20)) {
+        const card = { expiry: '2030-01', psn: randomInt(0, 256).toString(16).padStart(2, '0') };
+        expect(d.derive(pan, card)).toBe(deriveToken(pan, card, k));
+        expect(d.derive(pan, card)).toBe(softDeriver(k).derive(pan, card));
+      }
+    }
   });
 
   it('the key cannot be read out of the token, and the token files hold no copy of it in clear', async () => {
@@ -87,7 +134,10 @@ describe.skipIf(!softhsmAvailable())('the card-token key in a PKCS#11 token (Sof
     expect(wrapped.includes(server.key)).toBe(false);
     token.unwrapKey(4, wrapped);
     const pan = pans(1)[0]!;
-    expect(token.deriver(4).derive(pan, '01')).toBe(deriveToken(pan, '01', server));
+    expect(token.deriver(4).derive(pan, { expiry: '2029-06' })).toBe(deriveToken(pan, { expiry: '2029-06' }, server));
+    // the scheme travels with the version (keyForDevice's `scheme`): a pre-migration version unwraps as pan-psn
+    token.unwrapKey(14, wrapForToken(token.wrappingPublicKey(), { ...newTokenKey(14), scheme: 'pan-psn' }), 'pan-psn');
+    expect(token.schemeOf(14)).toBe('pan-psn');
     // a wrapped key that is not for this token is refused
     expectCode(() => token.unwrapKey(5, randomBytes(256)), ErrorCode.TokenKeyInvalid);
     expect(token.hasKey(5)).toBe(false);
@@ -105,7 +155,7 @@ describe.skipIf(!softhsmAvailable())('the card-token key in a PKCS#11 token (Sof
     const t: number[] = [];
     for (let i = 0; i < 2000; i++) {
       const a = performance.now();
-      d.derive(pan, '00');
+      d.derive(pan, { expiry: '2029-06' });
       t.push(performance.now() - a);
     }
     t.sort((a, b) => a - b);

@@ -4,6 +4,7 @@ import type { CardChannel, CardRead } from '../../device/reader/types.js';
 import { RcError } from '../../protocol/errors.js';
 import { expectRcError } from '../support/errors.js';
 import { deriveToken, type TokenKey } from '../../protocol/token.js';
+import { tokeniseHolderCard } from '../../sync-server/console/cards.js';
 import { cardSpec, fixturePan, traceSpec, TRACE_NAMES, type TraceName } from './card-fixtures.js';
 import type { CardRig } from './card-rig.js';
 
@@ -16,8 +17,18 @@ import type { CardRig } from './card-rig.js';
 const KEY: TokenKey = { version: 7, key: Buffer.from('000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f', 'hex') };
 const NOW = new Date('2026-11-24T12:00:00Z');
 
-function tokenOf(pan: string, psn: string | null): string {
-  return deriveToken(Buffer.from(pan, 'ascii'), psn, KEY);
+/** The token of a card fixture: PAN ‖ its expiry (YYMM). */
+function tokenOf(name: string): string {
+  const s = cardSpec(name);
+  if (s.kind !== 'emv') throw new Error(`${name} is not a synthetic card`);
+  return deriveToken(Buffer.from(s.pan, 'ascii'), { expiry: s.expiry }, KEY);
+}
+
+/** The expiry as printed on the card's face (MM/YY), from the fixture's YYYY-MM. */
+function printedExpiry(name: string): string {
+  const s = cardSpec(name);
+  if (s.kind !== 'emv') throw new Error(`${name} is not a synthetic card`);
+  return `${s.expiry.slice(5, 7)}/${s.expiry.slice(2, 4)}`;
 }
 
 function expectNoPan(where: unknown, pan: string): void {
@@ -57,14 +68,23 @@ export function cardReadSuite(rig: CardRig): void {
     });
   });
 
+  it('a tapped card has the token its holder gets by typing its number and printed expiry (tokeniseHolderCard): connect, then tap', async () => {
+    for (const name of ['mir-gpo1', 'mir-gpo2', 'mir-track2-only', 'mir-19-digits', 'mir-no-psn']) {
+      const r = await read(name);
+      const typed = tokeniseHolderCard(fixturePan(name), printedExpiry(name), KEY);
+      expect(typed).toEqual({ token: r.token, masked: r.maskedPan, tokenPrefix: r.token.slice(0, 8), keyVersion: r.keyVersion, expiry: r.expiry });
+      await rig.remove();
+    }
+  });
+
   it('reads a Mir card whose GPO answer is format 2 (tag 77)', async () => {
     const r = await read('mir-gpo2');
     expect(r).toMatchObject({ scheme: 'mir', maskedPan: '220012******9019', expiry: '2028-12', psn: '01' });
   });
 
-  it('the token is HMAC(key, PAN ‖ PSN) truncated to 16 bytes, with the key version', async () => {
+  it('the token is HMAC(key, PAN ‖ expiry YYMM) truncated to 16 bytes, with the key version', async () => {
     const r = await read('mir-gpo2');
-    expect(r.token).toBe(tokenOf(fixturePan('mir-gpo2'), '01'));
+    expect(r.token).toBe(tokenOf('mir-gpo2'));
     expect(r.token).toMatch(/^[0-9a-f]{32}$/);
     expect(r.keyVersion).toBe(KEY.version);
   });
@@ -88,7 +108,7 @@ export function cardReadSuite(rig: CardRig): void {
   it('reads the PAN and expiry from Track 2 equivalent data when the card has no 5A', async () => {
     const r = await read('mir-track2-only');
     expect(r).toMatchObject({ maskedPan: '220409******2103', expiry: '2027-03', psn: '00' });
-    expect(r.token).toBe(tokenOf(fixturePan('mir-track2-only'), '00'));
+    expect(r.token).toBe(tokenOf('mir-track2-only'));
   });
 
   it('returns the payment account reference (9F24) when the card has one', async () => {
@@ -100,13 +120,13 @@ export function cardReadSuite(rig: CardRig): void {
   it('reads a 19-digit PAN', async () => {
     const r = await read('mir-19-digits');
     expect(r.maskedPan).toBe('220012*********2341');
-    expect(r.token).toBe(tokenOf(fixturePan('mir-19-digits'), '01'));
+    expect(r.token).toBe(tokenOf('mir-19-digits'));
   });
 
-  it('a card without a PAN sequence number reads with psn null and the token over the PAN alone', async () => {
+  it('a card without a PAN sequence number reads with psn null and the same token (the PSN is not part of it)', async () => {
     const r = await read('mir-no-psn');
     expect(r.psn).toBeNull();
-    expect(r.token).toBe(tokenOf(fixturePan('mir-no-psn'), null));
+    expect(r.token).toBe(tokenOf('mir-no-psn'));
     expect(r.apdus).toBeLessThanOrEqual(6);
   });
 

@@ -14,8 +14,8 @@ export const ROTATION_PAN = {
   stopped: '2200700000000082',
 } as const;
 
-/** A card's token under one key version, as the device derives it from the virtual card (`mirSpec(pan)`: PSN 01). */
-export const rotationToken = (pan: string, key: TokenKey): string => deriveToken(Buffer.from(pan, 'ascii'), '01', key);
+/** A card's token under one key version, whichever its scheme, as the device derives it from the virtual card (`mirSpec(pan)`: expiry 2029-06, PSN 01). */
+export const rotationToken = (pan: string, key: TokenKey): string => deriveToken(Buffer.from(pan, 'ascii'), { expiry: '2029-06', psn: '01' }, key);
 
 export const pensionerEntry = (token: string): TransitEntry => ({
   token,

@@ -38,8 +38,11 @@ export function syntheticPsn(i: number): string {
   return String(i % 3).padStart(2, '0');
 }
 
-/** The token a device derives for `pan`/`psn` with the development key. */
-export const tokenOfPan = (pan: string, psn = '01'): string => deriveToken(Buffer.from(pan, 'ascii'), psn, DEV_TOKEN_KEY);
+/** The expiry of the virtual cards mirSpec makes. */
+export const MIR_EXPIRY = '2029-06';
+
+/** The token a device derives for `pan` with the development key: PAN ‖ expiry (YYYY-MM; mirSpec's by default). */
+export const tokenOfPan = (pan: string, expiry = MIR_EXPIRY): string => deriveToken(Buffer.from(pan, 'ascii'), { expiry }, DEV_TOKEN_KEY);
 
 /** A plain Mir virtual card for `pan`. */
-export const mirSpec = (pan: string, psn = '01') => ({ kind: 'emv' as const, pan, expiry: '2029-06', psn });
+export const mirSpec = (pan: string, psn = '01') => ({ kind: 'emv' as const, pan, expiry: MIR_EXPIRY, psn });

@@ -53,7 +53,7 @@ beforeAll(async () => {
   const { log, lines } = logSink();
   logLines = lines;
   server = await startServer({ dataDir: join(dir, 'server'), mqttPort: 0, httpPort: 0, tokenKey: DEV_TOKEN_KEY, log });
-  await server.api.importCsv('stoplist', linesOf(`pan,psn,reason\n${PAN.stopped},01,lost`), false);
+  await server.api.importCsv('stoplist', linesOf(`pan,expiry,reason\n${PAN.stopped},2029-06,lost`), false);
   source = new VirtualReaderSource(['R']);
   dev = await startDevice({
     config: loadConfig(cfgRaw({ brokerUrl: server.mqttUrl, serverPublicKey: server.publicKeyPem })),

@@ -16,7 +16,8 @@ import { createLogger, type Logger } from '../../protocol/log.js';
 import { DEV_TOKEN_KEY, deriveToken, type TokenKey } from '../../protocol/token.js';
 import type { TokenDeriver } from '../../protocol/token-hsm.js';
 
-export const tokenOf = (pan: string, psn = '01'): string => deriveToken(Buffer.from(pan, 'ascii'), psn, DEV_TOKEN_KEY);
+/** The token of mirSpec's card (PAN ‖ its expiry) under the development key. */
+export const tokenOf = (pan: string, expiry = '2029-06'): string => deriveToken(Buffer.from(pan, 'ascii'), { expiry }, DEV_TOKEN_KEY);
 
 /** Synthetic, Luhn-valid PANs. */
 export const PAN = {

@@ -63,15 +63,19 @@ describe('signing key', () => {
 });
 
 describe('bulk tokeniser', () => {
-  it('gives exactly deriveToken for any key, PAN and PSN', () => {
+  it('gives exactly deriveToken for any key, PAN, expiry and PSN, under either scheme', () => {
     fc.assert(
       fc.property(
         fc.uint8Array({ minLength: 16, maxLength: 100 }),
         fc.stringMatching(/^\d{12,19}$/),
         fc.option(fc.stringMatching(/^[0-9A-Fa-f]{2}$/), { nil: null }),
-        (key, pan, psn) => {
-          const k = { version: 1, key: Buffer.from(key) };
-          expect(bulkTokenizer(k)(Buffer.from(pan), psn)).toBe(deriveToken(Buffer.from(pan), psn, k));
+        fc.integer({ min: 2000, max: 2099 }),
+        fc.integer({ min: 1, max: 12 }),
+        fc.constantFrom('pan-expiry' as const, 'pan-psn' as const),
+        (key, pan, psn, year, month, scheme) => {
+          const k = { version: 1, key: Buffer.from(key), scheme };
+          const card = { expiry: `${year}-${String(month).padStart(2, '0')}`, psn };
+          expect(bulkTokenizer(k)(Buffer.from(pan), card)).toBe(deriveToken(Buffer.from(pan), card, k));
         },
       ),
     );
@@ -130,13 +134,13 @@ describe('imports', () => {
     const d = verifyDelta(delta.payload, { key: createPublicKey(key().privateKey), scope: 'transit', held: v, now: new Date() }).delta;
     expect(d.removes).toEqual([tokenOf(2)]);
     expect(d.upserts).toEqual([
-      { token: tokenOf(900), cardExpiry: '2032-02', benefits: [{ category: 'pensioner', validFrom: '2020-01-01', validTo: '2099-12-31' }] },
+      { token: tokenOf(900, '2032-02'), cardExpiry: '2032-02', benefits: [{ category: 'pensioner', validFrom: '2020-01-01', validTo: '2099-12-31' }] },
     ]);
   });
 
-  it('stop-list rows by PAN (with PSN) or by token; enrolments make school lists', async () => {
+  it('stop-list rows by PAN (with its expiry) or by token; enrolments make school lists', async () => {
     await imp('cards', cardsCsv(0, 3));
-    await imp('stoplist', `pan,psn,reason\n${syntheticPan(1)},${syntheticPsn(1)},lost\n`);
+    await imp('stoplist', `pan,expiry,reason\n${syntheticPan(1)},2030-12,lost\n`);
     await imp('stoplist', `token,reason\n${tokenOf(2)},fraud\n`);
     expect(db.prepare('SELECT token, reason FROM stoplist ORDER BY reason').all()).toEqual([
       { token: tokenOf(2), reason: 'fraud' },

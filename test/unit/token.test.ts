@@ -14,43 +14,48 @@ function captureLog(): { lines: { level: string; obj: object; msg: string }[]; w
   return { lines, warn: (obj, msg) => lines.push({ level: 'warn', obj, msg }), info: (obj, msg) => lines.push({ level: 'info', obj, msg }) };
 }
 
-describe('deriveToken', () => {
+/** The key as a version from before the PAN ‖ expiry migration: these pin the old derivation that existing registries and device stores hold. */
+const legacy = (k: TokenKey): TokenKey => ({ ...k, scheme: 'pan-psn' });
+
+describe('deriveToken under a pan-psn key version (before the migration)', () => {
   it('is HMAC-SHA256(key, PAN ‖ PSN) truncated to 16 bytes, as 32 hex digits', () => {
     const expected = createHmac('sha256', KEY.key).update(`${PAN}01`, 'ascii').digest().subarray(0, 16).toString('hex');
     expect(TOKEN_BYTES).toBe(16);
-    expect(deriveToken(Buffer.from(PAN), '01', KEY)).toBe(expected);
+    expect(deriveToken(Buffer.from(PAN), { expiry: null, psn: '01' }, legacy(KEY))).toBe(expected);
     expect(expected).toMatch(/^[0-9a-f]{32}$/);
   });
 
   it('a card without PSN is tokenised as PSN 00 (the same card, read with or without its PSN, keeps its token)', () => {
     const expected = createHmac('sha256', KEY.key).update(`${PAN}00`, 'ascii').digest().subarray(0, 16).toString('hex');
-    expect(deriveToken(Buffer.from(PAN), null, KEY)).toBe(expected);
-    expect(deriveToken(Buffer.from(PAN), '00', KEY)).toBe(expected);
+    expect(deriveToken(Buffer.from(PAN), { expiry: null, psn: null }, legacy(KEY))).toBe(expected);
+    expect(deriveToken(Buffer.from(PAN), { expiry: null, psn: '00' }, legacy(KEY))).toBe(expected);
   });
 
   it('a longer PAN without PSN never collides with a shorter PAN plus PSN (PAN ‖ PSN is length-unambiguous)', () => {
     // 16-digit PAN + PSN "01" vs the 18-digit PAN made of the same digits and no PSN.
-    expect(deriveToken(Buffer.from(`${PAN}01`), null, KEY)).not.toBe(deriveToken(Buffer.from(PAN), '01', KEY));
+    expect(deriveToken(Buffer.from(`${PAN}01`), { expiry: null, psn: null }, legacy(KEY))).not.toBe(
+      deriveToken(Buffer.from(PAN), { expiry: null, psn: '01' }, legacy(KEY)),
+    );
   });
 
   it('a PSN that is not two hex digits is refused with a coded error', () => {
-    expect(() => deriveToken(Buffer.from(PAN), '1', KEY)).toThrow(expect.objectContaining({ code: 'card.missing-data' }));
+    expect(() => deriveToken(Buffer.from(PAN), { expiry: null, psn: '1' }, legacy(KEY))).toThrow(expect.objectContaining({ code: 'card.missing-data' }));
   });
 
   it('another PSN, another PAN or another key gives another token', () => {
-    const base = deriveToken(Buffer.from(PAN), '01', KEY);
-    expect(deriveToken(Buffer.from(PAN), '02', KEY)).not.toBe(base);
-    expect(deriveToken(Buffer.from(MIR_PAN_2), '01', KEY)).not.toBe(base);
-    expect(deriveToken(Buffer.from(PAN), '01', DEV_TOKEN_KEY)).not.toBe(base);
+    const base = deriveToken(Buffer.from(PAN), { expiry: null, psn: '01' }, legacy(KEY));
+    expect(deriveToken(Buffer.from(PAN), { expiry: null, psn: '02' }, legacy(KEY))).not.toBe(base);
+    expect(deriveToken(Buffer.from(MIR_PAN_2), { expiry: null, psn: '01' }, legacy(KEY))).not.toBe(base);
+    expect(deriveToken(Buffer.from(PAN), { expiry: null, psn: '01' }, legacy(DEV_TOKEN_KEY))).not.toBe(base);
   });
 
   it('leaves the PAN buffer to the caller, who can wipe it right after', () => {
     const pan = Buffer.from(PAN);
-    const t = deriveToken(pan, '01', KEY);
+    const t = deriveToken(pan, { expiry: null, psn: '01' }, legacy(KEY));
     expect(pan.toString()).toBe(PAN);
     pan.fill(0);
     expect(pan.every((b) => b === 0)).toBe(true);
-    expect(deriveToken(Buffer.from(PAN), '01', KEY)).toBe(t);
+    expect(deriveToken(Buffer.from(PAN), { expiry: null, psn: '01' }, legacy(KEY))).toBe(t);
   });
 });
 

@@ -106,10 +106,11 @@ export const consoleRoutes = [
     listeners: ['operator'],
     access: WRITERS,
     summary: 'block a lost card by its number: tokenised in memory (never stored, logged or answered), published on the stop-list',
-    description: 'The answer carries the masked PAN and the first 8 digits of the token only. card.bad-pan for a number that fails the check digit.',
+    description:
+      'The token is PAN ‖ the printed expiry (MM/YY). The answer carries the masked PAN and the first 8 digits of the token only. card.bad-pan for a number that fails the check digit, card.bad-expiry / card.missing-data for a malformed or missing expiry.',
     schema: { body: StopAddBody, response: { 200: StopAddAnswer } },
     handler: async (req, ctx) => {
-      const r = await ctx.console.stopAdd(req.body.pan, req.body.psn, req.body.reason);
+      const r = await ctx.console.stopAdd(req.body.pan, { expiry: req.body.expiry, psn: req.body.psn }, req.body.reason);
       ctx.audit?.({ tokenPrefix: r.tokenPrefix, masked: r.masked, reason: r.reason });
       return r;
     },

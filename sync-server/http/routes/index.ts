@@ -11,6 +11,7 @@ import { serverRoutes } from './server.js';
 import { accountRoutes } from './accounts.js';
 import { auditRoutes } from './audit.js';
 import { opsRoutes } from './ops.js';
+import { portalRoutes } from './portal.js';
 import { sessionRoutes } from './session.js';
 import { bankRoutes } from './bank.js';
 import { cabinetRoutes } from './cabinet.js';
@@ -31,6 +32,7 @@ export const ROUTES: readonly Route[] = [
   ...opsRoutes,
   ...notificationRoutes,
   ...bankRoutes,
+  ...portalRoutes,
   ...cabinetRoutes,
 ];
 

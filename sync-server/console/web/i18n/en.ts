@@ -124,7 +124,7 @@ export const en: Dict = {
   'enrol.expires': 'Expires',
   'enrol.token': 'Enrolment token',
   'stop.pan': 'Card number',
-  'stop.psn': 'PSN (optional)',
+  'stop.expiry': 'Expiry (MM/YY)',
   'stop.reason': 'Reason',
   'stop.add': 'Block',
   'stop.added': 'Card blocked',

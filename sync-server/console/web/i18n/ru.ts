@@ -122,7 +122,7 @@ export const ru = {
   'enrol.expires': 'Действует до',
   'enrol.token': 'Токен подключения',
   'stop.pan': 'Номер карты',
-  'stop.psn': 'PSN (необязательно)',
+  'stop.expiry': 'Срок действия (ММ/ГГ)',
   'stop.reason': 'Причина',
   'stop.add': 'Заблокировать',
   'stop.added': 'Карта заблокирована',

@@ -18,6 +18,7 @@ export function journalPage({ main }: PageContext): void {
     ['', 'allow', 'deny'].map((r) => h('option', { value: r }, r || '—')),
   );
   const pan = input('pan', { inputmode: 'numeric', autocomplete: 'off' });
+  const expiry = input('expiry', { class: 'short', placeholder: 'MM/YY', autocomplete: 'off' });
   const out = h('div', {});
   const form = h(
     'form',
@@ -28,12 +29,13 @@ export function journalPage({ main }: PageContext): void {
     field(t('journal.to'), to),
     field(t('col.result'), result),
     field(t('journal.pan'), pan),
+    field(t('stop.expiry'), expiry),
     h('button', { type: 'submit', 'data-test': 'j-search' }, t('common.search')),
   );
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     const body: Record<string, string> = {};
-    for (const [k, el] of Object.entries({ device, route, from, to, result, pan })) if (el.value) body[k] = el.value;
+    for (const [k, el] of Object.entries({ device, route, from, to, result, pan, expiry })) if (el.value) body[k] = el.value;
     pan.value = '';
     api<JournalSearchAnswer>('POST', '/v1/journal/search', body)
       .then((a) =>

@@ -13,10 +13,10 @@ interface Added {
   version: number;
 }
 
-/** Block a lost card by its number: sent once in a POST body, the field cleared; the answer names the card masked. */
+/** Block a lost card by its number and printed expiry (its token is PAN ‖ expiry): sent once in a POST body, the field cleared; the answer names the card masked. */
 export async function stopListPage({ main }: PageContext): Promise<void> {
   const pan = h('input', { name: 'pan', inputmode: 'numeric', autocomplete: 'off', 'data-test': 'stop-pan' });
-  const psn = h('input', { name: 'psn', class: 'short', autocomplete: 'off' });
+  const expiry = h('input', { name: 'expiry', class: 'short', placeholder: 'MM/YY', autocomplete: 'off', 'data-test': 'stop-expiry' });
   const reason = h('input', { name: 'reason', value: 'lost', 'data-test': 'stop-reason' });
   const out = h('div', {});
   const list = h('div', {});
@@ -53,13 +53,13 @@ export async function stopListPage({ main }: PageContext): Promise<void> {
     'form',
     { class: 'card', autocomplete: 'off' },
     field(t('stop.pan'), pan),
-    field(t('stop.psn'), psn),
+    field(t('stop.expiry'), expiry),
     field(t('stop.reason'), reason),
     h('button', { type: 'submit', class: 'danger', 'data-test': 'stop-add' }, t('stop.add')),
   );
   form.addEventListener('submit', (e) => {
     e.preventDefault();
-    const body = { pan: pan.value, ...(psn.value ? { psn: psn.value } : {}), reason: reason.value || 'lost' };
+    const body = { pan: pan.value, ...(expiry.value ? { expiry: expiry.value } : {}), reason: reason.value || 'lost' };
     pan.value = ''; // the number leaves the page with this request and is not kept in it
     api<Added>('POST', '/v1/stoplist', body)
       .then(async (a) => {
