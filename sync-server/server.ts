@@ -455,9 +455,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     console: consoleApi(consoleDeps),
     portal: portalApi(db),
     cabinet,
-    ops: { ready: () => ready && readable(), metrics: () => metrics.expose() },
     bank,
-    cabinet,
+    ops: { ready: () => ready && readable(), metrics: () => metrics.expose() },
   };
   const httpLog = log.child({ component: 'http' });
   const consoleDir = o.consoleDir === undefined ? findConsoleDir() : o.consoleDir;
