@@ -103,7 +103,9 @@ try {
   await waitFor(() => store.listVersion('transit') === want2, { timeoutMs: 60_000, what: 'delta applied', everyMs: 2 });
   const delta10kMs = Date.now() - t;
   await pub;
-  console.log(`delta of 10,000 entries to the device: ${delta10kMs} ms (view of p1000: ${JSON.stringify(store.readView(tokenOf(1000, '2031-06')).transit?.benefits)})`);
+  console.log(
+    `delta of 10,000 entries to the device: ${delta10kMs} ms (view of p1000: ${JSON.stringify(store.readView(tokenOf(1000, '2031-06')).transit?.benefits)})`,
+  );
   await dev.stop();
   store.close();
 
