@@ -1,6 +1,6 @@
+import { categoryName, ruleWords } from '../portal/rule-words.js';
 import type { Benefit, CabinetCard, Child, ChildDay, Debt, Trip } from '../../protocol/cabinet-api.js';
 import { ErrorCode, RcError } from '../../protocol/errors.js';
-import type { BenefitRule } from '../../protocol/rules-schema.js';
 import { publishedRules } from '../categories.js';
 import type { Db } from '../registry.js';
 import { JOURNAL_COLS, journalView, type JournalDbRow } from '../settlement/queries.js';
@@ -37,16 +37,6 @@ export function myCard(db: Db, personId: string): CabinetCard | null {
   };
 }
 
-function ruleText(r: BenefitRule | undefined): { ru: string; en: string } {
-  if (!r) return { ru: 'льгота не действует в транспорте', en: 'no fare benefit on transport' };
-  const q = r.quota
-    ? { ru: `, ${r.quota.trips} поездок в ${r.quota.per === 'month' ? 'месяц' : 'день'}`, en: `, ${r.quota.trips} trips a ${r.quota.per}` }
-    : { ru: '', en: '' };
-  if (r.kind === 'free') return { ru: `бесплатно${q.ru}`, en: `free${q.en}` };
-  if (r.kind === 'percent') return { ru: `скидка ${r.percentOff}%${q.ru}`, en: `${r.percentOff}% off the fare${q.en}` };
-  return { ru: `${(r.fareKopecks / 100).toFixed(2)} ₽ за поездку${q.ru}`, en: `${(r.fareKopecks / 100).toFixed(2)} RUB a trip${q.en}` };
-}
-
 /** The person's benefits, named and described by the published rules' tariff (the first rules document that defines each). */
 export function myBenefits(db: Db, personId: string): Benefit[] {
   const rows = db.prepare('SELECT category, valid_from, valid_to FROM benefits WHERE person_id = ? ORDER BY category, valid_from').all(personId) as {
@@ -57,8 +47,14 @@ export function myBenefits(db: Db, personId: string): Benefit[] {
   const tariffs = [...publishedRules(db).values()].flatMap((r) => (r.tariff ? [r.tariff] : []));
   return rows.map((b) => {
     const t = tariffs.find((x) => x.categories[b.category] || x.benefits[b.category]);
-    const name = t?.categories[b.category]?.name ?? { ru: b.category, en: b.category };
-    return { category: b.category, name, rule: ruleText(t?.benefits[b.category]), validFrom: b.valid_from, validTo: b.valid_to };
+    const rule = t?.benefits[b.category];
+    return {
+      category: b.category,
+      name: categoryName(b.category, t),
+      rule: rule ? ruleWords(rule) : { ru: 'Льгота не действует в транспорте', en: 'No fare benefit on transport' },
+      validFrom: b.valid_from,
+      validTo: b.valid_to,
+    };
   });
 }
 
