@@ -60,7 +60,8 @@ const DEFAULT_INGEST_LIMITS: IngestLimits = { burst: 10_000, perSecond: 100, imp
  */
 export class GroupCommit {
   private waiting: { resolve: () => void; reject: (e: Error) => void }[] = [];
-  private running = false;
+  /** An fsync is running. */
+  running = false;
   /** fsyncs run so far (the bench reports commits per fsync). */
   syncs = 0;
   constructor(private readonly walPath: string) {}
@@ -159,6 +160,15 @@ export class Ingest {
     return this.group?.syncs ?? 0;
   }
 
+  private lastSubmit = -Infinity;
+  /**
+   * Uploads are in flight: one is queued or waits for its fsync, or one came within the last second (its ack and the
+   * device's next upload are on their way). Long work sharing the event loop (imports) takes short steps meanwhile.
+   */
+  busy(): boolean {
+    return this.queue.length > 0 || (this.group?.running ?? false) || performance.now() - this.lastSubmit < 1000;
+  }
+
   private queue: { device: string; batch: JournalBatch; resolve: (r: StoreResult) => void; reject: (e: unknown) => void }[] = [];
   /**
    * The server's path: the batch is stored with every other batch that arrived in the same turn of the event loop,
@@ -167,6 +177,7 @@ export class Ingest {
    * instead of one each. Rejects as `store` throws (device mismatch, over the rate), or when the fsync fails.
    */
   submit(device: string, batch: JournalBatch): Promise<StoreResult> {
+    this.lastSubmit = performance.now();
     return new Promise((resolve, reject) => {
       if (this.queue.push({ device, batch, resolve, reject }) === 1) setImmediate(() => this.drain());
     });

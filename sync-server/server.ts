@@ -286,6 +286,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
             const ack = sealJournalAck(device, r.upTo, new Date(), key.privateKey); // signed: devices refuse an unsigned ack
             void client.publishAsync(topics.journalAck(device), ack, { qos: 1, retain: true }).catch(() => undefined);
             if (r.settle > 0) charging.kick(); // settled later, in short slices: the ack above never waits for it
+            if (r.stored > 0 && usageTimer) usage.soon(); // fleet usage right after the ack, not at the next tick
           },
           (e: unknown) => {
             if (isRcError(e)) log.warn({ code: e.code, topic, err: e.message }, 'message refused');
@@ -339,6 +340,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     tokenKey: importKey,
     categories: () => publishedCategoryIds(db),
     today,
+    busy: () => ingest.busy(), // journal uploads first: the import takes short steps while they flow
   });
   const api: Api = {
     publicKeyPem: key.publicKeyPem,
@@ -470,6 +472,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       await charging.stop();
       clearInterval(resealTimer);
       if (usageTimer) clearInterval(usageTimer);
+      usage.stop();
       ready = false;
       await http.close();
       await chain.catch(() => undefined);
