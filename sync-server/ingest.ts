@@ -100,6 +100,9 @@ export interface StoreResult {
   limited: number;
 }
 
+/** How long after an upload arrived ingest still counts as busy (Ingest.busy). */
+const BUSY_AFTER_MS = 100;
+
 export class Ingest {
   private readonly insert;
   private readonly dirty;
@@ -162,11 +165,12 @@ export class Ingest {
 
   private lastSubmit = -Infinity;
   /**
-   * Uploads are in flight: one is queued or waits for its fsync, or one came within the last second (its ack and the
-   * device's next upload are on their way). Long work sharing the event loop (imports) takes short steps meanwhile.
+   * Uploads are in flight: one is queued or waits for its fsync, or one came within the last BUSY_AFTER_MS (its ack
+   * and the device's next upload are on their way through the broker). Long work sharing the event loop (imports)
+   * takes short steps meanwhile. A window of a second made a million-row import crawl while one device tapped every 200 ms.
    */
   busy(): boolean {
-    return this.queue.length > 0 || (this.group?.running ?? false) || performance.now() - this.lastSubmit < 1000;
+    return this.queue.length > 0 || (this.group?.running ?? false) || performance.now() - this.lastSubmit < BUSY_AFTER_MS;
   }
 
   private queue: { device: string; batch: JournalBatch; resolve: (r: StoreResult) => void; reject: (e: unknown) => void }[] = [];
