@@ -139,7 +139,7 @@ function fromStage(kind: ImportKind, s: StageRow): Staged {
   }
 }
 
-/** Apply up to APPLY_ROWS staged rows in one transaction (and drop them from the stage); false when the stage is empty. */
+/** Apply up to `limit` staged rows (APPLY_ROWS, fewer while uploads are in flight) in one transaction (and drop them from the stage); false when the stage is empty. */
 function applyStep(db: Db, ctx: ApplyContext, limit = APPLY_ROWS): boolean {
   const rows = db.prepare('SELECT seq, first, a, b, c, d, e, f, g FROM import_stage ORDER BY seq LIMIT ?').all(limit) as StageRow[];
   if (rows.length === 0) return false;
