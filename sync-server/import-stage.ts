@@ -52,9 +52,36 @@ export function ensureImportSchema(db: Db): void {
   db.exec(SCHEMA);
 }
 
-/** Rows staged per transaction (a few milliseconds), and applied per transaction. */
+/** Rows staged per transaction (a few milliseconds), and applied per transaction, while no upload is in flight. */
 const STAGE_ROWS = 2_000;
 const APPLY_ROWS = 2_000;
+/** While uploads are in flight (ImporterOptions.busy): a step's rows are sized to take about this long. */
+const BUSY_STEP_MS = 5;
+const MIN_STEP_ROWS = 50;
+
+/**
+ * The import's pace (issue 13: journal acks within 100 ms during a million-row import). An upload's round trip
+ * (device → broker → server → ack → broker → device) takes several turns of the event loop the import shares; each
+ * may wait behind one import step. While uploads are in flight a step's rows are sized from the last step's time
+ * to about BUSY_STEP_MS, and between steps the import waits for a timer (the poll phase runs first: sockets are
+ * read, acks written); otherwise steps stay large (the import's own time) with a plain yield.
+ */
+class Pace {
+  private rows = MIN_STEP_ROWS * 4;
+  constructor(private readonly busy: () => boolean) {}
+  /** Rows for the next step (at most `max`). */
+  size(max: number): number {
+    return this.busy() ? Math.min(max, this.rows) : max;
+  }
+  /** A step of `n` rows took `ms`. */
+  took(n: number, ms: number): void {
+    if (n > 0) this.rows = Math.max(MIN_STEP_ROWS, Math.min(APPLY_ROWS, Math.floor((n * BUSY_STEP_MS) / Math.max(ms, 0.1))));
+  }
+  readonly pause = async (): Promise<void> => {
+    await yieldToLoop();
+    if (this.busy()) await new Promise((r) => setTimeout(r, 1));
+  };
+}
 /** Imports kept in the table (older ones are deleted when a new one starts). */
 const KEEP_IMPORTS = 500;
 
@@ -112,9 +139,9 @@ function fromStage(kind: ImportKind, s: StageRow): Staged {
   }
 }
 
-/** Apply up to APPLY_ROWS staged rows in one transaction (and drop them from the stage); false when the stage is empty. */
-function applyStep(db: Db, ctx: ApplyContext): boolean {
-  const rows = db.prepare('SELECT seq, first, a, b, c, d, e, f, g FROM import_stage ORDER BY seq LIMIT ?').all(APPLY_ROWS) as StageRow[];
+/** Apply up to `limit` staged rows (APPLY_ROWS, fewer while uploads are in flight) in one transaction (and drop them from the stage); false when the stage is empty. */
+function applyStep(db: Db, ctx: ApplyContext, limit = APPLY_ROWS): boolean {
+  const rows = db.prepare('SELECT seq, first, a, b, c, d, e, f, g FROM import_stage ORDER BY seq LIMIT ?').all(limit) as StageRow[];
   if (rows.length === 0) return false;
   relaxed(db, () =>
     db.transaction(() => {
@@ -191,6 +218,8 @@ export interface ImporterOptions {
   /** Benefit categories the published rules define (at the start of each import). */
   categories: () => readonly string[];
   today: () => string;
+  /** Uploads are in flight (server.ts: ingest.ts Ingest.busy): the import takes short steps and lets them through (Pace). */
+  busy?: () => boolean;
 }
 
 export class Importer {
@@ -211,6 +240,7 @@ export class Importer {
         .lastInsertRowid,
     );
     this.running = id;
+    const pace = new Pace(this.o.busy ?? (() => false));
     db.prepare('DELETE FROM imports WHERE id <= ?').run(id - KEEP_IMPORTS);
     let phase: 'parse' | 'apply' = 'parse';
     try {
@@ -236,9 +266,12 @@ export class Importer {
       for await (const r of validRows(kind, source, opts, tally)) {
         if (tally.rejected > 0 && !skipInvalid) continue; // refused anyway: the rest is read for the report only
         buf.push(first(r));
-        if (buf.length >= STAGE_ROWS) {
+        if (buf.length >= pace.size(STAGE_ROWS)) {
+          const n = buf.length;
+          const s0 = performance.now();
           flush();
-          await yieldToLoop();
+          pace.took(n, performance.now() - s0);
+          await pace.pause();
         }
       }
       if (tally.rejected > 0 && !skipInvalid) buf = [];
@@ -251,11 +284,17 @@ export class Importer {
         const started = performance.now();
         const leftover = pendingRecompute(db); // scopes an earlier failed import left flagged: recomputed whole with this one
         const ctx = applyContext(db, kind, report.applied, today);
-        while (applyStep(db, ctx)) await yieldToLoop();
+        for (;;) {
+          const n = pace.size(APPLY_ROWS);
+          const s0 = performance.now();
+          if (!applyStep(db, ctx, n)) break;
+          pace.took(n, performance.now() - s0);
+          await pace.pause();
+        }
         for (const s of leftover) markAll(ctx.dirty, s);
         db.prepare("UPDATE imports SET phase = 'lists' WHERE id = ?").run(id);
         const applied = performance.now();
-        const changed = await this.o.publisher.commitStaged(ctx.dirty, yieldToLoop);
+        const changed = await this.o.publisher.commitStaged(ctx.dirty, pace.pause);
         clearRecompute(db); // the lists agree with the registry again (see import-recovery.ts)
         finish(db, id, 'done');
         await this.o.publisher.publish(changed);

@@ -187,7 +187,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const publisher = new Publisher(db, key.privateKey, log.child({ component: 'publisher' }), { ...DEFAULT_PUBLISHER_OPTIONS, ...o.publisher });
   // an import cut short by a crash: recompute its scopes now (published with everything on connection)
   finishInterruptedImport(db, publisher, log.child({ component: 'import' }));
-  const ingest = new Ingest(db, o.settlement, o.ingestLimits);
+  const ingest = new Ingest(db, o.settlement, o.ingestLimits, 'group'); // acks wait for a shared fsync (ingest.ts GroupCommit)
   const settlement = new Settlement(db, o.settlement);
   const { clock: notifyClock, ...notifyCfg } = o.notify ?? {};
   const notifier = new Notifier(db, log.child({ component: 'notify' }), notifyCfg, notifyClock ? { clock: notifyClock } : {});
@@ -310,16 +310,26 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     try {
       if (t.kind === 'journal') {
         const batch = parseControl(payload, JournalBatch, MAX_CONTROL_MESSAGE);
-        const r = ingest.store(t.device, null, batch);
-        metrics.taps.inc(r.stored);
-        if (r.limited > 0)
-          log.warn(
-            { device: t.device, code: ErrorCode.ServerRateLimited, limited: r.limited },
-            'journal entries over the device rate: not stored, the device resends them',
-          );
-        const ack = sealJournalAck(t.device, r.upTo, new Date(), key.privateKey); // signed: devices refuse an unsigned ack
-        void client.publishAsync(topics.journalAck(t.device), ack, { qos: 1, retain: true }).catch(() => undefined);
-        if (r.settle > 0) charging.kick(); // settled later, in short slices: the ack above never waits for it
+        const device = t.device;
+        // stored with the other uploads of this turn in one transaction; resolved once on disk (ingest.ts submit, GroupCommit)
+        ingest.submit(device, batch).then(
+          (r) => {
+            metrics.taps.inc(r.stored);
+            if (r.limited > 0)
+              log.warn(
+                { device, code: ErrorCode.ServerRateLimited, limited: r.limited },
+                'journal entries over the device rate: not stored, the device resends them',
+              );
+            const ack = sealJournalAck(device, r.upTo, new Date(), key.privateKey); // signed: devices refuse an unsigned ack
+            void client.publishAsync(topics.journalAck(device), ack, { qos: 1, retain: true }).catch(() => undefined);
+            if (r.settle > 0) charging.kick(); // settled later, in short slices: the ack above never waits for it
+            if (r.stored > 0 && usageTimer) usage.soon(); // fleet usage right after the ack, not at the next tick
+          },
+          (e: unknown) => {
+            if (isRcError(e)) log.warn({ code: e.code, topic, err: e.message }, 'message refused');
+            else log.error({ err: String(e), topic }, 'journal not stored or not synced to disk: not acknowledged');
+          },
+        );
       } else if (t.kind === 'status') {
         if (payload.length === 0) return;
         const s = parseControl(payload, DeviceStatus, MAX_CONTROL_MESSAGE);
@@ -367,6 +377,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     tokenKey: importKey,
     categories: () => publishedCategoryIds(db),
     today,
+    busy: () => ingest.busy(), // journal uploads first: the import takes short steps while they flow
   });
   const api: Api = {
     publicKeyPem: key.publicKeyPem,
@@ -593,6 +604,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       await charging.stop();
       clearInterval(resealTimer);
       if (usageTimer) clearInterval(usageTimer);
+      usage.stop();
       ready = false;
       await http.close();
       await chain.catch(() => undefined);

@@ -12,7 +12,7 @@
  * The last line is one JSON object.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { Store } from '../../device/store/index.js';
@@ -187,6 +187,8 @@ try {
   const count = server.db.prepare('SELECT count(*) FROM journal').pluck();
   const anyDirty = server.db.prepare('SELECT 1 FROM settle_dirty LIMIT 1').pluck();
   const before = count.get() as number;
+  const cpu0 = process.cpuUsage();
+  const load0 = loadavg()[0]!;
   t = Date.now();
   await Promise.all(
     batches.map(async (bs) => {
@@ -196,17 +198,29 @@ try {
   await waitFor(() => acked.size === DEVICES && [...acked.values()].every((u) => u >= PER), { timeoutMs: 300_000, what: 'ingest acks', everyMs: 2 });
   const ingestMs = Date.now() - t;
   const ingestPerSec = Math.round((DEVICES * PER) / (ingestMs / 1000));
+  const cpuIngest = process.cpuUsage(cpu0);
+  // the machine may be shared: the process's CPU time per entry says what wall time alone cannot
+  const ingestCpuUsPerEntry = Math.round(((cpuIngest.user + cpuIngest.system) / (DEVICES * PER)) * 10) / 10;
   const stored = (count.get() as number) - before;
-  console.log(`ingest of ${DEVICES * PER} journal entries (all acknowledged, ${stored} stored): ${ingestMs} ms = ${ingestPerSec}/s`);
+  console.log(
+    `ingest of ${DEVICES * PER} journal entries (all acknowledged, ${stored} stored): ${ingestMs} ms = ${ingestPerSec}/s; ` +
+      `process CPU ${Math.round((cpuIngest.user + cpuIngest.system) / 1000)} ms (${ingestCpuUsPerEntry} µs/entry), load average ${load0.toFixed(1)}`,
+  );
+  const cpu1 = process.cpuUsage();
   // the back office catches up: every new entry settled (the bench waits for it; settlement never delays an ack)
   await waitFor(() => anyDirty.get() === undefined, { timeoutMs: 600_000, what: 'settlement caught up', everyMs: 20 });
   const settledMs = Date.now() - t;
+  const cpuSettle = process.cpuUsage(cpu1);
+  const settleCpuMs = Math.round((cpuSettle.user + cpuSettle.system) / 1000);
   const unsettled = server.db
     .prepare("SELECT count(*) FROM journal WHERE device LIKE 'ing-%' AND settled_reason IS NULL AND settle_code IS NULL")
     .pluck()
     .get() as number;
   if (unsettled !== 0) throw new Error(`${unsettled} ingested entries left unsettled`);
-  console.log(`settled: all ${DEVICES * PER} entries ${settledMs} ms after the first upload (${settledMs - ingestMs} ms after the last ack)`);
+  console.log(
+    `settled: all ${DEVICES * PER} entries ${settledMs} ms after the first upload (${settledMs - ingestMs} ms after the last ack; ` +
+      `process CPU after the last ack ${settleCpuMs} ms), load average ${loadavg()[0]!.toFixed(1)}`,
+  );
 
   const out = {
     snapshotEntries: N,
@@ -216,7 +230,11 @@ try {
     fanoutDevices: FANOUT,
     fanoutMs,
     ingestPerSec,
+    ingestCpuUsPerEntry,
     ingestSettledMs: settledMs,
+    settleAfterAckMs: settledMs - ingestMs,
+    settleCpuMs,
+    loadAvg: Math.round(loadavg()[0]! * 10) / 10,
     importMs,
     broker: brokerKind,
   };
