@@ -27,6 +27,8 @@ export interface SyncClientOptions {
   store: SyncStore;
   deviceId: string;
   brokerUrl: string;
+  /** Other nodes of the broker cluster, tried in turn after `brokerUrl` when a connection is lost or fails (issue 16). */
+  failoverUrls?: readonly string[];
   scopes: Scope[];
   serverPublicKey: string; // PEM or base64 raw
   username?: string;
@@ -123,11 +125,17 @@ export class SyncClient extends EventEmitter {
     return this.client?.connected ?? false;
   }
 
+  /** The broker node this device is (or was last) connected through. */
+  get brokerUrl(): string {
+    return this.client?.url ?? this.o.brokerUrl;
+  }
+
   start(): void {
     const o = this.o;
     const will = { topic: topics.status(o.deviceId), payload: Buffer.from(JSON.stringify(this.statusPayload(false))) };
     const params = {
       brokerUrl: o.brokerUrl,
+      ...(o.failoverUrls?.length ? { failoverUrls: o.failoverUrls } : {}),
       clientId: o.deviceId,
       will,
       ...(o.username !== undefined ? { username: o.username } : {}),
@@ -186,7 +194,7 @@ export class SyncClient extends EventEmitter {
     this.sentUpTo = this.o.store.ackedSeq(); // resend what is not acknowledged (the server dedups)
     this.pumping = false; // a publish of the previous connection may never settle
     this.lastAckAt = this.now().getTime();
-    this.log.info({ broker: this.o.brokerUrl }, 'connected');
+    this.log.info({ broker: c.url ?? this.o.brokerUrl }, 'connected');
     const subs: string[] = [topics.journalAck(this.o.deviceId), topics.configAll()];
     for (const s of this.o.scopes) subs.push(topics.manifest(s), topics.deltaAll(s));
     if (this.o.usageStore) subs.push(topics.usageSnapshot(), topics.usageDelta());

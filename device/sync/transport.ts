@@ -7,6 +7,8 @@
  */
 export interface SyncTransport {
   readonly connected: boolean;
+  /** The broker URL of the current (or last tried) connection, when the transport has several (failover). */
+  readonly url?: string;
   /** Try to connect again after a close (the client owns the backoff). */
   reconnect(): void;
   subscribe(topics: readonly string[]): Promise<void>;
@@ -20,6 +22,8 @@ export interface SyncTransport {
 /** Connection parameters the client passes to a transport factory. */
 export interface TransportParams {
   brokerUrl: string;
+  /** More nodes of the same broker cluster: each new connection attempt after a lost or failed one goes to the next URL, round (issue 16). */
+  failoverUrls?: readonly string[];
   clientId: string;
   username?: string;
   password?: string;
