@@ -105,6 +105,7 @@ export const createMqttTransport: SyncTransportFactory = (p, on) => {
       return current;
     },
     reconnect: () => void c.reconnect(),
+    drop: () => c.stream?.destroy(),
     subscribe: async (topics) => {
       await c.subscribeAsync([...topics], { qos: 1 });
     },

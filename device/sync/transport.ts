@@ -11,6 +11,8 @@ export interface SyncTransport {
   readonly url?: string;
   /** Try to connect again after a close (the client owns the backoff). */
   reconnect(): void;
+  /** Drop the current connection as if the broker had (a close follows; the client then reconnects as after any loss). */
+  drop?(): void;
   subscribe(topics: readonly string[]): Promise<void>;
   /** Fire and forget: a chunk no longer needed, or a download abandoned. */
   unsubscribe(topics: readonly string[]): void;
