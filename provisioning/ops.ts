@@ -117,7 +117,16 @@ export function buildConfig(o: InitOptions, dir: string, a: EnrolAnswer, secrets
     ...(o.reader ? { readers: [{ name: o.reader, ...(dirn ? { direction: dirn } : {}) }] } : {}),
     ...(peripherals.length ? { peripherals } : {}),
     sync: {
-      brokerUrl: a.brokerUrl,
+      // a clustered broker (issue 16): the server hands out its nodes comma-separated; the first is the device's, the rest its failover
+      brokerUrl: a.brokerUrl.split(',')[0]!.trim(),
+      ...(a.brokerUrl.includes(',')
+        ? {
+            failoverUrls: a.brokerUrl
+              .split(',')
+              .slice(1)
+              .map((u) => u.trim()),
+          }
+        : {}),
       deviceId: a.deviceId,
       scopes: a.scopes,
       serverPublicKey: a.serverPublicKey,

@@ -11,9 +11,10 @@ if [ "$(id -u)" = 0 ]; then
   # pcscd + vpcd: the real PC/SC stack; libpcsclite-dev: headers for the smartcard binding;
   # mosquitto: the external broker; socat: pty pairs; udev: serialport's port listing;
   # gcc: the TCP_NODELAY shim for pcscd; strace: the durable-ack test traces the server's fsyncs; softhsm2: the card-token key in a PKCS#11 token;
-  # fonts-dejavu-core: the reports' PDF font (Cyrillic); poppler-utils: pdftoppm/pdftotext; chromium: HTML reports in a real browser.
+  # fonts-dejavu-core: the reports' PDF font (Cyrillic); poppler-utils: pdftoppm/pdftotext; chromium: HTML reports in a real browser;
+  # nats-server: the 3-node clustered broker of test/integration/cluster-sync.test.ts (issue 16).
   apt-get install -y -qq --no-install-recommends \
-    pcscd vsmartcard-vpcd libpcsclite-dev mosquitto socat udev strace softhsm2 \
+    pcscd vsmartcard-vpcd libpcsclite-dev mosquitto nats-server socat udev strace softhsm2 \
     fonts-dejavu-core poppler-utils chromium \
     gcc libc6-dev make g++ python3 >/dev/null
 else

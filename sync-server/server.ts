@@ -28,6 +28,7 @@ import { buildReport, signReport } from './reports/index.js';
 import { UsagePublisher } from './usage-publisher.js';
 import { Settlement, queryCharges, queryJournal, type SettlementOptions } from './settlement/index.js';
 import { serverBrokerUsers, type MosquittoFiles } from './mosquitto-auth.js';
+import { brokerNodes } from './broker-urls.js';
 import { publishedCategoryIds } from './categories.js';
 import { consoleApi } from './console/api.js';
 import { portalApi } from './portal/queries.js';
@@ -252,8 +253,10 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   // Mosquitto with server-written files: one user per purpose (mosquitto-auth.ts SERVER_PURPOSES), each its own session;
   // otherwise one connection does both
   const split = o.mosquitto ? serverBrokerUsers(o.brokerUsername ?? serverUser, serverPassword) : null;
+  const nodes = brokerNodes(mqttUrl); // several nodes of a clustered broker: each reconnect goes to the next (issue 16)
   const connectAs = (creds: { username: string; password?: string } | null, purpose: string): MqttClient =>
-    mqtt.connect(mqttUrl, {
+    mqtt.connect(nodes.first, {
+      ...nodes.options,
       protocolVersion: 4,
       clientId: `rc-sync-server-${purpose}-${randomBytes(4).toString('hex')}`,
       // MQTT 3.1.1: no password without a user name
@@ -292,9 +295,15 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   );
   client.on('connect', () => {
     log.info({ broker: mqttUrl, as: ingestUser?.user }, 'connected to broker');
-    void serial(async () => {
-      await client.subscribeAsync([topics.allJournals(), topics.allStatus(), topics.allRequests()], { qos: 1 });
-    }).catch((e) => log.error({ err: String(e) }, 'subscribe failed'));
+    // a clustered broker electing new leaders after losing a node refuses some subscriptions for a while: try again (issue 16)
+    const subscribe = (n: number): void =>
+      void serial(async () => {
+        await client.subscribeAsync([topics.allJournals(), topics.allStatus(), topics.allRequests()], { qos: 1 });
+      }).catch((e) => {
+        log.error({ err: String(e), attempt: n + 1 }, 'subscribe failed');
+        if (client.connected) setTimeout(() => client.connected && subscribe(n + 1), Math.min(30_000, 1000 * 2 ** n)).unref();
+      });
+    subscribe(0);
   });
   pubClient.on('connect', () => {
     if (pubClient !== client) log.info({ broker: mqttUrl, as: pubUser?.user }, 'connected to broker');

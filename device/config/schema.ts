@@ -36,9 +36,17 @@ export const PeripheralConfig = z
   })
   .strict();
 
+const BrokerUrl = z.string().regex(/^(mqtts?|wss?|tcp):\/\/.+/, 'expected mqtt://host:port');
+const schemeOf = (u: string) => u.slice(0, u.indexOf(':'));
+
 export const SyncConfig = z
   .object({
-    brokerUrl: z.string().regex(/^(mqtts?|wss?|tcp):\/\/.+/, 'expected mqtt://host:port'),
+    brokerUrl: BrokerUrl,
+    /**
+     * The other nodes of a clustered broker (issue 16), same scheme as brokerUrl: when the connection is lost
+     * or fails, the device tries the next one, round. Optional, so a config with one broker stays valid as it is.
+     */
+    failoverUrls: z.array(BrokerUrl).max(16).optional(),
     deviceId: z.string().min(1).optional(),
     scopes: z.array(ScopeName).optional(),
     /** Server's Ed25519 public key: PEM, or base64/hex of the raw 32 bytes. */
@@ -55,7 +63,11 @@ export const SyncConfig = z
     servername: z.string().min(1).max(253).optional(),
   })
   .strict()
-  .refine((s) => s.ca === undefined || s.brokerUrl.startsWith('mqtts://'), { message: 'sync.ca is for an mqtts:// broker', path: ['ca'] });
+  .refine((s) => s.ca === undefined || s.brokerUrl.startsWith('mqtts://'), { message: 'sync.ca is for an mqtts:// broker', path: ['ca'] })
+  .refine((s) => (s.failoverUrls ?? []).every((u) => schemeOf(u) === schemeOf(s.brokerUrl)), {
+    message: 'every failover URL has the scheme of brokerUrl',
+    path: ['failoverUrls'],
+  });
 
 export const TokenKeyConfig = z
   .object({

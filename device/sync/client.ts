@@ -27,6 +27,8 @@ export interface SyncClientOptions {
   store: SyncStore;
   deviceId: string;
   brokerUrl: string;
+  /** Other nodes of the broker cluster, tried in turn after `brokerUrl` when a connection is lost or fails (issue 16). */
+  failoverUrls?: readonly string[];
   scopes: Scope[];
   serverPublicKey: string; // PEM or base64 raw
   username?: string;
@@ -99,6 +101,8 @@ export class SyncClient extends EventEmitter {
   private sentUpTo = 0;
   private lastAckAt: number;
   private backoff: number;
+  /** Connections in a row whose subscriptions failed (a clustered broker electing a new leader refuses them for a while). */
+  private subscribeFailures = 0;
   private stopped = false;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private timers: NodeJS.Timeout[] = [];
@@ -123,11 +127,17 @@ export class SyncClient extends EventEmitter {
     return this.client?.connected ?? false;
   }
 
+  /** The broker node this device is (or was last) connected through. */
+  get brokerUrl(): string {
+    return this.client?.url ?? this.o.brokerUrl;
+  }
+
   start(): void {
     const o = this.o;
     const will = { topic: topics.status(o.deviceId), payload: Buffer.from(JSON.stringify(this.statusPayload(false))) };
     const params = {
       brokerUrl: o.brokerUrl,
+      ...(o.failoverUrls?.length ? { failoverUrls: o.failoverUrls } : {}),
       clientId: o.deviceId,
       will,
       ...(o.username !== undefined ? { username: o.username } : {}),
@@ -182,25 +192,44 @@ export class SyncClient extends EventEmitter {
 
   private onConnect(): void {
     const c = this.client!;
-    this.backoff = this.o.reconnectMinMs ?? 500;
+    const min = this.o.reconnectMinMs ?? 500;
+    this.backoff = Math.min(this.o.reconnectMaxMs ?? 30_000, min * 2 ** this.subscribeFailures);
     this.sentUpTo = this.o.store.ackedSeq(); // resend what is not acknowledged (the server dedups)
     this.pumping = false; // a publish of the previous connection may never settle
     this.lastAckAt = this.now().getTime();
-    this.log.info({ broker: this.o.brokerUrl }, 'connected');
+    this.log.info({ broker: c.url ?? this.o.brokerUrl }, 'connected');
     const subs: string[] = [topics.journalAck(this.o.deviceId), topics.configAll()];
     for (const s of this.o.scopes) subs.push(topics.manifest(s), topics.deltaAll(s));
     if (this.o.usageStore) subs.push(topics.usageSnapshot(), topics.usageDelta());
-    void c
-      .subscribe(subs)
-      .then(() => {
-        // resume interrupted downloads
-        for (const [scope, st] of this.state) if (st.download) void this.subscribeMissing(scope, st.download);
-        this.publishStatus();
-        this.probeAck();
-        this.pump();
-        this.emit('connected');
-      })
-      .catch((e) => this.log.warn({ err: String(e) }, 'subscribe failed'));
+    const attempt = (n: number): void =>
+      void c
+        .subscribe(subs)
+        .then(() => {
+          this.subscribeFailures = 0;
+          // resume interrupted downloads
+          for (const [scope, st] of this.state) if (st.download) void this.subscribeMissing(scope, st.download);
+          this.publishStatus();
+          this.probeAck();
+          this.pump();
+          this.emit('connected');
+        })
+        .catch((e) => {
+          if (c !== this.client || !c.connected || this.stopped) return this.log.warn({ err: String(e) }, 'subscribe failed');
+          // without its subscriptions a device gets no acks and no lists, however long the connection lasts. A clustered
+          // broker refuses some while it elects new leaders after losing a node: try again on this connection (subscribing
+          // again to a topic held is harmless), then drop it and connect again (the next node, with a failover list)
+          const min = this.o.reconnectMinMs ?? 500;
+          if (n < 4) {
+            this.log.warn({ err: String(e), code: ErrorCode.SyncBrokerUnavailable, attempt: n + 1 }, 'subscribe failed: trying again');
+            const t = setTimeout(() => c === this.client && c.connected && !this.stopped && attempt(n + 1), min * 2 ** n);
+            t.unref();
+            return;
+          }
+          this.subscribeFailures++;
+          this.log.warn({ err: String(e), code: ErrorCode.SyncBrokerUnavailable }, 'subscribe failed: connecting again');
+          c.drop?.();
+        });
+    attempt(0);
     const after = this.o.requestAfterMs ?? 3000;
     const t = setTimeout(() => {
       const missing = this.o.scopes.filter((s) => !this.state.get(s)!.manifest);

@@ -23,6 +23,7 @@ export function syncOptionsFromConfig(cfg: Config, store: SyncStore, dataDir: st
     store,
     deviceId: s.deviceId ?? cfg.device.id,
     brokerUrl: s.brokerUrl,
+    ...(s.failoverUrls?.length ? { failoverUrls: s.failoverUrls } : {}),
     scopes: (s.scopes as Scope[] | undefined) ?? defaultScopes(cfg),
     serverPublicKey: s.serverPublicKey,
     ...(s.username !== undefined ? { username: s.username } : {}),

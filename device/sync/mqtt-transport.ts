@@ -24,19 +24,30 @@ export function tlsError(e: NodeJS.ErrnoException, brokerUrl: string): Error {
  * go to mqtt.js as they are.
  */
 function guardedClient(
-  brokerUrl: string,
+  brokerUrls: readonly string[],
   opts: IClientOptions,
   tls: { ca: string; servername?: string } | undefined,
   onRefuse: (what: string) => void,
   onTlsError: (e: Error) => void,
+  onTry: (url: string) => void,
 ): MqttClient {
-  const u = new URL(brokerUrl);
-  const secure = u.protocol === 'mqtts:';
-  if (u.protocol !== 'mqtt:' && u.protocol !== 'tcp:' && !secure) return mqtt.connect(brokerUrl, opts);
-  const host = u.hostname.replace(/^\[|\]$/g, '');
-  const port = Number(u.port || (secure ? 8883 : 1883));
-  const servername = tls?.servername ?? (isIP(host) ? undefined : host);
+  const first = new URL(brokerUrls[0]!);
+  if (first.protocol !== 'mqtt:' && first.protocol !== 'tcp:' && first.protocol !== 'mqtts:') {
+    // ws and the like go to mqtt.js as they are; its own `servers` rotation moves along the list
+    const servers = brokerUrls.map((u) => new URL(u)).map((u) => ({ host: u.hostname, port: Number(u.port), protocol: u.protocol.replace(':', '') as 'ws' }));
+    return mqtt.connect(brokerUrls[0]!, { ...opts, ...(servers.length > 1 ? { servers } : {}) });
+  }
+  // failover (issue 16): each connection attempt after a lost or failed one goes to the next URL of the list, round
+  let next = 0;
   const socket = () => {
+    const brokerUrl = brokerUrls[next % brokerUrls.length]!;
+    next++;
+    onTry(brokerUrl);
+    const u = new URL(brokerUrl);
+    const secure = u.protocol === 'mqtts:';
+    const host = u.hostname.replace(/^\[|\]$/g, '');
+    const port = Number(u.port || (secure ? 8883 : 1883));
+    const servername = tls?.servername ?? (isIP(host) ? undefined : host);
     if (!secure) return tcpConnect({ host, port });
     // without a pinned CA the system's trust store decides (a broker with a public certificate)
     const s = tlsConnect({
@@ -57,13 +68,15 @@ function guardedClient(
     new GuardedStream(socket(), { connect: null, packet: MAX_MQTT_PACKET }, (r) =>
       onRefuse(`${r.reason}: packet type ${r.packetType} announced ${r.announced} bytes, limit ${r.limit}`),
     );
-  return new mqtt.MqttClient(build, { ...opts, host, port, protocol: 'mqtt' });
+  const host = first.hostname.replace(/^\[|\]$/g, '');
+  return new mqtt.MqttClient(build, { ...opts, host, port: Number(first.port || (first.protocol === 'mqtts:' ? 8883 : 1883)), protocol: 'mqtt' });
 }
 
 /** The production transport: MQTT 3.1.1, clean session, QoS 1, no automatic reconnect (the client backs off itself). */
 export const createMqttTransport: SyncTransportFactory = (p, on) => {
+  let current = p.brokerUrl;
   const c = guardedClient(
-    p.brokerUrl,
+    [p.brokerUrl, ...(p.failoverUrls ?? [])],
     {
       protocolVersion: 4,
       clientId: p.clientId,
@@ -78,6 +91,7 @@ export const createMqttTransport: SyncTransportFactory = (p, on) => {
     p.tls,
     (what) => on.error(new Error(`broker connection dropped: ${what}`)),
     (e) => on.error(e),
+    (url) => (current = url),
   );
   c.on('connect', () => on.connect());
   c.on('message', (topic, payload, packet) => on.message(topic, payload, packet.retain));
@@ -87,7 +101,11 @@ export const createMqttTransport: SyncTransportFactory = (p, on) => {
     get connected() {
       return c.connected;
     },
+    get url() {
+      return current;
+    },
     reconnect: () => void c.reconnect(),
+    drop: () => c.stream?.destroy(),
     subscribe: async (topics) => {
       await c.subscribeAsync([...topics], { qos: 1 });
     },

@@ -7,8 +7,12 @@
  */
 export interface SyncTransport {
   readonly connected: boolean;
+  /** The broker URL of the current (or last tried) connection, when the transport has several (failover). */
+  readonly url?: string;
   /** Try to connect again after a close (the client owns the backoff). */
   reconnect(): void;
+  /** Drop the current connection as if the broker had (a close follows; the client then reconnects as after any loss). */
+  drop?(): void;
   subscribe(topics: readonly string[]): Promise<void>;
   /** Fire and forget: a chunk no longer needed, or a download abandoned. */
   unsubscribe(topics: readonly string[]): void;
@@ -20,6 +24,8 @@ export interface SyncTransport {
 /** Connection parameters the client passes to a transport factory. */
 export interface TransportParams {
   brokerUrl: string;
+  /** More nodes of the same broker cluster: each new connection attempt after a lost or failed one goes to the next URL, round (issue 16). */
+  failoverUrls?: readonly string[];
   clientId: string;
   username?: string;
   password?: string;

@@ -21,7 +21,10 @@ export function register(program: Command): void {
     .description('run the sync-server: registry, embedded (or external) MQTT broker, HTTP API on loopback')
     .option('--data <dir>', 'data directory (registry, signing key)', './rc-sync-data')
     .option('--mqtt-port <n>', 'embedded broker port', '1883')
-    .option('--broker <url>', 'use an external broker instead, e.g. mqtt://127.0.0.1:1883')
+    .option(
+      '--broker <url>',
+      'use an external broker instead, e.g. mqtt://127.0.0.1:1883; several nodes of a clustered broker comma-separated (docs/cluster.md)',
+    )
     .option('--http-port <n>', 'HTTP API port (127.0.0.1)', '7300')
     .option('--allow-anonymous-devices', 'embedded broker: also let clients without credentials connect (development only)')
     .option('--mosquitto-passwd <file>', 'external Mosquitto: password_file the server writes (per-device credentials)')

@@ -1,0 +1,289 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqtt from 'mqtt';
+import { MAX_MQTT_PACKET } from '../../../protocol/wire/mqtt-guard.js';
+import { waitFor } from '../wait.js';
+import { freePort, waitPort } from './broker.js';
+
+/**
+ * A clustered MQTT broker for tests (issue 16): three `nats-server` processes, each with JetStream and
+ * its MQTT listener, routed into one cluster (docs/cluster.md says why NATS and not RabbitMQ).
+ * Config and JetStream stores live in a temp dir; every node is a child stopped by pid.
+ *
+ * Users and ACLs come from the Mosquitto ACL file text the server writes (sync-server/mosquitto-auth.ts
+ * `aclFileText`), translated line by line into NATS subject permissions (`natsPermissions`), so the
+ * cluster enforces the very rules Mosquitto does, not a second hand-written list.
+ */
+
+export const NATS_BIN = process.env.RC_NATS_SERVER ?? 'nats-server';
+
+/** Is nats-server installed? (tests skip outside CI when it is not) */
+export function natsAvailable(): boolean {
+  const r = spawnSync(NATS_BIN, ['--version'], { encoding: 'utf8' });
+  return r.status === 0;
+}
+
+export interface ClusterUser {
+  user: string;
+  password: string;
+}
+
+export interface NatsPermissions {
+  publish: string[];
+  subscribe: string[];
+}
+
+/** An MQTT topic filter as NATS subjects: `/` → `.`, `+` → `*`, a trailing `#` → the parent level and `.>` (MQTT's `a/#` matches `a` too). */
+export function mqttFilterToSubjects(filter: string): string[] {
+  const levels = filter.split('/').map((l) => (l === '+' ? '*' : l));
+  if (levels.at(-1) === '#') {
+    const parent = levels.slice(0, -1).join('.');
+    return parent ? [parent, `${parent}.>`] : ['>'];
+  }
+  return [levels.join('.')];
+}
+
+/**
+ * Mosquitto ACL text (`user X` blocks of `topic read|write|readwrite FILTER`) → per-user NATS permissions.
+ * Every user may also subscribe to `$MQTT.sub.>`: NATS 2.9 delivers a QoS 1 subscription through a JetStream
+ * consumer on that subject, under the client's own permissions (without it every QoS 1 SUBSCRIBE fails).
+ * MQTT clients cannot subscribe to it themselves: the server refuses topics under `$MQTT` (docs/cluster.md).
+ */
+export function natsPermissions(aclText: string): Map<string, NatsPermissions> {
+  const out = new Map<string, NatsPermissions>();
+  let cur: NatsPermissions | null = null;
+  for (const raw of aclText.split('\n')) {
+    const line = raw.trim();
+    if (!line || line.startsWith('#')) continue;
+    const u = /^user\s+(\S+)$/.exec(line);
+    if (u) {
+      cur = out.get(u[1]!) ?? { publish: [], subscribe: ['$MQTT.sub.>'] };
+      out.set(u[1]!, cur);
+      continue;
+    }
+    const t = /^topic\s+(read|write|readwrite)\s+(\S+)$/.exec(line);
+    if (!t || !cur) throw new Error(`ACL line not understood: ${line}`);
+    const subjects = mqttFilterToSubjects(t[2]!);
+    if (t[1] !== 'write') cur.subscribe.push(...subjects);
+    if (t[1] !== 'read') cur.publish.push(...subjects);
+  }
+  return out;
+}
+
+const q = (s: string) => JSON.stringify(s);
+
+/** The `authorization` block: each user with its password and the permissions its ACL lines give (none: may only connect). */
+export function natsAuthorization(users: readonly ClusterUser[], aclText: string): string {
+  const perms = natsPermissions(aclText);
+  const lines = users.map((u) => {
+    const p = perms.get(u.user) ?? { publish: [], subscribe: ['$MQTT.sub.>'] };
+    // an empty allow list would allow everything: a user without lines is denied everything instead
+    const pub = p.publish.length ? `{ allow: [${p.publish.map(q).join(', ')}] }` : `{ deny: [">"] }`;
+    const sub = `{ allow: [${p.subscribe.map(q).join(', ')}] }`;
+    return `    { user: ${q(u.user)}, password: ${q(u.password)}, permissions: { publish: ${pub}, subscribe: ${sub} } }`;
+  });
+  return `authorization {\n  users: [\n${lines.join(',\n')}\n  ]\n}\n`;
+}
+
+export interface ClusterNode {
+  name: string;
+  mqttPort: number;
+  url: string;
+  /** the node's process id while it runs */
+  pid: number | null;
+}
+
+export interface RunningCluster {
+  name: 'nats-cluster';
+  nodes: ClusterNode[];
+  /** one MQTT URL per node */
+  urls: string[];
+  /** all nodes comma-separated, as the server's --broker takes them */
+  url: string;
+  /** kill -9 node i */
+  kill(i: number): Promise<void>;
+  /** start node i again on its ports and wait until it is back in the cluster and serves MQTT */
+  restart(i: number): Promise<void>;
+  /** replace users and ACLs on every running node (config rewritten, SIGHUP: NATS reloads authorization) */
+  setAuth(users: readonly ClusterUser[], aclText: string): Promise<void>;
+  /** the node index an URL of this cluster belongs to */
+  nodeOfUrl(url: string): number;
+  close(): Promise<void>;
+}
+
+export interface NatsClusterOptions {
+  users: readonly ClusterUser[];
+  /** Mosquitto ACL file text (sync-server/mosquitto-auth.ts aclFileText) */
+  aclText: string;
+  /** how long to wait for the cluster to form (default 60 s: two shared cores) */
+  formTimeoutMs?: number;
+}
+
+/** The rig's own user: may connect, nothing else; it probes that each node serves MQTT sessions. */
+const PROBE: ClusterUser = { user: 'rc-rig-probe', password: 'rc-rig-probe-secret' };
+
+async function httpOk(url: string): Promise<boolean> {
+  try {
+    const r = await fetch(url, { signal: AbortSignal.timeout(2000) });
+    return r.ok;
+  } catch {
+    return false;
+  }
+}
+
+/** One MQTT session opened and closed on a node: JetStream's MQTT streams answer there. */
+async function mqttSessionWorks(url: string): Promise<boolean> {
+  return new Promise((res) => {
+    const c = mqtt.connect(url, {
+      protocolVersion: 4,
+      clientId: `rc-rig-probe-${Math.random().toString(36).slice(2)}`,
+      username: PROBE.user,
+      password: PROBE.password,
+      reconnectPeriod: 0,
+      connectTimeout: 8000,
+      clean: true,
+    });
+    const done = (ok: boolean) => {
+      c.removeAllListeners();
+      c.on('error', () => undefined);
+      c.end(true);
+      res(ok);
+    };
+    c.once('connect', () => done(true));
+    c.once('error', () => done(false));
+    c.once('close', () => done(false));
+  });
+}
+
+export async function startNatsCluster(o: NatsClusterOptions, nodeCount = 3): Promise<RunningCluster> {
+  const dir = mkdtempSync(join(tmpdir(), 'rc-nats-'));
+  const formTimeoutMs = o.formTimeoutMs ?? 60_000;
+  const ports: { client: number; route: number; mqtt: number; http: number }[] = [];
+  for (let i = 0; i < nodeCount; i++) ports.push({ client: await freePort(), route: await freePort(), mqtt: await freePort(), http: await freePort() });
+  const routes = ports.map((p) => `nats-route://127.0.0.1:${p.route}`).join(', ');
+  const authFile = join(dir, 'auth.conf');
+  const writeAuth = (users: readonly ClusterUser[], aclText: string) => writeFileSync(authFile, natsAuthorization([...users, PROBE], aclText), { mode: 0o600 });
+  writeAuth(o.users, o.aclText);
+  const nodes: ClusterNode[] = [];
+  const children: (ChildProcess | null)[] = [];
+  const logs: string[] = [];
+  for (let i = 0; i < nodeCount; i++) {
+    const p = ports[i]!;
+    const name = `rc-n${i + 1}`;
+    mkdirSync(join(dir, name), { recursive: true });
+    writeFileSync(
+      join(dir, `${name}.conf`),
+      [
+        `server_name: ${name}`,
+        `listen: 127.0.0.1:${p.client}`,
+        `http: 127.0.0.1:${p.http}`,
+        `max_payload: ${MAX_MQTT_PACKET}`,
+        `jetstream { store_dir: ${q(join(dir, name))}, max_memory_store: 256MB, max_file_store: 2GB }`,
+        `cluster { name: rc, listen: 127.0.0.1:${p.route}, routes: [${routes}] }`,
+        // ack_wait: a QoS 1 message not acknowledged by a device is sent again after this long.
+        // consumer_replicas 1: each QoS 1 subscription is a JetStream consumer, and with the default (3, like the streams)
+        // no subscription can be made while one of three nodes is down (an R3 consumer needs 3 live peers to be placed), so
+        // a device failing over would get no acks and no lists; our sessions are clean, the consumer only lives as long as
+        // the connection (docs/cluster.md). The streams (retained messages, sessions, QoS 1 messages) stay replicated 3 times.
+        `mqtt { listen: 127.0.0.1:${p.mqtt}, ack_wait: "30s", max_ack_pending: 1024, stream_replicas: ${Math.min(3, nodeCount)}, consumer_replicas: 1, consumer_memory_storage: true }`,
+        `include ./auth.conf`,
+        '',
+      ].join('\n'),
+    );
+    nodes.push({ name, mqttPort: p.mqtt, url: `mqtt://127.0.0.1:${p.mqtt}`, pid: null });
+    children.push(null);
+    logs.push('');
+  }
+  // safety net: never leave a node behind, even when a test times out before its afterAll could close it
+  const onExit = () => children.forEach((c) => c?.kill('SIGKILL'));
+  process.once('exit', onExit);
+
+  const spawnNode = (i: number) => {
+    const n = nodes[i]!;
+    const c = spawn(NATS_BIN, ['-c', join(dir, `${n.name}.conf`)], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    logs[i] = '';
+    c.stderr?.on('data', (d: Buffer) => (logs[i] = (logs[i]! + d.toString()).slice(-8000)));
+    children[i] = c;
+    n.pid = c.pid ?? null;
+    c.once('exit', () => {
+      if (children[i] === c) {
+        children[i] = null;
+        n.pid = null;
+      }
+    });
+  };
+  const ready = async (i: number) => {
+    const p = ports[i]!;
+    const n = nodes[i]!;
+    try {
+      await waitPort(p.mqtt, formTimeoutMs);
+      // JetStream current on this node (meta leader known, streams caught up)
+      await waitFor(() => httpOk(`http://127.0.0.1:${p.http}/healthz`), { timeoutMs: formTimeoutMs, everyMs: 250, what: `${n.name}: JetStream healthy` });
+      await waitFor(() => mqttSessionWorks(n.url), { timeoutMs: formTimeoutMs, everyMs: 500, what: `${n.name}: an MQTT session opens` });
+    } catch (e) {
+      throw new Error(`NATS node ${n.name} not ready: ${(e as Error).message}\n${logs[i]}`, { cause: e });
+    }
+  };
+  const down = async (i: number) => {
+    const c = children[i];
+    if (!c || c.exitCode !== null) return;
+    await new Promise<void>((res) => {
+      c.once('exit', () => res());
+      c.kill('SIGKILL');
+    });
+  };
+  const close = async () => {
+    for (let i = 0; i < nodeCount; i++) await down(i);
+    process.removeListener('exit', onExit);
+    rmSync(dir, { recursive: true, force: true });
+  };
+
+  try {
+    for (let i = 0; i < nodeCount; i++) spawnNode(i);
+    // the cluster: every node routed to the others
+    for (let i = 0; i < nodeCount; i++) {
+      const p = ports[i]!;
+      await waitFor(
+        async () => {
+          try {
+            const r = await fetch(`http://127.0.0.1:${p.http}/routez`, { signal: AbortSignal.timeout(2000) });
+            return ((await r.json()) as { num_routes: number }).num_routes >= nodeCount - 1;
+          } catch {
+            return false;
+          }
+        },
+        { timeoutMs: formTimeoutMs, everyMs: 250, what: `${nodes[i]!.name}: routes to the ${nodeCount - 1} other nodes` },
+      );
+    }
+    for (let i = 0; i < nodeCount; i++) await ready(i);
+  } catch (e) {
+    await close();
+    throw e;
+  }
+
+  const urls = nodes.map((n) => n.url);
+  return {
+    name: 'nats-cluster',
+    nodes,
+    urls,
+    url: urls.join(','),
+    kill: down,
+    async restart(i) {
+      if (children[i]) return;
+      spawnNode(i);
+      await ready(i);
+    },
+    async setAuth(users, aclText) {
+      writeAuth(users, aclText);
+      for (const c of children) c?.kill('SIGHUP');
+      // the reload is asynchronous; a fresh probe session on every node shows it is done with the file
+      for (let i = 0; i < nodeCount; i++) if (children[i]) await ready(i);
+    },
+    nodeOfUrl(url) {
+      return urls.indexOf(url);
+    },
+    close,
+  };
+}
