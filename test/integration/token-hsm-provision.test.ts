@@ -7,6 +7,7 @@ import { loadConfigFile } from '../../device/config/index.js';
 import { resolveTokenDeriver } from '../../device/emv/token-key.js';
 import { withLuhnDigit } from '../../protocol/pan.js';
 import { deriveToken } from '../../protocol/token.js';
+import { ROTATION_PAN, rotationFixture, rotationToken } from '../support/key-rotation.js';
 import { Pkcs11Token, newTokenKey, type HsmTokenKey } from '../../protocol/token-hsm.js';
 import { initDevice, rotateDevice, type InitOptions } from '../../provisioning/ops.js';
 import { expectRcError } from '../support/errors.js';
@@ -130,19 +131,10 @@ describe.skipIf(!softhsmAvailable())('the card-token key reaches a provisioned d
     expect([d.source, d.version, d.older?.map((o) => o.version)]).toEqual(['pkcs11', 2, [1]]);
     const rig = await makeRig(turnstileConfig(), ['Entry', 'Exit'], { tokenKey: d });
     try {
-      const [OLD, NEW, NONE] = [withLuhnDigit('220070666666666'), withLuhnDigit('220070777777777'), withLuhnDigit('220070888888888')];
-      const t = (pan: string, k: typeof key) => deriveToken(Buffer.from(pan, 'ascii'), { expiry: '2029-06' }, k); // mirSpec's card
-      const student = (token: string) => ({
-        token,
-        cardExpiry: '2029-06',
-        role: 'student' as const,
-        grade: 5,
-        mealCategory: null,
-        validFrom: '2026-09-01',
-        validTo: '2027-05-31',
-      });
+      const { old: OLD, new: NEW, none: NONE } = ROTATION_PAN;
+      const t = rotationToken;
       // mid-migration: OLD not yet re-imported (its v1 token), NEW already under v2
-      rig.store.applySnapshot({ scope: 'school:7', version: 2, entries: [student(t(OLD, key)), student(t(NEW, key2))] });
+      rig.store.applySnapshot(rotationFixture(key, key2).school);
       const a = await rig.tap('Entry', mirSpec(OLD));
       expect(a).toMatchObject({ result: 'allow', gate: 'open-entry' });
       await rig.outcome(a.seq);

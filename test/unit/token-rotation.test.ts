@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { deriverRing, softDeriver, type TokenDeriver } from '../../protocol/token-hsm.js';
-import { deriveToken, type CardTokenData, type TokenKey } from '../../protocol/token.js';
+import type { CardTokenData, TokenKey } from '../../protocol/token.js';
 import { expectRcError } from '../support/errors.js';
+import { ROTATION_PAN, pensionerEntry, rotationFixture, rotationToken } from '../support/key-rotation.js';
 import { busConfig, makeRig, mirSpec, turnstileConfig, type Rig } from './runtime-helpers.js';
 
 /**
@@ -15,14 +16,9 @@ import { busConfig, makeRig, mirSpec, turnstileConfig, type Rig } from './runtim
 // the rotation that carries the migration (docs/token-key.md)
 const K1: TokenKey = { version: 1, key: Buffer.from('11'.repeat(32), 'hex'), scheme: 'pan-psn' };
 const K2: TokenKey = { version: 2, key: Buffer.from('22'.repeat(32), 'hex') };
-/** The token of mirSpec's card (expiry 2029-06, PSN 01) under `key`, whichever its scheme. */
-const tok = (pan: string, key: TokenKey, psn = '01') => deriveToken(Buffer.from(pan, 'ascii'), { expiry: '2029-06', psn }, key);
-
-/** Synthetic, Luhn-valid PANs. */
-const OLD = '2200700000000058'; // still listed under its v1 token
-const NEW = '2200700000000066'; // re-imported: listed under its v2 token
-const NONE = '2200700000000074'; // listed under neither
-const STOPPED = '2200700000000082'; // stop-listed under its v1 token
+const F = rotationFixture(K1, K2);
+const tok = rotationToken;
+const { old: OLD, new: NEW, none: NONE, stopped: STOPPED } = ROTATION_PAN; // OLD listed under v1, NEW under v2, NONE under neither, STOPPED stop-listed under v1
 
 /** A soft deriver that counts its HMACs. */
 function counting(key: TokenKey): TokenDeriver & { calls: number } {
@@ -40,21 +36,6 @@ function counting(key: TokenKey): TokenDeriver & { calls: number } {
   return c;
 }
 
-const pensioner = (token: string) => ({
-  token,
-  cardExpiry: '2029-06',
-  benefits: [{ category: 'pensioner', validFrom: '2020-01-01', validTo: '2030-12-31' }],
-});
-const student = (token: string) => ({
-  token,
-  cardExpiry: '2029-06',
-  role: 'student' as const,
-  grade: 5,
-  mealCategory: null,
-  validFrom: '2026-09-01',
-  validTo: '2027-05-31',
-});
-
 let rig: Rig | null = null;
 afterEach(async () => {
   await rig?.close();
@@ -66,8 +47,8 @@ describe('a device holding key versions 1 and 2 recognises cards listed under ei
     const d1 = counting(K1);
     const d2 = counting(K2);
     rig = await makeRig(busConfig(), ['Bus'], { tokenKey: deriverRing([d1, d2]) });
-    rig.store.applySnapshot({ scope: 'transit', version: 2, entries: [pensioner(tok(OLD, K1)), pensioner(tok(NEW, K2))] });
-    rig.store.applySnapshot({ scope: 'stoplist', version: 2, entries: [{ token: tok(STOPPED, K1), reason: 'lost', since: '2026-01-01' }] });
+    rig.store.applySnapshot(F.transit);
+    rig.store.applySnapshot(F.stoplist);
 
     const old = await rig.tap('Bus', mirSpec(OLD));
     expect(old).toMatchObject({ result: 'allow', reason: 'benefit', benefit: 'pensioner', tokenPrefix: tok(OLD, K1).slice(0, 8) });
@@ -98,7 +79,7 @@ describe('a device holding key versions 1 and 2 recognises cards listed under ei
 
   it('turnstile: students listed under v1 and under v2 pass; a card listed under neither is refused as not enrolled', async () => {
     rig = await makeRig(turnstileConfig(), ['Entry', 'Exit'], { tokenKey: deriverRing([softDeriver(K2), softDeriver(K1)]) });
-    rig.store.applySnapshot({ scope: 'school:7', version: 2, entries: [student(tok(OLD, K1)), student(tok(NEW, K2))] });
+    rig.store.applySnapshot(F.school);
 
     const old = await rig.tap('Entry', mirSpec(OLD));
     expect(old).toMatchObject({ result: 'allow', gate: 'open-entry' });
@@ -124,7 +105,7 @@ describe('a device holding key versions 1 and 2 recognises cards listed under ei
   it('a source holding one version derives one token per tap (no extra HMAC) and journals its version', async () => {
     const d2 = counting(K2);
     rig = await makeRig(busConfig(), ['Bus'], { tokenKey: deriverRing([d2]) });
-    rig.store.applySnapshot({ scope: 'transit', version: 2, entries: [pensioner(tok(NEW, K2)), pensioner(tok(OLD, K1))] });
+    rig.store.applySnapshot({ scope: 'transit', version: 2, entries: [pensionerEntry(tok(NEW, K2)), pensionerEntry(tok(OLD, K1))] });
     expect(await rig.tap('Bus', mirSpec(NEW))).toMatchObject({ reason: 'benefit' });
     rig.clock.set('2026-11-24T08:10:00+03:00');
     // listed only under v1, which this device does not hold: unknown to it
