@@ -109,7 +109,8 @@ describe('bank API over mutual TLS', () => {
   const client = (b: AddedBank): ClientCert => ({ cert: b.certPem, key: b.keyPem! });
   const connect = (b: ClientCert, key: string, body: unknown) => call(b, 'POST', '/v1/bank/connections', body, { 'idempotency-key': key });
   const errorCode = (a: Answer) => (a.body.error as { code: string } | undefined)?.code;
-  const tokenOf = (pan: string) => tokeniseHolderCard(pan, '12/30', DEV_TOKEN_KEY).token;
+  /** The token of a card typed with its printed expiry (the token covers PAN ‖ expiry: docs/token-key.md). */
+  const tokenOf = (pan: string, expiry = '12/30') => tokeniseHolderCard(pan, expiry, DEV_TOKEN_KEY).token;
   const registryChanges = () => ({
     cards: stack.server.db.prepare('SELECT count(*) FROM cards').pluck().get() as number,
     connections: stack.server.db.prepare('SELECT count(*) FROM bank_connections').pluck().get() as number,
@@ -226,7 +227,7 @@ describe('bank API over mutual TLS', () => {
     const yes = await connect(client(bankA), 'conn-0005-replace', { applicant: { personId: 'p-pensioner' }, pan: MIR_PAN_2, expiry: '01/31', replace: true });
     expect(yes.status).toBe(200);
     expect(Connection.parse(yes.body)).toMatchObject({ result: 'replaced', previousMasked: '220070******0017', masked: '220012******9027' });
-    expect(stack.server.db.prepare("SELECT token FROM cards WHERE person_id = 'p-pensioner'").pluck().get()).toBe(tokenOf(MIR_PAN_2));
+    expect(stack.server.db.prepare("SELECT token FROM cards WHERE person_id = 'p-pensioner'").pluck().get()).toBe(tokenOf(MIR_PAN_2, '01/31'));
     // the old card's connection is replaced, and its token leaves the transit list
     await waitFor(() => stack.server.db.prepare('SELECT status FROM bank_connections WHERE id = ?').pluck().get(first) === 'replaced', {
       timeoutMs: 10_000,
@@ -242,7 +243,7 @@ describe('bank API over mutual TLS', () => {
     const id = stack.server.db.prepare("SELECT id FROM bank_connections WHERE person_id = 'p-student'").pluck().get() as string;
     const r = await operatorFetch({ httpUrl: stack.server.httpUrl, dataDir: stack.dataDir }, '/v1/stoplist', {
       method: 'POST',
-      body: JSON.stringify({ pan: PAN.student, reason: 'lost' }),
+      body: JSON.stringify({ pan: PAN.student, expiry: '09/31', reason: 'lost' }),
     });
     expect(r.status).toBe(200);
     await waitFor(() => stack.server.db.prepare('SELECT status FROM bank_connections WHERE id = ?').pluck().get(id) === 'stopped', {
@@ -355,7 +356,7 @@ describe('bank API over mutual TLS', () => {
     const requests = (stack.server.db.prepare('SELECT answer FROM bank_requests').pluck().all() as string[]).join('\n');
     expect(outbox.length).toBeGreaterThan(0);
     // the searches look at real content: the token and the bank's log lines are there
-    expect(bytes).toContain(tokenOf(PAN.student));
+    expect(bytes).toContain(tokenOf(PAN.student, '09/31'));
     expect(stack.logs.text()).toContain('bank connection request answered');
     for (const pan of pans) {
       expect(bytes).not.toContain(pan);
