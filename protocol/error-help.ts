@@ -290,8 +290,8 @@ export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> 
   },
   'bank.connection-not-found': { meaning: 'No connection of this bank has that id.', action: 'Use the id the connection request answered.' },
   'bank.unknown-applicant': {
-    meaning: 'The applicant cannot be identified (SNILS not known to the registry, or SNILS lookup not available on this server).',
-    action: 'Send the applicant as {personId}, or ask the operator whether the person is registered.',
+    meaning: 'The applicant cannot be identified: no person in the registry has this SNILS.',
+    action: 'Send the applicant as {personId}, or ask the operator to link the person to their SNILS (rc-sync-server identities import).',
   },
   'bank.registry': {
     meaning: 'A bank administration command was refused: the bank id exists already, is unknown, or a certificate or callback URL is not valid.',

@@ -454,14 +454,16 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     log: log.child({ component: 'console' }),
   };
   // the bank API: the same tokeniser as imports and the console; list changes through the one serialised commit
+  // SNILS as the registry keeps it (keyed hashes): the cabinet's sign-in and the banks' applicants use the one key
+  const snils = snilsKey(o.dataDir, o.cabinet?.config?.snilsKeyFile);
   const bank = new BankService(
-    { db, tokenKey: importKey, commitAndPublish, version: (s) => publisher.version(s), log: log.child({ component: 'bank' }) },
+    { db, tokenKey: importKey, snilsKey: snils, commitAndPublish, version: (s) => publisher.version(s), log: log.child({ component: 'bank' }) },
     o.bank,
   );
   const cabinet = new Cabinet({
     db,
     provider: o.cabinet?.provider ?? (o.cabinet?.config ? await identityProvider(o.cabinet.config.provider) : null),
-    snilsKey: snilsKey(o.dataDir, o.cabinet?.config?.snilsKeyFile),
+    snilsKey: snils,
     tokenKey: importKey,
     connect: consoleDeps,
     log: log.child({ component: 'cabinet' }),

@@ -8,6 +8,7 @@ import type { TokenKey } from '../../protocol/token.js';
 import type { TokenDeriver } from '../../protocol/token-hsm.js';
 import type { Scope } from '../../protocol/lists.js';
 import { connectCardInTx, publishConnected, type ConnectResult } from '../cabinet/connect.js';
+import { snilsHash } from '../cabinet/service.js';
 import { tokeniseHolderCard } from '../console/cards.js';
 import type { Dirty } from '../materialize.js';
 import type { Db } from '../registry.js';
@@ -20,6 +21,8 @@ export interface BankDeps {
   db: Db;
   /** The server's tokeniser (the one imports and the console use); the key is never read here. */
   tokenKey: TokenKey | TokenDeriver;
+  /** The key of the registry's SNILS hashes (sync-server/cabinet/service.ts snilsKey): an applicant named by SNILS. */
+  snilsKey: Buffer;
   /** Commit and publish dirty scopes (server.ts commitAndPublish, serialised with imports). */
   commitAndPublish(d: Dirty): Promise<Scope[]>;
   /** The published version of a scope (Publisher.version). */
@@ -138,9 +141,11 @@ export class BankService {
     const req = ConnectionRequest.parse(body);
     // tokenised on arrival: from here on only the token and the masked PAN exist (400 card.bad-pan / card.bad-expiry)
     const card = tokeniseHolderCard(req.pan, req.expiry, this.d.tokenKey);
+    // an applicant by SNILS is kept, like the registry keeps SNILS, as its keyed hash only
+    const applicantKey = 'personId' in req.applicant ? req.applicant : { snils: snilsHash(this.d.snilsKey, req.applicant.snils) };
     // the request as the server keeps it: the PAN replaced by its token (a keyed one-way function), never the digits
     const hash = createHash('sha256')
-      .update(JSON.stringify({ applicant: req.applicant, token: card.token, expiry: card.expiry, replace: req.replace === true }))
+      .update(JSON.stringify({ applicant: applicantKey, token: card.token, expiry: card.expiry, replace: req.replace === true }))
       .digest('hex');
     const db = this.d.db;
     const nowIso = new Date(this.clock()).toISOString();
@@ -155,9 +160,12 @@ export class BankService {
           ? { status: 200, body: JSON.parse(seen.answer) as Connection }
           : { status: seen.status, error: JSON.parse(seen.answer) as never };
       }
-      if (!('personId' in req.applicant))
-        throw new RcError(ErrorCode.BankUnknownApplicant, 'applicants by SNILS are not available on this server yet: send {personId}');
-      const personId = req.applicant.personId;
+      const personId =
+        'personId' in applicantKey
+          ? applicantKey.personId
+          : (db.prepare('SELECT person_id FROM person_snils WHERE snils_hash = ?').pluck().get(applicantKey.snils) as string | undefined);
+      if (personId === undefined)
+        throw new RcError(ErrorCode.BankUnknownApplicant, 'no person in the registry has this SNILS (rc-sync-server identities import links them)');
       let out: Answer;
       try {
         const current = db.prepare('SELECT token FROM cards WHERE person_id = ?').pluck().get(personId) as string | undefined;

@@ -15,11 +15,12 @@ import { Connection, StatusEvent } from '../../protocol/bank-api.js';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
 import { addBank, addBankCert, revokeBankCert, setBankDisabled, type AddedBank } from '../../sync-server/bank/banks.js';
 import { issueClientCert, loadBankCa } from '../../sync-server/bank/ca.js';
+import { importIdentities, snilsKey } from '../../sync-server/cabinet/service.js';
 import { tokeniseHolderCard } from '../../sync-server/console/cards.js';
 import { loadTls, tlsInit, type TlsInitResult } from '../../sync-server/tls.js';
 import { verifyWebhook } from '../support/notify.js';
 import { operatorFetch } from '../support/operator-api.js';
-import { MIR_PAN, MIR_PAN_2, PAN } from '../support/pans.js';
+import { MIR_PAN, MIR_PAN_2, PAN, syntheticPan } from '../support/pans.js';
 import { startStack, type Stack } from '../support/sync-harness.js';
 import { waitFor } from '../support/wait.js';
 
@@ -217,6 +218,20 @@ describe('bank API over mutual TLS', () => {
     expect(again.body).toEqual(a.body);
     expect(registryChanges()).toEqual(before);
     expect(stack.server.db.prepare('SELECT person_id FROM cards WHERE token = ?').pluck().get(tokenOf(PAN.pensioner))).toBe('p-pensioner');
+  });
+
+  it("an applicant named by SNILS is found through the registry's SNILS link (identities import); an unknown SNILS is 422 bank.unknown-applicant; the SNILS is kept hashed only", async () => {
+    importIdentities(stack.server.db, snilsKey(stack.dataDir), [{ personId: 'p-by-snils', snils: '112-233-445 95' }]);
+    const pan = syntheticPan(77);
+    const ok = await connect(client(bankA), 'conn-snils-0001', { applicant: { snils: '11223344595' }, pan, expiry: '05/31' });
+    expect(ok.status).toBe(200);
+    expect(Connection.parse(ok.body)).toMatchObject({ status: 'accepted', result: 'connected' });
+    expect(stack.server.db.prepare('SELECT person_id FROM cards WHERE token = ?').pluck().get(tokenOf(pan, '05/31'))).toBe('p-by-snils');
+    const unknown = await connect(client(bankA), 'conn-snils-0002', { applicant: { snils: '999-999-999 99' }, pan: syntheticPan(78), expiry: '05/31' });
+    expect(unknown.status).toBe(422);
+    expect(errorCode(unknown)).toBe('bank.unknown-applicant');
+    const kept = stack.server.db.prepare("SELECT body_hash || answer FROM bank_requests WHERE key LIKE 'conn-snils-%'").pluck().all() as string[];
+    for (const k of kept) expect(k).not.toMatch(/11223344595|112-233-445/);
   });
 
   it('a person with another card and no replace is 409 bank.person-has-card with the current masked PAN; with replace the old card is replaced', async () => {
