@@ -111,7 +111,13 @@ describe('import crash (kill -9 at random points of imports)', () => {
     // a device that syncs holds the registry's lists: same versions and counts, and the entries of a sample
     const devDir = mkdtempSync(join(tmpdir(), 'rc-import-crash-dev-'));
     devDirs.push(devDir);
-    const dev = openDevice({ brokerUrl: server.mqttUrl, server } as unknown as Stack, 'crash-dev', ['transit', 'stoplist'], {}, devDir);
+    const dev = openDevice(
+      { brokerUrl: server.mqttUrl, server, deviceConnect: () => ({}) } as unknown as Stack,
+      'crash-dev',
+      ['transit', 'stoplist'],
+      {},
+      devDir,
+    );
     try {
       await waitFor(
         () => dev.store.listVersion('transit') === versions.transit!.version && dev.store.listVersion('stoplist') === (versions.stoplist?.version ?? 0),

@@ -144,7 +144,7 @@ export function timeEvery(everyMs: number, probe: () => Promise<void>): { stop()
 
 /** A harness device that taps every `everyMs` and times each tap until the server's signed ack covers it. */
 export function ackProbe(server: ServerChild, everyMs: number): { stop(): Promise<number[]> } {
-  const stack = { brokerUrl: server.mqttUrl, server: { publicKeyPem: server.publicKeyPem } } as unknown as Stack;
+  const stack = { brokerUrl: server.mqttUrl, server: { publicKeyPem: server.publicKeyPem }, deviceConnect: () => ({}) } as unknown as Stack;
   const dev: Device = openDevice(stack, 'probe-dev', ['stoplist']);
   const cfg = busConfig('probe-dev');
   const waiting = new Map<number, number>(); // seq -> tapped at
