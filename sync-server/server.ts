@@ -28,6 +28,7 @@ import { buildReport, signReport } from './reports/index.js';
 import { UsagePublisher } from './usage-publisher.js';
 import { Settlement, queryCharges, queryJournal, type SettlementOptions } from './settlement/index.js';
 import { serverBrokerUsers, type MosquittoFiles } from './mosquitto-auth.js';
+import type { NatsFiles } from './nats-auth.js';
 import { brokerNodes } from './broker-urls.js';
 import { publishedCategoryIds } from './categories.js';
 import { consoleApi } from './console/api.js';
@@ -76,6 +77,8 @@ export interface ServerOptions {
   deviceAuth?: { allowAnonymous?: boolean };
   /** Provisioning with an external Mosquitto: password and ACL files the server writes (and SIGHUPs Mosquitto). */
   mosquitto?: MosquittoFiles;
+  /** Provisioning with a NATS cluster: the users file the server writes (bcrypt, from the same ACL) and how the nodes reload it (docs/cluster.md). */
+  nats?: NatsFiles;
   /** Broker URL handed to enrolled devices, when it differs from the one the server uses. */
   publicBrokerUrl?: string;
   /** Back-office settlement: the operator's time zone and the end of a service day (default Europe/Moscow, midnight). */
@@ -231,6 +234,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     serverPassword,
     log: log.child({ component: 'provisioning' }),
     ...(o.mosquitto ? { mosquitto: o.mosquitto } : {}),
+    ...(o.nats ? { nats: o.nats } : {}),
     ...forDevices,
     ...(o.enrolTls && o.enrolListen ? { enrolCaPin: o.enrolTls.caPin } : {}),
   });
@@ -252,7 +256,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
 
   // Mosquitto with server-written files: one user per purpose (mosquitto-auth.ts SERVER_PURPOSES), each its own session;
   // otherwise one connection does both
-  const split = o.mosquitto ? serverBrokerUsers(o.brokerUsername ?? serverUser, serverPassword) : null;
+  const split = o.mosquitto || o.nats ? serverBrokerUsers(o.brokerUsername ?? serverUser, serverPassword) : null;
   const nodes = brokerNodes(mqttUrl); // several nodes of a clustered broker: each reconnect goes to the next (issue 16)
   const connectAs = (creds: { username: string; password?: string } | null, purpose: string): MqttClient =>
     mqtt.connect(nodes.first, {
