@@ -117,7 +117,11 @@ function devicesBroker(o: ServerOptions): { publicBrokerUrl?: string; brokerCa?:
   const ca = o.brokerTls?.material.ca ?? o.brokerCa;
   const url = o.publicBrokerUrl;
   // e.g. mqtts://${RC_PUBLIC_HOST}:8883 with the variable unset: refused, rather than handed to every device
-  if (url !== undefined && !/^(mqtts?|tcp|wss?):\/\/[^/:\s]+(:\d{1,5})?\/?$/.test(url) && !/^(mqtts?|tcp|wss?):\/\/\[[0-9a-fA-F:.]+\](:\d{1,5})?\/?$/.test(url))
+  // a clustered broker's nodes come comma-separated (docs/cluster.md): each must be such a URL, and all mqtts with a CA
+  const each = url === undefined ? [] : url.split(',').map((u) => u.trim());
+  const isBrokerUrl = (u: string) =>
+    /^(mqtts?|tcp|wss?):\/\/[^/:\s,]+(:\d{1,5})?\/?$/.test(u) || /^(mqtts?|tcp|wss?):\/\/\[[0-9a-fA-F:.]+\](:\d{1,5})?\/?$/.test(u);
+  if (url !== undefined && !each.every(isBrokerUrl))
     throw new RcError(ErrorCode.ServerBadRequest, `--public-broker-url is not a broker URL with a host: "${url}" (e.g. mqtts://10.0.0.5:8883)`, {
       publicBrokerUrl: url,
     });
@@ -127,7 +131,7 @@ function devicesBroker(o: ServerOptions): { publicBrokerUrl?: string; brokerCa?:
       ErrorCode.ServerBadRequest,
       `the broker listens on every address (${o.brokerTls.listen.host}): say which one devices use with --public-broker-url mqtts://HOST:PORT`,
     );
-  if (ca && url && !url.startsWith('mqtts://'))
+  if (ca && url && !each.every((u) => u.startsWith('mqtts://')))
     throw new RcError(ErrorCode.ServerBadRequest, `devices get the broker's CA, so the URL they get must be mqtts://, not ${url}`, { publicBrokerUrl: url });
   return { ...(url ? { publicBrokerUrl: url } : {}), ...(ca ? { brokerCa: ca } : {}) };
 }
