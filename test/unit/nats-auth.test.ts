@@ -8,6 +8,9 @@ import { aclFileText } from '../../sync-server/mosquitto-auth.js';
 import { applyNatsFiles, mqttFilterToSubjects, natsPermissions, parseNatsFiles } from '../../sync-server/nats-auth.js';
 import { expectRcError } from '../support/errors.js';
 import { waitFor } from '../support/wait.js';
+import { startServer } from '../../sync-server/server.js';
+import { DEV_TOKEN_KEY } from '../../protocol/token.js';
+import { testLogger } from '../support/sync-harness.js';
 
 describe('bcrypt for the NATS users file', () => {
   it("Blowfish's initial tables are π's hex digits (first P word, first and last S-box word)", () => {
@@ -71,5 +74,18 @@ describe('NATS users from the one ACL source', () => {
 
   it('a write into a missing directory is provision.broker-files', () => {
     expectRcError(() => applyNatsFiles(parseNatsFiles({ authFile: join(dir, 'no', 'auth.conf') }), [], ''), ErrorCode.ProvisionBrokerFiles);
+  });
+});
+
+describe("the broker URL devices get names a cluster's nodes comma-separated", () => {
+  it('every node must be a broker URL with a host (checked before anything starts)', async () => {
+    const base = { dataDir: '/nonexistent-rc-dir', httpPort: 0, tokenKey: DEV_TOKEN_KEY, log: testLogger() };
+    const e = await expectRcError(startServer({ ...base, publicBrokerUrl: 'mqtt://10.0.0.1:1883,mqtt://:1883' }), ErrorCode.ServerBadRequest);
+    expect(e.message).toContain('--public-broker-url');
+    const ca = await expectRcError(
+      startServer({ ...base, brokerUrl: 'mqtt://127.0.0.1:1', brokerCa: 'PEM', publicBrokerUrl: 'mqtts://10.0.0.1:8883,mqtt://10.0.0.2:1883' }),
+      ErrorCode.ServerBadRequest,
+    );
+    expect(ca.message).toContain('mqtts://');
   });
 });
