@@ -260,7 +260,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
 
   // Mosquitto with server-written files: one user per purpose (mosquitto-auth.ts SERVER_PURPOSES), each its own session;
   // otherwise one connection does both
-  const split = o.mosquitto || o.nats ? serverBrokerUsers(o.brokerUsername ?? serverUser, serverPassword) : null;
+  const split = o.mosquitto || (o.nats && o.brokerUrl) ? serverBrokerUsers(o.brokerUsername ?? serverUser, serverPassword) : null;
   const nodes = brokerNodes(mqttUrl); // several nodes of a clustered broker: each reconnect goes to the next (issue 16)
   const connectAs = (creds: { username: string; password?: string } | null, purpose: string): MqttClient =>
     mqtt.connect(nodes.first, {

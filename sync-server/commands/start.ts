@@ -186,7 +186,14 @@ function collect(v: string, prev: string[]): string[] {
  * Mosquitto; their password comes from RC_BROKER_PASSWORD (the same on every start: the nodes may reload later than the server
  * connects) or is fresh each start. Not together with --mosquitto-*: one broker's users.
  */
-function natsOptions(o: { natsAuth?: string; natsPidFile: string[]; natsReloadCommand?: string; mosquittoPasswd?: string; mosquittoAcl?: string }) {
+function natsOptions(o: {
+  broker?: string;
+  natsAuth?: string;
+  natsPidFile: string[];
+  natsReloadCommand?: string;
+  mosquittoPasswd?: string;
+  mosquittoAcl?: string;
+}) {
   if (!o.natsAuth) {
     if (o.natsPidFile.length || o.natsReloadCommand)
       throw new RcError(ErrorCode.ServerBadRequest, '--nats-pid-file and --nats-reload-command need --nats-auth');
