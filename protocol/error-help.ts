@@ -398,6 +398,12 @@ export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> 
       "The enrolment server's TLS certificate is not signed by the CA whose fingerprint the enrolment token pins (or the server does not speak TLS): nothing was sent to it.",
     action: 'Check --server (https:// and the address the operator gave); if the operator changed certificates, ask for a new token.',
   },
+  'provision.nats-subject': {
+    meaning:
+      'A broker ACL line cannot be carried by the NATS cluster: a topic level (a device id, a scope) holds a dot, which NATS reads as a level separator, or the line is not understood. The NATS users file was not written.',
+    action:
+      'Keep device ids and scope names without dots when the broker is NATS (docs/cluster.md); enrolment never makes such ids, so look for one added by hand.',
+  },
   // the cardholder's cabinet (issue 15)
   'cabinet.card-taken': {
     meaning: 'The card is already connected to another person; one card belongs to one person.',

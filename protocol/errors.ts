@@ -165,6 +165,7 @@ export const ErrorCode = {
   ProvisionCheckFailed: 'provision.check-failed',
   ProvisionUnknownPartner: 'provision.unknown-partner',
   ProvisionTlsPin: 'provision.tls-pin-mismatch',
+  ProvisionNatsSubject: 'provision.nats-subject',
   // the cardholder's cabinet (issue 15): sign-in through ESIA/OIDC, card connection
   CabinetCardTaken: 'cabinet.card-taken',
   CabinetConnectLocked: 'cabinet.connect-locked',

@@ -19,6 +19,9 @@ CREATE TABLE IF NOT EXISTS device_identities(id TEXT PRIMARY KEY, kind TEXT NOT 
 
 export function initDeviceTables(db: Db): void {
   db.exec(SCHEMA);
+  // the same password as bcrypt, for a NATS cluster's users file (sync-server/nats-auth.ts); null when enrolled or rotated without one
+  const cols = db.prepare('PRAGMA table_info(device_identities)').all() as { name: string }[];
+  if (!cols.some((c) => c.name === 'nats_hash')) db.exec('ALTER TABLE device_identities ADD COLUMN nats_hash TEXT');
   ensurePartnerSchema(db); // the partner column of tokens and identities
 }
 
@@ -66,6 +69,8 @@ export interface Identity {
   pwHash: string;
   /** The same password as a Mosquitto PBKDF2-SHA512 ($7$) hash, for the broker's password file. */
   mosqHash: string;
+  /** The same password as bcrypt for the NATS cluster's users (only computed when the server writes them; null otherwise). */
+  natsHash: string | null;
   enrolledAt: string;
   rotatedAt: string | null;
   revokedAt: string | null;
@@ -84,6 +89,7 @@ interface IdentityDbRow {
   box_key: string;
   pw_hash: string;
   mosq_hash: string;
+  nats_hash?: string | null;
   enrolled_at: string;
   rotated_at: string | null;
   revoked_at: string | null;
@@ -103,10 +109,18 @@ function toIdentity(r: IdentityDbRow): Identity {
     boxKey: r.box_key,
     pwHash: r.pw_hash,
     mosqHash: r.mosq_hash,
+    natsHash: r.nats_hash ?? null,
     enrolledAt: r.enrolled_at,
     rotatedAt: r.rotated_at,
     revokedAt: r.revoked_at,
   };
+}
+
+/** One broker password as each consumer keeps it: scrypt (embedded broker), Mosquitto $7$, and bcrypt for NATS when configured. */
+export interface PasswordHashes {
+  pwHash: string;
+  mosqHash: string;
+  natsHash?: string | null;
 }
 
 export interface EnrolRequest {
@@ -151,7 +165,7 @@ export class DeviceRegistry {
    */
   enrol(
     req: EnrolRequest,
-    hashes: { pwHash: string; mosqHash: string },
+    hashes: PasswordHashes,
     now = Date.now(),
     check?: (d: { kind: DeviceKind; school: string | null; route: string | null; partner: string | null }) => void,
   ): Identity {
@@ -204,7 +218,7 @@ export class DeviceRegistry {
       const scopes = scopesFor(req.kind, school);
       this.db
         .prepare(
-          'INSERT INTO device_identities(id, kind, school, route, vehicle, direction, partner, scopes, identity_key, box_key, pw_hash, mosq_hash, enrolled_at, token_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)',
+          'INSERT INTO device_identities(id, kind, school, route, vehicle, direction, partner, scopes, identity_key, box_key, pw_hash, mosq_hash, nats_hash, enrolled_at, token_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)',
         )
         .run(
           id,
@@ -219,6 +233,7 @@ export class DeviceRegistry {
           req.boxKey,
           hashes.pwHash,
           hashes.mosqHash,
+          hashes.natsHash ?? null,
           at,
           t.id,
         );
@@ -281,9 +296,9 @@ export class DeviceRegistry {
     })();
   }
 
-  setPassword(id: string, hashes: { pwHash: string; mosqHash: string }, now = Date.now()): void {
+  setPassword(id: string, hashes: PasswordHashes, now = Date.now()): void {
     this.db
-      .prepare('UPDATE device_identities SET pw_hash = ?, mosq_hash = ?, rotated_at = ? WHERE id = ? AND revoked_at IS NULL')
-      .run(hashes.pwHash, hashes.mosqHash, new Date(now).toISOString(), id);
+      .prepare('UPDATE device_identities SET pw_hash = ?, mosq_hash = ?, nats_hash = ?, rotated_at = ? WHERE id = ? AND revoked_at IS NULL')
+      .run(hashes.pwHash, hashes.mosqHash, hashes.natsHash ?? null, new Date(now).toISOString(), id);
   }
 }

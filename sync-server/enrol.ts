@@ -9,7 +9,9 @@ import { devicePolicy, type DevicePolicy } from './broker-auth.js';
 import { DeviceRegistry, hashPassword, newPassword, type Identity } from './devices.js';
 import { getPartner, type Partner } from './partners.js';
 import { publishedRulesFor } from './published-rules.js';
-import { applyMosquittoFiles, mosquittoHash, serverAclLines, serverBrokerUsers, type MosquittoFiles } from './mosquitto-auth.js';
+import { aclFileText, applyMosquittoFiles, mosquittoHash, serverAclLines, serverBrokerUsers, type MosquittoFiles } from './mosquitto-auth.js';
+import { applyNatsFiles, type NatsFiles } from './nats-auth.js';
+import { bcryptHash } from './bcrypt.js';
 import type { Db } from './registry.js';
 
 /**
@@ -27,6 +29,8 @@ export interface ProvisioningOptions {
   log: Logger;
   /** External Mosquitto: where to write its password and ACL files. */
   mosquitto?: MosquittoFiles;
+  /** A NATS cluster: where to write its users file and how to make the nodes reload it (docs/cluster.md). */
+  nats?: NatsFiles;
   /** Broker URL handed to devices (default: the one the server uses). */
   publicBrokerUrl?: string;
   /** mqtts: the broker's CA certificate (PEM), sealed into every enrolment and rotation answer; the device pins it. */
@@ -53,6 +57,8 @@ export class Provisioning {
   private disconnectFn: ((id: string) => void) | null = null;
   private brokerUrl = '';
   private readonly now: () => number;
+  /** The server's NATS users with their bcrypt hashes, computed once (bcrypt is slow on purpose). */
+  private natsServerUsers: { user: string; password: string; acl: string[] }[] | null = null;
 
   constructor(private readonly o: ProvisioningOptions) {
     this.registry = new DeviceRegistry(o.db);
@@ -71,8 +77,42 @@ export class Provisioning {
     this.disconnectFn = disconnect;
   }
 
-  /** Rewrite Mosquitto's password and ACL files from the registry and SIGHUP it (no-op without Mosquitto). */
+  /** Rewrite the external broker's users: Mosquitto's password and ACL files and/or the NATS cluster's authorization file (no-op without either). */
   writeBrokerFiles(): void {
+    this.writeNatsFile();
+    this.writeMosquittoFiles();
+  }
+
+  /** The password's hashes for the registry: bcrypt only when the server keeps a NATS cluster's users. */
+  private async hashesOf(password: string) {
+    return { pwHash: await hashPassword(password), mosqHash: mosquittoHash(password), natsHash: this.o.nats ? bcryptHash(password) : null };
+  }
+
+  /**
+   * The NATS cluster's users from the same ACL text as Mosquitto's (nats-auth.ts): the server's users (one per purpose),
+   * then every active device with a bcrypt hash. A device enrolled before the server kept NATS users has none: it is left
+   * out (it cannot connect to the cluster) until it rotates its password (rc-provision rotate).
+   */
+  private writeNatsFile(): void {
+    if (!this.o.nats) return;
+    this.natsServerUsers ??= serverBrokerUsers(this.o.serverUser, this.o.serverPassword).map((u) => ({
+      user: u.user,
+      password: bcryptHash(u.password),
+      acl: serverAclLines(u.purpose),
+    }));
+    const active = this.registry.active();
+    const missing = active.filter((d) => !d.natsHash).map((d) => d.id);
+    if (missing.length) this.o.log.warn({ devices: missing.slice(0, 20), count: missing.length }, 'devices without a NATS password hash left out: rotate them');
+    const devices = active.filter((d) => d.natsHash);
+    const server = this.natsServerUsers.map((u) => ({ user: u.user, mosqHash: '', acl: u.acl }));
+    const acl = aclFileText(
+      server,
+      devices.map((d) => ({ id: d.id, mosqHash: d.mosqHash, scopes: d.scopes })),
+    );
+    applyNatsFiles(this.o.nats, [...this.natsServerUsers, ...devices.map((d) => ({ user: d.id, password: d.natsHash! }))], acl, this.o.log);
+  }
+
+  private writeMosquittoFiles(): void {
     if (!this.o.mosquitto) return;
     const active = this.registry.active().map((d) => ({ id: d.id, mosqHash: d.mosqHash, scopes: d.scopes }));
     // the server's users, one per purpose with its own topics (see mosquitto-auth.ts), then any the operator added
@@ -130,7 +170,7 @@ export class Provisioning {
     const found: { rules: RulesFile | null; partner: Partner | null } = { rules: null, partner: null };
     const tokenKey = this.tokenKeyFor(b.wrapKey);
     const password = newPassword();
-    const hashes = { pwHash: await hashPassword(password), mosqHash: mosquittoHash(password) };
+    const hashes = await this.hashesOf(password);
     // the answer is sealed before the token is spent: a box key that cannot receive it changes nothing
     const sealed = this.sealFor(b.boxKey, password, tokenKey);
     // the token's route/school may complete the request: the rules are checked against what the device will be, before the token is consumed
@@ -197,7 +237,7 @@ export class Provisioning {
     const password = newPassword();
     // sealed before the password changes: a device that could not open the answer would be locked out
     const sealed = this.sealFor(d.boxKey, password, tokenKey);
-    this.registry.setPassword(id, { pwHash: await hashPassword(password), mosqHash: mosquittoHash(password) }, this.now());
+    this.registry.setPassword(id, await this.hashesOf(password), this.now());
     this.policyRef?.forget(id);
     this.writeBrokerFiles();
     this.o.log.info({ device: id }, 'device broker credentials rotated');

@@ -28,6 +28,7 @@ import { buildReport, signReport } from './reports/index.js';
 import { UsagePublisher } from './usage-publisher.js';
 import { Settlement, queryCharges, queryJournal, type SettlementOptions } from './settlement/index.js';
 import { serverBrokerUsers, type MosquittoFiles } from './mosquitto-auth.js';
+import type { NatsFiles } from './nats-auth.js';
 import { brokerNodes } from './broker-urls.js';
 import { publishedCategoryIds } from './categories.js';
 import { consoleApi } from './console/api.js';
@@ -76,6 +77,8 @@ export interface ServerOptions {
   deviceAuth?: { allowAnonymous?: boolean };
   /** Provisioning with an external Mosquitto: password and ACL files the server writes (and SIGHUPs Mosquitto). */
   mosquitto?: MosquittoFiles;
+  /** Provisioning with a NATS cluster: the users file the server writes (bcrypt, from the same ACL) and how the nodes reload it (docs/cluster.md). */
+  nats?: NatsFiles;
   /** Broker URL handed to enrolled devices, when it differs from the one the server uses. */
   publicBrokerUrl?: string;
   /** Back-office settlement: the operator's time zone and the end of a service day (default Europe/Moscow, midnight). */
@@ -114,7 +117,11 @@ function devicesBroker(o: ServerOptions): { publicBrokerUrl?: string; brokerCa?:
   const ca = o.brokerTls?.material.ca ?? o.brokerCa;
   const url = o.publicBrokerUrl;
   // e.g. mqtts://${RC_PUBLIC_HOST}:8883 with the variable unset: refused, rather than handed to every device
-  if (url !== undefined && !/^(mqtts?|tcp|wss?):\/\/[^/:\s]+(:\d{1,5})?\/?$/.test(url) && !/^(mqtts?|tcp|wss?):\/\/\[[0-9a-fA-F:.]+\](:\d{1,5})?\/?$/.test(url))
+  // a clustered broker's nodes come comma-separated (docs/cluster.md): each must be such a URL, and all mqtts with a CA
+  const each = url === undefined ? [] : url.split(',').map((u) => u.trim());
+  const isBrokerUrl = (u: string) =>
+    /^(mqtts?|tcp|wss?):\/\/[^/:\s,]+(:\d{1,5})?\/?$/.test(u) || /^(mqtts?|tcp|wss?):\/\/\[[0-9a-fA-F:.]+\](:\d{1,5})?\/?$/.test(u);
+  if (url !== undefined && !each.every(isBrokerUrl))
     throw new RcError(ErrorCode.ServerBadRequest, `--public-broker-url is not a broker URL with a host: "${url}" (e.g. mqtts://10.0.0.5:8883)`, {
       publicBrokerUrl: url,
     });
@@ -124,7 +131,7 @@ function devicesBroker(o: ServerOptions): { publicBrokerUrl?: string; brokerCa?:
       ErrorCode.ServerBadRequest,
       `the broker listens on every address (${o.brokerTls.listen.host}): say which one devices use with --public-broker-url mqtts://HOST:PORT`,
     );
-  if (ca && url && !url.startsWith('mqtts://'))
+  if (ca && url && !each.every((u) => u.startsWith('mqtts://')))
     throw new RcError(ErrorCode.ServerBadRequest, `devices get the broker's CA, so the URL they get must be mqtts://, not ${url}`, { publicBrokerUrl: url });
   return { ...(url ? { publicBrokerUrl: url } : {}), ...(ca ? { brokerCa: ca } : {}) };
 }
@@ -231,6 +238,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     serverPassword,
     log: log.child({ component: 'provisioning' }),
     ...(o.mosquitto ? { mosquitto: o.mosquitto } : {}),
+    ...(o.nats ? { nats: o.nats } : {}),
     ...forDevices,
     ...(o.enrolTls && o.enrolListen ? { enrolCaPin: o.enrolTls.caPin } : {}),
   });
@@ -252,7 +260,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
 
   // Mosquitto with server-written files: one user per purpose (mosquitto-auth.ts SERVER_PURPOSES), each its own session;
   // otherwise one connection does both
-  const split = o.mosquitto ? serverBrokerUsers(o.brokerUsername ?? serverUser, serverPassword) : null;
+  const split = o.mosquitto || (o.nats && o.brokerUrl) ? serverBrokerUsers(o.brokerUsername ?? serverUser, serverPassword) : null;
   const nodes = brokerNodes(mqttUrl); // several nodes of a clustered broker: each reconnect goes to the next (issue 16)
   const connectAs = (creds: { username: string; password?: string } | null, purpose: string): MqttClient =>
     mqtt.connect(nodes.first, {

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { ErrorCode, RcError } from '../../protocol/errors.js';
 import { rootLogger } from '../../protocol/log.js';
 import { DEFAULT_RETRY, type RetryPolicy } from '../charging.js';
+import { parseNatsFiles } from '../nats-auth.js';
 import { startServer } from '../server.js';
 import { loadTls, type TlsMaterial } from '../tls.js';
 import { parseCabinetConfig } from '../cabinet/provider.js';
@@ -30,6 +31,20 @@ export function register(program: Command): void {
     .option('--mosquitto-passwd <file>', 'external Mosquitto: password_file the server writes (per-device credentials)')
     .option('--mosquitto-acl <file>', 'external Mosquitto: acl_file the server writes (per-device topic rights)')
     .option('--mosquitto-pid-file <file>', 'external Mosquitto: its pid_file, to SIGHUP it after a change')
+    .option(
+      '--nats-auth <file>',
+      'NATS cluster: the authorization file every node includes; the server writes its users (bcrypt) and permissions (docs/cluster.md)',
+    )
+    .option(
+      '--nats-pid-file <file>',
+      "NATS cluster: a node's pid_file on this host, to SIGHUP it after a change (repeat for each node)",
+      collect,
+      [] as string[],
+    )
+    .option(
+      '--nats-reload-command <cmd>',
+      'NATS cluster: run (sh -c, RC_NATS_AUTH_FILE set) after every change, e.g. to copy the file to the other nodes and reload them',
+    )
     .option('--public-broker-url <url>', 'broker URL handed to enrolled devices (default: the one the server uses)')
     .option('--public-listen <host:port>', "the cardholder's cabinet and the public portal here (HTTPS with --tls-*); without it they are on the operator port")
     .option('--cabinet <file>', "the cabinet's identity provider (JSON: ESIA or OpenID Connect, see the README's \"Cardholder's cabinet\")")
@@ -68,6 +83,9 @@ export function register(program: Command): void {
           mosquittoPasswd?: string;
           mosquittoAcl?: string;
           mosquittoPidFile?: string;
+          natsAuth?: string;
+          natsPidFile: string[];
+          natsReloadCommand?: string;
           publicBrokerUrl?: string;
           enrolListen?: string;
           publicListen?: string;
@@ -108,6 +126,7 @@ export function register(program: Command): void {
                   brokerPassword: process.env.RC_BROKER_PASSWORD ?? randomBytes(18).toString('base64url'),
                 }
               : {}),
+            ...natsOptions(opts),
             ...(opts.publicBrokerUrl ? { publicBrokerUrl: opts.publicBrokerUrl } : {}),
             ...(opts.enrolListen ? { enrolListen: hostPort(opts.enrolListen, '--enrol-listen') } : {}),
             ...(opts.publicListen ? { publicListen: hostPort(opts.publicListen, '--public-listen') } : {}),
@@ -156,6 +175,37 @@ function retryPolicy(attempts: string, days: string): RetryPolicy {
   if (!Number.isInteger(p.attempts) || p.attempts < 1 || !Number.isFinite(p.overDays) || p.overDays < 0)
     throw new RcError(ErrorCode.ServerBadRequest, `--charge-attempts must be a whole number >= 1 and --charge-retry-days a number >= 0`, p);
   return p;
+}
+
+function collect(v: string, prev: string[]): string[] {
+  return [...prev, v];
+}
+
+/**
+ * --nats-*: the server keeps a NATS cluster's users (nats-auth.ts), with its own two users (publisher, ingest) like with
+ * Mosquitto; their password comes from RC_BROKER_PASSWORD (the same on every start: the nodes may reload later than the server
+ * connects) or is fresh each start. Not together with --mosquitto-*: one broker's users.
+ */
+function natsOptions(o: {
+  broker?: string;
+  natsAuth?: string;
+  natsPidFile: string[];
+  natsReloadCommand?: string;
+  mosquittoPasswd?: string;
+  mosquittoAcl?: string;
+}) {
+  if (!o.natsAuth) {
+    if (o.natsPidFile.length || o.natsReloadCommand)
+      throw new RcError(ErrorCode.ServerBadRequest, '--nats-pid-file and --nats-reload-command need --nats-auth');
+    return {};
+  }
+  if (o.mosquittoPasswd || o.mosquittoAcl)
+    throw new RcError(ErrorCode.ServerBadRequest, '--nats-auth and --mosquitto-*: the server keeps the users of one broker');
+  return {
+    nats: parseNatsFiles({ authFile: o.natsAuth, pidFiles: o.natsPidFile, ...(o.natsReloadCommand ? { reloadCommand: o.natsReloadCommand } : {}) }),
+    brokerUsername: 'rc-sync-server',
+    brokerPassword: process.env.RC_BROKER_PASSWORD ?? randomBytes(18).toString('base64url'),
+  };
 }
 
 function fail2(opt: string): never {

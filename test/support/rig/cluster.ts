@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { MAX_MQTT_PACKET } from '../../../protocol/wire/mqtt-guard.js';
+import { mqttFilterToSubjects, natsAuthorizationText, natsPermissions, type NatsPermissions, type NatsUser } from '../../../sync-server/nats-auth.js';
 import { waitFor } from '../wait.js';
 import { freePort, waitPort } from './broker.js';
 
@@ -13,8 +14,10 @@ import { freePort, waitPort } from './broker.js';
  * Config and JetStream stores live in a temp dir; every node is a child stopped by pid.
  *
  * Users and ACLs come from the Mosquitto ACL file text the server writes (sync-server/mosquitto-auth.ts
- * `aclFileText`), translated line by line into NATS subject permissions (`natsPermissions`), so the
- * cluster enforces the very rules Mosquitto does, not a second hand-written list.
+ * `aclFileText`), translated line by line into NATS subject permissions by the server's own
+ * sync-server/nats-auth.ts, so the cluster enforces the very rules Mosquitto does, not a second list.
+ * A test may instead let a server write the users: `authFile` is the file the nodes include and
+ * `pidFiles` their pid files (rc-sync-server start --nats-auth / --nats-pid-file).
  */
 
 export const NATS_BIN = process.env.RC_NATS_SERVER ?? 'nats-server';
@@ -25,67 +28,14 @@ export function natsAvailable(): boolean {
   return r.status === 0;
 }
 
-export interface ClusterUser {
-  user: string;
-  password: string;
-}
-
-export interface NatsPermissions {
-  publish: string[];
-  subscribe: string[];
-}
-
-/** An MQTT topic filter as NATS subjects: `/` → `.`, `+` → `*`, a trailing `#` → the parent level and `.>` (MQTT's `a/#` matches `a` too). */
-export function mqttFilterToSubjects(filter: string): string[] {
-  const levels = filter.split('/').map((l) => (l === '+' ? '*' : l));
-  if (levels.at(-1) === '#') {
-    const parent = levels.slice(0, -1).join('.');
-    return parent ? [parent, `${parent}.>`] : ['>'];
-  }
-  return [levels.join('.')];
-}
-
-/**
- * Mosquitto ACL text (`user X` blocks of `topic read|write|readwrite FILTER`) → per-user NATS permissions.
- * Every user may also subscribe to `$MQTT.sub.>`: NATS 2.9 delivers a QoS 1 subscription through a JetStream
- * consumer on that subject, under the client's own permissions (without it every QoS 1 SUBSCRIBE fails).
- * MQTT clients cannot subscribe to it themselves: the server refuses topics under `$MQTT` (docs/cluster.md).
- */
-export function natsPermissions(aclText: string): Map<string, NatsPermissions> {
-  const out = new Map<string, NatsPermissions>();
-  let cur: NatsPermissions | null = null;
-  for (const raw of aclText.split('\n')) {
-    const line = raw.trim();
-    if (!line || line.startsWith('#')) continue;
-    const u = /^user\s+(\S+)$/.exec(line);
-    if (u) {
-      cur = out.get(u[1]!) ?? { publish: [], subscribe: ['$MQTT.sub.>'] };
-      out.set(u[1]!, cur);
-      continue;
-    }
-    const t = /^topic\s+(read|write|readwrite)\s+(\S+)$/.exec(line);
-    if (!t || !cur) throw new Error(`ACL line not understood: ${line}`);
-    const subjects = mqttFilterToSubjects(t[2]!);
-    if (t[1] !== 'write') cur.subscribe.push(...subjects);
-    if (t[1] !== 'read') cur.publish.push(...subjects);
-  }
-  return out;
-}
+/** A user as the rig writes it: plain password (the server writes bcrypt hashes, sync-server/nats-auth.ts). */
+export type ClusterUser = NatsUser;
+export type { NatsPermissions };
+// the translation lives in sync-server/nats-auth.ts: the server writes the deployment's users file with it, the rig its test file
+export { mqttFilterToSubjects, natsPermissions };
+export const natsAuthorization = natsAuthorizationText;
 
 const q = (s: string) => JSON.stringify(s);
-
-/** The `authorization` block: each user with its password and the permissions its ACL lines give (none: may only connect). */
-export function natsAuthorization(users: readonly ClusterUser[], aclText: string): string {
-  const perms = natsPermissions(aclText);
-  const lines = users.map((u) => {
-    const p = perms.get(u.user) ?? { publish: [], subscribe: ['$MQTT.sub.>'] };
-    // an empty allow list would allow everything: a user without lines is denied everything instead
-    const pub = p.publish.length ? `{ allow: [${p.publish.map(q).join(', ')}] }` : `{ deny: [">"] }`;
-    const sub = `{ allow: [${p.subscribe.map(q).join(', ')}] }`;
-    return `    { user: ${q(u.user)}, password: ${q(u.password)}, permissions: { publish: ${pub}, subscribe: ${sub} } }`;
-  });
-  return `authorization {\n  users: [\n${lines.join(',\n')}\n  ]\n}\n`;
-}
 
 export interface ClusterNode {
   name: string;
@@ -108,6 +58,10 @@ export interface RunningCluster {
   restart(i: number): Promise<void>;
   /** replace users and ACLs on every running node (config rewritten, SIGHUP: NATS reloads authorization) */
   setAuth(users: readonly ClusterUser[], aclText: string): Promise<void>;
+  /** the authorization file every node includes (a server started with --nats-auth may own it) */
+  authFile: string;
+  /** each node's pid file (its `pid_file`), for --nats-pid-file */
+  pidFiles: string[];
   /** the node index an URL of this cluster belongs to */
   nodeOfUrl(url: string): number;
   close(): Promise<void>;
@@ -188,6 +142,7 @@ export async function startNatsCluster(o: NatsClusterOptions, nodeCount = 3): Pr
         // a device failing over would get no acks and no lists; our sessions are clean, the consumer only lives as long as
         // the connection (docs/cluster.md). The streams (retained messages, sessions, QoS 1 messages) stay replicated 3 times.
         `mqtt { listen: 127.0.0.1:${p.mqtt}, ack_wait: "30s", max_ack_pending: 1024, stream_replicas: ${Math.min(3, nodeCount)}, consumer_replicas: 1, consumer_memory_storage: true }`,
+        `pid_file: ${q(join(dir, `${name}.pid`))}`,
         `include ./auth.conf`,
         '',
       ].join('\n'),
@@ -270,6 +225,8 @@ export async function startNatsCluster(o: NatsClusterOptions, nodeCount = 3): Pr
     urls,
     url: urls.join(','),
     kill: down,
+    authFile,
+    pidFiles: nodes.map((n) => join(dir, `${n.name}.pid`)),
     async restart(i) {
       if (children[i]) return;
       spawnNode(i);
