@@ -6,6 +6,9 @@ import { createLogger, type Logger } from '../protocol/log.js';
 import { withLuhnDigit } from '../protocol/pan.js';
 import { DEV_TOKEN_KEY } from '../protocol/token.js';
 import { startServer, type RunningServer } from '../sync-server/server.js';
+import { parseCabinetConfig } from '../sync-server/cabinet/provider.js';
+import type { DemoPerson } from '../sync-server/cabinet/demo-provider.js';
+import { importIdentities, snilsKey } from '../sync-server/cabinet/service.js';
 import { loadConfig } from '../device/config/load.js';
 import type { Config } from '../device/config/schema.js';
 import { VirtualReaderSource } from '../device/reader/virtual.js';
@@ -50,8 +53,19 @@ function pan(c: DemoCard): string {
   return c.spec.pan;
 }
 
+/**
+ * Who can sign in to the cardholder's cabinet in the demo (the demo's identity provider, no ESIA): the pensioner, the
+ * student's mother (his guardian in the registry) and a guest the registry does not know. SNILS are synthetic; they link
+ * the person to the registry as ESIA's would (the server keeps keyed hashes only).
+ */
+export const DEMO_PERSONS = {
+  anna: { person: 'P-ANNA', signIn: { id: 'anna', name: 'Анна Очирова', snils: '11223344595' } },
+  baira: { person: 'P-BAIRA', signIn: { id: 'baira', name: 'Баира Манджиева', snils: '12345678964' } },
+  guest: { person: null, signIn: { id: 'guest', name: 'Гость без карты' } },
+} satisfies Record<string, { person: string | null; signIn: DemoPerson }>;
+
 /** The registry as the agencies would send it (CSV, imported by the server's own import code). */
-export function registryCsv(): Record<'cards' | 'benefits' | 'enrolments' | 'stoplist', string> {
+export function registryCsv(): Record<'cards' | 'benefits' | 'enrolments' | 'stoplist' | 'guardians', string> {
   // the token is PAN ‖ expiry: the banks' files carry both, as the card itself does
   const expiry = (c: DemoCard) => (c.spec.kind === 'emv' ? c.spec.expiry : '');
   return {
@@ -64,6 +78,8 @@ export function registryCsv(): Record<'cards' | 'benefits' | 'enrolments' | 'sto
     benefits: ['person_id,category,valid_from,valid_to', 'P-ANNA,pensioner,2020-01-01,2030-12-31'].join('\n'),
     enrolments: ['person_id,school_id,role,grade,meal_category,valid_from,valid_to', 'P-TIMUR,7,student,5,free-breakfast,2026-09-01,2027-05-31'].join('\n'),
     stoplist: ['pan,expiry,reason', `${pan(CARDS.stopped)},${expiry(CARDS.stopped)},lost`].join('\n'),
+    // Timur's mother sees his school days in the cabinet (no consent to notifications: the demo sends no e-mail)
+    guardians: ['person_id,guardian_id,child_name,channel,address,consent,events', 'P-TIMUR,P-BAIRA,Тимур,email,baira@example.ru,no,'].join('\n'),
   };
 }
 
@@ -130,6 +146,8 @@ export class ScriptedClock implements Clock {
 
 export interface DemoWorld {
   server: RunningServer;
+  /** Where a browser opens the console, the cabinet and the portal (one port, loopback). */
+  urls: { console: string; cabinet: string; portal: string };
   bus: RunningDevice;
   gate: RunningDevice;
   busReaders: VirtualReaderSource;
@@ -147,8 +165,18 @@ export interface DemoOutput {
 const quietLogger = (level: string): Logger =>
   level === 'silent' ? createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, cb) => cb() }) }) : createLogger({ level });
 
-/** Server + two devices, lists synced. */
-export async function startDemoWorld(o: { clock: Clock; out: DemoOutput; logLevel?: string; syncTimeoutMs?: number }): Promise<DemoWorld> {
+/**
+ * Server + two devices, lists synced. The cabinet signs in through the demo's identity provider (allowed here only: demo:
+ * true) and runs on the demo's clock, so the scripted day is "today" for trips and school days. webDir: the cabinet's and
+ * the portal's bundles (default: the server's findWebDir, dist/ after npm run build).
+ */
+export async function startDemoWorld(o: {
+  clock: Clock;
+  out: DemoOutput;
+  logLevel?: string;
+  syncTimeoutMs?: number;
+  webDir?: string | null;
+}): Promise<DemoWorld> {
   const log = quietLogger(o.logLevel ?? 'silent');
   const dir = mkdtempSync(join(tmpdir(), 'rc-demo-'));
   const cleanups: (() => Promise<void>)[] = [];
@@ -163,12 +191,24 @@ export async function startDemoWorld(o: { clock: Clock; out: DemoOutput; logLeve
       httpPort: 0,
       tokenKey: DEV_TOKEN_KEY,
       log: log.child({ component: 'sync-server' }),
+      cabinet: {
+        config: parseCabinetConfig({ provider: { kind: 'demo', persons: Object.values(DEMO_PERSONS).map((p) => p.signIn) } }),
+        demo: true,
+        clock: () => o.clock.wallMs(),
+      },
+      ...(o.webDir !== undefined ? { webDir: o.webDir } : {}),
     });
     cleanups.push(() => server.close());
     const csv = registryCsv();
-    for (const kind of ['cards', 'benefits', 'enrolments', 'stoplist'] as const) {
+    for (const kind of ['cards', 'benefits', 'enrolments', 'stoplist', 'guardians'] as const) {
       await server.api.importCsv(kind, lines(csv[kind]), false);
     }
+    // the cabinet: the demo's persons linked by SNILS (as rc-sync-server identities import does), and the pensioner's card
+    // connected as staff would (so the cabinet shows it masked; a bank file carries no masked number)
+    const linked = Object.values(DEMO_PERSONS).flatMap((p) => (p.person && 'snils' in p.signIn ? [{ personId: p.person, snils: p.signIn.snils }] : []));
+    importIdentities(server.db, snilsKey(join(dir, 'server')), linked);
+    const annaExpiry = CARDS.pensioner.spec.kind === 'emv' ? CARDS.pensioner.spec.expiry : ''; // YYYY-MM
+    await server.cabinet.staffConnect('P-ANNA', { pan: pan(CARDS.pensioner), expiry: `${annaExpiry.slice(5)}/${annaExpiry.slice(2, 4)}` }, 'demo');
     const busReaders = new VirtualReaderSource(['Bus reader']);
     const gateReaders = new VirtualReaderSource(['Gate entry', 'Gate exit']);
     const consoleLines: string[] = [];
@@ -194,7 +234,8 @@ export async function startDemoWorld(o: { clock: Clock; out: DemoOutput; logLeve
       gate.store.listVersion('school:7') > 0 &&
       gate.store.listVersion('stoplist') > 0;
     await waitUntil(ready, o.syncTimeoutMs ?? 20_000, 'the devices did not receive their lists from the server');
-    return { server, bus, gate, busReaders, gateReaders, clock: o.clock, takeConsole: () => consoleLines.splice(0), close };
+    const urls = { console: `${server.httpUrl}/console/`, cabinet: `${server.httpUrl}/cabinet/`, portal: `${server.httpUrl}/portal/` };
+    return { server, urls, bus, gate, busReaders, gateReaders, clock: o.clock, takeConsole: () => consoleLines.splice(0), close };
   } catch (e) {
     await close();
     throw e;
@@ -295,13 +336,36 @@ export interface DemoResult {
   deviceJournal: Record<string, number>;
 }
 
-/** The scripted demo. Prints for people (or one JSON object per tap with json). */
-export async function runScriptedDemo(o: { out: DemoOutput; json?: boolean; logLevel?: string }): Promise<DemoResult> {
+/** What to open in a browser while the demo's server runs: the console (with the first admin's password), the cabinet, the portal. */
+export function browserLines(world: DemoWorld): string[] {
+  const admin = world.server.firstAdmin;
+  const names = Object.values(DEMO_PERSONS)
+    .map((p) => p.signIn.name)
+    .join(', ');
+  return [
+    'Откройте в браузере / open in a browser:',
+    `  пульт оператора / operator console:  ${world.urls.console}${admin ? `  (${admin.name} / ${admin.password})` : ''}`,
+    `  кабинет держателя / cardholder's cabinet:  ${world.urls.cabinet}  (демо-вход / demo sign-in: ${names})`,
+    `  портал / public portal:  ${world.urls.portal}`,
+  ];
+}
+
+/**
+ * The scripted demo. Prints for people (or one JSON object per tap with json). stay: after the script, the server stays up
+ * (its URLs printed) until the promise settles (npm start in a terminal: Ctrl+C); without it the demo ends at once.
+ */
+export async function runScriptedDemo(o: {
+  out: DemoOutput;
+  json?: boolean;
+  logLevel?: string;
+  webDir?: string | null;
+  stay?: (world: DemoWorld) => Promise<void>;
+}): Promise<DemoResult> {
   const out = o.json ? { line: () => undefined } : o.out;
   const clock = new ScriptedClock(SCRIPT[0]!.at);
   out.line('Resident Card demo: a sync-server with its embedded MQTT broker, a bus validator and a school turnstile, all in this process.');
   out.line('Демо «Карта жителя»: сервер синхронизации со встроенным MQTT-брокером, валидатор в автобусе и турникет в школе.');
-  const world = await startDemoWorld({ clock, out, ...(o.logLevel ? { logLevel: o.logLevel } : {}) });
+  const world = await startDemoWorld({ clock, out, ...(o.logLevel ? { logLevel: o.logLevel } : {}), ...(o.webDir !== undefined ? { webDir: o.webDir } : {}) });
   const result: DemoResult = { taps: [], serverJournal: {}, deviceJournal: {} };
   try {
     out.line(
@@ -337,6 +401,14 @@ export async function runScriptedDemo(o: { out: DemoOutput; json?: boolean; logL
     out.line(`  full fares queued for deferred charging: ${charged.n}`);
     if (o.json) o.out.line(JSON.stringify({ serverJournal: result.serverJournal, deviceJournal: result.deviceJournal }));
     out.line('');
+    if (o.stay) {
+      for (const l of browserLines(world)) out.line(l);
+      out.line('Сервер работает, Ctrl+C — выход / the server keeps running; Ctrl+C ends the demo.');
+      await o.stay(world);
+    } else {
+      out.line('В терминале npm start оставляет сервер открытым для браузера (пульт, кабинет, портал); --serve — везде.');
+      out.line('In a terminal npm start keeps the server open for a browser (console, cabinet, portal); --serve does so anywhere.');
+    }
     out.line('Демо завершено / demo finished.');
   } finally {
     await world.close();

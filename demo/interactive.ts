@@ -1,6 +1,6 @@
 import { emitKeypressEvents } from 'node:readline';
 import { createInterface } from 'node:readline';
-import { CARDS, ScriptedClock, describeTap, startDemoWorld, tapCard, type DemoCard, type DemoOutput } from './demo.js';
+import { CARDS, ScriptedClock, browserLines, describeTap, startDemoWorld, tapCard, type DemoCard, type DemoOutput } from './demo.js';
 
 /**
  * `npm run demo:interactive`: the same world as the scripted demo; a person
@@ -46,6 +46,7 @@ export async function runInteractiveDemo(o: { out: DemoOutput; logLevel?: string
   const clock = new RunningClock('2026-11-24T08:00:00+03:00');
   o.out.line('Starting the sync-server and two devices…');
   const world = await startDemoWorld({ clock, out: o.out, ...(o.logLevel ? { logLevel: o.logLevel } : {}) });
+  for (const l of browserLines(world)) o.out.line(l);
   const help = () => {
     o.out.line('');
     for (const k of KEYS) o.out.line(`  ${k.key}  ${k.card.label.ru} / ${k.card.label.en} → ${k.where}`);

@@ -43,6 +43,10 @@ export const CallbackQuery = z.object({
 });
 export type CallbackQuery = z.infer<typeof CallbackQuery>;
 
+/** The demo's sign-in page (npm start only): the state of the sign-in in flight, as the login route's redirect gives it. */
+export const DemoSignInQuery = z.object({ state: z.string().min(1).max(200) });
+export type DemoSignInQuery = z.infer<typeof DemoSignInQuery>;
+
 export const CardStatus = z.enum(['active', 'pending', 'stopped']);
 export type CardStatus = z.infer<typeof CardStatus>;
 

@@ -454,4 +454,9 @@ export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> 
     meaning: 'The person asked for is not in the registry.',
     action: 'Check the person id; a holder who never signed in to the cabinet and is not in any import has no person yet.',
   },
+  'cabinet.demo-only': {
+    meaning:
+      "The cabinet configuration names the demo's identity provider (kind demo), which lets anyone sign in as anyone; only the demo (npm start) may use it.",
+    action: 'Operator: configure ESIA or an OpenID Connect provider in the --cabinet file (see the README, "Cardholder\'s cabinet").',
+  },
 };

@@ -179,6 +179,7 @@ export const ErrorCode = {
   CabinetProviderConfig: 'cabinet.provider-config',
   CabinetSignerFailed: 'cabinet.signer-failed',
   CabinetNoPerson: 'cabinet.no-person',
+  CabinetDemoOnly: 'cabinet.demo-only',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -104,7 +104,8 @@ export interface ServerOptions {
   bankTls?: TlsMaterial;
   bank?: BankOptions;
   /** The cardholder's cabinet (issue 15): its identity provider (parsed --cabinet file), or a ready provider (tests); the clock for tests. */
-  cabinet?: { config?: CabinetConfig; provider?: IdentityProvider; clock?: () => number; lock?: ConnectLockOptions };
+  /** demo: the demo started this server (demo/demo.ts only; no command-line option sets it): the demo's identity provider is allowed. */
+  cabinet?: { config?: CabinetConfig; provider?: IdentityProvider; clock?: () => number; lock?: ConnectLockOptions; demo?: boolean };
   /** The cabinet's and the portal's listener (`--public-listen`); HTTPS with publicTls. Without it they are served on the operator listener. */
   publicListen?: { host: string; port: number };
   publicTls?: TlsMaterial;
@@ -470,7 +471,11 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   );
   const cabinet = new Cabinet({
     db,
-    provider: o.cabinet?.provider ?? (o.cabinet?.config ? await identityProvider(o.cabinet.config.provider) : null),
+    provider:
+      o.cabinet?.provider ??
+      (o.cabinet?.config
+        ? await identityProvider(o.cabinet.config.provider, { demo: o.cabinet.demo === true, ...(o.cabinet.clock ? { clock: o.cabinet.clock } : {}) })
+        : null),
     snilsKey: snils,
     tokenKey: importKey,
     connect: consoleDeps,

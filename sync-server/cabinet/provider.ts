@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ErrorCode, RcError } from '../../protocol/errors.js';
+import { DemoConfig, demoProvider } from './demo-provider.js';
 import { esiaProvider } from './esia.js';
 import { oidcProvider } from './oidc.js';
 import { commandSigner, keyFileSigner, type Signer } from './signer.js';
@@ -24,9 +25,9 @@ export interface LoginChecks {
   verifier: string;
 }
 
-/** A sign-in provider: ESIA (esia.ts) or plain OpenID Connect (oidc.ts). */
+/** A sign-in provider: ESIA (esia.ts), plain OpenID Connect (oidc.ts), or the demo's own page (demo-provider.ts, npm start only). */
 export interface IdentityProvider {
-  readonly kind: 'esia' | 'oidc';
+  readonly kind: 'esia' | 'oidc' | 'demo';
   /** Where to send the browser to sign in. */
   authorizationUrl(c: LoginChecks): Promise<string>;
   /** The callback's query (code, state, iss…) → a verified identity; coded cabinet.* errors on every failure. */
@@ -98,7 +99,8 @@ export type OidcConfig = z.output<typeof OidcConfig>;
 /** The cabinet's part of the server configuration (`--cabinet FILE`, JSON). */
 export const CabinetConfig = z
   .object({
-    provider: z.discriminatedUnion('kind', [EsiaConfig, OidcConfig]),
+    /** kind 'demo' (demo-provider.ts) is refused unless the demo started the server (identityProvider, cabinet.demo-only). */
+    provider: z.discriminatedUnion('kind', [EsiaConfig, OidcConfig, DemoConfig]),
     /** HMAC key for SNILS (keyed hashes only): a file with at least 32 hex characters; default DATA/cabinet-snils.key, made at first start. */
     snilsKeyFile: z.string().optional(),
   })
@@ -128,8 +130,20 @@ export function signerFrom(c: z.output<typeof SignerConfig>, env: NodeJS.Process
   });
 }
 
-/** The configured provider (an OIDC provider's discovery document is fetched here: cabinet.provider-down when it cannot be). */
-export async function identityProvider(c: CabinetConfig['provider']): Promise<IdentityProvider> {
+/**
+ * The configured provider (an OIDC provider's discovery document is fetched here: cabinet.provider-down when it cannot be).
+ * The demo's provider lets anyone sign in as anyone: refused (cabinet.demo-only) unless `demo` is set, which only the demo
+ * (demo/demo.ts, npm start) does — no command-line option of the server sets it, as --dev-token-key is refused outside it.
+ */
+export async function identityProvider(c: CabinetConfig['provider'], o: { demo?: boolean; clock?: () => number } = {}): Promise<IdentityProvider> {
+  if (c.kind === 'demo') {
+    if (o.demo !== true)
+      throw new RcError(
+        ErrorCode.CabinetDemoOnly,
+        "the demo's identity provider (kind demo) is refused outside the demo (npm start): anyone could sign in as anyone",
+      );
+    return demoProvider(c, o.clock);
+  }
   return c.kind === 'esia' ? esiaProvider(c, signerFrom(c.signer)) : oidcProvider(c);
 }
 

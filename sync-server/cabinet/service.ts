@@ -13,6 +13,7 @@ import { tokeniseHolderCard } from '../console/cards.js';
 import type { Db } from '../registry.js';
 import { connectCard, type ConnectDeps } from './connect.js';
 import { ConnectLock, type ConnectLockOptions } from './lock.js';
+import type { DemoIdentityProvider } from './demo-provider.js';
 import type { Identity, IdentityProvider } from './provider.js';
 import { childDays, myBenefits, myCard, myChildren, myDebts, myTrips } from './queries.js';
 import { DEFAULT_HOLDER_LIMITS, createHolderSession, endHolderSession, holderOf, pruneHolderSessions, type Holder } from './sessions.js';
@@ -97,6 +98,13 @@ export class Cabinet {
       .prepare('INSERT INTO cabinet_logins(state_hash, nonce, verifier, next, created_ms) VALUES (?,?,?,?,?)')
       .run(sha256(checks.state), checks.nonce, checks.verifier, next, now);
     return url;
+  }
+
+  /** The demo provider's sign-in page (HTML) for a sign-in in flight; server.not-found when the provider is not the demo's. */
+  demoSignInPage(state: string): string {
+    const p = this.o.provider;
+    if (p?.kind !== 'demo' || !('signInPage' in p)) throw new RcError(ErrorCode.ServerNotFound, "the demo's sign-in page exists only in the demo (npm start)");
+    return (p as DemoIdentityProvider).signInPage(state);
   }
 
   /** The provider's callback: a new session for the person, and where to go; coded errors (the route turns them into a redirect). */

@@ -30,7 +30,7 @@ export function findWebDir(env: NodeJS.ProcessEnv = process.env): string | null 
 }
 
 /** No inline script or style, nothing from another origin; the manifest and the service worker from this origin only. */
-const CSP =
+export const WEB_CSP =
   "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; manifest-src 'self'; worker-src 'self'; " +
   "form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
@@ -50,7 +50,7 @@ export function registerWeb(app: FastifyInstance, dir: string | null): void {
       const fresh = file === 'index.html' || file === 'sw.js' || file === 'manifest.webmanifest';
       return reply
         .type(TYPES[file.slice(file.lastIndexOf('.') + 1)]!)
-        .header('content-security-policy', CSP)
+        .header('content-security-policy', WEB_CSP)
         .header('x-content-type-options', 'nosniff')
         .header('referrer-policy', 'no-referrer')
         .header('cache-control', fresh ? 'no-cache' : 'max-age=300')

@@ -27,6 +27,9 @@ describe('npm start: the scripted demo', () => {
     expect(text).toContain('Карта заблокирована / Card blocked');
     expect(text).toContain('220070******0017');
     for (const c of Object.values(CARDS)) if (c.spec.kind === 'emv') expect(text).not.toContain(c.spec.pan);
+    // without stay (piped, --no-serve) the demo ends after the script and says how to keep the server open for a browser
+    expect(text).toContain('--serve');
+    expect(text).not.toContain('/cabinet/');
   }, 60_000);
 });
 

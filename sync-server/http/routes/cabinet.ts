@@ -3,6 +3,7 @@ import {
   CardAnswer,
   CardBody,
   ChildDaysAnswer,
+  DemoSignInQuery,
   ChildParams,
   DebtsAnswer,
   HolderParams,
@@ -17,6 +18,8 @@ import { ErrorCode, RcError, isRcError } from '../../../protocol/errors.js';
 import { WRITERS } from '../../../protocol/roles.js';
 import type { Cabinet } from '../../cabinet/service.js';
 import { CABINET_COOKIE, type Holder } from '../../cabinet/sessions.js';
+import { DEMO_SIGN_IN_PATH } from '../../cabinet/demo-provider.js';
+import { WEB_CSP } from '../../portal/serve.js';
 import { FileAnswer, route, type HandlerContext } from '../route.js';
 import { z } from 'zod';
 
@@ -77,6 +80,31 @@ export const cabinetRoutes = [
         const code = isRcError(e) ? e.code : ErrorCode.CabinetProviderDown;
         return redirect(ctx, `/cabinet/?error=${encodeURIComponent(code)}`);
       }
+    },
+  }),
+  route({
+    method: 'GET',
+    url: DEMO_SIGN_IN_PATH,
+    listeners: HOLDER_LISTENERS,
+    access: 'public',
+    summary: "the demo's sign-in page (npm start only): the demo's persons, a 'sign in as' button each, to the callback with a one-time code",
+    description:
+      "Server-rendered HTML under the pages' CSP (no script). Only with the demo's identity provider (server.not-found otherwise); " +
+      'an unknown or expired state is a 302 to /cabinet/?error=cabinet.bad-state.',
+    schema: { querystring: DemoSignInQuery, response: { 200: z.string().meta({ description: 'text/html: the sign-in page' }) } },
+    handler: (req, ctx) => {
+      let html: string;
+      try {
+        html = cabinetOf(ctx).demoSignInPage(req.query.state);
+      } catch (e) {
+        if (isRcError(e, ErrorCode.CabinetBadState)) return redirect(ctx, `/cabinet/?error=${encodeURIComponent(e.code)}`);
+        throw e;
+      }
+      ctx.http.header('content-security-policy', WEB_CSP);
+      ctx.http.header('x-content-type-options', 'nosniff');
+      ctx.http.header('referrer-policy', 'no-referrer');
+      ctx.http.header('cache-control', 'no-store');
+      return new FileAnswer(Buffer.from(html, 'utf8'), 'text/html; charset=utf-8', null);
     },
   }),
   route({
