@@ -30,7 +30,6 @@ export function natsAvailable(): boolean {
 
 /** A user as the rig writes it: plain password (the server writes bcrypt hashes, sync-server/nats-auth.ts). */
 export type ClusterUser = NatsUser;
-export type { NatsPermissions };
 // the translation lives in sync-server/nats-auth.ts: the server writes the deployment's users file with it, the rig its test file
 export { mqttFilterToSubjects, natsPermissions };
 export const natsAuthorization = natsAuthorizationText;
