@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { MAX_MQTT_PACKET } from '../../../protocol/wire/mqtt-guard.js';
-import { mqttFilterToSubjects, natsAuthorizationText, natsPermissions, type NatsPermissions, type NatsUser } from '../../../sync-server/nats-auth.js';
+import { mqttFilterToSubjects, natsAuthorizationText, natsPermissions, type NatsUser } from '../../../sync-server/nats-auth.js';
 import { waitFor } from '../wait.js';
 import { freePort, waitPort } from './broker.js';
 
