@@ -258,6 +258,9 @@ describe.skipIf(!have)('a NATS cluster whose users the server keeps (enrol, sync
     const c = await cli('provisioning', ['check', '--dir', dir(), '--json', '--skip', 'reader,card,peripherals', '--sync-timeout', '5']);
     expect(c.code).toBe(1);
     const rep = JSON.parse(c.stdout) as { items: { id: string; ok: boolean; code?: string }[] };
-    expect(rep.items.find((i) => i.id === 'broker')).toMatchObject({ ok: false, code: 'provision.broker-refused' });
+    // every node refuses the password (waited for above); a node busy reloading may close the connection instead of a CONNACK 5
+    const broker = rep.items.find((i) => i.id === 'broker');
+    expect(broker?.ok).toBe(false);
+    expect(['provision.broker-refused', 'sync.broker-unavailable']).toContain(broker?.code);
   }, 120_000);
 });

@@ -118,7 +118,13 @@ describe('the PAN ‖ expiry migration rides on a key rotation', () => {
     server = await startServer({ dataDir: serverDir, mqttPort: 0, httpPort: 0, tokenKey: K2, log }); // rc-sync-server key rotate, restart
     expect(recordedKeyScheme(cardRow(server), 2)).toBe('pan-expiry');
     dev = await startDev(server, [K2, K1]); // rc-provision rotate: v2 beside v1
-    await until(() => dev!.store.readView(V1_TOKEN).transit !== null, 15_000, 'the transit list with the v1 token');
+    // the server's current transit version, not just the entry: the cards import published it before the benefits import did
+    const transit = server.publisher.version('transit');
+    await until(
+      () => dev!.store.listVersion('transit') >= transit && dev!.store.readView(V1_TOKEN).transit !== null,
+      15_000,
+      'the transit list with the v1 token',
+    );
     expect(await tap(dev)).toEqual({ result: 'allow', reason: 'benefit', token: V1_TOKEN, keyVersion: 1 });
     // a device that held v2 only would not know the card yet: the overlap is what keeps it recognised
     expect(dev.store.readView(V2_TOKEN).transit).toBeNull();
