@@ -6,15 +6,10 @@ import { build } from 'esbuild';
 const WEB_TARGET = ['es2022', 'chrome110', 'firefox110', 'safari16'];
 const root = join(import.meta.dirname, '..');
 
-/**
- * The operator console's bundle (issue 12): sync-server/console/web/main.ts and its CSS, bundled by esbuild
- * into `outDir` (dist/console/ by `npm run build`) as app.js + app.css + index.html. Everything is in the
- * bundle: no CDN, no web fonts, so the console works without internet.
- */
-export async function buildConsole(outDir: string, src = join(root, 'sync-server', 'console', 'web')): Promise<void> {
-  mkdirSync(outDir, { recursive: true });
+/** One browser entry bundled as `name`.js (+ its CSS) into `outDir`: self-contained, minified, no source maps (console, cabinet, portal). */
+async function bundle(src: string, entry: string, name: string, outDir: string): Promise<void> {
   await build({
-    entryPoints: { app: join(src, 'main.ts') },
+    entryPoints: { [name]: join(src, entry) },
     outdir: outDir,
     bundle: true,
     format: 'iife',
@@ -25,6 +20,16 @@ export async function buildConsole(outDir: string, src = join(root, 'sync-server
     legalComments: 'none',
     logLevel: 'warning',
   });
+}
+
+/**
+ * The operator console's bundle (issue 12): sync-server/console/web/main.ts and its CSS, bundled by esbuild
+ * into `outDir` (dist/console/ by `npm run build`) as app.js + app.css + index.html. Everything is in the
+ * bundle: no CDN, no web fonts, so the console works without internet.
+ */
+export async function buildConsole(outDir: string, src = join(root, 'sync-server', 'console', 'web')): Promise<void> {
+  mkdirSync(outDir, { recursive: true });
+  await bundle(src, 'main.ts', 'app', outDir);
   copyFileSync(join(src, 'index.html'), join(outDir, 'index.html'));
 }
 
@@ -34,18 +39,8 @@ export async function buildConsole(outDir: string, src = join(root, 'sync-server
  */
 export async function buildCabinet(outDir: string, src = join(root, 'sync-server', 'cabinet', 'web')): Promise<void> {
   mkdirSync(outDir, { recursive: true });
-  const common = {
-    outdir: outDir,
-    bundle: true,
-    platform: 'browser',
-    target: WEB_TARGET,
-    minify: true,
-    sourcemap: false,
-    legalComments: 'none',
-    logLevel: 'warning',
-  } as const;
-  await build({ ...common, entryPoints: { app: join(src, 'main.ts') }, format: 'iife' });
-  await build({ ...common, entryPoints: { sw: join(src, 'sw.ts') }, format: 'iife' });
+  await bundle(src, 'main.ts', 'app', outDir);
+  await bundle(src, 'sw.ts', 'sw', outDir);
   copyFileSync(join(src, 'index.html'), join(outDir, 'index.html'));
   copyFileSync(join(src, 'manifest.webmanifest'), join(outDir, 'manifest.webmanifest'));
   for (const size of [192, 512]) writeFileSync(join(outDir, `icon-${size}.png`), iconPng(size));
@@ -54,18 +49,7 @@ export async function buildCabinet(outDir: string, src = join(root, 'sync-server
 /** The public portal (issue 15 item 4) into `outDir` (dist/portal/): app.js + app.css + index.html and the icon. */
 export async function buildPortal(outDir: string, src = join(root, 'sync-server', 'portal', 'web')): Promise<void> {
   mkdirSync(outDir, { recursive: true });
-  await build({
-    entryPoints: { app: join(src, 'main.ts') },
-    outdir: outDir,
-    bundle: true,
-    format: 'iife',
-    platform: 'browser',
-    target: WEB_TARGET,
-    minify: true,
-    sourcemap: false,
-    legalComments: 'none',
-    logLevel: 'warning',
-  });
+  await bundle(src, 'main.ts', 'app', outDir);
   copyFileSync(join(src, 'index.html'), join(outDir, 'index.html'));
   writeFileSync(join(outDir, 'icon-192.png'), iconPng(192));
 }
