@@ -107,6 +107,11 @@ export class SyncClient extends EventEmitter {
   private reconnectTimer: NodeJS.Timeout | null = null;
   private timers: NodeJS.Timeout[] = [];
   private pumping = false;
+  /** When the publish in flight was sent: one that never settles (a broker node in trouble) must not stop uploads. */
+  private pumpingSince = 0;
+  private pumpSeq = 0;
+  /** The last ack (or connection, or idle moment): unlike lastAckAt, a resend does not move it. */
+  private ackSeenAt: number;
   private statusDirty = false;
   private readonly log: Logger;
 
@@ -118,6 +123,7 @@ export class SyncClient extends EventEmitter {
     this.now = o.now ?? (() => new Date());
     this.categories = o.categories ?? (() => DEVICE_BUILT_IN_TABLE);
     this.lastAckAt = this.now().getTime();
+    this.ackSeenAt = this.lastAckAt;
     this.backoff = o.reconnectMinMs ?? 500;
     this.log = o.log.child({ component: 'sync', device: o.deviceId });
     for (const s of o.scopes) this.state.set(s, { manifest: null, deltas: new Map(), download: null, waitTimer: null, deltasOverdue: false });
@@ -196,14 +202,15 @@ export class SyncClient extends EventEmitter {
     this.backoff = Math.min(this.o.reconnectMaxMs ?? 30_000, min * 2 ** this.subscribeFailures);
     this.sentUpTo = this.o.store.ackedSeq(); // resend what is not acknowledged (the server dedups)
     this.pumping = false; // a publish of the previous connection may never settle
+    this.pumpSeq++;
     this.lastAckAt = this.now().getTime();
+    this.ackSeenAt = this.lastAckAt;
     this.log.info({ broker: c.url ?? this.o.brokerUrl }, 'connected');
     const subs: string[] = [topics.journalAck(this.o.deviceId), topics.configAll()];
     for (const s of this.o.scopes) subs.push(topics.manifest(s), topics.deltaAll(s));
     if (this.o.usageStore) subs.push(topics.usageSnapshot(), topics.usageDelta());
     const attempt = (n: number): void =>
-      void c
-        .subscribe(subs)
+      void withTimeout(c.subscribe(subs), this.o.ackTimeoutMs ?? 10_000, 'no SUBACK')
         .then(() => {
           this.subscribeFailures = 0;
           // resume interrupted downloads
@@ -482,6 +489,7 @@ export class SyncClient extends EventEmitter {
     if (upTo > acked) {
       store.ackUpTo(upTo);
       this.lastAckAt = this.now().getTime();
+      this.ackSeenAt = this.lastAckAt;
       this.statusDirty = true;
       this.emit('acked', { upTo });
     } else if (upTo < acked) {
@@ -495,6 +503,7 @@ export class SyncClient extends EventEmitter {
       this.log.warn({ serverAck: upTo, deviceAck: acked }, 'server acknowledges less than before (registry restored?); sending those entries again');
       this.sentUpTo = upTo;
       this.lastAckAt = this.now().getTime();
+      this.ackSeenAt = this.lastAckAt;
       this.statusDirty = true;
       this.emit('rewound', { upTo, from: acked });
     }
@@ -518,15 +527,32 @@ export class SyncClient extends EventEmitter {
 
   private pump(): void {
     const c = this.client;
-    if (this.stopped || this.pumping || !c?.connected) return;
+    if (this.stopped || !c?.connected) return;
     const store = this.o.store;
     const acked = store.ackedSeq();
     const now = this.now().getTime();
-    if (this.sentUpTo > acked && now - this.lastAckAt > (this.o.ackTimeoutMs ?? 10_000)) {
+    const ackTimeout = this.o.ackTimeoutMs ?? 10_000;
+    if (this.pumping) {
+      // a publish that never settles (no PUBACK from a node that lost its cluster) would hold uploads forever
+      if (now - this.pumpingSince <= ackTimeout) return;
+      this.pumping = false;
+      this.pumpSeq++;
+    }
+    if (this.sentUpTo > acked && now - this.ackSeenAt > 3 * ackTimeout) {
+      // sent, resent, and still no ack on this connection: the node or the path through it is broken while the
+      // socket stays up (seen on a NATS cluster electing leaders). Connect again, to the next node with a failover list
+      this.log.warn({ code: ErrorCode.SyncBrokerUnavailable, acked, sent: this.sentUpTo }, 'no acknowledgement for too long: connecting again');
+      this.ackSeenAt = now;
+      this.sentUpTo = acked;
+      c.drop?.();
+      return;
+    }
+    if (this.sentUpTo > acked && now - this.lastAckAt > ackTimeout) {
       this.sentUpTo = acked; // no ack for too long: send again
       this.lastAckAt = now;
     }
     if (this.sentUpTo < acked) this.sentUpTo = acked;
+    if (this.sentUpTo === acked) this.ackSeenAt = now; // nothing outstanding: no ack is owed
     const batch = this.o.batchSize ?? 500;
     const window = this.o.windowSize ?? 5000;
     if (this.sentUpTo >= store.lastSeq() || this.sentUpTo - acked >= window) {
@@ -539,12 +565,15 @@ export class SyncClient extends EventEmitter {
     const last = entries[entries.length - 1]!.seq;
     this.sentUpTo = last;
     this.pumping = true;
+    this.pumpingSince = now;
+    const mine = ++this.pumpSeq;
     const body = Buffer.from(JSON.stringify({ device: this.o.deviceId, entries: entries.map(toWire) }));
     c.publish(topics.journal(this.o.deviceId), body, false)
       .catch(() => {
         this.sentUpTo = Math.min(this.sentUpTo, this.o.store.ackedSeq());
       })
       .finally(() => {
+        if (mine !== this.pumpSeq) return; // given up on (see pump): a later publish is in flight
         this.pumping = false;
         setImmediate(() => this.pump());
       });
@@ -595,4 +624,14 @@ function toWire(e: JournalEntry): WireJournalEntry {
     lists: e.listVersions,
     data,
   };
+}
+
+/** A broker that never answers a SUBSCRIBE (a cluster node electing leaders) must not hold the device forever. */
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    t = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms);
+    t.unref();
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(t));
 }

@@ -31,6 +31,10 @@ function matches(filter: string, topic: string): boolean {
 /** A broker in this process: retained messages, wildcard subscriptions, asynchronous delivery, a last will. */
 class MemoryBroker extends EventEmitter {
   readonly retained = new Map<string, Buffer>();
+  /** A node in trouble: SUBSCRIBE and PUBLISH are never answered (the socket stays up). */
+  hangSubscribe = false;
+  hangPublish = false;
+  connections = 0;
   private readonly conns = new Set<MemoryConnection>();
 
   publish(topic: string, payload: Buffer, retain: boolean): void {
@@ -69,6 +73,7 @@ class MemoryConnection implements SyncTransport {
 
   reconnect(): void {
     setImmediate(() => {
+      this.broker.connections++;
       this.filters.clear(); // clean session
       this.connected = true;
       this.broker.attach(this);
@@ -82,6 +87,7 @@ class MemoryConnection implements SyncTransport {
   }
 
   async subscribe(filters: readonly string[]): Promise<void> {
+    if (this.broker.hangSubscribe) return new Promise<void>(() => undefined);
     for (const f of filters) {
       this.filters.add(f);
       for (const [topic, payload] of this.broker.retained) if (matches(f, topic)) this.deliver(topic, payload, true);
@@ -94,7 +100,19 @@ class MemoryConnection implements SyncTransport {
 
   async publish(topic: string, payload: Buffer, retain: boolean): Promise<void> {
     if (!this.connected) throw new Error('not connected');
+    if (this.broker.hangPublish) {
+      this.broker.emit('hung', topic);
+      return new Promise<void>(() => undefined);
+    }
     this.broker.publish(topic, payload, retain);
+  }
+
+  /** The socket destroyed under the client: the will goes out, the client reconnects by itself. */
+  drop(): void {
+    if (!this.connected) return;
+    this.connected = false;
+    this.broker.detach(this, true);
+    this.on.close();
   }
 
   async close(): Promise<void> {
@@ -107,6 +125,14 @@ class MemoryConnection implements SyncTransport {
 
 function quietLogger() {
   return createLogger({ level: 'warn', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
+}
+
+async function waitUntil(pred: () => boolean, timeoutMs = 5000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }
 
 /** Resolves with the first event `name` whose payload satisfies `pred`. */
@@ -262,6 +288,48 @@ describe('sync client over an in-memory transport (no broker)', () => {
     client.notify();
     await acked;
     expect(batches.slice(3)).toEqual([[8], [8]]);
+    expect(store.journalBacklog()).toBe(0);
+  });
+
+  it('a SUBSCRIBE never answered is given up after the ack timeout, tried again, and then the connection is made again', async () => {
+    const broker = new MemoryBroker();
+    broker.hangSubscribe = true;
+    const { client } = device(broker, { ackTimeoutMs: 50, reconnectMinMs: 10, reconnectMaxMs: 20 });
+    const connected = nextEvent(client, 'connected');
+    client.start();
+    await waitUntil(() => broker.connections >= 2);
+    broker.hangSubscribe = false;
+    await connected;
+  });
+
+  it('a PUBLISH never answered does not hold the uploads; with no ack for three timeouts the device connects again', async () => {
+    const broker = new MemoryBroker();
+    broker.hangPublish = true;
+    const { store, client, key, advance } = device(broker, { ackTimeoutMs: 100, reconnectMinMs: 10, reconnectMaxMs: 20 });
+    store.appendEvent({ wallTime: T0.getTime(), token: token(1), kind: 'turnstile', reason: 'not-passed' });
+    const hung: string[] = [];
+    broker.on('hung', (t: string) => t === topics.journal('bus-mem') && hung.push(t));
+    const connected = nextEvent(client, 'connected');
+    client.start();
+    await connected;
+    await waitUntil(() => hung.length >= 1);
+    // after the timeout on the injected clock it is sent again, not held by the publish still in flight
+    advance(101);
+    client.notify();
+    await waitUntil(() => hung.length >= 2);
+    expect(broker.connections).toBe(1);
+    // no ack for three timeouts: the connection is dropped and made again; the node answers now and the entry is acknowledged
+    broker.hangPublish = false;
+    broker.on('publish', (topic: string, payload: Buffer) => {
+      if (topic !== topics.journal('bus-mem')) return;
+      const b = JournalBatch.parse(JSON.parse(payload.toString()));
+      broker.publish(topics.journalAck('bus-mem'), sealJournalAck('bus-mem', b.entries.at(-1)!.seq, T0, key), true);
+    });
+    const acked = nextEvent(client, 'acked', (a: { upTo: number }) => a.upTo === 1);
+    advance(301);
+    client.notify();
+    await acked;
+    expect(broker.connections).toBe(2);
     expect(store.journalBacklog()).toBe(0);
   });
 
