@@ -113,6 +113,9 @@ export async function startEmbeddedBroker(opts: {
   });
   // Packet sizes are checked on the bytes, before aedes buffers what a header announces (aedes has no limit of its own).
   const handle = (socket: Socket) => {
+    // TCP_NODELAY: acks, deltas and usage are small packets a device waits for; with Nagle's algorithm each waited for
+    // the peer's delayed ACK (~40 ms a hop; MQTT round trip p50 73 ms → 2.8 ms measured on loopback, docs/sync.md)
+    socket.setNoDelay(true);
     const guarded = new GuardedStream(socket, { connect: MAX_CONNECT_PACKET, packet: MAX_MQTT_PACKET }, (r) =>
       log.warn({ remote: socket.remoteAddress, ...r }, 'mqtt connection dropped: packet over the size limit'),
     );

@@ -96,6 +96,7 @@ export class Mosquitto {
         'max_queued_messages 100000',
         'max_inflight_messages 100',
         `max_packet_size ${MAX_MQTT_PACKET}`,
+        'set_tcp_nodelay true',
         ...(process.getuid?.() === 0 ? ['user root'] : []),
         '',
       ].join('\n'),

@@ -73,6 +73,7 @@ describe('provisioning with an external Mosquitto, set up as documented', () => 
         `pid_file ${f('mosquitto.pid')}`,
         'persistence false',
         `max_packet_size ${MAX_MQTT_PACKET}`,
+        'set_tcp_nodelay true',
         ...(process.getuid?.() === 0 ? ['user root'] : []),
         '',
       ].join('\n'),

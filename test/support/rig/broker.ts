@@ -101,7 +101,7 @@ export const mosquittoRig: BrokerRig = {
     const conf = join(dir, 'mosquitto.conf');
     writeFileSync(
       conf,
-      `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\nmax_inflight_messages 100\nmax_packet_size ${MAX_MQTT_PACKET}\n`,
+      `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\nmax_inflight_messages 100\nmax_packet_size ${MAX_MQTT_PACKET}\nset_tcp_nodelay true\n`,
     );
     let child: ChildProcess | null = null;
     // safety net: never leave a mosquitto behind, even when a test times out before its afterAll could close it
