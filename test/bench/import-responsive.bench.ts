@@ -19,9 +19,24 @@ const arg = (name: string, def: string) => {
 const ROWS = Number(arg('rows', '1000000'));
 const EVERY = Number(arg('every', '50'));
 
+/** The phases of the import as the server logged them ('import applied' at info level), in order. */
+function importPhases(log: string): Record<string, number> | null {
+  for (const line of log.split('\n').reverse()) {
+    if (!line.includes('import applied')) continue;
+    try {
+      const ms = (JSON.parse(line) as { ms?: Record<string, number> }).ms;
+      if (ms) return ms;
+    } catch {
+      // not a JSON log line
+    }
+  }
+  return null;
+}
+
 const file = cardsFile(ROWS);
 console.log(`cards file: ${ROWS} rows, ${(file.length / 1e6).toFixed(1)} MB`);
 const root = arg('server-root', '');
+process.env.RC_LOG_LEVEL ??= 'info'; // the child logs the import's phases at info
 const server = await startServerChild(...(root ? [root] : []));
 try {
   const target = { httpUrl: server.httpUrl, dataDir: server.dataDir };
@@ -62,6 +77,22 @@ try {
   );
   console.log(`during: health ${JSON.stringify(duringHealth)} ms, journal ack ${JSON.stringify(duringAcks)} ms`);
   if (healthErrors.length) console.log(`health probes that failed: ${healthErrors.length} (${healthErrors.slice(0, 3).join('; ')})`);
+  // where the slow acks fall: the server logs each phase's duration ('import applied', ms: parse, wait, apply, lists)
+  const phases = importPhases(server.output());
+  const byPhase: Record<string, ReturnType<typeof percentiles>> = {};
+  if (phases) {
+    let from = t0;
+    for (const [name, ms] of Object.entries(phases)) {
+      const to = from + ms;
+      byPhase[name] = percentiles(acks.samples.filter((s) => s.at >= from && s.at < to).map((s) => s.ms));
+      from = to;
+    }
+    console.log(
+      `journal ack by import phase: ${Object.entries(byPhase)
+        .map(([k, v]) => `${k} (${phases[k]} ms) ${JSON.stringify(v)}`)
+        .join('; ')}`,
+    );
+  }
   console.log(`target: health p99 <= 100 ms: ${duringHealth.p99 <= 100 ? 'met' : 'NOT met'}`);
   console.log(
     JSON.stringify({
@@ -72,6 +103,7 @@ try {
       healthEveryMs: EVERY,
       idle: { health: idleHealth, ack: idleAcks },
       during: { health: duringHealth, healthErrors: healthErrors.length, ack: duringAcks },
+      ...(phases ? { phases, ackByPhase: byPhase } : {}),
       targetMet: duringHealth.p99 <= 100,
     }),
   );

@@ -142,18 +142,20 @@ export function timeEvery(everyMs: number, probe: () => Promise<void>): { stop()
   };
 }
 
-/** A harness device that taps every `everyMs` and times each tap until the server's signed ack covers it. */
-export function ackProbe(server: ServerChild, everyMs: number): { stop(): Promise<number[]> } {
+/** A harness device that taps every `everyMs` and times each tap until the server's signed ack covers it (`samples`: when each tap was made, performance.now(), and its latency). */
+export function ackProbe(server: ServerChild, everyMs: number): { stop(): Promise<number[]>; samples: { at: number; ms: number }[] } {
   const stack = { brokerUrl: server.mqttUrl, server: { publicKeyPem: server.publicKeyPem }, deviceConnect: () => ({}) } as unknown as Stack;
   const dev: Device = openDevice(stack, 'probe-dev', ['stoplist']);
   const cfg = busConfig('probe-dev');
   const waiting = new Map<number, number>(); // seq -> tapped at
   const times: number[] = [];
+  const samples: { at: number; ms: number }[] = [];
   dev.client.on('acked', ({ upTo }: { upTo: number }) => {
     const now = performance.now();
     for (const [seq, at] of waiting)
       if (seq <= upTo) {
         times.push(now - at);
+        samples.push({ at, ms: now - at });
         waiting.delete(seq);
       }
   });
@@ -165,6 +167,7 @@ export function ackProbe(server: ServerChild, everyMs: number): { stop(): Promis
     dev.client.notify();
   }, everyMs);
   return {
+    samples,
     stop: async () => {
       clearInterval(timer);
       // the last taps' acks
