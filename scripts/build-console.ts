@@ -40,10 +40,11 @@ interface Shell {
 const HEAD_INDENT = '    ';
 
 /**
- * The page of one app (console, cabinet, portal) from the one template, sync-server/web-common/index.html: the
- * shell that loads app.css and app.js into an empty #app, with this app's title and head lines in its slots.
+ * The page of one app (console, cabinet, portal) from the one template, sync-server/web-common/index.html (found
+ * beside the app's folder `src`, as its style.css finds base.css: tsup runs this file from elsewhere): the shell
+ * that loads app.css and app.js into an empty #app, with this app's title and head lines in its slots.
  */
-export function shellHtml(app: Shell): string {
+export function shellHtml(src: string, app: Shell): string {
   const head = [
     app.themeColor ? `<meta name="theme-color" content="${app.themeColor}" />` : null,
     `<title>${app.title}</title>`,
@@ -51,7 +52,7 @@ export function shellHtml(app: Shell): string {
     app.icon ? `<link rel="icon" href="${app.icon.href}" type="image/png" />` : null,
     app.icon?.appleTouch ? `<link rel="apple-touch-icon" href="${app.icon.href}" />` : null,
   ].filter((l) => l !== null);
-  return readFileSync(join(root, 'sync-server', 'web-common', 'index.html'), 'utf8')
+  return readFileSync(join(src, '..', '..', 'web-common', 'index.html'), 'utf8')
     .replace('{{viewport}}', app.viewport ? `, ${app.viewport}` : '')
     .replace(`${HEAD_INDENT}{{head}}\n`, head.map((l) => `${HEAD_INDENT}${l}\n`).join(''));
 }
@@ -64,7 +65,7 @@ export function shellHtml(app: Shell): string {
 export async function buildConsole(outDir: string, src = join(root, 'sync-server', 'console', 'web')): Promise<void> {
   mkdirSync(outDir, { recursive: true });
   await bundle(src, 'main.ts', 'app', outDir);
-  writeFileSync(join(outDir, 'index.html'), shellHtml({ title: 'Карта жителя — консоль оператора' }));
+  writeFileSync(join(outDir, 'index.html'), shellHtml(src, { title: 'Карта жителя — консоль оператора' }));
 }
 
 /**
@@ -77,7 +78,7 @@ export async function buildCabinet(outDir: string, src = join(root, 'sync-server
   await bundle(src, 'sw.ts', 'sw', outDir);
   writeFileSync(
     join(outDir, 'index.html'),
-    shellHtml({
+    shellHtml(src, {
       title: 'Карта жителя — личный кабинет',
       viewport: 'viewport-fit=cover',
       themeColor: HEADER_BLUE,
@@ -95,7 +96,7 @@ export async function buildPortal(outDir: string, src = join(root, 'sync-server'
   await bundle(src, 'main.ts', 'app', outDir);
   writeFileSync(
     join(outDir, 'index.html'),
-    shellHtml({ title: 'Карта жителя Республики Калмыкия', themeColor: HEADER_BLUE, icon: { href: 'icon-192.png', appleTouch: false } }),
+    shellHtml(src, { title: 'Карта жителя Республики Калмыкия', themeColor: HEADER_BLUE, icon: { href: 'icon-192.png', appleTouch: false } }),
   );
   writeFileSync(join(outDir, 'icon-192.png'), iconPng(192));
 }
