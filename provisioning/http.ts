@@ -4,6 +4,7 @@ import { isIP } from 'node:net';
 import { connect as tlsConnect, type DetailedPeerCertificate } from 'node:tls';
 import type { z } from 'zod';
 import { ErrorCode, RcError } from '../protocol/errors.js';
+import { answerError, exchangeJson, parseAnswer } from '../protocol/http-client.js';
 import { certPin, derToPem } from '../protocol/tls-pin.js';
 
 const hostOf = (url: URL) => url.hostname.replace(/^\[|\]$/g, '');
@@ -76,26 +77,12 @@ export async function call<T>(
   const req = url.protocol === 'https:' ? httpsRequest : httpRequest;
   // a pinned CA is the only one trusted; the name is checked against the certificate as always
   const tlsOpts = trust ? { ca: trust.ca, rejectUnauthorized: true, agent: false as const } : {};
-  const json = await new Promise<{ status: number; json: unknown }>((resolve, reject) => {
-    const r = req(url, { method, headers: { 'content-type': 'application/json' }, timeout: timeoutMs, ...tlsOpts }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (c: Buffer) => parts.push(c));
-      res.on('end', () => {
-        try {
-          resolve({ status: res.statusCode ?? 500, json: JSON.parse(Buffer.concat(parts).toString('utf8')) });
-        } catch {
-          reject(
-            new RcError(ErrorCode.ProvisionServerUnreachable, `${server} answered HTTP ${res.statusCode} without JSON: is it a Resident Card sync-server?`, {
-              server,
-            }),
-          );
-        }
-      });
-      res.on('error', (e) => reject(new RcError(ErrorCode.ProvisionServerUnreachable, `connection to ${server} broke: ${e.message}`, { server })));
-    });
-    r.on('timeout', () => r.destroy(new Error('timed out')));
-    r.on('error', (e: NodeJS.ErrnoException) =>
-      reject(
+  const r = req(url, { method, headers: { 'content-type': 'application/json' }, timeout: timeoutMs, ...tlsOpts });
+  r.on('timeout', () => r.destroy(new Error('timed out')));
+  const answer = await exchangeJson(
+    r,
+    {
+      connection: (e) =>
         trust && e.code && /CERT|UNABLE_TO_|SELF_SIGNED|ALTNAME/.test(e.code)
           ? new RcError(ErrorCode.ProvisionTlsPin, `the certificate of ${server} is not trusted (${e.code}): nothing was sent`, { server, reason: e.code })
           : new RcError(
@@ -103,21 +90,15 @@ export async function call<T>(
               `cannot reach the sync-server at ${server} (${e.code ?? e.message}); check the network and --server`,
               { server },
             ),
-      ),
-    );
-    if (body !== undefined) r.write(JSON.stringify(body));
-    r.end();
-  });
-  if (json.status >= 400) {
-    const e = (json.json as { error?: { code?: string; message?: string; context?: Record<string, unknown> } }).error;
-    const known = Object.values(ErrorCode) as string[];
-    const code = e?.code && known.includes(e.code) ? (e.code as ErrorCode) : ErrorCode.ServerBadRequest;
-    throw new RcError(code, e?.message ?? `HTTP ${json.status}`, e?.context);
-  }
-  const p = schema.safeParse(json.json);
-  if (!p.success)
-    throw new RcError(ErrorCode.ServerBadRequest, `the server's answer to ${path} does not match the protocol (versions differ?)`, {
-      issues: p.error.issues.slice(0, 3).map((i) => `${i.path.join('.')}: ${i.message}`),
-    });
-  return p.data;
+      notJson: (status) =>
+        new RcError(ErrorCode.ProvisionServerUnreachable, `${server} answered HTTP ${status} without JSON: is it a Resident Card sync-server?`, { server }),
+      broken: (e) => new RcError(ErrorCode.ProvisionServerUnreachable, `connection to ${server} broke: ${e.message}`, { server }),
+    },
+    (r) => {
+      if (body !== undefined) r.write(JSON.stringify(body));
+      r.end();
+    },
+  );
+  if (answer.status >= 400) throw answerError(answer.status, answer.json);
+  return parseAnswer(schema, answer.json, `the server's answer to ${path} does not match the protocol (versions differ?)`);
 }

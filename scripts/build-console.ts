@@ -1,10 +1,12 @@
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { build } from 'esbuild';
 
 const WEB_TARGET = ['es2022', 'chrome110', 'firefox110', 'safari16'];
 const root = join(import.meta.dirname, '..');
+/** The header's dark blue (web-common/base.css --head): the colour of the browser bar on a phone. */
+const HEADER_BLUE = '#17324f';
 
 /** One browser entry bundled as `name`.js (+ its CSS) into `outDir`: self-contained, minified, no source maps (console, cabinet, portal). */
 async function bundle(src: string, entry: string, name: string, outDir: string): Promise<void> {
@@ -22,6 +24,39 @@ async function bundle(src: string, entry: string, name: string, outDir: string):
   });
 }
 
+/** What one app's page says in its <head> beyond the shared lines (sync-server/web-common/index.html). */
+interface Shell {
+  title: string;
+  /** The viewport's extra settings (the cabinet's `viewport-fit=cover` for a phone's notch). */
+  viewport?: string;
+  /** The browser bar's colour on a phone: the header's dark blue. */
+  themeColor?: string;
+  /** The PWA's manifest (cabinet). */
+  manifest?: string;
+  /** The app icon; `appleTouch` also for iOS's home screen. */
+  icon?: { href: string; appleTouch: boolean };
+}
+
+const HEAD_INDENT = '    ';
+
+/**
+ * The page of one app (console, cabinet, portal) from the one template, sync-server/web-common/index.html (found
+ * beside the app's folder `src`, as its style.css finds base.css: tsup runs this file from elsewhere): the shell
+ * that loads app.css and app.js into an empty #app, with this app's title and head lines in its slots.
+ */
+export function shellHtml(src: string, app: Shell): string {
+  const head = [
+    app.themeColor ? `<meta name="theme-color" content="${app.themeColor}" />` : null,
+    `<title>${app.title}</title>`,
+    app.manifest ? `<link rel="manifest" href="${app.manifest}" />` : null,
+    app.icon ? `<link rel="icon" href="${app.icon.href}" type="image/png" />` : null,
+    app.icon?.appleTouch ? `<link rel="apple-touch-icon" href="${app.icon.href}" />` : null,
+  ].filter((l) => l !== null);
+  return readFileSync(join(src, '..', '..', 'web-common', 'index.html'), 'utf8')
+    .replace('{{viewport}}', app.viewport ? `, ${app.viewport}` : '')
+    .replace(`${HEAD_INDENT}{{head}}\n`, head.map((l) => `${HEAD_INDENT}${l}\n`).join(''));
+}
+
 /**
  * The operator console's bundle (issue 12): sync-server/console/web/main.ts and its CSS, bundled by esbuild
  * into `outDir` (dist/console/ by `npm run build`) as app.js + app.css + index.html. Everything is in the
@@ -30,7 +65,7 @@ async function bundle(src: string, entry: string, name: string, outDir: string):
 export async function buildConsole(outDir: string, src = join(root, 'sync-server', 'console', 'web')): Promise<void> {
   mkdirSync(outDir, { recursive: true });
   await bundle(src, 'main.ts', 'app', outDir);
-  copyFileSync(join(src, 'index.html'), join(outDir, 'index.html'));
+  writeFileSync(join(outDir, 'index.html'), shellHtml(src, { title: 'Карта жителя — консоль оператора' }));
 }
 
 /**
@@ -41,7 +76,16 @@ export async function buildCabinet(outDir: string, src = join(root, 'sync-server
   mkdirSync(outDir, { recursive: true });
   await bundle(src, 'main.ts', 'app', outDir);
   await bundle(src, 'sw.ts', 'sw', outDir);
-  copyFileSync(join(src, 'index.html'), join(outDir, 'index.html'));
+  writeFileSync(
+    join(outDir, 'index.html'),
+    shellHtml(src, {
+      title: 'Карта жителя — личный кабинет',
+      viewport: 'viewport-fit=cover',
+      themeColor: HEADER_BLUE,
+      manifest: 'manifest.webmanifest',
+      icon: { href: 'icon-192.png', appleTouch: true },
+    }),
+  );
   copyFileSync(join(src, 'manifest.webmanifest'), join(outDir, 'manifest.webmanifest'));
   for (const size of [192, 512]) writeFileSync(join(outDir, `icon-${size}.png`), iconPng(size));
 }
@@ -50,7 +94,10 @@ export async function buildCabinet(outDir: string, src = join(root, 'sync-server
 export async function buildPortal(outDir: string, src = join(root, 'sync-server', 'portal', 'web')): Promise<void> {
   mkdirSync(outDir, { recursive: true });
   await bundle(src, 'main.ts', 'app', outDir);
-  copyFileSync(join(src, 'index.html'), join(outDir, 'index.html'));
+  writeFileSync(
+    join(outDir, 'index.html'),
+    shellHtml(src, { title: 'Карта жителя Республики Калмыкия', themeColor: HEADER_BLUE, icon: { href: 'icon-192.png', appleTouch: false } }),
+  );
   writeFileSync(join(outDir, 'icon-192.png'), iconPng(192));
 }
 

@@ -1,11 +1,11 @@
-import { execFileSync } from 'node:child_process';
-import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ErrorCode, RcError } from '../protocol/errors.js';
 import { certPin } from '../protocol/tls-pin.js';
+import { ecKey, opensslFailure, runOpenssl, selfSignedCa, signCsr } from './openssl.js';
 
 /**
  * TLS material of the sync-server (issue 13 item 9): the server certificate and
@@ -81,7 +81,7 @@ export interface TlsInitResult {
 
 /**
  * rc-sync-server tls init: a CA and a server certificate for the names given, for tests and small sites.
- * node:crypto can make keys but cannot issue X.509 certificates, so Debian's `openssl` command does it.
+ * node:crypto can make keys but cannot issue X.509 certificates, so Debian's `openssl` command does it (openssl.ts).
  * Keys are written 0600; nothing existing is overwritten.
  */
 export function tlsInit(dir: string, names: readonly string[], opts: { days?: number; openssl?: string } = {}): TlsInitResult {
@@ -97,69 +97,28 @@ export function tlsInit(dir: string, names: readonly string[], opts: { days?: nu
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     tmp = mkdtempSync(join(dir, '.tls-init-'));
     const t = (n: string) => join(tmp!, n);
-    const run = (args: string[]) => execFileSync(openssl, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     const san = names.map((n) => (isIP(n) ? `IP:${n}` : `DNS:${n}`)).join(',');
-    const serial = () =>
-      '0x' +
-      randomBytes(16)
-        .toString('hex')
-        .replace(/^[89a-f]/, '1');
-    run(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', t('ca.key')]);
-    run(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', t('server.key')]);
-    chmodSync(t('ca.key'), 0o600);
-    chmodSync(t('server.key'), 0o600);
+    ecKey(openssl, t('ca.key'));
+    ecKey(openssl, t('server.key'));
     const days = String(opts.days ?? 3650);
-    run([
-      'req',
-      '-x509',
-      '-new',
-      '-key',
-      t('ca.key'),
-      '-out',
-      t('ca.crt'),
-      '-days',
-      days,
-      '-subj',
-      '/O=Resident Card/CN=Resident Card operator CA',
-      '-set_serial',
-      serial(),
-      '-addext',
-      'basicConstraints=critical,CA:TRUE,pathlen:0',
-      '-addext',
-      'keyUsage=critical,keyCertSign,cRLSign',
-    ]);
-    run(['req', '-new', '-key', t('server.key'), '-out', t('server.csr'), '-subj', `/O=Resident Card/CN=${names[0]}`]);
+    selfSignedCa(openssl, { keyFile: t('ca.key'), certFile: t('ca.crt'), days, subject: '/O=Resident Card/CN=Resident Card operator CA' });
+    runOpenssl(openssl, ['req', '-new', '-key', t('server.key'), '-out', t('server.csr'), '-subj', `/O=Resident Card/CN=${names[0]}`]);
     writeFileSync(t('ext.cnf'), `subjectAltName=${san}\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n`);
-    run([
-      'x509',
-      '-req',
-      '-in',
-      t('server.csr'),
-      '-CA',
-      t('ca.crt'),
-      '-CAkey',
-      t('ca.key'),
-      '-set_serial',
-      serial(),
-      '-days',
-      String(Math.min(Number(days), 825)),
-      '-extfile',
-      t('ext.cnf'),
-      '-out',
-      t('server.crt'),
-    ]);
+    signCsr(openssl, {
+      csr: t('server.csr'),
+      caCert: t('ca.crt'),
+      caKey: t('ca.key'),
+      days: String(Math.min(Number(days), 825)),
+      extFile: t('ext.cnf'),
+      out: t('server.crt'),
+    });
     renameSync(t('ca.key'), out.caKey);
     renameSync(t('server.key'), out.key);
     renameSync(t('ca.crt'), out.caCert);
     renameSync(t('server.crt'), out.cert);
   } catch (e) {
     if (e instanceof RcError) throw e;
-    const err = e as NodeJS.ErrnoException & { stderr?: Buffer };
-    throw new RcError(
-      ErrorCode.ServerTlsInit,
-      `cannot make the certificates: ${err.code === 'ENOENT' ? `${openssl} not found` : (err.stderr?.toString().trim().split('\n')[0] ?? err.message)}`,
-      { dir },
-    );
+    throw new RcError(ErrorCode.ServerTlsInit, `cannot make the certificates: ${opensslFailure(e, openssl)}`, { dir });
   } finally {
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   }

@@ -1,8 +1,8 @@
-import { execFileSync } from 'node:child_process';
-import { X509Certificate, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCode, RcError } from '../../protocol/errors.js';
+import { ecKey, opensslFailure, runOpenssl, selfSignedCa, signCsr } from '../openssl.js';
 
 /**
  * The bank CA: a CA of its own, under DATA/bank-ca/, that signs the banks' client certificates.
@@ -11,7 +11,7 @@ import { ErrorCode, RcError } from '../../protocol/errors.js';
  * a CA that only issues bank client certificates keeps the two apart (a device CA compromise does not let anyone
  * act as a bank, and the bank CA is trusted by the bank listener only). The CA alone is not enough either: a bank
  * is identified by its certificate's SHA-256 fingerprint, registered in bank_certs (banks.ts).
- * Like tls.ts, it uses Debian's `openssl` (node:crypto cannot issue certificates). Keys 0600.
+ * Like tls.ts, it uses Debian's `openssl` through openssl.ts (node:crypto cannot issue certificates). Keys 0600.
  */
 export interface BankCa {
   dir: string;
@@ -22,23 +22,14 @@ export interface BankCa {
 
 export const bankCaDir = (dataDir: string) => join(dataDir, 'bank-ca');
 
-function opensslRun(openssl: string, args: string[]): void {
+/** An openssl step; its failure is bank.registry `openssl failed: …` (the command missing, or what it said). */
+function step(openssl: string, run: () => void): void {
   try {
-    execFileSync(openssl, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    run();
   } catch (e) {
-    const err = e as NodeJS.ErrnoException & { stderr?: Buffer };
-    throw new RcError(
-      ErrorCode.BankRegistry,
-      `openssl failed: ${err.code === 'ENOENT' ? `${openssl} not found` : (err.stderr?.toString().trim().split('\n')[0] ?? err.message)}`,
-    );
+    throw new RcError(ErrorCode.BankRegistry, `openssl failed: ${opensslFailure(e, openssl)}`);
   }
 }
-
-const serial = () =>
-  '0x' +
-  randomBytes(16)
-    .toString('hex')
-    .replace(/^[89a-f]/, '1');
 
 /** The bank CA, read; null when none was made yet. */
 export function loadBankCa(dataDir: string): BankCa | null {
@@ -57,27 +48,15 @@ export function ensureBankCa(dataDir: string, openssl = 'openssl'): BankCa {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const tmp = mkdtempSync(join(dir, '.init-'));
   try {
-    opensslRun(openssl, ['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', join(tmp, 'ca.key')]);
-    chmodSync(join(tmp, 'ca.key'), 0o600);
-    opensslRun(openssl, [
-      'req',
-      '-x509',
-      '-new',
-      '-key',
-      join(tmp, 'ca.key'),
-      '-out',
-      join(tmp, 'ca.crt'),
-      '-days',
-      '3650',
-      '-subj',
-      '/O=Resident Card/CN=Resident Card bank client CA',
-      '-set_serial',
-      serial(),
-      '-addext',
-      'basicConstraints=critical,CA:TRUE,pathlen:0',
-      '-addext',
-      'keyUsage=critical,keyCertSign,cRLSign',
-    ]);
+    step(openssl, () => ecKey(openssl, join(tmp, 'ca.key')));
+    step(openssl, () =>
+      selfSignedCa(openssl, {
+        keyFile: join(tmp, 'ca.key'),
+        certFile: join(tmp, 'ca.crt'),
+        days: '3650',
+        subject: '/O=Resident Card/CN=Resident Card bank client CA',
+      }),
+    );
     renameSync(join(tmp, 'ca.key'), join(dir, 'ca.key'));
     renameSync(join(tmp, 'ca.crt'), join(dir, 'ca.crt'));
   } finally {
@@ -98,30 +77,14 @@ export function issueClientCert(ca: BankCa, bankId: string, o: { csrPem?: string
     let keyPem: string | null = null;
     if (o.csrPem !== undefined) writeFileSync(csr, o.csrPem);
     else {
-      opensslRun(openssl, ['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', join(tmp, 'bank.key')]);
-      chmodSync(join(tmp, 'bank.key'), 0o600);
-      opensslRun(openssl, ['req', '-new', '-key', join(tmp, 'bank.key'), '-out', csr, '-subj', `/O=Resident Card bank/CN=${bankId}`]);
+      step(openssl, () => ecKey(openssl, join(tmp, 'bank.key')));
+      step(openssl, () => runOpenssl(openssl, ['req', '-new', '-key', join(tmp, 'bank.key'), '-out', csr, '-subj', `/O=Resident Card bank/CN=${bankId}`]));
       keyPem = readFileSync(join(tmp, 'bank.key'), 'utf8');
     }
     writeFileSync(join(tmp, 'ext.cnf'), 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n');
-    opensslRun(openssl, [
-      'x509',
-      '-req',
-      '-in',
-      csr,
-      '-CA',
-      ca.certFile,
-      '-CAkey',
-      ca.keyFile,
-      '-set_serial',
-      serial(),
-      '-days',
-      '825',
-      '-extfile',
-      join(tmp, 'ext.cnf'),
-      '-out',
-      join(tmp, 'bank.crt'),
-    ]);
+    step(openssl, () =>
+      signCsr(openssl, { csr, caCert: ca.certFile, caKey: ca.keyFile, days: '825', extFile: join(tmp, 'ext.cnf'), out: join(tmp, 'bank.crt') }),
+    );
     return { certPem: readFileSync(join(tmp, 'bank.crt'), 'utf8'), keyPem };
   } finally {
     rmSync(tmp, { recursive: true, force: true });

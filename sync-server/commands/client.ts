@@ -3,8 +3,8 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { z } from 'zod';
-import { ErrorAnswer } from '../../protocol/api.js';
 import { ErrorCode, RcError } from '../../protocol/errors.js';
+import { answerError, exchangeJson, parseAnswer } from '../../protocol/http-client.js';
 
 export const DEFAULT_SERVER = 'http://127.0.0.1:7300';
 /** `start`'s default data directory (where it writes admin.token). */
@@ -62,9 +62,6 @@ interface FileBody {
   onBytes?: (n: number) => void;
 }
 
-const KNOWN_CODES = new Set<string>(Object.values(ErrorCode));
-const isErrorCode = (c: string): c is ErrorCode => KNOWN_CODES.has(c);
-
 /**
  * Call the running server's HTTP API (protocol/api.ts). An error answer
  * becomes its RcError; an answer that does not match `schema` is
@@ -82,49 +79,36 @@ export async function callApi<T>(
   const file = isFileBody(body) ? body : null;
   const headers: Record<string, string> = { 'content-type': file ? 'text/csv' : 'application/json' };
   if (token) headers.authorization = `Bearer ${token}`;
-  const { status, json } = await new Promise<{ status: number; json: unknown }>((resolve, reject) => {
-    const req = request(url, { method, headers }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (c: Buffer) => parts.push(c));
-      res.on('end', () => {
-        try {
-          resolve({ status: res.statusCode ?? 500, json: JSON.parse(Buffer.concat(parts).toString('utf8')) });
-        } catch {
-          reject(new RcError(ErrorCode.ServerBadRequest, `server answered ${res.statusCode} without JSON`));
-        }
-      });
-    });
-    req.on('error', (e: NodeJS.ErrnoException) =>
-      reject(new RcError(ErrorCode.ServerNotRunning, `no sync-server at ${server} (${e.code ?? e.message}); start it with rc-sync-server start`, { server })),
-    );
-    if (file) {
-      const s = createReadStream(file.file);
-      s.on('error', (e) => req.destroy(new RcError(ErrorCode.InputInvalid, `cannot read ${file.file}: ${e.message}`, { file: file.file })));
-      let n = 0;
-      s.on('data', (c) => {
-        n += c.length;
-        file.onBytes?.(n);
-      });
-      s.pipe(req);
-    } else {
-      if (body !== undefined) req.write(JSON.stringify(body));
-      req.end();
-    }
-  });
+  const { status, json } = await exchangeJson(
+    request(url, { method, headers }),
+    {
+      connection: (e) =>
+        new RcError(ErrorCode.ServerNotRunning, `no sync-server at ${server} (${e.code ?? e.message}); start it with rc-sync-server start`, { server }),
+      notJson: (status) => new RcError(ErrorCode.ServerBadRequest, `server answered ${status} without JSON`),
+    },
+    (req) => {
+      if (file) {
+        const s = createReadStream(file.file);
+        s.on('error', (e) => req.destroy(new RcError(ErrorCode.InputInvalid, `cannot read ${file.file}: ${e.message}`, { file: file.file })));
+        let n = 0;
+        s.on('data', (c) => {
+          n += c.length;
+          file.onBytes?.(n);
+        });
+        s.pipe(req);
+      } else {
+        if (body !== undefined) req.write(JSON.stringify(body));
+        req.end();
+      }
+    },
+  );
   if (status >= 400) {
-    const e = ErrorAnswer.safeParse(json);
-    if (!e.success) throw new RcError(ErrorCode.ServerBadRequest, `HTTP ${status}`);
-    const { code, message, context } = e.data.error;
-    if (code === ErrorCode.AuthUnauthenticated && !token)
+    const err = answerError(status, json);
+    if (err.code === ErrorCode.AuthUnauthenticated && !token)
       throw new RcError(ErrorCode.AuthNoCredentials, "no API token: pass --data DIR (the server's data directory), --token-file FILE or set RC_API_TOKEN");
-    throw new RcError(isErrorCode(code) ? code : ErrorCode.ServerBadRequest, message, context);
+    throw err;
   }
-  const p = schema.safeParse(json);
-  if (!p.success)
-    throw new RcError(ErrorCode.ServerBadRequest, `the server's answer to ${method} ${url.pathname} does not match the API (versions differ?)`, {
-      issues: p.error.issues.slice(0, 3).map((i) => `${i.path.join('.')}: ${i.message}`),
-    });
-  return p.data;
+  return parseAnswer(schema, json, `the server's answer to ${method} ${url.pathname} does not match the API (versions differ?)`);
 }
 
 function isFileBody(b: unknown): b is FileBody {

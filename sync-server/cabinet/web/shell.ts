@@ -1,6 +1,6 @@
 /// <reference lib="dom" />
-import { h } from '../../console/web/dom.js';
-import { currentLang, setLang } from '../../console/web/i18n/index.js';
+import { h, langSwitch } from '../../console/web/dom.js';
+import { currentLang } from '../../console/web/i18n/index.js';
 import { BUILT_IN_NAMES } from '../../portal/rule-words.js';
 import { both, tc, type CabinetKey } from './i18n/index.js';
 
@@ -13,24 +13,7 @@ export function header(title: CabinetKey, subtitle: CabinetKey, rerender: () => 
     'header',
     { class: 'top' },
     h('div', { class: 'brand' }, h('strong', {}, tc(title)), h('span', {}, tc(subtitle))),
-    h(
-      'div',
-      { class: 'actions' },
-      extra,
-      h(
-        'button',
-        {
-          class: 'lang',
-          type: 'button',
-          'data-test': 'lang',
-          onclick: () => {
-            setLang(currentLang() === 'ru' ? 'en' : 'ru');
-            rerender();
-          },
-        },
-        tc('app.lang'),
-      ),
-    ),
+    h('div', { class: 'actions' }, extra, langSwitch(tc('app.lang'), rerender)),
   );
 }
 

@@ -1,5 +1,5 @@
 /// <reference lib="dom" />
-import { currentLang } from './i18n/index.js';
+import { currentLang, setLang } from './i18n/index.js';
 /** Tiny DOM helpers: elements are built with text nodes (never innerHTML from data). */
 type Child = Node | string | number | null | undefined | false;
 type Attrs = Record<string, string | number | boolean | null | undefined | ((e: Event) => void)>;
@@ -14,6 +14,23 @@ export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = 
   }
   append(el, children);
   return el;
+}
+
+/** The language switch of every app's header (console, cabinet, portal): ru ⇄ en, then `rerender` draws the page again. */
+export function langSwitch(label: string, rerender: () => void): HTMLButtonElement {
+  return h(
+    'button',
+    {
+      class: 'lang',
+      type: 'button',
+      'data-test': 'lang',
+      onclick: () => {
+        setLang(currentLang() === 'ru' ? 'en' : 'ru');
+        rerender();
+      },
+    },
+    label,
+  );
 }
 
 export function append(el: Element, children: (Child | Child[])[]): void {

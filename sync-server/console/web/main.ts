@@ -1,7 +1,7 @@
 /// <reference lib="dom" />
 import './style.css';
 import { ApiError, api, errorBox, setCsrf } from './api.js';
-import { clear, h } from './dom.js';
+import { clear, h, langSwitch } from './dom.js';
 import { currentLang, setLang, t, tk, type Key } from './i18n/index.js';
 import { deviceDetailPage } from './pages/device.js';
 import { enrolPage } from './pages/enrol.js';
@@ -43,22 +43,6 @@ const RENDER: Record<Page | 'device', PageFn> = {
 const root = document.getElementById('app')!;
 let user: User | null = null;
 
-function langSwitch(): HTMLElement {
-  return h(
-    'button',
-    {
-      class: 'lang',
-      type: 'button',
-      'data-test': 'lang',
-      onclick: () => {
-        setLang(currentLang() === 'ru' ? 'en' : 'ru');
-        void render();
-      },
-    },
-    t('app.lang'),
-  );
-}
-
 async function logout(): Promise<void> {
   await api('POST', '/v1/session/logout', {}).catch(() => undefined);
   user = null;
@@ -83,7 +67,7 @@ function shell(u: User, current: string): { main: HTMLElement } {
     h('span', { 'data-test': 'role' }, tk(`role.${u.role}`)),
     u.school ? ` · ${u.school}` : null,
     u.carrier ? ` · ${u.carrier}` : null,
-    langSwitch(),
+    langSwitch(t('app.lang'), () => void render()),
     h('button', { type: 'button', 'data-test': 'logout', onclick: () => void logout() }, t('logout')),
   );
   const main = h('main', {});
@@ -111,7 +95,16 @@ async function render(): Promise<void> {
   if (!user) {
     clear(root);
     root.append(
-      h('header', {}, h('h1', {}, t('app.title')), h('div', { class: 'who' }, langSwitch())),
+      h(
+        'header',
+        {},
+        h('h1', {}, t('app.title')),
+        h(
+          'div',
+          { class: 'who' },
+          langSwitch(t('app.lang'), () => void render()),
+        ),
+      ),
       loginPage(async (s) => {
         user = s.user;
         setCsrf(s.csrf);
