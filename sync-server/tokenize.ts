@@ -77,14 +77,10 @@ export function checkKeyScheme(db: Db, version: number, scheme: TokenScheme): vo
       `key version ${version} was retired (${retired}): start with the current version (docs/token-key.md, "Retiring a version")`,
       { keyVersion: version, retiredAt: retired },
     );
-  // the version this server tokenises and enrols with: rc-sync-server key retire refuses it
-  db.prepare("INSERT INTO meta(key, value) VALUES ('token.key-version', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(String(version));
   const recorded = recordedKeyScheme(db, version);
   if (recorded === null) {
     db.prepare('INSERT INTO token_key_schemes(version, scheme, recorded_at) VALUES (?, ?, ?)').run(version, scheme, new Date().toISOString());
-    return;
-  }
-  if (recorded !== scheme) {
+  } else if (recorded !== scheme) {
     throw new RcError(
       ErrorCode.TokenSchemeMismatch,
       `the registry's tokens of key version ${version} are ${recorded}, but the key is given as ${scheme}: ${
@@ -93,4 +89,6 @@ export function checkKeyScheme(db: Db, version: number, scheme: TokenScheme): vo
       { keyVersion: version, recorded, given: scheme },
     );
   }
+  // the version this server tokenises and enrols with: rc-sync-server key retire refuses it
+  db.prepare("INSERT INTO meta(key, value) VALUES ('token.key-version', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(String(version));
 }
