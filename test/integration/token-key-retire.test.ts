@@ -87,7 +87,7 @@ describe.skipIf(!softhsmAvailable())('retiring a card-token key version', () => 
     expect((await cli(['key', 'rotate', ...pk()])).code).toBe(0); // v1, the installation's first key
     session = Pkcs11Token.open(hsm);
     expect(session.keyVersions()).toEqual([1]);
-  }, 60_000);
+  }, 120_000);
 
   afterAll(async () => {
     await server?.close();
@@ -109,7 +109,7 @@ describe.skipIf(!softhsmAvailable())('retiring a card-token key version', () => 
     expect(errorOf(await retire('7'))).toMatchObject({ code: ErrorCode.TokenKeyVersionUnknown, context: { tokenVersions: [1] } });
     expect(errorOf(await retire('zero'))).toMatchObject({ code: ErrorCode.InputInvalid });
     expect(session.keyVersions()).toEqual([1]);
-  }, 120_000);
+  }, 240_000);
 
   it('after the rotation, refused until the server runs on v2, then while cards and published entries carry v1 tokens', async () => {
     expect((await cli(['key', 'rotate', ...pk()])).stdout).toContain('card-token key version 2');
@@ -122,7 +122,7 @@ describe.skipIf(!softhsmAvailable())('retiring a card-token key version', () => 
     // two cards under v1; transit holds both, the pensioner's benefit included
     expect(errorOf(r)).toMatchObject({ code: ErrorCode.TokenKeyVersionInUse, context: { version: 1, cards: 2, listEntries: 2, staleEntries: 0 } });
     expect(session.keyVersions()).toEqual([1, 2]);
-  }, 120_000);
+  }, 240_000);
 
   it('after the re-import under v2 and its publication, v1 is retired: its key is destroyed in the token and an audit row written', async () => {
     const s = server!;
@@ -160,7 +160,7 @@ describe.skipIf(!softhsmAvailable())('retiring a card-token key version', () => 
     expect(rows.every((a) => a.source === 'local' && a.who.startsWith('cli'))).toBe(true);
     expect(JSON.parse(rows[4]!.detail)).toMatchObject({ version: 1, keyDestroyed: true });
     for (const a of rows) expect(a.detail).not.toContain(PAN.pensioner);
-  }, 120_000);
+  }, 240_000);
 
   it('a server no longer starts with the retired version (so no device is given it), the current one still does', async () => {
     await server!.close();
@@ -173,7 +173,7 @@ describe.skipIf(!softhsmAvailable())('retiring a card-token key version', () => 
     expect(e.context).toMatchObject({ keyVersion: 1 });
     server = await serverOn(2);
     expect(server.db.prepare('SELECT count(*) FROM cards WHERE key_version = 2').pluck().get()).toBe(2);
-  }, 120_000);
+  }, 240_000);
 
   it('a server on RC_TOKEN_KEY keeps no key: the version is retired in the registry only, and said so', async () => {
     const soft = join(work, 'soft');
@@ -190,5 +190,5 @@ describe.skipIf(!softhsmAvailable())('retiring a card-token key version', () => 
       startServer({ dataDir: soft, mqttPort: 0, httpPort: 0, tokenKey: { version: 1, key: randomBytes(32) }, log }),
       ErrorCode.TokenKeyVersionRetired,
     );
-  }, 120_000);
+  }, 240_000);
 });
