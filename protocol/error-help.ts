@@ -459,4 +459,23 @@ export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> 
       "The cabinet configuration names the demo's identity provider (kind demo), which lets anyone sign in as anyone; only the demo (npm start) may use it.",
     action: 'Operator: configure ESIA or an OpenID Connect provider in the --cabinet file (see the README, "Cardholder\'s cabinet").',
   },
+  // retention: retiring a token-key version (rc-sync-server key retire, docs/token-key.md)
+  'token.key-version-current': {
+    meaning:
+      'The key version asked to be retired is the one the server tokenises and enrols devices with (the newest in its token, or the one it last started with).',
+    action: 'Rotate first (rc-sync-server key rotate, restart, rc-provision rotate, re-import the cards), then retire the old version.',
+  },
+  'token.key-version-in-use': {
+    meaning:
+      'Cards in the registry or entries of the published lists still carry tokens of that key version (or the lists are not yet recomputed after an import), so devices still need it to recognise those cards.',
+    action: 'Re-import the cards under the new version and let the server publish the lists (start it); `key retire --json` counts what is left.',
+  },
+  'token.key-version-unknown': {
+    meaning: "Neither the server's token nor the registry knows that key version.",
+    action: 'Check the number: rc-sync-server key list shows the versions in the token.',
+  },
+  'token.key-version-retired': {
+    meaning: 'The server was started with a key version that was retired (rc-sync-server key retire): it would tokenise with it and hand it to devices again.',
+    action: 'Start with the current version (the newest in the token, or RC_TOKEN_KEY of that version); a retired version is not used again.',
+  },
 };

@@ -180,6 +180,11 @@ export const ErrorCode = {
   CabinetSignerFailed: 'cabinet.signer-failed',
   CabinetNoPerson: 'cabinet.no-person',
   CabinetDemoOnly: 'cabinet.demo-only',
+  // retention: retiring a token-key version (rc-sync-server key retire, docs/token-key.md)
+  TokenKeyVersionCurrent: 'token.key-version-current',
+  TokenKeyVersionInUse: 'token.key-version-in-use',
+  TokenKeyVersionUnknown: 'token.key-version-unknown',
+  TokenKeyVersionRetired: 'token.key-version-retired',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -200,6 +200,14 @@ export class Pkcs11Token {
     return this.secret(tokenKeyLabel(version)) !== null;
   }
 
+  /** Destroy the key of `version` in the token (rc-sync-server key retire): false when the token does not hold it. */
+  destroyKey(version: number): boolean {
+    const key = this.secret(tokenKeyLabel(version));
+    if (!key) return false;
+    this.p.C_DestroyObject(this.session, key);
+    return true;
+  }
+
   /**
    * Attributes of every card-token key we create: it signs (HMAC) and is sensitive (never readable in clear).
    * A device's key never leaves its token; the server's is `wrappable`: extractable, but being sensitive

@@ -38,6 +38,8 @@ export function bulkTokenizer(key: TokenKey): (pan: Uint8Array, card: CardTokenD
  * as pan-psn; from then on the server records the scheme of the key it starts with.
  */
 export function ensureTokenSchemeSchema(db: Db): void {
+  // key versions retired by rc-sync-server key retire (key-retire.ts): never started with again
+  db.exec('CREATE TABLE IF NOT EXISTS token_key_retired(version INTEGER PRIMARY KEY, retired_at TEXT NOT NULL, retired_by TEXT NOT NULL)');
   const existed = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'token_key_schemes'").get() !== undefined;
   if (existed) return;
   db.transaction(() => {
@@ -48,6 +50,11 @@ export function ensureTokenSchemeSchema(db: Db): void {
   })();
 }
 
+/** When a key version was retired (ISO), or null. */
+export function retiredKeyVersion(db: Db, version: number): string | null {
+  return (db.prepare('SELECT retired_at FROM token_key_retired WHERE version = ?').pluck().get(version) as string | undefined) ?? null;
+}
+
 /** The scheme the registry recorded for a key version, or null when it has not tokenised with it yet. */
 export function recordedKeyScheme(db: Db, version: number): TokenScheme | null {
   const r = db.prepare('SELECT scheme FROM token_key_schemes WHERE version = ?').pluck().get(version) as string | undefined;
@@ -55,18 +62,25 @@ export function recordedKeyScheme(db: Db, version: number): TokenScheme | null {
 }
 
 /**
- * At start: the server's key version must derive with the scheme its tokens in the registry were made with.
+ * At start: a retired key version is refused (token.key-version-retired: it would tokenise and be handed to
+ * devices again); the version is recorded as the one in use (meta 'token.key-version'). The server's key version
+ * must derive with the scheme its tokens in the registry were made with.
  * A version not seen before is recorded with the key's scheme. A mismatch (an `RC_TOKEN_KEY` of a
  * pre-migration version started without `RC_TOKEN_KEY_SCHEME=pan-psn`) is token.scheme-mismatch: starting
  * would make every card of the registry unrecognisable at the next import.
  */
 export function checkKeyScheme(db: Db, version: number, scheme: TokenScheme): void {
+  const retired = retiredKeyVersion(db, version);
+  if (retired !== null)
+    throw new RcError(
+      ErrorCode.TokenKeyVersionRetired,
+      `key version ${version} was retired (${retired}): start with the current version (docs/token-key.md, "Retiring a version")`,
+      { keyVersion: version, retiredAt: retired },
+    );
   const recorded = recordedKeyScheme(db, version);
   if (recorded === null) {
     db.prepare('INSERT INTO token_key_schemes(version, scheme, recorded_at) VALUES (?, ?, ?)').run(version, scheme, new Date().toISOString());
-    return;
-  }
-  if (recorded !== scheme) {
+  } else if (recorded !== scheme) {
     throw new RcError(
       ErrorCode.TokenSchemeMismatch,
       `the registry's tokens of key version ${version} are ${recorded}, but the key is given as ${scheme}: ${
@@ -75,4 +89,6 @@ export function checkKeyScheme(db: Db, version: number, scheme: TokenScheme): vo
       { keyVersion: version, recorded, given: scheme },
     );
   }
+  // the version this server tokenises and enrols with: rc-sync-server key retire refuses it
+  db.prepare("INSERT INTO meta(key, value) VALUES ('token.key-version', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(String(version));
 }

@@ -16,6 +16,7 @@ import { getBank, type BankRow } from './banks.js';
 import { normaliseFingerprint } from './ca.js';
 import { BankOutbox, type OutboxOptions } from './outbox.js';
 import { DEFAULT_BANK_RATE, TokenBuckets, type RateLimit } from './rate.js';
+import { DEFAULT_RETENTION, idempotencyCutoff, purgeBankRecords, type Purged, type RetentionOptions } from './retention.js';
 
 export interface BankDeps {
   db: Db;
@@ -35,6 +36,8 @@ export interface BankOptions {
   outbox?: Partial<OutboxOptions>;
   /** How often statuses are re-checked against the registry (changes by imports, the cabinet, the stop-list); default 5 s. */
   refreshMs?: number;
+  /** How long Idempotency-Key records and delivered callbacks are kept (retention.ts; default 24 h and 30 days, purged hourly). */
+  retention?: Partial<RetentionOptions>;
   clock?: () => number;
 }
 
@@ -81,13 +84,17 @@ const STORED = new Map<string, number>([
  *    the connection row and its 'accepted' callback in the outbox; the lists are recomputed after it;
  *  - statuses: accepted → active (the token is in the transit list's published entries; listVersion: the
  *    transit version at which that was seen) → replaced | stopped, re-checked after each publication and
- *    every refreshMs; each change writes its callback in the same transaction.
+ *    every refreshMs; each change writes its callback in the same transaction;
+ *  - retention (retention.ts): Idempotency-Key records past their window and callbacks delivered long ago are purged
+ *    at start and hourly; an undelivered callback never is.
  */
 export class BankService {
   readonly outbox: BankOutbox;
   private readonly buckets: TokenBuckets;
   private readonly clock: () => number;
+  private readonly retention: RetentionOptions;
   private timer: NodeJS.Timeout | null = null;
+  private purgeTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly d: BankDeps,
@@ -97,6 +104,7 @@ export class BankService {
     this.buckets = new TokenBuckets(o.rate ?? DEFAULT_BANK_RATE, this.clock);
     this.outbox = new BankOutbox(d.db, d.log, o.outbox, this.clock);
     this.refreshMs = o.refreshMs ?? 5000;
+    this.retention = { ...DEFAULT_RETENTION, ...o.retention };
   }
   private readonly refreshMs: number;
 
@@ -105,11 +113,17 @@ export class BankService {
     this.timer = setInterval(() => this.refreshSafe(), this.refreshMs);
     this.timer.unref();
     this.refreshSafe();
+    // old Idempotency-Key records and delivered callbacks: purged now and every retention.intervalMs
+    this.purgeTimer = setInterval(() => this.purgeSafe(), this.retention.intervalMs);
+    this.purgeTimer.unref();
+    this.purgeSafe();
   }
 
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    if (this.purgeTimer) clearInterval(this.purgeTimer);
+    this.purgeTimer = null;
     await this.outbox.close();
   }
 
@@ -151,6 +165,12 @@ export class BankService {
     const nowIso = new Date(this.clock()).toISOString();
     let published = null as { result: ConnectResult; dirty: Dirty } | null;
     const answer = db.transaction((): Answer => {
+      // a key is remembered for the replay window only (retention.ts): a record past it, not purged yet, is forgotten here
+      db.prepare('DELETE FROM bank_requests WHERE bank_id = ? AND key = ? AND created_at < ?').run(
+        bank.id,
+        key,
+        idempotencyCutoff(this.clock(), this.retention),
+      );
       const seen = db.prepare('SELECT body_hash, status, answer FROM bank_requests WHERE bank_id = ? AND key = ?').get(bank.id, key) as
         { body_hash: string; status: number; answer: string } | undefined;
       if (seen) {
@@ -268,6 +288,21 @@ export class BankService {
       this.d.log.error({ err: String(e) }, 'lists not recomputed after a bank connection (the next import or restart does it)');
     }
     this.refreshSafe();
+  }
+
+  /** Purge Idempotency-Key records past their window and callbacks delivered long ago (never an undelivered one). */
+  purge(): Purged {
+    const r = purgeBankRecords(this.d.db, this.clock(), this.retention);
+    if (r.requests > 0 || r.callbacks > 0) this.d.log.info({ ...r }, 'old bank idempotency records and delivered callbacks purged');
+    return r;
+  }
+
+  private purgeSafe(): void {
+    try {
+      this.purge();
+    } catch (e) {
+      this.d.log.error({ err: String(e) }, 'old bank records not purged (tried again within the hour)');
+    }
   }
 
   private refreshSafe(): void {

@@ -1,8 +1,12 @@
+import { userInfo } from 'node:os';
 import type { Command } from 'commander';
+import { z } from 'zod';
 import { ErrorCode, RcError } from '../../protocol/errors.js';
 import { openPkcs11, type HsmTokenKey, type Pkcs11Location } from '../../protocol/token-hsm.js';
 import { DEV_TOKEN_KEY, refuseDevTokenKey, tokenKeyFromEnv, type TokenKey } from '../../protocol/token.js';
-import { fail } from './client.js';
+import { retireKeyVersion, type RetireResult } from '../key-retire.js';
+import { openRegistry } from '../registry.js';
+import { DEFAULT_DATA_DIR, fail } from './client.js';
 
 export interface Pkcs11Opts {
   pkcs11Library?: string;
@@ -69,7 +73,7 @@ export function serverTokenKey(o: Pkcs11Opts & { devTokenKey?: boolean; tokenKey
  * device's token inside this token (C_WrapKey), so no key ever passes through the server in clear.
  */
 export function register(program: Command): void {
-  const key = program.command('key').description("the card-token keys in the server's PKCS#11 token (see docs/token-key.md)");
+  const key = program.command('key').alias('keys').description("the card-token keys in the server's PKCS#11 token (see docs/token-key.md)");
   pkcs11Options(
     key
       .command('import')
@@ -106,6 +110,65 @@ export function register(program: Command): void {
       process.stdout.write(`${(o.schemes ? vs.map((v) => `${v} ${hsm.schemeOf(v)}`) : vs).join('\n')}\n`);
     }),
   );
+  registerRetire(key);
+}
+
+/** `--version N` of key retire: a key version is a positive integer. */
+const KeyVersionArg = z.coerce.number().int().positive();
+
+const cliUser = () => {
+  try {
+    return `cli:${userInfo().username}`;
+  } catch {
+    return 'cli';
+  }
+};
+
+/**
+ * `rc-sync-server key retire --version N`: the checks and the registry record are key-retire.ts's; the key is
+ * destroyed in the server's token when --pkcs11-* names it (a server on RC_TOKEN_KEY keeps no key to destroy).
+ */
+function registerRetire(key: Command): void {
+  pkcs11Options(
+    key
+      .command('retire')
+      .description(
+        'retire an old key version: refused while it is the current version or a card or published list entry carries a token of it; then a server no longer starts with it (so no device is given it again) and its key is destroyed in the token',
+      )
+      .requiredOption('--version <n>', 'the key version to retire')
+      .option('--data <dir>', 'data directory (registry)', DEFAULT_DATA_DIR)
+      .option('--json', 'machine-readable output'),
+  ).action((o: Pkcs11Opts & { version: string; data: string; json?: boolean }) => {
+    try {
+      const v = KeyVersionArg.safeParse(o.version);
+      if (!v.success) throw new RcError(ErrorCode.InputInvalid, `--version: not a key version: ${o.version}`, { version: o.version });
+      const loc = pkcs11Location(o);
+      const hsm = loc ? openPkcs11(loc) : null;
+      const db = openRegistry(o.data);
+      db.pragma('busy_timeout = 5000');
+      let r: RetireResult;
+      try {
+        r = retireKeyVersion(db, v.data, { versions: hsm ? hsm.keyVersions() : null, destroy: (n) => hsm?.destroyKey(n) ?? false }, cliUser());
+      } finally {
+        db.close();
+        hsm?.close();
+      }
+      const out = { ...r, keyStore: hsm ? 'pkcs11' : 'none' };
+      if (o.json) process.stdout.write(JSON.stringify(out) + '\n');
+      else
+        process.stdout.write(
+          `card-token key version ${r.version} ${r.alreadyRetired ? 'was retired already' : 'retired'} (${r.retiredAt}); ` +
+            (r.keyDestroyed
+              ? 'its key was destroyed in the token\n'
+              : hsm
+                ? 'the token holds no key of it\n'
+                : 'no --pkcs11-* token given: destroy the key wherever it is kept (RC_TOKEN_KEY)\n') +
+            (r.use.stopListUnattributed > 0 ? `${r.use.stopListUnattributed} stop-list token(s) are no card's: their key version is unknown\n` : ''),
+        );
+    } catch (e) {
+      fail(e, o.json === true);
+    }
+  });
 }
 
 function withToken(o: Pkcs11Opts, f: (hsm: ReturnType<typeof openPkcs11>) => void): void {

@@ -33,7 +33,7 @@ export const bankRoutes = [
     summary: "connect an applicant's card (or replace their card): tokenised on arrival, idempotent by the Idempotency-Key header",
     description:
       'Header Idempotency-Key (required, 8..128 printable characters): the same key with the same body answers the stored answer and changes nothing; ' +
-      'with another body, 422 bank.idempotency-conflict. 409 bank.card-conflict: the card is connected to another person; 409 bank.person-has-card: ' +
+      'with another body, 422 bank.idempotency-conflict. A key is remembered for 24 h, then it is a new request. 409 bank.card-conflict: the card is connected to another person; 409 bank.person-has-card: ' +
       'the person has another active card and replace is not true (context.currentMasked). 400 card.bad-pan / card.bad-expiry. 429 bank.rate-limited (Retry-After).',
     schema: { body: ConnectionRequest, response: { 200: Connection } },
     handler: (req, ctx) => {
