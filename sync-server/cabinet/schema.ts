@@ -9,6 +9,9 @@ import type { Db } from '../registry.js';
  *  - person_snils: HMAC-SHA256(server key, SNILS) → person_id (rc-sync-server identities import); SNILS is never stored in clear.
  *  - holder_cards: the masked PAN, when and how the person's card was connected (the registry's cards row has the token).
  *  - holder_names: a holder's name as the provider gave it (the person's children are named by the guardians import).
+ *  - cabinet_attempts: the limits' counted attempts (kind: connect, login-start, login-failure; key: p:PERSON or a:ADDRESS;
+ *    when), deleted once outside their window (lock.ts).
+ *  - cabinet_locks: the connect lock's locks (key p:PERSON or a:ADDRESS, until when), deleted once past.
  */
 const CABINET_SCHEMA = `
 CREATE TABLE IF NOT EXISTS cabinet_sessions(id_hash TEXT PRIMARY KEY, person_id TEXT NOT NULL, subject TEXT NOT NULL, name TEXT NOT NULL, esia INTEGER NOT NULL, created_ms INTEGER NOT NULL, seen_ms INTEGER NOT NULL) WITHOUT ROWID;
@@ -17,6 +20,10 @@ CREATE TABLE IF NOT EXISTS cabinet_logins(state_hash TEXT PRIMARY KEY, nonce TEX
 CREATE TABLE IF NOT EXISTS holder_links(subject TEXT PRIMARY KEY, person_id TEXT NOT NULL, created_at TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS person_snils(snils_hash TEXT PRIMARY KEY, person_id TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS holder_cards(person_id TEXT PRIMARY KEY, masked TEXT NOT NULL, connected_at TEXT NOT NULL, via TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cabinet_attempts(kind TEXT NOT NULL, key TEXT NOT NULL, at_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS cabinet_attempts_key ON cabinet_attempts(kind, key, at_ms);
+CREATE INDEX IF NOT EXISTS cabinet_attempts_at ON cabinet_attempts(kind, at_ms);
+CREATE TABLE IF NOT EXISTS cabinet_locks(kind TEXT NOT NULL, key TEXT NOT NULL, until_ms INTEGER NOT NULL, PRIMARY KEY(kind, key)) WITHOUT ROWID;
 `;
 
 export function ensureCabinetSchema(db: Db): void {

@@ -315,6 +315,46 @@ describe("the cardholder's cabinet over ESIA (stand-in)", () => {
     expect(ok.status).toBe(200);
   });
 
+  it('the connect lock is kept in the registry: a restarted server still refuses the locked holder, until the hour is over', async () => {
+    const s = await signIn('1000003');
+    for (let i = 0; i < 5; i++)
+      expect(code((await call(s, 'POST', '/v1/cabinet/card', { pan: MIR_PAN_BAD_LUHN, expiry: '12/30' })).json)).toBe(ErrorCode.CardBadPan);
+    expect(code((await call(s, 'POST', '/v1/cabinet/card', { pan: '2200123456789035', expiry: '12/30' })).json)).toBe(ErrorCode.CabinetConnectLocked);
+    const personId = stack.server.db.prepare("SELECT person_id FROM holder_links WHERE subject = 'esia:1000003'").pluck().get() as string;
+    expect(stack.server.db.prepare("SELECT key FROM cabinet_locks WHERE kind = 'connect' ORDER BY key").pluck().all()).toEqual([
+      'a:127.0.0.1',
+      `p:${personId}`,
+    ]);
+
+    await stack.restartServer();
+    expect(stack.server.publicUrl).toBe(pub);
+    const again = await signIn('1000003');
+    const locked = await call(again, 'POST', '/v1/cabinet/card', { pan: '2200123456789035', expiry: '12/30' });
+    expect(locked.status).toBe(429);
+    expect(code(locked.json)).toBe(ErrorCode.CabinetConnectLocked);
+    offset.ms += 59 * 60_000;
+    expect((await call(await signIn('1000003'), 'POST', '/v1/cabinet/card', { pan: '2200123456789035', expiry: '12/30' })).status).toBe(429);
+    offset.ms += 2 * 60_000;
+    const ok = await call(await signIn('1000003'), 'POST', '/v1/cabinet/card', { pan: '2200123456789035', expiry: '12/30' });
+    expect(ok.status).toBe(200);
+    // the hour's rows are gone once a later failure is written
+    await call(await signIn('1000003'), 'POST', '/v1/cabinet/card', { pan: MIR_PAN_BAD_LUHN, expiry: '12/30' });
+    expect(stack.server.db.prepare("SELECT count(*) FROM cabinet_locks WHERE kind = 'connect'").pluck().get()).toBe(0);
+    expect(stack.server.db.prepare("SELECT count(*) FROM cabinet_attempts WHERE kind = 'connect'").pluck().get()).toBe(2);
+  });
+
+  it('twenty failed sign-ins from one address are cabinet.login-limited, also after a restart, for 15 minutes', async () => {
+    offset.ms += 60 * 60_000; // the earlier tests' failed sign-ins are out of the window
+    for (let i = 0; i < 20; i++) expect(errorOf(await callback(`${pub}/v1/cabinet/callback?code=abc&state=forged-${i}`))).toBe(ErrorCode.CabinetBadState);
+    expect(errorOf(await callback(`${pub}/v1/cabinet/callback?code=abc&state=forged`))).toBe(ErrorCode.CabinetLoginLimited);
+    await stack.restartServer();
+    const login = await fetch(`${pub}/v1/cabinet/login?next=/cabinet/`, { redirect: 'manual' });
+    expect(login.status).toBe(429);
+    expect(code(JSON.parse(await text(login)) as Record<string, unknown>)).toBe(ErrorCode.CabinetLoginLimited);
+    offset.ms += 16 * 60_000;
+    await signIn('1000003');
+  });
+
   it('signs out: the session is gone', async () => {
     const s = await signIn('1000001');
     expect((await call(s, 'POST', '/v1/cabinet/logout')).status).toBe(200);
