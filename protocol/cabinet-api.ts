@@ -13,7 +13,8 @@ import { z } from 'zod';
  *   GET  /v1/cabinet/me                                   who I am, my card, my benefits, my children (401 auth.unauthenticated)
  *   POST /v1/cabinet/card {pan, expiry}                   connect or replace my card (400 card.bad-pan/card.bad-expiry,
  *                                                         409 cabinet.card-taken, 429 cabinet.connect-locked)
- *   GET  /v1/cabinet/trips?from=YYYY-MM-DD&to=YYYY-MM-DD  my trips from the settled journal (at most 12 months back)
+ *   GET  /v1/cabinet/trips?from=YYYY-MM-DD&to=YYYY-MM-DD  my trips from the settled journal (at most 12 months back), of
+ *                                                         every card I have had, each with the card's masked number
  *   GET  /v1/cabinet/children/:personId/days?from&to      my child's passages and meals (403 auth.forbidden otherwise)
  *   GET  /v1/cabinet/debts                                declined charges and how to pay them
  */
@@ -132,6 +133,8 @@ export const Trip = z
     /** The benefit category applied, if any. */
     benefit: z.string().nullable(),
     reason: z.string().nullable(),
+    /** The card the trip was made with, masked (a person who replaced their card sees the old card's trips too). */
+    card: z.string(),
   })
   .strict();
 export type Trip = z.infer<typeof Trip>;

@@ -283,6 +283,63 @@ describe("the cardholder's cabinet over ESIA (stand-in)", () => {
     expect((await call(stranger, 'GET', '/v1/cabinet/trips?from=2020-01-01')).status).toBe(400);
   });
 
+  it("a holder who replaced their card sees the old card's trips up to the replacement, each trip with its card's masked number; a child's days too", async () => {
+    const db = stack.server.db;
+    const s = await signIn('1000001');
+    // the previous test replaced p-ochirova's card 9019 by 9027: the registry's trigger kept the old token and its masked number
+    const past = db.prepare("SELECT token, masked, until_ms FROM holder_card_history WHERE person_id = 'p-ochirova'").all() as {
+      token: string;
+      masked: string;
+      until_ms: number;
+    }[];
+    expect(past.map((p) => p.masked)).toEqual(['220012******9019']);
+    const [old] = past;
+    const current = db.prepare("SELECT token FROM cards WHERE person_id = 'p-ochirova'").pluck().get() as string;
+    const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+    const tap = db.prepare(
+      "INSERT INTO journal(device, seq, time, token, kind, result, reason, fare, benefit, lists, received_at, route, vehicle, eff_ms, service_day) VALUES ('bus-hist', ?, ?, ?, ?, 'allow', ?, ?, ?, '{}', ?, '7', 'A001AA08', ?, ?)",
+    );
+    const put = (seq: number, token: string, ms: number, kind = 'bus', reason = 'benefit') =>
+      tap.run(
+        seq,
+        new Date(ms).toISOString(),
+        token,
+        kind,
+        reason,
+        reason === 'benefit' ? 0 : 3500,
+        reason === 'benefit' ? 'pensioner' : null,
+        new Date().toISOString(),
+        ms,
+        day(ms),
+      );
+    put(1, old!.token, old!.until_ms - 2 * 86_400_000); // the old card, while it was hers
+    put(2, old!.token, old!.until_ms + 1000, 'bus', 'full-fare'); // the old card after she replaced it: not hers any more
+    put(3, current, Date.now() - 3600_000); // the new card
+    const trips = (await get(s, '/v1/cabinet/trips')) as { trips: { time: string; card: string; fareKopecks: number }[] };
+    expect(trips.trips.map((t) => [t.card, t.fareKopecks])).toEqual([
+      ['220012******9019', 0],
+      ['220012******9027', 0],
+    ]);
+
+    // a child's card replaced by a bank file (no masked number): the old card's school days stay on the guardian's page
+    db.prepare("INSERT INTO cards(person_id, token, key_version, expiry, updated_at) VALUES ('c-hist', ?, 1, '2030-12', ?)").run(
+      'a'.repeat(32),
+      new Date().toISOString(),
+    );
+    db.prepare("UPDATE cards SET token = ? WHERE person_id = 'c-hist'").run('b'.repeat(32));
+    db.prepare(
+      "INSERT INTO guardians(person_id, guardian_id, child_name, channel, address, secret, consent, events, quiet_from, quiet_to, updated_at) VALUES ('c-hist', 'p-ochirova', 'Очиров Баатр', 'email', 'y@example.org', NULL, 1, '[]', NULL, NULL, '2026-01-01')",
+    ).run();
+    const until = db.prepare("SELECT until_ms FROM holder_card_history WHERE person_id = 'c-hist'").pluck().get() as number;
+    put(4, 'a'.repeat(32), until - 86_400_000, 'turnstile', 'ok');
+    put(5, 'b'.repeat(32), Date.now() - 600_000, 'turnstile', 'ok');
+    const days = (await get(s, '/v1/cabinet/children/c-hist/days')) as { days: { day: string; passages: unknown[] }[] };
+    expect(days.days.map((d) => [d.day, d.passages.length])).toEqual([
+      [day(until - 86_400_000), 1],
+      [day(Date.now() - 600_000), 1],
+    ]);
+  });
+
   it('staff connect a card for a person without ESIA (audited without the number)', async () => {
     const r = await operatorFetch({ httpUrl: stack.server.httpUrl, dataDir: stack.dataDir }, '/v1/console/holders/p-staff/card', {
       method: 'POST',
