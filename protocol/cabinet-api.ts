@@ -10,7 +10,8 @@ import { z } from 'zod';
  *   GET  /v1/cabinet/login?next=/cabinet/                 302 to the identity provider
  *   GET  /v1/cabinet/callback?code&state                  sets the cookie rc_cabinet, 302 to next (or to /cabinet/?error=CODE)
  *   POST /v1/cabinet/logout                               ends the session
- *   GET  /v1/cabinet/me                                   who I am, my card, my benefits, my children (401 auth.unauthenticated)
+ *   GET  /v1/cabinet/me                                   who I am, my card, my benefits, my children, the server's today
+ *                                                         (401 auth.unauthenticated)
  *   POST /v1/cabinet/card {pan, expiry}                   connect or replace my card (400 card.bad-pan/card.bad-expiry,
  *                                                         409 cabinet.card-taken, 429 cabinet.connect-locked)
  *   GET  /v1/cabinet/trips?from=YYYY-MM-DD&to=YYYY-MM-DD  my trips from the settled journal (at most 12 months back), of
@@ -90,6 +91,11 @@ export const MeAnswer = z
     card: CabinetCard.nullable(),
     benefits: z.array(Benefit),
     children: z.array(Child),
+    /**
+     * The server's today (YYYY-MM-DD, UTC, the day the trips and school-days ranges count back from): the pages ask for
+     * the days up to it, not up to the phone's date. In the demo (npm start) it is the scripted demo day.
+     */
+    today: Day,
   })
   .strict();
 export type MeAnswer = z.infer<typeof MeAnswer>;

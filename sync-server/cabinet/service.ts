@@ -167,6 +167,8 @@ export class Cabinet {
       card: myCard(db, h.personId),
       benefits: myBenefits(db, h.personId),
       children: myChildren(db, h.personId),
+      // the day the trips and days ranges end on (dayRange counts from the same clock): the demo's day in the demo
+      today: new Date(this.clock()).toISOString().slice(0, 10),
     };
   }
 

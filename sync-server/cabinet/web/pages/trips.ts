@@ -6,7 +6,8 @@ import { ruPlural } from '../../../portal/rule-words.js';
 import { currentLang } from '../../../console/web/i18n/index.js';
 import { tc } from '../i18n/index.js';
 import type { CabinetContext } from '../main.js';
-import { categoryLabel, fmtAt, isoDay, locale, monthOf } from '../shell.js';
+import { categoryLabel, fmtAt, locale, monthOf } from '../shell.js';
+import { dayBefore } from './days.js';
 
 const tripCount = (n: number) => (currentLang() === 'ru' ? `${n} ${ruPlural(n, 'поездка', 'поездки', 'поездок')}` : `${n} ${n === 1 ? 'trip' : 'trips'}`);
 
@@ -17,9 +18,8 @@ const tripCount = (n: number) => (currentLang() === 'ru' ? `${n} ${ruPlural(n, '
 export async function tripsPage({ me, main }: CabinetContext): Promise<void> {
   const box = h('section', { class: 'card', 'data-test': 'trips' }, h('h1', {}, tc('trips.title')), h('p', { class: 'muted' }, tc('trips.period')));
   main.append(box);
-  const to = new Date();
-  const from = new Date(to.getFullYear() - 1, to.getMonth(), to.getDate() + 1);
-  const a = await api<TripsAnswer>('GET', `/v1/cabinet/trips?from=${isoDay(from)}&to=${isoDay(to)}`);
+  // the server's today, not the phone's: the range the server allows (12 months back), and the demo's day in the demo
+  const a = await api<TripsAnswer>('GET', `/v1/cabinet/trips?from=${dayBefore(me.today, { years: 1, days: -1 })}&to=${me.today}`);
   if (a.trips.length === 0) {
     box.append(h('p', { 'data-test': 'no-trips' }, tc('trips.none')));
     return;
