@@ -92,7 +92,7 @@ function journalOf(db: Db, token: string, fromMs: number, toMs: number, kinds: r
 }
 
 /** One card a person has or had: its token, how the cabinet names it, and the time it was theirs (ms; open ends: null). */
-export interface CardSpan {
+interface CardSpan {
   token: string;
   masked: string;
   sinceMs: number | null;
@@ -103,10 +103,11 @@ export interface CardSpan {
 const byToken = (token: string) => `token ${token.slice(0, 8)}`;
 
 /**
- * Every card of the person: the current one (all its taps, as before) and each card it replaced (holder_card_history,
- * written by the registry's triggers), each up to when it stopped being theirs and from when the card before it did.
+ * Every card of the person: the current one and each card it replaced (holder_card_history, written by the registry's
+ * triggers) up to when it stopped being theirs; each from when it stopped being someone else's, if it ever was (a card
+ * moved between persons: the earlier holder's trips are never shown to the later one).
  */
-export function cardsOf(db: Db, personId: string): CardSpan[] {
+function cardsOf(db: Db, personId: string): CardSpan[] {
   const cur = db
     .prepare('SELECT c.token, h.masked, h.token AS typed FROM cards c LEFT JOIN holder_cards h ON h.person_id = c.person_id WHERE c.person_id = ?')
     .get(personId) as { token: string; masked: string | null; typed: string | null } | undefined;
@@ -115,17 +116,16 @@ export function cardsOf(db: Db, personId: string): CardSpan[] {
     masked: string | null;
     until_ms: number;
   }[];
-  const out: CardSpan[] = [];
-  let since: number | null = null;
-  for (const p of past) {
-    if (p.token !== cur?.token) out.push({ token: p.token, masked: p.masked ?? byToken(p.token), sinceMs: since, untilMs: p.until_ms });
-    since = p.until_ms;
-  }
+  const othersUntil = db.prepare('SELECT max(until_ms) FROM holder_card_history WHERE token = ? AND person_id <> ? AND until_ms <= ?').pluck();
+  const since = (token: string, until: number | null) => (othersUntil.get(token, personId, until ?? Number.MAX_SAFE_INTEGER) as number | null) ?? null;
+  const out: CardSpan[] = past
+    .filter((p) => p.token !== cur?.token)
+    .map((p) => ({ token: p.token, masked: p.masked ?? byToken(p.token), sinceMs: since(p.token, p.until_ms), untilMs: p.until_ms }));
   if (cur)
     out.push({
       token: cur.token,
       masked: cur.masked !== null && (cur.typed === null || cur.typed === cur.token) ? cur.masked : byToken(cur.token),
-      sinceMs: null,
+      sinceMs: since(cur.token, null),
       untilMs: null,
     });
   return out;

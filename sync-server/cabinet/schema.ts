@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS person_snils(snils_hash TEXT PRIMARY KEY, person_id T
 CREATE TABLE IF NOT EXISTS holder_cards(person_id TEXT PRIMARY KEY, masked TEXT NOT NULL, connected_at TEXT NOT NULL, via TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS holder_card_history(person_id TEXT NOT NULL, token TEXT NOT NULL, masked TEXT, until_ms INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS holder_card_history_person ON holder_card_history(person_id, until_ms);
+CREATE INDEX IF NOT EXISTS holder_card_history_token ON holder_card_history(token, until_ms);
 CREATE TABLE IF NOT EXISTS cabinet_attempts(kind TEXT NOT NULL, key TEXT NOT NULL, at_ms INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS cabinet_attempts_key ON cabinet_attempts(kind, key, at_ms);
 CREATE INDEX IF NOT EXISTS cabinet_attempts_at ON cabinet_attempts(kind, at_ms);
@@ -37,10 +38,15 @@ CREATE TABLE IF NOT EXISTS cabinet_locks(kind TEXT NOT NULL, key TEXT NOT NULL, 
 /** The masked PAN the cabinet knows for the card leaving a person (OLD): only when holder_cards was written for that very card. */
 const OLD_MASKED = '(SELECT masked FROM holder_cards WHERE person_id = OLD.person_id AND (token IS NULL OR token = OLD.token))';
 const NOW_MS = "CAST(round((julianday('now') - 2440587.5) * 86400000) AS INTEGER)";
-/** A card leaves a person when their cards row gets another token (a new card) or goes (the card moved to another person). */
+/**
+ * A card leaves a person when their cards row gets another token (a new card) or goes (the card moved to another person).
+ * A token under another key version is the same card re-tokenised (the cards re-import after a key rotation,
+ * docs/token-key.md): its masked number stays the cabinet's, and the trips of both tokens show the one card.
+ */
 const HISTORY_TRIGGERS = `
 CREATE TRIGGER IF NOT EXISTS cards_history_replaced AFTER UPDATE OF token ON cards WHEN OLD.token <> NEW.token BEGIN
   INSERT INTO holder_card_history(person_id, token, masked, until_ms) VALUES (OLD.person_id, OLD.token, ${OLD_MASKED}, ${NOW_MS});
+  UPDATE holder_cards SET token = NEW.token WHERE person_id = NEW.person_id AND token = OLD.token AND OLD.key_version <> NEW.key_version;
 END;
 CREATE TRIGGER IF NOT EXISTS cards_history_removed AFTER DELETE ON cards BEGIN
   INSERT INTO holder_card_history(person_id, token, masked, until_ms) VALUES (OLD.person_id, OLD.token, ${OLD_MASKED}, ${NOW_MS});

@@ -320,6 +320,31 @@ describe("the cardholder's cabinet over ESIA (stand-in)", () => {
       ['220012******9019', 0],
       ['220012******9027', 0],
     ]);
+    // a key rotation's cards re-import gives the same card a token under the next key version: still the one card 9027
+    db.prepare("UPDATE cards SET token = ?, key_version = key_version + 1 WHERE person_id = 'p-ochirova'").run('c'.repeat(32));
+    put(6, 'c'.repeat(32), Date.now() - 60_000);
+    const rotated = (await get(s, '/v1/cabinet/trips')) as { trips: { card: string }[] };
+    expect(rotated.trips.map((t) => t.card)).toEqual(['220012******9019', '220012******9027', '220012******9027']);
+    expect(((await get(s, '/v1/cabinet/me')) as { card: { masked: string } }).card.masked).toBe('220012******9027');
+
+    // a card that moves from one person to another (a bank file): the later holder never sees the earlier one's trips
+    const moved = 'd'.repeat(32);
+    db.prepare("INSERT INTO cards(person_id, token, key_version, expiry, updated_at) VALUES ('p-earlier', ?, 1, '2030-12', ?)").run(
+      moved,
+      new Date().toISOString(),
+    );
+    put(7, moved, Date.now() - 2 * 3600_000); // p-earlier's trip
+    db.prepare("DELETE FROM cards WHERE person_id = 'p-earlier'").run();
+    const later = db.prepare("SELECT person_id FROM holder_links WHERE subject = 'esia:1000002'").pluck().get() as string;
+    db.prepare("INSERT INTO cards(person_id, token, key_version, expiry, updated_at) VALUES (?, ?, 1, '2030-12', ?)").run(
+      later,
+      moved,
+      new Date().toISOString(),
+    );
+    const movedAt = db.prepare("SELECT until_ms FROM holder_card_history WHERE person_id = 'p-earlier'").pluck().get() as number;
+    put(8, moved, movedAt + 1000); // the later holder's trip
+    const theirs = (await get(await signIn('1000002'), '/v1/cabinet/trips')) as { trips: { time: string; card: string }[] };
+    expect(theirs.trips).toEqual([expect.objectContaining({ time: new Date(movedAt + 1000).toISOString(), card: 'token dddddddd' })]);
 
     // a child's card replaced by a bank file (no masked number): the old card's school days stay on the guardian's page
     db.prepare("INSERT INTO cards(person_id, token, key_version, expiry, updated_at) VALUES ('c-hist', ?, 1, '2030-12', ?)").run(
