@@ -13,7 +13,7 @@ import type { Db } from '../registry.js';
  *    staff or a bank's API connected it (NULL for a card of a bank file), and until when it was theirs (ms). Written by
  *    triggers on the registry's cards table, so every path that replaces or moves a card records it: the cabinet, staff,
  *    the bank API (cabinet/connect.ts) and the cards import (import.ts). The cabinet shows a holder the trips of these
- *    cards up to that time (queries.ts).
+ *    cards up to that time (queries.ts); rows older than 400 days go at start (service.ts).
  *  - holder_names: a holder's name as the provider gave it (the person's children are named by the guardians import).
  *  - cabinet_attempts: the limits' counted attempts (kind: connect, login-start, login-failure; key: p:PERSON or a:ADDRESS;
  *    when), deleted once outside their window (lock.ts).

@@ -83,6 +83,8 @@ export class Cabinet {
     this.starts = new AddressLimit(o.db, { kind: 'login-start', windowMs: 15 * 60_000, perAddress: 60 });
     this.failures = new AddressLimit(o.db, { kind: 'login-failure', windowMs: 15 * 60_000, perAddress: 20 });
     pruneHolderSessions(o.db, this.limits, this.clock());
+    // a card that left its holder more than 400 days ago has no trip the cabinet can show (12 months back at most)
+    o.db.prepare('DELETE FROM holder_card_history WHERE until_ms < ?').run(this.clock() - 400 * 86_400_000);
   }
 
   /** Where to send the browser to sign in; the state row waits 10 minutes for the callback. */

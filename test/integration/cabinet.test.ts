@@ -408,8 +408,11 @@ describe("the cardholder's cabinet over ESIA (stand-in)", () => {
       `p:${personId}`,
     ]);
 
+    // a card history row older than anything the cabinet shows goes at start
+    stack.server.db.prepare("INSERT INTO holder_card_history(person_id, token, masked, until_ms) VALUES ('p-gone', ?, NULL, 0)").run('f'.repeat(32));
     await stack.restartServer();
     expect(stack.server.publicUrl).toBe(pub);
+    expect(stack.server.db.prepare("SELECT count(*) FROM holder_card_history WHERE person_id = 'p-gone'").pluck().get()).toBe(0);
     const again = await signIn('1000003');
     const locked = await call(again, 'POST', '/v1/cabinet/card', { pan: '2200123456789035', expiry: '12/30' });
     expect(locked.status).toBe(429);
