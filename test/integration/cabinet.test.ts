@@ -12,6 +12,7 @@ import { ErrorCode } from '../../protocol/errors.js';
 import { parseCabinetConfig } from '../../sync-server/cabinet/provider.js';
 import { esiaProvider } from '../../sync-server/cabinet/esia.js';
 import { keyFileSigner } from '../../sync-server/cabinet/signer.js';
+import { AddressLimit, ConnectLock } from '../../sync-server/cabinet/lock.js';
 import { importIdentities } from '../../sync-server/cabinet/service.js';
 import { snilsKey } from '../../sync-server/cabinet/service.js';
 import { startEsiaStandIn, type EsiaStandIn } from '../support/esia/stand-in.js';
@@ -426,6 +427,22 @@ describe("the cardholder's cabinet over ESIA (stand-in)", () => {
     await call(await signIn('1000003'), 'POST', '/v1/cabinet/card', { pan: MIR_PAN_BAD_LUHN, expiry: '12/30' });
     expect(stack.server.db.prepare("SELECT count(*) FROM cabinet_locks WHERE kind = 'connect'").pluck().get()).toBe(0);
     expect(stack.server.db.prepare("SELECT count(*) FROM cabinet_attempts WHERE kind = 'connect'").pluck().get()).toBe(2);
+  });
+
+  it('two server instances on one registry share the limits: what one counts, the other enforces', () => {
+    const now = () => Date.now() + offset.ms;
+    const [a, b] = [new ConnectLock(now, undefined, stack.server.db), new ConnectLock(now, undefined, stack.server.db)];
+    for (let i = 0; i < 5; i++) (i % 2 ? a : b).failed('p-two', '10.9.9.9');
+    expect(b.lockedUntil('p-two', '10.9.9.8')).toBe(a.lockedUntil('p-two', '10.9.9.8'));
+    expect(a.lockedUntil('p-two', '10.9.9.8')).toBeGreaterThan(now());
+    const opts = { kind: 'login-start', windowMs: 15 * 60_000, perAddress: 3 };
+    const [x, y] = [new AddressLimit(stack.server.db, opts), new AddressLimit(stack.server.db, opts)];
+    x.record('10.9.9.7', now());
+    y.record('10.9.9.7', now());
+    expect(y.blocked('10.9.9.7', now())).toBe(false);
+    x.record('10.9.9.7', now());
+    expect(y.blocked('10.9.9.7', now())).toBe(true);
+    expect(x.blocked('10.9.9.6', now())).toBe(false);
   });
 
   it('twenty failed sign-ins from one address are cabinet.login-limited, also after a restart, for 15 minutes', async () => {
