@@ -83,17 +83,23 @@ export function registryCsv(): Record<'cards' | 'benefits' | 'enrolments' | 'sto
   };
 }
 
+/** The demo's tariff: the bus runs with it, and the server publishes it as the operator's rules (the portal's measures). */
+export const DEMO_TARIFF = {
+  version: 1,
+  routes: { '7': { fullFareKopecks: 3500 } },
+  benefits: { pensioner: { kind: 'free', quota: { trips: 40, per: 'month' } }, schoolchild: { kind: 'percent', percentOff: 50 } },
+  repeatWindowSec: 420,
+  dailyCapKopecks: 10000,
+} as const;
+
+/** The rules document the demo publishes, as an operator does with `rc-sync-server config set rules.json` (name `rules`). */
+export const demoRules = () => ({ schema: 1, tariff: DEMO_TARIFF });
+
 export function busConfig(brokerUrl: string, serverPublicKey: string, dataDir: string): Config {
   return loadConfig({
     schema: 1,
     device: { id: 'bus-7-demo', kind: 'bus', timeZone: 'Europe/Moscow', route: '7', vehicle: 'A777AA08' },
-    tariff: {
-      version: 1,
-      routes: { '7': { fullFareKopecks: 3500 } },
-      benefits: { pensioner: { kind: 'free', quota: { trips: 40, per: 'month' } }, schoolchild: { kind: 'percent', percentOff: 50 } },
-      repeatWindowSec: 420,
-      dailyCapKopecks: 10000,
-    },
+    tariff: DEMO_TARIFF,
     peripherals: [{ kind: 'console', options: { name: 'bus-display' } }],
     sync: { brokerUrl, serverPublicKey },
     runtime: { dataDir },
@@ -199,6 +205,9 @@ export async function startDemoWorld(o: {
       ...(o.webDir !== undefined ? { webDir: o.webDir } : {}),
     });
     cleanups.push(() => server.close());
+    // the operator's rules, published the way `rc-sync-server config set` does (the same API call): the portal shows
+    // their categories and fares, the cabinet names the benefits by them, and the devices receive them over MQTT
+    await server.api.setConfig('rules', demoRules());
     const csv = registryCsv();
     for (const kind of ['cards', 'benefits', 'enrolments', 'stoplist', 'guardians'] as const) {
       await server.api.importCsv(kind, lines(csv[kind]), false);

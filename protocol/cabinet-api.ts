@@ -10,10 +10,12 @@ import { z } from 'zod';
  *   GET  /v1/cabinet/login?next=/cabinet/                 302 to the identity provider
  *   GET  /v1/cabinet/callback?code&state                  sets the cookie rc_cabinet, 302 to next (or to /cabinet/?error=CODE)
  *   POST /v1/cabinet/logout                               ends the session
- *   GET  /v1/cabinet/me                                   who I am, my card, my benefits, my children (401 auth.unauthenticated)
+ *   GET  /v1/cabinet/me                                   who I am, my card, my benefits, my children, the server's today
+ *                                                         (401 auth.unauthenticated)
  *   POST /v1/cabinet/card {pan, expiry}                   connect or replace my card (400 card.bad-pan/card.bad-expiry,
  *                                                         409 cabinet.card-taken, 429 cabinet.connect-locked)
- *   GET  /v1/cabinet/trips?from=YYYY-MM-DD&to=YYYY-MM-DD  my trips from the settled journal (at most 12 months back)
+ *   GET  /v1/cabinet/trips?from=YYYY-MM-DD&to=YYYY-MM-DD  my trips from the settled journal (at most 12 months back), of
+ *                                                         every card I have had, each with the card's masked number
  *   GET  /v1/cabinet/children/:personId/days?from&to      my child's passages and meals (403 auth.forbidden otherwise)
  *   GET  /v1/cabinet/debts                                declined charges and how to pay them
  */
@@ -89,6 +91,11 @@ export const MeAnswer = z
     card: CabinetCard.nullable(),
     benefits: z.array(Benefit),
     children: z.array(Child),
+    /**
+     * The server's today (YYYY-MM-DD, UTC, the day the trips and school-days ranges count back from): the pages ask for
+     * the days up to it, not up to the phone's date. In the demo (npm start) it is the scripted demo day.
+     */
+    today: Day,
   })
   .strict();
 export type MeAnswer = z.infer<typeof MeAnswer>;
@@ -132,6 +139,8 @@ export const Trip = z
     /** The benefit category applied, if any. */
     benefit: z.string().nullable(),
     reason: z.string().nullable(),
+    /** The card the trip was made with, masked (a person who replaced their card sees the old card's trips too). */
+    card: z.string(),
   })
   .strict();
 export type Trip = z.infer<typeof Trip>;

@@ -34,7 +34,9 @@ export interface ConnectRequest {
  * (import.ts applyContext: the same rows and the same dirty (scope, token) marks as a cards file), with the masked PAN and
  * the audit row, in one transaction, which also marks the scopes for recomputation (import.ts markRecompute: a crash
  * before the publisher committed is redone at start, as for an import); then the publisher recomputes those entries and
- * publishes (commitAndPublish), and the mark is dropped when no import is under way.
+ * publishes (commitAndPublish), and the mark is dropped when no import is under way. The card replaced (its token, its
+ * masked PAN from holder_cards) goes to holder_card_history by the registry's own trigger (schema.ts), so the holder
+ * still sees its trips.
  */
 export async function connectCard(deps: ConnectDeps, r: ConnectRequest): Promise<ConnectResult> {
   const { result, dirty } = connectCardInTx(deps.db, r, new Date());
@@ -67,8 +69,8 @@ export function connectCardInTx(db: Db, r: ConnectRequest, now: Date): { result:
       result = old ? { status: 'replaced', ...(prevMasked && old.token !== r.card.token ? { previousMasked: prevMasked } : {}) } : { status: 'connected' };
     }
     db.prepare(
-      'INSERT INTO holder_cards(person_id, masked, connected_at, via) VALUES (?,?,?,?) ON CONFLICT(person_id) DO UPDATE SET masked=excluded.masked, connected_at=CASE WHEN holder_cards.masked = excluded.masked THEN holder_cards.connected_at ELSE excluded.connected_at END, via=excluded.via',
-    ).run(r.personId, r.card.masked, now.toISOString(), r.via);
+      'INSERT INTO holder_cards(person_id, masked, connected_at, via, token) VALUES (?,?,?,?,?) ON CONFLICT(person_id) DO UPDATE SET masked=excluded.masked, connected_at=CASE WHEN holder_cards.masked = excluded.masked THEN holder_cards.connected_at ELSE excluded.connected_at END, via=excluded.via, token=excluded.token',
+    ).run(r.personId, r.card.masked, now.toISOString(), r.via, r.card.token);
     writeAudit(
       db,
       {

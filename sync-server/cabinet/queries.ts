@@ -91,14 +91,79 @@ function journalOf(db: Db, token: string, fromMs: number, toMs: number, kinds: r
   return rows.map(journalView);
 }
 
-/** The holder's trips (bus taps of their current card) with the back office's settled fare where settled. */
+/** One card a person has or had: its token, how the cabinet names it, and the time it was theirs (ms; open ends: null). */
+interface CardSpan {
+  token: string;
+  masked: string;
+  sinceMs: number | null;
+  untilMs: number | null;
+}
+
+/** How the cabinet names a card it knows no masked number of (a bank file's card): by its token's first characters. */
+const byToken = (token: string) => `token ${token.slice(0, 8)}`;
+
+/**
+ * Every card of the person: the current one and each card it replaced (holder_card_history, written by the registry's
+ * triggers) up to when it stopped being theirs; each from when it stopped being someone else's, if it ever was (a card
+ * moved between persons: the earlier holder's trips are never shown to the later one).
+ */
+function cardsOf(db: Db, personId: string): CardSpan[] {
+  const cur = db
+    .prepare('SELECT c.token, h.masked, h.token AS typed FROM cards c LEFT JOIN holder_cards h ON h.person_id = c.person_id WHERE c.person_id = ?')
+    .get(personId) as { token: string; masked: string | null; typed: string | null } | undefined;
+  const past = db.prepare('SELECT token, masked, until_ms FROM holder_card_history WHERE person_id = ? ORDER BY until_ms, rowid').all(personId) as {
+    token: string;
+    masked: string | null;
+    until_ms: number;
+  }[];
+  const othersUntil = db.prepare('SELECT max(until_ms) FROM holder_card_history WHERE token = ? AND person_id <> ? AND until_ms <= ?').pluck();
+  const since = (token: string, until: number | null) => (othersUntil.get(token, personId, until ?? Number.MAX_SAFE_INTEGER) as number | null) ?? null;
+  const out: CardSpan[] = past
+    .filter((p) => p.token !== cur?.token)
+    .map((p) => ({ token: p.token, masked: p.masked ?? byToken(p.token), sinceMs: since(p.token, p.until_ms), untilMs: p.until_ms }));
+  if (cur)
+    out.push({
+      token: cur.token,
+      masked: cur.masked !== null && (cur.typed === null || cur.typed === cur.token) ? cur.masked : byToken(cur.token),
+      sinceMs: since(cur.token, null),
+      untilMs: null,
+    });
+  return out;
+}
+
+/** The journal entries of every card of the person within [fromMs, toMs), each card's only while it was theirs; in time order, once each. */
+function journalOfPerson(
+  db: Db,
+  personId: string,
+  fromMs: number,
+  toMs: number,
+  kinds: readonly string[],
+): (ReturnType<typeof journalView> & { card: string })[] {
+  const seen = new Set<string>();
+  const out: (ReturnType<typeof journalView> & { card: string })[] = [];
+  for (const c of cardsOf(db, personId).reverse()) {
+    const lo = Math.max(fromMs, c.sinceMs ?? fromMs);
+    const hi = Math.min(toMs, c.untilMs ?? toMs);
+    if (lo >= hi) continue;
+    for (const e of journalOf(db, c.token, lo, hi, kinds)) {
+      const key = `${e.device}\u0000${e.seq}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      out.push({ ...e, card: c.masked });
+    }
+  }
+  return out.sort((a, b) => (a.effectiveTime < b.effectiveTime ? -1 : a.effectiveTime > b.effectiveTime ? 1 : 0));
+}
+
+/**
+ * The holder's trips (bus taps of every card they have had, each with the masked number of the card it was made with)
+ * with the back office's settled fare where settled.
+ */
 export function myTrips(db: Db, personId: string, q: { from?: string | undefined; to?: string | undefined }, now: Date): Trip[] {
-  const token = tokenOf(db, personId);
-  if (!token) return [];
   const r = dayRange(q, now, 31);
   const from = q.from ?? new Date(r.fromMs + 43_200_000).toISOString().slice(0, 10);
   const to = q.to ?? now.toISOString().slice(0, 10);
-  return journalOf(db, token, r.fromMs, r.toMs, ['bus'])
+  return journalOfPerson(db, personId, r.fromMs, r.toMs, ['bus'])
     .filter((e) => e.serviceDay >= from && e.serviceDay <= to)
     .map((e) => ({
       time: e.effectiveTime,
@@ -107,6 +172,7 @@ export function myTrips(db: Db, personId: string, q: { from?: string | undefined
       fareKopecks: e.settled?.fareKopecks ?? e.fareKopecks,
       benefit: e.benefit,
       reason: e.settled?.reason ?? e.reason,
+      card: e.card,
     }));
 }
 
@@ -120,11 +186,11 @@ export function childDays(
 ): { child: Child; days: ChildDay[] } {
   const c = myChildren(db, holderPerson).find((x) => x.personId === child);
   if (!c) throw new RcError(ErrorCode.AuthForbidden, 'this person is not your child', {});
-  const token = tokenOf(db, child);
   const r = dayRange(q, now, 7);
   const days = new Map<string, ChildDay>();
   const day = (d: string) => days.get(d) ?? (days.set(d, { day: d, passages: [], meals: [] }), days.get(d)!);
-  for (const e of token ? journalOf(db, token, r.fromMs, r.toMs, ['turnstile', 'canteen']) : []) {
+  // every card the child has had (a replaced card's days stay), each while it was theirs
+  for (const e of journalOfPerson(db, child, r.fromMs, r.toMs, ['turnstile', 'canteen'])) {
     if (e.kind === 'turnstile') day(e.serviceDay).passages.push({ time: e.effectiveTime, direction: e.direction, result: e.result, device: e.device });
     else day(e.serviceDay).meals.push({ time: e.effectiveTime, meal: e.meal, result: e.result, benefit: e.benefit });
   }

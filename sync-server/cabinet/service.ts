@@ -7,12 +7,11 @@ import { ErrorCode, RcError, isRcError } from '../../protocol/errors.js';
 import type { Logger } from '../../protocol/log.js';
 import type { TokenKey } from '../../protocol/token.js';
 import type { TokenDeriver } from '../../protocol/token-hsm.js';
-import { LoginLimiter } from '../auth/rate-limit.js';
 import type { SessionLimits } from '../auth/sessions.js';
 import { tokeniseHolderCard } from '../console/cards.js';
 import type { Db } from '../registry.js';
 import { connectCard, type ConnectDeps } from './connect.js';
-import { ConnectLock, type ConnectLockOptions } from './lock.js';
+import { AddressLimit, ConnectLock, type ConnectLockOptions } from './lock.js';
 import type { DemoIdentityProvider } from './demo-provider.js';
 import type { Identity, IdentityProvider } from './provider.js';
 import { childDays, myBenefits, myCard, myChildren, myDebts, myTrips } from './queries.js';
@@ -73,23 +72,27 @@ const LOGIN_TTL_MS = 10 * 60_000;
 export class Cabinet {
   private readonly clock: () => number;
   private readonly limits: SessionLimits;
-  /** Sign-in starts per address (60 per 15 minutes) and failed callbacks per address (20 per 15 minutes). */
-  private readonly starts = new LoginLimiter({ windowMs: 15 * 60_000, perUser: Number.MAX_SAFE_INTEGER, perAddress: 60 });
-  private readonly failures = new LoginLimiter({ windowMs: 15 * 60_000, perUser: Number.MAX_SAFE_INTEGER, perAddress: 20 });
+  /** Sign-in starts per address (60 per 15 minutes) and failed callbacks per address (20 per 15 minutes); in the registry (lock.ts). */
+  private readonly starts: AddressLimit;
+  private readonly failures: AddressLimit;
   readonly lock: ConnectLock;
   constructor(private readonly o: CabinetOptions) {
     this.clock = o.clock ?? Date.now;
     this.limits = o.sessions ?? DEFAULT_HOLDER_LIMITS;
-    this.lock = new ConnectLock(this.clock, o.lock);
+    this.lock = new ConnectLock(this.clock, o.lock, o.db);
+    this.starts = new AddressLimit(o.db, { kind: 'login-start', windowMs: 15 * 60_000, perAddress: 60 });
+    this.failures = new AddressLimit(o.db, { kind: 'login-failure', windowMs: 15 * 60_000, perAddress: 20 });
     pruneHolderSessions(o.db, this.limits, this.clock());
+    // a card that left its holder more than 400 days ago has no trip the cabinet can show (12 months back at most)
+    o.db.prepare('DELETE FROM holder_card_history WHERE until_ms < ?').run(this.clock() - 400 * 86_400_000);
   }
 
   /** Where to send the browser to sign in; the state row waits 10 minutes for the callback. */
   async login(next: string, ip: string): Promise<string> {
     const now = this.clock();
-    if (this.starts.blocked('', ip, now) || this.failures.blocked('', ip, now))
+    if (this.starts.blocked(ip, now) || this.failures.blocked(ip, now))
       throw new RcError(ErrorCode.CabinetLoginLimited, 'too many sign-in attempts from this address; wait a few minutes');
-    this.starts.failed('', ip, now);
+    this.starts.record(ip, now);
     const checks = { state: randomBytes(24).toString('base64url'), nonce: randomBytes(24).toString('base64url'), verifier: client.randomPKCECodeVerifier() };
     if (!this.o.provider) throw new RcError(ErrorCode.CabinetProviderConfig, 'no identity provider is configured for the cabinet (--cabinet FILE)');
     const url = await this.o.provider.authorizationUrl(checks);
@@ -110,7 +113,7 @@ export class Cabinet {
   /** The provider's callback: a new session for the person, and where to go; coded errors (the route turns them into a redirect). */
   async callback(query: Record<string, string>, ip: string): Promise<{ sessionId: string; next: string }> {
     const now = this.clock();
-    if (this.failures.blocked('', ip, now)) throw new RcError(ErrorCode.CabinetLoginLimited, 'too many failed sign-ins from this address; wait a few minutes');
+    if (this.failures.blocked(ip, now)) throw new RcError(ErrorCode.CabinetLoginLimited, 'too many failed sign-ins from this address; wait a few minutes');
     try {
       const state = query['state'] ?? '';
       const row = this.o.db.prepare('SELECT nonce, verifier, next, created_ms FROM cabinet_logins WHERE state_hash = ?').get(sha256(state)) as
@@ -127,7 +130,7 @@ export class Cabinet {
       this.o.log.info({ subject: identity.subject, personId }, 'cardholder signed in');
       return { sessionId, next: row.next };
     } catch (e) {
-      this.failures.failed('', ip, now);
+      this.failures.record(ip, now);
       const code = isRcError(e) ? e.code : ErrorCode.CabinetProviderDown;
       this.o.log.warn({ code, ip, err: isRcError(e) ? e.message : String(e).slice(0, 200) }, 'cardholder sign-in refused');
       throw isRcError(e) ? e : new RcError(ErrorCode.CabinetProviderDown, 'the sign-in failed at the identity provider');
@@ -166,6 +169,8 @@ export class Cabinet {
       card: myCard(db, h.personId),
       benefits: myBenefits(db, h.personId),
       children: myChildren(db, h.personId),
+      // the day the trips and days ranges end on (dayRange counts from the same clock): the demo's day in the demo
+      today: new Date(this.clock()).toISOString().slice(0, 10),
     };
   }
 

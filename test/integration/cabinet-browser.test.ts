@@ -304,6 +304,23 @@ describe('a holder signs in, connects and replaces a card, and sees only their o
     await page.close();
   });
 
+  it("after the replacement the trips page keeps the old card's trips and shows each trip's card", async () => {
+    await uploaded(bus!);
+    const page = await signIn('anna');
+    await page.locator('[data-test=tab-trips]').click();
+    await page.locator('[data-test=month]').first().waitFor();
+    // the three pensioner trips and the full-fare tap with the first card, the free trip with the new one
+    expect(await page.locator('[data-test=trip-rows] tbody tr').count()).toBe(5);
+    const cards = (await page.locator('[data-test=trip-card]').allInnerTexts()).map((c) => c.replace(/\s/g, ''));
+    const masked = (pan: string) => `${pan.slice(0, 6)}******${pan.slice(-4)}`;
+    expect(cards.filter((c) => c === masked(CARD_1))).toHaveLength(4);
+    expect(cards.filter((c) => c === masked(CARD_2))).toHaveLength(1);
+    // newest first: the new card's trip heads the list
+    expect(cards[0]).toBe(masked(CARD_2));
+    expect(await page.content()).not.toContain(CARD_1);
+    await page.close();
+  });
+
   it("the children page shows a child's passages; another holder sees nothing of them and is refused their child's data", async () => {
     const { entry, exit, day } = lastSchoolDay();
     await waitFor(() => inSync(gate!, 'school:7'), { timeoutMs: 20_000, what: 'turnstile holds the school list' });

@@ -12,6 +12,7 @@ import { ErrorCode } from '../../protocol/errors.js';
 import { parseCabinetConfig } from '../../sync-server/cabinet/provider.js';
 import { esiaProvider } from '../../sync-server/cabinet/esia.js';
 import { keyFileSigner } from '../../sync-server/cabinet/signer.js';
+import { AddressLimit, ConnectLock } from '../../sync-server/cabinet/lock.js';
 import { importIdentities } from '../../sync-server/cabinet/service.js';
 import { snilsKey } from '../../sync-server/cabinet/service.js';
 import { startEsiaStandIn, type EsiaStandIn } from '../support/esia/stand-in.js';
@@ -283,6 +284,88 @@ describe("the cardholder's cabinet over ESIA (stand-in)", () => {
     expect((await call(stranger, 'GET', '/v1/cabinet/trips?from=2020-01-01')).status).toBe(400);
   });
 
+  it("a holder who replaced their card sees the old card's trips up to the replacement, each trip with its card's masked number; a child's days too", async () => {
+    const db = stack.server.db;
+    const s = await signIn('1000001');
+    // the previous test replaced p-ochirova's card 9019 by 9027: the registry's trigger kept the old token and its masked number
+    const past = db.prepare("SELECT token, masked, until_ms FROM holder_card_history WHERE person_id = 'p-ochirova'").all() as {
+      token: string;
+      masked: string;
+      until_ms: number;
+    }[];
+    expect(past.map((p) => p.masked)).toEqual(['220012******9019']);
+    const [old] = past;
+    const current = db.prepare("SELECT token FROM cards WHERE person_id = 'p-ochirova'").pluck().get() as string;
+    const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+    const tap = db.prepare(
+      "INSERT INTO journal(device, seq, time, token, kind, result, reason, fare, benefit, lists, received_at, route, vehicle, eff_ms, service_day) VALUES ('bus-hist', ?, ?, ?, ?, 'allow', ?, ?, ?, '{}', ?, '7', 'A001AA08', ?, ?)",
+    );
+    const put = (seq: number, token: string, ms: number, kind = 'bus', reason = 'benefit') =>
+      tap.run(
+        seq,
+        new Date(ms).toISOString(),
+        token,
+        kind,
+        reason,
+        reason === 'benefit' ? 0 : 3500,
+        reason === 'benefit' ? 'pensioner' : null,
+        new Date().toISOString(),
+        ms,
+        day(ms),
+      );
+    put(1, old!.token, old!.until_ms - 2 * 86_400_000); // the old card, while it was hers
+    put(2, old!.token, old!.until_ms + 1000, 'bus', 'full-fare'); // the old card after she replaced it: not hers any more
+    put(3, current, Date.now() - 3600_000); // the new card
+    const trips = (await get(s, '/v1/cabinet/trips')) as { trips: { time: string; card: string; fareKopecks: number }[] };
+    expect(trips.trips.map((t) => [t.card, t.fareKopecks])).toEqual([
+      ['220012******9019', 0],
+      ['220012******9027', 0],
+    ]);
+    // a key rotation's cards re-import gives the same card a token under the next key version: still the one card 9027
+    db.prepare("UPDATE cards SET token = ?, key_version = key_version + 1 WHERE person_id = 'p-ochirova'").run('c'.repeat(32));
+    put(6, 'c'.repeat(32), Date.now() - 60_000);
+    const rotated = (await get(s, '/v1/cabinet/trips')) as { trips: { card: string }[] };
+    expect(rotated.trips.map((t) => t.card)).toEqual(['220012******9019', '220012******9027', '220012******9027']);
+    expect(((await get(s, '/v1/cabinet/me')) as { card: { masked: string } }).card.masked).toBe('220012******9027');
+
+    // a card that moves from one person to another (a bank file): the later holder never sees the earlier one's trips
+    const moved = 'd'.repeat(32);
+    db.prepare("INSERT INTO cards(person_id, token, key_version, expiry, updated_at) VALUES ('p-earlier', ?, 1, '2030-12', ?)").run(
+      moved,
+      new Date().toISOString(),
+    );
+    put(7, moved, Date.now() - 2 * 3600_000); // p-earlier's trip
+    db.prepare("DELETE FROM cards WHERE person_id = 'p-earlier'").run();
+    const later = db.prepare("SELECT person_id FROM holder_links WHERE subject = 'esia:1000002'").pluck().get() as string;
+    db.prepare("INSERT INTO cards(person_id, token, key_version, expiry, updated_at) VALUES (?, ?, 1, '2030-12', ?)").run(
+      later,
+      moved,
+      new Date().toISOString(),
+    );
+    const movedAt = db.prepare("SELECT until_ms FROM holder_card_history WHERE person_id = 'p-earlier'").pluck().get() as number;
+    put(8, moved, movedAt + 1000); // the later holder's trip
+    const theirs = (await get(await signIn('1000002'), '/v1/cabinet/trips')) as { trips: { time: string; card: string }[] };
+    expect(theirs.trips).toEqual([expect.objectContaining({ time: new Date(movedAt + 1000).toISOString(), card: 'token dddddddd' })]);
+
+    // a child's card replaced by a bank file (no masked number): the old card's school days stay on the guardian's page
+    db.prepare("INSERT INTO cards(person_id, token, key_version, expiry, updated_at) VALUES ('c-hist', ?, 1, '2030-12', ?)").run(
+      'a'.repeat(32),
+      new Date().toISOString(),
+    );
+    db.prepare("UPDATE cards SET token = ? WHERE person_id = 'c-hist'").run('b'.repeat(32));
+    db.prepare(
+      "INSERT INTO guardians(person_id, guardian_id, child_name, channel, address, secret, consent, events, quiet_from, quiet_to, updated_at) VALUES ('c-hist', 'p-ochirova', 'Очиров Баатр', 'email', 'y@example.org', NULL, 1, '[]', NULL, NULL, '2026-01-01')",
+    ).run();
+    const until = db.prepare("SELECT until_ms FROM holder_card_history WHERE person_id = 'c-hist'").pluck().get() as number;
+    put(4, 'a'.repeat(32), until - 86_400_000, 'turnstile', 'ok');
+    put(5, 'b'.repeat(32), Date.now() - 600_000, 'turnstile', 'ok');
+    const days = (await get(s, '/v1/cabinet/children/c-hist/days')) as { days: { day: string; passages: unknown[] }[] };
+    expect(days.days.map((d) => [d.day, d.passages.length])).toEqual([
+      [day(until - 86_400_000), 1],
+      [day(Date.now() - 600_000), 1],
+    ]);
+  });
+
   it('staff connect a card for a person without ESIA (audited without the number)', async () => {
     const r = await operatorFetch({ httpUrl: stack.server.httpUrl, dataDir: stack.dataDir }, '/v1/console/holders/p-staff/card', {
       method: 'POST',
@@ -313,6 +396,65 @@ describe("the cardholder's cabinet over ESIA (stand-in)", () => {
     const s3 = await signIn('1000003');
     const ok = await call(s3, 'POST', '/v1/cabinet/card', { pan: '2200123456789035', expiry: '12/30' });
     expect(ok.status).toBe(200);
+  });
+
+  it('the connect lock is kept in the registry: a restarted server still refuses the locked holder, until the hour is over', async () => {
+    const s = await signIn('1000003');
+    for (let i = 0; i < 5; i++)
+      expect(code((await call(s, 'POST', '/v1/cabinet/card', { pan: MIR_PAN_BAD_LUHN, expiry: '12/30' })).json)).toBe(ErrorCode.CardBadPan);
+    expect(code((await call(s, 'POST', '/v1/cabinet/card', { pan: '2200123456789035', expiry: '12/30' })).json)).toBe(ErrorCode.CabinetConnectLocked);
+    const personId = stack.server.db.prepare("SELECT person_id FROM holder_links WHERE subject = 'esia:1000003'").pluck().get() as string;
+    expect(stack.server.db.prepare("SELECT key FROM cabinet_locks WHERE kind = 'connect' ORDER BY key").pluck().all()).toEqual([
+      'a:127.0.0.1',
+      `p:${personId}`,
+    ]);
+
+    // a card history row older than anything the cabinet shows goes at start
+    stack.server.db.prepare("INSERT INTO holder_card_history(person_id, token, masked, until_ms) VALUES ('p-gone', ?, NULL, 0)").run('f'.repeat(32));
+    await stack.restartServer();
+    expect(stack.server.publicUrl).toBe(pub);
+    expect(stack.server.db.prepare("SELECT count(*) FROM holder_card_history WHERE person_id = 'p-gone'").pluck().get()).toBe(0);
+    const again = await signIn('1000003');
+    const locked = await call(again, 'POST', '/v1/cabinet/card', { pan: '2200123456789035', expiry: '12/30' });
+    expect(locked.status).toBe(429);
+    expect(code(locked.json)).toBe(ErrorCode.CabinetConnectLocked);
+    offset.ms += 59 * 60_000;
+    expect((await call(await signIn('1000003'), 'POST', '/v1/cabinet/card', { pan: '2200123456789035', expiry: '12/30' })).status).toBe(429);
+    offset.ms += 2 * 60_000;
+    const ok = await call(await signIn('1000003'), 'POST', '/v1/cabinet/card', { pan: '2200123456789035', expiry: '12/30' });
+    expect(ok.status).toBe(200);
+    // the hour's rows are gone once a later failure is written
+    await call(await signIn('1000003'), 'POST', '/v1/cabinet/card', { pan: MIR_PAN_BAD_LUHN, expiry: '12/30' });
+    expect(stack.server.db.prepare("SELECT count(*) FROM cabinet_locks WHERE kind = 'connect'").pluck().get()).toBe(0);
+    expect(stack.server.db.prepare("SELECT count(*) FROM cabinet_attempts WHERE kind = 'connect'").pluck().get()).toBe(2);
+  });
+
+  it('two server instances on one registry share the limits: what one counts, the other enforces', () => {
+    const now = () => Date.now() + offset.ms;
+    const [a, b] = [new ConnectLock(now, undefined, stack.server.db), new ConnectLock(now, undefined, stack.server.db)];
+    for (let i = 0; i < 5; i++) (i % 2 ? a : b).failed('p-two', '10.9.9.9');
+    expect(b.lockedUntil('p-two', '10.9.9.8')).toBe(a.lockedUntil('p-two', '10.9.9.8'));
+    expect(a.lockedUntil('p-two', '10.9.9.8')).toBeGreaterThan(now());
+    const opts = { kind: 'login-start', windowMs: 15 * 60_000, perAddress: 3 };
+    const [x, y] = [new AddressLimit(stack.server.db, opts), new AddressLimit(stack.server.db, opts)];
+    x.record('10.9.9.7', now());
+    y.record('10.9.9.7', now());
+    expect(y.blocked('10.9.9.7', now())).toBe(false);
+    x.record('10.9.9.7', now());
+    expect(y.blocked('10.9.9.7', now())).toBe(true);
+    expect(x.blocked('10.9.9.6', now())).toBe(false);
+  });
+
+  it('twenty failed sign-ins from one address are cabinet.login-limited, also after a restart, for 15 minutes', async () => {
+    offset.ms += 60 * 60_000; // the earlier tests' failed sign-ins are out of the window
+    for (let i = 0; i < 20; i++) expect(errorOf(await callback(`${pub}/v1/cabinet/callback?code=abc&state=forged-${i}`))).toBe(ErrorCode.CabinetBadState);
+    expect(errorOf(await callback(`${pub}/v1/cabinet/callback?code=abc&state=forged`))).toBe(ErrorCode.CabinetLoginLimited);
+    await stack.restartServer();
+    const login = await fetch(`${pub}/v1/cabinet/login?next=/cabinet/`, { redirect: 'manual' });
+    expect(login.status).toBe(429);
+    expect(code(JSON.parse(await text(login)) as Record<string, unknown>)).toBe(ErrorCode.CabinetLoginLimited);
+    offset.ms += 16 * 60_000;
+    await signIn('1000003');
   });
 
   it('signs out: the session is gone', async () => {

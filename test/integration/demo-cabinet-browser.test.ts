@@ -9,7 +9,8 @@ import { buildPublicWeb } from '../../scripts/build-console.js';
 /**
  * `npm start` in a terminal: after the scripted day the demo's server stays up and its cabinet signs in through the
  * demo's identity provider, in Debian's headless Chromium on a phone screen. The pensioner sees her card (masked), her
- * benefit and the bus trip of the script; the student's mother sees her son and his school day.
+ * benefit and the bus trip of the script; the student's mother sees her son and his school day; the public portal shows
+ * the measures of the rules the demo published. The phone's date is not the demo's day: the pages go by the server's.
  */
 const CHROMIUM_ARGS = [
   '--headless',
@@ -59,8 +60,9 @@ describe('npm start: the cabinet of the demo in Chromium', () => {
         expect(text).toContain(world.urls.cabinet);
         expect(text).toContain(world.urls.portal);
         ctx = await chromium.launchPersistentContext(join(dir, 'profile'), { executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
-        // the browser lives on the demo's day (the cabinet's trips page asks for the last 12 months by the browser's date)
-        await ctx.clock.install({ time: new Date('2026-11-24T20:00:00+03:00') });
+        // the phone's date is not the demo's day (a year and a half later): the pages ask for the days up to the server's
+        // today (/v1/cabinet/me), which in the demo is the scripted day
+        await ctx.clock.install({ time: new Date('2028-06-15T12:00:00+03:00') });
         ctx.on('weberror', (e) => errors.push(e.error().message));
 
         const anna = await signInAs(world, 'anna');
@@ -84,6 +86,15 @@ describe('npm start: the cabinet of the demo in Chromium', () => {
         await baira.locator('[data-test=child][data-person=P-TIMUR]', { hasText: 'Тимур' }).click();
         await baira.locator('[data-test=child-day][data-day="2026-11-24"] [data-test=passages]').waitFor();
         expect(await baira.locator('[data-test=child-name]').innerText()).toBe('Тимур');
+
+        // the public portal's measures: the demo published its rules as an operator does, so the categories and their fares show
+        const portal = await ctx.newPage();
+        await portal.setViewportSize({ width: 390, height: 844 });
+        await portal.goto(world.urls.portal);
+        await portal.locator('[data-test=measure]').first().waitFor();
+        expect(await portal.locator('[data-test=measure]').count()).toBe(2);
+        expect(await portal.locator('[data-test=measure][data-category=pensioner]').innerText()).toContain('Бесплатный проезд');
+        expect(await portal.locator('[data-test=measure][data-category=schoolchild]').innerText()).toContain('Скидка 50% на проезд');
         checked = true;
       },
     });

@@ -40,11 +40,6 @@ export function expiryShown(e: string): string {
   return m ? `${m[2]}/${m[1]!.slice(2)}` : e;
 }
 
-/** A local calendar day, YYYY-MM-DD. */
-export function isoDay(d: Date): string {
-  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
-}
-
 /** The republic's time (Kalmykia keeps Moscow time): trips and passages are shown in it whatever the phone's zone. */
 export const TIME_ZONE = 'Europe/Moscow';
 export const locale = (): string => (currentLang() === 'ru' ? 'ru-RU' : 'en-GB');

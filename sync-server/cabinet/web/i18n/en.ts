@@ -58,6 +58,7 @@ export const en: CabinetDict = {
   'trips.fare': 'Fare, RUB',
   'trips.benefit': 'Benefit',
   'trips.month.total': 'Month total',
+  'trips.card': 'Card',
   'children.title': 'My children',
   'children.none': 'No children in your cabinet',
   'children.days': 'Passages and meals, last 30 days',

@@ -56,6 +56,7 @@ export const ru = {
   'trips.fare': 'Стоимость, ₽',
   'trips.benefit': 'Льгота',
   'trips.month.total': 'Итого за месяц',
+  'trips.card': 'Карта',
   'children.title': 'Мои дети',
   'children.none': 'Детей в кабинете нет',
   'children.days': 'Проходы и питание за 30 дней',

@@ -4,7 +4,8 @@ import { api } from '../../../console/web/api.js';
 import { h } from '../../../console/web/dom.js';
 import { tc } from '../i18n/index.js';
 import type { CabinetContext } from '../main.js';
-import { fmtAt, fmtDay, isoDay } from '../shell.js';
+import { fmtAt, fmtDay } from '../shell.js';
+import { dayBefore } from './days.js';
 
 /** My children (the guardian link): pick one, then their school passages and meals of the last 30 days, by day. */
 export async function childrenPage({ me, main, arg }: CabinetContext): Promise<void> {
@@ -24,9 +25,8 @@ export async function childrenPage({ me, main, arg }: CabinetContext): Promise<v
     );
     return;
   }
-  const to = new Date();
-  const from = new Date(to.getFullYear(), to.getMonth(), to.getDate() - 29);
-  const a = await api<ChildDaysAnswer>('GET', `/v1/cabinet/children/${encodeURIComponent(arg)}/days?from=${isoDay(from)}&to=${isoDay(to)}`);
+  // the last 30 days up to the server's today (the demo's day in the demo), not the phone's
+  const a = await api<ChildDaysAnswer>('GET', `/v1/cabinet/children/${encodeURIComponent(arg)}/days?from=${dayBefore(me.today, { days: 29 })}&to=${me.today}`);
   const direction = (d: string | null) => (d === 'entry' ? tc('children.in') : d === 'exit' ? tc('children.out') : '');
   const refused = (result: string) => (result === 'allow' ? '' : ` (${tc('children.refused')})`);
   const time = (iso: string) => fmtAt(iso, { hour: '2-digit', minute: '2-digit' });
