@@ -47,6 +47,7 @@ import { Cabinet, snilsKey } from './cabinet/service.js';
 import { identityProvider, type CabinetConfig, type IdentityProvider } from './cabinet/provider.js';
 import type { ConnectLockOptions } from './cabinet/lock.js';
 import { withPublicOnOperator } from './http/routes/index.js';
+import { checkOptions } from './start/options.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -111,32 +112,6 @@ export interface ServerOptions {
   publicTls?: TlsMaterial;
 }
 
-const WILDCARD = new Set(['0.0.0.0', '::', '']);
-
-/** The broker URL devices get, and the CA they pin; a TLS broker never hands out a plain URL. */
-function devicesBroker(o: ServerOptions): { publicBrokerUrl?: string; brokerCa?: string } {
-  const ca = o.brokerTls?.material.ca ?? o.brokerCa;
-  const url = o.publicBrokerUrl;
-  // e.g. mqtts://${RC_PUBLIC_HOST}:8883 with the variable unset: refused, rather than handed to every device
-  // a clustered broker's nodes come comma-separated (docs/cluster.md): each must be such a URL, and all mqtts with a CA
-  const each = url === undefined ? [] : url.split(',').map((u) => u.trim());
-  const isBrokerUrl = (u: string) =>
-    /^(mqtts?|tcp|wss?):\/\/[^/:\s,]+(:\d{1,5})?\/?$/.test(u) || /^(mqtts?|tcp|wss?):\/\/\[[0-9a-fA-F:.]+\](:\d{1,5})?\/?$/.test(u);
-  if (url !== undefined && !each.every(isBrokerUrl))
-    throw new RcError(ErrorCode.ServerBadRequest, `--public-broker-url is not a broker URL with a host: "${url}" (e.g. mqtts://10.0.0.5:8883)`, {
-      publicBrokerUrl: url,
-    });
-  // without a public URL devices get the TLS listener's own address (as bound), which must be a real one
-  if (!url && o.brokerTls && WILDCARD.has(o.brokerTls.listen.host))
-    throw new RcError(
-      ErrorCode.ServerBadRequest,
-      `the broker listens on every address (${o.brokerTls.listen.host}): say which one devices use with --public-broker-url mqtts://HOST:PORT`,
-    );
-  if (ca && url && !each.every((u) => u.startsWith('mqtts://')))
-    throw new RcError(ErrorCode.ServerBadRequest, `devices get the broker's CA, so the URL they get must be mqtts://, not ${url}`, { publicBrokerUrl: url });
-  return { ...(url ? { publicBrokerUrl: url } : {}), ...(ca ? { brokerCa: ca } : {}) };
-}
-
 export interface RunningServer {
   mqttUrl: string;
   /** The embedded broker's TLS listener (mqtts://host:port as bound), when brokerTls was given. */
@@ -170,13 +145,9 @@ export interface RunningServer {
 
 export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const log = o.log;
-  if (o.brokerTls && o.brokerUrl)
-    throw new RcError(ErrorCode.ServerBadRequest, 'an external broker (--broker) has its own TLS listener: --broker-listen is for the embedded one');
-  if (o.bankListen && !o.bankTls)
-    throw new RcError(ErrorCode.BankListenerTls, '--bank-listen is mutual TLS: give --tls-cert, --tls-key and --tls-ca (rc-sync-server tls init makes them)');
+  const forDevices = checkOptions(o);
   // the bank CA is made on first use (here or by rc-sync-server bank add); a bank is then its certificate's fingerprint
   if (o.bankListen) ensureBankCa(o.dataDir);
-  const forDevices = devicesBroker(o);
   const db = openRegistry(o.dataDir);
   try {
     checkKeyScheme(db, o.tokenKey.version, serverKeyScheme(o.tokenKey)); // a key version keeps the scheme its tokens were made with
