@@ -3,8 +3,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { ErrorCode, RcError, isRcError } from '../protocol/errors.js';
 import type { Logger } from '../protocol/log.js';
 import type { Scope } from '../protocol/lists.js';
-import { isHsmKey, serverKeyScheme, type ServerTokenKey } from '../protocol/token-hsm.js';
-import { checkKeyScheme } from './tokenize.js';
+import type { ServerTokenKey } from '../protocol/token-hsm.js';
 import { DeviceStatus, JournalBatch, MAX_CONTROL_MESSAGE, SyncRequest } from '../protocol/wire/messages.js';
 import { parseTopic, topics } from '../protocol/wire/topics.js';
 import { parseControl } from '../protocol/wire/verify.js';
@@ -18,9 +17,8 @@ import { type ImportKind } from './import.js';
 import { Importer } from './import-stage.js';
 import { Ingest, type IngestLimits } from './ingest.js';
 import { finishInterruptedImport } from './import-recovery.js';
-import { loadOrCreateSigningKey } from './keys.js';
 import { Publisher, DEFAULT_PUBLISHER_OPTIONS, type PublisherOptions } from './publisher.js';
-import { currentVersions, openRegistry, type Db } from './registry.js';
+import { currentVersions, type Db } from './registry.js';
 import type { Dirty } from './materialize.js';
 import { Provisioning } from './enrol.js';
 import { RequestPolicy } from './requests.js';
@@ -48,6 +46,7 @@ import { identityProvider, type CabinetConfig, type IdentityProvider } from './c
 import type { ConnectLockOptions } from './cabinet/lock.js';
 import { withPublicOnOperator } from './http/routes/index.js';
 import { checkOptions } from './start/options.js';
+import { openServerRegistry } from './start/registry.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -148,22 +147,12 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const forDevices = checkOptions(o);
   // the bank CA is made on first use (here or by rc-sync-server bank add); a bank is then its certificate's fingerprint
   if (o.bankListen) ensureBankCa(o.dataDir);
-  const db = openRegistry(o.dataDir);
-  try {
-    checkKeyScheme(db, o.tokenKey.version, serverKeyScheme(o.tokenKey)); // a key version keeps the scheme its tokens were made with
-  } catch (e) {
-    db.close();
-    throw e;
-  }
-  // durable acks: every commit fsyncs the WAL, so no journal-ack leaves before the entries it covers are on disk
-  db.pragma('synchronous = FULL');
+  const { db, key, tokeniser: importKey } = openServerRegistry(o, log);
   // accounts: a fresh admin token for the local CLI (the first admin, when there is none, is made once the API listens)
   const adminTokenFile = writeAdminToken(db, o.dataDir);
   const auth = new Auth(db, o.auth);
   const metrics = new ServerMetrics(db);
   let ready = false;
-  const key = loadOrCreateSigningKey(o.dataDir);
-  if (key.created) log.info({ dataDir: o.dataDir }, 'signing key created (0600)');
   const publisher = new Publisher(db, key.privateKey, log.child({ component: 'publisher' }), { ...DEFAULT_PUBLISHER_OPTIONS, ...o.publisher });
   // an import cut short by a crash: recompute its scopes now (published with everything on connection)
   finishInterruptedImport(db, publisher, log.child({ component: 'import' }));
@@ -355,8 +344,6 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   usageTimer?.unref();
 
   const today = () => new Date().toISOString().slice(0, 10);
-  // with the key in the token, imports derive there (one session, kept open: the token's owner closes it)
-  const importKey = isHsmKey(o.tokenKey) ? o.tokenKey.hsm.deriver(o.tokenKey.version) : o.tokenKey;
   // imports in short staged transactions, one at a time (import-stage.ts)
   const importer = new Importer({
     db,
