@@ -2,29 +2,26 @@ import { randomBytes } from 'node:crypto';
 import mqtt, { type MqttClient } from 'mqtt';
 import { ErrorCode, RcError, isRcError } from '../protocol/errors.js';
 import type { Logger } from '../protocol/log.js';
-import type { Scope } from '../protocol/lists.js';
 import type { ServerTokenKey } from '../protocol/token-hsm.js';
 import { DeviceStatus, JournalBatch, MAX_CONTROL_MESSAGE, SyncRequest } from '../protocol/wire/messages.js';
 import { parseTopic, topics } from '../protocol/wire/topics.js';
 import { parseControl } from '../protocol/wire/verify.js';
 import { sealJournalAck } from '../protocol/wire/chunking.js';
 import { openPolicy, startEmbeddedBroker, type AuthPolicy, type EmbeddedBroker } from './broker.js';
-import { ChargingQueue, SimulatedCharger, type Charger, type RetryPolicy, type SettleSchedule } from './charging.js';
+import { type ChargingQueue, type Charger, type RetryPolicy, type SettleSchedule } from './charging.js';
 import { startListener } from './http/app.js';
 import { ROUTES } from './http/routes/index.js';
 import type { Api } from './http/route.js';
 import { type ImportKind } from './import.js';
 import { Importer } from './import-stage.js';
 import { Ingest, type IngestLimits } from './ingest.js';
-import { finishInterruptedImport } from './import-recovery.js';
-import { Publisher, DEFAULT_PUBLISHER_OPTIONS, type PublisherOptions } from './publisher.js';
+import type { Publisher, PublisherOptions } from './publisher.js';
 import { currentVersions, type Db } from './registry.js';
-import type { Dirty } from './materialize.js';
 import { Provisioning } from './enrol.js';
 import { RequestPolicy } from './requests.js';
 import { buildReport, signReport } from './reports/index.js';
 import { UsagePublisher } from './usage-publisher.js';
-import { Settlement, queryCharges, queryJournal, type SettlementOptions } from './settlement/index.js';
+import { queryCharges, queryJournal, type SettlementOptions } from './settlement/index.js';
 import { serverBrokerUsers, type MosquittoFiles } from './mosquitto-auth.js';
 import type { NatsFiles } from './nats-auth.js';
 import { brokerNodes } from './broker-urls.js';
@@ -47,6 +44,8 @@ import type { ConnectLockOptions } from './cabinet/lock.js';
 import { withPublicOnOperator } from './http/routes/index.js';
 import { checkOptions } from './start/options.js';
 import { openServerRegistry } from './start/registry.js';
+import { startLists } from './start/lists.js';
+import { startMoney } from './start/money.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -153,38 +152,12 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const auth = new Auth(db, o.auth);
   const metrics = new ServerMetrics(db);
   let ready = false;
-  const publisher = new Publisher(db, key.privateKey, log.child({ component: 'publisher' }), { ...DEFAULT_PUBLISHER_OPTIONS, ...o.publisher });
-  // an import cut short by a crash: recompute its scopes now (published with everything on connection)
-  finishInterruptedImport(db, publisher, log.child({ component: 'import' }));
+  const lists = startLists(db, key.privateKey, o, log);
+  const { publisher, usage, serial, commitAndPublish } = lists;
   const ingest = new Ingest(db, o.settlement, o.ingestLimits, 'group'); // acks wait for a shared fsync (ingest.ts GroupCommit)
-  const settlement = new Settlement(db, o.settlement);
+  const { settlement, charging } = startMoney(db, o, { metrics, commitAndPublish, log });
   const { clock: notifyClock, ...notifyCfg } = o.notify ?? {};
   const notifier = new Notifier(db, log.child({ component: 'notify' }), notifyCfg, notifyClock ? { clock: notifyClock } : {});
-  const usage = new UsagePublisher(db, key.privateKey, log.child({ component: 'usage' }), o.settlement ? { settlement: o.settlement } : {});
-
-  // serialise everything that changes lists
-  let chain: Promise<unknown> = Promise.resolve();
-  const serial = <T>(f: () => Promise<T>): Promise<T> => {
-    const p = chain.then(f, f);
-    chain = p.catch(() => undefined);
-    return p;
-  };
-  const commitAndPublish = (dirty: Dirty): Promise<Scope[]> =>
-    serial(async () => {
-      const changed = publisher.commit(dirty);
-      await publisher.publish(changed);
-      return changed;
-    });
-
-  const charging = new ChargingQueue(
-    db,
-    metrics.countCharges(o.charger ?? new SimulatedCharger(db)),
-    async (d) => void (await commitAndPublish(d)),
-    log.child({ component: 'charging' }),
-    settlement,
-    o.chargeRetry,
-    o.settleSchedule,
-  );
 
   // broker
   let embedded: EmbeddedBroker | null = null;
@@ -589,7 +562,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       usage.stop();
       ready = false;
       await http.close();
-      await chain.catch(() => undefined);
+      await lists.drain();
       for (const c of clients) await c.endAsync(true).catch(() => undefined);
       if (embedded) await embedded.close();
       db.close();
