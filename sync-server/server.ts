@@ -1,35 +1,26 @@
-import { randomBytes } from 'node:crypto';
-import mqtt, { type MqttClient } from 'mqtt';
-import { ErrorCode, RcError, isRcError } from '../protocol/errors.js';
+import { ErrorCode } from '../protocol/errors.js';
 import type { Logger } from '../protocol/log.js';
 import type { ServerTokenKey } from '../protocol/token-hsm.js';
-import { DeviceStatus, JournalBatch, MAX_CONTROL_MESSAGE, SyncRequest } from '../protocol/wire/messages.js';
-import { parseTopic, topics } from '../protocol/wire/topics.js';
-import { parseControl } from '../protocol/wire/verify.js';
-import { sealJournalAck } from '../protocol/wire/chunking.js';
-import { openPolicy, startEmbeddedBroker, type AuthPolicy, type EmbeddedBroker } from './broker.js';
+import type { AuthPolicy } from './broker.js';
 import { type ChargingQueue, type Charger, type RetryPolicy, type SettleSchedule } from './charging.js';
 import { startListener } from './http/app.js';
 import { ROUTES } from './http/routes/index.js';
 import type { Api } from './http/route.js';
 import { type ImportKind } from './import.js';
 import { Importer } from './import-stage.js';
-import { Ingest, type IngestLimits } from './ingest.js';
+import type { IngestLimits } from './ingest.js';
 import type { Publisher, PublisherOptions } from './publisher.js';
 import { currentVersions, type Db } from './registry.js';
-import { Provisioning } from './enrol.js';
-import { RequestPolicy } from './requests.js';
+import type { Provisioning } from './enrol.js';
 import { buildReport, signReport } from './reports/index.js';
-import { UsagePublisher } from './usage-publisher.js';
+import type { UsagePublisher } from './usage-publisher.js';
 import { queryCharges, queryJournal, type SettlementOptions } from './settlement/index.js';
-import { serverBrokerUsers, type MosquittoFiles } from './mosquitto-auth.js';
+import type { MosquittoFiles } from './mosquitto-auth.js';
 import type { NatsFiles } from './nats-auth.js';
-import { brokerNodes } from './broker-urls.js';
 import { publishedCategoryIds } from './categories.js';
 import { consoleApi } from './console/api.js';
 import { portalApi } from './portal/queries.js';
 import { findWebDir, registerWeb } from './portal/serve.js';
-import { recordStatus } from './console/store.js';
 import { findConsoleDir, registerConsole } from './console/serve.js';
 import { Auth, ensureFirstAdmin, writeAdminToken, type AuthOptions } from './auth/service.js';
 import { ServerMetrics } from './metrics.js';
@@ -46,6 +37,8 @@ import { checkOptions } from './start/options.js';
 import { openServerRegistry } from './start/registry.js';
 import { startLists } from './start/lists.js';
 import { startMoney } from './start/money.js';
+import { startBroker } from './start/broker.js';
+import { startIngest } from './start/ingest.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -154,151 +147,14 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   let ready = false;
   const lists = startLists(db, key.privateKey, o, log);
   const { publisher, usage, serial, commitAndPublish } = lists;
-  const ingest = new Ingest(db, o.settlement, o.ingestLimits, 'group'); // acks wait for a shared fsync (ingest.ts GroupCommit)
   const { settlement, charging } = startMoney(db, o, { metrics, commitAndPublish, log });
   const { clock: notifyClock, ...notifyCfg } = o.notify ?? {};
   const notifier = new Notifier(db, log.child({ component: 'notify' }), notifyCfg, notifyClock ? { clock: notifyClock } : {});
 
-  // broker
-  let embedded: EmbeddedBroker | null = null;
-  const serverUser = 'rc-sync-server';
-  const serverPassword = o.brokerPassword ?? randomBytes(18).toString('base64url');
-  let mqttUrl = o.brokerUrl;
-  const provisioning = new Provisioning({
-    db,
-    publicKeyPem: key.publicKeyPem,
-    tokenKey: o.tokenKey,
-    serverUser: o.brokerUrl ? (o.brokerUsername ?? serverUser) : serverUser,
-    serverPassword,
-    log: log.child({ component: 'provisioning' }),
-    ...(o.mosquitto ? { mosquitto: o.mosquitto } : {}),
-    ...(o.nats ? { nats: o.nats } : {}),
-    ...forDevices,
-    ...(o.enrolTls && o.enrolListen ? { enrolCaPin: o.enrolTls.caPin } : {}),
-  });
-  if (!mqttUrl) {
-    const policy = o.policy ? o.policy(serverUser, serverPassword) : o.deviceAuth ? provisioning.policy(o.deviceAuth) : openPolicy(serverUser, serverPassword);
-    embedded = await startEmbeddedBroker({
-      port: o.mqttPort ?? 1883,
-      policy,
-      log: log.child({ component: 'broker' }),
-      ...(o.brokerTls ? { tls: { ...o.brokerTls.listen, cert: o.brokerTls.material.chain, key: o.brokerTls.material.key } } : {}),
-    });
-    mqttUrl = embedded.url;
-  }
-  const tlsAt = embedded?.tls;
-  const mqttsUrl = tlsAt ? `mqtts://${tlsAt.host.includes(':') ? `[${tlsAt.host}]` : tlsAt.host}:${tlsAt.port}` : null;
-  const publicBrokerUrl = forDevices.publicBrokerUrl ?? mqttsUrl ?? mqttUrl;
-  provisioning.attach(publicBrokerUrl, embedded ? embedded.disconnect : null);
-  provisioning.writeBrokerFiles();
-
-  // Mosquitto with server-written files: one user per purpose (mosquitto-auth.ts SERVER_PURPOSES), each its own session;
-  // otherwise one connection does both
-  const split = o.mosquitto || (o.nats && o.brokerUrl) ? serverBrokerUsers(o.brokerUsername ?? serverUser, serverPassword) : null;
-  const nodes = brokerNodes(mqttUrl); // several nodes of a clustered broker: each reconnect goes to the next (issue 16)
-  const connectAs = (creds: { username: string; password?: string } | null, purpose: string): MqttClient =>
-    mqtt.connect(nodes.first, {
-      ...nodes.options,
-      protocolVersion: 4,
-      clientId: `rc-sync-server-${purpose}-${randomBytes(4).toString('hex')}`,
-      // MQTT 3.1.1: no password without a user name
-      ...(creds ?? {}),
-      clean: true,
-      keepalive: 300, // a million-row import holds the event loop for a while
-      reconnectPeriod: 1000,
-      connectTimeout: 5000,
-    });
-  const single = o.brokerUrl
-    ? o.brokerUsername
-      ? { username: o.brokerUsername, ...(o.brokerPassword !== undefined ? { password: o.brokerPassword } : {}) }
-      : null
-    : { username: serverUser, password: serverPassword };
-  const pubUser = split?.find((u) => u.purpose === 'publisher');
-  const ingestUser = split?.find((u) => u.purpose === 'ingest');
-  const pubClient: MqttClient = connectAs(pubUser ? { username: pubUser.user, password: pubUser.password } : single, pubUser ? 'publisher' : 'main');
-  const client: MqttClient = ingestUser ? connectAs({ username: ingestUser.user, password: ingestUser.password }, 'ingest') : pubClient;
-  const clients = pubClient === client ? [client] : [pubClient, client];
-  publisher.setTransport({
-    publish: async (topic, payload, retain) => {
-      // while the broker is away, skip: everything is republished on reconnection
-      if (!pubClient.connected) return;
-      await pubClient.publishAsync(topic, payload, { qos: 1, retain });
-    },
-  });
-  usage.setTransport({
-    publish: async (topic, payload, retain) => {
-      if (!pubClient.connected) return;
-      await pubClient.publishAsync(topic, payload, { qos: 1, retain });
-    },
-  });
-  const requests = new RequestPolicy(
-    (id) => provisioning.registry.get(id)?.scopes ?? null,
-    () => publisher.scopes(),
-  );
-  client.on('connect', () => {
-    log.info({ broker: mqttUrl, as: ingestUser?.user }, 'connected to broker');
-    // a clustered broker electing new leaders after losing a node refuses some subscriptions for a while: try again (issue 16)
-    const subscribe = (n: number): void =>
-      void serial(async () => {
-        await client.subscribeAsync([topics.allJournals(), topics.allStatus(), topics.allRequests()], { qos: 1 });
-      }).catch((e) => {
-        log.error({ err: String(e), attempt: n + 1 }, 'subscribe failed');
-        if (client.connected) setTimeout(() => client.connected && subscribe(n + 1), Math.min(30_000, 1000 * 2 ** n)).unref();
-      });
-    subscribe(0);
-  });
-  pubClient.on('connect', () => {
-    if (pubClient !== client) log.info({ broker: mqttUrl, as: pubUser?.user }, 'connected to broker');
-    void serial(async () => {
-      await publisher.republishAll();
-      await usage.republish();
-    }).catch((e) => log.error({ err: String(e) }, 'republish failed'));
-  });
-  for (const c of clients) c.on('error', (e) => log.warn({ err: e.message, code: ErrorCode.SyncBrokerUnavailable }, 'broker connection error'));
-  client.on('message', (topic, payload) => {
-    const t = parseTopic(topic);
-    if (!t || !('device' in t)) return;
-    try {
-      if (t.kind === 'journal') {
-        const batch = parseControl(payload, JournalBatch, MAX_CONTROL_MESSAGE);
-        const device = t.device;
-        // stored with the other uploads of this turn in one transaction; resolved once on disk (ingest.ts submit, GroupCommit)
-        ingest.submit(device, batch).then(
-          (r) => {
-            metrics.taps.inc(r.stored);
-            if (r.limited > 0)
-              log.warn(
-                { device, code: ErrorCode.ServerRateLimited, limited: r.limited },
-                'journal entries over the device rate: not stored, the device resends them',
-              );
-            const ack = sealJournalAck(device, r.upTo, new Date(), key.privateKey); // signed: devices refuse an unsigned ack
-            void client.publishAsync(topics.journalAck(device), ack, { qos: 1, retain: true }).catch(() => undefined);
-            if (r.settle > 0) charging.kick(); // settled later, in short slices: the ack above never waits for it
-            if (r.stored > 0 && usageTimer) usage.soon(); // fleet usage right after the ack, not at the next tick
-          },
-          (e: unknown) => {
-            if (isRcError(e)) log.warn({ code: e.code, topic, err: e.message }, 'message refused');
-            else log.error({ err: String(e), topic }, 'journal not stored or not synced to disk: not acknowledged');
-          },
-        );
-      } else if (t.kind === 'status') {
-        if (payload.length === 0) return;
-        const s = parseControl(payload, DeviceStatus, MAX_CONTROL_MESSAGE);
-        if (s.device !== t.device) throw new RcError(ErrorCode.SyncDeviceMismatch, 'status device id does not match its topic', { topic: t.device });
-        ingest.status(s);
-        recordStatus(db, s); // the console's status history
-      } else if (t.kind === 'request') {
-        const r = parseControl(payload, SyncRequest, MAX_CONTROL_MESSAGE);
-        if (r.device !== t.device) throw new RcError(ErrorCode.SyncDeviceMismatch, 'request device id does not match its topic', { topic: t.device });
-        const { scopes, refused } = requests.admit(t.device, r.scopes, Date.now());
-        if (refused) log.debug({ device: t.device, scopes: r.scopes, refused }, 'list request not answered');
-        if (scopes.length) void serial(() => publisher.publishManifests(scopes)).catch(() => undefined);
-      }
-    } catch (e) {
-      if (isRcError(e)) log.warn({ code: e.code, topic, err: e.message }, 'message refused');
-      else log.error({ err: String(e), topic }, 'message handling failed');
-    }
-  });
+  const broker = await startBroker(o, { db, publicKeyPem: key.publicKeyPem, forDevices, lists, log });
+  const { provisioning, mqttUrl, mqttsUrl, publicBrokerUrl } = broker;
+  // in the turn the ingest client was made (no await since): no device message comes before its handler
+  const ingest = startIngest(broker.ingestClient, o, { db, key: key.privateKey, lists, charging, provisioning, metrics, log });
 
   const chargeTimer = setInterval(() => void charging.runOnce().catch(() => undefined), o.chargingIntervalMs ?? 5000);
   chargeTimer.unref();
@@ -373,7 +229,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     report: (name, params) =>
       signReport(buildReport(db, name, params, { now: new Date(), timeZone: settlement.opts.timeZone }), key.privateKey, key.publicKeyPem),
     notifications: (limit) => notifier.status(limit),
-    info: () => ({ ok: true as const, mqtt: mqttUrl, embedded: embedded !== null, versions: currentVersions(db) }),
+    info: () => ({ ok: true as const, mqtt: mqttUrl, embedded: broker.embedded, versions: currentVersions(db) }),
   };
 
   // one route table, two listeners: the operator's API on loopback, the device-facing enrolment routes where devices reach them
@@ -520,11 +376,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
 
   notifier.start();
   bank.start();
-  await new Promise<void>((res) => {
-    if (clients.every((c) => c.connected)) return res();
-    for (const c of clients) c.once('connect', () => clients.every((x) => x.connected) && res());
-    setTimeout(res, 5000).unref();
-  });
+  await broker.connected();
 
   ready = true;
   return {
@@ -562,9 +414,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       usage.stop();
       ready = false;
       await http.close();
-      await lists.drain();
-      for (const c of clients) await c.endAsync(true).catch(() => undefined);
-      if (embedded) await embedded.close();
+      await broker.close();
       db.close();
     },
   };
