@@ -1,44 +1,35 @@
-import { ErrorCode } from '../protocol/errors.js';
 import type { Logger } from '../protocol/log.js';
 import type { ServerTokenKey } from '../protocol/token-hsm.js';
 import type { AuthPolicy } from './broker.js';
-import { type ChargingQueue, type Charger, type RetryPolicy, type SettleSchedule } from './charging.js';
-import { startListener } from './http/app.js';
-import { ROUTES } from './http/routes/index.js';
+import type { Charger, ChargingQueue, RetryPolicy, SettleSchedule } from './charging.js';
 import type { Api } from './http/route.js';
-import { type ImportKind } from './import.js';
-import { Importer } from './import-stage.js';
 import type { IngestLimits } from './ingest.js';
 import type { Publisher, PublisherOptions } from './publisher.js';
-import { currentVersions, type Db } from './registry.js';
+import type { Db } from './registry.js';
 import type { Provisioning } from './enrol.js';
-import { buildReport, signReport } from './reports/index.js';
 import type { UsagePublisher } from './usage-publisher.js';
-import { queryCharges, queryJournal, type SettlementOptions } from './settlement/index.js';
+import type { SettlementOptions } from './settlement/index.js';
 import type { MosquittoFiles } from './mosquitto-auth.js';
 import type { NatsFiles } from './nats-auth.js';
-import { publishedCategoryIds } from './categories.js';
-import { consoleApi } from './console/api.js';
-import { portalApi } from './portal/queries.js';
-import { findWebDir, registerWeb } from './portal/serve.js';
-import { findConsoleDir, registerConsole } from './console/serve.js';
 import { Auth, ensureFirstAdmin, writeAdminToken, type AuthOptions } from './auth/service.js';
 import { ServerMetrics } from './metrics.js';
 import type { TlsMaterial } from './tls.js';
 import { Notifier, type NotifyOptions } from './notify/notifier.js';
-import { bankTrust } from './bank/banks.js';
 import { ensureBankCa } from './bank/ca.js';
-import { BankService, type BankOptions } from './bank/service.js';
-import { Cabinet, snilsKey } from './cabinet/service.js';
-import { identityProvider, type CabinetConfig, type IdentityProvider } from './cabinet/provider.js';
+import type { BankService, BankOptions } from './bank/service.js';
+import type { Cabinet } from './cabinet/service.js';
+import type { CabinetConfig, IdentityProvider } from './cabinet/provider.js';
 import type { ConnectLockOptions } from './cabinet/lock.js';
-import { withPublicOnOperator } from './http/routes/index.js';
 import { checkOptions } from './start/options.js';
 import { openServerRegistry } from './start/registry.js';
 import { startLists } from './start/lists.js';
 import { startMoney } from './start/money.js';
 import { startBroker } from './start/broker.js';
 import { startIngest } from './start/ingest.js';
+import { startServices } from './start/services.js';
+import { startOperatorListener, startOuterListeners } from './start/http.js';
+import { startTimers } from './start/timers.js';
+import { Shutdown } from './start/shutdown.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -134,288 +125,82 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/**
+ * The sync server, one builder per area (sync-server/start/): options checked, registry and keys, lists, money,
+ * broker and its clients, ingest, the services behind the routes, the operator listener, the periodic jobs, the
+ * other listeners, the guardians' notifications and the bank's callbacks. close() runs the reverse order
+ * (start/shutdown.ts), and so does a start-up that fails half-way: nothing it opened is left behind.
+ */
 export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const log = o.log;
   const forDevices = checkOptions(o);
   // the bank CA is made on first use (here or by rc-sync-server bank add); a bank is then its certificate's fingerprint
   if (o.bankListen) ensureBankCa(o.dataDir);
-  const { db, key, tokeniser: importKey } = openServerRegistry(o, log);
-  // accounts: a fresh admin token for the local CLI (the first admin, when there is none, is made once the API listens)
-  const adminTokenFile = writeAdminToken(db, o.dataDir);
-  const auth = new Auth(db, o.auth);
-  const metrics = new ServerMetrics(db);
-  let ready = false;
-  const lists = startLists(db, key.privateKey, o, log);
-  const { publisher, usage, serial, commitAndPublish } = lists;
-  const { settlement, charging } = startMoney(db, o, { metrics, commitAndPublish, log });
-  const { clock: notifyClock, ...notifyCfg } = o.notify ?? {};
-  const notifier = new Notifier(db, log.child({ component: 'notify' }), notifyCfg, notifyClock ? { clock: notifyClock } : {});
+  const registry = openServerRegistry(o, log);
+  const { db, key } = registry;
+  const down = new Shutdown();
+  down.add(registry.close);
+  try {
+    // accounts: a fresh admin token for the local CLI (the first admin, when there is none, is made once the API listens)
+    const adminTokenFile = writeAdminToken(db, o.dataDir);
+    const auth = new Auth(db, o.auth);
+    const metrics = new ServerMetrics(db);
+    const lists = startLists(db, key.privateKey, o, log);
+    const { settlement, charging } = startMoney(db, o, { metrics, commitAndPublish: lists.commitAndPublish, log });
+    const { clock: notifyClock, ...notifyCfg } = o.notify ?? {};
+    const notifier = new Notifier(db, log.child({ component: 'notify' }), notifyCfg, notifyClock ? { clock: notifyClock } : {});
 
-  const broker = await startBroker(o, { db, publicKeyPem: key.publicKeyPem, forDevices, lists, log });
-  const { provisioning, mqttUrl, mqttsUrl, publicBrokerUrl } = broker;
-  // in the turn the ingest client was made (no await since): no device message comes before its handler
-  const ingest = startIngest(broker.ingestClient, o, { db, key: key.privateKey, lists, charging, provisioning, metrics, log });
+    // closes after the operator listener: the list changes it queued finish first, then the clients end
+    const broker = await startBroker(o, { db, publicKeyPem: key.publicKeyPem, forDevices, lists, log });
+    down.add(broker.close);
+    const { provisioning } = broker;
+    // in the turn the ingest client was made (no await since): no device message comes before its handler
+    const ingest = startIngest(broker.ingestClient, o, { db, key: key.privateKey, lists, charging, provisioning, metrics, log });
 
-  const chargeTimer = setInterval(() => void charging.runOnce().catch(() => undefined), o.chargingIntervalMs ?? 5000);
-  chargeTimer.unref();
-  const resealTimer = setInterval(() => void serial(() => publisher.reseal()).catch(() => undefined), Math.max(60_000, publisher['opts'].manifestTtlMs / 4));
-  resealTimer.unref();
-  const usageTimer =
-    o.usageIntervalMs === 0
-      ? null
-      : setInterval(() => {
-          try {
-            usage.tick();
-          } catch (e) {
-            log.warn({ err: String(e) }, 'fleet usage not computed');
-          }
-        }, o.usageIntervalMs ?? 1000);
-  usageTimer?.unref();
+    const services = await startServices(o, { registry, lists, ingest, settlement, charging, notifier, provisioning, auth, metrics, broker, log });
+    const operator = await startOperatorListener(o, { db, routes: services.routes, metrics, log });
+    down.add(operator.close);
+    const timers = startTimers(o, { charging, lists, log });
+    down.add(timers.close);
+    const outer = await startOuterListeners(o, { db, ctx: operator.ctx, webDir: operator.webDir, log });
+    down.add(outer.close);
 
-  const today = () => new Date().toISOString().slice(0, 10);
-  // imports in short staged transactions, one at a time (import-stage.ts)
-  const importer = new Importer({
-    db,
-    publisher,
-    log: log.child({ component: 'import' }),
-    serial,
-    tokenKey: importKey,
-    categories: () => publishedCategoryIds(db),
-    today,
-    busy: () => ingest.busy(), // journal uploads first: the import takes short steps while they flow
-  });
-  const api: Api = {
-    publicKeyPem: key.publicKeyPem,
-    importCsv: async (kind: ImportKind, lines, skipInvalid) => {
-      const timer = metrics.imports.startTimer({ kind });
-      const answer = await importer.run(kind, lines, skipInvalid);
-      timer();
-      return answer;
-    },
-    imports: (limit) => importer.list(limit),
-    status: () => {
-      const current = currentVersions(db);
-      const rows = db.prepare('SELECT id, online, last_seen, lists, backlog, reader FROM devices ORDER BY id').all() as {
-        id: string;
-        online: number;
-        last_seen: string | null;
-        lists: string;
-        backlog: number;
-        reader: string | null;
-      }[];
-      const { pending, failed } = notifier.counts();
-      return {
-        current,
-        notifications: { pending, failed },
-        devices: rows.map((r) => {
-          const held = JSON.parse(r.lists) as Record<string, number>;
-          const lists: Record<string, { device: number; current: number }> = {};
-          for (const [s, v] of Object.entries(held)) lists[s] = { device: v, current: current[s] ?? 0 };
-          return { id: r.id, online: r.online === 1, lastSeen: r.last_seen, lists, backlog: r.backlog, reader: r.reader };
-        }),
-      };
-    },
-    journal: (device, limit, flagged) => queryJournal(db, { device, limit, flagged }),
-    charges: (status, limit) => queryCharges(db, { status, limit }),
-    setConfig: (name, rules) =>
-      serial(async () => {
-        const version = publisher.setConfig(name, rules);
-        await publisher.publishConfigs(name);
-        return { name, version };
-      }),
-    chargingRun: async () => ({ declined: await charging.runOnce() }),
-    chargingDecline: (tokens) => charging.setDeclined(tokens),
-    repay: (token) => charging.repay(token),
-    report: (name, params) =>
-      signReport(buildReport(db, name, params, { now: new Date(), timeZone: settlement.opts.timeZone }), key.privateKey, key.publicKeyPem),
-    notifications: (limit) => notifier.status(limit),
-    info: () => ({ ok: true as const, mqtt: mqttUrl, embedded: broker.embedded, versions: currentVersions(db) }),
-  };
-
-  // one route table, two listeners: the operator's API on loopback, the device-facing enrolment routes where devices reach them
-  const readable = () => {
-    try {
-      db.prepare('SELECT 1 FROM meta LIMIT 1').get();
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  const consoleDeps = {
-    db,
-    tokenKey: importKey,
-    commitAndPublish,
-    version: (s: string) => publisher.version(s),
-    provisioning,
-    log: log.child({ component: 'console' }),
-  };
-  // the bank API: the same tokeniser as imports and the console; list changes through the one serialised commit
-  // SNILS as the registry keeps it (keyed hashes): the cabinet's sign-in and the banks' applicants use the one key
-  const snils = snilsKey(o.dataDir, o.cabinet?.config?.snilsKeyFile);
-  const bank = new BankService(
-    { db, tokenKey: importKey, snilsKey: snils, commitAndPublish, version: (s) => publisher.version(s), log: log.child({ component: 'bank' }) },
-    o.bank,
-  );
-  const cabinet = new Cabinet({
-    db,
-    provider:
-      o.cabinet?.provider ??
-      (o.cabinet?.config
-        ? await identityProvider(o.cabinet.config.provider, { demo: o.cabinet.demo === true, ...(o.cabinet.clock ? { clock: o.cabinet.clock } : {}) })
-        : null),
-    snilsKey: snils,
-    tokenKey: importKey,
-    connect: consoleDeps,
-    log: log.child({ component: 'cabinet' }),
-    ...(o.cabinet?.clock ? { clock: o.cabinet.clock } : {}),
-    ...(o.cabinet?.lock ? { lock: o.cabinet.lock } : {}),
-  });
-  const httpCtx = {
-    api,
-    provisioning,
-    auth,
-    console: consoleApi(consoleDeps),
-    portal: portalApi(db),
-    cabinet,
-    bank,
-    ops: { ready: () => ready && readable(), metrics: () => metrics.expose() },
-  };
-  const httpLog = log.child({ component: 'http' });
-  const consoleDir = o.consoleDir === undefined ? findConsoleDir() : o.consoleDir;
-  if (!consoleDir) log.warn({ code: ErrorCode.ServerConsoleMissing }, 'operator console not built (npm run build): the API runs without it');
-  // the cabinet and the portal: on their own listener, or on the operator's when there is none (npm start: one port)
-  const webDir = o.webDir === undefined ? findWebDir() : o.webDir;
-  const http = await startListener(o.publicListen ? ROUTES : withPublicOnOperator(ROUTES), httpCtx, {
-    listener: 'operator',
-    host: '127.0.0.1',
-    port: o.httpPort,
-    bodyLimit: 1 << 20,
-    log: httpLog,
-    before: async (app) => {
-      registerConsole(app, consoleDir);
-      if (!o.publicListen) registerWeb(app, webDir);
-    },
-  });
-  const httpUrl = http.url;
-  const enrolListener = o.enrolListen
-    ? await startListener(ROUTES, httpCtx, {
-        listener: 'enrol',
-        ...o.enrolListen,
-        bodyLimit: 64 * 1024,
-        log: httpLog,
-        ...(o.enrolTls ? { https: { cert: o.enrolTls.chain, key: o.enrolTls.key } } : {}),
-      }).catch(async (e: unknown) => {
-        await http.close();
-        throw e;
-      })
-    : null;
-
-  const closeListeners = async () => {
-    await enrolListener?.close();
-    await http.close();
-  };
-  const publicListener = o.publicListen
-    ? await startListener(ROUTES, httpCtx, {
-        listener: 'public',
-        ...o.publicListen,
-        bodyLimit: 64 * 1024,
-        log: httpLog,
-        before: async (app) => registerWeb(app, webDir),
-        ...(o.publicTls ? { https: { cert: o.publicTls.chain, key: o.publicTls.key } } : {}),
-      }).catch(async (e: unknown) => {
-        await closeListeners();
-        throw e;
-      })
-    : null;
-  const bankListener = o.bankListen
-    ? await startListener(ROUTES, httpCtx, {
-        listener: 'bank',
-        ...o.bankListen,
-        bodyLimit: 16 * 1024,
-        log: httpLog,
-        https: {
-          cert: o.bankTls!.chain,
-          key: o.bankTls!.key,
-          ca: bankTrust(db, o.dataDir),
-          requestCert: true,
-          rejectUnauthorized: true,
-        },
-      }).catch(async (e: unknown) => {
-        await publicListener?.close();
-        await closeListeners();
-        throw e;
-      })
-    : null;
-
-  // certificates banks bring from their own CA: trusted once registered, without a restart (checked every 5 s)
-  let trusted = JSON.stringify(bankTrust(db, o.dataDir));
-  const trustTimer = bankListener
-    ? setInterval(() => {
-        try {
-          const now = bankTrust(db, o.dataDir);
-          if (JSON.stringify(now) === trusted) return;
-          trusted = JSON.stringify(now);
-          bankListener.setTls({ cert: o.bankTls!.chain, key: o.bankTls!.key, ca: now });
-          log.info({ cas: now.length }, 'bank listener: trusted client CAs reloaded');
-        } catch (e) {
-          log.error({ err: String(e) }, 'bank listener: trusted client CAs not reloaded');
-        }
-      }, o.bank?.refreshMs ?? 5000)
-    : null;
-  trustTimer?.unref();
-
-  // the first admin's scrypt hash takes a moment: not before the port opens (nobody can sign in until it exists)
-  const firstAdmin = await ensureFirstAdmin(db).catch(async (e: unknown) => {
-    if (trustTimer) clearInterval(trustTimer);
-    await bankListener?.close();
-    await publicListener?.close();
-    await enrolListener?.close();
-    await http.close();
-    throw e;
-  });
-
-  notifier.start();
-  bank.start();
-  await broker.connected();
-
-  ready = true;
-  return {
-    mqttUrl,
-    mqttsUrl,
-    publicBrokerUrl,
-    httpUrl,
-    firstAdmin,
-    adminTokenFile,
-    metrics,
-    publicKeyPem: key.publicKeyPem,
-    db,
-    publisher,
-    usage,
-    charging,
-    api,
-    provisioning,
-    enrolUrl: enrolListener?.url ?? null,
-    bankUrl: bankListener?.url ?? null,
-    bank,
-    publicUrl: publicListener?.url ?? null,
-    cabinet,
-    notifier,
-    close: async () => {
+    // the first admin's scrypt hash takes a moment: not before the port opens (nobody can sign in until it exists)
+    const firstAdmin = await ensureFirstAdmin(db);
+    const { bank, cabinet } = services;
+    notifier.start();
+    bank.start();
+    down.add(async () => {
       await notifier.close();
       await bank.close();
-      if (trustTimer) clearInterval(trustTimer);
-      await bankListener?.close();
-      await publicListener?.close();
-      await enrolListener?.close();
-      clearInterval(chargeTimer);
-      await charging.stop();
-      clearInterval(resealTimer);
-      if (usageTimer) clearInterval(usageTimer);
-      usage.stop();
-      ready = false;
-      await http.close();
-      await broker.close();
-      db.close();
-    },
-  };
+    });
+    await broker.connected();
+
+    operator.markReady();
+    return {
+      mqttUrl: broker.mqttUrl,
+      mqttsUrl: broker.mqttsUrl,
+      publicBrokerUrl: broker.publicBrokerUrl,
+      httpUrl: operator.url,
+      firstAdmin,
+      adminTokenFile,
+      metrics,
+      publicKeyPem: key.publicKeyPem,
+      db,
+      publisher: lists.publisher,
+      usage: lists.usage,
+      charging,
+      api: services.api,
+      provisioning,
+      enrolUrl: outer.enrolUrl,
+      bankUrl: outer.bankUrl,
+      bank,
+      publicUrl: outer.publicUrl,
+      cabinet,
+      notifier,
+      close: () => down.close(),
+    };
+  } catch (e) {
+    return down.abort(e);
+  }
 }
