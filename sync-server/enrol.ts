@@ -18,7 +18,7 @@ import type { Db } from './registry.js';
  * Provisioning on the server: one-time enrolment tokens, device identities,
  * sealed secrets, broker credentials (embedded aedes policy, or Mosquitto's
  * password + ACL files), revocation. Plugged into the sync-server by
- * server.ts (`new Provisioning(…)`); its HTTP routes are in http/routes/enrol.ts.
+ * start/broker.ts (`new Provisioning(…)`); its HTTP routes are in http/routes/enrol.ts.
  */
 export interface ProvisioningOptions {
   db: Db;

@@ -7,7 +7,7 @@ import type { Publisher } from './publisher.js';
 import type { Db } from './registry.js';
 
 /**
- * Crash safety of imports, at start (server.ts, before anything is served):
+ * Crash safety of imports, at start (start/lists.ts, before anything is served):
  *  1. an import cut short while its file was read is dropped (nothing of it was applied); one whose file
  *     was staged whole is applied to its end (import-stage.ts: never half of a file);
  *  2. every chunk of an import's registry changes also recorded the scopes to recompute (meta

@@ -212,13 +212,13 @@ export interface ImporterOptions {
   db: Db;
   publisher: Publisher;
   log: Logger;
-  /** Serialises everything that changes lists (server.ts). */
+  /** Serialises everything that changes lists (start/lists.ts). */
   serial: <T>(f: () => Promise<T>) => Promise<T>;
   tokenKey: TokenKey | TokenDeriver;
   /** Benefit categories the published rules define (at the start of each import). */
   categories: () => readonly string[];
   today: () => string;
-  /** Uploads are in flight (server.ts: ingest.ts Ingest.busy): the import takes short steps and lets them through (Pace). */
+  /** Uploads are in flight (start/services.ts: ingest.ts Ingest.busy): the import takes short steps and lets them through (Pace). */
   busy?: () => boolean;
 }
 

@@ -163,7 +163,7 @@ export class Publisher {
    *  3. one short transaction: version row, delta, retired versions, and the "rewriting" mark removed.
    * A crash before 3 leaves the scope marked: `recoverRewrites` (at start) gives it a new snapshot-only
    * version of the registry, since a delta from the published version can no longer be computed.
-   * Callers serialise commits (server.ts `serial`); the lists stay published as they were until 3.
+   * Callers serialise commits (start/lists.ts `serial`); the lists stay published as they were until 3.
    */
   async commitStaged(dirty: Dirty, pause: () => Promise<void>, now = new Date()): Promise<Scope[]> {
     const changed: Scope[] = [];

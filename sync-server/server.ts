@@ -1,52 +1,35 @@
-import { randomBytes } from 'node:crypto';
-import mqtt, { type MqttClient } from 'mqtt';
-import { ErrorCode, RcError, isRcError } from '../protocol/errors.js';
 import type { Logger } from '../protocol/log.js';
-import type { Scope } from '../protocol/lists.js';
-import { isHsmKey, serverKeyScheme, type ServerTokenKey } from '../protocol/token-hsm.js';
-import { checkKeyScheme } from './tokenize.js';
-import { DeviceStatus, JournalBatch, MAX_CONTROL_MESSAGE, SyncRequest } from '../protocol/wire/messages.js';
-import { parseTopic, topics } from '../protocol/wire/topics.js';
-import { parseControl } from '../protocol/wire/verify.js';
-import { sealJournalAck } from '../protocol/wire/chunking.js';
-import { openPolicy, startEmbeddedBroker, type AuthPolicy, type EmbeddedBroker } from './broker.js';
-import { ChargingQueue, SimulatedCharger, type Charger, type RetryPolicy, type SettleSchedule } from './charging.js';
-import { startListener } from './http/app.js';
-import { ROUTES } from './http/routes/index.js';
+import type { ServerTokenKey } from '../protocol/token-hsm.js';
+import type { AuthPolicy } from './broker.js';
+import type { Charger, ChargingQueue, RetryPolicy, SettleSchedule } from './charging.js';
 import type { Api } from './http/route.js';
-import { type ImportKind } from './import.js';
-import { Importer } from './import-stage.js';
-import { Ingest, type IngestLimits } from './ingest.js';
-import { finishInterruptedImport } from './import-recovery.js';
-import { loadOrCreateSigningKey } from './keys.js';
-import { Publisher, DEFAULT_PUBLISHER_OPTIONS, type PublisherOptions } from './publisher.js';
-import { currentVersions, openRegistry, type Db } from './registry.js';
-import type { Dirty } from './materialize.js';
-import { Provisioning } from './enrol.js';
-import { RequestPolicy } from './requests.js';
-import { buildReport, signReport } from './reports/index.js';
-import { UsagePublisher } from './usage-publisher.js';
-import { Settlement, queryCharges, queryJournal, type SettlementOptions } from './settlement/index.js';
-import { serverBrokerUsers, type MosquittoFiles } from './mosquitto-auth.js';
+import type { IngestLimits } from './ingest.js';
+import type { Publisher, PublisherOptions } from './publisher.js';
+import type { Db } from './registry.js';
+import type { Provisioning } from './enrol.js';
+import type { UsagePublisher } from './usage-publisher.js';
+import type { SettlementOptions } from './settlement/index.js';
+import type { MosquittoFiles } from './mosquitto-auth.js';
 import type { NatsFiles } from './nats-auth.js';
-import { brokerNodes } from './broker-urls.js';
-import { publishedCategoryIds } from './categories.js';
-import { consoleApi } from './console/api.js';
-import { portalApi } from './portal/queries.js';
-import { findWebDir, registerWeb } from './portal/serve.js';
-import { recordStatus } from './console/store.js';
-import { findConsoleDir, registerConsole } from './console/serve.js';
 import { Auth, ensureFirstAdmin, writeAdminToken, type AuthOptions } from './auth/service.js';
 import { ServerMetrics } from './metrics.js';
 import type { TlsMaterial } from './tls.js';
 import { Notifier, type NotifyOptions } from './notify/notifier.js';
-import { bankTrust } from './bank/banks.js';
 import { ensureBankCa } from './bank/ca.js';
-import { BankService, type BankOptions } from './bank/service.js';
-import { Cabinet, snilsKey } from './cabinet/service.js';
-import { identityProvider, type CabinetConfig, type IdentityProvider } from './cabinet/provider.js';
+import type { BankService, BankOptions } from './bank/service.js';
+import type { Cabinet } from './cabinet/service.js';
+import type { CabinetConfig, IdentityProvider } from './cabinet/provider.js';
 import type { ConnectLockOptions } from './cabinet/lock.js';
-import { withPublicOnOperator } from './http/routes/index.js';
+import { checkOptions } from './start/options.js';
+import { openServerRegistry } from './start/registry.js';
+import { startLists } from './start/lists.js';
+import { startMoney } from './start/money.js';
+import { startBroker } from './start/broker.js';
+import { startIngest } from './start/ingest.js';
+import { startServices } from './start/services.js';
+import { startOperatorListener, startOuterListeners } from './start/http.js';
+import { startTimers } from './start/timers.js';
+import { Shutdown } from './start/shutdown.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -111,32 +94,6 @@ export interface ServerOptions {
   publicTls?: TlsMaterial;
 }
 
-const WILDCARD = new Set(['0.0.0.0', '::', '']);
-
-/** The broker URL devices get, and the CA they pin; a TLS broker never hands out a plain URL. */
-function devicesBroker(o: ServerOptions): { publicBrokerUrl?: string; brokerCa?: string } {
-  const ca = o.brokerTls?.material.ca ?? o.brokerCa;
-  const url = o.publicBrokerUrl;
-  // e.g. mqtts://${RC_PUBLIC_HOST}:8883 with the variable unset: refused, rather than handed to every device
-  // a clustered broker's nodes come comma-separated (docs/cluster.md): each must be such a URL, and all mqtts with a CA
-  const each = url === undefined ? [] : url.split(',').map((u) => u.trim());
-  const isBrokerUrl = (u: string) =>
-    /^(mqtts?|tcp|wss?):\/\/[^/:\s,]+(:\d{1,5})?\/?$/.test(u) || /^(mqtts?|tcp|wss?):\/\/\[[0-9a-fA-F:.]+\](:\d{1,5})?\/?$/.test(u);
-  if (url !== undefined && !each.every(isBrokerUrl))
-    throw new RcError(ErrorCode.ServerBadRequest, `--public-broker-url is not a broker URL with a host: "${url}" (e.g. mqtts://10.0.0.5:8883)`, {
-      publicBrokerUrl: url,
-    });
-  // without a public URL devices get the TLS listener's own address (as bound), which must be a real one
-  if (!url && o.brokerTls && WILDCARD.has(o.brokerTls.listen.host))
-    throw new RcError(
-      ErrorCode.ServerBadRequest,
-      `the broker listens on every address (${o.brokerTls.listen.host}): say which one devices use with --public-broker-url mqtts://HOST:PORT`,
-    );
-  if (ca && url && !each.every((u) => u.startsWith('mqtts://')))
-    throw new RcError(ErrorCode.ServerBadRequest, `devices get the broker's CA, so the URL they get must be mqtts://, not ${url}`, { publicBrokerUrl: url });
-  return { ...(url ? { publicBrokerUrl: url } : {}), ...(ca ? { brokerCa: ca } : {}) };
-}
-
 export interface RunningServer {
   mqttUrl: string;
   /** The embedded broker's TLS listener (mqtts://host:port as bound), when brokerTls was given. */
@@ -168,473 +125,82 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/**
+ * The sync server, one builder per area (sync-server/start/): options checked, registry and keys, lists, money,
+ * broker and its clients, ingest, the services behind the routes, the operator listener, the periodic jobs, the
+ * other listeners, the guardians' notifications and the bank's callbacks. close() runs the reverse order
+ * (start/shutdown.ts), and so does a start-up that fails half-way: nothing it opened is left behind.
+ */
 export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const log = o.log;
-  if (o.brokerTls && o.brokerUrl)
-    throw new RcError(ErrorCode.ServerBadRequest, 'an external broker (--broker) has its own TLS listener: --broker-listen is for the embedded one');
-  if (o.bankListen && !o.bankTls)
-    throw new RcError(ErrorCode.BankListenerTls, '--bank-listen is mutual TLS: give --tls-cert, --tls-key and --tls-ca (rc-sync-server tls init makes them)');
+  const forDevices = checkOptions(o);
   // the bank CA is made on first use (here or by rc-sync-server bank add); a bank is then its certificate's fingerprint
   if (o.bankListen) ensureBankCa(o.dataDir);
-  const forDevices = devicesBroker(o);
-  const db = openRegistry(o.dataDir);
+  const registry = openServerRegistry(o, log);
+  const { db, key } = registry;
+  const down = new Shutdown();
+  down.add(registry.close);
   try {
-    checkKeyScheme(db, o.tokenKey.version, serverKeyScheme(o.tokenKey)); // a key version keeps the scheme its tokens were made with
-  } catch (e) {
-    db.close();
-    throw e;
-  }
-  // durable acks: every commit fsyncs the WAL, so no journal-ack leaves before the entries it covers are on disk
-  db.pragma('synchronous = FULL');
-  // accounts: a fresh admin token for the local CLI (the first admin, when there is none, is made once the API listens)
-  const adminTokenFile = writeAdminToken(db, o.dataDir);
-  const auth = new Auth(db, o.auth);
-  const metrics = new ServerMetrics(db);
-  let ready = false;
-  const key = loadOrCreateSigningKey(o.dataDir);
-  if (key.created) log.info({ dataDir: o.dataDir }, 'signing key created (0600)');
-  const publisher = new Publisher(db, key.privateKey, log.child({ component: 'publisher' }), { ...DEFAULT_PUBLISHER_OPTIONS, ...o.publisher });
-  // an import cut short by a crash: recompute its scopes now (published with everything on connection)
-  finishInterruptedImport(db, publisher, log.child({ component: 'import' }));
-  const ingest = new Ingest(db, o.settlement, o.ingestLimits, 'group'); // acks wait for a shared fsync (ingest.ts GroupCommit)
-  const settlement = new Settlement(db, o.settlement);
-  const { clock: notifyClock, ...notifyCfg } = o.notify ?? {};
-  const notifier = new Notifier(db, log.child({ component: 'notify' }), notifyCfg, notifyClock ? { clock: notifyClock } : {});
-  const usage = new UsagePublisher(db, key.privateKey, log.child({ component: 'usage' }), o.settlement ? { settlement: o.settlement } : {});
+    // accounts: a fresh admin token for the local CLI (the first admin, when there is none, is made once the API listens)
+    const adminTokenFile = writeAdminToken(db, o.dataDir);
+    const auth = new Auth(db, o.auth);
+    const metrics = new ServerMetrics(db);
+    const lists = startLists(db, key.privateKey, o, log);
+    const { settlement, charging } = startMoney(db, o, { metrics, commitAndPublish: lists.commitAndPublish, log });
+    const { clock: notifyClock, ...notifyCfg } = o.notify ?? {};
+    const notifier = new Notifier(db, log.child({ component: 'notify' }), notifyCfg, notifyClock ? { clock: notifyClock } : {});
 
-  // serialise everything that changes lists
-  let chain: Promise<unknown> = Promise.resolve();
-  const serial = <T>(f: () => Promise<T>): Promise<T> => {
-    const p = chain.then(f, f);
-    chain = p.catch(() => undefined);
-    return p;
-  };
-  const commitAndPublish = (dirty: Dirty): Promise<Scope[]> =>
-    serial(async () => {
-      const changed = publisher.commit(dirty);
-      await publisher.publish(changed);
-      return changed;
-    });
+    // closes after the operator listener: the list changes it queued finish first, then the clients end
+    const broker = await startBroker(o, { db, publicKeyPem: key.publicKeyPem, forDevices, lists, log });
+    down.add(broker.close);
+    const { provisioning } = broker;
+    // in the turn the ingest client was made (no await since): no device message comes before its handler
+    const ingest = startIngest(broker.ingestClient, o, { db, key: key.privateKey, lists, charging, provisioning, metrics, log });
 
-  const charging = new ChargingQueue(
-    db,
-    metrics.countCharges(o.charger ?? new SimulatedCharger(db)),
-    async (d) => void (await commitAndPublish(d)),
-    log.child({ component: 'charging' }),
-    settlement,
-    o.chargeRetry,
-    o.settleSchedule,
-  );
+    const services = await startServices(o, { registry, lists, ingest, settlement, charging, notifier, provisioning, auth, metrics, broker, log });
+    const operator = await startOperatorListener(o, { db, routes: services.routes, metrics, log });
+    down.add(operator.close);
+    const timers = startTimers(o, { charging, lists, log });
+    down.add(timers.close);
+    const outer = await startOuterListeners(o, { db, ctx: operator.ctx, webDir: operator.webDir, log });
+    down.add(outer.close);
 
-  // broker
-  let embedded: EmbeddedBroker | null = null;
-  const serverUser = 'rc-sync-server';
-  const serverPassword = o.brokerPassword ?? randomBytes(18).toString('base64url');
-  let mqttUrl = o.brokerUrl;
-  const provisioning = new Provisioning({
-    db,
-    publicKeyPem: key.publicKeyPem,
-    tokenKey: o.tokenKey,
-    serverUser: o.brokerUrl ? (o.brokerUsername ?? serverUser) : serverUser,
-    serverPassword,
-    log: log.child({ component: 'provisioning' }),
-    ...(o.mosquitto ? { mosquitto: o.mosquitto } : {}),
-    ...(o.nats ? { nats: o.nats } : {}),
-    ...forDevices,
-    ...(o.enrolTls && o.enrolListen ? { enrolCaPin: o.enrolTls.caPin } : {}),
-  });
-  if (!mqttUrl) {
-    const policy = o.policy ? o.policy(serverUser, serverPassword) : o.deviceAuth ? provisioning.policy(o.deviceAuth) : openPolicy(serverUser, serverPassword);
-    embedded = await startEmbeddedBroker({
-      port: o.mqttPort ?? 1883,
-      policy,
-      log: log.child({ component: 'broker' }),
-      ...(o.brokerTls ? { tls: { ...o.brokerTls.listen, cert: o.brokerTls.material.chain, key: o.brokerTls.material.key } } : {}),
-    });
-    mqttUrl = embedded.url;
-  }
-  const tlsAt = embedded?.tls;
-  const mqttsUrl = tlsAt ? `mqtts://${tlsAt.host.includes(':') ? `[${tlsAt.host}]` : tlsAt.host}:${tlsAt.port}` : null;
-  const publicBrokerUrl = forDevices.publicBrokerUrl ?? mqttsUrl ?? mqttUrl;
-  provisioning.attach(publicBrokerUrl, embedded ? embedded.disconnect : null);
-  provisioning.writeBrokerFiles();
-
-  // Mosquitto with server-written files: one user per purpose (mosquitto-auth.ts SERVER_PURPOSES), each its own session;
-  // otherwise one connection does both
-  const split = o.mosquitto || (o.nats && o.brokerUrl) ? serverBrokerUsers(o.brokerUsername ?? serverUser, serverPassword) : null;
-  const nodes = brokerNodes(mqttUrl); // several nodes of a clustered broker: each reconnect goes to the next (issue 16)
-  const connectAs = (creds: { username: string; password?: string } | null, purpose: string): MqttClient =>
-    mqtt.connect(nodes.first, {
-      ...nodes.options,
-      protocolVersion: 4,
-      clientId: `rc-sync-server-${purpose}-${randomBytes(4).toString('hex')}`,
-      // MQTT 3.1.1: no password without a user name
-      ...(creds ?? {}),
-      clean: true,
-      keepalive: 300, // a million-row import holds the event loop for a while
-      reconnectPeriod: 1000,
-      connectTimeout: 5000,
-    });
-  const single = o.brokerUrl
-    ? o.brokerUsername
-      ? { username: o.brokerUsername, ...(o.brokerPassword !== undefined ? { password: o.brokerPassword } : {}) }
-      : null
-    : { username: serverUser, password: serverPassword };
-  const pubUser = split?.find((u) => u.purpose === 'publisher');
-  const ingestUser = split?.find((u) => u.purpose === 'ingest');
-  const pubClient: MqttClient = connectAs(pubUser ? { username: pubUser.user, password: pubUser.password } : single, pubUser ? 'publisher' : 'main');
-  const client: MqttClient = ingestUser ? connectAs({ username: ingestUser.user, password: ingestUser.password }, 'ingest') : pubClient;
-  const clients = pubClient === client ? [client] : [pubClient, client];
-  publisher.setTransport({
-    publish: async (topic, payload, retain) => {
-      // while the broker is away, skip: everything is republished on reconnection
-      if (!pubClient.connected) return;
-      await pubClient.publishAsync(topic, payload, { qos: 1, retain });
-    },
-  });
-  usage.setTransport({
-    publish: async (topic, payload, retain) => {
-      if (!pubClient.connected) return;
-      await pubClient.publishAsync(topic, payload, { qos: 1, retain });
-    },
-  });
-  const requests = new RequestPolicy(
-    (id) => provisioning.registry.get(id)?.scopes ?? null,
-    () => publisher.scopes(),
-  );
-  client.on('connect', () => {
-    log.info({ broker: mqttUrl, as: ingestUser?.user }, 'connected to broker');
-    // a clustered broker electing new leaders after losing a node refuses some subscriptions for a while: try again (issue 16)
-    const subscribe = (n: number): void =>
-      void serial(async () => {
-        await client.subscribeAsync([topics.allJournals(), topics.allStatus(), topics.allRequests()], { qos: 1 });
-      }).catch((e) => {
-        log.error({ err: String(e), attempt: n + 1 }, 'subscribe failed');
-        if (client.connected) setTimeout(() => client.connected && subscribe(n + 1), Math.min(30_000, 1000 * 2 ** n)).unref();
-      });
-    subscribe(0);
-  });
-  pubClient.on('connect', () => {
-    if (pubClient !== client) log.info({ broker: mqttUrl, as: pubUser?.user }, 'connected to broker');
-    void serial(async () => {
-      await publisher.republishAll();
-      await usage.republish();
-    }).catch((e) => log.error({ err: String(e) }, 'republish failed'));
-  });
-  for (const c of clients) c.on('error', (e) => log.warn({ err: e.message, code: ErrorCode.SyncBrokerUnavailable }, 'broker connection error'));
-  client.on('message', (topic, payload) => {
-    const t = parseTopic(topic);
-    if (!t || !('device' in t)) return;
-    try {
-      if (t.kind === 'journal') {
-        const batch = parseControl(payload, JournalBatch, MAX_CONTROL_MESSAGE);
-        const device = t.device;
-        // stored with the other uploads of this turn in one transaction; resolved once on disk (ingest.ts submit, GroupCommit)
-        ingest.submit(device, batch).then(
-          (r) => {
-            metrics.taps.inc(r.stored);
-            if (r.limited > 0)
-              log.warn(
-                { device, code: ErrorCode.ServerRateLimited, limited: r.limited },
-                'journal entries over the device rate: not stored, the device resends them',
-              );
-            const ack = sealJournalAck(device, r.upTo, new Date(), key.privateKey); // signed: devices refuse an unsigned ack
-            void client.publishAsync(topics.journalAck(device), ack, { qos: 1, retain: true }).catch(() => undefined);
-            if (r.settle > 0) charging.kick(); // settled later, in short slices: the ack above never waits for it
-            if (r.stored > 0 && usageTimer) usage.soon(); // fleet usage right after the ack, not at the next tick
-          },
-          (e: unknown) => {
-            if (isRcError(e)) log.warn({ code: e.code, topic, err: e.message }, 'message refused');
-            else log.error({ err: String(e), topic }, 'journal not stored or not synced to disk: not acknowledged');
-          },
-        );
-      } else if (t.kind === 'status') {
-        if (payload.length === 0) return;
-        const s = parseControl(payload, DeviceStatus, MAX_CONTROL_MESSAGE);
-        if (s.device !== t.device) throw new RcError(ErrorCode.SyncDeviceMismatch, 'status device id does not match its topic', { topic: t.device });
-        ingest.status(s);
-        recordStatus(db, s); // the console's status history
-      } else if (t.kind === 'request') {
-        const r = parseControl(payload, SyncRequest, MAX_CONTROL_MESSAGE);
-        if (r.device !== t.device) throw new RcError(ErrorCode.SyncDeviceMismatch, 'request device id does not match its topic', { topic: t.device });
-        const { scopes, refused } = requests.admit(t.device, r.scopes, Date.now());
-        if (refused) log.debug({ device: t.device, scopes: r.scopes, refused }, 'list request not answered');
-        if (scopes.length) void serial(() => publisher.publishManifests(scopes)).catch(() => undefined);
-      }
-    } catch (e) {
-      if (isRcError(e)) log.warn({ code: e.code, topic, err: e.message }, 'message refused');
-      else log.error({ err: String(e), topic }, 'message handling failed');
-    }
-  });
-
-  const chargeTimer = setInterval(() => void charging.runOnce().catch(() => undefined), o.chargingIntervalMs ?? 5000);
-  chargeTimer.unref();
-  const resealTimer = setInterval(() => void serial(() => publisher.reseal()).catch(() => undefined), Math.max(60_000, publisher['opts'].manifestTtlMs / 4));
-  resealTimer.unref();
-  const usageTimer =
-    o.usageIntervalMs === 0
-      ? null
-      : setInterval(() => {
-          try {
-            usage.tick();
-          } catch (e) {
-            log.warn({ err: String(e) }, 'fleet usage not computed');
-          }
-        }, o.usageIntervalMs ?? 1000);
-  usageTimer?.unref();
-
-  const today = () => new Date().toISOString().slice(0, 10);
-  // with the key in the token, imports derive there (one session, kept open: the token's owner closes it)
-  const importKey = isHsmKey(o.tokenKey) ? o.tokenKey.hsm.deriver(o.tokenKey.version) : o.tokenKey;
-  // imports in short staged transactions, one at a time (import-stage.ts)
-  const importer = new Importer({
-    db,
-    publisher,
-    log: log.child({ component: 'import' }),
-    serial,
-    tokenKey: importKey,
-    categories: () => publishedCategoryIds(db),
-    today,
-    busy: () => ingest.busy(), // journal uploads first: the import takes short steps while they flow
-  });
-  const api: Api = {
-    publicKeyPem: key.publicKeyPem,
-    importCsv: async (kind: ImportKind, lines, skipInvalid) => {
-      const timer = metrics.imports.startTimer({ kind });
-      const answer = await importer.run(kind, lines, skipInvalid);
-      timer();
-      return answer;
-    },
-    imports: (limit) => importer.list(limit),
-    status: () => {
-      const current = currentVersions(db);
-      const rows = db.prepare('SELECT id, online, last_seen, lists, backlog, reader FROM devices ORDER BY id').all() as {
-        id: string;
-        online: number;
-        last_seen: string | null;
-        lists: string;
-        backlog: number;
-        reader: string | null;
-      }[];
-      const { pending, failed } = notifier.counts();
-      return {
-        current,
-        notifications: { pending, failed },
-        devices: rows.map((r) => {
-          const held = JSON.parse(r.lists) as Record<string, number>;
-          const lists: Record<string, { device: number; current: number }> = {};
-          for (const [s, v] of Object.entries(held)) lists[s] = { device: v, current: current[s] ?? 0 };
-          return { id: r.id, online: r.online === 1, lastSeen: r.last_seen, lists, backlog: r.backlog, reader: r.reader };
-        }),
-      };
-    },
-    journal: (device, limit, flagged) => queryJournal(db, { device, limit, flagged }),
-    charges: (status, limit) => queryCharges(db, { status, limit }),
-    setConfig: (name, rules) =>
-      serial(async () => {
-        const version = publisher.setConfig(name, rules);
-        await publisher.publishConfigs(name);
-        return { name, version };
-      }),
-    chargingRun: async () => ({ declined: await charging.runOnce() }),
-    chargingDecline: (tokens) => charging.setDeclined(tokens),
-    repay: (token) => charging.repay(token),
-    report: (name, params) =>
-      signReport(buildReport(db, name, params, { now: new Date(), timeZone: settlement.opts.timeZone }), key.privateKey, key.publicKeyPem),
-    notifications: (limit) => notifier.status(limit),
-    info: () => ({ ok: true as const, mqtt: mqttUrl, embedded: embedded !== null, versions: currentVersions(db) }),
-  };
-
-  // one route table, two listeners: the operator's API on loopback, the device-facing enrolment routes where devices reach them
-  const readable = () => {
-    try {
-      db.prepare('SELECT 1 FROM meta LIMIT 1').get();
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  const consoleDeps = {
-    db,
-    tokenKey: importKey,
-    commitAndPublish,
-    version: (s: string) => publisher.version(s),
-    provisioning,
-    log: log.child({ component: 'console' }),
-  };
-  // the bank API: the same tokeniser as imports and the console; list changes through the one serialised commit
-  // SNILS as the registry keeps it (keyed hashes): the cabinet's sign-in and the banks' applicants use the one key
-  const snils = snilsKey(o.dataDir, o.cabinet?.config?.snilsKeyFile);
-  const bank = new BankService(
-    { db, tokenKey: importKey, snilsKey: snils, commitAndPublish, version: (s) => publisher.version(s), log: log.child({ component: 'bank' }) },
-    o.bank,
-  );
-  const cabinet = new Cabinet({
-    db,
-    provider:
-      o.cabinet?.provider ??
-      (o.cabinet?.config
-        ? await identityProvider(o.cabinet.config.provider, { demo: o.cabinet.demo === true, ...(o.cabinet.clock ? { clock: o.cabinet.clock } : {}) })
-        : null),
-    snilsKey: snils,
-    tokenKey: importKey,
-    connect: consoleDeps,
-    log: log.child({ component: 'cabinet' }),
-    ...(o.cabinet?.clock ? { clock: o.cabinet.clock } : {}),
-    ...(o.cabinet?.lock ? { lock: o.cabinet.lock } : {}),
-  });
-  const httpCtx = {
-    api,
-    provisioning,
-    auth,
-    console: consoleApi(consoleDeps),
-    portal: portalApi(db),
-    cabinet,
-    bank,
-    ops: { ready: () => ready && readable(), metrics: () => metrics.expose() },
-  };
-  const httpLog = log.child({ component: 'http' });
-  const consoleDir = o.consoleDir === undefined ? findConsoleDir() : o.consoleDir;
-  if (!consoleDir) log.warn({ code: ErrorCode.ServerConsoleMissing }, 'operator console not built (npm run build): the API runs without it');
-  // the cabinet and the portal: on their own listener, or on the operator's when there is none (npm start: one port)
-  const webDir = o.webDir === undefined ? findWebDir() : o.webDir;
-  const http = await startListener(o.publicListen ? ROUTES : withPublicOnOperator(ROUTES), httpCtx, {
-    listener: 'operator',
-    host: '127.0.0.1',
-    port: o.httpPort,
-    bodyLimit: 1 << 20,
-    log: httpLog,
-    before: async (app) => {
-      registerConsole(app, consoleDir);
-      if (!o.publicListen) registerWeb(app, webDir);
-    },
-  });
-  const httpUrl = http.url;
-  const enrolListener = o.enrolListen
-    ? await startListener(ROUTES, httpCtx, {
-        listener: 'enrol',
-        ...o.enrolListen,
-        bodyLimit: 64 * 1024,
-        log: httpLog,
-        ...(o.enrolTls ? { https: { cert: o.enrolTls.chain, key: o.enrolTls.key } } : {}),
-      }).catch(async (e: unknown) => {
-        await http.close();
-        throw e;
-      })
-    : null;
-
-  const closeListeners = async () => {
-    await enrolListener?.close();
-    await http.close();
-  };
-  const publicListener = o.publicListen
-    ? await startListener(ROUTES, httpCtx, {
-        listener: 'public',
-        ...o.publicListen,
-        bodyLimit: 64 * 1024,
-        log: httpLog,
-        before: async (app) => registerWeb(app, webDir),
-        ...(o.publicTls ? { https: { cert: o.publicTls.chain, key: o.publicTls.key } } : {}),
-      }).catch(async (e: unknown) => {
-        await closeListeners();
-        throw e;
-      })
-    : null;
-  const bankListener = o.bankListen
-    ? await startListener(ROUTES, httpCtx, {
-        listener: 'bank',
-        ...o.bankListen,
-        bodyLimit: 16 * 1024,
-        log: httpLog,
-        https: {
-          cert: o.bankTls!.chain,
-          key: o.bankTls!.key,
-          ca: bankTrust(db, o.dataDir),
-          requestCert: true,
-          rejectUnauthorized: true,
-        },
-      }).catch(async (e: unknown) => {
-        await publicListener?.close();
-        await closeListeners();
-        throw e;
-      })
-    : null;
-
-  // certificates banks bring from their own CA: trusted once registered, without a restart (checked every 5 s)
-  let trusted = JSON.stringify(bankTrust(db, o.dataDir));
-  const trustTimer = bankListener
-    ? setInterval(() => {
-        try {
-          const now = bankTrust(db, o.dataDir);
-          if (JSON.stringify(now) === trusted) return;
-          trusted = JSON.stringify(now);
-          bankListener.setTls({ cert: o.bankTls!.chain, key: o.bankTls!.key, ca: now });
-          log.info({ cas: now.length }, 'bank listener: trusted client CAs reloaded');
-        } catch (e) {
-          log.error({ err: String(e) }, 'bank listener: trusted client CAs not reloaded');
-        }
-      }, o.bank?.refreshMs ?? 5000)
-    : null;
-  trustTimer?.unref();
-
-  // the first admin's scrypt hash takes a moment: not before the port opens (nobody can sign in until it exists)
-  const firstAdmin = await ensureFirstAdmin(db).catch(async (e: unknown) => {
-    if (trustTimer) clearInterval(trustTimer);
-    await bankListener?.close();
-    await publicListener?.close();
-    await enrolListener?.close();
-    await http.close();
-    throw e;
-  });
-
-  notifier.start();
-  bank.start();
-  await new Promise<void>((res) => {
-    if (clients.every((c) => c.connected)) return res();
-    for (const c of clients) c.once('connect', () => clients.every((x) => x.connected) && res());
-    setTimeout(res, 5000).unref();
-  });
-
-  ready = true;
-  return {
-    mqttUrl,
-    mqttsUrl,
-    publicBrokerUrl,
-    httpUrl,
-    firstAdmin,
-    adminTokenFile,
-    metrics,
-    publicKeyPem: key.publicKeyPem,
-    db,
-    publisher,
-    usage,
-    charging,
-    api,
-    provisioning,
-    enrolUrl: enrolListener?.url ?? null,
-    bankUrl: bankListener?.url ?? null,
-    bank,
-    publicUrl: publicListener?.url ?? null,
-    cabinet,
-    notifier,
-    close: async () => {
+    // the first admin's scrypt hash takes a moment: not before the port opens (nobody can sign in until it exists)
+    const firstAdmin = await ensureFirstAdmin(db);
+    const { bank, cabinet } = services;
+    notifier.start();
+    bank.start();
+    down.add(async () => {
       await notifier.close();
       await bank.close();
-      if (trustTimer) clearInterval(trustTimer);
-      await bankListener?.close();
-      await publicListener?.close();
-      await enrolListener?.close();
-      clearInterval(chargeTimer);
-      await charging.stop();
-      clearInterval(resealTimer);
-      if (usageTimer) clearInterval(usageTimer);
-      usage.stop();
-      ready = false;
-      await http.close();
-      await chain.catch(() => undefined);
-      for (const c of clients) await c.endAsync(true).catch(() => undefined);
-      if (embedded) await embedded.close();
-      db.close();
-    },
-  };
+    });
+    await broker.connected();
+
+    operator.markReady();
+    return {
+      mqttUrl: broker.mqttUrl,
+      mqttsUrl: broker.mqttsUrl,
+      publicBrokerUrl: broker.publicBrokerUrl,
+      httpUrl: operator.url,
+      firstAdmin,
+      adminTokenFile,
+      metrics,
+      publicKeyPem: key.publicKeyPem,
+      db,
+      publisher: lists.publisher,
+      usage: lists.usage,
+      charging,
+      api: services.api,
+      provisioning,
+      enrolUrl: outer.enrolUrl,
+      bankUrl: outer.bankUrl,
+      bank,
+      publicUrl: outer.publicUrl,
+      cabinet,
+      notifier,
+      close: () => down.close(),
+    };
+  } catch (e) {
+    return down.abort(e);
+  }
 }

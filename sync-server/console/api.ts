@@ -15,7 +15,7 @@ import { DEFAULT_FLEET_POLICY, deviceDetail, fleet, type FleetPolicy } from './f
 import { searchJournal } from './journal.js';
 import { currentConfig, listsOverview } from './lists.js';
 
-/** What the console's routes need from the running server (server.ts builds it with consoleApi). */
+/** What the console's routes need from the running server (start/services.ts builds it with consoleApi). */
 export interface ConsoleApi {
   fleet(policy: Partial<FleetPolicy>, school?: string): FleetWire;
   device(id: string, school?: string): DeviceDetail;

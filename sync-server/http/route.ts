@@ -31,7 +31,7 @@ import type { Holder } from '../cabinet/sessions.js';
  */
 export type Listener = 'operator' | 'enrol' | 'public' | 'bank';
 
-/** What the HTTP API needs from the running server (server.ts builds it). */
+/** What the HTTP API needs from the running server (sync-server/start/services.ts builds it). */
 export interface Api {
   importCsv(kind: ImportKind, csv: CsvSource, skipInvalid: boolean): Promise<ImportAnswer>;
   /** The newest imports first (running, done, failed). */

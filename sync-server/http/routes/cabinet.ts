@@ -26,7 +26,7 @@ import { z } from 'zod';
 /**
  * The cardholder's cabinet (issue 15, protocol/cabinet-api.ts): sign-in through the configured identity provider, then
  * the holder's own card, benefits, trips, children and debts. Served on the public listener (`--public-listen`), or on
- * the operator listener when there is none (server.ts). The staff-assisted connection is the console's (operator listener).
+ * the operator listener when there is none (start/http.ts). The staff-assisted connection is the console's (operator listener).
  */
 const cabinetOf = (ctx: HandlerContext): Cabinet => {
   if (!ctx.cabinet) throw new RcError(ErrorCode.ServerNotFound, 'the cardholder cabinet is not configured on this server (--cabinet FILE)');

@@ -1,0 +1,36 @@
+import type { KeyObject } from 'node:crypto';
+import type { Logger } from '../../protocol/log.js';
+import { isHsmKey, serverKeyScheme, type ServerTokenKey } from '../../protocol/token-hsm.js';
+import { loadOrCreateSigningKey } from '../keys.js';
+import { openRegistry, type Db } from '../registry.js';
+import { checkKeyScheme } from '../tokenize.js';
+
+export interface ServerRegistry {
+  db: Db;
+  /** The server's signing key: lists, configs, fleet usage, journal acks and reports are signed with it. */
+  key: { privateKey: KeyObject; publicKeyPem: string };
+  /** What imports, the console, the bank API and the cabinet tokenise cards with. */
+  tokeniser: ReturnType<typeof tokeniser>;
+  close(): void;
+}
+
+/** The registry in DATA, checked against the card-token key, and the signing key (made on first start). */
+export function openServerRegistry(o: { dataDir: string; tokenKey: ServerTokenKey }, log: Logger): ServerRegistry {
+  const db = openRegistry(o.dataDir);
+  try {
+    checkKeyScheme(db, o.tokenKey.version, serverKeyScheme(o.tokenKey)); // a key version keeps the scheme its tokens were made with
+  } catch (e) {
+    db.close();
+    throw e;
+  }
+  // durable acks: every commit fsyncs the WAL, so no journal-ack leaves before the entries it covers are on disk
+  db.pragma('synchronous = FULL');
+  const key = loadOrCreateSigningKey(o.dataDir);
+  if (key.created) log.info({ dataDir: o.dataDir }, 'signing key created (0600)');
+  return { db, key, tokeniser: tokeniser(o.tokenKey), close: () => db.close() };
+}
+
+// with the key in the token, imports derive there (one session, kept open: the token's owner closes it)
+function tokeniser(k: ServerTokenKey) {
+  return isHsmKey(k) ? k.hsm.deriver(k.version) : k;
+}
