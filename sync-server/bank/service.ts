@@ -24,7 +24,7 @@ export interface BankDeps {
   tokenKey: TokenKey | TokenDeriver;
   /** The key of the registry's SNILS hashes (sync-server/cabinet/service.ts snilsKey): an applicant named by SNILS. */
   snilsKey: Buffer;
-  /** Commit and publish dirty scopes (server.ts commitAndPublish, serialised with imports). */
+  /** Commit and publish dirty scopes (start/lists.ts commitAndPublish, serialised with imports). */
   commitAndPublish(d: Dirty): Promise<Scope[]>;
   /** The published version of a scope (Publisher.version). */
   version(scope: string): number;

@@ -10,7 +10,7 @@ import type { Db } from '../registry.js';
 
 export type { ConnectResult };
 
-/** What connectCard needs of the server (server.ts builds it; the same commitAndPublish the console's stop-list uses). */
+/** What connectCard needs of the server (start/services.ts builds it; start/lists.ts owns the same commitAndPublish the console's stop-list uses). */
 export interface ConnectDeps {
   db: Db;
   /** Commit the dirty scopes' new versions and publish them (serialised with imports and charging). */
