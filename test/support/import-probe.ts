@@ -142,11 +142,16 @@ export function timeEvery(everyMs: number, probe: () => Promise<void>): { stop()
   };
 }
 
+let probes = 0;
+
 /** A harness device that taps every `everyMs` and times each tap until the server's signed ack covers it (`samples`: when each tap was made, performance.now(), and its latency). */
 export function ackProbe(server: ServerChild, everyMs: number): { stop(): Promise<number[]>; samples: { at: number; ms: number }[] } {
   const stack = { brokerUrl: server.mqttUrl, server: { publicKeyPem: server.publicKeyPem }, deviceConnect: () => ({}) } as unknown as Stack;
-  const dev: Device = openDevice(stack, 'probe-dev', ['stoplist']);
-  const cfg = busConfig('probe-dev');
+  // a device id of its own each time: a second probe under the same id, with a fresh store, would get the first one's
+  // ack (beyond its own last entry: refused, so no ack at all until its journal caught up; that was 3 s of "slow acks")
+  const id = `probe-dev-${++probes}`;
+  const dev: Device = openDevice(stack, id, ['stoplist']);
+  const cfg = busConfig(id);
   const waiting = new Map<number, number>(); // seq -> tapped at
   const times: number[] = [];
   const samples: { at: number; ms: number }[] = [];
