@@ -68,7 +68,10 @@ const MIN_STEP_ROWS = 50;
  */
 class Pace {
   private rows = MIN_STEP_ROWS * 4;
-  constructor(private readonly busy: () => boolean) {}
+  constructor(
+    private readonly busy: () => boolean,
+    private readonly durable?: () => Promise<void>,
+  ) {}
   /** Rows for the next step (at most `max`). */
   size(max: number): number {
     return this.busy() ? Math.min(max, this.rows) : max;
@@ -79,7 +82,11 @@ class Pace {
   }
   readonly pause = async (): Promise<void> => {
     await yieldToLoop();
-    if (this.busy()) await new Promise((r) => setTimeout(r, 1));
+    if (!this.busy()) return;
+    // the step's writes synced now, on the fsync acks share (ingest.ts GroupCommit): an ack's fsync then covers one
+    // step's pages, not every step written since the last ack
+    if (this.durable) await this.durable();
+    else await new Promise((r) => setTimeout(r, 1));
   };
 }
 /** Imports kept in the table (older ones are deleted when a new one starts). */
@@ -220,6 +227,8 @@ export interface ImporterOptions {
   today: () => string;
   /** Uploads are in flight (start/services.ts: ingest.ts Ingest.busy): the import takes short steps and lets them through (Pace). */
   busy?: () => boolean;
+  /** The registry's shared fsync (ingest.ts Ingest.durable): while uploads are in flight each step is synced before the next. */
+  durable?: () => Promise<void>;
 }
 
 export class Importer {
@@ -240,7 +249,7 @@ export class Importer {
         .lastInsertRowid,
     );
     this.running = id;
-    const pace = new Pace(this.o.busy ?? (() => false));
+    const pace = new Pace(this.o.busy ?? (() => false), this.o.durable);
     db.prepare('DELETE FROM imports WHERE id <= ?').run(id - KEEP_IMPORTS);
     let phase: 'parse' | 'apply' = 'parse';
     try {

@@ -63,6 +63,7 @@ export async function startServices(
     categories: () => publishedCategoryIds(db),
     today,
     busy: () => ingest.busy(), // journal uploads first: the import takes short steps while they flow
+    durable: () => ingest.durable(), // and syncs each one, so an ack's fsync stays short
   });
   const api: Api = {
     publicKeyPem: key.publicKeyPem,
