@@ -1,25 +1,17 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CARDS, DEMO_PERSONS, runScriptedDemo, type DemoWorld } from '../../demo/demo.js';
 import { buildPublicWeb } from '../../scripts/build-console.js';
+import { launchChromium, PHONE } from '../support/browser.js';
 
 /**
  * `npm start` in a terminal: after the scripted day the demo's server stays up and its cabinet signs in through the
  * demo's identity provider, in Debian's headless Chromium on a phone screen. The pensioner sees her card (masked), her
  * benefit and the bus trip of the script; the student's mother sees her son and his school day.
  */
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const dir = mkdtempSync(join(tmpdir(), 'rc-demo-cabinet-'));
 let ctx: BrowserContext | null = null;
 
@@ -32,7 +24,7 @@ afterAll(async () => {
 async function signInAs(world: DemoWorld, who: keyof typeof DEMO_PERSONS): Promise<Page> {
   await ctx!.clearCookies();
   const page = await ctx!.newPage();
-  await page.setViewportSize({ width: 390, height: 844 });
+  await page.setViewportSize(PHONE);
   await page.goto(world.urls.cabinet);
   await page.locator('[data-test=login]').click();
   await page.locator('[data-test=demo-sign-in]').waitFor();
@@ -58,7 +50,7 @@ describe('npm start: the cabinet of the demo in Chromium', () => {
         expect(text).toContain(world.urls.console);
         expect(text).toContain(world.urls.cabinet);
         expect(text).toContain(world.urls.portal);
-        ctx = await chromium.launchPersistentContext(join(dir, 'profile'), { executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+        ctx = await launchChromium(join(dir, 'profile'));
         // the browser lives on the demo's day (the cabinet's trips page asks for the last 12 months by the browser's date)
         await ctx.clock.install({ time: new Date('2026-11-24T20:00:00+03:00') });
         ctx.on('weberror', (e) => errors.push(e.error().message));
