@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { request as httpRequest } from 'node:http';
 import { operatorFetch, type OperatorTarget } from './operator-api.js';
 import { syntheticPan, syntheticPsn } from './pans.js';
-import { busConfig, openDevice, tap, type Device, type Stack } from './sync-harness.js';
+import { busConfig, openDevice, stackOf, tap, type Device } from './sync-harness.js';
 import { waitFor } from './wait.js';
 
 export interface ServerChild {
@@ -144,8 +144,7 @@ export function timeEvery(everyMs: number, probe: () => Promise<void>): { stop()
 
 /** A harness device that taps every `everyMs` and times each tap until the server's signed ack covers it. */
 export function ackProbe(server: ServerChild, everyMs: number): { stop(): Promise<number[]> } {
-  const stack = { brokerUrl: server.mqttUrl, server: { publicKeyPem: server.publicKeyPem }, deviceConnect: () => ({}) } as unknown as Stack;
-  const dev: Device = openDevice(stack, 'probe-dev', ['stoplist']);
+  const dev: Device = openDevice(stackOf(server), 'probe-dev', ['stoplist']);
   const cfg = busConfig('probe-dev');
   const waiting = new Map<number, number>(); // seq -> tapped at
   const times: number[] = [];
