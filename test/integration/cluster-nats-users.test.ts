@@ -16,9 +16,8 @@ import type { Config } from '../../device/config/schema.js';
 import { processTap } from '../../device/runtime/process-tap.js';
 import { Store } from '../../device/store/index.js';
 import { SyncClient } from '../../device/sync/index.js';
-import { freePort } from '../support/rig/broker.js';
 import { natsAvailable, startNatsCluster, type RunningCluster } from '../support/rig/cluster.js';
-import { checkNoHardware, connectAs, initBus, NO_HARDWARE_CHECK_PASSED, RULES, seedServer, TWO_CARDS_CSV } from '../support/provision-rig.js';
+import { checkNoHardware, connectAs, initBus, startEnrolServer, NO_HARDWARE_CHECK_PASSED, RULES, seedServer, TWO_CARDS_CSV } from '../support/provision-rig.js';
 import { Procs } from '../support/rig/procs.js';
 import { tokenOfPan } from '../support/pans.js';
 import { logSink } from '../support/log.js';
@@ -58,13 +57,10 @@ describe.skipIf(!have)('a NATS cluster whose users the server keeps (enrol, sync
     procs.env.RC_API_TOKEN_FILE = f('data/admin.token'); // the CLI runs below call the server as its admin
     // no users but the rig's probe: from here on the server writes the file the nodes include
     cluster = await startNatsCluster({ users: [], aclText: '' });
-    const enrolPort = await freePort();
-    ({ httpUrl, enrolUrl } = await procs.startServer(
+    ({ httpUrl, enrolUrl } = await startEnrolServer(
+      procs,
+      f('data'),
       [
-        'start',
-        '--dev-token-key', // the public development key: tests only
-        '--data',
-        f('data'),
         '--broker',
         cluster.url,
         '--nats-auth',
@@ -72,12 +68,8 @@ describe.skipIf(!have)('a NATS cluster whose users the server keeps (enrol, sync
         ...cluster.pidFiles.flatMap((p) => ['--nats-pid-file', p]),
         '--public-broker-url',
         cluster.url,
-        '--http-port',
-        '0',
-        '--enrol-listen',
-        `127.0.0.1:${enrolPort}`,
       ],
-      { enrol: true, stderr: 'inherit', timeoutMs: 60_000 },
+      { stderr: 'inherit', timeoutMs: 60_000 },
     ));
     await seedServer(procs, base, RULES, { cards: TWO_CARDS_CSV }, ['--server', httpUrl]);
   }, 180_000);

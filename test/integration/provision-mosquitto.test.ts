@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, waitPort } from '../support/rig/broker.js';
 import { Procs } from '../support/rig/procs.js';
-import { checkNoHardware, initBus, NO_HARDWARE_CHECK_PASSED, RULES, seedServer, TWO_CARDS_CSV } from '../support/provision-rig.js';
+import { checkNoHardware, initBus, startEnrolServer, NO_HARDWARE_CHECK_PASSED, RULES, seedServer, TWO_CARDS_CSV } from '../support/provision-rig.js';
 import { MAX_MQTT_PACKET } from '../../protocol/wire/mqtt-guard.js';
 
 const procs = new Procs({ ...process.env, RC_LOG_LEVEL: 'warn' }, { graceMs: 5000 });
@@ -50,28 +50,16 @@ describe('provisioning with an external Mosquitto, set up as documented', () => 
     procs.track(spawn('mosquitto', ['-c', f('mosquitto.conf')], { stdio: 'ignore' }));
     await waitPort(port);
     // step 2: the server writes both files and SIGHUPs Mosquitto
-    const enrolPort = await freePort();
-    ({ httpUrl, enrolUrl } = await procs.startServer(
-      [
-        'start',
-        '--dev-token-key', // the public development key: tests only
-        '--data',
-        f('data'),
-        '--broker',
-        `mqtt://127.0.0.1:${port}`,
-        '--mosquitto-passwd',
-        f('passwd'),
-        '--mosquitto-acl',
-        f('acl'),
-        '--mosquitto-pid-file',
-        f('mosquitto.pid'),
-        '--http-port',
-        '0',
-        '--enrol-listen',
-        `127.0.0.1:${enrolPort}`,
-      ],
-      { enrol: true },
-    ));
+    ({ httpUrl, enrolUrl } = await startEnrolServer(procs, f('data'), [
+      '--broker',
+      `mqtt://127.0.0.1:${port}`,
+      '--mosquitto-passwd',
+      f('passwd'),
+      '--mosquitto-acl',
+      f('acl'),
+      '--mosquitto-pid-file',
+      f('mosquitto.pid'),
+    ]));
     await seedServer(procs, base, RULES, { cards: TWO_CARDS_CSV }, ['--server', httpUrl]);
   }, 90_000);
 

@@ -33,7 +33,7 @@ export async function launchChromium(profileDir: string, opts: Omit<LaunchOption
 }
 
 /** RC_UPDATE_SCREENSHOT=1 writes the page to docs/img/`file` (the README shows those); otherwise nothing. */
-export const SHOTS = process.env.RC_UPDATE_SCREENSHOT === '1';
+const SHOTS = process.env.RC_UPDATE_SCREENSHOT === '1';
 export async function docsScreenshot(page: Page, file: string): Promise<void> {
   if (!SHOTS) return;
   const out = join(import.meta.dirname, '..', '..', 'docs', 'img');

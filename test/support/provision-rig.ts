@@ -139,6 +139,23 @@ export function closedWithin(c: MqttClient, ms: number): Promise<boolean> {
 }
 
 /**
+ * `rc-sync-server start` as the operator runs it beside an external broker (`brokerArgs`: --broker and how the server
+ * keeps that broker's users), with the development token key, the operator API on a free loopback port and the device
+ * enrolment listener on another; resolves with both URLs once the server printed them.
+ */
+export async function startEnrolServer(
+  procs: Procs,
+  dataDir: string,
+  brokerArgs: string[],
+  opts: { stderr?: 'ignore' | 'inherit'; timeoutMs?: number } = {},
+): Promise<{ httpUrl: string; enrolUrl: string }> {
+  const enrolPort = await freePort();
+  const args = ['start', '--dev-token-key', '--data', dataDir, ...brokerArgs, '--http-port', '0', '--enrol-listen', `127.0.0.1:${enrolPort}`];
+  const { httpUrl, enrolUrl } = await procs.startServer(args, { enrol: true, ...opts }); // --dev-token-key: the public development key, tests only
+  return { httpUrl, enrolUrl };
+}
+
+/**
  * The operator's first steps on a server started as a process (docs/provisioning.md): `config set BASE/rules.json`,
  * then `import KIND BASE/KIND.csv` for each CSV in order, each with `serverArgs` (`--server URL`, …); every one exits 0.
  */
