@@ -31,6 +31,11 @@ function publicAddress(): string {
   return '127.0.0.2';
 }
 
+/** The pensioner's card and her benefit, as the operator imports them. */
+const REGISTRY = {
+  cards: `person_id,pan,psn,expiry\nP-ANNA,${PAN.pensioner},01,2029-06\n`,
+  benefits: 'person_id,category,valid_from,valid_to\nP-ANNA,pensioner,2020-01-01,2030-12-31\n',
+};
 const procs = new Procs({}, { dist: true });
 
 /** The unit's ExecStart arguments (after the program), one line in the unit file. */
@@ -86,16 +91,7 @@ describe.skipIf(!existsSync(join(DIST, 'rc-sync-server.js')))('the documented de
     );
     expect(args).toContain('--broker-listen');
     ({ httpUrl, enrolUrl } = await procs.startServer(args, { enrol: true, stderr: 'pipe', timeoutMs: 60_000 }));
-    await seedServer(
-      procs,
-      base,
-      RULES,
-      {
-        cards: `person_id,pan,psn,expiry\nP-ANNA,${PAN.pensioner},01,2029-06\n`,
-        benefits: 'person_id,category,valid_from,valid_to\nP-ANNA,pensioner,2020-01-01,2030-12-31\n',
-      },
-      ['--server', httpUrl, '--data', join(base, 'data')],
-    );
+    await seedServer(procs, base, RULES, REGISTRY, ['--server', httpUrl, '--data', join(base, 'data')]);
   }, 180_000);
 
   afterAll(async () => {

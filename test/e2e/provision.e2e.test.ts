@@ -32,6 +32,12 @@ const RULES = {
   school: { schedules: { student: [{ days: ALL_DAYS, from: '00:00', to: '24:00' }] }, antiPassback: 'off' },
 };
 
+/** The student's card and her place at school 7, as the operator imports them. */
+const REGISTRY = {
+  cards: `person_id,pan,psn,expiry\nP-TIMUR,${PAN.student},01,2029-06\n`,
+  enrolments: 'person_id,school_id,role,grade,meal_category,valid_from,valid_to\nP-TIMUR,7,student,5,,2020-01-01,2030-12-31\n',
+};
+
 const procs = new Procs();
 
 let pcscd: PcscdRig;
@@ -62,16 +68,7 @@ describe('provisioning end to end, as processes', () => {
     sim = await startSim(pty.b);
     // the operator's server, as a process
     ({ httpUrl: serverUrl } = await procs.startServer(['start', '--dev-token-key', '--data', join(base, 'server'), '--mqtt-port', '0', '--http-port', '0']));
-    await seedServer(
-      procs,
-      base,
-      RULES,
-      {
-        cards: `person_id,pan,psn,expiry\nP-TIMUR,${PAN.student},01,2029-06\n`,
-        enrolments: 'person_id,school_id,role,grade,meal_category,valid_from,valid_to\nP-TIMUR,7,student,5,,2020-01-01,2030-12-31\n',
-      },
-      ['--server', serverUrl],
-    );
+    await seedServer(procs, base, RULES, REGISTRY, ['--server', serverUrl]);
   }, 120_000);
 
   afterAll(async () => {
