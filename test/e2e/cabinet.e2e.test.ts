@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StatusReply } from '../../device/runtime/status.js';
 import { createLogger } from '../../protocol/log.js';
@@ -22,21 +22,13 @@ import { buildPublicWeb } from '../../scripts/build-console.js';
 import { parseCabinetConfig } from '../../sync-server/cabinet/provider.js';
 import { importIdentities, snilsKey } from '../../sync-server/cabinet/service.js';
 import { startServer, type RunningServer } from '../../sync-server/server.js';
+import { launchChromium, PHONE } from '../support/browser.js';
 import { ESIA_PERSONS, startEsiaStandIn, type EsiaStandIn } from '../support/esia/stand-in.js';
 import { freePort } from '../support/rig/broker.js';
 import { PcscdRig, type VpcdSlot } from '../support/rig/pcscd.js';
 import { VcardHost } from '../support/rig/vcards.js';
 import { linesOf, startDeviceProc, type DeviceProc } from './runtime-rig.js';
 
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 /** Synthetic, Luhn-valid Mir numbers (never real ones). */
 const CARD_A = '2200700000000504';
 const CARD_B = '2200700000000512';
@@ -147,9 +139,9 @@ describe('cabinet → device: a card connected in the browser is recognised by a
         });
       });
     // the holder signs in through ESIA in the browser
-    ctx = await chromium.launchPersistentContext(tmp('rc-cab-e2e-profile-'), { executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+    ctx = await launchChromium(tmp('rc-cab-e2e-profile-'));
     page = await ctx.newPage();
-    await page.setViewportSize({ width: 390, height: 844 });
+    await page.setViewportSize(PHONE);
     await page.goto(`${base}/cabinet/`);
     await page.locator('[data-test=login]').click();
     await page.locator('select[name=oid]').selectOption(ESIA_PERSONS[0]!.oid);

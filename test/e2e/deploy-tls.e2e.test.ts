@@ -6,7 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -14,7 +14,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryStatus } from '../../device/runtime/status.js';
 import { splitEnrolToken } from '../../protocol/tls-pin.js';
 import { PAN, mirSpec } from '../support/pans.js';
+import { seedServer } from '../support/provision-rig.js';
 import { PcscdRig, type VpcdSlot } from '../support/rig/pcscd.js';
+import { Procs, stopChild } from '../support/rig/procs.js';
 import { freePort } from '../support/rig/broker.js';
 import { VcardHost } from '../support/rig/vcards.js';
 import { waitFor } from '../support/wait.js';
@@ -29,34 +31,12 @@ function publicAddress(): string {
   return '127.0.0.2';
 }
 
-const children = new Set<ChildProcess>();
-let env: NodeJS.ProcessEnv;
-
-function run(bin: string, args: string[], timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const c = spawn(process.execPath, [join(DIST, bin), ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(c);
-  let stdout = '';
-  let stderr = '';
-  c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve) => {
-    const t = setTimeout(() => c.kill('SIGKILL'), timeoutMs);
-    c.once('close', (code) => {
-      clearTimeout(t);
-      children.delete(c);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-async function stop(c: ChildProcess | undefined): Promise<void> {
-  if (!c || c.exitCode !== null || c.signalCode !== null) return;
-  const exited = new Promise<void>((r) => c.once('exit', () => r()));
-  c.kill('SIGTERM');
-  const t = setTimeout(() => c.kill('SIGKILL'), 10_000);
-  await exited;
-  clearTimeout(t);
-}
+/** The pensioner's card and her benefit, as the operator imports them. */
+const REGISTRY = {
+  cards: `person_id,pan,psn,expiry\nP-ANNA,${PAN.pensioner},01,2029-06\n`,
+  benefits: 'person_id,category,valid_from,valid_to\nP-ANNA,pensioner,2020-01-01,2030-12-31\n',
+};
+const procs = new Procs({}, { dist: true });
 
 /** The unit's ExecStart arguments (after the program), one line in the unit file. */
 function unitArgs(): string[] {
@@ -74,7 +54,6 @@ describe.skipIf(!existsSync(join(DIST, 'rc-sync-server.js')))('the documented de
   let pcscd: PcscdRig;
   let slot: VpcdSlot;
   let host: VcardHost;
-  let server: ChildProcess;
   let device: ChildProcess | undefined;
   const deviceLog: string[] = [];
   let httpUrl = '';
@@ -87,7 +66,7 @@ describe.skipIf(!existsSync(join(DIST, 'rc-sync-server.js')))('the documented de
     pcscd = await PcscdRig.create({ friendlyName: 'RC Deploy PCD' });
     slot = pcscd.slots[0]!;
     host = await VcardHost.start();
-    env = pcscd.clientEnv();
+    const env = (procs.env = pcscd.clientEnv());
     env.RC_LOG_LEVEL = 'warn';
     delete env.RC_DEV_TOKEN_KEY;
     // the unit's EnvironmentFile: where devices reach the server, and the card-token key
@@ -96,7 +75,7 @@ describe.skipIf(!existsSync(join(DIST, 'rc-sync-server.js')))('the documented de
     env.RC_TOKEN_KEY_VERSION = '1';
 
     // certificates as deploy/README.md makes them
-    const tls = await run('rc-sync-server.js', ['tls', 'init', '--dir', join(base, 'tls'), '--san', addr]);
+    const tls = await procs.run('sync-server', ['tls', 'init', '--dir', join(base, 'tls'), '--san', addr]);
     expect(tls.code, tls.stderr).toBe(0);
 
     // the unit's command line: paths into the temp dir, fixed ports onto free ones, ${RC_PUBLIC_HOST} as systemd expands it
@@ -111,37 +90,13 @@ describe.skipIf(!existsSync(join(DIST, 'rc-sync-server.js')))('the documented de
         .replace(/:(\d+)$/, (m, p: string) => (ports.has(p) ? `:${ports.get(p)}` : m)),
     );
     expect(args).toContain('--broker-listen');
-    server = spawn(process.execPath, [join(DIST, 'rc-sync-server.js'), ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.add(server);
-    let err = '';
-    server.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`sync-server did not start: ${err}`)), 60_000);
-      createInterface({ input: server.stdout! }).on('line', (l) => {
-        httpUrl ||= /HTTP (http:\/\/127\.0\.0\.1:\d+)/.exec(l)?.[1] ?? '';
-        enrolUrl ||= /device enrolment on (https:\/\/\S+)/.exec(l)?.[1] ?? '';
-        if (httpUrl && enrolUrl) {
-          clearTimeout(t);
-          resolve();
-        }
-      });
-    });
-    writeFileSync(join(base, 'rules.json'), JSON.stringify(RULES));
-    writeFileSync(join(base, 'cards.csv'), `person_id,pan,psn,expiry\nP-ANNA,${PAN.pensioner},01,2029-06\n`);
-    writeFileSync(join(base, 'benefits.csv'), 'person_id,category,valid_from,valid_to\nP-ANNA,pensioner,2020-01-01,2030-12-31\n');
-    for (const a of [
-      ['config', 'set', join(base, 'rules.json')],
-      ['import', 'cards', join(base, 'cards.csv')],
-      ['import', 'benefits', join(base, 'benefits.csv')],
-    ]) {
-      const r = await run('rc-sync-server.js', [...a, '--server', httpUrl, '--data', join(base, 'data')]);
-      expect(r.code, r.stderr).toBe(0);
-    }
+    ({ httpUrl, enrolUrl } = await procs.startServer(args, { enrol: true, stderr: 'pipe', timeoutMs: 60_000 }));
+    await seedServer(procs, base, RULES, REGISTRY, ['--server', httpUrl, '--data', join(base, 'data')]);
   }, 180_000);
 
   afterAll(async () => {
-    await stop(device);
-    for (const c of [...children]) await stop(c);
+    await stopChild(device);
+    await procs.stopAll();
     await host?.close().catch(() => undefined);
     await pcscd?.dispose().catch(() => undefined);
     if (base) rmSync(base, { recursive: true, force: true });
@@ -153,13 +108,13 @@ describe.skipIf(!existsSync(join(DIST, 'rc-sync-server.js')))('the documented de
   });
 
   it('rc-provision init over https trusts the CA pinned in the token; the device gets mqtts and the broker CA', async () => {
-    const t = await run('rc-sync-server.js', ['enrol-token', 'create', '--kind', 'bus', '--route', '7', '--server', httpUrl, '--data', join(base, 'data')]);
+    const t = await procs.run('sync-server', ['enrol-token', 'create', '--kind', 'bus', '--route', '7', '--server', httpUrl, '--data', join(base, 'data')]);
     expect(t.code, t.stderr).toBe(0);
     const token = t.stdout.trim();
     expect(splitEnrolToken(token).pin).toMatch(/^[A-Za-z0-9_-]{43}$/);
     devDir = join(base, 'rc-device');
     const server = `https://${addr}:${new URL(enrolUrl).port}`;
-    const r = await run('rc-provision.js', [
+    const r = await procs.run('provisioning', [
       'init',
       '--server',
       server,
@@ -184,7 +139,7 @@ describe.skipIf(!existsSync(join(DIST, 'rc-sync-server.js')))('the documented de
     const cfg = JSON.parse(readFileSync(join(devDir, 'device.json'), 'utf8')) as { sync: { ca?: string } };
     expect(cfg.sync.ca).toBe(readFileSync(join(base, 'tls', 'ca.crt'), 'utf8'));
     // the technician's self-test goes the same ways: whoami over the pinned https, the broker over mqtts, a first sync
-    const check = await run('rc-provision.js', ['check', '--dir', devDir, '--skip', 'card', '--sync-timeout', '60', '--json'], 120_000);
+    const check = await procs.run('provisioning', ['check', '--dir', devDir, '--skip', 'card', '--sync-timeout', '60', '--json'], { timeoutMs: 120_000 });
     const items = (JSON.parse(check.stdout) as { items: { id: string; ok: boolean; detail: string }[] }).items;
     for (const id of ['server', 'broker', 'sync'])
       expect(
@@ -194,12 +149,13 @@ describe.skipIf(!existsSync(join(DIST, 'rc-sync-server.js')))('the documented de
   }, 180_000);
 
   it('rc-device run connects over mqtts and a tap reaches the server', async () => {
-    device = spawn(process.execPath, [join(DIST, 'rc-device.js'), 'run', '--config', join(devDir, 'device.json')], {
-      cwd: ROOT,
-      env: { ...env, RC_LOG_LEVEL: 'info' },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    children.add(device);
+    device = procs.track(
+      spawn(process.execPath, [join(DIST, 'rc-device.js'), 'run', '--config', join(devDir, 'device.json')], {
+        cwd: ROOT,
+        env: { ...procs.env, RC_LOG_LEVEL: 'info' },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      }),
+    );
     createInterface({ input: device.stderr! }).on('line', (l) => deviceLog.push(l));
     const socket = join(devDir, 'rc-device.sock');
     const ready = await waitFor(
@@ -222,7 +178,7 @@ describe.skipIf(!existsSync(join(DIST, 'rc-sync-server.js')))('the documented de
     expect(tapped.lastTap).toMatchObject({ result: 'allow', benefit: 'pensioner' });
     const entries = await waitFor(
       async () => {
-        const r = await run('rc-sync-server.js', ['journal', '--device', deviceId, '--json', '--server', httpUrl, '--data', join(base, 'data')]);
+        const r = await procs.run('sync-server', ['journal', '--device', deviceId, '--json', '--server', httpUrl, '--data', join(base, 'data')]);
         const e = (JSON.parse(r.stdout) as { entries: { device: string; benefit: string | null }[] }).entries;
         return e.length > 0 ? e : null;
       },

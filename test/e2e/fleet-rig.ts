@@ -19,6 +19,7 @@ import { operatorFetch } from '../support/operator-api.js';
 import { mirSpec } from '../support/pans.js';
 import { freePort, waitPort } from '../support/rig/broker.js';
 import { PcscdRig, type VpcdSlot } from '../support/rig/pcscd.js';
+import { stopChild } from '../support/rig/procs.js';
 import { VcardHost } from '../support/rig/vcards.js';
 import { collect } from '../support/collect.js';
 import { waitFor } from '../support/wait.js';
@@ -61,24 +62,38 @@ function track(c: ChildProcess): ChildProcess {
   return c;
 }
 
-async function stopChild(c: ChildProcess | null, signal: NodeJS.Signals = 'SIGTERM', graceMs = 10_000): Promise<void> {
-  if (!c || c.exitCode !== null || c.signalCode !== null) return;
-  const exited = new Promise<void>((r) => c.once('exit', () => r()));
-  c.kill(signal);
-  const t = setTimeout(() => c.kill('SIGKILL'), graceMs);
-  await exited;
-  clearTimeout(t);
+/** One process of the rig, restarted as the scenario says: stopped, killed (and counted), running or not. */
+abstract class RigProcess {
+  protected child: ChildProcess | null = null;
+  kills = 0;
+
+  get running(): boolean {
+    return this.child !== null && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** SIGTERM and wait. */
+  async stop(): Promise<void> {
+    await stopChild(this.child);
+    this.child = null;
+  }
+
+  /** kill -9 (counted). */
+  async kill9(): Promise<void> {
+    this.kills++;
+    await stopChild(this.child, 'SIGKILL');
+    this.child = null;
+  }
 }
 
 // ---- Mosquitto -----------------------------------------------------------------
 
-export class Mosquitto {
-  private child: ChildProcess | null = null;
-  kills = 0;
+export class Mosquitto extends RigProcess {
   private constructor(
     readonly dir: string,
     readonly port: number,
-  ) {}
+  ) {
+    super();
+  }
 
   static async start(dir: string): Promise<Mosquitto> {
     mkdirSync(dir, { recursive: true });
@@ -122,13 +137,6 @@ export class Mosquitto {
     await waitPort(this.port, 15_000);
   }
 
-  /** kill -9 (counted). */
-  async kill9(): Promise<void> {
-    this.kills++;
-    await stopChild(this.child, 'SIGKILL');
-    this.child = null;
-  }
-
   async close(): Promise<void> {
     await stopChild(this.child, 'SIGKILL');
     this.child = null;
@@ -137,10 +145,8 @@ export class Mosquitto {
 
 // ---- the sync-server (a process) ----------------------------------------------------
 
-export class ServerProc {
-  private child: ChildProcess | null = null;
+export class ServerProc extends RigProcess {
   readonly log: string[] = [];
-  kills = 0;
   private constructor(
     readonly dataDir: string,
     readonly httpPort: number,
@@ -149,7 +155,9 @@ export class ServerProc {
     private readonly env: NodeJS.ProcessEnv,
     /** How far the wall clock of the rig's processes (this server, and the devices enrolled with it) is shifted; 0: the real clock. */
     readonly clockOffsetMs: number,
-  ) {}
+  ) {
+    super();
+  }
 
   static async start(dataDir: string, mosquitto: Mosquitto | null, env: NodeJS.ProcessEnv, clockOffsetMs = 0): Promise<ServerProc> {
     const s = new ServerProc(dataDir, await freePort(), mosquitto ? mosquitto.port : await freePort(), mosquitto, env, clockOffsetMs);
@@ -237,23 +245,6 @@ export class ServerProc {
     await this.api('/v1/config', { method: 'POST', body: JSON.stringify({ name, rules }) });
   }
 
-  /** SIGTERM and wait. */
-  async stop(): Promise<void> {
-    await stopChild(this.child);
-    this.child = null;
-  }
-
-  /** kill -9 (counted). */
-  async kill9(): Promise<void> {
-    this.kills++;
-    await stopChild(this.child, 'SIGKILL');
-    this.child = null;
-  }
-
-  get running(): boolean {
-    return this.child !== null && this.child.exitCode === null && this.child.signalCode === null;
-  }
-
   /** The registry, read-only (WAL: readable beside the running server). */
   db(): Database.Database {
     return new Database(join(this.dataDir, 'registry.sqlite'), { readonly: true, fileMustExist: true });
@@ -300,10 +291,8 @@ export interface BusSpec {
   vehicle?: string;
 }
 
-export class BusProc {
-  private child: ChildProcess | null = null;
+export class BusProc extends RigProcess {
   readonly log: string[] = [];
-  kills = 0;
   private constructor(
     readonly id: string,
     readonly dir: string,
@@ -312,7 +301,9 @@ export class BusProc {
     private readonly env: NodeJS.ProcessEnv,
     private readonly host: VcardHost,
     private readonly clockOffsetMs: number,
-  ) {}
+  ) {
+    super();
+  }
 
   /**
    * Enrol a bus with `rc-provision init` (a one-time token from the operator API), point its broker
@@ -367,10 +358,6 @@ export class BusProc {
   get storePath(): string {
     const cfg = JSON.parse(readFileSync(join(this.dir, 'device.json'), 'utf8')) as { store?: { path?: string } };
     return cfg.store?.path ?? join(this.dir, 'store.sqlite');
-  }
-
-  get running(): boolean {
-    return this.child !== null && this.child.exitCode === null && this.child.signalCode === null;
   }
 
   /** `rc-device run`; resolves when its status socket answers with the reader seen. */
@@ -428,19 +415,6 @@ export class BusProc {
     } finally {
       await this.host.remove(this.slot.port);
     }
-  }
-
-  /** SIGTERM and wait. */
-  async stop(): Promise<void> {
-    await stopChild(this.child);
-    this.child = null;
-  }
-
-  /** kill -9 (counted). */
-  async kill9(): Promise<void> {
-    this.kills++;
-    await stopChild(this.child, 'SIGKILL');
-    this.child = null;
   }
 
   /** The store, read-only (WAL: readable beside the running device). */

@@ -7,9 +7,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addUser } from '../../sync-server/auth/users.js';
+import { launchChromium } from '../support/browser.js';
 import { startStack, type Stack } from '../support/sync-harness.js';
 
 const PASSWORD = 'browser password 1234';
@@ -21,11 +22,7 @@ beforeAll(async () => {
   stack = await startStack('embedded');
   await addUser(stack.server.db, { name: 'vera', role: 'operator', password: PASSWORD });
   dir = mkdtempSync(join(tmpdir(), 'rc-auth-browser-'));
-  ctx = await chromium.launchPersistentContext(join(dir, 'profile'), {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  ctx = await launchChromium(join(dir, 'profile'));
 }, 60_000);
 afterAll(async () => {
   await ctx?.close().catch(() => undefined);

@@ -1,8 +1,8 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { processTap } from '../../device/runtime/process-tap.js';
 import { loadConfigFile, withDevice } from '../../device/config/index.js';
@@ -10,6 +10,7 @@ import type { Config } from '../../device/config/schema.js';
 import { buildPublicWeb } from '../../scripts/build-console.js';
 import { parseCabinetConfig } from '../../sync-server/cabinet/provider.js';
 import { importIdentities, snilsKey } from '../../sync-server/cabinet/service.js';
+import { docsScreenshot, launchChromium, PHONE } from '../support/browser.js';
 import { freePort } from '../support/rig/broker.js';
 import { ESIA_PERSONS, startEsiaStandIn, type EsiaStandIn } from '../support/esia/stand-in.js';
 import { syntheticPan } from '../support/pans.js';
@@ -21,17 +22,6 @@ import { waitFor } from '../support/wait.js';
  * The cardholder's cabinet (issue 15 item 2) in Debian's headless Chromium on a 390×844 phone screen.
  * RC_UPDATE_SCREENSHOT=1 writes docs/img/cabinet-*.png (the README shows them).
  */
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-const SHOTS = process.env.RC_UPDATE_SCREENSHOT === '1';
-const PHONE = { width: 390, height: 844 };
 
 let stack: Stack;
 let ctx: BrowserContext | null = null;
@@ -117,10 +107,7 @@ async function connect(page: Page, pan: string, expiry: string): Promise<void> {
 }
 
 async function shot(page: Page, name: string): Promise<void> {
-  if (!SHOTS) return;
-  const out = join(import.meta.dirname, '..', '..', 'docs', 'img');
-  mkdirSync(out, { recursive: true });
-  await page.screenshot({ path: join(out, `cabinet-${name}.png`) });
+  await docsScreenshot(page, `cabinet-${name}.png`);
 }
 
 beforeAll(async () => {
@@ -162,7 +149,7 @@ beforeAll(async () => {
   );
   bus = openDevice(stack, 'bus-07-cab');
   gate = openDevice(stack, 'school-7-gate-1', ['school:7', 'stoplist']);
-  ctx = await chromium.launchPersistentContext(join(dir, 'profile'), { executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+  ctx = await launchChromium(join(dir, 'profile'));
 }, 120_000);
 
 afterAll(async () => {

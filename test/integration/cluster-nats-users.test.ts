@@ -7,21 +7,18 @@
  * server through the cluster and is acknowledged; `device revoke` rewrites the file, SIGHUPs the nodes, and every
  * node refuses the device.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfigFile } from '../../device/config/index.js';
 import type { Config } from '../../device/config/schema.js';
 import { processTap } from '../../device/runtime/process-tap.js';
 import { Store } from '../../device/store/index.js';
 import { SyncClient } from '../../device/sync/index.js';
-import { freePort } from '../support/rig/broker.js';
 import { natsAvailable, startNatsCluster, type RunningCluster } from '../support/rig/cluster.js';
-import { RULES } from '../support/provision-rig.js';
-import { connectAs } from '../support/provision-rig.js';
+import { checkNoHardware, connectAs, initBus, startEnrolServer, NO_HARDWARE_CHECK_PASSED, RULES, seedServer, TWO_CARDS_CSV } from '../support/provision-rig.js';
+import { Procs } from '../support/rig/procs.js';
 import { tokenOfPan } from '../support/pans.js';
 import { logSink } from '../support/log.js';
 import { waitFor } from '../support/wait.js';
@@ -31,36 +28,8 @@ const have = natsAvailable();
 if (!have && process.env.CI) throw new Error('nats-server is not installed: CI must run the cluster tests (apt-get install nats-server)');
 if (!have) console.warn('cluster-nats-users: skipped, nats-server is not installed (apt-get install nats-server)');
 
-const ROOT = join(import.meta.dirname, '..', '..');
-const children = new Set<ChildProcess>();
-const env: NodeJS.ProcessEnv = { ...process.env, RC_LOG_LEVEL: 'warn', RC_BROKER_PASSWORD: 'test-server-broker-secret' };
-delete env.RC_TOKEN_KEY;
-
-function cli(program: 'sync-server' | 'provisioning', args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, program, 'cli.ts'), ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve) => {
-    const t = setTimeout(() => child.kill('SIGKILL'), 90_000);
-    child.once('close', (code) => {
-      clearTimeout(t);
-      children.delete(child);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-async function stop(c: ChildProcess | undefined): Promise<void> {
-  if (!c || c.exitCode !== null || c.signalCode !== null) return;
-  const exited = new Promise<void>((r) => c.once('exit', () => r()));
-  c.kill('SIGTERM');
-  const t = setTimeout(() => c.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(t);
-}
+const procs = new Procs({ ...process.env, RC_LOG_LEVEL: 'warn', RC_BROKER_PASSWORD: 'test-server-broker-secret' }, { timeoutMs: 90_000, graceMs: 5000 });
+delete procs.env.RC_TOKEN_KEY;
 
 /** Does the node take these credentials? (a fresh MQTT session, closed again) */
 async function accepted(url: string, user: string, password: string): Promise<boolean> {
@@ -76,7 +45,6 @@ async function accepted(url: string, user: string, password: string): Promise<bo
 describe.skipIf(!have)('a NATS cluster whose users the server keeps (enrol, sync, journal, revoke)', () => {
   let base: string;
   let cluster: RunningCluster;
-  let server: ChildProcess;
   let httpUrl = '';
   let enrolUrl = '';
   let deviceId = '';
@@ -86,20 +54,13 @@ describe.skipIf(!have)('a NATS cluster whose users the server keeps (enrol, sync
   beforeAll(async () => {
     base = mkdtempSync(join(tmpdir(), 'rc-nats-users-'));
     const f = (n: string) => join(base, n);
-    env.RC_API_TOKEN_FILE = f('data/admin.token'); // the CLI runs below call the server as its admin
+    procs.env.RC_API_TOKEN_FILE = f('data/admin.token'); // the CLI runs below call the server as its admin
     // no users but the rig's probe: from here on the server writes the file the nodes include
     cluster = await startNatsCluster({ users: [], aclText: '' });
-    const enrolPort = await freePort();
-    server = spawn(
-      process.execPath,
+    ({ httpUrl, enrolUrl } = await startEnrolServer(
+      procs,
+      f('data'),
       [
-        '--import',
-        'tsx',
-        join(ROOT, 'sync-server', 'cli.ts'),
-        'start',
-        '--dev-token-key', // the public development key: tests only
-        '--data',
-        f('data'),
         '--broker',
         cluster.url,
         '--nats-auth',
@@ -107,40 +68,14 @@ describe.skipIf(!have)('a NATS cluster whose users the server keeps (enrol, sync
         ...cluster.pidFiles.flatMap((p) => ['--nats-pid-file', p]),
         '--public-broker-url',
         cluster.url,
-        '--http-port',
-        '0',
-        '--enrol-listen',
-        `127.0.0.1:${enrolPort}`,
       ],
-      { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    children.add(server);
-    await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('sync-server did not start')), 60_000);
-      createInterface({ input: server.stdout! }).on('line', (l) => {
-        const h = /HTTP (http:\/\/127\.0\.0\.1:\d+)/.exec(l);
-        if (h) httpUrl = h[1]!;
-        const e = /device enrolment on (http:\/\/\S+)/.exec(l);
-        if (e) enrolUrl = e[1]!;
-        if (httpUrl && enrolUrl) {
-          clearTimeout(t);
-          resolve();
-        }
-      });
-    });
-    writeFileSync(f('rules.json'), JSON.stringify(RULES));
-    writeFileSync(f('cards.csv'), 'person_id,pan,psn,expiry\nP-1,2200700000000017,01,2029-06\nP-2,2200700000000025,01,2029-06\n');
-    for (const a of [
-      ['config', 'set', f('rules.json')],
-      ['import', 'cards', f('cards.csv')],
-    ]) {
-      const r = await cli('sync-server', [...a, '--server', httpUrl]);
-      expect(r.code, r.stderr).toBe(0);
-    }
+      { stderr: 'inherit', timeoutMs: 60_000 },
+    ));
+    await seedServer(procs, base, RULES, { cards: TWO_CARDS_CSV }, ['--server', httpUrl]);
   }, 180_000);
 
   afterAll(async () => {
-    for (const c of [...children]) await stop(c);
+    await procs.stopAll();
     await cluster?.close();
     if (base) rmSync(base, { recursive: true, force: true });
   }, 60_000);
@@ -154,26 +89,7 @@ describe.skipIf(!have)('a NATS cluster whose users the server keeps (enrol, sync
   });
 
   it('init splits the comma-separated broker list; check: every node takes the bcrypt password and the first sync completes', async () => {
-    const t = await cli('sync-server', ['enrol-token', 'create', '--kind', 'bus', '--route', '7', '--server', httpUrl]);
-    expect(t.code, t.stderr).toBe(0);
-    const r = await cli('provisioning', [
-      'init',
-      '--server',
-      enrolUrl,
-      '--enrol-token',
-      t.stdout.trim(),
-      '--kind',
-      'bus',
-      '--route',
-      '7',
-      '--vehicle',
-      'V1',
-      '--dir',
-      dir(),
-      '--json',
-    ]);
-    expect(r.code, r.stdout + r.stderr).toBe(0);
-    deviceId = (JSON.parse(r.stdout) as { deviceId: string }).deviceId;
+    deviceId = await initBus(procs, { httpUrl, enrolUrl }, dir());
     cfg = loadConfigFile(join(dir(), 'device.json'));
     expect(cfg.sync).toMatchObject({ brokerUrl: cluster.urls[0], failoverUrls: cluster.urls.slice(1), username: deviceId });
     const auth = readFileSync(cluster.authFile, 'utf8');
@@ -184,17 +100,9 @@ describe.skipIf(!have)('a NATS cluster whose users the server keeps (enrol, sync
     for (const url of cluster.urls)
       await waitFor(() => accepted(url, deviceId, cfg.sync!.password!), { timeoutMs: 20_000, everyMs: 500, what: `${url} takes the device` });
     expect(await accepted(cluster.urls[1]!, deviceId, 'not-the-password')).toBe(false);
-    const c = await cli('provisioning', ['check', '--dir', dir(), '--json', '--skip', 'reader,card,peripherals', '--sync-timeout', '60']);
-    const rep = JSON.parse(c.stdout) as { ok: boolean; items: { id: string; ok: boolean; detail: string }[] };
+    const { run: c, report: rep } = await checkNoHardware(procs, dir(), 60);
     if (!rep.ok) console.log(c.stdout, c.stderr);
-    expect(rep.items.map((i) => [i.id, i.ok])).toEqual([
-      ['config', true],
-      ['disk', true],
-      ['server', true],
-      ['clock', true],
-      ['broker', true],
-      ['sync', true],
-    ]);
+    expect(rep.items.map((i) => [i.id, i.ok])).toEqual(NO_HARDWARE_CHECK_PASSED);
     expect(rep.items.find((i) => i.id === 'sync')?.detail).toContain('transit v1 (2 entries)');
     expect(c.code).toBe(0);
   }, 240_000);
@@ -246,7 +154,7 @@ describe.skipIf(!have)('a NATS cluster whose users the server keeps (enrol, sync
 
   it('revoke removes the device from the file, the nodes reload, and every node refuses it', async () => {
     expect(deviceId).not.toBe('');
-    const r = await cli('sync-server', ['device', 'revoke', deviceId, '--server', httpUrl]);
+    const r = await procs.run('sync-server', ['device', 'revoke', deviceId, '--server', httpUrl]);
     expect(r.code, r.stderr).toBe(0);
     expect(readFileSync(cluster.authFile, 'utf8')).not.toContain(`"${deviceId}"`);
     for (const url of cluster.urls)
@@ -255,9 +163,8 @@ describe.skipIf(!have)('a NATS cluster whose users the server keeps (enrol, sync
         everyMs: 500,
         what: `${url} refuses the revoked device`,
       });
-    const c = await cli('provisioning', ['check', '--dir', dir(), '--json', '--skip', 'reader,card,peripherals', '--sync-timeout', '5']);
+    const { run: c, report: rep } = await checkNoHardware(procs, dir(), 5);
     expect(c.code).toBe(1);
-    const rep = JSON.parse(c.stdout) as { items: { id: string; ok: boolean; code?: string }[] };
     // every node refuses the password (waited for above); a node busy reloading may close the connection instead of a CONNACK 5
     const broker = rep.items.find((i) => i.id === 'broker');
     expect(broker?.ok).toBe(false);

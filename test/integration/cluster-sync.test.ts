@@ -14,9 +14,9 @@ import {
   type Device,
   type Stack,
 } from '../support/sync-harness.js';
-import { syncSuite } from '../support/sync-suite.js';
+import { journalBatchOf, syncSuite } from '../support/sync-suite.js';
 import { waitFor } from '../support/wait.js';
-import { logSink } from '../support/log.js';
+import { logSink, type LogSink } from '../support/log.js';
 
 /**
  * Issue 16 item 3: the sync protocol on a clustered broker, three nats-server nodes with JetStream and
@@ -25,6 +25,15 @@ import { logSink } from '../support/log.js';
 const have = natsAvailable();
 if (!have && process.env.CI) throw new Error('nats-server is not installed: CI must run the cluster tests (apt-get install nats-server)');
 if (!have) console.warn('cluster-sync: skipped, nats-server is not installed (apt-get install nats-server)');
+
+/** The last dozen things a log said (message, error, broker), for a failure's message. */
+function lastSaid(logs: LogSink): string {
+  return logs
+    .records()
+    .slice(-12)
+    .map((r) => `${String(r.msg)}${r.err ? ` (${String(r.err)})` : ''}${r.broker ? ` [${String(r.broker)}]` : ''}`)
+    .join(' | ');
+}
 
 describe.skipIf(!have)('sync over a 3-node NATS cluster', () => {
   describe('the sync suite', () => syncSuite('nats-cluster'));
@@ -60,19 +69,8 @@ describe.skipIf(!have)('sync over a 3-node NATS cluster', () => {
         reconnectPeriod: 0,
       });
       try {
-        const entry = {
-          seq: 1,
-          time: new Date().toISOString(),
-          token: tokenOf(1),
-          kind: 'bus',
-          result: 'allow',
-          reason: 'ok',
-          fareKopecks: 0,
-          benefit: null,
-          lists: {},
-        };
         // NATS acknowledges the QoS 1 publish and drops it (a "Publish Violation" in its log), like Mosquitto's ACL
-        await other.publishAsync(topics.journal('bus-kill-1'), Buffer.from(JSON.stringify({ device: 'bus-kill-1', entries: [entry] })), { qos: 1 });
+        await other.publishAsync(topics.journal('bus-kill-1'), journalBatchOf('bus-kill-1'), { qos: 1 });
         await new Promise((r) => setTimeout(r, 1000));
         expect(stack.logs.records().some((r) => r.topic === topics.journal('bus-kill-1'))).toBe(false);
         expect(serverJournalCount(stack, 'bus-kill-1').n).toBe(0);
@@ -87,15 +85,7 @@ describe.skipIf(!have)('sync over a 3-node NATS cluster', () => {
       const first = stack.cluster!.nodeOfUrl(dev.client.brokerUrl);
       const state = () =>
         `device on node ${stack.cluster!.nodeOfUrl(dev.client.brokerUrl)} connected=${dev.client.connected}, acked ${dev.store.ackedSeq()} of ${dev.store.lastSeq()}, ` +
-        `server holds ${JSON.stringify(serverJournalCount(stack, 'bus-kill-1'))}; server said: ${stack.logs
-          .records()
-          .slice(-12)
-          .map((r) => `${String(r.msg)}${r.err ? ` (${String(r.err)})` : ''}${r.broker ? ` [${String(r.broker)}]` : ''}`)
-          .join(' | ')}; device said: ${devLogs
-          .records()
-          .slice(-12)
-          .map((r) => `${String(r.msg)}${r.err ? ` (${String(r.err)})` : ''}${r.broker ? ` [${String(r.broker)}]` : ''}`)
-          .join(' | ')}`;
+        `server holds ${JSON.stringify(serverJournalCount(stack, 'bus-kill-1'))}; server said: ${lastSaid(stack.logs)}; device said: ${lastSaid(devLogs)}`;
       expect(first).toBeGreaterThanOrEqual(0);
       let taps = 0;
       let acksSeen: number;

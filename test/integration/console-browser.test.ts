@@ -1,7 +1,7 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadDevice } from '../../provisioning/device-dir.js';
 import { initDevice } from '../../provisioning/ops.js';
@@ -9,6 +9,7 @@ import { Store } from '../../device/store/index.js';
 import { SyncClient } from '../../device/sync/client.js';
 import { syncOptionsFromConfig } from '../../device/sync/from-config.js';
 import { buildConsole } from '../../scripts/build-console.js';
+import { docsScreenshot, launchChromium, PHONE } from '../support/browser.js';
 import { logSink } from '../support/log.js';
 import { operatorFetch } from '../support/operator-api.js';
 import { MIR_PAN_BAD_LUHN, syntheticPan } from '../support/pans.js';
@@ -22,16 +23,6 @@ import { testLogger } from '../support/sync-harness.js';
  * registry file, log line or audit row), the language switch, a phone-sized viewport, and each role's menu and refusals.
  * RC_UPDATE_SCREENSHOT=1 writes docs/img/console-*.png (the README shows them).
  */
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-const SHOTS = process.env.RC_UPDATE_SCREENSHOT === '1';
 const LOST_PAN = syntheticPan(777);
 const PASSWORD = 'console-test-password-1';
 const USERS = [
@@ -76,10 +67,7 @@ async function login(page: Page, name: string): Promise<void> {
 }
 
 async function shot(page: Page, name: string): Promise<void> {
-  if (!SHOTS) return;
-  const out = join(import.meta.dirname, '..', '..', 'docs', 'img');
-  mkdirSync(out, { recursive: true });
-  await page.screenshot({ path: join(out, `console-${name}.png`), fullPage: false });
+  await docsScreenshot(page, `console-${name}.png`);
 }
 
 beforeAll(async () => {
@@ -109,7 +97,7 @@ beforeAll(async () => {
   const client = new SyncClient({ ...syncOptionsFromConfig(cfg, store, devDir, testLogger()), reconnectMinMs: 200, reconnectMaxMs: 1000 });
   client.start();
   device = { id: r.deviceId, store, client };
-  ctx = await chromium.launchPersistentContext(join(dir, 'profile'), { executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+  ctx = await launchChromium(join(dir, 'profile'));
 }, 120_000);
 
 afterAll(async () => {
@@ -251,7 +239,7 @@ describe('operator console in a browser', () => {
   });
 
   it('switches to English and remembers it; a phone-sized viewport has no horizontal scroll', async () => {
-    const page = await open({ width: 390, height: 844 });
+    const page = await open(PHONE);
     await login(page, 'ops');
     await page.locator('[data-test=lang]').click();
     await expect.poll(() => page.locator('[data-test=role]').textContent()).toBe('operator');
@@ -262,7 +250,7 @@ describe('operator console in a browser', () => {
       await page.goto(`${stack.server.httpUrl}/console/#/${p}`);
       await page.locator('main h2').waitFor();
       await page.waitForTimeout(200);
-      expect(await page.evaluate(() => document.documentElement.scrollWidth), p).toBeLessThanOrEqual(390);
+      expect(await page.evaluate(() => document.documentElement.scrollWidth), p).toBeLessThanOrEqual(PHONE.width);
     }
     await page.goto(`${stack.server.httpUrl}/console/#/fleet`);
     await page.locator('table[data-test=fleet] tbody tr').first().waitFor();
@@ -287,7 +275,7 @@ describe('operator console in a browser', () => {
       'Reader',
       'Alarms',
     ]);
-    for (const c of cells) expect(c.shown && c.right <= 390, `${c.label}: in view`).toBe(true);
+    for (const c of cells) expect(c.shown && c.right <= PHONE.width, `${c.label}: in view`).toBe(true);
     await shot(page, 'phone');
     await page.locator('[data-test=lang]').click(); // back to Russian for the next tests
     await page.close();

@@ -1,10 +1,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CARDS, DEMO_PERSONS, runScriptedDemo, type DemoWorld } from '../../demo/demo.js';
 import { buildPublicWeb } from '../../scripts/build-console.js';
+import { launchChromium, PHONE } from '../support/browser.js';
 
 /**
  * `npm start` in a terminal: after the scripted day the demo's server stays up and its cabinet signs in through the
@@ -12,15 +13,6 @@ import { buildPublicWeb } from '../../scripts/build-console.js';
  * benefit and the bus trip of the script; the student's mother sees her son and his school day; the public portal shows
  * the measures of the rules the demo published. The phone's date is not the demo's day: the pages go by the server's.
  */
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const dir = mkdtempSync(join(tmpdir(), 'rc-demo-cabinet-'));
 let ctx: BrowserContext | null = null;
 
@@ -33,7 +25,7 @@ afterAll(async () => {
 async function signInAs(world: DemoWorld, who: keyof typeof DEMO_PERSONS): Promise<Page> {
   await ctx!.clearCookies();
   const page = await ctx!.newPage();
-  await page.setViewportSize({ width: 390, height: 844 });
+  await page.setViewportSize(PHONE);
   await page.goto(world.urls.cabinet);
   await page.locator('[data-test=login]').click();
   await page.locator('[data-test=demo-sign-in]').waitFor();
@@ -59,7 +51,7 @@ describe('npm start: the cabinet of the demo in Chromium', () => {
         expect(text).toContain(world.urls.console);
         expect(text).toContain(world.urls.cabinet);
         expect(text).toContain(world.urls.portal);
-        ctx = await chromium.launchPersistentContext(join(dir, 'profile'), { executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+        ctx = await launchChromium(join(dir, 'profile'));
         // the phone's date is not the demo's day (a year and a half later): the pages ask for the days up to the server's
         // today (/v1/cabinet/me), which in the demo is the scripted day
         await ctx.clock.install({ time: new Date('2028-06-15T12:00:00+03:00') });

@@ -17,7 +17,7 @@ import { pendingRecompute } from '../../sync-server/import.js';
 import type { Db } from '../../sync-server/registry.js';
 import { startServer, type RunningServer } from '../../sync-server/server.js';
 import { quietLogger } from '../support/log.js';
-import { openDevice, type Stack } from '../support/sync-harness.js';
+import { openDevice, stackOf } from '../support/sync-harness.js';
 import { waitFor } from '../support/wait.js';
 
 // 200k as the issue asks with RC_IMPORT_CRASH_CARDS=200000 (about 40 s per import on a loaded 2-core machine); 40k by default keeps the test bounded
@@ -111,13 +111,7 @@ describe('import crash (kill -9 at random points of imports)', () => {
     // a device that syncs holds the registry's lists: same versions and counts, and the entries of a sample
     const devDir = mkdtempSync(join(tmpdir(), 'rc-import-crash-dev-'));
     devDirs.push(devDir);
-    const dev = openDevice(
-      { brokerUrl: server.mqttUrl, server, deviceConnect: () => ({}) } as unknown as Stack,
-      'crash-dev',
-      ['transit', 'stoplist'],
-      {},
-      devDir,
-    );
+    const dev = openDevice(stackOf(server), 'crash-dev', ['transit', 'stoplist'], {}, devDir);
     try {
       await waitFor(
         () => dev.store.listVersion('transit') === versions.transit!.version && dev.store.listVersion('stoplist') === (versions.stoplist?.version ?? 0),

@@ -1,9 +1,10 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildPublicWeb } from '../../scripts/build-console.js';
+import { docsScreenshot, launchChromium, PHONE } from '../support/browser.js';
 import { importText, startStack, type Stack } from '../support/sync-harness.js';
 
 /**
@@ -11,17 +12,6 @@ import { importText, startStack, type Stack } from '../support/sync-harness.js';
  * the published rules, partners with their discounts, schools, the banks page, the language switch; no sign-in.
  * RC_UPDATE_SCREENSHOT=1 writes docs/img/cabinet-portal.png.
  */
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-const SHOTS = process.env.RC_UPDATE_SCREENSHOT === '1';
-const PHONE = { width: 390, height: 844 };
 
 let stack: Stack;
 let ctx: BrowserContext | null = null;
@@ -46,7 +36,7 @@ describe('public portal in the browser', () => {
       'enrolments',
       'person_id,school_id,role,grade,meal_category,valid_from,valid_to\np1,S7,student,3,,2026-09-01,2027-05-31\np2,S12,student,5,,2026-09-01,2027-05-31\n',
     );
-    ctx = await chromium.launchPersistentContext(join(dir, 'profile'), { executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+    ctx = await launchChromium(join(dir, 'profile'));
   }, 120_000);
 
   afterAll(async () => {
@@ -65,10 +55,7 @@ describe('public portal in the browser', () => {
     expect(await page.locator('[data-test=measure][data-category=student]').innerText()).toContain('Скидка 50% на проезд, 22 поездки в месяц');
     // the page fits the phone's width
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(PHONE.width);
-    if (SHOTS) {
-      mkdirSync(join(import.meta.dirname, '..', '..', 'docs', 'img'), { recursive: true });
-      await page.screenshot({ path: join(import.meta.dirname, '..', '..', 'docs', 'img', 'cabinet-portal.png') });
-    }
+    await docsScreenshot(page, 'cabinet-portal.png');
     await page.close();
   });
 

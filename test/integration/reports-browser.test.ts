@@ -2,11 +2,12 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { build as attendance } from '../../sync-server/reports/attendance.js';
 import { build as meals } from '../../sync-server/reports/meals.js';
 import { render } from '../../sync-server/reports/render/index.js';
+import { launchChromium } from '../support/browser.js';
 import { pngInkShare } from '../support/png.js';
 import { monthOfGateTaps, rosterOf, schoolRegistry, uploadSchool, type SchoolRegistry } from '../support/school-journal.js';
 
@@ -17,16 +18,6 @@ import { monthOfGateTaps, rosterOf, schoolRegistry, uploadSchool, type SchoolReg
  * ingest. RC_UPDATE_SCREENSHOT=1 saves the attendance screenshot to
  * docs/img/report-attendance.png (the one the README shows).
  */
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 let reg: SchoolRegistry | null = null;
 let ctx: BrowserContext | null = null;
@@ -36,10 +27,8 @@ beforeAll(async () => {
   reg = await schoolRegistry(30, rosterOf(30));
   uploadSchool(reg, monthOfGateTaps(30));
   // a fresh --user-data-dir: launchPersistentContext takes the profile folder and owns the browser process
-  ctx = await chromium.launchPersistentContext(join(dir, 'profile'), {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: CHROMIUM_ARGS,
+  ctx = await launchChromium(join(dir, 'profile'), {
+    args: ['--disable-quic'],
     viewport: { width: 1000, height: 1400 },
     offline: true,
   });

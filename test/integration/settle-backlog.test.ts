@@ -12,6 +12,7 @@ import { Ingest } from '../../sync-server/ingest.js';
 import { startServer, type RunningServer } from '../../sync-server/server.js';
 import { testLogger } from '../support/sync-harness.js';
 import { waitFor } from '../support/wait.js';
+import { fullFareEntry } from '../support/journal-rows.js';
 
 /**
  * Issue 10 regression: settlement ran in the MQTT message handler, so an upload's ack (and every other message)
@@ -30,18 +31,7 @@ const RULES = {
 
 function busEntry(seq: number, card: number): WireJournalEntry {
   const time = new Date(T0 + seq * 100).toISOString();
-  return {
-    seq,
-    time,
-    token: token(card),
-    kind: 'bus',
-    result: 'allow',
-    reason: 'full-fare',
-    fareKopecks: 3500,
-    benefit: null,
-    lists: {},
-    data: { effectiveTime: time, route: String(1 + (card % 2)), vehicle: 'V1' },
-  };
+  return fullFareEntry(seq, token(card), time, { data: { effectiveTime: time, route: String(1 + (card % 2)), vehicle: 'V1' } });
 }
 
 let server: RunningServer | null = null;

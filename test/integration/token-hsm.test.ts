@@ -6,7 +6,7 @@ import { ErrorCode, isRcError } from '../../protocol/errors.js';
 import { withLuhnDigit } from '../../protocol/pan.js';
 import { deriveToken } from '../../protocol/token.js';
 import { Pkcs11Token, newTokenKey, softDeriver, tokenKeyLabel, wrapForToken } from '../../protocol/token-hsm.js';
-import { softhsmAvailable, startSoftHsm, type SoftHsmRig } from '../support/rig/softhsm.js';
+import { rawSession, softhsmAvailable, startSoftHsm, type SoftHsmRig } from '../support/rig/softhsm.js';
 
 const pans = (n: number) => Array.from({ length: n }, () => Buffer.from(withLuhnDigit(`220${String(randomInt(0, 1e12)).padStart(12, '0')}`), 'ascii'));
 
@@ -64,16 +64,7 @@ describe.skipIf(!softhsmAvailable())('the card-token key in a PKCS#11 token (Sof
     token.importKey(old);
     expect(token.schemeOf(12)).toBe('pan-psn');
     // a key made by the code before schemes were recorded: no CKA_ID
-    const m = (await import('pkcs11js')).default;
-    const p = new m.PKCS11();
-    p.load(rig.library);
-    try {
-      p.C_Initialize();
-    } catch {
-      /* already, in this process */
-    }
-    const slot = p.C_GetSlotList(true).find((s) => p.C_GetTokenInfo(s).label.trim() === rig.tokenLabel)!;
-    const s = p.C_OpenSession(slot, m.CKF_SERIAL_SESSION | m.CKF_RW_SESSION);
+    const { m, p, s } = await rawSession(rig, true);
     const before = newTokenKey(13);
     p.C_CreateObject(s, [
       { type: m.CKA_CLASS, value: m.CKO_SECRET_KEY },
@@ -103,16 +94,7 @@ describe.skipIf(!softhsmAvailable())('the card-token key in a PKCS#11 token (Sof
   });
 
   it('the key cannot be read out of the token, and the token files hold no copy of it in clear', async () => {
-    const m = (await import('pkcs11js')).default;
-    const p = new m.PKCS11();
-    p.load(rig.library);
-    try {
-      p.C_Initialize();
-    } catch {
-      /* already, in this process */
-    }
-    const slot = p.C_GetSlotList(true).find((s) => p.C_GetTokenInfo(s).label.trim() === rig.tokenLabel)!;
-    const s = p.C_OpenSession(slot, m.CKF_SERIAL_SESSION);
+    const { m, p, s } = await rawSession(rig);
     p.C_FindObjectsInit(s, [{ type: m.CKA_LABEL, value: tokenKeyLabel(3) }]);
     const [h] = p.C_FindObjects(s, 1);
     p.C_FindObjectsFinal(s);

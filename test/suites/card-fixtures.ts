@@ -26,3 +26,13 @@ export function fixturePan(name: string): string {
   if (s.kind !== 'emv') throw new Error(`${name} is not a synthetic card`);
   return s.pan;
 }
+
+/** What reading the mir-gpo1 card gives, whichever way it is read (the token and key version depend on the key). */
+export const MIR_GPO1_READ = {
+  scheme: 'mir',
+  aid: 'A0000006581010',
+  maskedPan: '220012******9019',
+  expiry: '2028-12',
+  psn: '01',
+  par: null,
+} as const;

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { request as httpRequest } from 'node:http';
 import { operatorFetch, type OperatorTarget } from './operator-api.js';
 import { syntheticPan, syntheticPsn } from './pans.js';
-import { busConfig, openDevice, tap, type Device, type Stack } from './sync-harness.js';
+import { busConfig, openDevice, stackOf, tap, type Device } from './sync-harness.js';
 import { waitFor } from './wait.js';
 
 export interface ServerChild {
@@ -146,11 +146,10 @@ let probes = 0;
 
 /** A harness device that taps every `everyMs` and times each tap until the server's signed ack covers it (`samples`: when each tap was made, performance.now(), and its latency). */
 export function ackProbe(server: ServerChild, everyMs: number): { stop(): Promise<number[]>; samples: { at: number; ms: number }[] } {
-  const stack = { brokerUrl: server.mqttUrl, server: { publicKeyPem: server.publicKeyPem }, deviceConnect: () => ({}) } as unknown as Stack;
   // a device id of its own each time: a second probe under the same id, with a fresh store, would get the first one's
   // ack (beyond its own last entry: refused, so no ack at all until its journal caught up; that was 3 s of "slow acks")
   const id = `probe-dev-${++probes}`;
-  const dev: Device = openDevice(stack, id, ['stoplist']);
+  const dev: Device = openDevice(stackOf(server), id, ['stoplist']);
   const cfg = busConfig(id);
   const waiting = new Map<number, number>(); // seq -> tapped at
   const times: number[] = [];

@@ -1,3 +1,4 @@
+import type { WireJournalEntry } from '../../protocol/wire/messages.js';
 import { serviceDay, type JournalRow, type SettlementOptions } from '../../sync-server/settlement/index.js';
 
 /** Local Moscow time (YYYY-MM-DDTHH:MM:SS) as epoch ms. */
@@ -26,4 +27,9 @@ export function busRowMaker(o: SettlementOptions): (token: string, device: strin
     settled_reason: null,
     settle_code: null,
   });
+}
+
+/** A device's journal entry of a full-fare bus tap (35 ₽, no benefit) as it is uploaded; `extra` sets the rest (data, lists, fare). */
+export function fullFareEntry(seq: number, token: string, time: string, extra: Partial<WireJournalEntry> = {}): WireJournalEntry {
+  return { seq, time, token, kind: 'bus', result: 'allow', reason: 'full-fare', fareKopecks: 3500, benefit: null, lists: {}, ...extra };
 }

@@ -13,7 +13,9 @@ import { startServer, type RunningServer, type ServerOptions } from '../../sync-
 import { mosquittoHash } from '../../sync-server/mosquitto-auth.js';
 import type { TokenCreated } from '../../protocol/enrol.js';
 import type { DeviceKind } from '../../protocol/ids.js';
+import { expect } from 'vitest';
 import { freePort, waitPort } from './rig/broker.js';
+import type { Procs, Run } from './rig/procs.js';
 import { testLogger } from './sync-harness.js';
 
 export const RULES = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'fixtures', 'provision', 'rules.json'), 'utf8')) as unknown;
@@ -135,3 +137,85 @@ export function closedWithin(c: MqttClient, ms: number): Promise<boolean> {
     });
   });
 }
+
+/**
+ * `rc-sync-server start` as the operator runs it beside an external broker (`brokerArgs`: --broker and how the server
+ * keeps that broker's users), with the development token key, the operator API on a free loopback port and the device
+ * enrolment listener on another; resolves with both URLs once the server printed them.
+ */
+export async function startEnrolServer(
+  procs: Procs,
+  dataDir: string,
+  brokerArgs: string[],
+  opts: { stderr?: 'ignore' | 'inherit'; timeoutMs?: number } = {},
+): Promise<{ httpUrl: string; enrolUrl: string }> {
+  const enrolPort = await freePort();
+  const args = ['start', '--dev-token-key', '--data', dataDir, ...brokerArgs, '--http-port', '0', '--enrol-listen', `127.0.0.1:${enrolPort}`];
+  const { httpUrl, enrolUrl } = await procs.startServer(args, { enrol: true, ...opts }); // --dev-token-key: the public development key, tests only
+  return { httpUrl, enrolUrl };
+}
+
+/**
+ * The operator's first steps on a server started as a process (docs/provisioning.md): `config set BASE/rules.json`,
+ * then `import KIND BASE/KIND.csv` for each CSV in order, each with `serverArgs` (`--server URL`, …); every one exits 0.
+ */
+export async function seedServer(procs: Procs, base: string, rules: unknown, csvs: Record<string, string>, serverArgs: string[]): Promise<void> {
+  writeFileSync(join(base, 'rules.json'), JSON.stringify(rules));
+  const steps = [['config', 'set', join(base, 'rules.json')]];
+  for (const [kind, csv] of Object.entries(csvs)) {
+    writeFileSync(join(base, `${kind}.csv`), csv);
+    steps.push(['import', kind, join(base, `${kind}.csv`)]);
+  }
+  for (const a of steps) {
+    const r = await procs.run('sync-server', [...a, ...serverArgs]);
+    expect(r.code, r.stderr).toBe(0);
+  }
+}
+
+/** The technician's `rc-provision init` of bus V1 on route 7 into `dir` with a fresh token from the operator; its device id. */
+export async function initBus(procs: Procs, urls: { httpUrl: string; enrolUrl: string }, dir: string): Promise<string> {
+  const t = await procs.run('sync-server', ['enrol-token', 'create', '--kind', 'bus', '--route', '7', '--server', urls.httpUrl]);
+  expect(t.code, t.stderr).toBe(0);
+  const r = await procs.run('provisioning', [
+    'init',
+    '--server',
+    urls.enrolUrl,
+    '--enrol-token',
+    t.stdout.trim(),
+    '--kind',
+    'bus',
+    '--route',
+    '7',
+    '--vehicle',
+    'V1',
+    '--dir',
+    dir,
+    '--json',
+  ]);
+  expect(r.code, r.stdout + r.stderr).toBe(0);
+  return (JSON.parse(r.stdout) as { deviceId: string }).deviceId;
+}
+
+export interface CheckReport {
+  ok: boolean;
+  items: { id: string; ok: boolean; detail: string; code?: string }[];
+}
+
+/** `rc-provision check --json` of the device in `dir` without reader, card and peripherals (a device with no hardware). */
+export async function checkNoHardware(procs: Procs, dir: string, syncTimeoutSec: number): Promise<{ run: Run; report: CheckReport }> {
+  const run = await procs.run('provisioning', ['check', '--dir', dir, '--json', '--skip', 'reader,card,peripherals', '--sync-timeout', String(syncTimeoutSec)]);
+  return { run, report: JSON.parse(run.stdout) as CheckReport };
+}
+
+/** What `checkNoHardware` lists when all is well, in its order. */
+export const NO_HARDWARE_CHECK_PASSED = [
+  ['config', true],
+  ['disk', true],
+  ['server', true],
+  ['clock', true],
+  ['broker', true],
+  ['sync', true],
+];
+
+/** Two cards (synthetic, Luhn-valid Mir numbers) for `seedServer`: the transit list has 2 entries. */
+export const TWO_CARDS_CSV = 'person_id,pan,psn,expiry\nP-1,2200700000000017,01,2029-06\nP-2,2200700000000025,01,2029-06\n';

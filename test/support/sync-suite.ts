@@ -29,6 +29,22 @@ export const SYNC_SUITE_DEVICES: readonly BrokerDevice[] = [
   { id: 'bus-rogue', scopes: [] },
 ];
 
+/** A journal batch of one free tap that says it comes from `device`: what a rogue device publishes to pass as another. */
+export function journalBatchOf(device: string): Buffer {
+  const entry = {
+    seq: 1,
+    time: new Date().toISOString(),
+    token: tokenOf(1),
+    kind: 'bus',
+    result: 'allow',
+    reason: 'ok',
+    fareKopecks: 0,
+    benefit: null,
+    lists: {},
+  };
+  return Buffer.from(JSON.stringify({ device, entries: [entry] }));
+}
+
 /**
  * The sync suite, one per broker: the server's embedded aedes, a real Mosquitto (test/integration/sync.test.ts)
  * and the clustered NATS (test/integration/cluster-sync.test.ts). Call it inside a describe.
@@ -118,26 +134,13 @@ export function syncSuite(mode: Mode): void {
       ...(creds.username !== undefined ? { username: creds.username, password: creds.password } : {}),
     });
     try {
-      const entry = {
-        seq: 1,
-        time: new Date().toISOString(),
-        token: tokenOf(1),
-        kind: 'bus',
-        result: 'allow',
-        reason: 'ok',
-        fareKopecks: 0,
-        benefit: null,
-        lists: {},
-      };
       // its own topic, another id in the payload: the server refuses it
-      await rogue.publishAsync(topics.journal('bus-rogue'), Buffer.from(JSON.stringify({ device: 'bus-victim', entries: [entry] })), { qos: 1 });
+      await rogue.publishAsync(topics.journal('bus-rogue'), journalBatchOf('bus-victim'), { qos: 1 });
       const handled = (topic: string) => stack.logs.records().some((r) => r.topic === topic);
       await waitFor(() => handled(topics.journal('bus-rogue')), { timeoutMs: 5000, what: "the server's verdict on the rogue batch" });
       // another device's topic: the embedded broker refuses it (client id ≠ topic id); on Mosquitto the ACL does (provisioning)
       if (mode === 'embedded') {
-        const p = rogue
-          .publishAsync(topics.journal('bus-victim'), Buffer.from(JSON.stringify({ device: 'bus-victim', entries: [entry] })), { qos: 1 })
-          .catch(() => undefined);
+        const p = rogue.publishAsync(topics.journal('bus-victim'), journalBatchOf('bus-victim'), { qos: 1 }).catch(() => undefined);
         const dropped = new Promise<void>((r) => rogue.once('close', () => r())); // aedes drops a client that publishes where it may not
         await Promise.race([p, dropped]);
         await waitFor(() => handled(topics.journal('bus-victim')), { timeoutMs: 5000, what: "the broker's verdict on the forged topic" });

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig, loadConfigFile, loadRules, withRules } from '../../device/config/index.js';
-import { RcError } from '../../protocol/errors.js';
 import { DEVICE_KINDS } from '../../protocol/ids.js';
+import { expectRcError } from '../support/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rc-config-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -13,16 +13,6 @@ function file(name: string, text: string): string {
   const p = join(dir, name);
   writeFileSync(p, text);
   return p;
-}
-
-function error(fn: () => unknown): RcError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof RcError) return e;
-    throw e;
-  }
-  throw new Error('expected an RcError');
 }
 
 const busText = `{
@@ -54,7 +44,7 @@ describe('device config', () => {
 
   it('a bad value is refused naming the file, its line and column, the path and the problem', () => {
     const p = file('bad-fare.json', busText);
-    const e = error(() => loadConfigFile(p));
+    const e = expectRcError(() => loadConfigFile(p));
     expect(e.code).toBe('config.invalid');
     expect(e.message).toContain(`${p}:6:33: tariff.routes.7.fullFareKopecks:`);
     expect(e.message).toMatch(/>=0|greater/);
@@ -63,20 +53,20 @@ describe('device config', () => {
 
   it('broken JSON is refused with the line of the error', () => {
     const p = file('broken.json', '{\n  "schema": 1,\n  "device": {,\n}\n');
-    const e = error(() => loadConfigFile(p));
+    const e = expectRcError(() => loadConfigFile(p));
     expect(e.code).toBe('config.invalid');
     expect(e.message).toContain(`${p}:3:`);
     expect(e.message).toContain('not valid JSON');
   });
 
   it('a config newer than the code is refused with config.too-new', () => {
-    const e = error(() => loadConfig({ schema: 2, device: {} }, 'new.json'));
+    const e = expectRcError(() => loadConfig({ schema: 2, device: {} }, 'new.json'));
     expect(e.code).toBe('config.too-new');
     expect(e.context).toMatchObject({ file: 'new.json', schema: 2, supported: 1 });
   });
 
   it('a config without a schema version is refused at "schema"', () => {
-    const e = error(() => loadConfig({ device: { id: 'x', kind: 'bus' } }, 'c.json'));
+    const e = expectRcError(() => loadConfig({ device: { id: 'x', kind: 'bus' } }, 'c.json'));
     expect(e.code).toBe('config.invalid');
     expect(e.context?.path).toBe('schema');
   });
@@ -124,14 +114,14 @@ describe('device config', () => {
       'tariff.benefits.pensioner.quota.trips',
     ],
   ])('%s is refused at the right path', (_n, raw, path) => {
-    const e = error(() => loadConfig(raw, 'x.json'));
+    const e = expectRcError(() => loadConfig(raw, 'x.json'));
     expect(e.code).toBe('config.invalid');
     expect(e.context?.path).toBe(path);
     expect(e.message.startsWith(`x.json: ${path}`)).toBe(true);
   });
 
   it('a missing file is config.not-found', () => {
-    expect(error(() => loadConfigFile(join(dir, 'nope.json'))).code).toBe('config.not-found');
+    expect(expectRcError(() => loadConfigFile(join(dir, 'nope.json'))).code).toBe('config.not-found');
   });
 
   it('optional sections for the runtime and sync validate (readers, peripherals, sync, tokenKey)', () => {
@@ -141,7 +131,7 @@ describe('device config', () => {
       { name: 'vpcd 1', direction: 'exit' },
     ]);
     expect(c.sync?.scopes).toEqual(['school:7', 'stoplist']);
-    const e = error(() => loadConfig({ ...c, sync: { brokerUrl: 'http://x' } }, 'y.json'));
+    const e = expectRcError(() => loadConfig({ ...c, sync: { brokerUrl: 'http://x' } }, 'y.json'));
     expect(e.context?.path).toBe('sync.brokerUrl');
   });
 });
@@ -153,13 +143,13 @@ describe('rules file (what the server publishes)', () => {
     expect(withRules(c, rules).tariff!.routes['7']!.fullFareKopecks).toBe(4200);
   });
   it('a bad rules file is config.tariff-invalid and names the path', () => {
-    const e = error(() => loadRules({ schema: 1, tariff: { routes: { '7': { fullFareKopecks: 1.5 } } } }, 'tariff.json'));
+    const e = expectRcError(() => loadRules({ schema: 1, tariff: { routes: { '7': { fullFareKopecks: 1.5 } } } }, 'tariff.json'));
     expect(e.code).toBe('config.tariff-invalid');
     expect(e.context?.path).toBe('tariff.routes.7.fullFareKopecks');
   });
   it('a published tariff that drops the route the bus serves is refused', () => {
     const c = loadConfigFile('test/fixtures/decide/bus.config.json');
     const rules = loadRules({ schema: 1, tariff: { routes: { '9': { fullFareKopecks: 4200 } } } });
-    expect(error(() => withRules(c, rules)).code).toBe('config.tariff-invalid');
+    expect(expectRcError(() => withRules(c, rules)).code).toBe('config.tariff-invalid');
   });
 });

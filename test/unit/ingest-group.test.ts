@@ -6,6 +6,7 @@ import { ErrorCode } from '../../protocol/errors.js';
 import type { WireJournalEntry } from '../../protocol/wire/messages.js';
 import { GroupCommit, Ingest } from '../../sync-server/ingest.js';
 import { openRegistry, type Db } from '../../sync-server/registry.js';
+import { fullFareEntry } from '../support/journal-rows.js';
 
 /** The server's journal path (issue 13 figure: ingest ≥ 20,000/s with durable acks): uploads of one turn share a transaction and an fsync. */
 const dirs: string[] = [];
@@ -24,17 +25,7 @@ function registry(): Db {
   return db;
 }
 
-const entry = (seq: number): WireJournalEntry => ({
-  seq,
-  time: new Date().toISOString(),
-  token: `${seq.toString(16).padStart(31, '0')}a`,
-  kind: 'bus',
-  result: 'allow',
-  reason: 'full-fare',
-  fareKopecks: 3500,
-  benefit: null,
-  lists: {},
-});
+const entry = (seq: number): WireJournalEntry => fullFareEntry(seq, `${seq.toString(16).padStart(31, '0')}a`, new Date().toISOString());
 
 describe('ingest group commit', () => {
   it('uploads submitted in one turn are stored in one transaction, resolve with their own acks after one fsync; a refused one refuses only itself', async () => {

@@ -14,6 +14,7 @@ import { Publisher } from '../../sync-server/publisher.js';
 import { openRegistry, type Db } from '../../sync-server/registry.js';
 import { queryCharges, queryJournal, Settlement } from '../../sync-server/settlement/index.js';
 import { cardsCsv, tokenOf } from '../support/registry-csv.js';
+import { fullFareEntry } from '../support/journal-rows.js';
 
 /**
  * Issue 13 item 7: the server does not charge, stop-list or store on a device's word.
@@ -57,18 +58,11 @@ async function registry(limits: Partial<IngestLimits> = {}) {
 
 function entry(seq: number, token: string, at: string, o: { fare?: number; route?: string; vehicle?: string } = {}): WireJournalEntry {
   const time = new Date(`${at}+03:00`).toISOString();
-  return {
-    seq,
-    time,
-    token,
-    kind: 'bus',
-    result: 'allow',
-    reason: 'full-fare',
+  return fullFareEntry(seq, token, time, {
     fareKopecks: o.fare ?? 3500,
-    benefit: null,
     lists: { transit: 1 },
     data: { effectiveTime: time, route: o.route ?? '1', vehicle: o.vehicle ?? 'A1', flags: ['deferred-charge'] },
-  };
+  });
 }
 
 const charges = (db: Db) => queryCharges(db, { limit: 100 }).charges.map((c) => [c.token, c.amountKopecks, c.status]);

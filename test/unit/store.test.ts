@@ -6,9 +6,9 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { loadConfigFile, withDevice } from '../../device/config/load.js';
 import { processTap } from '../../device/runtime/process-tap.js';
 import { CURRENT_STORE_SCHEMA, Store, loadListsFile, readListsFile } from '../../device/store/index.js';
-import { RcError } from '../../protocol/errors.js';
 import type { TransitEntry } from '../../protocol/lists.js';
 import { readRaw } from './store-raw.js';
+import { expectRcError } from '../support/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rc-store-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -21,15 +21,6 @@ function newStore(path = join(dir, `s${n++}.db`)): Store {
   const s = Store.open(path, { deviceId: 'dev-1' });
   open.push(s);
   return s;
-}
-function err(fn: () => unknown): RcError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof RcError) return e;
-    throw e;
-  }
-  throw new Error('expected an RcError');
 }
 
 const tok = (i: number) => i.toString(16).padStart(32, '0');
@@ -63,7 +54,7 @@ describe('lists', () => {
   it('an older version is refused (store.list-rollback), the same version is a no-op', () => {
     const s = newStore();
     s.applySnapshot(snap(5, [1]));
-    expect(err(() => s.applySnapshot(snap(4, [2]))).code).toBe('store.list-rollback');
+    expect(expectRcError(() => s.applySnapshot(snap(4, [2]))).code).toBe('store.list-rollback');
     expect(s.applySnapshot(snap(5, [2])).applied).toBe(false);
     expect(s.readView(tok(1)).transit).not.toBeNull();
     expect(s.readView(tok(2)).transit).toBeNull();
@@ -93,7 +84,7 @@ describe('lists', () => {
   ])('%s is refused before anything changes (store.list-invalid)', (_n, bad, path) => {
     const s = newStore();
     s.applySnapshot({ scope: bad.scope as 'transit', version: 1, entries: [] });
-    const e = err(() => s.applySnapshot(bad as never));
+    const e = expectRcError(() => s.applySnapshot(bad as never));
     expect(e.code).toBe('store.list-invalid');
     expect(e.context?.path).toBe(path);
     expect(e.message).toContain('nothing applied');
@@ -104,15 +95,15 @@ describe('lists', () => {
   it('the same token twice in a snapshot is refused, nothing applied', () => {
     const s = newStore();
     s.applySnapshot(snap(1, [7]));
-    expect(err(() => s.applySnapshot(snap(2, [1, 2, 1]))).code).toBe('store.list-invalid');
+    expect(expectRcError(() => s.applySnapshot(snap(2, [1, 2, 1]))).code).toBe('store.list-invalid');
     expect(s.listVersion('transit')).toBe(1);
     expect(s.readView(tok(7)).transit).not.toBeNull();
   });
 
   it('an unknown scope is refused (store.list-unknown-scope)', () => {
     const s = newStore();
-    expect(err(() => s.applySnapshot({ scope: 'museum' as never, version: 1, entries: [] })).code).toBe('store.list-unknown-scope');
-    expect(err(() => s.applyDelta({ scope: 'school:../x' as never, fromVersion: 0, toVersion: 1, upserts: [], removes: [] })).code).toBe(
+    expect(expectRcError(() => s.applySnapshot({ scope: 'museum' as never, version: 1, entries: [] })).code).toBe('store.list-unknown-scope');
+    expect(expectRcError(() => s.applyDelta({ scope: 'school:../x' as never, fromVersion: 0, toVersion: 1, upserts: [], removes: [] })).code).toBe(
       'store.list-unknown-scope',
     );
   });
@@ -137,8 +128,8 @@ describe('lists', () => {
   it('a delta from another version is a gap; an older one a rollback; the held one a no-op', () => {
     const s = newStore();
     s.applySnapshot(snap(5, [1]));
-    expect(err(() => s.applyDelta({ scope: 'transit', fromVersion: 3, toVersion: 6, upserts: [], removes: [] })).code).toBe('store.list-version-gap');
-    expect(err(() => s.applyDelta({ scope: 'transit', fromVersion: 2, toVersion: 4, upserts: [], removes: [] })).code).toBe('store.list-rollback');
+    expect(expectRcError(() => s.applyDelta({ scope: 'transit', fromVersion: 3, toVersion: 6, upserts: [], removes: [] })).code).toBe('store.list-version-gap');
+    expect(expectRcError(() => s.applyDelta({ scope: 'transit', fromVersion: 2, toVersion: 4, upserts: [], removes: [] })).code).toBe('store.list-rollback');
     expect(s.applyDelta({ scope: 'transit', fromVersion: 4, toVersion: 5, upserts: [transit(9)], removes: [] }).applied).toBe(false);
     expect(s.readView(tok(9)).transit).toBeNull();
     expect(s.listVersion('transit')).toBe(5);
@@ -147,7 +138,7 @@ describe('lists', () => {
   it('a delta with one bad entry changes nothing', () => {
     const s = newStore();
     s.applySnapshot(snap(1, [1]));
-    const e = err(() =>
+    const e = expectRcError(() =>
       s.applyDelta({
         scope: 'transit',
         fromVersion: 1,
@@ -181,7 +172,7 @@ describe('lists', () => {
     s.applySnapshot(snap(1, [1]));
     const w = s.beginSnapshot('transit', 2);
     w.add([transit(2)]);
-    expect(err(() => w.add([{ token: tok(3) }])).code).toBe('store.list-invalid');
+    expect(expectRcError(() => w.add([{ token: tok(3) }])).code).toBe('store.list-invalid');
     expect(() => w.commit()).toThrow();
     expect(s.listVersion('transit')).toBe(1);
     expect(s.readView(tok(1)).transit).not.toBeNull();
@@ -236,7 +227,7 @@ describe('store file', () => {
     const db = new Database(path);
     db.pragma(`user_version = ${CURRENT_STORE_SCHEMA + 1}`);
     db.close();
-    const e = err(() => Store.open(path, { deviceId: 'd' }));
+    const e = expectRcError(() => Store.open(path, { deviceId: 'd' }));
     expect(e.code).toBe('store.schema-too-new');
     const again = new Database(path);
     expect(again.pragma('user_version', { simple: true })).toBe(CURRENT_STORE_SCHEMA + 1);
@@ -263,7 +254,7 @@ describe('store file', () => {
   });
 
   it('a path that cannot be opened is store.open-failed', () => {
-    expect(err(() => Store.open(join(dir, 'no/such/dir/x.db'), { deviceId: 'd' })).code).toBe('store.open-failed');
+    expect(expectRcError(() => Store.open(join(dir, 'no/such/dir/x.db'), { deviceId: 'd' })).code).toBe('store.open-failed');
   });
 
   it('counters, marks and the journal survive a reopen; seq continues', () => {
@@ -318,7 +309,7 @@ describe('lists file', () => {
       ].join('\n'),
     );
     const s = newStore();
-    const e = err(() => loadListsFile(s, p));
+    const e = expectRcError(() => loadListsFile(s, p));
     expect(e.code).toBe('store.list-invalid');
     expect(e.message).toContain(`${p}:5:`);
     expect(e.context?.path).toBe('lists.1.entries.1.benefits.0.category');
@@ -336,6 +327,6 @@ describe('lists file', () => {
         ],
       }),
     );
-    expect(err(() => readListsFile(p)).context?.path).toBe('lists.1.scope');
+    expect(expectRcError(() => readListsFile(p)).context?.path).toBe('lists.1.scope');
   });
 });

@@ -9,6 +9,14 @@ function manifest(version: number, deltas: [number, number][] = [], expiresAt = 
   return { version, expiresAt, deltas: deltas.map(([from, to]) => ({ from, to, sha256: '0'.repeat(64), records: 1 })) };
 }
 
+/** The deltas from → to, one version each: as the planner's chains and the buffer list them. */
+function steps(from: number, to: number): { from: number; to: number }[] {
+  return Array.from({ length: to - from }, (_, i) => ({ from: from + i, to: from + i + 1 }));
+}
+
+/** The same, as `manifest()` takes them. */
+const deltas = (from: number, to: number): [number, number][] => steps(from, to).map((d) => [d.from, d.to]);
+
 function view(v: Partial<ScopeView> & { held: number }): ScopeView {
   return { scope: 'transit', manifest: null, buffered: [], download: null, ...v };
 }
@@ -22,10 +30,7 @@ describe('sync list planner', () => {
     const p = planScope(
       view({
         held: 7,
-        manifest: manifest(7, [
-          [5, 6],
-          [6, 7],
-        ]),
+        manifest: manifest(7, deltas(5, 7)),
       }),
       NOW,
     );
@@ -54,11 +59,7 @@ describe('sync list planner', () => {
     );
     expect(p.next).toEqual({
       kind: 'await-deltas',
-      chain: [
-        { from: 4, to: 5 },
-        { from: 5, to: 6 },
-        { from: 6, to: 7 },
-      ],
+      chain: steps(4, 7),
     });
   });
 
@@ -66,11 +67,7 @@ describe('sync list planner', () => {
     const p = planScope(
       view({
         held: 2,
-        manifest: manifest(7, [
-          [4, 5],
-          [5, 6],
-          [6, 7],
-        ]),
+        manifest: manifest(7, deltas(4, 7)),
       }),
       NOW,
     );
@@ -85,10 +82,7 @@ describe('sync list planner', () => {
     const p = planScope(
       view({
         held: 4,
-        manifest: manifest(6, [
-          [4, 5],
-          [5, 6],
-        ]),
+        manifest: manifest(6, deltas(4, 6)),
         deltasOverdue: true,
       }),
       NOW,
@@ -105,20 +99,12 @@ describe('sync list planner', () => {
     const p = planScope(
       view({
         held: 4,
-        manifest: manifest(7, [
-          [4, 5],
-          [5, 6],
-          [6, 7],
-        ]),
+        manifest: manifest(7, deltas(4, 7)),
         buffered,
       }),
       NOW,
     );
-    expect(p.apply).toEqual([
-      { from: 4, to: 5 },
-      { from: 5, to: 6 },
-      { from: 6, to: 7 },
-    ]);
+    expect(p.apply).toEqual(steps(4, 7));
     expect(p.reaches).toBe(7);
     expect(p.next).toEqual({ kind: 'idle', reason: 'up-to-date' });
   });
@@ -127,11 +113,7 @@ describe('sync list planner', () => {
     const p = planScope(
       view({
         held: 4,
-        manifest: manifest(7, [
-          [4, 5],
-          [5, 6],
-          [6, 7],
-        ]),
+        manifest: manifest(7, deltas(4, 7)),
         buffered: [{ from: 4, to: 5 }],
       }),
       NOW,
@@ -139,10 +121,7 @@ describe('sync list planner', () => {
     expect(p.apply).toEqual([{ from: 4, to: 5 }]);
     expect(p.next).toEqual({
       kind: 'await-deltas',
-      chain: [
-        { from: 5, to: 6 },
-        { from: 6, to: 7 },
-      ],
+      chain: steps(5, 7),
     });
   });
 
@@ -190,10 +169,7 @@ describe('sync list planner', () => {
         view({
           scope: 'stoplist',
           held: 40,
-          manifest: manifest(42, [
-            [40, 41],
-            [41, 42],
-          ]),
+          manifest: manifest(42, deltas(40, 42)),
           buffered: [{ from: 40, to: 41 }],
         }),
         view({ scope: 'school:17', held: 0, manifest: manifest(3) }),

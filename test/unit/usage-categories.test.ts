@@ -2,12 +2,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Store } from '../../device/store/index.js';
-import { usageContext } from '../../device/store/usage-merge.js';
 import { BUILT_IN_WIRE_IDS, DEVICE_BUILT_IN_TABLE, deviceCategoryTable, wireStandIn, type CategoryTable } from '../../protocol/categories.js';
 import { createLogger } from '../../protocol/log.js';
 import { decide } from '../../protocol/rules/index.js';
-import type { BusContext, Tap } from '../../protocol/rules/types.js';
+import type { BusContext } from '../../protocol/rules/types.js';
 import { RulesFile } from '../../protocol/rules-schema.js';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
 import { RECORD_SIZE } from '../../protocol/wire/codec.js';
@@ -21,7 +19,9 @@ import { loadOrCreateSigningKey } from '../../sync-server/keys.js';
 import { Publisher } from '../../sync-server/publisher.js';
 import { openRegistry } from '../../sync-server/registry.js';
 import { UsagePublisher } from '../../sync-server/usage-publisher.js';
+import { msk } from '../support/journal-rows.js';
 import { benefitsCsv, cardsCsv, tokenOf } from '../support/registry-csv.js';
+import { openBusB, tapper } from '../support/usage-bus.js';
 
 /**
  * Usage records carry categories defined as data (issue 10): a regional category the
@@ -43,7 +43,6 @@ const RULES = {
     repeatWindowSec: 60,
   },
 };
-const msk = (local: string) => Date.parse(`${local}+03:00`);
 const dirs: string[] = [];
 afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
@@ -94,25 +93,7 @@ async function setup() {
   return { db, published, pubKey: loadPublicKey(keys.publicKeyPem), usage, uploadA };
 }
 
-function openBusB(dir: string, categories: () => CategoryTable, tariff: NonNullable<RulesFile['tariff']>, category = 'rural-commuter'): Store {
-  const store = Store.open(join(dir, 'bus-b.db'), { deviceId: 'bus-b', categories });
-  store.setUsageContext(usageContext(tariff));
-  store.applySnapshot({
-    scope: 'transit',
-    version: 1,
-    entries: [{ token: tokenOf(10), cardExpiry: '2030-12', benefits: [{ category, validFrom: '2020-01-01', validTo: '2099-12-31' }] }],
-  });
-  return store;
-}
-
-let mono = 0;
-const tapOn = (card: number, at: string): Tap => ({
-  wallTime: msk(at),
-  monotonicMs: (mono += 10_000_000),
-  bootId: 'b',
-  direction: null,
-  card: { token: tokenOf(card), expiry: null },
-});
+const tapOn = tapper();
 
 describe('usage records carry categories defined as data', () => {
   it("a new regional category's monthly quota is counted across two buses, 24 bytes per card", async () => {
@@ -121,7 +102,7 @@ describe('usage records carry categories defined as data', () => {
     expect(wireId).toBeGreaterThanOrEqual(BUILT_IN_WIRE_IDS);
     const tariff = r.published.tariff!;
     const busB: BusContext = { device: { id: 'bus-b', kind: 'bus', route: '2', vehicle: 'vb', timeZone: 'Europe/Moscow' }, tariff };
-    const store = openBusB(dirs[0]!, () => deviceCategoryTable(r.published), tariff);
+    const store = openBusB(dirs[0]!, tariff, 'rural-commuter', () => deviceCategoryTable(r.published));
     const ride = (card: number, at: string) => store.decideAndCommit(tapOn(card, at), (v) => decide(tapOn(card, at), v, busB)).decision;
 
     // bus A: card 10 uses the month's two free rural-commuter trips
@@ -144,7 +125,7 @@ describe('usage records carry categories defined as data', () => {
     const tariff = r.published.tariff!;
     let cats: CategoryTable = DEVICE_BUILT_IN_TABLE; // the device holds no rules defining rural-commuter yet
     const wireId = tariff.categories['rural-commuter']!.wireId!;
-    const store = openBusB(dirs[0]!, () => cats, tariff, wireStandIn(wireId)); // its list entry reads as the stand-in too
+    const store = openBusB(dirs[0]!, tariff, wireStandIn(wireId), () => cats); // its list entry reads as the stand-in too
     r.uploadA(10, '2026-11-24T07:00:00');
     const t = r.usage.tick(new Date(msk('2026-11-24T10:00:00')))!;
     const snap = openUsage(t.snapshot!, r.pubKey, new Date(msk('2026-11-24T10:00:00')));

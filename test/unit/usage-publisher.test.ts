@@ -3,10 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Store } from '../../device/store/index.js';
-import { usageContext } from '../../device/store/usage-merge.js';
 import { createLogger } from '../../protocol/log.js';
 import { decide } from '../../protocol/rules/index.js';
-import type { BusContext, Tap } from '../../protocol/rules/types.js';
+import type { BusContext } from '../../protocol/rules/types.js';
 import { RulesFile } from '../../protocol/rules-schema.js';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
 import type { WireJournalEntry } from '../../protocol/wire/messages.js';
@@ -18,13 +17,14 @@ import { loadOrCreateSigningKey } from '../../sync-server/keys.js';
 import { Publisher } from '../../sync-server/publisher.js';
 import { openRegistry } from '../../sync-server/registry.js';
 import { UsagePublisher } from '../../sync-server/usage-publisher.js';
+import { msk } from '../support/journal-rows.js';
 import { benefitsCsv, cardsCsv, tokenOf } from '../support/registry-csv.js';
+import { openBusB, tapper } from '../support/usage-bus.js';
 
 /** The server's fleet usage from every device's uploaded journal, applied by another device's store (real SQLite both sides). */
 const log = createLogger({ level: 'silent' });
 const RULES = JSON.parse(readFileSync('test/fixtures/settlement/rules.json', 'utf8')) as unknown;
 const tariff = RulesFile.parse(RULES).tariff!;
-const msk = (local: string) => Date.parse(`${local}+03:00`);
 const dirs: string[] = [];
 afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
@@ -70,25 +70,12 @@ async function setup(maxCardsPerTick?: number) {
   const usage = new UsagePublisher(db, keys.privateKey, log, { settlement: { dayEndsAt: '00:00' }, ...(maxCardsPerTick ? { maxCardsPerTick } : {}) });
   const sent: { topic: string; payload: Buffer; retain: boolean }[] = [];
   usage.setTransport({ publish: async (topic, payload, retain) => void sent.push({ topic, payload, retain }) });
-  const store = Store.open(join(dir, 'bus-b.db'), { deviceId: 'bus-b' });
-  store.setUsageContext(usageContext(tariff));
-  store.applySnapshot({
-    scope: 'transit',
-    version: 1,
-    entries: [{ token: tokenOf(10), cardExpiry: '2030-12', benefits: [{ category: 'pensioner', validFrom: '2020-01-01', validTo: '2099-12-31' }] }],
-  });
+  const store = openBusB(dir, tariff, 'pensioner');
   return { db, pubKey: loadPublicKey(keys.publicKeyPem), usage, upload, sent, store };
 }
 
 const busB: BusContext = { device: { id: 'bus-b', kind: 'bus', route: '2', vehicle: 'vb', timeZone: 'Europe/Moscow' }, tariff };
-let mono = 0;
-const tapOn = (card: number, at: string): Tap => ({
-  wallTime: msk(at),
-  monotonicMs: (mono += 10_000_000),
-  bootId: 'b',
-  direction: null,
-  card: { token: tokenOf(card), expiry: null },
-});
+const tapOn = tapper();
 const ride = (s: Store, card: number, at: string) => s.decideAndCommit(tapOn(card, at), (v) => decide(tapOn(card, at), v, busB)).decision;
 
 describe('usage publisher', () => {

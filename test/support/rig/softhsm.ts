@@ -36,3 +36,21 @@ export function startSoftHsm(label = 'rc-test', pin = '1234'): SoftHsmRig {
   });
   return { library: SOFTHSM_LIBRARY, tokenLabel: label, pin, tokenDir, confPath, close: () => rmSync(dir, { recursive: true, force: true }) };
 }
+
+/**
+ * A session of the test's own on the rig's token, straight through pkcs11js (not the code under test): to plant
+ * objects the code would not make, or to try reading what it must not give out. `m` is the module's constants.
+ */
+export async function rawSession(rig: Pkcs11Config, rw = false) {
+  const m = (await import('pkcs11js')).default;
+  const p = new m.PKCS11();
+  p.load(rig.library);
+  try {
+    p.C_Initialize();
+  } catch {
+    /* already, in this process */
+  }
+  const slot = p.C_GetSlotList(true).find((s) => p.C_GetTokenInfo(s).label.trim() === rig.tokenLabel)!;
+  const s = p.C_OpenSession(slot, m.CKF_SERIAL_SESSION | (rw ? m.CKF_RW_SESSION : 0));
+  return { m, p, s };
+}
