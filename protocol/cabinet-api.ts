@@ -166,6 +166,8 @@ export const Debt = z
     serviceDay: Day,
     amountKopecks: z.number().int(),
     status: z.string(),
+    /** The masked number of the card charged (a replaced card's debt stays the holder's). */
+    card: z.string(),
     howToPay: Text2,
   })
   .strict();

@@ -12,10 +12,6 @@ const STOP_HELP: Record<string, string> = {
   lost: 'the card was reported lost: connect your new card',
 };
 
-export function tokenOf(db: Db, personId: string): string | null {
-  return (db.prepare('SELECT token FROM cards WHERE person_id = ?').pluck().get(personId) as string | undefined) ?? null;
-}
-
 /** The person's card: status from the registry, the published transit list and the stop-list. */
 export function myCard(db: Db, personId: string): CabinetCard | null {
   const c = db
@@ -202,14 +198,24 @@ const HOW_TO_PAY = {
   en: "Top up the card's account: the operator retries the charge within a day and the card leaves the stop-list. Questions: the operator's office.",
 };
 
-/** Declined charges of the holder's card (the bus fares the bank refused), with how to pay them. */
+/**
+ * Declined charges of every card the holder has had (the bus fares the bank refused), each on a service day while the
+ * card was theirs and with that card's masked number, oldest first, with how to pay them: a replaced card's debt is
+ * still the holder's.
+ */
 export function myDebts(db: Db, personId: string): Debt[] {
-  const token = tokenOf(db, personId);
-  if (!token) return [];
-  const rows = db.prepare("SELECT service_day, amount, status FROM charges WHERE token = ? AND status = 'declined' ORDER BY service_day").all(token) as {
-    service_day: string;
-    amount: number;
-    status: string;
-  }[];
-  return rows.map((r) => ({ serviceDay: r.service_day, amountKopecks: r.amount, status: r.status, howToPay: HOW_TO_PAY }));
+  const declined = db.prepare("SELECT seq, service_day, amount, status FROM charges WHERE token = ? AND status = 'declined' ORDER BY service_day");
+  const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+  const seen = new Set<number>();
+  const out: Debt[] = [];
+  for (const c of cardsOf(db, personId)) {
+    for (const r of declined.all(c.token) as { seq: number; service_day: string; amount: number; status: string }[]) {
+      if (c.sinceMs !== null && r.service_day < day(c.sinceMs)) continue; // another person's, before the card was theirs
+      if (c.untilMs !== null && r.service_day > day(c.untilMs)) continue; // after the card left them
+      if (seen.has(r.seq)) continue;
+      seen.add(r.seq);
+      out.push({ serviceDay: r.service_day, amountKopecks: r.amount, status: r.status, card: c.masked, howToPay: HOW_TO_PAY });
+    }
+  }
+  return out.sort((x, y) => (x.serviceDay < y.serviceDay ? -1 : x.serviceDay > y.serviceDay ? 1 : 0));
 }

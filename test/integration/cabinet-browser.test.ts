@@ -308,6 +308,33 @@ describe('a holder signs in, connects and replaces a card, and sees only their o
     await page.close();
   });
 
+  it('the debts page lists the declined fares of both cards, each with its card, and how to pay', async () => {
+    const db = stack.server.db;
+    const old = db.prepare("SELECT token, until_ms FROM holder_card_history WHERE person_id = 'P-ANNA' ORDER BY until_ms DESC").get() as {
+      token: string;
+      until_ms: number;
+    };
+    const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+    const charge = db.prepare(
+      "INSERT INTO charges(token, service_day, amount, taps, status, reason, created_at, updated_at) VALUES (?, ?, ?, 1, 'declined', 'insufficient-funds', '2026-01-01', '2026-01-01')",
+    );
+    charge.run(old.token, day(old.until_ms - 86_400_000), 3500);
+    charge.run(tokenOfPerson('P-ANNA')!, day(Date.now()), 4000);
+    const page = await signIn('anna');
+    await page.locator('[data-test=tab-debts]').click();
+    await page.locator('[data-test=debt]').first().waitFor();
+    expect(await page.locator('[data-test=debt]').count()).toBe(2);
+    const masked = (pan: string) => `${pan.slice(0, 6)}******${pan.slice(-4)}`;
+    const cards = (await page.locator('[data-test=debt-card]').allInnerTexts()).map((c) => c.replace(/\s/g, ''));
+    expect(cards).toEqual([`Карта:${masked(CARD_1)}`, `Карта:${masked(CARD_2)}`]);
+    const text = await page.locator('[data-test=debts]').innerText();
+    expect(text).toContain('35.00');
+    expect(text).toContain('Пополните счёт карты');
+    expect(await page.content()).not.toContain(CARD_1);
+    db.prepare("DELETE FROM charges WHERE status = 'declined' AND reason = 'insufficient-funds'").run();
+    await page.close();
+  });
+
   it("the children page shows a child's passages; another holder sees nothing of them and is refused their child's data", async () => {
     const { entry, exit, day } = lastSchoolDay();
     await waitFor(() => inSync(gate!, 'school:7'), { timeoutMs: 20_000, what: 'turnstile holds the school list' });

@@ -328,6 +328,21 @@ describe("the cardholder's cabinet over ESIA (stand-in)", () => {
     expect(rotated.trips.map((t) => t.card)).toEqual(['220012******9019', '220012******9027', '220012******9027']);
     expect(((await get(s, '/v1/cabinet/me')) as { card: { masked: string } }).card.masked).toBe('220012******9027');
 
+    // debts: a declined charge of the old card while it was hers stays hers, one after it left her is not; the new card's
+    // (made under the key version before the rotation) too; a paid charge is no debt
+    const charge = db.prepare(
+      "INSERT INTO charges(token, service_day, amount, taps, status, reason, created_at, updated_at) VALUES (?, ?, ?, 1, ?, NULL, '2026-01-01', '2026-01-01')",
+    );
+    charge.run(old!.token, day(old!.until_ms - 2 * 86_400_000), 3500, 'declined');
+    charge.run(old!.token, day(old!.until_ms + 2 * 86_400_000), 7000, 'declined');
+    charge.run(current, day(Date.now()), 4200, 'declined');
+    charge.run(current, day(Date.now() - 86_400_000), 9900, 'paid');
+    const debts = (await get(s, '/v1/cabinet/debts')) as { debts: { serviceDay: string; amountKopecks: number; card: string }[] };
+    expect(debts.debts.map((d) => [d.serviceDay, d.amountKopecks, d.card])).toEqual([
+      [day(old!.until_ms - 2 * 86_400_000), 3500, '220012******9019'],
+      [day(Date.now()), 4200, '220012******9027'],
+    ]);
+
     // a card that moves from one person to another (a bank file): the later holder never sees the earlier one's trips
     const moved = 'd'.repeat(32);
     db.prepare("INSERT INTO cards(person_id, token, key_version, expiry, updated_at) VALUES ('p-earlier', ?, 1, '2030-12', ?)").run(

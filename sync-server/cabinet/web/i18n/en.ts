@@ -74,6 +74,7 @@ export const en: CabinetDict = {
   'debts.day': 'Day of the trip',
   'debts.amount': 'Amount, RUB',
   'debts.status': 'Status',
+  'debts.card': 'Card',
   'debts.how': 'How to pay',
   'portal.title': 'Resident Card of the Republic of Kalmykia',
   'portal.subtitle': 'Open data',

@@ -72,6 +72,7 @@ export const ru = {
   'debts.day': 'День поездки',
   'debts.amount': 'Сумма, ₽',
   'debts.status': 'Состояние',
+  'debts.card': 'Карта',
   'debts.how': 'Как оплатить',
   'portal.title': 'Карта жителя Республики Калмыкия',
   'portal.subtitle': 'Открытые данные',
