@@ -330,6 +330,7 @@ describe('a holder signs in, connects and replaces a card, and sees only their o
     const text = await page.locator('[data-test=debts]').innerText();
     expect(text).toContain('35.00');
     expect(text).toContain('Пополните счёт карты');
+    expect(text).toContain('Состояние: не оплачено'); // the status in words, not the registry's 'declined'
     expect(await page.content()).not.toContain(CARD_1);
     db.prepare("DELETE FROM charges WHERE status = 'declined' AND reason = 'insufficient-funds'").run();
     await page.close();

@@ -75,6 +75,7 @@ export const en: CabinetDict = {
   'debts.amount': 'Amount, RUB',
   'debts.status': 'Status',
   'debts.card': 'Card',
+  'debts.declined': 'not paid',
   'debts.how': 'How to pay',
   'portal.title': 'Resident Card of the Republic of Kalmykia',
   'portal.subtitle': 'Open data',

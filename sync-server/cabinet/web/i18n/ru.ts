@@ -73,6 +73,7 @@ export const ru = {
   'debts.amount': 'Сумма, ₽',
   'debts.status': 'Состояние',
   'debts.card': 'Карта',
+  'debts.declined': 'не оплачено',
   'debts.how': 'Как оплатить',
   'portal.title': 'Карта жителя Республики Калмыкия',
   'portal.subtitle': 'Открытые данные',

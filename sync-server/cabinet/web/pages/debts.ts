@@ -25,7 +25,7 @@ export async function debtsPage({ main }: CabinetContext): Promise<void> {
               h('strong', {}, `${fmtDay(d.serviceDay)} — ${rub(d.amountKopecks)} ₽`),
               // which card, once the holder has debts on more than one (a replaced card's stay theirs)
               cards.size > 1 ? h('p', { class: 'muted small', 'data-test': 'debt-card' }, `${tc('debts.card')}: ${d.card}`) : null,
-              h('p', { class: 'muted small' }, `${tc('debts.status')}: ${d.status}`),
+              h('p', { class: 'muted small' }, `${tc('debts.status')}: ${d.status === 'declined' ? tc('debts.declined') : d.status}`),
               h('p', {}, `${tc('debts.how')}: `, both(d.howToPay)),
             ),
           ),
