@@ -5,6 +5,7 @@ import { ErrorCode, RcError, isRcError } from '../../protocol/errors.js';
 import type { Logger } from '../../protocol/log.js';
 import type { ListDelta, Scope } from '../../protocol/lists.js';
 import { decodeRecords } from '../../protocol/wire/codec.js';
+import { withTimeout } from '../../protocol/wire/timeout.js';
 import { DEVICE_BUILT_IN_TABLE, type CategoryTable } from '../../protocol/categories.js';
 import { loadPublicKey } from '../../protocol/wire/envelope.js';
 import { MAX_CONTROL_MESSAGE, MAX_LIST_MESSAGE, type ManifestHeader, type WireJournalEntry } from '../../protocol/wire/messages.js';
@@ -624,14 +625,4 @@ function toWire(e: JournalEntry): WireJournalEntry {
     lists: e.listVersions,
     data,
   };
-}
-
-/** A broker that never answers a SUBSCRIBE (a cluster node electing leaders) must not hold the device forever. */
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let t: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    t = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms);
-    t.unref();
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(t));
 }

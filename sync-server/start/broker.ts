@@ -3,6 +3,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { ErrorCode } from '../../protocol/errors.js';
 import type { Logger } from '../../protocol/log.js';
 import { topics } from '../../protocol/wire/topics.js';
+import { withTimeout } from '../../protocol/wire/timeout.js';
 import { openPolicy, startEmbeddedBroker, type EmbeddedBroker } from '../broker.js';
 import { brokerNodes } from '../broker-urls.js';
 import { Provisioning } from '../enrol.js';
@@ -11,6 +12,9 @@ import type { Db } from '../registry.js';
 import type { ServerOptions } from '../server.js';
 import type { Lists } from './lists.js';
 import type { DevicesBroker } from './options.js';
+
+/** How long the server waits for the SUBACK of its subscription to the devices' topics before trying again. */
+const SUBSCRIBE_TIMEOUT_MS = 10_000;
 
 export interface Broker {
   /** Enrolment and device credentials: it writes the broker's users and ACLs, and the embedded broker asks it. */
@@ -117,14 +121,29 @@ export async function startBroker(
   // the handlers below are attached in the turn the clients are made: no connection can come before them
   client.on('connect', () => {
     log.info({ broker: mqttUrl, as: ingestUser?.user }, 'connected to broker');
-    // a clustered broker electing new leaders after losing a node refuses some subscriptions for a while: try again (issue 16)
-    const subscribe = (n: number): void =>
-      void serial(async () => {
-        await client.subscribeAsync([topics.allJournals(), topics.allStatus(), topics.allRequests()], { qos: 1 });
-      }).catch((e) => {
-        log.error({ err: String(e), attempt: n + 1 }, 'subscribe failed');
-        if (client.connected) setTimeout(() => client.connected && subscribe(n + 1), Math.min(30_000, 1000 * 2 ** n)).unref();
-      });
+    // a clustered broker electing new leaders after losing a node refuses some subscriptions for a while, or leaves
+    // them unanswered: give up after SUBSCRIBE_TIMEOUT_MS and try again; twice unanswered, connect again (mqtt.js then
+    // takes the next node of a cluster), as the devices do (device/sync/client.ts) (issue 16)
+    const subscribe = (n: number): void => {
+      const at = client.stream;
+      void withTimeout(
+        client.subscribeAsync([topics.allJournals(), topics.allStatus(), topics.allRequests()], { qos: 1 }),
+        SUBSCRIBE_TIMEOUT_MS,
+        'no SUBACK',
+      ).then(
+        () => n > 0 && log.info({ attempt: n + 1 }, 'subscribed'),
+        (e: unknown) => {
+          if (client.stream !== at || !client.connected) return; // a new connection subscribes by itself
+          log.error({ err: String(e), attempt: n + 1, code: ErrorCode.SyncBrokerUnavailable }, 'subscribe failed');
+          if (n >= 1 && String(e).includes('no SUBACK')) {
+            log.warn({ broker: mqttUrl }, 'the broker leaves our SUBSCRIBE unanswered: connecting again');
+            client.stream.destroy();
+            return;
+          }
+          setTimeout(() => client.stream === at && client.connected && subscribe(n + 1), Math.min(30_000, 1000 * 2 ** n)).unref();
+        },
+      );
+    };
     subscribe(0);
   });
   pubClient.on('connect', () => {
