@@ -56,6 +56,8 @@ export interface ServerOptions {
   settleSchedule?: Partial<SettleSchedule>;
   /** Fleet usage (issue 10 item 4): recomputed and published at most this often, only when changed (default 1000 ms; 0 = off). */
   usageIntervalMs?: number;
+  /** How long the server waits for the SUBACK of its subscription to the devices' topics (default 10 s; tests shorten it). */
+  subscribeTimeoutMs?: number;
   /** Provisioning: the embedded broker enforces per-device credentials and ACLs (allowAnonymous: development only). */
   deviceAuth?: { allowAnonymous?: boolean };
   /** Provisioning with an external Mosquitto: password and ACL files the server writes (and SIGHUPs Mosquitto). */

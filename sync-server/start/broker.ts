@@ -13,9 +13,6 @@ import type { ServerOptions } from '../server.js';
 import type { Lists } from './lists.js';
 import type { DevicesBroker } from './options.js';
 
-/** How long the server waits for the SUBACK of its subscription to the devices' topics before trying again. */
-const SUBSCRIBE_TIMEOUT_MS = 10_000;
-
 export interface Broker {
   /** Enrolment and device credentials: it writes the broker's users and ACLs, and the embedded broker asks it. */
   provisioning: Provisioning;
@@ -93,6 +90,10 @@ export async function startBroker(
         keepalive: 300, // a million-row import holds the event loop for a while
         reconnectPeriod: 1000,
         connectTimeout: 5000,
+        // our 'connect' handler subscribes, with a timeout and retries. mqtt.js's own resubscribe has no timeout, and
+        // it records the topics as subscribed when it sends the SUBSCRIBE: a retry of an unanswered one was then
+        // answered at once from that record, with no packet sent (seen in server-subscribe-timeout.test.ts)
+        resubscribe: false,
       }),
     );
   const single = o.brokerUrl
@@ -122,13 +123,13 @@ export async function startBroker(
   client.on('connect', () => {
     log.info({ broker: mqttUrl, as: ingestUser?.user }, 'connected to broker');
     // a clustered broker electing new leaders after losing a node refuses some subscriptions for a while, or leaves
-    // them unanswered: give up after SUBSCRIBE_TIMEOUT_MS and try again; twice unanswered, connect again (mqtt.js then
+    // them unanswered: give up after o.subscribeTimeoutMs and try again; twice unanswered, connect again (mqtt.js then
     // takes the next node of a cluster), as the devices do (device/sync/client.ts) (issue 16)
     const subscribe = (n: number): void => {
       const at = client.stream;
       void withTimeout(
         client.subscribeAsync([topics.allJournals(), topics.allStatus(), topics.allRequests()], { qos: 1 }),
-        SUBSCRIBE_TIMEOUT_MS,
+        o.subscribeTimeoutMs ?? 10_000,
         'no SUBACK',
       ).then(
         () => n > 0 && log.info({ attempt: n + 1 }, 'subscribed'),
