@@ -107,7 +107,7 @@ function cardsOf(db: Db, personId: string): CardSpan[] {
   const cur = db
     .prepare('SELECT c.token, h.masked, h.token AS typed FROM cards c LEFT JOIN holder_cards h ON h.person_id = c.person_id WHERE c.person_id = ?')
     .get(personId) as { token: string; masked: string | null; typed: string | null } | undefined;
-  const past = db.prepare('SELECT token, masked, until_ms FROM holder_card_history WHERE person_id = ? ORDER BY until_ms, rowid').all(personId) as {
+  const past = db.prepare('SELECT token, masked, until_ms FROM holder_card_history WHERE person_id = ? ORDER BY until_ms, id').all(personId) as {
     token: string;
     masked: string | null;
     until_ms: number;
