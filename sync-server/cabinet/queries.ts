@@ -59,7 +59,7 @@ export function myBenefits(db: Db, personId: string): Benefit[] {
  * registry is named by their person id in that file; the README says so).
  */
 export function myChildren(db: Db, personId: string): Child[] {
-  return db.prepare('SELECT person_id AS personId, child_name AS name FROM guardians WHERE guardian_id = ? ORDER BY child_name').all(personId) as Child[];
+  return db.prepare('SELECT person_id AS "personId", child_name AS name FROM guardians WHERE guardian_id = ? ORDER BY child_name').all(personId) as Child[];
 }
 
 const dayMs = (d: string) => Date.parse(`${d}T00:00:00Z`);

@@ -98,7 +98,7 @@ export interface Person {
 export function schoolPeople(db: Db, school: string, from: string, to: string): { people: Map<string, Person>; byToken: Map<string, string> } {
   const rows = db
     .prepare(
-      `SELECT person_id AS person, role, grade, meal_category AS mealCategory, valid_from AS "from", valid_to AS "to" FROM enrolments
+      `SELECT person_id AS person, role, grade, meal_category AS "mealCategory", valid_from AS "from", valid_to AS "to" FROM enrolments
        WHERE school_id = ? AND valid_from <= ? AND valid_to >= ? ORDER BY person_id, valid_from`,
     )
     .all(school, to, from) as Person[];

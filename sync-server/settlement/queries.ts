@@ -131,7 +131,7 @@ export interface ChargeView {
 export function queryCharges(db: Db, q: { token?: string | undefined; status?: string | undefined; limit: number }): { charges: ChargeView[] } {
   const w = whereEqual({ token: q.token, status: q.status });
   const rows = db
-    .prepare(`SELECT token, service_day AS serviceDay, amount AS amountKopecks, taps, status, reason FROM charges ${w.sql} ORDER BY seq LIMIT ?`)
+    .prepare(`SELECT token, service_day AS "serviceDay", amount AS "amountKopecks", taps, status, reason FROM charges ${w.sql} ORDER BY seq LIMIT ?`)
     .all(...w.args, q.limit) as ChargeView[];
   return { charges: rows };
 }

@@ -126,9 +126,31 @@ export function collectSqlStatements(root: string, fragment: FragmentOf, sample:
       if (decl && ts.isVariableDeclaration(decl) && decl.initializer && ts.getCombinedNodeFlags(decl) & ts.NodeFlags.Const)
         return values(decl.initializer, depth + 1);
     }
+    const where = whereOf(e, depth);
+    if (where) return where;
     const stand = sample(here, e.getText());
     if (stand) return stand;
     throw new Dynamic(e.getText());
+  };
+
+  /**
+   * `w.sql` where `w = whereEqual({ col: …, … }, [{ cond: '…' }, …])` (settlement/queries.ts): every filter and every
+   * condition at once, and none.
+   */
+  const whereOf = (e: ts.Expression, depth: number): string[] | undefined => {
+    if (!ts.isPropertyAccessExpression(e) || e.name.text !== 'sql' || !ts.isIdentifier(e.expression)) return undefined;
+    const decl = checker.getSymbolAtLocation(e.expression)?.valueDeclaration;
+    const init = decl && ts.isVariableDeclaration(decl) ? decl.initializer : undefined;
+    if (!init || !ts.isCallExpression(init) || init.expression.getText() !== 'whereEqual') return undefined;
+    const [filters, extra] = init.arguments;
+    if (!filters || !ts.isObjectLiteralExpression(filters)) return undefined;
+    const conds = filters.properties.map((p) => `${p.name?.getText() ?? '?'} = ?`);
+    const visit = (n: ts.Node): void => {
+      if (ts.isPropertyAssignment(n) && n.name.getText() === 'cond') conds.push(values(n.initializer, depth + 1)[0]!);
+      ts.forEachChild(n, visit);
+    };
+    if (extra) visit(extra);
+    return [`WHERE ${conds.join(' AND ')}`, ''];
   };
 
   const enclosingFn = (n: ts.Node): string => {
