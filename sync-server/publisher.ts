@@ -388,16 +388,10 @@ export class Publisher {
     const body = ups ? Buffer.concat([...ups, ...removeRecs]) : null;
     if (body && body.length / RECORD_SIZE <= this.opts.maxDeltaRecords) {
       const { payload, ref } = sealDelta(scope, from, to, body, now, this.opts.deltaRetentionMs, this.key);
-      db.prepare(`INSERT INTO deltas(scope, from_v, to_v, sha256, records, created_ms, payload) VALUES (?,?,?,?,?,?,?)
-         ON CONFLICT(scope, to_v) DO UPDATE SET from_v = excluded.from_v, sha256 = excluded.sha256, records = excluded.records, created_ms = excluded.created_ms, payload = excluded.payload`).run(
-        scope,
-        from,
-        to,
-        ref.sha256,
-        ref.records,
-        now.getTime(),
-        payload,
-      );
+      db.prepare(
+        `INSERT INTO deltas(scope, from_v, to_v, sha256, records, created_ms, payload) VALUES (?,?,?,?,?,?,?)
+         ON CONFLICT(scope, to_v) DO UPDATE SET from_v = excluded.from_v, sha256 = excluded.sha256, records = excluded.records, created_ms = excluded.created_ms, payload = excluded.payload`,
+      ).run(scope, from, to, ref.sha256, ref.records, now.getTime(), payload);
     }
     const old = db.prepare('SELECT from_v, to_v FROM deltas WHERE scope = ? AND created_ms < ?').all(scope, now.getTime() - this.opts.deltaRetentionMs) as {
       from_v: number;
@@ -472,7 +466,9 @@ export class Publisher {
     doc = assignWireIds(this.db, name, doc); // benefit categories get their server-wide wire ids
     const cur = (this.db.prepare('SELECT version FROM configs WHERE name = ?').pluck().get(name) as number | undefined) ?? 0;
     this.db
-      .prepare('INSERT INTO configs(name, version, doc, updated_at) VALUES (?,?,?,?) ON CONFLICT(name) DO UPDATE SET version = excluded.version, doc = excluded.doc, updated_at = excluded.updated_at')
+      .prepare(
+        'INSERT INTO configs(name, version, doc, updated_at) VALUES (?,?,?,?) ON CONFLICT(name) DO UPDATE SET version = excluded.version, doc = excluded.doc, updated_at = excluded.updated_at',
+      )
       .run(name, cur + 1, JSON.stringify(doc), now.toISOString());
     this.mat.rulesChanged();
     return cur + 1;

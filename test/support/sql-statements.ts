@@ -104,8 +104,7 @@ export function collectSqlStatements(root: string, fragment: FragmentOf, sample:
       for (const s of e.templateSpans) parts.push(values(s.expression, depth + 1), [s.literal.text]);
       return product(parts);
     }
-    if (ts.isBinaryExpression(e) && e.operatorToken.kind === ts.SyntaxKind.PlusToken)
-      return product([values(e.left, depth + 1), values(e.right, depth + 1)]);
+    if (ts.isBinaryExpression(e) && e.operatorToken.kind === ts.SyntaxKind.PlusToken) return product([values(e.left, depth + 1), values(e.right, depth + 1)]);
     if (ts.isConditionalExpression(e)) return [...new Set([...values(e.whenTrue, depth + 1), ...values(e.whenFalse, depth + 1)])];
     if (ts.isCallExpression(e)) {
       let sym = checker.getSymbolAtLocation(e.expression);
