@@ -1,8 +1,19 @@
 /**
  * The few SQL fragments that have no form valid on both SQLite and PostgreSQL, each named by what it means.
- * Every other statement of the server is written once, in the common subset (docs: test/unit/sql-portable.test.ts
- * checks them all against PostgreSQL's parser). A fragment takes the db first, then only constant strings
- * (column names, table names): the check evaluates the calls statically.
+ * Every other statement of the server is written once, in the subset both take; test/unit/sql-portable.test.ts
+ * prepares each on both (and compares result types and column names). That subset, in short:
+ *  - upserts, not `INSERT OR IGNORE/REPLACE`: `ON CONFLICT DO NOTHING`, `ON CONFLICT (key) DO UPDATE SET c = excluded.c`
+ *    (`INSERT … SELECT … WHERE true ON CONFLICT …` on SQLite); no rowid (an explicit id: db/sqlite-id.ts);
+ *  - no scalar min(a, b) / max(a, b): CASE; no sum() of a comparison: count(CASE WHEN … THEN 1 END);
+ *    `CAST(sum(x) AS BIGINT)` (PostgreSQL sums bigints as numeric); no boolean result columns;
+ *  - every selected column grouped or aggregated; a FROM subquery has an alias; `CROSS JOIN t WHERE …`, not `… ON`;
+ *  - a parameter whose type PostgreSQL cannot infer gets `CAST(? AS TEXT)`; flags are 0 / 1 integers, `x = 1`;
+ *  - camelCase aliases quoted (`AS "serviceDay"`), `"user"` quoted (a reserved word there), strings in single quotes;
+ *  - `lower(x) LIKE lower(?)` where case must not matter; `NULLS FIRST` where a nullable column orders rows;
+ *  - positional `?` parameters only (the PostgreSQL adapter numbers them);
+ *  - text compares and sorts by bytes on both (keyset pages `token > ?`, JS merges of sorted lists): the PostgreSQL
+ *    database must have LC_COLLATE C (or its text columns COLLATE "C"), never a locale's order.
+ * A fragment takes the db first, then only constant strings (column names): the check evaluates the calls statically.
  */
 import type { Db } from '../registry.js';
 
