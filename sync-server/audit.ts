@@ -74,7 +74,7 @@ export function queryAudit(db: Db, q: Omit<AuditQuery, 'format'>): AuditRow[] {
   if (q.since) add('time >= ?', q.since);
   if (q.until) add('time < ?', q.until);
   if (q.who) add('who = ?', q.who);
-  if (q.action) add('action LIKE ?', `%${q.action}%`);
+  if (q.action) add('lower(action) LIKE lower(?)', `%${q.action}%`); // case-insensitive on both databases, as SQLite's LIKE was
   const rows = db
     .prepare(
       `SELECT seq, time, who, role, source, action, detail, result FROM audit ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ?`,

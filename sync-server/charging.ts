@@ -1,6 +1,7 @@
 import type { Logger } from '../protocol/log.js';
 import { markDirty, type Dirty } from './materialize.js';
 import type { Db } from './registry.js';
+import { tableExists } from './db/sql.js';
 import { Settlement } from './settlement/engine.js';
 
 /**
@@ -224,11 +225,11 @@ export class ChargingQueue {
 
   /** Per-tap charges of a registry migrated from schema 1 (their declines are repaid too). */
   private get hasV1(): boolean {
-    return this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'charges_v1'").get() !== undefined;
+    return tableExists(this.db, 'charges_v1');
   }
 
   setDeclined(tokens: string[]): void {
-    const ins = this.db.prepare('INSERT OR IGNORE INTO decline_tokens(token) VALUES (?)');
+    const ins = this.db.prepare('INSERT INTO decline_tokens(token) VALUES (?) ON CONFLICT DO NOTHING');
     this.db.transaction(() => tokens.forEach((t) => ins.run(t)))();
   }
 }

@@ -292,7 +292,7 @@ export class DeviceRegistry {
   useNonce(key: string, now: number, keepMs: number): boolean {
     return this.db.transaction(() => {
       this.db.prepare('DELETE FROM proof_nonces WHERE seen_ms < ?').run(now - keepMs);
-      return this.db.prepare('INSERT OR IGNORE INTO proof_nonces(nonce, seen_ms) VALUES (?, ?)').run(key, now).changes === 1;
+      return this.db.prepare('INSERT INTO proof_nonces(nonce, seen_ms) VALUES (?, ?) ON CONFLICT DO NOTHING').run(key, now).changes === 1;
     })();
   }
 

@@ -23,7 +23,7 @@ const EntryData = z.object({
 });
 
 /**
- * Journal ingest: each (device, seq) stored once (INSERT OR IGNORE) with the
+ * Journal ingest: each (device, seq) stored once (ON CONFLICT DO NOTHING) with the
  * whole entry (route, vehicle, direction, reader, meal, flags, effective time,
  * list versions and the device's decision); the acknowledgement is the highest
  * contiguous seq stored from 1. In the same transaction each new entry with a
@@ -143,10 +143,11 @@ export class Ingest {
     );
     this.flag = db.prepare('UPDATE journal SET settle_code = ?, settled_fare = NULL, settled_reason = NULL WHERE device = ? AND seq = ?');
     this.insert = db.prepare(
-      `INSERT OR IGNORE INTO journal(device, seq, time, token, kind, result, reason, fare, benefit, lists, received_at,
-         route, vehicle, direction, reader, meal, flags, eff_ms, service_day, settle_code) VALUES (?,?,?,?,?,?,?,?,?,?,?, ?,?,?,?,?,?,?,?,?)`,
+      `INSERT INTO journal(device, seq, time, token, kind, result, reason, fare, benefit, lists, received_at,
+         route, vehicle, direction, reader, meal, flags, eff_ms, service_day, settle_code) VALUES (?,?,?,?,?,?,?,?,?,?,?, ?,?,?,?,?,?,?,?,?)
+       ON CONFLICT DO NOTHING`,
     );
-    this.dirty = db.prepare('INSERT OR IGNORE INTO settle_dirty(token, day) VALUES (?, ?)');
+    this.dirty = db.prepare('INSERT INTO settle_dirty(token, day) VALUES (?, ?) ON CONFLICT DO NOTHING');
     this.acked = db.prepare('SELECT acked FROM devices WHERE id = ?').pluck();
     this.next = db.prepare('SELECT seq FROM journal WHERE device = ? AND seq > ? ORDER BY seq LIMIT 5000').pluck();
     this.setAcked = db.prepare('UPDATE devices SET acked = ? WHERE id = ?');

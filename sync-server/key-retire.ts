@@ -41,17 +41,17 @@ export interface RetireResult {
 }
 
 export function keyVersionUse(db: Db, version: number): KeyVersionUse {
-  const count = (sql: string, ...args: unknown[]) =>
-    db
-      .prepare(sql)
-      .pluck()
-      .get(...args) as number;
+  const count = (stmt: ReturnType<Db['prepare']>, ...args: unknown[]) => stmt.pluck().get(...args) as number;
   return {
-    cards: count('SELECT count(*) FROM cards WHERE key_version = ?', version),
-    listEntries: count('SELECT count(*) FROM entries e JOIN cards c ON c.token = e.token WHERE c.key_version = ?', version),
-    staleEntries: count("SELECT count(*) FROM entries e WHERE e.scope != 'stoplist' AND NOT EXISTS (SELECT 1 FROM cards c WHERE c.token = e.token)"),
+    cards: count(db.prepare('SELECT count(*) FROM cards WHERE key_version = ?'), version),
+    listEntries: count(db.prepare('SELECT count(*) FROM entries e JOIN cards c ON c.token = e.token WHERE c.key_version = ?'), version),
+    staleEntries: count(
+      db.prepare("SELECT count(*) FROM entries e WHERE e.scope != 'stoplist' AND NOT EXISTS (SELECT 1 FROM cards c WHERE c.token = e.token)"),
+    ),
     pendingRecompute: pendingRecompute(db),
-    stopListUnattributed: count("SELECT count(*) FROM entries e WHERE e.scope = 'stoplist' AND NOT EXISTS (SELECT 1 FROM cards c WHERE c.token = e.token)"),
+    stopListUnattributed: count(
+      db.prepare("SELECT count(*) FROM entries e WHERE e.scope = 'stoplist' AND NOT EXISTS (SELECT 1 FROM cards c WHERE c.token = e.token)"),
+    ),
   };
 }
 

@@ -7,6 +7,7 @@ import { sha256Hex } from '../protocol/wire/envelope.js';
 import { CHUNK_RECORDS, MAX_DELTA_RECORDS, type ChunkRef, type DeltaRef } from '../protocol/wire/messages.js';
 import { topics } from '../protocol/wire/topics.js';
 import { ALL_TOKENS, Materializer, type Dirty } from './materialize.js';
+import { dialectOf } from './db/sql.js';
 import type { Db } from './registry.js';
 import { assignWireIds } from './categories.js';
 
@@ -27,6 +28,9 @@ const FULL_SCAN = 20_000;
 /** Tokens per page (and per transaction) of a staged commit: a few milliseconds each. */
 const PAGE = 2_000;
 const REWRITING_KEY = 'lists.rewriting';
+/** A snapshot chunk, written again when a version is rebuilt. */
+const UPSERT_CHUNK = `INSERT INTO chunks(scope, version, n, records, sha256, payload) VALUES (?,?,?,?,?,?)
+  ON CONFLICT(scope, version, n) DO UPDATE SET records = excluded.records, sha256 = excluded.sha256, payload = excluded.payload`;
 
 /**
  * Run one short transaction of a staged import or commit without its own fsync (synchronous=NORMAL, WAL):
@@ -35,6 +39,7 @@ const REWRITING_KEY = 'lists.rewriting';
  * The connection's own setting (the server: FULL, for durable acks) is back before any other code runs.
  */
 export function relaxed<T>(db: Db, f: () => T): T {
+  if (dialectOf(db) !== 'sqlite') return f(); // PostgreSQL: its commits are the server's to tune
   const was = db.pragma('synchronous', { simple: true }) as number;
   if (was <= 1) return f();
   db.pragma('synchronous = NORMAL');
@@ -279,7 +284,7 @@ export class Publisher {
     const to = from + 1;
     // the chunks of the new version, a few per transaction (the boundaries of splitChunks)
     db.prepare('DELETE FROM chunks WHERE scope = ? AND version >= ?').run(scope, to);
-    const ins = db.prepare('INSERT OR REPLACE INTO chunks(scope, version, n, records, sha256, payload) VALUES (?,?,?,?,?,?)');
+    const ins = db.prepare(UPSERT_CHUNK);
     const step = this.opts.chunkRecords * RECORD_SIZE;
     for (let off = 0, n = 0, end: number; off < snapshot.length; off = end, n++) {
       end = Math.min(snapshot.length, off + step);
@@ -360,7 +365,7 @@ export class Publisher {
     // snapshot: all records in token order, chunked
     const recs = all ?? (db.prepare('SELECT rec FROM entries WHERE scope = ? ORDER BY token').pluck().all(scope) as Buffer[]);
     const { refs, payloads } = splitChunks(to, Buffer.concat(recs), this.opts.chunkRecords);
-    const ins = db.prepare('INSERT OR REPLACE INTO chunks(scope, version, n, records, sha256, payload) VALUES (?,?,?,?,?,?)');
+    const ins = db.prepare(UPSERT_CHUNK);
     refs.forEach((r, i) => ins.run(scope, to, r.n, r.records, r.sha256, payloads[i]!));
   }
 
@@ -383,15 +388,10 @@ export class Publisher {
     const body = ups ? Buffer.concat([...ups, ...removeRecs]) : null;
     if (body && body.length / RECORD_SIZE <= this.opts.maxDeltaRecords) {
       const { payload, ref } = sealDelta(scope, from, to, body, now, this.opts.deltaRetentionMs, this.key);
-      db.prepare('INSERT OR REPLACE INTO deltas(scope, from_v, to_v, sha256, records, created_ms, payload) VALUES (?,?,?,?,?,?,?)').run(
-        scope,
-        from,
-        to,
-        ref.sha256,
-        ref.records,
-        now.getTime(),
-        payload,
-      );
+      db.prepare(
+        `INSERT INTO deltas(scope, from_v, to_v, sha256, records, created_ms, payload) VALUES (?,?,?,?,?,?,?)
+         ON CONFLICT(scope, to_v) DO UPDATE SET from_v = excluded.from_v, sha256 = excluded.sha256, records = excluded.records, created_ms = excluded.created_ms, payload = excluded.payload`,
+      ).run(scope, from, to, ref.sha256, ref.records, now.getTime(), payload);
     }
     const old = db.prepare('SELECT from_v, to_v FROM deltas WHERE scope = ? AND created_ms < ?').all(scope, now.getTime() - this.opts.deltaRetentionMs) as {
       from_v: number;
@@ -466,7 +466,9 @@ export class Publisher {
     doc = assignWireIds(this.db, name, doc); // benefit categories get their server-wide wire ids
     const cur = (this.db.prepare('SELECT version FROM configs WHERE name = ?').pluck().get(name) as number | undefined) ?? 0;
     this.db
-      .prepare('INSERT OR REPLACE INTO configs(name, version, doc, updated_at) VALUES (?,?,?,?)')
+      .prepare(
+        'INSERT INTO configs(name, version, doc, updated_at) VALUES (?,?,?,?) ON CONFLICT(name) DO UPDATE SET version = excluded.version, doc = excluded.doc, updated_at = excluded.updated_at',
+      )
       .run(name, cur + 1, JSON.stringify(doc), now.toISOString());
     this.mat.rulesChanged();
     return cur + 1;

@@ -32,7 +32,7 @@ export function csrfMatches(sessionId: string, presented: string | undefined): b
 
 export function createSession(db: Db, user: string, now = Date.now()): string {
   const id = randomBytes(32).toString('base64url');
-  db.prepare('INSERT INTO sessions(id_hash, user, created_ms, seen_ms) VALUES (?,?,?,?)').run(sha256(id), user, now, now);
+  db.prepare('INSERT INTO sessions(id_hash, "user", created_ms, seen_ms) VALUES (?,?,?,?)').run(sha256(id), user, now, now);
   return id;
 }
 
@@ -46,7 +46,7 @@ export function sessionPrincipal(db: Db, id: string, limits: SessionLimits, now 
   const h = sha256(id);
   const s = db
     .prepare(
-      `SELECT s.created_ms, s.seen_ms, u.name, u.role, u.school, u.carrier, u.disabled_at FROM sessions s JOIN users u ON u.name = s.user WHERE s.id_hash = ?`,
+      `SELECT s.created_ms, s.seen_ms, u.name, u.role, u.school, u.carrier, u.disabled_at FROM sessions s JOIN users u ON u.name = s."user" WHERE s.id_hash = ?`,
     )
     .get(h) as
     | { created_ms: number; seen_ms: number; name: string; role: Principal['role']; school: string | null; carrier: string | null; disabled_at: string | null }

@@ -49,7 +49,7 @@ export async function setPassword(db: Db, name: string, password: string | undef
   const hash = await hashPassword(password ?? generated!);
   db.transaction(() => {
     db.prepare('UPDATE users SET password = ?, updated_at = ? WHERE name = ?').run(hash, now.toISOString(), name);
-    db.prepare('DELETE FROM sessions WHERE user = ?').run(name);
+    db.prepare('DELETE FROM sessions WHERE "user" = ?').run(name);
   })();
   return { user: getUser(db, name)!, ...(generated ? { password: generated } : {}) };
 }
@@ -59,7 +59,7 @@ export function disableUser(db: Db, name: string, now = new Date()): UserRow {
   if (!getUser(db, name)) throw new RcError(ErrorCode.AuthUnknownUser, `no user ${name}`, { name });
   db.transaction(() => {
     db.prepare('UPDATE users SET disabled_at = coalesce(disabled_at, ?), updated_at = ? WHERE name = ?').run(now.toISOString(), now.toISOString(), name);
-    db.prepare('DELETE FROM sessions WHERE user = ?').run(name);
+    db.prepare('DELETE FROM sessions WHERE "user" = ?').run(name);
   })();
   return getUser(db, name)!;
 }

@@ -185,7 +185,9 @@ export function setBankDisabled(db: Db, bankId: string, disabled: boolean, now =
 export function listBanks(db: Db): BankListed[] {
   const banks = db.prepare('SELECT id, name, site, callback_url, callback_secret, since, disabled FROM banks ORDER BY id').all() as BankRow[];
   const certs = db.prepare('SELECT fingerprint, subject, not_after, revoked_at FROM bank_certs WHERE bank_id = ? ORDER BY added_at');
-  const outbox = db.prepare("SELECT sum(state = 'pending') AS pending, sum(state = 'failed') AS failed FROM bank_outbox WHERE bank_id = ?");
+  const outbox = db.prepare(
+    "SELECT count(CASE WHEN state = 'pending' THEN 1 END) AS pending, count(CASE WHEN state = 'failed' THEN 1 END) AS failed FROM bank_outbox WHERE bank_id = ?",
+  );
   return banks.map((b) => {
     const o = outbox.get(b.id) as { pending: number | null; failed: number | null };
     return {

@@ -222,8 +222,21 @@ export class BankService {
         };
         db.prepare(
           `INSERT INTO bank_connections(id, bank_id, person_id, token, masked, expiry, result, previous_masked, status, list_version, created_at, updated_at)
-           VALUES (@id, @bank_id, @person_id, @token, @masked, @expiry, @result, @previous_masked, @status, @list_version, @created_at, @updated_at)`,
-        ).run(row);
+           VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
+        ).run(
+          row.id,
+          row.bank_id,
+          row.person_id,
+          row.token,
+          row.masked,
+          row.expiry,
+          row.result,
+          row.previous_masked,
+          row.status,
+          row.list_version,
+          row.created_at,
+          row.updated_at,
+        );
         this.outbox.enqueue(bank, view(row));
         // this bank's or another bank's earlier connections of the person are settled by refresh() (replaced)
         out = { status: 200, body: view(row) };

@@ -59,7 +59,7 @@ export class ConnectLock {
           .get(k, now - this.o.windowMs) as number;
         if (recent + 1 >= this.o.failures) {
           db.prepare(
-            "INSERT INTO cabinet_locks(kind, key, until_ms) VALUES ('connect', ?, ?) ON CONFLICT(kind, key) DO UPDATE SET until_ms = max(until_ms, excluded.until_ms)",
+            "INSERT INTO cabinet_locks(kind, key, until_ms) VALUES ('connect', ?, ?) ON CONFLICT(kind, key) DO UPDATE SET until_ms = CASE WHEN cabinet_locks.until_ms > excluded.until_ms THEN cabinet_locks.until_ms ELSE excluded.until_ms END",
           ).run(k, now + this.o.lockMs);
           db.prepare("DELETE FROM cabinet_attempts WHERE kind = 'connect' AND key = ?").run(k);
         } else db.prepare("INSERT INTO cabinet_attempts(kind, key, at_ms) VALUES ('connect', ?, ?)").run(k, now);

@@ -59,7 +59,7 @@ export function myBenefits(db: Db, personId: string): Benefit[] {
  * registry is named by their person id in that file; the README says so).
  */
 export function myChildren(db: Db, personId: string): Child[] {
-  return db.prepare('SELECT person_id AS personId, child_name AS name FROM guardians WHERE guardian_id = ? ORDER BY child_name').all(personId) as Child[];
+  return db.prepare('SELECT person_id AS "personId", child_name AS name FROM guardians WHERE guardian_id = ? ORDER BY child_name').all(personId) as Child[];
 }
 
 const dayMs = (d: string) => Date.parse(`${d}T00:00:00Z`);
@@ -107,7 +107,7 @@ function cardsOf(db: Db, personId: string): CardSpan[] {
   const cur = db
     .prepare('SELECT c.token, h.masked, h.token AS typed FROM cards c LEFT JOIN holder_cards h ON h.person_id = c.person_id WHERE c.person_id = ?')
     .get(personId) as { token: string; masked: string | null; typed: string | null } | undefined;
-  const past = db.prepare('SELECT token, masked, until_ms FROM holder_card_history WHERE person_id = ? ORDER BY until_ms, rowid').all(personId) as {
+  const past = db.prepare('SELECT token, masked, until_ms FROM holder_card_history WHERE person_id = ? ORDER BY until_ms, id').all(personId) as {
     token: string;
     masked: string | null;
     until_ms: number;

@@ -1,3 +1,4 @@
+import { ensureExplicitId } from '../db/sqlite-id.js';
 import type { Db } from '../registry.js';
 
 /**
@@ -13,12 +14,14 @@ import type { Db } from '../registry.js';
  *    staff or a bank's API connected it (NULL for a card of a bank file), and until when it was theirs (ms). Written by
  *    triggers on the registry's cards table, so every path that replaces or moves a card records it: the cabinet, staff,
  *    the bank API (cabinet/connect.ts) and the cards import (import.ts). The cabinet shows a holder the trips of these
- *    cards up to that time (queries.ts); rows older than 400 days go at start (service.ts).
+ *    cards up to that time (queries.ts); rows older than 400 days go at start (service.ts). `id` orders the rows of one
+ *    time (a registry made before it existed gets it from the implicit rowid, db/sqlite-id.ts).
  *  - holder_names: a holder's name as the provider gave it (the person's children are named by the guardians import).
  *  - cabinet_attempts: the limits' counted attempts (kind: connect, login-start, login-failure; key: p:PERSON or a:ADDRESS;
  *    when), deleted once outside their window (lock.ts).
  *  - cabinet_locks: the connect lock's locks (key p:PERSON or a:ADDRESS, until when), deleted once past.
  */
+const HISTORY_COLUMNS = 'person_id TEXT NOT NULL, token TEXT NOT NULL, masked TEXT, until_ms INTEGER NOT NULL';
 const CABINET_SCHEMA = `
 CREATE TABLE IF NOT EXISTS cabinet_sessions(id_hash TEXT PRIMARY KEY, person_id TEXT NOT NULL, subject TEXT NOT NULL, name TEXT NOT NULL, esia INTEGER NOT NULL, created_ms INTEGER NOT NULL, seen_ms INTEGER NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS cabinet_sessions_person ON cabinet_sessions(person_id);
@@ -26,7 +29,7 @@ CREATE TABLE IF NOT EXISTS cabinet_logins(state_hash TEXT PRIMARY KEY, nonce TEX
 CREATE TABLE IF NOT EXISTS holder_links(subject TEXT PRIMARY KEY, person_id TEXT NOT NULL, created_at TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS person_snils(snils_hash TEXT PRIMARY KEY, person_id TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS holder_cards(person_id TEXT PRIMARY KEY, masked TEXT NOT NULL, connected_at TEXT NOT NULL, via TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS holder_card_history(person_id TEXT NOT NULL, token TEXT NOT NULL, masked TEXT, until_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS holder_card_history(id INTEGER PRIMARY KEY, ${HISTORY_COLUMNS});
 CREATE INDEX IF NOT EXISTS holder_card_history_person ON holder_card_history(person_id, until_ms);
 CREATE INDEX IF NOT EXISTS holder_card_history_token ON holder_card_history(token, until_ms);
 CREATE TABLE IF NOT EXISTS cabinet_attempts(kind TEXT NOT NULL, key TEXT NOT NULL, at_ms INTEGER NOT NULL);
@@ -54,6 +57,7 @@ END;
 `;
 
 export function ensureCabinetSchema(db: Db): void {
+  ensureExplicitId(db, 'holder_card_history', HISTORY_COLUMNS, ['cards_history_replaced', 'cards_history_removed']);
   db.exec(CABINET_SCHEMA);
   const cols = db.prepare('PRAGMA table_info(holder_cards)').all() as { name: string }[];
   if (!cols.some((c) => c.name === 'token')) db.exec('ALTER TABLE holder_cards ADD COLUMN token TEXT');

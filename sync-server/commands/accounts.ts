@@ -5,11 +5,12 @@ import { cliAddUser, cliCreateToken, cliDisableUser, cliRevokeToken, cliSetPassw
 import { openRegistry, type Db } from '../registry.js';
 import { DEFAULT_DATA_DIR, fail } from './client.js';
 import { parseTtl } from './enrol-token.js';
+import { sqliteTuning } from '../db/sql.js';
 
 /** rc-sync-server user …, token …, audit: accounts, API tokens and the audit log, on the registry of --data (sync-server/auth/cli.ts). */
 async function withDb<T>(data: string, f: (db: Db) => Promise<T> | T): Promise<T> {
   const db = openRegistry(data);
-  db.pragma('busy_timeout = 5000');
+  sqliteTuning(db, (d) => d.pragma('busy_timeout = 5000'));
   try {
     return await f(db);
   } finally {

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { addBank, addBankCert, listBanks, revokeBankCert, setBankDisabled, type AddedBank, type CertInput } from '../bank/banks.js';
 import { openRegistry, type Db } from '../registry.js';
 import { DEFAULT_DATA_DIR, fail } from './client.js';
+import { sqliteTuning } from '../db/sql.js';
 
 /**
  * rc-sync-server bank add|list|disable|enable|cert: the banks that connect cards over the bank API (sync-server/bank/,
@@ -11,7 +12,7 @@ import { DEFAULT_DATA_DIR, fail } from './client.js';
  */
 function withDb<T>(data: string, f: (db: Db) => T): T {
   const db = openRegistry(data);
-  db.pragma('busy_timeout = 5000');
+  sqliteTuning(db, (d) => d.pragma('busy_timeout = 5000'));
   try {
     return f(db);
   } finally {

@@ -7,6 +7,7 @@ import { DEV_TOKEN_KEY, refuseDevTokenKey, tokenKeyFromEnv, type TokenKey } from
 import { retireKeyVersion, type RetireResult } from '../key-retire.js';
 import { openRegistry } from '../registry.js';
 import { DEFAULT_DATA_DIR, fail } from './client.js';
+import { sqliteTuning } from '../db/sql.js';
 
 export interface Pkcs11Opts {
   pkcs11Library?: string;
@@ -145,7 +146,7 @@ function registerRetire(key: Command): void {
       const loc = pkcs11Location(o);
       const hsm = loc ? openPkcs11(loc) : null;
       const db = openRegistry(o.data);
-      db.pragma('busy_timeout = 5000');
+      sqliteTuning(db, (d) => d.pragma('busy_timeout = 5000'));
       let r: RetireResult;
       try {
         r = retireKeyVersion(db, v.data, { versions: hsm ? hsm.keyVersions() : null, destroy: (n) => hsm?.destroyKey(n) ?? false }, cliUser());

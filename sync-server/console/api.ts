@@ -80,7 +80,10 @@ export function consoleApi(d: ConsoleDeps): ConsoleApi {
           reason,
           since,
         );
-        db.prepare('INSERT OR REPLACE INTO console_stop_masks(token, masked) VALUES (?, ?)').run(card.token, card.masked);
+        db.prepare('INSERT INTO console_stop_masks(token, masked) VALUES (?, ?) ON CONFLICT(token) DO UPDATE SET masked = excluded.masked').run(
+          card.token,
+          card.masked,
+        );
       })();
       markDirty(dirty, 'stoplist', card.token);
       await d.commitAndPublish(dirty);

@@ -46,7 +46,7 @@ SELECT d.id, NULL, NULL, NULL, NULL, NULL, NULL, d.online, d.last_seen, d.lists,
 function growingBacklogs(db: Db, only?: string): Set<string> {
   const rows = db
     .prepare(
-      `SELECT device, backlog FROM (SELECT device, backlog, row_number() OVER (PARTITION BY device ORDER BY at DESC, rowid DESC) AS n FROM console_status_log ${only ? 'WHERE device = ?' : ''})
+      `SELECT device, backlog FROM (SELECT device, backlog, row_number() OVER (PARTITION BY device ORDER BY at DESC, id DESC) AS n FROM console_status_log ${only ? 'WHERE device = ?' : ''}) AS recent
        WHERE n <= 3 ORDER BY device, n`,
     )
     .all(...(only ? [only] : [])) as { device: string; backlog: number }[];
@@ -104,7 +104,7 @@ export function fleet(db: Db, policy: FleetPolicy, o: { now?: Date; school?: str
   const pub = published(db);
   const growing = growingBacklogs(db);
   const rows = db
-    .prepare(`SELECT * FROM (${DEVICES_SQL}) ${o.school !== undefined ? 'WHERE school = ?' : ''} ORDER BY id`)
+    .prepare(`SELECT * FROM (${DEVICES_SQL}) AS fleet ${o.school !== undefined ? 'WHERE school = ?' : ''} ORDER BY id`)
     .all(...(o.school !== undefined ? [o.school] : [])) as Row[];
   return {
     at: now.toISOString(),
@@ -117,12 +117,12 @@ export function fleet(db: Db, policy: FleetPolicy, o: { now?: Date; school?: str
 /** One device: its fleet row, its latest status reports and journal entries; server.not-found for an unknown id (or another school's). */
 export function deviceDetail(db: Db, id: string, policy: FleetPolicy, o: { now?: Date; school?: string | undefined } = {}): DeviceDetail {
   const now = o.now ?? new Date();
-  const r = db.prepare(`SELECT * FROM (${DEVICES_SQL}) WHERE id = ?`).get(id) as Row | undefined;
+  const r = db.prepare(`SELECT * FROM (${DEVICES_SQL}) AS fleet WHERE id = ?`).get(id) as Row | undefined;
   if (!r || (o.school !== undefined && r.school !== o.school)) throw new RcError(ErrorCode.ServerNotFound, `no device ${id}`, { device: id });
   const current = currentVersions(db);
   const device = expandFleetRow(toRow(r, current, published(db), growingBacklogs(db, id), policy, now.getTime()), current);
   const history = (
-    db.prepare('SELECT at, online, backlog, lists, reader FROM console_status_log WHERE device = ? ORDER BY at DESC, rowid DESC LIMIT 100').all(id) as {
+    db.prepare('SELECT at, online, backlog, lists, reader FROM console_status_log WHERE device = ? ORDER BY at DESC, id DESC LIMIT 100').all(id) as {
       at: string;
       online: number;
       backlog: number;

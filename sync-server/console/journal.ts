@@ -1,4 +1,5 @@
 import type { JournalRow } from '../../protocol/api.js';
+import { jsonArrayValues } from '../db/sql.js';
 import type { Db } from '../registry.js';
 import { JOURNAL_COLS, journalView, whereEqual, type JournalDbRow } from '../settlement/queries.js';
 
@@ -28,7 +29,7 @@ export function searchJournal(db: Db, f: JournalFilter): JournalRow[] {
   const w = whereEqual({ device: f.device, route: f.route, result: f.result, token: f.token }, [
     ...(f.from ? [{ cond: 'eff_ms >= ?', args: [ms(f.from)] }] : []),
     ...(f.to ? [{ cond: 'eff_ms < ?', args: [ms(f.to)] }] : []),
-    ...(f.devices ? [{ cond: 'device IN (SELECT value FROM json_each(?))', args: [JSON.stringify(f.devices)] }] : []),
+    ...(f.devices ? [{ cond: `device IN (${jsonArrayValues(db)})`, args: [JSON.stringify(f.devices)] }] : []),
   ]);
   const order = f.device ? 'seq DESC' : 'eff_ms DESC, device, seq DESC';
   const rows = db.prepare(`SELECT ${JOURNAL_COLS} FROM journal ${w.sql} ORDER BY ${order} LIMIT ?`).all(...w.args, f.limit) as JournalDbRow[];

@@ -25,7 +25,7 @@ export function listsOverview(db: Db): ListsAnswer {
         publishedAt: new Date(v.created_ms).toISOString(),
       })),
     })),
-    configs: (db.prepare('SELECT name, version, updated_at AS updatedAt FROM configs ORDER BY name').all() as ListsAnswer['configs']).map((c) => ({ ...c })),
+    configs: (db.prepare('SELECT name, version, updated_at AS "updatedAt" FROM configs ORDER BY name').all() as ListsAnswer['configs']).map((c) => ({ ...c })),
   };
 }
 

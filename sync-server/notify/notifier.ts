@@ -253,7 +253,7 @@ export class Notifier {
          WHERE e.role = 'student' AND e.valid_from <= ? AND e.valid_to >= ?
            AND EXISTS (SELECT 1 FROM guardians g WHERE g.person_id = e.person_id AND g.consent = 1)
            AND NOT EXISTS (SELECT 1 FROM notify_absent a WHERE a.person_id = e.person_id AND a.day = ?)
-         GROUP BY e.person_id`,
+         GROUP BY e.person_id, c.token`,
       )
       .all(lt.date, lt.date, lt.date) as { person: string; school: string; token: string }[];
     const schoolDay = new Map<string, boolean>(); // per school, read once a pass
@@ -268,7 +268,7 @@ export class Notifier {
       `SELECT eff_ms FROM journal WHERE token = ? AND eff_ms >= ? AND eff_ms <= ? AND kind = 'turnstile' AND result = 'allow' AND coalesce(direction, 'entry') = 'entry'`,
     );
     const guardians = this.db.prepare('SELECT guardian_id AS guardian, child_name AS child, events FROM guardians WHERE person_id = ? AND consent = 1');
-    const mark = this.db.prepare('INSERT OR IGNORE INTO notify_absent(person_id, day, checked_ms) VALUES (?,?,?)');
+    const mark = this.db.prepare('INSERT INTO notify_absent(person_id, day, checked_ms) VALUES (?,?,?) ON CONFLICT DO NOTHING');
     let queued = 0;
     this.db.transaction(() => {
       for (const c of due) {

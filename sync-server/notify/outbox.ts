@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { WireJournalEntry } from '../../protocol/wire/messages.js';
 import type { Db } from '../registry.js';
+import { tableExists } from '../db/sql.js';
 import type { NotifyEvent } from './guardians.js';
 
 /**
@@ -10,7 +11,7 @@ import type { NotifyEvent } from './guardians.js';
  * A journal entry's messages are written by `onJournalStored`, which ingest calls for each new entry inside the
  * transaction that stores it: the entry, its outbox rows and the device's acknowledgement commit together. A crash
  * before the commit loses neither (the device still holds the entry and resends it); after it, the rows are on disk
- * and are sent after the restart. The same entry arriving twice is not stored twice (INSERT OR IGNORE in ingest),
+ * and are sent after the restart. The same entry arriving twice is not stored twice (ON CONFLICT DO NOTHING in ingest),
  * and the key is derived from (guardian, child, event, device, seq), so a message is never queued twice either.
  */
 
@@ -58,7 +59,7 @@ function prepared(db: Db): Stmts {
 /** The device's school and gate direction, when the registry knows its identity (provisioning). */
 function identityOf(db: Db, s: Stmts, device: string): { school: string | null; direction: string | null } | undefined {
   if (s.identity === null) {
-    if (db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'device_identities'").get() === undefined) return undefined;
+    if (!tableExists(db, 'device_identities')) return undefined;
     s.identity = db.prepare('SELECT school, direction FROM device_identities WHERE id = ?');
   }
   return s.identity.get(device) as { school: string | null; direction: string | null } | undefined;
@@ -67,7 +68,8 @@ function identityOf(db: Db, s: Stmts, device: string): { school: string | null; 
 function insertStmt(db: Db) {
   return db.prepare(
     // due at once (next_ms 0): the dispatcher's clock may be another than the caller's (tests inject one)
-    `INSERT OR IGNORE INTO notify_outbox(key, guardian_id, person_id, event, facts, state, attempts, next_ms, created_ms) VALUES (?,?,?,?,?, 'pending', 0, 0, ?)`,
+    `INSERT INTO notify_outbox(key, guardian_id, person_id, event, facts, state, attempts, next_ms, created_ms) VALUES (?,?,?,?,?, 'pending', 0, 0, ?)
+     ON CONFLICT DO NOTHING`,
   );
 }
 

@@ -5,6 +5,7 @@ import type { Bilingual, Column, ReportDoc, Row } from '../../protocol/reports.j
 import { type CanteenRules, type SchoolRules, type Weekday } from '../../protocol/rules-schema.js';
 import { localTime } from '../../protocol/rules/index.js';
 import { publishedSectionFor } from '../published-rules.js';
+import { containsText, jsonArrayValues, tableExists } from '../db/sql.js';
 import type { Db } from '../registry.js';
 import { DEFAULT_SETTLEMENT, dayLowerBoundMs } from '../settlement/days.js';
 
@@ -97,7 +98,7 @@ export interface Person {
 export function schoolPeople(db: Db, school: string, from: string, to: string): { people: Map<string, Person>; byToken: Map<string, string> } {
   const rows = db
     .prepare(
-      `SELECT person_id AS person, role, grade, meal_category AS mealCategory, valid_from AS "from", valid_to AS "to" FROM enrolments
+      `SELECT person_id AS person, role, grade, meal_category AS "mealCategory", valid_from AS "from", valid_to AS "to" FROM enrolments
        WHERE school_id = ? AND valid_from <= ? AND valid_to >= ? ORDER BY person_id, valid_from`,
     )
     .all(school, to, from) as Person[];
@@ -130,14 +131,14 @@ export interface SchoolEntryRow {
  * The effective-time bounds (service days ± 2 days cover any zone and day end) let SQLite use the journal's time index.
  */
 export function schoolEntries(db: Db, kind: 'turnstile' | 'canteen', school: string, from: string, to: string): SchoolEntryRow[] {
-  const hasIdentities = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'device_identities'").get() !== undefined;
+  const hasIdentities = tableExists(db, 'device_identities');
   const devices = hasIdentities ? (db.prepare('SELECT id FROM device_identities WHERE school = ?').pluck().all(school) as string[]) : [];
   const scopeKey = `"school:${school}"`;
   const rows = db
     .prepare(
       `SELECT token, direction, reason, fare, benefit, meal, eff_ms, service_day, received_at FROM journal
        WHERE eff_ms >= ? AND eff_ms < ? AND kind = ? AND result = 'allow' AND token IS NOT NULL AND service_day >= ? AND service_day <= ?
-         AND (device IN (SELECT value FROM json_each(?)) OR instr(lists, ?) > 0)
+         AND (device IN (${jsonArrayValues(db)}) OR ${containsText(db, 'lists')})
        ORDER BY eff_ms, device, seq`,
     )
     .all(dayLowerBoundMs(from), dayLowerBoundMs(to) + 5 * 86_400_000, kind, from, to, JSON.stringify(devices), scopeKey) as SchoolEntryRow[];

@@ -15,7 +15,7 @@ export function buildCharging(db: Db, p: { month?: string | undefined }, o: Buil
   const range = [period.from, period.to];
   const byStatus = db
     .prepare(
-      `SELECT status, count(*) AS charges, sum(taps) AS taps, sum(amount) AS amount FROM charges WHERE service_day >= ? AND service_day <= ? GROUP BY status`,
+      `SELECT status, count(*) AS charges, CAST(sum(taps) AS BIGINT) AS taps, CAST(sum(amount) AS BIGINT) AS amount FROM charges WHERE service_day >= ? AND service_day <= ? GROUP BY status`,
     )
     .all(...range) as { status: string; charges: number; taps: number; amount: number }[];
   const st = new Map(byStatus.map((r) => [r.status, r]));
@@ -29,10 +29,11 @@ export function buildCharging(db: Db, p: { month?: string | undefined }, o: Buil
 
   const days = db
     .prepare(
-      `SELECT service_day AS day, sum(status = 'charged' OR status = 'v1') AS charged_n, sum(CASE WHEN status IN ('charged','v1') THEN amount ELSE 0 END) AS charged,
-         sum(status = 'declined') AS declined_n, sum(CASE WHEN status = 'declined' THEN amount ELSE 0 END) AS declined,
-         sum(status = 'repaid') AS repaid_n, sum(CASE WHEN status = 'repaid' THEN amount ELSE 0 END) AS repaid,
-         sum(status = 'pending') AS pending_n, sum(CASE WHEN status = 'pending' THEN amount ELSE 0 END) AS pending
+      `SELECT service_day AS day,
+         count(CASE WHEN status IN ('charged','v1') THEN 1 END) AS charged_n, CAST(sum(CASE WHEN status IN ('charged','v1') THEN amount ELSE 0 END) AS BIGINT) AS charged,
+         count(CASE WHEN status = 'declined' THEN 1 END) AS declined_n, CAST(sum(CASE WHEN status = 'declined' THEN amount ELSE 0 END) AS BIGINT) AS declined,
+         count(CASE WHEN status = 'repaid' THEN 1 END) AS repaid_n, CAST(sum(CASE WHEN status = 'repaid' THEN amount ELSE 0 END) AS BIGINT) AS repaid,
+         count(CASE WHEN status = 'pending' THEN 1 END) AS pending_n, CAST(sum(CASE WHEN status = 'pending' THEN amount ELSE 0 END) AS BIGINT) AS pending
        FROM charges WHERE service_day >= ? AND service_day <= ? GROUP BY service_day ORDER BY service_day`,
     )
     .all(...range) as Row[];
@@ -40,8 +41,8 @@ export function buildCharging(db: Db, p: { month?: string | undefined }, o: Buil
 
   const debt = db
     .prepare(
-      `SELECT c.token, coalesce(k.person_id, '') AS person_id, count(*) AS charges, sum(c.amount) AS debt_kopecks,
-         s.since AS stop_list_since
+      `SELECT c.token, coalesce(min(k.person_id), '') AS person_id, count(*) AS charges, CAST(sum(c.amount) AS BIGINT) AS debt_kopecks,
+         min(s.since) AS stop_list_since
        FROM charges c LEFT JOIN cards k ON k.token = c.token LEFT JOIN stoplist s ON s.token = c.token AND s.reason = 'charge-declined'
        WHERE c.status = 'declined' AND c.service_day >= ? AND c.service_day <= ? GROUP BY c.token ORDER BY c.token`,
     )
@@ -49,7 +50,7 @@ export function buildCharging(db: Db, p: { month?: string | undefined }, o: Buil
   const stop = db
     .prepare(
       `SELECT s.token, coalesce(k.person_id, '') AS person_id, s.since,
-         (SELECT coalesce(sum(amount), 0) FROM charges c WHERE c.token = s.token AND c.status = 'declined') AS debt_kopecks
+         (SELECT CAST(coalesce(sum(amount), 0) AS BIGINT) FROM charges c WHERE c.token = s.token AND c.status = 'declined') AS debt_kopecks
        FROM stoplist s LEFT JOIN cards k ON k.token = s.token WHERE s.reason = 'charge-declined' ORDER BY s.token`,
     )
     .all() as Row[];

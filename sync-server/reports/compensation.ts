@@ -50,7 +50,7 @@ export function buildCompensation(db: Db, p: CompensationParams, o: BuildOptions
   const rules = db.prepare("SELECT version FROM configs WHERE name = 'rules'").pluck().get() as number | undefined;
   const groups = db
     .prepare(
-      `SELECT route, benefit, service_day AS day, settle_code AS code, settled_reason AS reason, count(*) AS n, sum(settled_fare) AS paid, max(received_at) AS received
+      `SELECT route, benefit, service_day AS day, settle_code AS code, settled_reason AS reason, count(*) AS n, CAST(sum(settled_fare) AS BIGINT) AS paid, max(received_at) AS received
        FROM journal WHERE kind = 'bus' AND service_day >= ? AND service_day <= ?
        GROUP BY service_day, route, benefit, settle_code, settled_reason`, // the order of the covering index journal_report: no sort
     )

@@ -39,7 +39,7 @@ export function buildDevices(db: Db, p: DevicesParams, o: BuildOptions): ReportD
   }[];
   const quality = db
     .prepare(
-      `SELECT device, count(*) AS taps, sum(route IS NULL) AS no_route, sum(vehicle IS NULL) AS no_vehicle
+      `SELECT device, count(*) AS taps, count(CASE WHEN route IS NULL THEN 1 END) AS no_route, count(CASE WHEN vehicle IS NULL THEN 1 END) AS no_vehicle
        FROM journal WHERE kind = 'bus' AND eff_ms >= ? AND service_day >= ? GROUP BY device`,
     )
     .all(sinceMs, since) as { device: string; taps: number; no_route: number; no_vehicle: number }[];

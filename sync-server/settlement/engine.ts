@@ -4,6 +4,7 @@ import { RulesFile, type Tariff } from '../../protocol/rules-schema.js';
 import { decodeRecords } from '../../protocol/wire/codec.js';
 import { categoryTable, type CategoryTable } from '../../protocol/categories.js';
 import { relaxed } from '../publisher.js';
+import { jsonArrayValues, jsonPairs, sqliteTuning } from '../db/sql.js';
 import type { Db } from '../registry.js';
 import { busConfig, decide, type Tap, type TokenMarks, type View } from './core.js';
 import { dayBefore, dayLowerBoundMs, serviceDay, settlementOptions, type SettlementOptions } from './days.js';
@@ -200,14 +201,14 @@ export class Settlement {
       rows: db.prepare(
         `SELECT j.device, j.seq, j.token, j.kind, j.result, j.reason, j.fare, j.route, j.vehicle, j.flags, j.eff_ms, j.service_day,
            j.settled_fare, j.settled_reason, j.settle_code
-         FROM json_each(?) b CROSS JOIN journal j ON j.token = b.value ->> '$[0]' AND j.eff_ms >= b.value ->> '$[1]'`,
+         FROM (${jsonPairs(db, 'bigint')}) b CROSS JOIN journal j WHERE j.token = b.p0 AND j.eff_ms >= b.p1`,
       ),
       // [token, …]
-      transit: db.prepare("SELECT e.token, e.rec FROM json_each(?) b CROSS JOIN entries e ON e.scope = 'transit' AND e.token = b.value"),
+      transit: db.prepare(`SELECT e.token, e.rec FROM (${jsonArrayValues(db)}) b CROSS JOIN entries e WHERE e.scope = 'transit' AND e.token = b.value`),
       // [[token, first day], …]
       totals: db.prepare(
-        `SELECT t.token, t.service_day, t.amount, t.closed FROM json_each(?) b
-         CROSS JOIN day_totals t ON t.token = b.value ->> '$[0]' AND t.service_day >= b.value ->> '$[1]'`,
+        `SELECT t.token, t.service_day, t.amount, t.closed FROM (${jsonPairs(db, 'text')}) b
+         CROSS JOIN day_totals t WHERE t.token = b.p0 AND t.service_day >= b.p1`,
       ),
       set: db.prepare('UPDATE journal SET settled_fare = ?, settled_reason = ?, settle_code = ? WHERE device = ? AND seq = ?'),
       delAdj: db.prepare("DELETE FROM adjustments WHERE token = ? AND service_day >= ? AND kind = 'tap'"),
@@ -222,10 +223,10 @@ export class Settlement {
       ),
       charge: db.prepare('SELECT seq, amount, status FROM charges WHERE token = ? AND service_day = ?'),
       chargeFix: db
-        .prepare("SELECT coalesce(sum(settled_fare - device_fare), 0) FROM adjustments WHERE token = ? AND service_day = ? AND kind = 'charge'")
+        .prepare("SELECT CAST(coalesce(sum(settled_fare - device_fare), 0) AS BIGINT) FROM adjustments WHERE token = ? AND service_day = ? AND kind = 'charge'")
         .pluck(),
       newCharge: db.prepare(
-        "INSERT OR IGNORE INTO charges(token, service_day, amount, taps, status, created_at, updated_at) VALUES (?,?,?,?, 'pending', ?, ?)",
+        "INSERT INTO charges(token, service_day, amount, taps, status, created_at, updated_at) VALUES (?,?,?,?, 'pending', ?, ?) ON CONFLICT DO NOTHING",
       ),
       updCharge: db.prepare('UPDATE charges SET amount = ?, taps = ?, updated_at = ? WHERE seq = ?'),
       openDays: db.prepare(
@@ -234,7 +235,7 @@ export class Settlement {
          ORDER BY t.service_day, t.first_ms, t.first_device, t.first_seq LIMIT ?`,
       ),
       insCharge: db.prepare(
-        "INSERT OR IGNORE INTO charges(token, service_day, amount, taps, status, created_at, updated_at) VALUES (?,?,?,?, 'pending', ?, ?)",
+        "INSERT INTO charges(token, service_day, amount, taps, status, created_at, updated_at) VALUES (?,?,?,?, 'pending', ?, ?) ON CONFLICT DO NOTHING",
       ),
       close: db.prepare('UPDATE day_totals SET closed = 1 WHERE token = ? AND service_day = ?'),
     };
@@ -249,8 +250,11 @@ export class Settlement {
     const tariff = publishedTariff(this.db);
     const rep: SettleReport = { cards: 0, taps: 0, adjustments: 0 };
     const at = now.toISOString();
-    const cache = this.db.pragma('cache_size', { simple: true }) as number;
-    this.db.pragma(`cache_size = ${Math.min(cache, -BULK_CACHE_KIB)}`);
+    let cache: number | undefined;
+    sqliteTuning(this.db, (db) => {
+      cache = db.pragma('cache_size', { simple: true }) as number;
+      db.pragma(`cache_size = ${Math.min(cache, -BULK_CACHE_KIB)}`);
+    });
     try {
       this.db.transaction(() => {
         let after = '';
@@ -262,7 +266,7 @@ export class Settlement {
         }
       })();
     } finally {
-      this.db.pragma(`cache_size = ${cache}`);
+      if (cache !== undefined) this.db.pragma(`cache_size = ${cache}`);
     }
     return rep;
   }

@@ -131,7 +131,7 @@ export interface ChargeView {
 export function queryCharges(db: Db, q: { token?: string | undefined; status?: string | undefined; limit: number }): { charges: ChargeView[] } {
   const w = whereEqual({ token: q.token, status: q.status });
   const rows = db
-    .prepare(`SELECT token, service_day AS serviceDay, amount AS amountKopecks, taps, status, reason FROM charges ${w.sql} ORDER BY seq LIMIT ?`)
+    .prepare(`SELECT token, service_day AS "serviceDay", amount AS "amountKopecks", taps, status, reason FROM charges ${w.sql} ORDER BY seq LIMIT ?`)
     .all(...w.args, q.limit) as ChargeView[];
   return { charges: rows };
 }
@@ -152,7 +152,7 @@ export function queryAdjustments(db: Db, q: { token?: string | undefined; limit:
   const rows = db
     .prepare(
       `SELECT token, service_day, device, seq, kind, device_fare, device_reason, settled_fare, settled_reason FROM adjustments
-       ${w.sql} ORDER BY token, service_day, device, seq LIMIT ?`,
+       ${w.sql} ORDER BY token, service_day, device NULLS FIRST, seq NULLS FIRST LIMIT ?`, // a charge adjustment (no device) first, as SQLite sorts NULLs
     )
     .all(...w.args, q.limit) as {
     token: string;

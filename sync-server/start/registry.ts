@@ -4,6 +4,7 @@ import { isHsmKey, serverKeyScheme, type ServerTokenKey } from '../../protocol/t
 import { loadOrCreateSigningKey } from '../keys.js';
 import { openRegistry, type Db } from '../registry.js';
 import { checkKeyScheme } from '../tokenize.js';
+import { sqliteTuning } from '../db/sql.js';
 
 export interface ServerRegistry {
   db: Db;
@@ -24,7 +25,7 @@ export function openServerRegistry(o: { dataDir: string; tokenKey: ServerTokenKe
     throw e;
   }
   // durable acks: every commit fsyncs the WAL, so no journal-ack leaves before the entries it covers are on disk
-  db.pragma('synchronous = FULL');
+  sqliteTuning(db, (d) => d.pragma('synchronous = FULL'));
   const key = loadOrCreateSigningKey(o.dataDir);
   if (key.created) log.info({ dataDir: o.dataDir }, 'signing key created (0600)');
   return { db, key, tokeniser: tokeniser(o.tokenKey), close: () => db.close() };
