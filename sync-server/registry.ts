@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS journal(device TEXT NOT NULL, seq INTEGER NOT NULL, t
 CREATE TABLE IF NOT EXISTS decline_tokens(token TEXT PRIMARY KEY) WITHOUT ROWID;
 `;
 
-export type Db = Database.Database;
+export type { Db } from './db/types.js';
+import type { Db } from './db/types.js';
 
 export function openRegistry(dataDir: string): Db {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
