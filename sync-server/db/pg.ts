@@ -230,6 +230,7 @@ export class PgDb implements Db {
     if (this.isOpen) {
       this.isOpen = false;
       this.client.end();
+      keepUntilClosed(this.client);
     }
     return this;
   }
@@ -325,6 +326,17 @@ export class PgDb implements Db {
   private checkOpen(): void {
     if (!this.isOpen) throw new RcError(ErrorCode.DbUnavailable, 'the database connection is closed');
   }
+}
+
+/**
+ * libpq's binding closes its socket watcher with uv_close and no callback: were the client collected before libuv
+ * finished that close (the end of the loop's iteration), libuv would read freed memory (an assertion in
+ * uv__finish_close aborts the process). An ended client is therefore held for a second, well past that.
+ */
+const closing = new Set<Client>();
+function keepUntilClosed(c: Client): void {
+  closing.add(c);
+  setTimeout(() => closing.delete(c), 1000).unref();
 }
 
 function bindValues(sql: PgSql, args: unknown[]): Param[] {
