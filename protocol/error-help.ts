@@ -501,8 +501,8 @@ export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> 
     action: 'A bug of the PostgreSQL port: report it (docs/postgres.md lists the pragmas that are accepted).',
   },
   'db.bad-spec': {
-    meaning: 'The --database value is neither a directory for the SQLite registry nor a postgres:// or postgresql:// URL.',
-    action: 'Give a data directory (SQLite, the default) or a URL such as postgres://rc@db.example/registry.',
+    meaning: 'The --database value is neither a SQLite file nor a postgres:// or postgresql:// URL (another scheme, or a URL that does not parse).',
+    action: 'Leave --database out (DATA/registry.sqlite), give the SQLite file, or a URL such as postgres://rc@db.example/registry.',
   },
   'db.schema-newer': {
     meaning: 'The registry database was migrated by a newer server than this one (its schema_migrations holds a version this server does not know).',

@@ -5,9 +5,6 @@
  * transaction is atomic with respect to the event loop, as the server's group commit and its readers assume.
  */
 
-/** A bound value: what both drivers accept. A Buffer is a BLOB on SQLite and a bytea on PostgreSQL. */
-export type SqlValue = string | number | bigint | boolean | Buffer | null;
-
 export interface RunResult {
   /** Rows inserted, updated or deleted by the statement. */
   changes: number;
@@ -15,7 +12,10 @@ export interface RunResult {
   lastInsertRowid: number | bigint;
 }
 
-/** A prepared statement: prepared once, run many times with positional `?` parameters. */
+/**
+ * A prepared statement: prepared once, run many times with positional `?` parameters (or one object for `@name`).
+ * Values both drivers take: strings, numbers, bigints, null, Buffers (BLOB / bytea); booleans on PostgreSQL only.
+ */
 export interface Statement {
   run(...params: unknown[]): RunResult;
   get(...params: unknown[]): unknown;
