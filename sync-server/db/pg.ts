@@ -1,4 +1,5 @@
-import Client from 'pg-native';
+import { createRequire } from 'node:module';
+import type Client from 'pg-native';
 import pgTypes from 'pg-types';
 import { ErrorCode, RcError } from '../../protocol/errors.js';
 import { toPgPlaceholders, type PgSql } from './placeholders.js';
@@ -165,7 +166,7 @@ export class PgDb implements Db {
 
   constructor(o: PgDbOptions) {
     this.name = redactUrl(o.url);
-    this.client = new Client({ types });
+    this.client = new (loadPgNative())({ types });
     try {
       this.client.connectSync(o.url);
     } catch (e) {
@@ -182,7 +183,8 @@ export class PgDb implements Db {
   }
 
   get inTransaction(): boolean {
-    return this.isOpen && this.client.pq.transactionStatus() !== 0;
+    const status = this.isOpen ? this.client.pq.transactionStatus() : 0;
+    return status === 2 || status === 3; // in a transaction, or in a failed one (libpq's PQTRANS_INTRANS, PQTRANS_INERROR)
   }
 
   prepare(source: string): Statement {
@@ -279,7 +281,7 @@ export class PgDb implements Db {
       result = fn();
       if (result instanceof Promise) throw new TypeError('a transaction function cannot return a promise');
     } catch (e) {
-      if (this.inTransaction) this.raw('ROLLBACK');
+      this.rollbackQuietly('ROLLBACK');
       throw e;
     }
     if (this.client.pq.transactionStatus() === 3) {
@@ -301,10 +303,20 @@ export class PgDb implements Db {
       this.raw(`RELEASE SAVEPOINT ${sp}`);
       return result;
     } catch (e) {
-      if (this.inTransaction) this.raw(`ROLLBACK TO SAVEPOINT ${sp}; RELEASE SAVEPOINT ${sp}`);
+      this.rollbackQuietly(`ROLLBACK TO SAVEPOINT ${sp}; RELEASE SAVEPOINT ${sp}`);
       throw e;
     } finally {
       this.depth--;
+    }
+  }
+
+  /** Undo after a throw; the caller rethrows the throw, which says more than a failed rollback (a lost connection). */
+  private rollbackQuietly(sql: string): void {
+    if (!this.inTransaction) return;
+    try {
+      this.raw(sql);
+    } catch {
+      // the original error is rethrown; a dead connection rolled the transaction back on the server anyway
     }
   }
 
@@ -325,6 +337,21 @@ export class PgDb implements Db {
 
   private checkOpen(): void {
     if (!this.isOpen) throw new RcError(ErrorCode.DbUnavailable, 'the database connection is closed');
+  }
+}
+
+/**
+ * pg-native, loaded when PostgreSQL is first used: its native binding needs libpq5, which a SQLite-only
+ * installation (the default) need not have.
+ */
+function loadPgNative(): typeof Client {
+  try {
+    return createRequire(import.meta.url)('pg-native') as typeof Client;
+  } catch (e) {
+    throw new RcError(
+      ErrorCode.DbUnavailable,
+      `PostgreSQL's client library cannot load (pg-native, libpq5): ${firstLine(e instanceof Error ? e.message : String(e))}`,
+    );
   }
 }
 
