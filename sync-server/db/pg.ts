@@ -111,6 +111,8 @@ function firstLine(s: string): string {
 
 interface Prepared {
   name: string;
+  /** The statement as the caller wrote it (SQLite's placeholders). */
+  source: string;
   sql: PgSql;
 }
 
@@ -196,9 +198,9 @@ export class PgDb implements Db {
       try {
         this.client.prepareSync(name, sql.text, sql.count);
       } catch (e) {
-        throw this.error(e);
+        throw this.error(e, source);
       }
-      p = { name, sql };
+      p = { name, source, sql };
       this.cache.set(source, p);
     }
     return new PgStatement(this, p);
@@ -244,7 +246,7 @@ export class PgDb implements Db {
     try {
       return this.client.executeSync(p.name, values) as Record<string, unknown>[];
     } catch (e) {
-      throw this.error(e);
+      throw this.error(e, p.source);
     }
   }
 
@@ -325,14 +327,17 @@ export class PgDb implements Db {
     try {
       this.client.querySync(sql);
     } catch (e) {
-      throw this.error(e);
+      throw this.error(e, sql);
     }
   }
 
-  private error(e: unknown): RcError {
+  /** The statement's own text goes into a query-failed context (its start: parameters are never part of it). */
+  private error(e: unknown, sql: string): RcError {
     if (e instanceof RcError) return e;
     const fields = this.client.pq.resultErrorFields() as ErrorFields | null;
-    return pgError(fields, e instanceof Error ? e.message : String(e), e);
+    const err = pgError(fields, e instanceof Error ? e.message : String(e), e);
+    if (err.code === ErrorCode.DbQueryFailed && err.context) err.context.statement = sql.replace(/\s+/g, ' ').trim().slice(0, 160);
+    return err;
   }
 
   private checkOpen(): void {

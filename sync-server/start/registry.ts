@@ -1,4 +1,5 @@
 import type { KeyObject } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
 import type { Logger } from '../../protocol/log.js';
 import { isHsmKey, serverKeyScheme, type ServerTokenKey } from '../../protocol/token-hsm.js';
 import { loadOrCreateSigningKey } from '../keys.js';
@@ -24,6 +25,7 @@ export interface ServerRegistry {
  */
 export function openServerRegistry(o: { dataDir: string; database?: string; tokenKey: ServerTokenKey }, log: Logger): ServerRegistry {
   const { spec, devPostgres } = databaseOptions(o);
+  mkdirSync(o.dataDir, { recursive: true, mode: 0o700 }); // the signing key lives there whichever database holds the registry
   const { db, migrated } = openDatabase(spec);
   try {
     if (spec.kind === 'postgres') {
