@@ -113,6 +113,12 @@ function dbSuite(rig: Rig) {
         .pluck()
         .all(ms - 1),
     ).toEqual([ms]);
+    expect(
+      db
+        .prepare('SELECT k FROM t WHERE n = ?')
+        .pluck()
+        .get(2n ** 40n + 7n),
+    ).toBe('a'); // a bigint parameter
   });
 
   it('run() counts the rows changed; get() of nothing is undefined; iterate() and pluck() as better-sqlite3', () => {
