@@ -312,6 +312,20 @@ describe.skipIf(!havePg)('sync-server/db on PostgreSQL 15', () => {
   });
 });
 
+describe('--database on SQLite', () => {
+  it('absent is DATA/registry.sqlite, a path is that SQLite file; both open migrated', () => {
+    const dir = tempDir();
+    expect(parseDatabaseSpec(undefined, dir)).toEqual({ kind: 'sqlite-dir', dataDir: dir });
+    const file = join(dir, 'elsewhere.sqlite');
+    const spec = parseDatabaseSpec(file, '/unused');
+    expect(spec).toEqual({ kind: 'sqlite-file', file });
+    const { db } = openDatabase(spec);
+    track(db);
+    expect(db.dialect).toBeUndefined();
+    expect(appliedMigrations(db).map((m) => m.version)).toEqual([1]);
+  });
+});
+
 describe('a SQLite registry from before versioned migrations', () => {
   const fixture = readFileSync(join(PROJECT_ROOT, 'test/fixtures/registry/before-migrations.sql'), 'utf8');
 
