@@ -478,4 +478,39 @@ export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> 
     meaning: 'The server was started with a key version that was retired (rc-sync-server key retire): it would tokenise with it and hand it to devices again.',
     action: 'Start with the current version (the newest in the token, or RC_TOKEN_KEY of that version); a retired version is not used again.',
   },
+  'db.unavailable': {
+    meaning: 'The registry database could not be reached: PostgreSQL refused the connection, or the connection was lost.',
+    action:
+      'Check that PostgreSQL runs and that the --database URL (host, port, database, user) is right; the server retries nothing on its own, restart it once the database is back.',
+  },
+  'db.constraint': {
+    meaning: 'A write broke a rule of the registry schema (a unique key, a foreign key, NOT NULL or CHECK); nothing of the statement was stored.',
+    action: 'Usually a duplicate (the same key twice): the context names the constraint; fix the input and try again.',
+  },
+  'db.query-failed': {
+    meaning: 'The database refused a statement for another reason (syntax, a missing table, an aborted transaction); the SQLSTATE is in the context.',
+    action: 'A bug or a registry from another version: report it with the SQLSTATE and the server log.',
+  },
+  'db.value-out-of-range': {
+    meaning:
+      'A number read from or given to the database does not fit a JavaScript number exactly (beyond 2^53), or a value of a type the database cannot take was given.',
+    action: 'A bug: report it with the server log (the value itself is never logged).',
+  },
+  'db.pragma-unsupported': {
+    meaning: 'A SQLite PRAGMA other than the tuning ones was asked of PostgreSQL, which has no equivalent.',
+    action: 'A bug of the PostgreSQL port: report it (docs/postgres.md lists the pragmas that are accepted).',
+  },
+  'db.bad-spec': {
+    meaning: 'The --database value is neither a SQLite file nor a postgres:// or postgresql:// URL (another scheme, or a URL that does not parse).',
+    action: 'Leave --database out (DATA/registry.sqlite), give the SQLite file, or a URL such as postgres://rc@db.example/registry.',
+  },
+  'db.schema-newer': {
+    meaning: 'The registry database was migrated by a newer server than this one (its schema_migrations holds a version this server does not know).',
+    action: 'Run the newer server, or restore the backup taken before the upgrade.',
+  },
+  'db.postgres-not-ready': {
+    meaning:
+      'The server opened and migrated the PostgreSQL registry, but does not run on PostgreSQL yet: its statements are still being ported (docs/postgres.md).',
+    action: 'Run on SQLite (leave --database out); developers porting statements set RC_DEV_POSTGRES=1.',
+  },
 };

@@ -185,6 +185,15 @@ export const ErrorCode = {
   TokenKeyVersionInUse: 'token.key-version-in-use',
   TokenKeyVersionUnknown: 'token.key-version-unknown',
   TokenKeyVersionRetired: 'token.key-version-retired',
+  // db: the registry's database (SQLite or PostgreSQL, sync-server/db/, docs/postgres.md)
+  DbUnavailable: 'db.unavailable',
+  DbConstraint: 'db.constraint',
+  DbQueryFailed: 'db.query-failed',
+  DbValueOutOfRange: 'db.value-out-of-range',
+  DbPragmaUnsupported: 'db.pragma-unsupported',
+  DbBadSpec: 'db.bad-spec',
+  DbSchemaNewer: 'db.schema-newer',
+  DbPostgresNotReady: 'db.postgres-not-ready',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

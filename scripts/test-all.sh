@@ -12,9 +12,10 @@ if [ "$(id -u)" = 0 ]; then
   # mosquitto: the external broker; socat: pty pairs; udev: serialport's port listing;
   # gcc: the TCP_NODELAY shim for pcscd; strace: the durable-ack test traces the server's fsyncs; softhsm2: the card-token key in a PKCS#11 token;
   # fonts-dejavu-core: the reports' PDF font (Cyrillic); poppler-utils: pdftoppm/pdftotext; chromium: HTML reports in a real browser;
-  # nats-server: the 3-node clustered broker of test/integration/cluster-sync.test.ts (issue 16).
+  # nats-server: the 3-node clustered broker of test/integration/cluster-sync.test.ts (issue 16);
+  # postgresql: the private PostgreSQL 15 the db tests start (test/support/rig/postgres.ts); libpq-dev: headers pg-native's libpq binding builds against.
   apt-get install -y -qq --no-install-recommends \
-    pcscd vsmartcard-vpcd libpcsclite-dev mosquitto nats-server socat udev strace softhsm2 \
+    pcscd vsmartcard-vpcd libpcsclite-dev mosquitto nats-server socat udev strace softhsm2 postgresql libpq-dev \
     fonts-dejavu-core poppler-utils chromium \
     gcc libc6-dev make g++ python3 >/dev/null
 else

@@ -10,6 +10,8 @@ import { ensureSettlementSchema } from './settlement/schema.js';
 import { ensureImportSchema } from './import-stage.js';
 import { ensureBankSchema } from './bank/schema.js';
 import { ensureTokenSchemeSchema } from './tokenize.js';
+import { initDeviceTables } from './devices.js';
+import { migrateSchema } from './db/migrations.js';
 
 /**
  * The operator's registry: one SQLite file under the data dir.
@@ -37,17 +39,36 @@ CREATE TABLE IF NOT EXISTS journal(device TEXT NOT NULL, seq INTEGER NOT NULL, t
 CREATE TABLE IF NOT EXISTS decline_tokens(token TEXT PRIMARY KEY) WITHOUT ROWID;
 `;
 
-export type Db = Database.Database;
+export type { Db } from './db/types.js';
+import type { Db } from './db/types.js';
 
+/** The registry in DATA (registry.sqlite), migrated to the current schema. */
 export function openRegistry(dataDir: string): Db {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const file = join(dataDir, 'registry.sqlite');
+  return openSqliteRegistry(join(dataDir, 'registry.sqlite'));
+}
+
+/** The SQLite registry in FILE, tuned for the server and migrated (db/migrations.ts; PostgreSQL: db/open.ts). */
+export function openSqliteRegistry(file: string): Db {
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
   restrictRegistryFiles(file);
   db.pragma('synchronous = NORMAL');
   db.pragma('cache_size = -262144'); // 256 MiB: million-row imports stay in memory
   db.pragma('temp_store = MEMORY');
+  migrateSchema(db, { legacy: ensureRegistrySchema });
+  // transitional, SQLite only: the modules' own ensure*Schema still run (idempotent, nothing to do on a migrated
+  // registry) until every schema change is a migration; PostgreSQL's schema comes only from db/migrations
+  ensureRegistrySchema(db);
+  return db;
+}
+
+/**
+ * The schema as the modules make it (CREATE … IF NOT EXISTS, and the meta('schema') and migrateRegistry steps of
+ * older registries): what a registry from before versioned migrations is upgraded with before it is recorded as
+ * version 1. Migration 1 (db/migrations/001-registry.ts) is exactly its result on an empty file (a test checks that).
+ */
+export function ensureRegistrySchema(db: Db): void {
   db.exec(SCHEMA);
   migrate(db);
   migrateRegistry(db);
@@ -60,7 +81,7 @@ export function openRegistry(dataDir: string): Db {
   ensureBankSchema(db);
   ensureCabinetSchema(db);
   ensureTokenSchemeSchema(db);
-  return db;
+  initDeviceTables(db);
 }
 
 /**

@@ -33,6 +33,8 @@ import { Shutdown } from './start/shutdown.js';
 
 export interface ServerOptions {
   dataDir: string;
+  /** `--database`: the registry's SQLite file or a postgres:// URL (db/open.ts); default DATA/registry.sqlite. */
+  database?: string;
   /** Embedded broker port (0 = any free port); ignored when brokerUrl is set. */
   mqttPort?: number;
   /** External broker, e.g. mqtt://127.0.0.1:1883. */

@@ -21,6 +21,10 @@ export function register(program: Command): void {
   pkcs11Options(program.command('start'))
     .description('run the sync-server: registry, embedded (or external) MQTT broker, HTTP API on loopback')
     .option('--data <dir>', 'data directory (registry, signing key)', './rc-sync-data')
+    .option(
+      '--database <file|url>',
+      'the registry: a SQLite file (default DATA/registry.sqlite) or postgres://user@host/db (migrated, then refused: not ready yet, docs/postgres.md)',
+    )
     .option('--mqtt-port <n>', 'embedded broker port', '1883')
     .option(
       '--broker <url>',
@@ -76,6 +80,7 @@ export function register(program: Command): void {
           chargeAttempts: string;
           chargeRetryDays: string;
           data: string;
+          database?: string;
           mqttPort: string;
           broker?: string;
           httpPort: string;
@@ -110,6 +115,7 @@ export function register(program: Command): void {
           if (opts.enrolListen && !tls.enrolTls) log.warn({ enrolListen: opts.enrolListen }, 'enrolment listener without TLS: behind a TLS proxy only');
           const s = await startServer({
             dataDir: opts.data,
+            ...(opts.database ? { database: opts.database } : {}),
             mqttPort: port(opts.mqttPort),
             brokerUrl: opts.broker,
             httpPort: port(opts.httpPort),
