@@ -43,13 +43,13 @@ export type { Db } from './db/types.js';
 import type { Db } from './db/types.js';
 
 /** The registry in DATA (registry.sqlite), migrated to the current schema. */
-export function openRegistry(dataDir: string): Db {
+export function openRegistry(dataDir: string): Database.Database {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   return openSqliteRegistry(join(dataDir, 'registry.sqlite'));
 }
 
 /** The SQLite registry in FILE, tuned for the server and migrated (db/migrations.ts; PostgreSQL: db/open.ts). */
-export function openSqliteRegistry(file: string): Db {
+export function openSqliteRegistry(file: string): Database.Database {
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
   restrictRegistryFiles(file);

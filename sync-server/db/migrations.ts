@@ -1,5 +1,6 @@
 import { ErrorCode, RcError } from '../../protocol/errors.js';
 import { registry1 } from './migrations/001-registry.js';
+import { explicitIds2 } from './migrations/002-explicit-ids.js';
 import type { Db } from './types.js';
 
 /**
@@ -19,7 +20,7 @@ export interface Migration {
   postgres: string;
 }
 
-export const MIGRATIONS: readonly Migration[] = [registry1];
+export const MIGRATIONS: readonly Migration[] = [registry1, explicitIds2];
 
 /** The newest schema version this server knows. */
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -198,15 +198,18 @@ function dbSuite(rig: Rig) {
   });
 
   describe('schema migrations', () => {
-    it('from empty: migration 1 makes the registry, recorded in schema_migrations; opening again applies nothing', () => {
+    it('from empty: the migrations make the registry, each recorded in schema_migrations; opening again applies nothing', () => {
       const db = rig.fresh();
       const first = migrateSchema(db);
-      expect(first).toMatchObject({ from: 0, to: SCHEMA_VERSION, applied: [1], recognised: false });
-      expect(appliedMigrations(db).map((m) => [m.version, m.name])).toEqual([[1, 'registry']]);
+      expect(first).toMatchObject({ from: 0, to: SCHEMA_VERSION, applied: [1, 2], recognised: false });
+      expect(appliedMigrations(db).map((m) => [m.version, m.name])).toEqual([
+        [1, 'registry'],
+        [2, 'explicit-ids'],
+      ]);
       expect(db.prepare("SELECT value FROM meta WHERE key = 'schema'").pluck().get()).toBe('3');
       const again = rig.reopen();
-      expect(migrateSchema(again)).toMatchObject({ from: 1, applied: [], recognised: false });
-      expect(appliedMigrations(again)).toHaveLength(1);
+      expect(migrateSchema(again)).toMatchObject({ from: 2, applied: [], recognised: false });
+      expect(appliedMigrations(again)).toHaveLength(2);
     });
 
     it("the registry's rules hold: the audit log is append-only, a replaced card goes to the holder's history", () => {
@@ -283,7 +286,7 @@ describe.skipIf(!havePg)('sync-server/db on PostgreSQL 15', () => {
     expect(message).not.toContain('tok-secret-value');
   });
 
-  it('migration 1 has the same tables and columns on both databases (plus the id of rowid-ordered tables)', () => {
+  it('the migrations make the same tables and columns on both databases', () => {
     const lite = new Database(':memory:');
     migrateSchema(lite);
     const db = pgRig().fresh();
@@ -295,7 +298,7 @@ describe.skipIf(!havePg)('sync-server/db on PostgreSQL 15', () => {
       db.prepare("SELECT table_name || '.' || column_name FROM information_schema.columns WHERE table_schema = current_schema()").pluck().all() as string[],
     );
     lite.close();
-    expect([...pgCols].filter((c) => !liteCols.has(c)).sort()).toEqual(['console_status_log.id', 'holder_card_history.id']);
+    expect([...pgCols].filter((c) => !liteCols.has(c)).sort()).toEqual([]);
     expect([...liteCols].filter((c) => !pgCols.has(c))).toEqual([]);
   });
 
@@ -305,7 +308,7 @@ describe.skipIf(!havePg)('sync-server/db on PostgreSQL 15', () => {
     expect(spec).toEqual({ kind: 'postgres', url });
     const { db, migrated } = openDatabase(spec);
     track(db);
-    expect(migrated?.applied).toEqual([1]);
+    expect(migrated?.applied).toEqual([1, 2]);
     expect(db.dialect).toBe('postgres');
     expect(codeOf(() => parseDatabaseSpec('mysql://x/y', '/d'))).toBe('db.bad-spec');
     expect(codeOf(() => new PgDb({ url: `postgres://postgres@127.0.0.1:${pg!.port}/no_such_db` }))).toBe('db.unavailable');
@@ -322,35 +325,35 @@ describe('--database on SQLite', () => {
     const { db } = openDatabase(spec);
     track(db);
     expect(db.dialect).toBeUndefined();
-    expect(appliedMigrations(db).map((m) => m.version)).toEqual([1]);
+    expect(appliedMigrations(db).map((m) => m.version)).toEqual([1, 2]);
   });
 });
 
 describe('a SQLite registry from before versioned migrations', () => {
   const fixture = readFileSync(join(PROJECT_ROOT, 'test/fixtures/registry/before-migrations.sql'), 'utf8');
 
-  it('opens as version 1 with every row kept, and opening it again applies nothing', () => {
+  it('opens as version 1, then migration 2, with every row kept (the history rows by their rowid as id), and opening it again applies nothing', () => {
     const file = join(tempDir(), 'registry.sqlite');
     const made = new Database(file);
     made.exec(fixture);
     made.close();
     const db = track(openSqliteRegistry(file));
-    expect(appliedMigrations(db).map((m) => m.version)).toEqual([1]);
+    expect(appliedMigrations(db).map((m) => m.version)).toEqual([1, 2]);
     expect(db.prepare('SELECT person_id, token FROM cards ORDER BY person_id').all()).toEqual([
       { person_id: 'p-1', token: 'tok-c' },
       { person_id: 'p-2', token: 'tok-b' },
     ]);
     expect(db.prepare('SELECT seq, eff_ms, fare FROM journal').get()).toEqual({ seq: 4294967301, eff_ms: 1764576000123, fare: 3500 });
     expect(db.prepare('SELECT rec FROM entries').pluck().get()).toEqual(Buffer.from([0, 1, 2, 254, 255]));
-    expect(db.prepare('SELECT token, masked FROM holder_card_history').all()).toEqual([{ token: 'tok-a', masked: '220000******0001' }]);
+    expect(db.prepare('SELECT id, token, masked FROM holder_card_history').all()).toEqual([{ id: 1, token: 'tok-a', masked: '220000******0001' }]);
     expect(db.prepare('SELECT count(*) FROM audit').pluck().get()).toBe(1);
     expect(db.prepare("SELECT value FROM meta WHERE key = 'schema'").pluck().get()).toBe('3');
     db.close();
     const again = track(new Database(file));
-    expect(migrateSchema(again)).toMatchObject({ from: 1, applied: [], recognised: false });
+    expect(migrateSchema(again)).toMatchObject({ from: 2, applied: [], recognised: false });
   });
 
-  it("migration 1 is exactly the schema the modules' ensure*Schema make (if this fails, a module changed its schema: make it a migration)", () => {
+  it("the migrations make exactly the schema the modules' ensure*Schema make (if this fails, a module changed its schema: make it a migration)", () => {
     const byMigration = new Database(':memory:');
     migrateSchema(byMigration);
     const byModules = new Database(':memory:');

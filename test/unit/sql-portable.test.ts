@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type Database from 'better-sqlite3';
 import * as fragments from '../../sync-server/db/sql.js';
 import { initDeviceTables } from '../../sync-server/devices.js';
 import { openRegistry, type Db } from '../../sync-server/registry.js';
@@ -67,7 +68,7 @@ interface Checked {
 }
 
 /** What differs: each statement that fails on either database, or runs on both but answers differently. */
-function check(pgs: ScratchPostgres, sqlite: Db, list: readonly Checked[]): { failures: string[]; excused: string[] } {
+function check(pgs: ScratchPostgres, sqlite: Database.Database, list: readonly Checked[]): { failures: string[]; excused: string[] } {
   const failures: string[] = [];
   const excused: string[] = [];
   const said = (c: Checked, why: string) =>
@@ -109,7 +110,7 @@ function check(pgs: ScratchPostgres, sqlite: Db, list: readonly Checked[]): { fa
 
 describe.skipIf(!have)('every sync-server statement is valid on PostgreSQL and on SQLite', () => {
   let pgs: ScratchPostgres;
-  let sqlite: Db;
+  let sqlite: Database.Database;
   let dir: string;
   let statements: SqlStatement[];
   beforeAll(async () => {
