@@ -38,8 +38,19 @@ const sides: Side[] = [];
 function side(serial: <T>(f: () => Promise<T>) => Promise<T> = (f) => f()): Side {
   const dir = mkdtempSync(join(tmpdir(), 'rc-import-stage-'));
   const db = openRegistry(dir);
-  const pub = new Publisher(db, loadOrCreateSigningKey(dir).privateKey, log, OPTS);
-  const importer = new Importer({ db, publisher: pub, log, serial, tokenKey: DEV_TOKEN_KEY, categories: () => ['pensioner', 'student'], today: () => TODAY });
+  const signingKey = loadOrCreateSigningKey(dir).privateKey;
+  const pub = new Publisher(db, signingKey, log, OPTS);
+  // the server's way: the steps in the import's worker thread (import-thread.ts), on a connection of its own
+  const importer = new Importer({
+    db,
+    publisher: pub,
+    log,
+    serial,
+    tokenKey: DEV_TOKEN_KEY,
+    categories: () => ['pensioner', 'student'],
+    today: () => TODAY,
+    worker: { signingKey, publisher: OPTS },
+  });
   const s = { dir, db, pub, importer };
   sides.push(s);
   return s;
@@ -158,7 +169,9 @@ describe('staged import', () => {
       yield cardsCsv(10, 10).split('\n').slice(1).join('\n');
     }
     const first = s.importer.run('cards', slow(), false);
-    await new Promise((r) => setTimeout(r, 20));
+    // refused at once, even before the import's worker thread has made its row
+    await expectRcError(s.importer.run('stoplist', lines(`token,reason\n${tokenOf(1)},lost\n`), false), ErrorCode.ImportBusy);
+    await waitFor(() => s.importer.list()[0]?.state === 'running', { timeoutMs: 20_000, what: 'the first import running' });
     expect(s.importer.list()[0]).toMatchObject({ state: 'running', kind: 'cards' });
     await expectRcError(s.importer.run('stoplist', lines(`token,reason\n${tokenOf(1)},lost\n`), false), ErrorCode.ImportBusy);
     release();

@@ -1,0 +1,110 @@
+/**
+ * The import's worker thread (started by import-thread.ts; a tsup entry of its own, dist/import-worker.js): one
+ * import at a time, its steps exactly those of the server's thread (import-stage.ts stageImport, applyStaged), on a
+ * connection of its own to the registry file (WAL: the server's thread reads meanwhile, and writes between the
+ * worker's short transactions). Crash safety is the staging's: the same rows, phases and flags in the registry.
+ */
+import Database from 'better-sqlite3';
+import { parentPort, workerData } from 'node:worker_threads';
+import { createLogger } from '../protocol/log.js';
+import { applyStaged, failure, openImport, stageImport, type Turns } from './import-stage.js';
+import { errorOf, type FromWorker, type ToWorker, type WireSpec, type WorkerInit } from './import-thread.js';
+import { DEFAULT_PUBLISHER_OPTIONS, Publisher } from './publisher.js';
+
+const port = parentPort;
+if (!port) throw new Error('import-worker.ts runs in a worker thread (import-thread.ts)');
+const init = workerData as WorkerInit;
+const db = new Database(init.file, { timeout: 5_000 });
+db.pragma('synchronous = FULL'); // as the server's connection: the steps relax it (publisher.ts relaxed), the phase switches stay durable
+db.pragma('cache_size = -262144');
+db.pragma('temp_store = MEMORY');
+const publisher = new Publisher(db, init.signingKey, createLogger().child({ component: 'import-worker' }), { ...DEFAULT_PUBLISHER_OPTIONS, ...init.publisher });
+const post = (m: FromWorker) => port.postMessage(m);
+
+// the upload's chunks as the server's thread passes them on
+let chunks: (string | Uint8Array)[] = [];
+let ended = false;
+let aborted: Error | null = null;
+let wake: (() => void) | null = null;
+async function* upload(): AsyncGenerator<string | Uint8Array> {
+  for (;;) {
+    const c = chunks.shift();
+    if (c !== undefined) {
+      post({ t: 'more' });
+      yield c;
+      continue;
+    }
+    if (aborted) throw aborted;
+    if (ended) return;
+    await new Promise<void>((r) => (wake = r));
+    wake = null;
+  }
+}
+
+// each step waits for the server's thread to grant the next (import-thread.ts)
+let busy = false;
+let granted: (() => void) | null = null;
+const turns: Turns = {
+  busy: () => busy,
+  pause: () =>
+    new Promise<void>((r) => {
+      granted = r;
+      post({ t: 'turn' });
+    }),
+};
+let applyNow: (() => void) | null = null;
+
+async function run(spec: WireSpec): Promise<void> {
+  chunks = [];
+  ended = false;
+  aborted = null;
+  let id: number;
+  try {
+    id = openImport(db, spec.kind, spec.today);
+  } catch (e) {
+    return post({ t: 'failed', error: failure(e) });
+  }
+  post({ t: 'started', id });
+  try {
+    const tokenKey = { ...spec.tokenKey, key: Buffer.from(spec.tokenKey.key) };
+    const report = await stageImport(db, id, { ...spec, tokenKey }, upload(), turns);
+    post({ t: 'staged', report });
+    await new Promise<void>((r) => (applyNow = r));
+    const { changed, ms } = await applyStaged(db, id, spec.kind, report.applied, spec.today, publisher, turns);
+    post({ t: 'applied', changed, ms });
+  } catch (e) {
+    post({ t: 'failed', error: failure(e) });
+  }
+}
+
+port.on('message', (m: ToWorker) => {
+  switch (m.t) {
+    case 'import':
+      void run(m.spec);
+      return;
+    case 'chunk':
+      chunks.push(m.data);
+      return wake?.();
+    case 'end':
+      ended = true;
+      return wake?.();
+    case 'abort':
+      aborted = errorOf(m.error);
+      return wake?.();
+    case 'turn': {
+      busy = m.busy;
+      const g = granted;
+      granted = null;
+      return g?.();
+    }
+    case 'apply': {
+      const go = applyNow;
+      applyNow = null;
+      return go?.();
+    }
+    case 'close':
+      db.close();
+      port.close();
+      return;
+  }
+});
