@@ -18,7 +18,7 @@ const db = new Database(init.file, { timeout: 5_000 });
 db.pragma('synchronous = FULL'); // as the server's connection: the steps relax it (publisher.ts relaxed), the phase switches stay durable
 db.pragma('cache_size = -262144');
 db.pragma('temp_store = MEMORY');
-const publisher = new Publisher(db, init.signingKey, createLogger().child({ component: 'import-worker' }), { ...DEFAULT_PUBLISHER_OPTIONS, ...init.publisher });
+const log = createLogger().child({ component: 'import-worker' });
 const post = (m: FromWorker) => port.postMessage(m);
 
 // the upload's chunks as the server's thread passes them on
@@ -70,6 +70,8 @@ async function run(spec: WireSpec): Promise<void> {
     const report = await stageImport(db, id, { ...spec, tokenKey }, upload(), turns);
     post({ t: 'staged', report });
     await new Promise<void>((r) => (applyNow = r));
+    // a publisher of this import's own: its materializer reads the categories the rules define now (not cached from an earlier import)
+    const publisher = new Publisher(db, init.signingKey, log, { ...DEFAULT_PUBLISHER_OPTIONS, ...init.publisher });
     const { changed, ms } = await applyStaged(db, id, spec.kind, report.applied, spec.today, publisher, turns);
     post({ t: 'applied', changed, ms });
   } catch (e) {
