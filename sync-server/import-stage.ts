@@ -69,7 +69,7 @@ const MIN_STEP_ROWS = 50;
  * for longer than one short step.
  */
 export interface Turns {
-  /** Uploads are in flight: steps are short. */
+  /** Steps are short (uploads are in flight; always in the worker thread). */
   busy(): boolean;
   /** Between two steps (each one short transaction). */
   pause(): Promise<void>;
@@ -360,7 +360,15 @@ export function failure(e: unknown): { rc: boolean; code: ErrorCode; message: st
 export interface ImportSteps {
   id: number;
   staged: Promise<ImportReport>;
-  apply(report: ImportReport): Promise<{ changed: Scope[]; ms: { apply: number; lists: number } }>;
+  apply(report: ImportReport): Promise<Applied>;
+}
+
+/** An import applied and its lists committed (durably): the scopes to publish, the retained topics to clear, each phase's time. */
+export interface Applied {
+  changed: Scope[];
+  /** Dropped by a publisher other than the server's (the worker's): Publisher.clearAlso. */
+  clears: string[];
+  ms: { apply: number; lists: number };
 }
 
 export interface ImporterOptions {
@@ -428,7 +436,7 @@ export class Importer {
     return {
       id,
       staged: stageImport(db, id, spec, source, turns),
-      apply: (report) => applyStaged(db, id, spec.kind, report.applied, spec.today, publisher, turns),
+      apply: async (report) => ({ ...(await applyStaged(db, id, spec.kind, report.applied, spec.today, publisher, turns)), clears: [] }),
     };
   }
 
@@ -440,7 +448,8 @@ export class Importer {
     const parsed = performance.now();
     return await this.o.serial(async () => {
       const started = performance.now();
-      const { changed, ms } = await apply(report);
+      const { changed, clears, ms } = await apply(report);
+      this.o.publisher.clearAlso(clears);
       const published = performance.now();
       await this.o.publisher.publish(changed);
       const timing = { parse: Math.round(parsed - t0), wait: Math.round(started - parsed), ...ms, publish: Math.round(performance.now() - published) };

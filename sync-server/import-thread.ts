@@ -8,7 +8,7 @@ import type { ImportReport } from '../protocol/api.js';
 import type { Scope } from '../protocol/lists.js';
 import type { TokenKey } from '../protocol/token.js';
 import type { CsvSource } from './csv.js';
-import { failure, type ImportSpec, type ImportSteps, type Turns } from './import-stage.js';
+import { failure, type Applied, type ImportSpec, type ImportSteps, type Turns } from './import-stage.js';
 import type { PublisherOptions } from './publisher.js';
 
 /**
@@ -36,7 +36,7 @@ export type ToWorker =
   | { t: 'chunk'; data: string | Uint8Array }
   | { t: 'end' }
   | { t: 'abort'; error: Failure }
-  | { t: 'turn'; busy: boolean }
+  | { t: 'turn' }
   | { t: 'apply' }
   | { t: 'close' };
 
@@ -45,7 +45,7 @@ export type FromWorker =
   | { t: 'more' }
   | { t: 'turn' }
   | { t: 'staged'; report: ImportReport }
-  | { t: 'applied'; changed: Scope[]; ms: { apply: number; lists: number } }
+  | { t: 'applied'; changed: Scope[]; ms: { apply: number; lists: number }; clears: string[] }
   | { t: 'failed'; error: Failure };
 
 /** Upload chunks sent ahead of the worker's reading. */
@@ -126,7 +126,7 @@ export class ImportThread {
       let stagedDone!: { resolve: (r: ImportReport) => void; reject: (e: unknown) => void };
       const staged = new Promise<ImportReport>((resolve, reject) => (stagedDone = { resolve, reject }));
       staged.catch(() => undefined); // awaited by the caller; not an unhandled rejection meanwhile
-      let appliedDone: { resolve: (r: { changed: Scope[]; ms: { apply: number; lists: number } }) => void; reject: (e: unknown) => void } | null = null;
+      let appliedDone: { resolve: (r: Applied) => void; reject: (e: unknown) => void } | null = null;
       const stopReading = () => {
         reading = false;
         wake?.();
@@ -191,7 +191,7 @@ export class ImportThread {
               void turns
                 .pause()
                 .catch(() => undefined) // an fsync that failed fails the acks waiting for it, not the import
-                .then(() => post({ t: 'turn', busy: turns.busy() }));
+                .then(() => post({ t: 'turn' }));
               return;
             case 'staged':
               stopReading();
@@ -200,7 +200,7 @@ export class ImportThread {
               stagedDone.resolve(m.report);
               return;
             case 'applied':
-              appliedDone?.resolve({ changed: m.changed, ms: m.ms });
+              appliedDone?.resolve({ changed: m.changed, ms: m.ms, clears: m.clears });
               end();
               return;
             case 'failed':

@@ -5,6 +5,7 @@
  * worker's short transactions). Crash safety is the staging's: the same rows, phases and flags in the registry.
  */
 import Database from 'better-sqlite3';
+import { closeSync, fsyncSync, openSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { createLogger } from '../protocol/log.js';
 import { applyStaged, failure, openImport, stageImport, type Turns } from './import-stage.js';
@@ -15,11 +16,29 @@ const port = parentPort;
 if (!port) throw new Error('import-worker.ts runs in a worker thread (import-thread.ts)');
 const init = workerData as WorkerInit;
 const db = new Database(init.file, { timeout: 5_000 });
-db.pragma('synchronous = FULL'); // as the server's connection: the steps relax it (publisher.ts relaxed), the phase switches stay durable
+// no fsync under the registry's write lock (the server's commits would wait for it): the worker's commits are ordered in the
+// WAL (a power cut loses a suffix of them, which the staging and recovery are built for), and the import's end is made
+// durable by the fsync below (`durable`) before the server answers or publishes it
+db.pragma('synchronous = NORMAL');
 db.pragma('cache_size = -262144');
 db.pragma('temp_store = MEMORY');
 const log = createLogger().child({ component: 'import-worker' });
 const post = (m: FromWorker) => port.postMessage(m);
+
+/** Every commit so far on disk: an fsync of the WAL (opened by path: SQLite truncates it, never replaces it; a checkpoint synced what it moved). */
+function durable(): void {
+  let fd: number;
+  try {
+    fd = openSync(`${init.file}-wal`, 'r');
+  } catch {
+    return; // no WAL: everything is in the database file, synced by the checkpoint that removed it
+  }
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
 
 // the upload's chunks as the server's thread passes them on
 let chunks: (string | Uint8Array)[] = [];
@@ -41,11 +60,11 @@ async function* upload(): AsyncGenerator<string | Uint8Array> {
   }
 }
 
-// each step waits for the server's thread to grant the next (import-thread.ts)
-let busy = false;
+// each step waits for the server's thread to grant the next (import-thread.ts); every step is short (Pace): the
+// server's thread may commit at any moment (an upload, a device's status) and then waits for the step under way
 let granted: (() => void) | null = null;
 const turns: Turns = {
-  busy: () => busy,
+  busy: () => true,
   pause: () =>
     new Promise<void>((r) => {
       granted = r;
@@ -73,7 +92,12 @@ async function run(spec: WireSpec): Promise<void> {
     // a publisher of this import's own: its materializer reads the categories the rules define now (not cached from an earlier import)
     const publisher = new Publisher(db, init.signingKey, log, { ...DEFAULT_PUBLISHER_OPTIONS, ...init.publisher });
     const { changed, ms } = await applyStaged(db, id, spec.kind, report.applied, spec.today, publisher, turns);
-    post({ t: 'applied', changed, ms });
+    durable();
+    // the retained topics the new versions dropped (old snapshots, expired deltas): the server's publisher clears them
+    const clears: string[] = [];
+    publisher.setTransport({ publish: (topic) => Promise.resolve(void clears.push(topic)) });
+    await publisher.publish([]);
+    post({ t: 'applied', changed, ms, clears });
   } catch (e) {
     post({ t: 'failed', error: failure(e) });
   }
@@ -94,7 +118,6 @@ port.on('message', (m: ToWorker) => {
       aborted = errorOf(m.error);
       return wake?.();
     case 'turn': {
-      busy = m.busy;
       const g = granted;
       granted = null;
       return g?.();
