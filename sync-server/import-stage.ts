@@ -416,10 +416,17 @@ export class Importer {
       const w = this.o.worker;
       if (w && !('derive' in tk) && !this.o.db.memory) {
         this.thread ??= new ImportThread(this.o.db.name, w.signingKey, w.publisher ?? {}, () => (this.thread = null));
-        return await this.runIn(
-          spec,
-          this.thread.start(spec, source, loopTurns(this.o.busy, this.o.durable), (id) => (this.running = id)),
-        );
+        try {
+          return await this.runIn(
+            spec,
+            this.thread.start(spec, source, loopTurns(this.o.busy, this.o.durable), (id) => (this.running = id)),
+          );
+        } catch (e) {
+          // the worker records its failures; one that died (a fault) could not: its import is failed here
+          const id = this.running;
+          if (id > 0 && this.o.db.prepare('SELECT state FROM imports WHERE id = ?').pluck().get(id) === 'running') finish(this.o.db, id, 'failed', e);
+          throw e;
+        }
       }
       return await this.runIn(spec, this.here(spec, source));
     } finally {
