@@ -1,5 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -58,22 +59,46 @@ export function errorOf(f: Failure): Error {
   return f.rc ? new RcError(f.code, f.message, f.context) : new Error(f.message);
 }
 
+/** The modules the server's process was started with (`node --import X …`), in order. */
+function preloads(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--import' && i + 1 < argv.length) out.push(argv[++i]!);
+    else if (a.startsWith('--import=')) out.push(a.slice('--import='.length));
+  }
+  return out;
+}
+
 /**
- * The built worker (dist/import-worker.js, a tsup entry) beside this module's bundle; else the TypeScript source,
- * loaded through tsx's API (Node 20 does not apply a worker's `--import tsx` to the worker's own entry).
+ * The built worker (dist/import-worker.js, a tsup entry) beside this module's bundle; else the TypeScript source.
+ * Without preloads the built worker starts as it is. Otherwise (the source; `node --import tsx --import preload.ts
+ * dist/…`, as tests run) through a small bootstrap, with no execArgv of its own: Node 20 applies the tsx loader of a
+ * worker's `--import tsx` neither to its other `--import` modules nor to its entry, so the bootstrap registers tsx
+ * through its API, then loads the same preloads (a test's clock, say), then the worker.
  */
 function startWorker(init: WorkerInit): Worker {
   const here = import.meta.url;
   const js = new URL('./import-worker.js', here);
-  if (existsSync(fileURLToPath(js))) return new Worker(js, { workerData: init });
-  const api = pathToFileURL(
-    createRequire(here)
-      .resolve('tsx/esm/api')
-      .replace(/\.cjs$/, '.mjs'),
-  ).href; // its ESM build
-  const ts = new URL('./import-worker.ts', here).href;
-  const boot = `import(${JSON.stringify(api)}).then((t) => { t.register(); return import(${JSON.stringify(ts)}); });`;
-  return new Worker(boot, { eval: true, workerData: init });
+  const built = existsSync(fileURLToPath(js));
+  const pre = preloads(process.execArgv);
+  if (built && pre.length === 0) return new Worker(js, { workerData: init });
+  const specs = pre.filter((p) => p !== 'tsx').map((p) => (p.startsWith('.') || isAbsolute(p) ? pathToFileURL(resolvePath(p)).href : p));
+  const entry = built ? js.href : new URL('./import-worker.ts', here).href;
+  const tsx = !built || pre.includes('tsx') || specs.some((p) => /\.[cm]?ts$/.test(p));
+  const api = tsx
+    ? pathToFileURL(
+        createRequire(here)
+          .resolve('tsx/esm/api')
+          .replace(/\.cjs$/, '.mjs'),
+      ).href
+    : null; // tsx's ESM build
+  const boot = `(async () => {
+    ${api ? `(await import(${JSON.stringify(api)})).register();` : ''}
+    for (const m of ${JSON.stringify(specs)}) await import(m);
+    await import(${JSON.stringify(entry)});
+  })();`;
+  return new Worker(boot, { eval: true, workerData: init, execArgv: [] });
 }
 
 export class ImportThread {
