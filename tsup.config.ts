@@ -10,6 +10,8 @@ export default defineConfig({
     'rc-sync-server': 'sync-server/cli.ts',
     'rc-provision': 'provisioning/cli.ts',
     'rc-demo': 'demo/cli.ts',
+    // the imports' worker thread (sync-server/import-thread.ts starts it from beside its own chunk)
+    'import-worker': 'sync-server/import-worker.ts',
   },
   format: ['esm'],
   platform: 'node',

@@ -1,5 +1,7 @@
+import type { KeyObject } from 'node:crypto';
 import { ErrorCode, RcError, isRcError } from '../protocol/errors.js';
-import type { ImportAnswer, ImportKind, ImportRecord } from '../protocol/api.js';
+import type { ImportAnswer, ImportKind, ImportRecord, ImportReport } from '../protocol/api.js';
+import type { Scope } from '../protocol/lists.js';
 import type { Logger } from '../protocol/log.js';
 import type { TokenKey } from '../protocol/token.js';
 import type { TokenDeriver } from '../protocol/token-hsm.js';
@@ -18,7 +20,8 @@ import {
   type Staged,
 } from './import.js';
 import { markAll } from './materialize.js';
-import { relaxed, type Publisher } from './publisher.js';
+import { ImportThread } from './import-thread.js';
+import { relaxed, type Publisher, type PublisherOptions } from './publisher.js';
 import { currentVersions, type Db } from './registry.js';
 import type { GuardianRow } from './notify/guardians.js';
 
@@ -55,39 +58,57 @@ export function ensureImportSchema(db: Db): void {
 /** Rows staged per transaction (a few milliseconds), and applied per transaction, while no upload is in flight. */
 const STAGE_ROWS = 2_000;
 const APPLY_ROWS = 2_000;
-/** While uploads are in flight (ImporterOptions.busy): a step's rows are sized to take about this long. */
+/** While uploads are in flight (Turns.busy): a step's rows are sized to take about this long. */
 const BUSY_STEP_MS = 5;
 const MIN_STEP_ROWS = 50;
 
 /**
- * The import's pace (issue 13: journal acks within 100 ms during a million-row import). An upload's round trip
- * (device → broker → server → ack → broker → device) takes several turns of the event loop the import shares; each
- * may wait behind one import step. While uploads are in flight a step's rows are sized from the last step's time
- * to about BUSY_STEP_MS, and between steps the import waits for a timer (the poll phase runs first: sockets are
- * read, acks written); otherwise steps stay large (the import's own time) with a plain yield.
+ * What an import's steps wait for between them. In the server's thread (`loopTurns`): a turn of the event loop, and
+ * while uploads are in flight their shared fsync. In the import's worker thread (import-worker.ts): the server's
+ * thread grants each step the same way, so a step's writes never wait behind an ack's commit, nor the other way round
+ * for longer than one short step.
+ */
+export interface Turns {
+  /** Steps are short (uploads are in flight; always in the worker thread). */
+  busy(): boolean;
+  /** Between two steps (each one short transaction). */
+  pause(): Promise<void>;
+}
+
+/** The turns of the server's own event loop: `busy` and `durable` as ImporterOptions. */
+export function loopTurns(busy: () => boolean = () => false, durable?: () => Promise<void>): Turns {
+  return {
+    busy,
+    pause: async () => {
+      await yieldToLoop();
+      if (!busy()) return;
+      // the step's writes synced now, on the fsync acks share (ingest.ts GroupCommit): an ack's fsync then covers one
+      // step's pages, not every step written since the last ack
+      if (durable) await durable();
+      else await new Promise((r) => setTimeout(r, 1));
+    },
+  };
+}
+
+/**
+ * The import's pace (issue 13: journal acks within 100 ms during a million-row import). While uploads are in
+ * flight a step's rows are sized from the last step's time to about BUSY_STEP_MS, so a commit of the acks waits at
+ * most that long for the registry's one writer; otherwise steps stay large (the import's own time).
  */
 class Pace {
   private rows = MIN_STEP_ROWS * 4;
-  constructor(
-    private readonly busy: () => boolean,
-    private readonly durable?: () => Promise<void>,
-  ) {}
+  readonly pause: () => Promise<void>;
+  constructor(private readonly turns: Turns) {
+    this.pause = turns.pause;
+  }
   /** Rows for the next step (at most `max`). */
   size(max: number): number {
-    return this.busy() ? Math.min(max, this.rows) : max;
+    return this.turns.busy() ? Math.min(max, this.rows) : max;
   }
   /** A step of `n` rows took `ms`. */
   took(n: number, ms: number): void {
     if (n > 0) this.rows = Math.max(MIN_STEP_ROWS, Math.min(APPLY_ROWS, Math.floor((n * BUSY_STEP_MS) / Math.max(ms, 0.1))));
   }
-  readonly pause = async (): Promise<void> => {
-    await yieldToLoop();
-    if (!this.busy()) return;
-    // the step's writes synced now, on the fsync acks share (ingest.ts GroupCommit): an ack's fsync then covers one
-    // step's pages, not every step written since the last ack
-    if (this.durable) await this.durable();
-    else await new Promise((r) => setTimeout(r, 1));
-  };
 }
 /** Imports kept in the table (older ones are deleted when a new one starts). */
 const KEEP_IMPORTS = 500;
@@ -215,6 +236,141 @@ export function markRecovered(db: Db, ids: readonly number[]): void {
   for (const id of ids) finish(db, id, 'done', undefined, 'finished at the next start of the server');
 }
 
+/** What one import reads its file with (the same in the server's thread and in the import's worker). */
+export interface ImportSpec {
+  kind: ImportKind;
+  skipInvalid: boolean;
+  today: string;
+  /** Benefit categories the published rules define (at the start of the import). */
+  categories: readonly string[];
+  tokenKey: TokenKey | TokenDeriver;
+}
+
+/** A new import, running and reading its file; older imports beyond KEEP_IMPORTS are deleted. */
+export function openImport(db: Db, kind: ImportKind, today: string): number {
+  const id = Number(
+    db.prepare("INSERT INTO imports(kind, state, phase, today, started_at) VALUES (?, 'running', 'parse', ?, ?)").run(kind, today, new Date().toISOString())
+      .lastInsertRowid,
+  );
+  db.prepare('DELETE FROM imports WHERE id <= ?').run(id - KEEP_IMPORTS);
+  return id;
+}
+
+/**
+ * Phase 1 (parse): the file's valid rows staged as it streams in, a short transaction a step; the last rows and the
+ * switch to "apply" in one durable transaction. A refused file drops the stage and fails the import (its code kept).
+ */
+export async function stageImport(db: Db, id: number, spec: ImportSpec, source: CsvSource, turns: Turns): Promise<ImportReport> {
+  const { kind, skipInvalid } = spec;
+  const pace = new Pace(turns);
+  try {
+    while (clearStep(db)) await pace.pause(); // normally empty already
+    const tally: ParseTally = { rows: 0, rejected: 0, errors: [] };
+    const first = firstOfPerson(new Set());
+    const ins = db.prepare('INSERT INTO import_stage(first, a, b, c, d, e, f, g) VALUES (?,?,?,?,?,?,?,?)');
+    const progress = db.prepare('UPDATE imports SET rows = ? WHERE id = ?');
+    let buf: Staged[] = [];
+    let staged = 0;
+    const flush = (then?: () => void) => {
+      const txn = db.transaction(() => {
+        for (const r of buf) ins.run(...toStage(r));
+        progress.run(tally.rows, id);
+        then?.();
+      });
+      if (then) txn();
+      else relaxed(db, () => txn());
+      staged += buf.length;
+      buf = [];
+    };
+    const opts = { skipInvalid, tokenKey: spec.tokenKey, today: spec.today, categories: spec.categories };
+    for await (const r of validRows(kind, source, opts, tally)) {
+      if (tally.rejected > 0 && !skipInvalid) continue; // refused anyway: the rest is read for the report only
+      buf.push(first(r));
+      if (buf.length >= pace.size(STAGE_ROWS)) {
+        const n = buf.length;
+        const s0 = performance.now();
+        flush();
+        pace.took(n, performance.now() - s0);
+        await pace.pause();
+      }
+    }
+    if (tally.rejected > 0 && !skipInvalid) buf = [];
+    const report = importReport(kind, tally, staged + buf.length, skipInvalid);
+    // the last rows and the switch to "apply" in one transaction: from here a crash applies the file whole at the next start
+    flush(() => db.prepare("UPDATE imports SET phase = 'apply', applied = ?, rejected = ? WHERE id = ?").run(report.applied, report.rejected, id));
+    return report;
+  } catch (e) {
+    await failImport(db, id, 'parse', e, pace.pause);
+    throw e;
+  }
+}
+
+/**
+ * Phases 2 and 3 (apply, lists): the staged rows applied to the registry a short transaction a step, then the
+ * publisher's staged commit of the lists (`publisher` on the same connection as `db`); the import is done. Returns
+ * the scopes with a new version (to publish) and the time of each phase. Callers serialise list changes.
+ */
+export async function applyStaged(
+  db: Db,
+  id: number,
+  kind: ImportKind,
+  applied: number,
+  today: string,
+  publisher: Publisher,
+  turns: Turns,
+): Promise<{ changed: Scope[]; ms: { apply: number; lists: number } }> {
+  const pace = new Pace(turns);
+  try {
+    const started = performance.now();
+    const leftover = pendingRecompute(db); // scopes an earlier failed import left flagged: recomputed whole with this one
+    const ctx = applyContext(db, kind, applied, today);
+    for (;;) {
+      const n = pace.size(APPLY_ROWS);
+      const s0 = performance.now();
+      if (!applyStep(db, ctx, n)) break;
+      pace.took(n, performance.now() - s0);
+      await pace.pause();
+    }
+    for (const s of leftover) markAll(ctx.dirty, s);
+    db.prepare("UPDATE imports SET phase = 'lists' WHERE id = ?").run(id);
+    const done = performance.now();
+    const changed = await publisher.commitStaged(ctx.dirty, pace.pause);
+    clearRecompute(db); // the lists agree with the registry again (see import-recovery.ts)
+    finish(db, id, 'done');
+    return { changed, ms: { apply: Math.round(done - started), lists: Math.round(performance.now() - done) } };
+  } catch (e) {
+    await failImport(db, id, 'apply', e, pace.pause);
+    throw e;
+  }
+}
+
+/** An import that failed: refused before it was applied, nothing of it stays; a fault while applied keeps the lists flagged for recomputation. */
+async function failImport(db: Db, id: number, phase: 'parse' | 'apply', e: unknown, pause: () => Promise<void>): Promise<void> {
+  if (phase === 'parse') while (clearStep(db)) await pause();
+  if (db.prepare('SELECT state FROM imports WHERE id = ?').pluck().get(id) === 'running') finish(db, id, 'failed', e);
+}
+
+/** The code and message an import failed with (kept in `imports`; how the worker's errors cross to the server's thread). */
+export function failure(e: unknown): { rc: boolean; code: ErrorCode; message: string; context?: Record<string, unknown> } {
+  if (isRcError(e)) return { rc: true, code: e.code, message: e.message, ...(e.context ? { context: e.context } : {}) };
+  return { rc: false, code: ErrorCode.ServerInternal, message: e instanceof Error ? e.message : String(e) };
+}
+
+/** An import running: its row's id, its parse phase (the report once the file is staged whole), and its apply phase to start. */
+export interface ImportSteps {
+  id: number;
+  staged: Promise<ImportReport>;
+  apply(report: ImportReport): Promise<Applied>;
+}
+
+/** An import applied and its lists committed (durably): the scopes to publish, the retained topics to clear, each phase's time. */
+export interface Applied {
+  changed: Scope[];
+  /** Dropped by a publisher other than the server's (the worker's): Publisher.clearAlso. */
+  clears: string[];
+  ms: { apply: number; lists: number };
+}
+
 export interface ImporterOptions {
   db: Db;
   publisher: Publisher;
@@ -229,105 +385,84 @@ export interface ImporterOptions {
   busy?: () => boolean;
   /** The registry's shared fsync (ingest.ts Ingest.durable): while uploads are in flight each step is synced before the next. */
   durable?: () => Promise<void>;
+  /**
+   * Run the import's steps (parse, stage, apply, the lists' staged commit) in a worker thread with its own connection
+   * to the registry file (import-thread.ts), so the server's event loop only passes the file on: what the worker needs
+   * to seal the lists' new versions there. Without it, or with the key in a token (a deriver cannot cross threads) or
+   * a registry in memory, the steps run in this thread between turns of its event loop.
+   */
+  worker?: { signingKey: KeyObject; publisher?: Partial<PublisherOptions> };
 }
 
 export class Importer {
   private running: number | null = null;
+  private thread: ImportThread | null = null;
   constructor(private readonly o: ImporterOptions) {}
 
   /** Import a file (see the top of this file); the answer once the lists are committed and published. */
   async run(kind: ImportKind, source: CsvSource, skipInvalid: boolean): Promise<ImportAnswer> {
     if (this.running !== null)
-      throw new RcError(ErrorCode.ImportBusy, `import ${this.running} is running: one import at a time, nothing of this one was read`, {
-        running: this.running,
-      });
-    const { db, log } = this.o;
-    const t0 = performance.now();
-    const today = this.o.today();
-    const id = Number(
-      db.prepare("INSERT INTO imports(kind, state, phase, today, started_at) VALUES (?, 'running', 'parse', ?, ?)").run(kind, today, new Date().toISOString())
-        .lastInsertRowid,
-    );
-    this.running = id;
-    const pace = new Pace(this.o.busy ?? (() => false), this.o.durable);
-    db.prepare('DELETE FROM imports WHERE id <= ?').run(id - KEEP_IMPORTS);
-    let phase: 'parse' | 'apply' = 'parse';
+      throw new RcError(
+        ErrorCode.ImportBusy,
+        `import ${this.running > 0 ? `${this.running} ` : ''}is running: one import at a time, nothing of this one was read`,
+        {
+          ...(this.running > 0 ? { running: this.running } : {}),
+        },
+      );
+    this.running = -1; // taken now: the id follows once the import's row exists
     try {
-      while (clearStep(db)) await yieldToLoop(); // normally empty already
-      const tally: ParseTally = { rows: 0, rejected: 0, errors: [] };
-      const first = firstOfPerson(new Set());
-      const ins = db.prepare('INSERT INTO import_stage(first, a, b, c, d, e, f, g) VALUES (?,?,?,?,?,?,?,?)');
-      const progress = db.prepare('UPDATE imports SET rows = ? WHERE id = ?');
-      let buf: Staged[] = [];
-      let staged = 0;
-      const flush = (then?: () => void) => {
-        const txn = db.transaction(() => {
-          for (const r of buf) ins.run(...toStage(r));
-          progress.run(tally.rows, id);
-          then?.();
-        });
-        if (then) txn();
-        else relaxed(db, () => txn());
-        staged += buf.length;
-        buf = [];
-      };
-      const opts = { skipInvalid, tokenKey: this.o.tokenKey, today, categories: this.o.categories() };
-      for await (const r of validRows(kind, source, opts, tally)) {
-        if (tally.rejected > 0 && !skipInvalid) continue; // refused anyway: the rest is read for the report only
-        buf.push(first(r));
-        if (buf.length >= pace.size(STAGE_ROWS)) {
-          const n = buf.length;
-          const s0 = performance.now();
-          flush();
-          pace.took(n, performance.now() - s0);
-          await pace.pause();
+      const spec: ImportSpec = { kind, skipInvalid, today: this.o.today(), categories: this.o.categories(), tokenKey: this.o.tokenKey };
+      const tk = this.o.tokenKey;
+      const w = this.o.worker;
+      if (w && !('derive' in tk) && !this.o.db.memory) {
+        this.thread ??= new ImportThread(this.o.db.name, w.signingKey, w.publisher ?? {}, () => (this.thread = null));
+        try {
+          return await this.runIn(
+            spec,
+            this.thread.start(spec, source, loopTurns(this.o.busy, this.o.durable), (id) => (this.running = id)),
+          );
+        } catch (e) {
+          // the worker records its failures; one that died (a fault) could not: its import is failed here
+          const id = this.running;
+          if (id > 0 && this.o.db.prepare('SELECT state FROM imports WHERE id = ?').pluck().get(id) === 'running') finish(this.o.db, id, 'failed', e);
+          throw e;
         }
       }
-      if (tally.rejected > 0 && !skipInvalid) buf = [];
-      const report = importReport(kind, tally, staged + buf.length, skipInvalid);
-      // the last rows and the switch to "apply" in one transaction: from here a crash applies the file whole at the next start
-      flush(() => db.prepare("UPDATE imports SET phase = 'apply', applied = ?, rejected = ? WHERE id = ?").run(report.applied, report.rejected, id));
-      phase = 'apply';
-      const parsed = performance.now();
-      return await this.o.serial(async () => {
-        const started = performance.now();
-        const leftover = pendingRecompute(db); // scopes an earlier failed import left flagged: recomputed whole with this one
-        const ctx = applyContext(db, kind, report.applied, today);
-        for (;;) {
-          const n = pace.size(APPLY_ROWS);
-          const s0 = performance.now();
-          if (!applyStep(db, ctx, n)) break;
-          pace.took(n, performance.now() - s0);
-          await pace.pause();
-        }
-        for (const s of leftover) markAll(ctx.dirty, s);
-        db.prepare("UPDATE imports SET phase = 'lists' WHERE id = ?").run(id);
-        const applied = performance.now();
-        const changed = await this.o.publisher.commitStaged(ctx.dirty, pace.pause);
-        clearRecompute(db); // the lists agree with the registry again (see import-recovery.ts)
-        finish(db, id, 'done');
-        await this.o.publisher.publish(changed);
-        const ms = {
-          parse: Math.round(parsed - t0),
-          wait: Math.round(started - parsed),
-          apply: Math.round(applied - started),
-          lists: Math.round(performance.now() - applied),
-        };
-        log.info({ import: id, kind, rows: report.rows, applied: report.applied, rejected: report.rejected, changed, ms }, 'import applied');
-        return { report, versions: currentVersions(db) };
-      });
-    } catch (e) {
-      try {
-        // refused before it was applied: nothing of it stays; a fault while applied keeps the lists flagged for recomputation
-        if (phase === 'parse') while (clearStep(db)) await yieldToLoop();
-        if (db.prepare('SELECT state FROM imports WHERE id = ?').pluck().get(id) === 'running') finish(db, id, 'failed', e);
-      } catch (e2) {
-        log.error({ import: id, err: String(e2) }, 'import bookkeeping failed');
-      }
-      throw e;
+      return await this.runIn(spec, this.here(spec, source));
     } finally {
       this.running = null;
     }
+  }
+
+  /** The import's steps in this thread. */
+  private here(spec: ImportSpec, source: CsvSource): ImportSteps {
+    const { db, publisher } = this.o;
+    const turns = loopTurns(this.o.busy, this.o.durable);
+    const id = openImport(db, spec.kind, spec.today);
+    this.running = id;
+    return {
+      id,
+      staged: stageImport(db, id, spec, source, turns),
+      apply: async (report) => ({ ...(await applyStaged(db, id, spec.kind, report.applied, spec.today, publisher, turns)), clears: [] }),
+    };
+  }
+
+  private async runIn(spec: ImportSpec, steps: ImportSteps | Promise<ImportSteps>): Promise<ImportAnswer> {
+    const { db, log } = this.o;
+    const t0 = performance.now();
+    const { id, staged, apply } = await steps;
+    const report = await staged;
+    const parsed = performance.now();
+    return await this.o.serial(async () => {
+      const started = performance.now();
+      const { changed, clears, ms } = await apply(report);
+      this.o.publisher.clearAlso(clears);
+      const published = performance.now();
+      await this.o.publisher.publish(changed);
+      const timing = { parse: Math.round(parsed - t0), wait: Math.round(started - parsed), ...ms, publish: Math.round(performance.now() - published) };
+      log.info({ import: id, kind: spec.kind, rows: report.rows, applied: report.applied, rejected: report.rejected, changed, ms: timing }, 'import applied');
+      return { report, versions: currentVersions(db) };
+    });
   }
 
   /** The newest imports first. */

@@ -418,6 +418,11 @@ export class Publisher {
     return this.db.prepare('SELECT scope FROM scopes ORDER BY scope').pluck().all() as Scope[];
   }
 
+  /** Retained topics a commit by another publisher on the registry dropped (the import's worker thread, import-thread.ts): cleared by the next publish. */
+  clearAlso(topics: readonly string[]): void {
+    this.clears.push(...topics);
+  }
+
   /** Publish the newest version of these scopes: delta, chunks, then the manifest. */
   async publish(scopes: readonly Scope[], full = false): Promise<void> {
     const t = this.transport;

@@ -34,7 +34,7 @@ export interface Services {
  * the console, the bank API, the cardholder's cabinet and the portal. Nothing listens yet (start/http.ts).
  */
 export async function startServices(
-  o: Pick<ServerOptions, 'dataDir' | 'cabinet' | 'bank'>,
+  o: Pick<ServerOptions, 'dataDir' | 'cabinet' | 'bank' | 'publisher'>,
   deps: {
     registry: ServerRegistry;
     lists: Lists;
@@ -53,7 +53,7 @@ export async function startServices(
   const { db, key, tokeniser } = registry;
   const { publisher, serial, commitAndPublish } = lists;
   const today = () => new Date().toISOString().slice(0, 10);
-  // imports in short staged transactions, one at a time (import-stage.ts)
+  // imports in short staged transactions, one at a time (import-stage.ts), in a worker thread (import-thread.ts)
   const importer = new Importer({
     db,
     publisher,
@@ -64,6 +64,7 @@ export async function startServices(
     today,
     busy: () => ingest.busy(), // journal uploads first: the import takes short steps while they flow
     durable: () => ingest.durable(), // and syncs each one, so an ack's fsync stays short
+    worker: { signingKey: key.privateKey, ...(o.publisher ? { publisher: o.publisher } : {}) }, // seals the lists' new versions there
   });
   const api: Api = {
     publicKeyPem: key.publicKeyPem,

@@ -5,7 +5,9 @@
  * child process (rc-sync-server start); a cards file of N rows (default 1,000,000) is uploaded through
  * POST /v1/import/cards; meanwhile GET /v1/health is timed every 50 ms, and a harness device taps every
  * 200 ms and times each journal upload until the server's signed ack. Idle figures are taken first.
- * Target: health p99 <= 100 ms during the import. `--server-root` runs the server of another checkout
+ * The acks are split by the import's phases as the server logs them (parse, wait, apply, lists, publish;
+ * since issue 13 item 3 parse to lists run in the import's worker thread, sync-server/import-thread.ts).
+ * Target: health and ack p99 <= 100 ms during the import. `--server-root` runs the server of another checkout
  * (e.g. one before the staged imports) under the same conditions. The last line is one JSON object.
  */
 import { operatorFetch } from '../support/operator-api.js';
@@ -93,7 +95,9 @@ try {
         .join('; ')}`,
     );
   }
-  console.log(`target: health p99 <= 100 ms: ${duringHealth.p99 <= 100 ? 'met' : 'NOT met'}`);
+  console.log(
+    `target: health p99 <= 100 ms: ${duringHealth.p99 <= 100 ? 'met' : 'NOT met'}; journal ack p99 <= 100 ms: ${duringAcks.p99 <= 100 ? 'met' : 'NOT met'}`,
+  );
   console.log(
     JSON.stringify({
       bench: 'import-responsive',
@@ -105,6 +109,7 @@ try {
       during: { health: duringHealth, healthErrors: healthErrors.length, ack: duringAcks },
       ...(phases ? { phases, ackByPhase: byPhase } : {}),
       targetMet: duringHealth.p99 <= 100,
+      ackTargetMet: duringAcks.p99 <= 100,
     }),
   );
 } catch (e) {

@@ -6,6 +6,7 @@ import { JournalAnswer, StatusAnswer } from '../../protocol/api.js';
 import { ErrorCode } from '../../protocol/errors.js';
 import { callApi } from '../../sync-server/commands/client.js';
 import { adminToken } from '../support/operator-api.js';
+import { waitFor } from '../support/wait.js';
 
 /** The operator's HTTP API refuses bad requests with coded errors and changes nothing. */
 describe('sync-server HTTP API', () => {
@@ -39,7 +40,11 @@ describe('sync-server HTTP API', () => {
     req.write(body.split('\n').slice(0, 21).join('\n') + '\n'); // 20 whole rows, then the connection drops
     await new Promise((r) => setTimeout(r, 300));
     req.destroy();
-    await new Promise((r) => setTimeout(r, 500));
+    // the import (in its worker thread, import-thread.ts) fails with the upload and is listed so
+    await waitFor(async () => ((await call('GET', '/v1/imports?limit=1')).json as unknown as { state: string }[])[0]?.state === 'failed', {
+      timeoutMs: 30_000,
+      what: 'the cut-short import listed as failed',
+    });
     expect(cards()).toBe(0);
     expect(stack.server.publisher.version('transit')).toBe(0);
   });

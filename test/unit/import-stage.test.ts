@@ -16,6 +16,7 @@ import { loadOrCreateSigningKey } from '../../sync-server/keys.js';
 import { ALL_TOKENS, Materializer, type Dirty } from '../../sync-server/materialize.js';
 import { Publisher, type PublisherOptions } from '../../sync-server/publisher.js';
 import { openRegistry, type Db } from '../../sync-server/registry.js';
+import { topics } from '../../protocol/wire/topics.js';
 import { expectRcError } from '../support/errors.js';
 import { quietLogger } from '../support/log.js';
 import { waitFor } from '../support/wait.js';
@@ -38,8 +39,19 @@ const sides: Side[] = [];
 function side(serial: <T>(f: () => Promise<T>) => Promise<T> = (f) => f()): Side {
   const dir = mkdtempSync(join(tmpdir(), 'rc-import-stage-'));
   const db = openRegistry(dir);
-  const pub = new Publisher(db, loadOrCreateSigningKey(dir).privateKey, log, OPTS);
-  const importer = new Importer({ db, publisher: pub, log, serial, tokenKey: DEV_TOKEN_KEY, categories: () => ['pensioner', 'student'], today: () => TODAY });
+  const signingKey = loadOrCreateSigningKey(dir).privateKey;
+  const pub = new Publisher(db, signingKey, log, OPTS);
+  // the server's way: the steps in the import's worker thread (import-thread.ts), on a connection of its own
+  const importer = new Importer({
+    db,
+    publisher: pub,
+    log,
+    serial,
+    tokenKey: DEV_TOKEN_KEY,
+    categories: () => ['pensioner', 'student'],
+    today: () => TODAY,
+    worker: { signingKey, publisher: OPTS },
+  });
   const s = { dir, db, pub, importer };
   sides.push(s);
   return s;
@@ -148,6 +160,19 @@ describe('staged import', () => {
     expect(s.db.prepare('SELECT count(*) FROM cards').pluck().get()).toBe(5099);
   });
 
+  it("the retained snapshots an import's new version drops (in the worker thread) are cleared on the broker by the server's publisher", async () => {
+    const s = side();
+    const sent: { topic: string; bytes: number }[] = [];
+    s.pub.setTransport({ publish: (topic, payload) => Promise.resolve(void sent.push({ topic, bytes: payload.length })) });
+    for (const expiry of ['2031-01', '2032-02', '2033-03']) await s.importer.run('cards', lines(cardsCsv(0, 1200, expiry)), false);
+    expect(s.pub.version('transit')).toBe(3);
+    // version 1's chunks were retained; the third version keeps 2 and 3 and clears 1 (an empty retained message)
+    const v1 = [0, 1, 2].map((n) => topics.chunk('transit', 1, n));
+    expect(sent.filter((m) => v1.includes(m.topic) && m.bytes > 0).map((m) => m.topic)).toEqual(v1);
+    expect(sent.filter((m) => m.bytes === 0).map((m) => m.topic)).toEqual(v1);
+    expect(s.db.prepare("SELECT DISTINCT version FROM chunks WHERE scope = 'transit' ORDER BY version").pluck().all()).toEqual([2, 3]);
+  });
+
   it('one import at a time: a second one while the first reads its file is import.busy, the first completes', async () => {
     const s = side();
     let release!: () => void;
@@ -158,7 +183,9 @@ describe('staged import', () => {
       yield cardsCsv(10, 10).split('\n').slice(1).join('\n');
     }
     const first = s.importer.run('cards', slow(), false);
-    await new Promise((r) => setTimeout(r, 20));
+    // refused at once, even before the import's worker thread has made its row
+    await expectRcError(s.importer.run('stoplist', lines(`token,reason\n${tokenOf(1)},lost\n`), false), ErrorCode.ImportBusy);
+    await waitFor(() => s.importer.list()[0]?.state === 'running', { timeoutMs: 20_000, what: 'the first import running' });
     expect(s.importer.list()[0]).toMatchObject({ state: 'running', kind: 'cards' });
     await expectRcError(s.importer.run('stoplist', lines(`token,reason\n${tokenOf(1)},lost\n`), false), ErrorCode.ImportBusy);
     release();
@@ -183,7 +210,7 @@ describe('staged import', () => {
     expect(published(r.db)).toEqual(before);
     expect(r.db.prepare('SELECT count(*) FROM import_stage').pluck().get()).toBe(0);
     expect(r.importer.list()[0]).toMatchObject({ state: 'failed', error: ErrorCode.ServerImportInterrupted });
-  });
+  }, 60_000);
 
   it('a server stopped once the file was staged whole applies it whole at the next start, and the lists follow', async () => {
     // serial never runs: the import stops right after its file was staged, before anything is applied
