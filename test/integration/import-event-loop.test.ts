@@ -55,7 +55,9 @@ describe('the event loop during an import', () => {
     delay.disable();
     const p99 = delay.percentile(99) / 1e6;
     const max = delay.max / 1e6;
-    console.log(`import of ${ROWS} card rows: ${Math.round(ms)} ms; event-loop delay p50 ${(delay.percentile(50) / 1e6).toFixed(1)} ms, p99 ${p99.toFixed(1)} ms, max ${max.toFixed(1)} ms`);
+    console.log(
+      `import of ${ROWS} card rows: ${Math.round(ms)} ms; event-loop delay p50 ${(delay.percentile(50) / 1e6).toFixed(1)} ms, p99 ${p99.toFixed(1)} ms, max ${max.toFixed(1)} ms`,
+    );
     // the import happened, whole, and the lists follow the registry
     expect(answer.report).toMatchObject({ rows: ROWS, applied: ROWS, rejected: 0 });
     expect(db.prepare('SELECT count(*) FROM cards').pluck().get()).toBe(ROWS);
