@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appliedMigrations } from '../../sync-server/db/migrations.js';
+import { appliedMigrations, MIGRATIONS } from '../../sync-server/db/migrations.js';
 import { PgDb } from '../../sync-server/db/pg.js';
 import { Procs } from '../support/rig/procs.js';
 import { requirePostgres, startPostgres, type PgServer } from '../support/rig/postgres.js';
@@ -38,7 +38,7 @@ describe.skipIf(!havePg)('rc-sync-server start --database postgres://…', () =>
     expect(r.stderr).toContain('db.postgres-not-ready');
     const db = new PgDb({ url });
     try {
-      expect(appliedMigrations(db).map((m) => m.version)).toEqual([1]);
+      expect(appliedMigrations(db).map((m) => m.version)).toEqual(MIGRATIONS.map((m) => m.version));
       expect(db.prepare("SELECT value FROM meta WHERE key = 'schema'").pluck().get()).toBe('3');
     } finally {
       db.close();
