@@ -204,7 +204,12 @@ describe('staged import', () => {
       await new Promise(() => undefined); // the server dies here
     }
     void s.importer.run('cards', stuck(), false);
-    await waitFor(() => (s.db.prepare('SELECT count(*) FROM import_stage').pluck().get() as number) >= 4000, { timeoutMs: 20_000, what: 'rows staged' });
+    // the worker thread starts cold in a fresh clone (tsx transforms its modules): CI at load 13 took over 20 s
+    await waitFor(() => (s.db.prepare('SELECT count(*) FROM import_stage').pluck().get() as number) >= 4000, {
+      timeoutMs: 50_000,
+      what: () =>
+        `rows staged (${String(s.db.prepare('SELECT count(*) FROM import_stage').pluck().get())} so far; imports: ${JSON.stringify(s.importer.list())})`,
+    });
     const r = reopen(s);
     finishInterruptedImport(r.db, r.pub, log);
     expect(published(r.db)).toEqual(before);
