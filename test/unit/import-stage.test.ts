@@ -204,7 +204,7 @@ describe('staged import', () => {
       await new Promise(() => undefined); // the server dies here
     }
     void s.importer.run('cards', stuck(), false);
-    // the worker thread starts cold in a fresh clone (tsx transforms its modules): CI at load 13 took over 20 s
+    // a fresh clone's run at load 13 took over 20 s here (2.6–3.8 s at load 5–9; cause not found): the wait says what it saw
     await waitFor(() => (s.db.prepare('SELECT count(*) FROM import_stage').pluck().get() as number) >= 4000, {
       timeoutMs: 50_000,
       what: () =>
