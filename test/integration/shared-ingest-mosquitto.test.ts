@@ -7,14 +7,21 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topics } from '../../protocol/wire/topics.js';
 import { aclFileText, mosquittoHash, passwordFileText, serverAclLines, serverBrokerUsers } from '../../sync-server/mosquitto-auth.js';
+import { ErrorCode } from '../../protocol/errors.js';
+import { DEV_TOKEN_KEY } from '../../protocol/token.js';
+import { openPolicy, startEmbeddedBroker } from '../../sync-server/broker.js';
 import { ingestTopics } from '../../sync-server/start/broker.js';
+import { checkOptions } from '../../sync-server/start/options.js';
+import { expectRcError } from '../support/errors.js';
+import { quietLogger } from '../support/log.js';
 import { stopChild } from '../support/rig/procs.js';
 import { waitFor } from '../support/wait.js';
 
 /**
  * Shared ingest (issue 16 item 2, --shared-ingest): on a real Mosquitto 2.0 with the password and ACL files the
  * server writes, two instances' ingest clients (the same ingest user) subscribe `$share/rc-ingest/…`; every journal
- * upload and status goes to exactly one of them, every list request to both (the leader answers it).
+ * upload and status goes to exactly one of them, every list request to both (the leader answers it). The embedded
+ * broker (aedes) has none: the option is refused there.
  */
 const DEVICE = 'dev-shared-1';
 const PASSWORD = 'broker-password-of-the-installation';
@@ -123,6 +130,39 @@ describe('shared ingest on Mosquitto', () => {
     expect(stolen).toEqual([]); // …but never delivers it a journal: the acl_file's read check holds
     expect(new Set(delivered).size).toBe(delivered.length); // none twice
     expect(delivered.length).toBeLessThanOrEqual(100);
+  });
+});
+
+describe('the embedded broker (aedes) has no shared subscriptions', () => {
+  it('a $share subscription there receives no upload, so --shared-ingest is refused without --broker and with NATS', async () => {
+    const broker = await startEmbeddedBroker({ port: 0, policy: openPolicy('srv', 'pw'), log: quietLogger() });
+    try {
+      const ingest = await mqtt.connectAsync(broker.url, { protocolVersion: 4, username: 'srv', password: 'pw', reconnectPeriod: 0 });
+      const plain = await mqtt.connectAsync(broker.url, { protocolVersion: 4, username: 'srv', password: 'pw', reconnectPeriod: 0 });
+      await ingest.subscribeAsync(ingestTopics(true)[0]!, { qos: 1 });
+      await plain.subscribeAsync(ingestTopics(false)[0]!, { qos: 1 });
+      const shared: string[] = [];
+      const unshared: string[] = [];
+      ingest.on('message', (t) => shared.push(t));
+      plain.on('message', (t) => unshared.push(t));
+      await plain.publishAsync(topics.journal('dev-aedes'), 'upload', { qos: 1 });
+      await waitFor(() => unshared.length === 1, { timeoutMs: 5000, what: 'the unshared subscription to get the upload' });
+      await new Promise((r) => setTimeout(r, 300));
+      expect(shared).toEqual([]); // aedes 1.2 takes `$share/…` as a literal filter: nothing matches it
+      await ingest.endAsync(true);
+      await plain.endAsync(true);
+    } finally {
+      await broker.close();
+    }
+    const base = { dataDir: '/nonexistent', httpPort: 0, tokenKey: DEV_TOKEN_KEY, log: quietLogger(), sharedIngest: true };
+    expect(expectRcError(() => checkOptions(base), ErrorCode.ServerBadRequest).message).toContain('--shared-ingest needs an external broker');
+    expect(
+      expectRcError(
+        () => checkOptions({ ...base, brokerUrl: 'mqtt://127.0.0.1:1883', nats: { authFile: '/x', pidFiles: [] } as never }),
+        ErrorCode.ServerBadRequest,
+      ).message,
+    ).toContain('NATS');
+    expect(checkOptions({ ...base, brokerUrl: 'mqtt://127.0.0.1:1883' })).toEqual({});
   });
 });
 
