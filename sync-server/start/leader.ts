@@ -211,18 +211,32 @@ function lockConnInfo(url: string): string {
   return u.toString();
 }
 
+/**
+ * p, or an error after ms. The timer's verdict waits one turn (setImmediate): after a stalled event loop the timer and
+ * the answer are due together, and timers run before I/O; an answer that did come in time then wins.
+ */
 function timeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+    let done = false;
+    const t = setTimeout(
+      () =>
+        setImmediate(() => {
+          if (!done) reject(new Error(`${what}: no answer within ${ms} ms`));
+          done = true;
+        }),
+      ms,
+    );
     t.unref();
     p.then(
       (v) => {
         clearTimeout(t);
-        resolve(v);
+        if (!done) resolve(v);
+        done = true;
       },
       (e: unknown) => {
         clearTimeout(t);
-        reject(e instanceof Error ? e : new Error(String(e)));
+        if (!done) reject(e instanceof Error ? e : new Error(String(e)));
+        done = true;
       },
     );
   });

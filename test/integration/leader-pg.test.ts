@@ -106,6 +106,28 @@ describe.skipIf(!run)('leadership on PostgreSQL (advisory lock)', () => {
     expect(a.isLeader()).toBe(false); // lost is final
   }, 20_000);
 
+  it('a leader whose event loop stalls longer than its lease does not count as leader until a check is answered again', async () => {
+    const url = pg.createDatabase('stall');
+    const a = await lead(url);
+    let lost = false;
+    a.on('lost', () => (lost = true));
+    expect(a.isLeader()).toBe(true);
+    // due with the leader's check (same delay, set after it): the check's SELECT 1 leaves, then the loop stalls
+    // past checkMs + answerMs, no timer, no I/O (a big synchronous import step, a swapped-out host)
+    await new Promise<void>((r) =>
+      setTimeout(() => {
+        const until = Date.now() + 2000 + 1500 + 300;
+        while (Date.now() < until) {
+          // stalled
+        }
+        r();
+      }, 2000),
+    );
+    expect(a.isLeader()).toBe(false); // a job firing right now skips its turn
+    await waitFor(() => a.isLeader(), { timeoutMs: 5000, what: 'the next check to be answered' });
+    expect(lost).toBe(false); // the answer that came during the stall counts: no step-down for a busy loop
+  }, 15_000);
+
   it('a leader whose lock connection hangs (a partition) steps down while PostgreSQL still holds its lock: never two leaders', async () => {
     const url = new URL(pg.createDatabase('hang'));
     // the leader reaches PostgreSQL through a proxy that can freeze: nothing passes, and no socket closes
