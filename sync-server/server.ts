@@ -49,6 +49,8 @@ export interface ServerOptions {
   sharedIngest?: boolean;
   /** On PostgreSQL: the leader lock's timings (start/leader.ts; tests shorten them). */
   leader?: Omit<PgLeadershipOptions, 'log'>;
+  /** A leadership made by the caller instead of the database's (tests of a follower on SQLite). */
+  leadership?: Leadership;
   httpPort: number;
   /** The card-token key: in memory, or in the server's PKCS#11 token (it tokenises and wraps for devices there). */
   tokenKey: ServerTokenKey;
