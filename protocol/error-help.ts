@@ -231,6 +231,17 @@ export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> 
       "The cardholder's cabinet (/cabinet/) or the public portal (/portal/) was asked for, but its bundle (dist/cabinet/, dist/portal/) is not there; the JSON API works without it.",
     action: 'Build it (npm run build), or point RC_WEB_DIR at a built dist/ (holding cabinet/ and portal/), and restart rc-sync-server.',
   },
+  // several instances (issue 16, sync-server/start/leader.ts)
+  'server.not-leader': {
+    meaning:
+      'This sync-server instance is a follower (another instance holds the leadership, docs/postgres.md "Several instances"): imports, configuration changes and charging runs are done by the leader only. Nothing was changed (HTTP 503).',
+    action: 'Send the request to the leader (its log says "leader: this instance runs the publisher…"), or again in a few seconds after a failover.',
+  },
+  'server.leadership-lost': {
+    meaning:
+      "The leader's connection holding the PostgreSQL advisory lock failed or stopped answering: the instance stopped its leader-only jobs at once and exits for its service manager to restart it; another instance takes over.",
+    action: 'Check the network to PostgreSQL and PostgreSQL itself; run rc-sync-server under a service manager that restarts it (systemd Restart=on-failure).',
+  },
   'settlement.unknown-route': {
     meaning: 'A bus journal entry names a route the published tariff lacks (or none); stored, left out of settlement.',
     action: 'Publish a tariff with the route or fix the device config; rc-sync-server journal --flagged lists them.',

@@ -87,6 +87,9 @@ export const ErrorCode = {
   ServerTlsInit: 'server.tls-init-failed',
   // cabweb (issue 15): the pages of the cardholder's cabinet and the public portal
   ServerWebMissing: 'server.web-missing',
+  // several instances (issue 16, sync-server/start/leader.ts)
+  ServerNotLeader: 'server.not-leader',
+  ServerLeadershipLost: 'server.leadership-lost',
 
   // import: CSV imports into the registry (sync-server/import-stage.ts)
   ImportBusy: 'import.busy',

@@ -29,6 +29,7 @@ import { startIngest } from './start/ingest.js';
 import { startServices } from './start/services.js';
 import { startOperatorListener, startOuterListeners } from './start/http.js';
 import { startTimers } from './start/timers.js';
+import { startLeadership, type Leadership, type PgLeadershipOptions } from './start/leader.js';
 import { Shutdown } from './start/shutdown.js';
 
 export interface ServerOptions {
@@ -41,6 +42,15 @@ export interface ServerOptions {
   brokerUrl?: string;
   brokerUsername?: string;
   brokerPassword?: string;
+  /**
+   * `--shared-ingest`: several instances on one PostgreSQL and one external Mosquitto (docs/postgres.md "Several
+   * instances"): journals and status through a shared subscription, each to one instance.
+   */
+  sharedIngest?: boolean;
+  /** On PostgreSQL: the leader lock's timings (start/leader.ts; tests shorten them). */
+  leader?: Omit<PgLeadershipOptions, 'log'>;
+  /** A leadership made by the caller instead of the database's (tests of a follower on SQLite). */
+  leadership?: Leadership;
   httpPort: number;
   /** The card-token key: in memory, or in the server's PKCS#11 token (it tokenises and wraps for devices there). */
   tokenKey: ServerTokenKey;
@@ -126,6 +136,8 @@ export interface RunningServer {
   adminTokenFile: string;
   metrics: ServerMetrics;
   notifier: Notifier;
+  /** Whether this instance leads (start/leader.ts): always on SQLite; on PostgreSQL the holder of the advisory lock. */
+  leadership: Leadership;
   close(): Promise<void>;
 }
 
@@ -145,26 +157,41 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const down = new Shutdown();
   down.add(registry.close);
   try {
+    const leadership = await startLeadership(o, log);
+    down.add(() => leadership.close());
     // accounts: a fresh admin token for the local CLI (the first admin, when there is none, is made once the API listens)
     const adminTokenFile = writeAdminToken(db, o.dataDir);
     const auth = new Auth(db, o.auth);
     const metrics = new ServerMetrics(db);
-    const lists = startLists(db, key.privateKey, o, log);
+    const lists = startLists(db, key.privateKey, o, log, leadership);
     const { settlement, charging } = startMoney(db, o, { metrics, commitAndPublish: lists.commitAndPublish, log });
     const { clock: notifyClock, ...notifyCfg } = o.notify ?? {};
     const notifier = new Notifier(db, log.child({ component: 'notify' }), notifyCfg, notifyClock ? { clock: notifyClock } : {});
 
     // closes after the operator listener: the list changes it queued finish first, then the clients end
-    const broker = await startBroker(o, { db, publicKeyPem: key.publicKeyPem, forDevices, lists, log });
+    const broker = await startBroker(o, { db, publicKeyPem: key.publicKeyPem, forDevices, lists, leader: leadership, log });
     down.add(broker.close);
     const { provisioning } = broker;
     // in the turn the ingest client was made (no await since): no device message comes before its handler
-    const ingest = startIngest(broker.ingestClient, o, { db, key: key.privateKey, lists, charging, provisioning, metrics, log });
+    const ingest = startIngest(broker.ingestClient, o, { db, key: key.privateKey, lists, charging, provisioning, metrics, leader: leadership, log });
 
-    const services = await startServices(o, { registry, lists, ingest, settlement, charging, notifier, provisioning, auth, metrics, broker, log });
+    const services = await startServices(o, {
+      registry,
+      lists,
+      ingest,
+      settlement,
+      charging,
+      notifier,
+      provisioning,
+      auth,
+      metrics,
+      broker,
+      leader: leadership,
+      log,
+    });
     const operator = await startOperatorListener(o, { db, routes: services.routes, metrics, log });
     down.add(operator.close);
-    const timers = startTimers(o, { charging, lists, log });
+    const timers = startTimers(o, { charging, lists, leader: leadership, log });
     down.add(timers.close);
     const outer = await startOuterListeners(o, { db, ctx: operator.ctx, webDir: operator.webDir, log });
     down.add(outer.close);
@@ -172,8 +199,20 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     // the first admin's scrypt hash takes a moment: not before the port opens (nobody can sign in until it exists)
     const firstAdmin = await ensureFirstAdmin(db);
     const { bank, cabinet } = services;
-    notifier.start();
-    bank.start();
+    // the outboxes (guardians' messages, banks' callbacks) and their purges: the leader's (start/leader.ts)
+    let outboxes: 'idle' | 'running' | 'stopped' = 'idle';
+    const startOutboxes = () => {
+      if (outboxes !== 'idle') return;
+      outboxes = 'running';
+      notifier.start();
+      bank.start();
+    };
+    if (leadership.isLeader()) startOutboxes();
+    leadership.on('gained', startOutboxes);
+    leadership.on('lost', () => {
+      if (outboxes === 'running') void Promise.all([notifier.close(), bank.close()]).catch(() => undefined);
+      outboxes = 'stopped';
+    });
     down.add(async () => {
       await notifier.close();
       await bank.close();
@@ -202,6 +241,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       publicUrl: outer.publicUrl,
       cabinet,
       notifier,
+      leadership,
       close: () => down.close(),
     };
   } catch (e) {

@@ -49,6 +49,10 @@ export function register(program: Command): void {
       '--nats-reload-command <cmd>',
       'NATS cluster: run (sh -c, RC_NATS_AUTH_FILE set) after every change, e.g. to copy the file to the other nodes and reload them',
     )
+    .option(
+      '--shared-ingest',
+      'several instances on one PostgreSQL and one Mosquitto: journals and status through a shared subscription ($share/rc-ingest/…), each upload to one instance (docs/postgres.md)',
+    )
     .option('--public-broker-url <url>', 'broker URL handed to enrolled devices (default: the one the server uses)')
     .option('--public-listen <host:port>', "the cardholder's cabinet and the public portal here (HTTPS with --tls-*); without it they are on the operator port")
     .option('--cabinet <file>', "the cabinet's identity provider (JSON: ESIA or OpenID Connect, see the README's \"Cardholder's cabinet\")")
@@ -106,6 +110,7 @@ export function register(program: Command): void {
           smtpFrom?: string;
           quietHours?: string;
           absentBy: string;
+          sharedIngest?: boolean;
         },
       ) => {
         const log = rootLogger().child({ component: 'sync-server' });
@@ -118,6 +123,7 @@ export function register(program: Command): void {
             ...(opts.database ? { database: opts.database } : {}),
             mqttPort: port(opts.mqttPort),
             brokerUrl: opts.broker,
+            ...(opts.sharedIngest ? { sharedIngest: true } : {}),
             httpPort: port(opts.httpPort),
             deviceAuth: { allowAnonymous: opts.allowAnonymousDevices === true },
             ...(opts.mosquittoPasswd || opts.mosquittoAcl
@@ -166,6 +172,9 @@ export function register(program: Command): void {
             );
           process.stdout.write(`rc-sync-server: admin API token for the local CLI in ${s.adminTokenFile}\n`);
           const stop = () => void s.close().then(() => process.exit(0));
+          // a leader whose lock connection failed stopped its leader-only jobs: it ends, its service manager starts it
+          // again as a follower (docs/postgres.md "Several instances"); 75 = EX_TEMPFAIL
+          s.leadership.on('lost', () => void s.close().then(() => process.exit(75)));
           process.once('SIGINT', stop);
           process.once('SIGTERM', stop);
         } catch (e) {

@@ -13,6 +13,7 @@ function httpStatus(code: ErrorCode): number {
   if (code === ErrorCode.ServerImportInvalid) return 422;
   if (code === ErrorCode.ServerImportTooLarge) return 413;
   if (code === ErrorCode.ImportBusy) return 409;
+  if (code === ErrorCode.ServerNotLeader) return 503;
   if (code === ErrorCode.ServerForbiddenOrigin) return 403;
   if (code === ErrorCode.ServerUnsupportedMedia) return 415;
   if (code === ErrorCode.AuthUnauthenticated || code === ErrorCode.AuthBadCredentials) return 401;

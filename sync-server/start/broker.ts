@@ -10,6 +10,7 @@ import { Provisioning } from '../enrol.js';
 import { serverBrokerUsers } from '../mosquitto-auth.js';
 import type { Db } from '../registry.js';
 import type { ServerOptions } from '../server.js';
+import type { Leadership } from './leader.js';
 import type { Lists } from './lists.js';
 import type { DevicesBroker } from './options.js';
 
@@ -38,9 +39,9 @@ export interface Broker {
  */
 export async function startBroker(
   o: ServerOptions,
-  deps: { db: Db; publicKeyPem: string; forDevices: DevicesBroker; lists: Lists; log: Logger },
+  deps: { db: Db; publicKeyPem: string; forDevices: DevicesBroker; lists: Lists; leader: Leadership; log: Logger },
 ): Promise<Broker> {
-  const { db, lists, log } = deps;
+  const { db, lists, leader, log } = deps;
   const { publisher, usage, serial } = lists;
   let embedded: EmbeddedBroker | null = null;
   const serverUser = 'rc-sync-server';
@@ -127,11 +128,7 @@ export async function startBroker(
     // takes the next node of a cluster), as the devices do (device/sync/client.ts) (issue 16)
     const subscribe = (n: number): void => {
       const at = client.stream;
-      void withTimeout(
-        client.subscribeAsync([topics.allJournals(), topics.allStatus(), topics.allRequests()], { qos: 1 }),
-        o.subscribeTimeoutMs ?? 10_000,
-        'no SUBACK',
-      ).then(
+      void withTimeout(client.subscribeAsync(ingestTopics(o.sharedIngest === true), { qos: 1 }), o.subscribeTimeoutMs ?? 10_000, 'no SUBACK').then(
         () => n > 0 && log.info({ attempt: n + 1 }, 'subscribed'),
         (e: unknown) => {
           if (client.stream !== at || !client.connected) return; // a new connection subscribes by itself
@@ -149,6 +146,7 @@ export async function startBroker(
   });
   pubClient.on('connect', () => {
     if (pubClient !== client) log.info({ broker: mqttUrl, as: pubUser?.user }, 'connected to broker');
+    if (!leader.isLeader()) return; // the leader publishes (and republishes all on gaining the leadership, start/lists.ts)
     void serial(async () => {
       await publisher.republishAll();
       await usage.republish();
@@ -175,6 +173,19 @@ export async function startBroker(
       if (embedded) await embedded.close();
     },
   };
+}
+
+/** The shared subscription's group: every instance of one installation joins it (docs/postgres.md "Several instances"). */
+export const INGEST_SHARE = 'rc-ingest';
+
+/**
+ * What the ingest client subscribes to. Shared (--shared-ingest): journals and status through `$share/rc-ingest/…`,
+ * each message to one instance (a resent upload may reach another: the (device, seq) key stores it once); requests
+ * unshared, every instance gets them and the leader answers (start/ingest.ts).
+ */
+export function ingestTopics(shared: boolean): string[] {
+  const share = (t: string) => (shared ? `$share/${INGEST_SHARE}/${t}` : t);
+  return [share(topics.allJournals()), share(topics.allStatus()), topics.allRequests()];
 }
 
 /**

@@ -14,6 +14,7 @@ import type { ServerMetrics } from '../metrics.js';
 import type { Db } from '../registry.js';
 import { RequestPolicy } from '../requests.js';
 import type { ServerOptions } from '../server.js';
+import type { Leadership } from './leader.js';
 import type { Lists } from './lists.js';
 
 /**
@@ -23,9 +24,18 @@ import type { Lists } from './lists.js';
 export function startIngest(
   client: MqttClient,
   o: Pick<ServerOptions, 'settlement' | 'ingestLimits' | 'usageIntervalMs'>,
-  deps: { db: Db; key: KeyObject; lists: Lists; charging: ChargingQueue; provisioning: Provisioning; metrics: ServerMetrics; log: Logger },
+  deps: {
+    db: Db;
+    key: KeyObject;
+    lists: Lists;
+    charging: ChargingQueue;
+    provisioning: Provisioning;
+    metrics: ServerMetrics;
+    leader: Leadership;
+    log: Logger;
+  },
 ): Ingest {
-  const { db, key, lists, charging, provisioning, metrics, log } = deps;
+  const { db, key, lists, charging, provisioning, metrics, leader, log } = deps;
   const { publisher, usage, serial } = lists;
   const ingest = new Ingest(db, o.settlement, o.ingestLimits, 'group'); // acks wait for a shared fsync (ingest.ts GroupCommit)
   const usageOn = o.usageIntervalMs !== 0; // start/timers.ts: no usage timer, no fleet usage
@@ -51,6 +61,8 @@ export function startIngest(
               );
             const ack = sealJournalAck(device, r.upTo, new Date(), key); // signed: devices refuse an unsigned ack
             void client.publishAsync(topics.journalAck(device), ack, { qos: 1, retain: true }).catch(() => undefined);
+            // leader only (start/leader.ts): a follower's uploads are settled by the leader's charging timer, their usage at its next tick
+            if (!leader.isLeader()) return;
             if (r.settle > 0) charging.kick(); // settled later, in short slices: the ack above never waits for it
             if (r.stored > 0 && usageOn) usage.soon(); // fleet usage right after the ack, not at the next tick
           },
@@ -66,6 +78,7 @@ export function startIngest(
         ingest.status(s);
         recordStatus(db, s); // the console's status history
       } else if (t.kind === 'request') {
+        if (!leader.isLeader()) return; // every instance gets the requests (start/broker.ts ingestTopics): the leader answers
         const r = parseControl(payload, SyncRequest, MAX_CONTROL_MESSAGE);
         if (r.device !== t.device) throw new RcError(ErrorCode.SyncDeviceMismatch, 'request device id does not match its topic', { topic: t.device });
         const { scopes, refused } = requests.admit(t.device, r.scopes, Date.now());

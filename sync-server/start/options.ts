@@ -17,6 +17,16 @@ export function checkOptions(o: ServerOptions): DevicesBroker {
     throw new RcError(ErrorCode.ServerBadRequest, 'an external broker (--broker) has its own TLS listener: --broker-listen is for the embedded one');
   if (o.bankListen && !o.bankTls)
     throw new RcError(ErrorCode.BankListenerTls, '--bank-listen is mutual TLS: give --tls-cert, --tls-key and --tls-ca (rc-sync-server tls init makes them)');
+  if (o.sharedIngest && !o.brokerUrl)
+    throw new RcError(
+      ErrorCode.ServerBadRequest,
+      '--shared-ingest needs an external broker with shared subscriptions (--broker, Mosquitto): the embedded one has none',
+    );
+  if (o.sharedIngest && o.nats)
+    throw new RcError(
+      ErrorCode.ServerBadRequest,
+      "--shared-ingest: NATS's MQTT (2.9) has no shared subscriptions ($share); run several instances on Mosquitto (docs/postgres.md)",
+    );
   databaseOptions(o); // a bad --database is refused here, before anything opens
   return devicesBroker(o);
 }

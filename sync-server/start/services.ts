@@ -1,3 +1,4 @@
+import { ErrorCode, RcError } from '../../protocol/errors.js';
 import type { Logger } from '../../protocol/log.js';
 import type { Auth } from '../auth/service.js';
 import { BankService } from '../bank/service.js';
@@ -18,6 +19,7 @@ import { currentVersions, type Db } from '../registry.js';
 import { buildReport, signReport } from '../reports/index.js';
 import type { ServerOptions } from '../server.js';
 import { queryCharges, queryJournal, type Settlement } from '../settlement/index.js';
+import type { Leadership } from './leader.js';
 import type { Lists } from './lists.js';
 import type { ServerRegistry } from './registry.js';
 
@@ -46,10 +48,17 @@ export async function startServices(
     auth: Auth;
     metrics: ServerMetrics;
     broker: { mqttUrl: string; embedded: boolean };
+    leader: Leadership;
     log: Logger;
   },
 ): Promise<Services> {
   const { registry, lists, ingest, settlement, charging, notifier, provisioning, metrics, broker, log } = deps;
+  // what commits lists or charges by itself is the leader's (start/leader.ts); list changes of the console, the bank
+  // and the cabinet go through commitAndPublish, which a follower marks for the leader (start/lists.ts)
+  const leaderOnly = (what: string): void => {
+    if (!deps.leader.isLeader())
+      throw new RcError(ErrorCode.ServerNotLeader, `${what} is done by the leading instance: this one follows (docs/postgres.md "Several instances")`);
+  };
   const { db, key, tokeniser } = registry;
   const { publisher, serial, commitAndPublish } = lists;
   const today = () => new Date().toISOString().slice(0, 10);
@@ -69,6 +78,7 @@ export async function startServices(
   const api: Api = {
     publicKeyPem: key.publicKeyPem,
     importCsv: async (kind: ImportKind, lines, skipInvalid) => {
+      leaderOnly('an import');
       const timer = metrics.imports.startTimer({ kind });
       const answer = await importer.run(kind, lines, skipInvalid);
       timer();
@@ -80,11 +90,15 @@ export async function startServices(
     charges: (status, limit) => queryCharges(db, { status, limit }),
     setConfig: (name, rules) =>
       serial(async () => {
+        leaderOnly('a configuration change');
         const version = publisher.setConfig(name, rules);
         await publisher.publishConfigs(name);
         return { name, version };
       }),
-    chargingRun: async () => ({ declined: await charging.runOnce() }),
+    chargingRun: async () => {
+      leaderOnly('a charging run');
+      return { declined: await charging.runOnce() };
+    },
     chargingDecline: (tokens) => charging.setDeclined(tokens),
     repay: (token) => charging.repay(token),
     report: (name, params) =>
