@@ -334,7 +334,8 @@ export async function applyStaged(
     for (const s of leftover) markAll(ctx.dirty, s);
     db.prepare("UPDATE imports SET phase = 'lists' WHERE id = ?").run(id);
     const done = performance.now();
-    const changed = await publisher.commitStaged(ctx.dirty, pace.pause);
+    // the lists' writes paced as the apply's, sized afresh (an entry costs other than a row)
+    const changed = await publisher.commitStaged(ctx.dirty, new Pace(turns));
     clearRecompute(db); // the lists agree with the registry again (see import-recovery.ts)
     finish(db, id, 'done');
     return { changed, ms: { apply: Math.round(done - started), lists: Math.round(performance.now() - done) } };
