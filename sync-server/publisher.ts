@@ -10,6 +10,7 @@ import { ALL_TOKENS, Materializer, type Dirty } from './materialize.js';
 import { dialectOf } from './db/sql.js';
 import type { Db } from './registry.js';
 import { assignWireIds } from './categories.js';
+import { yieldToLoop } from './import.js';
 
 /** Where the publisher sends messages (an MQTT client in production, a recorder in tests). */
 export interface Transport {
@@ -22,6 +23,8 @@ export interface PublisherOptions {
   chunkRecords: number;
   maxDeltaRecords: number; // a bigger change is published as a snapshot only
 }
+
+type Sealed = ReturnType<typeof sealDelta>;
 
 /** Above this many changed tokens a scope is recomputed in one ordered pass. */
 const FULL_SCAN = 20_000;
@@ -48,6 +51,19 @@ export function relaxed<T>(db: Db, f: () => T): T {
   } finally {
     db.pragma(`synchronous = ${was}`);
   }
+}
+
+/**
+ * How a staged commit paces its writes (import-stage.ts `Pace`): `pause` between two steps (in the import's worker
+ * thread: the server's thread grants each step), and each step's entries sized from the last step's time, so an
+ * ack's commit waits at most one short step for the registry's one writer.
+ */
+export interface CommitPace {
+  pause(): Promise<void>;
+  /** Entries for the next write step (at most `max`). */
+  size(max: number): number;
+  /** A write step of `n` entries took `ms`. */
+  took(n: number, ms: number): void;
 }
 
 /** Rows of a keyset-paged query, one page fetched at a time (no statement stays open between pages). */
@@ -161,23 +177,26 @@ export class Publisher {
 
   /**
    * `commit` for big changes without blocking the event loop (imports): the same new version, made in
-   * pages of PAGE tokens, each page one short transaction, with `pause()` (the event loop) between pages:
+   * pages of PAGE tokens read, their changes written in steps of `pace.size` entries, each step one short
+   * transaction, with `pause()` (the event loop, or the server thread's grant) between steps:
    *  1. diff the registry against the stored entries page by page and write the changed entries at once
    *     (the scope is first marked "rewriting" in meta: its entries may be ahead of its published version);
    *  2. the snapshot chunks of the new version (not referenced by any manifest yet);
-   *  3. one short transaction: version row, delta, retired versions, and the "rewriting" mark removed.
+   *  3. one short transaction: version row, delta (sealed before it), retired versions, and the "rewriting" mark removed.
    * A crash before 3 leaves the scope marked: `recoverRewrites` (at start) gives it a new snapshot-only
    * version of the registry, since a delta from the published version can no longer be computed.
    * Callers serialise commits (start/lists.ts `serial`); the lists stay published as they were until 3.
    */
-  async commitStaged(dirty: Dirty, pause: () => Promise<void>, now = new Date()): Promise<Scope[]> {
+  async commitStaged(dirty: Dirty, pace: CommitPace | (() => Promise<void>), now = new Date()): Promise<Scope[]> {
+    const p: CommitPace = typeof pace === 'function' ? { pause: pace, size: (max) => max, took: () => undefined } : pace;
     const changed: Scope[] = [];
-    for (const [scope, tokens] of dirty) if (await this.commitScopeStaged(scope as Scope, tokens, pause, now)) changed.push(scope as Scope);
+    for (const [scope, tokens] of dirty) if (await this.commitScopeStaged(scope as Scope, tokens, p, now)) changed.push(scope as Scope);
     return changed;
   }
 
-  private async commitScopeStaged(scope: Scope, tokens: Set<string>, pause: () => Promise<void>, now: Date): Promise<boolean> {
+  private async commitScopeStaged(scope: Scope, tokens: Set<string>, pace: CommitPace, now: Date): Promise<boolean> {
     const db = this.db;
+    const pause = pace.pause;
     const put = db.prepare('INSERT INTO entries(scope, token, rec) VALUES (?,?,?) ON CONFLICT(scope, token) DO UPDATE SET rec = excluded.rec');
     const del = db.prepare('DELETE FROM entries WHERE scope = ? AND token = ?');
     const curPage = db.prepare('SELECT token, rec FROM entries WHERE scope = ? AND token > ? ORDER BY token LIMIT ?');
@@ -187,8 +206,8 @@ export class Publisher {
     let rms: string[] = [];
     let changes = 0;
     let marked = false;
-    const write = (page: { token: string; rec: Buffer | null }[]) => {
-      if (page.length === 0) return;
+    const writeStep = (page: { token: string; rec: Buffer | null }[]) => {
+      const t0 = performance.now();
       relaxed(db, () =>
         db.transaction(() => {
           if (!marked) this.markRewriting(scope, true);
@@ -198,6 +217,7 @@ export class Publisher {
           }
         })(),
       );
+      pace.took(page.length, performance.now() - t0);
       marked = true;
       changes += page.length;
       if (ups && changes <= this.opts.maxDeltaRecords) {
@@ -208,6 +228,15 @@ export class Publisher {
       } else {
         ups = null;
         rms = [];
+      }
+    };
+    // a page's changes in steps of pace.size entries, a pause between two
+    const write = async (page: { token: string; rec: Buffer | null }[]) => {
+      for (let i = 0; i < page.length;) {
+        const n = pace.size(page.length - i);
+        writeStep(page.slice(i, i + n));
+        i += n;
+        if (i < page.length) await pause();
       }
     };
     let parts: Buffer[] | null = null;
@@ -242,14 +271,14 @@ export class Publisher {
           cur.take();
         }
         if (++seen % PAGE === 0) {
-          write(out);
+          await write(out);
           out = [];
           parts.push(Buffer.concat(recs));
           recs = [];
           await pause();
         }
       }
-      write(out);
+      await write(out);
       parts.push(Buffer.concat(recs));
     } else {
       const list = [...tokens].sort();
@@ -262,7 +291,7 @@ export class Publisher {
             if (c) out.push({ token, rec: null });
           } else if (!c || !c.equals(n)) out.push({ token, rec: n });
         }
-        write(out);
+        await write(out);
         await pause();
       }
     }
@@ -293,9 +322,11 @@ export class Publisher {
       relaxed(db, () => ins.run(scope, to, n, part.length / RECORD_SIZE, sha256Hex(part), encodeChunk(to, n, part)));
       await pause();
     }
-    const finalUps = ups as Buffer[] | null;
+    // sealed (hashed, signed: a fraction of a second for a big delta) before the transaction, not under the write lock
+    const delta = this.sealedDelta(scope, from, to, ups as Buffer[] | null, rms, now);
+    await pause();
     db.transaction(() => {
-      this.switchVersion(scope, from, to, entries, snapshot.length / RECORD_SIZE, finalUps, rms, now);
+      this.switchVersion(scope, from, to, entries, snapshot.length / RECORD_SIZE, delta, now);
       this.markRewriting(scope, false);
     })();
     return true;
@@ -361,7 +392,7 @@ export class Publisher {
     const counts = all
       ? { n: all.length, b: all.reduce((a, r) => a + r.length, 0) }
       : (db.prepare('SELECT count(*) AS n, coalesce(sum(length(rec)), 0) AS b FROM entries WHERE scope = ?').get(scope) as { n: number; b: number });
-    this.switchVersion(scope, from, to, counts.n, counts.b / RECORD_SIZE, noDelta ? null : ups, rms, now);
+    this.switchVersion(scope, from, to, counts.n, counts.b / RECORD_SIZE, noDelta ? null : this.sealedDelta(scope, from, to, ups, rms, now), now);
     // snapshot: all records in token order, chunked
     const recs = all ?? (db.prepare('SELECT rec FROM entries WHERE scope = ? ORDER BY token').pluck().all(scope) as Buffer[]);
     const { refs, payloads } = splitChunks(to, Buffer.concat(recs), this.opts.chunkRecords);
@@ -369,29 +400,37 @@ export class Publisher {
     refs.forEach((r, i) => ins.run(scope, to, r.n, r.records, r.sha256, payloads[i]!));
   }
 
-  /**
-   * The version row, the delta from the previous version (ups null: none, devices take the snapshot),
-   * and the retired deltas and snapshots. The snapshot chunks of `to` are written by the caller.
-   */
-  private switchVersion(scope: Scope, from: number, to: number, entries: number, records: number, ups: Buffer[] | null, rms: string[], now: Date): void {
-    const db = this.db;
-    db.prepare(
-      'INSERT INTO scopes(scope, version, entries, records, updated_at) VALUES (?,?,?,?,?) ON CONFLICT(scope) DO UPDATE SET version=excluded.version, entries=excluded.entries, records=excluded.records, updated_at=excluded.updated_at',
-    ).run(scope, to, entries, records, now.toISOString());
-    // delta from the previous version
+  /** The signed delta from `from` to `to` (ups null, or too many changes: none, devices take the snapshot). */
+  private sealedDelta(scope: Scope, from: number, to: number, ups: Buffer[] | null, rms: string[], now: Date): Sealed | null {
+    if (!ups) return null;
     const removeRecs = rms.map((t) => {
       const r = Buffer.alloc(RECORD_SIZE);
       r.write(t, 0, 16, 'hex');
       r[16] = (scope === 'transit' ? 0 : scope === 'stoplist' ? 3 : 2) | 0x08;
       return r;
     });
-    const body = ups ? Buffer.concat([...ups, ...removeRecs]) : null;
-    if (body && body.length / RECORD_SIZE <= this.opts.maxDeltaRecords) {
-      const { payload, ref } = sealDelta(scope, from, to, body, now, this.opts.deltaRetentionMs, this.key);
+    if (ups.length + removeRecs.length > this.opts.maxDeltaRecords) return null; // one record per entry at least: too big
+    const body = Buffer.concat([...ups, ...removeRecs]);
+    if (body.length / RECORD_SIZE > this.opts.maxDeltaRecords) return null;
+    return sealDelta(scope, from, to, body, now, this.opts.deltaRetentionMs, this.key);
+  }
+
+  /**
+   * The version row, the delta from the previous version (`sealedDelta`; null: none, devices take the snapshot),
+   * and the retired deltas and snapshots. The snapshot chunks of `to` are written by the caller.
+   */
+  private switchVersion(scope: Scope, from: number, to: number, entries: number, records: number, delta: Sealed | null, now: Date): void {
+    const db = this.db;
+    db.prepare(
+      'INSERT INTO scopes(scope, version, entries, records, updated_at) VALUES (?,?,?,?,?) ON CONFLICT(scope) DO UPDATE SET version=excluded.version, entries=excluded.entries, records=excluded.records, updated_at=excluded.updated_at',
+    ).run(scope, to, entries, records, now.toISOString());
+    // delta from the previous version
+    if (delta) {
+      const { payload, ref } = delta;
       db.prepare(
         `INSERT INTO deltas(scope, from_v, to_v, sha256, records, created_ms, payload) VALUES (?,?,?,?,?,?,?)
          ON CONFLICT(scope, to_v) DO UPDATE SET from_v = excluded.from_v, sha256 = excluded.sha256, records = excluded.records, created_ms = excluded.created_ms, payload = excluded.payload`,
-      ).run(scope, from, to, ref.sha256, ref.records, now.getTime(), payload);
+      ).run(scope, ref.from, ref.to, ref.sha256, ref.records, now.getTime(), payload);
     }
     const old = db.prepare('SELECT from_v, to_v FROM deltas WHERE scope = ? AND created_ms < ?').all(scope, now.getTime() - this.opts.deltaRetentionMs) as {
       from_v: number;
@@ -429,16 +468,29 @@ export class Publisher {
     if (!t) return;
     const clears = this.clears;
     this.clears = [];
+    // one payload read at a time, a turn of the event loop after each (a million-entry snapshot is some 60 chunks of
+    // 400 kB: read and sent at once they held the server's thread, and the acks, for hundreds of milliseconds)
+    const deltaOf = this.db.prepare('SELECT payload FROM deltas WHERE scope = ? AND to_v = ?').pluck();
+    const chunkOf = this.db.prepare('SELECT payload FROM chunks WHERE scope = ? AND version = ? AND n = ?').pluck();
     for (const scope of scopes) {
       const v = this.version(scope);
       const deltas = this.db
-        .prepare(`SELECT from_v, to_v, payload FROM deltas WHERE scope = ? ${full ? '' : 'AND to_v = ?'} ORDER BY to_v`)
-        .all(...(full ? [scope] : [scope, v])) as { from_v: number; to_v: number; payload: Buffer }[];
-      for (const d of deltas) await t.publish(topics.delta(scope, d.from_v, d.to_v), d.payload, true);
+        .prepare(`SELECT from_v, to_v FROM deltas WHERE scope = ? ${full ? '' : 'AND to_v = ?'} ORDER BY to_v`)
+        .all(...(full ? [scope] : [scope, v])) as { from_v: number; to_v: number }[];
+      for (const d of deltas) {
+        const payload = deltaOf.get(scope, d.to_v) as Buffer | undefined;
+        if (payload) await t.publish(topics.delta(scope, d.from_v, d.to_v), payload, true);
+        await yieldToLoop();
+      }
       const chunks = this.db
-        .prepare(`SELECT version, n, payload FROM chunks WHERE scope = ? ${full ? 'AND version <= ?' : 'AND version = ?'} ORDER BY version, n`)
-        .all(scope, v) as { version: number; n: number; payload: Buffer }[];
-      for (const c of chunks) await t.publish(topics.chunk(scope, c.version, c.n), c.payload, true);
+        .prepare(`SELECT version, n FROM chunks WHERE scope = ? ${full ? 'AND version <= ?' : 'AND version = ?'} ORDER BY version, n`)
+        .all(scope, v) as { version: number; n: number }[];
+      for (const c of chunks) {
+        const payload = chunkOf.get(scope, c.version, c.n) as Buffer | undefined;
+        if (payload) await t.publish(topics.chunk(scope, c.version, c.n), payload, true);
+        await yieldToLoop();
+      }
+      // the manifest last: every delta and chunk it names is out before it
       await t.publish(topics.manifest(scope), this.manifest(scope), true);
       this.log.info({ scope, version: v, deltas: deltas.length, chunks: chunks.length }, 'list published');
     }

@@ -173,6 +173,48 @@ describe('staged import', () => {
     expect(s.db.prepare("SELECT DISTINCT version FROM chunks WHERE scope = 'transit' ORDER BY version").pluck().all()).toEqual([2, 3]);
   });
 
+  it("a lists commit paced in short steps (the import's pace while uploads flow) makes the same version; publish sends its delta and chunks before its manifest", async () => {
+    const s = side();
+    await s.importer.run('cards', lines(cardsCsv(0, 3000)), false);
+    const v1 = s.pub.version('transit');
+    const { rows } = await parseImport('cards', lines(cardsCsv(0, 3000, '2033-03')), { skipInvalid: false, tokenKey: DEV_TOKEN_KEY, today: TODAY });
+    const dirty: Dirty = applyImport(s.db, 'cards', rows, TODAY);
+    const steps: number[] = [];
+    let pauses = 0;
+    const changed = await s.pub.commitStaged(dirty, {
+      pause: async () => void pauses++,
+      size: (max) => Math.min(max, 37),
+      took: (n) => void steps.push(n),
+    });
+    expect(changed).toEqual(['transit']);
+    expect(s.pub.version('transit')).toBe(v1 + 1);
+    // every changed entry written (6,000 for this file: the delta below counts them), never more than the
+    // pace's 37 in one transaction, a pause after each step
+    expect(Math.max(...steps)).toBeLessThanOrEqual(37);
+    expect(pauses).toBeGreaterThanOrEqual(steps.length);
+    consistent(s.db, 'transit');
+    // the delta from v1 (sealed before the final transaction): one record per entry written (no benefits here)
+    const records = s.db
+      .prepare("SELECT records FROM deltas WHERE scope = 'transit' AND from_v = ? AND to_v = ?")
+      .pluck()
+      .get(v1, v1 + 1);
+    expect(records).toBe(6000);
+    expect(steps.reduce((a, n) => a + n, 0)).toBe(records);
+    const sent: string[] = [];
+    s.pub.setTransport({ publish: (topic) => Promise.resolve(void sent.push(topic)) });
+    await s.pub.publish(changed);
+    const chunks = s.db
+      .prepare("SELECT n FROM chunks WHERE scope = 'transit' AND version = ? ORDER BY n")
+      .pluck()
+      .all(v1 + 1) as number[];
+    expect(chunks.length).toBeGreaterThan(1);
+    expect(sent.filter((t) => !t.endsWith('/chunk/' + String(v1 - 1)))).toEqual([
+      topics.delta('transit', v1, v1 + 1),
+      ...chunks.map((n) => topics.chunk('transit', v1 + 1, n)),
+      topics.manifest('transit'),
+    ]);
+  }, 60_000);
+
   it('one import at a time: a second one while the first reads its file is import.busy, the first completes', async () => {
     const s = side();
     let release!: () => void;
