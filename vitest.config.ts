@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config';
 
-// Three projects:
+// Four projects:
 //  - unit: pure logic and in-process transports, fully parallel.
 //  - integration: the real stack (pcscd + vpcd, MQTT brokers, SQLite files,
 //    socat ptys, child processes). Each file owns its rig (private pcscd,
@@ -8,6 +8,11 @@ import { defineConfig } from 'vitest/config';
 //  - cluster: the 3-node NATS JetStream cluster, last and one file at a time. Its Raft elections after a node is
 //    killed need CPU: on two cores shared with the integration pool they once did not settle within a minute.
 const CLUSTER = ['test/integration/cluster-*.test.ts'];
+//  - postgres: the integration suites whose servers keep their registry in the database, again with the registry on
+//    PostgreSQL (RC_TEST_DB=postgres: one private PostgreSQL 15 for the run, a fresh database per server; docs/postgres.md).
+//    After the others, two files at a time.
+const POSTGRES = ['test/integration/sync.test.ts'];
+const onPostgres = { RC_TEST_DB: 'postgres', RC_DEV_POSTGRES: '1' };
 
 export default defineConfig({
   test: {
@@ -41,6 +46,19 @@ export default defineConfig({
           testTimeout: 60_000,
           hookTimeout: 60_000,
           maxWorkers: 1,
+        },
+      },
+      {
+        test: {
+          name: 'postgres',
+          include: POSTGRES,
+          pool: 'forks',
+          env: onPostgres,
+          globalSetup: ['test/support/rig/postgres-global.ts'],
+          sequence: { groupOrder: 3 },
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+          maxWorkers: 2,
         },
       },
     ],

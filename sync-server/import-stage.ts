@@ -23,6 +23,7 @@ import { markAll } from './materialize.js';
 import { ImportThread } from './import-thread.js';
 import { relaxed, type Publisher, type PublisherOptions } from './publisher.js';
 import { currentVersions, type Db } from './registry.js';
+import { dialectOf } from './db/sql.js';
 import type { GuardianRow } from './notify/guardians.js';
 
 /**
@@ -248,10 +249,10 @@ export interface ImportSpec {
 
 /** A new import, running and reading its file; older imports beyond KEEP_IMPORTS are deleted. */
 export function openImport(db: Db, kind: ImportKind, today: string): number {
-  const id = Number(
-    db.prepare("INSERT INTO imports(kind, state, phase, today, started_at) VALUES (?, 'running', 'parse', ?, ?)").run(kind, today, new Date().toISOString())
-      .lastInsertRowid,
-  );
+  const row = db
+    .prepare("INSERT INTO imports(kind, state, phase, today, started_at) VALUES (?, 'running', 'parse', ?, ?) RETURNING id")
+    .get(kind, today, new Date().toISOString()) as { id: number };
+  const id = Number(row.id);
   db.prepare('DELETE FROM imports WHERE id <= ?').run(id - KEEP_IMPORTS);
   return id;
 }
@@ -414,7 +415,9 @@ export class Importer {
       const spec: ImportSpec = { kind, skipInvalid, today: this.o.today(), categories: this.o.categories(), tokenKey: this.o.tokenKey };
       const tk = this.o.tokenKey;
       const w = this.o.worker;
-      if (w && !('derive' in tk) && !this.o.db.memory) {
+      // the worker thread opens the registry's SQLite file; on PostgreSQL the import runs on this thread in short steps
+      // (Turns), as with a key in an HSM: libpq's addon (pg-native) is not context-aware, a worker thread cannot load it
+      if (w && !('derive' in tk) && !this.o.db.memory && dialectOf(this.o.db) === 'sqlite') {
         this.thread ??= new ImportThread(this.o.db.name, w.signingKey, w.publisher ?? {}, () => (this.thread = null));
         try {
           return await this.runIn(
