@@ -11,7 +11,22 @@ const CLUSTER = ['test/integration/cluster-*.test.ts'];
 //  - postgres: the integration suites whose servers keep their registry in the database, again with the registry on
 //    PostgreSQL (RC_TEST_DB=postgres: one private PostgreSQL 15 for the run, a fresh database per server; docs/postgres.md).
 //    After the others, two files at a time.
-const POSTGRES = ['test/integration/sync.test.ts'];
+const POSTGRES = [
+  'test/integration/sync.test.ts',
+  'test/integration/sync-faults.test.ts',
+  'test/integration/sync-harden.test.ts',
+  'test/integration/sync-requests.test.ts',
+  'test/integration/import-crash.test.ts',
+  'test/integration/settle-backlog.test.ts',
+  'test/integration/reports-http.test.ts',
+  'test/integration/console-api.test.ts',
+  'test/integration/auth.test.ts',
+  'test/integration/cabinet.test.ts',
+  'test/integration/bank-api.test.ts',
+  'test/integration/portal-api.test.ts',
+  'test/integration/notify.test.ts',
+  'test/integration/server-http.test.ts',
+];
 const onPostgres = { RC_TEST_DB: 'postgres', RC_DEV_POSTGRES: '1' };
 
 export default defineConfig({
