@@ -27,7 +27,7 @@ const POSTGRES = [
   'test/integration/notify.test.ts',
   'test/integration/server-http.test.ts',
 ];
-const onPostgres = { RC_TEST_DB: 'postgres', RC_DEV_POSTGRES: '1' };
+const onPostgres = { RC_TEST_DB: 'postgres' };
 
 export default defineConfig({
   test: {
