@@ -14,7 +14,6 @@ const CLUSTER = ['test/integration/cluster-*.test.ts'];
 const POSTGRES = [
   'test/integration/sync.test.ts',
   'test/integration/sync-faults.test.ts',
-  'test/integration/sync-harden.test.ts',
   'test/integration/sync-requests.test.ts',
   'test/integration/import-crash.test.ts',
   'test/integration/settle-backlog.test.ts',
@@ -28,6 +27,7 @@ const POSTGRES = [
   'test/integration/server-http.test.ts',
 ];
 const onPostgres = { RC_TEST_DB: 'postgres' };
+const PG_SETUP = 'test/support/rig/postgres-global.ts';
 
 export default defineConfig({
   test: {
@@ -45,6 +45,8 @@ export default defineConfig({
           include: ['test/integration/**/*.test.ts', 'test/e2e/**/*.test.ts'],
           exclude: CLUSTER,
           pool: 'forks',
+          // RC_TEST_DB=postgres in the environment: these files' servers on PostgreSQL too (one for the run)
+          globalSetup: process.env.RC_TEST_DB === 'postgres' ? [PG_SETUP] : [],
           // vitest 4 refuses projects with different maxWorkers in one group: run integration after unit
           sequence: { groupOrder: 1 },
           testTimeout: 60_000,
@@ -69,7 +71,7 @@ export default defineConfig({
           include: POSTGRES,
           pool: 'forks',
           env: onPostgres,
-          globalSetup: ['test/support/rig/postgres-global.ts'],
+          globalSetup: [PG_SETUP],
           sequence: { groupOrder: 3 },
           testTimeout: 60_000,
           hookTimeout: 60_000,

@@ -139,9 +139,11 @@ function toStage(r: Staged): [number, Cell, Cell, Cell, Cell, Cell, Cell, Cell] 
 
 function fromStage(kind: ImportKind, s: StageRow): Staged {
   const t = (v: Cell) => v as string;
+  // numbers come back as numbers from SQLite's untyped cells, as text from PostgreSQL's (text columns there)
+  const n = (v: Cell) => (v === null ? null : Number(v));
   switch (kind) {
     case 'cards':
-      return { kind, person: t(s.a), token: t(s.b), keyVersion: s.c as number, expiry: t(s.d) };
+      return { kind, person: t(s.a), token: t(s.b), keyVersion: n(s.c)!, expiry: t(s.d) };
     case 'benefits':
       return { kind, person: t(s.a), category: t(s.b), from: t(s.c), to: t(s.d), first: s.first === 1 };
     case 'enrolments':
@@ -150,7 +152,7 @@ function fromStage(kind: ImportKind, s: StageRow): Staged {
         person: t(s.a),
         school: t(s.b),
         role: t(s.c),
-        grade: s.d as number | null,
+        grade: n(s.d),
         meal: s.e as string | null,
         from: t(s.f),
         to: t(s.g),
@@ -161,7 +163,7 @@ function fromStage(kind: ImportKind, s: StageRow): Staged {
     case 'routes':
       return { kind, carrier: t(s.a), name: t(s.b), inn: t(s.c), route: t(s.d), from: t(s.e) };
     case 'partners':
-      return { kind, id: t(s.a), name: t(s.b), category: t(s.c), discount: s.d as number };
+      return { kind, id: t(s.a), name: t(s.b), category: t(s.c), discount: n(s.d)! };
     case 'guardians':
       // staged by this import from a row GuardianRow validated; stored as its JSON
       return { kind, person: t(s.a), row: JSON.parse(t(s.b)) as GuardianRow, first: s.first === 1 };
