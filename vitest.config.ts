@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config';
 
-// Three projects:
+// Four projects:
 //  - unit: pure logic and in-process transports, fully parallel.
 //  - integration: the real stack (pcscd + vpcd, MQTT brokers, SQLite files,
 //    socat ptys, child processes). Each file owns its rig (private pcscd,
@@ -8,6 +8,26 @@ import { defineConfig } from 'vitest/config';
 //  - cluster: the 3-node NATS JetStream cluster, last and one file at a time. Its Raft elections after a node is
 //    killed need CPU: on two cores shared with the integration pool they once did not settle within a minute.
 const CLUSTER = ['test/integration/cluster-*.test.ts'];
+//  - postgres: the integration suites whose servers keep their registry in the database, again with the registry on
+//    PostgreSQL (RC_TEST_DB=postgres: one private PostgreSQL 15 for the run, a fresh database per server; docs/postgres.md).
+//    After the others, two files at a time.
+const POSTGRES = [
+  'test/integration/sync.test.ts',
+  'test/integration/sync-faults.test.ts',
+  'test/integration/sync-requests.test.ts',
+  'test/integration/import-crash.test.ts',
+  'test/integration/settle-backlog.test.ts',
+  'test/integration/reports-http.test.ts',
+  'test/integration/console-api.test.ts',
+  'test/integration/auth.test.ts',
+  'test/integration/cabinet.test.ts',
+  'test/integration/bank-api.test.ts',
+  'test/integration/portal-api.test.ts',
+  'test/integration/notify.test.ts',
+  'test/integration/server-http.test.ts',
+];
+const onPostgres = { RC_TEST_DB: 'postgres' };
+const PG_SETUP = 'test/support/rig/postgres-global.ts';
 
 export default defineConfig({
   test: {
@@ -25,6 +45,8 @@ export default defineConfig({
           include: ['test/integration/**/*.test.ts', 'test/e2e/**/*.test.ts'],
           exclude: CLUSTER,
           pool: 'forks',
+          // RC_TEST_DB=postgres in the environment: these files' servers on PostgreSQL too (one for the run)
+          globalSetup: process.env.RC_TEST_DB === 'postgres' ? [PG_SETUP] : [],
           // vitest 4 refuses projects with different maxWorkers in one group: run integration after unit
           sequence: { groupOrder: 1 },
           testTimeout: 60_000,
@@ -41,6 +63,19 @@ export default defineConfig({
           testTimeout: 60_000,
           hookTimeout: 60_000,
           maxWorkers: 1,
+        },
+      },
+      {
+        test: {
+          name: 'postgres',
+          include: POSTGRES,
+          pool: 'forks',
+          env: onPostgres,
+          globalSetup: [PG_SETUP],
+          sequence: { groupOrder: 3 },
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+          maxWorkers: 2,
         },
       },
     ],

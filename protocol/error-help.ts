@@ -519,9 +519,9 @@ export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> 
     meaning: 'The registry database was migrated by a newer server than this one (its schema_migrations holds a version this server does not know).',
     action: 'Run the newer server, or restore the backup taken before the upgrade.',
   },
-  'db.postgres-not-ready': {
+  'db.collation-not-bytewise': {
     meaning:
-      'The server opened and migrated the PostgreSQL registry, but does not run on PostgreSQL yet: its statements are still being ported (docs/postgres.md).',
-    action: 'Run on SQLite (leave --database out); developers porting statements set RC_DEV_POSTGRES=1.',
+      "The PostgreSQL database's text sorts by a language's collation, not by bytes as the registry needs (its keyset pages and list merges compare text bytewise, as SQLite does).",
+    action: "Create the database with CREATE DATABASE … TEMPLATE template0 LC_COLLATE 'C' (docs/postgres.md) and start again.",
   },
 };

@@ -196,7 +196,7 @@ export const ErrorCode = {
   DbPragmaUnsupported: 'db.pragma-unsupported',
   DbBadSpec: 'db.bad-spec',
   DbSchemaNewer: 'db.schema-newer',
-  DbPostgresNotReady: 'db.postgres-not-ready',
+  DbCollationNotBytewise: 'db.collation-not-bytewise',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -5,6 +5,7 @@ import type { DeviceRow, TokenCreateBody, TokenCreated } from '../protocol/enrol
 import type { DeviceKind, GateDirection } from '../protocol/ids.js';
 import { ensurePartnerSchema } from './partners.js';
 import type { Db } from './registry.js';
+import { dialectOf } from './db/sql.js';
 
 /**
  * Enrolment tokens and device identities, in the server's registry.
@@ -137,7 +138,8 @@ export interface EnrolRequest {
 
 export class DeviceRegistry {
   constructor(private readonly db: Db) {
-    initDeviceTables(db);
+    // PostgreSQL's schema comes only from migrations (db/migrations.ts): no DDL at run time there
+    if (dialectOf(db) === 'sqlite') initDeviceTables(db);
   }
 
   createToken(b: TokenCreateBody, now = Date.now()): TokenCreated {

@@ -23,6 +23,7 @@ import { markAll } from './materialize.js';
 import { ImportThread } from './import-thread.js';
 import { relaxed, type Publisher, type PublisherOptions } from './publisher.js';
 import { currentVersions, type Db } from './registry.js';
+import { dialectOf } from './db/sql.js';
 import type { GuardianRow } from './notify/guardians.js';
 
 /**
@@ -146,9 +147,11 @@ function toStage(r: Staged): [number, Cell, Cell, Cell, Cell, Cell, Cell, Cell] 
 
 function fromStage(kind: ImportKind, s: StageRow): Staged {
   const t = (v: Cell) => v as string;
+  // numbers come back as numbers from SQLite's untyped cells, as text from PostgreSQL's (text columns there)
+  const n = (v: Cell) => (v === null ? null : Number(v));
   switch (kind) {
     case 'cards':
-      return { kind, person: t(s.a), token: t(s.b), keyVersion: s.c as number, expiry: t(s.d) };
+      return { kind, person: t(s.a), token: t(s.b), keyVersion: n(s.c)!, expiry: t(s.d) };
     case 'benefits':
       return { kind, person: t(s.a), category: t(s.b), from: t(s.c), to: t(s.d), first: s.first === 1 };
     case 'enrolments':
@@ -157,7 +160,7 @@ function fromStage(kind: ImportKind, s: StageRow): Staged {
         person: t(s.a),
         school: t(s.b),
         role: t(s.c),
-        grade: s.d as number | null,
+        grade: n(s.d),
         meal: s.e as string | null,
         from: t(s.f),
         to: t(s.g),
@@ -168,7 +171,7 @@ function fromStage(kind: ImportKind, s: StageRow): Staged {
     case 'routes':
       return { kind, carrier: t(s.a), name: t(s.b), inn: t(s.c), route: t(s.d), from: t(s.e) };
     case 'partners':
-      return { kind, id: t(s.a), name: t(s.b), category: t(s.c), discount: s.d as number };
+      return { kind, id: t(s.a), name: t(s.b), category: t(s.c), discount: n(s.d)! };
     case 'guardians':
       // staged by this import from a row GuardianRow validated; stored as its JSON
       return { kind, person: t(s.a), row: JSON.parse(t(s.b)) as GuardianRow, first: s.first === 1 };
@@ -256,10 +259,10 @@ export interface ImportSpec {
 
 /** A new import, running and reading its file; older imports beyond KEEP_IMPORTS are deleted. */
 export function openImport(db: Db, kind: ImportKind, today: string): number {
-  const id = Number(
-    db.prepare("INSERT INTO imports(kind, state, phase, today, started_at) VALUES (?, 'running', 'parse', ?, ?)").run(kind, today, new Date().toISOString())
-      .lastInsertRowid,
-  );
+  const row = db
+    .prepare("INSERT INTO imports(kind, state, phase, today, started_at) VALUES (?, 'running', 'parse', ?, ?) RETURNING id")
+    .get(kind, today, new Date().toISOString()) as { id: number };
+  const id = Number(row.id);
   db.prepare('DELETE FROM imports WHERE id <= ?').run(id - KEEP_IMPORTS);
   return id;
 }
@@ -423,7 +426,9 @@ export class Importer {
       const spec: ImportSpec = { kind, skipInvalid, today: this.o.today(), categories: this.o.categories(), tokenKey: this.o.tokenKey };
       const tk = this.o.tokenKey;
       const w = this.o.worker;
-      if (w && !('derive' in tk) && !this.o.db.memory) {
+      // the worker thread opens the registry's SQLite file; on PostgreSQL the import runs on this thread in short steps
+      // (Turns), as with a key in an HSM: libpq's addon (pg-native) is not context-aware, a worker thread cannot load it
+      if (w && !('derive' in tk) && !this.o.db.memory && dialectOf(this.o.db) === 'sqlite') {
         this.thread ??= new ImportThread(this.o.db.name, w.signingKey, w.publisher ?? {}, () => (this.thread = null));
         try {
           return await this.runIn(

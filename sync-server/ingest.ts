@@ -6,6 +6,7 @@ import type { Db } from './registry.js';
 import { onJournalStored } from './notify/outbox.js';
 import { relaxed } from './publisher.js';
 import { serviceDay, settlementOptions, type SettlementOptions } from './settlement/days.js';
+import { dialectOf } from './db/sql.js';
 
 /**
  * What the server keeps of an entry's `data`: each field is checked on its own,
@@ -128,7 +129,9 @@ export class Ingest {
     limits: Partial<IngestLimits> = {},
     durability: 'commit' | 'group' = 'commit',
   ) {
-    this.group = durability === 'group' && !db.memory ? new GroupCommit(`${db.name}-wal`) : null;
+    // on PostgreSQL a COMMIT (synchronous_commit = on, the session's setting: db/pg.ts) is durable when it returns, so
+    // the drain's one transaction is the group commit there and its acks leave after it; the WAL fsync is SQLite's
+    this.group = durability === 'group' && dialectOf(db) === 'sqlite' && !db.memory ? new GroupCommit(`${db.name}-wal`) : null;
     this.opts = settlementOptions(settlement);
     this.limits = { ...DEFAULT_INGEST_LIMITS, ...limits };
     // an entry is impossible when an EARLIER entry (by effective time, then device, then seq) of the same card was on

@@ -23,7 +23,7 @@ export function register(program: Command): void {
     .option('--data <dir>', 'data directory (registry, signing key)', './rc-sync-data')
     .option(
       '--database <file|url>',
-      'the registry: a SQLite file (default DATA/registry.sqlite) or postgres://user@host/db (migrated, then refused: not ready yet, docs/postgres.md)',
+      'the registry: a SQLite file (default DATA/registry.sqlite) or postgres://user@host/db (migrated at start, docs/postgres.md)',
     )
     .option('--mqtt-port <n>', 'embedded broker port', '1883')
     .option(

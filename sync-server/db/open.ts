@@ -48,6 +48,21 @@ export function describeDatabase(spec: DatabaseSpec): string {
   return spec.kind === 'postgres' ? redactUrl(spec.url) : spec.kind === 'sqlite-file' ? spec.file : join(spec.dataDir, 'registry.sqlite');
 }
 
+/**
+ * The registry's text must compare and sort by bytes, as on SQLite: keyset pages (`token > ?`) and the merges of
+ * sorted lists depend on it. A PostgreSQL database made with a language's collation (en_US.UTF-8, ru_RU.UTF-8) is
+ * refused with db.collation-not-bytewise before anything is written to it.
+ */
+function checkBytewise(db: PgDb): void {
+  const collation = db.prepare('SELECT datcollate FROM pg_catalog.pg_database WHERE datname = current_database()').pluck().get() as string | undefined;
+  if (collation !== 'C' && collation !== 'POSIX')
+    throw new RcError(
+      ErrorCode.DbCollationNotBytewise,
+      `the database's text sorts by the collation ${collation ?? '(unknown)'}, not by bytes: create it with TEMPLATE template0 LC_COLLATE 'C' (docs/postgres.md)`,
+      { database: db.name, collation },
+    );
+}
+
 /** Open the registry the spec names, migrated to the current schema (db/migrations.ts). */
 export function openDatabase(spec: DatabaseSpec): { db: Db; migrated?: MigrateResult } {
   switch (spec.kind) {
@@ -58,6 +73,7 @@ export function openDatabase(spec: DatabaseSpec): { db: Db; migrated?: MigrateRe
     case 'postgres': {
       const db = new PgDb({ url: spec.url });
       try {
+        checkBytewise(db);
         return { db, migrated: migrateSchema(db) };
       } catch (e) {
         db.close();

@@ -176,8 +176,9 @@ export class PgDb implements Db {
         database: this.name,
       });
     }
-    // notices (CREATE … IF NOT EXISTS, "skipping") would go to stderr; the session's clock is UTC like the server's ISO times
-    this.raw("SET client_min_messages = warning; SET TIME ZONE 'UTC'");
+    // notices (CREATE … IF NOT EXISTS, "skipping") would go to stderr; the session's clock is UTC like the server's ISO times;
+    // a COMMIT is durable when it returns whatever the server's default (ingest sends journal acks right after it)
+    this.raw("SET client_min_messages = warning; SET TIME ZONE 'UTC'; SET synchronous_commit = on");
   }
 
   get open(): boolean {

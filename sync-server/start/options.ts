@@ -1,4 +1,3 @@
-import { z } from 'zod';
 import { ErrorCode, RcError } from '../../protocol/errors.js';
 import { parseDatabaseSpec, type DatabaseSpec } from '../db/open.js';
 import type { ServerOptions } from '../server.js';
@@ -31,17 +30,9 @@ export function checkOptions(o: ServerOptions): DevicesBroker {
   return devicesBroker(o);
 }
 
-/** RC_DEV_POSTGRES=1: run on PostgreSQL although its statements are not all ported yet (developers of the port only). */
-const DevPostgres = z.enum(['', '0', '1']).optional();
-
-/** The registry's database (--database, checked) and whether the server may run on PostgreSQL yet (docs/postgres.md). */
-export function databaseOptions(
-  o: Pick<ServerOptions, 'database' | 'dataDir'>,
-  env: NodeJS.ProcessEnv = process.env,
-): { spec: DatabaseSpec; devPostgres: boolean } {
-  const dev = DevPostgres.safeParse(env.RC_DEV_POSTGRES);
-  if (!dev.success) throw new RcError(ErrorCode.ConfigInvalid, 'RC_DEV_POSTGRES is 1 (on) or 0 (off)', { RC_DEV_POSTGRES: env.RC_DEV_POSTGRES });
-  return { spec: parseDatabaseSpec(o.database, o.dataDir), devPostgres: dev.data === '1' };
+/** The registry's database (--database, checked; docs/postgres.md). */
+export function databaseOptions(o: Pick<ServerOptions, 'database' | 'dataDir'>): DatabaseSpec {
+  return parseDatabaseSpec(o.database, o.dataDir);
 }
 
 /** The broker URL devices get, and the CA they pin; a TLS broker never hands out a plain URL. */

@@ -3,7 +3,6 @@ import { mkdirSync } from 'node:fs';
 import type { Logger } from '../../protocol/log.js';
 import { isHsmKey, serverKeyScheme, type ServerTokenKey } from '../../protocol/token-hsm.js';
 import { loadOrCreateSigningKey } from '../keys.js';
-import { ErrorCode, RcError } from '../../protocol/errors.js';
 import { describeDatabase, openDatabase } from '../db/open.js';
 import type { Db } from '../registry.js';
 import { checkKeyScheme } from '../tokenize.js';
@@ -21,24 +20,15 @@ export interface ServerRegistry {
 
 /**
  * The registry (DATA/registry.sqlite, or --database), migrated and checked against the card-token key, and the signing
- * key in DATA (made on first start). On PostgreSQL the server opens and migrates the database, then stops with
- * db.postgres-not-ready: its statements are still being ported (docs/postgres.md), unless RC_DEV_POSTGRES=1.
+ * key in DATA (made on first start), whichever database holds the registry (docs/postgres.md).
  */
 export function openServerRegistry(o: { dataDir: string; database?: string; tokenKey: ServerTokenKey }, log: Logger): ServerRegistry {
-  const { spec, devPostgres } = databaseOptions(o);
+  const spec = databaseOptions(o);
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 }); // the signing key lives there whichever database holds the registry
   const { db, migrated } = openDatabase(spec);
   try {
-    if (spec.kind === 'postgres') {
+    if (spec.kind === 'postgres')
       log.info({ database: describeDatabase(spec), from: migrated?.from, applied: migrated?.applied }, 'PostgreSQL registry opened and migrated');
-      if (!devPostgres)
-        throw new RcError(
-          ErrorCode.DbPostgresNotReady,
-          'the server does not run on PostgreSQL yet: its statements are being ported (docs/postgres.md); the database is migrated',
-          { database: describeDatabase(spec), schema: migrated?.to },
-        );
-      log.warn({ database: describeDatabase(spec) }, 'RC_DEV_POSTGRES=1: running on PostgreSQL with statements not all ported (development only)');
-    }
     checkKeyScheme(db, o.tokenKey.version, serverKeyScheme(o.tokenKey)); // a key version keeps the scheme its tokens were made with
   } catch (e) {
     db.close();

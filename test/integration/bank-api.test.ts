@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:http';
 import { request } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,6 +22,7 @@ import { verifyWebhook } from '../support/notify.js';
 import { operatorFetch } from '../support/operator-api.js';
 import { MIR_PAN, MIR_PAN_2, PAN, syntheticPan } from '../support/pans.js';
 import { startStack, type Stack } from '../support/sync-harness.js';
+import { registryContents } from '../support/test-db.js';
 import { waitFor } from '../support/wait.js';
 
 interface Answer {
@@ -364,9 +365,7 @@ describe('bank API over mutual TLS', () => {
 
   it('no PAN in the registry file, the log, the outbox or any answer', async () => {
     const pans = [PAN.pensioner, PAN.student, MIR_PAN_2, '2200123456789018'];
-    const files = readdirSync(stack.dataDir).filter((f) => f.startsWith('registry.sqlite'));
-    expect(files.length).toBeGreaterThan(0);
-    const bytes = files.map((f) => readFileSync(join(stack.dataDir, f)).toString('latin1')).join('');
+    const bytes = registryContents(stack.server.db, stack.dataDir); // the SQLite files, or every row on PostgreSQL
     const outbox = (stack.server.db.prepare('SELECT body FROM bank_outbox').pluck().all() as string[]).join('\n');
     const requests = (stack.server.db.prepare('SELECT answer FROM bank_requests').pluck().all() as string[]).join('\n');
     expect(outbox.length).toBeGreaterThan(0);

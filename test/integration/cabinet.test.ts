@@ -4,9 +4,7 @@
  * redirect, never a 500; no card number reaches the registry, the logs or any answer.
  */
 import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../protocol/errors.js';
 import { parseCabinetConfig } from '../../sync-server/cabinet/provider.js';
@@ -19,6 +17,7 @@ import { startEsiaStandIn, type EsiaStandIn } from '../support/esia/stand-in.js'
 import { operatorFetch } from '../support/operator-api.js';
 import { MIR_PAN, MIR_PAN_2, MIR_PAN_BAD_LUHN } from '../support/pans.js';
 import { startStack, type Stack } from '../support/sync-harness.js';
+import { registryContents } from '../support/test-db.js';
 
 const PAN_3 = '2200700000000017';
 const ALL_PANS = [MIR_PAN, MIR_PAN_2, MIR_PAN_BAD_LUHN, PAN_3];
@@ -479,9 +478,7 @@ describe("the cardholder's cabinet over ESIA (stand-in)", () => {
   });
 
   it('no card number in the registry file, the logs or any answer', async () => {
-    stack.server.db.pragma('wal_checkpoint(FULL)');
-    const files = ['registry.sqlite', 'registry.sqlite-wal'].map((f) => join(stack.dataDir, f)).filter(existsSync);
-    const blobs = [...files.map((f) => readFileSync(f).toString('latin1')), stack.logs.text(), seen.join('\n')];
+    const blobs = [registryContents(stack.server.db, stack.dataDir), stack.logs.text(), seen.join('\n')];
     for (const pan of [...ALL_PANS, '2200123456789035']) for (const b of blobs) expect(b.includes(pan), `PAN ${pan.slice(0, 6)}… found`).toBe(false);
     expect(stack.logs.text()).toMatch(/card connected to a person/);
   });

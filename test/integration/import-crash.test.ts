@@ -18,6 +18,8 @@ import type { Db } from '../../sync-server/registry.js';
 import { startServer, type RunningServer } from '../../sync-server/server.js';
 import { quietLogger } from '../support/log.js';
 import { openDevice, stackOf } from '../support/sync-harness.js';
+import { testDatabase } from '../support/test-db.js';
+import { PgDb } from '../../sync-server/db/pg.js';
 import { waitFor } from '../support/wait.js';
 
 // 200k as the issue asks with RC_IMPORT_CRASH_CARDS=200000 (about 40 s per import on a loaded 2-core machine); 40k by default keeps the test bounded
@@ -25,6 +27,9 @@ const CARDS = Number(process.env.RC_IMPORT_CRASH_CARDS ?? 40_000);
 const KILL_WITHIN_MS = Number(process.env.RC_IMPORT_CRASH_WINDOW_MS ?? 12_000);
 const ROUNDS = 4;
 const dataDir = mkdtempSync(join(tmpdir(), 'rc-import-crash-'));
+/** The registry: in dataDir (SQLite), or with RC_TEST_DB=postgres a PostgreSQL database the child servers and the checks share. */
+const database = testDatabase(dataDir);
+const openDb = async (): Promise<Db> => (database ? new PgDb({ url: database }) : (await import('../../sync-server/registry.js')).openRegistry(dataDir));
 const devDirs: string[] = [];
 afterAll(() => {
   rmSync(dataDir, { recursive: true, force: true });
@@ -39,7 +44,9 @@ const rnd = (): number => {
 
 /** Start the child, let it import for a random while, SIGKILL it. Returns the imports it reported done. */
 async function killRound(round: number, killAfterMs: number, afterFirstImport: boolean): Promise<number> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'test/integration/import-crash-child.ts', dataDir, String(CARDS), String(round)], { stdio: 'pipe' });
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'test/integration/import-crash-child.ts', dataDir, String(CARDS), String(round), database ?? ''], {
+    stdio: 'pipe',
+  });
   let out = '';
   proc.stdout.on('data', (b: Buffer) => (out += b.toString()));
   proc.stderr.on('data', (b: Buffer) => (out += b.toString()));
@@ -82,7 +89,7 @@ describe('import crash (kill -9 at random points of imports)', () => {
       // from just after start-up (parse) to well into the second import
       // the first round lets one cards import finish (a registry to change), then every kill lands at a random moment
       done.push(await killRound(round, 300 + Math.floor(rnd() * KILL_WITHIN_MS), round === 0));
-      const db = (await import('../../sync-server/registry.js')).openRegistry(dataDir);
+      const db = await openDb();
       try {
         // a server that starts on this registry finishes what was cut short; until then the flag may be set
         const pending = pendingRecompute(db);
@@ -93,7 +100,7 @@ describe('import crash (kill -9 at random points of imports)', () => {
         db.close();
       }
     }
-    server = await startServer({ dataDir, mqttPort: 0, httpPort: 0, tokenKey: DEV_TOKEN_KEY, log: quietLogger() });
+    server = await startServer({ dataDir, mqttPort: 0, httpPort: 0, tokenKey: DEV_TOKEN_KEY, log: quietLogger(), ...(database ? { database } : {}) });
     const db = server.db;
     expect(pendingRecompute(db)).toEqual([]);
     const cards = db.prepare('SELECT count(*) FROM cards').pluck().get() as number;

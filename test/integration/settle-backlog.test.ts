@@ -10,7 +10,7 @@ import { verifyJournalAck } from '../../protocol/wire/verify.js';
 import { loadPublicKey } from '../../protocol/wire/envelope.js';
 import { Ingest } from '../../sync-server/ingest.js';
 import { startServer, type RunningServer } from '../../sync-server/server.js';
-import { testLogger } from '../support/sync-harness.js';
+import { dbOption, testLogger } from '../support/sync-harness.js';
 import { waitFor } from '../support/wait.js';
 import { fullFareEntry } from '../support/journal-rows.js';
 
@@ -45,6 +45,7 @@ describe('settlement never holds a journal-ack', () => {
   it('with 50,000 dirty cards being settled, an upload is acknowledged within a bound, long before the backlog is settled', async () => {
     server = await startServer({
       dataDir: join(dir, 'srv'),
+      ...dbOption(join(dir, 'srv')),
       mqttPort: 0,
       httpPort: 0,
       tokenKey: DEV_TOKEN_KEY,

@@ -12,6 +12,7 @@ import { request as httpRequest } from 'node:http';
 import { operatorFetch, type OperatorTarget } from './operator-api.js';
 import { syntheticPan, syntheticPsn } from './pans.js';
 import { busConfig, openDevice, stackOf, tap, type Device } from './sync-harness.js';
+import { testDatabaseArgs } from './test-db.js';
 import { waitFor } from './wait.js';
 
 export interface ServerChild {
@@ -45,6 +46,7 @@ export async function startServerChild(root = join(import.meta.dirname, '..', '.
       '0',
       '--dev-token-key',
       '--allow-anonymous-devices',
+      ...testDatabaseArgs(['--data', dataDir]),
     ],
     { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RC_LOG_LEVEL: process.env.RC_LOG_LEVEL ?? 'warn' } },
   );

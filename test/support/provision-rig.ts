@@ -16,7 +16,7 @@ import type { DeviceKind } from '../../protocol/ids.js';
 import { expect } from 'vitest';
 import { freePort, waitPort } from './rig/broker.js';
 import type { Procs, Run } from './rig/procs.js';
-import { testLogger } from './sync-harness.js';
+import { dbOption, testLogger } from './sync-harness.js';
 
 export const RULES = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'fixtures', 'provision', 'rules.json'), 'utf8')) as unknown;
 
@@ -75,6 +75,7 @@ export async function startProvStack(mode: ProvMode, extra: Partial<ServerOption
     log: testLogger(),
     brokerPassword: serverPassword,
     deviceAuth: {},
+    ...dbOption(dataDir),
     ...(mode === 'mosquitto'
       ? {
           brokerUrl: brokerUrl!,

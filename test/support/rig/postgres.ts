@@ -34,6 +34,8 @@ export interface PgServer {
   dir: string;
   /** A new empty database; returns its postgres:// URL. */
   createDatabase(prefix?: string): string;
+  /** The server's `postgres` database, for `createDatabaseAt` from another process (the test project's global setup). */
+  adminUrl: string;
   stop(): Promise<void>;
 }
 
@@ -60,6 +62,24 @@ function asPostgres(): { uid: number; gid: number; prefix: string[] } | null {
 function command(prefix: string[], bin: string, args: string[]): [string, string[]] {
   const full = [...prefix, join(PG_BIN, bin), ...args];
   return [full[0]!, full.slice(1)];
+}
+
+/**
+ * A new empty database on the server `adminUrl` names; returns its URL. Its text compares and sorts by bytes
+ * (LC_COLLATE 'C', from template0), as on SQLite: keyset pages (`token > ?`) and the JS merges of sorted lists rely
+ * on it (docs/postgres.md).
+ */
+export function createDatabaseAt(adminUrl: string, prefixName = 'rc'): string {
+  const name = `${prefixName}_${randomBytes(6).toString('hex')}`;
+  const db = new PgDb({ url: adminUrl });
+  try {
+    db.exec(`CREATE DATABASE ${name} TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C.UTF-8'`);
+  } finally {
+    db.close();
+  }
+  const u = new URL(adminUrl);
+  u.pathname = `/${name}`;
+  return u.toString();
 }
 
 export async function startPostgres(): Promise<PgServer> {
@@ -114,15 +134,9 @@ export async function startPostgres(): Promise<PgServer> {
     port,
     dir,
     createDatabase(prefixName = 'rc') {
-      const name = `${prefixName}_${randomBytes(6).toString('hex')}`;
-      const db = new PgDb({ url: admin });
-      try {
-        db.exec(`CREATE DATABASE ${name}`);
-      } finally {
-        db.close();
-      }
-      return `postgres://postgres@127.0.0.1:${port}/${name}`;
+      return createDatabaseAt(admin, prefixName);
     },
+    adminUrl: admin,
     stop,
   };
 }

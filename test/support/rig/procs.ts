@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { testDatabaseArgs } from '../test-db.js';
 import { PROJECT_ROOT } from './vcards.js';
 
 export interface Run {
@@ -87,7 +88,8 @@ export class Procs {
     args: string[],
     opts: { enrol?: boolean; stderr?: 'ignore' | 'inherit' | 'pipe'; timeoutMs?: number } = {},
   ): Promise<{ child: ChildProcess; httpUrl: string; enrolUrl: string }> {
-    const child = this.spawn('sync-server', args, { stderr: opts.stderr ?? 'ignore' });
+    // with RC_TEST_DB=postgres the server's registry is a fresh PostgreSQL database (one per --data dir)
+    const child = this.spawn('sync-server', [...args, ...(args[0] === 'start' ? testDatabaseArgs(args) : [])], { stderr: opts.stderr ?? 'ignore' });
     let err = '';
     child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
     let httpUrl = '';
