@@ -37,7 +37,7 @@ export function singleLeadership(): Leadership {
 /** The server's leadership: on PostgreSQL the advisory lock (resolves once tried: a sole instance leads), else single. */
 export function startLeadership(o: Pick<ServerOptions, 'database' | 'dataDir' | 'leader' | 'leadership'>, log: Logger): Promise<Leadership> {
   if (o.leadership) return Promise.resolve(o.leadership);
-  const { spec } = databaseOptions(o);
+  const spec = databaseOptions(o);
   return spec.kind === 'postgres' ? pgLeadership(spec.url, { ...o.leader, log }) : Promise.resolve(singleLeadership());
 }
 
