@@ -4,7 +4,6 @@
  * redirect, never a 500; no card number reaches the registry, the logs or any answer.
  */
 import { generateKeyPairSync } from 'node:crypto';
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../protocol/errors.js';
 import { parseCabinetConfig } from '../../sync-server/cabinet/provider.js';
@@ -18,20 +17,10 @@ import { operatorFetch } from '../support/operator-api.js';
 import { MIR_PAN, MIR_PAN_2, MIR_PAN_BAD_LUHN } from '../support/pans.js';
 import { startStack, type Stack } from '../support/sync-harness.js';
 import { registryContents } from '../support/test-db.js';
+import { freePort } from '../support/rig/broker.js';
 
 const PAN_3 = '2200700000000017';
 const ALL_PANS = [MIR_PAN, MIR_PAN_2, MIR_PAN_BAD_LUHN, PAN_3];
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 interface Session {
   cookie: string;

@@ -16,6 +16,7 @@ import { expectRcError } from '../support/errors.js';
 import { quietLogger } from '../support/log.js';
 import { stopChild } from '../support/rig/procs.js';
 import { waitFor } from '../support/wait.js';
+import { freePort } from '../support/rig/broker.js';
 
 /**
  * Shared ingest (issue 16 item 2, --shared-ingest): on a real Mosquitto 2.0 with the password and ACL files the
@@ -165,14 +166,3 @@ describe('the embedded broker (aedes) has no shared subscriptions', () => {
     expect(checkOptions({ ...base, brokerUrl: 'mqtt://127.0.0.1:1883' })).toEqual({});
   });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (a && typeof a === 'object' ? resolve(a.port) : reject(new Error('no port'))));
-    });
-  });
-}

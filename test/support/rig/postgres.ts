@@ -8,11 +8,11 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PgDb } from '../../../sync-server/db/pg.js';
 import { stopChild } from './procs.js';
+import { freePort } from './broker.js';
 
 export const PG_BIN = process.env.RC_PG_BIN ?? '/usr/lib/postgresql/15/bin';
 
@@ -37,17 +37,6 @@ export interface PgServer {
   /** The server's `postgres` database, for `createDatabaseAt` from another process (the test project's global setup). */
   adminUrl: string;
   stop(): Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (a && typeof a === 'object' ? resolve(a.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 /** As root: the postgres user's uid and gid, and the command prefix that runs as them. */
