@@ -140,8 +140,10 @@ export class Ingest {
     this.elsewhere = db.prepare(
       `SELECT 1 FROM journal WHERE ${conflict} AND (eff_ms < ? OR (eff_ms = ? AND (device < ? OR (device = ? AND seq < ?)))) LIMIT 1`,
     );
+    // "clean": not flagged at ingest. Settlement's own codes (an unknown route, not a fare) are recomputed on every
+    // replay and do not count, or the flag would depend on whether settlement ran before the earlier entry arrived.
     this.laterClean = db.prepare(
-      `SELECT device, seq, service_day AS day FROM journal WHERE ${conflict} AND settle_code IS NULL
+      `SELECT device, seq, service_day AS day FROM journal WHERE ${conflict} AND (settle_code IS NULL OR settle_code NOT IN (?, ?))
          AND (eff_ms > ? OR (eff_ms = ? AND (device > ? OR (device = ? AND seq > ?))))`,
     );
     this.flag = db.prepare('UPDATE journal SET settle_code = ?, settled_fare = NULL, settled_reason = NULL WHERE device = ? AND seq = ?');
@@ -311,7 +313,9 @@ export class Ingest {
   private flagLater(device: string, e: WireJournalEntry, row: { eff: number; vehicle: string | null; route: string | null }): void {
     if (!e.token || e.kind !== 'bus') return;
     const w = this.limits.impossibleWithinMs;
-    const key = [e.token, row.eff - w, row.eff + w, row.vehicle ?? device, row.route ?? '', row.eff, row.eff, device, device, e.seq];
+    const conflict = [e.token, row.eff - w, row.eff + w, row.vehicle ?? device, row.route ?? ''];
+    const ingestFlags = [ErrorCode.SettlementTimeOutOfRange, ErrorCode.SettlementImpossibleTrip];
+    const key = [...conflict, ...ingestFlags, row.eff, row.eff, device, device, e.seq];
     for (const l of this.laterClean.all(...key) as { device: string; seq: number; day: string }[]) {
       this.flag.run(ErrorCode.SettlementImpossibleTrip, l.device, l.seq);
       this.dirty.run(e.token, l.day);
