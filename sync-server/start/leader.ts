@@ -20,6 +20,11 @@ import { databaseOptions } from './options.js';
 export interface Leadership {
   readonly kind: 'single' | 'postgres';
   isLeader(): boolean;
+  /**
+   * The same, asked by a request: a leader whose last check is stale because its own event loop was busy (a long
+   * import step, a loaded machine) asks PostgreSQL again instead of refusing the request it is the one to serve.
+   */
+  confirm(): Promise<boolean>;
   on(event: 'gained' | 'lost', listener: () => void): this;
   close(): Promise<void>;
 }
@@ -29,6 +34,7 @@ export function singleLeadership(): Leadership {
   const self = Object.assign(new EventEmitter(), {
     kind: 'single' as const,
     isLeader: () => true,
+    confirm: () => Promise.resolve(true),
     close: () => Promise.resolve(),
   });
   return self;
@@ -142,7 +148,21 @@ class PgLeadership extends EventEmitter implements Leadership {
     this.schedule(() => void this.attempt(), this.tryMs);
   }
 
-  private async check(): Promise<void> {
+  async confirm(): Promise<boolean> {
+    if (this.isLeader()) return true;
+    if (this.state !== 'leader') return false;
+    await this.check();
+    return this.isLeader();
+  }
+
+  /** One check at a time on the lock connection (the timer's and a request's confirm share it). */
+  private checking: Promise<void> | null = null;
+
+  private check(): Promise<void> {
+    return (this.checking ??= this.checkOnce().finally(() => (this.checking = null)));
+  }
+
+  private async checkOnce(): Promise<void> {
     if (this.state !== 'leader' || !this.client) return;
     try {
       await query(this.client, 'SELECT 1', this.answerMs);

@@ -55,8 +55,8 @@ export async function startServices(
   const { registry, lists, ingest, settlement, charging, notifier, provisioning, metrics, broker, log } = deps;
   // what commits lists or charges by itself is the leader's (start/leader.ts); list changes of the console, the bank
   // and the cabinet go through commitAndPublish, which a follower marks for the leader (start/lists.ts)
-  const leaderOnly = (what: string): void => {
-    if (!deps.leader.isLeader())
+  const leaderOnly = async (what: string): Promise<void> => {
+    if (!(await deps.leader.confirm()))
       throw new RcError(ErrorCode.ServerNotLeader, `${what} is done by the leading instance: this one follows (docs/postgres.md "Several instances")`);
   };
   const { db, key, tokeniser } = registry;
@@ -78,7 +78,7 @@ export async function startServices(
   const api: Api = {
     publicKeyPem: key.publicKeyPem,
     importCsv: async (kind: ImportKind, lines, skipInvalid) => {
-      leaderOnly('an import');
+      await leaderOnly('an import');
       const timer = metrics.imports.startTimer({ kind });
       const answer = await importer.run(kind, lines, skipInvalid);
       timer();
@@ -90,13 +90,13 @@ export async function startServices(
     charges: (status, limit) => queryCharges(db, { status, limit }),
     setConfig: (name, rules) =>
       serial(async () => {
-        leaderOnly('a configuration change');
+        await leaderOnly('a configuration change');
         const version = publisher.setConfig(name, rules);
         await publisher.publishConfigs(name);
         return { name, version };
       }),
     chargingRun: async () => {
-      leaderOnly('a charging run');
+      await leaderOnly('a charging run');
       return { declined: await charging.runOnce() };
     },
     chargingDecline: (tokens) => charging.setDeclined(tokens),

@@ -128,6 +128,21 @@ describe.skipIf(!run)('leadership on PostgreSQL (advisory lock)', () => {
     expect(lost).toBe(false); // the answer that came during the stall counts: no step-down for a busy loop
   }, 15_000);
 
+  it('a request that finds the lease stale asks PostgreSQL again: a busy leader still serves its own imports', async () => {
+    const url = pg.createDatabase('confirm');
+    const a = await lead(url);
+    const b = await lead(url);
+    const until = Date.now() + 2000 + 1500 + 300; // past the lease (checkMs + answerMs), no timer, no I/O
+    while (Date.now() < until) {
+      // stalled
+    }
+    expect(a.isLeader()).toBe(false); // what a job firing now sees
+    const asked = a.confirm(); // what an import request does (start/services.ts leaderOnly)
+    expect(await asked).toBe(true);
+    expect(a.isLeader()).toBe(true); // renewed by that answer
+    expect(await b.confirm()).toBe(false); // a follower is not made leader by asking
+  }, 15_000);
+
   it('a leader whose lock connection hangs (a partition) steps down while PostgreSQL still holds its lock: never two leaders', async () => {
     const url = new URL(pg.createDatabase('hang'));
     // the leader reaches PostgreSQL through a proxy that can freeze: nothing passes, and no socket closes

@@ -14,6 +14,9 @@ class Switch extends EventEmitter implements Leadership {
   isLeader(): boolean {
     return this.leading;
   }
+  confirm(): Promise<boolean> {
+    return Promise.resolve(this.leading);
+  }
   gain(): void {
     this.leading = true;
     this.emit('gained');

@@ -29,6 +29,9 @@ class Switch extends EventEmitter implements Leadership {
   isLeader(): boolean {
     return this.leading;
   }
+  confirm(): Promise<boolean> {
+    return Promise.resolve(this.leading);
+  }
   set(on: boolean): void {
     this.leading = on;
     this.emit(on ? 'gained' : 'lost');
