@@ -1,12 +1,15 @@
-// node --import tsx test/bench/capacity.bench.ts [--cards 20000] [--taps 2000]
+// node --import tsx test/bench/capacity.bench.ts [--cards 20000] [--taps 2000] [--database sqlite|postgres]
 //
 // The per-unit figures docs/capacity.md scales up (issue 16): registry bytes per card (cards + benefits, as imported),
 // journal bytes per entry on the wire (MQTT payloads the device sends, as the broker sees them) and in the registry,
 // snapshot bytes per card (the retained chunks of the transit list). Embedded broker, one device. Last line: JSON.
+// `--database postgres`: the registry on a private PostgreSQL 15 (test/support/rig/postgres.ts); sizes are then
+// pg_database_size after a VACUUM FULL, so the per-card and per-entry figures count tables, indexes and TOAST.
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { topics } from '../../protocol/wire/topics.js';
+import { createDatabaseAt, requirePostgres, startPostgres } from '../support/rig/postgres.js';
 import { benefitsCsv, cardsCsv, tokenOf } from '../support/registry-csv.js';
 import { busConfig, importText, openDevice, startStack, tap } from '../support/sync-harness.js';
 
@@ -17,14 +20,23 @@ function arg(name: string, def: string): string {
 
 const cards = Number(arg('cards', '20000'));
 const taps = Number(arg('taps', '2000'));
-const stack = await startStack('embedded', { usageIntervalMs: 0 });
+const database = arg('database', 'sqlite');
+if (database !== 'sqlite' && database !== 'postgres') throw new Error(`--database sqlite|postgres, not ${database}`);
+if (database === 'postgres' && !requirePostgres('bench:capacity --database postgres')) process.exit(1);
+const pg = database === 'postgres' ? await startPostgres() : null;
+const stack = await startStack('embedded', { usageIntervalMs: 0, ...(pg ? { database: createDatabaseAt(pg.adminUrl) } : {}) });
 const db = stack.server.db;
+const pgBytes = () => {
+  db.exec('VACUUM FULL'); // live rows only: the import's staging rows and old row versions are given back
+  return Number(db.prepare('SELECT pg_database_size(current_database())').pluck().get());
+};
 const dbBytes = () => {
+  if (pg) return pgBytes();
   db.pragma('wal_checkpoint(TRUNCATE)');
   const f = join(stack.dataDir, 'registry.sqlite');
   return statSync(f).size;
 };
-const pages = () => (db.pragma('page_count', { simple: true }) as number) * (db.pragma('page_size', { simple: true }) as number);
+const pages = () => (pg ? pgBytes() : (db.pragma('page_count', { simple: true }) as number) * (db.pragma('page_size', { simple: true }) as number));
 try {
   const empty = pages();
   await importText(stack, 'cards', cardsCsv(0, cards));
@@ -58,6 +70,7 @@ try {
   await sniff.endAsync(true);
   const out = {
     bench: 'capacity',
+    database,
     cards,
     taps,
     registryBytesPerCard: Math.round((withCards - empty) / cards),
@@ -74,5 +87,6 @@ try {
   console.log(JSON.stringify(out));
 } finally {
   await stack.close();
+  await pg?.stop();
 }
 process.exit(0);
