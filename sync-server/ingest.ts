@@ -160,16 +160,15 @@ export class Ingest {
        FROM (${jsonRows(db, 'text bigint text text text text text bigint text text text text text text text text text bigint text text')}) r
        WHERE true ON CONFLICT DO NOTHING RETURNING device, seq`,
     );
-    // the pairs of (new bus entry j, bus entry k of the same card) on another vehicle or route within the window: j is
-    // impossible when k is EARLIER (by effective time, then device, then seq), k when it is later; so the same journal
-    // gives the same flags whatever the arrival order (nearly always no row at all)
+    // the bus entries k of a new bus entry's card (its token, effective time, vehicle or device, route, device, seq given)
+    // on another vehicle or route within the window: the new one is impossible when k is EARLIER (by effective time,
+    // then device, then seq), k when it is later; so the same journal gives the same flags whatever the arrival order
+    // (nearly always no row at all)
     this.conflicts = db.prepare(
-      `SELECT j.device AS jd, j.seq AS js, j.eff_ms AS je, j.settle_code AS jc, k.device AS kd, k.seq AS ks, k.eff_ms AS ke,
-         k.settle_code AS kc, k.service_day AS kday, k.token AS token
-       FROM (${jsonRows(db, 'text bigint')}) n CROSS JOIN journal j CROSS JOIN journal k
-       WHERE j.device = n.p0 AND j.seq = n.p1 AND j.kind = 'bus' AND j.token IS NOT NULL
-         AND k.token = j.token AND k.kind = 'bus' AND k.eff_ms BETWEEN j.eff_ms - ? AND j.eff_ms + ?
-         AND (coalesce(k.vehicle, k.device) != coalesce(j.vehicle, j.device) OR coalesce(k.route, '') != coalesce(j.route, ''))`,
+      `SELECT n.p4 AS jd, n.p5 AS js, k.device AS kd, k.seq AS ks, k.eff_ms AS ke, k.settle_code AS kc, k.service_day AS kday, k.token AS token
+       FROM (${jsonRows(db, 'text bigint text text text bigint')}) n CROSS JOIN journal k
+       WHERE k.token = n.p0 AND k.kind = 'bus' AND k.eff_ms BETWEEN n.p1 - ? AND n.p1 + ?
+         AND (coalesce(k.vehicle, k.device) != n.p2 OR coalesce(k.route, '') != n.p3)`,
     );
     this.flag = db.prepare('UPDATE journal SET settle_code = ?, settled_fare = NULL, settled_reason = NULL WHERE device = ? AND seq = ?');
     this.dirty = db.prepare(`INSERT INTO settle_dirty(token, day) SELECT p0, p1 FROM (${jsonRows(db, 'text text')}) d WHERE true ON CONFLICT DO NOTHING`);
@@ -360,13 +359,13 @@ export class Ingest {
     const flagged = new Set<string>();
     const dirty = new Map<string, [string, string]>();
     const w = this.limits.impossibleWithinMs;
-    const buses = fresh.filter((x) => x.e.kind === 'bus' && x.e.token).map((x) => [x.device, x.e.seq]);
+    const buses = fresh.filter((x) => x.e.kind === 'bus' && x.e.token);
+    const byKey = new Map(buses.map((x) => [keyOf(x.device, x.e.seq), x]));
     for (let k = 0; k < buses.length; k += ROWS_PER_STATEMENT) {
-      const pairs = this.conflicts.all(JSON.stringify(buses.slice(k, k + ROWS_PER_STATEMENT)), w, w) as {
+      const chunk = buses.slice(k, k + ROWS_PER_STATEMENT).map((x) => [x.e.token, x.r.eff, x.r.vehicle ?? x.device, x.r.route ?? '', x.device, x.e.seq]);
+      const pairs = this.conflicts.all(JSON.stringify(chunk), w, w) as {
         jd: string;
         js: number;
-        je: number;
-        jc: string | null;
         kd: string;
         ks: number;
         ke: number;
@@ -375,10 +374,11 @@ export class Ingest {
         token: string;
       }[];
       for (const p of pairs) {
-        const j = { eff: p.je, device: p.jd, seq: p.js };
+        const x = byKey.get(keyOf(p.jd, p.js))!;
+        const j = { eff: x.r.eff, device: x.device, seq: x.e.seq };
         const k2 = { eff: p.ke, device: p.kd, seq: p.ks };
         if (earlier(k2, j)) {
-          if (p.jc === null) flagged.add(keyOf(p.jd, p.js));
+          if (x.r.code === null) flagged.add(keyOf(p.jd, p.js));
         } else if (p.kc === null && !flagged.has(keyOf(p.kd, p.ks))) {
           flagged.add(keyOf(p.kd, p.ks));
           if (!stored.has(keyOf(p.kd, p.ks))) dirty.set(`${p.token}\u0000${p.kday}`, [p.token, p.kday]); // settled before: settle its day again
