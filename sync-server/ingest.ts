@@ -337,20 +337,22 @@ export class Ingest {
     // the journal rows, each (device, seq) once
     const stored = new Set<string>();
     for (let k = 0; k < rows.length; k += ROWS_PER_STATEMENT) {
-      const chunk = rows.slice(k, k + ROWS_PER_STATEMENT).map(({ device, e, r }) => [
-        device,
-        e.seq,
-        e.time,
-        e.token,
-        e.kind,
-        e.result,
-        e.reason,
-        e.fareKopecks,
-        e.benefit,
-        JSON.stringify(e.lists),
-        at,
-        ...r.extra,
-      ]);
+      const chunk = rows
+        .slice(k, k + ROWS_PER_STATEMENT)
+        .map(({ device, e, r }) => [
+          device,
+          e.seq,
+          e.time,
+          e.token,
+          e.kind,
+          e.result,
+          e.reason,
+          e.fareKopecks,
+          e.benefit,
+          JSON.stringify(e.lists),
+          at,
+          ...r.extra,
+        ]);
       for (const x of this.insert.all(JSON.stringify(chunk)) as { device: string; seq: number }[]) stored.add(keyOf(x.device, x.seq));
     }
     const fresh = rows.filter((x) => stored.has(keyOf(x.device, x.e.seq)));
