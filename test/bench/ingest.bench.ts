@@ -19,6 +19,7 @@
  * with a card token, effective times around now, lists versions; a card taps a few times (never on two buses within
  * the impossible-trip window, so nothing is flagged).
  */
+import Database from 'better-sqlite3';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -32,6 +33,7 @@ import { loadPublicKey } from '../../protocol/wire/envelope.js';
 import { topics } from '../../protocol/wire/topics.js';
 import { verifyJournalAck } from '../../protocol/wire/verify.js';
 import { MAX_MQTT_PACKET } from '../../protocol/wire/mqtt-guard.js';
+import { PgDb } from '../../sync-server/db/pg.js';
 import { startServer } from '../../sync-server/server.js';
 import { tokenOf } from '../support/registry-csv.js';
 import { freePort, waitPort } from '../support/rig/broker.js';
@@ -279,6 +281,14 @@ async function main(): Promise<void> {
     const storedTotal = storedAt(Infinity);
     const serverPerSec = Math.round(storedTotal / Math.max(0.001, (done - first) / 1000));
     const perInstance = stored.map((s) => s[s.length - 1] ?? 0);
+    // exactly once: the journal holds each entry once, whatever was resent or went to which instance
+    const reg = url ? new PgDb({ url }) : new Database(join(dir, 'srv0', 'registry.sqlite'), { readonly: true });
+    const inJournal = reg.prepare("SELECT count(*) AS n, count(DISTINCT device || ':' || seq) AS d FROM journal WHERE device LIKE 'bench-ing-%'").get() as {
+      n: number;
+      d: number;
+    };
+    reg.close();
+    if (inJournal.n !== total || inJournal.d !== total) throw new Error(`the journal holds ${inJournal.n} rows (${inJournal.d} distinct), not ${total}`);
     const wall = ms / 1000;
     const share = (c: number) => `${Math.round(c)} ms (${round((c / 10 / wall) | 0, 0)} % of a core)`;
     console.log(
@@ -288,6 +298,7 @@ async function main(): Promise<void> {
     console.log(`acknowledged: ${total} entries in ${Math.round(ms)} ms = ${perSec} entries/s (load average ${load0.toFixed(1)} → ${load1.toFixed(1)})`);
     if (resent > 0) console.log(`resent after ${ACK_TIMEOUT_MS} ms without an ack: ${resent} times`);
     if (logLines > 0) console.log(`the instances logged ${logLines} lines (first 20 on stderr)`);
+    console.log(`journal: ${inJournal.n} rows, each entry once`);
     console.log(`stored by the servers: ${storedTotal} (${perInstance.join(' + ')}), ${serverPerSec} entries/s from the first stored to the last`);
     console.log(
       `CPU during the run: ${children.map((_c, i) => `instance ${i} (${leaders[i]}) ${share(cpu.servers[i]!)}`).join(', ')}, ` +
