@@ -5,8 +5,9 @@
 // one stop-list row, the server publishes the delta; the devices are light MQTT clients in child processes, each
 // subscribed as a bus is (QoS 0, as device/sync/mqtt-transport.ts does: the stop-list manifest and its deltas, the
 // transit manifest and deltas, the configs and its own journal-ack), spread over the cluster's nodes. The clock starts
-// just before the import. On the cluster it also reads each node's /varz (memory, connections) and /jsz (JetStream
-// consumers) once all devices are subscribed. `--qos 1` subscribes as devices did before (one consumer per subscription).
+// just before the import (one import before the devices warms the server up). On the cluster it also reads each node's
+// /varz (memory, connections) and /jsz (JetStream consumers) before the devices and once all are subscribed.
+// `--qos 1` subscribes as devices did before (one JetStream consumer per subscription on NATS).
 // Last line: one JSON object.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
@@ -170,6 +171,9 @@ async function run(mode: Mode, devices: number, nChildren: number, qos: number) 
   const kids: Child[] = [];
   const mb = (b: number) => (b / 1048576).toFixed(0);
   try {
+    // one import before the devices: the first one also starts the server's import worker thread (seconds under tsx),
+    // which the first measured delta paid for (its "all" was 3-4 s above the next two's at any device count)
+    await importText(stack, 'stoplist', `token,reason\n${tokenOf(899_999)},stolen\n`);
     const idle = stack.cluster ? await nodeFigures(stack.cluster.monitorUrls) : undefined;
     if (idle) console.log(`${mode}: nodes before the devices: ${idle.map((n, i) => `n${i + 1} ${mb(n.mem)} MB, ${n.consumers} consumers`).join('; ')}`);
     const t = Date.now();
