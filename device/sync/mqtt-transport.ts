@@ -75,7 +75,23 @@ function guardedClient(
   return new mqtt.MqttClient(build, { ...opts, host, port: Number(first.port || (first.protocol === 'mqtts:' ? 8883 : 1883)), protocol: 'mqtt' });
 }
 
-/** The production transport: MQTT 3.1.1, clean session, QoS 1, no automatic reconnect (the client backs off itself). */
+/**
+ * The production transport: MQTT 3.1.1, clean session, no automatic reconnect (the client backs off itself).
+ * What the device sends (journal batches, status, requests, its will) goes at QoS 1; what it subscribes to, at QoS 0.
+ *
+ * Why QoS 0 is enough for every subscription (issue 16, docs/sync.md "Subscriptions at QoS 0"): a subscription's QoS
+ * only governs server → device messages, and with a clean session MQTT 3.1.1 redelivers a QoS 1 message only within
+ * one connection's life, never across a reconnect — exactly where QoS 0 loses one too. Every server → device message
+ * is retained (manifests, deltas, chunks, configs, the journal-ack) and comes again with every (re)subscribe, or is
+ * made good by the next one (a usage delta by the next usage snapshot, ≤ 60 s). A missed delta is seen by version
+ * (the manifest lists the chain; the planner waits for it, then fetches the snapshot); a missed journal-ack only
+ * delays the device's ack: it keeps every entry until an ack comes and sends them again after `ackTimeoutMs`, and
+ * the server dedups. The journal itself, device → server, stays QoS 1 (the PUBACK) and the server's own ingest
+ * subscription QoS 1 (sync-server/start/broker.ts): nothing acknowledged can be lost.
+ * The gain: on NATS every QoS 1 subscription is a JetStream consumer made through the meta leader (≈ 20/s here,
+ * six per bus: 10,000 buses could not even finish subscribing); a QoS 0 one is a plain core-NATS subscription
+ * (test/integration/cluster-sync.test.ts counts them).
+ */
 export const createMqttTransport: SyncTransportFactory = (p, on) => {
   let current = p.brokerUrl;
   const c = guardedClient(
@@ -110,7 +126,8 @@ export const createMqttTransport: SyncTransportFactory = (p, on) => {
     reconnect: () => void c.reconnect(),
     drop: () => c.stream?.destroy(),
     subscribe: async (topics) => {
-      await c.subscribeAsync([...topics], { qos: 1 });
+      // QoS 0 on purpose: see above. A refused one still comes back as 0x80 in the SUBACK, which rejects here
+      await c.subscribeAsync([...topics], { qos: 0 });
     },
     unsubscribe: (topics) => void c.unsubscribe([...topics]),
     publish: async (topic, payload, retain) => {

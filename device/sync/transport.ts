@@ -1,9 +1,10 @@
 /**
  * What the sync client needs from a message transport, nothing more: the seam
  * between the client's logic and MQTT (like the server's `Publisher.setTransport`).
- * Every subscription and publish is at-least-once (MQTT QoS 1); the client
- * tolerates duplicates. Production uses `createMqttTransport`; tests can pass
- * an in-memory one.
+ * Every publish is at-least-once (MQTT QoS 1); subscriptions are at-most-once
+ * (QoS 0: every server → device message is retained and comes again on the next
+ * subscribe, see `createMqttTransport`). The client tolerates duplicates and
+ * gaps. Production uses `createMqttTransport`; tests can pass an in-memory one.
  */
 export interface SyncTransport {
   readonly connected: boolean;

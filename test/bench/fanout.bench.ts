@@ -1,10 +1,13 @@
-// npm run bench:fanout [-- --devices 10000] [--modes mosquitto,nats-cluster] [--children 2]
+// npm run bench:fanout [-- --devices 10000] [--modes mosquitto,nats-cluster] [--children 2] [--qos 0|1]
 //
 // Issue 16 figure: one list delta fanned out to N connected devices, time until every device has it (≤ 10 s for
 // 10,000), on Mosquitto and on the 3-node NATS cluster. The sync-server runs in this process; the operator imports
 // one stop-list row, the server publishes the delta; the devices are light MQTT clients in child processes, each
-// subscribed as a bus is (QoS 1: the stop-list manifest and its deltas, the transit manifest and deltas, the configs
-// and its own journal-ack), spread over the cluster's nodes. The clock starts just before the import.
+// subscribed as a bus is (QoS 0, as device/sync/mqtt-transport.ts does: the stop-list manifest and its deltas, the
+// transit manifest and deltas, the configs and its own journal-ack), spread over the cluster's nodes. The clock starts
+// just before the import (one import before the devices warms the server up). On the cluster it also reads each node's
+// /varz (memory, connections) and /jsz (JetStream consumers) before the devices and once all are subscribed.
+// `--qos 1` subscribes as devices did before (one JetStream consumer per subscription on NATS).
 // Last line: one JSON object.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
@@ -27,6 +30,7 @@ if (process.argv.includes('--light-child')) {
   const from = Number(arg('from', '0'));
   const n = Number(arg('devices', '1000'));
   const user = arg('user', '');
+  const qos = Number(arg('qos', '0')) === 1 ? 1 : 0;
   const clients: mqtt.MqttClient[] = [];
   let ready = 0;
   let want = '';
@@ -57,7 +61,7 @@ if (process.argv.includes('--light-child')) {
           topics.deltaAll('transit'),
         ];
         const sub = (k: number): void =>
-          void c.subscribeAsync(subs, { qos: 1 }).then(
+          void c.subscribeAsync(subs, { qos }).then(
             () => {
               if (!subscribed) {
                 subscribed = true;
@@ -106,10 +110,24 @@ interface Child {
   lines: AsyncIterator<string>;
 }
 
-function child(urls: string[], from: number, n: number, user: string): Child {
+function child(urls: string[], from: number, n: number, user: string, qos: number): Child {
   const proc = spawn(
     process.execPath,
-    [...process.execArgv, process.argv[1]!, '--light-child', '--urls', urls.join(','), '--from', String(from), '--devices', String(n), '--user', user],
+    [
+      ...process.execArgv,
+      process.argv[1]!,
+      '--light-child',
+      '--urls',
+      urls.join(','),
+      '--from',
+      String(from),
+      '--devices',
+      String(n),
+      '--user',
+      user,
+      '--qos',
+      String(qos),
+    ],
     { stdio: ['pipe', 'pipe', 'inherit'] },
   );
   return { proc, lines: createInterface({ input: proc.stdout! })[Symbol.asyncIterator]() };
@@ -125,19 +143,53 @@ async function nextLine(c: Child, prefix: string, timeoutMs: number): Promise<st
   }
 }
 
-async function run(mode: Mode, devices: number, nChildren: number) {
+interface NodeFigures {
+  /** resident memory (bytes), as /varz says */
+  mem: number;
+  connections: number;
+  /** JetStream consumers this node holds (R1 consumers: each on one node) */
+  consumers: number;
+}
+
+/** /varz and /jsz of every node of the cluster. */
+async function nodeFigures(monitorUrls: readonly string[]): Promise<NodeFigures[]> {
+  return Promise.all(
+    monitorUrls.map(async (u) => {
+      const get = async (path: string) => (await (await fetch(`${u}${path}`, { signal: AbortSignal.timeout(10_000) })).json()) as Record<string, unknown>;
+      const varz = await get('/varz');
+      const jsz = await get('/jsz');
+      return { mem: Number(varz.mem), connections: Number(varz.connections), consumers: Number(jsz.consumers) };
+    }),
+  );
+}
+
+async function run(mode: Mode, devices: number, nChildren: number, qos: number) {
   // the cluster: every light device logs in as one bench user holding a bus's ACL (a real fleet has one user per device)
   const stack = await startStack(mode, { publisher: { chunkRecords: 2000 }, usageIntervalMs: 0 }, [{ id: BENCH_USER, scopes: ['transit', 'stoplist'] }]);
   const urls = stack.cluster ? stack.cluster.urls : [stack.brokerUrl];
   const user = stack.cluster ? BENCH_USER : '';
   const kids: Child[] = [];
+  const mb = (b: number) => (b / 1048576).toFixed(0);
   try {
+    // one import before the devices: the first one also starts the server's import worker thread (seconds under tsx),
+    // which the first measured delta paid for (its "all" was 3-4 s above the next two's at any device count)
+    await importText(stack, 'stoplist', `token,reason\n${tokenOf(899_999)},stolen\n`);
+    const idle = stack.cluster ? await nodeFigures(stack.cluster.monitorUrls) : undefined;
+    if (idle) console.log(`${mode}: nodes before the devices: ${idle.map((n, i) => `n${i + 1} ${mb(n.mem)} MB, ${n.consumers} consumers`).join('; ')}`);
     const t = Date.now();
     const per = Math.ceil(devices / nChildren);
-    for (let k = 0; k < nChildren; k++) kids.push(child(urls, k * per, Math.min(per, devices - k * per), user));
+    for (let k = 0; k < nChildren; k++) kids.push(child(urls, k * per, Math.min(per, devices - k * per), user, qos));
     const ready = (await Promise.all(kids.map((c) => nextLine(c, 'ready', 600_000)))).reduce((a, b) => a + Number(b), 0);
     const connectMs = Date.now() - t;
-    console.log(`${mode}: ${ready} devices connected and subscribed in ${connectMs} ms`);
+    console.log(
+      `${mode}: ${ready} devices connected and subscribed (QoS ${qos}) in ${connectMs} ms; load ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')}`,
+    );
+    const nodes = stack.cluster ? await nodeFigures(stack.cluster.monitorUrls) : undefined;
+    if (nodes) {
+      console.log(`${mode}: nodes ${nodes.map((n, i) => `n${i + 1} ${mb(n.mem)} MB, ${n.connections} connections, ${n.consumers} consumers`).join('; ')}`);
+    }
     const samples: { p50: number; p99: number; max: number; received: number }[] = [];
     for (let s = 0; s < 3; s++) {
       const v = stack.server.publisher.version('stoplist');
@@ -156,9 +208,11 @@ async function run(mode: Mode, devices: number, nChildren: number) {
       }
       const q = (p: number) => all[Math.min(all.length - 1, Math.floor(p * all.length))]!;
       samples.push({ p50: q(0.5), p99: q(0.99), max: all.at(-1)!, received: all.length });
-      console.log(`${mode}: delta ${v}→${v + 1} at ${all.length} devices: p50 ${q(0.5)} ms, p99 ${q(0.99)} ms, all ${all.at(-1)} ms`);
+      console.log(
+        `${mode}: delta ${v}→${v + 1} at ${all.length} devices: p50 ${q(0.5)} ms, p99 ${q(0.99)} ms, all ${all.at(-1)} ms; load ${loadavg()[0]!.toFixed(1)}`,
+      );
     }
-    return { mode, devices: ready, connectMs, samples, worstAllMs: Math.max(...samples.map((s) => s.max)) };
+    return { mode, qos, devices: ready, connectMs, samples, worstAllMs: Math.max(...samples.map((s) => s.max)), ...(nodes ? { nodesIdle: idle, nodes } : {}) };
   } finally {
     for (const c of kids) {
       c.proc.stdin!.write('quit\n');
@@ -172,11 +226,12 @@ async function main() {
   const devices = Number(arg('devices', '10000'));
   const modes = arg('modes', 'mosquitto,nats-cluster').split(',') as Mode[];
   const nChildren = Number(arg('children', devices > 2000 ? '4' : '1'));
+  const qos = Number(arg('qos', '0')) === 1 ? 1 : 0;
   console.log(`fan-out of one delta to ${devices} devices; ${cpus().length} cores, load ${loadavg()[0]!.toFixed(1)}`);
   const results = [];
   for (const m of modes) {
     try {
-      results.push(await run(m, devices, nChildren));
+      results.push(await run(m, devices, nChildren, qos));
     } catch (e) {
       console.log(`${m}: FAILED ${(e as Error).message}`);
       results.push({ mode: m, devices, error: (e as Error).message });

@@ -60,6 +60,38 @@ describe.skipIf(!have)('sync over a 3-node NATS cluster', () => {
       await stack?.close();
     });
 
+    it('a device subscribes at QoS 0: none of its subscriptions is a JetStream consumer, the server ingest (QoS 1) is', async () => {
+      // every consumer of the cluster (R1: each on one node), by the NATS subject it filters
+      const filters = async () => {
+        const all: string[] = [];
+        for (const u of stack.cluster!.monitorUrls) {
+          const r = await fetch(`${u}/jsz?accounts=true&streams=true&consumers=true&config=true`, { signal: AbortSignal.timeout(10_000) });
+          const jsz = (await r.json()) as {
+            account_details?: { stream_detail?: { consumer_detail?: { config?: { filter_subject?: string } }[] }[] }[];
+          };
+          for (const a of jsz.account_details ?? [])
+            for (const st of a.stream_detail ?? []) for (const c of st.consumer_detail ?? []) all.push(c.config?.filter_subject ?? '');
+        }
+        return all;
+      };
+      const before = await filters();
+      // the server's own journal ingest stays QoS 1: its consumer is there (the query sees consumers)
+      expect(before).toContain('$MQTT.msgs.rc.v1.device.*.journal');
+      // a second bus connects and subscribes (journal-ack, configs, manifests, deltas of two scopes)
+      const other = openDevice(stack, 'bus-other', ['transit']);
+      try {
+        await waitFor(() => other.store.listVersion('transit') === stack.server.publisher.version('transit'), {
+          timeoutMs: 30_000,
+          what: 'the second bus has its transit list',
+        });
+        const after = await filters();
+        expect(after.filter((f) => /\.rc\.v1\.(lists|config)\.|journal-ack/.test(f))).toEqual([]);
+        expect(after.length).toBe(before.length);
+      } finally {
+        await other.close();
+      }
+    });
+
     it('a device may not publish on another device topic: the cluster drops it, the server never sees it', async () => {
       const other = await mqtt.connectAsync(stack.brokerUrl, {
         protocolVersion: 4,

@@ -49,6 +49,8 @@ export interface RunningCluster {
   nodes: ClusterNode[];
   /** one MQTT URL per node */
   urls: string[];
+  /** each node's monitoring endpoint (`http://127.0.0.1:<port>`: /varz, /jsz, /healthz) */
+  monitorUrls: string[];
   /** all nodes comma-separated, as the server's --broker takes them */
   url: string;
   /** kill -9 node i */
@@ -135,10 +137,11 @@ export async function startNatsCluster(o: NatsClusterOptions, nodeCount = 3): Pr
         `max_payload: ${MAX_MQTT_PACKET}`,
         `jetstream { store_dir: ${q(join(dir, name))}, max_memory_store: 256MB, max_file_store: 2GB }`,
         `cluster { name: rc, listen: 127.0.0.1:${p.route}, routes: [${routes}] }`,
-        // ack_wait: a QoS 1 message not acknowledged by a device is sent again after this long.
-        // consumer_replicas 1: each QoS 1 subscription is a JetStream consumer, and with the default (3, like the streams)
-        // no subscription can be made while one of three nodes is down (an R3 consumer needs 3 live peers to be placed), so
-        // a device failing over would get no acks and no lists; our sessions are clean, the consumer only lives as long as
+        // ack_wait: a QoS 1 message not acknowledged by its subscriber (the server) is sent again after this long.
+        // consumer_replicas 1: each QoS 1 subscription is a JetStream consumer (the server's ingest; devices subscribe at QoS 0
+        // and make none, device/sync/mqtt-transport.ts), and with the default (3, like the streams)
+        // no QoS 1 subscription can be made while one of three nodes is down (an R3 consumer needs 3 live peers to be placed),
+        // so a server failing over would get no journal uploads; our sessions are clean, the consumer only lives as long as
         // the connection (docs/cluster.md). The streams (retained messages, sessions, QoS 1 messages) stay replicated 3 times.
         `mqtt { listen: 127.0.0.1:${p.mqtt}, ack_wait: "30s", max_ack_pending: 1024, stream_replicas: ${Math.min(3, nodeCount)}, consumer_replicas: 1, consumer_memory_storage: true }`,
         `pid_file: ${q(join(dir, `${name}.pid`))}`,
@@ -223,6 +226,7 @@ export async function startNatsCluster(o: NatsClusterOptions, nodeCount = 3): Pr
     nodes,
     urls,
     url: urls.join(','),
+    monitorUrls: ports.map((p) => `http://127.0.0.1:${p.http}`),
     kill: down,
     authFile,
     pidFiles: nodes.map((n) => join(dir, `${n.name}.pid`)),
