@@ -114,6 +114,8 @@ export class SyncClient extends EventEmitter {
   /** The last ack (or connection, or idle moment): unlike lastAckAt, a resend does not move it. */
   private ackSeenAt: number;
   private statusDirty = false;
+  /** A lower ack than the device's, not believed yet: the answer to a probe decides (onAck). */
+  private doubtedAck: number | null = null;
   private readonly log: Logger;
 
   constructor(private readonly o: SyncClientOptions) {
@@ -217,6 +219,7 @@ export class SyncClient extends EventEmitter {
           // resume interrupted downloads
           for (const [scope, st] of this.state) if (st.download) void this.subscribeMissing(scope, st.download);
           this.publishStatus();
+          this.doubtedAck = null; // a probe of an earlier connection may never have been answered
           this.probeAck();
           this.pump();
           this.emit('connected');
@@ -480,20 +483,29 @@ export class SyncClient extends EventEmitter {
   /**
    * A signed ack from the server (an unsigned or forged one, one for another device or beyond the journal is
    * refused and changes nothing). Below the device's own ack, the server has lost entries it acknowledged
-   * (a registry restored from an older copy): the ack moves back and they are sent again.
+   * (a registry restored from an older copy): the ack moves back and they are sent again. But several server instances
+   * (docs/postgres.md "Several instances") each publish an ack after their own commit, and an older, lower one may
+   * arrive last: a lower ack is believed only when the answer to a probe (the last acknowledged entry sent again, which
+   * the server answers with what its registry holds) is lower too.
    */
   private onAck(payload: Buffer): void {
     if (payload.length > MAX_CONTROL_MESSAGE) throw new RcError(ErrorCode.SyncPayloadTooLarge, 'journal ack too large', { bytes: payload.length });
     const store = this.o.store;
     const { upTo } = verifyJournalAck(payload, this.key, this.o.deviceId, store.lastSeq());
     const acked = store.ackedSeq();
-    if (upTo > acked) {
+    if (upTo >= acked) this.doubtedAck = null;
+    if (upTo < acked && this.doubtedAck === null) {
+      this.doubtedAck = upTo;
+      this.log.debug({ serverAck: upTo, deviceAck: acked }, 'server acknowledges less than before: asking again');
+      this.probeAck();
+    } else if (upTo > acked) {
       store.ackUpTo(upTo);
       this.lastAckAt = this.now().getTime();
       this.ackSeenAt = this.lastAckAt;
       this.statusDirty = true;
       this.emit('acked', { upTo });
     } else if (upTo < acked) {
+      this.doubtedAck = null;
       store.rewindAck(upTo);
       const first = store.journalRange(upTo + 1, 1)[0]?.seq ?? store.lastSeq() + 1;
       if (first > upTo + 1) {

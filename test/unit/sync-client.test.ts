@@ -16,6 +16,7 @@ import { sealConfig, sealDelta, sealJournalAck, sealManifest, splitChunks } from
 import { generateSigningKey, publicKeyPem } from '../../protocol/wire/envelope.js';
 import { JournalBatch, type ChunkRef, type DeltaRef } from '../../protocol/wire/messages.js';
 import { topics } from '../../protocol/wire/topics.js';
+import { waitFor } from '../support/wait.js';
 
 /** MQTT topic filter match (`+` one level, `#` the rest). */
 function matches(filter: string, topic: string): boolean {
@@ -385,9 +386,28 @@ describe('sync client over an in-memory transport (no broker)', () => {
     expect(await rewound).toEqual({ upTo: 3, from: 10 });
     await again;
     expect(sent).toEqual([
+      [10], // the probe: the server's answer to it (3 again) confirms the lower ack
       [4, 5, 6, 7],
       [8, 9, 10],
     ]);
+    expect(d.store.ackedSeq()).toBe(10);
+    expect(d.store.journalBacklog()).toBe(0);
+  });
+
+  it('a lower ack that arrives after a higher one (two server instances, out of order) is not believed: the probe answers with the true ack, nothing is sent again', async () => {
+    const broker = new MemoryBroker();
+    const d = device(broker, { batchSize: 4 });
+    const sent: number[][] = [];
+    await uploadAll(broker, d, 10, sent);
+    sent.length = 0;
+    const rewinds: unknown[] = [];
+    d.client.on('rewound', (r: unknown) => rewinds.push(r));
+    // the other instance's older ack, delivered last
+    broker.publish(topics.journalAck('bus-mem'), sealJournalAck('bus-mem', 6, T0, d.key), true);
+    await waitFor(() => sent.length > 0, { timeoutMs: 5000, what: 'the probe' }); // the fake server answers it at once: 10
+    await new Promise((r) => setTimeout(r, 100));
+    expect(sent).toEqual([[10]]); // the probe only
+    expect(rewinds).toEqual([]);
     expect(d.store.ackedSeq()).toBe(10);
     expect(d.store.journalBacklog()).toBe(0);
   });
@@ -403,9 +423,13 @@ describe('sync client over an in-memory transport (no broker)', () => {
     expect(d.store.pruneAcked(T0.getTime() + 3500)).toBe(4);
     sent.length = 0;
     const resent = nextEvent(broker, 'publish', (t: string) => t === topics.journal('bus-mem'));
+    const again = nextEvent(d.client, 'rewound');
     lose(2);
     await resent;
-    expect(sent[0]).toEqual([5, 6]);
+    expect(sent[0]).toEqual([6]); // the probe, whose answer (2 again) confirms the lower ack
+    await again;
+    await waitFor(() => sent.length >= 2, { timeoutMs: 5000, what: 'the entries sent again' });
+    expect(sent[1]).toEqual([5, 6]);
     const gap = lines.map((l) => JSON.parse(l) as { code?: string; from?: number; to?: number }).find((l) => l.code === ErrorCode.SyncJournalGap);
     expect(gap).toMatchObject({ from: 3, to: 4 });
   });
