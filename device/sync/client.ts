@@ -114,6 +114,8 @@ export class SyncClient extends EventEmitter {
   /** The last ack (or connection, or idle moment): unlike lastAckAt, a resend does not move it. */
   private ackSeenAt: number;
   private statusDirty = false;
+  /** A lower ack than the device's, not believed yet (onAck): the latest lower one, and when it is believed. */
+  private doubt: { upTo: number; timer: NodeJS.Timeout } | null = null;
   private readonly log: Logger;
 
   constructor(private readonly o: SyncClientOptions) {
@@ -173,6 +175,7 @@ export class SyncClient extends EventEmitter {
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     for (const s of this.state.values()) if (s.waitTimer) clearTimeout(s.waitTimer);
     const c = this.client;
+    this.clearDoubt();
     if (c?.connected) {
       await c.publish(topics.status(this.o.deviceId), Buffer.from(JSON.stringify(this.statusPayload(false))), true).catch(() => undefined);
     }
@@ -217,6 +220,7 @@ export class SyncClient extends EventEmitter {
           // resume interrupted downloads
           for (const [scope, st] of this.state) if (st.download) void this.subscribeMissing(scope, st.download);
           this.publishStatus();
+          this.clearDoubt(); // a probe of an earlier connection may never have been answered: this one probes again
           this.probeAck();
           this.pump();
           this.emit('connected');
@@ -480,13 +484,18 @@ export class SyncClient extends EventEmitter {
   /**
    * A signed ack from the server (an unsigned or forged one, one for another device or beyond the journal is
    * refused and changes nothing). Below the device's own ack, the server has lost entries it acknowledged
-   * (a registry restored from an older copy): the ack moves back and they are sent again.
+   * (a registry restored from an older copy): the ack moves back and they are sent again. But several server instances
+   * (docs/postgres.md "Several instances") each publish an ack after their own commit, and an older, lower one may
+   * arrive last, even two of them. So a lower ack is doubted first: the device sends its last acknowledged entry again
+   * (the instance that gets it answers with what the registry holds), and an ack as high as the device's within
+   * ackTimeoutMs clears the doubt; otherwise the latest lower ack is believed.
    */
   private onAck(payload: Buffer): void {
     if (payload.length > MAX_CONTROL_MESSAGE) throw new RcError(ErrorCode.SyncPayloadTooLarge, 'journal ack too large', { bytes: payload.length });
     const store = this.o.store;
     const { upTo } = verifyJournalAck(payload, this.key, this.o.deviceId, store.lastSeq());
     const acked = store.ackedSeq();
+    if (upTo >= acked) this.clearDoubt();
     if (upTo > acked) {
       store.ackUpTo(upTo);
       this.lastAckAt = this.now().getTime();
@@ -494,21 +503,45 @@ export class SyncClient extends EventEmitter {
       this.statusDirty = true;
       this.emit('acked', { upTo });
     } else if (upTo < acked) {
-      store.rewindAck(upTo);
-      const first = store.journalRange(upTo + 1, 1)[0]?.seq ?? store.lastSeq() + 1;
-      if (first > upTo + 1) {
-        // pruned (acknowledged and past 30 days): those entries cannot be sent again
-        const gap = { code: ErrorCode.SyncJournalGap, from: upTo + 1, to: first - 1, entries: first - upTo - 1 };
-        this.log.warn(gap, 'server lost journal entries the device already pruned; they cannot be sent again');
+      if (this.doubt) this.doubt.upTo = upTo;
+      else {
+        this.log.debug({ serverAck: upTo, deviceAck: acked }, 'server acknowledges less than before: asking again');
+        const timer = setTimeout(() => this.believeLowerAck(), this.o.ackTimeoutMs ?? 10_000);
+        timer.unref();
+        this.doubt = { upTo, timer };
+        this.probeAck();
       }
-      this.log.warn({ serverAck: upTo, deviceAck: acked }, 'server acknowledges less than before (registry restored?); sending those entries again');
-      this.sentUpTo = upTo;
-      this.lastAckAt = this.now().getTime();
-      this.ackSeenAt = this.lastAckAt;
-      this.statusDirty = true;
-      this.emit('rewound', { upTo, from: acked });
     }
     if (this.sentUpTo < upTo) this.sentUpTo = upTo;
+    this.pump();
+  }
+
+  private clearDoubt(): void {
+    if (this.doubt) clearTimeout(this.doubt.timer);
+    this.doubt = null;
+  }
+
+  /** No ack as high as the device's came after the probe: the server has lost entries; they go up again. */
+  private believeLowerAck(): void {
+    const d = this.doubt;
+    this.doubt = null;
+    const store = this.o.store;
+    const acked = store.ackedSeq();
+    if (!d || this.stopped || d.upTo >= acked) return;
+    const upTo = d.upTo;
+    store.rewindAck(upTo);
+    const first = store.journalRange(upTo + 1, 1)[0]?.seq ?? store.lastSeq() + 1;
+    if (first > upTo + 1) {
+      // pruned (acknowledged and past 30 days): those entries cannot be sent again
+      const gap = { code: ErrorCode.SyncJournalGap, from: upTo + 1, to: first - 1, entries: first - upTo - 1 };
+      this.log.warn(gap, 'server lost journal entries the device already pruned; they cannot be sent again');
+    }
+    this.log.warn({ serverAck: upTo, deviceAck: acked }, 'server acknowledges less than before (registry restored?); sending those entries again');
+    this.sentUpTo = upTo;
+    this.lastAckAt = this.now().getTime();
+    this.ackSeenAt = this.lastAckAt;
+    this.statusDirty = true;
+    this.emit('rewound', { upTo, from: acked });
     this.pump();
   }
 

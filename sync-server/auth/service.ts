@@ -1,5 +1,6 @@
 import { renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
 import { ErrorCode, RcError } from '../../protocol/errors.js';
 import { writeAudit, type AuditEntry } from '../audit.js';
 import type { Db } from '../registry.js';
@@ -76,16 +77,26 @@ export async function ensureFirstAdmin(db: Db): Promise<{ name: string; password
 }
 
 export const ADMIN_TOKEN_FILE = 'admin.token';
-const ADMIN_TOKEN_NAME = 'admin-token';
+/** The name the admin token had before it was per instance: still revoked at a start, so none is left valid. */
+const LEGACY_ADMIN_TOKEN_NAME = 'admin-token';
 
 /**
- * A fresh admin API token in DATA/admin.token (0600), for the local CLI and scripts; the previous one is
- * revoked. Called at every start.
+ * The admin token's name: one per instance (host and data dir). Several instances share one registry on PostgreSQL
+ * (docs/postgres.md "Several instances"): an instance starting revokes its own previous token, never another's.
+ */
+export function adminTokenName(dataDir: string, host = hostname()): string {
+  return `admin-token ${host}:${resolve(dataDir)}`;
+}
+
+/**
+ * A fresh admin API token in DATA/admin.token (0600), for the local CLI and scripts; this instance's previous one is
+ * revoked (another instance's, on a shared registry, stays valid). Called at every start.
  */
 export function writeAdminToken(db: Db, dataDir: string): string {
+  const name = adminTokenName(dataDir);
   const created = db.transaction(() => {
-    for (const t of listTokens(db)) if (t.name === ADMIN_TOKEN_NAME && t.revokedAt === null) revokeToken(db, t.id);
-    return createToken(db, { role: 'admin', name: ADMIN_TOKEN_NAME });
+    for (const t of listTokens(db)) if ((t.name === name || t.name === LEGACY_ADMIN_TOKEN_NAME) && t.revokedAt === null) revokeToken(db, t.id);
+    return createToken(db, { role: 'admin', name });
   })();
   const file = join(dataDir, ADMIN_TOKEN_FILE);
   const tmp = `${file}.${process.pid}.tmp`;

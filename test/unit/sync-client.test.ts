@@ -16,6 +16,7 @@ import { sealConfig, sealDelta, sealJournalAck, sealManifest, splitChunks } from
 import { generateSigningKey, publicKeyPem } from '../../protocol/wire/envelope.js';
 import { JournalBatch, type ChunkRef, type DeltaRef } from '../../protocol/wire/messages.js';
 import { topics } from '../../protocol/wire/topics.js';
+import { waitFor } from '../support/wait.js';
 
 /** MQTT topic filter match (`+` one level, `#` the rest). */
 function matches(filter: string, topic: string): boolean {
@@ -374,7 +375,7 @@ describe('sync client over an in-memory transport (no broker)', () => {
 
   it('a server ack lower than the device ack (the server lost acknowledged entries) makes the device send them again', async () => {
     const broker = new MemoryBroker();
-    const d = device(broker, { batchSize: 4 });
+    const d = device(broker, { batchSize: 4, ackTimeoutMs: 300 }); // the lower ack is believed when no higher one comes within this
     const sent: number[][] = [];
     const lose = await uploadAll(broker, d, 10, sent);
     expect(d.store.ackedSeq()).toBe(10);
@@ -385,9 +386,29 @@ describe('sync client over an in-memory transport (no broker)', () => {
     expect(await rewound).toEqual({ upTo: 3, from: 10 });
     await again;
     expect(sent).toEqual([
+      [10], // the probe: the server's answer to it is 3 again, and no higher ack comes
       [4, 5, 6, 7],
       [8, 9, 10],
     ]);
+    expect(d.store.ackedSeq()).toBe(10);
+    expect(d.store.journalBacklog()).toBe(0);
+  });
+
+  it('lower acks that arrive after a higher one (two server instances, out of order) are not believed: the probe answers with the true ack, nothing is sent again', async () => {
+    const broker = new MemoryBroker();
+    const d = device(broker, { batchSize: 4, ackTimeoutMs: 300 });
+    const sent: number[][] = [];
+    await uploadAll(broker, d, 10, sent);
+    sent.length = 0;
+    const rewinds: unknown[] = [];
+    d.client.on('rewound', (r: unknown) => rewinds.push(r));
+    // two older acks of the other instances, delivered last (the fake server answers the probe at once: 10)
+    broker.publish(topics.journalAck('bus-mem'), sealJournalAck('bus-mem', 6, T0, d.key), true);
+    broker.publish(topics.journalAck('bus-mem'), sealJournalAck('bus-mem', 8, T0, d.key), true);
+    await waitFor(() => sent.length > 0, { timeoutMs: 5000, what: 'the probe' });
+    await new Promise((r) => setTimeout(r, 600)); // past the doubt's ackTimeoutMs
+    expect(sent).toEqual([[10]]); // the probe only
+    expect(rewinds).toEqual([]);
     expect(d.store.ackedSeq()).toBe(10);
     expect(d.store.journalBacklog()).toBe(0);
   });
@@ -396,16 +417,20 @@ describe('sync client over an in-memory transport (no broker)', () => {
     const broker = new MemoryBroker();
     const lines: string[] = [];
     const log = createLogger({ level: 'warn', destination: new Writable({ write: (c: Buffer, _e, cb) => (lines.push(c.toString()), cb()) }) });
-    const d = device(broker, { batchSize: 10, log });
+    const d = device(broker, { batchSize: 10, log, ackTimeoutMs: 300 });
     const sent: number[][] = [];
     const lose = await uploadAll(broker, d, 6, sent);
     // entries 1..6 are acknowledged; 1..4 are older than the cut and pruned
     expect(d.store.pruneAcked(T0.getTime() + 3500)).toBe(4);
     sent.length = 0;
     const resent = nextEvent(broker, 'publish', (t: string) => t === topics.journal('bus-mem'));
+    const again = nextEvent(d.client, 'rewound');
     lose(2);
     await resent;
-    expect(sent[0]).toEqual([5, 6]);
+    expect(sent[0]).toEqual([6]); // the probe, whose answer is 2 again
+    await again;
+    await waitFor(() => sent.length >= 2, { timeoutMs: 5000, what: 'the entries sent again' });
+    expect(sent[1]).toEqual([5, 6]);
     const gap = lines.map((l) => JSON.parse(l) as { code?: string; from?: number; to?: number }).find((l) => l.code === ErrorCode.SyncJournalGap);
     expect(gap).toMatchObject({ from: 3, to: 4 });
   });

@@ -82,14 +82,18 @@ export class Procs {
 
   /**
    * `rc-sync-server ARGS` (`start …`); resolves with the operator API's URL (its "HTTP …" line) and, when `enrol`, the
-   * device enrolment listener's (http or https) once it printed both.
+   * device enrolment listener's (http or https) once it printed both. `onStderr` gets each line of its log.
    */
   async startServer(
     args: string[],
-    opts: { enrol?: boolean; stderr?: 'ignore' | 'inherit' | 'pipe'; timeoutMs?: number } = {},
+    opts: { enrol?: boolean; stderr?: 'ignore' | 'inherit' | 'pipe'; timeoutMs?: number; onStderr?: (line: string) => void } = {},
   ): Promise<{ child: ChildProcess; httpUrl: string; enrolUrl: string }> {
     // with RC_TEST_DB=postgres the server's registry is a fresh PostgreSQL database (one per --data dir)
-    const child = this.spawn('sync-server', [...args, ...(args[0] === 'start' ? testDatabaseArgs(args) : [])], { stderr: opts.stderr ?? 'ignore' });
+    const child = this.spawn('sync-server', [...args, ...(args[0] === 'start' ? testDatabaseArgs(args) : [])], {
+      stderr: opts.onStderr ? 'pipe' : (opts.stderr ?? 'ignore'),
+    });
+    // every line of its log from the first on (the server logs before it prints its URLs)
+    if (opts.onStderr) createInterface({ input: child.stderr! }).on('line', opts.onStderr);
     let err = '';
     child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
     let httpUrl = '';
