@@ -5,7 +5,6 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { FleetAnswer, FleetDevice, FleetWire } from '../../protocol/console-api.js';
 import { DEFAULT_FLEET_POLICY, deviceDetail, fleet } from '../../sync-server/console/fleet.js';
 import { recordStatus } from '../../sync-server/console/store.js';
-import { initDeviceTables } from '../../sync-server/devices.js';
 import { openRegistry, type Db } from '../../sync-server/registry.js';
 
 /**
@@ -27,7 +26,6 @@ afterEach(() => {
 function registry(): Db {
   dir = mkdtempSync(join(tmpdir(), 'rc-fleet-'));
   db = openRegistry(dir);
-  initDeviceTables(db);
   const scope = db.prepare('INSERT INTO scopes(scope, version, entries, records, updated_at) VALUES (?,?,0,0,?)');
   scope.run('transit', 3, ago(120)); // published two hours ago
   scope.run('school:S1', 5, ago(1));

@@ -295,7 +295,7 @@ describe('registry schema 2 → 3', () => {
     try {
       const old = openRegistry(d);
       old.exec(
-        "DROP TABLE carriers; DROP TABLE route_carriers; DROP INDEX journal_report; UPDATE meta SET value = '2' WHERE key = 'schema';" +
+        "DROP TABLE schema_migrations; DROP TABLE carriers; DROP TABLE route_carriers; DROP INDEX journal_report; UPDATE meta SET value = '2' WHERE key = 'schema';" +
           "INSERT INTO journal(device, seq, time, kind, result, reason, fare, lists, received_at) VALUES ('bus-x', 1, '2026-11-01T00:00:00Z', 'bus', 'allow', 'full-fare', 3500, '{}', '2026-11-01T00:00:00Z')",
       );
       old.close();

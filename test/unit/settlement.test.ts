@@ -13,7 +13,8 @@ import { applyImport, parseImport, type ImportKind } from '../../sync-server/imp
 import { Ingest } from '../../sync-server/ingest.js';
 import { loadOrCreateSigningKey } from '../../sync-server/keys.js';
 import { Publisher } from '../../sync-server/publisher.js';
-import { REGISTRY_SCHEMA, openRegistry, type Db } from '../../sync-server/registry.js';
+import { REGISTRY_SCHEMA } from '../../sync-server/db/migrations/legacy.js';
+import { openRegistry, type Db } from '../../sync-server/registry.js';
 import { Settlement, queryAdjustments, queryCharges, queryJournal, serviceDay, settlementOptions } from '../../sync-server/settlement/index.js';
 import { benefitsCsv, cardsCsv, tokenOf } from '../support/registry-csv.js';
 
