@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPairSync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openTestRegistry } from '../support/test-db.js';
 import { ErrorCode } from '../../protocol/errors.js';
 import { createLogger } from '../../protocol/log.js';
 import { ReportDoc, canonicalJson } from '../../protocol/reports.js';
@@ -92,7 +93,7 @@ const pens = (at: string, card: number, route: string | null, o: Partial<T> = {}
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'rc-reports-'));
-  db = openRegistry(dir);
+  db = openTestRegistry(dir);
   pub = new Publisher(db, loadOrCreateSigningKey(dir).privateKey, log, {
     manifestTtlMs: 86_400_000,
     deltaRetentionMs: 86_400_000,

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { openTestRegistry } from '../support/test-db.js';
 import { ErrorCode } from '../../protocol/errors.js';
 import { createLogger } from '../../protocol/log.js';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
@@ -40,7 +41,7 @@ interface Reg {
 async function registry(opts: { rules?: boolean; dayEndsAt?: string } = {}): Promise<Reg> {
   const dir = mkdtempSync(join(tmpdir(), 'rc-settle-'));
   dirs.push(dir);
-  const db = openRegistry(dir);
+  const db = openTestRegistry(dir);
   const popts = { manifestTtlMs: 86_400_000, deltaRetentionMs: 86_400_000, chunkRecords: 100, maxDeltaRecords: 1000 };
   const pub = new Publisher(db, loadOrCreateSigningKey(dir).privateKey, log, popts);
   pub.setTransport({ publish: async () => undefined });
