@@ -26,6 +26,19 @@ const POSTGRES = [
   'test/integration/notify.test.ts',
   'test/integration/server-http.test.ts',
 ];
+//  - postgres-unit: the unit suites that open the registry themselves (test-db.ts openTestRegistry), again on PostgreSQL;
+//    in forks (libpq's addon cannot load in a worker thread), with the postgres project.
+const POSTGRES_UNIT = [
+  'test/unit/settlement.test.ts',
+  'test/unit/reports-core.test.ts',
+  'test/unit/usage-publisher.test.ts',
+  'test/unit/usage-categories.test.ts',
+  'test/unit/key-retire.test.ts',
+  'test/unit/console-fleet.test.ts',
+  'test/unit/server-guard.test.ts',
+  'test/unit/server.test.ts',
+  'test/unit/leader-jobs.test.ts',
+];
 const onPostgres = { RC_TEST_DB: 'postgres' };
 const PG_SETUP = 'test/support/rig/postgres-global.ts';
 
@@ -69,6 +82,19 @@ export default defineConfig({
         test: {
           name: 'postgres',
           include: POSTGRES,
+          pool: 'forks',
+          env: onPostgres,
+          globalSetup: [PG_SETUP],
+          sequence: { groupOrder: 3 },
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+          maxWorkers: 2,
+        },
+      },
+      {
+        test: {
+          name: 'postgres-unit',
+          include: POSTGRES_UNIT,
           pool: 'forks',
           env: onPostgres,
           globalSetup: [PG_SETUP],

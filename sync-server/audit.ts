@@ -3,23 +3,12 @@ import { maskPan } from '../protocol/token.js';
 import type { Db } from './registry.js';
 
 /**
- * The audit log (issue 12 item 2): who changed what, from where, with what result. Append-only: SQLite
- * triggers abort any UPDATE or DELETE of its rows. Rows are written by the HTTP API's one audit hook
+ * The audit log (issue 12 item 2): who changed what, from where, with what result. Append-only: triggers
+ * (db/migrations) abort any UPDATE or DELETE of its rows. Rows are written by the HTTP API's one audit hook
  * (every successful non-GET call on a role route, sync-server/auth/hook.ts), by the sign-in routes and by
  * the account commands of the CLI. A detail is a summary (ids, names, versions, counts), never a PAN or a
  * list of card tokens: summarize() keeps scalars, counts arrays and masks anything that looks like a card number.
  */
-const AUDIT_SCHEMA = `
-CREATE TABLE IF NOT EXISTS audit(seq INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, who TEXT NOT NULL, role TEXT, source TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL, result TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS audit_time ON audit(time);
-CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-`;
-
-export function ensureAuditSchema(db: Db): void {
-  db.exec(AUDIT_SCHEMA);
-}
-
 export interface AuditEntry {
   who: string;
   role: string | null;

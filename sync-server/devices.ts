@@ -3,28 +3,13 @@ import { ErrorCode, RcError } from '../protocol/errors.js';
 import type { Scope } from '../protocol/lists.js';
 import type { DeviceRow, TokenCreateBody, TokenCreated } from '../protocol/enrol.js';
 import type { DeviceKind, GateDirection } from '../protocol/ids.js';
-import { ensurePartnerSchema } from './partners.js';
 import type { Db } from './registry.js';
-import { dialectOf } from './db/sql.js';
 
 /**
  * Enrolment tokens and device identities, in the server's registry.
  * Tokens are stored as SHA-256 hashes only (they are 192-bit random values);
  * broker passwords as scrypt hashes ("scrypt$N$r$p$salt$hash").
  */
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS enrol_tokens(hash TEXT PRIMARY KEY, id TEXT NOT NULL, kind TEXT NOT NULL, school TEXT, route TEXT, created_at TEXT NOT NULL, expires_ms INTEGER NOT NULL, used_at TEXT, device TEXT) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS proof_nonces(nonce TEXT PRIMARY KEY, seen_ms INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS device_identities(id TEXT PRIMARY KEY, kind TEXT NOT NULL, school TEXT, route TEXT, vehicle TEXT, direction TEXT, scopes TEXT NOT NULL, identity_key TEXT NOT NULL, box_key TEXT NOT NULL, pw_hash TEXT NOT NULL, mosq_hash TEXT NOT NULL, enrolled_at TEXT NOT NULL, rotated_at TEXT, revoked_at TEXT, token_id TEXT NOT NULL) WITHOUT ROWID;
-`;
-
-export function initDeviceTables(db: Db): void {
-  db.exec(SCHEMA);
-  // the same password as bcrypt, for a NATS cluster's users file (sync-server/nats-auth.ts); null when enrolled or rotated without one
-  const cols = db.prepare('PRAGMA table_info(device_identities)').all() as { name: string }[];
-  if (!cols.some((c) => c.name === 'nats_hash')) db.exec('ALTER TABLE device_identities ADD COLUMN nats_hash TEXT');
-  ensurePartnerSchema(db); // the partner column of tokens and identities
-}
 
 const SCRYPT = { N: 16384, r: 8, p: 1, keylen: 32 };
 
@@ -137,10 +122,7 @@ export interface EnrolRequest {
 }
 
 export class DeviceRegistry {
-  constructor(private readonly db: Db) {
-    // PostgreSQL's schema comes only from migrations (db/migrations.ts): no DDL at run time there
-    if (dialectOf(db) === 'sqlite') initDeviceTables(db);
-  }
+  constructor(private readonly db: Db) {}
 
   createToken(b: TokenCreateBody, now = Date.now()): TokenCreated {
     const token = `rce_${randomBytes(24).toString('base64url')}`;

@@ -45,16 +45,6 @@ import type { GuardianRow } from './notify/guardians.js';
  * One import at a time: a second one while one runs is refused with import.busy (not queued: its upload
  * is not read). The imports and their progress are kept in `imports` (GET /v1/imports).
  */
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS imports(id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, state TEXT NOT NULL, phase TEXT NOT NULL,
-  rows INTEGER NOT NULL DEFAULT 0, applied INTEGER, rejected INTEGER, today TEXT NOT NULL, started_at TEXT NOT NULL, finished_at TEXT, error TEXT, message TEXT);
-CREATE TABLE IF NOT EXISTS import_stage(seq INTEGER PRIMARY KEY, first INTEGER NOT NULL, a, b, c, d, e, f, g);
-`;
-
-/** The import tables (registry.ts openRegistry). */
-export function ensureImportSchema(db: Db): void {
-  db.exec(SCHEMA);
-}
 
 /** Rows staged per transaction (a few milliseconds), and applied per transaction, while no upload is in flight. */
 const STAGE_ROWS = 2_000;

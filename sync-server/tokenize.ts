@@ -34,21 +34,10 @@ export function bulkTokenizer(key: TokenKey): (pan: Uint8Array, card: CardTokenD
 /**
  * The token scheme of every key version the registry has tokenised with (docs/token-key.md, "The PAN ‖
  * expiry migration"): `token_key_schemes(version, scheme)`. A registry from before the table existed made
- * all its tokens with PAN ‖ PSN, so when the table is created every key version its cards hold is recorded
- * as pan-psn; from then on the server records the scheme of the key it starts with.
+ * all its tokens with PAN ‖ PSN, so its upgrade (db/migrations/legacy.ts) recorded every key version its cards
+ * held as pan-psn; from then on the server records the scheme of the key it starts with. Key versions retired
+ * by rc-sync-server key retire (key-retire.ts) are in `token_key_retired`: never started with again.
  */
-export function ensureTokenSchemeSchema(db: Db): void {
-  // key versions retired by rc-sync-server key retire (key-retire.ts): never started with again
-  db.exec('CREATE TABLE IF NOT EXISTS token_key_retired(version INTEGER PRIMARY KEY, retired_at TEXT NOT NULL, retired_by TEXT NOT NULL)');
-  const existed = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'token_key_schemes'").get() !== undefined;
-  if (existed) return;
-  db.transaction(() => {
-    db.exec('CREATE TABLE token_key_schemes(version INTEGER PRIMARY KEY, scheme TEXT NOT NULL, recorded_at TEXT NOT NULL)');
-    db.prepare("INSERT INTO token_key_schemes(version, scheme, recorded_at) SELECT DISTINCT key_version, 'pan-psn', ? FROM cards").run(
-      new Date().toISOString(),
-    );
-  })();
-}
 
 /** When a key version was retired (ISO), or null. */
 export function retiredKeyVersion(db: Db, version: number): string | null {

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import type { Db } from '../registry.js';
-import { ensureCabinetSchema } from './schema.js';
+import { migrateSchema } from '../db/migrations.js';
 
 /**
  * The cabinet's limits, kept in the registry (tables cabinet_attempts and cabinet_locks, schema.ts) so that a restart or
@@ -23,7 +23,7 @@ export const DEFAULT_CONNECT_LOCK: ConnectLockOptions = { failures: 5, windowMs:
 /** A private in-memory registry for a limit built without one (unit tests of the rules alone). */
 function memoryDb(): Db {
   const db = new Database(':memory:') as Db;
-  ensureCabinetSchema(db);
+  migrateSchema(db);
   return db;
 }
 

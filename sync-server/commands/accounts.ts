@@ -2,15 +2,14 @@ import type { Command } from 'commander';
 import { ErrorCode, RcError } from '../../protocol/errors.js';
 import { auditCsv, queryAudit } from '../audit.js';
 import { cliAddUser, cliCreateToken, cliDisableUser, cliRevokeToken, cliSetPassword, cliTokens, cliUsers } from '../auth/cli.js';
-import { openRegistry, type Db } from '../registry.js';
+import type { Db } from '../registry.js';
 import { DEFAULT_DATA_DIR, fail } from './client.js';
 import { parseTtl } from './enrol-token.js';
-import { sqliteTuning } from '../db/sql.js';
+import { databaseOption, openCommandRegistry, type RegistryOpts } from './database.js';
 
-/** rc-sync-server user …, token …, audit: accounts, API tokens and the audit log, on the registry of --data (sync-server/auth/cli.ts). */
-async function withDb<T>(data: string, f: (db: Db) => Promise<T> | T): Promise<T> {
-  const db = openRegistry(data);
-  sqliteTuning(db, (d) => d.pragma('busy_timeout = 5000'));
+/** rc-sync-server user …, token …, audit: accounts, API tokens and the audit log, on the registry of --data or --database (sync-server/auth/cli.ts). */
+async function withDb<T>(o: RegistryOpts, f: (db: Db) => Promise<T> | T): Promise<T> {
+  const db = openCommandRegistry(o);
   try {
     return await f(db);
   } finally {
@@ -28,8 +27,9 @@ async function readStdinPassword(): Promise<string> {
   return p;
 }
 
-const dataOpt = (c: Command) => c.option('--data <dir>', 'data directory (registry)', DEFAULT_DATA_DIR).option('--json', 'machine-readable output');
-type Common = { data: string; json?: boolean };
+const dataOpt = (c: Command) =>
+  databaseOption(c.option('--data <dir>', 'data directory (registry)', DEFAULT_DATA_DIR)).option('--json', 'machine-readable output');
+type Common = RegistryOpts & { json?: boolean };
 const out = (o: Common, json: unknown, text: string) => process.stdout.write(o.json ? JSON.stringify(json) + '\n' : text);
 
 export function register(program: Command): void {
@@ -42,7 +42,7 @@ export function register(program: Command): void {
     .action(async (name: string, o: Common & { role: string; school?: string; carrier?: string; passwordStdin?: boolean }) => {
       try {
         const password = o.passwordStdin ? await readStdinPassword() : undefined;
-        const r = await withDb(o.data, (db) =>
+        const r = await withDb(o, (db) =>
           cliAddUser(db, {
             name,
             role: o.role,
@@ -62,7 +62,7 @@ export function register(program: Command): void {
     .action(async (name: string, o: Common & { passwordStdin?: boolean }) => {
       try {
         const password = o.passwordStdin ? await readStdinPassword() : undefined;
-        const r = await withDb(o.data, (db) => cliSetPassword(db, name, password));
+        const r = await withDb(o, (db) => cliSetPassword(db, name, password));
         out(o, r, r.password ? `${r.password}\n` : `password of ${name} changed\n`);
       } catch (e) {
         fail(e, o.json === true);
@@ -71,7 +71,7 @@ export function register(program: Command): void {
   dataOpt(user.command('disable <name>').description('the account cannot sign in any more; its sessions end at once')).action(
     async (name: string, o: Common) => {
       try {
-        const u = await withDb(o.data, (db) => cliDisableUser(db, name));
+        const u = await withDb(o, (db) => cliDisableUser(db, name));
         out(o, { user: u }, `user ${u.name} disabled at ${u.disabledAt}\n`);
       } catch (e) {
         fail(e, o.json === true);
@@ -80,7 +80,7 @@ export function register(program: Command): void {
   );
   dataOpt(user.command('list').description('every account')).action(async (o: Common) => {
     try {
-      const users = await withDb(o.data, (db) => cliUsers(db));
+      const users = await withDb(o, (db) => cliUsers(db));
       out(
         o,
         { users },
@@ -105,7 +105,7 @@ export function register(program: Command): void {
     .option('--ttl <duration>', 'valid for (e.g. 90d); default: until revoked')
     .action(async (o: Common & { role: string; name?: string; school?: string; carrier?: string; ttl?: string }) => {
       try {
-        const t = await withDb(o.data, (db) =>
+        const t = await withDb(o, (db) =>
           cliCreateToken(db, {
             role: o.role,
             ...(o.name ? { name: o.name } : {}),
@@ -122,7 +122,7 @@ export function register(program: Command): void {
     });
   dataOpt(token.command('list').description('every API token (never the token itself)')).action(async (o: Common) => {
     try {
-      const tokens = await withDb(o.data, (db) => cliTokens(db));
+      const tokens = await withDb(o, (db) => cliTokens(db));
       out(
         o,
         { tokens },
@@ -139,7 +139,7 @@ export function register(program: Command): void {
   });
   dataOpt(token.command('revoke <id>').description('revoke an API token at once')).action(async (id: string, o: Common) => {
     try {
-      const t = await withDb(o.data, (db) => cliRevokeToken(db, id));
+      const t = await withDb(o, (db) => cliRevokeToken(db, id));
       out(o, { token: t }, `API token ${t.id} revoked at ${t.revokedAt}\n`);
     } catch (e) {
       fail(e, o.json === true);
@@ -157,7 +157,7 @@ export function register(program: Command): void {
       try {
         const limit = Number(o.limit);
         if (!Number.isInteger(limit) || limit < 1) throw new RcError(ErrorCode.InputInvalid, `--limit wants a whole number, not ${o.limit}`);
-        const rows = await withDb(o.data, (db) =>
+        const rows = await withDb(o, (db) =>
           queryAudit(db, {
             limit,
             ...(o.since ? { since: o.since } : {}),

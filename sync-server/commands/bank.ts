@@ -2,17 +2,16 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { addBank, addBankCert, listBanks, revokeBankCert, setBankDisabled, type AddedBank, type CertInput } from '../bank/banks.js';
-import { openRegistry, type Db } from '../registry.js';
+import type { Db } from '../registry.js';
 import { DEFAULT_DATA_DIR, fail } from './client.js';
-import { sqliteTuning } from '../db/sql.js';
+import { databaseOption, openCommandRegistry, type RegistryOpts } from './database.js';
 
 /**
  * rc-sync-server bank add|list|disable|enable|cert: the banks that connect cards over the bank API (sync-server/bank/,
- * docs/bank-api.md). Local commands on the registry of --data; a running server sees changes at the bank's next request.
+ * docs/bank-api.md). Local commands on the registry of --data (or --database); a running server sees changes at the bank's next request.
  */
-function withDb<T>(data: string, f: (db: Db) => T): T {
-  const db = openRegistry(data);
-  sqliteTuning(db, (d) => d.pragma('busy_timeout = 5000'));
+function withDb<T>(o: RegistryOpts, f: (db: Db) => T): T {
+  const db = openCommandRegistry(o);
   try {
     return f(db);
   } finally {
@@ -20,9 +19,10 @@ function withDb<T>(data: string, f: (db: Db) => T): T {
   }
 }
 
-type Common = { data: string; json?: boolean };
+type Common = RegistryOpts & { json?: boolean };
 type CertOpts = { cert?: string; ca?: string; csr?: string; out?: string };
-const dataOpt = (c: Command) => c.option('--data <dir>', 'data directory (registry, bank CA)', DEFAULT_DATA_DIR).option('--json', 'machine-readable output');
+const dataOpt = (c: Command) =>
+  databaseOption(c.option('--data <dir>', 'data directory (registry, bank CA)', DEFAULT_DATA_DIR)).option('--json', 'machine-readable output');
 const certOpts = (c: Command) =>
   c
     .option('--cert <file>', "the bank's own client certificate (PEM): self-signed, or signed by --ca")
@@ -64,7 +64,7 @@ export function register(program: Command): void {
     .option('--callback <url>', 'status callbacks: POSTed here, signed with a secret shown once')
     .action((id: string, o: Common & CertOpts & { name: string; site?: string; callback?: string }) => {
       try {
-        const r = withDb(o.data, (db) =>
+        const r = withDb(o, (db) =>
           addBank(db, o.data, { id, name: o.name, ...(o.site ? { site: o.site } : {}), ...(o.callback ? { callbackUrl: o.callback } : {}), ...certInput(o) }),
         );
         const files = handOver(r, o);
@@ -83,7 +83,7 @@ export function register(program: Command): void {
     });
   dataOpt(bank.command('list').description('banks, their certificates (fingerprints, revoked) and undelivered callbacks')).action((o: Common) => {
     try {
-      const banks = withDb(o.data, (db) => listBanks(db));
+      const banks = withDb(o, (db) => listBanks(db));
       if (o.json) process.stdout.write(JSON.stringify({ banks }) + '\n');
       else
         for (const b of banks)
@@ -103,7 +103,7 @@ export function register(program: Command): void {
       bank.command(`${name} <id>`).description(disabled ? "refuse the bank's requests (401 bank.disabled) from its next request" : 'accept the bank again'),
     ).action((id: string, o: Common) => {
       try {
-        withDb(o.data, (db) => setBankDisabled(db, id, disabled));
+        withDb(o, (db) => setBankDisabled(db, id, disabled));
         process.stdout.write(o.json ? JSON.stringify({ id, disabled }) + '\n' : `bank ${id} ${disabled ? 'disabled' : 'enabled'}\n`);
       } catch (e) {
         fail(e, o.json === true);
@@ -114,11 +114,11 @@ export function register(program: Command): void {
     .action((id: string, o: Common & CertOpts & { revoke?: string }) => {
       try {
         if (o.revoke) {
-          withDb(o.data, (db) => revokeBankCert(db, id, o.revoke!));
+          withDb(o, (db) => revokeBankCert(db, id, o.revoke!));
           process.stdout.write(o.json ? JSON.stringify({ id, revoked: o.revoke }) + '\n' : `certificate ${o.revoke} of bank ${id} revoked\n`);
           return;
         }
-        const r = withDb(o.data, (db) => addBankCert(db, o.data, id, certInput(o)));
+        const r = withDb(o, (db) => addBankCert(db, o.data, id, certInput(o)));
         const files = handOver(r, o);
         process.stdout.write(
           o.json ? JSON.stringify({ id, fingerprint: r.fingerprint, files }) + '\n' : `bank ${id}: certificate SHA-256 ${r.fingerprint} added\n`,

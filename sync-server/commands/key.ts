@@ -5,9 +5,8 @@ import { ErrorCode, RcError } from '../../protocol/errors.js';
 import { openPkcs11, type HsmTokenKey, type Pkcs11Location } from '../../protocol/token-hsm.js';
 import { DEV_TOKEN_KEY, refuseDevTokenKey, tokenKeyFromEnv, type TokenKey } from '../../protocol/token.js';
 import { retireKeyVersion, type RetireResult } from '../key-retire.js';
-import { openRegistry } from '../registry.js';
 import { DEFAULT_DATA_DIR, fail } from './client.js';
-import { sqliteTuning } from '../db/sql.js';
+import { databaseOption, openCommandRegistry, type RegistryOpts } from './database.js';
 
 export interface Pkcs11Opts {
   pkcs11Library?: string;
@@ -130,7 +129,7 @@ const cliUser = () => {
  * destroyed in the server's token when --pkcs11-* names it (a server on RC_TOKEN_KEY keeps no key to destroy).
  */
 function registerRetire(key: Command): void {
-  pkcs11Options(
+  const retire = pkcs11Options(
     key
       .command('retire')
       .description(
@@ -139,14 +138,14 @@ function registerRetire(key: Command): void {
       .requiredOption('--version <n>', 'the key version to retire')
       .option('--data <dir>', 'data directory (registry)', DEFAULT_DATA_DIR)
       .option('--json', 'machine-readable output'),
-  ).action((o: Pkcs11Opts & { version: string; data: string; json?: boolean }) => {
+  );
+  databaseOption(retire).action((o: Pkcs11Opts & RegistryOpts & { version: string; json?: boolean }) => {
     try {
       const v = KeyVersionArg.safeParse(o.version);
       if (!v.success) throw new RcError(ErrorCode.InputInvalid, `--version: not a key version: ${o.version}`, { version: o.version });
       const loc = pkcs11Location(o);
       const hsm = loc ? openPkcs11(loc) : null;
-      const db = openRegistry(o.data);
-      sqliteTuning(db, (d) => d.pragma('busy_timeout = 5000'));
+      const db = openCommandRegistry(o);
       let r: RetireResult;
       try {
         r = retireKeyVersion(db, v.data, { versions: hsm ? hsm.keyVersions() : null, destroy: (n) => hsm?.destroyKey(n) ?? false }, cliUser());

@@ -9,6 +9,7 @@ import { startServer } from '../server.js';
 import { loadTls, type TlsMaterial } from '../tls.js';
 import { parseCabinetConfig } from '../cabinet/provider.js';
 import { fail } from './client.js';
+import { databaseOption } from './database.js';
 import { pkcs11Options, serverTokenKey, type Pkcs11Opts } from './key.js';
 
 function port(v: string): number {
@@ -18,13 +19,12 @@ function port(v: string): number {
 }
 
 export function register(program: Command): void {
-  pkcs11Options(program.command('start'))
-    .description('run the sync-server: registry, embedded (or external) MQTT broker, HTTP API on loopback')
-    .option('--data <dir>', 'data directory (registry, signing key)', './rc-sync-data')
-    .option(
-      '--database <file|url>',
-      'the registry: a SQLite file (default DATA/registry.sqlite) or postgres://user@host/db (migrated at start, docs/postgres.md)',
-    )
+  databaseOption(
+    pkcs11Options(program.command('start'))
+      .description('run the sync-server: registry, embedded (or external) MQTT broker, HTTP API on loopback')
+      .option('--data <dir>', 'data directory (registry, signing key)', './rc-sync-data'),
+    'migrated at start',
+  )
     .option('--mqtt-port <n>', 'embedded broker port', '1883')
     .option(
       '--broker <url>',

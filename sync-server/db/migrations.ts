@@ -1,6 +1,7 @@
 import { ErrorCode, RcError } from '../../protocol/errors.js';
 import { registry1 } from './migrations/001-registry.js';
 import { explicitIds2 } from './migrations/002-explicit-ids.js';
+import { migrateLegacyRegistry } from './migrations/legacy.js';
 import type { Db } from './types.js';
 
 /**
@@ -8,10 +9,10 @@ import type { Db } from './types.js';
  * (./migrations/NNN-name.ts), applied in order inside one transaction with its row in `schema_migrations`
  * (version, name, applied_at). A registry records which versions it has, so opening it again applies nothing.
  *
- * A SQLite registry made before schema_migrations existed (by the module ensure*Schema functions) is brought up
- * to date by that same code (`legacy`, passed in by registry.ts) and recorded as version 1: nothing in it is
- * rewritten or lost. On PostgreSQL the schema comes only from these migrations; concurrent servers migrating one
- * database serialise on a transaction-level advisory lock.
+ * All of the registry's DDL is here: no module makes or alters a table at run time. A SQLite registry made before
+ * schema_migrations existed (by the modules' former ensure…Schema functions) is brought up to date by that code,
+ * frozen in ./migrations/legacy.ts, and recorded as version 1: nothing in it is rewritten or lost. On PostgreSQL
+ * concurrent servers migrating one database serialise on a transaction-level advisory lock.
  */
 export interface Migration {
   version: number;
@@ -42,8 +43,8 @@ export function isPostgres(db: Db): boolean {
   return (db as { dialect?: string }).dialect === 'postgres';
 }
 
-/** Bring the database to SCHEMA_VERSION. `legacy` upgrades a SQLite registry of the ensure*Schema era in place. */
-export function migrateSchema(db: Db, o: { legacy?: (db: Db) => void; now?: () => Date } = {}): MigrateResult {
+/** Bring the database to SCHEMA_VERSION; a SQLite registry from before versioned migrations is upgraded in place first. */
+export function migrateSchema(db: Db, o: { now?: () => Date } = {}): MigrateResult {
   const pg = isPostgres(db);
   const now = () => (o.now?.() ?? new Date()).toISOString();
   return db.transaction((): MigrateResult => {
@@ -58,8 +59,7 @@ export function migrateSchema(db: Db, o: { legacy?: (db: Db) => void; now?: () =
     const record = db.prepare('INSERT INTO schema_migrations(version, name, applied_at) VALUES (?, ?, ?)');
     let recognised = false;
     if (legacy) {
-      if (!o.legacy) throw new RcError(ErrorCode.DbSchemaNewer, 'a registry from before versioned migrations needs its upgrade code to open');
-      o.legacy(db);
+      migrateLegacyRegistry(db);
       record.run(1, registry1.name, now());
       recognised = true;
     }

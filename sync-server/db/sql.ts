@@ -3,7 +3,7 @@
  * Every other statement of the server is written once, in the subset both take; test/unit/sql-portable.test.ts
  * prepares each on both (and compares result types and column names). That subset, in short:
  *  - upserts, not `INSERT OR IGNORE/REPLACE`: `ON CONFLICT DO NOTHING`, `ON CONFLICT (key) DO UPDATE SET c = excluded.c`
- *    (`INSERT … SELECT … WHERE true ON CONFLICT …` on SQLite); no rowid (an explicit id: db/sqlite-id.ts);
+ *    (`INSERT … SELECT … WHERE true ON CONFLICT …` on SQLite); no rowid (an explicit id: migration 2);
  *  - no scalar min(a, b) / max(a, b): CASE; no sum() of a comparison: count(CASE WHEN … THEN 1 END);
  *    `CAST(sum(x) AS BIGINT)` (PostgreSQL sums bigints as numeric); no boolean result columns;
  *  - every selected column grouped or aggregated; a FROM subquery has an alias; `CROSS JOIN t WHERE …`, not `… ON`;

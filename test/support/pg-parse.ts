@@ -1,17 +1,15 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { PG_BIN, postgresAvailable as serverAvailable, startPostgres } from './rig/postgres.js';
 
 /**
- * A scratch PostgreSQL 15 (Debian's packages) on a unix socket in a temp dir, for checking that the
- * server's statements parse and type-check there (test/unit/sql-portable.test.ts). Only psql talks to it:
- * this check needs no PostgreSQL driver. Runs as the `postgres` OS user when the tests run as root.
+ * A scratch PostgreSQL 15 for checking that the server's statements parse and type-check there
+ * (test/unit/sql-portable.test.ts): the rig's server (test/support/rig/postgres.ts) without fsync, and one database
+ * on it that psql talks to over the rig's unix socket. Only psql runs statements here: `\gdesc` describes them.
  */
-export const PG_BIN = process.env.RC_PG_BIN ?? '/usr/lib/postgresql/15/bin';
-
 export function postgresAvailable(): boolean {
-  return existsSync(join(PG_BIN, 'initdb')) && existsSync(join(PG_BIN, 'postgres')) && existsSync(join(PG_BIN, 'psql'));
+  return serverAvailable() && existsSync(join(PG_BIN, 'psql'));
 }
 
 export interface ScratchPostgres {
@@ -20,51 +18,22 @@ export interface ScratchPostgres {
   stop(): Promise<void>;
 }
 
-const asRoot = process.getuid?.() === 0;
-const pgUid = (): { uid: number; gid: number } => {
-  const id = (flag: string) => Number(spawnSync('id', [flag, 'postgres'], { encoding: 'utf8' }).stdout.trim());
-  return { uid: id('-u'), gid: id('-g') };
-};
-const run = (cmd: string, args: string[], input?: string) =>
-  spawnSync(asRoot ? 'runuser' : cmd, asRoot ? ['-u', 'postgres', '--', cmd, ...args] : args, { encoding: 'utf8', input });
-
 export async function startScratchPostgres(): Promise<ScratchPostgres> {
-  const dir = mkdtempSync(join(tmpdir(), 'rc-pgparse-'));
-  if (asRoot) {
-    const { uid, gid } = pgUid();
-    chownSync(dir, uid, gid);
+  const pg = await startPostgres({ fsync: false });
+  try {
+    const name = new URL(pg.createDatabase('scratch')).pathname.slice(1);
+    const args = ['-h', pg.dir, '-p', String(pg.port), '-U', 'postgres', '-d', name, '-X', '-q', '-v', 'ON_ERROR_STOP=1'];
+    return {
+      psql: (script) => {
+        const r = spawnSync(join(PG_BIN, 'psql'), args, { encoding: 'utf8', input: script });
+        return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+      },
+      stop: () => pg.stop(),
+    };
+  } catch (e) {
+    await pg.stop();
+    throw e;
   }
-  const data = join(dir, 'data');
-  const init = run(join(PG_BIN, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8', '--locale=C']);
-  if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr}`);
-  const args = ['-D', data, '-k', dir, '-c', 'listen_addresses=', '-c', 'fsync=off'];
-  const proc: ChildProcess = spawn(asRoot ? 'runuser' : join(PG_BIN, 'postgres'), asRoot ? ['-u', 'postgres', '--', join(PG_BIN, 'postgres'), ...args] : args, {
-    stdio: 'ignore',
-  });
-  const psqlArgs = (db: string) => ['-h', dir, '-U', 'postgres', '-d', db, '-X', '-q', '-v', 'ON_ERROR_STOP=1'];
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (spawnSync(join(PG_BIN, 'pg_isready'), ['-h', dir, '-U', 'postgres'], { stdio: 'ignore' }).status === 0) break;
-    if (Date.now() > deadline || proc.exitCode !== null) throw new Error('the scratch PostgreSQL did not start');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const made = run(join(PG_BIN, 'psql'), psqlArgs('postgres'), 'CREATE DATABASE scratch;');
-  if (made.status !== 0) throw new Error(`CREATE DATABASE failed: ${made.stderr}`);
-  return {
-    psql: (script) => {
-      const r = run(join(PG_BIN, 'psql'), psqlArgs('scratch'), script);
-      return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-    },
-    stop: async () => {
-      if (proc.exitCode === null) {
-        const exited = new Promise((r) => proc.once('exit', r));
-        // the postmaster runs under runuser as root: its pid is not proc.pid there, so ask pg_ctl
-        run(join(PG_BIN, 'pg_ctl'), ['-D', data, '-m', 'immediate', 'stop']);
-        await exited;
-      }
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
 }
 
 /**

@@ -7,8 +7,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inject } from 'vitest';
+import { openDatabase } from '../../sync-server/db/open.js';
 import { dialectOf } from '../../sync-server/db/sql.js';
-import type { Db } from '../../sync-server/registry.js';
+import { openRegistry, type Db } from '../../sync-server/registry.js';
 import { createDatabaseAt } from './rig/postgres.js';
 
 export const onPostgres = process.env.RC_TEST_DB === 'postgres';
@@ -32,6 +33,15 @@ export function testDatabase(dataDir?: string): string | undefined {
   const url = createDatabaseAt(admin);
   if (dataDir !== undefined) byDataDir.set(dataDir, url);
   return url;
+}
+
+/**
+ * The registry a unit suite works on directly, migrated: DATA/registry.sqlite on SQLite; on PostgreSQL the database
+ * of `dataDir` (a fresh one the first time, the same one when opened again: another connection, as another instance).
+ */
+export function openTestRegistry(dataDir: string): Db {
+  const url = testDatabase(dataDir);
+  return url === undefined ? openRegistry(dataDir) : openDatabase({ kind: 'postgres', url }).db;
 }
 
 /** `--database URL` for `rc-sync-server start ARGS` on PostgreSQL (unless ARGS name one); nothing on SQLite. */

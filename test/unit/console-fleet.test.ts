@@ -2,11 +2,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { openTestRegistry } from '../support/test-db.js';
 import { FleetAnswer, FleetDevice, FleetWire } from '../../protocol/console-api.js';
 import { DEFAULT_FLEET_POLICY, deviceDetail, fleet } from '../../sync-server/console/fleet.js';
 import { recordStatus } from '../../sync-server/console/store.js';
-import { initDeviceTables } from '../../sync-server/devices.js';
-import { openRegistry, type Db } from '../../sync-server/registry.js';
+import { type Db } from '../../sync-server/registry.js';
 
 /**
  * The fleet answer (GET /v1/console/fleet) carries compact rows: what is null, false, 0 or empty is left out and a
@@ -26,8 +26,7 @@ afterEach(() => {
 });
 function registry(): Db {
   dir = mkdtempSync(join(tmpdir(), 'rc-fleet-'));
-  db = openRegistry(dir);
-  initDeviceTables(db);
+  db = openTestRegistry(dir);
   const scope = db.prepare('INSERT INTO scopes(scope, version, entries, records, updated_at) VALUES (?,?,0,0,?)');
   scope.run('transit', 3, ago(120)); // published two hours ago
   scope.run('school:S1', 5, ago(1));
@@ -41,7 +40,10 @@ function identity(db: Db, id: string, kind: string, school: string | null, route
 }
 const status = (db: Db, id: string, online: boolean, seen: string, lists: Record<string, number>, backlog: number, reader: string | null) =>
   db
-    .prepare('INSERT OR REPLACE INTO devices(id, online, last_seen, lists, backlog, reader) VALUES (?,?,?,?,?,?)')
+    .prepare(
+      `INSERT INTO devices(id, online, last_seen, lists, backlog, reader) VALUES (?,?,?,?,?,?)
+       ON CONFLICT(id) DO UPDATE SET online = excluded.online, last_seen = excluded.last_seen, lists = excluded.lists, backlog = excluded.backlog, reader = excluded.reader`,
+    )
     .run(id, online ? 1 : 0, seen, JSON.stringify(lists), backlog, reader);
 
 describe('the fleet answer: compact rows that expand to the full ones', () => {

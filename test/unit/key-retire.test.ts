@@ -8,10 +8,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { openTestRegistry } from '../support/test-db.js';
 import { ErrorCode, RcError } from '../../protocol/errors.js';
 import { markRecompute } from '../../sync-server/import.js';
 import { keyVersionUse, retireKeyVersion, type KeyStore } from '../../sync-server/key-retire.js';
-import { openRegistry, type Db } from '../../sync-server/registry.js';
+import { type Db } from '../../sync-server/registry.js';
 import { checkKeyScheme, retiredKeyVersion } from '../../sync-server/tokenize.js';
 import { expectRcError } from '../support/errors.js';
 
@@ -35,7 +36,7 @@ describe('retiring a key version: what still uses it', () => {
 
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'rc-key-retire-unit-'));
-    db = openRegistry(dir);
+    db = openTestRegistry(dir);
     held = [1, 2];
     checkKeyScheme(db, 1, 'pan-expiry');
     checkKeyScheme(db, 2, 'pan-expiry'); // the server now runs on v2

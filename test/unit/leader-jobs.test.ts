@@ -7,11 +7,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { openTestRegistry } from '../support/test-db.js';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
 import { applyImport, parseImport, type ImportKind } from '../../sync-server/import.js';
 import { loadOrCreateSigningKey } from '../../sync-server/keys.js';
 import { ALL_TOKENS, Materializer, type Dirty } from '../../sync-server/materialize.js';
-import { openRegistry, type Db } from '../../sync-server/registry.js';
+import { type Db } from '../../sync-server/registry.js';
 import { singleLeadership, type Leadership } from '../../sync-server/start/leader.js';
 import { startLists } from '../../sync-server/start/lists.js';
 import { startTimers } from '../../sync-server/start/timers.js';
@@ -88,7 +89,7 @@ describe("a follower's list change reaches the leader", () => {
   const registry = () => {
     const dir = mkdtempSync(join(tmpdir(), 'rc-leader-jobs-'));
     dirs.push(dir);
-    const db = openRegistry(dir);
+    const db = openTestRegistry(dir);
     dbs.push(db);
     return { dir, db, key: loadOrCreateSigningKey(dir).privateKey };
   };
@@ -112,7 +113,7 @@ describe("a follower's list change reaches the leader", () => {
   it('the follower commits nothing and marks the change; the leader commits what was marked and clears the marks', async () => {
     const { dir, db, key } = registry();
     const lead = startLists(db, key, {}, log, singleLeadership());
-    const second = openRegistry(dir); // the follower: another connection to the same registry, as another instance
+    const second = openTestRegistry(dir); // the follower: another connection to the same registry, as another instance
     dbs.push(second);
     const follow = startLists(second, key, {}, log, new Switch());
     lead.publisher.commit(await change(db, 'cards', cardsCsv(0, 20)));
@@ -135,7 +136,7 @@ describe("a follower's list change reaches the leader", () => {
     const { dir, db, key } = registry();
     const was = new Switch();
     const lists = startLists(db, key, {}, log, was);
-    const other = openRegistry(dir);
+    const other = openTestRegistry(dir);
     dbs.push(other);
     const follow = startLists(other, key, {}, log, new Switch());
     await change(other, 'cards', cardsCsv(0, 10));

@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import { openSqliteRegistry } from '../../sync-server/registry.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../protocol/errors.js';
 import { expectRcError } from '../support/errors.js';
@@ -70,10 +70,7 @@ describe('password hashes', () => {
 });
 
 describe('enrolment tokens and the embedded broker policy', () => {
-  const db = new Database(join(tmp, 'reg.sqlite'));
-  db.exec(
-    "CREATE TABLE devices(id TEXT PRIMARY KEY, online INTEGER NOT NULL DEFAULT 0, last_seen TEXT, lists TEXT NOT NULL DEFAULT '{}', backlog INTEGER NOT NULL DEFAULT 0, reader TEXT, acked INTEGER NOT NULL DEFAULT 0)",
-  );
+  const db = openSqliteRegistry(join(tmp, 'reg.sqlite'));
   const reg = new DeviceRegistry(db);
   const keys = () => {
     const k = generateDeviceKeys();

@@ -2,7 +2,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { initDeviceTables } from '../../sync-server/devices.js';
 import { openRegistry } from '../../sync-server/registry.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rc-registry-direction-'));
@@ -11,7 +10,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe('server registry: one direction vocabulary', () => {
   it('a registry from before entry/exit has its stored in/out gate directions rewritten when it opens; both and none stay', () => {
     const old = openRegistry(dir);
-    initDeviceTables(old);
+    old.exec('DROP TABLE schema_migrations'); // a registry from before versioned migrations
     const add = old.prepare(
       `INSERT INTO device_identities(id, kind, school, route, vehicle, direction, scopes, identity_key, box_key, pw_hash, mosq_hash, enrolled_at, token_id)
        VALUES (?, 'turnstile', '7', NULL, NULL, ?, '[]', 'k', 'b', 'h', 'm', '2026-11-01T00:00:00Z', 't')`,

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPairSync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openTestRegistry } from '../support/test-db.js';
 import { ErrorCode } from '../../protocol/errors.js';
 import { createLogger } from '../../protocol/log.js';
 import { ReportDoc, canonicalJson } from '../../protocol/reports.js';
@@ -92,7 +93,7 @@ const pens = (at: string, card: number, route: string | null, o: Partial<T> = {}
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'rc-reports-'));
-  db = openRegistry(dir);
+  db = openTestRegistry(dir);
   pub = new Publisher(db, loadOrCreateSigningKey(dir).privateKey, log, {
     manifestTtlMs: 86_400_000,
     deltaRetentionMs: 86_400_000,
@@ -295,7 +296,7 @@ describe('registry schema 2 → 3', () => {
     try {
       const old = openRegistry(d);
       old.exec(
-        "DROP TABLE carriers; DROP TABLE route_carriers; DROP INDEX journal_report; UPDATE meta SET value = '2' WHERE key = 'schema';" +
+        "DROP TABLE schema_migrations; DROP TABLE carriers; DROP TABLE route_carriers; DROP INDEX journal_report; UPDATE meta SET value = '2' WHERE key = 'schema';" +
           "INSERT INTO journal(device, seq, time, kind, result, reason, fare, lists, received_at) VALUES ('bus-x', 1, '2026-11-01T00:00:00Z', 'bus', 'allow', 'full-fare', 3500, '{}', '2026-11-01T00:00:00Z')",
       );
       old.close();

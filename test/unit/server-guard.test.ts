@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { openTestRegistry } from '../support/test-db.js';
 import { ErrorCode } from '../../protocol/errors.js';
 import { createLogger } from '../../protocol/log.js';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
@@ -11,7 +12,7 @@ import { applyImport, parseImport } from '../../sync-server/import.js';
 import { Ingest, type IngestLimits } from '../../sync-server/ingest.js';
 import { loadOrCreateSigningKey } from '../../sync-server/keys.js';
 import { Publisher } from '../../sync-server/publisher.js';
-import { openRegistry, type Db } from '../../sync-server/registry.js';
+import { type Db } from '../../sync-server/registry.js';
 import { queryCharges, queryJournal, Settlement } from '../../sync-server/settlement/index.js';
 import { cardsCsv, tokenOf } from '../support/registry-csv.js';
 import { fullFareEntry } from '../support/journal-rows.js';
@@ -32,7 +33,7 @@ afterEach(() => {
 
 async function registry(limits: Partial<IngestLimits> = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'rc-guard-'));
-  const db = openRegistry(dir);
+  const db = openTestRegistry(dir);
   cleanup.push(() => {
     db.close();
     rmSync(dir, { recursive: true, force: true });

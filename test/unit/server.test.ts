@@ -1,7 +1,8 @@
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { openTestRegistry, registryContents } from '../support/test-db.js';
 import { ErrorCode } from '../../protocol/errors.js';
 import { expectRcError } from '../support/errors.js';
 import { quietLogger } from '../support/log.js';
@@ -14,7 +15,7 @@ import { applyImport, parseImport, type ImportKind } from '../../sync-server/imp
 import { Ingest } from '../../sync-server/ingest.js';
 import { loadOrCreateSigningKey } from '../../sync-server/keys.js';
 import { Publisher } from '../../sync-server/publisher.js';
-import { openRegistry, type Db } from '../../sync-server/registry.js';
+import { type Db } from '../../sync-server/registry.js';
 import { benefitsCsv, cardsCsv, tokenOf } from '../support/registry-csv.js';
 import { syntheticPan, syntheticPsn } from '../support/pans.js';
 import { createPublicKey } from 'node:crypto';
@@ -42,7 +43,7 @@ async function imp(kind: ImportKind, text: string, skipInvalid = false) {
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'rc-srv-unit-'));
-  db = openRegistry(dir);
+  db = openTestRegistry(dir);
   sent = [];
   pub = new Publisher(db, key().privateKey, log, { manifestTtlMs: 86_400_000, deltaRetentionMs: 86_400_000, chunkRecords: 10, maxDeltaRecords: 1000 });
   pub.setTransport({ publish: async (topic, payload, retain) => void sent.push({ topic, payload, retain }) });
@@ -114,12 +115,8 @@ describe('imports', () => {
 
   it('the PAN is tokenised and never stored', async () => {
     await imp('cards', cardsCsv(0, 20));
-    const raw = readFileSync(join(dir, 'registry.sqlite'));
-    const wal = readFileSync(join(dir, 'registry.sqlite-wal'));
-    for (let i = 0; i < 20; i++) {
-      expect(raw.includes(syntheticPan(i))).toBe(false);
-      expect(wal.includes(syntheticPan(i))).toBe(false);
-    }
+    const stored = registryContents(db, dir); // the SQLite file and its WAL, or every row on PostgreSQL
+    for (let i = 0; i < 20; i++) expect(stored.includes(syntheticPan(i))).toBe(false);
     expect(db.prepare('SELECT token FROM cards WHERE person_id = ?').pluck().get('p7')).toBe(tokenOf(7));
   });
 

@@ -22,6 +22,7 @@ function oldRegistry(): string {
   const db = openRegistry(dir);
   // the tables as the code before this change made them, with rows whose rowids are not 1..n
   db.exec(`
+    DROP TABLE schema_migrations;
     DROP TRIGGER cards_history_replaced; DROP TRIGGER cards_history_removed;
     DROP TABLE holder_card_history; DROP TABLE console_status_log;
     CREATE TABLE holder_card_history(person_id TEXT NOT NULL, token TEXT NOT NULL, masked TEXT, until_ms INTEGER NOT NULL);

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { openTestRegistry } from '../support/test-db.js';
 import { BUILT_IN_WIRE_IDS, DEVICE_BUILT_IN_TABLE, deviceCategoryTable, wireStandIn, type CategoryTable } from '../../protocol/categories.js';
 import { createLogger } from '../../protocol/log.js';
 import { decide } from '../../protocol/rules/index.js';
@@ -17,7 +18,6 @@ import { publishedCategoryIds } from '../../sync-server/categories.js';
 import { Ingest } from '../../sync-server/ingest.js';
 import { loadOrCreateSigningKey } from '../../sync-server/keys.js';
 import { Publisher } from '../../sync-server/publisher.js';
-import { openRegistry } from '../../sync-server/registry.js';
 import { UsagePublisher } from '../../sync-server/usage-publisher.js';
 import { msk } from '../support/journal-rows.js';
 import { benefitsCsv, cardsCsv, tokenOf } from '../support/registry-csv.js';
@@ -51,7 +51,7 @@ afterEach(() => {
 async function setup() {
   const dir = mkdtempSync(join(tmpdir(), 'rc-usage-cat-'));
   dirs.push(dir);
-  const db = openRegistry(dir);
+  const db = openTestRegistry(dir);
   const keys = loadOrCreateSigningKey(dir);
   const pub = new Publisher(db, keys.privateKey, log);
   pub.setConfig('rules', RULES); // the server gives rural-commuter its wire id (the first after the built-in ones)

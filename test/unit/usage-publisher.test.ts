@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { openTestRegistry } from '../support/test-db.js';
 import { Store } from '../../device/store/index.js';
 import { createLogger } from '../../protocol/log.js';
 import { decide } from '../../protocol/rules/index.js';
@@ -15,7 +16,6 @@ import { applyImport, parseImport, type ImportKind } from '../../sync-server/imp
 import { Ingest } from '../../sync-server/ingest.js';
 import { loadOrCreateSigningKey } from '../../sync-server/keys.js';
 import { Publisher } from '../../sync-server/publisher.js';
-import { openRegistry } from '../../sync-server/registry.js';
 import { UsagePublisher } from '../../sync-server/usage-publisher.js';
 import { msk } from '../support/journal-rows.js';
 import { benefitsCsv, cardsCsv, tokenOf } from '../support/registry-csv.js';
@@ -33,7 +33,7 @@ afterEach(() => {
 async function setup(maxCardsPerTick?: number) {
   const dir = mkdtempSync(join(tmpdir(), 'rc-usage-pub-'));
   dirs.push(dir);
-  const db = openRegistry(dir);
+  const db = openTestRegistry(dir);
   const keys = loadOrCreateSigningKey(dir);
   const pub = new Publisher(db, keys.privateKey, log);
   for (const [kind, text] of [

@@ -8,8 +8,8 @@ const TRIGGER_NOW_MS = "CAST(round((julianday('now') - 2440587.5) * 86400000) AS
  * of rowid: each row keeps its rowid as id, so the order stays), so the same statements run on PostgreSQL, whose
  * migration 1 already gave them an identity column. The rows go through a copy so the tables end up made by the very
  * CREATE TABLE the modules use (a RENAME would leave a quoted name in sqlite_master); the history triggers name
- * holder_card_history, so they are dropped first and made again. On a registry whose ensure*Schema already added the
- * column (db/sqlite-id.ts) this changes nothing but the copy. PostgreSQL: nothing to do.
+ * holder_card_history, so they are dropped first and made again. On a registry whose upgrade already added the
+ * column (./legacy.ts migrateExplicitId) this changes nothing but the copy. PostgreSQL: nothing to do.
  */
 export const explicitIds2: Migration = {
   version: 2,

@@ -1,7 +1,9 @@
 /**
  * A private PostgreSQL 15 for one test file, from Debian's packages (apt-get install postgresql): `initdb` and
  * `postgres` in a temp dir, listening on a free loopback port and on a unix socket in that dir, fsync on (the
- * durability of acknowledged writes is tested). As root it runs as the `postgres` OS user (PostgreSQL refuses root).
+ * durability of acknowledged writes is tested; `{ fsync: false }` for a check that only parses statements).
+ * The one way the tests start a PostgreSQL (sql-portable's scratch server is this one too, test/support/pg-parse.ts).
+ * As root it runs as the `postgres` OS user (PostgreSQL refuses root).
  * Each test file gets fresh databases from `createDatabase()`; `stop()` in `afterAll` ends the server by its pid and
  * removes the dir, also when a test failed half way.
  */
@@ -71,7 +73,7 @@ export function createDatabaseAt(adminUrl: string, prefixName = 'rc'): string {
   return u.toString();
 }
 
-export async function startPostgres(): Promise<PgServer> {
+export async function startPostgres(o: { fsync?: boolean } = {}): Promise<PgServer> {
   const dir = mkdtempSync(join(tmpdir(), 'rc-pg-'));
   const data = join(dir, 'data');
   const user = asPostgres();
@@ -86,7 +88,20 @@ export async function startPostgres(): Promise<PgServer> {
     throw new Error(`initdb failed: ${init.stderr}`);
   }
   const port = await freePort();
-  const pgArgs = ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=on', '-c', 'shared_buffers=32MB'];
+  const pgArgs = [
+    '-D',
+    data,
+    '-p',
+    String(port),
+    '-k',
+    dir,
+    '-c',
+    'listen_addresses=127.0.0.1',
+    '-c',
+    `fsync=${o.fsync === false ? 'off' : 'on'}`,
+    '-c',
+    'shared_buffers=32MB',
+  ];
   pgArgs.push('-c', 'max_connections=40', '-c', 'log_min_messages=warning');
   const child: ChildProcess = spawn(...command(prefix, 'postgres', pgArgs), { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
