@@ -55,7 +55,7 @@ function toRcError(e: unknown): RcError {
 
 /**
  * One `COPY table(columns) FROM STDIN` in flight: `write` rows (true when the buffer is full: `await drain()` then),
- * `end` to finish it (the rows PostgreSQL took), or `abort`. An error PostgreSQL answers while rows flow surfaces at
+ * `end` to finish it (the rows PostgreSQL took), or close the connection to drop it. An error PostgreSQL answers while rows flow surfaces at
  * the next `drain` or `end`.
  */
 export class CopyIn {
@@ -102,13 +102,6 @@ export class CopyIn {
     this.stream.end();
     await this.done;
     return this.stream.rowCount;
-  }
-
-  /** Stop the COPY (CopyFail): PostgreSQL discards its rows and fails the transaction, which the caller rolls back. */
-  async abort(reason: string): Promise<void> {
-    if (this.stream.writableFinished || this.stream.destroyed) return;
-    this.stream.destroy(new Error(reason));
-    await this.done.catch(() => undefined);
   }
 }
 
