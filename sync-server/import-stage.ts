@@ -25,7 +25,7 @@ import { relaxed, type Publisher, type PublisherOptions } from './publisher.js';
 import { currentVersions, type Db } from './registry.js';
 import { dialectOf } from './db/sql.js';
 import { connectionUrl, PgDb } from './db/pg.js';
-import { PgCopyClient } from './db/pg-copy.js';
+import type { PgCopyClient } from './db/pg-copy.js';
 import type { GuardianRow } from './notify/guardians.js';
 
 /**
@@ -339,6 +339,8 @@ async function stageByCopy(db: PgDb, id: number, spec: ImportSpec, source: CsvSo
   let copy: PgCopyClient | null = null;
   try {
     while (clearStep(db)) await pace.pause(); // normally empty already
+    // loaded here: a SQLite server (and the import's worker thread) never loads node-postgres
+    const { PgCopyClient } = await import('./db/pg-copy.js');
     copy = await PgCopyClient.connect(connectionUrl(db));
     await copy.query('BEGIN');
     const stage = copy.copyIn('import_stage', STAGE_COLUMNS);
