@@ -89,8 +89,8 @@ interface ErrorFields {
   columnName?: string;
 }
 
-/** The libpq error of the last call as a coded RcError. Class 22 (data exceptions) messages can quote a value: left out. */
-function pgError(fields: ErrorFields | null | undefined, fallback: string, cause: unknown): RcError {
+/** The libpq error of the last call as a coded RcError. Class 22 (data exceptions) messages can quote a value: left out. Also pg-copy.ts's. */
+export function pgError(fields: ErrorFields | null | undefined, fallback: string, cause: unknown): RcError {
   const state = fields?.sqlState ?? '';
   const where: Record<string, unknown> = { sqlstate: state || undefined };
   if (fields?.constraintName) where.constraint = fields.constraintName;
@@ -157,6 +157,16 @@ export interface PgDbOptions {
   url: string;
 }
 
+/** Each open PgDb's connection URL, password included (kept off the object, so no log or error serialises it). */
+const urls = new WeakMap<PgDb, string>();
+
+/** The URL a PgDb connected to, for a second connection to the same database (pg-copy.ts: the imports' COPY). */
+export function connectionUrl(db: PgDb): string {
+  const url = urls.get(db);
+  if (url === undefined) throw new RcError(ErrorCode.DbUnavailable, 'the database connection is closed');
+  return url;
+}
+
 export class PgDb implements Db {
   readonly dialect = 'postgres' as const;
   readonly memory = false;
@@ -179,6 +189,7 @@ export class PgDb implements Db {
     // notices (CREATE … IF NOT EXISTS, "skipping") would go to stderr; the session's clock is UTC like the server's ISO times;
     // a COMMIT is durable when it returns whatever the server's default (ingest sends journal acks right after it)
     this.raw("SET client_min_messages = warning; SET TIME ZONE 'UTC'; SET synchronous_commit = on");
+    urls.set(this, o.url);
   }
 
   get open(): boolean {

@@ -1,5 +1,5 @@
 /**
- * npm run bench:import-responsive [-- --rows N] [--every MS] [--server-root DIR]
+ * npm run bench:import-responsive [-- --rows N] [--every MS] [--server-root DIR] [--database postgres]
  *
  * Issue 12 figure: the server stays responsive during a 1,000,000-row import. A sync-server runs in a
  * child process (rc-sync-server start); a cards file of N rows (default 1,000,000) is uploaded through
@@ -8,10 +8,12 @@
  * The acks are split by the import's phases as the server logs them (parse, wait, apply, lists, publish;
  * since issue 13 item 3 parse to lists run in the import's worker thread, sync-server/import-thread.ts).
  * Target: health and ack p99 <= 100 ms during the import. `--server-root` runs the server of another checkout
- * (e.g. one before the staged imports) under the same conditions. The last line is one JSON object.
+ * (e.g. one before the staged imports) under the same conditions. `--database postgres` keeps the registry in a
+ * private PostgreSQL 15 the bench starts (test/support/rig/postgres.ts) and stops. The last line is one JSON object.
  */
 import { operatorFetch } from '../support/operator-api.js';
 import { ackProbe, cardsFile, percentiles, postFile, startServerChild, timeEvery } from '../support/import-probe.js';
+import { startPostgres, type PgServer } from '../support/rig/postgres.js';
 
 const args = process.argv.slice(2);
 const arg = (name: string, def: string) => {
@@ -20,6 +22,8 @@ const arg = (name: string, def: string) => {
 };
 const ROWS = Number(arg('rows', '1000000'));
 const EVERY = Number(arg('every', '50'));
+const DATABASE = arg('database', 'sqlite');
+if (DATABASE !== 'sqlite' && DATABASE !== 'postgres') throw new Error(`--database sqlite or postgres, not ${DATABASE}`);
 
 /** The phases of the import as the server logged them ('import applied' at info level), in order. */
 function importPhases(log: string): Record<string, number> | null {
@@ -39,7 +43,11 @@ const file = cardsFile(ROWS);
 console.log(`cards file: ${ROWS} rows, ${(file.length / 1e6).toFixed(1)} MB`);
 const root = arg('server-root', '');
 process.env.RC_LOG_LEVEL ??= 'info'; // the child logs the import's phases at info
-const server = await startServerChild(...(root ? [root] : []));
+const pg: PgServer | null = DATABASE === 'postgres' ? await startPostgres() : null;
+const server = await startServerChild(root || undefined, pg ? ['--database', pg.createDatabase()] : []).catch(async (e: unknown) => {
+  await pg?.stop();
+  throw e;
+});
 try {
   const target = { httpUrl: server.httpUrl, dataDir: server.dataDir };
   const health = async () => {
@@ -102,6 +110,7 @@ try {
     JSON.stringify({
       bench: 'import-responsive',
       server: root || 'this checkout',
+      database: DATABASE,
       rows: ROWS,
       importMs,
       healthEveryMs: EVERY,
@@ -117,4 +126,5 @@ try {
   throw e;
 } finally {
   await server.stop();
+  await pg?.stop();
 }

@@ -27,9 +27,10 @@ export interface ServerChild {
 
 /**
  * `rc-sync-server start` on a fresh data dir, embedded broker and HTTP on free ports. `root`: the checkout
- * whose server runs (default this one; another checkout gives a before/after under the same load).
+ * whose server runs (default this one; another checkout gives a before/after under the same load); `args`: more
+ * options of `start` (`--database URL`).
  */
-export async function startServerChild(root = join(import.meta.dirname, '..', '..')): Promise<ServerChild> {
+export async function startServerChild(root = join(import.meta.dirname, '..', '..'), args: readonly string[] = []): Promise<ServerChild> {
   const dataDir = mkdtempSync(join(tmpdir(), 'rc-import-probe-'));
   const proc: ChildProcess = spawn(
     process.execPath,
@@ -46,7 +47,8 @@ export async function startServerChild(root = join(import.meta.dirname, '..', '.
       '0',
       '--dev-token-key',
       '--allow-anonymous-devices',
-      ...testDatabaseArgs(['--data', dataDir]),
+      ...args,
+      ...testDatabaseArgs(['--data', dataDir, ...args]),
     ],
     { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RC_LOG_LEVEL: process.env.RC_LOG_LEVEL ?? 'warn' } },
   );
