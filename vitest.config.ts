@@ -38,6 +38,7 @@ const POSTGRES_UNIT = [
   'test/unit/server-guard.test.ts',
   'test/unit/server.test.ts',
   'test/unit/leader-jobs.test.ts',
+  'test/unit/signing-key.test.ts',
 ];
 const onPostgres = { RC_TEST_DB: 'postgres' };
 const PG_SETUP = 'test/support/rig/postgres-global.ts';

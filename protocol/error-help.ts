@@ -242,6 +242,12 @@ export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> 
       "The leader's connection holding the PostgreSQL advisory lock failed or stopped answering: the instance stopped its leader-only jobs at once and exits for its service manager to restart it; another instance takes over.",
     action: 'Check the network to PostgreSQL and PostgreSQL itself; run rc-sync-server under a service manager that restarts it (systemd Restart=on-failure).',
   },
+  'server.signing-key-mismatch': {
+    meaning:
+      "The registry was first opened with another list-signing key than DATA/signing-key.pem (its public key's SHA-256 is kept in the registry): an instance started on a shared PostgreSQL registry without a copy of the first one's key, or a data dir restored without its key. Devices trust only the first key, so everything this instance signed would be refused. It did not start; nothing was changed.",
+    action:
+      "Copy signing-key.pem (0600) from the data dir of the instance that made the registry into this one and start again. If the key was replaced on purpose and every device was provisioned again with the new public key, delete the registry row meta(key = 'signing-key') once.",
+  },
   'settlement.unknown-route': {
     meaning: 'A bus journal entry names a route the published tariff lacks (or none); stored, left out of settlement.',
     action: 'Publish a tariff with the route or fix the device config; rc-sync-server journal --flagged lists them.',

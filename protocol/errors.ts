@@ -90,6 +90,7 @@ export const ErrorCode = {
   // several instances (issue 16, sync-server/start/leader.ts)
   ServerNotLeader: 'server.not-leader',
   ServerLeadershipLost: 'server.leadership-lost',
+  ServerSigningKeyMismatch: 'server.signing-key-mismatch',
 
   // import: CSV imports into the registry (sync-server/import-stage.ts)
   ImportBusy: 'import.busy',

@@ -2,7 +2,7 @@ import type { KeyObject } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import type { Logger } from '../../protocol/log.js';
 import { isHsmKey, serverKeyScheme, type ServerTokenKey } from '../../protocol/token-hsm.js';
-import { loadOrCreateSigningKey } from '../keys.js';
+import { checkSigningKey, loadOrCreateSigningKey } from '../keys.js';
 import { describeDatabase, openDatabase } from '../db/open.js';
 import type { Db } from '../registry.js';
 import { checkKeyScheme } from '../tokenize.js';
@@ -38,6 +38,12 @@ export function openServerRegistry(o: { dataDir: string; database?: string; toke
   sqliteTuning(db, (d) => d.pragma('synchronous = FULL'));
   const key = loadOrCreateSigningKey(o.dataDir);
   if (key.created) log.info({ dataDir: o.dataDir }, 'signing key created (0600)');
+  try {
+    checkSigningKey(db, key.publicKeyPem); // instances on one registry sign with one key
+  } catch (e) {
+    db.close();
+    throw e;
+  }
   return { db, key, tokeniser: tokeniser(o.tokenKey), close: () => db.close() };
 }
 
