@@ -6,6 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Worker } from 'node:worker_threads';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../protocol/errors.js';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
@@ -265,6 +266,33 @@ describe('staged import', () => {
     expect(published(r.db)).toEqual(before);
     expect(r.db.prepare('SELECT count(*) FROM import_stage').pluck().get()).toBe(0);
     expect(r.importer.list()[0]).toMatchObject({ state: 'failed', error: ErrorCode.ServerImportInterrupted });
+  }, 60_000);
+
+  it('an import whose worker thread dies on its own fails (server.internal), changes nothing, and the next import runs in a new worker', async () => {
+    const s = side();
+    await s.importer.run('cards', lines(cardsCsv(0, 50)), false);
+    const before = published(s.db);
+    const staged = () => s.db.prepare('SELECT count(*) FROM import_stage').pluck().get() as number;
+    async function* stuck() {
+      yield cardsCsv(1000, 5000, '2032-02');
+      await new Promise(() => undefined); // the rest of the file never comes: the worker dies meanwhile
+    }
+    const dying = s.importer.run('cards', stuck(), false);
+    dying.catch(() => undefined); // awaited below
+    await waitFor(() => staged() > 0, { timeoutMs: 20_000, what: 'rows staged by the worker' });
+    const thread = (s.importer as unknown as { thread: { worker: Worker } | null }).thread;
+    expect(thread).not.toBeNull();
+    await thread!.worker.terminate(); // as the thread's own crash would end it (an abort in a native addon, say)
+    await expectRcError(dying, ErrorCode.ServerInternal);
+    expect(s.importer.list()[0]).toMatchObject({ state: 'failed', kind: 'cards' });
+    expect(published(s.db)).toEqual(before);
+    expect(s.db.prepare('SELECT count(*) FROM cards').pluck().get()).toBe(50);
+    // not busy: the next import starts a new worker, clears what the dead one staged and applies
+    await s.importer.run('cards', lines(cardsCsv(0, 60)), false);
+    expect(s.importer.list()[0]).toMatchObject({ state: 'done', rows: 60 });
+    expect(s.db.prepare('SELECT count(*) FROM cards').pluck().get()).toBe(60);
+    expect(staged()).toBe(0);
+    consistent(s.db, 'transit');
   }, 60_000);
 
   it('a server stopped once the file was staged whole applies it whole at the next start, and the lists follow', async () => {
