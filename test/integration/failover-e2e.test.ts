@@ -7,13 +7,12 @@
  * change made through it right after the kill and an import once it leads reach the device within 10 s each, every
  * entry the device saw acknowledged is in the registry once, and what was unacknowledged at the kill is acknowledged.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TokenCreated } from '../../protocol/enrol.js';
-import { MAX_MQTT_PACKET } from '../../protocol/wire/mqtt-guard.js';
 import { loadDevice } from '../../provisioning/device-dir.js';
 import { initDevice } from '../../provisioning/ops.js';
 import { PgDb } from '../../sync-server/db/pg.js';
@@ -22,7 +21,7 @@ import { logSink } from '../support/log.js';
 import { syntheticPan } from '../support/pans.js';
 import { RULES } from '../support/provision-rig.js';
 import { cardsCsv, tokenOf } from '../support/registry-csv.js';
-import { freePort, waitPort } from '../support/rig/broker.js';
+import { freePort, spawnFileMosquitto, waitPort } from '../support/rig/broker.js';
 import { requirePostgres, startPostgres, type PgServer } from '../support/rig/postgres.js';
 import { Procs } from '../support/rig/procs.js';
 import { busConfig, openDevice, tap, type Device } from '../support/sync-harness.js';
@@ -143,26 +142,8 @@ describe.skipIf(!run)('failover end to end: two sync-servers on PostgreSQL and M
     // Mosquitto as docs/provisioning.md sets it up: the servers write the files (empty until then) and SIGHUP it
     const port = await freePort();
     brokerUrl = `mqtt://127.0.0.1:${port}`;
-    writeFileSync(f('passwd'), '', { mode: 0o640 });
-    writeFileSync(f('acl'), '', { mode: 0o640 });
-    writeFileSync(
-      f('mosquitto.conf'),
-      [
-        // the instances' listener, no use_username_as_clientid (both instances use the same two server users)
-        `listener ${port} 127.0.0.1`,
-        'allow_anonymous false',
-        `password_file ${f('passwd')}`,
-        `acl_file ${f('acl')}`,
-        `pid_file ${f('mosquitto.pid')}`,
-        'persistence false',
-        'max_queued_messages 100000',
-        `max_packet_size ${MAX_MQTT_PACKET}`,
-        'set_tcp_nodelay true',
-        ...(process.getuid?.() === 0 ? ['user root'] : []),
-        '',
-      ].join('\n'),
-    );
-    procs.track(spawn('mosquitto', ['-c', f('mosquitto.conf')], { stdio: 'ignore' }));
+    // the instances' listener, no use_username_as_clientid (both instances use the same two server users)
+    procs.track(spawnFileMosquitto(base, port, ['max_queued_messages 100000']));
     await waitPort(port);
 
     // the first instance makes the schema and the signing key, and leads; the second gets a copy of the key

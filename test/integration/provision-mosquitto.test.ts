@@ -7,15 +7,13 @@
  * reaches the broker and syncs; `device revoke` rewrites the files, SIGHUPs
  * Mosquitto and the device is refused.
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, waitPort } from '../support/rig/broker.js';
+import { freePort, spawnFileMosquitto, waitPort } from '../support/rig/broker.js';
 import { Procs } from '../support/rig/procs.js';
 import { checkNoHardware, initBus, startEnrolServer, NO_HARDWARE_CHECK_PASSED, RULES, seedServer, TWO_CARDS_CSV } from '../support/provision-rig.js';
-import { MAX_MQTT_PACKET } from '../../protocol/wire/mqtt-guard.js';
 
 const procs = new Procs({ ...process.env, RC_LOG_LEVEL: 'warn' }, { graceMs: 5000 });
 delete procs.env.RC_TOKEN_KEY;
@@ -30,25 +28,8 @@ describe('provisioning with an external Mosquitto, set up as documented', () => 
     const port = await freePort();
     const f = (n: string) => join(base, n);
     procs.env.RC_API_TOKEN_FILE = f('data/admin.token'); // the CLI runs below call the server as its admin
-    // step 1: empty files (the server fills them), Mosquitto's config
-    writeFileSync(f('passwd'), '', { mode: 0o640 });
-    writeFileSync(f('acl'), '', { mode: 0o640 });
-    writeFileSync(
-      f('mosquitto.conf'),
-      [
-        `listener ${port} 127.0.0.1`,
-        'allow_anonymous false',
-        `password_file ${f('passwd')}`,
-        `acl_file ${f('acl')}`,
-        `pid_file ${f('mosquitto.pid')}`,
-        'persistence false',
-        `max_packet_size ${MAX_MQTT_PACKET}`,
-        'set_tcp_nodelay true',
-        ...(process.getuid?.() === 0 ? ['user root'] : []),
-        '',
-      ].join('\n'),
-    );
-    procs.track(spawn('mosquitto', ['-c', f('mosquitto.conf')], { stdio: 'ignore' }));
+    // step 1: empty files (the server fills them), Mosquitto's config (rig/broker.ts)
+    procs.track(spawnFileMosquitto(base, port));
     await waitPort(port);
     // step 2: the server writes both files and SIGHUPs Mosquitto
     ({ httpUrl, enrolUrl } = await startEnrolServer(procs, f('data'), [

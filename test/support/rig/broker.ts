@@ -143,3 +143,31 @@ export const mosquittoRig: BrokerRig = {
     };
   },
 };
+
+/**
+ * Mosquitto as docs/provisioning.md sets it up for the server to manage: empty password and ACL files in `dir` (the
+ * server fills them and SIGHUPs Mosquitto through `dir/mosquitto.pid`), no anonymous clients, one listener on `port`.
+ * `extra`: more lines for its config. Returns the child at once (track it, then `waitPort(port)`).
+ */
+export function spawnFileMosquitto(dir: string, port: number, extra: readonly string[] = []): ChildProcess {
+  const f = (n: string) => join(dir, n);
+  writeFileSync(f('passwd'), '', { mode: 0o640 });
+  writeFileSync(f('acl'), '', { mode: 0o640 });
+  writeFileSync(
+    f('mosquitto.conf'),
+    [
+      `listener ${port} 127.0.0.1`,
+      'allow_anonymous false',
+      `password_file ${f('passwd')}`,
+      `acl_file ${f('acl')}`,
+      `pid_file ${f('mosquitto.pid')}`,
+      'persistence false',
+      `max_packet_size ${MAX_MQTT_PACKET}`,
+      'set_tcp_nodelay true',
+      ...extra,
+      ...(process.getuid?.() === 0 ? ['user root'] : []),
+      '',
+    ].join('\n'),
+  );
+  return spawn('mosquitto', ['-c', f('mosquitto.conf')], { stdio: 'ignore' });
+}
