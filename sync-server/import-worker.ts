@@ -11,11 +11,12 @@ import { createLogger } from '../protocol/log.js';
 import { applyStaged, failure, openImport, stageImport, type Turns } from './import-stage.js';
 import { errorOf, type FromWorker, type ToWorker, type WireSpec, type WorkerInit } from './import-thread.js';
 import { DEFAULT_PUBLISHER_OPTIONS, Publisher } from './publisher.js';
+import { immediateTransactions } from './registry.js';
 
 const port = parentPort;
 if (!port) throw new Error('import-worker.ts runs in a worker thread (import-thread.ts)');
 const init = workerData as WorkerInit;
-const db = new Database(init.file, { timeout: 5_000 });
+const db = immediateTransactions(new Database(init.file, { timeout: 5_000 }));
 // no fsync under the registry's write lock (the server's commits would wait for it): the worker's commits are ordered in the
 // WAL (a power cut loses a suffix of them, which the staging and recovery are built for), and the import's end is made
 // durable by the fsync below (`durable`) before the server answers or publishes it

@@ -22,13 +22,27 @@ export function openRegistry(dataDir: string): Database.Database {
 
 /** The SQLite registry in FILE, tuned for the server and migrated (db/migrations.ts; PostgreSQL: db/open.ts). */
 export function openSqliteRegistry(file: string): Database.Database {
-  const db = new Database(file);
+  const db = immediateTransactions(new Database(file));
   db.pragma('journal_mode = WAL');
   restrictRegistryFiles(file);
   db.pragma('synchronous = NORMAL');
   db.pragma('cache_size = -262144'); // 256 MiB: million-row imports stay in memory
   db.pragma('temp_store = MEMORY');
   migrateSchema(db);
+  return db;
+}
+
+/**
+ * Two connections write the registry file: the server's thread and the import's worker thread (import-worker.ts). A
+ * deferred transaction (SQLite's plain BEGIN) that reads before it writes fails at its first write with
+ * SQLITE_BUSY_SNAPSHOT ("database is locked", at once, no busy wait) when the other connection committed since that
+ * read: an import failed with server.internal when a device's journal ack was committed in the middle of one of its
+ * steps. So every transaction on DB begins IMMEDIATE (takes the write lock first, waiting up to the busy timeout for
+ * the other's step), as the device's store does. Nested calls are savepoints as before; `.deferred` stays available.
+ */
+export function immediateTransactions(db: Database.Database): Database.Database {
+  const transaction = db.transaction.bind(db);
+  db.transaction = ((fn) => transaction(fn).immediate) as Database.Database['transaction'];
   return db;
 }
 

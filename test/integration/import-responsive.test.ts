@@ -50,7 +50,7 @@ describe('the server stays responsive during a big import', () => {
     const h = await health.stop();
     const a = await acks.stop();
     await progress.stop();
-    expect(res.status, JSON.stringify(answer)).toBe(200);
+    expect(res.status, `${JSON.stringify(answer)}\nserver log:\n${server.output().slice(-4000)}`).toBe(200);
     expect(answer.report).toMatchObject({ rows: ROWS, applied: ROWS });
     const hs = percentiles(h);
     const as = percentiles(a);

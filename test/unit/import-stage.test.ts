@@ -295,6 +295,37 @@ describe('staged import', () => {
     consistent(s.db, 'transit');
   }, 60_000);
 
+  it("the server's thread committing all along (a device's journal acks) does not fail the worker's steps", async () => {
+    // a step that read before its first write failed with SQLITE_BUSY_SNAPSHOT when the server's thread committed in
+    // between (a deferred transaction cannot take the write lock on an old snapshot): the import's answer was server.internal
+    const s = side();
+    const touch = s.db.prepare('INSERT INTO devices(id, last_seen) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET last_seen = excluded.last_seen');
+    let commits = 0;
+    let on = true;
+    const writer = (async () => {
+      while (on) {
+        s.db.transaction(() => {
+          s.db.prepare('SELECT count(*) FROM devices').get(); // read first, as ingest's checks do
+          touch.run(`dev-${commits % 7}`, new Date().toISOString());
+        })();
+        commits++;
+        await new Promise((r) => setImmediate(r));
+      }
+    })();
+    try {
+      await s.importer.run('cards', lines(cardsCsv(0, 3000)), false);
+      await s.importer.run('cards', lines(cardsCsv(0, 20_000, '2032-03')), false);
+      await s.importer.run('benefits', lines(benefitsCsv(0, 5000)), false);
+    } finally {
+      on = false;
+      await writer;
+    }
+    expect(s.importer.list().map((i) => i.state)).toEqual(['done', 'done', 'done']);
+    expect(s.db.prepare('SELECT count(*) FROM cards').pluck().get()).toBe(20_000);
+    expect(commits).toBeGreaterThan(100);
+    consistent(s.db, 'transit');
+  }, 120_000);
+
   it('a server stopped once the file was staged whole applies it whole at the next start, and the lists follow', async () => {
     // serial never runs: the import stops right after its file was staged, before anything is applied
     const s = side(() => new Promise(() => undefined));
