@@ -3,10 +3,10 @@ import { z } from 'zod';
 import { ErrorCode, RcError } from '../protocol/errors.js';
 import type { DeviceStatus, JournalBatch, WireJournalEntry } from '../protocol/wire/messages.js';
 import type { Db } from './registry.js';
-import { onJournalStored } from './notify/outbox.js';
+import { onJournalsStored, type StoredEntry } from './notify/outbox.js';
 import { relaxed } from './publisher.js';
 import { serviceDay, settlementOptions, type SettlementOptions } from './settlement/days.js';
-import { dialectOf } from './db/sql.js';
+import { dialectOf, jsonArrayValues, jsonRows } from './db/sql.js';
 
 /**
  * What the server keeps of an entry's `data`: each field is checked on its own,
@@ -104,15 +104,31 @@ export interface StoreResult {
 /** How long after an upload arrived ingest still counts as busy (Ingest.busy). */
 const BUSY_AFTER_MS = 100;
 
+/** One upload to store: the device its topic names, the MQTT client id when the broker tells it, the batch. */
+interface Upload {
+  device: string;
+  sender: string | null;
+  batch: JournalBatch;
+}
+type Outcome = { ok: true; r: StoreResult } | { ok: false; e: unknown };
+
+/** Rows per multi-row statement: one JSON parameter each (a few MB at most), so a group of uploads is a few round trips. */
+const ROWS_PER_STATEMENT = 5000;
+
+/** An entry as the journal orders entries for impossible trips: by effective time, then device, then seq. */
+const earlier = (a: { eff: number; device: string; seq: number }, b: { eff: number; device: string; seq: number }): boolean =>
+  a.eff < b.eff || (a.eff === b.eff && (a.device < b.device || (a.device === b.device && a.seq < b.seq)));
+const keyOf = (device: string, seq: number): string => `${device}\u0000${seq}`;
+
 export class Ingest {
   private readonly insert;
   private readonly dirty;
-  private readonly acked;
+  private readonly ackedOf;
+  private readonly nextOf;
   private readonly next;
   private readonly setAcked;
   private readonly touch;
-  private readonly elsewhere;
-  private readonly laterClean;
+  private readonly conflicts;
   private readonly flag;
   private readonly opts: SettlementOptions;
   private readonly limits: IngestLimits;
@@ -134,29 +150,41 @@ export class Ingest {
     this.group = durability === 'group' && dialectOf(db) === 'sqlite' && !db.memory ? new GroupCommit(`${db.name}-wal`) : null;
     this.opts = settlementOptions(settlement);
     this.limits = { ...DEFAULT_INGEST_LIMITS, ...limits };
-    // an entry is impossible when an EARLIER entry (by effective time, then device, then seq) of the same card was on
-    // another vehicle or route within the window: so the same journal gives the same flags whatever the arrival order
-    const conflict = `token = ? AND eff_ms BETWEEN ? AND ? AND kind = 'bus' AND (coalesce(vehicle, device) != ? OR coalesce(route, '') != ?)`;
-    this.elsewhere = db.prepare(
-      `SELECT 1 FROM journal WHERE ${conflict} AND (eff_ms < ? OR (eff_ms = ? AND (device < ? OR (device = ? AND seq < ?)))) LIMIT 1`,
-    );
-    // "clean": not flagged at ingest. Settlement's own codes (an unknown route, not a fare) are recomputed on every
-    // replay and do not count, or the flag would depend on whether settlement ran before the earlier entry arrived.
-    this.laterClean = db.prepare(
-      `SELECT device, seq, service_day AS day FROM journal WHERE ${conflict} AND (settle_code IS NULL OR settle_code NOT IN (?, ?))
-         AND (eff_ms > ? OR (eff_ms = ? AND (device > ? OR (device = ? AND seq > ?))))`,
-    );
-    this.flag = db.prepare('UPDATE journal SET settle_code = ?, settled_fare = NULL, settled_reason = NULL WHERE device = ? AND seq = ?');
+    // Every statement takes a whole group of uploads (JSON parameters, db/sql.ts jsonRows): on PostgreSQL each statement
+    // is a round trip (docs/postgres.md), so a group costs a few round trips, not several per entry.
+    this.ackedOf = db.prepare(`SELECT id, acked FROM devices WHERE id IN (${jsonArrayValues(db)})`);
     this.insert = db.prepare(
       `INSERT INTO journal(device, seq, time, token, kind, result, reason, fare, benefit, lists, received_at,
-         route, vehicle, direction, reader, meal, flags, eff_ms, service_day, settle_code) VALUES (?,?,?,?,?,?,?,?,?,?,?, ?,?,?,?,?,?,?,?,?)
-       ON CONFLICT DO NOTHING`,
+         route, vehicle, direction, reader, meal, flags, eff_ms, service_day, settle_code)
+       SELECT p0, p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, p13, p14, p15, p16, p17, p18, p19
+       FROM (${jsonRows(db, 'text bigint text text text text text bigint text text text text text text text text text bigint text text')}) r
+       WHERE true ON CONFLICT DO NOTHING RETURNING device, seq`,
     );
-    this.dirty = db.prepare('INSERT INTO settle_dirty(token, day) VALUES (?, ?) ON CONFLICT DO NOTHING');
-    this.acked = db.prepare('SELECT acked FROM devices WHERE id = ?').pluck();
+    // the bus entries k of a new bus entry's card (its token, effective time, vehicle or device, route, device, seq given)
+    // on another vehicle or route within the window: the new one is impossible when k is EARLIER (by effective time,
+    // then device, then seq), k when it is later; so the same journal gives the same flags whatever the arrival order
+    // (nearly always no row at all)
+    this.conflicts = db.prepare(
+      `SELECT n.p4 AS jd, n.p5 AS js, k.device AS kd, k.seq AS ks, k.eff_ms AS ke, k.settle_code AS kc, k.service_day AS kday, k.token AS token
+       FROM (${jsonRows(db, 'text bigint text text text bigint')}) n CROSS JOIN journal k
+       WHERE k.token = n.p0 AND k.kind = 'bus' AND k.eff_ms BETWEEN n.p1 - ? AND n.p1 + ?
+         AND (coalesce(k.vehicle, k.device) != n.p2 OR coalesce(k.route, '') != n.p3)`,
+    );
+    this.flag = db.prepare('UPDATE journal SET settle_code = ?, settled_fare = NULL, settled_reason = NULL WHERE device = ? AND seq = ?');
+    this.dirty = db.prepare(`INSERT INTO settle_dirty(token, day) SELECT p0, p1 FROM (${jsonRows(db, 'text text')}) d WHERE true ON CONFLICT DO NOTHING`);
+    // the devices whose entry after the run known here is in the journal already (stored out of order before)
+    this.nextOf = db.prepare(`SELECT b.p0 AS device FROM (${jsonRows(db, 'text bigint')}) b CROSS JOIN journal j WHERE j.device = b.p0 AND j.seq = b.p1`);
     this.next = db.prepare('SELECT seq FROM journal WHERE device = ? AND seq > ? ORDER BY seq LIMIT 5000').pluck();
-    this.setAcked = db.prepare('UPDATE devices SET acked = ? WHERE id = ?');
-    this.touch = db.prepare('INSERT INTO devices(id, last_seen) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET last_seen = excluded.last_seen');
+    this.touch = db.prepare(
+      `INSERT INTO devices(id, last_seen) SELECT p0, CAST(? AS TEXT) FROM (${jsonRows(db, 'text')}) d WHERE true
+       ON CONFLICT(id) DO UPDATE SET last_seen = excluded.last_seen`,
+    );
+    // never backwards: another instance may have moved the ack further meanwhile (its rows are committed: acknowledging them is safe)
+    this.setAcked = db.prepare(
+      `INSERT INTO devices(id, acked) SELECT p0, p1 FROM (${jsonRows(db, 'text bigint')}) d WHERE true
+       ON CONFLICT(id) DO UPDATE SET acked = CASE WHEN excluded.acked > devices.acked THEN excluded.acked ELSE devices.acked END
+       RETURNING id, acked`,
+    );
   }
 
   /** Resolves when everything `store` returned before this call is on disk (at once without group commit). */
@@ -197,16 +225,13 @@ export class Ingest {
     const items = this.queue;
     this.queue = [];
     const now = new Date();
-    const out: ({ ok: true; r: StoreResult } | { ok: false; e: unknown })[] = [];
+    let out: Outcome[] = [];
     const all = () =>
       this.db.transaction(() => {
-        for (const it of items) {
-          try {
-            out.push({ ok: true, r: this.store(it.device, null, it.batch, now) });
-          } catch (e) {
-            out.push({ ok: false, e });
-          }
-        }
+        out = this.storeAll(
+          items.map((it) => ({ device: it.device, sender: null, batch: it.batch })),
+          now,
+        );
       })();
     try {
       if (this.group) relaxed(this.db, all);
@@ -234,46 +259,167 @@ export class Ingest {
    * Returns the new acknowledgement, how many entries were new, how many of them wait for settlement and how many were over the rate (not stored).
    */
   store(topicDevice: string, sender: string | null, batch: JournalBatch, now = new Date()): StoreResult {
-    if (batch.device !== topicDevice || (sender !== null && sender !== topicDevice)) {
-      throw new RcError(ErrorCode.SyncDeviceMismatch, 'journal batch device id does not match its sender', {
-        topic: topicDevice,
-        payload: batch.device,
-        sender,
-      });
-    }
+    const txn = this.db.transaction(() => this.storeAll([{ device: topicDevice, sender, batch }], now)[0]!);
+    const o = this.group ? relaxed(this.db, () => txn()) : txn();
+    if (!o.ok) throw o.e;
+    return o.r;
+  }
+
+  /**
+   * Store uploads together, inside the caller's transaction: each (device, seq) once, in a few multi-row statements
+   * for the whole group (not one per entry); an upload refused (device mismatch, over the rate) writes nothing. The
+   * devices' rows are locked (sorted, so two instances never deadlock on them) after the journal rows are in and
+   * before the acks are worked out: an instance storing the same device meanwhile has committed by then, and its
+   * entries count (READ COMMITTED: each statement sees what is committed when it starts).
+   */
+  private storeAll(uploads: readonly Upload[], now: Date): Outcome[] {
     const at = now.toISOString();
-    let stored = 0;
-    let settle = 0;
-    let limited = 0;
-    const txn = this.db.transaction(() => {
-      this.touch.run(batch.device, at);
-      const before = (this.acked.get(batch.device) as number | undefined) ?? 0;
-      const fresh = batch.entries.filter((e) => e.seq > before).sort((a, b) => a.seq - b.seq);
-      const admit = this.take(batch.device, fresh.length, now.getTime());
-      limited = fresh.length - admit;
-      if (fresh.length > 0 && admit === 0)
-        throw new RcError(ErrorCode.ServerRateLimited, 'journal entries over the device rate: not stored, not acknowledged', {
-          device: batch.device,
-          entries: fresh.length,
-        });
-      for (const e of fresh.slice(0, admit)) {
-        const row = this.row(e, now.getTime());
-        if (row.code === null && this.impossible(batch.device, e, row)) row.extra[row.extra.length - 1] = row.code = ErrorCode.SettlementImpossibleTrip;
-        const lists = JSON.stringify(e.lists);
-        const r = this.insert.run(batch.device, e.seq, e.time, e.token, e.kind, e.result, e.reason, e.fareKopecks, e.benefit, lists, at, ...row.extra);
-        if (r.changes === 1) {
-          stored++;
-          onJournalStored(this.db, batch.device, e, row.eff, now.getTime()); // guardians' messages, in this transaction (notify/outbox.ts)
-          this.flagLater(batch.device, e, row); // any stored entry counts as the earlier one (the flag depends on the journal, not on arrival)
-          if (e.token && row.code === null) {
-            this.dirty.run(e.token, row.day);
-            settle++;
+    const nowMs = now.getTime();
+    const out: Outcome[] = uploads.map((u) =>
+      u.batch.device !== u.device || (u.sender !== null && u.sender !== u.device)
+        ? {
+            ok: false,
+            e: new RcError(ErrorCode.SyncDeviceMismatch, 'journal batch device id does not match its sender', {
+              topic: u.device,
+              payload: u.batch.device,
+              sender: u.sender,
+            }),
           }
+        : { ok: true, r: { upTo: 0, stored: 0, settle: 0, limited: 0 } },
+    );
+    const devices = [...new Set(uploads.filter((_u, i) => out[i]!.ok).map((u) => u.device))].sort();
+    if (devices.length === 0) return out;
+    const before = new Map<string, number>();
+    for (const r of this.ackedOf.all(JSON.stringify(devices)) as { id: string; acked: number }[]) before.set(r.id, r.acked);
+
+    // what each upload brings: entries after the device's ack, not already in this group, over the rate or not
+    interface Row {
+      i: number;
+      device: string;
+      e: WireJournalEntry;
+      r: ReturnType<Ingest['row']>;
+    }
+    const rows: Row[] = [];
+    const seen = new Set<string>();
+    const present = new Map<string, Set<number>>(); // per device, the seqs in the journal once this group is stored
+    const touched = new Set<string>();
+    uploads.forEach((u, i) => {
+      if (!out[i]!.ok) return;
+      const acked = before.get(u.device) ?? 0;
+      const fresh = u.batch.entries
+        .filter((e) => e.seq > acked && !seen.has(keyOf(u.device, e.seq)))
+        .sort((a, b) => a.seq - b.seq)
+        .filter((e, k, all) => k === 0 || all[k - 1]!.seq !== e.seq);
+      const admit = this.take(u.device, fresh.length, nowMs);
+      if (fresh.length > 0 && admit === 0) {
+        out[i] = {
+          ok: false,
+          e: new RcError(ErrorCode.ServerRateLimited, 'journal entries over the device rate: not stored, not acknowledged', {
+            device: u.device,
+            entries: fresh.length,
+          }),
+        };
+        return;
+      }
+      touched.add(u.device);
+      (out[i] as { r: StoreResult }).r.limited = fresh.length - admit;
+      const seqs = present.get(u.device) ?? new Set<number>();
+      present.set(u.device, seqs);
+      for (const e of fresh.slice(0, admit)) {
+        seen.add(keyOf(u.device, e.seq));
+        seqs.add(e.seq); // stored now or before (the key is the journal's only unique one): in the journal either way
+        rows.push({ i, device: u.device, e, r: this.row(e, nowMs) });
+      }
+    });
+    if (touched.size === 0) return out;
+    rows.sort((a, b) => (a.device < b.device ? -1 : a.device > b.device ? 1 : a.e.seq - b.e.seq)); // one lock order on every instance
+
+    // the journal rows, each (device, seq) once
+    const stored = new Set<string>();
+    for (let k = 0; k < rows.length; k += ROWS_PER_STATEMENT) {
+      const chunk = rows
+        .slice(k, k + ROWS_PER_STATEMENT)
+        .map(({ device, e, r }) => [
+          device,
+          e.seq,
+          e.time,
+          e.token,
+          e.kind,
+          e.result,
+          e.reason,
+          e.fareKopecks,
+          e.benefit,
+          JSON.stringify(e.lists),
+          at,
+          ...r.extra,
+        ]);
+      for (const x of this.insert.all(JSON.stringify(chunk)) as { device: string; seq: number }[]) stored.add(keyOf(x.device, x.seq));
+    }
+    const fresh = rows.filter((x) => stored.has(keyOf(x.device, x.e.seq)));
+
+    // impossible trips among the new bus entries and the journal (see the statement)
+    const flagged = new Set<string>();
+    const dirty = new Map<string, [string, string]>();
+    const w = this.limits.impossibleWithinMs;
+    const buses = fresh.filter((x) => x.e.kind === 'bus' && x.e.token);
+    const byKey = new Map(buses.map((x) => [keyOf(x.device, x.e.seq), x]));
+    for (let k = 0; k < buses.length; k += ROWS_PER_STATEMENT) {
+      const chunk = buses.slice(k, k + ROWS_PER_STATEMENT).map((x) => [x.e.token, x.r.eff, x.r.vehicle ?? x.device, x.r.route ?? '', x.device, x.e.seq]);
+      const pairs = this.conflicts.all(JSON.stringify(chunk), w, w) as {
+        jd: string;
+        js: number;
+        kd: string;
+        ks: number;
+        ke: number;
+        kc: string | null;
+        kday: string;
+        token: string;
+      }[];
+      for (const p of pairs) {
+        const x = byKey.get(keyOf(p.jd, p.js))!;
+        const j = { eff: x.r.eff, device: x.device, seq: x.e.seq };
+        const k2 = { eff: p.ke, device: p.kd, seq: p.ks };
+        if (earlier(k2, j)) {
+          if (x.r.code === null) flagged.add(keyOf(p.jd, p.js));
+        } else if (!flaggedAtIngest(p.kc) && !flagged.has(keyOf(p.kd, p.ks))) {
+          flagged.add(keyOf(p.kd, p.ks));
+          if (!stored.has(keyOf(p.kd, p.ks))) dirty.set(`${p.token}\u0000${p.kday}`, [p.token, p.kday]); // settled before: settle its day again
         }
       }
-      let acked = (this.acked.get(batch.device) as number | undefined) ?? 0;
+    }
+    for (const f of flagged) {
+      const [device, seq] = f.split('\u0000') as [string, string];
+      this.flag.run(ErrorCode.SettlementImpossibleTrip, device, Number(seq));
+    }
+
+    // what the new entries start: settlement of their (card, day), guardians' messages
+    const told: StoredEntry[] = [];
+    for (const x of fresh) {
+      const r = (out[x.i] as { r: StoreResult }).r;
+      r.stored++;
+      told.push({ device: x.device, e: x.e, effMs: x.r.eff });
+      if (x.e.token && x.r.code === null && !flagged.has(keyOf(x.device, x.e.seq))) {
+        dirty.set(`${x.e.token}\u0000${x.r.day}`, [x.e.token, x.r.day]);
+        r.settle++;
+      }
+    }
+    if (dirty.size > 0) this.dirty.run(JSON.stringify([...dirty.values()]));
+    onJournalsStored(this.db, told, nowMs); // guardians' messages, in this transaction (notify/outbox.ts)
+
+    // the acks: lock the devices' rows first (sorted), then the highest contiguous seq stored from 1
+    const ids = [...touched].sort();
+    this.touch.run(at, JSON.stringify(ids.map((d) => [d])));
+    const run = new Map<string, number>();
+    for (const d of ids) {
+      let m = before.get(d) ?? 0;
+      const seqs = present.get(d)!;
+      while (seqs.has(m + 1)) m++;
+      run.set(d, m);
+    }
+    for (const { device } of this.nextOf.all(JSON.stringify(ids.map((d) => [d, run.get(d)! + 1]))) as { device: string }[]) {
+      let acked = run.get(device)!;
       for (;;) {
-        const seqs = this.next.all(batch.device, acked) as number[];
+        const seqs = this.next.all(device, acked) as number[];
         let moved = false;
         for (const s of seqs) {
           if (s !== acked + 1) break;
@@ -282,11 +428,15 @@ export class Ingest {
         }
         if (!moved || seqs.length < 5000) break;
       }
-      this.setAcked.run(acked, batch.device);
-      return acked;
+      run.set(device, acked);
+    }
+    const upTo = new Map<string, number>();
+    for (const r of this.setAcked.all(JSON.stringify(ids.map((d) => [d, run.get(d)!]))) as { id: string; acked: number }[]) upTo.set(r.id, r.acked);
+    uploads.forEach((u, i) => {
+      const o = out[i]!;
+      if (o.ok) o.r.upTo = upTo.get(u.device) ?? 0;
     });
-    const upTo = this.group ? relaxed(this.db, () => txn()) : txn();
-    return { upTo, stored, settle, limited };
+    return out;
   }
 
   /** Take up to `n` from the device's bucket; returns how many were granted. */
@@ -299,27 +449,6 @@ export class Ingest {
     b.tokens -= granted;
     this.buckets.set(device, b);
     return granted;
-  }
-
-  /** The same card on another vehicle or route within the window: no passenger can do that. */
-  private impossible(device: string, e: WireJournalEntry, row: { eff: number; vehicle: string | null; route: string | null }): boolean {
-    if (!e.token || e.kind !== 'bus') return false;
-    const w = this.limits.impossibleWithinMs;
-    const key = [e.token, row.eff - w, row.eff + w, row.vehicle ?? device, row.route ?? '', row.eff, row.eff, device, device, e.seq];
-    return this.elsewhere.get(...key) !== undefined;
-  }
-
-  /** A newly stored entry makes the later entries it conflicts with impossible: flag them and re-settle their days. */
-  private flagLater(device: string, e: WireJournalEntry, row: { eff: number; vehicle: string | null; route: string | null }): void {
-    if (!e.token || e.kind !== 'bus') return;
-    const w = this.limits.impossibleWithinMs;
-    const conflict = [e.token, row.eff - w, row.eff + w, row.vehicle ?? device, row.route ?? ''];
-    const ingestFlags = [ErrorCode.SettlementTimeOutOfRange, ErrorCode.SettlementImpossibleTrip];
-    const key = [...conflict, ...ingestFlags, row.eff, row.eff, device, device, e.seq];
-    for (const l of this.laterClean.all(...key) as { device: string; seq: number; day: string }[]) {
-      this.flag.run(ErrorCode.SettlementImpossibleTrip, l.device, l.seq);
-      this.dirty.run(e.token, l.day);
-    }
   }
 
   private row(
@@ -363,4 +492,13 @@ export class Ingest {
   private lastSeen(id: string): string | undefined {
     return this.db.prepare('SELECT last_seen FROM devices WHERE id = ?').pluck().get(id) as string | undefined;
   }
+}
+
+/**
+ * A journal entry flagged when it was stored (a wrong clock, an impossible trip): it stays out of settlement. Settlement's
+ * own codes (an unknown route, not a fare) are recomputed on every replay and do not count, or whether a later entry is
+ * flagged would depend on whether settlement ran before the earlier one arrived.
+ */
+function flaggedAtIngest(code: string | null): boolean {
+  return code === ErrorCode.SettlementTimeOutOfRange || code === ErrorCode.SettlementImpossibleTrip;
 }

@@ -59,3 +59,17 @@ export function jsonPairs(db: object, second: 'bigint' | 'text'): string {
 export function containsText(db: object, column: string): string {
   return dialectOf(db) === 'postgres' ? `strpos(${column}, ?) > 0` : `instr(${column}, ?) > 0`;
 }
+
+/**
+ * A subquery of the rows of one parameter holding a JSON array of arrays (`[[v0, v1, …], …]`), one row each: columns
+ * `p0`, `p1`, … typed by `types` (space-separated `text` or `bigint`, one per column). Many rows in one statement and
+ * one round trip (a multi-row INSERT … SELECT, a join with a batch of keys), with one statement text whatever the
+ * row count: `INSERT INTO t(a, b) SELECT p0, p1 FROM (${jsonRows(db, 'text bigint')}) r WHERE true ON CONFLICT …`.
+ */
+export function jsonRows(db: object, types: string): string {
+  const cols = types.split(' ').filter((t) => t !== '');
+  for (const t of cols) if (t !== 'text' && t !== 'bigint') throw new Error(`jsonRows: a column is text or bigint, not ${t}`);
+  return dialectOf(db) === 'postgres'
+    ? `SELECT ${cols.map((t, i) => (t === 'bigint' ? `CAST(e ->> ${i} AS BIGINT) AS p${i}` : `e ->> ${i} AS p${i}`)).join(', ')} FROM jsonb_array_elements(CAST(? AS jsonb)) AS e`
+    : `SELECT ${cols.map((_t, i) => `value ->> '$[${i}]' AS p${i}`).join(', ')} FROM json_each(?)`;
+}

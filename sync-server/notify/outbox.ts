@@ -2,13 +2,13 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { WireJournalEntry } from '../../protocol/wire/messages.js';
 import type { Db } from '../registry.js';
-import { tableExists } from '../db/sql.js';
+import { jsonArrayValues, tableExists } from '../db/sql.js';
 import type { NotifyEvent } from './guardians.js';
 
 /**
  * The outbox: every message a guardian is owed, written where its cause is stored.
  *
- * A journal entry's messages are written by `onJournalStored`, which ingest calls for each new entry inside the
+ * A journal entry's messages are written by `onJournalsStored`, which ingest calls for the new entries inside the
  * transaction that stores it: the entry, its outbox rows and the device's acknowledgement commit together. A crash
  * before the commit loses neither (the device still holds the entry and resends it); after it, the rows are on disk
  * and are sent after the restart. The same entry arriving twice is not stored twice (ON CONFLICT DO NOTHING in ingest),
@@ -33,7 +33,8 @@ export function idempotencyKey(parts: readonly (string | number)[]): string {
 }
 
 interface Stmts {
-  guardians: { all(token: string): unknown[] };
+  /** The consenting guardians of the cards of a JSON array of tokens, with each card's token. */
+  guardians: { all(tokens: string): unknown[] };
   identity: { get(device: string): unknown } | null; // null while the registry has no device identities (no provisioning yet)
   insert: { run(...a: unknown[]): { changes: number | bigint } };
 }
@@ -45,8 +46,8 @@ function prepared(db: Db): Stmts {
   if (!s) {
     s = {
       guardians: db.prepare(
-        `SELECT g.person_id AS person, g.guardian_id AS guardian, g.child_name AS child, g.events FROM cards c
-         JOIN guardians g ON g.person_id = c.person_id WHERE c.token = ? AND g.consent = 1`,
+        `SELECT c.token AS token, g.person_id AS person, g.guardian_id AS guardian, g.child_name AS child, g.events FROM cards c
+         JOIN guardians g ON g.person_id = c.person_id WHERE c.token IN (${jsonArrayValues(db)}) AND g.consent = 1`,
       ),
       identity: null,
       insert: insertStmt(db),
@@ -90,35 +91,59 @@ const EntryData = z.object({
   meal: z.string().min(1).max(64).optional().catch(undefined),
 });
 
+/** A journal entry just stored: its device, the entry, its effective time (ms). */
+export interface StoredEntry {
+  device: string;
+  e: WireJournalEntry;
+  effMs: number;
+}
+
+/** Gate passages (turnstile, allowed) are entry/exit; canteen meals (allowed) are meal; nothing else tells a guardian. */
+const tells = (e: WireJournalEntry): boolean => (e.kind === 'turnstile' || e.kind === 'canteen') && e.result === 'allow' && !!e.token;
+
 /**
- * A journal entry was just stored (ingest.ts, in its transaction): queue a message for each consenting guardian of
- * the card's child who chose the event. Gate passages (turnstile, allowed) are entry/exit; canteen meals (allowed) are meal.
- * Anything else (buses, refusals, entries without a card) costs one string compare.
+ * Journal entries were just stored (ingest.ts, in its transaction): queue a message for each consenting guardian of
+ * each card's child who chose the event. The guardians of all the entries' cards are read in one query (one round
+ * trip on PostgreSQL for a whole upload, not one per entry); entries that tell nobody (buses, refusals, entries
+ * without a card) cost one string compare.
  */
-export function onJournalStored(db: Db, device: string, e: WireJournalEntry, effMs: number, nowMs = Date.now()): void {
-  if ((e.kind !== 'turnstile' && e.kind !== 'canteen') || e.result !== 'allow' || !e.token) return;
+export function onJournalsStored(db: Db, stored: readonly StoredEntry[], nowMs = Date.now()): void {
+  const telling = stored.filter((x) => tells(x.e));
+  if (telling.length === 0) return;
   const s = prepared(db);
-  const guardians = s.guardians.all(e.token) as { person: string; guardian: string; child: string; events: string }[];
-  if (guardians.length === 0) return;
-  const data = EntryData.safeParse(e.data ?? {});
-  const d = data.success ? data.data : {};
-  const ident = identityOf(db, s, device);
-  let event: NotifyEvent;
-  let direction: 'entry' | 'exit' | undefined;
-  if (e.kind === 'canteen') event = 'meal';
-  else {
-    direction = d.direction ?? (ident?.direction === 'exit' ? 'exit' : ident?.direction === 'entry' ? 'entry' : undefined);
-    if (!direction) return; // a two-way gate that did not say which way: nothing to tell
-    event = direction;
+  const tokens = [...new Set(telling.map((x) => x.e.token!))];
+  const byToken = new Map<string, { person: string; guardian: string; child: string; events: string }[]>();
+  for (const g of s.guardians.all(JSON.stringify(tokens)) as { token: string; person: string; guardian: string; child: string; events: string }[]) {
+    const list = byToken.get(g.token) ?? [];
+    list.push(g);
+    byToken.set(g.token, list);
   }
-  const school = ident?.school ?? schoolOfLists(e.lists);
+  if (byToken.size === 0) return;
+  const idents = new Map<string, { school: string | null; direction: string | null } | undefined>();
   const created = dispatchers.get(db)?.clock() ?? nowMs;
   let queued = 0;
-  for (const g of guardians) {
-    if (!g.events.split(',').includes(event)) continue;
-    const facts: Facts = { child: g.child, school, ms: effMs, ...(direction ? { direction } : {}), ...(d.meal ? { meal: d.meal } : {}) };
-    const key = idempotencyKey([g.guardian, g.person, event, device, e.seq]);
-    queued += Number(s.insert.run(key, g.guardian, g.person, event, JSON.stringify(facts), created).changes);
+  for (const { device, e, effMs } of telling) {
+    const guardians = byToken.get(e.token!);
+    if (!guardians) continue;
+    const data = EntryData.safeParse(e.data ?? {});
+    const d = data.success ? data.data : {};
+    if (!idents.has(device)) idents.set(device, identityOf(db, s, device));
+    const ident = idents.get(device);
+    let event: NotifyEvent;
+    let direction: 'entry' | 'exit' | undefined;
+    if (e.kind === 'canteen') event = 'meal';
+    else {
+      direction = d.direction ?? (ident?.direction === 'exit' ? 'exit' : ident?.direction === 'entry' ? 'entry' : undefined);
+      if (!direction) continue; // a two-way gate that did not say which way: nothing to tell
+      event = direction;
+    }
+    const school = ident?.school ?? schoolOfLists(e.lists);
+    for (const g of guardians) {
+      if (!g.events.split(',').includes(event)) continue;
+      const facts: Facts = { child: g.child, school, ms: effMs, ...(direction ? { direction } : {}), ...(d.meal ? { meal: d.meal } : {}) };
+      const key = idempotencyKey([g.guardian, g.person, event, device, e.seq]);
+      queued += Number(s.insert.run(key, g.guardian, g.person, event, JSON.stringify(facts), created).changes);
+    }
   }
   if (queued > 0) wakeSoon(db);
 }
