@@ -244,7 +244,7 @@ export const ERROR_HELP: Record<ErrorCode, { meaning: string; action: string }> 
   },
   'server.signing-key-mismatch': {
     meaning:
-      "The registry was first opened with another list-signing key than DATA/signing-key.pem (its public key's SHA-256 is kept in the registry): an instance started on a shared PostgreSQL registry without a copy of the first one's key, or a data dir restored without its key. Devices trust only the first key, so everything this instance signed would be refused. It did not start; nothing was changed.",
+      "The registry was first opened with another list-signing key than DATA/signing-key.pem (its public key's SHA-256 is kept in the registry): an instance started on a shared PostgreSQL registry without a copy of the first one's key, or a data dir restored without its key. Devices trust only the first key, so everything this instance signed would be refused. It did not start; nothing was changed (a key it made for this start is deleted again).",
     action:
       "Copy signing-key.pem (0600) from the data dir of the instance that made the registry into this one and start again. If the key was replaced on purpose and every device was provisioned again with the new public key, delete the registry row meta(key = 'signing-key') once.",
   },

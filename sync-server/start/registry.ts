@@ -1,5 +1,6 @@
 import type { KeyObject } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Logger } from '../../protocol/log.js';
 import { isHsmKey, serverKeyScheme, type ServerTokenKey } from '../../protocol/token-hsm.js';
 import { checkSigningKey, loadOrCreateSigningKey } from '../keys.js';
@@ -42,6 +43,9 @@ export function openServerRegistry(o: { dataDir: string; database?: string; toke
     checkSigningKey(db, key.publicKeyPem); // instances on one registry sign with one key
   } catch (e) {
     db.close();
+    // a key made just now and refused is not this data dir's: leave no file behind, so the next start (with a copy of
+    // the registry's key in place) does not find a stranger's key there
+    if (key.created) for (const f of ['signing-key.pem', 'signing-key.pub.pem']) rmSync(join(o.dataDir, f), { force: true });
     throw e;
   }
   return { db, key, tokeniser: tokeniser(o.tokenKey), close: () => db.close() };

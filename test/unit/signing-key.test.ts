@@ -1,4 +1,4 @@
-import { copyFileSync, mkdtempSync, rmSync, unlinkSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -33,11 +33,21 @@ describe('the registry keeps the signing key it was made with', () => {
     copyFileSync(join(dir, 'signing-key.pem'), saved);
     unlinkSync(join(dir, 'signing-key.pem'));
     expect(() => open(dir)).toThrow(expect.objectContaining({ code: ErrorCode.ServerSigningKeyMismatch }));
+    // the key made for that start and refused is not left in the data dir
+    expect(existsSync(join(dir, 'signing-key.pem'))).toBe(false);
+    expect(existsSync(join(dir, 'signing-key.pub.pem'))).toBe(false);
     copyFileSync(saved, join(dir, 'signing-key.pem')); // the refusal kept the registry's record: the first key opens it again
     const again = open(dir);
     expect(again.db.prepare("SELECT value FROM meta WHERE key = 'signing-key'").pluck().get()).toBe(kept);
     again.close();
     // on a shared PostgreSQL registry: a second instance with its own data dir and no copy of the key
-    if (database) expect(() => open(dataDir())).toThrow(expect.objectContaining({ code: ErrorCode.ServerSigningKeyMismatch }));
+    if (database) {
+      const other = dataDir();
+      expect(() => open(other)).toThrow(expect.objectContaining({ code: ErrorCode.ServerSigningKeyMismatch }));
+      expect(existsSync(join(other, 'signing-key.pem'))).toBe(false);
+      // its operator copies the first instance's key in: it starts
+      copyFileSync(saved, join(other, 'signing-key.pem'));
+      open(other).close();
+    }
   });
 });
