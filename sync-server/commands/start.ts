@@ -51,7 +51,7 @@ export function register(program: Command): void {
     )
     .option(
       '--shared-ingest',
-      'several instances on one PostgreSQL and one Mosquitto: journals and status through a shared subscription ($share/rc-ingest/…), each upload to one instance (docs/postgres.md)',
+      'several instances on one PostgreSQL and one Mosquitto: journals and status through a shared subscription ($share/rc-ingest-HASH/…, named from the ingest user’s broker password), each upload to one instance (docs/postgres.md)',
     )
     .option('--public-broker-url <url>', 'broker URL handed to enrolled devices (default: the one the server uses)')
     .option('--public-listen <host:port>', "the cardholder's cabinet and the public portal here (HTTPS with --tls-*); without it they are on the operator port")

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import mqtt, { type MqttClient } from 'mqtt';
 import { ErrorCode } from '../../protocol/errors.js';
 import type { Logger } from '../../protocol/log.js';
@@ -128,7 +128,11 @@ export async function startBroker(
     // takes the next node of a cluster), as the devices do (device/sync/client.ts) (issue 16)
     const subscribe = (n: number): void => {
       const at = client.stream;
-      void withTimeout(client.subscribeAsync(ingestTopics(o.sharedIngest === true), { qos: 1 }), o.subscribeTimeoutMs ?? 10_000, 'no SUBACK').then(
+      void withTimeout(
+        client.subscribeAsync(ingestTopics(o.sharedIngest === true, ingestShare(ingestUser?.password ?? single?.password)), { qos: 1 }),
+        o.subscribeTimeoutMs ?? 10_000,
+        'no SUBACK',
+      ).then(
         () => n > 0 && log.info({ attempt: n + 1 }, 'subscribed'),
         (e: unknown) => {
           if (client.stream !== at || !client.connected) return; // a new connection subscribes by itself
@@ -175,16 +179,25 @@ export async function startBroker(
   };
 }
 
-/** The shared subscription's group: every instance of one installation joins it (docs/postgres.md "Several instances"). */
-export const INGEST_SHARE = 'rc-ingest';
+/**
+ * The shared subscription's group: every instance of one installation joins it (docs/postgres.md "Several instances").
+ * Mosquitto lets any client with a read right on the topics join a group, and drops the messages its round robin hands
+ * a member the read ACL then refuses: a device in the group would make the instances miss every n-th upload until
+ * resent. So the group's name comes from the ingest user's broker password, which the instances share and devices do
+ * not know: `rc-ingest-` and 16 hex digits of its SHA-256 (`rc-ingest` alone without a password).
+ */
+export function ingestShare(password: string | undefined): string {
+  if (password === undefined || password === '') return 'rc-ingest';
+  return `rc-ingest-${createHash('sha256').update(`rc-ingest-share\u0000${password}`).digest('hex').slice(0, 16)}`;
+}
 
 /**
- * What the ingest client subscribes to. Shared (--shared-ingest): journals and status through `$share/rc-ingest/…`,
- * each message to one instance (a resent upload may reach another: the (device, seq) key stores it once); requests
- * unshared, every instance gets them and the leader answers (start/ingest.ts).
+ * What the ingest client subscribes to. Shared (--shared-ingest): journals and status through `$share/GROUP/…`
+ * (`ingestShare`), each message to one instance (a resent upload may reach another: the (device, seq) key stores it
+ * once); requests unshared, every instance gets them and the leader answers (start/ingest.ts).
  */
-export function ingestTopics(shared: boolean): string[] {
-  const share = (t: string) => (shared ? `$share/${INGEST_SHARE}/${t}` : t);
+export function ingestTopics(shared: boolean, group = ingestShare(undefined)): string[] {
+  const share = (t: string) => (shared ? `$share/${group}/${t}` : t);
   return [share(topics.allJournals()), share(topics.allStatus()), topics.allRequests()];
 }
 
