@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type Database from 'better-sqlite3';
 import * as fragments from '../../sync-server/db/sql.js';
 import { openRegistry, type Db } from '../../sync-server/registry.js';
+import { MIGRATIONS } from '../../sync-server/db/migrations.js';
 import { numberPlaceholders, postgresAvailable, sqliteSchemaToPostgres, startScratchPostgres, type ScratchPostgres } from '../support/pg-parse.js';
 import { collectSqlStatements, type SqlStatement } from '../support/sql-statements.js';
 
@@ -14,7 +15,7 @@ import { collectSqlStatements, type SqlStatement } from '../support/sql-statemen
  * runs on both through one data-access layer). The statements are read from the sources with the TypeScript
  * compiler (test/support/sql-statements.ts: every branch, not only those a test run takes). Each is prepared on a
  * SQLite registry made by openRegistry, and described (psql's \gdesc: prepared, not run), `?` numbered as `$n`,
- * on a scratch PostgreSQL 15 whose tables are that registry's schema translated simply. PostgreSQL's prepare
+ * on a scratch PostgreSQL 15 whose tables are made by the PostgreSQL migrations (db/migrations), as a server there has them. PostgreSQL's prepare
  * parses, resolves every name and infers every parameter's type, so a SQLite-only function or syntax, an
  * ambiguous parameter or a GROUP BY it refuses fails here with its file and line. What would run on both but
  * differently is checked from the description: result columns of type numeric (a sum of bigints: a string
@@ -118,10 +119,16 @@ describe.skipIf(!have)('every sync-server statement is valid on PostgreSQL and o
     sqlite = openRegistry(dir);
     // a registry migrated from schema 1 keeps its per-tap charges (charging.ts repays their declines when the table is there)
     sqlite.exec(V1_CHARGES);
-    const ddl = sqlite.prepare('SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid').pluck().all() as string[];
     pgs = await startScratchPostgres();
-    const made = pgs.psql(sqliteSchemaToPostgres(ddl));
-    if (made.status !== 0) throw new Error(`the translated schema failed on PostgreSQL: ${made.stderr}`);
+    // PostgreSQL's schema is its own migrations' (what a server there runs), not a translation of SQLite's
+    const made = pgs.psql(
+      [
+        'CREATE TABLE schema_migrations(version bigint PRIMARY KEY, name text NOT NULL, applied_at text NOT NULL);',
+        ...MIGRATIONS.map((m) => m.postgres),
+        sqliteSchemaToPostgres([V1_CHARGES]),
+      ].join('\n'),
+    );
+    if (made.status !== 0) throw new Error(`the migrations failed on PostgreSQL: ${made.stderr}`);
   }, 120_000);
   afterAll(async () => {
     sqlite?.close();
