@@ -65,8 +65,12 @@ export function myChildren(db: Db, personId: string): Child[] {
 const dayMs = (d: string) => Date.parse(`${d}T00:00:00Z`);
 
 /** A range of days: `to` inclusive, at most 12 months back from today, `from` not after `to`. */
-export function dayRange(q: { from?: string | undefined; to?: string | undefined }, now: Date, defaultDays: number): { fromMs: number; toMs: number } {
-  const today = now.toISOString().slice(0, 10);
+export function dayRange(
+  q: { from?: string | undefined; to?: string | undefined },
+  now: Date,
+  defaultDays: number,
+  today: string,
+): { fromMs: number; toMs: number } {
   const to = q.to ?? today;
   const earliest = new Date(now);
   earliest.setUTCFullYear(earliest.getUTCFullYear() - 1);
@@ -155,10 +159,10 @@ function journalOfPerson(
  * The holder's trips (bus taps of every card they have had, each with the masked number of the card it was made with)
  * with the back office's settled fare where settled.
  */
-export function myTrips(db: Db, personId: string, q: { from?: string | undefined; to?: string | undefined }, now: Date): Trip[] {
-  const r = dayRange(q, now, 31);
+export function myTrips(db: Db, personId: string, q: { from?: string | undefined; to?: string | undefined }, now: Date, today: string): Trip[] {
+  const r = dayRange(q, now, 31, today);
   const from = q.from ?? new Date(r.fromMs + 43_200_000).toISOString().slice(0, 10);
-  const to = q.to ?? now.toISOString().slice(0, 10);
+  const to = q.to ?? today;
   return journalOfPerson(db, personId, r.fromMs, r.toMs, ['bus'])
     .filter((e) => e.serviceDay >= from && e.serviceDay <= to)
     .map((e) => ({
@@ -179,10 +183,11 @@ export function childDays(
   child: string,
   q: { from?: string | undefined; to?: string | undefined },
   now: Date,
+  today: string,
 ): { child: Child; days: ChildDay[] } {
   const c = myChildren(db, holderPerson).find((x) => x.personId === child);
   if (!c) throw new RcError(ErrorCode.AuthForbidden, 'this person is not your child', {});
-  const r = dayRange(q, now, 7);
+  const r = dayRange(q, now, 7, today);
   const days = new Map<string, ChildDay>();
   const day = (d: string) => days.get(d) ?? (days.set(d, { day: d, passages: [], meals: [] }), days.get(d)!);
   // every card the child has had (a replaced card's days stay), each while it was theirs
@@ -201,11 +206,10 @@ const HOW_TO_PAY = {
 /**
  * Declined charges of every card the holder has had (the bus fares the bank refused), each on a service day while the
  * card was theirs and with that card's masked number, oldest first, with how to pay them: a replaced card's debt is
- * still the holder's.
+ * still the holder's. `day`: the service day of an instant (settlement/days.ts serviceDay with the operator's calendar).
  */
-export function myDebts(db: Db, personId: string): Debt[] {
+export function myDebts(db: Db, personId: string, day: (ms: number) => string): Debt[] {
   const declined = db.prepare("SELECT seq, service_day, amount, status FROM charges WHERE token = ? AND status = 'declined' ORDER BY service_day");
-  const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
   const seen = new Set<number>();
   const out: Debt[] = [];
   for (const c of cardsOf(db, personId)) {

@@ -10,6 +10,7 @@ import type { TokenDeriver } from '../../protocol/token-hsm.js';
 import type { SessionLimits } from '../auth/sessions.js';
 import { tokeniseHolderCard } from '../console/cards.js';
 import type { Db } from '../registry.js';
+import { serviceDay, settlementOptions, type SettlementOptions } from '../settlement/days.js';
 import { connectCard, type ConnectDeps } from './connect.js';
 import { AddressLimit, ConnectLock, type ConnectLockOptions } from './lock.js';
 import type { DemoIdentityProvider } from './demo-provider.js';
@@ -28,6 +29,8 @@ export interface CabinetOptions {
   connect: ConnectDeps;
   log: Logger;
   clock?: () => number;
+  /** The operator's calendar (time zone, end of the service day): what "today" is for the trips and a child's days. */
+  settlement?: Partial<SettlementOptions> | undefined;
   sessions?: SessionLimits;
   lock?: ConnectLockOptions;
 }
@@ -71,6 +74,7 @@ const LOGIN_TTL_MS = 10 * 60_000;
  */
 export class Cabinet {
   private readonly clock: () => number;
+  private readonly days: SettlementOptions;
   private readonly limits: SessionLimits;
   /** Sign-in starts per address (60 per 15 minutes) and failed callbacks per address (20 per 15 minutes); in the registry (lock.ts). */
   private readonly starts: AddressLimit;
@@ -78,6 +82,7 @@ export class Cabinet {
   readonly lock: ConnectLock;
   constructor(private readonly o: CabinetOptions) {
     this.clock = o.clock ?? Date.now;
+    this.days = settlementOptions(o.settlement);
     this.limits = o.sessions ?? DEFAULT_HOLDER_LIMITS;
     this.lock = new ConnectLock(this.clock, o.lock, o.db);
     this.starts = new AddressLimit(o.db, { kind: 'login-start', windowMs: 15 * 60_000, perAddress: 60 });
@@ -170,7 +175,7 @@ export class Cabinet {
       benefits: myBenefits(db, h.personId),
       children: myChildren(db, h.personId),
       // the day the trips and days ranges end on (dayRange counts from the same clock): the demo's day in the demo
-      today: new Date(this.clock()).toISOString().slice(0, 10),
+      today: this.today(),
     };
   }
 
@@ -200,14 +205,19 @@ export class Cabinet {
   }
 
   trips(h: Holder, q: { from?: string | undefined; to?: string | undefined }): TripsAnswer {
-    return { trips: myTrips(this.o.db, h.personId, q, new Date(this.clock())) };
+    return { trips: myTrips(this.o.db, h.personId, q, new Date(this.clock()), this.today()) };
   }
 
   childDays(h: Holder, child: string, q: { from?: string | undefined; to?: string | undefined }): ChildDaysAnswer {
-    return childDays(this.o.db, h.personId, child, q, new Date(this.clock()));
+    return childDays(this.o.db, h.personId, child, q, new Date(this.clock()), this.today());
+  }
+
+  /** Today's service day in the operator's calendar (not the UTC date: from 21:00 UTC it is already tomorrow in Moscow). */
+  private today(): string {
+    return serviceDay(this.clock(), this.days);
   }
 
   debts(h: Holder): DebtsAnswer {
-    return { debts: myDebts(this.o.db, h.personId) };
+    return { debts: myDebts(this.o.db, h.personId, (ms) => serviceDay(ms, this.days)) };
   }
 }

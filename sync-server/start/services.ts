@@ -36,7 +36,7 @@ export interface Services {
  * the console, the bank API, the cardholder's cabinet and the portal. Nothing listens yet (start/http.ts).
  */
 export async function startServices(
-  o: Pick<ServerOptions, 'dataDir' | 'cabinet' | 'bank' | 'publisher'>,
+  o: Pick<ServerOptions, 'dataDir' | 'cabinet' | 'bank' | 'publisher' | 'settlement'>,
   deps: {
     registry: ServerRegistry;
     lists: Lists;
@@ -133,6 +133,7 @@ export async function startServices(
     tokenKey: tokeniser,
     connect: consoleDeps,
     log: log.child({ component: 'cabinet' }),
+    settlement: o.settlement,
     ...(o.cabinet?.clock ? { clock: o.cabinet.clock } : {}),
     ...(o.cabinet?.lock ? { lock: o.cabinet.lock } : {}),
   });
