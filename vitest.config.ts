@@ -39,6 +39,7 @@ const POSTGRES_UNIT = [
   'test/unit/server.test.ts',
   'test/unit/leader-jobs.test.ts',
   'test/unit/signing-key.test.ts',
+  'test/unit/admin-token.test.ts',
 ];
 const onPostgres = { RC_TEST_DB: 'postgres' };
 const PG_SETUP = 'test/support/rig/postgres-global.ts';
