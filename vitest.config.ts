@@ -25,6 +25,11 @@ const POSTGRES = [
   'test/integration/portal-api.test.ts',
   'test/integration/notify.test.ts',
   'test/integration/server-http.test.ts',
+  'test/integration/sync-harden.test.ts',
+  'test/integration/healthz.test.ts',
+  'test/integration/bank-retention.test.ts',
+  'test/integration/server-guard.test.ts',
+  'test/integration/server-follower.test.ts',
 ];
 //  - postgres-unit: the unit suites that open the registry themselves (test-db.ts openTestRegistry), again on PostgreSQL;
 //    in forks (libpq's addon cannot load in a worker thread), with the postgres project.
