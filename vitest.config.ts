@@ -30,6 +30,15 @@ const POSTGRES = [
   'test/integration/bank-retention.test.ts',
   'test/integration/server-guard.test.ts',
   'test/integration/server-follower.test.ts',
+  'test/integration/acl.test.ts',
+  'test/integration/auth-cli.test.ts',
+  'test/integration/bank-cli.test.ts',
+  'test/integration/token-key-retire.test.ts',
+  'test/integration/provision.test.ts',
+  'test/integration/provision-cli.test.ts',
+  'test/integration/provision-mosquitto.test.ts',
+  'test/integration/provision-nats-file.test.ts',
+  'test/integration/provision-rules-names.test.ts',
 ];
 //  - postgres-unit: the unit suites that open the registry themselves (test-db.ts openTestRegistry), again on PostgreSQL;
 //    in forks (libpq's addon cannot load in a worker thread), with the postgres project.
