@@ -39,6 +39,18 @@ const POSTGRES = [
   'test/integration/provision-mosquitto.test.ts',
   'test/integration/provision-nats-file.test.ts',
   'test/integration/provision-rules-names.test.ts',
+  'test/integration/console-browser.test.ts',
+  'test/integration/cabinet-browser.test.ts',
+  'test/integration/portal-browser.test.ts',
+  'test/integration/auth-browser.test.ts',
+  'test/integration/reports-browser.test.ts',
+  'test/e2e/sync-e2e.test.ts',
+  'test/e2e/canteen.e2e.test.ts',
+  'test/e2e/partner.e2e.test.ts',
+  'test/e2e/runtime.e2e.test.ts',
+  'test/e2e/provision.e2e.test.ts',
+  'test/e2e/deploy-tls.e2e.test.ts',
+  'test/e2e/cabinet.e2e.test.ts',
 ];
 //  - postgres-unit: the unit suites that open the registry themselves (test-db.ts openTestRegistry), again on PostgreSQL;
 //    in forks (libpq's addon cannot load in a worker thread), with the postgres project.
@@ -54,6 +66,9 @@ const POSTGRES_UNIT = [
   'test/unit/leader-jobs.test.ts',
   'test/unit/signing-key.test.ts',
   'test/unit/admin-token.test.ts',
+  'test/unit/notify.test.ts',
+  'test/unit/reports-partners.test.ts',
+  'test/unit/reports-school.test.ts',
 ];
 const onPostgres = { RC_TEST_DB: 'postgres' };
 const PG_SETUP = 'test/support/rig/postgres-global.ts';
