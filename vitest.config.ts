@@ -8,9 +8,9 @@ import { defineConfig } from 'vitest/config';
 //  - cluster: the 3-node NATS JetStream cluster, last and one file at a time. Its Raft elections after a node is
 //    killed need CPU: on two cores shared with the integration pool they once did not settle within a minute.
 const CLUSTER = ['test/integration/cluster-*.test.ts'];
-//  - postgres: the integration suites whose servers keep their registry in the database, again with the registry on
-//    PostgreSQL (RC_TEST_DB=postgres: one private PostgreSQL 15 for the run, a fresh database per server; docs/postgres.md).
-//    After the others, two files at a time.
+//  - postgres: the integration, browser and e2e suites whose servers keep their registry in the database, again with the
+//    registry on PostgreSQL (RC_TEST_DB=postgres: one private PostgreSQL 15 for the run, a fresh database per server;
+//    docs/postgres.md "The suites on PostgreSQL" says which are not and why). After the others, two files at a time.
 const POSTGRES = [
   'test/integration/sync.test.ts',
   'test/integration/sync-faults.test.ts',
@@ -52,7 +52,8 @@ const POSTGRES = [
   'test/e2e/deploy-tls.e2e.test.ts',
   'test/e2e/cabinet.e2e.test.ts',
 ];
-//  - postgres-unit: the unit suites that open the registry themselves (test-db.ts openTestRegistry), again on PostgreSQL;
+//  - postgres-unit: the unit suites that open the registry themselves (test-db.ts openTestRegistry, also through
+//    school-journal.ts schoolRegistry), again on PostgreSQL;
 //    in forks (libpq's addon cannot load in a worker thread), with the postgres project.
 const POSTGRES_UNIT = [
   'test/unit/settlement.test.ts',
