@@ -51,6 +51,12 @@ const POSTGRES = [
   'test/e2e/provision.e2e.test.ts',
   'test/e2e/deploy-tls.e2e.test.ts',
   'test/e2e/cabinet.e2e.test.ts',
+  'test/integration/tls.test.ts',
+  'test/integration/token-hsm-provision.test.ts',
+  'test/integration/cabinet-demo.test.ts',
+  'test/integration/server-start-fail.test.ts',
+  'test/integration/server-subscribe-timeout.test.ts',
+  'test/integration/mosquitto-tls.test.ts',
 ];
 //  - postgres-unit: the unit suites that open the registry themselves (test-db.ts openTestRegistry, also through
 //    school-journal.ts schoolRegistry), again on PostgreSQL;
