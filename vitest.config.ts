@@ -8,9 +8,9 @@ import { defineConfig } from 'vitest/config';
 //  - cluster: the 3-node NATS JetStream cluster, last and one file at a time. Its Raft elections after a node is
 //    killed need CPU: on two cores shared with the integration pool they once did not settle within a minute.
 const CLUSTER = ['test/integration/cluster-*.test.ts'];
-//  - postgres: the integration suites whose servers keep their registry in the database, again with the registry on
-//    PostgreSQL (RC_TEST_DB=postgres: one private PostgreSQL 15 for the run, a fresh database per server; docs/postgres.md).
-//    After the others, two files at a time.
+//  - postgres: the integration, browser and e2e suites whose servers keep their registry in the database, again with the
+//    registry on PostgreSQL (RC_TEST_DB=postgres: one private PostgreSQL 15 for the run, a fresh database per server;
+//    docs/postgres.md "The suites on PostgreSQL" says which are not and why). After the others, two files at a time.
 const POSTGRES = [
   'test/integration/sync.test.ts',
   'test/integration/sync-faults.test.ts',
@@ -25,8 +25,41 @@ const POSTGRES = [
   'test/integration/portal-api.test.ts',
   'test/integration/notify.test.ts',
   'test/integration/server-http.test.ts',
+  'test/integration/sync-harden.test.ts',
+  'test/integration/healthz.test.ts',
+  'test/integration/bank-retention.test.ts',
+  'test/integration/server-guard.test.ts',
+  'test/integration/server-follower.test.ts',
+  'test/integration/acl.test.ts',
+  'test/integration/auth-cli.test.ts',
+  'test/integration/bank-cli.test.ts',
+  'test/integration/token-key-retire.test.ts',
+  'test/integration/provision.test.ts',
+  'test/integration/provision-cli.test.ts',
+  'test/integration/provision-mosquitto.test.ts',
+  'test/integration/provision-nats-file.test.ts',
+  'test/integration/provision-rules-names.test.ts',
+  'test/integration/console-browser.test.ts',
+  'test/integration/cabinet-browser.test.ts',
+  'test/integration/portal-browser.test.ts',
+  'test/integration/auth-browser.test.ts',
+  'test/integration/reports-browser.test.ts',
+  'test/e2e/sync-e2e.test.ts',
+  'test/e2e/canteen.e2e.test.ts',
+  'test/e2e/partner.e2e.test.ts',
+  'test/e2e/runtime.e2e.test.ts',
+  'test/e2e/provision.e2e.test.ts',
+  'test/e2e/deploy-tls.e2e.test.ts',
+  'test/e2e/cabinet.e2e.test.ts',
+  'test/integration/tls.test.ts',
+  'test/integration/token-hsm-provision.test.ts',
+  'test/integration/cabinet-demo.test.ts',
+  'test/integration/server-start-fail.test.ts',
+  'test/integration/server-subscribe-timeout.test.ts',
+  'test/integration/mosquitto-tls.test.ts',
 ];
-//  - postgres-unit: the unit suites that open the registry themselves (test-db.ts openTestRegistry), again on PostgreSQL;
+//  - postgres-unit: the unit suites that open the registry themselves (test-db.ts openTestRegistry, also through
+//    school-journal.ts schoolRegistry), again on PostgreSQL;
 //    in forks (libpq's addon cannot load in a worker thread), with the postgres project.
 const POSTGRES_UNIT = [
   'test/unit/settlement.test.ts',
@@ -39,6 +72,10 @@ const POSTGRES_UNIT = [
   'test/unit/server.test.ts',
   'test/unit/leader-jobs.test.ts',
   'test/unit/signing-key.test.ts',
+  'test/unit/admin-token.test.ts',
+  'test/unit/notify.test.ts',
+  'test/unit/reports-partners.test.ts',
+  'test/unit/reports-school.test.ts',
 ];
 const onPostgres = { RC_TEST_DB: 'postgres' };
 const PG_SETUP = 'test/support/rig/postgres-global.ts';

@@ -25,6 +25,7 @@ import { startServer, type RunningServer } from '../../sync-server/server.js';
 import { launchChromium, PHONE } from '../support/browser.js';
 import { ESIA_PERSONS, startEsiaStandIn, type EsiaStandIn } from '../support/esia/stand-in.js';
 import { freePort } from '../support/rig/broker.js';
+import { dbOption } from '../support/sync-harness.js';
 import { PcscdRig, type VpcdSlot } from '../support/rig/pcscd.js';
 import { VcardHost } from '../support/rig/vcards.js';
 import { linesOf, startDeviceProc, type DeviceProc } from './runtime-rig.js';
@@ -94,6 +95,7 @@ describe('cabinet → device: a card connected in the browser is recognised by a
       tokenKey: DEV_TOKEN_KEY,
       log: createLogger({ level: 'warn', destination: new Writable({ write: (_c, _e, cb) => cb() }) }),
       chargingIntervalMs: 60_000,
+      ...dbOption(dataDir),
       webDir: web,
       publicListen: { host: '127.0.0.1', port },
       cabinet: {

@@ -19,6 +19,7 @@ import { createLogger } from '../../protocol/log.js';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
 import { initDevice } from '../../provisioning/ops.js';
 import { startServer, type RunningServer } from '../../sync-server/server.js';
+import { dbOption } from '../support/sync-harness.js';
 import { PcscdRig } from '../support/rig/pcscd.js';
 import { createPtyPair } from '../support/rig/pty.js';
 import { VcardHost } from '../support/rig/vcards.js';
@@ -69,7 +70,7 @@ export interface ServerRig {
 export async function startServerRig(): Promise<ServerRig> {
   const dataDir = mkdtempSync(join(tmpdir(), 'rc-rt-e2e-srv-'));
   const log = createLogger({ level: 'warn', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
-  const opts = { dataDir, mqttPort: 0, httpPort: 0, tokenKey: DEV_TOKEN_KEY, log, chargingIntervalMs: 60_000 };
+  const opts = { dataDir, mqttPort: 0, httpPort: 0, tokenKey: DEV_TOKEN_KEY, log, chargingIntervalMs: 60_000, ...dbOption(dataDir) };
   let server: RunningServer | null = await startServer(opts);
   const url = server.mqttUrl;
   const port = Number(new URL(url).port);

@@ -8,6 +8,7 @@ import { SyncClient } from '../../device/sync/index.js';
 import { benefitsCsv, cardsCsv, tokenOf } from '../support/registry-csv.js';
 import { syntheticPan, syntheticPsn } from '../support/pans.js';
 import { busConfig, tap, testLogger, type Device } from '../support/sync-harness.js';
+import { onPostgres, openTestRegistry, registryContents, testDatabaseArgs } from '../support/test-db.js';
 import { timeWaitFor, waitFor } from '../support/wait.js';
 import { freePort, waitPort } from '../support/rig/broker.js';
 
@@ -59,6 +60,7 @@ describe('sync end to end through rc-sync-server', () => {
         '--http-port',
         String(httpPort),
         '--allow-anonymous-devices',
+        ...testDatabaseArgs(['--data', join(dir, 'data')]),
       ],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -100,8 +102,14 @@ describe('sync end to end through rc-sync-server', () => {
     const r2 = cli(['import', 'benefits', join(dir, 'benefits.csv'), '--server', url, '--json']);
     expect(JSON.parse(r2.out)).toMatchObject({ report: { rows: 750, applied: 750 }, versions: { transit: 2 } });
     // the PAN is not stored anywhere in the data dir
-    const db = readFileSync(join(dir, 'data', 'registry.sqlite'));
-    expect(db.includes(Buffer.from(syntheticPan(17)))).toBe(false);
+    if (onPostgres) {
+      const db = openTestRegistry(join(dir, 'data')); // the server's database, another connection
+      try {
+        expect(registryContents(db, join(dir, 'data'))).not.toContain(syntheticPan(17));
+      } finally {
+        db.close();
+      }
+    } else expect(readFileSync(join(dir, 'data', 'registry.sqlite')).includes(Buffer.from(syntheticPan(17)))).toBe(false);
   });
 
   it('a device syncs, replayed taps get their benefits, and each tap reaches the server once', async () => {

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../protocol/errors.js';
+import { withTestDatabase } from '../support/test-db.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const BIN = join(ROOT, 'dist', 'rc-sync-server.js');
@@ -24,7 +25,7 @@ delete env.RC_API_TOKEN_FILE;
 
 /** Run the built CLI in `dir` (so ./rc-sync-data is the server's data dir), optionally feeding stdin. */
 function cli(args: string[], stdin?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: dir, env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, ...withTestDatabase(args, dir)], { cwd: dir, env, stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -35,7 +36,7 @@ function cli(args: string[], stdin?: string): Promise<{ code: number | null; std
 
 async function start(): Promise<void> {
   startOut = [];
-  const s = spawn(process.execPath, [BIN, 'start', '--dev-token-key', '--mqtt-port', '0', '--http-port', '0'], {
+  const s = spawn(process.execPath, [BIN, ...withTestDatabase(['start', '--dev-token-key', '--mqtt-port', '0', '--http-port', '0'], dir)], {
     cwd: dir,
     env,
     stdio: ['ignore', 'pipe', 'ignore'],

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PAN } from '../support/pans.js';
+import { withTestDatabase } from '../support/test-db.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const BIN = join(ROOT, 'dist', 'rc-sync-server.js');
@@ -21,7 +22,7 @@ let server: ChildProcess | null = null;
 let bankUrl = '';
 
 function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, ...withTestDatabase(args, dir)], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -95,20 +96,25 @@ describe('bank onboarding from the CLI', () => {
       process.execPath,
       [
         BIN,
-        'start',
-        '--dev-token-key',
-        '--mqtt-port',
-        '0',
-        '--http-port',
-        '0',
-        '--tls-cert',
-        'pki/server.crt',
-        '--tls-key',
-        'pki/server.key',
-        '--tls-ca',
-        'pki/ca.crt',
-        '--bank-listen',
-        '127.0.0.1:0',
+        ...withTestDatabase(
+          [
+            'start',
+            '--dev-token-key',
+            '--mqtt-port',
+            '0',
+            '--http-port',
+            '0',
+            '--tls-cert',
+            'pki/server.crt',
+            '--tls-key',
+            'pki/server.key',
+            '--tls-ca',
+            'pki/ca.crt',
+            '--bank-listen',
+            '127.0.0.1:0',
+          ],
+          dir,
+        ),
       ],
       { cwd: dir, env, stdio: ['ignore', 'pipe', 'ignore'] },
     );

@@ -14,7 +14,8 @@ import { ErrorCode } from '../../protocol/errors.js';
 import { DEV_TOKEN_KEY } from '../../protocol/token.js';
 import { addBank, getBank, type BankRow } from '../../sync-server/bank/banks.js';
 import { BankService, type Answer } from '../../sync-server/bank/service.js';
-import { openRegistry, type Db } from '../../sync-server/registry.js';
+import type { Db } from '../../sync-server/registry.js';
+import { openTestRegistry } from '../support/test-db.js';
 import { expectRcError } from '../support/errors.js';
 import { logSink, type LogSink } from '../support/log.js';
 import { syntheticPan } from '../support/pans.js';
@@ -51,7 +52,7 @@ describe('bank records retention', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'rc-bank-retention-'));
     receiver = await startReceiver();
-    db = openRegistry(dir);
+    db = openTestRegistry(dir);
     for (const [id, path] of [
       ['ok-bank', '/ok'],
       ['busy-bank', '/busy'],

@@ -360,11 +360,12 @@ describe("the cardholder's cabinet over ESIA (stand-in)", () => {
       "INSERT INTO guardians(person_id, guardian_id, child_name, channel, address, secret, consent, events, quiet_from, quiet_to, updated_at) VALUES ('c-hist', 'p-ochirova', 'Очиров Баатр', 'email', 'y@example.org', NULL, 1, '[]', NULL, NULL, '2026-01-01')",
     ).run();
     const until = db.prepare("SELECT until_ms FROM holder_card_history WHERE person_id = 'c-hist'").pluck().get() as number;
-    put(4, 'a'.repeat(32), until - 86_400_000, 'turnstile', 'ok');
+    // two days before: 'a day before' and 'ten minutes ago' were one day from 00:00 to 00:10 UTC (failed so at 00:06)
+    put(4, 'a'.repeat(32), until - 2 * 86_400_000, 'turnstile', 'ok');
     put(5, 'b'.repeat(32), Date.now() - 600_000, 'turnstile', 'ok');
     const days = (await get(s, '/v1/cabinet/children/c-hist/days')) as { days: { day: string; passages: unknown[] }[] };
     expect(days.days.map((d) => [d.day, d.passages.length])).toEqual([
-      [day(until - 86_400_000), 1],
+      [day(until - 2 * 86_400_000), 1],
       [day(Date.now() - 600_000), 1],
     ]);
   });

@@ -13,11 +13,11 @@ import type { Api, HttpContext } from '../../sync-server/http/route.js';
 import { ROUTES } from '../../sync-server/http/routes/index.js';
 import type { Provisioning } from '../../sync-server/enrol.js';
 import type { ConsoleApi } from '../../sync-server/console/api.js';
-import { openRegistry } from '../../sync-server/registry.js';
+import { openTestRegistry } from '../support/test-db.js';
 import { testLogger } from '../support/sync-harness.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rc-healthz-'));
-const db = openRegistry(dir);
+const db = openTestRegistry(dir);
 afterAll(() => {
   db.close();
   rmSync(dir, { recursive: true, force: true });

@@ -20,7 +20,7 @@ import { startServer, type RunningServer } from '../../sync-server/server.js';
 import { loadTls, tlsInit, type TlsInitResult } from '../../sync-server/tls.js';
 import { RULES, closedWithin } from '../support/provision-rig.js';
 import { freePort, waitPort } from '../support/rig/broker.js';
-import { testLogger } from '../support/sync-harness.js';
+import { dbOption, testLogger } from '../support/sync-harness.js';
 import { waitFor } from '../support/wait.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -80,6 +80,7 @@ describe('Mosquitto as documented: mqtts for devices with the pinned CA, no clie
     await waitPort(secure);
     server = await startServer({
       dataDir: f('data'),
+      ...dbOption(f('data')),
       httpPort: 0,
       tokenKey: DEV_TOKEN_KEY,
       log: testLogger(),

@@ -13,7 +13,8 @@ import { DEV_TOKEN_KEY } from '../../protocol/token.js';
 import { startServer } from '../../sync-server/server.js';
 import { expectRcError } from '../support/errors.js';
 import { freePort } from '../support/rig/broker.js';
-import { testLogger } from '../support/sync-harness.js';
+import { dbOption, testLogger } from '../support/sync-harness.js';
+import { onPostgres, openTestRegistry } from '../support/test-db.js';
 
 function listen(port: number): Promise<Server> {
   return new Promise((res, rej) => {
@@ -35,7 +36,7 @@ describe('a sync server start-up that fails half-way', () => {
     const mqttPort = await freePort();
     try {
       const e = await expectRcError(
-        startServer({ dataDir, mqttPort, httpPort, tokenKey: DEV_TOKEN_KEY, log: testLogger(), consoleDir: null, webDir: null }),
+        startServer({ dataDir, mqttPort, httpPort, tokenKey: DEV_TOKEN_KEY, log: testLogger(), consoleDir: null, webDir: null, ...dbOption(dataDir) }),
         ErrorCode.ServerBadRequest,
       );
       expect(e.message).toContain(`127.0.0.1:${httpPort}`);
@@ -44,8 +45,26 @@ describe('a sync server start-up that fails half-way', () => {
     }
     // the broker's port is free again at once: it was closed, not left to the process's exit
     await close(await listen(mqttPort));
+    if (onPostgres) {
+      // and on PostgreSQL no connection of the failed start is left on its database (this one aside)
+      const db = openTestRegistry(dataDir);
+      try {
+        expect(db.prepare('SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()').pluck().get()).toBe(0);
+      } finally {
+        db.close();
+      }
+    }
     // and the same data dir starts (and stops) cleanly on the ports the failed start wanted
-    const server = await startServer({ dataDir, mqttPort, httpPort, tokenKey: DEV_TOKEN_KEY, log: testLogger(), consoleDir: null, webDir: null });
+    const server = await startServer({
+      dataDir,
+      mqttPort,
+      httpPort,
+      tokenKey: DEV_TOKEN_KEY,
+      log: testLogger(),
+      consoleDir: null,
+      webDir: null,
+      ...dbOption(dataDir),
+    });
     try {
       expect(server.mqttUrl).toBe(`mqtt://127.0.0.1:${mqttPort}`);
       expect(server.httpUrl).toBe(`http://127.0.0.1:${httpPort}`);

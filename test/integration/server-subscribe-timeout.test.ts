@@ -10,6 +10,7 @@ import { topics } from '../../protocol/wire/topics.js';
 import { startServer, type RunningServer } from '../../sync-server/server.js';
 import { freePort } from '../support/rig/broker.js';
 import { logSink } from '../support/log.js';
+import { dbOption } from '../support/sync-harness.js';
 import { waitFor } from '../support/wait.js';
 
 /**
@@ -42,6 +43,7 @@ describe('the server and a broker that never answers its SUBSCRIBE', () => {
     await new Promise<void>((res) => net.listen(port, '127.0.0.1', res));
     server = await startServer({
       dataDir: dir,
+      ...dbOption(dir),
       httpPort: 0,
       brokerUrl: `mqtt://127.0.0.1:${port}`,
       tokenKey: DEV_TOKEN_KEY,

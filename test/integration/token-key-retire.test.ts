@@ -14,13 +14,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../protocol/errors.js';
 import { Pkcs11Token } from '../../protocol/token-hsm.js';
 import { pendingRecompute } from '../../sync-server/import.js';
-import { openRegistry } from '../../sync-server/registry.js';
 import { startServer, type RunningServer } from '../../sync-server/server.js';
 import { expectRcError } from '../support/errors.js';
 import { quietLogger } from '../support/log.js';
 import { PAN } from '../support/pans.js';
 import { softhsmAvailable, startSoftHsm, type SoftHsmRig } from '../support/rig/softhsm.js';
-import { linesOf } from '../support/sync-harness.js';
+import { dbOption, linesOf } from '../support/sync-harness.js';
+import { openTestRegistry, withTestDatabase } from '../support/test-db.js';
 import { waitFor } from '../support/wait.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -46,7 +46,11 @@ describe.skipIf(!softhsmAvailable())('retiring a card-token key version', () => 
   const pk = () => ['--pkcs11-library', hsm.library, '--pkcs11-token', 'rc-server', '--pkcs11-pin-file', pinFile];
 
   function cli(args: string[]): Promise<Run> {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: work, env: { ...process.env, RC_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...withTestDatabase(args, work)], {
+      cwd: work,
+      env: { ...process.env, RC_LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -67,7 +71,7 @@ describe.skipIf(!softhsmAvailable())('retiring a card-token key version', () => 
     cli(['keys', 'retire', '--version', version, '--data', dir, '--json', ...(withToken ? pk() : [])]);
   const errorOf = (r: Run) => (r.json.error ?? {}) as { code?: string; context?: Record<string, unknown> };
   const audits = () => {
-    const db = openRegistry(data);
+    const db = openTestRegistry(data);
     try {
       return db.prepare("SELECT who, source, detail, result FROM audit WHERE action = 'token-key.retire' ORDER BY seq").all() as {
         who: string;
@@ -79,7 +83,7 @@ describe.skipIf(!softhsmAvailable())('retiring a card-token key version', () => 
       db.close();
     }
   };
-  const serverOn = (version: number) => startServer({ dataDir: data, mqttPort: 0, httpPort: 0, tokenKey: { version, hsm: session }, log });
+  const serverOn = (version: number) => startServer({ dataDir: data, mqttPort: 0, httpPort: 0, tokenKey: { version, hsm: session }, log, ...dbOption(data) });
 
   beforeAll(async () => {
     hsm = startSoftHsm('rc-server', '1234');
@@ -167,7 +171,7 @@ describe.skipIf(!softhsmAvailable())('retiring a card-token key version', () => 
     server = null;
     // RC_TOKEN_KEY of version 1 (a copy of the key kept elsewhere): refused before anything is tokenised or enrolled
     const e = await expectRcError(
-      startServer({ dataDir: data, mqttPort: 0, httpPort: 0, tokenKey: { version: 1, key: randomBytes(32) }, log }),
+      startServer({ dataDir: data, mqttPort: 0, httpPort: 0, tokenKey: { version: 1, key: randomBytes(32) }, log, ...dbOption(data) }),
       ErrorCode.TokenKeyVersionRetired,
     );
     expect(e.context).toMatchObject({ keyVersion: 1 });
@@ -178,7 +182,7 @@ describe.skipIf(!softhsmAvailable())('retiring a card-token key version', () => 
   it('a server on RC_TOKEN_KEY keeps no key: the version is retired in the registry only, and said so', async () => {
     const soft = join(work, 'soft');
     for (const version of [1, 2]) {
-      const s = await startServer({ dataDir: soft, mqttPort: 0, httpPort: 0, tokenKey: { version, key: randomBytes(32) }, log });
+      const s = await startServer({ dataDir: soft, mqttPort: 0, httpPort: 0, tokenKey: { version, key: randomBytes(32) }, log, ...dbOption(soft) });
       await s.close();
     }
     const r = await retire('1', soft, false);
@@ -187,7 +191,7 @@ describe.skipIf(!softhsmAvailable())('retiring a card-token key version', () => 
     const text = await cli(['key', 'retire', '--version', '1', '--data', soft]);
     expect(text.stdout).toContain('was retired already');
     await expectRcError(
-      startServer({ dataDir: soft, mqttPort: 0, httpPort: 0, tokenKey: { version: 1, key: randomBytes(32) }, log }),
+      startServer({ dataDir: soft, mqttPort: 0, httpPort: 0, tokenKey: { version: 1, key: randomBytes(32) }, log, ...dbOption(soft) }),
       ErrorCode.TokenKeyVersionRetired,
     );
   }, 240_000);

@@ -14,7 +14,8 @@ import { applyImport, parseImport, type ImportKind } from '../../sync-server/imp
 import { Ingest } from '../../sync-server/ingest.js';
 import { loadOrCreateSigningKey } from '../../sync-server/keys.js';
 import { Publisher } from '../../sync-server/publisher.js';
-import { openRegistry, type Db } from '../../sync-server/registry.js';
+import type { Db } from '../../sync-server/registry.js';
+import { openTestRegistry } from './test-db.js';
 import { cardsCsv, tokenOf } from './registry-csv.js';
 
 export const SCHOOL_RULES = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'fixtures', 'reports', 'school-rules.json'), 'utf8')) as unknown;
@@ -38,7 +39,7 @@ async function imp(db: Db, pub: Publisher, kind: ImportKind, text: string): Prom
 /** A registry with `cards` synthetic cards (persons p0..), the given enrolments CSV rows and the school rules published. */
 export async function schoolRegistry(cards: number, enrolments: string[]): Promise<SchoolRegistry> {
   const dir = mkdtempSync(join(tmpdir(), 'rc-reports-'));
-  const db = openRegistry(dir);
+  const db = openTestRegistry(dir); // DIR/registry.sqlite, or a fresh database with RC_TEST_DB=postgres
   const log = createLogger({ level: 'silent' });
   const pub = new Publisher(db, loadOrCreateSigningKey(dir).privateKey, log, {
     manifestTtlMs: 86_400_000,

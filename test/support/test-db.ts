@@ -5,7 +5,7 @@
  * fsync traces) are SQLite only: `describe.skipIf(onPostgres)` with the reason.
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { inject } from 'vitest';
 import { openDatabase } from '../../sync-server/db/open.js';
 import { dialectOf } from '../../sync-server/db/sql.js';
@@ -50,6 +50,24 @@ export function testDatabaseArgs(args: readonly string[]): string[] {
   const at = args.indexOf('--data');
   const url = testDatabase(at >= 0 ? args[at + 1] : undefined);
   return url ? ['--database', url] : [];
+}
+
+/** Whether `rc-sync-server ARGS` opens the registry (and so takes `--database`): start and the offline commands. */
+function opensRegistry(args: readonly string[]): boolean {
+  const [command, sub] = args;
+  if (command === 'key' || command === 'keys') return sub === 'retire';
+  return ['start', 'user', 'token', 'audit', 'bank', 'identities'].includes(command ?? '');
+}
+
+/**
+ * ARGS of a process-level `rc-sync-server ARGS` run in `cwd`, with `--database URL` on PostgreSQL when the command
+ * opens the registry: the database of its data dir (`--data`, else the default ./rc-sync-data), so a server and the
+ * offline commands run beside it on the same data dir share one registry, as they share the SQLite file.
+ */
+export function withTestDatabase(args: readonly string[], cwd: string): string[] {
+  if (!opensRegistry(args)) return [...args];
+  const at = args.indexOf('--data');
+  return [...args, ...testDatabaseArgs(['--data', resolve(cwd, at >= 0 ? args[at + 1]! : 'rc-sync-data')])];
 }
 
 /**

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { adminTokenName, writeAdminToken } from '../../sync-server/auth/service.js';
 import { createToken, listTokens, tokenPrincipal } from '../../sync-server/auth/tokens.js';
-import { openRegistry, type Db } from '../../sync-server/registry.js';
+import type { Db } from '../../sync-server/registry.js';
+import { openTestRegistry } from '../support/test-db.js';
 
 /**
  * DATA/admin.token, written at every start: a restart revokes the instance's previous token, but an instance starting
@@ -18,7 +19,7 @@ describe('the admin token of each instance', () => {
   const token = (dataDir: string) => readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
   beforeEach(() => {
     base = mkdtempSync(join(tmpdir(), 'rc-admin-token-'));
-    db = openRegistry(join(base, 'registry'));
+    db = openTestRegistry(join(base, 'registry'));
     for (const d of ['a', 'b']) mkdirSync(join(base, d));
   });
   afterEach(() => {
