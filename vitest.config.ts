@@ -76,6 +76,7 @@ const POSTGRES_UNIT = [
   'test/unit/notify.test.ts',
   'test/unit/reports-partners.test.ts',
   'test/unit/reports-school.test.ts',
+  'test/unit/cabinet-today.test.ts',
 ];
 const onPostgres = { RC_TEST_DB: 'postgres' };
 const PG_SETUP = 'test/support/rig/postgres-global.ts';
