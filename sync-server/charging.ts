@@ -194,7 +194,7 @@ export class ChargingQueue {
         declined++;
         this.db.transaction(() => {
           set.run('declined', r.reason, now.toISOString(), p.seq);
-          stop.run(p.token, now.toISOString().slice(0, 10));
+          stop.run(p.token, this.settlement.serviceDay(now.getTime())); // the operator's service day, not the UTC date
         })();
         markDirty(dirty, 'stoplist', p.token);
         this.log.info({ token: p.token, serviceDay: p.service_day, amount: p.amount }, 'charge declined on its last attempt: card goes on the stop-list');

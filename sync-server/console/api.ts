@@ -43,6 +43,8 @@ export interface ConsoleDeps {
   version(scope: string): number;
   provisioning: Provisioning;
   log: Logger;
+  /** The operator's service day now (settlement's calendar): a stop-list entry's "since". */
+  today(): string;
 }
 
 export function consoleApi(d: ConsoleDeps): ConsoleApi {
@@ -72,7 +74,7 @@ export function consoleApi(d: ConsoleDeps): ConsoleApi {
     },
     stopAdd: async (pan, typed, reason) => {
       const card = tokeniseTyped(pan, typed, d.tokenKey);
-      const since = new Date().toISOString().slice(0, 10);
+      const since = d.today();
       const dirty: Dirty = new Map();
       db.transaction(() => {
         db.prepare('INSERT INTO stoplist(token, reason, since) VALUES (?,?,?) ON CONFLICT(token) DO UPDATE SET reason = excluded.reason').run(

@@ -61,7 +61,8 @@ export async function startServices(
   };
   const { db, key, tokeniser } = registry;
   const { publisher, serial, commitAndPublish } = lists;
-  const today = () => new Date().toISOString().slice(0, 10);
+  // a stop-list entry's "since" is the operator's service day (as the cabinet's today and settlement), not the UTC date
+  const today = () => settlement.serviceDay(Date.now());
   // imports in short staged transactions, one at a time (import-stage.ts), in a worker thread (import-thread.ts)
   const importer = new Importer({
     db,
@@ -114,6 +115,7 @@ export async function startServices(
     version: (s: string) => publisher.version(s),
     provisioning,
     log: log.child({ component: 'console' }),
+    today,
   };
   // the bank API: the same tokeniser as imports and the console; list changes through the one serialised commit
   // SNILS as the registry keeps it (keyed hashes): the cabinet's sign-in and the banks' applicants use the one key

@@ -367,6 +367,15 @@ describe('aggregated charging', () => {
     expect(queryCharges(r.db, { token: tokenOf(7), limit: 10 }).charges[0]!.status).toBe('repaid');
   });
 
+  it('a card stop-listed for a declined charge just after midnight in Moscow is so since the new local day, not the UTC date', async () => {
+    const r = await fresh();
+    upload(r, [{ device: 'bus-a', at: '2026-11-10T08:00:00', card: 7, route: '1' }]);
+    const q = queue(r);
+    q.setDeclined([tokenOf(7)]);
+    expect(await q.runOnce(new Date('2026-11-11T00:30:00+03:00'))).toBe(1); // 2026-11-10T21:30Z
+    expect(r.db.prepare('SELECT since FROM stoplist WHERE token = ?').pluck().get(tokenOf(7))).toBe('2026-11-11');
+  });
+
   it('without a published tariff the devices\u2019 decisions stand as settled', async () => {
     const r = await fresh({ rules: false });
     upload(r, [
