@@ -6,7 +6,7 @@ import type { Db } from './registry.js';
 import { onJournalsStored, type StoredEntry } from './notify/outbox.js';
 import { relaxed } from './publisher.js';
 import { serviceDay, settlementOptions, type SettlementOptions } from './settlement/days.js';
-import { dialectOf, jsonArrayValues, jsonRows } from './db/sql.js';
+import { dialectOf, jsonArrayValues, jsonRows, probeEach } from './db/sql.js';
 
 /**
  * What the server keeps of an entry's `data`: each field is checked on its own,
@@ -164,16 +164,16 @@ export class Ingest {
     // on another vehicle or route within the window: the new one is impossible when k is EARLIER (by effective time,
     // then device, then seq), k when it is later; so the same journal gives the same flags whatever the arrival order
     // (nearly always no row at all)
+    // (one index probe per new entry, db/sql.ts probeEach)
     this.conflicts = db.prepare(
       `SELECT n.p4 AS jd, n.p5 AS js, k.device AS kd, k.seq AS ks, k.eff_ms AS ke, k.settle_code AS kc, k.service_day AS kday, k.token AS token
-       FROM (${jsonRows(db, 'text bigint text text text bigint')}) n CROSS JOIN journal k
-       WHERE k.token = n.p0 AND k.kind = 'bus' AND k.eff_ms BETWEEN n.p1 - ? AND n.p1 + ?
-         AND (coalesce(k.vehicle, k.device) != n.p2 OR coalesce(k.route, '') != n.p3)`,
+       ${probeEach(db, jsonRows(db, 'text bigint text text text bigint'), 'n', 'journal', 'k', 'k.token = n.p0 AND k.eff_ms BETWEEN n.p1 - ? AND n.p1 + ?')}
+         AND k.kind = 'bus' AND (coalesce(k.vehicle, k.device) != n.p2 OR coalesce(k.route, '') != n.p3)`,
     );
     this.flag = db.prepare('UPDATE journal SET settle_code = ?, settled_fare = NULL, settled_reason = NULL WHERE device = ? AND seq = ?');
     this.dirty = db.prepare(`INSERT INTO settle_dirty(token, day) SELECT p0, p1 FROM (${jsonRows(db, 'text text')}) d WHERE true ON CONFLICT DO NOTHING`);
     // the devices whose entry after the run known here is in the journal already (stored out of order before)
-    this.nextOf = db.prepare(`SELECT b.p0 AS device FROM (${jsonRows(db, 'text bigint')}) b CROSS JOIN journal j WHERE j.device = b.p0 AND j.seq = b.p1`);
+    this.nextOf = db.prepare(`SELECT b.p0 AS device ${probeEach(db, jsonRows(db, 'text bigint'), 'b', 'journal', 'j', 'j.device = b.p0 AND j.seq = b.p1')}`);
     this.next = db.prepare('SELECT seq FROM journal WHERE device = ? AND seq > ? ORDER BY seq LIMIT 5000').pluck();
     this.touch = db.prepare(
       `INSERT INTO devices(id, last_seen) SELECT p0, CAST(? AS TEXT) FROM (${jsonRows(db, 'text')}) d WHERE true

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { WireJournalEntry } from '../../protocol/wire/messages.js';
 import type { Db } from '../registry.js';
-import { jsonArrayValues, tableExists } from '../db/sql.js';
+import { jsonArrayValues, probeEach, tableExists } from '../db/sql.js';
 import type { NotifyEvent } from './guardians.js';
 
 /**
@@ -46,8 +46,9 @@ function prepared(db: Db): Stmts {
   if (!s) {
     s = {
       guardians: db.prepare(
-        `SELECT c.token AS token, g.person_id AS person, g.guardian_id AS guardian, g.child_name AS child, g.events FROM cards c
-         JOIN guardians g ON g.person_id = c.person_id WHERE c.token IN (${jsonArrayValues(db)}) AND g.consent = 1`,
+        `SELECT c.token AS token, g.person_id AS person, g.guardian_id AS guardian, g.child_name AS child, g.events
+         FROM (SELECT c.token, c.person_id ${probeEach(db, jsonArrayValues(db), 'b', 'cards', 'c', 'c.token = b.value')}) c
+         JOIN guardians g ON g.person_id = c.person_id WHERE g.consent = 1`,
       ),
       identity: null,
       insert: insertStmt(db),

@@ -4,7 +4,7 @@ import { RulesFile, type Tariff } from '../../protocol/rules-schema.js';
 import { decodeRecords } from '../../protocol/wire/codec.js';
 import { categoryTable, type CategoryTable } from '../../protocol/categories.js';
 import { relaxed } from '../publisher.js';
-import { jsonArrayValues, jsonPairs, sqliteTuning } from '../db/sql.js';
+import { jsonArrayValues, jsonPairs, probeEach, sqliteTuning } from '../db/sql.js';
 import type { Db } from '../registry.js';
 import { busConfig, decide, type Tap, type TokenMarks, type View } from './core.js';
 import { dayBefore, dayLowerBoundMs, serviceDay, settlementOptions, type SettlementOptions } from './days.js';
@@ -201,14 +201,13 @@ export class Settlement {
       rows: db.prepare(
         `SELECT j.device, j.seq, j.token, j.kind, j.result, j.reason, j.fare, j.route, j.vehicle, j.flags, j.eff_ms, j.service_day,
            j.settled_fare, j.settled_reason, j.settle_code
-         FROM (${jsonPairs(db, 'bigint')}) b CROSS JOIN journal j WHERE j.token = b.p0 AND j.eff_ms >= b.p1`,
+         ${probeEach(db, jsonPairs(db, 'bigint'), 'b', 'journal', 'j', 'j.token = b.p0 AND j.eff_ms >= b.p1')}`,
       ),
       // [token, …]
-      transit: db.prepare(`SELECT e.token, e.rec FROM (${jsonArrayValues(db)}) b CROSS JOIN entries e WHERE e.scope = 'transit' AND e.token = b.value`),
+      transit: db.prepare(`SELECT e.token, e.rec ${probeEach(db, jsonArrayValues(db), 'b', 'entries', 'e', "e.scope = 'transit' AND e.token = b.value")}`),
       // [[token, first day], …]
       totals: db.prepare(
-        `SELECT t.token, t.service_day, t.amount, t.closed FROM (${jsonPairs(db, 'text')}) b
-         CROSS JOIN day_totals t WHERE t.token = b.p0 AND t.service_day >= b.p1`,
+        `SELECT t.token, t.service_day, t.amount, t.closed ${probeEach(db, jsonPairs(db, 'text'), 'b', 'day_totals', 't', 't.token = b.p0 AND t.service_day >= b.p1')}`,
       ),
       set: db.prepare('UPDATE journal SET settled_fare = ?, settled_reason = ?, settle_code = ? WHERE device = ? AND seq = ?'),
       delAdj: db.prepare("DELETE FROM adjustments WHERE token = ? AND service_day >= ? AND kind = 'tap'"),

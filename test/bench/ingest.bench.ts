@@ -1,6 +1,6 @@
 /**
  * npm run bench:ingest [-- --database sqlite|postgres] [--instances 1|2] [--shared-ingest] [--devices 40]
- *                         [--entries 10000] [--batch 500] [--window 5000] [--url postgres://…]
+ *                         [--entries 10000] [--batch 500] [--window 5000] [--url postgres://…] [--profile DIR]
  *
  * Journal ingest end to end (issue 16 figure: ≥ 50,000 entries/s into PostgreSQL with two server instances): many
  * simulated devices upload their journals over MQTT to a real Mosquitto, as device/sync/client.ts does it (batches of
@@ -142,6 +142,8 @@ async function main(): Promise<void> {
 
     // the instances: the first makes the signing key, the others use it (docs/postgres.md "Deploying")
     const self = fileURLToPath(import.meta.url);
+    // --profile DIR: each instance writes a V8 CPU profile there when it stops (node --cpu-prof), to see where its CPU goes
+    const profile = args.includes('--profile') ? ['--cpu-prof', `--cpu-prof-dir=${arg('profile', '')}`] : [];
     const leaders: string[] = [];
     let logLines = 0;
     const stored: number[][] = []; // per instance: [at ms, stored] samples
@@ -149,9 +151,13 @@ async function main(): Promise<void> {
       const dataDir = join(dir, `srv${i}`);
       mkdirSync(dataDir, { recursive: true });
       if (i > 0) copyFileSync(join(dir, 'srv0', 'signing-key.pem'), join(dataDir, 'signing-key.pem'));
-      const c = spawn(process.execPath, ['--import', 'tsx', self, '--child', JSON.stringify({ dataDir, database: url, brokerUrl, sharedIngest: shared })], {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
+      const c = spawn(
+        process.execPath,
+        [...profile, '--import', 'tsx', self, '--child', JSON.stringify({ dataDir, database: url, brokerUrl, sharedIngest: shared })],
+        {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        },
+      );
       children.push(c);
       const samples: number[] = [];
       stored.push(samples);

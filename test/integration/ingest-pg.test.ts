@@ -12,6 +12,8 @@ import { topics } from '../../protocol/wire/topics.js';
 import { verifyJournalAck } from '../../protocol/wire/verify.js';
 import { openDatabase } from '../../sync-server/db/open.js';
 import { Ingest } from '../../sync-server/ingest.js';
+import { onJournalsStored } from '../../sync-server/notify/outbox.js';
+import { Settlement } from '../../sync-server/settlement/index.js';
 import type { Db } from '../../sync-server/registry.js';
 import { fullFareEntry } from '../support/journal-rows.js';
 import { mosquittoRig, type RunningBroker } from '../support/rig/broker.js';
@@ -105,6 +107,47 @@ describe.skipIf(!run)('journal ingest on PostgreSQL', () => {
       { device: 'b2', seq: 1, code: ErrorCode.SettlementImpossibleTrip },
       { device: 'b3', seq: 1, code: null },
     ]);
+  });
+
+  it('the statements that look up a group of rows in the journal, cards, entries and day totals probe an index per row, even in a plan made while the journal was small', async () => {
+    const db = open(pg.createDatabase('plans'));
+    const ing = new Ingest(db, {}, NO_LIMIT);
+    new Settlement(db); // prepares its statements
+    onJournalsStored(db, [{ device: 'x', e: entry(1, 1, { kind: 'turnstile', data: { direction: 'entry' } }), effMs: Date.now() }]); // and the guardians' one
+    // a small journal, analysed: the statistics a registry has early on, and that a cached generic plan keeps as it grows
+    for (let d = 0; d < 4; d++) ing.store(`d${d}`, null, { device: `d${d}`, entries: Array.from({ length: 250 }, (_, k) => entry(k + 1, d * 1000 + k)) });
+    db.exec(`INSERT INTO cards(person_id, token, key_version, expiry, updated_at) SELECT 'p' || i, 'c' || i, 1, '2031-06', '' FROM generate_series(1, 1000) i;
+      INSERT INTO entries(scope, token, rec) SELECT 'transit', 'c' || i, '\\x00' FROM generate_series(1, 1000) i;
+      INSERT INTO day_totals(token, service_day, amount, taps, first_ms, first_device, first_seq) SELECT 'c' || i, '2026-12-01', 0, 1, 0, 'd', i FROM generate_series(1, 1000) i;
+      ANALYZE`);
+    db.exec('SET plan_cache_mode = force_generic_plan');
+    const plan = (name: string, types: string): string => {
+      const args = types
+        .replace(/[{}]/g, '')
+        .split(',')
+        .map((t) => (t === 'bigint' ? '0' : "'[]'"));
+      return (db.prepare(`EXPLAIN EXECUTE ${name}(${args.join(', ')})`).all() as { 'QUERY PLAN': string }[]).map((r) => r['QUERY PLAN']).join('\n');
+    };
+    const probes = db
+      .prepare(
+        "SELECT name, statement, CAST(parameter_types AS TEXT) AS types FROM pg_prepared_statements WHERE statement LIKE '%CROSS JOIN LATERAL%' AND statement NOT LIKE '%pg_prepared_statements%'",
+      )
+      .all() as { name: string; statement: string; types: string }[];
+    const tables = probes.map((p) => /LATERAL \(SELECT \* FROM (\w+)/.exec(p.statement)![1]).sort();
+    expect(tables).toEqual(['cards', 'day_totals', 'entries', 'journal', 'journal', 'journal']); // ingest: conflicts, next run; settlement: taps, transit, totals; notify: guardians
+    const whole = /Seq Scan on (journal|cards|entries|day_totals)|Hash Join|Bitmap Heap Scan on journal/;
+    for (const p of probes) {
+      const text = plan(p.name, p.types);
+      expect(text, p.statement).not.toMatch(whole);
+      expect(text, p.statement).toMatch(/Nested Loop/);
+    }
+    // the join these replaced, in the same state: the whole journal for every group (the check above has teeth)
+    db.exec(
+      `PREPARE plain(text) AS SELECT b.p0 FROM (SELECT e ->> 0 AS p0, CAST(e ->> 1 AS BIGINT) AS p1 FROM jsonb_array_elements(CAST($1 AS jsonb)) AS e) b
+       CROSS JOIN journal j WHERE j.device = b.p0 AND j.seq = b.p1`,
+    );
+    for (let d = 4; d < 40; d++) ing.store(`d${d}`, null, { device: `d${d}`, entries: Array.from({ length: 250 }, (_, k) => entry(k + 1, d * 1000 + k)) });
+    expect(plan('plain', '{text}')).toMatch(whole);
   });
 
   it('a server killed with -9 while uploads are in flight has lost no acknowledged entry; after restarts every entry is stored once', async () => {

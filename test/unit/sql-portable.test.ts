@@ -46,7 +46,8 @@ const render = (sql: string, dialect: 'sqlite' | 'postgres'): string =>
     const [name, ...args] = JSON.parse(call) as string[];
     const f = (fragments as unknown as Record<string, (db: object, ...a: string[]) => string>)[name!];
     if (typeof f !== 'function') throw new Error(`db/sql.ts has no fragment ${name}`);
-    return f(dialect === 'postgres' ? { dialect } : {}, ...args);
+    // a fragment's argument may be a fragment itself (probeEach over jsonRows): rendered first
+    return f(dialect === 'postgres' ? { dialect } : {}, ...args.map((a) => render(a, dialect)));
   });
 
 /** The WHERE clause audit.ts queryAudit builds from the filters given: every condition it can add, at once (kept in step by hand). */
