@@ -57,6 +57,8 @@ const POSTGRES = [
   'test/integration/server-start-fail.test.ts',
   'test/integration/server-subscribe-timeout.test.ts',
   'test/integration/mosquitto-tls.test.ts',
+  'test/e2e/fleet.e2e.test.ts',
+  'test/e2e/soak.e2e.test.ts',
 ];
 //  - postgres-unit: the unit suites that open the registry themselves (test-db.ts openTestRegistry, also through
 //    school-journal.ts schoolRegistry), again on PostgreSQL;

@@ -5,6 +5,8 @@
  *  - bus devices: enrolled with `dist/rc-provision.js init` (each its own dir, keys and store), then
  *    `dist/rc-device.js run`, each reaching the broker through its own FaultProxy (network cuts);
  *  - cards tapped through real pcscd + vpcd: one PcscdRig per two readers, one vcard host for all.
+ * The server keeps its registry in its data dir (SQLite), or with RC_TEST_DB=postgres in the run's PostgreSQL
+ * (test/support/test-db.ts: one database per data dir, so a restarted server finds its registry again).
  * The operator's calls go through operatorFetch (credentials in one place). Everything started
  * here is stopped by pid in close(), also when a test fails.
  */
@@ -15,6 +17,8 @@ import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
 import { queryStatus, type StatusReply } from '../../device/runtime/status.js';
 import { MAX_MQTT_PACKET } from '../../protocol/wire/mqtt-guard.js';
+import { openDatabase } from '../../sync-server/db/open.js';
+import type { Db } from '../../sync-server/registry.js';
 import { operatorFetch } from '../support/operator-api.js';
 import { mirSpec } from '../support/pans.js';
 import { freePort, waitPort } from '../support/rig/broker.js';
@@ -22,6 +26,7 @@ import { PcscdRig, type VpcdSlot } from '../support/rig/pcscd.js';
 import { stopChild } from '../support/rig/procs.js';
 import { VcardHost } from '../support/rig/vcards.js';
 import { collect } from '../support/collect.js';
+import { testDatabase, testDatabaseArgs } from '../support/test-db.js';
 import { waitFor } from '../support/wait.js';
 import { FaultProxy } from './fleet-proxy.js';
 
@@ -192,6 +197,7 @@ export class ServerProc extends RigProcess {
         this.dataDir,
         '--http-port',
         String(this.httpPort),
+        ...testDatabaseArgs(['--data', this.dataDir]), // PostgreSQL: `--database URL`, the same database on every restart
         ...(m
           ? ['--broker', m.url, '--mosquitto-passwd', m.file('passwd'), '--mosquitto-acl', m.file('acl'), '--mosquitto-pid-file', m.file('mosquitto.pid')]
           : ['--mqtt-port', String(this.mqttPort)]),
@@ -245,9 +251,15 @@ export class ServerProc extends RigProcess {
     await this.api('/v1/config', { method: 'POST', body: JSON.stringify({ name, rules }) });
   }
 
-  /** The registry, read-only (WAL: readable beside the running server). */
-  db(): Database.Database {
-    return new Database(join(this.dataDir, 'registry.sqlite'), { readonly: true, fileMustExist: true });
+  /**
+   * The registry: on SQLite its file, read-only (WAL: readable beside the running server); on PostgreSQL the
+   * server's database (test-db.ts, by data dir), another connection whose transactions are read-only.
+   */
+  db(): Db {
+    const url = testDatabase(this.dataDir);
+    if (url === undefined) return new Database(join(this.dataDir, 'registry.sqlite'), { readonly: true, fileMustExist: true });
+    const { db } = openDatabase({ kind: 'postgres', url });
+    return db.exec('SET default_transaction_read_only = on');
   }
 }
 
